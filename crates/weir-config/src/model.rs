@@ -1,0 +1,378 @@
+//! The typed, validated configuration the proxy runs on.
+//!
+//! Everything here has already been checked: addresses parse, durations are non-negative,
+//! every route names a cluster that exists, regexes compile, Envoy's defaults are filled in.
+//! The proxy never has to re-validate or guess a default. Names follow Envoy's v3 API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The whole bootstrap: what `weir -c FILE` runs.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// `node.id` / `node.cluster`, reported by `/server_info`.
+    pub node: Node,
+    /// `admin.address`; `None` when the config has no `admin` section.
+    pub admin: Option<Admin>,
+    /// `static_resources.listeners`, in config order.
+    pub listeners: Vec<Listener>,
+    /// `static_resources.clusters`, in config order. Routes refer to them by index.
+    pub clusters: Vec<Cluster>,
+}
+
+/// `node`: identifies this proxy to operators (and, later, to a control plane).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster: String,
+}
+
+/// `admin`: the admin listener.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `admin.address.socket_address`.
+    pub address: SocketAddr,
+}
+
+/// `static_resources.listeners[]`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// `name`; Envoy's default when absent is the address, e.g. `0.0.0.0_8080`.
+    pub name: String,
+    /// `address.socket_address`; port 0 binds an ephemeral port.
+    pub address: SocketAddr,
+    /// `filter_chains[]`, in config order.
+    pub filter_chains: Vec<FilterChain>,
+    /// `default_filter_chain`: used when no chain in `filter_chains` matches.
+    pub default_filter_chain: Option<FilterChain>,
+    /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB): the high watermark of each
+    /// downstream connection's buffers.
+    pub per_connection_buffer_limit_bytes: u32,
+}
+
+/// `filter_chains[]`: how to treat a connection that matched `filter_chain_match`.
+#[derive(Debug, Clone)]
+pub struct FilterChain {
+    /// `name`; Envoy leaves it empty when absent, weir names it `<listener>/<index>` (or
+    /// `<listener>/default`) so traces can show which chain ran.
+    pub name: String,
+    /// `filter_chain_match.destination_port`: matches the connection's local port.
+    pub destination_port: Option<u16>,
+    /// The network filter: `envoy.filters.network.http_connection_manager` (the only one so far).
+    pub http_connection_manager: HttpConnectionManager,
+}
+
+/// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`.
+#[derive(Debug, Clone)]
+pub struct HttpConnectionManager {
+    /// `stat_prefix` (required).
+    pub stat_prefix: String,
+    /// `codec_type`: AUTO and HTTP1 both mean HTTP/1.1 for now.
+    pub codec_type: CodecType,
+    /// `route_config` (inline).
+    pub route_config: RouteConfiguration,
+    /// `http_filters`, in order; the last one is always the router.
+    pub http_filters: Vec<HttpFilter>,
+    /// `max_request_headers_kb` (Envoy default 60) in bytes.
+    pub max_request_headers_bytes: usize,
+    /// `common_http_protocol_options.max_headers_count` (default 100).
+    pub max_headers_count: usize,
+    /// `common_http_protocol_options.idle_timeout` (default 1 h; `0s` disables): a connection
+    /// with no active stream for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (default 5 min; `0s` disables): a stream with no activity in
+    /// either direction for this long is ended (408 if nothing was sent yet).
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout` (default disabled): the whole request must arrive within this time.
+    pub request_timeout: Option<Duration>,
+    /// `use_remote_address` (default false).
+    pub use_remote_address: bool,
+    /// `xff_num_trusted_hops` (default 0).
+    pub xff_num_trusted_hops: u32,
+    /// `generate_request_id` (default true).
+    pub generate_request_id: bool,
+}
+
+/// `codec_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecType {
+    /// `AUTO` (default): HTTP/1.1 until HTTP/2 lands.
+    Auto,
+    /// `HTTP1`.
+    Http1,
+}
+
+/// One entry of `http_filters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpFilter {
+    /// `envoy.filters.http.router` (`type.googleapis.com/envoy.extensions.filters.http.router.v3.Router`).
+    Router {
+        /// The filter's `name` as written in the config.
+        name: String,
+    },
+}
+
+/// `route_config`: virtual hosts and the header mutations that apply to all of them.
+#[derive(Debug, Clone, Default)]
+pub struct RouteConfiguration {
+    /// `name`.
+    pub name: String,
+    /// `virtual_hosts[]`, in config order.
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// `request_headers_to_add/remove`, `response_headers_to_add/remove` at this level.
+    pub headers: HeaderMutations,
+}
+
+/// `virtual_hosts[]`.
+#[derive(Debug, Clone)]
+pub struct VirtualHost {
+    /// `name` (required).
+    pub name: String,
+    /// `domains` (required, non-empty), lower-cased.
+    pub domains: Vec<DomainMatcher>,
+    /// `routes[]`, first match wins.
+    pub routes: Vec<Route>,
+    /// Header mutations at this level.
+    pub headers: HeaderMutations,
+}
+
+/// One entry of `domains`, classified so matching follows Envoy's precedence:
+/// exact, then longest suffix wildcard, then longest prefix wildcard, then `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainMatcher {
+    /// `example.com` or `example.com:8080` (lower-cased).
+    Exact(String),
+    /// `*.example.com` / `*-bar.example.com`: stores the part after `*` (lower-cased).
+    Suffix(String),
+    /// `foo.*`: stores the part before `*` (lower-cased).
+    Prefix(String),
+    /// `*`.
+    Any,
+}
+
+/// `routes[]`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `name` (optional in Envoy; empty when absent).
+    pub name: String,
+    /// `match`.
+    pub matcher: RouteMatch,
+    /// `route` / `direct_response` / `redirect` (exactly one).
+    pub action: RouteAction,
+    /// Header mutations at this level.
+    pub headers: HeaderMutations,
+}
+
+/// `match`.
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    /// `prefix` / `path` / `safe_regex` (exactly one).
+    pub path: PathMatch,
+    /// `case_sensitive` (default true); applies to `prefix` and `path`.
+    pub case_sensitive: bool,
+    /// `headers[]`: all must match.
+    pub headers: Vec<HeaderMatcher>,
+}
+
+/// How the path (without the query string) is matched.
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// `prefix`.
+    Prefix(String),
+    /// `path`: the whole path.
+    Exact(String),
+    /// `safe_regex.regex`: must match the whole path.
+    Regex(Regex),
+}
+
+/// A compiled regular expression that remembers its source (for `config_dump` and errors).
+/// Anchored so that it must match the whole input, as Envoy's `safe_regex` does.
+#[derive(Debug, Clone)]
+pub struct Regex {
+    /// The expression as written.
+    pub source: String,
+    /// `^(?:source)$`, compiled.
+    pub compiled: regex::Regex,
+}
+
+/// `headers[]` in a route match (`config.route.v3.HeaderMatcher`).
+#[derive(Debug, Clone)]
+pub struct HeaderMatcher {
+    /// `name`, lower-cased.
+    pub name: String,
+    /// What the header's value must satisfy.
+    pub rule: HeaderMatchRule,
+    /// `invert_match`.
+    pub invert_match: bool,
+}
+
+/// The value rule of a [`HeaderMatcher`].
+#[derive(Debug, Clone)]
+pub enum HeaderMatchRule {
+    /// `present_match: true` (or no rule at all): the header exists.
+    /// `present_match: false`: the header is absent.
+    Present(bool),
+    /// `string_match` (or the older `exact_match`/`prefix_match`/`suffix_match`/
+    /// `contains_match`/`safe_regex_match`).
+    String(StringMatcher),
+}
+
+/// `type.matcher.v3.StringMatcher`.
+#[derive(Debug, Clone)]
+pub struct StringMatcher {
+    /// Which comparison.
+    pub kind: StringMatchKind,
+    /// `ignore_case` (not allowed with `safe_regex`).
+    pub ignore_case: bool,
+}
+
+/// The comparison of a [`StringMatcher`].
+#[derive(Debug, Clone)]
+pub enum StringMatchKind {
+    /// `exact`.
+    Exact(String),
+    /// `prefix`.
+    Prefix(String),
+    /// `suffix`.
+    Suffix(String),
+    /// `contains`.
+    Contains(String),
+    /// `safe_regex`: whole-value match.
+    Regex(Regex),
+}
+
+/// What a matched route does.
+#[derive(Debug, Clone)]
+pub enum RouteAction {
+    /// `route`: forward upstream.
+    Forward(ForwardAction),
+    /// `direct_response`: answer locally.
+    DirectResponse {
+        /// `status` (100..=599).
+        status: u16,
+        /// `body.inline_string` (or `body.inline_bytes`, base64-decoded); empty when absent.
+        body: Vec<u8>,
+    },
+    /// `redirect`.
+    Redirect(RedirectAction),
+}
+
+/// `route`: where and how to forward.
+#[derive(Debug, Clone)]
+pub struct ForwardAction {
+    /// `cluster` or `weighted_clusters`.
+    pub target: ClusterTarget,
+    /// `timeout` (default 15 s; `0s` disables): from the end of the downstream request to the
+    /// end of the upstream response.
+    pub timeout: Option<Duration>,
+    /// `prefix_rewrite`: replaces the matched prefix (or the whole path for `path` matches).
+    pub prefix_rewrite: Option<String>,
+    /// `host_rewrite_literal`: the Host header sent upstream.
+    pub host_rewrite_literal: Option<String>,
+}
+
+/// The cluster(s) a route forwards to, as indexes into [`Bootstrap::clusters`].
+#[derive(Debug, Clone)]
+pub enum ClusterTarget {
+    /// `cluster`.
+    Cluster(usize),
+    /// `weighted_clusters.clusters[]`: (cluster index, weight); weights sum to > 0.
+    Weighted(Vec<(usize, u32)>),
+}
+
+/// `redirect` (`config.route.v3.RedirectAction`).
+#[derive(Debug, Clone, Default)]
+pub struct RedirectAction {
+    /// `https_redirect: true` → `Some("https")`, or `scheme_redirect`.
+    pub scheme: Option<String>,
+    /// `host_redirect`.
+    pub host: Option<String>,
+    /// `port_redirect`.
+    pub port: Option<u16>,
+    /// `path_redirect` or `prefix_rewrite` (mutually exclusive).
+    pub path: Option<RedirectPath>,
+    /// `response_code`: MOVED_PERMANENTLY (301, default), FOUND (302), SEE_OTHER (303),
+    /// TEMPORARY_REDIRECT (307), PERMANENT_REDIRECT (308).
+    pub status: u16,
+    /// `strip_query`.
+    pub strip_query: bool,
+}
+
+/// How a redirect rewrites the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectPath {
+    /// `path_redirect`: the whole path (and query, if it has one).
+    Path(String),
+    /// `prefix_rewrite`: replaces the matched prefix.
+    PrefixRewrite(String),
+}
+
+/// `request_headers_to_add/remove` and `response_headers_to_add/remove` at one level.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderMutations {
+    /// `request_headers_to_add[]`.
+    pub request_add: Vec<HeaderValueOption>,
+    /// `request_headers_to_remove[]`, lower-cased.
+    pub request_remove: Vec<String>,
+    /// `response_headers_to_add[]`.
+    pub response_add: Vec<HeaderValueOption>,
+    /// `response_headers_to_remove[]`, lower-cased.
+    pub response_remove: Vec<String>,
+}
+
+/// `config.core.v3.HeaderValueOption`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderValueOption {
+    /// `header.key`, lower-cased.
+    pub key: String,
+    /// `header.value` (a literal: command operators like `%REQ(..)%` are rejected at load).
+    pub value: String,
+    /// `append_action` (or the deprecated `append` bool).
+    pub append_action: AppendAction,
+}
+
+/// `HeaderValueOption.HeaderAppendAction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendAction {
+    /// `APPEND_IF_EXISTS_OR_ADD` (default).
+    AppendIfExistsOrAdd,
+    /// `ADD_IF_ABSENT`.
+    AddIfAbsent,
+    /// `OVERWRITE_IF_EXISTS_OR_ADD`.
+    OverwriteIfExistsOrAdd,
+    /// `OVERWRITE_IF_EXISTS`.
+    OverwriteIfExists,
+}
+
+/// `static_resources.clusters[]`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `name` (required, unique).
+    pub name: String,
+    /// `connect_timeout` (default 5 s).
+    pub connect_timeout: Duration,
+    /// `lb_policy`: ROUND_ROBIN only for now.
+    pub lb_policy: LbPolicy,
+    /// `load_assignment.endpoints[].lb_endpoints[]`, flattened in config order.
+    pub endpoints: Vec<Endpoint>,
+    /// `per_connection_buffer_limit_bytes` (default 1 MiB) for upstream connections.
+    pub per_connection_buffer_limit_bytes: u32,
+}
+
+/// `lb_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// `ROUND_ROBIN` (default), weighted by `load_balancing_weight`.
+    RoundRobin,
+}
+
+/// One `lb_endpoints[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `endpoint.address.socket_address` (an IP literal: the cluster is STATIC).
+    pub address: SocketAddr,
+    /// `load_balancing_weight` (default 1, must be ≥ 1).
+    pub weight: u32,
+}
