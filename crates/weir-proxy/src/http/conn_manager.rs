@@ -1,0 +1,711 @@
+//! The HTTP connection manager: requests decoded from a downstream connection become streams,
+//! run through the HTTP filters (the router is the last and, so far, only one), and their
+//! responses are encoded back. This is the seed's "Downstream Read Request" (decode, route,
+//! pick a connection) and "Downstream Write Response" (encode, flush).
+//!
+//! Rules this file keeps:
+//! - While a request is in flight the downstream is not read ("stop reading" is the decode
+//!   gate below, a user-space decision; the readable edge is remembered by the connection).
+//! - Request bodies stream to the upstream queue; when that queue passes its buffer limit the
+//!   downstream stops being read until the queue drains to half (watermarks).
+//! - A stream ends when its response is fully queued; the connection then reads the next
+//!   (pipelined) request, or closes after flushing when either side asked for close.
+
+use bytes::{Bytes, BytesMut};
+use weir_http1::{
+    BodyKind, CRLF, Error as CodecError, Headers, LAST_CHUNK, Request, RequestEvent, ResponseHead,
+    Version, chunk_header, encode_request_head, encode_response_head,
+};
+
+use crate::event::token::Id;
+use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::network::connection::ReadOutcome;
+use crate::router::route_table::RouteRef;
+use crate::router::{self, Decision};
+use crate::stats::WorkerStats;
+use crate::worker::{
+    BodyOut, Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker,
+};
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl Worker {
+    pub(crate) fn arm_idle_timer(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        if let Some(after) = ds.chain.hcm.idle_timeout {
+            let timer = self.arm(after, TimerKey::DownstreamIdle(id));
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.idle_timer = Some(timer);
+            }
+        }
+    }
+
+    /// Reads and decodes the downstream until it cannot make progress, then flushes the
+    /// stream's upstream once (all of this round's request bytes in one `writev`).
+    pub(crate) fn drive_downstream(&mut self, id: Id) {
+        loop {
+            let Some(ds) = self.downstreams.get_mut(id) else {
+                return;
+            };
+            match ds.state {
+                DownstreamState::Open => {}
+                DownstreamState::CloseAfterFlush => return,
+                DownstreamState::Lingering => return self.linger_read(id),
+            }
+            if !self.may_decode(id) {
+                break;
+            }
+            let ds = self.downstreams.get_mut(id).expect("checked above");
+            match ds.decoder.decode(&mut ds.conn.input) {
+                Ok(Some(event)) => {
+                    self.on_request_event(id, event);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return self.on_request_error(id, e),
+            }
+            if !ds.conn.can_read() {
+                if ds.conn.read_eof() && !ds.peer_closed {
+                    self.on_downstream_eof(id);
+                }
+                break;
+            }
+            match ds.conn.fill(&mut self.scratch, &self.stats.syscalls) {
+                ReadOutcome::Data => continue,
+                ReadOutcome::Drained => break,
+                ReadOutcome::Eof => {
+                    self.on_downstream_eof(id);
+                    break;
+                }
+                ReadOutcome::Failed(e) => {
+                    tracing::debug!(error = %e, "downstream read failed");
+                    return self.close_downstream(id);
+                }
+            }
+        }
+        self.flush_stream_upstream(id);
+    }
+
+    /// The decode gate: a new request may start when no stream is active; an active stream's
+    /// body may be decoded while its upstream queue is under the buffer limit. A complete
+    /// request closes the gate until its response is done (pipelined bytes wait).
+    fn may_decode(&mut self, id: Id) -> bool {
+        let Some(ds) = self.downstreams.get(id) else {
+            return false;
+        };
+        let Some(sid) = ds.stream else {
+            return true;
+        };
+        let Some(stream) = self.streams.get(sid) else {
+            return false;
+        };
+        if stream.request_complete {
+            return false;
+        }
+        let below = match stream.upstream.and_then(|u| self.upstreams.get(u)) {
+            Some(up) => up.conn.queued() < up.buffer_limit,
+            None => true,
+        };
+        if !below {
+            self.streams.get_mut(sid).expect("checked").request_paused = true;
+        }
+        below
+    }
+
+    fn on_request_event(&mut self, id: Id, event: RequestEvent) {
+        match event {
+            RequestEvent::Head(request) => self.on_request_head(id, *request),
+            RequestEvent::Data(data) => {
+                let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
+                    return;
+                };
+                let Some(stream) = self.streams.get_mut(sid) else {
+                    return;
+                };
+                stream.last_activity = self.now;
+                let pieces: [Bytes; 3] = if stream.request_chunked {
+                    [chunk_header(data.len()), data, Bytes::from_static(CRLF)]
+                } else {
+                    [data, Bytes::new(), Bytes::new()]
+                };
+                self.send_upstream(sid, pieces);
+            }
+            RequestEvent::End => {
+                let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
+                    return;
+                };
+                let Some(stream) = self.streams.get_mut(sid) else {
+                    return;
+                };
+                stream.request_complete = true;
+                stream.last_activity = self.now;
+                let chunked = stream.request_chunked;
+                let mut request_timer = stream.request_timer.take();
+                self.disarm(&mut request_timer);
+                if chunked {
+                    self.send_upstream(sid, [Bytes::from_static(LAST_CHUNK), Bytes::new(), Bytes::new()]);
+                }
+                let Some(stream) = self.streams.get(sid) else {
+                    return;
+                };
+                if let (Some(after), false) = (stream.route_timeout, stream.response_complete) {
+                    let timer = self.arm(after, TimerKey::Route(sid));
+                    self.streams.get_mut(sid).expect("exists").route_timer = Some(timer);
+                }
+            }
+        }
+    }
+
+    /// Queues request body pieces on the stream's upstream, keeping them for a retry while
+    /// they fit the retry buffer.
+    fn send_upstream(&mut self, sid: Id, pieces: [Bytes; 3]) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        for piece in &pieces {
+            if stream.retry.possible && !piece.is_empty() {
+                stream.retry.body_bytes += piece.len();
+                if stream.retry.body_bytes > crate::worker::RETRY_BUFFER {
+                    stream.retry.possible = false;
+                    stream.retry.body.clear();
+                } else {
+                    stream.retry.body.push(piece.clone());
+                }
+            }
+        }
+        // With no upstream (answered locally), the body is read and dropped.
+        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u)) {
+            for piece in pieces {
+                up.conn.queue(piece);
+            }
+        }
+    }
+
+    fn on_request_head(&mut self, id: Id, mut request: Request) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        let mut idle = ds.idle_timer.take();
+        let chain = ds.chain.clone();
+        let peer = ds.peer;
+        self.disarm(&mut idle);
+        WorkerStats::inc(&self.stats.downstream_rq_total);
+
+        let head_request = request.head.is_head();
+        let stream = Stream {
+            downstream: id,
+            upstream: None,
+            route: None,
+            cluster: 0,
+            route_timeout: None,
+            head_request,
+            client_version: request.head.version,
+            client_keep_alive: request.keep_alive,
+            request_chunked: request.body == BodyKind::Chunked,
+            request_complete: false,
+            request_paused: false,
+            response_started: false,
+            response_complete: false,
+            response_paused: false,
+            response_out: BodyOut::Raw,
+            close_after: false,
+            status: 0,
+            flag: None,
+            retry: RetryState {
+                head: Bytes::new(),
+                body: Vec::new(),
+                body_bytes: 0,
+                possible: true,
+            },
+            route_timer: None,
+            request_timer: None,
+            idle_timer: None,
+            last_activity: self.now,
+        };
+        let sid = self.streams.insert_with(|_| stream);
+        self.downstreams.get_mut(id).expect("exists").stream = Some(sid);
+        let hcm = &chain.hcm;
+        if let Some(after) = hcm.request_timeout {
+            let t = self.arm(after, TimerKey::Request(sid));
+            self.streams.get_mut(sid).expect("exists").request_timer = Some(t);
+        }
+        if let Some(after) = hcm.stream_idle_timeout {
+            let t = self.arm(after, TimerKey::StreamIdle(sid));
+            self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
+        }
+
+        if request.head.method.as_ref() == b"CONNECT" {
+            return self.local_reply(sid, None, LocalReply::new(405, "CONNECT is not supported"));
+        }
+        // The authority: absolute-form targets carry it (and win over Host, RFC 9112 §3.2.2).
+        let authority = match absolute_form_split(&request.head.target) {
+            Some((authority, origin_form)) => {
+                request.head.headers.set("host", authority.clone());
+                request.head.target = origin_form;
+                authority
+            }
+            None => request.head.headers.get("host").cloned().unwrap_or_default(),
+        };
+        strip_hop_by_hop(&mut request.head.headers);
+        if request.expect_continue {
+            request.head.headers.remove("expect");
+        }
+        let ctx = ForwardContext {
+            remote_ip: peer.ip(),
+            use_remote_address: hcm.use_remote_address,
+            xff_num_trusted_hops: hcm.xff_num_trusted_hops,
+            generate_request_id: hcm.generate_request_id,
+        };
+        set_forwarding_headers(&mut request.head.headers, &ctx, &mut self.rng);
+
+        match router::route(&chain.routes, &authority, &mut request.head, &mut self.rng) {
+            Decision::Respond { route, reply } => self.local_reply(sid, route, reply),
+            Decision::Forward {
+                route,
+                cluster,
+                timeout,
+            } => {
+                if request.expect_continue {
+                    if let Some(ds) = self.downstreams.get_mut(id) {
+                        ds.conn.queue(Bytes::from_static(CONTINUE));
+                    }
+                }
+                request.head.version = Version::Http11;
+                let mut encoded = Vec::with_capacity(512);
+                encode_request_head(&request.head, request.body == BodyKind::Chunked, &mut encoded);
+                let stream = self.streams.get_mut(sid).expect("exists");
+                stream.route = Some(route);
+                stream.cluster = cluster;
+                stream.route_timeout = timeout;
+                stream.retry.head = Bytes::from(encoded);
+                self.connect_stream(sid, false);
+            }
+        }
+    }
+
+    /// A request the codec rejected: answer with its status and close (the upstream saw
+    /// nothing of it, or, mid-body, its connection is closed too).
+    fn on_request_error(&mut self, id: Id, error: CodecError) {
+        tracing::debug!(%error, "malformed request");
+        let sid = self.downstreams.get(id).and_then(|d| d.stream);
+        let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
+        reply.status = error.status();
+        reply.body = Bytes::from(weir_http1::reason_phrase(error.status()));
+        match sid {
+            Some(sid) => self.local_reply(sid, None, reply),
+            None => {
+                WorkerStats::inc(&self.stats.downstream_rq_total);
+                self.stats.response(reply.status);
+                let response = self.build_local_response(&reply, None, true, false);
+                if let Some(ds) = self.downstreams.get_mut(id) {
+                    for piece in response {
+                        ds.conn.queue(piece);
+                    }
+                    ds.state = DownstreamState::CloseAfterFlush;
+                }
+                self.flush_downstream(id);
+            }
+        }
+    }
+
+    /// The client half-closed. Between requests that ends the connection; after a complete
+    /// request the response is still sent; mid-request the stream is abandoned.
+    fn on_downstream_eof(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.peer_closed = true;
+        let sid = ds.stream;
+        match sid.and_then(|s| self.streams.get(s)) {
+            None => self.close_downstream(id),
+            Some(stream) if stream.request_complete => {}
+            Some(_) => {
+                tracing::debug!("client closed mid-request");
+                self.close_downstream(id);
+            }
+        }
+    }
+
+    /// Writes the downstream queue; after the last byte of a closing connection, sends FIN and
+    /// lingers; below the low watermark, resumes a paused upstream.
+    pub(crate) fn flush_downstream(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        if ds.conn.queued() == 0 && ds.state != DownstreamState::CloseAfterFlush {
+            return;
+        }
+        let result = ds.conn.flush(&self.stats.syscalls);
+        match result {
+            Err(e) => {
+                tracing::debug!(error = %e, "downstream write failed");
+                self.close_downstream(id);
+            }
+            Ok(true) if ds.state == DownstreamState::CloseAfterFlush => {
+                if ds.abort || ds.conn.read_eof() {
+                    if ds.abort {
+                        let _ = socket2::SockRef::from(ds.conn.socket())
+                            .set_linger(Some(std::time::Duration::ZERO));
+                    }
+                    return self.close_downstream(id);
+                }
+                ds.conn.shutdown_write(&self.stats.syscalls);
+                ds.state = DownstreamState::Lingering;
+                let timer = self.arm(LINGER, TimerKey::Linger(id));
+                if let Some(ds) = self.downstreams.get_mut(id) {
+                    ds.linger_timer = Some(timer);
+                }
+                self.deferred.push_back(Deferred::Downstream(id));
+            }
+            Ok(_) => {
+                let low = ds.conn.queued() <= ds.buffer_limit / 2;
+                if let (true, Some(sid)) = (low, ds.stream) {
+                    if let Some(stream) = self.streams.get_mut(sid) {
+                        if stream.response_paused {
+                            stream.response_paused = false;
+                            if let Some(up) = stream.upstream {
+                                self.deferred.push_back(Deferred::Upstream(up));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flushes the upstream of the downstream's active stream, if any.
+    fn flush_stream_upstream(&mut self, id: Id) {
+        let up = self
+            .downstreams
+            .get(id)
+            .and_then(|d| d.stream)
+            .and_then(|s| self.streams.get(s))
+            .and_then(|s| s.upstream);
+        if let Some(up) = up {
+            self.flush_upstream(up);
+        }
+    }
+
+    /// After FIN: read and drop what the client still sends until its FIN or the timer.
+    fn linger_read(&mut self, id: Id) {
+        loop {
+            let Some(ds) = self.downstreams.get_mut(id) else {
+                return;
+            };
+            ds.conn.input.clear();
+            if !ds.conn.can_read() {
+                if ds.conn.read_eof() {
+                    self.close_downstream(id);
+                }
+                return;
+            }
+            match ds.conn.fill(&mut self.scratch, &self.stats.syscalls) {
+                ReadOutcome::Data => {}
+                ReadOutcome::Drained => return,
+                ReadOutcome::Eof | ReadOutcome::Failed(_) => return self.close_downstream(id),
+            }
+        }
+    }
+
+    /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
+    /// route's response headers applied, framing and `connection` chosen for this client.
+    pub(crate) fn encode_response_head(
+        &mut self,
+        sid: Id,
+        mut head: ResponseHead,
+        body: BodyKind,
+    ) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.response_started = true;
+        stream.status = head.status;
+        stream.last_activity = self.now;
+        let http10 = stream.client_version == Version::Http10;
+        stream.response_out = match body {
+            BodyKind::Empty | BodyKind::Length(_) => BodyOut::Raw,
+            BodyKind::Chunked | BodyKind::CloseDelimited if http10 => BodyOut::CloseDelimited,
+            BodyKind::Chunked | BodyKind::CloseDelimited => BodyOut::Chunked,
+        };
+        stream.close_after = stream.close_after
+            || !stream.client_keep_alive
+            || !stream.request_complete
+            || self.draining
+            || stream.response_out == BodyOut::CloseDelimited;
+        let (close, chunked, route, ds_id) = (
+            stream.close_after,
+            stream.response_out == BodyOut::Chunked,
+            stream.route,
+            stream.downstream,
+        );
+        strip_hop_by_hop(&mut head.headers);
+        if let (Some(r), Some(ds)) = (route, self.downstreams.get(ds_id)) {
+            ds.chain.routes.mutate_response(r, &mut head.headers);
+        }
+        set_connection_header(&mut head.headers, close, http10);
+        head.version = Version::Http11;
+        let mut encoded = Vec::with_capacity(512);
+        encode_response_head(&head, chunked, &mut encoded);
+        if let Some(ds) = self.downstreams.get_mut(ds_id) {
+            ds.conn.queue(encoded);
+        }
+    }
+
+    /// Queues a piece of response body for the client, framed as chosen at the head.
+    pub(crate) fn forward_response_data(&mut self, sid: Id, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.last_activity = self.now;
+        let chunked = stream.response_out == BodyOut::Chunked;
+        let skip = stream.head_request;
+        let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
+            return;
+        };
+        if skip {
+            return;
+        }
+        if chunked {
+            ds.conn.queue(chunk_header(data.len()));
+            ds.conn.queue(data);
+            ds.conn.queue(Bytes::from_static(CRLF));
+        } else {
+            ds.conn.queue(data);
+        }
+    }
+
+    /// The response is fully queued: end the stream.
+    pub(crate) fn complete_response(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.response_complete = true;
+        if stream.response_out == BodyOut::Chunked && !stream.head_request {
+            let ds = stream.downstream;
+            if let Some(ds) = self.downstreams.get_mut(ds) {
+                ds.conn.queue(Bytes::from_static(LAST_CHUNK));
+            }
+        }
+        self.finish_stream(sid);
+    }
+
+    /// Answers a stream locally. If its response already started it can only be cut.
+    pub(crate) fn local_reply(&mut self, sid: Id, route: Option<RouteRef>, reply: LocalReply) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        if stream.response_started {
+            return self.cut_stream(sid);
+        }
+        let upstream = stream.upstream.take();
+        stream.response_started = true;
+        stream.status = reply.status;
+        stream.flag = reply.flag;
+        stream.close_after = stream.close_after
+            || !stream.request_complete
+            || !stream.client_keep_alive
+            || self.draining;
+        let (close, head_request, ds_id) =
+            (stream.close_after, stream.head_request, stream.downstream);
+        if let Some(up) = upstream {
+            self.close_upstream(up);
+        }
+        let route = route.or(self.streams.get(sid).and_then(|s| s.route));
+        let response = self.build_local_response(&reply, route.map(|r| (ds_id, r)), close, head_request);
+        if let Some(ds) = self.downstreams.get_mut(ds_id) {
+            for piece in response {
+                ds.conn.queue(piece);
+            }
+        }
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.response_complete = true;
+        }
+        self.finish_stream(sid);
+        self.flush_downstream(ds_id);
+    }
+
+    /// The bytes of a local reply: head and body.
+    fn build_local_response(
+        &mut self,
+        reply: &LocalReply,
+        route: Option<(Id, RouteRef)>,
+        close: bool,
+        head_request: bool,
+    ) -> [Bytes; 2] {
+        let mut headers = Headers::with_capacity(6);
+        if let Some(location) = &reply.location {
+            headers.append("location", location.clone());
+        }
+        if !reply.body.is_empty() {
+            headers.append("content-type", Bytes::from_static(b"text/plain"));
+        }
+        let mut len = itoa::Buffer::new();
+        headers.append("content-length", Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()));
+        headers.append("date", self.date.get(self.now));
+        headers.append("server", Bytes::from_static(b"weir"));
+        if let Some((ds, r)) = route {
+            if let Some(ds) = self.downstreams.get(ds) {
+                ds.chain.routes.mutate_response(r, &mut headers);
+            }
+        }
+        if close {
+            headers.set("connection", Bytes::from_static(b"close"));
+        }
+        let head = ResponseHead {
+            version: Version::Http11,
+            status: reply.status,
+            reason: Bytes::new(),
+            headers,
+        };
+        let mut encoded = Vec::with_capacity(256);
+        encode_response_head(&head, false, &mut encoded);
+        let body = if head_request { Bytes::new() } else { reply.body.clone() };
+        [Bytes::from(encoded), body]
+    }
+
+    /// Removes a finished stream; the connection reads its next request or closes.
+    pub(crate) fn finish_stream(&mut self, sid: Id) {
+        let Some(mut stream) = self.streams.remove(sid) else {
+            return;
+        };
+        self.disarm(&mut stream.route_timer);
+        self.disarm(&mut stream.request_timer);
+        self.disarm(&mut stream.idle_timer);
+        self.stats.response(stream.status);
+        if let Some(up) = stream.upstream {
+            self.close_upstream(up);
+        }
+        let id = stream.downstream;
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.stream = None;
+        if stream.close_after || ds.peer_closed {
+            ds.state = DownstreamState::CloseAfterFlush;
+        } else {
+            if ds.conn.input.is_empty() {
+                ds.conn.release_idle_input();
+            }
+            self.arm_idle_timer(id);
+            self.deferred.push_back(Deferred::Downstream(id));
+        }
+    }
+
+    /// A response that started cannot become an error response: send what is queued and
+    /// close, so the client sees a short body or a missing last chunk, never a padded one.
+    pub(crate) fn cut_stream(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.close_after = true;
+        let ds_id = stream.downstream;
+        let close_delimited = stream.response_out == BodyOut::CloseDelimited;
+        if let Some(ds) = self.downstreams.get_mut(ds_id) {
+            ds.abort |= close_delimited;
+        }
+        self.finish_stream(sid);
+        self.flush_downstream(ds_id);
+    }
+
+    /// Closes a downstream connection now, abandoning its stream (and that stream's upstream,
+    /// which is mid-exchange and cannot be reused).
+    pub(crate) fn close_downstream(&mut self, id: Id) {
+        let Some(mut ds) = self.downstreams.remove(id) else {
+            return;
+        };
+        self.disarm(&mut ds.idle_timer);
+        self.disarm(&mut ds.linger_timer);
+        if let Some(sid) = ds.stream {
+            if let Some(mut stream) = self.streams.remove(sid) {
+                self.disarm(&mut stream.route_timer);
+                self.disarm(&mut stream.request_timer);
+                self.disarm(&mut stream.idle_timer);
+                if let Some(up) = stream.upstream {
+                    self.close_upstream(up);
+                }
+            }
+        }
+        self.syscalls().other();
+        WorkerStats::dec(&self.stats.downstream_cx_active);
+        drop(ds);
+    }
+
+    pub(crate) fn on_route_timeout(&mut self, sid: Id) {
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.route_timer = None;
+            self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamRequestTimeout));
+        }
+    }
+
+    pub(crate) fn on_request_timeout(&mut self, sid: Id) {
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.request_timer = None;
+            if !stream.request_complete {
+                self.local_reply(sid, None, LocalReply::new(408, "request timeout"));
+            }
+        }
+    }
+
+    /// The stream idle timer is armed once; activity only moves `last_activity`, and the
+    /// timer re-arms itself for the remainder when it fires early.
+    pub(crate) fn on_stream_idle_timer(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.idle_timer = None;
+        let Some(ds) = self.downstreams.get(stream.downstream) else {
+            return;
+        };
+        let Some(timeout) = ds.chain.hcm.stream_idle_timeout else {
+            return;
+        };
+        let due = stream.last_activity + timeout;
+        if due > self.now {
+            let t = self.timers.insert(due, TimerKey::StreamIdle(sid));
+            self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
+        } else {
+            self.local_reply(sid, None, LocalReply::failure(ResponseFlag::StreamIdleTimeout));
+        }
+    }
+}
+
+/// `http://authority/path?q` → (authority, `/path?q`); `None` for origin-form targets.
+fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
+    let lower = target.get(..8).map(|p| p.to_ascii_lowercase())?;
+    let skip = if lower.starts_with(b"http://") {
+        7
+    } else if lower.starts_with(b"https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = target.slice(skip..);
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = rest.slice(..end);
+    let path = rest.slice(end..);
+    let origin_form = if path.first() == Some(&b'/') {
+        path
+    } else {
+        let mut p = BytesMut::with_capacity(path.len() + 1);
+        p.extend_from_slice(b"/");
+        p.extend_from_slice(&path);
+        p.freeze()
+    };
+    Some((authority, origin_form))
+}
+
+/// `connection: close` when closing; HTTP/1.0 clients that keep the connection need
+/// `connection: keep-alive` to know it.
+fn set_connection_header(headers: &mut Headers, close: bool, http10: bool) {
+    if close {
+        headers.set("connection", Bytes::from_static(b"close"));
+    } else if http10 {
+        headers.set("connection", Bytes::from_static(b"keep-alive"));
+    }
+}

@@ -1,0 +1,144 @@
+//! Responses weir makes itself: direct responses, redirects, and failures, with Envoy's bodies
+//! and response flags so logs and dashboards read the same.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+/// Envoy's response flags (the letters of `%RESPONSE_FLAGS%`) for the failures weir answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFlag {
+    /// NR: no route configured for the request.
+    NoRouteFound,
+    /// UH: the cluster has no healthy upstream host.
+    NoHealthyUpstream,
+    /// UF: upstream connection failure (refused or timed out).
+    UpstreamConnectionFailure,
+    /// UC: upstream connection termination before the response.
+    UpstreamConnectionTermination,
+    /// UR: upstream reset (TCP RST) before the response.
+    UpstreamRemoteReset,
+    /// UPE: the upstream sent a malformed response.
+    UpstreamProtocolError,
+    /// UT: upstream request timeout (the route timeout).
+    UpstreamRequestTimeout,
+    /// DPE: the downstream request was malformed.
+    DownstreamProtocolError,
+    /// SI: stream idle timeout.
+    StreamIdleTimeout,
+    /// DC: the downstream connection terminated mid-stream.
+    DownstreamConnectionTermination,
+}
+
+impl ResponseFlag {
+    /// The flag's letters as Envoy prints them.
+    pub fn letters(self) -> &'static str {
+        match self {
+            ResponseFlag::NoRouteFound => "NR",
+            ResponseFlag::NoHealthyUpstream => "UH",
+            ResponseFlag::UpstreamConnectionFailure => "UF",
+            ResponseFlag::UpstreamConnectionTermination => "UC",
+            ResponseFlag::UpstreamRemoteReset => "UR",
+            ResponseFlag::UpstreamProtocolError => "UPE",
+            ResponseFlag::UpstreamRequestTimeout => "UT",
+            ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::StreamIdleTimeout => "SI",
+            ResponseFlag::DownstreamConnectionTermination => "DC",
+        }
+    }
+}
+
+/// A response to send without an upstream.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalReply {
+    pub(crate) status: u16,
+    pub(crate) body: Bytes,
+    pub(crate) flag: Option<ResponseFlag>,
+    /// `location` for redirects.
+    pub(crate) location: Option<String>,
+}
+
+impl LocalReply {
+    pub(crate) fn new(status: u16, body: impl Into<Bytes>) -> Self {
+        LocalReply {
+            status,
+            body: body.into(),
+            flag: None,
+            location: None,
+        }
+    }
+
+    /// A failure with Envoy's body for it.
+    pub(crate) fn failure(flag: ResponseFlag) -> Self {
+        let (status, body): (u16, &'static [u8]) = match flag {
+            ResponseFlag::NoRouteFound => (404, b""),
+            ResponseFlag::NoHealthyUpstream => (503, b"no healthy upstream"),
+            ResponseFlag::UpstreamConnectionFailure => (
+                503,
+                b"upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            ),
+            ResponseFlag::UpstreamConnectionTermination => (
+                503,
+                b"upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            ),
+            ResponseFlag::UpstreamRemoteReset => (
+                503,
+                b"upstream connect error or disconnect/reset before headers. reset reason: remote reset",
+            ),
+            ResponseFlag::UpstreamProtocolError => (
+                502,
+                b"upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+            ),
+            ResponseFlag::UpstreamRequestTimeout => (504, b"upstream request timeout"),
+            ResponseFlag::DownstreamProtocolError => (400, b"Bad Request"),
+            ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),
+            ResponseFlag::DownstreamConnectionTermination => (499, b""),
+        };
+        LocalReply {
+            flag: Some(flag),
+            ..LocalReply::new(status, Bytes::from_static(body))
+        }
+    }
+
+    /// A connect timeout: UF with Envoy's "connection timeout" reason.
+    pub(crate) fn connect_timeout() -> Self {
+        LocalReply {
+            flag: Some(ResponseFlag::UpstreamConnectionFailure),
+            ..LocalReply::new(
+                503,
+                Bytes::from_static(
+                    b"upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
+                ),
+            )
+        }
+    }
+}
+
+/// The `date` header value, formatted at most once per second.
+pub(crate) struct DateCache {
+    at: Option<Instant>,
+    value: Bytes,
+}
+
+impl DateCache {
+    pub(crate) fn new() -> Self {
+        DateCache {
+            at: None,
+            value: Bytes::new(),
+        }
+    }
+
+    pub(crate) fn get(&mut self, now: Instant) -> Bytes {
+        let stale = self
+            .at
+            .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
+        if stale {
+            // The wall clock is read here only, once a second at most, for the `date` header.
+            #[allow(clippy::disallowed_methods)]
+            let wall = SystemTime::now();
+            self.value = Bytes::from(httpdate::fmt_http_date(wall));
+            self.at = Some(now);
+        }
+        self.value.clone()
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP on a downstream connection: the connection manager, header rules, local replies.
+
+pub(crate) mod conn_manager;
+pub(crate) mod headers;
+pub mod local_reply;

@@ -1,0 +1,21 @@
+//! weir's data plane: an event-driven HTTP/1.1 reverse proxy shaped like Envoy.
+//!
+//! A request's path through these modules follows the seed's four socket events:
+//! `network::listener` accepts, `http::conn_manager` decodes the request and runs the router
+//! (`router`), `upstream::codec_client` takes a pooled connection or connects and writes the
+//! request (upstream write), reads the response (upstream read), and the connection manager
+//! encodes it to the client (downstream write). `worker` owns one thread's loop; `server`
+//! starts the workers, the admin listener, and drains them.
+
+mod admin;
+mod event;
+pub mod http;
+mod network;
+mod router;
+mod server;
+mod snapshot;
+pub mod stats;
+mod upstream;
+mod worker;
+
+pub use server::{Options, Server};

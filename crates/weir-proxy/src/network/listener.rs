@@ -1,0 +1,113 @@
+//! Listener sockets and the accept path: the first half of the seed's "Downstream Read Request".
+//!
+//! Each worker binds its own socket per listener with SO_REUSEPORT, so the kernel spreads new
+//! connections over the workers and no accept lock exists. The filter chain is chosen per
+//! listener when it is bound (matching on the destination port is fixed by the listener's own
+//! port), so an accept costs `accept4`, one `setsockopt(TCP_NODELAY)` and one `epoll_ctl`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mio::Interest;
+use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
+use weir_http1::RequestDecoder;
+
+use crate::event::token::{Kind, token};
+use crate::network::connection::Connection;
+use crate::stats::{Syscalls, WorkerStats};
+use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
+
+/// Accepts handled per readable edge before yielding to other work (the rest are deferred).
+const ACCEPTS_PER_ROUND: usize = 256;
+/// After EMFILE/ENFILE/ENOMEM, wait this long before accepting again (no busy loop).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Binds a listening socket with SO_REUSEADDR and SO_REUSEPORT, non-blocking.
+pub(crate) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+impl Worker {
+    /// Accepts until the queue is empty (or the per-round bound).
+    pub(crate) fn accept(&mut self, index: usize) {
+        for _ in 0..ACCEPTS_PER_ROUND {
+            let Some(listener) = self.listeners.get(index).and_then(|l| l.socket.as_ref()) else {
+                return;
+            };
+            Syscalls::add(&self.stats.syscalls.accept, 1);
+            match listener.accept() {
+                Ok((socket, peer)) => self.on_accept(index, socket, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of fds or memory: the pending connections stay queued; try again
+                    // shortly instead of spinning on an edge that will not repeat.
+                    tracing::warn!(worker = self.index, error = %e, "accept failed; retrying in 100 ms");
+                    self.arm(ACCEPT_RETRY, TimerKey::AcceptRetry(index));
+                    return;
+                }
+            }
+        }
+        self.deferred.push_back(crate::worker::Deferred::Accept(index));
+    }
+
+    fn on_accept(&mut self, index: usize, mut socket: TcpStream, peer: SocketAddr) {
+        let slot = &self.listeners[index];
+        let Some(chain) = slot.chain.clone() else {
+            // No filter chain matches this listener's port and there is no default: Envoy
+            // closes such connections.
+            tracing::debug!(%peer, "no filter chain matched; closing");
+            return;
+        };
+        let buffer_limit = slot.buffer_limit;
+        self.syscalls().other();
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
+        }
+        let limits = chain.limits;
+        let registry = self.poll.registry();
+        let mut registered = Ok(());
+        let id = self.downstreams.insert_with(|id| {
+            registered = registry.register(
+                &mut socket,
+                token(Kind::Downstream, id),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            Downstream {
+                conn: Connection::new(socket, true),
+                chain,
+                peer,
+                decoder: RequestDecoder::new(limits),
+                stream: None,
+                state: DownstreamState::Open,
+                idle_timer: None,
+                linger_timer: None,
+                buffer_limit,
+                peer_closed: false,
+                abort: false,
+            }
+        });
+        Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
+        if let Err(e) = registered {
+            tracing::warn!(%peer, error = %e, "epoll registration failed; closing");
+            self.downstreams.remove(id);
+            return;
+        }
+        tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| d.chain.name.as_str()), "accepted");
+        WorkerStats::inc(&self.stats.downstream_cx_total);
+        WorkerStats::inc(&self.stats.downstream_cx_active);
+        self.arm_idle_timer(id);
+    }
+}

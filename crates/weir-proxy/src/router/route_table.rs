@@ -1,0 +1,211 @@
+//! The route table: virtual host selection by Host, then the first route whose matchers pass.
+//!
+//! Virtual hosts follow Envoy's precedence: exact domain, then the longest `*suffix` wildcard,
+//! then the longest `prefix*` wildcard, then `*`. The Host is compared with its port, as Envoy
+//! does by default. Routes are tried in order against the path without its query string.
+
+use std::collections::HashMap;
+
+use weir_config::{
+    AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption,
+    PathMatch, Route, RouteConfiguration, StringMatchKind, StringMatcher, VirtualHost,
+};
+use weir_http1::{Headers, RequestHead};
+
+/// A route found for a request: indexes into the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteRef {
+    pub(crate) vhost: usize,
+    pub(crate) route: usize,
+}
+
+/// A compiled `route_config`.
+#[derive(Debug)]
+pub(crate) struct RouteTable {
+    config: RouteConfiguration,
+    exact: HashMap<String, usize>,
+    /// (suffix, vhost), longest first.
+    suffixes: Vec<(String, usize)>,
+    /// (prefix, vhost), longest first.
+    prefixes: Vec<(String, usize)>,
+    any: Option<usize>,
+}
+
+impl RouteTable {
+    pub(crate) fn new(config: RouteConfiguration) -> Self {
+        let mut exact = HashMap::new();
+        let mut suffixes = Vec::new();
+        let mut prefixes = Vec::new();
+        let mut any = None;
+        for (index, vhost) in config.virtual_hosts.iter().enumerate() {
+            for domain in &vhost.domains {
+                match domain {
+                    DomainMatcher::Exact(d) => {
+                        exact.entry(d.clone()).or_insert(index);
+                    }
+                    DomainMatcher::Suffix(s) => suffixes.push((s.clone(), index)),
+                    DomainMatcher::Prefix(p) => prefixes.push((p.clone(), index)),
+                    DomainMatcher::Any => {
+                        any.get_or_insert(index);
+                    }
+                }
+            }
+        }
+        // Longest wins; the sort is stable so config order breaks ties.
+        suffixes.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        RouteTable {
+            config,
+            exact,
+            suffixes,
+            prefixes,
+            any,
+        }
+    }
+
+    pub(crate) fn vhost(&self, r: RouteRef) -> &VirtualHost {
+        &self.config.virtual_hosts[r.vhost]
+    }
+
+    pub(crate) fn route(&self, r: RouteRef) -> &Route {
+        &self.config.virtual_hosts[r.vhost].routes[r.route]
+    }
+
+    /// The virtual host for a Host value (any case; a wildcard must match at least one byte).
+    pub(crate) fn find_vhost(&self, host: &[u8]) -> Option<usize> {
+        let host = String::from_utf8_lossy(host).to_ascii_lowercase();
+        if let Some(&i) = self.exact.get(&host) {
+            return Some(i);
+        }
+        let suffix = self
+            .suffixes
+            .iter()
+            .find(|(s, _)| host.len() > s.len() && host.ends_with(s.as_str()));
+        if let Some(&(_, i)) = suffix {
+            return Some(i);
+        }
+        let prefix = self
+            .prefixes
+            .iter()
+            .find(|(p, _)| host.len() > p.len() && host.starts_with(p.as_str()));
+        if let Some(&(_, i)) = prefix {
+            return Some(i);
+        }
+        self.any
+    }
+
+    /// The route for a request whose authority is `host`.
+    pub(crate) fn find(&self, host: &[u8], head: &RequestHead) -> Option<RouteRef> {
+        let vhost = self.find_vhost(host)?;
+        let path = head.path();
+        let route = self.config.virtual_hosts[vhost]
+            .routes
+            .iter()
+            .position(|route| route_matches(route, path, &head.headers))?;
+        Some(RouteRef { vhost, route })
+    }
+
+    /// Applies request header mutations: route level, then virtual host, then route config,
+    /// so the most general level has the last word (Envoy's default order).
+    pub(crate) fn mutate_request(&self, r: RouteRef, headers: &mut Headers) {
+        for level in self.levels(r) {
+            apply(&level.request_remove, &level.request_add, headers);
+        }
+    }
+
+    /// Applies response header mutations in the same order as requests.
+    pub(crate) fn mutate_response(&self, r: RouteRef, headers: &mut Headers) {
+        for level in self.levels(r) {
+            apply(&level.response_remove, &level.response_add, headers);
+        }
+    }
+
+    fn levels(&self, r: RouteRef) -> [&HeaderMutations; 3] {
+        [
+            &self.route(r).headers,
+            &self.vhost(r).headers,
+            &self.config.headers,
+        ]
+    }
+}
+
+fn route_matches(route: &Route, path: &[u8], headers: &Headers) -> bool {
+    let m = &route.matcher;
+    let path_ok = match &m.path {
+        PathMatch::Prefix(p) => {
+            path.len() >= p.len() && bytes_eq(&path[..p.len()], p.as_bytes(), !m.case_sensitive)
+        }
+        PathMatch::Exact(p) => bytes_eq(path, p.as_bytes(), !m.case_sensitive),
+        PathMatch::Regex(re) => std::str::from_utf8(path).is_ok_and(|p| re.compiled.is_match(p)),
+    };
+    path_ok && m.headers.iter().all(|h| header_matches(h, headers))
+}
+
+fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
+    if ignore_case {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// Envoy joins repeated headers with `,` before matching a value.
+fn header_matches(matcher: &HeaderMatcher, headers: &Headers) -> bool {
+    let mut values = headers.get_all(&matcher.name).peekable();
+    let result = match &matcher.rule {
+        HeaderMatchRule::Present(want) => values.peek().is_some() == *want,
+        HeaderMatchRule::String(sm) => {
+            if values.peek().is_none() {
+                // An absent header never satisfies a value rule, inverted or not (Envoy).
+                return false;
+            }
+            let joined = values
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect::<Vec<_>>()
+                .join(",");
+            string_matches(sm, &joined)
+        }
+    };
+    result != matcher.invert_match
+}
+
+fn string_matches(m: &StringMatcher, value: &str) -> bool {
+    let fold = |s: &str| {
+        if m.ignore_case {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_owned()
+        }
+    };
+    match &m.kind {
+        StringMatchKind::Exact(s) => fold(value) == fold(s),
+        StringMatchKind::Prefix(s) => fold(value).starts_with(&fold(s)),
+        StringMatchKind::Suffix(s) => fold(value).ends_with(&fold(s)),
+        StringMatchKind::Contains(s) => fold(value).contains(&fold(s)),
+        StringMatchKind::Regex(re) => re.compiled.is_match(value),
+    }
+}
+
+fn apply(remove: &[String], add: &[HeaderValueOption], headers: &mut Headers) {
+    for name in remove {
+        headers.remove(name);
+    }
+    for option in add {
+        let key = option.key.as_str();
+        let value = option.value.as_bytes().to_vec();
+        match option.append_action {
+            AppendAction::AppendIfExistsOrAdd => headers.append(key.to_owned(), value),
+            AppendAction::AddIfAbsent => {
+                if !headers.contains(key) {
+                    headers.append(key.to_owned(), value);
+                }
+            }
+            AppendAction::OverwriteIfExistsOrAdd => headers.set(key.to_owned(), value),
+            AppendAction::OverwriteIfExists => {
+                if headers.contains(key) {
+                    headers.set(key.to_owned(), value);
+                }
+            }
+        }
+    }
+}

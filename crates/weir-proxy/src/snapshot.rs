@@ -1,0 +1,85 @@
+//! The configuration as the workers run it: compiled once on the main thread, shared
+//! read-only behind an `Arc`. A connection holds the filter chain it was accepted with until it
+//! closes, so a future reload swaps snapshots without touching live connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
+use weir_http1::Limits;
+
+use crate::router::route_table::RouteTable;
+
+/// See the module documentation.
+pub(crate) struct Snapshot {
+    pub(crate) bootstrap: Bootstrap,
+    pub(crate) listeners: Vec<ListenerRuntime>,
+}
+
+/// A listener's compiled filter chains.
+pub(crate) struct ListenerRuntime {
+    pub(crate) name: String,
+    pub(crate) address: SocketAddr,
+    pub(crate) buffer_limit: usize,
+    chains: Vec<Arc<ChainRuntime>>,
+    default: Option<Arc<ChainRuntime>>,
+}
+
+/// A filter chain: its HTTP connection manager and compiled route table.
+#[derive(Debug)]
+pub(crate) struct ChainRuntime {
+    pub(crate) name: String,
+    pub(crate) destination_port: Option<u16>,
+    pub(crate) hcm: HttpConnectionManager,
+    pub(crate) routes: RouteTable,
+    pub(crate) limits: Limits,
+}
+
+impl ChainRuntime {
+    fn new(chain: &FilterChain) -> Arc<Self> {
+        let hcm = chain.http_connection_manager.clone();
+        Arc::new(ChainRuntime {
+            name: chain.name.clone(),
+            destination_port: chain.destination_port,
+            routes: RouteTable::new(hcm.route_config.clone()),
+            limits: Limits {
+                max_head_bytes: hcm.max_request_headers_bytes,
+                max_headers: hcm.max_headers_count,
+            },
+            hcm,
+        })
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(bootstrap: Bootstrap) -> Self {
+        let listeners = bootstrap
+            .listeners
+            .iter()
+            .map(|l| ListenerRuntime {
+                name: l.name.clone(),
+                address: l.address,
+                buffer_limit: l.per_connection_buffer_limit_bytes as usize,
+                chains: l.filter_chains.iter().map(ChainRuntime::new).collect(),
+                default: l.default_filter_chain.as_ref().map(ChainRuntime::new),
+            })
+            .collect();
+        Snapshot {
+            bootstrap,
+            listeners,
+        }
+    }
+}
+
+impl ListenerRuntime {
+    /// The chain for connections arriving on `port`: a chain naming that port wins over one
+    /// that names no port; the default chain is the last resort (Envoy's order).
+    pub(crate) fn select(&self, port: u16) -> Option<Arc<ChainRuntime>> {
+        self.chains
+            .iter()
+            .find(|c| c.destination_port == Some(port))
+            .or_else(|| self.chains.iter().find(|c| c.destination_port.is_none()))
+            .or(self.default.as_ref())
+            .cloned()
+    }
+}

@@ -1,0 +1,390 @@
+//! The upstream side of a stream: choosing a host, taking a pooled connection or connecting a
+//! new one, writing the request (the seed's "Upstream Write Request"), and decoding the
+//! response (its "Upstream Read Response") into the connection manager's encode path.
+//!
+//! An upstream connection carries one request at a time. It returns to its host's pool only
+//! when the response ended cleanly, the request was complete, no stray bytes followed the
+//! response, and both sides allowed keep-alive; anything else closes it.
+
+use mio::Interest;
+use mio::net::TcpStream;
+use weir_http1::{ResponseDecoder, ResponseEvent};
+
+use crate::event::token::{Id, Kind, token};
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::network::connection::{Connection, ReadOutcome};
+use crate::stats::{Syscalls, WorkerStats};
+use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
+
+/// Why an upstream connection failed, which decides the local reply and whether to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// connect() was refused or failed.
+    ConnectFailed,
+    /// The cluster's connect_timeout passed.
+    ConnectTimeout,
+    /// The origin closed the connection (FIN) before the response ended.
+    Termination,
+    /// The origin reset the connection.
+    Reset,
+    /// The origin's response was malformed.
+    Protocol,
+}
+
+impl Worker {
+    /// Gives a stream an upstream connection: a pooled one when `fresh` is false and one is
+    /// idle, otherwise a new non-blocking connect. Queues the request head (and, on a retry,
+    /// the body so far).
+    pub(crate) fn connect_stream(&mut self, sid: Id, fresh: bool) {
+        let Some(stream) = self.streams.get(sid) else {
+            return;
+        };
+        let cluster = stream.cluster;
+        let Some(host) = self.clusters[cluster].lb.pick() else {
+            return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::NoHealthyUpstream));
+        };
+        if !fresh {
+            while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
+                let usable = self.upstreams.get(up).is_some_and(|u| {
+                    u.state == UpstreamState::Idle && !u.conn.read_eof() && u.conn.input.is_empty()
+                });
+                if usable {
+                    WorkerStats::inc(&self.stats.upstream_rq_reused);
+                    return self.attach(sid, up);
+                }
+                self.close_upstream(up);
+            }
+        }
+        let address = self.clusters[cluster].hosts[host];
+        Syscalls::add(&self.stats.syscalls.connect, 2);
+        let mut socket = match TcpStream::connect(address) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
+                WorkerStats::inc(&self.stats.upstream_cx_connect_fail);
+                return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamConnectionFailure));
+            }
+        };
+        self.syscalls().other();
+        let _ = socket.set_nodelay(true);
+        let registry = self.poll.registry();
+        let mut registered = Ok(());
+        let buffer_limit = self.clusters[cluster].buffer_limit;
+        let up = self.upstreams.insert_with(|id| {
+            registered = registry.register(
+                &mut socket,
+                token(Kind::Upstream, id),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            Upstream {
+                conn: Connection::new(socket, false),
+                cluster,
+                host,
+                state: UpstreamState::Connecting,
+                decoder: ResponseDecoder::new(weir_http1::Limits::default()),
+                stream: None,
+                reused: false,
+                response_seen: false,
+                keep_alive: false,
+                connect_timer: None,
+                buffer_limit,
+            }
+        });
+        Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
+        WorkerStats::inc(&self.stats.upstream_cx_total);
+        WorkerStats::inc(&self.stats.upstream_cx_active);
+        if let Err(e) = registered {
+            tracing::warn!(error = %e, "epoll registration failed");
+            self.close_upstream(up);
+            return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamConnectionFailure));
+        }
+        let timer = self.arm(self.clusters[cluster].connect_timeout, TimerKey::Connect(up));
+        self.upstreams.get_mut(up).expect("inserted").connect_timer = Some(timer);
+        self.attach(sid, up);
+    }
+
+    /// Binds a stream to a connection and queues its request.
+    fn attach(&mut self, sid: Id, up: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        let Some(conn) = self.upstreams.get_mut(up) else {
+            return;
+        };
+        stream.upstream = Some(up);
+        if conn.state == UpstreamState::Idle {
+            conn.state = UpstreamState::Active;
+        }
+        conn.stream = Some(sid);
+        conn.response_seen = false;
+        conn.decoder.expect(stream.head_request);
+        conn.conn.queue(stream.retry.head.clone());
+        for piece in &stream.retry.body {
+            conn.conn.queue(piece.clone());
+        }
+        WorkerStats::inc(&self.stats.upstream_rq_total);
+    }
+
+    /// An event on an upstream socket.
+    pub(crate) fn upstream_ready(&mut self, id: Id) {
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
+        match up.state {
+            UpstreamState::Connecting => {
+                if !up.conn.is_writable() {
+                    return;
+                }
+                // The first writable edge ends the connect: SO_ERROR says how.
+                self.stats.syscalls.other();
+                match up.conn.socket().take_error() {
+                    Ok(None) => {}
+                    Ok(Some(e)) | Err(e) => {
+                        tracing::debug!(error = %e, "upstream connect failed");
+                        WorkerStats::inc(&self.stats.upstream_cx_connect_fail);
+                        return self.upstream_failed(id, Failure::ConnectFailed);
+                    }
+                }
+                self.stats.syscalls.other();
+                match up.conn.socket().peer_addr() {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
+                    Err(_) => return self.upstream_failed(id, Failure::ConnectFailed),
+                }
+                up.state = UpstreamState::Active;
+                let mut timer = up.connect_timer.take();
+                self.disarm(&mut timer);
+            }
+            UpstreamState::Idle => {
+                // Anything from an idle connection (a FIN, a stray byte) retires it.
+                if up.conn.can_read() || up.conn.read_eof() {
+                    let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
+                    if !matches!(outcome, ReadOutcome::Drained) {
+                        self.close_upstream(id);
+                    }
+                }
+                return;
+            }
+            UpstreamState::Active => {}
+        }
+        self.flush_upstream(id);
+        self.drive_upstream(id);
+    }
+
+    /// Reads and decodes the response until it cannot make progress, then flushes the client
+    /// once.
+    pub(crate) fn drive_upstream(&mut self, id: Id) {
+        let downstream = self
+            .upstreams
+            .get(id)
+            .and_then(|u| u.stream)
+            .and_then(|s| self.streams.get(s))
+            .map(|s| s.downstream);
+        loop {
+            let Some(up) = self.upstreams.get_mut(id) else {
+                break;
+            };
+            if up.state != UpstreamState::Active {
+                break;
+            }
+            let Some(sid) = up.stream else {
+                break;
+            };
+            // Back-pressure: stop while the client's queue is over its limit.
+            let Some(stream) = self.streams.get_mut(sid) else {
+                break;
+            };
+            let over = self
+                .downstreams
+                .get(stream.downstream)
+                .is_none_or(|d| d.conn.queued() >= d.buffer_limit);
+            if over {
+                stream.response_paused = true;
+                break;
+            }
+            let up = self.upstreams.get_mut(id).expect("checked");
+            match up.decoder.decode(&mut up.conn.input) {
+                Ok(Some(event)) => {
+                    self.on_response_event(id, sid, event);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "malformed upstream response");
+                    self.upstream_failed(id, Failure::Protocol);
+                    break;
+                }
+            }
+            if !up.conn.can_read() {
+                break;
+            }
+            match up.conn.fill(&mut self.scratch, &self.stats.syscalls) {
+                ReadOutcome::Data => up.response_seen = true,
+                ReadOutcome::Drained => break,
+                ReadOutcome::Eof => {
+                    match up.decoder.decode_eof(&mut up.conn.input) {
+                        Ok(Some(event)) => self.on_response_event(id, sid, event),
+                        Ok(None) | Err(weir_http1::Error::Incomplete) => {
+                            self.upstream_failed(id, Failure::Termination)
+                        }
+                        Err(_) => self.upstream_failed(id, Failure::Protocol),
+                    }
+                    break;
+                }
+                ReadOutcome::Failed(e) => {
+                    let failure = if e.kind() == std::io::ErrorKind::ConnectionReset {
+                        Failure::Reset
+                    } else {
+                        Failure::Termination
+                    };
+                    self.upstream_failed(id, failure);
+                    break;
+                }
+            }
+        }
+        if let Some(ds) = downstream {
+            self.flush_downstream(ds);
+        }
+    }
+
+    fn on_response_event(&mut self, id: Id, sid: Id, event: ResponseEvent) {
+        match event {
+            ResponseEvent::Head(response) => {
+                let response = *response;
+                match response.head.status {
+                    101 => return self.upstream_failed(id, Failure::Protocol),
+                    // 100 Continue was answered to the client already; other 1xx are dropped.
+                    100..=199 => return,
+                    _ => {}
+                }
+                if let Some(up) = self.upstreams.get_mut(id) {
+                    up.keep_alive = response.keep_alive;
+                }
+                self.encode_response_head(sid, response.head, response.body);
+            }
+            ResponseEvent::Data(data) => self.forward_response_data(sid, data),
+            ResponseEvent::End => {
+                let request_complete = self.streams.get(sid).is_some_and(|s| s.request_complete);
+                if let Some(stream) = self.streams.get_mut(sid) {
+                    stream.upstream = None;
+                }
+                self.release_upstream(id, request_complete);
+                self.complete_response(sid);
+            }
+        }
+    }
+
+    /// After a complete response: back to the pool if it can carry another request.
+    fn release_upstream(&mut self, id: Id, request_complete: bool) {
+        let draining = self.draining;
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
+        up.stream = None;
+        let reusable = up.keep_alive
+            && request_complete
+            && up.conn.input.is_empty()
+            && up.conn.queued() == 0
+            && !up.conn.read_eof()
+            && !draining;
+        if !reusable {
+            return self.close_upstream(id);
+        }
+        up.state = UpstreamState::Idle;
+        up.reused = true;
+        up.conn.release_idle_input();
+        let (cluster, host) = (up.cluster, up.host);
+        self.clusters[cluster].pools[host].release(id);
+    }
+
+    /// Writes the upstream queue; below the low watermark, resumes a paused downstream.
+    pub(crate) fn flush_upstream(&mut self, id: Id) {
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
+        if up.conn.queued() == 0 {
+            return;
+        }
+        match up.conn.flush(&self.stats.syscalls) {
+            Ok(_) => {
+                let low = up.conn.queued() <= up.buffer_limit / 2;
+                if let (true, Some(sid)) = (low, up.stream) {
+                    if let Some(stream) = self.streams.get_mut(sid) {
+                        if stream.request_paused {
+                            stream.request_paused = false;
+                            self.deferred.push_back(Deferred::Downstream(stream.downstream));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let failure = if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    Failure::Reset
+                } else {
+                    Failure::Termination
+                };
+                self.upstream_failed(id, failure);
+            }
+        }
+    }
+
+    /// An upstream connection failed: close it, then retry the stream once on a fresh
+    /// connection (a pooled connection the origin had closed, before any response byte), or
+    /// answer with Envoy's status and flag, or cut a response that already started.
+    pub(crate) fn upstream_failed(&mut self, id: Id, failure: Failure) {
+        let Some(up) = self.upstreams.get(id) else {
+            return;
+        };
+        let (sid, reused, seen) = (up.stream, up.reused, up.response_seen);
+        self.close_upstream(id);
+        let Some(sid) = sid else {
+            return;
+        };
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.upstream = None;
+        if stream.response_started {
+            return self.cut_stream(sid);
+        }
+        let stale = reused && !seen && matches!(failure, Failure::Termination | Failure::Reset);
+        if stale && stream.retry.possible {
+            stream.retry.possible = false;
+            WorkerStats::inc(&self.stats.upstream_rq_retry);
+            tracing::debug!("pooled connection was closed by the origin; retrying on a fresh one");
+            let ds = stream.downstream;
+            self.connect_stream(sid, true);
+            self.flush_stream_upstream_of(sid);
+            let _ = ds;
+            return;
+        }
+        let reply = match failure {
+            Failure::ConnectFailed => LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
+            Failure::ConnectTimeout => LocalReply::connect_timeout(),
+            Failure::Termination => LocalReply::failure(ResponseFlag::UpstreamConnectionTermination),
+            Failure::Reset => LocalReply::failure(ResponseFlag::UpstreamRemoteReset),
+            Failure::Protocol => LocalReply::failure(ResponseFlag::UpstreamProtocolError),
+        };
+        self.local_reply(sid, None, reply);
+    }
+
+    fn flush_stream_upstream_of(&mut self, sid: Id) {
+        if let Some(up) = self.streams.get(sid).and_then(|s| s.upstream) {
+            self.flush_upstream(up);
+        }
+    }
+
+    /// Closes an upstream connection now (dropping the socket removes it from epoll).
+    pub(crate) fn close_upstream(&mut self, id: Id) {
+        let Some(mut up) = self.upstreams.remove(id) else {
+            return;
+        };
+        let mut timer = up.connect_timer.take();
+        self.disarm(&mut timer);
+        if up.state == UpstreamState::Idle {
+            self.clusters[up.cluster].pools[up.host].remove(id);
+        }
+        self.syscalls().other();
+        WorkerStats::dec(&self.stats.upstream_cx_active);
+    }
+}

@@ -1,0 +1,31 @@
+//! Per-worker connection pools: one per (cluster, host), holding idle keep-alive connections.
+//!
+//! HTTP/1.1 carries one request at a time per connection, so a pool is a stack of idle
+//! connections: the most recently used one is taken first (warm in caches, least likely to
+//! have been closed by the origin's idle timer). Connections in use belong to their stream;
+//! the pool only sees them again when they are released.
+
+use crate::event::token::Id;
+
+/// Idle connections of one upstream host on one worker.
+#[derive(Debug, Default)]
+pub(crate) struct ConnPool {
+    idle: Vec<Id>,
+}
+
+impl ConnPool {
+    /// Takes the most recently released idle connection.
+    pub(crate) fn take_idle(&mut self) -> Option<Id> {
+        self.idle.pop()
+    }
+
+    /// Returns a connection to the pool after a complete response.
+    pub(crate) fn release(&mut self, id: Id) {
+        self.idle.push(id);
+    }
+
+    /// Forgets a connection that closed while idle.
+    pub(crate) fn remove(&mut self, id: Id) {
+        self.idle.retain(|&i| i != id);
+    }
+}

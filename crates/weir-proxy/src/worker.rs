@@ -1,0 +1,379 @@
+//! One worker thread: owns its poll, listener sockets, connections, streams, pools and timers.
+//!
+//! Everything a request touches lives in this struct's slabs and is named by generational ids;
+//! nothing is shared with other workers and nothing takes a lock. The event handlers are
+//! methods on `Worker` spread over the modules that follow the request's path:
+//! `network::listener` (accept), `http::conn_manager` (downstream side, streams, local replies),
+//! `router` (the decision), `upstream::codec_client` (upstream side and pools).
+//!
+//! The dispatcher loop is the seed's wake round: poll with the next timer as timeout → handle
+//! each ready token → fire due timers → run deferred work.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Poll};
+use weir_http1::{RequestDecoder, ResponseDecoder, Version};
+
+use crate::event::timer::{TimerId, TimerWheel};
+use crate::event::token::{GenSlab, Id, Kind, untoken};
+use crate::http::local_reply::{DateCache, ResponseFlag};
+use crate::network::connection::Connection;
+use crate::router::route_table::RouteRef;
+use crate::server::Control;
+use crate::snapshot::{ChainRuntime, Snapshot};
+use crate::stats::{Syscalls, WorkerStats};
+use crate::upstream::ClusterState;
+
+/// Bytes one read may bring (the worker's scratch buffer).
+pub(crate) const READ_SIZE: usize = 64 * 1024;
+/// How long a closing connection waits for the client's FIN while discarding its input.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+/// Most events handled per `epoll_wait`.
+const EVENTS: usize = 1024;
+/// Deferred items run per round before polling again (the rest run next round).
+const DEFERRED_PER_ROUND: usize = 4096;
+
+/// A worker's listener socket and the filter chain its connections get.
+pub(crate) struct ListenerSlot {
+    pub(crate) socket: Option<TcpListener>,
+    pub(crate) chain: Option<Arc<ChainRuntime>>,
+    pub(crate) buffer_limit: usize,
+}
+
+/// Where a downstream connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DownstreamState {
+    /// Reading requests (or waiting for the current stream to finish).
+    Open,
+    /// A final response is queued: send it, then FIN.
+    CloseAfterFlush,
+    /// FIN sent: discard input until the client's FIN or the linger timer.
+    Lingering,
+}
+
+/// A client connection and the HTTP/1 connection manager state on it.
+pub(crate) struct Downstream {
+    pub(crate) conn: Connection,
+    pub(crate) chain: Arc<ChainRuntime>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) decoder: RequestDecoder,
+    pub(crate) stream: Option<Id>,
+    pub(crate) state: DownstreamState,
+    pub(crate) idle_timer: Option<TimerId>,
+    pub(crate) linger_timer: Option<TimerId>,
+    pub(crate) buffer_limit: usize,
+    /// The client half-closed after its request: answer, then close.
+    pub(crate) peer_closed: bool,
+    /// Close with RST instead of FIN (a cut close-delimited response must not look complete).
+    pub(crate) abort: bool,
+}
+
+/// Where an upstream connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamState {
+    /// Non-blocking connect in progress; the first writable edge completes it.
+    Connecting,
+    /// Carrying a stream's request and response.
+    Active,
+    /// In its host's pool, waiting for the next stream.
+    Idle,
+}
+
+/// A connection to an origin, owned by its host's pool when idle and by a stream when active.
+pub(crate) struct Upstream {
+    pub(crate) conn: Connection,
+    pub(crate) cluster: usize,
+    pub(crate) host: usize,
+    pub(crate) state: UpstreamState,
+    pub(crate) decoder: ResponseDecoder,
+    pub(crate) stream: Option<Id>,
+    /// It has carried a complete request/response before (it came from the pool).
+    pub(crate) reused: bool,
+    /// Any byte of the current response has arrived.
+    pub(crate) response_seen: bool,
+    /// The current response allows the connection to be reused.
+    pub(crate) keep_alive: bool,
+    pub(crate) connect_timer: Option<TimerId>,
+    pub(crate) buffer_limit: usize,
+}
+
+/// How a message body is framed on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyOut {
+    /// No body, or a body whose Content-Length header is forwarded as is.
+    Raw,
+    /// Re-framed as chunks.
+    Chunked,
+    /// Delimited by closing the connection (HTTP/1.0 clients).
+    CloseDelimited,
+}
+
+/// What a stream keeps to replay its request on a fresh connection when a pooled one turns out
+/// to have been closed by the origin (the stale keep-alive race).
+pub(crate) struct RetryState {
+    /// The encoded request head.
+    pub(crate) head: bytes::Bytes,
+    /// Body pieces exactly as queued upstream (framing included).
+    pub(crate) body: Vec<bytes::Bytes>,
+    pub(crate) body_bytes: usize,
+    /// False once the body outgrew the retry buffer or a retry was made.
+    pub(crate) possible: bool,
+}
+
+/// The most request body kept for a retry.
+pub(crate) const RETRY_BUFFER: usize = 64 * 1024;
+
+/// One request/response exchange on a downstream connection.
+pub(crate) struct Stream {
+    pub(crate) downstream: Id,
+    pub(crate) upstream: Option<Id>,
+    pub(crate) route: Option<RouteRef>,
+    pub(crate) cluster: usize,
+    pub(crate) route_timeout: Option<Duration>,
+    pub(crate) head_request: bool,
+    pub(crate) client_version: Version,
+    pub(crate) client_keep_alive: bool,
+    pub(crate) request_chunked: bool,
+    pub(crate) request_complete: bool,
+    pub(crate) request_paused: bool,
+    pub(crate) response_started: bool,
+    pub(crate) response_complete: bool,
+    pub(crate) response_paused: bool,
+    pub(crate) response_out: BodyOut,
+    pub(crate) close_after: bool,
+    pub(crate) status: u16,
+    pub(crate) flag: Option<ResponseFlag>,
+    pub(crate) retry: RetryState,
+    pub(crate) route_timer: Option<TimerId>,
+    pub(crate) request_timer: Option<TimerId>,
+    pub(crate) idle_timer: Option<TimerId>,
+    pub(crate) last_activity: Instant,
+}
+
+/// What a timer is for. Ids are generational, so a timer for a closed object is a no-op.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimerKey {
+    DownstreamIdle(Id),
+    Linger(Id),
+    Connect(Id),
+    Route(Id),
+    Request(Id),
+    StreamIdle(Id),
+    AcceptRetry(usize),
+    DrainDeadline,
+}
+
+/// Work that must not run inside the handler that found it (to keep handlers short and
+/// borrow-free): resuming a paused side, continuing an accept loop that hit its bound.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deferred {
+    Downstream(Id),
+    Upstream(Id),
+    Accept(usize),
+}
+
+/// See the module documentation.
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    pub(crate) poll: Poll,
+    pub(crate) listeners: Vec<ListenerSlot>,
+    pub(crate) downstreams: GenSlab<Downstream>,
+    pub(crate) upstreams: GenSlab<Upstream>,
+    pub(crate) streams: GenSlab<Stream>,
+    pub(crate) clusters: Vec<ClusterState>,
+    pub(crate) timers: TimerWheel<TimerKey>,
+    pub(crate) deferred: VecDeque<Deferred>,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) now: Instant,
+    pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) control: Arc<Control>,
+    pub(crate) draining: bool,
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) date: DateCache,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        poll: Poll,
+        snapshot: Arc<Snapshot>,
+        listeners: Vec<ListenerSlot>,
+        stats: Arc<WorkerStats>,
+        control: Arc<Control>,
+    ) -> Self {
+        let now = clock();
+        let clusters = snapshot
+            .bootstrap
+            .clusters
+            .iter()
+            .map(|c| ClusterState::new(c, index))
+            .collect();
+        Worker {
+            index,
+            poll,
+            listeners,
+            downstreams: GenSlab::new(),
+            upstreams: GenSlab::new(),
+            streams: GenSlab::new(),
+            clusters,
+            timers: TimerWheel::new(now),
+            deferred: VecDeque::new(),
+            scratch: vec![0; READ_SIZE],
+            now,
+            stats,
+            control,
+            draining: false,
+            rng: fastrand::Rng::new(),
+            date: DateCache::new(),
+        }
+    }
+
+    pub(crate) fn syscalls(&self) -> &Syscalls {
+        &self.stats.syscalls
+    }
+
+    /// The dispatcher loop; returns when a drain completes or the server stops.
+    pub(crate) fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS);
+        let mut fired = Vec::new();
+        loop {
+            let timeout = if self.deferred.is_empty() {
+                self.timers.next_timeout(self.now)
+            } else {
+                Some(Duration::ZERO)
+            };
+            Syscalls::add(&self.stats.syscalls.epoll_wait, 1);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(worker = self.index, error = %e, "epoll_wait failed; worker stops");
+                return;
+            }
+            self.now = clock();
+            WorkerStats::inc(&self.stats.wake_rounds);
+            for event in events.iter() {
+                self.dispatch(event);
+            }
+            self.timers.expire(self.now, &mut fired);
+            for key in fired.drain(..) {
+                self.on_timer(key);
+            }
+            for _ in 0..DEFERRED_PER_ROUND {
+                let Some(item) = self.deferred.pop_front() else {
+                    break;
+                };
+                match item {
+                    Deferred::Downstream(id) => self.drive_downstream(id),
+                    Deferred::Upstream(id) => self.drive_upstream(id),
+                    Deferred::Accept(listener) => self.accept(listener),
+                }
+            }
+            if self.control.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if self.draining && self.downstreams.len() == 0 {
+                tracing::debug!(worker = self.index, "drained");
+                return;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: &mio::event::Event) {
+        match untoken(event.token()) {
+            (Kind::Listener, id) => self.accept(id.slot() as usize),
+            (Kind::Downstream, id) => {
+                if let Some(ds) = self.downstreams.get_mut(id) {
+                    ds.conn.on_ready(event);
+                    self.flush_downstream(id);
+                    self.drive_downstream(id);
+                }
+            }
+            (Kind::Upstream, id) => {
+                if let Some(up) = self.upstreams.get_mut(id) {
+                    up.conn.on_ready(event);
+                    self.upstream_ready(id);
+                }
+            }
+            (Kind::Waker, _) => {
+                if self.control.drain.load(Ordering::Acquire) && !self.draining {
+                    self.begin_drain();
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, key: TimerKey) {
+        match key {
+            TimerKey::DownstreamIdle(id) => {
+                let idle = self.downstreams.get(id).is_some_and(|d| d.stream.is_none());
+                if idle {
+                    self.close_downstream(id);
+                }
+            }
+            TimerKey::Linger(id) => self.close_downstream(id),
+            TimerKey::Connect(id) => {
+                if let Some(up) = self.upstreams.get_mut(id) {
+                    up.connect_timer = None;
+                    self.upstream_failed(id, crate::upstream::codec_client::Failure::ConnectTimeout);
+                }
+            }
+            TimerKey::Route(id) => self.on_route_timeout(id),
+            TimerKey::Request(id) => self.on_request_timeout(id),
+            TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
+            TimerKey::AcceptRetry(listener) => self.accept(listener),
+            TimerKey::DrainDeadline => {
+                tracing::info!(worker = self.index, "drain time is up; closing remaining connections");
+                for id in self.downstreams.ids() {
+                    self.close_downstream(id);
+                }
+            }
+        }
+    }
+
+    /// Stop accepting, close idle connections, and let in-flight requests finish with
+    /// `connection: close`; the deadline closes what is left.
+    fn begin_drain(&mut self) {
+        self.draining = true;
+        for listener in &mut self.listeners {
+            listener.socket = None;
+        }
+        for id in self.downstreams.ids() {
+            let idle = self
+                .downstreams
+                .get(id)
+                .is_some_and(|d| d.stream.is_none() && d.conn.queued() == 0);
+            if idle {
+                self.close_downstream(id);
+            }
+        }
+        for id in self.upstreams.ids() {
+            if self.upstreams.get(id).is_some_and(|u| u.state == UpstreamState::Idle) {
+                self.close_upstream(id);
+            }
+        }
+        let deadline = self.now + self.control.drain_time;
+        self.timers.insert(deadline, TimerKey::DrainDeadline);
+    }
+
+    pub(crate) fn arm(&mut self, after: Duration, key: TimerKey) -> TimerId {
+        self.timers.insert(self.now + after, key)
+    }
+
+    pub(crate) fn disarm(&mut self, timer: &mut Option<TimerId>) {
+        if let Some(t) = timer.take() {
+            self.timers.cancel(t);
+        }
+    }
+}
+
+/// The loop's clock: read once per wake round and passed down as `now`.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn clock() -> Instant {
+    Instant::now()
+}

@@ -1,0 +1,371 @@
+//! `weir demo`: weir on 127.0.0.1 with a built-in config and two in-process origins behind one
+//! cluster, a burst of real requests through it, and what happened to them.
+//!
+//! The origins and the burst client speak HTTP/1.1 through weir's own codec over plain
+//! blocking sockets, one thread per connection: simple, and independent of the proxy's loop.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use weir_config::parse;
+use weir_proxy::stats::WorkerStats;
+use weir_proxy::{Server, stats};
+
+use crate::CommonArgs;
+
+/// `weir demo` flags.
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Send this many requests, print the report and exit (default: 1000, then serve until
+    /// Ctrl-C).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Client connections the burst uses (keep-alive).
+    #[arg(long, default_value_t = 8)]
+    connections: u64,
+    /// The proxy's port (0 picks a free one; 10000 falls back to a free one when taken).
+    #[arg(long, default_value_t = 10000)]
+    port: u16,
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+const CONFIG: &str = r#"
+node: { id: weir-demo, cluster: demo }
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: ADMIN_PORT } }
+static_resources:
+  listeners:
+  - name: demo
+    address: { socket_address: { address: 127.0.0.1, port_value: PROXY_PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: demo
+          route_config:
+            name: demo
+            virtual_hosts:
+            - name: demo
+              domains: ["*"]
+              routes:
+              - match: { path: /healthz }
+                direct_response: { status: 200, body: { inline_string: "ok\n" } }
+              - match: { prefix: /old/ }
+                redirect: { prefix_rewrite: /new/ }
+              - match: { prefix: / }
+                route: { cluster: origins, timeout: 5s }
+              response_headers_to_add:
+              - header: { key: x-proxied-by, value: weir }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: origins
+    connect_timeout: 1s
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: origins
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_A } } }
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_B } } }
+"#;
+
+/// An in-process origin: answers every request with its name, counting what it sees.
+struct Origin {
+    name: &'static str,
+    address: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    served: Arc<AtomicU64>,
+}
+
+impl Origin {
+    fn start(name: &'static str) -> std::io::Result<Origin> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let address = listener.local_addr()?;
+        let accepted = Arc::new(AtomicU64::new(0));
+        let served = Arc::new(AtomicU64::new(0));
+        let (a, s) = (accepted.clone(), served.clone());
+        std::thread::spawn(move || {
+            for socket in listener.incoming().flatten() {
+                a.fetch_add(1, Relaxed);
+                let s = s.clone();
+                std::thread::spawn(move || serve_origin(name, socket, &s));
+            }
+        });
+        Ok(Origin {
+            name,
+            address,
+            accepted,
+            served,
+        })
+    }
+}
+
+fn serve_origin(name: &str, mut socket: TcpStream, served: &AtomicU64) {
+    let mut decoder = weir_http1::RequestDecoder::new(weir_http1::Limits::default());
+    let mut buf = weir_http1::BytesMut::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut path = Vec::new();
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(weir_http1::RequestEvent::Head(req))) => path = req.head.target.to_vec(),
+            Ok(Some(weir_http1::RequestEvent::Data(_))) => {}
+            Ok(Some(weir_http1::RequestEvent::End)) => {
+                served.fetch_add(1, Relaxed);
+                let body = format!("hello from {name}: {}\n", String::from_utf8_lossy(&path));
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-origin: {name}\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if socket.write_all(response.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => match socket.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            Err(_) => return,
+        }
+    }
+}
+
+/// One response as the burst client saw it.
+struct Seen {
+    status: u16,
+    origin: String,
+}
+
+/// Sends `count` GETs on one keep-alive connection, reading each response fully.
+fn client(proxy: SocketAddr, count: u64) -> std::io::Result<Vec<Seen>> {
+    let mut socket = TcpStream::connect(proxy)?;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut decoder = weir_http1::ResponseDecoder::new(weir_http1::Limits::default());
+    let mut buf = weir_http1::BytesMut::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut seen = Vec::new();
+    for i in 0..count {
+        let request = format!("GET /demo/{i} HTTP/1.1\r\nhost: demo.local\r\n\r\n");
+        socket.write_all(request.as_bytes())?;
+        decoder.expect(false);
+        let mut status = 0;
+        let mut origin = String::from("-");
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(weir_http1::ResponseEvent::Head(r))) => {
+                    status = r.head.status;
+                    if let Some(o) = r.head.headers.get("x-origin") {
+                        origin = String::from_utf8_lossy(o).into_owned();
+                    }
+                }
+                Ok(Some(weir_http1::ResponseEvent::Data(_))) => {}
+                Ok(Some(weir_http1::ResponseEvent::End)) => break,
+                Ok(None) => match socket.read(&mut chunk)? {
+                    0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    n => buf.extend_from_slice(&chunk[..n]),
+                },
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        seen.push(Seen { status, origin });
+    }
+    Ok(seen)
+}
+
+fn start_proxy(
+    args: &DemoArgs,
+    origins: &[Origin],
+    port: u16,
+    admin: u16,
+) -> Result<Server, String> {
+    let yaml = CONFIG
+        .replace("PROXY_PORT", &port.to_string())
+        .replace("ADMIN_PORT", &admin.to_string())
+        .replace("ORIGIN_A", &origins[0].address.port().to_string())
+        .replace("ORIGIN_B", &origins[1].address.port().to_string());
+    let bootstrap = parse(&yaml).map_err(|e| format!("built-in config: {e}"))?;
+    Server::start(bootstrap, args.common.options()).map_err(|e| e.to_string())
+}
+
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+    let origins = match (Origin::start("origin-a"), Origin::start("origin-b")) {
+        (Ok(a), Ok(b)) => [a, b],
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("weir demo: cannot start origins: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin_port = if args.port == 0 { 0 } else { 9901 };
+    let server = match start_proxy(args, &origins, args.port, admin_port)
+        .or_else(|_| start_proxy(args, &origins, 0, 0))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weir demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let proxy = server.listener_addresses()[0].1;
+    let workers = server.stats().len();
+    println!("weir demo: proxy on http://{proxy} ({workers} worker thread(s))");
+    if let Some(admin) = server.admin_address() {
+        println!("           admin on http://{admin} (/ready, /server_info)");
+    }
+    for o in &origins {
+        println!("           {} on {} (cluster \"origins\", round robin)", o.name, o.address);
+    }
+
+    let requests = args.requests.unwrap_or(1000);
+    let connections = args.connections.clamp(1, requests.max(1));
+    let before = Totals::read(server.stats());
+    let started = Instant::now();
+    let handles: Vec<_> = (0..connections)
+        .map(|i| {
+            let share = requests / connections + u64::from(i < requests % connections);
+            std::thread::spawn(move || client(proxy, share))
+        })
+        .collect();
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut by_origin: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = 0;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(seen)) => {
+                for s in seen {
+                    *statuses.entry(s.status).or_default() += 1;
+                    *by_origin.entry(s.origin).or_default() += 1;
+                }
+            }
+            _ => failed += 1,
+        }
+    }
+    let elapsed = started.elapsed();
+    let after = Totals::read(server.stats());
+    report(&Report {
+        requests,
+        connections,
+        elapsed,
+        statuses: &statuses,
+        by_origin: &by_origin,
+        origins: &origins,
+        delta: after.minus(&before),
+        failed,
+    });
+    let ok = failed == 0 && statuses.get(&200) == Some(&requests);
+
+    println!("\ntry:");
+    println!("  curl -v http://{proxy}/hello            # proxied, round robin over the two origins");
+    println!("  curl -v http://{proxy}/healthz          # direct_response");
+    println!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
+    if let Some(admin) = server.admin_address() {
+        println!("  curl http://{admin}/server_info");
+    }
+    if args.requests.is_some() {
+        server.stop();
+        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    println!("\nserving until Ctrl-C");
+    if let Ok(mut signals) = Signals::new([SIGTERM, SIGINT]) {
+        signals.forever().next();
+    }
+    server.drain();
+    server.wait();
+    ExitCode::SUCCESS
+}
+
+/// Counters summed over workers.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    rq: u64,
+    cx_opened: u64,
+    rq_reused: u64,
+    retries: u64,
+    syscalls: u64,
+    epoll_wait: u64,
+    read: u64,
+    write: u64,
+}
+
+impl Totals {
+    fn read(workers: &[Arc<WorkerStats>]) -> Totals {
+        Totals {
+            rq: stats::sum(workers, |s| &s.downstream_rq_total),
+            cx_opened: stats::sum(workers, |s| &s.upstream_cx_total),
+            rq_reused: stats::sum(workers, |s| &s.upstream_rq_reused),
+            retries: stats::sum(workers, |s| &s.upstream_rq_retry),
+            syscalls: workers.iter().map(|w| w.syscalls.total()).sum(),
+            epoll_wait: stats::sum(workers, |s| &s.syscalls.epoll_wait),
+            read: stats::sum(workers, |s| &s.syscalls.read),
+            write: stats::sum(workers, |s| &s.syscalls.write),
+        }
+    }
+
+    fn minus(&self, o: &Totals) -> Totals {
+        Totals {
+            rq: self.rq - o.rq,
+            cx_opened: self.cx_opened - o.cx_opened,
+            rq_reused: self.rq_reused - o.rq_reused,
+            retries: self.retries - o.retries,
+            syscalls: self.syscalls - o.syscalls,
+            epoll_wait: self.epoll_wait - o.epoll_wait,
+            read: self.read - o.read,
+            write: self.write - o.write,
+        }
+    }
+}
+
+struct Report<'a> {
+    requests: u64,
+    connections: u64,
+    elapsed: Duration,
+    statuses: &'a BTreeMap<u16, u64>,
+    by_origin: &'a BTreeMap<String, u64>,
+    origins: &'a [Origin],
+    delta: Totals,
+    failed: u64,
+}
+
+fn report(r: &Report<'_>) {
+    println!(
+        "\nburst: {} requests over {} keep-alive connection(s) in {:.1} ms",
+        r.requests,
+        r.connections,
+        r.elapsed.as_secs_f64() * 1e3
+    );
+    for (status, n) in r.statuses {
+        println!("  status {status}: {n}");
+    }
+    if r.failed > 0 {
+        println!("  client connections that failed: {}", r.failed);
+    }
+    for (origin, n) in r.by_origin {
+        println!("  served by {origin}: {n}");
+    }
+    let accepted: u64 = r.origins.iter().map(|o| o.accepted.load(Relaxed)).sum();
+    let served: u64 = r.origins.iter().map(|o| o.served.load(Relaxed)).sum();
+    println!(
+        "  upstream connections opened by weir: {} (the origins accepted {accepted} and served {served} requests); {} requests reused a pooled connection, {} retried",
+        r.delta.cx_opened, r.delta.rq_reused, r.delta.retries
+    );
+    let per = |n: u64| n as f64 / r.delta.rq.max(1) as f64;
+    println!(
+        "  syscalls made by weir's workers: {:.2} per request (epoll_wait {:.2}, read {:.2}, writev {:.2}, other {:.2}; counted by weir itself)",
+        per(r.delta.syscalls),
+        per(r.delta.epoll_wait),
+        per(r.delta.read),
+        per(r.delta.write),
+        per(r.delta.syscalls - r.delta.epoll_wait - r.delta.read - r.delta.write),
+    );
+}

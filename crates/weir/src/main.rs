@@ -1,0 +1,152 @@
+//! The `weir` command: run a proxy from an Envoy v3 config, validate a config, or run the demo.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use weir_proxy::{Options, Server};
+
+/// weir: an event-driven L7 reverse proxy configured with Envoy v3 YAML.
+#[derive(Parser, Debug)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a config and exit 0 (valid) or 1 (with every error, each naming its path).
+    Validate {
+        /// The Envoy v3 bootstrap (YAML or JSON).
+        #[arg(short = 'c', long = "config-path")]
+        config: PathBuf,
+    },
+    /// Start weir with built-in origins, send real traffic through it, and show what happened.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The Envoy v3 bootstrap to run (YAML or JSON).
+    #[arg(short = 'c', long = "config-path")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Flags shared by `weir -c` and `weir demo`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CommonArgs {
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Seconds a drain (SIGTERM/SIGINT) waits for in-flight requests.
+    #[arg(long = "drain-time-s", default_value_t = 10)]
+    drain_time_s: u64,
+}
+
+impl CommonArgs {
+    pub(crate) fn options(&self) -> Options {
+        let mut options = Options {
+            drain_time: Duration::from_secs(self.drain_time_s),
+            command_line: std::env::args().collect(),
+            ..Options::default()
+        };
+        if let Some(n) = self.concurrency {
+            options.concurrency = n.max(1);
+        }
+        options
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Validate { config }) => validate(&config),
+        Some(Command::Demo(args)) => {
+            init_logging(&args.common.log_level);
+            demo::run(&args)
+        }
+        None => {
+            init_logging(&cli.run.common.log_level);
+            let Some(config) = cli.run.config else {
+                eprintln!("weir: no config given; use `weir -c FILE`, `weir validate -c FILE` or `weir demo`");
+                return ExitCode::from(2);
+            };
+            run(&config, &cli.run.common)
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match weir_config::load(path) {
+        Ok(bootstrap) => {
+            println!(
+                "{}: valid ({} listener(s), {} cluster(s))",
+                path.display(),
+                bootstrap.listeners.len(),
+                bootstrap.clusters.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: invalid", path.display());
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path, common: &CommonArgs) -> ExitCode {
+    let bootstrap = match weir_config::load(path) {
+        Ok(b) => b,
+        Err(errors) => {
+            eprintln!("{}: invalid", path.display());
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Signals are set up before the workers start so none is missed.
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weir: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(bootstrap, common.options()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "draining: no new connections, finishing in-flight requests");
+    }
+    server.drain();
+    server.wait();
+    tracing::info!("drained; exiting");
+    ExitCode::SUCCESS
+}
