@@ -222,13 +222,7 @@ impl Worker {
                 ReadOutcome::Data => up.response_seen = true,
                 ReadOutcome::Drained => break,
                 ReadOutcome::Eof => {
-                    match up.decoder.decode_eof(&mut up.conn.input) {
-                        Ok(Some(event)) => self.on_response_event(id, sid, event),
-                        Ok(None) | Err(weir_http1::Error::Incomplete) => {
-                            self.upstream_failed(id, Failure::Termination)
-                        }
-                        Err(_) => self.upstream_failed(id, Failure::Protocol),
-                    }
+                    self.on_upstream_eof(id, sid);
                     break;
                 }
                 ReadOutcome::Failed(e) => {
@@ -244,6 +238,29 @@ impl Worker {
         }
         if let Some(ds) = downstream {
             self.flush_downstream(ds);
+        }
+    }
+
+    /// The origin closed: a close-delimited body ends here; anything else was cut short.
+    /// `decode_eof` first returns what is still buffered, so it is drained in a loop.
+    fn on_upstream_eof(&mut self, id: Id, sid: Id) {
+        loop {
+            let Some(up) = self.upstreams.get_mut(id) else {
+                return;
+            };
+            if up.stream != Some(sid) {
+                return;
+            }
+            match up.decoder.decode_eof(&mut up.conn.input) {
+                Ok(Some(ResponseEvent::End)) => {
+                    return self.on_response_event(id, sid, ResponseEvent::End);
+                }
+                Ok(Some(event)) => self.on_response_event(id, sid, event),
+                Ok(None) | Err(weir_http1::Error::Incomplete) => {
+                    return self.upstream_failed(id, Failure::Termination);
+                }
+                Err(_) => return self.upstream_failed(id, Failure::Protocol),
+            }
         }
     }
 

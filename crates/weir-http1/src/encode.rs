@@ -1,0 +1,183 @@
+//! Writing heads and chunk framing. The caller owns which headers are present (it removes
+//! hop-by-hop ones itself); the encoders write what they are given, verbatim.
+
+use bytes::Bytes;
+
+use crate::headers::Headers;
+use crate::request::RequestHead;
+use crate::response::ResponseHead;
+
+/// The line ending, also what follows each chunk's data.
+pub const CRLF: &[u8] = b"\r\n";
+
+/// The last chunk and an empty trailer section: the end of a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+const CHUNKED: &[u8] = b"transfer-encoding: chunked\r\n";
+
+/// Writes a request head: `method SP target SP version CRLF`, then each header as
+/// `name: value CRLF`, then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
+pub fn encode_request_head(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>) {
+    dst.reserve(head.method.len() + head.target.len() + 12 + fields_len(&head.headers, chunked));
+    dst.extend_from_slice(&head.method);
+    dst.push(b' ');
+    dst.extend_from_slice(&head.target);
+    dst.push(b' ');
+    dst.extend_from_slice(head.version.as_str().as_bytes());
+    dst.extend_from_slice(CRLF);
+    encode_fields(&head.headers, chunked, dst);
+}
+
+/// Writes a response head: `version SP status SP reason CRLF` (the canonical
+/// [`reason_phrase`] when `head.reason` is empty), then each header as `name: value CRLF`,
+/// then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
+pub fn encode_response_head(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8>) {
+    let reason: &[u8] = if head.reason.is_empty() {
+        reason_phrase(head.status).as_bytes()
+    } else {
+        &head.reason
+    };
+    let mut status = itoa::Buffer::new();
+    let status = status.format(head.status);
+    dst.reserve(status.len() + reason.len() + 12 + fields_len(&head.headers, chunked));
+    dst.extend_from_slice(head.version.as_str().as_bytes());
+    dst.push(b' ');
+    dst.extend_from_slice(status.as_bytes());
+    dst.push(b' ');
+    dst.extend_from_slice(reason);
+    dst.extend_from_slice(CRLF);
+    encode_fields(&head.headers, chunked, dst);
+}
+
+fn fields_len(headers: &Headers, chunked: bool) -> usize {
+    let fields: usize = headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 4)
+        .sum();
+    fields + if chunked { CHUNKED.len() } else { 0 } + 2
+}
+
+fn encode_fields(headers: &Headers, chunked: bool, dst: &mut Vec<u8>) {
+    for h in headers {
+        dst.extend_from_slice(&h.name);
+        dst.extend_from_slice(b": ");
+        dst.extend_from_slice(&h.value);
+        dst.extend_from_slice(CRLF);
+    }
+    if chunked {
+        dst.extend_from_slice(CHUNKED);
+    }
+    dst.extend_from_slice(CRLF);
+}
+
+/// The line before a chunk of `len` bytes: `len` in lowercase hex, then CRLF. After the data the
+/// caller sends [`CRLF`]; after the last chunk, [`LAST_CHUNK`]. A `len` of 0 would end the
+/// body: send [`LAST_CHUNK`] instead.
+pub fn chunk_header(len: usize) -> Bytes {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 2 * std::mem::size_of::<usize>() + 2];
+    let mut digits = 0;
+    let mut n = len;
+    loop {
+        digits += 1;
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut n = len;
+    for i in (0..digits).rev() {
+        out[i] = HEX[n & 0xF];
+        n >>= 4;
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    Bytes::copy_from_slice(&out[..digits + 2])
+}
+
+/// The canonical reason phrase for a status code (RFC 9110 §15 and the IANA registry), or
+/// `""` for an unregistered code.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
+        511 => "Network Authentication Required",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_headers() {
+        assert_eq!(&chunk_header(0)[..], b"0\r\n");
+        assert_eq!(&chunk_header(1)[..], b"1\r\n");
+        assert_eq!(&chunk_header(15)[..], b"f\r\n");
+        assert_eq!(&chunk_header(16)[..], b"10\r\n");
+        assert_eq!(&chunk_header(0xabc)[..], b"abc\r\n");
+        assert_eq!(
+            &chunk_header(usize::MAX)[..],
+            format!("{:x}\r\n", usize::MAX).as_bytes()
+        );
+    }
+}
