@@ -1,0 +1,304 @@
+//! `static_resources.clusters[]` (`config.cluster.v3.Cluster`) and the name index routes use.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::bootstrap::{Role, address};
+use crate::model::{Cluster, Endpoint, LbPolicy};
+use crate::reader::{Cx, Field, Obj, join};
+
+/// `config.cluster.v3.Cluster` fields weir does not support yet.
+const CLUSTER_ENVOY: &[&str] = &[
+    "transport_socket_matches",
+    "alt_stat_name",
+    "cluster_type",
+    "eds_cluster_config",
+    "health_checks",
+    "max_requests_per_connection",
+    "circuit_breakers",
+    "upstream_http_protocol_options",
+    "common_http_protocol_options",
+    "http_protocol_options",
+    "http2_protocol_options",
+    "typed_extension_protocol_options",
+    "dns_refresh_rate",
+    "dns_jitter",
+    "dns_failure_refresh_rate",
+    "respect_dns_ttl",
+    "dns_lookup_family",
+    "dns_resolvers",
+    "use_tcp_for_dns_lookups",
+    "dns_resolution_config",
+    "typed_dns_resolver_config",
+    "wait_for_warm_on_init",
+    "outlier_detection",
+    "cleanup_interval",
+    "upstream_bind_config",
+    "lb_subset_config",
+    "ring_hash_lb_config",
+    "maglev_lb_config",
+    "original_dst_lb_config",
+    "least_request_lb_config",
+    "round_robin_lb_config",
+    "common_lb_config",
+    "transport_socket",
+    "metadata",
+    "protocol_selection",
+    "upstream_connection_options",
+    "close_connections_on_host_health_failure",
+    "ignore_health_on_host_removal",
+    "filters",
+    "load_balancing_policy",
+    "lrs_server",
+    "track_timeout_budgets",
+    "upstream_config",
+    "track_cluster_stats",
+    "preconnect_policy",
+    "connection_pool_per_downstream_connection",
+];
+
+/// `config.endpoint.v3.LocalityLbEndpoints` fields weir does not support yet.
+const LOCALITY_ENVOY: &[&str] = &[
+    "locality",
+    "metadata",
+    "leds_cluster_locality_config",
+    "load_balancing_weight",
+    "proximity",
+];
+
+/// Envoy's default `connect_timeout`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Envoy's default `per_connection_buffer_limit_bytes` (1 MiB).
+pub(crate) const DEFAULT_BUFFER_LIMIT: u32 = 1024 * 1024;
+
+/// Cluster names → indexes into `static_resources.clusters`, for routes.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterNames {
+    by_name: HashMap<String, usize>,
+    in_order: Vec<String>,
+}
+
+impl ClusterNames {
+    /// The index of the cluster `f` names, or an error at `f`'s path.
+    pub(crate) fn resolve(&self, cx: &mut Cx, f: &Field<'_>) -> Option<usize> {
+        let name = f.string(cx)?;
+        if name.is_empty() {
+            cx.error(&f.path, "the cluster name must not be empty");
+            return None;
+        }
+        if let Some(&i) = self.by_name.get(&name) {
+            return Some(i);
+        }
+        let known = if self.in_order.is_empty() {
+            "static_resources.clusters is empty".to_owned()
+        } else {
+            format!(
+                "static_resources.clusters has: {}",
+                self.in_order.join(", ")
+            )
+        };
+        cx.error(&f.path, format!("unknown cluster `{name}` ({known})"));
+        None
+    }
+}
+
+/// Collects cluster names without validating anything (that happens in [`read_all`]); the first
+/// cluster of a name wins.
+pub(crate) fn names(items: &[Field<'_>]) -> ClusterNames {
+    let mut names = ClusterNames::default();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(name) = item.value.get("name").and_then(|n| n.as_str())
+            && !name.is_empty()
+            && !names.by_name.contains_key(name)
+        {
+            names.by_name.insert(name.to_owned(), i);
+            names.in_order.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Reads every cluster; checks names are unique.
+pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>]) -> Vec<Cluster> {
+    let mut clusters = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(c) = read(cx, item) {
+            if let Some(first) = seen.get(&c.name) {
+                cx.error(
+                    &join(&item.path, "name"),
+                    format!(
+                        "duplicate cluster name `{}` (also the name of clusters[{first}])",
+                        c.name
+                    ),
+                );
+            } else {
+                seen.insert(c.name.clone(), i);
+            }
+            clusters.push(c);
+        }
+    }
+    clusters
+}
+
+fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
+    let mut o = Obj::new(cx, f, CLUSTER_ENVOY)?;
+    let name = o.required_string(cx, "name");
+    let mut ok = true;
+    if let Some(t) = o.get(cx, "type") {
+        let kind = t.enumeration(
+            cx,
+            "cluster type",
+            &[
+                ("STATIC", 0),
+                ("STRICT_DNS", 1),
+                ("LOGICAL_DNS", 2),
+                ("EDS", 3),
+                ("ORIGINAL_DST", 4),
+            ],
+        );
+        match kind {
+            Some("STATIC") => {}
+            Some(other) => {
+                cx.error(&t.path, format!("{other} is not supported yet"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    // A DNS cluster's endpoints are hostnames: having reported the type, don't also report each.
+    let endpoint_role = if ok {
+        Role::Endpoint
+    } else {
+        Role::EndpointOfRejectedCluster
+    };
+    let connect_timeout = match o.get(cx, "connect_timeout") {
+        Some(t) => match t.duration(cx) {
+            Some(d) if d.is_zero() => {
+                cx.error(&t.path, "connect_timeout must be greater than 0s");
+                None
+            }
+            d => d,
+        },
+        None => Some(DEFAULT_CONNECT_TIMEOUT),
+    };
+    let lb_policy = match o.get(cx, "lb_policy") {
+        Some(p) => {
+            let policy = p.enumeration(
+                cx,
+                "lb_policy",
+                &[
+                    ("ROUND_ROBIN", 0),
+                    ("LEAST_REQUEST", 1),
+                    ("RING_HASH", 2),
+                    ("RANDOM", 3),
+                    ("MAGLEV", 5),
+                    ("CLUSTER_PROVIDED", 6),
+                    ("LOAD_BALANCING_POLICY_CONFIG", 7),
+                ],
+            );
+            match policy {
+                Some("ROUND_ROBIN") => Some(LbPolicy::RoundRobin),
+                Some(other) => {
+                    cx.error(&p.path, format!("{other} is not supported yet"));
+                    None
+                }
+                None => None,
+            }
+        }
+        None => Some(LbPolicy::RoundRobin),
+    };
+    let endpoints = match o.get(cx, "load_assignment") {
+        Some(la) => load_assignment(cx, &la, endpoint_role),
+        None => Some(Vec::new()),
+    };
+    let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
+        Some(b) => b.u32(cx),
+        None => Some(DEFAULT_BUFFER_LIMIT),
+    };
+    o.finish(cx);
+    if !ok {
+        return None;
+    }
+    Some(Cluster {
+        name: name?,
+        connect_timeout: connect_timeout?,
+        lb_policy: lb_policy?,
+        endpoints: endpoints?,
+        per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
+    })
+}
+
+/// `load_assignment` (`config.endpoint.v3.ClusterLoadAssignment`), flattened to endpoints.
+fn load_assignment(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endpoint>> {
+    let mut o = Obj::new(cx, f, &["named_endpoints", "policy"])?;
+    let cluster_name = o.required_string(cx, "cluster_name");
+    let mut endpoints = Some(Vec::new());
+    for locality in o.list(cx, "endpoints") {
+        let read = locality_endpoints(cx, &locality, role);
+        match (&mut endpoints, read) {
+            (Some(all), Some(more)) => all.extend(more),
+            _ => endpoints = None,
+        }
+    }
+    o.finish(cx);
+    cluster_name?;
+    endpoints
+}
+
+/// One `endpoints[]` entry (`LocalityLbEndpoints`).
+fn locality_endpoints(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endpoint>> {
+    let mut o = Obj::new(cx, f, LOCALITY_ENVOY)?;
+    let mut ok = true;
+    if let Some(p) = o.get(cx, "priority") {
+        match p.u32(cx) {
+            Some(0) => {}
+            Some(_) => {
+                cx.error(&p.path, "priorities other than 0 are not supported yet");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    let mut endpoints = Vec::new();
+    for e in o.list(cx, "lb_endpoints") {
+        match lb_endpoint(cx, &e, role) {
+            Some(endpoint) => endpoints.push(endpoint),
+            None => ok = false,
+        }
+    }
+    o.finish(cx);
+    ok.then_some(endpoints)
+}
+
+/// One `lb_endpoints[]` entry.
+fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
+    let mut o = Obj::new(cx, f, &["endpoint_name", "health_status", "metadata"])?;
+    let address = o.required(cx, "endpoint").and_then(|e| {
+        let mut eo = Obj::new(
+            cx,
+            &e,
+            &["health_check_config", "hostname", "additional_addresses"],
+        )?;
+        let a = eo
+            .required(cx, "address")
+            .and_then(|a| address(cx, &a, role));
+        eo.finish(cx);
+        a
+    });
+    let weight = match o.get(cx, "load_balancing_weight") {
+        Some(w) => match w.u32(cx) {
+            Some(0) => {
+                cx.error(&w.path, "load_balancing_weight must be at least 1");
+                None
+            }
+            w => w,
+        },
+        None => Some(1),
+    };
+    o.finish(cx);
+    Some(Endpoint {
+        address: address?,
+        weight: weight?,
+    })
+}

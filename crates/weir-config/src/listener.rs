@@ -1,0 +1,697 @@
+//! `static_resources.listeners[]`: listeners, filter chains, and the one network filter weir has,
+//! the HTTP connection manager, with its HTTP filters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::bootstrap::{Role, address};
+use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
+use crate::model::{CodecType, FilterChain, HttpConnectionManager, HttpFilter, Listener};
+use crate::reader::{Cx, Field, Obj, join};
+use crate::route;
+
+/// The `@type` of the HTTP connection manager's `typed_config`.
+pub(crate) const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+/// The `@type` of the router's `typed_config`.
+pub(crate) const ROUTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+/// `config.listener.v3.Listener` fields weir does not support yet.
+const LISTENER_ENVOY: &[&str] = &[
+    "additional_addresses",
+    "stat_prefix",
+    "filter_chain_matcher",
+    "use_original_dst",
+    "metadata",
+    "deprecated_v1",
+    "drain_type",
+    "listener_filters",
+    "listener_filters_timeout",
+    "continue_on_listener_filters_timeout",
+    "transparent",
+    "freebind",
+    "socket_options",
+    "tcp_fast_open_queue_length",
+    "traffic_direction",
+    "udp_listener_config",
+    "api_listener",
+    "connection_balance_config",
+    "reuse_port",
+    "enable_reuse_port",
+    "access_log",
+    "tcp_backlog_size",
+    "max_connections_to_accept_per_socket_event",
+    "bind_to_port",
+    "internal_listener",
+    "enable_mptcp",
+    "ignore_global_conn_limit",
+    "bypass_overload_manager",
+    "fcds_config",
+];
+
+/// `config.listener.v3.FilterChain` fields weir does not support yet.
+const FILTER_CHAIN_ENVOY: &[&str] = &[
+    "use_proxy_proto",
+    "metadata",
+    "transport_socket",
+    "transport_socket_connect_timeout",
+    "on_demand_configuration",
+];
+
+/// `config.listener.v3.FilterChainMatch` fields weir does not support yet.
+const FILTER_CHAIN_MATCH_ENVOY: &[&str] = &[
+    "prefix_ranges",
+    "address_suffix",
+    "suffix_len",
+    "direct_source_prefix_ranges",
+    "source_type",
+    "source_prefix_ranges",
+    "source_ports",
+    "server_names",
+    "transport_protocol",
+    "application_protocols",
+];
+
+/// `HttpConnectionManager` fields weir does not support yet.
+const HCM_ENVOY: &[&str] = &[
+    "add_user_agent",
+    "tracing",
+    "http1_safe_max_connection_duration",
+    "http_protocol_options",
+    "http2_protocol_options",
+    "http3_protocol_options",
+    "server_name",
+    "server_header_transformation",
+    "scheme_header_transformation",
+    "request_headers_timeout",
+    "drain_timeout",
+    "delayed_close_timeout",
+    "access_log",
+    "access_log_flush_interval",
+    "flush_access_log_on_new_request",
+    "access_log_options",
+    "original_ip_detection_extensions",
+    "early_header_mutation_extensions",
+    "internal_address_config",
+    "skip_xff_append",
+    "via",
+    "preserve_external_request_id",
+    "always_set_request_id_in_response",
+    "forward_client_cert_details",
+    "set_current_client_cert_details",
+    "proxy_100_continue",
+    "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
+    "upgrade_configs",
+    "normalize_path",
+    "merge_slashes",
+    "path_with_escaped_slashes_action",
+    "request_id_extension",
+    "local_reply_config",
+    "strip_matching_host_port",
+    "strip_any_host_port",
+    "stream_error_on_invalid_http_message",
+    "path_normalization_options",
+    "strip_trailing_host_dot",
+    "proxy_status_config",
+    "typed_header_validation_config",
+    "append_x_forwarded_port",
+    "append_local_overload",
+    "add_proxy_protocol_connection_state",
+];
+
+/// `config.core.v3.HttpProtocolOptions` fields weir does not support yet.
+const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
+    "max_connection_duration",
+    "max_response_headers_kb",
+    "max_stream_duration",
+    "headers_with_underscores_action",
+    "max_requests_per_connection",
+];
+
+/// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
+const ROUTER_ENVOY: &[&str] = &[
+    "dynamic_stats",
+    "start_child_span",
+    "upstream_log",
+    "upstream_log_options",
+    "suppress_envoy_headers",
+    "strict_check_headers",
+    "respect_expected_rq_timeout",
+    "suppress_grpc_request_failure_code_stats",
+    "upstream_http_filters",
+];
+
+/// Envoy's default `max_request_headers_kb`.
+const DEFAULT_MAX_REQUEST_HEADERS_KB: u32 = 60;
+/// Envoy's largest `max_request_headers_kb`.
+const MAX_REQUEST_HEADERS_KB: u32 = 8192;
+/// Envoy's default `common_http_protocol_options.max_headers_count`.
+const DEFAULT_MAX_HEADERS_COUNT: u32 = 100;
+/// Envoy's default `common_http_protocol_options.idle_timeout`.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Envoy's default `stream_idle_timeout`.
+const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Reads every listener; checks names and addresses are unique.
+pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>], clusters: &ClusterNames) -> Vec<Listener> {
+    let mut listeners = Vec::with_capacity(items.len());
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some((listener, named)) = read(cx, item, i, clusters) else {
+            continue;
+        };
+        if let Some(first) = names.get(&listener.name) {
+            if named {
+                cx.error(
+                    &join(&item.path, "name"),
+                    format!(
+                        "duplicate listener name `{}` (also the name of listeners[{first}])",
+                        listener.name
+                    ),
+                );
+            } else {
+                cx.error(
+                    &item.path,
+                    format!(
+                        "this listener's default name `{}` is already the name of listeners[{first}]; give it a `name`",
+                        listener.name
+                    ),
+                );
+            }
+        } else {
+            names.insert(listener.name.clone(), i);
+        }
+        if listener.address.port() != 0 {
+            if let Some(first) = addresses.get(&listener.address) {
+                cx.error(
+                    &join(&item.path, "address"),
+                    format!(
+                        "{} is also the address of listeners[{first}]",
+                        listener.address
+                    ),
+                );
+            } else {
+                addresses.insert(listener.address, i);
+            }
+        }
+        listeners.push(listener);
+    }
+    listeners
+}
+
+/// One listener, and whether its name was given (rather than defaulted).
+fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option<(Listener, bool)> {
+    let mut o = Obj::new(cx, f, LISTENER_ENVOY)?;
+    let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
+    let address = o
+        .required(cx, "address")
+        .and_then(|a| address(cx, &a, Role::Listener));
+    let named = given_name.is_some();
+    let name = given_name.unwrap_or_else(|| match address {
+        Some(a) => format!("{}_{}", a.ip(), a.port()),
+        None => format!("listeners[{i}]"),
+    });
+
+    let chain_field = o.get(cx, "filter_chains");
+    let chain_items = chain_field
+        .as_ref()
+        .and_then(|c| c.items(cx))
+        .unwrap_or_default();
+    let mut chains = Some(Vec::with_capacity(chain_items.len()));
+    let mut read_chains = Vec::new();
+    for (j, item) in chain_items.iter().enumerate() {
+        match filter_chain(cx, item, format!("{name}/{j}"), clusters, false) {
+            Some((chain, named)) => {
+                read_chains.push(ChainKey {
+                    index: j,
+                    destination_port: chain.destination_port,
+                    name: named.then(|| chain.name.clone()),
+                });
+                if let Some(list) = &mut chains {
+                    list.push(chain);
+                }
+            }
+            None => chains = None,
+        }
+    }
+    let default_field = o.get(cx, "default_filter_chain");
+    let default_filter_chain = match &default_field {
+        Some(d) => filter_chain(cx, d, format!("{name}/default"), clusters, true)
+            .map(|(chain, _)| Some(chain)),
+        None => Some(None),
+    };
+    let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
+        Some(b) => b.u32(cx),
+        None => Some(DEFAULT_BUFFER_LIMIT),
+    };
+    o.finish(cx);
+
+    if chain_items.is_empty() && default_field.is_none() {
+        let path = chain_field.map_or_else(|| join(&f.path, "filter_chains"), |c| c.path);
+        cx.error(
+            &path,
+            "a listener needs at least one filter chain in `filter_chains` or a `default_filter_chain`",
+        );
+        chains = None;
+    }
+    check_chains(cx, &chain_items, &read_chains);
+
+    Some((
+        Listener {
+            name,
+            address: address?,
+            filter_chains: chains?,
+            default_filter_chain: default_filter_chain?,
+            per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
+        },
+        named,
+    ))
+}
+
+/// What [`check_chains`] compares between a listener's filter chains.
+struct ChainKey {
+    /// Position in `filter_chains`.
+    index: usize,
+    /// `filter_chain_match.destination_port`.
+    destination_port: Option<u16>,
+    /// The chain's name, if given (default names are unique by construction).
+    name: Option<String>,
+}
+
+/// Two chains with the same match would make the choice ambiguous (Envoy rejects them too), and
+/// two chains with the same name would make traces ambiguous.
+fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
+    let mut by_port: HashMap<Option<u16>, usize> = HashMap::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for chain in chains {
+        let item = &items[chain.index];
+        match by_port.get(&chain.destination_port) {
+            Some(first) => {
+                let (path, what) = match chain.destination_port {
+                    Some(port) => (
+                        join(&item.path, "filter_chain_match"),
+                        format!("destination_port {port}"),
+                    ),
+                    None => (item.path.clone(), "no filter_chain_match".to_owned()),
+                };
+                cx.error(
+                    &path,
+                    format!(
+                        "matches the same connections as filter_chains[{first}] ({what}); \
+                         use default_filter_chain for a fallback"
+                    ),
+                );
+            }
+            None => {
+                by_port.insert(chain.destination_port, chain.index);
+            }
+        }
+        if let Some(name) = &chain.name {
+            match by_name.get(name.as_str()) {
+                Some(first) => cx.error(
+                    &join(&item.path, "name"),
+                    format!(
+                        "duplicate filter chain name `{name}` (also the name of filter_chains[{first}])"
+                    ),
+                ),
+                None => {
+                    by_name.insert(name, chain.index);
+                }
+            }
+        }
+    }
+}
+
+/// One filter chain (or the default one), and whether its name was given.
+fn filter_chain(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    default_name: String,
+    clusters: &ClusterNames,
+    is_default: bool,
+) -> Option<(FilterChain, bool)> {
+    let mut o = Obj::new(cx, f, FILTER_CHAIN_ENVOY)?;
+    let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
+    let destination_port = if is_default {
+        o.reject(
+            cx,
+            "filter_chain_match",
+            "default_filter_chain takes no filter_chain_match: it is used when no other chain matches",
+        );
+        Some(None)
+    } else {
+        match o.get(cx, "filter_chain_match") {
+            Some(m) => filter_chain_match(cx, &m),
+            None => Some(None),
+        }
+    };
+    let hcm = match o.get(cx, "filters") {
+        Some(filters) => network_filters(cx, &filters, clusters),
+        None => {
+            cx.error(
+                &join(&f.path, "filters"),
+                "`filters` is required: weir needs the envoy.filters.network.http_connection_manager filter",
+            );
+            None
+        }
+    };
+    o.finish(cx);
+    let named = given_name.is_some();
+    Some((
+        FilterChain {
+            name: given_name.unwrap_or(default_name),
+            destination_port: destination_port?,
+            http_connection_manager: hcm?,
+        },
+        named,
+    ))
+}
+
+/// `filter_chain_match`: only `destination_port` so far.
+fn filter_chain_match(cx: &mut Cx, f: &Field<'_>) -> Option<Option<u16>> {
+    let mut o = Obj::new(cx, f, FILTER_CHAIN_MATCH_ENVOY)?;
+    let port = match o.get(cx, "destination_port") {
+        Some(p) => p.u32(cx).and_then(|port| match u16::try_from(port) {
+            Ok(port) if port != 0 => Some(Some(port)),
+            _ => {
+                cx.error(
+                    &p.path,
+                    format!("destination_port {port} is out of range (1..=65535)"),
+                );
+                None
+            }
+        }),
+        None => Some(None),
+    };
+    o.finish(cx);
+    port
+}
+
+/// `filters[]`: exactly one, the HTTP connection manager.
+fn network_filters(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    clusters: &ClusterNames,
+) -> Option<HttpConnectionManager> {
+    let items = f.items(cx)?;
+    if items.is_empty() {
+        cx.error(
+            &f.path,
+            "a filter chain needs the envoy.filters.network.http_connection_manager filter",
+        );
+        return None;
+    }
+    let mut hcm = None;
+    let mut ok = true;
+    for (k, item) in items.iter().enumerate() {
+        match network_filter(cx, item, clusters) {
+            Some(h) if k == 0 => hcm = Some(h),
+            Some(_) => {
+                cx.error(
+                    &item.path,
+                    "weir supports one network filter per chain: the http_connection_manager",
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    if ok { hcm } else { None }
+}
+
+/// The type name of an `Any`: what follows the last `/` of its `@type`.
+fn type_name(url: &str) -> &str {
+    url.rsplit_once('/').map_or(url, |(_, name)| name)
+}
+
+/// Reads `typed_config.@type`; records an error if it is missing or not a string.
+fn type_url(cx: &mut Cx, typed_config: &Field<'_>) -> Option<String> {
+    match typed_config.value.get("@type") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            cx.error(
+                &join(&typed_config.path, "@type"),
+                "`@type` must be a type URL string",
+            );
+            None
+        }
+        None if typed_config.value.is_object() => {
+            cx.error(
+                &join(&typed_config.path, "@type"),
+                "`@type` is required: weir picks the filter by its type",
+            );
+            None
+        }
+        None => {
+            // Not an object: let the reader say so.
+            Obj::new(cx, typed_config, &[]);
+            None
+        }
+    }
+}
+
+/// One `filters[]` entry: `name` and a `typed_config` that must be the HTTP connection manager.
+fn network_filter(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    clusters: &ClusterNames,
+) -> Option<HttpConnectionManager> {
+    let mut o = Obj::new(cx, f, &["config_discovery"])?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE})"),
+        );
+        return None;
+    };
+    let url = type_url(cx, &typed_config)?;
+    if type_name(&url) != type_name(HCM_TYPE) {
+        cx.error(
+            &join(&typed_config.path, "@type"),
+            format!("network filter type `{url}` is not supported yet (weir supports {HCM_TYPE})"),
+        );
+        return None;
+    }
+    let hcm = http_connection_manager(cx, &typed_config, clusters);
+    name?;
+    hcm
+}
+
+/// Reads an optional duration where `0s` disables (→ `None`), with a default when absent.
+fn disabling_duration(
+    cx: &mut Cx,
+    o: &mut Obj<'_>,
+    name: &'static str,
+    default: Option<Duration>,
+) -> Option<Option<Duration>> {
+    match o.get(cx, name) {
+        Some(d) => d.duration(cx).map(|d| (!d.is_zero()).then_some(d)),
+        None => Some(default),
+    }
+}
+
+fn http_connection_manager(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    clusters: &ClusterNames,
+) -> Option<HttpConnectionManager> {
+    let mut o = Obj::new(cx, f, HCM_ENVOY)?;
+    o.get(cx, "@type");
+    let stat_prefix = o.required_string(cx, "stat_prefix");
+    let codec_type = match o.get(cx, "codec_type") {
+        Some(c) => {
+            let codec = c.enumeration(
+                cx,
+                "codec_type",
+                &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
+            );
+            match codec {
+                Some("AUTO") => Some(CodecType::Auto),
+                Some("HTTP1") => Some(CodecType::Http1),
+                Some(other) => {
+                    cx.error(&c.path, format!("{other} is not supported yet"));
+                    None
+                }
+                None => None,
+            }
+        }
+        None => Some(CodecType::Auto),
+    };
+    let rds = o.reject(
+        cx,
+        "rds",
+        "RDS is not supported yet: use an inline route_config",
+    );
+    let scoped = o.reject(
+        cx,
+        "scoped_routes",
+        "scoped routes are not supported yet: use an inline route_config",
+    );
+    let route_config = match o.get(cx, "route_config") {
+        Some(r) => route::route_configuration(cx, &r, clusters),
+        None => {
+            if !rds && !scoped {
+                cx.error(&join(&f.path, "route_config"), "`route_config` is required");
+            }
+            None
+        }
+    };
+    let http_filters = match o.get(cx, "http_filters") {
+        Some(h) => http_filters(cx, &h),
+        None => {
+            cx.error(
+                &join(&f.path, "http_filters"),
+                "`http_filters` is required: it must end with the router (envoy.filters.http.router)",
+            );
+            None
+        }
+    };
+    let max_request_headers_kb = match o.get(cx, "max_request_headers_kb") {
+        Some(m) => m.u32(cx).and_then(|kb| {
+            if (1..=MAX_REQUEST_HEADERS_KB).contains(&kb) {
+                Some(kb)
+            } else {
+                cx.error(
+                    &m.path,
+                    format!("max_request_headers_kb must be in 1..={MAX_REQUEST_HEADERS_KB}"),
+                );
+                None
+            }
+        }),
+        None => Some(DEFAULT_MAX_REQUEST_HEADERS_KB),
+    };
+    let protocol = match o.get(cx, "common_http_protocol_options") {
+        Some(p) => common_http_protocol_options(cx, &p),
+        None => Some((Some(DEFAULT_IDLE_TIMEOUT), DEFAULT_MAX_HEADERS_COUNT)),
+    };
+    let stream_idle_timeout = disabling_duration(
+        cx,
+        &mut o,
+        "stream_idle_timeout",
+        Some(DEFAULT_STREAM_IDLE_TIMEOUT),
+    );
+    let request_timeout = disabling_duration(cx, &mut o, "request_timeout", None);
+    let use_remote_address = o.get(cx, "use_remote_address").map(|u| u.bool(cx));
+    let xff_num_trusted_hops = o.get(cx, "xff_num_trusted_hops").map(|x| x.u32(cx));
+    let generate_request_id = o.get(cx, "generate_request_id").map(|g| g.bool(cx));
+    o.finish(cx);
+
+    let (idle_timeout, max_headers_count) = protocol?;
+    Some(HttpConnectionManager {
+        stat_prefix: stat_prefix?,
+        codec_type: codec_type?,
+        route_config: route_config?,
+        http_filters: http_filters?,
+        max_request_headers_bytes: max_request_headers_kb? as usize * 1024,
+        max_headers_count: max_headers_count as usize,
+        idle_timeout,
+        stream_idle_timeout: stream_idle_timeout?,
+        request_timeout: request_timeout?,
+        use_remote_address: use_remote_address.unwrap_or(Some(false))?,
+        xff_num_trusted_hops: xff_num_trusted_hops.unwrap_or(Some(0))?,
+        generate_request_id: generate_request_id.unwrap_or(Some(true))?,
+    })
+}
+
+/// `common_http_protocol_options`: (`idle_timeout`, `max_headers_count`).
+fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<(Option<Duration>, u32)> {
+    let mut o = Obj::new(cx, f, HTTP_PROTOCOL_OPTIONS_ENVOY)?;
+    let idle_timeout = disabling_duration(cx, &mut o, "idle_timeout", Some(DEFAULT_IDLE_TIMEOUT));
+    let max_headers_count = match o.get(cx, "max_headers_count") {
+        Some(m) => match m.u32(cx) {
+            Some(0) => {
+                cx.error(&m.path, "max_headers_count must be at least 1");
+                None
+            }
+            n => n,
+        },
+        None => Some(DEFAULT_MAX_HEADERS_COUNT),
+    };
+    o.finish(cx);
+    Some((idle_timeout?, max_headers_count?))
+}
+
+/// `http_filters[]`: supported filters, ending with the router, which appears once.
+fn http_filters(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<HttpFilter>> {
+    let items = f.items(cx)?;
+    if items.is_empty() {
+        cx.error(
+            &f.path,
+            "`http_filters` must end with the router (envoy.filters.http.router)",
+        );
+        return None;
+    }
+    let mut filters = Some(Vec::with_capacity(items.len()));
+    let mut routers = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        match http_filter(cx, item) {
+            Some(filter) => {
+                if matches!(filter, HttpFilter::Router { .. }) {
+                    routers.push(k);
+                }
+                if let Some(list) = &mut filters {
+                    list.push(filter);
+                }
+            }
+            None => filters = None,
+        }
+    }
+    let last = items.len() - 1;
+    match routers.as_slice() {
+        [] if filters.is_some() => {
+            cx.error(
+                &f.path,
+                "the last HTTP filter must be the router (envoy.filters.http.router)",
+            );
+            filters = None;
+        }
+        [] => {}
+        [only] if *only != last => {
+            cx.error(
+                &items[*only].path,
+                "the router must be the last HTTP filter",
+            );
+            filters = None;
+        }
+        [_] => {}
+        [_, more @ ..] => {
+            for k in more {
+                cx.error(&items[*k].path, "the router may appear only once");
+            }
+            filters = None;
+        }
+    }
+    filters
+}
+
+/// One `http_filters[]` entry; only the router so far.
+fn http_filter(cx: &mut Cx, f: &Field<'_>) -> Option<HttpFilter> {
+    let mut o = Obj::new(cx, f, &["config_discovery", "is_optional", "disabled"])?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the filter by its @type (the router's is {ROUTER_TYPE})"),
+        );
+        return None;
+    };
+    let url = type_url(cx, &typed_config)?;
+    if type_name(&url) != type_name(ROUTER_TYPE) {
+        cx.error(
+            &join(&typed_config.path, "@type"),
+            format!("HTTP filter type `{url}` is not supported yet (weir supports only the router, {ROUTER_TYPE})"),
+        );
+        return None;
+    }
+    let mut router = Obj::new(cx, &typed_config, ROUTER_ENVOY)?;
+    router.get(cx, "@type");
+    router.finish(cx);
+    Some(HttpFilter::Router { name: name? })
+}

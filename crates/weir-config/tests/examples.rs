@@ -1,0 +1,66 @@
+//! Every config in the repository's `examples/` loads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+#[test]
+fn every_example_loads() {
+    let mut loaded = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(examples_dir())
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
+        })
+        .collect();
+    entries.sort();
+    for path in &entries {
+        if let Err(errors) = weir_config::load(path) {
+            panic!("{} does not load:\n{errors}", path.display());
+        }
+        loaded.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for expected in ["basic.yaml", "basic.json", "routing.yaml", "edge.yaml"] {
+        assert!(
+            loaded.iter().any(|l| l == expected),
+            "{expected} missing: {loaded:?}"
+        );
+    }
+}
+
+#[test]
+fn basic_yaml_and_json_agree() {
+    let yaml = weir_config::load(&examples_dir().join("basic.yaml")).unwrap();
+    let json = weir_config::load(&examples_dir().join("basic.json")).unwrap();
+    assert_eq!(format!("{yaml:?}"), format!("{json:?}"));
+
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+    assert_eq!(yaml.admin.unwrap().address, addr("127.0.0.1:9901"));
+    assert_eq!(yaml.listeners.len(), 1);
+    assert_eq!(yaml.listeners[0].address, addr("127.0.0.1:10000"));
+    assert_eq!(yaml.clusters.len(), 1);
+    let endpoints: Vec<_> = yaml.clusters[0]
+        .endpoints
+        .iter()
+        .map(|e| e.address)
+        .collect();
+    assert_eq!(endpoints, [addr("127.0.0.1:8081"), addr("127.0.0.1:8082")]);
+}
+
+#[test]
+fn edge_example_uses_a_default_chain() {
+    let edge = weir_config::load(&examples_dir().join("edge.yaml")).unwrap();
+    let listener = &edge.listeners[0];
+    assert_eq!(listener.filter_chains[0].destination_port, Some(10080));
+    let default = listener.default_filter_chain.as_ref().unwrap();
+    assert_eq!(default.name, "edge/other");
+    assert_eq!(default.http_connection_manager.stream_idle_timeout, None);
+    assert_eq!(default.http_connection_manager.idle_timeout, None);
+}
