@@ -81,6 +81,13 @@ fn init_logging(level: &str) {
 }
 
 fn main() -> ExitCode {
+    // A worker that panicked would leave its listener socket accepting connections nobody
+    // serves; exit instead so a supervisor restarts weir.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::exit(70);
+    }));
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
