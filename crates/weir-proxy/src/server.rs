@@ -80,7 +80,10 @@ impl Server {
             let mut address = runtime.address;
             for slots in bound.iter_mut() {
                 let socket = bind(address).map_err(|e| {
-                    io::Error::new(e.kind(), format!("listener {} on {address}: {e}", runtime.name))
+                    io::Error::new(
+                        e.kind(),
+                        format!("listener {} on {address}: {e}", runtime.name),
+                    )
                 })?;
                 address = socket.local_addr()?;
                 slots.push(ListenerSlot {

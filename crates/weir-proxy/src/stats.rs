@@ -94,13 +94,19 @@ impl WorkerStats {
         counter.fetch_sub(1, Relaxed);
     }
     pub(crate) fn response(&self, status: u16) {
-        if let Some(c) = self.downstream_rq_class.get(usize::from(status / 100).wrapping_sub(1)) {
+        if let Some(c) = self
+            .downstream_rq_class
+            .get(usize::from(status / 100).wrapping_sub(1))
+        {
             c.fetch_add(1, Relaxed);
         }
     }
 }
 
 /// The sum over workers of one counter.
-pub fn sum(workers: &[std::sync::Arc<WorkerStats>], pick: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+pub fn sum(
+    workers: &[std::sync::Arc<WorkerStats>],
+    pick: impl Fn(&WorkerStats) -> &AtomicU64,
+) -> u64 {
     workers.iter().map(|w| pick(w).load(Relaxed)).sum()
 }

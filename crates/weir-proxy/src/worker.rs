@@ -320,7 +320,10 @@ impl Worker {
             TimerKey::Connect(id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.connect_timer = None;
-                    self.upstream_failed(id, crate::upstream::codec_client::Failure::ConnectTimeout);
+                    self.upstream_failed(
+                        id,
+                        crate::upstream::codec_client::Failure::ConnectTimeout,
+                    );
                 }
             }
             TimerKey::Route(id) => self.on_route_timeout(id),
@@ -328,7 +331,10 @@ impl Worker {
             TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
             TimerKey::AcceptRetry(listener) => self.accept(listener),
             TimerKey::DrainDeadline => {
-                tracing::info!(worker = self.index, "drain time is up; closing remaining connections");
+                tracing::info!(
+                    worker = self.index,
+                    "drain time is up; closing remaining connections"
+                );
                 for id in self.downstreams.ids() {
                     self.close_downstream(id);
                 }
@@ -353,7 +359,11 @@ impl Worker {
             }
         }
         for id in self.upstreams.ids() {
-            if self.upstreams.get(id).is_some_and(|u| u.state == UpstreamState::Idle) {
+            if self
+                .upstreams
+                .get(id)
+                .is_some_and(|u| u.state == UpstreamState::Idle)
+            {
                 self.close_upstream(id);
             }
         }
@@ -373,7 +383,6 @@ impl Worker {
 }
 
 /// The loop's clock: read once per wake round and passed down as `now`.
-#[allow(clippy::disallowed_methods)]
 pub(crate) fn clock() -> Instant {
     Instant::now()
 }

@@ -224,7 +224,10 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         println!("           admin on http://{admin} (/ready, /server_info)");
     }
     for o in &origins {
-        println!("           {} on {} (cluster \"origins\", round robin)", o.name, o.address);
+        println!(
+            "           {} on {} (cluster \"origins\", round robin)",
+            o.name, o.address
+        );
     }
 
     let requests = args.requests.unwrap_or(1000);
@@ -266,7 +269,9 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let ok = failed == 0 && statuses.get(&200) == Some(&requests);
 
     println!("\ntry:");
-    println!("  curl -v http://{proxy}/hello            # proxied, round robin over the two origins");
+    println!(
+        "  curl -v http://{proxy}/hello            # proxied, round robin over the two origins"
+    );
     println!("  curl -v http://{proxy}/healthz          # direct_response");
     println!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
     if let Some(admin) = server.admin_address() {
@@ -274,7 +279,11 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     }
     if args.requests.is_some() {
         server.stop();
-        return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     println!("\nserving until Ctrl-C");
     if let Ok(mut signals) = Signals::new([SIGTERM, SIGINT]) {

@@ -98,7 +98,9 @@ fn main() -> ExitCode {
         None => {
             init_logging(&cli.run.common.log_level);
             let Some(config) = cli.run.config else {
-                eprintln!("weir: no config given; use `weir -c FILE`, `weir validate -c FILE` or `weir demo`");
+                eprintln!(
+                    "weir: no config given; use `weir -c FILE`, `weir validate -c FILE` or `weir demo`"
+                );
                 return ExitCode::from(2);
             };
             run(&config, &cli.run.common)
@@ -150,7 +152,10 @@ fn run(path: &std::path::Path, common: &CommonArgs) -> ExitCode {
         }
     };
     if let Some(signal) = signals.forever().next() {
-        tracing::info!(signal, "draining: no new connections, finishing in-flight requests");
+        tracing::info!(
+            signal,
+            "draining: no new connections, finishing in-flight requests"
+        );
     }
     server.drain();
     server.wait();

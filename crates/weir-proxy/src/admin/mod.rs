@@ -102,7 +102,11 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
                         let entry = conns.vacant_entry();
                         if poll
                             .registry()
-                            .register(&mut socket, Token(entry.key()), Interest::READABLE | Interest::WRITABLE)
+                            .register(
+                                &mut socket,
+                                Token(entry.key()),
+                                Interest::READABLE | Interest::WRITABLE,
+                            )
                             .is_ok()
                         {
                             entry.insert(AdminConn {
@@ -116,7 +120,9 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
                 }
                 WAKER => {}
                 Token(key) => {
-                    let Some(c) = conns.get_mut(key) else { continue };
+                    let Some(c) = conns.get_mut(key) else {
+                        continue;
+                    };
                     c.conn.on_ready(event);
                     if !serve(c, &info, started, &syscalls, &mut scratch) {
                         conns.remove(key);
@@ -128,12 +134,21 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
 }
 
 /// Reads, answers and flushes one admin connection; false when it should close.
-fn serve(c: &mut AdminConn, info: &AdminInfo, started: Instant, syscalls: &Syscalls, scratch: &mut [u8]) -> bool {
+fn serve(
+    c: &mut AdminConn,
+    info: &AdminInfo,
+    started: Instant,
+    syscalls: &Syscalls,
+    scratch: &mut [u8],
+) -> bool {
     loop {
         match c.decoder.decode(&mut c.conn.input) {
             Ok(Some(RequestEvent::Head(req))) => {
                 c.close |= !req.keep_alive;
-                c.request = Some((req.head.method.clone(), Bytes::copy_from_slice(req.head.path())));
+                c.request = Some((
+                    req.head.method.clone(),
+                    Bytes::copy_from_slice(req.head.path()),
+                ));
                 continue;
             }
             Ok(Some(RequestEvent::Data(_))) => continue,
@@ -146,7 +161,12 @@ fn serve(c: &mut AdminConn, info: &AdminInfo, started: Instant, syscalls: &Sysca
                 if c.close {
                     headers.append("connection", "close");
                 }
-                let head = ResponseHead { version: Version::Http11, status, reason: Bytes::new(), headers };
+                let head = ResponseHead {
+                    version: Version::Http11,
+                    status,
+                    reason: Bytes::new(),
+                    headers,
+                };
                 let mut encoded = Vec::new();
                 encode_response_head(&head, false, &mut encoded);
                 c.conn.queue(encoded);
@@ -155,7 +175,11 @@ fn serve(c: &mut AdminConn, info: &AdminInfo, started: Instant, syscalls: &Sysca
             }
             Ok(None) => {}
             Err(e) => {
-                c.conn.queue(format!("HTTP/1.1 {} {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", e.status(), weir_http1::reason_phrase(e.status())));
+                c.conn.queue(format!(
+                    "HTTP/1.1 {} {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    e.status(),
+                    weir_http1::reason_phrase(e.status())
+                ));
                 c.close = true;
             }
         }
@@ -175,7 +199,12 @@ fn serve(c: &mut AdminConn, info: &AdminInfo, started: Instant, syscalls: &Sysca
     }
 }
 
-fn respond(method: &[u8], path: &[u8], info: &AdminInfo, started: Instant) -> (u16, &'static str, Bytes) {
+fn respond(
+    method: &[u8],
+    path: &[u8],
+    info: &AdminInfo,
+    started: Instant,
+) -> (u16, &'static str, Bytes) {
     let draining = info.draining.load(Ordering::Acquire);
     let state = if draining { "DRAINING" } else { "LIVE" };
     let get = method == b"GET" || method == b"HEAD";

@@ -148,7 +148,7 @@ impl<K: Copy> TimerWheel<K> {
 
     fn tick_ceil(&self, at: Instant) -> u64 {
         let since = at.saturating_duration_since(self.origin);
-        let ms = since.as_millis() + u128::from(since.subsec_nanos() % 1_000_000 != 0);
+        let ms = since.as_millis() + u128::from(!since.subsec_nanos().is_multiple_of(1_000_000));
         u64::try_from(ms).unwrap_or(MAX_TICK).min(MAX_TICK)
     }
 
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn fires_in_order_never_early() {
-        let t0 = Instant::now();
+        let t0 = crate::worker::clock();
         let mut w = TimerWheel::new(t0);
         for d in [5u64, 1, 300, 70, 4_100, 64, 65, 4_096, 262_144 + 3] {
             w.insert(t0 + ms(d), d);
@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn cancel_is_exact_and_stale_ids_are_ignored() {
-        let t0 = Instant::now();
+        let t0 = crate::worker::clock();
         let mut w = TimerWheel::new(t0);
         let a = w.insert(t0 + ms(10), 'a');
         let b = w.insert(t0 + ms(10), 'b');
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn next_timeout_tracks_the_earliest() {
-        let t0 = Instant::now();
+        let t0 = crate::worker::clock();
         let mut w = TimerWheel::new(t0);
         assert_eq!(w.next_timeout(t0), None);
         w.insert(t0 + ms(15_000), 1);
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn many_timers_with_cancellation_keep_no_garbage() {
-        let t0 = Instant::now();
+        let t0 = crate::worker::clock();
         let mut w = TimerWheel::new(t0);
         let mut ids = Vec::new();
         for i in 0..10_000u64 {

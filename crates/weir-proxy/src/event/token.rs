@@ -162,7 +162,12 @@ mod tests {
     fn tokens_round_trip() {
         let mut slab = GenSlab::new();
         let id = slab.insert_with(|_| ());
-        for kind in [Kind::Listener, Kind::Downstream, Kind::Upstream, Kind::Waker] {
+        for kind in [
+            Kind::Listener,
+            Kind::Downstream,
+            Kind::Upstream,
+            Kind::Waker,
+        ] {
             assert_eq!(untoken(token(kind, id)), (kind, id));
         }
     }

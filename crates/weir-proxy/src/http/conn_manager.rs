@@ -146,7 +146,10 @@ impl Worker {
                 let mut request_timer = stream.request_timer.take();
                 self.disarm(&mut request_timer);
                 if chunked {
-                    self.send_upstream(sid, [Bytes::from_static(LAST_CHUNK), Bytes::new(), Bytes::new()]);
+                    self.send_upstream(
+                        sid,
+                        [Bytes::from_static(LAST_CHUNK), Bytes::new(), Bytes::new()],
+                    );
                 }
                 let Some(stream) = self.streams.get(sid) else {
                     return;
@@ -247,7 +250,12 @@ impl Worker {
                 request.head.target = origin_form;
                 authority
             }
-            None => request.head.headers.get("host").cloned().unwrap_or_default(),
+            None => request
+                .head
+                .headers
+                .get("host")
+                .cloned()
+                .unwrap_or_default(),
         };
         strip_hop_by_hop(&mut request.head.headers);
         if request.expect_continue {
@@ -272,10 +280,16 @@ impl Worker {
                     if let Some(ds) = self.downstreams.get_mut(id) {
                         ds.conn.queue(Bytes::from_static(CONTINUE));
                     }
+                    // The client waits for this before sending its body: send it now.
+                    self.flush_downstream(id);
                 }
                 request.head.version = Version::Http11;
                 let mut encoded = Vec::with_capacity(512);
-                encode_request_head(&request.head, request.body == BodyKind::Chunked, &mut encoded);
+                encode_request_head(
+                    &request.head,
+                    request.body == BodyKind::Chunked,
+                    &mut encoded,
+                );
                 let stream = self.streams.get_mut(sid).expect("exists");
                 stream.route = Some(route);
                 stream.cluster = cluster;
@@ -362,14 +376,13 @@ impl Worker {
             }
             Ok(_) => {
                 let low = ds.conn.queued() <= ds.buffer_limit / 2;
-                if let (true, Some(sid)) = (low, ds.stream) {
-                    if let Some(stream) = self.streams.get_mut(sid) {
-                        if stream.response_paused {
-                            stream.response_paused = false;
-                            if let Some(up) = stream.upstream {
-                                self.deferred.push_back(Deferred::Upstream(up));
-                            }
-                        }
+                if let (true, Some(sid)) = (low, ds.stream)
+                    && let Some(stream) = self.streams.get_mut(sid)
+                    && stream.response_paused
+                {
+                    stream.response_paused = false;
+                    if let Some(up) = stream.upstream {
+                        self.deferred.push_back(Deferred::Upstream(up));
                     }
                 }
             }
@@ -412,12 +425,7 @@ impl Worker {
 
     /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
     /// route's response headers applied, framing and `connection` chosen for this client.
-    pub(crate) fn encode_response_head(
-        &mut self,
-        sid: Id,
-        mut head: ResponseHead,
-        body: BodyKind,
-    ) {
+    pub(crate) fn encode_response_head(&mut self, sid: Id, mut head: ResponseHead, body: BodyKind) {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -514,7 +522,8 @@ impl Worker {
             self.close_upstream(up);
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
-        let response = self.build_local_response(&reply, route.map(|r| (ds_id, r)), close, head_request);
+        let response =
+            self.build_local_response(&reply, route.map(|r| (ds_id, r)), close, head_request);
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
             for piece in response {
                 ds.conn.queue(piece);
@@ -543,13 +552,16 @@ impl Worker {
             headers.append("content-type", Bytes::from_static(b"text/plain"));
         }
         let mut len = itoa::Buffer::new();
-        headers.append("content-length", Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()));
+        headers.append(
+            "content-length",
+            Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()),
+        );
         headers.append("date", self.date.get(self.now));
         headers.append("server", Bytes::from_static(b"weir"));
-        if let Some((ds, r)) = route {
-            if let Some(ds) = self.downstreams.get(ds) {
-                ds.chain.routes.mutate_response(r, &mut headers);
-            }
+        if let Some((ds, r)) = route
+            && let Some(ds) = self.downstreams.get(ds)
+        {
+            ds.chain.routes.mutate_response(r, &mut headers);
         }
         if close {
             headers.set("connection", Bytes::from_static(b"close"));
@@ -562,7 +574,11 @@ impl Worker {
         };
         let mut encoded = Vec::with_capacity(256);
         encode_response_head(&head, false, &mut encoded);
-        let body = if head_request { Bytes::new() } else { reply.body.clone() };
+        let body = if head_request {
+            Bytes::new()
+        } else {
+            reply.body.clone()
+        };
         [Bytes::from(encoded), body]
     }
 
@@ -618,14 +634,14 @@ impl Worker {
         };
         self.disarm(&mut ds.idle_timer);
         self.disarm(&mut ds.linger_timer);
-        if let Some(sid) = ds.stream {
-            if let Some(mut stream) = self.streams.remove(sid) {
-                self.disarm(&mut stream.route_timer);
-                self.disarm(&mut stream.request_timer);
-                self.disarm(&mut stream.idle_timer);
-                if let Some(up) = stream.upstream {
-                    self.close_upstream(up);
-                }
+        if let Some(sid) = ds.stream
+            && let Some(mut stream) = self.streams.remove(sid)
+        {
+            self.disarm(&mut stream.route_timer);
+            self.disarm(&mut stream.request_timer);
+            self.disarm(&mut stream.idle_timer);
+            if let Some(up) = stream.upstream {
+                self.close_upstream(up);
             }
         }
         self.syscalls().other();
@@ -636,7 +652,11 @@ impl Worker {
     pub(crate) fn on_route_timeout(&mut self, sid: Id) {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.route_timer = None;
-            self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamRequestTimeout));
+            self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
+            );
         }
     }
 
@@ -667,7 +687,11 @@ impl Worker {
             let t = self.timers.insert(due, TimerKey::StreamIdle(sid));
             self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
         } else {
-            self.local_reply(sid, None, LocalReply::failure(ResponseFlag::StreamIdleTimeout));
+            self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::StreamIdleTimeout),
+            );
         }
     }
 }

@@ -25,7 +25,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
         .collect();
     headers.retain(|h| {
         let name = &h.name[..];
-        !HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+        !HOP_BY_HOP
+            .iter()
+            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
             && !named.iter().any(|n| name.eq_ignore_ascii_case(n))
     });
 }
@@ -141,7 +143,10 @@ mod tests {
     #[test]
     fn use_remote_address_appends_peer() {
         let mut rng = fastrand::Rng::with_seed(1);
-        let mut h = headers(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-proto", "https")]);
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let client = set_forwarding_headers(&mut h, &ctx(true, 0), &mut rng);
         assert_eq!(get(&h, "x-forwarded-for").unwrap(), "1.1.1.1,10.0.0.9");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "http");

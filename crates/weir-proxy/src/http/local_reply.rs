@@ -134,7 +134,6 @@ impl DateCache {
             .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
         if stale {
             // The wall clock is read here only, once a second at most, for the `date` header.
-            #[allow(clippy::disallowed_methods)]
             let wall = SystemTime::now();
             self.value = Bytes::from(httpdate::fmt_http_date(wall));
             self.at = Some(now);

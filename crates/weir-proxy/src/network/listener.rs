@@ -26,7 +26,11 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Binds a listening socket with SO_REUSEADDR and SO_REUSEPORT, non-blocking.
 pub(crate) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     if address.is_ipv6() {
@@ -60,7 +64,8 @@ impl Worker {
                 }
             }
         }
-        self.deferred.push_back(crate::worker::Deferred::Accept(index));
+        self.deferred
+            .push_back(crate::worker::Deferred::Accept(index));
     }
 
     fn on_accept(&mut self, index: usize, mut socket: TcpStream, peer: SocketAddr) {

@@ -118,30 +118,31 @@ fn redirect_location(
     let authority = String::from_utf8_lossy(authority);
     let (orig_host, orig_port) = split_host_port(&authority);
     let scheme = redirect.scheme.clone().unwrap_or_else(|| "http".to_owned());
-    let host = redirect.host.clone().unwrap_or_else(|| orig_host.to_owned());
+    let host = redirect
+        .host
+        .clone()
+        .unwrap_or_else(|| orig_host.to_owned());
     // A scheme change drops the original port (it belonged to the old scheme).
     let port = match (redirect.port, redirect.scheme.is_some()) {
         (Some(p), _) => Some(p.to_string()),
         (None, true) => None,
         (None, false) => orig_port.map(str::to_owned),
     };
-    let port = port.filter(|p| {
-        !(scheme == "http" && p == "80" || scheme == "https" && p == "443")
-    });
+    let port = port.filter(|p| !(scheme == "http" && p == "80" || scheme == "https" && p == "443"));
     let mut path_and_query = match &redirect.path {
         Some(RedirectPath::Path(p)) => {
             let mut p = p.clone();
-            if !p.contains('?') {
-                if let Some(q) = head.query() {
-                    p.push('?');
-                    p.push_str(&String::from_utf8_lossy(q));
-                }
+            if !p.contains('?')
+                && let Some(q) = head.query()
+            {
+                p.push('?');
+                p.push_str(&String::from_utf8_lossy(q));
             }
             p
         }
         Some(RedirectPath::PrefixRewrite(rewrite)) => {
-            let mut p = String::from_utf8_lossy(&rewrite_path(matcher, head.path(), rewrite))
-                .into_owned();
+            let mut p =
+                String::from_utf8_lossy(&rewrite_path(matcher, head.path(), rewrite)).into_owned();
             if let Some(q) = head.query() {
                 p.push('?');
                 p.push_str(&String::from_utf8_lossy(q));
@@ -157,10 +158,10 @@ fn redirect_location(
             p
         }
     };
-    if redirect.strip_query {
-        if let Some(i) = path_and_query.find('?') {
-            path_and_query.truncate(i);
-        }
+    if redirect.strip_query
+        && let Some(i) = path_and_query.find('?')
+    {
+        path_and_query.truncate(i);
     }
     match port {
         Some(port) => format!("{scheme}://{host}:{port}{path_and_query}"),
@@ -171,7 +172,10 @@ fn redirect_location(
 /// Splits `host[:port]`, keeping IPv6 literals (`[::1]:80`) whole.
 fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') && authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+        Some(i)
+            if !authority[i..].contains(']')
+                && authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
             (&authority[..i], Some(&authority[i + 1..]))
         }
         _ => (authority, None),

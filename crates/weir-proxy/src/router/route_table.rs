@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 use weir_config::{
-    AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations, HeaderValueOption,
-    PathMatch, Route, RouteConfiguration, StringMatchKind, StringMatcher, VirtualHost,
+    AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
+    HeaderValueOption, PathMatch, Route, RouteConfiguration, StringMatchKind, StringMatcher,
+    VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
 
@@ -101,7 +102,7 @@ impl RouteTable {
         let route = self.config.virtual_hosts[vhost]
             .routes
             .iter()
-            .position(|route| route_matches(route, path, &head.headers))?;
+            .position(|route| route_matches(route, path, host, head))?;
         Some(RouteRef { vhost, route })
     }
 
@@ -129,7 +130,7 @@ impl RouteTable {
     }
 }
 
-fn route_matches(route: &Route, path: &[u8], headers: &Headers) -> bool {
+fn route_matches(route: &Route, path: &[u8], authority: &[u8], head: &RequestHead) -> bool {
     let m = &route.matcher;
     let path_ok = match &m.path {
         PathMatch::Prefix(p) => {
@@ -138,7 +139,7 @@ fn route_matches(route: &Route, path: &[u8], headers: &Headers) -> bool {
         PathMatch::Exact(p) => bytes_eq(path, p.as_bytes(), !m.case_sensitive),
         PathMatch::Regex(re) => std::str::from_utf8(path).is_ok_and(|p| re.compiled.is_match(p)),
     };
-    path_ok && m.headers.iter().all(|h| header_matches(h, headers))
+    path_ok && m.headers.iter().all(|h| header_matches(h, authority, head))
 }
 
 fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
@@ -149,18 +150,34 @@ fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     }
 }
 
-/// Envoy joins repeated headers with `,` before matching a value.
-fn header_matches(matcher: &HeaderMatcher, headers: &Headers) -> bool {
-    let mut values = headers.get_all(&matcher.name).peekable();
+/// Envoy joins repeated headers with `,` before matching a value. HTTP/2-style pseudo-headers
+/// name parts of the request line, as Envoy presents HTTP/1 requests to its matchers.
+fn header_matches(matcher: &HeaderMatcher, authority: &[u8], head: &RequestHead) -> bool {
+    let pseudo: Option<&[u8]> = match matcher.name.as_str() {
+        ":authority" => Some(authority),
+        ":method" => Some(&head.method),
+        ":path" => Some(&head.target),
+        ":scheme" => Some(b"http"),
+        _ => None,
+    };
+    let values: Vec<&[u8]> = match pseudo {
+        Some(value) => vec![value],
+        None => head
+            .headers
+            .get_all(&matcher.name)
+            .map(|v| &v[..])
+            .collect(),
+    };
     let result = match &matcher.rule {
-        HeaderMatchRule::Present(want) => values.peek().is_some() == *want,
+        HeaderMatchRule::Present(want) => values.is_empty() != *want,
         HeaderMatchRule::String(sm) => {
-            if values.peek().is_none() {
+            if values.is_empty() {
                 // An absent header never satisfies a value rule, inverted or not (Envoy).
                 return false;
             }
             let joined = values
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .iter()
+                .map(|v| String::from_utf8_lossy(v))
                 .collect::<Vec<_>>()
                 .join(",");
             string_matches(sm, &joined)

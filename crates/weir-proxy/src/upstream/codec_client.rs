@@ -41,7 +41,11 @@ impl Worker {
         };
         let cluster = stream.cluster;
         let Some(host) = self.clusters[cluster].lb.pick() else {
-            return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::NoHealthyUpstream));
+            return self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::NoHealthyUpstream),
+            );
         };
         if !fresh {
             while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
@@ -62,7 +66,11 @@ impl Worker {
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
                 WorkerStats::inc(&self.stats.upstream_cx_connect_fail);
-                return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamConnectionFailure));
+                return self.local_reply(
+                    sid,
+                    None,
+                    LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
+                );
             }
         };
         self.syscalls().other();
@@ -96,9 +104,16 @@ impl Worker {
         if let Err(e) = registered {
             tracing::warn!(error = %e, "epoll registration failed");
             self.close_upstream(up);
-            return self.local_reply(sid, None, LocalReply::failure(ResponseFlag::UpstreamConnectionFailure));
+            return self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
+            );
         }
-        let timer = self.arm(self.clusters[cluster].connect_timeout, TimerKey::Connect(up));
+        let timer = self.arm(
+            self.clusters[cluster].connect_timeout,
+            TimerKey::Connect(up),
+        );
         self.upstreams.get_mut(up).expect("inserted").connect_timer = Some(timer);
         self.attach(sid, up);
     }
@@ -180,10 +195,7 @@ impl Worker {
             .and_then(|u| u.stream)
             .and_then(|s| self.streams.get(s))
             .map(|s| s.downstream);
-        loop {
-            let Some(up) = self.upstreams.get_mut(id) else {
-                break;
-            };
+        while let Some(up) = self.upstreams.get_mut(id) {
             if up.state != UpstreamState::Active {
                 break;
             }
@@ -325,13 +337,13 @@ impl Worker {
         match up.conn.flush(&self.stats.syscalls) {
             Ok(_) => {
                 let low = up.conn.queued() <= up.buffer_limit / 2;
-                if let (true, Some(sid)) = (low, up.stream) {
-                    if let Some(stream) = self.streams.get_mut(sid) {
-                        if stream.request_paused {
-                            stream.request_paused = false;
-                            self.deferred.push_back(Deferred::Downstream(stream.downstream));
-                        }
-                    }
+                if let (true, Some(sid)) = (low, up.stream)
+                    && let Some(stream) = self.streams.get_mut(sid)
+                    && stream.request_paused
+                {
+                    stream.request_paused = false;
+                    self.deferred
+                        .push_back(Deferred::Downstream(stream.downstream));
                 }
             }
             Err(e) => {
@@ -378,7 +390,9 @@ impl Worker {
         let reply = match failure {
             Failure::ConnectFailed => LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
             Failure::ConnectTimeout => LocalReply::connect_timeout(),
-            Failure::Termination => LocalReply::failure(ResponseFlag::UpstreamConnectionTermination),
+            Failure::Termination => {
+                LocalReply::failure(ResponseFlag::UpstreamConnectionTermination)
+            }
             Failure::Reset => LocalReply::failure(ResponseFlag::UpstreamRemoteReset),
             Failure::Protocol => LocalReply::failure(ResponseFlag::UpstreamProtocolError),
         };

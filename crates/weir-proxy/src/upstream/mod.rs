@@ -26,7 +26,11 @@ impl ClusterState {
         ClusterState {
             name: cluster.name.clone(),
             hosts: cluster.endpoints.iter().map(|e| e.address).collect(),
-            pools: cluster.endpoints.iter().map(|_| ConnPool::default()).collect(),
+            pools: cluster
+                .endpoints
+                .iter()
+                .map(|_| ConnPool::default())
+                .collect(),
             lb: RoundRobin::new(cluster.endpoints.iter().map(|e| e.weight), worker),
             connect_timeout: cluster.connect_timeout,
             buffer_limit: cluster.per_connection_buffer_limit_bytes as usize,
