@@ -139,6 +139,8 @@ pub(crate) struct Stream {
     pub(crate) client_version: Version,
     pub(crate) client_keep_alive: bool,
     pub(crate) request_chunked: bool,
+    /// The request has no body: its end follows its head, so it is complete once routed.
+    pub(crate) request_bodiless: bool,
     pub(crate) request_complete: bool,
     pub(crate) request_paused: bool,
     pub(crate) response_started: bool,

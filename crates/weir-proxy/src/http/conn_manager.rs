@@ -208,6 +208,7 @@ impl Worker {
             client_version: request.head.version,
             client_keep_alive: request.keep_alive,
             request_chunked: request.body == BodyKind::Chunked,
+            request_bodiless: request.body == BodyKind::Empty,
             request_complete: false,
             request_paused: false,
             response_started: false,
@@ -512,8 +513,10 @@ impl Worker {
         stream.response_started = true;
         stream.status = reply.status;
         stream.flag = reply.flag;
+        // Answering before the request body arrived: close after, as Envoy does, rather than
+        // guess where the next request starts. A bodiless request is already complete.
         stream.close_after = stream.close_after
-            || !stream.request_complete
+            || !(stream.request_complete || stream.request_bodiless)
             || !stream.client_keep_alive
             || self.draining;
         let (close, head_request, ds_id) =
