@@ -8,6 +8,12 @@
 //!
 //! The dispatcher loop is the seed's wake round: poll with the next timer as timeout → handle
 //! each ready token → fire due timers → run deferred work.
+//!
+//! Closing is immediate but safe, which is what Envoy's deferred delete buys in C++: a closed
+//! connection leaves its slab slot, and every later reference to it in the same round (an
+//! event already returned by `epoll_wait` for its token, a timer, a peer's id) carries the old
+//! generation and finds nothing. Work that must wait for the handler to return (resuming a
+//! paused side, continuing a bounded accept loop) goes to the deferred queue instead.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -258,6 +258,11 @@ impl Worker {
                 .cloned()
                 .unwrap_or_default(),
         };
+        // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
+        // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
+        if !request.head.headers.contains("host") {
+            return self.local_reply(sid, None, LocalReply::new(400, "missing host header"));
+        }
         strip_hop_by_hop(&mut request.head.headers);
         if request.expect_continue {
             request.head.headers.remove("expect");

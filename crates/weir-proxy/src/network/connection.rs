@@ -6,7 +6,9 @@
 //! - **Readiness is remembered.** An event sets `readable`/`writable`; they are cleared only by
 //!   the kernel's answer: a read that returns fewer bytes than it asked for (the socket was empty
 //!   at that instant, and any later arrival raises a new edge), EAGAIN, or EOF. So a short read
-//!   is never followed by a read that only returns EAGAIN.
+//!   is never followed by a read that only returns EAGAIN. The exception is a FIN (or error)
+//!   that an event already reported: it raises no later edge, so after it a short read keeps
+//!   `readable` set and the next read returns the EOF.
 //! - **Pausing reads costs nothing.** A caller that must not read (its request is in flight, or
 //!   the other side's queue is over its watermark) simply does not call [`Connection::fill`]; the
 //!   remembered edge keeps `readable` set and the data is read when reading resumes.
@@ -52,6 +54,9 @@ pub(crate) struct Connection {
     queued: usize,
     readable: bool,
     writable: bool,
+    /// An event already reported the peer's FIN or an error. No further edge will come for
+    /// it, so a short read must not clear `readable`: the next read returns the EOF or error.
+    hup_seen: bool,
     read_eof: bool,
     write_shut: bool,
     /// Bytes read and written over the connection's life.
@@ -72,6 +77,7 @@ impl Connection {
             queued: 0,
             readable: false,
             writable,
+            hup_seen: false,
             read_eof: false,
             write_shut: false,
             bytes_in: 0,
@@ -92,6 +98,9 @@ impl Connection {
     pub(crate) fn on_ready(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hup_seen = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.writable = true;
@@ -122,7 +131,9 @@ impl Connection {
                     return ReadOutcome::Eof;
                 }
                 Ok(n) => {
-                    if n < scratch.len() {
+                    // A short read drained the socket, and any later arrival raises a new
+                    // edge; but a FIN that came with the data raised its edge already.
+                    if n < scratch.len() && !self.hup_seen {
                         self.readable = false;
                     }
                     self.input.extend_from_slice(&scratch[..n]);
