@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::cluster;
 use crate::listener;
-use crate::model::{Admin, Bootstrap, Node};
+use crate::model::{Admin, Bootstrap, Node, WeirSettings};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.bootstrap.v3.Bootstrap` fields weir does not support yet.
@@ -89,6 +89,10 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         Some(f) => static_resources(cx, &f),
         None => (Vec::new(), Vec::new()),
     };
+    let weir = match o.get(cx, "weir") {
+        Some(f) => crate::weir::settings(cx, &f),
+        None => WeirSettings::default(),
+    };
     o.finish(cx);
 
     if let (Some(admin), Some(field)) = (&admin, &admin_field)
@@ -109,6 +113,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         admin,
         listeners,
         clusters,
+        weir,
     })
 }
 

@@ -30,6 +30,7 @@ mod listener;
 mod reader;
 mod route;
 mod source;
+mod weir;
 
 use std::fmt;
 use std::path::Path;

@@ -18,6 +18,8 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// `static_resources.clusters`, in config order. Routes refer to them by index.
     pub clusters: Vec<Cluster>,
+    /// `weir`: weir's own settings.
+    pub weir: WeirSettings,
 }
 
 /// `node`: identifies this proxy to operators (and, later, to a control plane).
@@ -375,4 +377,46 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// `load_balancing_weight` (default 1, must be ≥ 1).
     pub weight: u32,
+}
+
+/// `weir`: weir's own settings, for what Envoy has no field (a top-level section Envoy's
+/// bootstrap does not have; `weir validate` checks it like the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WeirSettings {
+    /// `weir.flow_trace`.
+    pub flow_trace: FlowTrace,
+}
+
+/// `weir.flow_trace`: which requests the per-request flow recorder keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTrace {
+    /// `mode` (default OFF).
+    pub mode: FlowTraceMode,
+    /// `flows_kept` (default 256): completed flows each worker keeps for the admin listener.
+    pub flows_kept: usize,
+}
+
+impl Default for FlowTrace {
+    fn default() -> Self {
+        FlowTrace {
+            mode: FlowTraceMode::Off,
+            flows_kept: 256,
+        }
+    }
+}
+
+/// `weir.flow_trace.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowTraceMode {
+    /// `OFF`: nothing is recorded (one branch per event site).
+    Off,
+    /// `SAMPLED` with `sample_one_in: N` (default 100): one request in N.
+    Sampled {
+        /// N.
+        one_in: u32,
+    },
+    /// `HEADER`: requests carrying `x-weir-trace: 1`.
+    Header,
+    /// `ALL`: every request.
+    All,
 }
