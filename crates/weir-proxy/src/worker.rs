@@ -358,12 +358,17 @@ impl Worker {
             listener.socket = None;
         }
         for id in self.downstreams.ids() {
-            let idle = self
-                .downstreams
-                .get(id)
-                .is_some_and(|d| d.stream.is_none() && d.conn.queued() == 0);
-            if idle {
+            let Some(ds) = self.downstreams.get_mut(id) else {
+                continue;
+            };
+            if ds.stream.is_some() {
+                continue;
+            }
+            if ds.conn.queued() == 0 {
                 self.close_downstream(id);
+            } else if ds.state == DownstreamState::Open {
+                // Between requests but still sending the last response: close once it is out.
+                ds.state = DownstreamState::CloseAfterFlush;
             }
         }
         for id in self.upstreams.ids() {

@@ -607,7 +607,10 @@ impl Worker {
             return;
         };
         ds.stream = None;
-        if stream.close_after || ds.peer_closed {
+        // While draining, a connection ends with its stream even when the response started
+        // before the drain (and so went out without `connection: close`), as Envoy does;
+        // otherwise it would idle until the drain deadline.
+        if stream.close_after || ds.peer_closed || self.draining {
             ds.state = DownstreamState::CloseAfterFlush;
         } else {
             if ds.conn.input.is_empty() {
