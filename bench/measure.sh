@@ -9,6 +9,8 @@
 # (strace slows the proxy; only the counts are used).
 #
 # Usage: bench/measure.sh [seconds-per-run] [body-bytes]
+# Environment: WEIR_BIN (a weir binary to measure instead of building this tree), WEIR_FLAGS (extra flags for weir, e.g. "--flow-trace all"), ONLY=weir (skip nginx
+# and strace: one CPU-per-request line for weir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -20,8 +22,10 @@ trap 'kill $(jobs -p) 2>/dev/null || true; pkill -F "$work/origin.pid" 2>/dev/nu
 for tool in wrk nginx strace taskset; do
   command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light strace util-linux >/dev/null; break; }
 done
-cargo build --release -q -p weir
-weir=${CARGO_TARGET_DIR:-target}/release/weir
+if [ -z "${WEIR_BIN:-}" ]; then
+  cargo build --release -q -p weir
+fi
+weir=${WEIR_BIN:-${CARGO_TARGET_DIR:-target}/release/weir}
 
 head -c "$body_bytes" /dev/zero | tr '\0' 'x' > "$work/body"
 origin_port=18081; weir_port=18080; nginx_port=18082
@@ -61,7 +65,8 @@ static_resources:
 CONF
 
 taskset -c 1 nginx -c "$work/origin.conf"
-taskset -c 0 "$weir" -c "$work/weir.yaml" --concurrency 1 --log-level warn & weir_pid=$!
+# shellcheck disable=SC2086
+taskset -c 0 "$weir" -c "$work/weir.yaml" --concurrency 1 --log-level warn ${WEIR_FLAGS:-} & weir_pid=$!
 taskset -c 0 nginx -c "$work/proxy-nginx.conf"
 sleep 1
 nginx_pid=$(cat "$work/proxy-nginx.pid")
@@ -97,6 +102,10 @@ syscalls() { # name pid port
   echo "$name strace_requests=$reqs syscalls_per_req=$(awk -v s="$total" -v r="$reqs" 'BEGIN{printf "%.3f", s/r}')"
   awk 'NR>2 && $NF!="total" && NF>=5 {printf "    %-14s %.3f/req\n", $NF, $4/'"$reqs"'}' "$work/$name.strace" | grep -v -- '----' | head -12
 }
+if [ "${ONLY:-}" = weir ]; then
+  run weir "$weir_pid" $weir_port
+  exit 0
+fi
 echo "# $(date -u +%F) $(nproc) cores, body ${body_bytes} B, wrk -t1 -c$conns, ${secs}s runs; proxy on CPU 0, origin+wrk on CPU 1"
 run weir "$weir_pid" $weir_port
 run nginx "$nginx_worker" $nginx_port

@@ -49,6 +49,16 @@ impl Phase {
         }
     }
 
+    /// The snake_case name used in JSON (`"phase"`) and as the HTML page's CSS class.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::DownstreamReadRequest => "downstream_read_request",
+            Phase::UpstreamWriteRequest => "upstream_write_request",
+            Phase::UpstreamReadResponse => "upstream_read_response",
+            Phase::DownstreamWriteResponse => "downstream_write_response",
+        }
+    }
+
     /// Which phase an event belongs to, from where it happened and what it is. `None` for
     /// events of the worker itself (wake rounds).
     pub fn of(lane: Lane, kind: &EventKind) -> Option<Phase> {
@@ -109,6 +119,17 @@ pub enum Lane {
     Downstream,
     /// A connection to an origin.
     Upstream,
+}
+
+impl Lane {
+    /// The snake_case name used in JSON (`"lane"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Worker => "worker",
+            Lane::Downstream => "downstream",
+            Lane::Upstream => "upstream",
+        }
+    }
 }
 
 /// What one read returned.
@@ -317,6 +338,36 @@ pub enum EventKind {
         /// Time the round ran.
         ran_ns: u64,
     },
+}
+
+impl EventKind {
+    /// The event's name: the value of its JSON `"event"` tag (`"read"`, `"wake_round"`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Accept { .. } => "accept",
+            EventKind::ListenerFilter { .. } => "listener_filter",
+            EventKind::FilterChain { .. } => "filter_chain",
+            EventKind::Registered { .. } => "registered",
+            EventKind::Ready { .. } => "ready",
+            EventKind::Read { .. } => "read",
+            EventKind::Write { .. } => "write",
+            EventKind::RequestHead { .. } => "request_head",
+            EventKind::RequestComplete => "request_complete",
+            EventKind::ReadPaused { .. } => "read_paused",
+            EventKind::ReadResumed { .. } => "read_resumed",
+            EventKind::RouteMatched { .. } => "route_matched",
+            EventKind::PoolCreated { .. } => "pool_created",
+            EventKind::HostChosen { .. } => "host_chosen",
+            EventKind::ConnectStarted { .. } => "connect_started",
+            EventKind::Connected => "connected",
+            EventKind::StreamAttached { .. } => "stream_attached",
+            EventKind::ResponseHead { .. } => "response_head",
+            EventKind::ResponseComplete => "response_complete",
+            EventKind::LocalReply { .. } => "local_reply",
+            EventKind::Close { .. } => "close",
+            EventKind::WakeRound { .. } => "wake_round",
+        }
+    }
 }
 
 /// One recorded event.

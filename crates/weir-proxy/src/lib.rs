@@ -11,6 +11,7 @@ mod admin;
 mod event;
 pub mod http;
 mod network;
+mod recorder;
 mod router;
 mod server;
 mod snapshot;

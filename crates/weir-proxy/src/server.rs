@@ -9,15 +9,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::{Poll, Waker};
 use weir_config::Bootstrap;
+use weir_flow::Flow;
 
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
 use crate::network::listener::bind;
+use crate::recorder::Recorder;
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 use crate::worker::{ListenerSlot, Worker};
@@ -31,6 +34,8 @@ pub struct Options {
     pub drain_time: Duration,
     /// The command line, for `/server_info`.
     pub command_line: Vec<String>,
+    /// Overrides the config's `weir.flow_trace.mode` (the `--flow-trace` flag).
+    pub flow_trace: Option<weir_config::FlowTraceMode>,
 }
 
 impl Default for Options {
@@ -39,6 +44,7 @@ impl Default for Options {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             drain_time: Duration::from_secs(10),
             command_line: Vec::new(),
+            flow_trace: None,
         }
     }
 }
@@ -49,6 +55,45 @@ pub(crate) struct Control {
     pub(crate) drain: AtomicBool,
     pub(crate) stop: AtomicBool,
     pub(crate) drain_time: Duration,
+    /// Requests for the worker's recent flows: how many, and where to send them.
+    pub(crate) flow_queries: Mutex<Vec<(usize, mpsc::Sender<Vec<Flow>>)>>,
+}
+
+/// Asks every worker for its recent flows. Cheap to clone; the admin listener holds one.
+#[derive(Clone)]
+pub(crate) struct FlowSource {
+    workers: Vec<(Arc<Control>, Arc<Waker>)>,
+}
+
+impl FlowSource {
+    /// Up to `limit` recent flows from all workers, newest first.
+    pub(crate) fn flows(&self, limit: usize) -> Vec<Flow> {
+        let (tx, rx) = mpsc::channel();
+        let mut asked = 0;
+        for (control, waker) in &self.workers {
+            control
+                .flow_queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((limit, tx.clone()));
+            if waker.wake().is_ok() {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut flows = Vec::new();
+        for _ in 0..asked {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(mut some) => flows.append(&mut some),
+                Err(_) => break,
+            }
+        }
+        flows.sort_by_key(|f| std::cmp::Reverse(f.end));
+        flows.truncate(limit);
+        flows
+    }
 }
 
 struct WorkerHandle {
@@ -64,6 +109,7 @@ pub struct Server {
     listeners: Vec<(String, SocketAddr)>,
     admin: Option<AdminHandle>,
     draining: Arc<AtomicBool>,
+    flow_source: FlowSource,
 }
 
 const WAKER: usize = 0;
@@ -72,6 +118,11 @@ impl Server {
     /// Binds everything and starts the workers.
     pub fn start(bootstrap: Bootstrap, options: Options) -> io::Result<Server> {
         let concurrency = options.concurrency.max(1);
+        let mut flow_trace = bootstrap.weir.flow_trace;
+        if let Some(mode) = options.flow_trace {
+            flow_trace.mode = mode;
+        }
+        let epoch = crate::worker::clock();
         let snapshot = Arc::new(Snapshot::new(bootstrap));
         // Bind per worker, per listener; the first socket of a port-0 listener fixes the port.
         let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
@@ -88,6 +139,7 @@ impl Server {
                 address = socket.local_addr()?;
                 slots.push(ListenerSlot {
                     socket: Some(socket),
+                    address,
                     chain: runtime.select(address.port()),
                     buffer_limit: runtime.buffer_limit,
                 });
@@ -117,6 +169,7 @@ impl Server {
                 drain: AtomicBool::new(false),
                 stop: AtomicBool::new(false),
                 drain_time: options.drain_time,
+                flow_queries: Mutex::new(Vec::new()),
             });
             let worker_stats = Arc::new(WorkerStats::default());
             stats.push(worker_stats.clone());
@@ -127,6 +180,7 @@ impl Server {
                 slots,
                 worker_stats,
                 control.clone(),
+                Recorder::new(flow_trace, index, epoch),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("weir:worker_{index}"))
@@ -137,6 +191,12 @@ impl Server {
                 waker,
             });
         }
+        let flow_source = FlowSource {
+            workers: workers
+                .iter()
+                .map(|w| (w.control.clone(), w.waker.clone()))
+                .collect(),
+        };
         let admin = match &snapshot.bootstrap.admin {
             Some(admin) => Some(AdminHandle::start(
                 admin.address,
@@ -146,6 +206,7 @@ impl Server {
                     command_line: options.command_line.clone(),
                     draining: draining.clone(),
                     stats: stats.clone(),
+                    flows: flow_source.clone(),
                 },
             )?),
             None => None,
@@ -156,6 +217,7 @@ impl Server {
             listeners,
             admin,
             draining,
+            flow_source,
         })
     }
 
@@ -167,6 +229,11 @@ impl Server {
     /// The admin listener's bound address.
     pub fn admin_address(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.address())
+    }
+
+    /// Up to `limit` recently completed flows (requests the flow recorder kept), newest first.
+    pub fn flows(&self, limit: usize) -> Vec<Flow> {
+        self.flow_source.flows(limit)
     }
 
     /// Per-worker counters.

@@ -28,7 +28,7 @@ pub(crate) struct ListenerRuntime {
 /// A filter chain: its HTTP connection manager and compiled route table.
 #[derive(Debug)]
 pub(crate) struct ChainRuntime {
-    pub(crate) name: String,
+    pub(crate) name: weir_flow::Name,
     pub(crate) destination_port: Option<u16>,
     pub(crate) hcm: HttpConnectionManager,
     pub(crate) routes: RouteTable,
@@ -39,7 +39,7 @@ impl ChainRuntime {
     fn new(chain: &FilterChain) -> Arc<Self> {
         let hcm = chain.http_connection_manager.clone();
         Arc::new(ChainRuntime {
-            name: chain.name.clone(),
+            name: chain.name.as_str().into(),
             destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),
             limits: Limits {

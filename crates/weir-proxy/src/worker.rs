@@ -29,11 +29,13 @@ use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::local_reply::{DateCache, ResponseFlag};
 use crate::network::connection::Connection;
+use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::router::route_table::RouteRef;
 use crate::server::Control;
 use crate::snapshot::{ChainRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::upstream::ClusterState;
+use weir_flow::ShortText;
 
 /// Bytes one read may bring (the worker's scratch buffer).
 pub(crate) const READ_SIZE: usize = 64 * 1024;
@@ -47,6 +49,7 @@ const DEFERRED_PER_ROUND: usize = 4096;
 /// A worker's listener socket and the filter chain its connections get.
 pub(crate) struct ListenerSlot {
     pub(crate) socket: Option<TcpListener>,
+    pub(crate) address: SocketAddr,
     pub(crate) chain: Option<Arc<ChainRuntime>>,
     pub(crate) buffer_limit: usize,
 }
@@ -77,6 +80,10 @@ pub(crate) struct Downstream {
     pub(crate) peer_closed: bool,
     /// Close with RST instead of FIN (a cut close-delimited response must not look complete).
     pub(crate) abort: bool,
+    /// Its place in the flow recorder.
+    pub(crate) trace: ConnTrace,
+    /// A traced stream's flow, kept once its response has left.
+    pub(crate) pending_flow: Option<PendingFlow>,
 }
 
 /// Where an upstream connection is in its life.
@@ -106,6 +113,8 @@ pub(crate) struct Upstream {
     pub(crate) keep_alive: bool,
     pub(crate) connect_timer: Option<TimerId>,
     pub(crate) buffer_limit: usize,
+    /// Its id in flow traces.
+    pub(crate) trace_conn: u64,
 }
 
 /// How a message body is framed on the way out.
@@ -161,6 +170,10 @@ pub(crate) struct Stream {
     pub(crate) request_timer: Option<TimerId>,
     pub(crate) idle_timer: Option<TimerId>,
     pub(crate) last_activity: Instant,
+    /// Its id in flow traces.
+    pub(crate) trace_id: u64,
+    /// The recorder keeps this stream's flow: its method and target.
+    pub(crate) traced: Option<(ShortText, ShortText)>,
 }
 
 /// What a timer is for. Ids are generational, so a timer for a closed object is a no-op.
@@ -203,6 +216,7 @@ pub(crate) struct Worker {
     pub(crate) draining: bool,
     pub(crate) rng: fastrand::Rng,
     pub(crate) date: DateCache,
+    pub(crate) recorder: Recorder,
 }
 
 impl Worker {
@@ -213,6 +227,7 @@ impl Worker {
         listeners: Vec<ListenerSlot>,
         stats: Arc<WorkerStats>,
         control: Arc<Control>,
+        recorder: Recorder,
     ) -> Self {
         let now = clock();
         let clusters = snapshot
@@ -238,6 +253,7 @@ impl Worker {
             draining: false,
             rng: fastrand::Rng::new(),
             date: DateCache::new(),
+            recorder,
         }
     }
 
@@ -256,6 +272,7 @@ impl Worker {
                 Some(Duration::ZERO)
             };
             Syscalls::add(&self.stats.syscalls.epoll_wait, 1);
+            let waiting = self.recorder.enabled().then(clock);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -265,8 +282,10 @@ impl Worker {
             }
             self.now = clock();
             WorkerStats::inc(&self.stats.wake_rounds);
+            let mut ready = 0;
             for event in events.iter() {
                 self.dispatch(event);
+                ready += 1;
             }
             self.timers.expire(self.now, &mut fired);
             for key in fired.drain(..) {
@@ -281,6 +300,12 @@ impl Worker {
                     Deferred::Upstream(id) => self.drive_upstream(id),
                     Deferred::Accept(listener) => self.accept(listener),
                 }
+            }
+            if let Some(waiting) = waiting {
+                let round = self.stats.wake_rounds.load(Ordering::Relaxed);
+                let waited = self.now.saturating_duration_since(waiting).as_nanos() as u64;
+                let ran = clock().saturating_duration_since(self.now).as_nanos() as u64;
+                self.recorder.wake_round(round, ready, waited, ran);
             }
             if self.control.stop.load(Ordering::Acquire) {
                 return;
@@ -298,6 +323,7 @@ impl Worker {
             (Kind::Downstream, id) => {
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.conn.on_ready(event);
+                    self.trace_down(id, || ready(event));
                     self.flush_downstream(id);
                     self.drive_downstream(id);
                 }
@@ -305,6 +331,7 @@ impl Worker {
             (Kind::Upstream, id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.conn.on_ready(event);
+                    self.trace_up(id, || ready(event));
                     self.upstream_ready(id);
                 }
             }
@@ -312,6 +339,7 @@ impl Worker {
                 if self.control.drain.load(Ordering::Acquire) && !self.draining {
                     self.begin_drain();
                 }
+                self.answer_flow_queries();
             }
         }
     }
@@ -384,6 +412,21 @@ impl Worker {
         self.timers.insert(deadline, TimerKey::DrainDeadline);
     }
 
+    /// The admin listener asked for this worker's recent flows (through the waker, so the
+    /// request path never takes a lock).
+    fn answer_flow_queries(&mut self) {
+        let queries = std::mem::take(
+            &mut *self
+                .control
+                .flow_queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for (limit, reply) in queries {
+            let _ = reply.send(self.recorder.flows().take(limit).cloned().collect());
+        }
+    }
+
     pub(crate) fn arm(&mut self, after: Duration, key: TimerKey) -> TimerId {
         self.timers.insert(self.now + after, key)
     }
@@ -392,6 +435,16 @@ impl Worker {
         if let Some(t) = timer.take() {
             self.timers.cancel(t);
         }
+    }
+}
+
+/// What epoll reported, in the trace's terms.
+fn ready(event: &mio::event::Event) -> weir_flow::EventKind {
+    weir_flow::EventKind::Ready {
+        readable: event.is_readable(),
+        writable: event.is_writable(),
+        hup: event.is_read_closed() || event.is_write_closed(),
+        error: event.is_error(),
     }
 }
 

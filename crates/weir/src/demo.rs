@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use weir_config::parse;
+use weir_config::{FlowTraceMode, parse};
 use weir_proxy::stats::WorkerStats;
 use weir_proxy::{Server, stats};
 
@@ -148,8 +148,9 @@ struct Seen {
     origin: String,
 }
 
-/// Sends `count` GETs on one keep-alive connection, reading each response fully.
-fn client(proxy: SocketAddr, count: u64) -> std::io::Result<Vec<Seen>> {
+/// Sends `count` GETs on one keep-alive connection, reading each response fully. With
+/// `trace_first`, the first carries `x-weir-trace: 1` so the recorder keeps its flow.
+fn client(proxy: SocketAddr, count: u64, trace_first: bool) -> std::io::Result<Vec<Seen>> {
     let mut socket = TcpStream::connect(proxy)?;
     socket.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut decoder = weir_http1::ResponseDecoder::new(weir_http1::Limits::default());
@@ -157,7 +158,12 @@ fn client(proxy: SocketAddr, count: u64) -> std::io::Result<Vec<Seen>> {
     let mut chunk = [0u8; 16 * 1024];
     let mut seen = Vec::new();
     for i in 0..count {
-        let request = format!("GET /demo/{i} HTTP/1.1\r\nhost: demo.local\r\n\r\n");
+        let trace = if trace_first && i == 0 {
+            "x-weir-trace: 1\r\n"
+        } else {
+            ""
+        };
+        let request = format!("GET /demo/{i} HTTP/1.1\r\nhost: demo.local\r\n{trace}\r\n");
         socket.write_all(request.as_bytes())?;
         decoder.expect(false);
         let mut status = 0;
@@ -196,7 +202,10 @@ fn start_proxy(
         .replace("ORIGIN_A", &origins[0].address.port().to_string())
         .replace("ORIGIN_B", &origins[1].address.port().to_string());
     let bootstrap = parse(&yaml).map_err(|e| format!("built-in config: {e}"))?;
-    Server::start(bootstrap, args.common.options()).map_err(|e| e.to_string())
+    let mut options = args.common.options();
+    // Record requests that ask for it (the burst's first one does) unless told otherwise.
+    options.flow_trace = options.flow_trace.or(Some(FlowTraceMode::Header));
+    Server::start(bootstrap, options).map_err(|e| e.to_string())
 }
 
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
@@ -237,7 +246,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let handles: Vec<_> = (0..connections)
         .map(|i| {
             let share = requests / connections + u64::from(i < requests % connections);
-            std::thread::spawn(move || client(proxy, share))
+            std::thread::spawn(move || client(proxy, share, i == 0))
         })
         .collect();
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -268,6 +277,17 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     });
     let ok = failed == 0 && statuses.get(&200) == Some(&requests);
 
+    let flows = server.flows(1);
+    if let Some(flow) = flows.first() {
+        println!(
+            "\none request's flow through the seed's four events, as weir recorded it ({} events):\n",
+            flow.events.len()
+        );
+        let mut text = String::new();
+        weir_flow::render::text(&flows, &mut text);
+        print!("{text}");
+    }
+
     println!("\ntry:");
     println!(
         "  curl -v http://{proxy}/hello            # proxied, round robin over the two origins"
@@ -276,6 +296,10 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     println!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
     if let Some(admin) = server.admin_address() {
         println!("  curl http://{admin}/server_info");
+        println!(
+            "  curl -H 'x-weir-trace: 1' http://{proxy}/traced && curl 'http://{admin}/flows?limit=1'"
+        );
+        println!("  open http://{admin}/flows/view      # the flows as a timeline");
     }
     if args.requests.is_some() {
         server.stop();

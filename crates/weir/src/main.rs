@@ -1,6 +1,8 @@
 //! The `weir` command: run a proxy from an Envoy v3 config, validate a config, or run the demo.
 
+mod admin_client;
 mod demo;
+mod flows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use weir_config::FlowTraceMode;
 use weir_proxy::{Options, Server};
 
 /// weir: an event-driven L7 reverse proxy configured with Envoy v3 YAML.
@@ -31,6 +34,8 @@ enum Command {
     },
     /// Start weir with built-in origins, send real traffic through it, and show what happened.
     Demo(demo::DemoArgs),
+    /// Print recent request flows from a running weir's admin listener.
+    Flows(flows::FlowsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -54,6 +59,22 @@ pub(crate) struct CommonArgs {
     /// Seconds a drain (SIGTERM/SIGINT) waits for in-flight requests.
     #[arg(long = "drain-time-s", default_value_t = 10)]
     drain_time_s: u64,
+    /// The flow recorder: off, all, header (requests with `x-weir-trace: 1`), or sampled:N
+    /// (one request in N). Overrides the config's `weir.flow_trace.mode`.
+    #[arg(long = "flow-trace", value_parser = parse_flow_trace)]
+    flow_trace: Option<FlowTraceMode>,
+}
+
+fn parse_flow_trace(s: &str) -> Result<FlowTraceMode, String> {
+    match s {
+        "off" => Ok(FlowTraceMode::Off),
+        "all" => Ok(FlowTraceMode::All),
+        "header" => Ok(FlowTraceMode::Header),
+        _ => match s.strip_prefix("sampled:").map(str::parse::<u32>) {
+            Some(Ok(n)) if n >= 1 => Ok(FlowTraceMode::Sampled { one_in: n }),
+            _ => Err("expected off, all, header or sampled:N (N >= 1)".into()),
+        },
+    }
 }
 
 impl CommonArgs {
@@ -61,6 +82,7 @@ impl CommonArgs {
         let mut options = Options {
             drain_time: Duration::from_secs(self.drain_time_s),
             command_line: std::env::args().collect(),
+            flow_trace: self.flow_trace,
             ..Options::default()
         };
         if let Some(n) = self.concurrency {
@@ -96,6 +118,7 @@ fn main() -> ExitCode {
             init_logging(&args.common.log_level);
             demo::run(&args)
         }
+        Some(Command::Flows(args)) => flows::run(&args),
         None => {
             init_logging(&cli.run.common.log_level);
             let Some(config) = cli.run.config else {

@@ -30,6 +30,7 @@ pub(crate) struct AdminInfo {
     pub(crate) command_line: Vec<String>,
     pub(crate) draining: Arc<AtomicBool>,
     pub(crate) stats: Vec<Arc<WorkerStats>>,
+    pub(crate) flows: crate::server::FlowSource,
 }
 
 /// The running admin thread.
@@ -43,7 +44,7 @@ pub(crate) struct AdminHandle {
 struct AdminConn {
     conn: Connection,
     decoder: RequestDecoder,
-    request: Option<(Bytes, Bytes)>,
+    request: Option<(Bytes, Bytes, Bytes)>,
     close: bool,
 }
 
@@ -148,13 +149,14 @@ fn serve(
                 c.request = Some((
                     req.head.method.clone(),
                     Bytes::copy_from_slice(req.head.path()),
+                    Bytes::copy_from_slice(req.head.query().unwrap_or_default()),
                 ));
                 continue;
             }
             Ok(Some(RequestEvent::Data(_))) => continue,
             Ok(Some(RequestEvent::End)) => {
-                let (method, path) = c.request.take().unwrap_or_default();
-                let (status, content_type, body) = respond(&method, &path, info, started);
+                let (method, path, query) = c.request.take().unwrap_or_default();
+                let (status, content_type, body) = respond(&method, &path, &query, info, started);
                 let mut headers = Headers::new();
                 headers.append("content-type", content_type);
                 headers.append("content-length", body.len().to_string());
@@ -187,12 +189,12 @@ fn serve(
             break;
         }
         match c.conn.fill(scratch, syscalls) {
-            ReadOutcome::Data => {}
+            ReadOutcome::Data(_) => {}
             ReadOutcome::Drained => break,
             ReadOutcome::Eof | ReadOutcome::Failed(_) => return false,
         }
     }
-    match c.conn.flush(syscalls) {
+    match c.conn.flush(syscalls, |_, _| {}) {
         Ok(true) => !c.close && !c.conn.read_eof(),
         Ok(false) => true,
         Err(_) => false,
@@ -202,6 +204,7 @@ fn serve(
 fn respond(
     method: &[u8],
     path: &[u8],
+    query: &[u8],
     info: &AdminInfo,
     started: Instant,
 ) -> (u16, &'static str, Bytes) {
@@ -209,11 +212,23 @@ fn respond(
     let state = if draining { "DRAINING" } else { "LIVE" };
     let get = method == b"GET" || method == b"HEAD";
     match path {
-        b"/ready" | b"/server_info" | b"/" if !get => (405, "text/plain", Bytes::from_static(b"method not allowed\n")),
-        b"/ready" => (if draining { 503 } else { 200 }, "text/plain", Bytes::from(format!("{state}\n"))),
+        b"/ready" | b"/server_info" | b"/" | b"/flows" | b"/flows/view" if !get => (
+            405,
+            "text/plain",
+            Bytes::from_static(b"method not allowed\n"),
+        ),
+        b"/ready" => (
+            if draining { 503 } else { 200 },
+            "text/plain",
+            Bytes::from(format!("{state}\n")),
+        ),
         b"/server_info" => {
-            let uptime = crate::worker::clock().saturating_duration_since(started).as_secs();
-            let sum = |pick: fn(&WorkerStats) -> &std::sync::atomic::AtomicU64| stats::sum(&info.stats, pick);
+            let uptime = crate::worker::clock()
+                .saturating_duration_since(started)
+                .as_secs();
+            let sum = |pick: fn(&WorkerStats) -> &std::sync::atomic::AtomicU64| {
+                stats::sum(&info.stats, pick)
+            };
             let body = serde_json::json!({
                 "version": concat!("weir/", env!("CARGO_PKG_VERSION")),
                 "state": state,
@@ -233,7 +248,114 @@ fn respond(
             });
             (200, "application/json", Bytes::from(format!("{body:#}\n")))
         }
-        b"/" => (200, "text/plain", Bytes::from_static(b"weir admin\n  GET /ready        LIVE when serving, 503 DRAINING while draining\n  GET /server_info  version, state, uptime, node, options (JSON)\n")),
+        b"/flows" => flows(query, info),
+        b"/flows/view" => (
+            200,
+            "text/html; charset=utf-8",
+            Bytes::from_static(weir_flow::render::view_html().as_bytes()),
+        ),
+        b"/" => (200, "text/plain", Bytes::from_static(INDEX.as_bytes())),
         _ => (404, "text/plain", Bytes::from_static(b"not found\n")),
+    }
+}
+
+const INDEX: &str = "weir admin
+  GET /ready         LIVE when serving, 503 DRAINING while draining
+  GET /server_info   version, state, uptime, node, options (JSON)
+  GET /flows         recent request flows: ?format=text|json|perfetto &limit=N (20)
+                     &status=2xx|404|… &min_duration_ms=N &since=NS &until=NS
+  GET /flows/view    the flows as a timeline (HTML, works offline)
+";
+
+/// `GET /flows`: recent flows, newest first, filtered and rendered.
+fn flows(query: &[u8], info: &AdminInfo) -> (u16, &'static str, Bytes) {
+    let mut format = "text";
+    let mut limit = 20usize;
+    let mut status: Option<(u16, bool)> = None;
+    let mut min_duration_ns = 0u64;
+    let mut since = 0u64;
+    let mut until = u64::MAX;
+    let query = String::from_utf8_lossy(query);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = |what: &str| {
+            let body = format!("bad {what}: `{value}`\n");
+            (400, "text/plain", Bytes::from(body))
+        };
+        match key {
+            "format" => {
+                format = match value {
+                    "text" => "text",
+                    "json" => "json",
+                    "perfetto" => "perfetto",
+                    _ => return bad("format (text, json or perfetto)"),
+                }
+            }
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => limit = n,
+                _ => return bad("limit (1..=10000)"),
+            },
+            // `5xx` is a class, `404` an exact status.
+            "status" => {
+                let class = value.len() == 3 && value.ends_with("xx");
+                let digits = if class { &value[..1] } else { value };
+                match digits.parse::<u16>() {
+                    Ok(n) => status = Some((n, class)),
+                    Err(_) => return bad("status (e.g. 5xx or 404)"),
+                }
+            }
+            // Only flows that ended in (since, until], recorder time in ns: `weir flows --follow`.
+            "since" => match value.parse::<u64>() {
+                Ok(ns) => since = ns,
+                Err(_) => return bad("since"),
+            },
+            "until" => match value.parse::<u64>() {
+                Ok(ns) => until = ns,
+                Err(_) => return bad("until"),
+            },
+            "min_duration_ms" => match value.parse::<u64>() {
+                Ok(ms) => min_duration_ns = ms.saturating_mul(1_000_000),
+                Err(_) => return bad("min_duration_ms"),
+            },
+            _ => return bad("parameter"),
+        }
+    }
+    // Filters apply before the limit, so ask the workers for enough to filter from.
+    let filtered = status.is_some() || min_duration_ns > 0 || since > 0 || until < u64::MAX;
+    let wanted = if filtered { limit.max(1024) } else { limit };
+    let mut flows = info.flows.flows(wanted);
+    flows.retain(|f| {
+        let status_ok = match status {
+            Some((class, true)) => f.status / 100 == class,
+            Some((exact, false)) => f.status == exact,
+            None => true,
+        };
+        status_ok
+            && f.end.saturating_sub(f.start) >= min_duration_ns
+            && f.end > since
+            && f.end <= until
+    });
+    flows.truncate(limit);
+    match format {
+        "json" => {
+            let mut out = String::new();
+            weir_flow::render::json_lines(&flows, &mut out);
+            (200, "application/x-ndjson", Bytes::from(out))
+        }
+        "perfetto" => (
+            200,
+            "application/json",
+            Bytes::from(weir_flow::render::perfetto(&flows)),
+        ),
+        _ => {
+            let mut out = String::new();
+            weir_flow::render::text(&flows, &mut out);
+            if flows.is_empty() {
+                out.push_str(
+                    "no flows recorded: enable the recorder (weir.flow_trace or --flow-trace)\n",
+                );
+            }
+            (200, "text/plain; charset=utf-8", Bytes::from(out))
+        }
     }
 }

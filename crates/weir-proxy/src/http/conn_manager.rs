@@ -21,12 +21,14 @@ use crate::event::token::Id;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
+use crate::recorder::{PendingFlow, write_event};
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
 use crate::stats::WorkerStats;
 use crate::worker::{
     BodyOut, Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker,
 };
+use weir_flow::{EventKind, Lane, ShortText};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -73,8 +75,10 @@ impl Worker {
                 }
                 break;
             }
-            match ds.conn.fill(&mut self.scratch, &self.stats.syscalls) {
-                ReadOutcome::Data => continue,
+            let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            self.trace_down(id, || read_event(&outcome));
+            match outcome {
+                ReadOutcome::Data(_) => continue,
                 ReadOutcome::Drained => break,
                 ReadOutcome::Eof => {
                     self.on_downstream_eof(id);
@@ -145,6 +149,9 @@ impl Worker {
                 let chunked = stream.request_chunked;
                 let mut request_timer = stream.request_timer.take();
                 self.disarm(&mut request_timer);
+                self.trace_down(id, || EventKind::RequestComplete);
+                // The gate closes: the downstream is not read until the response is done.
+                self.trace_down(id, || EventKind::ReadPaused { syscall: false });
                 if chunked {
                     self.send_upstream(
                         sid,
@@ -228,9 +235,14 @@ impl Worker {
             request_timer: None,
             idle_timer: None,
             last_activity: self.now,
+            trace_id: self.recorder.new_id(),
+            traced: None,
         };
         let sid = self.streams.insert_with(|_| stream);
         self.downstreams.get_mut(id).expect("exists").stream = Some(sid);
+        if self.recorder.enabled() {
+            self.trace_request_head(id, sid, &request);
+        }
         let hcm = &chain.hcm;
         if let Some(after) = hcm.request_timeout {
             let t = self.arm(after, TimerKey::Request(sid));
@@ -282,6 +294,15 @@ impl Worker {
                 cluster,
                 timeout,
             } => {
+                if self.recorder.enabled() {
+                    let (vhost, name) = chain.routes.names(route);
+                    let cluster = self.clusters[cluster].name.clone();
+                    self.trace_down(id, || EventKind::RouteMatched {
+                        vhost,
+                        route: name,
+                        cluster,
+                    });
+                }
                 if request.expect_continue {
                     if let Some(ds) = self.downstreams.get_mut(id) {
                         ds.conn.queue(Bytes::from_static(CONTINUE));
@@ -358,7 +379,21 @@ impl Worker {
         if ds.conn.queued() == 0 && ds.state != DownstreamState::CloseAfterFlush {
             return;
         }
-        let result = ds.conn.flush(&self.stats.syscalls);
+        let (fd, conn) = (ds.conn.fd(), ds.trace.conn);
+        let recorder = &mut self.recorder;
+        let trace = &mut ds.trace;
+        let result = ds.conn.flush(&self.stats.syscalls, |asked, result| {
+            recorder.record(trace, Lane::Downstream, fd, conn, 0, || {
+                write_event(asked, result)
+            });
+        });
+        if matches!(result, Ok(true)) && ds.stream.is_none() {
+            // The last stream's response has left: its flow is complete.
+            self.trace_response_sent(id);
+        }
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
         match result {
             Err(e) => {
                 tracing::debug!(error = %e, "downstream write failed");
@@ -421,8 +456,10 @@ impl Worker {
                 }
                 return;
             }
-            match ds.conn.fill(&mut self.scratch, &self.stats.syscalls) {
-                ReadOutcome::Data => {}
+            let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            self.trace_down(id, || read_event(&outcome));
+            match outcome {
+                ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => return,
                 ReadOutcome::Eof | ReadOutcome::Failed(_) => return self.close_downstream(id),
             }
@@ -515,6 +552,15 @@ impl Worker {
             return self.cut_stream(sid);
         }
         let upstream = stream.upstream.take();
+        let ds_id = stream.downstream;
+        let flag = reply.flag.map_or("", |f| f.letters());
+        self.trace_down(ds_id, || EventKind::LocalReply {
+            status: reply.status,
+            flag,
+        });
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
         stream.response_started = true;
         stream.status = reply.status;
         stream.flag = reply.flag;
@@ -607,6 +653,15 @@ impl Worker {
             return;
         };
         ds.stream = None;
+        if let Some((method, path)) = stream.traced {
+            ds.pending_flow = Some(PendingFlow {
+                stream: stream.trace_id,
+                status: stream.status,
+                method,
+                path,
+                start: ds.trace.start,
+            });
+        }
         // While draining, a connection ends with its stream even when the response started
         // before the drain (and so went out without `connection: close`), as Envoy does;
         // otherwise it would idle until the drain deadline.
@@ -616,6 +671,7 @@ impl Worker {
             if ds.conn.input.is_empty() {
                 ds.conn.release_idle_input();
             }
+            self.trace_down(id, || EventKind::ReadResumed { syscall: false });
             self.arm_idle_timer(id);
             self.deferred.push_back(Deferred::Downstream(id));
         }
@@ -640,6 +696,9 @@ impl Worker {
     /// Closes a downstream connection now, abandoning its stream (and that stream's upstream,
     /// which is mid-exchange and cannot be reused).
     pub(crate) fn close_downstream(&mut self, id: Id) {
+        if self.recorder.enabled() {
+            self.trace_closing(id);
+        }
         let Some(mut ds) = self.downstreams.remove(id) else {
             return;
         };
@@ -704,6 +763,62 @@ impl Worker {
                 LocalReply::failure(ResponseFlag::StreamIdleTimeout),
             );
         }
+    }
+}
+
+impl Worker {
+    /// Decides whether the request is traced; records its head if so, and otherwise stops
+    /// recording on the connection until the stream ends.
+    fn trace_request_head(&mut self, id: Id, sid: Id, request: &Request) {
+        let wanted = self.recorder.wants(|| {
+            request
+                .head
+                .headers
+                .get("x-weir-trace")
+                .is_some_and(|v| v.as_ref() == b"1")
+        });
+        if !wanted {
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.trace.on = false;
+            }
+            return;
+        }
+        let method = ShortText::new(&request.head.method);
+        let path = ShortText::new(&request.head.target);
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.traced = Some((method, path));
+        }
+        self.trace_down(id, || EventKind::RequestHead { method, path });
+    }
+
+    /// A connection is closing: record it, and keep the flow of its last (or abandoned) stream.
+    fn trace_closing(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        let by = crate::recorder::closer(ds.conn.read_eof(), false);
+        if ds.pending_flow.is_none()
+            && let Some(stream) = ds.stream.and_then(|s| self.streams.get(s))
+            && let Some((method, path)) = stream.traced
+        {
+            let pending = PendingFlow {
+                stream: stream.trace_id,
+                status: stream.status,
+                method,
+                path,
+                start: ds.trace.start,
+            };
+            self.downstreams.get_mut(id).expect("exists").pending_flow = Some(pending);
+        }
+        self.trace_down(id, || EventKind::Close { by });
+        self.trace_response_sent(id);
+    }
+}
+
+fn read_event(outcome: &ReadOutcome) -> EventKind {
+    EventKind::Read {
+        asked: crate::worker::READ_SIZE as u32,
+        result: crate::recorder::read_result(outcome),
     }
 }
 

@@ -34,8 +34,8 @@ const MAX_IOVECS: usize = 64;
 /// What one read brought.
 #[derive(Debug)]
 pub(crate) enum ReadOutcome {
-    /// Bytes were appended to the input buffer.
-    Data,
+    /// This many bytes were appended to the input buffer.
+    Data(usize),
     /// Nothing to read now (EAGAIN); wait for the next readable edge.
     Drained,
     /// The peer closed its write side.
@@ -138,7 +138,7 @@ impl Connection {
                     }
                     self.input.extend_from_slice(&scratch[..n]);
                     self.bytes_in += n as u64;
-                    return ReadOutcome::Data;
+                    return ReadOutcome::Data(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -168,9 +168,13 @@ impl Connection {
         self.queued
     }
 
-    /// Writes as much of the queue as the kernel takes, in one `writev` per 64 pieces.
-    /// Ok(true) when the queue is empty afterwards.
-    pub(crate) fn flush(&mut self, syscalls: &Syscalls) -> io::Result<bool> {
+    /// Writes as much of the queue as the kernel takes, in one `writev` per 64 pieces, telling
+    /// `wrote` what each `writev` was offered and returned. Ok(true) when the queue is empty.
+    pub(crate) fn flush(
+        &mut self,
+        syscalls: &Syscalls,
+        mut wrote: impl FnMut(usize, &io::Result<usize>),
+    ) -> io::Result<bool> {
         while self.queued > 0 && self.writable {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
@@ -181,7 +185,9 @@ impl Connection {
                 offered += piece.len();
             }
             syscalls.write();
-            match self.socket.write_vectored(&slices[..count]) {
+            let result = self.socket.write_vectored(&slices[..count]);
+            wrote(offered, &result);
+            match result {
                 Ok(n) => {
                     self.bytes_out += n as u64;
                     self.consume(n);

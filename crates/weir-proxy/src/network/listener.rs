@@ -12,6 +12,7 @@ use std::time::Duration;
 use mio::Interest;
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
+use weir_flow::EventKind;
 use weir_http1::RequestDecoder;
 
 use crate::event::token::{Kind, token};
@@ -82,6 +83,7 @@ impl Worker {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
         }
         let limits = chain.limits;
+        let trace = self.recorder.new_conn();
         let registry = self.poll.registry();
         let mut registered = Ok(());
         let id = self.downstreams.insert_with(|id| {
@@ -102,6 +104,8 @@ impl Worker {
                 buffer_limit,
                 peer_closed: false,
                 abort: false,
+                trace,
+                pending_flow: None,
             }
         });
         Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
@@ -110,7 +114,20 @@ impl Worker {
             self.downstreams.remove(id);
             return;
         }
-        tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| d.chain.name.as_str()), "accepted");
+        tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| &*d.chain.name), "accepted");
+        if self.recorder.enabled() {
+            let local = self.listeners[index].address;
+            let chain = self.downstreams.get(id).map(|d| d.chain.name.clone());
+            self.trace_down(id, || EventKind::Accept { peer, local });
+            if let Some(name) = chain {
+                self.trace_down(id, || EventKind::FilterChain { name });
+            }
+            self.trace_down(id, || EventKind::Registered {
+                readable: true,
+                writable: true,
+                edge_triggered: true,
+            });
+        }
         WorkerStats::inc(&self.stats.downstream_cx_total);
         WorkerStats::inc(&self.stats.downstream_cx_active);
         self.arm_idle_timer(id);

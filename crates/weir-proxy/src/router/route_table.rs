@@ -24,6 +24,9 @@ pub(crate) struct RouteRef {
 #[derive(Debug)]
 pub(crate) struct RouteTable {
     config: RouteConfiguration,
+    /// Virtual host and route names, shared so a flow trace can name them without allocating.
+    vhost_names: Vec<weir_flow::Name>,
+    route_names: Vec<Vec<weir_flow::Name>>,
     exact: HashMap<String, usize>,
     /// (suffix, vhost), longest first.
     suffixes: Vec<(String, usize)>,
@@ -56,6 +59,16 @@ impl RouteTable {
         suffixes.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         RouteTable {
+            vhost_names: config
+                .virtual_hosts
+                .iter()
+                .map(|v| v.name.as_str().into())
+                .collect(),
+            route_names: config
+                .virtual_hosts
+                .iter()
+                .map(|v| v.routes.iter().map(|r| r.name.as_str().into()).collect())
+                .collect(),
             config,
             exact,
             suffixes,
@@ -66,6 +79,14 @@ impl RouteTable {
 
     pub(crate) fn vhost(&self, r: RouteRef) -> &VirtualHost {
         &self.config.virtual_hosts[r.vhost]
+    }
+
+    /// The names of a route's virtual host and route.
+    pub(crate) fn names(&self, r: RouteRef) -> (weir_flow::Name, weir_flow::Name) {
+        (
+            self.vhost_names[r.vhost].clone(),
+            self.route_names[r.vhost][r.route].clone(),
+        )
     }
 
     pub(crate) fn route(&self, r: RouteRef) -> &Route {

@@ -13,8 +13,10 @@ use weir_http1::{ResponseDecoder, ResponseEvent};
 use crate::event::token::{Id, Kind, token};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
+use crate::recorder::write_event;
 use crate::stats::{Syscalls, WorkerStats};
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
+use weir_flow::{EventKind, Lane};
 
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,25 @@ impl Worker {
                 LocalReply::failure(ResponseFlag::NoHealthyUpstream),
             );
         };
+        let ds = stream.downstream;
+        if self.recorder.enabled() {
+            let (name, address) = (
+                self.clusters[cluster].name.clone(),
+                self.clusters[cluster].hosts[host],
+            );
+            if !self.clusters[cluster].pools[host].created {
+                let name = name.clone();
+                self.trace_down(ds, || EventKind::PoolCreated {
+                    cluster: name,
+                    host: address,
+                });
+            }
+            self.trace_down(ds, || EventKind::HostChosen {
+                cluster: name,
+                host: address,
+            });
+        }
+        self.clusters[cluster].pools[host].created = true;
         if !fresh {
             while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
                 let usable = self.upstreams.get(up).is_some_and(|u| {
@@ -78,6 +99,7 @@ impl Worker {
         let registry = self.poll.registry();
         let mut registered = Ok(());
         let buffer_limit = self.clusters[cluster].buffer_limit;
+        let trace_conn = self.recorder.new_id();
         let up = self.upstreams.insert_with(|id| {
             registered = registry.register(
                 &mut socket,
@@ -96,6 +118,7 @@ impl Worker {
                 keep_alive: false,
                 connect_timer: None,
                 buffer_limit,
+                trace_conn,
             }
         });
         Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
@@ -116,6 +139,12 @@ impl Worker {
         );
         self.upstreams.get_mut(up).expect("inserted").connect_timer = Some(timer);
         self.attach(sid, up);
+        self.trace_up(up, || EventKind::ConnectStarted { host: address });
+        self.trace_up(up, || EventKind::Registered {
+            readable: true,
+            writable: true,
+            edge_triggered: true,
+        });
     }
 
     /// Binds a stream to a connection and queues its request.
@@ -127,7 +156,8 @@ impl Worker {
             return;
         };
         stream.upstream = Some(up);
-        if conn.state == UpstreamState::Idle {
+        let reused = conn.state == UpstreamState::Idle;
+        if reused {
             conn.state = UpstreamState::Active;
         }
         conn.stream = Some(sid);
@@ -138,6 +168,9 @@ impl Worker {
             conn.conn.queue(piece.clone());
         }
         WorkerStats::inc(&self.stats.upstream_rq_total);
+        if reused {
+            self.trace_up(up, || EventKind::StreamAttached { reused: true });
+        }
     }
 
     /// An event on an upstream socket.
@@ -169,6 +202,9 @@ impl Worker {
                 up.state = UpstreamState::Active;
                 let mut timer = up.connect_timer.take();
                 self.disarm(&mut timer);
+                self.trace_up(id, || EventKind::Connected);
+                // The seed's attachStreamToClient: the waiting stream gets the connection.
+                self.trace_up(id, || EventKind::StreamAttached { reused: false });
             }
             UpstreamState::Idle => {
                 // Anything from an idle connection (a FIN, a stray byte) retires it.
@@ -230,8 +266,16 @@ impl Worker {
             if !up.conn.can_read() {
                 break;
             }
-            match up.conn.fill(&mut self.scratch, &self.stats.syscalls) {
-                ReadOutcome::Data => up.response_seen = true,
+            let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            if matches!(outcome, ReadOutcome::Data(_)) {
+                up.response_seen = true;
+            }
+            self.trace_up(id, || EventKind::Read {
+                asked: crate::worker::READ_SIZE as u32,
+                result: crate::recorder::read_result(&outcome),
+            });
+            match outcome {
+                ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => break,
                 ReadOutcome::Eof => {
                     self.on_upstream_eof(id, sid);
@@ -289,10 +333,13 @@ impl Worker {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.keep_alive = response.keep_alive;
                 }
+                let status = response.head.status;
+                self.trace_up(id, || EventKind::ResponseHead { status });
                 self.encode_response_head(sid, response.head, response.body);
             }
             ResponseEvent::Data(data) => self.forward_response_data(sid, data),
             ResponseEvent::End => {
+                self.trace_up(id, || EventKind::ResponseComplete);
                 let request_complete = self.streams.get(sid).is_some_and(|s| s.request_complete);
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream = None;
@@ -334,7 +381,26 @@ impl Worker {
         if up.conn.queued() == 0 {
             return;
         }
-        match up.conn.flush(&self.stats.syscalls) {
+        let (fd, conn) = (up.conn.fd(), up.trace_conn);
+        let stream = up.stream.and_then(|s| self.streams.get(s));
+        let trace_id = stream.map_or(0, |s| s.trace_id);
+        let chain = stream
+            .and_then(|s| self.downstreams.get_mut(s.downstream))
+            .map(|d| &mut d.trace)
+            .filter(|t| t.on);
+        let recorder = &mut self.recorder;
+        let result = match chain {
+            Some(chain) => up.conn.flush(&self.stats.syscalls, |asked, result| {
+                recorder.record(chain, Lane::Upstream, fd, conn, trace_id, || {
+                    write_event(asked, result)
+                });
+            }),
+            None => up.conn.flush(&self.stats.syscalls, |_, _| {}),
+        };
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
+        match result {
             Ok(_) => {
                 let low = up.conn.queued() <= up.buffer_limit / 2;
                 if let (true, Some(sid)) = (low, up.stream)
@@ -407,6 +473,9 @@ impl Worker {
 
     /// Closes an upstream connection now (dropping the socket removes it from epoll).
     pub(crate) fn close_upstream(&mut self, id: Id) {
+        self.trace_up(id, || EventKind::Close {
+            by: weir_flow::Closer::Local,
+        });
         let Some(mut up) = self.upstreams.remove(id) else {
             return;
         };

@@ -11,6 +11,8 @@ use crate::event::token::Id;
 #[derive(Debug, Default)]
 pub(crate) struct ConnPool {
     idle: Vec<Id>,
+    /// This worker has used the pool (for the flow trace's "pool created").
+    pub(crate) created: bool,
 }
 
 impl ConnPool {

@@ -13,7 +13,7 @@ use load_balancer::RoundRobin;
 
 /// One cluster as one worker sees it: its balancer state and a pool per host.
 pub(crate) struct ClusterState {
-    pub(crate) name: String,
+    pub(crate) name: weir_flow::Name,
     pub(crate) hosts: Vec<SocketAddr>,
     pub(crate) pools: Vec<ConnPool>,
     pub(crate) lb: RoundRobin,
@@ -24,7 +24,7 @@ pub(crate) struct ClusterState {
 impl ClusterState {
     pub(crate) fn new(cluster: &Cluster, worker: usize) -> Self {
         ClusterState {
-            name: cluster.name.clone(),
+            name: cluster.name.as_str().into(),
             hosts: cluster.endpoints.iter().map(|e| e.address).collect(),
             pools: cluster
                 .endpoints

@@ -183,6 +183,11 @@ impl Config {
     pub fn start_with(&self, concurrency: usize) -> Proxy {
         Proxy::start(&self.yaml(), concurrency, Duration::from_secs(5))
     }
+
+    /// Starts a proxy running this config on one worker with the flow recorder in `mode`.
+    pub fn start_traced(&self, mode: weir_config::FlowTraceMode) -> Proxy {
+        Proxy::start_traced(&self.yaml(), 1, Duration::from_secs(5), Some(mode))
+    }
 }
 
 /// Removes the common leading whitespace of `text`'s lines and indents them by `n` spaces.
@@ -220,6 +225,16 @@ pub struct Proxy {
 impl Proxy {
     /// Parses `yaml` and starts a server with `concurrency` workers.
     pub fn start(yaml: &str, concurrency: usize, drain_time: Duration) -> Proxy {
+        Proxy::start_traced(yaml, concurrency, drain_time, None)
+    }
+
+    /// Like [`start`](Self::start), with the flow recorder's mode set (`Options.flow_trace`).
+    pub fn start_traced(
+        yaml: &str,
+        concurrency: usize,
+        drain_time: Duration,
+        flow_trace: Option<weir_config::FlowTraceMode>,
+    ) -> Proxy {
         let bootstrap = match weir_config::parse(yaml) {
             Ok(b) => b,
             Err(e) => panic!("config rejected:\n{e}\n--- config ---\n{yaml}"),
@@ -230,6 +245,7 @@ impl Proxy {
                 concurrency,
                 drain_time,
                 command_line: vec!["weir-proxy-tests".into()],
+                flow_trace,
             },
         )
         .expect("server starts");
@@ -360,6 +376,8 @@ struct OriginState {
     accepted: AtomicUsize,
     bytes_received: AtomicUsize,
     bytes_sent: AtomicUsize,
+    /// Each accepted connection's peer address, in accept order.
+    peers: Mutex<Vec<SocketAddr>>,
     requests: Mutex<Vec<Req>>,
     stop: AtomicBool,
     handler: Box<Handler>,
@@ -380,6 +398,7 @@ impl Origin {
             accepted: AtomicUsize::new(0),
             bytes_received: AtomicUsize::new(0),
             bytes_sent: AtomicUsize::new(0),
+            peers: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             handler: Box::new(handler),
@@ -393,6 +412,9 @@ impl Origin {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    if let Ok(peer) = conn.peer_addr() {
+                        accept_state.peers.lock().unwrap().push(peer);
+                    }
                     let index = accept_state.accepted.fetch_add(1, SeqCst);
                     let state = accept_state.clone();
                     let _ = thread::Builder::new()
@@ -417,6 +439,11 @@ impl Origin {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.state.accepted.load(SeqCst)
+    }
+
+    /// The peer address (the proxy's side) of each accepted connection, in accept order.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.state.peers.lock().unwrap().clone()
     }
 
     /// Bytes received over all connections.

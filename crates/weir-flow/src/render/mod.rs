@@ -1,0 +1,149 @@
+//! Renderers: the same flows as the seed's sectioned text, as JSON lines, as Chrome
+//! trace-event JSON for Perfetto, and the HTML timeline page that draws the JSON lines.
+//!
+//! Every renderer takes flows as the recorder hands them out (newest first) and never fails:
+//! a flow with missing events renders what it has.
+
+mod json;
+mod perfetto;
+mod text;
+
+use crate::Flow;
+
+/// The seed's sectioned text, for a terminal or a log.
+///
+/// For each flow (in the order given, newest first): a header line
+/// (`======== Flow stream=7 worker=0: GET /index.html -> 200 in 5.430ms (…)`), then its
+/// events in time order, grouped into runs. A run is a stretch of one phase inside one wake
+/// round that does one thing (accept, read the request, route it, connect, write…); each run
+/// is introduced by `#### <phase title>: <what happens in it>` and lists one line per event:
+///
+/// ```text
+/// #### Downstream Read Request: FD=41 readable: read HTTP request GET /index.html (89 bytes)
+/// ***** elapsed=250000: worker=0, fd=41, conn=3: ready events=EPOLLIN
+/// ***** elapsed=251000: worker=0, fd=41, conn=3: read asked=65536 ret=89
+/// ***** elapsed=252000: worker=0, fd=41, conn=3: read asked=65536 ret=EAGAIN
+/// ```
+///
+/// `elapsed` is nanoseconds since the flow's first event. Wake rounds print the seed's
+/// summary block (`******* WAKE-ROUND:END Summary *******`, then
+/// `ran=…µs ready_fds=… waited=…µs round=…`).
+pub fn text(flows: &[Flow], out: &mut String) {
+    text::render(flows, out);
+}
+
+/// JSON lines, for tools and for the HTML page.
+///
+/// The stream is a sequence of flows; each flow is one header object with
+/// `"event":"flow"` and the fields `stream`, `worker`, `downstream`, `start`, `end`, `status`,
+/// `method`, `path`, `truncated`, followed by that flow's events, one object per line (the
+/// serde form of [`Event`](crate::Event), its kind flattened with the tag `"event"`). A
+/// reader groups events under the last header it read. Every line is a complete JSON object
+/// ending in `\n`; field names are stable (`FORMAT.md` lists them all).
+pub fn json_lines(flows: &[Flow], out: &mut String) {
+    json::render(flows, out);
+}
+
+/// Chrome trace-event JSON (`{"traceEvents":[…],"displayTimeUnit":"ns"}`) that Perfetto
+/// (ui.perfetto.dev) and `chrome://tracing` open.
+///
+/// - pid = worker, named `weir worker N`; in it one track for the worker's event loop, where
+///   each wake round is a complete slice (`ph:"X"`, `dur` = the time the round ran), and one
+///   track per connection, named `downstream fd 41 (conn 3)` / `upstream fd 44 (conn 4)`.
+/// - On a connection's track: the request as one slice (`GET /index.html -> 200`), inside it
+///   one slice per run of a phase, named by the phase title, and every event as an instant
+///   (`ph:"i"`, `s:"t"`) named by its event name, with all of its fields in `args`.
+/// - Flow arrows (`ph:"s"` → `ph:"f"`, `bp:"e"`, `cat:"flow"`, a shared `id`): `request`
+///   from the downstream's Downstream Read Request slice to the upstream's Upstream Write
+///   Request slice, `response` from the upstream's Upstream Read Response slice to the
+///   downstream's Downstream Write Response slice.
+///
+/// Timestamps are microseconds on the recorder's clock, with three decimals (nanoseconds).
+pub fn perfetto(flows: &[Flow]) -> String {
+    perfetto::render(flows)
+}
+
+/// The HTML timeline: a self-contained page (inline CSS and JS, no external assets) that
+/// fetches [`json_lines`] and draws the recent requests as swimlanes.
+///
+/// Served as `…/flows/view`, it fetches `…/flows?format=json&limit=N` (its own path without
+/// the trailing `/view`; elsewhere, `flows?format=json&limit=N` relative to its URL), adding
+/// `&status=` and `&min_duration_ms=` when those controls are set; its own query
+/// (`?limit=50&status=5xx`) presets them. Each
+/// flow is a group (`data-stream`) with a lane per connection and one for the worker's wake
+/// rounds (`data-lane`, `data-fd`); phase runs are bars (`class="phase <phase name>"`) and
+/// events are marks (`data-event="<event name>"`) whose tooltip shows the event's fields.
+pub fn view_html() -> &'static str {
+    include_str!("view.html")
+}
+
+/// A duration for people: `850ns`, `31.400µs`, `7.690ms`, `1.250s`.
+pub(crate) struct Human(pub(crate) u64);
+
+impl std::fmt::Display for Human {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ns = self.0;
+        let (unit, scale) = match ns {
+            0..1_000 => return write!(f, "{ns}ns"),
+            1_000..1_000_000 => ("µs", 1_000),
+            1_000_000..1_000_000_000 => ("ms", 1_000_000),
+            _ => ("s", 1_000_000_000),
+        };
+        let thousandths = ns / (scale / 1_000);
+        write!(
+            f,
+            "{}.{:03}{unit}",
+            thousandths / 1_000,
+            thousandths % 1_000
+        )
+    }
+}
+
+/// Nanoseconds as microseconds with three decimals: `31.400`.
+pub(crate) struct Micros(pub(crate) u64);
+
+impl std::fmt::Display for Micros {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1_000, self.0 % 1_000)
+    }
+}
+
+/// The name of a common errno (as the seed's readers know them), or the number.
+pub(crate) fn errno_name(errno: i64) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM",
+        4 => "EINTR",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        32 => "EPIPE",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        107 => "ENOTCONN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        115 => "EINPROGRESS",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Human, Micros};
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(Human(850).to_string(), "850ns");
+        assert_eq!(Human(31_400).to_string(), "31.400µs");
+        assert_eq!(Human(5_430_000).to_string(), "5.430ms");
+        assert_eq!(Human(1_250_000_000).to_string(), "1.250s");
+        assert_eq!(Micros(1_000_031_400).to_string(), "1000031.400");
+        assert_eq!(Micros(7).to_string(), "0.007");
+    }
+}

@@ -1,0 +1,8 @@
+//! The renderers, over hand-built flows (see `fixtures`).
+
+mod fixtures;
+mod json;
+mod perfetto;
+mod phase;
+mod text;
+mod view;

@@ -1,0 +1,350 @@
+//! The flow recorder: one per worker, so it takes no lock and shares nothing.
+//!
+//! While recording is on, events go into a preallocated ring of sequence-numbered slots (no
+//! allocation once it has filled). Each downstream connection keeps a chain through the ring:
+//! every event about it, about its current stream, and about the upstream connection that
+//! stream uses links back to the previous one. When a traced stream ends, its flow is the
+//! chain walked back to where its request began, plus the worker's wake rounds in that span:
+//! work proportional to the flow, never a scan of the ring.
+//!
+//! Modes: off (every event site is one branch on `enabled`), sampled 1-in-N, requests carrying
+//! `x-weir-trace: 1`, or all. Whether a request is traced is decided when its head is parsed;
+//! until then a connection's events are recorded speculatively (a read or two), after that
+//! only traced streams record.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use weir_config::{FlowTrace, FlowTraceMode};
+use weir_flow::{Event, EventKind, Flow, Lane, ShortText};
+
+/// "No event": the end of a chain.
+pub(crate) const NONE: u64 = u64::MAX;
+/// Slots in the ring; a flow whose events were overwritten is marked truncated.
+const RING: usize = 16 * 1024;
+
+/// A downstream connection's place in the recorder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnTrace {
+    /// The connection's id in traces.
+    pub(crate) conn: u64,
+    /// Recording for this connection now (speculatively before a head, or a traced stream).
+    pub(crate) on: bool,
+    /// The sequence number where its current request began.
+    pub(crate) start: u64,
+    /// Its chain's newest event.
+    pub(crate) last: u64,
+}
+
+/// A traced stream that ended and whose response is still being written: its flow is kept
+/// once the last byte is handed to the kernel (or the connection closes), so the flow holds
+/// the seed's fourth event too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingFlow {
+    pub(crate) stream: u64,
+    pub(crate) status: u16,
+    pub(crate) method: ShortText,
+    pub(crate) path: ShortText,
+    /// Where the request began in the connection's chain.
+    pub(crate) start: u64,
+}
+
+struct Slot {
+    seq: u64,
+    prev: u64,
+    event: Event,
+}
+
+/// See the module documentation.
+pub(crate) struct Recorder {
+    mode: FlowTraceMode,
+    worker: u16,
+    epoch: Instant,
+    ring: Vec<Slot>,
+    next: u64,
+    flows: VecDeque<Flow>,
+    keep: usize,
+    requests: u64,
+    ids: u64,
+    wake_last: u64,
+    /// Reused while assembling a flow: (sequence number, ring index).
+    scratch: Vec<(u64, usize)>,
+}
+
+impl Recorder {
+    pub(crate) fn new(config: FlowTrace, worker: usize, epoch: Instant) -> Self {
+        Recorder {
+            mode: config.mode,
+            worker: worker as u16,
+            epoch,
+            ring: Vec::new(),
+            next: 0,
+            flows: VecDeque::new(),
+            keep: config.flows_kept,
+            requests: 0,
+            ids: 0,
+            wake_last: NONE,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether anything is recorded at all: the one branch an event site costs when off.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.mode != FlowTraceMode::Off
+    }
+
+    /// A new id for a connection or stream, unique in the process (worker in the top bits).
+    pub(crate) fn new_id(&mut self) -> u64 {
+        self.ids += 1;
+        (u64::from(self.worker) << 48) | self.ids
+    }
+
+    /// The trace state of a newly accepted connection.
+    pub(crate) fn new_conn(&mut self) -> ConnTrace {
+        ConnTrace {
+            conn: self.new_id(),
+            on: self.enabled(),
+            start: self.next,
+            last: NONE,
+        }
+    }
+
+    /// Decides whether a request whose head was just parsed is traced.
+    pub(crate) fn wants(&mut self, trace_header: impl FnOnce() -> bool) -> bool {
+        match self.mode {
+            FlowTraceMode::Off => false,
+            FlowTraceMode::All => true,
+            FlowTraceMode::Header => trace_header(),
+            FlowTraceMode::Sampled { one_in } => {
+                self.requests += 1;
+                self.requests % u64::from(one_in) == 1 % u64::from(one_in)
+            }
+        }
+    }
+
+    /// Records an event on a connection's chain (nothing when that chain is off).
+    #[inline]
+    pub(crate) fn record(
+        &mut self,
+        chain: &mut ConnTrace,
+        lane: Lane,
+        fd: i32,
+        conn: u64,
+        stream: u64,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if !chain.on {
+            return;
+        }
+        let event = Event::new(self.now(), self.worker, lane, fd, conn, stream, kind());
+        chain.last = self.push(chain.last, event);
+    }
+
+    /// Records the end of a wake round (only while the recorder is enabled).
+    pub(crate) fn wake_round(&mut self, round: u64, ready: u32, waited_ns: u64, ran_ns: u64) {
+        if !self.enabled() {
+            return;
+        }
+        let kind = EventKind::WakeRound {
+            round,
+            ready,
+            waited_ns,
+            ran_ns,
+        };
+        let event = Event::new(self.now(), self.worker, Lane::Worker, -1, 0, 0, kind);
+        self.wake_last = self.push(self.wake_last, event);
+    }
+
+    /// Nanoseconds since the epoch, read now (only for recorded events).
+    pub(crate) fn now(&self) -> u64 {
+        crate::worker::clock()
+            .saturating_duration_since(self.epoch)
+            .as_nanos() as u64
+    }
+
+    fn push(&mut self, prev: u64, event: Event) -> u64 {
+        let seq = self.next;
+        self.next += 1;
+        let slot = Slot { seq, prev, event };
+        if self.ring.len() < RING {
+            self.ring.push(slot);
+        } else {
+            self.ring[(seq % RING as u64) as usize] = slot;
+        }
+        seq
+    }
+
+    fn get(&self, seq: u64) -> Option<&Slot> {
+        if seq == NONE || seq >= self.next || self.next - seq > self.ring.len() as u64 {
+            return None;
+        }
+        let slot = &self.ring[(seq % RING as u64) as usize];
+        (slot.seq == seq).then_some(slot)
+    }
+
+    /// Marks where the connection's next request begins.
+    pub(crate) fn next_request(&self, chain: &mut ConnTrace) {
+        chain.start = self.next;
+        chain.on = self.enabled();
+    }
+
+    /// Keeps the flow of a traced stream whose response has left: its connection's chain back
+    /// to the request's start, merged with the wake rounds of that span.
+    pub(crate) fn finish(&mut self, chain: &ConnTrace, pending: PendingFlow) {
+        let PendingFlow {
+            stream,
+            status,
+            method,
+            path,
+            start,
+        } = pending;
+        let mut flow = if self.flows.len() >= self.keep {
+            self.flows.pop_back().expect("keep >= 1")
+        } else {
+            Flow {
+                stream: 0,
+                worker: self.worker,
+                downstream: 0,
+                start: 0,
+                end: 0,
+                status: 0,
+                method,
+                path,
+                truncated: false,
+                events: Vec::with_capacity(64),
+            }
+        };
+        flow.events.clear();
+        self.scratch.clear();
+        let mut truncated = false;
+        for head in [chain.last, self.wake_last] {
+            let mut seq = head;
+            while seq != NONE && seq >= start {
+                match self.get(seq).map(|slot| slot.prev) {
+                    Some(prev) => {
+                        self.scratch.push((seq, (seq % RING as u64) as usize));
+                        seq = prev;
+                    }
+                    None => {
+                        truncated = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.scratch.sort_unstable();
+        flow.events.extend(
+            self.scratch
+                .iter()
+                .map(|&(_, i)| self.ring[i].event.clone()),
+        );
+        flow.stream = stream;
+        flow.downstream = chain.conn;
+        flow.start = flow.events.first().map_or(0, |e| e.at);
+        flow.end = flow.events.last().map_or(0, |e| e.at);
+        flow.status = status;
+        flow.method = method;
+        flow.path = path;
+        flow.truncated = truncated;
+        self.flows.push_front(flow);
+    }
+
+    /// The kept flows, newest first.
+    pub(crate) fn flows(&self) -> impl Iterator<Item = &Flow> {
+        self.flows.iter()
+    }
+}
+
+use weir_flow::{Closer, ReadResult};
+
+use crate::event::token::Id;
+use crate::worker::Worker;
+
+/// The event sites: each is one line in the data path and one branch when recording is off.
+impl Worker {
+    /// Records an event of the downstream connection `ds` (on its own lane and fd).
+    #[inline]
+    pub(crate) fn trace_down(&mut self, ds: Id, kind: impl FnOnce() -> EventKind) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
+        if let Some(d) = self.downstreams.get_mut(ds) {
+            let (fd, conn) = (d.conn.fd(), d.trace.conn);
+            self.recorder
+                .record(&mut d.trace, Lane::Downstream, fd, conn, stream, kind);
+        }
+    }
+
+    /// Records an event of an upstream connection on the chain of the downstream whose stream
+    /// it carries (nothing when it carries none: an idle pooled connection is in no flow).
+    #[inline]
+    pub(crate) fn trace_up(&mut self, up: Id, kind: impl FnOnce() -> EventKind) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let Some(u) = self.upstreams.get(up) else {
+            return;
+        };
+        let (fd, conn, sid) = (u.conn.fd(), u.trace_conn, u.stream);
+        let Some(stream) = sid.and_then(|s| self.streams.get(s)) else {
+            return;
+        };
+        let (trace_id, ds) = (stream.trace_id, stream.downstream);
+        if let Some(d) = self.downstreams.get_mut(ds) {
+            self.recorder
+                .record(&mut d.trace, Lane::Upstream, fd, conn, trace_id, kind);
+        }
+    }
+
+    fn stream_trace_id(&self, sid: Option<Id>) -> u64 {
+        sid.and_then(|s| self.streams.get(s))
+            .map_or(0, |s| s.trace_id)
+    }
+
+    /// The response of the connection's last stream has left (or the connection is closing):
+    /// keep its flow if it was traced, and start the next request's span.
+    pub(crate) fn trace_response_sent(&mut self, ds: Id) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        if let Some(d) = self.downstreams.get_mut(ds) {
+            if let Some(pending) = d.pending_flow.take() {
+                self.recorder.finish(&d.trace, pending);
+            }
+            self.recorder.next_request(&mut d.trace);
+        }
+    }
+}
+
+/// What a read returned, in the trace's terms.
+pub(crate) fn read_result(outcome: &crate::network::connection::ReadOutcome) -> ReadResult {
+    use crate::network::connection::ReadOutcome;
+    match outcome {
+        ReadOutcome::Data(n) => ReadResult::Bytes(*n as u32),
+        ReadOutcome::Drained => ReadResult::WouldBlock,
+        ReadOutcome::Eof => ReadResult::Eof,
+        ReadOutcome::Failed(e) => ReadResult::Error(e.raw_os_error().unwrap_or(0)),
+    }
+}
+
+/// A `writev` in the trace's terms: bytes taken, or the negated errno.
+pub(crate) fn write_event(asked: usize, result: &std::io::Result<usize>) -> EventKind {
+    EventKind::Write {
+        asked: asked as u32,
+        written: match result {
+            Ok(n) => *n as i64,
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(0)),
+        },
+    }
+}
+
+/// Who closed, judged by what the connection saw.
+pub(crate) fn closer(read_eof: bool, failed: bool) -> Closer {
+    match (failed, read_eof) {
+        (true, _) => Closer::Error,
+        (false, true) => Closer::Peer,
+        (false, false) => Closer::Local,
+    }
+}
