@@ -39,7 +39,7 @@ pub fn text(flows: &[Flow], out: &mut String) {
 /// `method`, `path`, `truncated`, followed by that flow's events, one object per line (the
 /// serde form of [`Event`](crate::Event), its kind flattened with the tag `"event"`). A
 /// reader groups events under the last header it read. Every line is a complete JSON object
-/// ending in `\n`; field names are stable (`FORMAT.md` lists them all).
+/// ending in `\n`; field names are stable (the README's field reference lists them all).
 pub fn json_lines(flows: &[Flow], out: &mut String) {
     json::render(flows, out);
 }

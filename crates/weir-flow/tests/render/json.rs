@@ -134,7 +134,7 @@ fn event_names_match_the_json_tag() {
 
 #[test]
 fn format_md_documents_every_field() {
-    let doc = include_str!("../../FORMAT.md");
+    let doc = include_str!("../../../../README.md");
     let mut out = String::new();
     render::json_lines(
         &[fixtures::refused(), fixtures::reused(), fixtures::fresh()],
@@ -147,13 +147,13 @@ fn format_md_documents_every_field() {
         for key in line.as_object().unwrap().keys() {
             assert!(
                 doc.contains(&format!("`{key}`")),
-                "FORMAT.md does not document `{key}`"
+                "README.md does not document `{key}`"
             );
         }
         let name = line["event"].as_str().unwrap();
         assert!(
             name == "flow" || doc.contains(&format!("| `{name}` |")),
-            "FORMAT.md has no row for `{name}`"
+            "README.md has no row for `{name}`"
         );
     }
 }
