@@ -94,10 +94,12 @@ impl Phase {
             }),
             (Lane::Upstream, k) => Some(match k {
                 // A new connection is started while the request is being routed.
+                // A new connection is started, or a pooled one taken, while routing.
                 K::PoolCreated { .. }
                 | K::HostChosen { .. }
                 | K::ConnectStarted { .. }
-                | K::Registered { .. } => DownstreamReadRequest,
+                | K::Registered { .. }
+                | K::StreamAttached { reused: true } => DownstreamReadRequest,
                 K::Ready { readable: true, .. }
                 | K::Read { .. }
                 | K::ResponseHead { .. }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use weir_config::{FlowTrace, FlowTraceMode};
-use weir_flow::{Event, EventKind, Flow, Lane, ShortText};
+use weir_flow::{Event, EventKind, Flow, Lane, Phase, ShortText};
 
 /// "No event": the end of a chain.
 pub(crate) const NONE: u64 = u64::MAX;
@@ -69,6 +69,9 @@ pub(crate) struct Recorder {
     wake_last: u64,
     /// Reused while assembling a flow: (sequence number, ring index).
     scratch: Vec<(u64, usize)>,
+    /// Flows whose response left during this round: assembled once the round's own wake
+    /// event is recorded, so each flow holds the round that finished it.
+    finishing: Vec<(ConnTrace, PendingFlow)>,
 }
 
 impl Recorder {
@@ -85,6 +88,7 @@ impl Recorder {
             ids: 0,
             wake_last: NONE,
             scratch: Vec::new(),
+            finishing: Vec::new(),
         }
     }
 
@@ -97,7 +101,8 @@ impl Recorder {
     /// A new id for a connection or stream, unique in the process (worker in the top bits).
     pub(crate) fn new_id(&mut self) -> u64 {
         self.ids += 1;
-        (u64::from(self.worker) << 48) | self.ids
+        // 40 bits of count leave ids exact in JavaScript (< 2^53) up to 8192 workers.
+        (u64::from(self.worker) << 40) | self.ids
     }
 
     /// The trace state of a newly accepted connection.
@@ -134,10 +139,30 @@ impl Recorder {
         stream: u64,
         kind: impl FnOnce() -> EventKind,
     ) {
+        self.record_in(chain, None, lane, fd, conn, stream, kind);
+    }
+
+    /// Like `record`, with the phase given by the event site when only it knows (a writable
+    /// edge with nothing to write is no part of writing a response).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn record_in(
+        &mut self,
+        chain: &mut ConnTrace,
+        phase: Option<Phase>,
+        lane: Lane,
+        fd: i32,
+        conn: u64,
+        stream: u64,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         if !chain.on {
             return;
         }
-        let event = Event::new(self.now(), self.worker, lane, fd, conn, stream, kind());
+        let mut event = Event::new(self.now(), self.worker, lane, fd, conn, stream, kind());
+        if phase.is_some() {
+            event.phase = phase;
+        }
         chain.last = self.push(chain.last, event);
     }
 
@@ -189,9 +214,27 @@ impl Recorder {
         chain.on = self.enabled();
     }
 
+    /// A traced stream's response has left: its flow is assembled at the end of this round.
+    pub(crate) fn finish_later(&mut self, chain: ConnTrace, pending: PendingFlow) {
+        self.finishing.push((chain, pending));
+    }
+
+    /// Called after the round's wake event is recorded: assembles the flows finished in it.
+    pub(crate) fn end_of_round(&mut self) {
+        if self.finishing.is_empty() {
+            return;
+        }
+        let finishing = std::mem::take(&mut self.finishing);
+        for (chain, pending) in &finishing {
+            self.finish(chain, *pending);
+        }
+        self.finishing = finishing;
+        self.finishing.clear();
+    }
+
     /// Keeps the flow of a traced stream whose response has left: its connection's chain back
-    /// to the request's start, merged with the wake rounds of that span.
-    pub(crate) fn finish(&mut self, chain: &ConnTrace, pending: PendingFlow) {
+    /// to the request's start, plus the wake rounds that overlap those events.
+    fn finish(&mut self, chain: &ConnTrace, pending: PendingFlow) {
         let PendingFlow {
             stream,
             status,
@@ -218,20 +261,39 @@ impl Recorder {
         flow.events.clear();
         self.scratch.clear();
         let mut truncated = false;
-        for head in [chain.last, self.wake_last] {
-            let mut seq = head;
-            while seq != NONE && seq >= start {
-                match self.get(seq).map(|slot| slot.prev) {
-                    Some(prev) => {
-                        self.scratch.push((seq, (seq % RING as u64) as usize));
-                        seq = prev;
-                    }
-                    None => {
-                        truncated = true;
-                        break;
-                    }
+        // The connection's own events first: they bound the flow in time.
+        let mut seq = chain.last;
+        while seq != NONE && seq >= start {
+            match self.get(seq).map(|slot| slot.prev) {
+                Some(prev) => {
+                    self.scratch.push((seq, (seq % RING as u64) as usize));
+                    seq = prev;
+                }
+                None => {
+                    truncated = true;
+                    break;
                 }
             }
+        }
+        let at = |r: &Recorder, &(_, i): &(u64, usize)| r.ring[i].event.at;
+        let first = self.scratch.iter().map(|s| at(self, s)).min().unwrap_or(0);
+        let last = self.scratch.iter().map(|s| at(self, s)).max().unwrap_or(0);
+        // Then the wake rounds that ran while the flow did (a round's `at` is its end).
+        let mut seq = self.wake_last;
+        while seq != NONE && seq >= start {
+            let Some(slot) = self.get(seq) else {
+                truncated = true;
+                break;
+            };
+            let (end, prev) = (slot.event.at, slot.prev);
+            let ran = match slot.event.kind {
+                EventKind::WakeRound { ran_ns, .. } => ran_ns,
+                _ => 0,
+            };
+            if end >= first && end.saturating_sub(ran) <= last {
+                self.scratch.push((seq, (seq % RING as u64) as usize));
+            }
+            seq = prev;
         }
         self.scratch.sort_unstable();
         flow.events.extend(
@@ -239,10 +301,10 @@ impl Recorder {
                 .iter()
                 .map(|&(_, i)| self.ring[i].event.clone()),
         );
+        flow.start = first;
+        flow.end = last;
         flow.stream = stream;
         flow.downstream = chain.conn;
-        flow.start = flow.events.first().map_or(0, |e| e.at);
-        flow.end = flow.events.last().map_or(0, |e| e.at);
         flow.status = status;
         flow.method = method;
         flow.path = path;
@@ -274,6 +336,32 @@ impl Worker {
             let (fd, conn) = (d.conn.fd(), d.trace.conn);
             self.recorder
                 .record(&mut d.trace, Lane::Downstream, fd, conn, stream, kind);
+        }
+    }
+
+    /// Like `trace_down`, with the phase decided by the event site.
+    #[inline]
+    pub(crate) fn trace_down_in(
+        &mut self,
+        ds: Id,
+        phase: Option<Phase>,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
+        if let Some(d) = self.downstreams.get_mut(ds) {
+            let (fd, conn) = (d.conn.fd(), d.trace.conn);
+            self.recorder.record_in(
+                &mut d.trace,
+                phase,
+                Lane::Downstream,
+                fd,
+                conn,
+                stream,
+                kind,
+            );
         }
     }
 
@@ -311,7 +399,7 @@ impl Worker {
         }
         if let Some(d) = self.downstreams.get_mut(ds) {
             if let Some(pending) = d.pending_flow.take() {
-                self.recorder.finish(&d.trace, pending);
+                self.recorder.finish_later(d.trace, pending);
             }
             self.recorder.next_request(&mut d.trace);
         }

@@ -306,6 +306,7 @@ impl Worker {
                 let waited = self.now.saturating_duration_since(waiting).as_nanos() as u64;
                 let ran = clock().saturating_duration_since(self.now).as_nanos() as u64;
                 self.recorder.wake_round(round, ready, waited, ran);
+                self.recorder.end_of_round();
             }
             if self.control.stop.load(Ordering::Acquire) {
                 return;
@@ -323,7 +324,11 @@ impl Worker {
             (Kind::Downstream, id) => {
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.conn.on_ready(event);
-                    self.trace_down(id, || ready(event));
+                    // A writable edge with nothing to write (a new socket's first, say) is
+                    // no part of writing a response.
+                    let idle = !event.is_readable() && ds.conn.queued() == 0;
+                    let phase = idle.then_some(weir_flow::Phase::DownstreamReadRequest);
+                    self.trace_down_in(id, phase, || ready(event));
                     self.flush_downstream(id);
                     self.drive_downstream(id);
                 }

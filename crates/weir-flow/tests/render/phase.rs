@@ -102,6 +102,7 @@ fn expected(lane: Lane, kind: &K) -> Option<Phase> {
         Lane::Upstream => Some(match kind {
             K::Ready { readable: true, .. } => UpstreamReadResponse,
             K::Ready { .. } => UpstreamWriteRequest,
+            K::StreamAttached { reused: true } => DownstreamReadRequest,
             _ => match name {
                 "pool_created" | "host_chosen" | "connect_started" | "registered" => {
                     DownstreamReadRequest

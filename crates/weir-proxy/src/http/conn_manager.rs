@@ -380,10 +380,19 @@ impl Worker {
             return;
         }
         let (fd, conn) = (ds.conn.fd(), ds.trace.conn);
+        // The response being written belongs to the active stream, or to the one just ended.
+        let stream = match (
+            ds.stream.and_then(|s| self.streams.get(s)),
+            &ds.pending_flow,
+        ) {
+            (Some(s), _) => s.trace_id,
+            (None, Some(p)) => p.stream,
+            (None, None) => 0,
+        };
         let recorder = &mut self.recorder;
         let trace = &mut ds.trace;
         let result = ds.conn.flush(&self.stats.syscalls, |asked, result| {
-            recorder.record(trace, Lane::Downstream, fd, conn, 0, || {
+            recorder.record(trace, Lane::Downstream, fd, conn, stream, || {
                 write_event(asked, result)
             });
         });
@@ -649,6 +658,16 @@ impl Worker {
             self.close_upstream(up);
         }
         let id = stream.downstream;
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        // While draining, a connection ends with its stream even when the response started
+        // before the drain (and so went out without `connection: close`), as Envoy does;
+        // otherwise it would idle until the drain deadline.
+        let closing = stream.close_after || ds.peer_closed || self.draining;
+        if !closing {
+            self.trace_down(id, || EventKind::ReadResumed { syscall: false });
+        }
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
@@ -662,16 +681,12 @@ impl Worker {
                 start: ds.trace.start,
             });
         }
-        // While draining, a connection ends with its stream even when the response started
-        // before the drain (and so went out without `connection: close`), as Envoy does;
-        // otherwise it would idle until the drain deadline.
-        if stream.close_after || ds.peer_closed || self.draining {
+        if closing {
             ds.state = DownstreamState::CloseAfterFlush;
         } else {
             if ds.conn.input.is_empty() {
                 ds.conn.release_idle_input();
             }
-            self.trace_down(id, || EventKind::ReadResumed { syscall: false });
             self.arm_idle_timer(id);
             self.deferred.push_back(Deferred::Downstream(id));
         }

@@ -122,6 +122,27 @@ pub(crate) fn run_weir(args: &[&str], timeout: Duration) -> Ran {
     }
 }
 
+/// Runs `program ARGS` to completion within `timeout` (killing it and panicking if it takes
+/// longer), capturing stdout and stderr (lossily decoded; ANSI codes are kept).
+pub(crate) fn run_program(program: &str, args: &[&str], timeout: Duration) -> Ran {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let out_thread = read_all_thread(child.stdout.take().expect("stdout"));
+    let err_thread = read_all_thread(child.stderr.take().expect("stderr"));
+    let status = wait_child(&mut child, timeout)
+        .unwrap_or_else(|| panic!("{program} {args:?} did not finish within {timeout:?}"));
+    Ran {
+        status,
+        stdout: String::from_utf8_lossy(&out_thread.join().expect("join")).into_owned(),
+        stderr: String::from_utf8_lossy(&err_thread.join().expect("join")).into_owned(),
+    }
+}
+
 /// Reads a pipe to its end on a thread of its own (so a full pipe never blocks the child).
 fn read_all_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
