@@ -5,8 +5,10 @@
 # Layout (2 cores): the proxy under test is pinned to CPU 0; the origin (nginx serving a fixed
 # body from memory) and the load generator (wrk) share CPU 1. Everything is on 127.0.0.1.
 # CPU per request = Δ(utime+stime) of the proxy's process tree over a wrk run ÷ requests.
-# Syscalls per request = `strace -c -f` of the proxy over a separate, bounded wrk run
-# (strace slows the proxy; only the counts are used).
+# Syscalls per request = every syscall of the proxy's process (all threads) over a separate,
+# bounded wrk run, counted with bpftrace on the syscall tracepoints (at full speed), or with
+# `strace -c -f` where bpftrace is missing (strace slows the proxy, so connection set-up
+# weighs more per request).
 #
 # Usage: bench/measure.sh [seconds-per-run] [body-bytes]
 # Environment: WEIR_BIN (a weir binary to measure instead of building this tree), WEIR_FLAGS (extra flags for weir, e.g. "--flow-trace all"), ONLY=weir (skip nginx
@@ -19,8 +21,8 @@ conns=64
 work=$(mktemp -d /tmp/weir-bench.XXXX); chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; pkill -F "$work/origin.pid" 2>/dev/null || true; pkill -F "$work/proxy-nginx.pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-for tool in wrk nginx strace taskset; do
-  command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light strace util-linux >/dev/null; break; }
+for tool in wrk nginx strace taskset bpftrace; do
+  command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light strace util-linux bpftrace >/dev/null || true; break; }
 done
 if [ -z "${WEIR_BIN:-}" ]; then
   cargo build --release -q -p weir
@@ -34,7 +36,8 @@ cat > "$work/origin.conf" <<CONF
 worker_processes 1; daemon on; pid $work/origin.pid; error_log $work/origin.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$origin_port reuseport; location / { default_type text/plain; return 200 "$(cat "$work/body")"; } } }
+  server { listen 127.0.0.1:$origin_port reuseport; root $work;
+    location / { default_type text/plain; try_files /body =404; } } }
 CONF
 cat > "$work/proxy-nginx.conf" <<CONF
 worker_processes 1; daemon on; pid $work/proxy-nginx.pid; error_log $work/proxy-nginx.err;
@@ -91,16 +94,33 @@ run() { # name pid port → "requests cpu_us_per_req rps"
   local rps; rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   echo "$name requests=$reqs rps=$rps cpu_us_per_req=$(awk -v d=$((t1-t0)) -v hz=$hz -v r=$reqs 'BEGIN{printf "%.2f", d*1e6/hz/r}')"
 }
-syscalls() { # name pid port
-  local name=$1 pid=$2 port=$3
-  strace -c -f -p "$pid" -o "$work/$name.strace" & local st=$!
-  sleep 1
-  local out; out=$(taskset -c 1 wrk -t1 -c$conns -d3s "http://127.0.0.1:$port/")
-  sleep 0.5; kill -INT $st; wait $st 2>/dev/null || true
-  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-  local total; total=$(awk '$NF=="total" {print $4}' "$work/$name.strace")
-  echo "$name strace_requests=$reqs syscalls_per_req=$(awk -v s="$total" -v r="$reqs" 'BEGIN{printf "%.3f", s/r}')"
-  awk 'NR>2 && $NF!="total" && NF>=5 {printf "    %-14s %.3f/req\n", $NF, $4/'"$reqs"'}' "$work/$name.strace" | grep -v -- '----' | head -12
+syscalls() { # name pid port → syscalls per request, by name
+  local name=$1 pid=$2 port=$3 out reqs
+  # bpftrace needs tracefs for the syscall tracepoints.
+  mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+  if command -v bpftrace >/dev/null && [ -d /sys/kernel/tracing/events/syscalls ]; then
+    bpftrace -e "tracepoint:syscalls:sys_enter_* /pid == $pid/ { @[probe] = count(); }" \
+      > "$work/$name.bpf" 2>&1 & local bt=$!
+    # Attaching to every syscall tracepoint takes a few seconds.
+    for _ in $(seq 1 60); do grep -q Attaching "$work/$name.bpf" 2>/dev/null && break; sleep 0.5; done
+    sleep 1
+    out=$(taskset -c 1 wrk -t1 -c$conns -d${secs}s "http://127.0.0.1:$port/")
+    kill -INT $bt; wait $bt 2>/dev/null || true
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    sed -n 's/^@\[tracepoint:syscalls:sys_enter_\(.*\)\]: \([0-9]*\)$/\1 \2/p' "$work/$name.bpf" > "$work/$name.counts"
+    tool=bpftrace
+  else
+    strace -c -f -p "$pid" -o "$work/$name.strace" & local st=$!
+    sleep 1
+    out=$(taskset -c 1 wrk -t1 -c$conns -d3s "http://127.0.0.1:$port/")
+    sleep 0.5; kill -INT $st; wait $st 2>/dev/null || true
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    awk 'NR>2 && $NF!="total" && NF>=5 && $1 !~ /^-/ {print $NF, $4}' "$work/$name.strace" > "$work/$name.counts"
+    tool="strace -c"
+  fi
+  local total; total=$(awk '{s+=$2} END {print s}' "$work/$name.counts")
+  echo "$name syscalls_per_req=$(awk -v s="$total" -v r="$reqs" 'BEGIN{printf "%.3f", s/r}') ($tool, $reqs requests)"
+  sort -k2 -n -r "$work/$name.counts" | head -10 | awk -v r="$reqs" '{printf "    %-14s %.3f/req\n", $1, $2/r}'
 }
 if [ "${ONLY:-}" = weir ]; then
   run weir "$weir_pid" $weir_port
