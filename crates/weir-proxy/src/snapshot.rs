@@ -59,7 +59,10 @@ impl Snapshot {
             .map(|l| ListenerRuntime {
                 name: l.name.clone(),
                 address: l.address,
-                buffer_limit: l.per_connection_buffer_limit_bytes as usize,
+                // At least 1: the watermark checks pause at `queued >= limit` and resume only
+                // after a flush, so a limit of 0 (which the config accepts) paused every
+                // response for good. 1 means "pause whenever anything is queued".
+                buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
                 chains: l.filter_chains.iter().map(ChainRuntime::new).collect(),
                 default: l.default_filter_chain.as_ref().map(ChainRuntime::new),
             })

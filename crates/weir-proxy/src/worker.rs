@@ -74,7 +74,11 @@ pub(crate) struct Downstream {
     pub(crate) stream: Option<Id>,
     pub(crate) state: DownstreamState,
     pub(crate) idle_timer: Option<TimerId>,
+    /// In `CloseAfterFlush`, bounds the wait for the queue to leave; in `Lingering`, the
+    /// wait for the client's FIN.
     pub(crate) linger_timer: Option<TimerId>,
+    /// `conn.bytes_out` when the flush timer was last armed: progress since re-arms it.
+    pub(crate) flush_mark: u64,
     pub(crate) buffer_limit: usize,
     /// The client half-closed after its request: answer, then close.
     pub(crate) peer_closed: bool,
@@ -351,13 +355,8 @@ impl Worker {
 
     fn on_timer(&mut self, key: TimerKey) {
         match key {
-            TimerKey::DownstreamIdle(id) => {
-                let idle = self.downstreams.get(id).is_some_and(|d| d.stream.is_none());
-                if idle {
-                    self.close_downstream(id);
-                }
-            }
-            TimerKey::Linger(id) => self.close_downstream(id),
+            TimerKey::DownstreamIdle(id) => self.on_downstream_idle_timer(id),
+            TimerKey::Linger(id) => self.on_linger_timer(id),
             TimerKey::Connect(id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.connect_timer = None;
@@ -401,7 +400,7 @@ impl Worker {
                 self.close_downstream(id);
             } else if ds.state == DownstreamState::Open {
                 // Between requests but still sending the last response: close once it is out.
-                ds.state = DownstreamState::CloseAfterFlush;
+                self.close_after_flush(id);
             }
         }
         for id in self.upstreams.ids() {

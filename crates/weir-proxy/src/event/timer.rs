@@ -4,10 +4,12 @@
 //! operations must be cheap and must not leave garbage behind. The wheel has six levels of 64
 //! slots; a slot of level `l` spans `64^l` ticks of 1 ms, so the wheel reaches 64^6 ms (about
 //! two years). A timer sits in the lowest level whose range still separates its deadline from
-//! the current tick; when time reaches a higher-level slot its timers cascade down. Because a
-//! level-`l` timer always differs from "now" in a bit above level `l-1`'s range, the lowest
-//! occupied level always holds the earliest deadline, which makes `next_deadline` a scan of six
-//! bitmaps. Deadlines are rounded up to the next tick: a timer never fires early.
+//! the current tick; when time reaches a higher-level slot its timers cascade down. Within a
+//! level, slots at or after the current one are in deadline order, so the next deadline is the
+//! earliest of six candidates, one per level (a scan of six bitmaps). It is not always in the
+//! lowest occupied level: `expire` may move time to the very start of a higher-level slot
+//! without cascading it, and timers inserted after that land in lower levels although they are
+//! later. Deadlines are rounded up to the next tick: a timer never fires early.
 
 use std::time::{Duration, Instant};
 
@@ -196,43 +198,66 @@ impl<K: Copy> TimerWheel<K> {
         }
     }
 
-    /// The lowest occupied level's next slot: (level, slot, first tick the slot covers).
-    fn next_slot(&self) -> Option<(usize, usize, u64)> {
-        for (level, l) in self.levels.iter().enumerate() {
-            if l.occupied == 0 {
-                continue;
-            }
-            let shift = level as u32 * SLOT_BITS;
-            let current = ((self.elapsed >> shift) & (SLOTS as u64 - 1)) as u32;
-            // Timers of this level never lie before the current slot (see module doc).
-            let ahead = l.occupied >> current;
-            if ahead == 0 {
-                continue;
-            }
-            let slot = current + ahead.trailing_zeros();
-            let range_mask = !((1u64 << (shift + SLOT_BITS)) - 1);
-            let start = (self.elapsed & range_mask) + (u64::from(slot) << shift);
-            return Some((level, slot as usize, start.max(self.elapsed)));
+    /// The next slot of one level: (slot, first tick the slot covers).
+    fn level_next(&self, level: usize) -> Option<(usize, u64)> {
+        let l = &self.levels[level];
+        if l.occupied == 0 {
+            return None;
         }
-        None
+        let shift = level as u32 * SLOT_BITS;
+        let current = ((self.elapsed >> shift) & (SLOTS as u64 - 1)) as u32;
+        // Timers of a level never lie before its current slot (see module doc).
+        let ahead = l.occupied >> current;
+        if ahead == 0 {
+            return None;
+        }
+        let slot = current + ahead.trailing_zeros();
+        let range_mask = !((1u64 << (shift + SLOT_BITS)) - 1);
+        let start = (self.elapsed & range_mask) + (u64::from(slot) << shift);
+        Some((slot as usize, start.max(self.elapsed)))
     }
 
+    /// The slot that starts first over all levels: (level, slot, first tick it covers). Not
+    /// simply the lowest occupied level's: a higher-level slot that time reached without
+    /// cascading it (see module doc) starts at `elapsed`, before any lower-level one.
+    fn next_slot(&self) -> Option<(usize, usize, u64)> {
+        let mut best: Option<(usize, usize, u64)> = None;
+        for level in 0..LEVELS {
+            if let Some((slot, start)) = self.level_next(level)
+                && best.is_none_or(|(_, _, b)| start < b)
+            {
+                best = Some((level, slot, start));
+            }
+        }
+        best
+    }
+
+    /// The earliest deadline: the minimum over the levels of their next slot's earliest tick.
     fn next_tick(&self) -> Option<u64> {
-        let (level, slot, start) = self.next_slot()?;
-        if level == 0 {
-            return Some(start);
+        let mut earliest: Option<u64> = None;
+        for level in 0..LEVELS {
+            let Some((slot, start)) = self.level_next(level) else {
+                continue;
+            };
+            let tick = if level == 0 {
+                start
+            } else {
+                // A higher-level slot cascades at its start; the exact earliest tick in it is
+                // close.
+                let mut cursor = self.levels[level].heads[slot];
+                let mut min = u64::MAX;
+                let mut seen = 0;
+                while cursor != NIL && seen < 8 {
+                    let node = &self.nodes[cursor as usize];
+                    min = min.min(node.tick);
+                    cursor = node.next;
+                    seen += 1;
+                }
+                if cursor == NIL { min } else { start }
+            };
+            earliest = Some(earliest.map_or(tick, |e| e.min(tick)));
         }
-        // A higher-level slot cascades at its start; the exact earliest tick in it is close.
-        let mut cursor = self.levels[level].heads[slot];
-        let mut earliest = u64::MAX;
-        let mut seen = 0;
-        while cursor != NIL && seen < 8 {
-            let node = &self.nodes[cursor as usize];
-            earliest = earliest.min(node.tick);
-            cursor = node.next;
-            seen += 1;
-        }
-        Some(if cursor == NIL { earliest } else { start })
+        earliest
     }
 }
 
@@ -308,6 +333,82 @@ mod tests {
             assert!(wakes < 20, "too many wake-ups to reach a 15 s timer");
         }
         assert!(now >= t0 + ms(15_000) && now < t0 + ms(15_002));
+    }
+
+    /// Review regression: `expire` at the tick just before a higher-level slot starts moved
+    /// `elapsed` into that slot's range without cascading it, and a later timer inserted in a
+    /// lower level was then found first: the earlier timer fired seconds late.
+    #[test]
+    fn a_slot_reached_between_rounds_is_not_overtaken_by_later_timers() {
+        let t0 = crate::worker::clock();
+        let mut w = TimerWheel::new(t0);
+        w.insert(t0 + ms(4_106), 'a');
+        let mut fired = Vec::new();
+        w.expire(t0 + ms(4_095), &mut fired);
+        assert!(fired.is_empty());
+        w.insert(t0 + ms(8_096), 'b');
+        assert_eq!(w.next_timeout(t0 + ms(4_095)), Some(ms(11)));
+        w.expire(t0 + ms(4_106), &mut fired);
+        assert_eq!(fired, vec!['a']);
+    }
+
+    /// Random inserts, cancels and expiries against a plain list: every timer fires in the
+    /// first `expire` at or after its deadline tick, never before, and `next_timeout` never
+    /// sleeps past the earliest one.
+    #[test]
+    fn matches_a_reference_model() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..40 {
+            let t0 = crate::worker::clock();
+            let mut w = TimerWheel::new(t0);
+            let mut live: Vec<(TimerId, u64, u32)> = Vec::new();
+            let mut now = 0u64;
+            let mut fired = Vec::new();
+            for key in 0..3_000u32 {
+                match rng.u8(..10) {
+                    0..=4 => {
+                        let after = match rng.u8(..4) {
+                            0 => rng.u64(..70),
+                            1 => rng.u64(..5_000),
+                            2 => rng.u64(..300_000),
+                            _ => rng.u64(..20_000_000),
+                        };
+                        let id = w.insert(t0 + ms(now + after), key);
+                        // A deadline in a tick already expired fires at the next `expire`.
+                        live.push((id, (now + after).max(w.elapsed), key));
+                    }
+                    5 if !live.is_empty() => {
+                        let (id, _, _) = live.swap_remove(rng.usize(..live.len()));
+                        assert!(w.cancel(id));
+                    }
+                    _ => {
+                        let earliest = live.iter().map(|&(_, d, _)| d).min();
+                        let step = match (rng.bool(), w.next_timeout(t0 + ms(now))) {
+                            // Sleep as the loop does, or wake early for I/O.
+                            (true, Some(t)) => {
+                                let t = t.as_millis() as u64;
+                                assert!(now + t <= earliest.unwrap(), "sleeps past a timer");
+                                t.max(1)
+                            }
+                            _ => rng.u64(1..200),
+                        };
+                        now += step;
+                        w.expire(t0 + ms(now), &mut fired);
+                        let mut got = std::mem::take(&mut fired);
+                        got.sort_unstable();
+                        let mut want: Vec<u32> = live
+                            .iter()
+                            .filter(|&&(_, d, _)| d <= now)
+                            .map(|&(_, _, k)| k)
+                            .collect();
+                        want.sort_unstable();
+                        assert_eq!(got, want, "at {now} ms");
+                        live.retain(|&(_, d, _)| d > now);
+                    }
+                }
+            }
+            assert_eq!(w.len(), live.len());
+        }
     }
 
     #[test]

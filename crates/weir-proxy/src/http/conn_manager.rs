@@ -40,7 +40,8 @@ impl Worker {
         if let Some(after) = ds.chain.hcm.idle_timeout {
             let timer = self.arm(after, TimerKey::DownstreamIdle(id));
             if let Some(ds) = self.downstreams.get_mut(id) {
-                ds.idle_timer = Some(timer);
+                let mut old = ds.idle_timer.replace(timer);
+                self.disarm(&mut old);
             }
         }
     }
@@ -345,8 +346,8 @@ impl Worker {
                     for piece in response {
                         ds.conn.queue(piece);
                     }
-                    ds.state = DownstreamState::CloseAfterFlush;
                 }
+                self.close_after_flush(id);
                 self.flush_downstream(id);
             }
         }
@@ -361,6 +362,13 @@ impl Worker {
         ds.peer_closed = true;
         let sid = ds.stream;
         match sid.and_then(|s| self.streams.get(s)) {
+            // The last response may still be queued (larger than the kernel's buffers, a slow
+            // reader): closing now would drop it. Half-closing is how some clients say "that
+            // was my last request", so send the rest, then close.
+            None if ds.conn.queued() > 0 => {
+                self.close_after_flush(id);
+                self.flush_downstream(id);
+            }
             None => self.close_downstream(id),
             Some(stream) if stream.request_complete => {}
             Some(_) => {
@@ -418,6 +426,9 @@ impl Worker {
                 }
                 ds.conn.shutdown_write(&self.stats.syscalls);
                 ds.state = DownstreamState::Lingering;
+                // The flush timer's turn is over; the linger timer replaces it.
+                let mut flush_timer = ds.linger_timer.take();
+                self.disarm(&mut flush_timer);
                 let timer = self.arm(LINGER, TimerKey::Linger(id));
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.linger_timer = Some(timer);
@@ -682,7 +693,7 @@ impl Worker {
             });
         }
         if closing {
-            ds.state = DownstreamState::CloseAfterFlush;
+            self.close_after_flush(id);
         } else {
             if ds.conn.input.is_empty() {
                 ds.conn.release_idle_input();
@@ -732,6 +743,68 @@ impl Worker {
         self.syscalls().other();
         WorkerStats::dec(&self.stats.downstream_cx_active);
         drop(ds);
+    }
+
+    /// The connection ends once its queue has left (FIN, then linger). A timer bounds the
+    /// wait: `LINGER` without write progress closes it, so a client that stops reading cannot
+    /// hold the connection and its queue forever (no other timer runs in this state).
+    pub(crate) fn close_after_flush(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.state = DownstreamState::CloseAfterFlush;
+        ds.flush_mark = ds.conn.bytes_out;
+        let mut old = ds.linger_timer.take();
+        self.disarm(&mut old);
+        let timer = self.arm(LINGER, TimerKey::Linger(id));
+        if let Some(ds) = self.downstreams.get_mut(id) {
+            ds.linger_timer = Some(timer);
+        }
+    }
+
+    /// No stream for the idle timeout. A response may still be leaving (the stream ended when
+    /// it was queued, not sent): then the connection closes after it, as Envoy's idle close
+    /// flushes first, instead of cutting it.
+    pub(crate) fn on_downstream_idle_timer(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.idle_timer = None;
+        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+            // A closing connection has its own timer.
+            return;
+        }
+        if ds.conn.queued() == 0 {
+            return self.close_downstream(id);
+        }
+        self.close_after_flush(id);
+        self.flush_downstream(id);
+    }
+
+    /// While flushing before a close: more went out since the timer was armed, so wait another
+    /// period; otherwise (and always once lingering) close. Unsent bytes mean a cut response,
+    /// which must not look complete to the client: reset.
+    pub(crate) fn on_linger_timer(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.linger_timer = None;
+        if ds.state == DownstreamState::CloseAfterFlush {
+            if ds.conn.bytes_out > ds.flush_mark {
+                ds.flush_mark = ds.conn.bytes_out;
+                let timer = self.arm(LINGER, TimerKey::Linger(id));
+                if let Some(ds) = self.downstreams.get_mut(id) {
+                    ds.linger_timer = Some(timer);
+                }
+                return;
+            }
+            if ds.conn.queued() > 0 {
+                tracing::debug!("client read nothing for {LINGER:?}; resetting, response unsent");
+                let _ = socket2::SockRef::from(ds.conn.socket())
+                    .set_linger(Some(std::time::Duration::ZERO));
+            }
+        }
+        self.close_downstream(id);
     }
 
     pub(crate) fn on_route_timeout(&mut self, sid: Id) {

@@ -101,6 +101,7 @@ impl Worker {
                 state: DownstreamState::Open,
                 idle_timer: None,
                 linger_timer: None,
+                flush_mark: 0,
                 buffer_limit,
                 peer_closed: false,
                 abort: false,

@@ -206,16 +206,7 @@ impl Worker {
                 // The seed's attachStreamToClient: the waiting stream gets the connection.
                 self.trace_up(id, || EventKind::StreamAttached { reused: false });
             }
-            UpstreamState::Idle => {
-                // Anything from an idle connection (a FIN, a stray byte) retires it.
-                if up.conn.can_read() || up.conn.read_eof() {
-                    let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
-                    if !matches!(outcome, ReadOutcome::Drained) {
-                        self.close_upstream(id);
-                    }
-                }
-                return;
-            }
+            UpstreamState::Idle => return self.check_idle(id),
             UpstreamState::Active => {}
         }
         self.flush_upstream(id);
@@ -371,6 +362,24 @@ impl Worker {
         up.conn.release_idle_input();
         let (cluster, host) = (up.cluster, up.host);
         self.clusters[cluster].pools[host].release(id);
+        // A readable edge still remembered is a FIN that came with the response (its read was
+        // short but `hup_seen` kept the edge) or bytes past a read that filled the buffer: no
+        // new edge will come for either, so look now rather than hand the next request a
+        // closed or desynchronized connection.
+        self.check_idle(id);
+    }
+
+    /// Anything from an idle connection (a FIN, a stray byte) retires it.
+    fn check_idle(&mut self, id: Id) {
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
+        if up.conn.can_read() || up.conn.read_eof() {
+            let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            if !matches!(outcome, ReadOutcome::Drained) {
+                self.close_upstream(id);
+            }
+        }
     }
 
     /// Writes the upstream queue; below the low watermark, resumes a paused downstream.

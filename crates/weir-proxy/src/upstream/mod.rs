@@ -33,7 +33,8 @@ impl ClusterState {
                 .collect(),
             lb: RoundRobin::new(cluster.endpoints.iter().map(|e| e.weight), worker),
             connect_timeout: cluster.connect_timeout,
-            buffer_limit: cluster.per_connection_buffer_limit_bytes as usize,
+            // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
+            buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
         }
     }
 }
