@@ -4,8 +4,8 @@
 //! allocation once it has filled). Each downstream connection keeps a chain through the ring:
 //! every event about it, about its current stream, and about the upstream connection that
 //! stream uses links back to the previous one. When a traced stream ends, its flow is the
-//! chain walked back to where its request began, plus the worker's wake rounds in that span:
-//! work proportional to the flow, never a scan of the ring.
+//! chain walked back to where its request began, plus the worker's wake rounds in which one of
+//! its events happened: work proportional to the flow, never a scan of the ring.
 //!
 //! Modes: off (every event site is one branch on `enabled`), sampled 1-in-N, requests carrying
 //! `x-weir-trace: 1`, or all. Whether a request is traced is decided when its head is parsed;
@@ -67,8 +67,9 @@ pub(crate) struct Recorder {
     requests: u64,
     ids: u64,
     wake_last: u64,
-    /// Reused while assembling a flow: (sequence number, ring index).
+    /// Reused while assembling a flow: (sequence number, ring index), and event times.
     scratch: Vec<(u64, usize)>,
+    times: Vec<u64>,
     /// Flows whose response left during this round: assembled once the round's own wake
     /// event is recorded, so each flow holds the round that finished it.
     finishing: Vec<(ConnTrace, PendingFlow)>,
@@ -88,6 +89,7 @@ impl Recorder {
             ids: 0,
             wake_last: NONE,
             scratch: Vec::new(),
+            times: Vec::new(),
             finishing: Vec::new(),
         }
     }
@@ -192,6 +194,10 @@ impl Recorder {
         let seq = self.next;
         self.next += 1;
         let slot = Slot { seq, prev, event };
+        if self.ring.capacity() == 0 {
+            // Allocated once, at its full size, when the first event arrives.
+            self.ring.reserve_exact(RING);
+        }
         if self.ring.len() < RING {
             self.ring.push(slot);
         } else {
@@ -275,10 +281,16 @@ impl Recorder {
                 }
             }
         }
-        let at = |r: &Recorder, &(_, i): &(u64, usize)| r.ring[i].event.at;
-        let first = self.scratch.iter().map(|s| at(self, s)).min().unwrap_or(0);
-        let last = self.scratch.iter().map(|s| at(self, s)).max().unwrap_or(0);
-        // Then the wake rounds that ran while the flow did (a round's `at` is its end).
+        // The times of its own events, sorted, to find the rounds they happened in.
+        self.times.clear();
+        self.times
+            .extend(self.scratch.iter().map(|&(_, i)| self.ring[i].event.at));
+        self.times.sort_unstable();
+        let first = self.times.first().copied().unwrap_or(0);
+        let last = self.times.last().copied().unwrap_or(0);
+        // Then the wake rounds in which the flow made progress (a round's `at` is its end). A
+        // busy worker runs many rounds for other connections meanwhile; they are not this
+        // flow's story, and keeping them would make each kept flow hundreds of events long.
         let mut seq = self.wake_last;
         while seq != NONE && seq >= start {
             let Some(slot) = self.get(seq) else {
@@ -286,11 +298,16 @@ impl Recorder {
                 break;
             };
             let (end, prev) = (slot.event.at, slot.prev);
+            if end < first {
+                break; // rounds are chained newest first: all earlier ones ended before too
+            }
             let ran = match slot.event.kind {
                 EventKind::WakeRound { ran_ns, .. } => ran_ns,
                 _ => 0,
             };
-            if end >= first && end.saturating_sub(ran) <= last {
+            let from = end.saturating_sub(ran);
+            let i = self.times.partition_point(|&t| t < from);
+            if self.times.get(i).is_some_and(|&t| t <= end) {
                 self.scratch.push((seq, (seq % RING as u64) as usize));
             }
             seq = prev;
