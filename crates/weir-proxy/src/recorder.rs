@@ -8,9 +8,9 @@
 //! its events happened: work proportional to the flow, never a scan of the ring.
 //!
 //! Modes: off (every event site is one branch on `enabled`), sampled 1-in-N, requests carrying
-//! `x-weir-trace: 1`, or all. Whether a request is traced is decided when its head is parsed;
-//! until then a connection's events are recorded speculatively (a read or two), after that
-//! only traced streams record.
+//! `x-weir-trace: 1`, or all. SAMPLED draws at a request's first event, so an unpicked request
+//! records nothing; HEADER records a request's first read or two speculatively until its head
+//! is parsed, then only traced streams record.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -23,13 +23,25 @@ pub(crate) const NONE: u64 = u64::MAX;
 /// Slots in the ring; a flow whose events were overwritten is marked truncated.
 const RING: usize = 16 * 1024;
 
+/// Whether a connection's current request is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Not recorded (the recorder is off, or this request was not picked).
+    Off,
+    /// Not decided yet: the request's first event decides. SAMPLED draws its sample then, so
+    /// an unpicked request records nothing; HEADER records speculatively until the head says.
+    Undecided,
+    /// Recorded.
+    On,
+}
+
 /// A downstream connection's place in the recorder.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnTrace {
     /// The connection's id in traces.
     pub(crate) conn: u64,
-    /// Recording for this connection now (speculatively before a head, or a traced stream).
-    pub(crate) on: bool,
+    /// Whether its current request is recorded.
+    pub(crate) recording: Recording,
     /// The sequence number where its current request began.
     pub(crate) start: u64,
     /// Its chain's newest event.
@@ -111,23 +123,55 @@ impl Recorder {
     pub(crate) fn new_conn(&mut self) -> ConnTrace {
         ConnTrace {
             conn: self.new_id(),
-            on: self.enabled(),
+            recording: self.fresh(),
             start: self.next,
             last: NONE,
         }
     }
 
-    /// Decides whether a request whose head was just parsed is traced.
-    pub(crate) fn wants(&mut self, trace_header: impl FnOnce() -> bool) -> bool {
+    fn fresh(&self) -> Recording {
+        if self.enabled() {
+            Recording::Undecided
+        } else {
+            Recording::Off
+        }
+    }
+
+    /// A request's first event: record it? (HEADER: yes, until its head says otherwise.)
+    fn decide(&mut self) -> Recording {
         match self.mode {
+            FlowTraceMode::Off => Recording::Off,
+            FlowTraceMode::All | FlowTraceMode::Header => Recording::On,
+            FlowTraceMode::Sampled { one_in } => {
+                self.requests += 1;
+                if self.requests % u64::from(one_in) == 1 % u64::from(one_in) {
+                    Recording::On
+                } else {
+                    Recording::Off
+                }
+            }
+        }
+    }
+
+    /// Decides, once its head is parsed, whether the request is traced.
+    pub(crate) fn wants(
+        &mut self,
+        chain: &mut ConnTrace,
+        trace_header: impl FnOnce() -> bool,
+    ) -> bool {
+        if chain.recording == Recording::Undecided {
+            chain.recording = self.decide();
+        }
+        let wanted = match self.mode {
             FlowTraceMode::Off => false,
             FlowTraceMode::All => true,
             FlowTraceMode::Header => trace_header(),
-            FlowTraceMode::Sampled { one_in } => {
-                self.requests += 1;
-                self.requests % u64::from(one_in) == 1 % u64::from(one_in)
-            }
+            FlowTraceMode::Sampled { .. } => chain.recording == Recording::On,
+        };
+        if !wanted {
+            chain.recording = Recording::Off;
         }
+        wanted
     }
 
     /// Records an event on a connection's chain (nothing when that chain is off).
@@ -158,8 +202,15 @@ impl Recorder {
         stream: u64,
         kind: impl FnOnce() -> EventKind,
     ) {
-        if !chain.on {
-            return;
+        match chain.recording {
+            Recording::On => {}
+            Recording::Off => return,
+            Recording::Undecided => {
+                chain.recording = self.decide();
+                if chain.recording == Recording::Off {
+                    return;
+                }
+            }
         }
         let mut event = Event::new(self.now(), self.worker, lane, fd, conn, stream, kind());
         if phase.is_some() {
@@ -217,7 +268,7 @@ impl Recorder {
     /// Marks where the connection's next request begins.
     pub(crate) fn next_request(&self, chain: &mut ConnTrace) {
         chain.start = self.next;
-        chain.on = self.enabled();
+        chain.recording = self.fresh();
     }
 
     /// A traced stream's response has left: its flow is assembled at the end of this round.

@@ -858,7 +858,10 @@ impl Worker {
     /// Decides whether the request is traced; records its head if so, and otherwise stops
     /// recording on the connection until the stream ends.
     fn trace_request_head(&mut self, id: Id, sid: Id, request: &Request) {
-        let wanted = self.recorder.wants(|| {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        let wanted = self.recorder.wants(&mut ds.trace, || {
             request
                 .head
                 .headers
@@ -866,9 +869,6 @@ impl Worker {
                 .is_some_and(|v| v.as_ref() == b"1")
         });
         if !wanted {
-            if let Some(ds) = self.downstreams.get_mut(id) {
-                ds.trace.on = false;
-            }
             return;
         }
         let method = ShortText::new(&request.head.method);

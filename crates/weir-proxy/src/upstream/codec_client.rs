@@ -396,7 +396,7 @@ impl Worker {
         let chain = stream
             .and_then(|s| self.downstreams.get_mut(s.downstream))
             .map(|d| &mut d.trace)
-            .filter(|t| t.on);
+            .filter(|t| t.recording != crate::recorder::Recording::Off);
         let recorder = &mut self.recorder;
         let result = match chain {
             Some(chain) => up.conn.flush(&self.stats.syscalls, |asked, result| {
