@@ -160,19 +160,22 @@ pub enum Closer {
     Error,
 }
 
-/// Up to 64 bytes of text kept inline (a method, a path prefix): no heap allocation.
+/// Up to `N` bytes of text kept inline (a method, a path prefix): no heap allocation. Events
+/// use small capacities to stay small (every recorded event is copied into the ring); a flow's
+/// header keeps 64 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ShortText {
+pub struct ShortText<const N: usize = 64> {
     len: u8,
-    bytes: [u8; 64],
+    bytes: [u8; N],
 }
 
-impl ShortText {
-    /// The first 64 bytes of `s` (cut at a UTF-8 boundary after lossy conversion).
+impl<const N: usize> ShortText<N> {
+    /// The first `N` bytes of `s` (cut at a UTF-8 boundary after lossy conversion).
     pub fn new(s: &[u8]) -> Self {
-        let mut bytes = [0u8; 64];
-        let text = String::from_utf8_lossy(&s[..s.len().min(64)]);
-        let mut len = text.len().min(64);
+        let cap = N.min(u8::MAX as usize);
+        let mut bytes = [0u8; N];
+        let text = String::from_utf8_lossy(&s[..s.len().min(cap)]);
+        let mut len = text.len().min(cap);
         while !text.is_char_boundary(len) {
             len -= 1;
         }
@@ -189,13 +192,13 @@ impl ShortText {
     }
 }
 
-impl std::fmt::Debug for ShortText {
+impl<const N: usize> std::fmt::Debug for ShortText<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
-impl Serialize for ShortText {
+impl<const N: usize> Serialize for ShortText<N> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }
@@ -258,10 +261,10 @@ pub enum EventKind {
     },
     /// A request head was decoded.
     RequestHead {
-        /// The method.
-        method: ShortText,
-        /// The request target (first 64 bytes).
-        path: ShortText,
+        /// The method (first 16 bytes).
+        method: ShortText<16>,
+        /// The request target (first 48 bytes; the flow's header keeps 64).
+        path: ShortText<48>,
     },
     /// The whole request was received.
     RequestComplete,

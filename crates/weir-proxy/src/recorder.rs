@@ -396,15 +396,7 @@ impl Worker {
     /// Records an event of the downstream connection `ds` (on its own lane and fd).
     #[inline]
     pub(crate) fn trace_down(&mut self, ds: Id, kind: impl FnOnce() -> EventKind) {
-        if !self.recorder.enabled() {
-            return;
-        }
-        let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
-        if let Some(d) = self.downstreams.get_mut(ds) {
-            let (fd, conn) = (d.conn.fd(), d.trace.conn);
-            self.recorder
-                .record(&mut d.trace, Lane::Downstream, fd, conn, stream, kind);
-        }
+        self.trace_down_in(ds, None, kind);
     }
 
     /// Like `trace_down`, with the phase decided by the event site.
@@ -415,7 +407,7 @@ impl Worker {
         phase: Option<Phase>,
         kind: impl FnOnce() -> EventKind,
     ) {
-        if !self.recorder.enabled() {
+        if !self.recording(ds) {
             return;
         }
         let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
@@ -448,10 +440,23 @@ impl Worker {
             return;
         };
         let (trace_id, ds) = (stream.trace_id, stream.downstream);
-        if let Some(d) = self.downstreams.get_mut(ds) {
+        if let Some(d) = self.downstreams.get_mut(ds)
+            && d.trace.recording != Recording::Off
+        {
             self.recorder
                 .record(&mut d.trace, Lane::Upstream, fd, conn, trace_id, kind);
         }
+    }
+
+    /// Whether an event of this connection would be recorded (or decide it): checked before
+    /// any other lookup, so an unpicked request costs a branch or two per event site.
+    #[inline]
+    fn recording(&self, ds: Id) -> bool {
+        self.recorder.enabled()
+            && self
+                .downstreams
+                .get(ds)
+                .is_some_and(|d| d.trace.recording != Recording::Off)
     }
 
     fn stream_trace_id(&self, sid: Option<Id>) -> u64 {

@@ -876,7 +876,10 @@ impl Worker {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.traced = Some((method, path));
         }
-        self.trace_down(id, || EventKind::RequestHead { method, path });
+        self.trace_down(id, || EventKind::RequestHead {
+            method: ShortText::new(&request.head.method),
+            path: ShortText::new(&request.head.target),
+        });
     }
 
     /// A connection is closing: record it, and keep the flow of its last (or abandoned) stream.
