@@ -333,6 +333,13 @@ impl Worker {
                     let idle = !event.is_readable() && ds.conn.queued() == 0;
                     let phase = idle.then_some(weir_flow::Phase::DownstreamReadRequest);
                     self.trace_down_in(id, phase, || ready(event));
+                    // An error, or both directions closed (the client reset, or closed after
+                    // our FIN): nobody is left to answer, so the stream and its upstream
+                    // request end now instead of when the response or route timeout comes.
+                    // A FIN alone is a half-close that still gets its response.
+                    if event.is_error() || (event.is_read_closed() && event.is_write_closed()) {
+                        return self.close_downstream(id);
+                    }
                     self.flush_downstream(id);
                     self.drive_downstream(id);
                 }

@@ -138,6 +138,41 @@ fn client_gone_while_waiting_releases_the_upstream_connection() {
     );
 }
 
+/// A client that resets while its request waits for a stalled origin is noticed at once (the
+/// reset raises EPOLLERR|EPOLLHUP even though the downstream is not being read): its upstream
+/// connection is closed long before the 30 s route timeout.
+#[test]
+fn client_reset_while_waiting_aborts_the_upstream_request() {
+    let origin = Origin::start(|req| {
+        if req.target == "/stall" {
+            Reply::Stall
+        } else {
+            Reply::Send(response(200, &[], b"ok"))
+        }
+    });
+    let proxy = Config::new()
+        .cluster("backend", &[origin.addr()])
+        .route_all_with_timeout("backend", "30s")
+        .start();
+    {
+        let mut client = proxy.client();
+        client.send("GET /stall HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(eventually(2000, || origin.request_count() == 1));
+        assert_eq!(proxy.stat(|s| &s.upstream_cx_active), 1);
+        socket2::SockRef::from(client.stream())
+            .set_linger(Some(std::time::Duration::ZERO))
+            .expect("SO_LINGER");
+    }
+    assert!(
+        eventually(5000, || {
+            proxy.stat(|s| &s.upstream_cx_active) == 0
+                && proxy.stat(|s| &s.downstream_cx_active) == 0
+        }),
+        "the reset client's upstream request was abandoned"
+    );
+    assert_eq!(proxy.client().get("/next").status, 200);
+}
+
 #[test]
 fn client_gone_mid_body_aborts_the_upstream_request() {
     let origin = Origin::ok("ok");
