@@ -153,8 +153,13 @@ impl<'v> Field<'v> {
                 } else {
                     match n.as_f64() {
                         Some(f) if f < 0.0 => Err("must not be negative".to_owned()),
-                        // Integral floats (`1e3`) are integers in proto3 JSON. The cast saturates;
-                        // callers' range checks catch anything that big.
+                        // Beyond u64 (`1e20`, or an integer literal too long for u64): say
+                        // so, showing the number as parsed (`1e+20`), rather than let the cast
+                        // below saturate and the caller's range check report
+                        // 18446744073709551615, a number that is not in the file.
+                        #[allow(clippy::cast_precision_loss)]
+                        Some(f) if f >= u64::MAX as f64 => Err(format!("{n} is too large")),
+                        // Integral floats (`1e3`) are integers in proto3 JSON.
                         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                         Some(f) if f.fract() == 0.0 => Ok(f as u64),
                         _ => Err(format!("expected a whole number, found {n}")),
@@ -579,6 +584,9 @@ fn suggest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (key.len() / 3).clamp(1, 3);
     candidates
         .iter()
+        // The distance is at least the difference in length: skipping those keeps a huge unknown
+        // key (megabytes, in hostile input) from costing len × len(candidate) cells per candidate.
+        .filter(|c| key.len().abs_diff(c.len()) <= limit)
         .map(|c| (edit_distance(key, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

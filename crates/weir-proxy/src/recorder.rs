@@ -142,15 +142,24 @@ impl Recorder {
         match self.mode {
             FlowTraceMode::Off => Recording::Off,
             FlowTraceMode::All | FlowTraceMode::Header => Recording::On,
+            // Only a peek at the next request's draw: the draw itself is taken in `wants`,
+            // once a request head is parsed. Taking it here let the events of a connection
+            // between requests (its close after the last response, say) use up draws, so the
+            // rate drifted from 1-in-N (every request picked at 1-in-2 with one request per
+            // connection). A peek that turns out wrong only misses or wastes a request's
+            // first events; the pick itself stays exact.
             FlowTraceMode::Sampled { one_in } => {
-                self.requests += 1;
-                if self.requests % u64::from(one_in) == 1 % u64::from(one_in) {
+                if Self::picked(self.requests + 1, one_in) {
                     Recording::On
                 } else {
                     Recording::Off
                 }
             }
         }
+    }
+
+    fn picked(request: u64, one_in: u32) -> bool {
+        request % u64::from(one_in) == 1 % u64::from(one_in)
     }
 
     /// Decides, once its head is parsed, whether the request is traced.
@@ -166,11 +175,17 @@ impl Recorder {
             FlowTraceMode::Off => false,
             FlowTraceMode::All => true,
             FlowTraceMode::Header => trace_header(),
-            FlowTraceMode::Sampled { .. } => chain.recording == Recording::On,
+            FlowTraceMode::Sampled { one_in } => {
+                self.requests += 1;
+                Self::picked(self.requests, one_in)
+            }
         };
-        if !wanted {
-            chain.recording = Recording::Off;
-        }
+        // Sampled: the peek may have said otherwise; the draw decides.
+        chain.recording = if wanted {
+            Recording::On
+        } else {
+            Recording::Off
+        };
         wanted
     }
 

@@ -57,6 +57,9 @@ pub(crate) struct Control {
     pub(crate) drain_time: Duration,
     /// Requests for the worker's recent flows: how many, and where to send them.
     pub(crate) flow_queries: Mutex<Vec<(usize, mpsc::Sender<Vec<Flow>>)>>,
+    /// Set (under the `flow_queries` lock) when the worker has exited: nobody is left to
+    /// answer, so a query must not wait for it (nor leave its sender behind).
+    pub(crate) exited: AtomicBool,
 }
 
 /// Asks every worker for its recent flows. Cheap to clone; the admin listener holds one.
@@ -71,11 +74,17 @@ impl FlowSource {
         let (tx, rx) = mpsc::channel();
         let mut asked = 0;
         for (control, waker) in &self.workers {
-            control
+            let mut queries = control
                 .flow_queries
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((limit, tx.clone()));
+                .unwrap_or_else(|e| e.into_inner());
+            // An exited worker's waker still "wakes" (its eventfd outlives the loop), but no
+            // one answers: asking it cost every query the whole deadline after a drain.
+            if control.exited.load(Ordering::Acquire) {
+                continue;
+            }
+            queries.push((limit, tx.clone()));
+            drop(queries);
             if waker.wake().is_ok() {
                 asked += 1;
             }
@@ -170,6 +179,7 @@ impl Server {
                 stop: AtomicBool::new(false),
                 drain_time: options.drain_time,
                 flow_queries: Mutex::new(Vec::new()),
+                exited: AtomicBool::new(false),
             });
             let worker_stats = Arc::new(WorkerStats::default());
             stats.push(worker_stats.clone());

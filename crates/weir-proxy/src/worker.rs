@@ -267,6 +267,19 @@ impl Worker {
 
     /// The dispatcher loop; returns when a drain completes or the server stops.
     pub(crate) fn run(mut self) {
+        self.run_loop();
+        // Nobody will answer flow queries from now on: drop those waiting (their senders go,
+        // so the asker stops waiting) and turn later ones away.
+        let mut queries = self
+            .control
+            .flow_queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.control.exited.store(true, Ordering::Release);
+        queries.clear();
+    }
+
+    fn run_loop(&mut self) {
         let mut events = Events::with_capacity(EVENTS);
         let mut fired = Vec::new();
         loop {

@@ -217,7 +217,12 @@ impl Trace {
                 continue;
             }
             match spans.iter_mut().find(|s| s.0 == key) {
-                Some(span) => span.2 = event.at,
+                // min/max rather than "last seen": a flow handed in with its events out of
+                // time order made `last - first` below underflow (a panic in debug builds).
+                Some(span) => {
+                    span.1 = span.1.min(event.at);
+                    span.2 = span.2.max(event.at);
+                }
                 None => spans.push((key, event.at, event.at)),
             }
             let Some(phase) = event.phase else { continue };
@@ -257,7 +262,8 @@ impl Trace {
                 "phase": run.phase.name(),
                 "events": run.events,
             });
-            let dur = run.last - run.first;
+            // Saturating for the same reason: out-of-order events make `last < first`.
+            let dur = run.last.saturating_sub(run.first);
             self.slice(run.key, run.first, dur, run.phase.title(), "phase", args);
         }
 

@@ -4,5 +4,6 @@ mod fixtures;
 mod json;
 mod perfetto;
 mod phase;
+mod review;
 mod text;
 mod view;

@@ -172,7 +172,11 @@ fn serve(
                 let mut encoded = Vec::new();
                 encode_response_head(&head, false, &mut encoded);
                 c.conn.queue(encoded);
-                c.conn.queue(body);
+                // A HEAD response is the head alone (content-length still says what GET
+                // would send); a body after it would be read as the next response.
+                if method.as_ref() != b"HEAD" {
+                    c.conn.queue(body);
+                }
                 continue;
             }
             Ok(None) => {}
@@ -191,7 +195,10 @@ fn serve(
         match c.conn.fill(scratch, syscalls) {
             ReadOutcome::Data(_) => {}
             ReadOutcome::Drained => break,
-            ReadOutcome::Eof | ReadOutcome::Failed(_) => return false,
+            // A FIN is a half-close: the answers already queued still go out (the flush
+            // below closes once they have, since `read_eof` is set).
+            ReadOutcome::Eof => break,
+            ReadOutcome::Failed(_) => return false,
         }
     }
     match c.conn.flush(syscalls, |_, _| {}) {
