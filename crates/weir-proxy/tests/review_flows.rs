@@ -108,3 +108,38 @@ fn sampled_draws_are_not_used_by_closing_connections() {
     let paths: Vec<&str> = flows.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["/s3", "/s1"]);
 }
+
+/// Two pipelined requests, the first with a response larger than the buffers, from a client
+/// that does not read at first: the second request's head is decoded while the first
+/// response is still being written. Both flows are kept, each with its own request.
+#[test]
+fn pipelined_requests_behind_an_unsent_response_keep_both_flows() {
+    let big = vec![b'x'; 8 << 20];
+    let origin = Origin::start(move |req| {
+        if req.target == "/big" {
+            Reply::Send(response(200, &[], &big))
+        } else {
+            Reply::Send(response(200, &[], b"small"))
+        }
+    });
+    // A listener buffer larger than the response, so the /big stream can end (its response
+    // wholly queued in weir) while the client is not reading yet.
+    let yaml = Config::forward_all(&[origin.addr()]).yaml().replacen(
+        "      address:\n",
+        "      per_connection_buffer_limit_bytes: 67108864\n      address:\n",
+        1,
+    );
+    let proxy = Proxy::start_traced(&yaml, 1, Duration::from_secs(5), Some(FlowTraceMode::All));
+    let mut client = proxy.client();
+    client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n");
+    // Not reading yet: the big response waits in weir while /small is decoded.
+    assert!(eventually(5_000, || origin.request_count() == 2));
+    sleep_ms(200);
+    assert_eq!(client.read_response(false).body.len(), 8 << 20);
+    assert_eq!(client.read_response(false).body, b"small");
+    assert!(eventually(5_000, || proxy.server().flows(10).len() == 2));
+    let flows = proxy.server().flows(10);
+    let mut paths: Vec<&str> = flows.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(paths, ["/big", "/small"]);
+}

@@ -202,8 +202,15 @@ impl Worker {
         let mut idle = ds.idle_timer.take();
         let chain = ds.chain.clone();
         let peer = ds.peer;
+        let previous_unsent = ds.pending_flow.is_some();
         self.disarm(&mut idle);
         WorkerStats::inc(&self.stats.downstream_rq_total);
+        if previous_unsent {
+            // A pipelined request arrived while the previous (traced) response is still being
+            // written: keep that flow now, so the new request neither overwrites it nor
+            // starts inside it (the previous response's last writes are left out of it).
+            self.trace_response_sent(id);
+        }
 
         let head_request = request.head.is_head();
         let stream = Stream {
