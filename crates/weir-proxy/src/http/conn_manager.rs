@@ -459,14 +459,8 @@ impl Worker {
 
     /// Flushes the upstream of the downstream's active stream, if any.
     fn flush_stream_upstream(&mut self, id: Id) {
-        let up = self
-            .downstreams
-            .get(id)
-            .and_then(|d| d.stream)
-            .and_then(|s| self.streams.get(s))
-            .and_then(|s| s.upstream);
-        if let Some(up) = up {
-            self.flush_upstream(up);
+        if let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) {
+            self.flush_stream_upstream_of(sid);
         }
     }
 

@@ -456,10 +456,8 @@ impl Worker {
             stream.retry.possible = false;
             WorkerStats::inc(&self.stats.upstream_rq_retry);
             tracing::debug!("pooled connection was closed by the origin; retrying on a fresh one");
-            let ds = stream.downstream;
             self.connect_stream(sid, true);
             self.flush_stream_upstream_of(sid);
-            let _ = ds;
             return;
         }
         let reply = match failure {
@@ -474,7 +472,8 @@ impl Worker {
         self.local_reply(sid, None, reply);
     }
 
-    fn flush_stream_upstream_of(&mut self, sid: Id) {
+    /// Flushes the stream's upstream connection, if it has one.
+    pub(crate) fn flush_stream_upstream_of(&mut self, sid: Id) {
         if let Some(up) = self.streams.get(sid).and_then(|s| s.upstream) {
             self.flush_upstream(up);
         }
