@@ -458,25 +458,16 @@ fn network_filter(
     f: &Field<'_>,
     clusters: &ClusterNames,
 ) -> Option<HttpConnectionManager> {
-    let mut o = Obj::new(cx, f, &["config_discovery"])?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE})"),
-        );
-        return None;
-    };
-    let url = type_url(cx, &typed_config)?;
-    if type_name(&url) != type_name(HCM_TYPE) {
-        cx.error(
-            &join(&typed_config.path, "@type"),
-            format!("network filter type `{url}` is not supported yet (weir supports {HCM_TYPE})"),
-        );
-        return None;
-    }
+    let (name, typed_config) = typed_filter(
+        cx,
+        f,
+        &["config_discovery"],
+        HCM_TYPE,
+        &format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE})"),
+        &|url| {
+            format!("network filter type `{url}` is not supported yet (weir supports {HCM_TYPE})")
+        },
+    )?;
     let hcm = http_connection_manager(cx, &typed_config, clusters);
     name?;
     hcm
@@ -669,27 +660,49 @@ fn http_filters(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<HttpFilter>> {
     filters
 }
 
-/// One `http_filters[]` entry; only the router so far.
-fn http_filter(cx: &mut Cx, f: &Field<'_>) -> Option<HttpFilter> {
-    let mut o = Obj::new(cx, f, &["config_discovery", "is_optional", "disabled"])?;
+/// A filter entry's `name` and its `typed_config`, which must be of type `want` (filters are
+/// picked by their @type, as Envoy does). `None` once an error was reported; the name is
+/// `None` when missing (reported too) so the caller can still check the typed config.
+fn typed_filter<'v>(
+    cx: &mut Cx,
+    f: &Field<'v>,
+    envoy_fields: &'static [&'static str],
+    want: &str,
+    missing: &str,
+    unsupported: &dyn Fn(&str) -> String,
+) -> Option<(Option<String>, Field<'v>)> {
+    let mut o = Obj::new(cx, f, envoy_fields)?;
     let name = o.required_string(cx, "name");
     let typed_config = o.get(cx, "typed_config");
     o.finish(cx);
     let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the filter by its @type (the router's is {ROUTER_TYPE})"),
-        );
+        cx.error(&join(&f.path, "typed_config"), missing);
         return None;
     };
     let url = type_url(cx, &typed_config)?;
-    if type_name(&url) != type_name(ROUTER_TYPE) {
-        cx.error(
-            &join(&typed_config.path, "@type"),
-            format!("HTTP filter type `{url}` is not supported yet (weir supports only the router, {ROUTER_TYPE})"),
-        );
+    if type_name(&url) != type_name(want) {
+        cx.error(&join(&typed_config.path, "@type"), unsupported(&url));
         return None;
     }
+    Some((name, typed_config))
+}
+
+/// One `http_filters[]` entry; only the router so far.
+fn http_filter(cx: &mut Cx, f: &Field<'_>) -> Option<HttpFilter> {
+    let (name, typed_config) = typed_filter(
+        cx,
+        f,
+        &["config_discovery", "is_optional", "disabled"],
+        ROUTER_TYPE,
+        &format!(
+            "`typed_config` is required: weir picks the filter by its @type (the router's is {ROUTER_TYPE})"
+        ),
+        &|url| {
+            format!(
+                "HTTP filter type `{url}` is not supported yet (weir supports only the router, {ROUTER_TYPE})"
+            )
+        },
+    )?;
     let mut router = Obj::new(cx, &typed_config, ROUTER_ENVOY)?;
     router.get(cx, "@type");
     router.finish(cx);

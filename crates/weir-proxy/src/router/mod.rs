@@ -129,35 +129,19 @@ fn redirect_location(
         (None, false) => orig_port.map(str::to_owned),
     };
     let port = port.filter(|p| !(scheme == "http" && p == "80" || scheme == "https" && p == "443"));
-    let mut path_and_query = match &redirect.path {
-        Some(RedirectPath::Path(p)) => {
-            let mut p = p.clone();
-            if !p.contains('?')
-                && let Some(q) = head.query()
-            {
-                p.push('?');
-                p.push_str(&String::from_utf8_lossy(q));
-            }
-            p
-        }
-        Some(RedirectPath::PrefixRewrite(rewrite)) => {
-            let mut p =
-                String::from_utf8_lossy(&rewrite_path(matcher, head.path(), rewrite)).into_owned();
-            if let Some(q) = head.query() {
-                p.push('?');
-                p.push_str(&String::from_utf8_lossy(q));
-            }
-            p
-        }
-        None => {
-            let mut p = String::from_utf8_lossy(head.path()).into_owned();
-            if let Some(q) = head.query() {
-                p.push('?');
-                p.push_str(&String::from_utf8_lossy(q));
-            }
-            p
-        }
+    // The request's query follows the new path, unless `path_redirect` brings its own.
+    let (mut path_and_query, own_query) = match &redirect.path {
+        Some(RedirectPath::Path(p)) => (p.clone(), p.contains('?')),
+        Some(RedirectPath::PrefixRewrite(rewrite)) => (
+            String::from_utf8_lossy(&rewrite_path(matcher, head.path(), rewrite)).into_owned(),
+            false,
+        ),
+        None => (String::from_utf8_lossy(head.path()).into_owned(), false),
     };
+    if !own_query && let Some(q) = head.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(&String::from_utf8_lossy(q));
+    }
     if redirect.strip_query
         && let Some(i) = path_and_query.find('?')
     {

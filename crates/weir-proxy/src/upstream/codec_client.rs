@@ -33,6 +33,17 @@ pub(crate) enum Failure {
     Protocol,
 }
 
+impl Failure {
+    /// A failed read or write: a reset is `Reset`, anything else ended the connection.
+    fn of_io(e: &std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::ConnectionReset {
+            Failure::Reset
+        } else {
+            Failure::Termination
+        }
+    }
+}
+
 impl Worker {
     /// Gives a stream an upstream connection: a pooled one when `fresh` is false and one is
     /// idle, otherwise a new non-blocking connect. Queues the request head (and, on a retry,
@@ -167,6 +178,12 @@ impl Worker {
         for piece in &stream.retry.body {
             conn.conn.queue(piece.clone());
         }
+        if !reused {
+            // Only a pooled connection the origin closed while idle is retried; on a fresh
+            // one the body need not be kept (and no more of it is copied).
+            stream.retry.possible = false;
+            stream.retry.body.clear();
+        }
         WorkerStats::inc(&self.stats.upstream_rq_total);
         if reused {
             self.trace_up(up, || EventKind::StreamAttached { reused: true });
@@ -273,12 +290,7 @@ impl Worker {
                     break;
                 }
                 ReadOutcome::Failed(e) => {
-                    let failure = if e.kind() == std::io::ErrorKind::ConnectionReset {
-                        Failure::Reset
-                    } else {
-                        Failure::Termination
-                    };
-                    self.upstream_failed(id, failure);
+                    self.upstream_failed(id, Failure::of_io(&e));
                     break;
                 }
             }
@@ -422,12 +434,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                let failure = if e.kind() == std::io::ErrorKind::ConnectionReset {
-                    Failure::Reset
-                } else {
-                    Failure::Termination
-                };
-                self.upstream_failed(id, failure);
+                self.upstream_failed(id, Failure::of_io(&e));
             }
         }
     }
