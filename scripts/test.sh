@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # curl drives weir in the proxy tests; headless Chromium draws the flow timeline
-# (crates/weir/tests/flow_view.rs).
+# (crates/weir/tests/flow_view.rs); promtool (Debian's prometheus) checks the Prometheus scrape
+# (crates/weir/tests/admin.rs).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -114,6 +114,8 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         listeners,
         clusters,
         weir,
+        // Filled in by the caller, which owns the document.
+        source: serde_json::Value::Null,
     })
 }
 

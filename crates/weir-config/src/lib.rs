@@ -23,6 +23,7 @@
 
 pub mod model;
 
+mod access_log;
 mod bootstrap;
 mod cluster;
 mod headers;
@@ -35,6 +36,11 @@ mod weir;
 use std::fmt;
 use std::path::Path;
 
+pub use access_log::{
+    AccessLog, AccessLogSink, ENVOY_DEFAULT_FORMAT, FILE_ACCESS_LOG_TYPE, FormatKind,
+    HeaderOperator, JsonField, JsonValue, LogFormat, Operator, Piece, STDERR_ACCESS_LOG_TYPE,
+    STDOUT_ACCESS_LOG_TYPE, TimeFormat, TimePiece,
+};
 pub use model::*;
 
 use crate::reader::{Cx, Field};
@@ -70,7 +76,10 @@ fn parse_as(text: &str, format: Format) -> Result<Bootstrap, ConfigErrors> {
     let mut cx = Cx::default();
     let bootstrap = bootstrap::read(&mut cx, &Field::root(&doc));
     match bootstrap {
-        Some(b) if cx.errors.is_empty() => Ok(b),
+        Some(mut b) if cx.errors.is_empty() => {
+            b.source = doc;
+            Ok(b)
+        }
         _ => {
             if cx.errors.is_empty() {
                 // Every `None` above records why; this only guards that promise.

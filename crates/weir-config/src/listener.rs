@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::access_log;
 use crate::bootstrap::{Role, address};
 use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::model::{CodecType, FilterChain, HttpConnectionManager, HttpFilter, Listener};
@@ -87,7 +88,6 @@ const HCM_ENVOY: &[&str] = &[
     "request_headers_timeout",
     "drain_timeout",
     "delayed_close_timeout",
-    "access_log",
     "access_log_flush_interval",
     "flush_access_log_on_new_request",
     "access_log_options",
@@ -422,12 +422,12 @@ fn network_filters(
 }
 
 /// The type name of an `Any`: what follows the last `/` of its `@type`.
-fn type_name(url: &str) -> &str {
+pub(crate) fn type_name(url: &str) -> &str {
     url.rsplit_once('/').map_or(url, |(_, name)| name)
 }
 
 /// Reads `typed_config.@type`; records an error if it is missing or not a string.
-fn type_url(cx: &mut Cx, typed_config: &Field<'_>) -> Option<String> {
+pub(crate) fn type_url(cx: &mut Cx, typed_config: &Field<'_>) -> Option<String> {
     match typed_config.value.get("@type") {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(_) => {
@@ -570,6 +570,10 @@ fn http_connection_manager(
     let use_remote_address = o.get(cx, "use_remote_address").map(|u| u.bool(cx));
     let xff_num_trusted_hops = o.get(cx, "xff_num_trusted_hops").map(|x| x.u32(cx));
     let generate_request_id = o.get(cx, "generate_request_id").map(|g| g.bool(cx));
+    let access_log = match o.get(cx, "access_log") {
+        Some(a) => access_log::read_all(cx, &a),
+        None => Some(Vec::new()),
+    };
     o.finish(cx);
 
     let (idle_timeout, max_headers_count) = protocol?;
@@ -586,6 +590,7 @@ fn http_connection_manager(
         use_remote_address: use_remote_address.unwrap_or(Some(false))?,
         xff_num_trusted_hops: xff_num_trusted_hops.unwrap_or(Some(0))?,
         generate_request_id: generate_request_id.unwrap_or(Some(true))?,
+        access_log: access_log?,
     })
 }
 

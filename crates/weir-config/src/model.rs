@@ -20,6 +20,8 @@ pub struct Bootstrap {
     pub clusters: Vec<Cluster>,
     /// `weir`: weir's own settings.
     pub weir: WeirSettings,
+    /// The document as loaded (YAML read as JSON), for `/config_dump`.
+    pub source: serde_json::Value,
 }
 
 /// `node`: identifies this proxy to operators (and, later, to a control plane).
@@ -95,6 +97,9 @@ pub struct HttpConnectionManager {
     pub xff_num_trusted_hops: u32,
     /// `generate_request_id` (default true).
     pub generate_request_id: bool,
+    /// `access_log`: the file, stdout and stderr access loggers, in config order, each with its
+    /// compiled format (Envoy's default format when `log_format` is absent). Empty: no access log.
+    pub access_log: Vec<crate::AccessLog>,
 }
 
 /// `codec_type`.

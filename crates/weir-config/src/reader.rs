@@ -532,7 +532,9 @@ fn special_message(field: &str) -> Option<&'static str> {
             "TLS (transport_socket) is not supported by weir yet"
         }
         "dynamic_resources" => "xDS (dynamic_resources) is not supported by weir yet",
-        "access_log" => "access logs are not supported by weir yet",
+        "access_log" => {
+            "listener-level access logs are not supported by weir yet: use the HTTP connection manager's access_log"
+        }
         "typed_per_filter_config" => "per-route filter config is not supported by weir yet",
         "retry_policy" => "retries are not supported by weir yet",
         "health_checks" => "active health checking is not supported by weir yet",

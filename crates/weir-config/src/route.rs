@@ -736,7 +736,7 @@ fn direct_response(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Rout
 }
 
 /// `config.core.v3.DataSource`: `inline_string` or `inline_bytes` (base64).
-fn data_source(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<u8>> {
+pub(crate) fn data_source(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<u8>> {
     let mut o = Obj::new(
         cx,
         f,

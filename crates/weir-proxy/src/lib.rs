@@ -7,6 +7,7 @@
 //! encodes it to the client (downstream write). `worker` owns one thread's loop; `server`
 //! starts the workers, the admin listener, and drains them.
 
+mod access_log;
 mod admin;
 mod event;
 pub mod http;
@@ -19,4 +20,4 @@ pub mod stats;
 mod upstream;
 mod worker;
 
-pub use server::{Options, Server};
+pub use server::{Exit, LogControl, Options, Server, SetLogLevel};

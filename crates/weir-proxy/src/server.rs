@@ -11,19 +11,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 use weir_config::Bootstrap;
 use weir_flow::Flow;
 
+use crate::access_log::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogsAdmin};
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
 use crate::network::listener::bind;
 use crate::recorder::Recorder;
 use crate::snapshot::Snapshot;
-use crate::stats::WorkerStats;
-use crate::worker::{ListenerSlot, Worker};
+use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
+use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -36,6 +37,57 @@ pub struct Options {
     pub command_line: Vec<String>,
     /// Overrides the config's `weir.flow_trace.mode` (the `--flow-trace` flag).
     pub flow_trace: Option<weir_config::FlowTraceMode>,
+    /// Reads and sets the log level for `POST /logging` (the binary owns the logger).
+    pub log_control: Option<LogControl>,
+    /// How often access log files are written at the latest (Envoy's
+    /// `--file-flush-interval-msec`, default 10 s); a worker's 64 KiB of lines go sooner.
+    pub file_flush_interval: Duration,
+}
+
+/// Sets the log level (`Some("debug")`) or only reports it (`None`); answers with the level
+/// now in force, or why the new one was refused.
+pub type SetLogLevel = dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync;
+
+/// The binary's log level, as `POST /logging` reads and changes it.
+#[derive(Clone)]
+pub struct LogControl(pub Arc<SetLogLevel>);
+
+impl std::fmt::Debug for LogControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogControl")
+    }
+}
+
+/// Why the process should end, as [`Server::wait_exit`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// A signal (SIGTERM, SIGINT): drain, then exit.
+    Signal(i32),
+    /// `POST /quitquitquit`: exit now.
+    Quit,
+}
+
+/// What the whole server shares: its state as the admin listener reports and changes it.
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    pub(crate) started: Instant,
+    /// When the configuration was loaded, as Envoy writes `last_updated` (RFC 3339, UTC).
+    pub(crate) loaded_at: String,
+    pub(crate) concurrency: usize,
+    /// A drain (SIGTERM) is under way.
+    pub(crate) draining: AtomicBool,
+    /// `POST /healthcheck/fail`: Envoy's "health check failed" state, which reports DRAINING
+    /// and makes every response close its connection, until `/healthcheck/ok`.
+    pub(crate) health_check_failed: AtomicBool,
+    /// The access logs' counters and controls.
+    pub(crate) access_logs: LogsAdmin,
+}
+
+impl ServerState {
+    /// Envoy's `server.state`: 0 LIVE, 1 DRAINING.
+    pub(crate) fn live(&self) -> bool {
+        !self.draining.load(Ordering::Acquire) && !self.health_check_failed.load(Ordering::Acquire)
+    }
 }
 
 impl Default for Options {
@@ -45,6 +97,8 @@ impl Default for Options {
             drain_time: Duration::from_secs(10),
             command_line: Vec::new(),
             flow_trace: None,
+            log_control: None,
+            file_flush_interval: ENVOY_FLUSH_INTERVAL,
         }
     }
 }
@@ -60,15 +114,31 @@ pub(crate) struct Control {
     /// Set (under the `flow_queries` lock) when the worker has exited: nobody is left to
     /// answer, so a query must not wait for it (nor leave its sender behind).
     pub(crate) exited: AtomicBool,
+    /// `POST /drain_listeners`: close the listener sockets now.
+    pub(crate) stop_listeners: AtomicBool,
+    /// `POST /drain_listeners?graceful`: close every connection after its response for the
+    /// drain time, then close the listener sockets.
+    pub(crate) drain_listeners: AtomicBool,
+    /// The server's shared state (health check failed, …).
+    pub(crate) server: Arc<ServerState>,
 }
 
-/// Asks every worker for its recent flows. Cheap to clone; the admin listener holds one.
+/// The workers as other threads reach them: through each one's [`Control`] and waker. Cheap
+/// to clone; the admin listener holds one.
 #[derive(Clone)]
-pub(crate) struct FlowSource {
+pub(crate) struct Workers {
     workers: Vec<(Arc<Control>, Arc<Waker>)>,
 }
 
-impl FlowSource {
+impl Workers {
+    /// Sets something on every worker's control and wakes it to act on it.
+    pub(crate) fn tell(&self, set: impl Fn(&Control)) {
+        for (control, waker) in &self.workers {
+            set(control);
+            let _ = waker.wake();
+        }
+    }
+
     /// Up to `limit` recent flows from all workers, newest first.
     pub(crate) fn flows(&self, limit: usize) -> Vec<Flow> {
         let (tx, rx) = mpsc::channel();
@@ -115,10 +185,13 @@ struct WorkerHandle {
 pub struct Server {
     workers: Vec<WorkerHandle>,
     stats: Vec<Arc<WorkerStats>>,
+    layout: Layout,
     listeners: Vec<(String, SocketAddr)>,
     admin: Option<AdminHandle>,
-    draining: Arc<AtomicBool>,
-    flow_source: FlowSource,
+    state: Arc<ServerState>,
+    handles: Workers,
+    exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
+    access_logs: AccessLogs,
 }
 
 const WAKER: usize = 0;
@@ -132,7 +205,9 @@ impl Server {
             flow_trace.mode = mode;
         }
         let epoch = crate::worker::clock();
-        let snapshot = Arc::new(Snapshot::new(bootstrap));
+        let mut logs = AccessLogs::builder(concurrency, options.file_flush_interval);
+        let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs)?);
+        let access_logs = logs.start()?;
         // Bind per worker, per listener; the first socket of a port-0 listener fixes the port.
         let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
         let mut listeners = Vec::new();
@@ -148,6 +223,7 @@ impl Server {
                 address = socket.local_addr()?;
                 slots.push(ListenerSlot {
                     socket: Some(socket),
+                    stats: listeners.len(),
                     address,
                     chain: runtime.select(address.port()),
                     buffer_limit: runtime.buffer_limit,
@@ -156,7 +232,29 @@ impl Server {
             tracing::info!(listener = %runtime.name, %address, "listening");
             listeners.push((runtime.name.clone(), address));
         }
-        let draining = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(ServerState {
+            started: epoch,
+            loaded_at: crate::access_log::format::rfc3339(std::time::SystemTime::now()),
+            concurrency,
+            draining: AtomicBool::new(false),
+            health_check_failed: AtomicBool::new(false),
+            access_logs: access_logs.admin(),
+        });
+        let layout = Layout {
+            http_prefixes: snapshot.http_prefixes.clone(),
+            listeners: listeners.iter().map(|(_, a)| *a).collect(),
+            clusters: snapshot
+                .bootstrap
+                .clusters
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.endpoints.iter().map(|e| e.address).collect(),
+                    )
+                })
+                .collect(),
+        };
         let mut workers = Vec::new();
         let mut stats = Vec::new();
         for (index, mut slots) in bound.into_iter().enumerate() {
@@ -180,17 +278,23 @@ impl Server {
                 drain_time: options.drain_time,
                 flow_queries: Mutex::new(Vec::new()),
                 exited: AtomicBool::new(false),
+                stop_listeners: AtomicBool::new(false),
+                drain_listeners: AtomicBool::new(false),
+                server: state.clone(),
             });
-            let worker_stats = Arc::new(WorkerStats::default());
+            let worker_stats = Arc::new(WorkerStats::new(&layout));
             stats.push(worker_stats.clone());
             let worker = Worker::new(
                 index,
                 poll,
                 snapshot.clone(),
                 slots,
-                worker_stats,
                 control.clone(),
-                Recorder::new(flow_trace, index, epoch),
+                Reporting {
+                    stats: worker_stats,
+                    recorder: Recorder::new(flow_trace, index, epoch),
+                    logs: access_logs.worker(index),
+                },
             );
             let thread = std::thread::Builder::new()
                 .name(format!("weir:worker_{index}"))
@@ -201,22 +305,26 @@ impl Server {
                 waker,
             });
         }
-        let flow_source = FlowSource {
+        let handles = Workers {
             workers: workers
                 .iter()
                 .map(|w| (w.control.clone(), w.waker.clone()))
                 .collect(),
         };
+        let (exit_tx, exit_rx) = mpsc::channel();
         let admin = match &snapshot.bootstrap.admin {
             Some(admin) => Some(AdminHandle::start(
                 admin.address,
                 AdminInfo {
-                    node: snapshot.bootstrap.node.clone(),
-                    concurrency,
+                    snapshot: snapshot.clone(),
                     command_line: options.command_line.clone(),
-                    draining: draining.clone(),
+                    state: state.clone(),
+                    layout: layout.clone(),
                     stats: stats.clone(),
-                    flows: flow_source.clone(),
+                    workers: handles.clone(),
+                    listeners: listeners.clone(),
+                    exit: exit_tx.clone(),
+                    log_control: options.log_control.clone(),
                 },
             )?),
             None => None,
@@ -224,10 +332,13 @@ impl Server {
         Ok(Server {
             workers,
             stats,
+            layout,
             listeners,
             admin,
-            draining,
-            flow_source,
+            state,
+            handles,
+            exit: (exit_tx, exit_rx),
+            access_logs,
         })
     }
 
@@ -243,32 +354,67 @@ impl Server {
 
     /// Up to `limit` recently completed flows (requests the flow recorder kept), newest first.
     pub fn flows(&self, limit: usize) -> Vec<Flow> {
-        self.flow_source.flows(limit)
+        self.handles.flows(limit)
     }
 
-    /// Per-worker counters.
-    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+    /// Each worker's own stats, unmerged (for tests and tools that look at one worker).
+    pub fn worker_stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats
+    }
+
+    /// Worker threads.
+    pub fn concurrency(&self) -> usize {
+        self.state.concurrency
+    }
+
+    /// Every stat, merged over workers and sorted by name (what `/stats` shows).
+    pub fn stats(&self) -> Vec<Stat> {
+        crate::stats::collect(&self.layout, &self.stats, &server_gauges(&self.state))
+    }
+
+    /// A counter's or gauge's merged value by its Envoy name
+    /// (`cluster.backend.upstream_cx_total`); `None` for an unknown name or a histogram.
+    pub fn stat(&self, name: &str) -> Option<u64> {
+        self.stats()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| match s.value {
+                Value::Counter(v) => Some(v),
+                Value::Gauge(v) => u64::try_from(v).ok(),
+                Value::Histogram(_) => None,
+            })
+    }
+
+    /// Where a signal handler (or anything else) asks the server to end; see [`Server::wait_exit`].
+    pub fn exit_sender(&self) -> mpsc::Sender<Exit> {
+        self.exit.0.clone()
+    }
+
+    /// Blocks until a signal arrives (through [`Server::exit_sender`]) or the admin listener is
+    /// told `POST /quitquitquit`.
+    pub fn wait_exit(&self) -> Exit {
+        // The server holds a sender itself, so the channel never disconnects.
+        self.exit.1.recv().unwrap_or(Exit::Quit)
     }
 
     /// Starts a graceful drain: workers stop accepting, finish in-flight requests with
     /// `connection: close`, and exit when their connections are gone or the drain time is up.
     pub fn drain(&self) {
-        self.draining.store(true, Ordering::Release);
-        for w in &self.workers {
-            w.control.drain.store(true, Ordering::Release);
-            let _ = w.waker.wake();
-        }
+        self.state.draining.store(true, Ordering::Release);
+        self.handles
+            .tell(|c| c.drain.store(true, Ordering::Release));
     }
 
     /// Waits for every worker to exit (after a drain), then stops the admin listener.
-    pub fn wait(self) {
-        for w in self.workers {
+    pub fn wait(mut self) {
+        for w in self.workers.drain(..) {
             let _ = w.thread.join();
         }
-        if let Some(admin) = self.admin {
+        if let Some(admin) = self.admin.take() {
             admin.stop();
         }
+        // The workers have stopped logging: write out what they left.
+        self.access_logs.stop();
     }
 
     /// Stops at once: workers exit at their next wake-up, dropping every connection.
@@ -278,5 +424,18 @@ impl Server {
             let _ = w.waker.wake();
         }
         self.wait();
+    }
+}
+
+/// The `server.*` gauges' inputs.
+pub(crate) fn server_gauges(state: &ServerState) -> ServerGauges {
+    ServerGauges {
+        live: state.live(),
+        state: u8::from(!state.live()),
+        uptime_s: crate::worker::clock()
+            .saturating_duration_since(state.started)
+            .as_secs(),
+        concurrency: state.concurrency,
+        access_logs: state.access_logs.clone(),
     }
 }

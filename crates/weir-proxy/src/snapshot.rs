@@ -8,12 +8,15 @@ use std::sync::Arc;
 use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
 use weir_http1::Limits;
 
+use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::router::route_table::RouteTable;
 
 /// See the module documentation.
 pub(crate) struct Snapshot {
     pub(crate) bootstrap: Bootstrap,
     pub(crate) listeners: Vec<ListenerRuntime>,
+    /// Distinct HCM stat prefixes: chains sharing one share its stats, as in Envoy.
+    pub(crate) http_prefixes: Vec<String>,
 }
 
 /// A listener's compiled filter chains.
@@ -33,12 +36,28 @@ pub(crate) struct ChainRuntime {
     pub(crate) hcm: HttpConnectionManager,
     pub(crate) routes: RouteTable,
     pub(crate) limits: Limits,
+    /// Its HCM's `http.<stat_prefix>.` scope in the worker's stats.
+    pub(crate) stats: usize,
+    /// Its HCM's access loggers.
+    pub(crate) logs: LogSet,
 }
 
 impl ChainRuntime {
-    fn new(chain: &FilterChain) -> Arc<Self> {
+    fn new(
+        chain: &FilterChain,
+        prefixes: &mut Vec<String>,
+        logs: &mut AccessLogBuilder,
+    ) -> std::io::Result<Arc<Self>> {
         let hcm = chain.http_connection_manager.clone();
-        Arc::new(ChainRuntime {
+        let logs = logs.add(&hcm.access_log)?;
+        let stats = match prefixes.iter().position(|p| *p == hcm.stat_prefix) {
+            Some(k) => k,
+            None => {
+                prefixes.push(hcm.stat_prefix.clone());
+                prefixes.len() - 1
+            }
+        };
+        Ok(Arc::new(ChainRuntime {
             name: chain.name.as_str().into(),
             destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),
@@ -47,30 +66,44 @@ impl ChainRuntime {
                 max_headers: hcm.max_headers_count,
             },
             hcm,
-        })
+            stats,
+            logs,
+        }))
     }
 }
 
 impl Snapshot {
-    pub(crate) fn new(bootstrap: Bootstrap) -> Self {
-        let listeners = bootstrap
-            .listeners
-            .iter()
-            .map(|l| ListenerRuntime {
+    /// Compiles the bootstrap; opens the access log files (an error names the file).
+    pub(crate) fn new(bootstrap: Bootstrap, logs: &mut AccessLogBuilder) -> std::io::Result<Self> {
+        let mut prefixes = Vec::new();
+        let mut listeners = Vec::new();
+        for l in &bootstrap.listeners {
+            let chains = l
+                .filter_chains
+                .iter()
+                .map(|c| ChainRuntime::new(c, &mut prefixes, logs))
+                .collect::<std::io::Result<_>>()?;
+            let default = l
+                .default_filter_chain
+                .as_ref()
+                .map(|c| ChainRuntime::new(c, &mut prefixes, logs))
+                .transpose()?;
+            listeners.push(ListenerRuntime {
                 name: l.name.clone(),
                 address: l.address,
                 // At least 1: the watermark checks pause at `queued >= limit` and resume only
                 // after a flush, so a limit of 0 (which the config accepts) paused every
                 // response for good. 1 means "pause whenever anything is queued".
                 buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
-                chains: l.filter_chains.iter().map(ChainRuntime::new).collect(),
-                default: l.default_filter_chain.as_ref().map(ChainRuntime::new),
-            })
-            .collect();
-        Snapshot {
+                chains,
+                default,
+            });
+        }
+        Ok(Snapshot {
             bootstrap,
             listeners,
-        }
+            http_prefixes: prefixes,
+        })
     }
 }
 

@@ -25,6 +25,7 @@ use mio::net::TcpListener;
 use mio::{Events, Poll};
 use weir_http1::{RequestDecoder, ResponseDecoder, Version};
 
+use crate::access_log::WorkerLogs;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::local_reply::{DateCache, ResponseFlag};
@@ -49,6 +50,8 @@ const DEFERRED_PER_ROUND: usize = 4096;
 /// A worker's listener socket and the filter chain its connections get.
 pub(crate) struct ListenerSlot {
     pub(crate) socket: Option<TcpListener>,
+    /// Its index in the layout of listener stats.
+    pub(crate) stats: usize,
     pub(crate) address: SocketAddr,
     pub(crate) chain: Option<Arc<ChainRuntime>>,
     pub(crate) buffer_limit: usize,
@@ -70,6 +73,12 @@ pub(crate) struct Downstream {
     pub(crate) conn: Connection,
     pub(crate) chain: Arc<ChainRuntime>,
     pub(crate) peer: SocketAddr,
+    /// The listener it arrived on (its stats scope).
+    pub(crate) listener: usize,
+    /// When it was accepted (`downstream_cx_length_ms`).
+    pub(crate) accepted: Instant,
+    /// Bytes in and out already added to the `*_bytes_total` counters.
+    pub(crate) bytes_counted: (u64, u64),
     pub(crate) decoder: RequestDecoder,
     pub(crate) stream: Option<Id>,
     pub(crate) state: DownstreamState,
@@ -82,6 +91,9 @@ pub(crate) struct Downstream {
     pub(crate) buffer_limit: usize,
     /// The client half-closed after its request: answer, then close.
     pub(crate) peer_closed: bool,
+    /// The client ended the connection (FIN or reset) before weir did: counted as
+    /// `downstream_cx_destroy_remote`.
+    pub(crate) closed_by_peer: bool,
     /// Close with RST instead of FIN (a cut close-delimited response must not look complete).
     pub(crate) abort: bool,
     /// Its place in the flow recorder.
@@ -119,6 +131,12 @@ pub(crate) struct Upstream {
     pub(crate) buffer_limit: usize,
     /// Its id in flow traces.
     pub(crate) trace_conn: u64,
+    /// When its connect started (`upstream_cx_connect_ms`, `upstream_cx_length_ms`).
+    pub(crate) opened: Instant,
+    /// The origin ended it (FIN, reset): `upstream_cx_destroy_remote` rather than `_local`.
+    pub(crate) closed_by_peer: bool,
+    /// Bytes in and out already added to the `*_bytes_total` counters.
+    pub(crate) bytes_counted: (u64, u64),
 }
 
 /// How a message body is framed on the way out.
@@ -174,6 +192,21 @@ pub(crate) struct Stream {
     pub(crate) request_timer: Option<TimerId>,
     pub(crate) idle_timer: Option<TimerId>,
     pub(crate) last_activity: Instant,
+    /// When its request head was decoded (`downstream_rq_time`).
+    pub(crate) started: Instant,
+    /// When its request went to an upstream connection (`upstream_rq_time`); `None` while it
+    /// has none (`upstream_rq_active` counts those with one).
+    pub(crate) upstream_started: Option<Instant>,
+    /// The host its request went to (`usize::MAX` before one was chosen).
+    pub(crate) upstream_host: usize,
+    /// Waiting for its upstream connection to connect (`upstream_rq_pending_active`).
+    pub(crate) pending: bool,
+    /// It was retried (`upstream_rq_retry_success` when the retry answers).
+    pub(crate) retried: bool,
+    /// The router sent it to `cluster` (rather than answering it).
+    pub(crate) forwarded: bool,
+    /// Its access log entry in the making, when its connection manager logs.
+    pub(crate) log: Option<Box<crate::http::stream_log::StreamLog>>,
     /// Its id in flow traces.
     pub(crate) trace_id: u64,
     /// The recorder keeps this stream's flow: its method and target.
@@ -191,6 +224,8 @@ pub(crate) enum TimerKey {
     StreamIdle(Id),
     AcceptRetry(usize),
     DrainDeadline,
+    /// The graceful part of `/drain_listeners` is over: close the listener sockets.
+    StopListeners,
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -221,6 +256,19 @@ pub(crate) struct Worker {
     pub(crate) rng: fastrand::Rng,
     pub(crate) date: DateCache,
     pub(crate) recorder: Recorder,
+    /// Wake rounds so far (flow traces number them).
+    pub(crate) rounds: u64,
+    /// `POST /drain_listeners?graceful` is under way: responses close their connections.
+    pub(crate) listener_drain: bool,
+    /// Where this worker's access log lines go (formatted here, written by the flusher).
+    pub(crate) logs: WorkerLogs,
+}
+
+/// Where a worker reports what it does: stats, the flow recorder, access logs.
+pub(crate) struct Reporting {
+    pub(crate) stats: Arc<WorkerStats>,
+    pub(crate) recorder: Recorder,
+    pub(crate) logs: WorkerLogs,
 }
 
 impl Worker {
@@ -229,10 +277,14 @@ impl Worker {
         poll: Poll,
         snapshot: Arc<Snapshot>,
         listeners: Vec<ListenerSlot>,
-        stats: Arc<WorkerStats>,
         control: Arc<Control>,
-        recorder: Recorder,
+        reporting: Reporting,
     ) -> Self {
+        let Reporting {
+            stats,
+            recorder,
+            logs,
+        } = reporting;
         let now = clock();
         let clusters = snapshot
             .bootstrap
@@ -258,6 +310,9 @@ impl Worker {
             rng: fastrand::Rng::new(),
             date: DateCache::new(),
             recorder,
+            rounds: 0,
+            listener_drain: false,
+            logs,
         }
     }
 
@@ -282,14 +337,24 @@ impl Worker {
     fn run_loop(&mut self) {
         let mut events = Events::with_capacity(EVENTS);
         let mut fired = Vec::new();
+        let mut woke: Option<Instant> = None;
         loop {
             let timeout = if self.deferred.is_empty() {
                 self.timers.next_timeout(self.now)
             } else {
                 Some(Duration::ZERO)
             };
-            Syscalls::add(&self.stats.syscalls.epoll_wait, 1);
-            let waiting = self.recorder.enabled().then(clock);
+            self.stats.syscalls.epoll_wait.inc();
+            // Envoy's dispatcher stats: the round just run (wake-up to poll), and how far past
+            // its timeout the poll returns.
+            let waiting = clock();
+            if let Some(woke) = woke {
+                let ran = waiting.saturating_duration_since(woke);
+                self.stats
+                    .dispatcher
+                    .loop_duration_us
+                    .record(ran.as_micros() as u64);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -298,7 +363,17 @@ impl Worker {
                 return;
             }
             self.now = clock();
-            WorkerStats::inc(&self.stats.wake_rounds);
+            woke = Some(self.now);
+            // Only a poll that ran its whole timeout says how late it was (one woken early by
+            // I/O says nothing), as Envoy records it.
+            let polled = self.now.saturating_duration_since(waiting);
+            if let Some(late) = timeout.and_then(|t| polled.checked_sub(t)) {
+                self.stats
+                    .dispatcher
+                    .poll_delay_us
+                    .record(late.as_micros() as u64);
+            }
+            self.rounds += 1;
             let mut ready = 0;
             for event in events.iter() {
                 self.dispatch(event);
@@ -318,8 +393,8 @@ impl Worker {
                     Deferred::Accept(listener) => self.accept(listener),
                 }
             }
-            if let Some(waiting) = waiting {
-                let round = self.stats.wake_rounds.load(Ordering::Relaxed);
+            if self.recorder.enabled() {
+                let round = self.rounds;
                 let waited = self.now.saturating_duration_since(waiting).as_nanos() as u64;
                 let ran = clock().saturating_duration_since(self.now).as_nanos() as u64;
                 self.recorder.wake_round(round, ready, waited, ran);
@@ -351,6 +426,9 @@ impl Worker {
                     // request end now instead of when the response or route timeout comes.
                     // A FIN alone is a half-close that still gets its response.
                     if event.is_error() || (event.is_read_closed() && event.is_write_closed()) {
+                        if let Some(ds) = self.downstreams.get_mut(id) {
+                            ds.closed_by_peer = true;
+                        }
                         return self.close_downstream(id);
                     }
                     self.flush_downstream(id);
@@ -367,6 +445,13 @@ impl Worker {
             (Kind::Waker, _) => {
                 if self.control.drain.load(Ordering::Acquire) && !self.draining {
                     self.begin_drain();
+                }
+                if self.control.stop_listeners.load(Ordering::Acquire) {
+                    self.stop_listeners();
+                }
+                if self.control.drain_listeners.load(Ordering::Acquire) && !self.listener_drain {
+                    self.listener_drain = true;
+                    self.arm(self.control.drain_time, TimerKey::StopListeners);
                 }
                 self.answer_flow_queries();
             }
@@ -390,6 +475,7 @@ impl Worker {
             TimerKey::Request(id) => self.on_request_timeout(id),
             TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
             TimerKey::AcceptRetry(listener) => self.accept(listener),
+            TimerKey::StopListeners => self.stop_listeners(),
             TimerKey::DrainDeadline => {
                 tracing::info!(
                     worker = self.index,
@@ -434,6 +520,27 @@ impl Worker {
         }
         let deadline = self.now + self.control.drain_time;
         self.timers.insert(deadline, TimerKey::DrainDeadline);
+    }
+
+    /// Closes the listener sockets: no new connections; the established ones carry on.
+    fn stop_listeners(&mut self) {
+        for listener in &mut self.listeners {
+            if listener.socket.take().is_some() {
+                tracing::info!(worker = self.index, address = %listener.address, "listener stopped");
+            }
+        }
+    }
+
+    /// Whether responses should close their connections: a drain, a graceful listener drain,
+    /// or a failed health check (Envoy's "drain close").
+    pub(crate) fn drain_close(&self) -> bool {
+        self.draining
+            || self.listener_drain
+            || self
+                .control
+                .server
+                .health_check_failed
+                .load(Ordering::Relaxed)
     }
 
     /// The admin listener asked for this worker's recent flows (through the waker, so the

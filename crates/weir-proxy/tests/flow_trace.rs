@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::sync::atomic::Ordering::SeqCst;
-
 use support::*;
 use weir_config::FlowTraceMode;
 use weir_flow::{Event, EventKind, Flow, Lane, Phase, ReadResult};
@@ -112,7 +110,7 @@ fn socket_fd(local: u16, remote: u16) -> i32 {
 
 /// The worker's `epoll_ctl` count (one worker).
 fn epoll_ctls(proxy: &Proxy) -> u64 {
-    proxy.stat(|s| &s.syscalls.epoll_ctl)
+    proxy.stat("syscalls.epoll_ctl")
 }
 
 fn request(path: &str, extra: &str) -> String {
@@ -462,7 +460,7 @@ fn a_pooled_request_attaches_without_connecting_or_epoll_ctl() {
     flows_at_least(&proxy, 1);
 
     let ctl_before = epoll_ctls(&proxy);
-    let reused_before = proxy.stat(|s| &s.upstream_rq_reused);
+    let reused_before = proxy.stat("upstream_rq_reused");
     let sent = request("/two", "");
     let resp = client.request(&sent);
     assert_eq!(resp.status, 200);
@@ -473,7 +471,7 @@ fn a_pooled_request_attaches_without_connecting_or_epoll_ctl() {
         ctl_after, ctl_before,
         "no epoll_ctl for a keep-alive request on a pooled connection"
     );
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), reused_before + 1);
+    assert_eq!(proxy.stat("upstream_rq_reused"), reused_before + 1);
     assert_eq!(origin.accepted(), 1, "one upstream connection");
 
     let flow = &flows[0];
@@ -774,10 +772,7 @@ fn off_records_nothing() {
     assert_eq!(proxy.client().get("/fresh").status, 200);
     assert_eq!(origin.request_count(), 5);
     assert!(proxy.server().flows(100).is_empty());
-    assert_eq!(
-        proxy.server().stats()[0].downstream_rq_total.load(SeqCst),
-        5
-    );
+    assert_eq!(proxy.stat("downstream_rq_total"), 5);
 }
 
 /// Without `flow_trace` in the options or the config, nothing is recorded.
@@ -855,13 +850,15 @@ fn wake_rounds_belong_to_the_flow_they_ran_for() {
 fn a_writable_edge_before_the_request_is_not_a_write_response_phase() {
     let origin = Origin::ok("ok\n");
     let proxy = Config::forward_all(&[origin.addr()]).start_traced(FlowTraceMode::All);
-    let stats = proxy.server().stats()[0].clone();
+    let stats = proxy.server().worker_stats()[0].clone();
     // The worker is idle; connecting wakes it once to accept, and once more for the new
-    // socket's writable edge. Only then does the request leave.
-    let round = stats.wake_rounds.load(SeqCst);
+    // socket's writable edge. Only then does the request leave. (Each round the loop
+    // finishes records one `loop_duration_us` value.)
+    let rounds = || stats.dispatcher.loop_duration_us.count();
+    let round = rounds();
     let mut client = proxy.client();
-    assert!(eventually(5_000, || stats.wake_rounds.load(SeqCst) >= round + 2));
-    assert_eq!(stats.downstream_cx_total.load(SeqCst), 1);
+    assert!(eventually(5_000, || rounds() >= round + 2));
+    assert_eq!(proxy.stat("downstream_cx_total"), 1);
     assert_eq!(client.get("/late").status, 200);
     let flows = flows_at_least(&proxy, 1);
     let dump = text(&flows);

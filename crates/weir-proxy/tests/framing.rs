@@ -441,7 +441,7 @@ fn malformed_chunked_body_aborts_the_upstream_request() {
     assert_eq!(resp.status, 400);
     client.expect_closed();
     // The head may have gone upstream, but that connection is closed, never completed.
-    assert!(eventually(2000, || proxy.stat(|s| &s.upstream_cx_active) == 0));
+    assert!(eventually(2000, || proxy.stat("upstream_cx_active") == 0));
     assert_eq!(origin.request_count(), 0);
 }
 
@@ -543,7 +543,7 @@ fn early_response_before_the_request_body_is_complete() {
     let _ = client.stream().write_all(&[b'u'; 5000]);
     let (rest, _) = client.read_to_close();
     assert!(rest.is_empty(), "nothing after the response");
-    assert!(eventually(2000, || proxy.stat(|s| &s.upstream_cx_active) == 0));
+    assert!(eventually(2000, || proxy.stat("upstream_cx_active") == 0));
 }
 
 /// An origin that sends a body after a HEAD response anyway: the client gets the head only,

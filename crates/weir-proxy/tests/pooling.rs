@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::atomic::Ordering::SeqCst;
-
 use support::{Client, Config, Origin, Reply, eventually, response, sleep_ms};
 
 #[test]
@@ -29,12 +27,12 @@ fn fifty_requests_on_one_connection_use_one_upstream_connection() {
         assert_eq!(req.target, format!("/r/{i}"), "in order");
         assert_eq!((req.conn, req.index_on_conn), (0, i));
     }
-    assert_eq!(proxy.stat(|s| &s.downstream_cx_total), 1);
-    assert_eq!(proxy.stat(|s| &s.downstream_rq_total), 50);
-    assert_eq!(proxy.stat(|s| &s.upstream_cx_total), 1);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_total), 50);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), 49);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_retry), 0);
+    assert_eq!(proxy.stat("downstream_cx_total"), 1);
+    assert_eq!(proxy.stat("downstream_rq_total"), 50);
+    assert_eq!(proxy.stat("upstream_cx_total"), 1);
+    assert_eq!(proxy.stat("upstream_rq_total"), 50);
+    assert_eq!(proxy.stat("upstream_rq_reused"), 49);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 0);
     assert_eq!(proxy.class(2), 50);
 }
 
@@ -48,8 +46,8 @@ fn the_pool_outlives_client_connections() {
         assert_eq!(client.get("/").status, 200);
     }
     assert_eq!(origin.accepted(), 1);
-    assert_eq!(proxy.stat(|s| &s.downstream_cx_total), 5);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), 9);
+    assert_eq!(proxy.stat("downstream_cx_total"), 5);
+    assert_eq!(proxy.stat("upstream_rq_reused"), 9);
 }
 
 #[test]
@@ -109,8 +107,8 @@ fn origin_connection_close_is_not_pooled() {
         assert!(resp.keep_alive);
     }
     assert_eq!(origin.accepted(), 5);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), 0);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_retry), 0);
+    assert_eq!(proxy.stat("upstream_rq_reused"), 0);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 0);
 }
 
 /// The origin closes each keep-alive connection 50 ms after its response, without saying so.
@@ -131,15 +129,15 @@ fn pooled_connection_closed_by_origin_while_idle_is_not_used() {
         assert_eq!(resp.body, b"ok");
         // The origin closes 50 ms later; the proxy notices while the connection idles.
         assert!(
-            eventually(3000, || proxy.stat(|s| &s.upstream_cx_active) == 0),
+            eventually(3000, || proxy.stat("upstream_cx_active") == 0),
             "the closed idle connection left the pool"
         );
         sleep_ms(50);
     }
     assert_eq!(origin.request_count(), 5);
     assert_eq!(origin.accepted(), 5);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), 0);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_retry), 0);
+    assert_eq!(proxy.stat("upstream_rq_reused"), 0);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 0);
     assert_eq!(proxy.class(5), 0);
 }
 
@@ -163,18 +161,18 @@ fn stale_pooled_connection_race_is_retried() {
     }
     assert_eq!(proxy.class(2), 10);
     assert_eq!(proxy.class(5), 0, "no failure reached a client");
-    assert_eq!(proxy.stat(|s| &s.upstream_cx_connect_fail), 0);
+    assert_eq!(proxy.stat("upstream_cx_connect_fail"), 0);
     // Every request reached the origin exactly once as a complete request.
     let targets: Vec<String> = origin.requests().into_iter().map(|r| r.target).collect();
     let expected: Vec<String> = (0..10).map(|i| format!("/{i}")).collect();
     assert_eq!(targets, expected);
     // Each retry is one request that went out on a stale connection.
-    let retries = proxy.stat(|s| &s.upstream_rq_retry);
+    let retries = proxy.stat("upstream_rq_retry");
     assert!(
         retries <= 9,
         "at most one retry per reused request: {retries}"
     );
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_total), 10 + retries);
+    assert_eq!(proxy.stat("upstream_rq_total"), 10 + retries);
 }
 
 #[test]
@@ -191,11 +189,11 @@ fn concurrency_two_spreads_connections_over_both_workers() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body, b"spread");
     }
-    let stats = proxy.server().stats();
+    let stats = proxy.server().worker_stats();
     assert_eq!(stats.len(), 2);
     let per_worker: Vec<u64> = stats
         .iter()
-        .map(|s| s.downstream_rq_total.load(SeqCst))
+        .map(|s| s.http[0].stats.downstream_rq_total.get())
         .collect();
     assert_eq!(per_worker.iter().sum::<u64>(), 40);
     assert!(
@@ -223,12 +221,12 @@ fn concurrent_requests_open_connections_then_reuse_them() {
     // Ten requests in flight at once need ten connections on one worker…
     assert_eq!(origin.accepted(), 10);
     // …and afterwards all ten are in the pool.
-    assert_eq!(proxy.stat(|s| &s.upstream_cx_active), 10);
+    assert_eq!(proxy.stat("upstream_cx_active"), 10);
     for (i, client) in clients.iter_mut().enumerate() {
         assert_eq!(client.get(&format!("/again{i}")).status, 200);
     }
     assert_eq!(origin.accepted(), 10);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_reused), 10);
+    assert_eq!(proxy.stat("upstream_rq_reused"), 10);
 }
 
 /// The stale-connection retry replays the request body too.

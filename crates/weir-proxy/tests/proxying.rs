@@ -340,7 +340,7 @@ fn http10_keep_alive_is_honoured() {
         assert_eq!(resp.header("connection"), Some("keep-alive"));
         assert_eq!(resp.body, b"ten");
     }
-    assert_eq!(proxy.stat(|s| &s.downstream_cx_total), 1);
+    assert_eq!(proxy.stat("downstream_cx_total"), 1);
 }
 
 #[test]

@@ -68,7 +68,7 @@ fn half_closed_client_gets_the_whole_response_still_queued() {
     assert_eq!(received, LEN);
     assert!(complete, "the response was cut");
     client.expect_closed();
-    assert!(eventually(2000, || proxy.stat(|s| &s.downstream_cx_active) == 0));
+    assert!(eventually(2000, || proxy.stat("downstream_cx_active") == 0));
 }
 
 /// `per_connection_buffer_limit_bytes: 0` is accepted by the config, and made every response
@@ -136,7 +136,7 @@ fn a_closing_connection_whose_client_never_reads_is_closed_by_a_timer() {
     client.send("GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(eventually(5000, || origin.bytes_sent() >= LEN));
     assert!(
-        eventually(5000, || proxy.stat(|s| &s.downstream_cx_active) == 0),
+        eventually(5000, || proxy.stat("downstream_cx_active") == 0),
         "the connection is still open"
     );
 }
@@ -172,5 +172,5 @@ fn a_connection_whose_fin_came_with_the_response_is_not_pooled() {
         assert_eq!(resp.body, b"posted");
     }
     assert_eq!(proxy.class(5), 0);
-    assert_eq!(proxy.stat(|s| &s.upstream_rq_retry), 0);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 0);
 }

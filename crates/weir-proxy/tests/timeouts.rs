@@ -23,7 +23,7 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
 
     assert_eq!(used.expect_closed(), Closed::Fin);
     assert_eq!(unused.expect_closed(), Closed::Fin);
-    assert!(eventually(2000, || proxy.stat(|s| &s.downstream_cx_active) == 0));
+    assert!(eventually(2000, || proxy.stat("downstream_cx_active") == 0));
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn request_timeout_is_408_when_the_body_stalls() {
         0,
         "no complete request reached the origin"
     );
-    assert!(eventually(2000, || proxy.stat(|s| &s.upstream_cx_active) == 0));
+    assert!(eventually(2000, || proxy.stat("upstream_cx_active") == 0));
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn client_gone_while_waiting_releases_the_upstream_connection() {
         assert!(eventually(2000, || origin.request_count() == 1));
     }
     assert!(eventually(3000, || {
-        proxy.stat(|s| &s.upstream_cx_active) == 0 && proxy.stat(|s| &s.downstream_cx_active) == 0
+        proxy.stat("upstream_cx_active") == 0 && proxy.stat("downstream_cx_active") == 0
     }));
     let resp = proxy.client().get("/next");
     assert_eq!(resp.status, 200);
@@ -158,15 +158,14 @@ fn client_reset_while_waiting_aborts_the_upstream_request() {
         let mut client = proxy.client();
         client.send("GET /stall HTTP/1.1\r\nHost: a\r\n\r\n");
         assert!(eventually(2000, || origin.request_count() == 1));
-        assert_eq!(proxy.stat(|s| &s.upstream_cx_active), 1);
+        assert_eq!(proxy.stat("upstream_cx_active"), 1);
         socket2::SockRef::from(client.stream())
             .set_linger(Some(std::time::Duration::ZERO))
             .expect("SO_LINGER");
     }
     assert!(
         eventually(5000, || {
-            proxy.stat(|s| &s.upstream_cx_active) == 0
-                && proxy.stat(|s| &s.downstream_cx_active) == 0
+            proxy.stat("upstream_cx_active") == 0 && proxy.stat("downstream_cx_active") == 0
         }),
         "the reset client's upstream request was abandoned"
     );
@@ -183,7 +182,7 @@ fn client_gone_mid_body_aborts_the_upstream_request() {
         sleep_ms(100);
     }
     assert!(eventually(2000, || {
-        proxy.stat(|s| &s.upstream_cx_active) == 0 && proxy.stat(|s| &s.downstream_cx_active) == 0
+        proxy.stat("upstream_cx_active") == 0 && proxy.stat("downstream_cx_active") == 0
     }));
     assert_eq!(
         origin.request_count(),

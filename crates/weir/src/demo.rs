@@ -16,8 +16,8 @@ use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use weir_config::{FlowTraceMode, parse};
-use weir_proxy::stats::WorkerStats;
-use weir_proxy::{Server, stats};
+use weir_proxy::stats::Value;
+use weir_proxy::{LogControl, Server};
 
 use crate::CommonArgs;
 
@@ -192,6 +192,7 @@ fn client(proxy: SocketAddr, count: u64, trace_first: bool) -> std::io::Result<V
 
 fn start_proxy(
     args: &DemoArgs,
+    log: &LogControl,
     origins: &[Origin],
     port: u16,
     admin: u16,
@@ -202,13 +203,13 @@ fn start_proxy(
         .replace("ORIGIN_A", &origins[0].address.port().to_string())
         .replace("ORIGIN_B", &origins[1].address.port().to_string());
     let bootstrap = parse(&yaml).map_err(|e| format!("built-in config: {e}"))?;
-    let mut options = args.common.options();
+    let mut options = args.common.options(Some(log.clone()));
     // Record requests that ask for it (the burst's first one does) unless told otherwise.
     options.flow_trace = options.flow_trace.or(Some(FlowTraceMode::Header));
     Server::start(bootstrap, options).map_err(|e| e.to_string())
 }
 
-pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
     let origins = match (Origin::start("origin-a"), Origin::start("origin-b")) {
         (Ok(a), Ok(b)) => [a, b],
         (Err(e), _) | (_, Err(e)) => {
@@ -217,8 +218,8 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         }
     };
     let admin_port = if args.port == 0 { 0 } else { 9901 };
-    let server = match start_proxy(args, &origins, args.port, admin_port)
-        .or_else(|_| start_proxy(args, &origins, 0, 0))
+    let server = match start_proxy(args, &log, &origins, args.port, admin_port)
+        .or_else(|_| start_proxy(args, &log, &origins, 0, 0))
     {
         Ok(s) => s,
         Err(e) => {
@@ -227,10 +228,10 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         }
     };
     let proxy = server.listener_addresses()[0].1;
-    let workers = server.stats().len();
+    let workers = server.concurrency();
     println!("weir demo: proxy on http://{proxy} ({workers} worker thread(s))");
     if let Some(admin) = server.admin_address() {
-        println!("           admin on http://{admin} (/ready, /server_info)");
+        println!("           admin on http://{admin} (/stats, /clusters, /flows, … see /help)");
     }
     for o in &origins {
         println!(
@@ -241,7 +242,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
 
     let requests = args.requests.unwrap_or(1000);
     let connections = args.connections.clamp(1, requests.max(1));
-    let before = Totals::read(server.stats());
+    let before = Totals::read(&server);
     let started = Instant::now();
     let handles: Vec<_> = (0..connections)
         .map(|i| {
@@ -264,7 +265,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         }
     }
     let elapsed = started.elapsed();
-    let after = Totals::read(server.stats());
+    let after = Totals::read(&server);
     report(&Report {
         requests,
         connections,
@@ -332,16 +333,37 @@ struct Totals {
 }
 
 impl Totals {
-    fn read(workers: &[Arc<WorkerStats>]) -> Totals {
+    /// From the server's stats, by their Envoy names (and `weir.syscalls.*`).
+    fn read(server: &Server) -> Totals {
+        let stats = server.stats();
+        let get = |name: &str| {
+            stats
+                .iter()
+                .find(|s| s.name == name)
+                .map_or(0, |s| match s.value {
+                    Value::Counter(v) => v,
+                    _ => 0,
+                })
+        };
+        let syscalls = stats
+            .iter()
+            .filter(|s| s.name.starts_with("weir.syscalls."))
+            .map(|s| match s.value {
+                Value::Counter(v) => v,
+                _ => 0,
+            })
+            .sum();
+        let cx_opened = get("cluster.origins.upstream_cx_total");
         Totals {
-            rq: stats::sum(workers, |s| &s.downstream_rq_total),
-            cx_opened: stats::sum(workers, |s| &s.upstream_cx_total),
-            rq_reused: stats::sum(workers, |s| &s.upstream_rq_reused),
-            retries: stats::sum(workers, |s| &s.upstream_rq_retry),
-            syscalls: workers.iter().map(|w| w.syscalls.total()).sum(),
-            epoll_wait: stats::sum(workers, |s| &s.syscalls.epoll_wait),
-            read: stats::sum(workers, |s| &s.syscalls.read),
-            write: stats::sum(workers, |s| &s.syscalls.write),
+            rq: get("http.demo.downstream_rq_total"),
+            cx_opened,
+            // Every request on a connection but its first went out on a reused one.
+            rq_reused: get("cluster.origins.upstream_rq_total").saturating_sub(cx_opened),
+            retries: get("cluster.origins.upstream_rq_retry"),
+            syscalls,
+            epoll_wait: get("weir.syscalls.epoll_wait"),
+            read: get("weir.syscalls.read"),
+            write: get("weir.syscalls.write"),
         }
     }
 

@@ -6,13 +6,14 @@ mod flows;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use weir_config::FlowTraceMode;
-use weir_proxy::{Options, Server};
+use weir_proxy::{Exit, LogControl, Options, Server};
 
 /// weir: an event-driven L7 reverse proxy configured with Envoy v3 YAML.
 #[derive(Parser, Debug)]
@@ -63,6 +64,9 @@ pub(crate) struct CommonArgs {
     /// (one request in N). Overrides the config's `weir.flow_trace.mode`.
     #[arg(long = "flow-trace", value_parser = parse_flow_trace)]
     flow_trace: Option<FlowTraceMode>,
+    /// How often access logs are written to their files at the latest, in ms (Envoy's flag).
+    #[arg(long = "file-flush-interval-msec", default_value_t = 10_000)]
+    file_flush_interval_msec: u64,
 }
 
 fn parse_flow_trace(s: &str) -> Result<FlowTraceMode, String> {
@@ -78,11 +82,13 @@ fn parse_flow_trace(s: &str) -> Result<FlowTraceMode, String> {
 }
 
 impl CommonArgs {
-    pub(crate) fn options(&self) -> Options {
+    pub(crate) fn options(&self, log_control: Option<LogControl>) -> Options {
         let mut options = Options {
             drain_time: Duration::from_secs(self.drain_time_s),
             command_line: std::env::args().collect(),
             flow_trace: self.flow_trace,
+            log_control,
+            file_flush_interval: Duration::from_millis(self.file_flush_interval_msec.max(1)),
             ..Options::default()
         };
         if let Some(n) = self.concurrency {
@@ -92,15 +98,41 @@ impl CommonArgs {
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+/// Envoy's log level names (as `POST /logging?level=` takes them) in `tracing`'s terms.
+fn tracing_level(envoy: &str) -> &str {
+    match envoy {
+        "warning" => "warn",
+        "critical" => "error",
+        other => other,
+    }
+}
+
+/// Logs to stderr at `level`; the returned control changes the level at run time
+/// (`POST /logging`).
+fn init_logging(level: &str) -> LogControl {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_new(tracing_level(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let current = Arc::new(Mutex::new(filter.to_string()));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    LogControl(Arc::new(move |level: Option<&str>| {
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(level) = level {
+            let filter = tracing_subscriber::EnvFilter::try_new(tracing_level(level))
+                .map_err(|e| format!("invalid level `{level}`: {e}"))?;
+            handle
+                .modify(|f| *f = filter)
+                .map_err(|e| format!("cannot change the level: {e}"))?;
+            *current = level.to_string();
+        }
+        Ok(current.clone())
+    }))
 }
 
 fn main() -> ExitCode {
@@ -115,19 +147,19 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Demo(args)) => {
-            init_logging(&args.common.log_level);
-            demo::run(&args)
+            let log = init_logging(&args.common.log_level);
+            demo::run(&args, log)
         }
         Some(Command::Flows(args)) => flows::run(&args),
         None => {
-            init_logging(&cli.run.common.log_level);
+            let log = init_logging(&cli.run.common.log_level);
             let Some(config) = cli.run.config else {
                 eprintln!(
                     "weir: no config given; use `weir -c FILE`, `weir validate -c FILE` or `weir demo`"
                 );
                 return ExitCode::from(2);
             };
-            run(&config, &cli.run.common)
+            run(&config, &cli.run.common, log)
         }
     }
 }
@@ -151,7 +183,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, common: &CommonArgs) -> ExitCode {
+fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode {
     let bootstrap = match weir_config::load(path) {
         Ok(b) => b,
         Err(errors) => {
@@ -168,21 +200,33 @@ fn run(path: &std::path::Path, common: &CommonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(bootstrap, common.options()) {
+    let server = match Server::start(bootstrap, common.options(Some(log))) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(
-            signal,
-            "draining: no new connections, finishing in-flight requests"
-        );
+    let exit = server.exit_sender();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let _ = exit.send(Exit::Signal(signal));
+        }
+    });
+    match server.wait_exit() {
+        Exit::Signal(signal) => {
+            tracing::info!(
+                signal,
+                "draining: no new connections, finishing in-flight requests"
+            );
+            server.drain();
+            server.wait();
+            tracing::info!("drained; exiting");
+        }
+        Exit::Quit => {
+            tracing::info!("/quitquitquit: exiting");
+            server.stop();
+        }
     }
-    server.drain();
-    server.wait();
-    tracing::info!("drained; exiting");
     ExitCode::SUCCESS
 }

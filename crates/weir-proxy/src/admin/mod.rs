@@ -1,13 +1,22 @@
 //! The admin listener, on a thread of its own so it never shares a loop with request traffic.
-//! It speaks HTTP/1.1 through the same codec as the data plane. Endpoints so far: `GET /ready`
-//! (`LIVE`, or 503 `DRAINING`), `GET /server_info` (JSON in Envoy's shape), `GET /` (an index).
+//! It speaks HTTP/1.1 through the same codec as the data plane and answers Envoy's admin
+//! endpoints in Envoy's formats ([`ENDPOINTS`] lists them); state changes only by POST.
+//!
+//! The thread also keeps what Envoy's main thread keeps for stats: histogram values per flush
+//! interval (the `interval` column of `/stats`) and the baseline of `/reset_counters`.
 
+mod config_dump;
+mod flows;
+mod handlers;
+
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::net::TcpListener;
@@ -18,19 +27,73 @@ use weir_http1::{
 };
 
 use crate::network::connection::{Connection, ReadOutcome};
-use crate::stats::{self, Syscalls, WorkerStats};
+use crate::server::{Exit, LogControl, ServerState, Workers};
+use crate::snapshot::Snapshot;
+use crate::stats::histogram::Snapshot as HistogramSnapshot;
+use crate::stats::{Layout, Stat, Syscalls, Value, WorkerStats};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 
-/// What the admin endpoints report.
+/// Envoy's `stats_flush_interval` default: histograms' `interval` values cover this long.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the admin endpoints report and act on.
 pub(crate) struct AdminInfo {
-    pub(crate) node: weir_config::Node,
-    pub(crate) concurrency: usize,
+    pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) command_line: Vec<String>,
-    pub(crate) draining: Arc<AtomicBool>,
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) layout: Layout,
     pub(crate) stats: Vec<Arc<WorkerStats>>,
-    pub(crate) flows: crate::server::FlowSource,
+    pub(crate) workers: Workers,
+    /// Listener names and bound addresses.
+    pub(crate) listeners: Vec<(String, SocketAddr)>,
+    pub(crate) exit: mpsc::Sender<Exit>,
+    pub(crate) log_control: Option<LogControl>,
+}
+
+/// An answer: status, content type, body.
+pub(crate) type Reply = (u16, &'static str, Bytes);
+
+/// What the admin thread keeps between requests.
+#[derive(Default)]
+pub(crate) struct Kept {
+    /// Each histogram's values in the last complete flush interval.
+    intervals: HashMap<String, HistogramSnapshot>,
+    /// Each histogram at the last flush.
+    flushed: HashMap<String, HistogramSnapshot>,
+    /// Counter values at the last `/reset_counters`.
+    baseline: HashMap<String, u64>,
+}
+
+impl Kept {
+    /// Ends a flush interval: what each histogram gained since the last one.
+    fn flush(&mut self, stats: &[Stat]) {
+        for s in stats {
+            if let Value::Histogram(h) = &s.value {
+                let before = self.flushed.get(&s.name).cloned().unwrap_or_default();
+                self.intervals.insert(s.name.clone(), h.since(&before));
+                self.flushed.insert(s.name.clone(), h.clone());
+            }
+        }
+    }
+}
+
+impl AdminInfo {
+    /// Every stat now, counters measured from the last `/reset_counters`.
+    pub(crate) fn stats(&self, kept: &Kept) -> Vec<Stat> {
+        let mut stats = crate::stats::collect(
+            &self.layout,
+            &self.stats,
+            &crate::server::server_gauges(&self.state),
+        );
+        for s in &mut stats {
+            if let (Value::Counter(v), Some(base)) = (&mut s.value, kept.baseline.get(&s.name)) {
+                *v = v.saturating_sub(*base);
+            }
+        }
+        stats
+    }
 }
 
 /// The running admin thread.
@@ -83,13 +146,19 @@ impl AdminHandle {
 }
 
 fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool) {
-    let started = crate::worker::clock();
     let syscalls = Syscalls::default();
     let mut scratch = vec![0u8; 16 * 1024];
     let mut conns: Slab<AdminConn> = Slab::new();
     let mut events = Events::with_capacity(64);
+    let mut kept = Kept::default();
+    let mut next_flush = Instant::now() + FLUSH_INTERVAL;
     while !stop.load(Ordering::Acquire) {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let now = Instant::now();
+        if now >= next_flush {
+            kept.flush(&info.stats(&kept));
+            next_flush = now + FLUSH_INTERVAL;
+        }
+        if let Err(e) = poll.poll(&mut events, Some(next_flush - now)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -125,7 +194,7 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
                         continue;
                     };
                     c.conn.on_ready(event);
-                    if !serve(c, &info, started, &syscalls, &mut scratch) {
+                    if !serve(c, &info, &mut kept, &syscalls, &mut scratch) {
                         conns.remove(key);
                     }
                 }
@@ -138,7 +207,7 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
 fn serve(
     c: &mut AdminConn,
     info: &AdminInfo,
-    started: Instant,
+    kept: &mut Kept,
     syscalls: &Syscalls,
     scratch: &mut [u8],
 ) -> bool {
@@ -156,7 +225,9 @@ fn serve(
             Ok(Some(RequestEvent::Data(_))) => continue,
             Ok(Some(RequestEvent::End)) => {
                 let (method, path, query) = c.request.take().unwrap_or_default();
-                let (status, content_type, body) = respond(&method, &path, &query, info, started);
+                let query = String::from_utf8_lossy(&query);
+                let (status, content_type, body) =
+                    handlers::respond(&method, &path, &query, info, kept);
                 let mut headers = Headers::new();
                 headers.append("content-type", content_type);
                 headers.append("content-length", body.len().to_string());
@@ -205,164 +276,5 @@ fn serve(
         Ok(true) => !c.close && !c.conn.read_eof(),
         Ok(false) => true,
         Err(_) => false,
-    }
-}
-
-fn respond(
-    method: &[u8],
-    path: &[u8],
-    query: &[u8],
-    info: &AdminInfo,
-    started: Instant,
-) -> (u16, &'static str, Bytes) {
-    let draining = info.draining.load(Ordering::Acquire);
-    let state = if draining { "DRAINING" } else { "LIVE" };
-    let get = method == b"GET" || method == b"HEAD";
-    match path {
-        b"/ready" | b"/server_info" | b"/" | b"/flows" | b"/flows/view" if !get => (
-            405,
-            "text/plain",
-            Bytes::from_static(b"method not allowed\n"),
-        ),
-        b"/ready" => (
-            if draining { 503 } else { 200 },
-            "text/plain",
-            Bytes::from(format!("{state}\n")),
-        ),
-        b"/server_info" => {
-            let uptime = crate::worker::clock()
-                .saturating_duration_since(started)
-                .as_secs();
-            let sum = |pick: fn(&WorkerStats) -> &std::sync::atomic::AtomicU64| {
-                stats::sum(&info.stats, pick)
-            };
-            let body = serde_json::json!({
-                "version": concat!("weir/", env!("CARGO_PKG_VERSION")),
-                "state": state,
-                "uptime_current_epoch": format!("{uptime}s"),
-                "uptime_all_epochs": format!("{uptime}s"),
-                "node": { "id": info.node.id, "cluster": info.node.cluster },
-                "command_line_options": {
-                    "concurrency": info.concurrency,
-                    "argv": info.command_line,
-                },
-                "stats": {
-                    "downstream_cx_total": sum(|s| &s.downstream_cx_total),
-                    "downstream_rq_total": sum(|s| &s.downstream_rq_total),
-                    "upstream_cx_total": sum(|s| &s.upstream_cx_total),
-                    "upstream_rq_total": sum(|s| &s.upstream_rq_total),
-                },
-            });
-            (200, "application/json", Bytes::from(format!("{body:#}\n")))
-        }
-        b"/flows" => flows(query, info),
-        b"/flows/view" => (
-            200,
-            "text/html; charset=utf-8",
-            Bytes::from_static(weir_flow::render::view_html().as_bytes()),
-        ),
-        b"/" => (200, "text/plain", Bytes::from_static(INDEX.as_bytes())),
-        _ => (404, "text/plain", Bytes::from_static(b"not found\n")),
-    }
-}
-
-const INDEX: &str = "weir admin
-  GET /ready         LIVE when serving, 503 DRAINING while draining
-  GET /server_info   version, state, uptime, node, options (JSON)
-  GET /flows         recent request flows: ?format=text|json|perfetto &limit=N (20)
-                     &status=2xx|404|… &min_duration_ms=N &since=NS &until=NS
-  GET /flows/view    the flows as a timeline (HTML, works offline)
-";
-
-/// `GET /flows`: recent flows, newest first, filtered and rendered.
-fn flows(query: &[u8], info: &AdminInfo) -> (u16, &'static str, Bytes) {
-    let mut format = "text";
-    let mut limit = 20usize;
-    let mut status: Option<(u16, bool)> = None;
-    let mut min_duration_ns = 0u64;
-    let mut since = 0u64;
-    let mut until = u64::MAX;
-    let query = String::from_utf8_lossy(query);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let bad = |what: &str| {
-            let body = format!("bad {what}: `{value}`\n");
-            (400, "text/plain", Bytes::from(body))
-        };
-        match key {
-            "format" => {
-                format = match value {
-                    "text" => "text",
-                    "json" => "json",
-                    "perfetto" => "perfetto",
-                    _ => return bad("format (text, json or perfetto)"),
-                }
-            }
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => limit = n,
-                _ => return bad("limit (1..=10000)"),
-            },
-            // `5xx` is a class, `404` an exact status.
-            "status" => {
-                let class = value.len() == 3 && value.ends_with("xx");
-                let digits = if class { &value[..1] } else { value };
-                match digits.parse::<u16>() {
-                    Ok(n) => status = Some((n, class)),
-                    Err(_) => return bad("status (e.g. 5xx or 404)"),
-                }
-            }
-            // Only flows that ended in (since, until], recorder time in ns: `weir flows --follow`.
-            "since" => match value.parse::<u64>() {
-                Ok(ns) => since = ns,
-                Err(_) => return bad("since"),
-            },
-            "until" => match value.parse::<u64>() {
-                Ok(ns) => until = ns,
-                Err(_) => return bad("until"),
-            },
-            "min_duration_ms" => match value.parse::<u64>() {
-                Ok(ms) => min_duration_ns = ms.saturating_mul(1_000_000),
-                Err(_) => return bad("min_duration_ms"),
-            },
-            _ => return bad("parameter"),
-        }
-    }
-    // Filters apply before the limit, so ask the workers for enough to filter from.
-    let filtered = status.is_some() || min_duration_ns > 0 || since > 0 || until < u64::MAX;
-    let wanted = if filtered { limit.max(1024) } else { limit };
-    let mut flows = info.flows.flows(wanted);
-    flows.retain(|f| {
-        let status_ok = match status {
-            Some((class, true)) => f.status / 100 == class,
-            Some((exact, false)) => f.status == exact,
-            None => true,
-        };
-        status_ok
-            && f.end.saturating_sub(f.start) >= min_duration_ns
-            && f.end > since
-            && f.end <= until
-    });
-    flows.truncate(limit);
-    match format {
-        "json" => {
-            let mut out = String::new();
-            weir_flow::render::json_lines(&flows, &mut out);
-            (200, "application/x-ndjson", Bytes::from(out))
-        }
-        "perfetto" => (
-            200,
-            "application/json",
-            Bytes::from(weir_flow::render::perfetto(&flows)),
-        ),
-        _ => {
-            let mut out = String::new();
-            weir_flow::render::text(&flows, &mut out);
-            if flows.is_empty() {
-                out.push_str(
-                    "no flows recorded: enable the recorder (weir.flow_trace or --flow-trace)\n",
-                );
-            }
-            (200, "text/plain; charset=utf-8", Bytes::from(out))
-        }
     }
 }

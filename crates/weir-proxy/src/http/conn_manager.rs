@@ -20,6 +20,7 @@ use weir_http1::{
 use crate::event::token::Id;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::http::stream_log::StreamLog;
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
 use crate::router::route_table::RouteRef;
@@ -131,6 +132,9 @@ impl Worker {
                     return;
                 };
                 stream.last_activity = self.now;
+                if let Some(log) = stream.log.as_mut() {
+                    log.bytes_received += data.len() as u64;
+                }
                 let pieces: [Bytes; 3] = if stream.request_chunked {
                     [chunk_header(data.len()), data, Bytes::from_static(CRLF)]
                 } else {
@@ -147,6 +151,9 @@ impl Worker {
                 };
                 stream.request_complete = true;
                 stream.last_activity = self.now;
+                if let Some(log) = stream.log.as_mut() {
+                    log.request_done = Some(self.now);
+                }
                 let chunked = stream.request_chunked;
                 let mut request_timer = stream.request_timer.take();
                 self.disarm(&mut request_timer);
@@ -204,7 +211,11 @@ impl Worker {
         let peer = ds.peer;
         let previous_unsent = ds.pending_flow.is_some();
         self.disarm(&mut idle);
-        WorkerStats::inc(&self.stats.downstream_rq_total);
+        if let Some(http) = self.stats.http.get(chain.stats) {
+            http.stats.downstream_rq_total.inc();
+            http.stats.downstream_rq_http1_total.inc();
+            http.stats.downstream_rq_active.inc();
+        }
         if previous_unsent {
             // A pipelined request arrived while the previous (traced) response is still being
             // written: keep that flow now, so the new request neither overwrites it nor
@@ -243,6 +254,13 @@ impl Worker {
             request_timer: None,
             idle_timer: None,
             last_activity: self.now,
+            started: self.now,
+            upstream_started: None,
+            upstream_host: usize::MAX,
+            pending: false,
+            retried: false,
+            forwarded: false,
+            log: (!self.logs.is_empty(chain.logs)).then(StreamLog::new),
             trace_id: self.recorder.new_id(),
             traced: None,
         };
@@ -262,7 +280,12 @@ impl Worker {
         }
 
         if request.head.method.as_ref() == b"CONNECT" {
-            return self.local_reply(sid, None, LocalReply::new(405, "CONNECT is not supported"));
+            self.log_request(sid, &request.head);
+            return self.local_reply(
+                sid,
+                None,
+                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported"),
+            );
         }
         // The authority: absolute-form targets carry it (and win over Host, RFC 9112 §3.2.2).
         let authority = match absolute_form_split(&request.head.target) {
@@ -281,7 +304,12 @@ impl Worker {
         // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
         // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
         if !request.head.headers.contains("host") {
-            return self.local_reply(sid, None, LocalReply::new(400, "missing host header"));
+            self.log_request(sid, &request.head);
+            return self.local_reply(
+                sid,
+                None,
+                LocalReply::new(400, "missing host header").because("missing_host_header"),
+            );
         }
         strip_hop_by_hop(&mut request.head.headers);
         if request.expect_continue {
@@ -295,13 +323,29 @@ impl Worker {
         };
         set_forwarding_headers(&mut request.head.headers, &ctx, &mut self.rng);
 
-        match router::route(&chain.routes, &authority, &mut request.head, &mut self.rng) {
-            Decision::Respond { route, reply } => self.local_reply(sid, route, reply),
+        let decision = router::route(&chain.routes, &authority, &mut request.head, &mut self.rng);
+        self.log_request(sid, &request.head);
+        let http = self.stats.http.get(chain.stats).map(|h| &h.stats);
+        match decision {
+            Decision::Respond { route, reply } => {
+                if let Some(http) = http {
+                    match (&reply.flag, &reply.location) {
+                        (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
+                        (_, Some(_)) => &http.rq_redirect,
+                        _ => &http.rq_direct_response,
+                    }
+                    .inc();
+                }
+                self.local_reply(sid, route, reply)
+            }
             Decision::Forward {
                 route,
                 cluster,
                 timeout,
             } => {
+                if let Some(http) = http {
+                    http.rq_total.inc();
+                }
                 if self.recorder.enabled() {
                     let (vhost, name) = chain.routes.names(route);
                     let cluster = self.clusters[cluster].name.clone();
@@ -328,6 +372,7 @@ impl Worker {
                 let stream = self.streams.get_mut(sid).expect("exists");
                 stream.route = Some(route);
                 stream.cluster = cluster;
+                stream.forwarded = true;
                 stream.route_timeout = timeout;
                 stream.retry.head = Bytes::from(encoded);
                 self.connect_stream(sid, false);
@@ -340,15 +385,24 @@ impl Worker {
     fn on_request_error(&mut self, id: Id, error: CodecError) {
         tracing::debug!(%error, "malformed request");
         let sid = self.downstreams.get(id).and_then(|d| d.stream);
+        let http = self.downstreams.get(id).map(|d| d.chain.stats);
+        let http = http.and_then(|k| self.stats.http.get(k));
+        if let Some(http) = http {
+            http.stats.downstream_cx_protocol_error.inc();
+        }
         let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
         reply.status = error.status();
         reply.body = Bytes::from(weir_http1::reason_phrase(error.status()));
         match sid {
             Some(sid) => self.local_reply(sid, None, reply),
             None => {
-                WorkerStats::inc(&self.stats.downstream_rq_total);
-                self.stats.response(reply.status);
-                let response = self.build_local_response(&reply, None, true, false);
+                if let Some(http) = http {
+                    http.stats.downstream_rq_total.inc();
+                    http.stats.downstream_rq_http1_total.inc();
+                    http.response(reply.status);
+                }
+                self.log_codec_error(id, reply.status);
+                let (response, _) = self.build_local_response(&reply, None, true, false);
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     for piece in response {
                         ds.conn.queue(piece);
@@ -367,6 +421,7 @@ impl Worker {
             return;
         };
         ds.peer_closed = true;
+        ds.closed_by_peer = true;
         let sid = ds.stream;
         match sid.and_then(|s| self.streams.get(s)) {
             // The last response may still be queued (larger than the kernel's buffers, a slow
@@ -502,11 +557,21 @@ impl Worker {
             BodyKind::Chunked | BodyKind::CloseDelimited if http10 => BodyOut::CloseDelimited,
             BodyKind::Chunked | BodyKind::CloseDelimited => BodyOut::Chunked,
         };
-        stream.close_after = stream.close_after
-            || !stream.client_keep_alive
-            || !stream.request_complete
-            || self.draining
-            || stream.response_out == BodyOut::CloseDelimited;
+        let keep = !stream.close_after
+            && stream.client_keep_alive
+            && stream.request_complete
+            && stream.response_out != BodyOut::CloseDelimited;
+        let drain_close = self.drain_close();
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.close_after = !keep || drain_close;
+        if keep && drain_close {
+            let ds = self.downstreams.get(stream.downstream);
+            if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
+                http.stats.downstream_cx_drain_close.inc();
+            }
+        }
         let (close, chunked, route, ds_id) = (
             stream.close_after,
             stream.response_out == BodyOut::Chunked,
@@ -518,6 +583,7 @@ impl Worker {
             ds.chain.routes.mutate_response(r, &mut head.headers);
         }
         set_connection_header(&mut head.headers, close, http10);
+        self.log_response(sid, &head.headers, "via_upstream");
         head.version = Version::Http11;
         let mut encoded = Vec::with_capacity(512);
         encode_response_head(&head, chunked, &mut encoded);
@@ -539,6 +605,9 @@ impl Worker {
         };
         if skip {
             return;
+        }
+        if let Some(log) = stream.log.as_mut() {
+            log.bytes_sent += data.len() as u64;
         }
         if chunked {
             ds.conn.queue(chunk_header(data.len()));
@@ -570,15 +639,23 @@ impl Worker {
             return;
         };
         if stream.response_started {
+            if let Some(flag) = reply.flag {
+                stream.flag.get_or_insert(flag);
+            }
             return self.cut_stream(sid);
         }
         let upstream = stream.upstream.take();
+        if upstream.is_some() {
+            end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
+        }
         let ds_id = stream.downstream;
+        self.charge_upstream_abort(sid, &reply);
         let flag = reply.flag.map_or("", |f| f.letters());
         self.trace_down(ds_id, || EventKind::LocalReply {
             status: reply.status,
             flag,
         });
+        let drain_close = self.drain_close();
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -590,15 +667,19 @@ impl Worker {
         stream.close_after = stream.close_after
             || !(stream.request_complete || stream.request_bodiless)
             || !stream.client_keep_alive
-            || self.draining;
+            || drain_close;
         let (close, head_request, ds_id) =
             (stream.close_after, stream.head_request, stream.downstream);
         if let Some(up) = upstream {
             self.close_upstream(up);
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
-        let response =
+        let (response, headers) =
             self.build_local_response(&reply, route.map(|r| (ds_id, r)), close, head_request);
+        self.log_response(sid, &headers, reply.details);
+        if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
+            log.bytes_sent = response[1].len() as u64;
+        }
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
             for piece in response {
                 ds.conn.queue(piece);
@@ -618,7 +699,7 @@ impl Worker {
         route: Option<(Id, RouteRef)>,
         close: bool,
         head_request: bool,
-    ) -> [Bytes; 2] {
+    ) -> ([Bytes; 2], Headers) {
         let mut headers = Headers::with_capacity(6);
         if let Some(location) = &reply.location {
             headers.append("location", location.clone());
@@ -654,7 +735,7 @@ impl Worker {
         } else {
             reply.body.clone()
         };
-        [Bytes::from(encoded), body]
+        ([Bytes::from(encoded), body], head.headers)
     }
 
     /// Removes a finished stream; the connection reads its next request or closes.
@@ -665,7 +746,7 @@ impl Worker {
         self.disarm(&mut stream.route_timer);
         self.disarm(&mut stream.request_timer);
         self.disarm(&mut stream.idle_timer);
-        self.stats.response(stream.status);
+        end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
         if let Some(up) = stream.upstream {
             self.close_upstream(up);
         }
@@ -673,10 +754,24 @@ impl Worker {
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            http.response(stream.status);
+            http.stats.downstream_rq_completed.inc();
+            http.stats.downstream_rq_active.dec();
+            let took = self.now.saturating_duration_since(stream.started);
+            http.stats
+                .downstream_rq_time
+                .record(took.as_millis() as u64);
+        }
+        self.write_log(&mut stream, false);
+        self.count_downstream_bytes(id);
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
         // While draining, a connection ends with its stream even when the response started
         // before the drain (and so went out without `connection: close`), as Envoy does;
         // otherwise it would idle until the drain deadline.
-        let closing = stream.close_after || ds.peer_closed || self.draining;
+        let closing = stream.close_after || ds.peer_closed || self.drain_close();
         if !closing {
             self.trace_down(id, || EventKind::ReadResumed { syscall: false });
         }
@@ -726,23 +821,57 @@ impl Worker {
         if self.recorder.enabled() {
             self.trace_closing(id);
         }
+        // An unanswered stream's log entry reads its connection: write it first.
+        let sid = self.downstreams.get(id).and_then(|d| d.stream);
+        let mut abandoned = sid.and_then(|s| self.streams.remove(s));
+        if let Some(stream) = abandoned.as_mut() {
+            self.write_log(stream, true);
+        }
         let Some(mut ds) = self.downstreams.remove(id) else {
             return;
         };
         self.disarm(&mut ds.idle_timer);
         self.disarm(&mut ds.linger_timer);
-        if let Some(sid) = ds.stream
-            && let Some(mut stream) = self.streams.remove(sid)
-        {
+        let stats = self.stats.clone();
+        let http = stats.http.get(ds.chain.stats).map(|h| &h.stats);
+        if let Some(mut stream) = abandoned {
             self.disarm(&mut stream.route_timer);
             self.disarm(&mut stream.request_timer);
             self.disarm(&mut stream.idle_timer);
+            // The client went away (or the connection was cut) with this request unanswered.
+            if let Some(http) = http {
+                http.downstream_rq_active.dec();
+                http.downstream_rq_rx_reset.inc();
+                http.downstream_cx_destroy_active_rq.inc();
+            }
+            end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
             if let Some(up) = stream.upstream {
                 self.close_upstream(up);
             }
         }
         self.syscalls().other();
-        WorkerStats::dec(&self.stats.downstream_cx_active);
+        let lived = self.now.saturating_duration_since(ds.accepted).as_millis() as u64;
+        if let Some(l) = self.stats.listeners.get(ds.listener) {
+            l.downstream_cx_destroy.inc();
+            l.downstream_cx_active.dec();
+            l.downstream_cx_length_ms.record(lived);
+        }
+        if let Some(http) = http {
+            http.downstream_cx_destroy.inc();
+            http.downstream_cx_active.dec();
+            http.downstream_cx_http1_active.dec();
+            http.downstream_cx_length_ms.record(lived);
+            if ds.closed_by_peer {
+                &http.downstream_cx_destroy_remote
+            } else {
+                &http.downstream_cx_destroy_local
+            }
+            .inc();
+            http.downstream_cx_rx_bytes_total
+                .add(ds.conn.bytes_in - ds.bytes_counted.0);
+            http.downstream_cx_tx_bytes_total
+                .add(ds.conn.bytes_out - ds.bytes_counted.1);
+        }
         drop(ds);
     }
 
@@ -774,6 +903,9 @@ impl Worker {
         if ds.stream.is_some() || ds.state != DownstreamState::Open {
             // A closing connection has its own timer.
             return;
+        }
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            http.stats.downstream_cx_idle_timeout.inc();
         }
         if ds.conn.queued() == 0 {
             return self.close_downstream(id);
@@ -811,6 +943,14 @@ impl Worker {
     pub(crate) fn on_route_timeout(&mut self, sid: Id) {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.route_timer = None;
+            if stream.upstream_started.is_some()
+                && let Some(c) = self.stats.clusters.get(stream.cluster)
+            {
+                c.common.upstream_rq_timeout.inc();
+                if let Some(h) = c.hosts.get(stream.upstream_host) {
+                    h.rq_timeout.inc();
+                }
+            }
             self.local_reply(
                 sid,
                 None,
@@ -823,7 +963,12 @@ impl Worker {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.request_timer = None;
             if !stream.request_complete {
-                self.local_reply(sid, None, LocalReply::new(408, "request timeout"));
+                self.count_stream_stat(sid, |h| &h.downstream_rq_timeout);
+                self.local_reply(
+                    sid,
+                    None,
+                    LocalReply::new(408, "request timeout").because("request_overall_timeout"),
+                );
             }
         }
     }
@@ -846,6 +991,7 @@ impl Worker {
             let t = self.timers.insert(due, TimerKey::StreamIdle(sid));
             self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
         } else {
+            self.count_stream_stat(sid, |h| &h.downstream_rq_idle_timeout);
             self.local_reply(
                 sid,
                 None,
@@ -949,5 +1095,107 @@ fn set_connection_header(headers: &mut Headers, close: bool, http10: bool) {
         headers.set("connection", Bytes::from_static(b"close"));
     } else if http10 {
         headers.set("connection", Bytes::from_static(b"keep-alive"));
+    }
+}
+
+/// Stats bookkeeping shared by the downstream and upstream sides.
+impl Worker {
+    /// Adds a downstream connection's bytes since the last call to `downstream_cx_*_bytes_total`.
+    fn count_downstream_bytes(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        let (bytes_in, bytes_out) = (ds.conn.bytes_in, ds.conn.bytes_out);
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            let http = &http.stats;
+            http.downstream_cx_rx_bytes_total
+                .add(bytes_in - ds.bytes_counted.0);
+            http.downstream_cx_tx_bytes_total
+                .add(bytes_out - ds.bytes_counted.1);
+        }
+        ds.bytes_counted = (bytes_in, bytes_out);
+    }
+
+    /// Increments one of the stream's HCM counters.
+    fn count_stream_stat(
+        &self,
+        sid: Id,
+        pick: fn(&crate::stats::HttpStats) -> &crate::stats::Counter,
+    ) {
+        let ds = self
+            .streams
+            .get(sid)
+            .and_then(|s| self.downstreams.get(s.downstream));
+        if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
+            pick(&http.stats).inc();
+        }
+    }
+
+    /// A local reply that replaces an upstream response (a failure, a timeout, no healthy
+    /// host) is charged to the cluster as that status, as Envoy's router does
+    /// (`upstream_rq_503`, the host's `rq_error`).
+    fn charge_upstream_abort(&self, sid: Id, reply: &LocalReply) {
+        use ResponseFlag::*;
+        let upstream = matches!(
+            reply.flag,
+            Some(
+                NoHealthyUpstream
+                    | UpstreamConnectionFailure
+                    | UpstreamConnectionTermination
+                    | UpstreamRemoteReset
+                    | UpstreamProtocolError
+                    | UpstreamRequestTimeout
+            )
+        );
+        if let (true, Some(stream)) = (upstream, self.streams.get(sid))
+            && let Some(c) = self.stats.clusters.get(stream.cluster)
+        {
+            c.charge(stream.upstream_host, reply.status);
+        }
+    }
+}
+
+/// How a request leaves its upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamEnd {
+    /// The response ended (`upstream_rq_completed`, `upstream_rq_time`).
+    Completed,
+    /// weir gave up on it: a timeout, the client left (`upstream_rq_tx_reset`).
+    LocalReset,
+    /// The connection failed under it (counted where the failure is seen).
+    Failed,
+}
+
+/// A request leaves its upstream connection: `upstream_rq_active` (and `_pending_active`, the
+/// host's `rq_active`) drop, and how it ended is counted. Once per attempt: later calls find
+/// nothing to end.
+pub(crate) fn end_upstream_request(
+    stats: &WorkerStats,
+    now: std::time::Instant,
+    stream: &mut crate::worker::Stream,
+    end: UpstreamEnd,
+) {
+    let Some(started) = stream.upstream_started.take() else {
+        return;
+    };
+    let Some(c) = stats.clusters.get(stream.cluster) else {
+        return;
+    };
+    let cs = &c.common;
+    cs.upstream_rq_active.dec();
+    if std::mem::take(&mut stream.pending) {
+        cs.upstream_rq_pending_active.dec();
+    }
+    if let Some(h) = c.hosts.get(stream.upstream_host) {
+        h.rq_active.dec();
+    }
+    match end {
+        UpstreamEnd::Completed => {
+            cs.upstream_rq_completed.inc();
+            let took = now.saturating_duration_since(started);
+            cs.upstream_rq_time.record(took.as_millis() as u64);
+        }
+        UpstreamEnd::LocalReset => cs.upstream_rq_tx_reset.inc(),
+        UpstreamEnd::Failed => {}
     }
 }

@@ -56,20 +56,49 @@ pub(crate) struct LocalReply {
     pub(crate) flag: Option<ResponseFlag>,
     /// `location` for redirects.
     pub(crate) location: Option<String>,
+    /// Why this status, as Envoy's `%RESPONSE_CODE_DETAILS%` says it.
+    pub(crate) details: &'static str,
 }
 
 impl LocalReply {
+    /// A direct response (or redirect) from the route table.
     pub(crate) fn new(status: u16, body: impl Into<Bytes>) -> Self {
         LocalReply {
             status,
             body: body.into(),
             flag: None,
             location: None,
+            details: "direct_response",
         }
+    }
+
+    /// The same reply with other details (a local reply that is not a route's).
+    pub(crate) fn because(self, details: &'static str) -> Self {
+        LocalReply { details, ..self }
     }
 
     /// A failure with Envoy's body for it.
     pub(crate) fn failure(flag: ResponseFlag) -> Self {
+        let details = match flag {
+            ResponseFlag::NoRouteFound => "route_not_found",
+            ResponseFlag::NoHealthyUpstream => "no_healthy_upstream",
+            ResponseFlag::UpstreamConnectionFailure => {
+                "upstream_reset_before_response_started{connection_failure}"
+            }
+            ResponseFlag::UpstreamConnectionTermination => {
+                "upstream_reset_before_response_started{connection_termination}"
+            }
+            ResponseFlag::UpstreamRemoteReset => {
+                "upstream_reset_before_response_started{remote_reset}"
+            }
+            ResponseFlag::UpstreamProtocolError => {
+                "upstream_reset_before_response_started{protocol_error}"
+            }
+            ResponseFlag::UpstreamRequestTimeout => "upstream_response_timeout",
+            ResponseFlag::DownstreamProtocolError => "http1.codec_error",
+            ResponseFlag::StreamIdleTimeout => "stream_idle_timeout",
+            ResponseFlag::DownstreamConnectionTermination => "downstream_remote_disconnect",
+        };
         let (status, body): (u16, &'static [u8]) = match flag {
             ResponseFlag::NoRouteFound => (404, b""),
             ResponseFlag::NoHealthyUpstream => (503, b"no healthy upstream"),
@@ -96,6 +125,7 @@ impl LocalReply {
         };
         LocalReply {
             flag: Some(flag),
+            details,
             ..LocalReply::new(status, Bytes::from_static(body))
         }
     }
@@ -104,6 +134,7 @@ impl LocalReply {
     pub(crate) fn connect_timeout() -> Self {
         LocalReply {
             flag: Some(ResponseFlag::UpstreamConnectionFailure),
+            details: "upstream_reset_before_response_started{connection_timeout}",
             ..LocalReply::new(
                 503,
                 Bytes::from_static(

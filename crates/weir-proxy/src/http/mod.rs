@@ -3,3 +3,4 @@
 pub(crate) mod conn_manager;
 pub(crate) mod headers;
 pub mod local_reply;
+pub(crate) mod stream_log;

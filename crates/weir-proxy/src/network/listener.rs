@@ -17,7 +17,6 @@ use weir_http1::RequestDecoder;
 
 use crate::event::token::{Kind, token};
 use crate::network::connection::Connection;
-use crate::stats::{Syscalls, WorkerStats};
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
 /// Accepts handled per readable edge before yielding to other work (the rest are deferred).
@@ -50,7 +49,7 @@ impl Worker {
             let Some(listener) = self.listeners.get(index).and_then(|l| l.socket.as_ref()) else {
                 return;
             };
-            Syscalls::add(&self.stats.syscalls.accept, 1);
+            self.stats.syscalls.accept.inc();
             match listener.accept() {
                 Ok((socket, peer)) => self.on_accept(index, socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -71,10 +70,14 @@ impl Worker {
 
     fn on_accept(&mut self, index: usize, mut socket: TcpStream, peer: SocketAddr) {
         let slot = &self.listeners[index];
+        let listener = slot.stats;
         let Some(chain) = slot.chain.clone() else {
             // No filter chain matches this listener's port and there is no default: Envoy
             // closes such connections.
             tracing::debug!(%peer, "no filter chain matched; closing");
+            if let Some(l) = self.stats.listeners.get(listener) {
+                l.no_filter_chain_match.inc();
+            }
             return;
         };
         let buffer_limit = slot.buffer_limit;
@@ -96,6 +99,9 @@ impl Worker {
                 conn: Connection::new(socket, true),
                 chain,
                 peer,
+                listener,
+                accepted: self.now,
+                bytes_counted: (0, 0),
                 decoder: RequestDecoder::new(limits),
                 stream: None,
                 state: DownstreamState::Open,
@@ -104,12 +110,13 @@ impl Worker {
                 flush_mark: 0,
                 buffer_limit,
                 peer_closed: false,
+                closed_by_peer: false,
                 abort: false,
                 trace,
                 pending_flow: None,
             }
         });
-        Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
+        self.stats.syscalls.epoll_ctl.inc();
         if let Err(e) = registered {
             tracing::warn!(%peer, error = %e, "epoll registration failed; closing");
             self.downstreams.remove(id);
@@ -129,8 +136,19 @@ impl Worker {
                 edge_triggered: true,
             });
         }
-        WorkerStats::inc(&self.stats.downstream_cx_total);
-        WorkerStats::inc(&self.stats.downstream_cx_active);
+        if let Some(l) = self.stats.listeners.get(listener) {
+            l.downstream_cx_total.inc();
+            l.downstream_cx_active.inc();
+        }
+        if let Some(ds) = self.downstreams.get(id)
+            && let Some(http) = self.stats.http.get(ds.chain.stats)
+        {
+            let http = &http.stats;
+            http.downstream_cx_total.inc();
+            http.downstream_cx_active.inc();
+            http.downstream_cx_http1_total.inc();
+            http.downstream_cx_http1_active.inc();
+        }
         self.arm_idle_timer(id);
     }
 }

@@ -71,7 +71,10 @@ pub(crate) fn route(
                     Some(q) => [path.as_slice(), b"?", q].concat(),
                     None => path,
                 };
-                head.target = Bytes::from(target);
+                // Envoy's router keeps the path the client sent (access logs' default format
+                // reads it) unless told to suppress its headers, which weir does not support.
+                let original = std::mem::replace(&mut head.target, Bytes::from(target));
+                head.headers.set("x-envoy-original-path", original);
             }
             if let Some(host) = &forward.host_rewrite_literal {
                 head.headers.set("host", host.clone());

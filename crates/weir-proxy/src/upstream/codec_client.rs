@@ -11,10 +11,10 @@ use mio::net::TcpStream;
 use weir_http1::{ResponseDecoder, ResponseEvent};
 
 use crate::event::token::{Id, Kind, token};
+use crate::http::conn_manager::{UpstreamEnd, end_upstream_request};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
 use crate::recorder::write_event;
-use crate::stats::{Syscalls, WorkerStats};
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
 use weir_flow::{EventKind, Lane};
 
@@ -54,6 +54,9 @@ impl Worker {
         };
         let cluster = stream.cluster;
         let Some(host) = self.clusters[cluster].lb.pick() else {
+            if let Some(c) = self.stats.clusters.get(cluster) {
+                c.common.upstream_cx_none_healthy.inc();
+            }
             return self.local_reply(
                 sid,
                 None,
@@ -85,19 +88,26 @@ impl Worker {
                     u.state == UpstreamState::Idle && !u.conn.read_eof() && u.conn.input.is_empty()
                 });
                 if usable {
-                    WorkerStats::inc(&self.stats.upstream_rq_reused);
                     return self.attach(sid, up);
                 }
                 self.close_upstream(up);
             }
         }
         let address = self.clusters[cluster].hosts[host];
-        Syscalls::add(&self.stats.syscalls.connect, 2);
+        self.stats.syscalls.connect.add(2);
         let mut socket = match TcpStream::connect(address) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
-                WorkerStats::inc(&self.stats.upstream_cx_connect_fail);
+                if let Some(c) = self.stats.clusters.get(cluster) {
+                    c.common.upstream_cx_connect_fail.inc();
+                    if let Some(h) = c.hosts.get(host) {
+                        h.cx_connect_fail.inc();
+                    }
+                }
+                if let Some(stream) = self.streams.get_mut(sid) {
+                    stream.upstream_host = host;
+                }
                 return self.local_reply(
                     sid,
                     None,
@@ -130,11 +140,20 @@ impl Worker {
                 connect_timer: None,
                 buffer_limit,
                 trace_conn,
+                opened: self.now,
+                closed_by_peer: false,
+                bytes_counted: (0, 0),
             }
         });
-        Syscalls::add(&self.stats.syscalls.epoll_ctl, 1);
-        WorkerStats::inc(&self.stats.upstream_cx_total);
-        WorkerStats::inc(&self.stats.upstream_cx_active);
+        self.stats.syscalls.epoll_ctl.inc();
+        if let Some(c) = self.stats.clusters.get(cluster) {
+            c.common.upstream_cx_total.inc();
+            c.common.upstream_cx_active.inc();
+            if let Some(h) = c.hosts.get(host) {
+                h.cx_total.inc();
+                h.cx_active.inc();
+            }
+        }
         if let Err(e) = registered {
             tracing::warn!(error = %e, "epoll registration failed");
             self.close_upstream(up);
@@ -160,6 +179,10 @@ impl Worker {
 
     /// Binds a stream to a connection and queues its request.
     fn attach(&mut self, sid: Id, up: Id) {
+        let wants_local = self
+            .streams
+            .get(sid)
+            .is_some_and(|s| self.log_wants_upstream_local(s));
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -170,6 +193,24 @@ impl Worker {
         let reused = conn.state == UpstreamState::Idle;
         if reused {
             conn.state = UpstreamState::Active;
+        }
+        stream.upstream_started = Some(self.now);
+        stream.upstream_host = conn.host;
+        if wants_local && let Some(log) = stream.log.as_mut() {
+            log.upstream_local = conn.conn.socket().local_addr().ok();
+        }
+        stream.pending = conn.state == UpstreamState::Connecting;
+        if let Some(c) = self.stats.clusters.get(conn.cluster) {
+            c.common.upstream_rq_total.inc();
+            c.common.upstream_rq_active.inc();
+            if stream.pending {
+                c.common.upstream_rq_pending_total.inc();
+                c.common.upstream_rq_pending_active.inc();
+            }
+            if let Some(h) = c.hosts.get(conn.host) {
+                h.rq_total.inc();
+                h.rq_active.inc();
+            }
         }
         conn.stream = Some(sid);
         conn.response_seen = false;
@@ -184,7 +225,6 @@ impl Worker {
             stream.retry.possible = false;
             stream.retry.body.clear();
         }
-        WorkerStats::inc(&self.stats.upstream_rq_total);
         if reused {
             self.trace_up(up, || EventKind::StreamAttached { reused: true });
         }
@@ -206,7 +246,6 @@ impl Worker {
                     Ok(None) => {}
                     Ok(Some(e)) | Err(e) => {
                         tracing::debug!(error = %e, "upstream connect failed");
-                        WorkerStats::inc(&self.stats.upstream_cx_connect_fail);
                         return self.upstream_failed(id, Failure::ConnectFailed);
                     }
                 }
@@ -218,6 +257,18 @@ impl Worker {
                 }
                 up.state = UpstreamState::Active;
                 let mut timer = up.connect_timer.take();
+                let took = self.now.saturating_duration_since(up.opened);
+                let (cluster, stream) = (up.cluster, up.stream);
+                if let Some(c) = self.stats.clusters.get(cluster) {
+                    c.common
+                        .upstream_cx_connect_ms
+                        .record(took.as_millis() as u64);
+                    if let Some(s) = stream.and_then(|s| self.streams.get_mut(s))
+                        && std::mem::take(&mut s.pending)
+                    {
+                        c.common.upstream_rq_pending_active.dec();
+                    }
+                }
                 self.disarm(&mut timer);
                 self.trace_up(id, || EventKind::Connected);
                 // The seed's attachStreamToClient: the waiting stream gets the connection.
@@ -337,6 +388,14 @@ impl Worker {
                     up.keep_alive = response.keep_alive;
                 }
                 let status = response.head.status;
+                if let Some(stream) = self.streams.get(sid)
+                    && let Some(c) = self.stats.clusters.get(stream.cluster)
+                {
+                    c.charge(stream.upstream_host, status);
+                    if stream.retried {
+                        c.common.upstream_rq_retry_success.inc();
+                    }
+                }
                 self.trace_up(id, || EventKind::ResponseHead { status });
                 self.encode_response_head(sid, response.head, response.body);
             }
@@ -346,6 +405,7 @@ impl Worker {
                 let request_complete = self.streams.get(sid).is_some_and(|s| s.request_complete);
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream = None;
+                    end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Completed);
                 }
                 self.release_upstream(id, request_complete);
                 self.complete_response(sid);
@@ -371,6 +431,14 @@ impl Worker {
         }
         up.state = UpstreamState::Idle;
         up.reused = true;
+        if let Some(c) = self.stats.clusters.get(up.cluster) {
+            let cs = &c.common;
+            cs.upstream_cx_rx_bytes_total
+                .add(up.conn.bytes_in - up.bytes_counted.0);
+            cs.upstream_cx_tx_bytes_total
+                .add(up.conn.bytes_out - up.bytes_counted.1);
+        }
+        up.bytes_counted = (up.conn.bytes_in, up.conn.bytes_out);
         up.conn.release_idle_input();
         let (cluster, host) = (up.cluster, up.host);
         self.clusters[cluster].pools[host].release(id);
@@ -447,6 +515,26 @@ impl Worker {
             return;
         };
         let (sid, reused, seen) = (up.stream, up.reused, up.response_seen);
+        let (cluster, host) = (up.cluster, up.host);
+        if let Some(c) = self.stats.clusters.get(cluster) {
+            match failure {
+                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                    c.common.upstream_cx_connect_fail.inc();
+                    if let Some(h) = c.hosts.get(host) {
+                        h.cx_connect_fail.inc();
+                    }
+                    if failure == Failure::ConnectTimeout {
+                        c.common.upstream_cx_connect_timeout.inc();
+                    }
+                }
+                Failure::Reset => c.common.upstream_rq_rx_reset.inc(),
+                Failure::Protocol => c.common.upstream_cx_protocol_error.inc(),
+                Failure::Termination => {}
+            }
+        }
+        if let Some(up) = self.upstreams.get_mut(id) {
+            up.closed_by_peer = matches!(failure, Failure::Termination | Failure::Reset);
+        }
         self.close_upstream(id);
         let Some(sid) = sid else {
             return;
@@ -455,13 +543,25 @@ impl Worker {
             return;
         };
         stream.upstream = None;
+        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Failed);
         if stream.response_started {
+            stream.flag.get_or_insert(match failure {
+                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                    ResponseFlag::UpstreamConnectionFailure
+                }
+                Failure::Termination => ResponseFlag::UpstreamConnectionTermination,
+                Failure::Reset => ResponseFlag::UpstreamRemoteReset,
+                Failure::Protocol => ResponseFlag::UpstreamProtocolError,
+            });
             return self.cut_stream(sid);
         }
         let stale = reused && !seen && matches!(failure, Failure::Termination | Failure::Reset);
         if stale && stream.retry.possible {
             stream.retry.possible = false;
-            WorkerStats::inc(&self.stats.upstream_rq_retry);
+            stream.retried = true;
+            if let Some(c) = self.stats.clusters.get(stream.cluster) {
+                c.common.upstream_rq_retry.inc();
+            }
             tracing::debug!("pooled connection was closed by the origin; retrying on a fresh one");
             self.connect_stream(sid, true);
             self.flush_stream_upstream_of(sid);
@@ -500,6 +600,35 @@ impl Worker {
             self.clusters[up.cluster].pools[up.host].remove(id);
         }
         self.syscalls().other();
-        WorkerStats::dec(&self.stats.upstream_cx_active);
+        if let Some(c) = self.stats.clusters.get(up.cluster) {
+            let cs = &c.common;
+            let remote = up.closed_by_peer || up.conn.read_eof();
+            cs.upstream_cx_active.dec();
+            cs.upstream_cx_destroy.inc();
+            if remote {
+                &cs.upstream_cx_destroy_remote
+            } else {
+                &cs.upstream_cx_destroy_local
+            }
+            .inc();
+            if up.stream.is_some() {
+                cs.upstream_cx_destroy_with_active_rq.inc();
+                if remote {
+                    &cs.upstream_cx_destroy_remote_with_active_rq
+                } else {
+                    &cs.upstream_cx_destroy_local_with_active_rq
+                }
+                .inc();
+            }
+            let lived = self.now.saturating_duration_since(up.opened);
+            cs.upstream_cx_length_ms.record(lived.as_millis() as u64);
+            cs.upstream_cx_rx_bytes_total
+                .add(up.conn.bytes_in - up.bytes_counted.0);
+            cs.upstream_cx_tx_bytes_total
+                .add(up.conn.bytes_out - up.bytes_counted.1);
+            if let Some(h) = c.hosts.get(up.host) {
+                h.cx_active.dec();
+            }
+        }
     }
 }

@@ -23,7 +23,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -32,7 +32,7 @@ use weir_http1::{
     BodyKind, BytesMut, Limits, RequestDecoder, RequestEvent, ResponseDecoder, ResponseEvent,
     Version,
 };
-use weir_proxy::stats::WorkerStats;
+use weir_proxy::stats::Value;
 use weir_proxy::{Options, Server};
 
 /// The longest any socket read in the tests waits.
@@ -246,6 +246,7 @@ impl Proxy {
                 drain_time,
                 command_line: vec!["weir-proxy-tests".into()],
                 flow_trace,
+                ..Options::default()
             },
         )
         .expect("server starts");
@@ -266,18 +267,43 @@ impl Proxy {
         self.server.take().expect("running")
     }
 
-    /// The sum over workers of one counter.
-    pub fn stat(&self, pick: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
-        self.server()
-            .stats()
+    /// A stat by its short name, summed over its scopes: `upstream_*` over every
+    /// `cluster.<name>.`, `downstream_*` over every `http.<prefix>.`, `syscalls.*` is
+    /// `weir.syscalls.*`; `upstream_rq_reused` is requests that went out on a pooled
+    /// connection (`upstream_rq_total − upstream_cx_total`). Panics on a name no scope has.
+    pub fn stat(&self, name: &str) -> u64 {
+        if name == "upstream_rq_reused" {
+            return self.stat("upstream_rq_total") - self.stat("upstream_cx_total");
+        }
+        let stats = self.server().stats();
+        let wanted = |full: &str| {
+            if let Some(rest) = name.strip_prefix("syscalls.") {
+                full == format!("weir.syscalls.{rest}")
+            } else {
+                let scope = if name.starts_with("upstream_") {
+                    "cluster."
+                } else {
+                    "http."
+                };
+                full.starts_with(scope) && full.ends_with(&format!(".{name}"))
+            }
+        };
+        let found: Vec<u64> = stats
             .iter()
-            .map(|w| pick(w).load(SeqCst))
-            .sum()
+            .filter(|s| wanted(&s.name))
+            .map(|s| match s.value {
+                Value::Counter(v) => v,
+                Value::Gauge(v) => u64::try_from(v).expect("gauge ≥ 0"),
+                Value::Histogram(_) => panic!("{} is a histogram", s.name),
+            })
+            .collect();
+        assert!(!found.is_empty(), "no stat named {name}");
+        found.iter().sum()
     }
 
     /// Responses by class: `class(5)` is the number of 5xx responses.
     pub fn class(&self, class: usize) -> u64 {
-        self.stat(|s| &s.downstream_rq_class[class - 1])
+        self.stat(&format!("downstream_rq_{class}xx"))
     }
 
     pub fn client(&self) -> Client {

@@ -1,0 +1,546 @@
+//! The admin endpoints, in Envoy's formats.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{AdminInfo, Kept, Reply, flows::flows};
+use crate::server::Exit;
+use crate::stats::render::{self, Select};
+use crate::stats::{HostStats, StatRef, Value};
+
+/// One admin endpoint.
+pub(crate) struct Endpoint {
+    pub(crate) path: &'static str,
+    /// Changes state: POST only (405 otherwise), as Envoy requires.
+    pub(crate) post: bool,
+    pub(crate) help: &'static str,
+}
+
+/// Every endpoint, in the order `/` and `/help` list them.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    get("/", "this page (HTML)"),
+    get("/help", "the endpoints, as text"),
+    get(
+        "/ready",
+        "LIVE (200) when serving; DRAINING (503) while draining or health-check failed",
+    ),
+    get(
+        "/server_info",
+        "version, state, uptime, node, command line (JSON)",
+    ),
+    get(
+        "/stats",
+        "all stats: ?format=json|prometheus ?filter=REGEX ?usedonly ?type=Counters|Gauges|Histograms",
+    ),
+    get(
+        "/stats/prometheus",
+        "all stats in Prometheus text format: ?filter=REGEX ?usedonly",
+    ),
+    get(
+        "/clusters",
+        "clusters, their hosts and per-host stats: ?format=json",
+    ),
+    get(
+        "/listeners",
+        "listeners and their bound addresses: ?format=json",
+    ),
+    get(
+        "/config_dump",
+        "the loaded configuration in Envoy's config dump shape (JSON): ?resource=NAME",
+    ),
+    get(
+        "/flows",
+        "recent request flows: ?format=text|json|perfetto ?limit=N ?status=2xx|404 ?min_duration_ms=N ?since=NS ?until=NS",
+    ),
+    get(
+        "/flows/view",
+        "the flows as a timeline (HTML, works offline)",
+    ),
+    post(
+        "/logging",
+        "show the log level, or set it with ?level=trace|debug|info|warning|error|critical|off",
+    ),
+    post(
+        "/healthcheck/fail",
+        "fail health checks: /ready says DRAINING and every response closes its connection",
+    ),
+    post("/healthcheck/ok", "undo /healthcheck/fail"),
+    post(
+        "/drain_listeners",
+        "stop accepting: ?graceful first closes connections after their responses for the drain time; ?inboundonly drains inbound listeners only",
+    ),
+    post("/quitquitquit", "exit now"),
+    post(
+        "/reset_counters",
+        "reset every counter to zero (gauges and histograms are kept)",
+    ),
+    post(
+        "/reopen_logs",
+        "reopen the access log files (after logrotate moved them)",
+    ),
+];
+
+const fn get(path: &'static str, help: &'static str) -> Endpoint {
+    Endpoint {
+        path,
+        post: false,
+        help,
+    }
+}
+
+const fn post(path: &'static str, help: &'static str) -> Endpoint {
+    Endpoint {
+        path,
+        post: true,
+        help,
+    }
+}
+
+fn text(status: u16, body: impl Into<String>) -> Reply {
+    (
+        status,
+        "text/plain; charset=UTF-8",
+        Bytes::from(body.into()),
+    )
+}
+
+fn json(value: &serde_json::Value) -> Reply {
+    (200, "application/json", Bytes::from(format!("{value:#}\n")))
+}
+
+/// The query's parameters, percent-decoded; any name outside `allowed` is a 400 naming it.
+fn params(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, Reply> {
+    let mut out = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if !allowed.contains(&key.as_ref()) {
+            let list = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(text(
+                400,
+                format!("unknown parameter `{key}` (this endpoint takes: {list})\n"),
+            ));
+        }
+        out.push((key.into_owned(), value.into_owned()));
+    }
+    Ok(out)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Routes one request.
+pub(crate) fn respond(
+    method: &[u8],
+    path: &[u8],
+    query: &str,
+    info: &AdminInfo,
+    kept: &mut Kept,
+) -> Reply {
+    let Some(endpoint) = ENDPOINTS.iter().find(|e| e.path.as_bytes() == path) else {
+        return text(404, "not found: see / or /help for the endpoints\n");
+    };
+    let allowed = if endpoint.post {
+        method == b"POST"
+    } else {
+        method == b"GET" || method == b"HEAD"
+    };
+    if !allowed {
+        let method = String::from_utf8_lossy(method);
+        let want = if endpoint.post { "POST" } else { "GET" };
+        // Envoy's words for the mutating endpoints (no newline, as Envoy sends it).
+        return text(
+            405,
+            format!("Method {method} not allowed, {want} required."),
+        );
+    }
+    let result = match endpoint.path {
+        "/" => Ok(index()),
+        "/help" => Ok(text(200, help())),
+        "/ready" => Ok(ready(info)),
+        "/server_info" => params(query, &[]).map(|_| server_info(info)),
+        "/stats" => stats(query, info, kept),
+        "/stats/prometheus" => prometheus(query, info, kept),
+        "/clusters" => clusters(query, info, kept),
+        "/listeners" => listeners(query, info),
+        "/config_dump" => config_dump(query, info),
+        "/flows" => Ok(flows(query, info)),
+        "/flows/view" => Ok((
+            200,
+            "text/html; charset=utf-8",
+            Bytes::from_static(weir_flow::render::view_html().as_bytes()),
+        )),
+        "/logging" => logging(query, info),
+        "/healthcheck/fail" | "/healthcheck/ok" => params(query, &[]).map(|_| {
+            let fail = endpoint.path == "/healthcheck/fail";
+            info.state
+                .health_check_failed
+                .store(fail, Ordering::Release);
+            text(200, "OK\n")
+        }),
+        "/drain_listeners" => drain_listeners(query, info),
+        "/quitquitquit" => params(query, &[]).map(|_| {
+            let _ = info.exit.send(Exit::Quit);
+            text(200, "OK\n")
+        }),
+        "/reopen_logs" => params(query, &[]).map(|_| {
+            info.state.access_logs.reopen();
+            text(200, "OK\n")
+        }),
+        "/reset_counters" => params(query, &[]).map(|_| {
+            kept.baseline.clear();
+            for s in info.stats(kept) {
+                if let Value::Counter(v) = s.value {
+                    kept.baseline.insert(s.name, v);
+                }
+            }
+            text(200, "OK\n")
+        }),
+        _ => Ok(text(404, "not found\n")),
+    };
+    result.unwrap_or_else(|bad| bad)
+}
+
+fn help() -> String {
+    let mut out = String::from("admin commands are:\n");
+    for e in ENDPOINTS {
+        let method = if e.post { "POST" } else { "GET " };
+        let _ = writeln!(out, "  {method} {}: {}", e.path, e.help);
+    }
+    out
+}
+
+/// `GET /`: the endpoints as an HTML page; POST ones as buttons.
+fn index() -> Reply {
+    let mut rows = String::new();
+    for e in ENDPOINTS {
+        let help = e.help.replace('&', "&amp;").replace('<', "&lt;");
+        let cell = if e.post {
+            format!(
+                "<form action=\"{0}\" method=\"post\"><button>{0}</button></form>",
+                e.path
+            )
+        } else {
+            format!("<a href=\"{0}\">{0}</a>", e.path)
+        };
+        let _ = writeln!(rows, "<tr><td>{cell}</td><td>{help}</td></tr>");
+    }
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>weir admin</title></head>\
+         <body><h1>weir admin</h1><table>\n{rows}</table></body></html>\n"
+    );
+    (200, "text/html; charset=UTF-8", Bytes::from(page))
+}
+
+fn state_name(info: &AdminInfo) -> &'static str {
+    if info.state.live() {
+        "LIVE"
+    } else {
+        "DRAINING"
+    }
+}
+
+fn ready(info: &AdminInfo) -> Reply {
+    let status = if info.state.live() { 200 } else { 503 };
+    text(status, format!("{}\n", state_name(info)))
+}
+
+fn server_info(info: &AdminInfo) -> Reply {
+    let uptime = crate::worker::clock()
+        .saturating_duration_since(info.state.started)
+        .as_secs();
+    let node = &info.snapshot.bootstrap.node;
+    json(&serde_json::json!({
+        "version": concat!("weir/", env!("CARGO_PKG_VERSION")),
+        "state": state_name(info),
+        "hot_restart_version": "disabled",
+        "command_line_options": {
+            "concurrency": info.state.concurrency,
+            "argv": info.command_line,
+        },
+        "node": { "id": node.id, "cluster": node.cluster },
+        "uptime_current_epoch": format!("{uptime}s"),
+        "uptime_all_epochs": format!("{uptime}s"),
+    }))
+}
+
+/// `?filter=` and `?usedonly`, shared by the stats views.
+fn selection(params: &[(String, String)]) -> Result<(Option<regex::Regex>, bool), Reply> {
+    let filter = match param(params, "filter") {
+        Some(f) if !f.is_empty() => match regex::Regex::new(f) {
+            Ok(r) => Some(r),
+            Err(e) => return Err(text(400, format!("invalid regex in filter: {e}\n"))),
+        },
+        _ => None,
+    };
+    Ok((filter, param(params, "usedonly").is_some()))
+}
+
+fn stats(query: &str, info: &AdminInfo, kept: &Kept) -> Result<Reply, Reply> {
+    let params = params(query, &["format", "filter", "usedonly", "type"])?;
+    let (filter, used_only) = selection(&params)?;
+    let select = Select {
+        filter: filter.as_ref(),
+        used_only,
+    };
+    let mut all = info.stats(kept);
+    match param(&params, "type") {
+        None | Some("All") => {}
+        Some(kind @ ("Counters" | "Gauges" | "Histograms")) => all.retain(|s| {
+            matches!(
+                (kind, &s.value),
+                ("Counters", Value::Counter(_))
+                    | ("Gauges", Value::Gauge(_))
+                    | ("Histograms", Value::Histogram(_))
+            )
+        }),
+        Some(other) => {
+            return Err(text(
+                400,
+                format!("invalid type `{other}` (All, Counters, Gauges or Histograms)\n"),
+            ));
+        }
+    }
+    Ok(match param(&params, "format") {
+        None | Some("text") => text(200, render::text(&all, &kept.intervals, &select)),
+        Some("json") => (
+            200,
+            "application/json",
+            Bytes::from(render::json(&all, &kept.intervals, &select)),
+        ),
+        Some("prometheus") => prometheus_reply(render::prometheus(&all, &select)),
+        Some(other) => {
+            return Err(text(
+                400,
+                format!("invalid format `{other}` (text, json or prometheus)\n"),
+            ));
+        }
+    })
+}
+
+fn prometheus_reply(body: String) -> Reply {
+    (200, "text/plain; version=0.0.4", Bytes::from(body))
+}
+
+fn prometheus(query: &str, info: &AdminInfo, kept: &Kept) -> Result<Reply, Reply> {
+    let params = params(query, &["filter", "usedonly"])?;
+    let (filter, used_only) = selection(&params)?;
+    let select = Select {
+        filter: filter.as_ref(),
+        used_only,
+    };
+    Ok(prometheus_reply(render::prometheus(
+        &info.stats(kept),
+        &select,
+    )))
+}
+
+/// Per host: each stat's merged value, in name order (as Envoy lists them).
+fn host_stats(info: &AdminInfo, cluster: usize, host: usize) -> Vec<(String, bool, i64)> {
+    let mut out: Vec<(String, bool, i64)> = Vec::new();
+    for (w, worker) in info.stats.iter().enumerate() {
+        let Some(h) = worker.clusters.get(cluster).and_then(|c| c.hosts.get(host)) else {
+            continue;
+        };
+        let mut k = 0;
+        HostStats::each_field(h, &mut |name, stat| {
+            let (gauge, v) = match stat {
+                StatRef::Counter(c) => (false, c.get() as i64),
+                StatRef::Gauge(g) => (true, g.get()),
+                StatRef::Histogram(_) => return,
+            };
+            if w == 0 {
+                out.push((name.to_string(), gauge, v));
+            } else if let Some(entry) = out.get_mut(k) {
+                entry.2 += v;
+            }
+            k += 1;
+        });
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply> {
+    let params = params(query, &["format"])?;
+    let config = &info.snapshot.bootstrap.clusters;
+    match param(&params, "format") {
+        None | Some("text") => {
+            let mut out = String::new();
+            for (c, cluster) in config.iter().enumerate() {
+                let name = &cluster.name;
+                let _ = writeln!(out, "{name}::observability_name::{name}");
+                let _ = writeln!(out, "{name}::added_via_api::false");
+                for (h, endpoint) in cluster.endpoints.iter().enumerate() {
+                    let host = format!("{name}::{}", endpoint.address);
+                    for (stat, _, v) in host_stats(info, c, h) {
+                        let _ = writeln!(out, "{host}::{stat}::{v}");
+                    }
+                    let _ = writeln!(out, "{host}::hostname::");
+                    let _ = writeln!(out, "{host}::health_flags::healthy");
+                    let _ = writeln!(out, "{host}::weight::{}", endpoint.weight);
+                    for field in ["region", "zone", "sub_zone"] {
+                        let _ = writeln!(out, "{host}::{field}::");
+                    }
+                    let _ = writeln!(out, "{host}::canary::false");
+                    let _ = writeln!(out, "{host}::priority::0");
+                    let _ = writeln!(out, "{host}::success_rate::-1");
+                    let _ = writeln!(out, "{host}::local_origin_success_rate::-1");
+                }
+            }
+            Ok(text(200, out))
+        }
+        Some("json") => {
+            let statuses: Vec<_> = config
+                .iter()
+                .enumerate()
+                .map(|(c, cluster)| {
+                    let hosts: Vec<_> = cluster
+                        .endpoints
+                        .iter()
+                        .enumerate()
+                        .map(|(h, endpoint)| {
+                            let stats: Vec<_> = host_stats(info, c, h)
+                                .into_iter()
+                                .map(|(name, gauge, v)| {
+                                    if gauge {
+                                        serde_json::json!({"type": "GAUGE", "name": name, "value": v.to_string()})
+                                    } else {
+                                        serde_json::json!({"name": name, "value": v.to_string()})
+                                    }
+                                })
+                                .collect();
+                            serde_json::json!({
+                                "address": socket_address(&endpoint.address),
+                                "stats": stats,
+                                "health_status": {"eds_health_status": "HEALTHY"},
+                                "weight": endpoint.weight,
+                                "locality": {},
+                            })
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "name": cluster.name,
+                        "observability_name": cluster.name,
+                        "added_via_api": false,
+                        "host_statuses": hosts,
+                    })
+                })
+                .collect();
+            Ok(json(&serde_json::json!({ "cluster_statuses": statuses })))
+        }
+        Some(other) => Err(text(
+            400,
+            format!("invalid format `{other}` (text or json)\n"),
+        )),
+    }
+}
+
+/// `{"socket_address": {"address", "port_value"}}`, Envoy's `core.v3.Address` in JSON.
+fn socket_address(address: &std::net::SocketAddr) -> serde_json::Value {
+    serde_json::json!({
+        "socket_address": {"address": address.ip().to_string(), "port_value": address.port()}
+    })
+}
+
+fn listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
+    let params = params(query, &["format"])?;
+    match param(&params, "format") {
+        None | Some("text") => {
+            let mut out = String::new();
+            for (name, address) in &info.listeners {
+                let _ = writeln!(out, "{name}::{address}");
+            }
+            Ok(text(200, out))
+        }
+        Some("json") => {
+            let list: Vec<_> = info
+                .listeners
+                .iter()
+                .map(|(name, address)| {
+                    serde_json::json!({"name": name, "local_address": socket_address(address)})
+                })
+                .collect();
+            Ok(json(&serde_json::json!({ "listener_statuses": list })))
+        }
+        Some(other) => Err(text(
+            400,
+            format!("invalid format `{other}` (text or json)\n"),
+        )),
+    }
+}
+
+fn config_dump(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
+    let params = params(query, &["resource"])?;
+    let dump = super::config_dump::dump(&info.snapshot.bootstrap, &info.state.loaded_at);
+    match param(&params, "resource") {
+        None => Ok(json(&dump)),
+        Some(resource) => {
+            let found: Vec<serde_json::Value> = dump["configs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get(resource))
+                .flat_map(|r| r.as_array().cloned().unwrap_or_else(|| vec![r.clone()]))
+                .collect();
+            if found.is_empty() {
+                return Err(text(
+                    404,
+                    format!(
+                        "no config has a `{resource}` field (try static_clusters, static_listeners)\n"
+                    ),
+                ));
+            }
+            Ok(json(&serde_json::json!({ "configs": found })))
+        }
+    }
+}
+
+fn logging(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
+    let params = params(query, &["level"])?;
+    let Some(control) = &info.log_control else {
+        return Err(text(501, "this process has no log control\n"));
+    };
+    let level = param(&params, "level");
+    if let Some(l) = level
+        && !matches!(
+            l,
+            "trace" | "debug" | "info" | "warning" | "warn" | "error" | "critical" | "off"
+        )
+    {
+        return Err(text(
+            400,
+            format!("invalid level `{l}` (trace, debug, info, warning, error, critical or off)\n"),
+        ));
+    }
+    match (control.0)(level) {
+        Ok(now) => Ok(text(200, format!("active loggers:\n  weir: {now}\n\n"))),
+        Err(e) => Err(text(400, format!("{e}\n"))),
+    }
+}
+
+fn drain_listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
+    let params = params(query, &["graceful", "inboundonly"])?;
+    // weir's listeners have no `traffic_direction` (the config rejects it), so none is
+    // inbound: `inboundonly` drains nothing, as Envoy would for such listeners.
+    if param(&params, "inboundonly").is_some() {
+        return Ok(text(200, "OK\n"));
+    }
+    let graceful = param(&params, "graceful").is_some();
+    info.workers.tell(|c| {
+        if graceful {
+            c.drain_listeners.store(true, Ordering::Release);
+        } else {
+            c.stop_listeners.store(true, Ordering::Release);
+        }
+    });
+    Ok(text(200, "OK\n"))
+}
