@@ -12,7 +12,8 @@
 #
 # Usage: bench/measure.sh [seconds-per-run] [body-bytes]
 # Environment: WEIR_BIN (a weir binary to measure instead of building this tree), WEIR_FLAGS (extra flags for weir, e.g. "--flow-trace all"), ONLY=weir (skip nginx
-# and strace: one CPU-per-request line for weir).
+# and strace: one CPU-per-request line for weir), WEIR_ACCESS_LOG=1 (weir writes an access log
+# in Envoy's default format to a file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
@@ -46,6 +47,10 @@ http { access_log off; keepalive_requests 1000000;
   upstream origin { server 127.0.0.1:$origin_port; keepalive 128; }
   server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
+access_log=
+if [ -n "${WEIR_ACCESS_LOG:-}" ]; then
+  access_log="access_log: [ { name: envoy.access_loggers.file, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: $work/access.log } } ]"
+fi
 cat > "$work/weir.yaml" <<CONF
 static_resources:
   listeners:
@@ -57,6 +62,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: bench
           generate_request_id: false
+          $access_log
           route_config:
             virtual_hosts:
             - { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: origin } } ] }

@@ -32,6 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use weir_config::{AccessLog, AccessLogSink, LogFormat, Operator};
 
 use super::format::{LogRecord, format};
@@ -69,10 +70,11 @@ pub(crate) struct LogSet(u32);
 /// What the formats of a [`LogSet`] read from a request, so the data path collects only that.
 #[derive(Debug, Default)]
 pub(crate) struct Needs {
-    /// Request headers to keep in [`LogRecord::request_headers`] (lower-case, each once).
-    pub(crate) request_headers: Vec<Box<str>>,
+    /// Request headers to keep in [`LogRecord::request_headers`] (lower-case, each once; as
+    /// `Bytes` so a record's copy of a name is a reference count, not an allocation).
+    pub(crate) request_headers: Vec<Bytes>,
     /// Response headers to keep in [`LogRecord::response_headers`] (lower-case, each once).
-    pub(crate) response_headers: Vec<Box<str>>,
+    pub(crate) response_headers: Vec<Bytes>,
     /// Whether some format logs the upstream connection's local address.
     pub(crate) upstream_local_address: bool,
 }
@@ -272,13 +274,17 @@ impl Builder {
             };
             let format = &log.format;
             for name in format.request_headers() {
-                if !needs.request_headers.iter().any(|n| &**n == name) {
-                    needs.request_headers.push(name.into());
+                if !needs.request_headers.iter().any(|n| n == name.as_bytes()) {
+                    needs
+                        .request_headers
+                        .push(Bytes::copy_from_slice(name.as_bytes()));
                 }
             }
             for name in format.response_headers() {
-                if !needs.response_headers.iter().any(|n| &**n == name) {
-                    needs.response_headers.push(name.into());
+                if !needs.response_headers.iter().any(|n| n == name.as_bytes()) {
+                    needs
+                        .response_headers
+                        .push(Bytes::copy_from_slice(name.as_bytes()));
                 }
             }
             needs.upstream_local_address |= format.uses(|op| {
@@ -721,11 +727,20 @@ mod tests {
         let worker = logs.worker(0);
         assert_eq!(
             worker.needs(a).request_headers,
-            [":path".into(), "user-agent".into()]
+            [
+                Bytes::from_static(b":path"),
+                Bytes::from_static(b"user-agent")
+            ]
         );
         assert!(!worker.needs(a).upstream_local_address);
-        assert_eq!(worker.needs(b).request_headers, ["user-agent".into()]);
-        assert_eq!(worker.needs(b).response_headers, ["content-type".into()]);
+        assert_eq!(
+            worker.needs(b).request_headers,
+            [Bytes::from_static(b"user-agent")]
+        );
+        assert_eq!(
+            worker.needs(b).response_headers,
+            [Bytes::from_static(b"content-type")]
+        );
         assert!(worker.needs(b).upstream_local_address);
         assert!(worker.is_empty(none) && !worker.is_empty(a));
         worker.log(a, &record(0));

@@ -42,12 +42,17 @@ impl StreamLog {
     }
 }
 
+/// A header name from the formats (lower-case ASCII, so always UTF-8).
+fn text(name: &Bytes) -> &str {
+    std::str::from_utf8(name).unwrap_or_default()
+}
+
 /// The named headers of `headers` (first value of each), as `(name, value)`.
-fn pick(names: &[Box<str>], headers: &Headers, out: &mut Vec<(Bytes, Bytes)>) {
+fn pick(names: &[Bytes], headers: &Headers, out: &mut Vec<(Bytes, Bytes)>) {
     out.clear();
     for name in names {
-        if let Some(value) = headers.get(name) {
-            out.push((Bytes::copy_from_slice(name.as_bytes()), value.clone()));
+        if let Some(value) = headers.get(text(name)) {
+            out.push((name.clone(), value.clone()));
         }
     }
 }
@@ -70,7 +75,7 @@ impl Worker {
         };
         let mut headers = Vec::new();
         for name in &self.logs.needs(set).request_headers {
-            let value = match &**name {
+            let value = match text(name) {
                 ":method" => Some(head.method.clone()),
                 ":path" => Some(head.target.clone()),
                 ":authority" => head.headers.get("host").cloned(),
@@ -78,7 +83,7 @@ impl Worker {
                 other => head.headers.get(other).cloned(),
             };
             if let Some(value) = value {
-                headers.push((Bytes::copy_from_slice(name.as_bytes()), value));
+                headers.push((name.clone(), value));
             }
         }
         if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
