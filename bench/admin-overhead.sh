@@ -7,6 +7,8 @@
 # Usage: bench/admin-overhead.sh [repetitions] [seconds-per-run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/median.sh
+. bench/median.sh
 reps=${1:-5}
 secs=${2:-5}
 baseline=${BASELINE:-0d6c9d6}
@@ -35,8 +37,7 @@ echo "| weir build | CPU µs/request, median (min–max) over $reps runs | vs ba
 echo "|---|---|---|"
 base=
 for mode in "${modes[@]}"; do
-  read -r median min max < <(echo "${results[$mode]}" | tr ' ' '\n' | grep . | sort -g |
-    awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; print m, a[1], a[NR]}')
+  read -r median min max < <(median_min_max "${results[$mode]}")
   [ -z "$base" ] && base=$median
   delta=$(awk -v m="$median" -v o="$base" 'BEGIN {printf "%+.1f %%", (m - o) * 100 / o}')
   echo "| $mode | $median ($min–$max) | $delta |"

@@ -7,6 +7,8 @@
 # Usage: bench/flow-overhead.sh [repetitions] [seconds-per-run]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/median.sh
+. bench/median.sh
 reps=${1:-5}
 secs=${2:-5}
 modes=(off sampled:100 all)
@@ -38,8 +40,7 @@ echo "| flow recorder | CPU µs/request, median (min–max) over $reps runs | vs
 echo "|---|---|---|"
 off_median=
 for mode in "${modes[@]}"; do
-  read -r median min max < <(echo "${results[$mode]}" | tr ' ' '\n' | grep . | sort -g |
-    awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; print m, a[1], a[NR]}')
+  read -r median min max < <(median_min_max "${results[$mode]}")
   [ -z "$off_median" ] && off_median=$median
   delta=$(awk -v m="$median" -v o="$off_median" 'BEGIN {printf "%+.1f %%", (m - o) * 100 / o}')
   echo "| $mode | $median ($min–$max) | $delta |"

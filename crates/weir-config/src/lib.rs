@@ -29,6 +29,7 @@ mod cluster;
 mod headers;
 mod listener;
 mod reader;
+mod retry;
 mod route;
 mod source;
 mod weir;

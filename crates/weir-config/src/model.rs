@@ -143,6 +143,8 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     /// Header mutations at this level.
     pub headers: HeaderMutations,
+    /// `retry_policy` for routes that have none of their own.
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// One entry of `domains`, classified so matching follows Envoy's precedence:
@@ -278,6 +280,54 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     /// `host_rewrite_literal`: the Host header sent upstream.
     pub host_rewrite_literal: Option<String>,
+    /// `retry_policy` (the virtual host's when the route has none).
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+/// `retry_policy`: when and how often a failed upstream attempt is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `retry_on`: the conditions.
+    pub retry_on: RetryOn,
+    /// `num_retries` (default 1).
+    pub num_retries: u32,
+    /// `per_try_timeout`: a timeout for each attempt; `None` when unset or 0.
+    pub per_try_timeout: Option<Duration>,
+    /// `retriable_status_codes` (for `retriable-status-codes`).
+    pub retriable_status_codes: Vec<u16>,
+    /// `retry_back_off.base_interval` (default 25 ms).
+    pub base_interval: Duration,
+    /// `retry_back_off.max_interval` (default 10 × base).
+    pub max_interval: Duration,
+}
+
+/// `retry_on` conditions, as a set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn(u8);
+
+impl RetryOn {
+    /// `5xx`: any 5xx response, a reset, a connect failure or a per-try timeout.
+    pub const FIVE_XX: RetryOn = RetryOn(1);
+    /// `gateway-error`: a 502, 503 or 504 response, a reset, a connect failure or a per-try
+    /// timeout.
+    pub const GATEWAY_ERROR: RetryOn = RetryOn(2);
+    /// `reset`: the upstream reset or closed the connection before a response, or did not
+    /// answer within the per-try timeout.
+    pub const RESET: RetryOn = RetryOn(4);
+    /// `connect-failure`: the connection could not be made (refused, timed out).
+    pub const CONNECT_FAILURE: RetryOn = RetryOn(8);
+    /// `retriable-status-codes`: a response with a status in `retriable_status_codes`.
+    pub const RETRIABLE_STATUS_CODES: RetryOn = RetryOn(16);
+
+    /// This set and `other`.
+    pub fn with(self, other: RetryOn) -> RetryOn {
+        RetryOn(self.0 | other.0)
+    }
+
+    /// Whether any of `other` is in this set.
+    pub fn any(self, other: RetryOn) -> bool {
+        self.0 & other.0 != 0
+    }
 }
 
 /// The cluster(s) a route forwards to, as indexes into [`Bootstrap::clusters`].

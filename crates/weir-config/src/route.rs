@@ -8,8 +8,8 @@ use crate::cluster::ClusterNames;
 use crate::headers::{self, NameUse, check_value};
 use crate::model::{
     ClusterTarget, DomainMatcher, ForwardAction, HeaderMatchRule, HeaderMatcher, PathMatch,
-    RedirectAction, RedirectPath, Regex, Route, RouteAction, RouteConfiguration, RouteMatch,
-    StringMatchKind, StringMatcher, VirtualHost,
+    RedirectAction, RedirectPath, Regex, RetryPolicy, Route, RouteAction, RouteConfiguration,
+    RouteMatch, StringMatchKind, StringMatcher, VirtualHost,
 };
 use crate::reader::{Cx, Field, Obj, has_any, index, join};
 
@@ -37,7 +37,6 @@ const VIRTUAL_HOST_ENVOY: &[&str] = &[
     "typed_per_filter_config",
     "include_request_attempt_count",
     "include_attempt_count_in_response",
-    "retry_policy",
     "retry_policy_typed_config",
     "hedge_policy",
     "include_is_timeout_retry_header",
@@ -87,7 +86,6 @@ const ROUTE_ACTION_ENVOY: &[&str] = &[
     "append_x_forwarded_host",
     "idle_timeout",
     "early_data_policy",
-    "retry_policy",
     "retry_policy_typed_config",
     "request_mirror_policies",
     "priority",
@@ -129,6 +127,8 @@ const DEFAULT_MAX_DIRECT_RESPONSE_BODY: u32 = 4096;
 struct Scope<'a> {
     clusters: &'a ClusterNames,
     max_direct_response_body: usize,
+    /// The enclosing virtual host's `retry_policy`.
+    retry_policy: Option<RetryPolicy>,
 }
 
 /// Reads an inline `route_config`.
@@ -146,6 +146,7 @@ pub(crate) fn route_configuration(
     let scope = Scope {
         clusters,
         max_direct_response_body: max_body.map_or(usize::MAX, |m| m as usize),
+        retry_policy: None,
     };
     let hosts = o.list(cx, "virtual_hosts");
     let mut virtual_hosts = Some(Vec::with_capacity(hosts.len()));
@@ -218,6 +219,15 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         }
         out
     });
+    // The virtual host's retry policy applies to its routes that have none.
+    let retry_policy = match o.get(cx, "retry_policy") {
+        Some(r) => crate::retry::retry_policy(cx, &r).map(Some),
+        None => Some(None),
+    };
+    let scope = &Scope {
+        retry_policy: retry_policy.clone().flatten(),
+        ..*scope
+    };
     let mut routes = Some(Vec::new());
     for r in o.list(cx, "routes") {
         match (route(cx, &r, scope), &mut routes) {
@@ -232,6 +242,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         domains: domains?,
         routes: routes?,
         headers: mutations?,
+        retry_policy: retry_policy?,
     })
 }
 
@@ -600,12 +611,17 @@ fn forward_action(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Forwa
     };
     let prefix_rewrite = optional_value(cx, &mut o, "prefix_rewrite");
     let host_rewrite_literal = optional_value(cx, &mut o, "host_rewrite_literal");
+    let retry_policy = match o.get(cx, "retry_policy") {
+        Some(r) => crate::retry::retry_policy(cx, &r).map(Some),
+        None => Some(scope.retry_policy.clone()),
+    };
     o.finish(cx);
     Some(ForwardAction {
         target: target?,
         timeout: timeout?,
         prefix_rewrite: prefix_rewrite?,
         host_rewrite_literal: host_rewrite_literal?,
+        retry_policy: retry_policy?,
     })
 }
 

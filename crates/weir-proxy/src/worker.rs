@@ -203,6 +203,14 @@ pub(crate) struct Stream {
     pub(crate) pending: bool,
     /// It was retried (`upstream_rq_retry_success` when the retry answers).
     pub(crate) retried: bool,
+    /// Retries made under the route's retry policy.
+    pub(crate) attempts: u32,
+    /// The policy wanted another retry but none was left (`URX`).
+    pub(crate) retry_limit_hit: bool,
+    /// A retry waits for its back-off.
+    pub(crate) retry_timer: Option<TimerId>,
+    /// The current attempt's `per_try_timeout`.
+    pub(crate) per_try_timer: Option<TimerId>,
     /// The router sent it to `cluster` (rather than answering it).
     pub(crate) forwarded: bool,
     /// Its access log entry in the making, when its connection manager logs.
@@ -226,6 +234,10 @@ pub(crate) enum TimerKey {
     DrainDeadline,
     /// The graceful part of `/drain_listeners` is over: close the listener sockets.
     StopListeners,
+    /// A retry's back-off is over.
+    Retry(Id),
+    /// An attempt's `per_try_timeout`.
+    PerTry(Id),
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -476,6 +488,8 @@ impl Worker {
             TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
             TimerKey::AcceptRetry(listener) => self.accept(listener),
             TimerKey::StopListeners => self.stop_listeners(),
+            TimerKey::Retry(id) => self.on_retry_timer(id),
+            TimerKey::PerTry(id) => self.on_per_try_timeout(id),
             TimerKey::DrainDeadline => {
                 tracing::info!(
                     worker = self.index,

@@ -243,7 +243,7 @@ fn stale_pooled_connection_retry_replays_the_body() {
     for i in 0..6 {
         let body = format!("body number {i} ").repeat(100 * (i + 1));
         let resp = client.request(format!(
-            "POST /p{i} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+            "PUT /p{i} HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
         assert_eq!(resp.status, 200, "{}", resp.text());

@@ -108,7 +108,8 @@ impl Worker {
         let Some(stream) = self.streams.get(sid) else {
             return false;
         };
-        if stream.request_complete {
+        // A complete request, or one waiting for a retry's back-off: read nothing more.
+        if stream.request_complete || stream.retry_timer.is_some() {
             return false;
         }
         let below = match stream.upstream.and_then(|u| self.upstreams.get(u)) {
@@ -259,6 +260,10 @@ impl Worker {
             upstream_host: usize::MAX,
             pending: false,
             retried: false,
+            attempts: 0,
+            retry_limit_hit: false,
+            retry_timer: None,
+            per_try_timer: None,
             forwarded: false,
             log: (!self.logs.is_empty(chain.logs)).then(StreamLog::new),
             trace_id: self.recorder.new_id(),
@@ -325,6 +330,14 @@ impl Worker {
 
         let decision = router::route(&chain.routes, &authority, &mut request.head, &mut self.rng);
         self.log_request(sid, &request.head);
+        let idempotent = matches!(
+            request.head.method.as_ref(),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+        );
+        let retry_policy = match &decision {
+            Decision::Forward { route, .. } => chain.routes.retry_policy(*route).is_some(),
+            Decision::Respond { .. } => false,
+        };
         let http = self.stats.http.get(chain.stats).map(|h| &h.stats);
         match decision {
             Decision::Respond { route, reply } => {
@@ -373,6 +386,9 @@ impl Worker {
                 stream.route = Some(route);
                 stream.cluster = cluster;
                 stream.forwarded = true;
+                // Keep the request for a retry: under a retry policy, or, for the keep-alive
+                // race of a pooled connection, when it is idempotent (RFC 9110 §9.2.2).
+                stream.retry.possible = retry_policy || idempotent;
                 stream.route_timeout = timeout;
                 stream.retry.head = Bytes::from(encoded);
                 self.connect_stream(sid, false);
@@ -648,7 +664,11 @@ impl Worker {
         if upstream.is_some() {
             end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
         }
+        let (mut retry_timer, mut per_try_timer) =
+            (stream.retry_timer.take(), stream.per_try_timer.take());
         let ds_id = stream.downstream;
+        self.disarm(&mut retry_timer);
+        self.disarm(&mut per_try_timer);
         self.charge_upstream_abort(sid, &reply);
         let flag = reply.flag.map_or("", |f| f.letters());
         self.trace_down(ds_id, || EventKind::LocalReply {
@@ -746,6 +766,8 @@ impl Worker {
         self.disarm(&mut stream.route_timer);
         self.disarm(&mut stream.request_timer);
         self.disarm(&mut stream.idle_timer);
+        self.disarm(&mut stream.retry_timer);
+        self.disarm(&mut stream.per_try_timer);
         end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
         if let Some(up) = stream.upstream {
             self.close_upstream(up);
@@ -838,6 +860,8 @@ impl Worker {
             self.disarm(&mut stream.route_timer);
             self.disarm(&mut stream.request_timer);
             self.disarm(&mut stream.idle_timer);
+            self.disarm(&mut stream.retry_timer);
+            self.disarm(&mut stream.per_try_timer);
             // The client went away (or the connection was cut) with this request unanswered.
             if let Some(http) = http {
                 http.downstream_rq_active.dec();

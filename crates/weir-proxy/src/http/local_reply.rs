@@ -46,6 +46,23 @@ impl ResponseFlag {
             ResponseFlag::DownstreamConnectionTermination => "DC",
         }
     }
+
+    /// The flags when the retry limit was also reached (`URX`), in Envoy's order.
+    pub(crate) fn with_retry_limit(flag: Option<ResponseFlag>) -> &'static str {
+        match flag {
+            None => "URX",
+            Some(ResponseFlag::NoHealthyUpstream) => "UH,URX",
+            Some(ResponseFlag::UpstreamRequestTimeout) => "UT,URX",
+            Some(ResponseFlag::UpstreamRemoteReset) => "UR,URX",
+            Some(ResponseFlag::UpstreamConnectionFailure) => "UF,URX",
+            Some(ResponseFlag::UpstreamConnectionTermination) => "UC,URX",
+            Some(ResponseFlag::UpstreamProtocolError) => "URX,UPE",
+            Some(ResponseFlag::DownstreamConnectionTermination) => "DC,URX",
+            Some(ResponseFlag::StreamIdleTimeout) => "URX,SI",
+            Some(ResponseFlag::NoRouteFound) => "NR",
+            Some(ResponseFlag::DownstreamProtocolError) => "DPE",
+        }
+    }
 }
 
 /// A response to send without an upstream.

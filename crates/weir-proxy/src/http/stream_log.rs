@@ -10,6 +10,7 @@ use weir_http1::{Headers, RequestHead, Version};
 
 use crate::access_log::LogRecord;
 use crate::event::token::Id;
+use crate::http::local_reply::ResponseFlag;
 use crate::worker::{Stream, Worker};
 
 /// What a stream collects for its log entry (boxed in the stream: absent when nobody logs).
@@ -131,6 +132,7 @@ impl Worker {
         let set = ds.chain.logs;
         let since = |at: Option<Instant>| at.map(|t| t.saturating_duration_since(stream.started));
         let flag = match (stream.flag, abandoned) {
+            _ if stream.retry_limit_hit => ResponseFlag::with_retry_limit(stream.flag),
             (Some(flag), _) => flag.letters(),
             (None, true) => "DC",
             (None, false) => "",

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use weir_config::{
     AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
-    HeaderValueOption, PathMatch, Route, RouteConfiguration, StringMatchKind, StringMatcher,
-    VirtualHost,
+    HeaderValueOption, PathMatch, RetryPolicy, Route, RouteAction, RouteConfiguration,
+    StringMatchKind, StringMatcher, VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
 
@@ -79,6 +79,15 @@ impl RouteTable {
 
     pub(crate) fn vhost(&self, r: RouteRef) -> &VirtualHost {
         &self.config.virtual_hosts[r.vhost]
+    }
+
+    /// The retry policy of a forwarding route (its own, or its virtual host's).
+    pub(crate) fn retry_policy(&self, r: RouteRef) -> Option<&RetryPolicy> {
+        let route = self.vhost(r).routes.get(r.route)?;
+        match &route.action {
+            RouteAction::Forward(f) => f.retry_policy.as_ref(),
+            _ => None,
+        }
     }
 
     /// The names of a route's virtual host and route.

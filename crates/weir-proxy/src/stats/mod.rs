@@ -136,7 +136,8 @@ scope! {
             upstream_cx_destroy_remote_with_active_rq, upstream_cx_none_healthy,
             upstream_cx_protocol_error, upstream_cx_rx_bytes_total, upstream_cx_tx_bytes_total,
             upstream_rq_total, upstream_rq_completed, upstream_rq_pending_total,
-            upstream_rq_timeout, upstream_rq_retry, upstream_rq_retry_success,
+            upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_retry,
+            upstream_rq_retry_success, upstream_rq_retry_limit_exceeded,
             upstream_rq_rx_reset, upstream_rq_tx_reset,
         ],
         gauges: [upstream_cx_active, upstream_rq_active, upstream_rq_pending_active],
@@ -458,12 +459,13 @@ pub(crate) struct ServerGauges {
     pub(crate) access_logs: crate::access_log::LogsAdmin,
 }
 
-/// A stat computed when read rather than kept by workers.
-fn computed(name: &str, prom_name: &str, value: Value) -> Stat {
+/// A stat computed when read rather than kept by workers (no tags: its Prometheus name is
+/// `envoy_` and its name).
+fn computed(name: &str, value: Value) -> Stat {
     let used = !matches!(value, Value::Gauge(0) | Value::Counter(0));
     Stat {
         name: name.to_string(),
-        prom_name: prom_name.to_string(),
+        prom_name: sanitize(&format!("envoy_{name}")),
         labels: Vec::new(),
         value,
         used,
@@ -585,94 +587,42 @@ pub(crate) fn collect(
             _ => 0,
         })
         .sum();
-    let gauge = |v: i64| Value::Gauge(v);
-    out.extend([
-        computed(
-            "server.live",
-            "envoy_server_live",
-            gauge(server.live.into()),
-        ),
-        computed(
-            "server.state",
-            "envoy_server_state",
-            gauge(server.state.into()),
-        ),
-        computed(
-            "server.uptime",
-            "envoy_server_uptime",
-            gauge(server.uptime_s as i64),
-        ),
-        computed(
-            "server.concurrency",
-            "envoy_server_concurrency",
-            gauge(server.concurrency as i64),
-        ),
-        computed(
-            "server.memory_allocated",
-            "envoy_server_memory_allocated",
-            gauge(allocated),
-        ),
-        computed(
-            "server.memory_heap_size",
-            "envoy_server_memory_heap_size",
-            gauge(heap),
-        ),
-        computed(
-            "server.total_connections",
-            "envoy_server_total_connections",
-            gauge(total_connections),
-        ),
-        computed(
-            "cluster_manager.active_clusters",
-            "envoy_cluster_manager_active_clusters",
-            gauge(layout.clusters.len() as i64),
-        ),
-        computed(
-            "listener_manager.total_listeners_active",
-            "envoy_listener_manager_total_listeners_active",
-            gauge(layout.listeners.len() as i64),
-        ),
-    ]);
+    let gauge = Value::Gauge;
     let logs = server.access_logs.stats();
     let load = |c: &AtomicU64| Value::Counter(c.load(Relaxed));
-    out.extend([
-        computed(
-            "filesystem.write_buffered",
-            "envoy_filesystem_write_buffered",
-            load(&logs.write_buffered),
+    let computed_stats = [
+        ("server.live", gauge(server.live.into())),
+        ("server.state", gauge(server.state.into())),
+        ("server.uptime", gauge(server.uptime_s as i64)),
+        ("server.concurrency", gauge(server.concurrency as i64)),
+        ("server.memory_allocated", gauge(allocated)),
+        ("server.memory_heap_size", gauge(heap)),
+        ("server.total_connections", gauge(total_connections)),
+        (
+            "cluster_manager.active_clusters",
+            gauge(layout.clusters.len() as i64),
         ),
-        computed(
-            "filesystem.write_completed",
-            "envoy_filesystem_write_completed",
-            load(&logs.write_completed),
+        (
+            "listener_manager.total_listeners_active",
+            gauge(layout.listeners.len() as i64),
         ),
-        computed(
-            "filesystem.write_failed",
-            "envoy_filesystem_write_failed",
-            load(&logs.write_failed),
-        ),
-        computed(
-            "filesystem.flushed_by_timer",
-            "envoy_filesystem_flushed_by_timer",
-            load(&logs.flushed_by_timer),
-        ),
-        computed(
-            "filesystem.reopen_failed",
-            "envoy_filesystem_reopen_failed",
-            load(&logs.reopen_failed),
-        ),
+        ("filesystem.write_buffered", load(&logs.write_buffered)),
+        ("filesystem.write_completed", load(&logs.write_completed)),
+        ("filesystem.write_failed", load(&logs.write_failed)),
+        ("filesystem.flushed_by_timer", load(&logs.flushed_by_timer)),
+        ("filesystem.reopen_failed", load(&logs.reopen_failed)),
         // weir's own: lines a worker dropped because the flusher fell behind.
-        computed(
-            "filesystem.write_dropped",
-            "envoy_filesystem_write_dropped",
-            load(&logs.write_dropped),
-        ),
-        computed(
+        ("filesystem.write_dropped", load(&logs.write_dropped)),
+        (
             "filesystem.write_total_buffered",
-            "envoy_filesystem_write_total_buffered",
             gauge(server.access_logs.buffered_bytes() as i64),
         ),
-    ]);
+    ];
+    out.extend(
+        computed_stats
+            .into_iter()
+            .map(|(name, v)| computed(name, v)),
+    );
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

@@ -15,6 +15,7 @@ use crate::http::conn_manager::{UpstreamEnd, end_upstream_request};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
 use crate::recorder::write_event;
+use crate::upstream::retry::RetryCause;
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
 use weir_flow::{EventKind, Lane};
 
@@ -108,6 +109,9 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream_host = host;
                 }
+                if self.should_retry(sid, RetryCause::Connect) {
+                    return self.schedule_retry(sid);
+                }
                 return self.local_reply(
                     sid,
                     None,
@@ -179,6 +183,7 @@ impl Worker {
 
     /// Binds a stream to a connection and queues its request.
     fn attach(&mut self, sid: Id, up: Id) {
+        let has_policy = self.retry_policy_of(sid).is_some();
         let wants_local = self
             .streams
             .get(sid)
@@ -219,15 +224,16 @@ impl Worker {
         for piece in &stream.retry.body {
             conn.conn.queue(piece.clone());
         }
-        if !reused {
-            // Only a pooled connection the origin closed while idle is retried; on a fresh
-            // one the body need not be kept (and no more of it is copied).
+        if !reused && !has_policy {
+            // Without a retry policy only a pooled connection the origin closed while idle is
+            // retried; on a fresh one the body need not be kept (and no more is copied).
             stream.retry.possible = false;
             stream.retry.body.clear();
         }
         if reused {
             self.trace_up(up, || EventKind::StreamAttached { reused: true });
         }
+        self.arm_per_try_timer(sid);
     }
 
     /// An event on an upstream socket.
@@ -392,9 +398,25 @@ impl Worker {
                     && let Some(c) = self.stats.clusters.get(stream.cluster)
                 {
                     c.charge(stream.upstream_host, status);
-                    if stream.retried {
-                        c.common.upstream_rq_retry_success.inc();
+                }
+                if self.should_retry(sid, RetryCause::Status(status)) {
+                    // This response is not the answer: drop the attempt and try again.
+                    if let Some(stream) = self.streams.get_mut(sid) {
+                        stream.upstream = None;
+                        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Failed);
+                        let mut per_try = stream.per_try_timer.take();
+                        self.disarm(&mut per_try);
                     }
+                    self.close_upstream(id);
+                    return self.schedule_retry(sid);
+                }
+                // A retry succeeded when its answer is one the policy would not retry.
+                if let Some(stream) = self.streams.get(sid)
+                    && stream.retried
+                    && !stream.retry_limit_hit
+                    && let Some(c) = self.stats.clusters.get(stream.cluster)
+                {
+                    c.common.upstream_rq_retry_success.inc();
                 }
                 self.trace_up(id, || EventKind::ResponseHead { status });
                 self.encode_response_head(sid, response.head, response.body);
@@ -406,6 +428,8 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream = None;
                     end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Completed);
+                    let mut per_try = stream.per_try_timer.take();
+                    self.disarm(&mut per_try);
                 }
                 self.release_upstream(id, request_complete);
                 self.complete_response(sid);
@@ -544,6 +568,11 @@ impl Worker {
         };
         stream.upstream = None;
         end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Failed);
+        let mut per_try = stream.per_try_timer.take();
+        self.disarm(&mut per_try);
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
         if stream.response_started {
             stream.flag.get_or_insert(match failure {
                 Failure::ConnectFailed | Failure::ConnectTimeout => {
@@ -566,6 +595,13 @@ impl Worker {
             self.connect_stream(sid, true);
             self.flush_stream_upstream_of(sid);
             return;
+        }
+        let cause = match failure {
+            Failure::ConnectFailed | Failure::ConnectTimeout => RetryCause::Connect,
+            Failure::Termination | Failure::Reset | Failure::Protocol => RetryCause::Reset,
+        };
+        if self.should_retry(sid, cause) {
+            return self.schedule_retry(sid);
         }
         let reply = match failure {
             Failure::ConnectFailed => LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),

@@ -1,0 +1,125 @@
+//! `retry_policy` (`config.route.v3.RetryPolicy`) on a route or a virtual host.
+
+use std::time::Duration;
+
+use crate::model::{RetryOn, RetryPolicy};
+use crate::reader::{Cx, Field, Obj};
+
+/// `RetryPolicy` fields weir does not support yet.
+const RETRY_POLICY_ENVOY: &[&str] = &[
+    "retry_priority",
+    "retry_host_predicate",
+    "retry_options_predicates",
+    "host_selection_retry_max_attempts",
+    "rate_limited_retry_back_off",
+    "retriable_headers",
+    "retriable_request_headers",
+    "per_try_idle_timeout",
+];
+
+/// Envoy's default `retry_back_off.base_interval`.
+const DEFAULT_BASE_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The `retry_on` conditions weir implements, by Envoy's name.
+const CONDITIONS: &[(&str, RetryOn)] = &[
+    ("5xx", RetryOn::FIVE_XX),
+    ("gateway-error", RetryOn::GATEWAY_ERROR),
+    ("reset", RetryOn::RESET),
+    ("connect-failure", RetryOn::CONNECT_FAILURE),
+    ("retriable-status-codes", RetryOn::RETRIABLE_STATUS_CODES),
+];
+
+/// Reads a `retry_policy`.
+pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
+    let mut o = Obj::new(cx, f, RETRY_POLICY_ENVOY)?;
+    let retry_on = match o.get(cx, "retry_on") {
+        Some(r) => r.string(cx).and_then(|s| conditions(cx, &r.path, &s)),
+        None => Some(RetryOn::default()),
+    };
+    let num_retries = match o.get(cx, "num_retries") {
+        Some(n) => n.u32(cx),
+        None => Some(1),
+    };
+    let per_try_timeout = match o.get(cx, "per_try_timeout") {
+        Some(t) => t.duration(cx).map(|d| (!d.is_zero()).then_some(d)),
+        None => Some(None),
+    };
+    let mut codes = Some(Vec::new());
+    for item in o.list(cx, "retriable_status_codes") {
+        match (item.u32(cx), &mut codes) {
+            (Some(code @ 100..=599), Some(list)) => list.push(code as u16),
+            (Some(code), _) => {
+                cx.error(
+                    &item.path,
+                    format!("{code} is not an HTTP status (100..=599)"),
+                );
+                codes = None;
+            }
+            (None, _) => codes = None,
+        }
+    }
+    let back_off = match o.get(cx, "retry_back_off") {
+        Some(b) => back_off(cx, &b),
+        None => Some((DEFAULT_BASE_INTERVAL, DEFAULT_BASE_INTERVAL * 10)),
+    };
+    o.finish(cx);
+    let (base_interval, max_interval) = back_off?;
+    Some(RetryPolicy {
+        retry_on: retry_on?,
+        num_retries: num_retries?,
+        per_try_timeout: per_try_timeout?,
+        retriable_status_codes: codes?,
+        base_interval,
+        max_interval,
+    })
+}
+
+/// `retry_on`: a comma-separated list of Envoy's conditions.
+fn conditions(cx: &mut Cx, path: &str, list: &str) -> Option<RetryOn> {
+    let mut on = RetryOn::default();
+    let mut ok = true;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match CONDITIONS.iter().find(|(n, _)| *n == name) {
+            Some((_, bit)) => on = on.with(*bit),
+            None => {
+                let known: Vec<&str> = CONDITIONS.iter().map(|(n, _)| *n).collect();
+                cx.error(
+                    path,
+                    format!(
+                        "retry_on `{name}` is not supported by weir yet (supported: {})",
+                        known.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(on)
+}
+
+/// `retry_back_off`: `base_interval` (required, > 0) and `max_interval` (default 10 × base,
+/// not below it), as Envoy checks them.
+fn back_off(cx: &mut Cx, f: &Field<'_>) -> Option<(Duration, Duration)> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let base = o.required(cx, "base_interval").and_then(|b| {
+        let d = b.duration(cx)?;
+        if d.is_zero() {
+            cx.error(&b.path, "base_interval must be greater than zero");
+            return None;
+        }
+        Some(d)
+    });
+    let max = o
+        .get(cx, "max_interval")
+        .map(|m| (m.duration(cx), m.path.clone()));
+    o.finish(cx);
+    let base = base?;
+    match max {
+        None => Some((base, base * 10)),
+        Some((Some(max), path)) if max < base => {
+            cx.error(&path, "max_interval must not be less than base_interval");
+            None
+        }
+        Some((max, _)) => Some((base, max?)),
+    }
+}

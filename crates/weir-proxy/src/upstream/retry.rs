@@ -1,0 +1,172 @@
+//! Retries: Envoy's `retry_policy` (which failures and statuses, how many times, with a
+//! jittered exponential back-off, and a timeout per attempt), plus the keep-alive race of a
+//! reused pooled connection (in `codec_client`).
+//!
+//! A stream is tried again only while its request can be replayed: its head and its whole body
+//! so far are kept (up to `RETRY_BUFFER`), and while a retry waits for its back-off the client
+//! is not read, so no body arrives with nowhere to go. A response that started going to the
+//! client is never retried.
+
+use std::time::Duration;
+
+use weir_config::{RetryOn, RetryPolicy};
+
+use crate::event::token::Id;
+use crate::http::conn_manager::{UpstreamEnd, end_upstream_request};
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::worker::{Deferred, TimerKey, Worker};
+
+/// What went wrong with an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryCause {
+    /// The connection could not be made.
+    Connect,
+    /// The connection was closed, reset or spoke garbage before a response.
+    Reset,
+    /// No response within `per_try_timeout`.
+    PerTryTimeout,
+    /// The response had this status.
+    Status(u16),
+}
+
+impl RetryCause {
+    /// Whether the policy's `retry_on` covers this cause, as Envoy reads it.
+    fn covered_by(self, policy: &RetryPolicy) -> bool {
+        let on = policy.retry_on;
+        let any_failure = RetryOn::FIVE_XX
+            .with(RetryOn::GATEWAY_ERROR)
+            .with(RetryOn::RESET);
+        match self {
+            RetryCause::Connect => on.any(any_failure.with(RetryOn::CONNECT_FAILURE)),
+            RetryCause::Reset | RetryCause::PerTryTimeout => on.any(any_failure),
+            RetryCause::Status(s) => {
+                (on.any(RetryOn::FIVE_XX) && s >= 500)
+                    || (on.any(RetryOn::GATEWAY_ERROR) && matches!(s, 502..=504))
+                    || (on.any(RetryOn::RETRIABLE_STATUS_CODES)
+                        && policy.retriable_status_codes.contains(&s))
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// The retry policy of the stream's route, if any.
+    pub(crate) fn retry_policy_of(&self, sid: Id) -> Option<&RetryPolicy> {
+        let stream = self.streams.get(sid)?;
+        let ds = self.downstreams.get(stream.downstream)?;
+        ds.chain.routes.retry_policy(stream.route?)
+    }
+
+    /// Whether to try the stream again after `cause`. When its policy covers the cause but its
+    /// retries are spent, the stream is marked (`URX`, `upstream_rq_retry_limit_exceeded`).
+    pub(crate) fn should_retry(&mut self, sid: Id, cause: RetryCause) -> bool {
+        let Some(policy) = self.retry_policy_of(sid) else {
+            return false;
+        };
+        if !cause.covered_by(policy) {
+            return false;
+        }
+        let num_retries = policy.num_retries;
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return false;
+        };
+        if stream.response_started || !stream.retry.possible {
+            return false;
+        }
+        if stream.attempts >= num_retries {
+            stream.retry_limit_hit = true;
+            if let Some(c) = self.stats.clusters.get(stream.cluster) {
+                c.common.upstream_rq_retry_limit_exceeded.inc();
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Tries the stream again after the back-off: a random delay up to `base · 2^(n−1)`,
+    /// at most `max_interval` (Envoy's fully jittered exponential back-off).
+    pub(crate) fn schedule_retry(&mut self, sid: Id) {
+        let Some((base, max)) = self
+            .retry_policy_of(sid)
+            .map(|p| (p.base_interval, p.max_interval))
+        else {
+            return;
+        };
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.attempts += 1;
+        stream.retried = true;
+        let exponent = (stream.attempts - 1).min(16);
+        if let Some(c) = self.stats.clusters.get(stream.cluster) {
+            c.common.upstream_rq_retry.inc();
+        }
+        let ceiling = base.saturating_mul(1 << exponent).min(max);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        let delay = Duration::from_nanos(self.rng.u64(0..=nanos));
+        let timer = self.arm(delay, TimerKey::Retry(sid));
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.retry_timer = Some(timer);
+        }
+    }
+
+    /// The back-off is over: a new attempt (on a pooled or new connection, maybe another host).
+    pub(crate) fn on_retry_timer(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.retry_timer = None;
+        let ds = stream.downstream;
+        self.connect_stream(sid, false);
+        self.flush_stream_upstream_of(sid);
+        // The client was not read while the retry waited.
+        self.deferred.push_back(Deferred::Downstream(ds));
+    }
+
+    /// Arms the attempt's `per_try_timeout`, if the policy has one.
+    pub(crate) fn arm_per_try_timer(&mut self, sid: Id) {
+        let Some(after) = self.retry_policy_of(sid).and_then(|p| p.per_try_timeout) else {
+            return;
+        };
+        let timer = self.arm(after, TimerKey::PerTry(sid));
+        if let Some(stream) = self.streams.get_mut(sid) {
+            let mut old = stream.per_try_timer.replace(timer);
+            self.disarm(&mut old);
+        }
+    }
+
+    /// No response within `per_try_timeout`: the attempt is abandoned and tried again if the
+    /// policy says so, else answered 504 `UT` (or cut, if its response already started).
+    pub(crate) fn on_per_try_timeout(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.per_try_timer = None;
+        let Some(up) = stream.upstream else {
+            return;
+        };
+        if let Some(c) = self.stats.clusters.get(stream.cluster) {
+            c.common.upstream_rq_per_try_timeout.inc();
+            if let Some(h) = c.hosts.get(stream.upstream_host) {
+                h.rq_timeout.inc();
+            }
+        }
+        if stream.response_started {
+            stream
+                .flag
+                .get_or_insert(ResponseFlag::UpstreamRequestTimeout);
+            return self.cut_stream(sid);
+        }
+        stream.upstream = None;
+        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
+        self.close_upstream(up);
+        if self.should_retry(sid, RetryCause::PerTryTimeout) {
+            return self.schedule_retry(sid);
+        }
+        self.local_reply(
+            sid,
+            None,
+            LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
+        );
+    }
+}
