@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::cluster;
 use crate::listener;
-use crate::model::{Admin, Bootstrap, Node, WeirSettings};
+use crate::model::{Admin, Bootstrap, Node, Overload, WeirSettings};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.bootstrap.v3.Bootstrap` fields weir does not support yet.
@@ -24,7 +24,6 @@ const BOOTSTRAP_ENVOY: &[&str] = &[
     "watchdogs",
     "tracing",
     "layered_runtime",
-    "overload_manager",
     "enable_dispatcher_stats",
     "header_prefix",
     "stats_server_version_override",
@@ -89,6 +88,10 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         Some(f) => static_resources(cx, &f),
         None => (Vec::new(), Vec::new()),
     };
+    let overload = match o.get(cx, "overload_manager") {
+        Some(f) => crate::overload::overload_manager(cx, &f),
+        None => Some(Overload::default()),
+    };
     let weir = match o.get(cx, "weir") {
         Some(f) => crate::weir::settings(cx, &f),
         None => WeirSettings::default(),
@@ -113,6 +116,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         admin,
         listeners,
         clusters,
+        overload: overload?,
         weir,
         // Filled in by the caller, which owns the document.
         source: serde_json::Value::Null,

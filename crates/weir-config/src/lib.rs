@@ -28,6 +28,7 @@ mod bootstrap;
 mod cluster;
 mod headers;
 mod listener;
+mod overload;
 mod reader;
 mod retry;
 mod route;

@@ -85,7 +85,6 @@ const HCM_ENVOY: &[&str] = &[
     "server_name",
     "server_header_transformation",
     "scheme_header_transformation",
-    "request_headers_timeout",
     "drain_timeout",
     "delayed_close_timeout",
     "access_log_flush_interval",
@@ -122,11 +121,9 @@ const HCM_ENVOY: &[&str] = &[
 
 /// `config.core.v3.HttpProtocolOptions` fields weir does not support yet.
 const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
-    "max_connection_duration",
     "max_response_headers_kb",
     "max_stream_duration",
     "headers_with_underscores_action",
-    "max_requests_per_connection",
 ];
 
 /// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
@@ -558,7 +555,7 @@ fn http_connection_manager(
     };
     let protocol = match o.get(cx, "common_http_protocol_options") {
         Some(p) => common_http_protocol_options(cx, &p),
-        None => Some((Some(DEFAULT_IDLE_TIMEOUT), DEFAULT_MAX_HEADERS_COUNT)),
+        None => Some(ProtocolOptions::default()),
     };
     let stream_idle_timeout = disabling_duration(
         cx,
@@ -567,6 +564,7 @@ fn http_connection_manager(
         Some(DEFAULT_STREAM_IDLE_TIMEOUT),
     );
     let request_timeout = disabling_duration(cx, &mut o, "request_timeout", None);
+    let request_headers_timeout = disabling_duration(cx, &mut o, "request_headers_timeout", None);
     let use_remote_address = o.get(cx, "use_remote_address").map(|u| u.bool(cx));
     let xff_num_trusted_hops = o.get(cx, "xff_num_trusted_hops").map(|x| x.u32(cx));
     let generate_request_id = o.get(cx, "generate_request_id").map(|g| g.bool(cx));
@@ -576,15 +574,18 @@ fn http_connection_manager(
     };
     o.finish(cx);
 
-    let (idle_timeout, max_headers_count) = protocol?;
+    let protocol = protocol?;
     Some(HttpConnectionManager {
         stat_prefix: stat_prefix?,
         codec_type: codec_type?,
         route_config: route_config?,
         http_filters: http_filters?,
         max_request_headers_bytes: max_request_headers_kb? as usize * 1024,
-        max_headers_count: max_headers_count as usize,
-        idle_timeout,
+        max_headers_count: protocol.max_headers_count as usize,
+        idle_timeout: protocol.idle_timeout,
+        max_connection_duration: protocol.max_connection_duration,
+        max_requests_per_connection: protocol.max_requests_per_connection,
+        request_headers_timeout: request_headers_timeout?,
         stream_idle_timeout: stream_idle_timeout?,
         request_timeout: request_timeout?,
         use_remote_address: use_remote_address.unwrap_or(Some(false))?,
@@ -594,10 +595,34 @@ fn http_connection_manager(
     })
 }
 
-/// `common_http_protocol_options`: (`idle_timeout`, `max_headers_count`).
-fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<(Option<Duration>, u32)> {
+/// `common_http_protocol_options` as read.
+struct ProtocolOptions {
+    idle_timeout: Option<Duration>,
+    max_headers_count: u32,
+    max_connection_duration: Option<Duration>,
+    max_requests_per_connection: Option<u32>,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        ProtocolOptions {
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_headers_count: DEFAULT_MAX_HEADERS_COUNT,
+            max_connection_duration: None,
+            max_requests_per_connection: None,
+        }
+    }
+}
+
+/// `common_http_protocol_options`.
+fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<ProtocolOptions> {
     let mut o = Obj::new(cx, f, HTTP_PROTOCOL_OPTIONS_ENVOY)?;
     let idle_timeout = disabling_duration(cx, &mut o, "idle_timeout", Some(DEFAULT_IDLE_TIMEOUT));
+    let max_connection_duration = disabling_duration(cx, &mut o, "max_connection_duration", None);
+    let max_requests_per_connection = match o.get(cx, "max_requests_per_connection") {
+        Some(m) => m.u32(cx).map(|n| (n != 0).then_some(n)),
+        None => Some(None),
+    };
     let max_headers_count = match o.get(cx, "max_headers_count") {
         Some(m) => match m.u32(cx) {
             Some(0) => {
@@ -609,7 +634,12 @@ fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<(Option<Du
         None => Some(DEFAULT_MAX_HEADERS_COUNT),
     };
     o.finish(cx);
-    Some((idle_timeout?, max_headers_count?))
+    Some(ProtocolOptions {
+        idle_timeout: idle_timeout?,
+        max_headers_count: max_headers_count?,
+        max_connection_duration: max_connection_duration?,
+        max_requests_per_connection: max_requests_per_connection?,
+    })
 }
 
 /// `http_filters[]`: supported filters, ending with the router, which appears once.

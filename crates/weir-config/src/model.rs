@@ -18,10 +18,21 @@ pub struct Bootstrap {
     pub listeners: Vec<Listener>,
     /// `static_resources.clusters`, in config order. Routes refer to them by index.
     pub clusters: Vec<Cluster>,
+    /// `overload_manager`: global limits.
+    pub overload: Overload,
     /// `weir`: weir's own settings.
     pub weir: WeirSettings,
     /// The document as loaded (YAML read as JSON), for `/config_dump`.
     pub source: serde_json::Value,
+}
+
+/// `overload_manager`, as far as weir implements it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overload {
+    /// `resource_monitors[]` `envoy.resource_monitors.global_downstream_max_connections`:
+    /// `max_active_downstream_connections`, over all listeners and workers. Connections past it
+    /// are closed as soon as they are accepted.
+    pub max_active_downstream_connections: Option<u64>,
 }
 
 /// `node`: identifies this proxy to operators (and, later, to a control plane).
@@ -95,6 +106,15 @@ pub struct HttpConnectionManager {
     pub use_remote_address: bool,
     /// `xff_num_trusted_hops` (default 0).
     pub xff_num_trusted_hops: u32,
+    /// `request_headers_timeout`: from the first byte of a request's head to its end; `None`
+    /// (Envoy's default) when unset or 0. Past it: 408 and close.
+    pub request_headers_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_connection_duration`: after it, the connection closes
+    /// once its current response is sent (at once when idle). `None` when unset or 0.
+    pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection`: the response to the last
+    /// one closes the connection. `None` when unset or 0.
+    pub max_requests_per_connection: Option<u32>,
     /// `generate_request_id` (default true).
     pub generate_request_id: bool,
     /// `access_log`: the file, stdout and stderr access loggers, in config order, each with its

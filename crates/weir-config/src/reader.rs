@@ -536,7 +536,6 @@ fn special_message(field: &str) -> Option<&'static str> {
             "listener-level access logs are not supported by weir yet: use the HTTP connection manager's access_log"
         }
         "typed_per_filter_config" => "per-route filter config is not supported by weir yet",
-        "retry_policy" => "retries are not supported by weir yet",
         "health_checks" => "active health checking is not supported by weir yet",
         _ => return None,
     })

@@ -150,7 +150,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         &format!("{HCM}/stat_prefx"),
         json!("x"),
         &[&format!(
-            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log)"
+            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, request_headers_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log)"
         )],
     );
     check(
@@ -185,10 +185,17 @@ fn envoy_field_not_supported_yet() {
     );
     check(
         &format!("{ROUTE}/route/retry_policy"),
-        json!({}),
+        json!({"retry_on": "5xx", "retry_host_predicate": []}),
         &[&format!(
-            "{ROUTE_PATH}.route.retry_policy: retries are not supported by weir yet"
+            "{ROUTE_PATH}.route.retry_policy.retry_host_predicate: this Envoy field is not supported by weir yet"
         )],
+    );
+    check(
+        "/overload_manager",
+        json!({"resource_monitors": [{"name": "heap", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig"}}]}),
+        &[
+            "overload_manager.resource_monitors[0].typed_config.@type: resource monitor `type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig` is not supported yet (weir supports type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig)",
+        ],
     );
 }
 

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -81,9 +81,32 @@ pub(crate) struct ServerState {
     pub(crate) health_check_failed: AtomicBool,
     /// The access logs' counters and controls.
     pub(crate) access_logs: LogsAdmin,
+    /// `overload_manager`'s global limit on downstream connections, and the count it limits
+    /// (kept only when there is a limit: it is the one counter workers share).
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) connections: AtomicU64,
 }
 
 impl ServerState {
+    /// Takes a place for a new downstream connection; false when the global limit is reached.
+    pub(crate) fn connection_opened(&self) -> bool {
+        let Some(max) = self.max_connections else {
+            return true;
+        };
+        if self.connections.fetch_add(1, Ordering::AcqRel) >= max {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back a downstream connection's place.
+    pub(crate) fn connection_closed(&self) {
+        if self.max_connections.is_some() {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// Envoy's `server.state`: 0 LIVE, 1 DRAINING.
     pub(crate) fn live(&self) -> bool {
         !self.draining.load(Ordering::Acquire) && !self.health_check_failed.load(Ordering::Acquire)
@@ -239,6 +262,11 @@ impl Server {
             draining: AtomicBool::new(false),
             health_check_failed: AtomicBool::new(false),
             access_logs: access_logs.admin(),
+            max_connections: snapshot
+                .bootstrap
+                .overload
+                .max_active_downstream_connections,
+            connections: AtomicU64::new(0),
         });
         let layout = Layout {
             http_prefixes: snapshot.http_prefixes.clone(),

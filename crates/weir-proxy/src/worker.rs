@@ -96,6 +96,14 @@ pub(crate) struct Downstream {
     pub(crate) closed_by_peer: bool,
     /// Close with RST instead of FIN (a cut close-delimited response must not look complete).
     pub(crate) abort: bool,
+    /// `request_headers_timeout`, from a head's first byte to its end.
+    pub(crate) header_timer: Option<TimerId>,
+    /// `max_connection_duration`.
+    pub(crate) duration_timer: Option<TimerId>,
+    /// Requests it has carried (`max_requests_per_connection`).
+    pub(crate) requests: u32,
+    /// It reached its duration or request limit: the next response closes it.
+    pub(crate) close_soon: bool,
     /// Its place in the flow recorder.
     pub(crate) trace: ConnTrace,
     /// A traced stream's flow, kept once its response has left.
@@ -234,6 +242,10 @@ pub(crate) enum TimerKey {
     DrainDeadline,
     /// The graceful part of `/drain_listeners` is over: close the listener sockets.
     StopListeners,
+    /// A request head did not arrive in time.
+    RequestHeaders(Id),
+    /// A connection reached `max_connection_duration`.
+    MaxDuration(Id),
     /// A retry's back-off is over.
     Retry(Id),
     /// An attempt's `per_try_timeout`.
@@ -489,6 +501,8 @@ impl Worker {
             TimerKey::AcceptRetry(listener) => self.accept(listener),
             TimerKey::StopListeners => self.stop_listeners(),
             TimerKey::Retry(id) => self.on_retry_timer(id),
+            TimerKey::RequestHeaders(id) => self.on_request_headers_timeout(id),
+            TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),
             TimerKey::PerTry(id) => self.on_per_try_timeout(id),
             TimerKey::DrainDeadline => {
                 tracing::info!(

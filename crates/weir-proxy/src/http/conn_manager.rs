@@ -63,6 +63,17 @@ impl Worker {
                 break;
             }
             let ds = self.downstreams.get_mut(id).expect("checked above");
+            // A request head has begun: `request_headers_timeout` runs until it is whole.
+            if ds.stream.is_none()
+                && ds.header_timer.is_none()
+                && !ds.conn.input.is_empty()
+                && let Some(after) = ds.chain.hcm.request_headers_timeout
+            {
+                let timer = self.arm(after, TimerKey::RequestHeaders(id));
+                let ds = self.downstreams.get_mut(id).expect("checked above");
+                ds.header_timer = Some(timer);
+            }
+            let ds = self.downstreams.get_mut(id).expect("checked above");
             match ds.decoder.decode(&mut ds.conn.input) {
                 Ok(Some(event)) => {
                     self.on_request_event(id, event);
@@ -208,9 +219,23 @@ impl Worker {
             return;
         };
         let mut idle = ds.idle_timer.take();
+        let mut header_timer = ds.header_timer.take();
+        ds.requests += 1;
+        let last_request = ds
+            .chain
+            .hcm
+            .max_requests_per_connection
+            .is_some_and(|max| ds.requests >= max);
+        if last_request && !ds.close_soon {
+            ds.close_soon = true;
+            if let Some(http) = self.stats.http.get(ds.chain.stats) {
+                http.stats.downstream_cx_max_requests_reached.inc();
+            }
+        }
         let chain = ds.chain.clone();
         let peer = ds.peer;
         let previous_unsent = ds.pending_flow.is_some();
+        self.disarm(&mut header_timer);
         self.disarm(&mut idle);
         if let Some(http) = self.stats.http.get(chain.stats) {
             http.stats.downstream_rq_total.inc();
@@ -411,23 +436,74 @@ impl Worker {
         reply.body = Bytes::from(weir_http1::reason_phrase(error.status()));
         match sid {
             Some(sid) => self.local_reply(sid, None, reply),
-            None => {
-                if let Some(http) = http {
-                    http.stats.downstream_rq_total.inc();
-                    http.stats.downstream_rq_http1_total.inc();
-                    http.response(reply.status);
-                }
-                self.log_codec_error(id, reply.status);
-                let (response, _) = self.build_local_response(&reply, None, true, false);
-                if let Some(ds) = self.downstreams.get_mut(id) {
-                    for piece in response {
-                        ds.conn.queue(piece);
-                    }
-                }
-                self.close_after_flush(id);
-                self.flush_downstream(id);
-            }
+            None => self.reject_without_stream(id, &reply),
         }
+    }
+
+    /// Answers on a connection whose request never became a stream (the codec rejected it, or
+    /// its head did not arrive in time), then closes it.
+    fn reject_without_stream(&mut self, id: Id, reply: &LocalReply) {
+        let http = self.downstreams.get(id).map(|d| d.chain.stats);
+        if let Some(http) = http.and_then(|k| self.stats.http.get(k)) {
+            http.stats.downstream_rq_total.inc();
+            http.stats.downstream_rq_http1_total.inc();
+            http.response(reply.status);
+        }
+        self.log_without_stream(id, reply);
+        let (response, _) = self.build_local_response(reply, None, true, false);
+        if let Some(ds) = self.downstreams.get_mut(id) {
+            let mut header_timer = ds.header_timer.take();
+            for piece in response {
+                ds.conn.queue(piece);
+            }
+            self.disarm(&mut header_timer);
+        }
+        self.close_after_flush(id);
+        self.flush_downstream(id);
+    }
+
+    /// `request_headers_timeout` passed with a request head still incomplete: 408, close.
+    pub(crate) fn on_request_headers_timeout(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.header_timer = None;
+        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+            return;
+        }
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            http.stats.downstream_rq_header_timeout.inc();
+        }
+        let reply =
+            LocalReply::new(408, "request header timeout").because("request_header_timeout");
+        self.reject_without_stream(id, &reply);
+    }
+
+    /// `max_connection_duration` passed: the connection closes after its current response,
+    /// or now if it has none.
+    pub(crate) fn on_max_connection_duration(&mut self, id: Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.duration_timer = None;
+        ds.close_soon = true;
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            http.stats.downstream_cx_max_duration_reached.inc();
+        }
+        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+            return;
+        }
+        if ds.conn.queued() == 0 {
+            return self.close_downstream(id);
+        }
+        self.close_after_flush(id);
+        self.flush_downstream(id);
+    }
+
+    /// Whether the response being sent on `ds_id` must close the connection: a drain, a
+    /// failed health check, or the connection's own limits (duration, requests).
+    fn closes_connection(&self, ds_id: Id) -> bool {
+        self.drain_close() || self.downstreams.get(ds_id).is_some_and(|d| d.close_soon)
     }
 
     /// The client half-closed. Between requests that ends the connection; after a complete
@@ -573,15 +649,17 @@ impl Worker {
             BodyKind::Chunked | BodyKind::CloseDelimited if http10 => BodyOut::CloseDelimited,
             BodyKind::Chunked | BodyKind::CloseDelimited => BodyOut::Chunked,
         };
+        let stream_ds = stream.downstream;
         let keep = !stream.close_after
             && stream.client_keep_alive
             && stream.request_complete
             && stream.response_out != BodyOut::CloseDelimited;
         let drain_close = self.drain_close();
+        let closes = self.closes_connection(stream_ds);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.close_after = !keep || drain_close;
+        stream.close_after = !keep || closes;
         if keep && drain_close {
             let ds = self.downstreams.get(stream.downstream);
             if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
@@ -675,7 +753,7 @@ impl Worker {
             status: reply.status,
             flag,
         });
-        let drain_close = self.drain_close();
+        let drain_close = self.closes_connection(ds_id);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -793,7 +871,7 @@ impl Worker {
         // While draining, a connection ends with its stream even when the response started
         // before the drain (and so went out without `connection: close`), as Envoy does;
         // otherwise it would idle until the drain deadline.
-        let closing = stream.close_after || ds.peer_closed || self.drain_close();
+        let closing = stream.close_after || ds.peer_closed || self.closes_connection(id);
         if !closing {
             self.trace_down(id, || EventKind::ReadResumed { syscall: false });
         }
@@ -854,6 +932,9 @@ impl Worker {
         };
         self.disarm(&mut ds.idle_timer);
         self.disarm(&mut ds.linger_timer);
+        self.disarm(&mut ds.header_timer);
+        self.disarm(&mut ds.duration_timer);
+        self.control.server.connection_closed();
         let stats = self.stats.clone();
         let http = stats.http.get(ds.chain.stats).map(|h| &h.stats);
         if let Some(mut stream) = abandoned {

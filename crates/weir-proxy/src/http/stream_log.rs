@@ -10,7 +10,7 @@ use weir_http1::{Headers, RequestHead, Version};
 
 use crate::access_log::LogRecord;
 use crate::event::token::Id;
-use crate::http::local_reply::ResponseFlag;
+use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::worker::{Stream, Worker};
 
 /// What a stream collects for its log entry (boxed in the stream: absent when nobody logs).
@@ -185,9 +185,10 @@ impl Worker {
 }
 
 impl Worker {
-    /// A request the codec rejected before it became a stream: its entry has the status, the
-    /// `DPE` flag and the connection's addresses, and nothing of the request.
-    pub(crate) fn log_codec_error(&mut self, id: Id, status: u16) {
+    /// A request that never became a stream (the codec rejected it, its head timed out): its
+    /// entry has the reply's status, flag and details, the connection's addresses, and nothing
+    /// of the request.
+    pub(crate) fn log_without_stream(&mut self, id: Id, reply: &LocalReply) {
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };
@@ -206,9 +207,9 @@ impl Worker {
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             protocol: "",
-            response_code: status,
-            response_code_details: "http1.codec_error",
-            response_flags: "DPE",
+            response_code: reply.status,
+            response_code_details: reply.details,
+            response_flags: reply.flag.map_or("", |f| f.letters()),
             bytes_received: 0,
             bytes_sent: 0,
             duration: Some(std::time::Duration::ZERO),

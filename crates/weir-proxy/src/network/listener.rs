@@ -81,6 +81,15 @@ impl Worker {
             return;
         };
         let buffer_limit = slot.buffer_limit;
+        if !self.control.server.connection_opened() {
+            // Over the global limit: closed as soon as accepted, as Envoy's overload manager
+            // does; established connections are untouched.
+            tracing::debug!(%peer, "global connection limit reached; closing");
+            if let Some(l) = self.stats.listeners.get(listener) {
+                l.downstream_global_cx_overflow.inc();
+            }
+            return;
+        }
         self.syscalls().other();
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
@@ -111,6 +120,10 @@ impl Worker {
                 buffer_limit,
                 peer_closed: false,
                 closed_by_peer: false,
+                header_timer: None,
+                duration_timer: None,
+                requests: 0,
+                close_soon: false,
                 abort: false,
                 trace,
                 pending_flow: None,
@@ -150,5 +163,15 @@ impl Worker {
             http.downstream_cx_http1_active.inc();
         }
         self.arm_idle_timer(id);
+        if let Some(after) = self
+            .downstreams
+            .get(id)
+            .and_then(|d| d.chain.hcm.max_connection_duration)
+        {
+            let timer = self.arm(after, TimerKey::MaxDuration(id));
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.duration_timer = Some(timer);
+            }
+        }
     }
 }

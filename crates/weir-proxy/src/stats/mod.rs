@@ -108,6 +108,8 @@ scope! {
             downstream_cx_destroy_remote, downstream_cx_destroy_active_rq,
             downstream_cx_http1_total, downstream_cx_rx_bytes_total, downstream_cx_tx_bytes_total,
             downstream_cx_protocol_error, downstream_cx_idle_timeout, downstream_cx_drain_close,
+            downstream_cx_max_duration_reached, downstream_cx_max_requests_reached,
+            downstream_rq_header_timeout,
             downstream_rq_total, downstream_rq_http1_total, downstream_rq_completed,
             downstream_rq_timeout, downstream_rq_idle_timeout, downstream_rq_rx_reset,
             no_route, no_cluster, rq_direct_response, rq_redirect, rq_total,
@@ -120,7 +122,10 @@ scope! {
 scope! {
     /// `listener.<address>.*`.
     ListenerStats {
-        counters: [downstream_cx_total, downstream_cx_destroy, no_filter_chain_match],
+        counters: [
+            downstream_cx_total, downstream_cx_destroy, downstream_global_cx_overflow,
+            no_filter_chain_match,
+        ],
         gauges: [downstream_cx_active],
         histograms: [downstream_cx_length_ms],
     }

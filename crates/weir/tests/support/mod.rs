@@ -254,8 +254,21 @@ impl Weir {
     /// the `admin listening` line, which weir logs after every listener is bound. The config
     /// must therefore have an `admin` section; ports may be 0.
     pub(crate) fn start(config: &str, args: &[&str]) -> Weir {
+        Weir::start_under(&[], config, args)
+    }
+
+    /// Like [`Weir::start`], run through `wrapper` (e.g. `prlimit --nofile=64:64`).
+    pub(crate) fn start_under(wrapper: &[&str], config: &str, args: &[&str]) -> Weir {
         let file = TempFile::new("weir.yaml", config);
-        let mut child = Command::new(weir_bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(weir_bin());
+                c
+            }
+            None => Command::new(weir_bin()),
+        };
+        let mut child = command
             .arg("-c")
             .arg(file.path())
             .args(args)

@@ -1,0 +1,67 @@
+//! weir under resource exhaustion: out of file descriptors (EMFILE), the accept loop backs off
+//! instead of spinning, established connections keep working, and accepting resumes when
+//! descriptors free up.
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{Client, Origin, TIMEOUT, Weir, proxy_config};
+
+/// CPU seconds (user + system) weir's process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // Linux's USER_HZ is 100 on every architecture weir builds for.
+    ticks / 100.0
+}
+
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
+    let origin = Origin::standard();
+    // 64 descriptors: weir's own (epoll, eventfds, listeners, admin, logs) leave room for a
+    // few dozen connections.
+    let weir = Weir::start_under(
+        &["prlimit", "--nofile=64:64"],
+        &proxy_config(origin.addr),
+        &["--concurrency", "1"],
+    );
+    let mut kept = Client::connect(weir.addr()).expect("connect");
+    assert_eq!(kept.get("/before").expect("served").status(), 200);
+    // Far more connections than descriptors: the kernel queues them; weir accepts until
+    // EMFILE, then retries every 100 ms instead of spinning on a readable listener.
+    let flood: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect_timeout(&weir.addr(), Duration::from_secs(1)).ok())
+        .collect();
+    assert!(
+        weir.wait_for_log("accept failed; retrying in 100 ms", TIMEOUT)
+            .is_some(),
+        "weir ran out of descriptors"
+    );
+    let before = cpu_seconds(weir.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_seconds(weir.pid()) - before;
+    println!("CPU while out of descriptors: {spent:.2} s in 1 s");
+    assert!(
+        spent < 0.5,
+        "the accept loop spins: {spent:.2} CPU seconds in 1 s"
+    );
+    // The connection weir holds still works.
+    assert_eq!(kept.get("/during").expect("served").status(), 200);
+    // Descriptors free up: new connections are served again.
+    drop(flood);
+    let mut fresh = Client::connect(weir.addr()).expect("connect");
+    fresh.set_read_timeout(TIMEOUT).expect("timeout");
+    assert_eq!(
+        fresh
+            .get("/after")
+            .expect("served once descriptors are back")
+            .status(),
+        200
+    );
+}
