@@ -21,3 +21,4 @@ mod upstream;
 mod worker;
 
 pub use server::{Exit, LogControl, Options, Server, SetLogLevel};
+pub use worker::panic_is_contained;

@@ -15,8 +15,10 @@
 //! generation and finds nothing. Work that must wait for the handler to return (resuming a
 //! paused side, continuing a bounded accept loop) goes to the deferred queue instead.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -400,21 +402,32 @@ impl Worker {
             self.rounds += 1;
             let mut ready = 0;
             for event in events.iter() {
-                self.dispatch(event);
+                let scope = match untoken(event.token()) {
+                    (Kind::Downstream, id) => Scope::Downstream(id),
+                    (Kind::Upstream, id) => Scope::Upstream(id),
+                    _ => Scope::Worker,
+                };
+                self.contained(scope, |w| w.dispatch(event));
                 ready += 1;
             }
             self.timers.expire(self.now, &mut fired);
             for key in fired.drain(..) {
-                self.on_timer(key);
+                self.contained(key.scope(), |w| w.on_timer(key));
             }
             for _ in 0..DEFERRED_PER_ROUND {
                 let Some(item) = self.deferred.pop_front() else {
                     break;
                 };
                 match item {
-                    Deferred::Downstream(id) => self.drive_downstream(id),
-                    Deferred::Upstream(id) => self.drive_upstream(id),
-                    Deferred::Accept(listener) => self.accept(listener),
+                    Deferred::Downstream(id) => {
+                        self.contained(Scope::Downstream(id), |w| w.drive_downstream(id));
+                    }
+                    Deferred::Upstream(id) => {
+                        self.contained(Scope::Upstream(id), |w| w.drive_upstream(id));
+                    }
+                    Deferred::Accept(listener) => {
+                        self.contained(Scope::Worker, |w| w.accept(listener));
+                    }
                 }
             }
             if self.recorder.enabled() {
@@ -593,6 +606,89 @@ impl Worker {
     pub(crate) fn disarm(&mut self, timer: &mut Option<TimerId>) {
         if let Some(t) = timer.take() {
             self.timers.cancel(t);
+        }
+    }
+}
+
+thread_local! {
+    /// Set while a worker runs a handler whose panic it contains.
+    static CONTAINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is inside a worker handler whose panic weir contains (closing the
+/// connection it was for). The binary's panic hook reads it: such a panic is logged, not fatal.
+pub fn panic_is_contained() -> bool {
+    CONTAINED.with(Cell::get)
+}
+
+/// What a handler works on, so a panic in it can end just that.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Downstream(Id),
+    Upstream(Id),
+    Stream(Id),
+    Worker,
+}
+
+impl TimerKey {
+    fn scope(self) -> Scope {
+        match self {
+            TimerKey::DownstreamIdle(id)
+            | TimerKey::Linger(id)
+            | TimerKey::RequestHeaders(id)
+            | TimerKey::MaxDuration(id) => Scope::Downstream(id),
+            TimerKey::Connect(id) => Scope::Upstream(id),
+            TimerKey::Route(id)
+            | TimerKey::Request(id)
+            | TimerKey::StreamIdle(id)
+            | TimerKey::Retry(id)
+            | TimerKey::PerTry(id) => Scope::Stream(id),
+            TimerKey::AcceptRetry(_) | TimerKey::DrainDeadline | TimerKey::StopListeners => {
+                Scope::Worker
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Runs one handler. A panic in it (a bug: bad input is answered, never panicked on) must
+    /// not take the worker and its other connections down: the connection the handler worked on
+    /// is closed (a reset, so the client sees an error) and the worker goes on.
+    fn contained(&mut self, scope: Scope, handler: impl FnOnce(&mut Worker)) {
+        CONTAINED.with(|c| c.set(true));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler(self)));
+        CONTAINED.with(|c| c.set(false));
+        if result.is_ok() {
+            return;
+        }
+        self.stats.dispatcher.panics.inc();
+        tracing::error!(
+            worker = self.index,
+            ?scope,
+            "a handler panicked; closing its connection"
+        );
+        let downstream = match scope {
+            Scope::Downstream(id) => Some(id),
+            Scope::Stream(sid) => self.streams.get(sid).map(|s| s.downstream),
+            Scope::Upstream(id) => {
+                let sid = self.upstreams.get(id).and_then(|u| u.stream);
+                let ds = sid.and_then(|s| self.streams.get(s)).map(|s| s.downstream);
+                let closed = std::panic::catch_unwind(AssertUnwindSafe(|| self.close_upstream(id)));
+                if closed.is_err() {
+                    tracing::error!(worker = self.index, "closing the upstream panicked too");
+                }
+                ds
+            }
+            Scope::Worker => None,
+        };
+        if let Some(id) = downstream {
+            if let Some(ds) = self.downstreams.get(id) {
+                let _ = socket2::SockRef::from(ds.conn.socket()).set_linger(Some(Duration::ZERO));
+            }
+            let closed = std::panic::catch_unwind(AssertUnwindSafe(|| self.close_downstream(id)));
+            if closed.is_err() {
+                tracing::error!(worker = self.index, "closing the connection panicked too");
+            }
         }
     }
 }

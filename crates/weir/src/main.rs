@@ -136,12 +136,16 @@ fn init_logging(level: &str) -> LogControl {
 }
 
 fn main() -> ExitCode {
-    // A worker that panicked would leave its listener socket accepting connections nobody
-    // serves; exit instead so a supervisor restarts weir.
+    // A panic outside a worker's handlers (a worker that died would leave its listener socket
+    // accepting connections nobody serves) exits, so a supervisor restarts weir.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
-        std::process::exit(70);
+        // A panic in a worker's handler is contained there (its connection is closed);
+        // anything else leaves weir in a state no one should trust.
+        if !weir_proxy::panic_is_contained() {
+            std::process::exit(70);
+        }
     }));
     let cli = Cli::parse();
     match cli.command {

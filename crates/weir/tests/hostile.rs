@@ -65,3 +65,35 @@ fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
         200
     );
 }
+
+/// A bug that panics while handling one request (injected here by the `fault-injection`
+/// feature, which only test builds have) costs that connection, not the worker: the same worker
+/// goes on serving, and the process does not exit.
+#[test]
+fn a_panic_in_a_handler_closes_its_connection_and_the_worker_goes_on() {
+    let origin = Origin::standard();
+    let weir = Weir::start(&proxy_config(origin.addr), &["--concurrency", "1"]);
+    let mut kept = Client::connect(weir.addr()).expect("connect");
+    assert_eq!(kept.get("/before").expect("served").status(), 200);
+    let mut doomed = Client::connect(weir.addr()).expect("connect");
+    doomed
+        .send(b"GET /boom HTTP/1.1\r\nhost: t\r\nx-weir-fault: panic\r\n\r\n")
+        .expect("send");
+    assert!(
+        doomed.read_response().is_err(),
+        "no response on the connection whose handler panicked"
+    );
+    assert!(weir.wait_for_log("a handler panicked", TIMEOUT).is_some());
+    // The one worker still serves the other connection, and new ones.
+    assert_eq!(kept.get("/after").expect("served").status(), 200);
+    assert_eq!(
+        support::get(weir.addr(), "/fresh")
+            .expect("served")
+            .status(),
+        200
+    );
+    let stats = support::get(weir.admin, "/stats?filter=dispatcher.panics")
+        .expect("stats")
+        .text();
+    assert_eq!(stats, "listener_manager.worker_0.dispatcher.panics: 1\n");
+}

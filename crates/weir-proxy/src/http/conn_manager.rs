@@ -309,6 +309,15 @@ impl Worker {
             self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
         }
 
+        #[cfg(feature = "fault-injection")]
+        if request
+            .head
+            .headers
+            .get("x-weir-fault")
+            .is_some_and(|v| v.as_ref() == b"panic")
+        {
+            panic!("x-weir-fault: panic");
+        }
         if request.head.method.as_ref() == b"CONNECT" {
             self.log_request(sid, &request.head);
             return self.local_reply(

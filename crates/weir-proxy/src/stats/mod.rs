@@ -163,7 +163,8 @@ scope! {
     /// `listener_manager.worker_<n>.dispatcher.*`: Envoy's opt-in event-loop stats, always on
     /// here.
     DispatcherStats {
-        counters: [],
+        // weir's own: handler panics contained (each closed one connection).
+        counters: [panics],
         gauges: [],
         histograms: [loop_duration_us, poll_delay_us],
     }
