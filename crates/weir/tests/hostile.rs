@@ -97,3 +97,38 @@ fn a_panic_in_a_handler_closes_its_connection_and_the_worker_goes_on() {
         .text();
     assert_eq!(stats, "listener_manager.worker_0.dispatcher.panics: 1\n");
 }
+
+/// Twenty clients ask for 50 MB each and do not read: weir holds at most its per-connection
+/// buffer limit (1 MiB) for each, pausing the origin, instead of buffering the bodies; a
+/// client that then reads gets every byte.
+#[test]
+fn slow_readers_do_not_grow_memory_past_the_buffer_limits() {
+    const CLIENTS: u64 = 20;
+    const SIZE: u64 = 50_000_000;
+    let origin = Origin::standard();
+    let weir = Weir::start(&proxy_config(origin.addr), &["--concurrency", "1"]);
+    let baseline = weir.proc_status_kib("VmRSS");
+    let mut clients: Vec<(Client, support::Head)> = (0..CLIENTS)
+        .map(|_| {
+            let mut c = Client::connect(weir.addr()).expect("connect");
+            c.send(format!("GET /big?bytes={SIZE} HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes())
+                .expect("send");
+            let head = c.read_head().expect("head");
+            assert_eq!(head.status(), 200);
+            (c, head)
+        })
+        .collect();
+    // Long enough for every origin and every buffer to fill up to where back-pressure stops it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let held = weir.proc_status_kib("VmHWM").saturating_sub(baseline);
+    let bound = CLIENTS * 2 * 1024 + 16 * 1024;
+    println!("weir held {held} kB for {CLIENTS} clients that do not read (bound {bound} kB)");
+    assert!(held < bound, "{held} kB held: bodies are being buffered");
+    // One of them reads now: all of it arrives.
+    let (mut client, head) = clients.pop().expect("a client");
+    let mut received = support::Checksum::default();
+    client
+        .read_body_each(&head, &mut |piece| received.update(piece))
+        .expect("body");
+    assert_eq!(received.finish(), support::generated_checksum(SIZE));
+}
