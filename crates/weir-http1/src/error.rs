@@ -46,7 +46,8 @@ pub enum Error {
     InvalidTarget,
     /// Something that is not an HTTP version where one belongs.
     InvalidVersion,
-    /// A well-formed HTTP version other than 1.0 and 1.1 (e.g. `HTTP/2.0`, `HTTP/1.2`).
+    /// A well-formed HTTP version whose major version is not 1 (e.g. `HTTP/2.0`, `HTTP/0.9`).
+    /// `HTTP/1.2` and later minor versions are read as HTTP/1.1 (RFC 9110 §2.5).
     UnsupportedVersion,
     /// A status line that is not `HTTP-version SP 3DIGIT [SP reason-phrase]`.
     InvalidStatusLine,
@@ -62,7 +63,7 @@ pub enum Error {
     MissingHost,
     /// A request with more than one `Host` header.
     MultipleHosts,
-    /// A `Host` header that is not `host [":" port]`.
+    /// A `Host` header that is not `host [":" port]`, or that holds a comma (a list of hosts).
     InvalidHost,
     /// A `Connection` header that names `content-length`, `transfer-encoding` or `host`.
     ConnectionNamesFramingHeader,
@@ -72,6 +73,15 @@ pub enum Error {
     ContentLengthAndTransferEncoding,
     /// `Content-Length` values that differ.
     DifferentContentLengths,
+    /// A request with more than one `Content-Length` value, even identical ones (two fields, or
+    /// a list such as `5, 5`). RFC 9110 §8.6 lets a recipient reject these or merge them; a
+    /// request is rejected, so the next hop never has to choose.
+    RepeatedContentLength,
+    /// A request field whose name is `Content-Length` or `Transfer-Encoding` with other
+    /// separators or none (`Transfer_Encoding`, `content.length`, `TransferEncoding`): valid
+    /// tokens that servers which fold `_` into `-` (CGI, some frameworks) read as framing
+    /// fields this decoder does not see.
+    LookalikeFramingHeader,
     /// A `Content-Length` that is not a decimal number fitting in 64 bits.
     InvalidContentLength,
     /// A `Transfer-Encoding` that is empty or not a list of codings.
@@ -131,6 +141,8 @@ impl Error {
             | Error::ConnectionNamesFramingHeader
             | Error::ContentLengthAndTransferEncoding
             | Error::DifferentContentLengths
+            | Error::RepeatedContentLength
+            | Error::LookalikeFramingHeader
             | Error::InvalidContentLength
             | Error::InvalidTransferEncoding
             | Error::TransferEncodingNotChunked
@@ -172,6 +184,10 @@ impl Error {
             Error::ConnectionNamesFramingHeader => "connection header names a framing header",
             Error::ContentLengthAndTransferEncoding => "both content-length and transfer-encoding",
             Error::DifferentContentLengths => "different content-length values",
+            Error::RepeatedContentLength => "more than one content-length value",
+            Error::LookalikeFramingHeader => {
+                "field name mimics content-length or transfer-encoding"
+            }
             Error::InvalidContentLength => "invalid content-length",
             Error::InvalidTransferEncoding => "invalid transfer-encoding",
             Error::TransferEncodingNotChunked => "final transfer coding is not chunked",

@@ -13,6 +13,8 @@ use crate::headers::{Headers, is_token, list_tokens, trim_ows};
 pub(crate) struct Fields {
     /// The `Content-Length`, if any (all copies agree).
     pub(crate) content_length: Option<u64>,
+    /// How many `Content-Length` values there were: list elements over all the fields.
+    pub(crate) content_length_values: usize,
     /// `Transfer-Encoding: chunked` (the only transfer coding accepted).
     pub(crate) chunked: bool,
     /// `Connection` has `close`.
@@ -37,7 +39,9 @@ impl Fields {
         for h in headers {
             let name: &[u8] = &h.name;
             if name.eq_ignore_ascii_case(b"content-length") {
-                fields.content_length = Some(content_length(&h.value, fields.content_length)?);
+                let (n, values) = content_length(&h.value, fields.content_length)?;
+                fields.content_length = Some(n);
+                fields.content_length_values += values;
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 transfer_encoding = true;
             } else if name.eq_ignore_ascii_case(b"connection") {
@@ -85,10 +89,12 @@ impl Fields {
 }
 
 /// Parses one `Content-Length` field value (maybe a list of identical values) and checks it
-/// against the value of earlier fields.
-fn content_length(value: &[u8], earlier: Option<u64>) -> Result<u64, Error> {
+/// against the value of earlier fields. Returns the value and how many list elements held it.
+fn content_length(value: &[u8], earlier: Option<u64>) -> Result<(u64, usize), Error> {
     let mut found = earlier;
+    let mut values = 0;
     for element in value.split(|&b| b == b',') {
+        values += 1;
         let digits = trim_ows(element);
         if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             return Err(Error::InvalidContentLength);
@@ -105,7 +111,32 @@ fn content_length(value: &[u8], earlier: Option<u64>) -> Result<u64, Error> {
             _ => found = Some(n),
         }
     }
-    found.ok_or(Error::InvalidContentLength)
+    found
+        .map(|n| (n, values))
+        .ok_or(Error::InvalidContentLength)
+}
+
+/// True for a field name that is not `content-length` or `transfer-encoding` but spells one of
+/// them with other separators or none: `Transfer_Encoding`, `content.length`,
+/// `Transfer--Encoding`, `TransferEncoding`. Letters and digits are compared ignoring case;
+/// everything else in the name is skipped.
+pub(crate) fn lookalike_framing_name(name: &[u8]) -> bool {
+    const FRAMING: [(&[u8], &[u8]); 2] = [
+        (b"contentlength", b"content-length"),
+        (b"transferencoding", b"transfer-encoding"),
+    ];
+    // Most names are shorter; the others fail at their first letter or two.
+    if name.len() < 13 {
+        return false;
+    }
+    FRAMING.iter().any(|(letters, exact)| {
+        let mut wanted = letters.iter();
+        let same_letters = name
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric())
+            .all(|b| wanted.next().is_some_and(|w| b.eq_ignore_ascii_case(w)));
+        same_letters && wanted.next().is_none() && !name.eq_ignore_ascii_case(exact)
+    })
 }
 
 /// Accepts exactly one coding, `chunked`, across all `Transfer-Encoding` fields.
@@ -152,18 +183,47 @@ fn check_transfer_encoding(headers: &Headers) -> Result<(), Error> {
     }
 }
 
-/// Reads an HTTP-version token: `HTTP/1.0` or `HTTP/1.1`; another `HTTP/DIGIT.DIGIT` is
-/// unsupported; anything else is not a version.
+/// Reads an HTTP-version token: `HTTP/1.0` or `HTTP/1.1`; a higher minor version of HTTP/1 is
+/// read as HTTP/1.1 (RFC 9110 §2.5: "SHOULD process the message as if it were in the highest
+/// minor version within that major version to which the recipient is conformant"); another
+/// `HTTP/DIGIT.DIGIT` is unsupported; anything else is not a version.
 pub(crate) fn version(token: &[u8]) -> Result<Version, Error> {
     match token {
         b"HTTP/1.1" => Ok(Version::Http11),
         b"HTTP/1.0" => Ok(Version::Http10),
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if minor.is_ascii_digit() => {
+            Ok(Version::Http11)
+        }
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             Err(Error::UnsupportedVersion)
         }
         _ => Err(Error::InvalidVersion),
+    }
+}
+
+/// When the version token at `at` in `head` is `HTTP/1.2` to `HTTP/1.9` (which [`version`]
+/// reads as HTTP/1.1 but httparse refuses), a copy of `head` with `HTTP/1.1` there; else
+/// `None`. Rare enough for the copy not to matter.
+pub(crate) fn with_version_httparse_knows(head: &Bytes, at: usize) -> Option<Bytes> {
+    match head.get(at..at + 9)? {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            b'2'..=b'9',
+            b' ' | b'\r',
+        ] => {
+            let mut copy = head.to_vec();
+            copy[at + 7] = b'1';
+            Some(Bytes::from(copy))
+        }
+        _ => None,
     }
 }
 
@@ -179,9 +239,11 @@ pub(crate) fn field_error(e: httparse::Error) -> Error {
     }
 }
 
-/// Checks a `Host` value: empty, or `uri-host [ ":" port ]` (RFC 9110 §7.2).
+/// Checks a `Host` value (or the authority of a target): empty, or `uri-host [ ":" port ]`
+/// (RFC 9110 §7.2). A comma is a sub-delim that a reg-name may hold, but no DNS name has one and
+/// a next hop that reads the field as a list would see two hosts: it is refused.
 pub(crate) fn valid_host(value: &[u8]) -> bool {
-    value.is_empty() || split_host_port(value).is_some()
+    value.is_empty() || (!value.contains(&b',') && split_host_port(value).is_some())
 }
 
 /// Splits `uri-host [ ":" port ]` into host and port, where uri-host is an IP-literal in

@@ -51,7 +51,11 @@
 //! The decoders follow RFC 9112 and reject, never guess: bare CR or LF, NUL, obs-fold,
 //! whitespace before a colon, conflicting or malformed framing headers, unknown transfer
 //! codings, malformed chunk lines and everything else a request-smuggling attack could lean on
-//! is an [`Error`], and [`Error::status`] says what a server answers.
+//! is an [`Error`], and [`Error::status`] says what a server answers. Requests are held to a
+//! little more than the RFC's minimum: a repeated `Content-Length` (even with equal values) and
+//! a field named like a framing field with other separators (`Transfer_Encoding`) are errors,
+//! and a valid request that other servers are known to frame differently (a body on GET, HEAD
+//! or DELETE) comes out with [`Request::ambiguous`] set.
 //!
 //! # Encoding
 //!

@@ -103,6 +103,12 @@ pub struct Request {
     /// The client sent `Expect: 100-continue` on an HTTP/1.1 request with a body and waits for a
     /// `100 Continue` (or a final response) before sending the body.
     pub expect_continue: bool,
+    /// The request is valid, but other implementations are known to frame it differently: a
+    /// body on GET, HEAD or DELETE, whose content "has no generally defined semantics" and may
+    /// be ignored by a server that then reads the body as the next request (RFC 9110 §9.3.1,
+    /// §9.3.2, §9.3.5). A proxy that forwards it must not reuse that upstream connection after
+    /// it.
+    pub ambiguous: bool,
 }
 
 /// What a [`RequestDecoder`] returns: a head, body bytes, the end of the request.
@@ -232,6 +238,10 @@ impl RequestDecoder {
 /// Parses a complete head (whose lines the scanner checked) into a request.
 fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
     let line = &head[..block.start_line_len];
+    let version_at = memchr::memrchr(b' ', line).map_or(0, |sp| sp + 1);
+    let copy = framing::with_version_httparse_knows(head, version_at);
+    let head = copy.as_ref().unwrap_or(head);
+    let line = &head[..block.start_line_len];
     // method SP request-target SP HTTP-version, single spaces.
     let first_sp = memchr::memchr(b' ', line).ok_or(Error::InvalidRequestLine)?;
     let last_sp = memchr::memrchr(b' ', line).ok_or(Error::InvalidRequestLine)?;
@@ -271,7 +281,17 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
         headers,
     };
 
+    if head
+        .headers
+        .iter()
+        .any(|h| framing::lookalike_framing_name(&h.name))
+    {
+        return Err(Error::LookalikeFramingHeader);
+    }
     let fields = Fields::read(&head.headers, version)?;
+    if fields.content_length_values > 1 {
+        return Err(Error::RepeatedContentLength);
+    }
     match fields.hosts {
         0 if version == Version::Http11 => return Err(Error::MissingHost),
         0 | 1 => {}
@@ -287,11 +307,13 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
         (false, Some(n)) if n > 0 => BodyKind::Length(n),
         (false, _) => BodyKind::Empty,
     };
+    let method: &[u8] = &head.method;
     Ok(Request {
         keep_alive: fields.keep_alive(version),
         expect_continue: fields.expect_continue
             && version == Version::Http11
             && body != BodyKind::Empty,
+        ambiguous: body != BodyKind::Empty && matches!(method, b"GET" | b"HEAD" | b"DELETE"),
         body,
         head,
     })

@@ -234,6 +234,8 @@ impl ResponseDecoder {
 
 /// Parses a complete head (whose lines the scanner checked) into a response head.
 fn parse_response_head(head: &Bytes, block: &Block) -> Result<ResponseHead, Error> {
+    let copy = framing::with_version_httparse_knows(head, 0);
+    let head = copy.as_ref().unwrap_or(head);
     let line = &head[..block.start_line_len];
     // HTTP-version SP 3DIGIT [ SP reason-phrase ]
     let sp = memchr::memchr(b' ', line);

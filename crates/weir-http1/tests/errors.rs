@@ -75,8 +75,8 @@ fn request_cases() -> Vec<(String, Error)> {
         (line("GET / HTTP/1.10"), InvalidVersion),
         (line("GET / HTTPS/1.1"), InvalidVersion),
         (line("GET / HTTP/2.0"), UnsupportedVersion),
-        (line("GET / HTTP/1.2"), UnsupportedVersion),
         (line("GET / HTTP/0.9"), UnsupportedVersion),
+        (line("GET / HTTP/1.a"), InvalidVersion),
         // ---- host
         ("GET / HTTP/1.1\r\n\r\n".into(), MissingHost),
         ("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n".into(), MissingHost),
@@ -93,6 +93,9 @@ fn request_cases() -> Vec<(String, Error)> {
         ("GET / HTTP/1.1\r\nHost: :80\r\n\r\n".into(), InvalidHost),
         ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n".into(), InvalidHost),
         ("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n".into(), InvalidHost),
+        ("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n".into(), InvalidHost),
+        ("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n".into(), InvalidHost),
+        (line("GET http://a,b/ HTTP/1.1"), InvalidTarget),
         // ---- connection
         (
             h("Connection: close, Content-Length\r\n\r\n"),
@@ -131,6 +134,46 @@ fn request_cases() -> Vec<(String, Error)> {
             post("Content-Length: 5\r\nContent-Length: 5, 6\r\n\r\n"),
             DifferentContentLengths,
         ),
+        (
+            post("Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+            RepeatedContentLength,
+        ),
+        (
+            post("Content-Length: 5\r\ncontent-length: 5\r\n\r\nhello"),
+            RepeatedContentLength,
+        ),
+        (
+            post("Content-Length: 5, 5\r\n\r\nhello"),
+            RepeatedContentLength,
+        ),
+        (
+            post("Content-Length: 5,5\r\n\r\nhello"),
+            RepeatedContentLength,
+        ),
+        // ---- names that mimic framing fields
+        (
+            post("Transfer_Encoding: chunked\r\n\r\n"),
+            LookalikeFramingHeader,
+        ),
+        (
+            post("transfer-_encoding: chunked\r\n\r\n"),
+            LookalikeFramingHeader,
+        ),
+        (
+            post("TransferEncoding: chunked\r\n\r\n"),
+            LookalikeFramingHeader,
+        ),
+        (
+            post("Transfer---Encoding: chunked\r\n\r\n"),
+            LookalikeFramingHeader,
+        ),
+        (
+            post("_Transfer-Encoding: chunked\r\n\r\n"),
+            LookalikeFramingHeader,
+        ),
+        (post("Content_Length: 5\r\n\r\n"), LookalikeFramingHeader),
+        (post("content.length: 5\r\n\r\n"), LookalikeFramingHeader),
+        (post("Content-Length-: 5\r\n\r\n"), LookalikeFramingHeader),
         (post("Content-Length: abc\r\n\r\n"), InvalidContentLength),
         (post("Content-Length: -5\r\n\r\n"), InvalidContentLength),
         (post("Content-Length: +5\r\n\r\n"), InvalidContentLength),
@@ -349,7 +392,7 @@ fn response_cases() -> Vec<(&'static str, Error)> {
         ("HTTP/1.1 600 High\r\n\r\n", InvalidStatus),
         ("HTTP/1.1 000 Zero\r\n\r\n", InvalidStatus),
         ("HTTP/2.0 200 OK\r\n\r\n", UnsupportedVersion),
-        ("HTTP/1.2 200 OK\r\n\r\n", UnsupportedVersion),
+        ("HTTP/1.a 200 OK\r\n\r\n", InvalidVersion),
         ("HTTP/1.1x 200 OK\r\n\r\n", InvalidVersion),
         ("ICY 200 OK\r\n\r\n", InvalidVersion),
         ("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", BareLf),

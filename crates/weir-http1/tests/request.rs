@@ -38,14 +38,19 @@ fn valid_cases() -> Vec<Case> {
             vec![H(Rq("POST", "/", Http11, Empty, true)), E],
         ),
         (
-            "identical content-length fields",
-            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+            "content-length with surrounding whitespace",
+            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: \t 3  \r\n\r\nabc",
             vec![H(Rq("PUT", "/x", Http11, Length(3), true)), D("abc"), E],
         ),
         (
-            "content-length as a list of one value",
-            "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3 ,3\r\n\r\nabc",
-            vec![H(Rq("PUT", "/x", Http11, Length(3), true)), D("abc"), E],
+            "a higher minor version is read as http/1.1",
+            "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            vec![H(Rq("GET", "/", Http11, Empty, true)), E],
+        ),
+        (
+            "names that only contain a framing field's name",
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Content-Length: 5\r\nTransfer-Encodings: x\r\nContent-Length-Range: 1\r\n\r\n",
+            vec![H(Rq("GET", "/", Http11, Empty, true)), E],
         ),
         (
             "chunked",
@@ -275,6 +280,42 @@ fn expect_continue() {
     ];
     for (input, want) in cases {
         assert_eq!(only_head(input).expect_continue, want, "{input:?}");
+    }
+}
+
+/// A body on GET, HEAD or DELETE is valid but has no defined semantics: such a request is
+/// flagged so a proxy does not reuse the upstream connection after it.
+#[test]
+fn a_body_on_a_method_without_body_semantics_is_ambiguous() {
+    let cases = [
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n",
+            true,
+        ),
+        (
+            "HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            true,
+        ),
+        (
+            "DELETE / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n",
+            true,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            false,
+        ),
+        ("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", false),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n",
+            false,
+        ),
+        (
+            "get / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n",
+            false,
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(only_head(input).ambiguous, want, "{input:?}");
     }
 }
 

@@ -122,6 +122,18 @@ fn valid_cases() -> Vec<Case> {
             vec![H(Rs(200, CloseDelimited, false)), E],
         ),
         (
+            "a higher minor version is read as http/1.1",
+            &[],
+            "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            vec![H(Rs(200, Length(2), true)), D("ok"), E],
+        ),
+        (
+            "identical content-lengths are accepted from an origin",
+            &[],
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok",
+            vec![H(Rs(200, Length(2), true)), D("ok"), E],
+        ),
+        (
             "http/1.0 closes by default",
             &[],
             "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",

@@ -188,6 +188,9 @@ pub(crate) struct Stream {
     pub(crate) request_chunked: bool,
     /// The request has no body: its end follows its head, so it is complete once routed.
     pub(crate) request_bodiless: bool,
+    /// The codec found the request ambiguous (`Request::ambiguous`: a body on GET, HEAD or
+    /// DELETE): its upstream connection is closed after the response, never pooled.
+    pub(crate) upstream_single_use: bool,
     pub(crate) request_complete: bool,
     pub(crate) request_paused: bool,
     pub(crate) response_started: bool,
@@ -655,41 +658,45 @@ impl Worker {
     /// not take the worker and its other connections down: the connection the handler worked on
     /// is closed (a reset, so the client sees an error) and the worker goes on.
     fn contained(&mut self, scope: Scope, handler: impl FnOnce(&mut Worker)) {
-        CONTAINED.with(|c| c.set(true));
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler(self)));
-        CONTAINED.with(|c| c.set(false));
-        if result.is_ok() {
-            return;
-        }
-        self.stats.dispatcher.panics.inc();
-        tracing::error!(
-            worker = self.index,
-            ?scope,
-            "a handler panicked; closing its connection"
-        );
-        let downstream = match scope {
-            Scope::Downstream(id) => Some(id),
-            Scope::Stream(sid) => self.streams.get(sid).map(|s| s.downstream),
+        // What to close is found before the handler runs: a panic may leave its stream half
+        // removed, and its connection must still be found.
+        let (downstream, upstream) = match scope {
+            Scope::Downstream(id) => (Some(id), None),
+            Scope::Stream(sid) => (self.streams.get(sid).map(|s| s.downstream), None),
             Scope::Upstream(id) => {
                 let sid = self.upstreams.get(id).and_then(|u| u.stream);
                 let ds = sid.and_then(|s| self.streams.get(s)).map(|s| s.downstream);
-                let closed = std::panic::catch_unwind(AssertUnwindSafe(|| self.close_upstream(id)));
-                if closed.is_err() {
-                    tracing::error!(worker = self.index, "closing the upstream panicked too");
-                }
-                ds
+                (ds, Some(id))
             }
-            Scope::Worker => None,
+            Scope::Worker => (None, None),
         };
-        if let Some(id) = downstream {
-            if let Some(ds) = self.downstreams.get(id) {
-                let _ = socket2::SockRef::from(ds.conn.socket()).set_linger(Some(Duration::ZERO));
-            }
-            let closed = std::panic::catch_unwind(AssertUnwindSafe(|| self.close_downstream(id)));
+        CONTAINED.with(|c| c.set(true));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler(self)));
+        if result.is_err() {
+            self.stats.dispatcher.panics.inc();
+            tracing::error!(
+                worker = self.index,
+                ?scope,
+                "a handler panicked; closing its connection"
+            );
+            // Still contained: a panic while closing is logged, and the worker goes on.
+            let closed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if let Some(id) = upstream {
+                    self.close_upstream(id);
+                }
+                if let Some(id) = downstream {
+                    if let Some(ds) = self.downstreams.get(id) {
+                        let _ = socket2::SockRef::from(ds.conn.socket())
+                            .set_linger(Some(Duration::ZERO));
+                    }
+                    self.close_downstream(id);
+                }
+            }));
             if closed.is_err() {
-                tracing::error!(worker = self.index, "closing the connection panicked too");
+                tracing::error!(worker = self.index, "closing after a panic panicked too");
             }
         }
+        CONTAINED.with(|c| c.set(false));
     }
 }
 

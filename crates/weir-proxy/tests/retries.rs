@@ -249,3 +249,38 @@ fn keep_alive_race_never_replays_a_post_without_a_policy() {
     assert_eq!(proxy.stat("upstream_rq_retry"), 0);
     assert_eq!(origin.request_count(), 2);
 }
+
+#[test]
+fn per_try_timeout_bounds_the_wait_for_a_response_not_its_transfer() {
+    // The head comes at once, the body over 0.6 s: longer than the per-try timeout.
+    let origin = Origin::start(|_| Reply::Trickle {
+        pieces: vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n".to_vec(),
+            b"ab".to_vec(),
+            b"cd".to_vec(),
+            b"ef".to_vec(),
+        ],
+        gap: std::time::Duration::from_millis(200),
+    });
+    let config = Config::new().cluster("backend", &[origin.addr()]);
+    let proxy = with_policy(config, "{ retry_on: 5xx, per_try_timeout: 0.3s }").start();
+    let resp = proxy.client().get("/slow-body");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "abcdef");
+    assert_eq!(proxy.stat("upstream_rq_per_try_timeout"), 0);
+}
+
+#[test]
+fn under_a_policy_the_keep_alive_race_is_retried_only_if_the_policy_says_so() {
+    let origin = resets_second_request();
+    let config = Config::new().cluster("backend", &[origin.addr()]);
+    // The policy retries one status, not resets: a POST that met a dead pooled connection
+    // is answered, not replayed.
+    let policy = "{ retry_on: retriable-status-codes, retriable_status_codes: [409] }";
+    let proxy = with_policy(config, policy).start();
+    let mut client = proxy.client();
+    assert_eq!(client.get("/first").status, 200);
+    let resp = client.request("POST /second HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(resp.status, 503);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 0);
+}

@@ -248,6 +248,10 @@ fn serve(
                 if method.as_ref() != b"HEAD" {
                     c.conn.queue(body);
                 }
+                // After a request that closes the connection, pipelined ones are not run.
+                if c.close {
+                    break;
+                }
                 continue;
             }
             Ok(None) => {}

@@ -64,10 +64,10 @@ impl Worker {
             }
             let ds = self.downstreams.get_mut(id).expect("checked above");
             // A request head has begun: `request_headers_timeout` runs until it is whole.
-            if ds.stream.is_none()
+            if let Some(after) = ds.chain.hcm.request_headers_timeout
+                && ds.stream.is_none()
                 && ds.header_timer.is_none()
-                && !ds.conn.input.is_empty()
-                && let Some(after) = ds.chain.hcm.request_headers_timeout
+                && ds.conn.input.iter().any(|&b| b != b'\r' && b != b'\n')
             {
                 let timer = self.arm(after, TimerKey::RequestHeaders(id));
                 let ds = self.downstreams.get_mut(id).expect("checked above");
@@ -181,9 +181,14 @@ impl Worker {
                 let Some(stream) = self.streams.get(sid) else {
                     return;
                 };
+                // The attempt's `per_try_timeout` runs from here, like the route timeout.
+                let attempt = stream.upstream.is_some() && !stream.response_started;
                 if let (Some(after), false) = (stream.route_timeout, stream.response_complete) {
                     let timer = self.arm(after, TimerKey::Route(sid));
                     self.streams.get_mut(sid).expect("exists").route_timer = Some(timer);
+                }
+                if attempt {
+                    self.arm_per_try_timer(sid);
                 }
             }
         }
@@ -261,6 +266,7 @@ impl Worker {
             client_keep_alive: request.keep_alive,
             request_chunked: request.body == BodyKind::Chunked,
             request_bodiless: request.body == BodyKind::Empty,
+            upstream_single_use: request.ambiguous,
             request_complete: false,
             request_paused: false,
             response_started: false,
@@ -1057,7 +1063,7 @@ impl Worker {
     pub(crate) fn on_route_timeout(&mut self, sid: Id) {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.route_timer = None;
-            if stream.upstream_started.is_some()
+            if stream.forwarded
                 && let Some(c) = self.stats.clusters.get(stream.cluster)
             {
                 c.common.upstream_rq_timeout.inc();

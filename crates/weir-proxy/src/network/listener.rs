@@ -133,6 +133,7 @@ impl Worker {
         if let Err(e) = registered {
             tracing::warn!(%peer, error = %e, "epoll registration failed; closing");
             self.downstreams.remove(id);
+            self.control.server.connection_closed();
             return;
         }
         tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| &*d.chain.name), "accepted");

@@ -58,6 +58,9 @@ impl Worker {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
             }
+            if let Some(stream) = self.streams.get_mut(sid) {
+                stream.upstream_host = usize::MAX;
+            }
             return self.local_reply(
                 sid,
                 None,
@@ -233,7 +236,9 @@ impl Worker {
         if reused {
             self.trace_up(up, || EventKind::StreamAttached { reused: true });
         }
-        self.arm_per_try_timer(sid);
+        if self.streams.get(sid).is_some_and(|s| s.request_complete) {
+            self.arm_per_try_timer(sid);
+        }
     }
 
     /// An event on an upstream socket.
@@ -393,6 +398,11 @@ impl Worker {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.keep_alive = response.keep_alive;
                 }
+                // `per_try_timeout` bounds the wait for a response, not its transfer.
+                if let Some(stream) = self.streams.get_mut(sid) {
+                    let mut per_try = stream.per_try_timer.take();
+                    self.disarm(&mut per_try);
+                }
                 let status = response.head.status;
                 if let Some(stream) = self.streams.get(sid)
                     && let Some(c) = self.stats.clusters.get(stream.cluster)
@@ -424,28 +434,33 @@ impl Worker {
             ResponseEvent::Data(data) => self.forward_response_data(sid, data),
             ResponseEvent::End => {
                 self.trace_up(id, || EventKind::ResponseComplete);
-                let request_complete = self.streams.get(sid).is_some_and(|s| s.request_complete);
+                // An ambiguous request's connection is not reused: the origin may have framed
+                // it differently (e.g. ignored a GET body and read it as the next request).
+                let reusable = self
+                    .streams
+                    .get(sid)
+                    .is_some_and(|s| s.request_complete && !s.upstream_single_use);
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream = None;
                     end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Completed);
                     let mut per_try = stream.per_try_timer.take();
                     self.disarm(&mut per_try);
                 }
-                self.release_upstream(id, request_complete);
+                self.release_upstream(id, reusable);
                 self.complete_response(sid);
             }
         }
     }
 
     /// After a complete response: back to the pool if it can carry another request.
-    fn release_upstream(&mut self, id: Id, request_complete: bool) {
+    fn release_upstream(&mut self, id: Id, request_reusable: bool) {
         let draining = self.draining;
         let Some(up) = self.upstreams.get_mut(id) else {
             return;
         };
         up.stream = None;
         let reusable = up.keep_alive
-            && request_complete
+            && request_reusable
             && up.conn.input.is_empty()
             && up.conn.queued() == 0
             && !up.conn.read_eof()
@@ -584,8 +599,16 @@ impl Worker {
             });
             return self.cut_stream(sid);
         }
+        // The keep-alive race: without a retry policy, an idempotent request (only those keep
+        // their body for it) that met a pooled connection the origin had closed goes once more
+        // on a fresh connection. Under a policy, the policy alone decides.
         let stale = reused && !seen && matches!(failure, Failure::Termination | Failure::Reset);
-        if stale && stream.retry.possible {
+        let has_policy = stream.route.is_some_and(|r| {
+            self.downstreams
+                .get(stream.downstream)
+                .is_some_and(|d| d.chain.routes.retry_policy(r).is_some())
+        });
+        if stale && stream.retry.possible && !has_policy {
             stream.retry.possible = false;
             stream.retried = true;
             if let Some(c) = self.stats.clusters.get(stream.cluster) {
