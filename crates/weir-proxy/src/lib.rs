@@ -10,6 +10,7 @@
 mod access_log;
 mod admin;
 mod event;
+pub mod fuzzing;
 pub mod http;
 mod network;
 mod recorder;
