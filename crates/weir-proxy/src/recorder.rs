@@ -38,8 +38,9 @@ pub(crate) enum Recording {
 /// A downstream connection's place in the recorder.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnTrace {
-    /// The connection's id in traces.
-    pub(crate) conn: u64,
+    /// The connection's id in traces (32 bits: every idle connection carries it; ids repeat
+    /// only after four billion connections and streams).
+    pub(crate) conn: u32,
     /// Whether its current request is recorded.
     pub(crate) recording: Recording,
     /// The sequence number where its current request began.
@@ -122,7 +123,7 @@ impl Recorder {
     /// The trace state of a newly accepted connection.
     pub(crate) fn new_conn(&mut self) -> ConnTrace {
         ConnTrace {
-            conn: self.new_id(),
+            conn: self.new_id() as u32,
             recording: self.fresh(),
             start: self.next,
             last: NONE,
@@ -387,7 +388,7 @@ impl Recorder {
         flow.start = first;
         flow.end = last;
         flow.stream = stream;
-        flow.downstream = chain.conn;
+        flow.downstream = u64::from(chain.conn);
         flow.status = status;
         flow.method = method;
         flow.path = path;
@@ -427,7 +428,7 @@ impl Worker {
         }
         let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
         if let Some(d) = self.downstreams.get_mut(ds) {
-            let (fd, conn) = (d.conn.fd(), d.trace.conn);
+            let (fd, conn) = (d.conn.fd(), u64::from(d.trace.conn));
             self.recorder.record_in(
                 &mut d.trace,
                 phase,
@@ -487,7 +488,7 @@ impl Worker {
         }
         if let Some(d) = self.downstreams.get_mut(ds) {
             if let Some(pending) = d.pending_flow.take() {
-                self.recorder.finish_later(d.trace, pending);
+                self.recorder.finish_later(d.trace, *pending);
             }
             self.recorder.next_request(&mut d.trace);
         }

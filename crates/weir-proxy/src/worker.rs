@@ -76,11 +76,9 @@ pub(crate) struct Downstream {
     pub(crate) chain: Arc<ChainRuntime>,
     pub(crate) peer: SocketAddr,
     /// The listener it arrived on (its stats scope).
-    pub(crate) listener: usize,
+    pub(crate) listener: u32,
     /// When it was accepted (`downstream_cx_length_ms`).
-    pub(crate) accepted: Instant,
-    /// Bytes in and out already added to the `*_bytes_total` counters.
-    pub(crate) bytes_counted: (u64, u64),
+    pub(crate) accepted: Millis,
     pub(crate) decoder: RequestDecoder,
     pub(crate) stream: Option<Id>,
     pub(crate) state: DownstreamState,
@@ -89,8 +87,7 @@ pub(crate) struct Downstream {
     /// wait for the client's FIN.
     pub(crate) linger_timer: Option<TimerId>,
     /// `conn.bytes_out` when the flush timer was last armed: progress since re-arms it.
-    pub(crate) flush_mark: u64,
-    pub(crate) buffer_limit: usize,
+    pub(crate) flush_mark: u32,
     /// The client half-closed after its request: answer, then close.
     pub(crate) peer_closed: bool,
     /// The client ended the connection (FIN or reset) before weir did: counted as
@@ -109,7 +106,8 @@ pub(crate) struct Downstream {
     /// Its place in the flow recorder.
     pub(crate) trace: ConnTrace,
     /// A traced stream's flow, kept once its response has left.
-    pub(crate) pending_flow: Option<PendingFlow>,
+    /// Boxed: only traced connections have one, and every idle connection carries the field.
+    pub(crate) pending_flow: Option<Box<PendingFlow>>,
 }
 
 /// Where an upstream connection is in its life.
@@ -145,8 +143,6 @@ pub(crate) struct Upstream {
     pub(crate) opened: Instant,
     /// The origin ended it (FIN, reset): `upstream_cx_destroy_remote` rather than `_local`.
     pub(crate) closed_by_peer: bool,
-    /// Bytes in and out already added to the `*_bytes_total` counters.
-    pub(crate) bytes_counted: (u64, u64),
 }
 
 /// How a message body is framed on the way out.
@@ -291,7 +287,14 @@ pub(crate) struct Worker {
     pub(crate) listener_drain: bool,
     /// Where this worker's access log lines go (formatted here, written by the flusher).
     pub(crate) logs: WorkerLogs,
+    /// Output queues taken from connections gone idle, handed to the next connection that
+    /// answers a request: idle keep-alive connections hold no queue, and busy ones do not
+    /// allocate one per response.
+    pub(crate) spare_outputs: Vec<std::collections::VecDeque<bytes::Bytes>>,
 }
+
+/// The most output queues a worker keeps for reuse.
+pub(crate) const SPARE_OUTPUTS: usize = 256;
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
 pub(crate) struct Reporting {
@@ -342,6 +345,7 @@ impl Worker {
             rounds: 0,
             listener_drain: false,
             logs,
+            spare_outputs: Vec::new(),
         }
     }
 
@@ -707,6 +711,24 @@ fn ready(event: &mio::event::Event) -> weir_flow::EventKind {
         writable: event.is_writable(),
         hup: event.is_read_closed() || event.is_write_closed(),
         error: event.is_error(),
+    }
+}
+
+/// A time as milliseconds since the process's first clock reading: half the size of an
+/// `Instant`, for what every connection keeps (its start).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Millis(u64);
+
+impl Millis {
+    pub(crate) fn of(at: Instant) -> Millis {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let origin = *ORIGIN.get_or_init(clock);
+        Millis(at.saturating_duration_since(origin).as_millis() as u64)
+    }
+
+    /// Milliseconds from `self` to `later`.
+    pub(crate) fn until(self, later: Instant) -> u64 {
+        Millis::of(later).0.saturating_sub(self.0)
     }
 }
 

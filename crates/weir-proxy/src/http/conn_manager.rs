@@ -89,6 +89,11 @@ impl Worker {
                 break;
             }
             let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            if let (ReadOutcome::Data(n), Some(http)) =
+                (&outcome, self.stats.http.get(ds.chain.stats))
+            {
+                http.stats.downstream_cx_rx_bytes_total.add(*n as u64);
+            }
             self.trace_down(id, || read_event(&outcome));
             match outcome {
                 ReadOutcome::Data(_) => continue,
@@ -220,6 +225,14 @@ impl Worker {
     }
 
     fn on_request_head(&mut self, id: Id, mut request: Request) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        if let Some(spare) = self.spare_outputs.pop()
+            && let Some(unused) = ds.conn.give_output(spare)
+        {
+            self.spare_outputs.push(unused);
+        }
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
@@ -556,7 +569,7 @@ impl Worker {
         if ds.conn.queued() == 0 && ds.state != DownstreamState::CloseAfterFlush {
             return;
         }
-        let (fd, conn) = (ds.conn.fd(), ds.trace.conn);
+        let (fd, conn) = (ds.conn.fd(), u64::from(ds.trace.conn));
         // The response being written belongs to the active stream, or to the one just ended.
         let stream = match (
             ds.stream.and_then(|s| self.streams.get(s)),
@@ -568,13 +581,21 @@ impl Worker {
         };
         let recorder = &mut self.recorder;
         let trace = &mut ds.trace;
+        let sent_before = ds.conn.bytes_out;
         let result = ds.conn.flush(&self.stats.syscalls, |asked, result| {
             recorder.record(trace, Lane::Downstream, fd, conn, stream, || {
                 write_event(asked, result)
             });
         });
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            let sent = ds.conn.bytes_out - sent_before;
+            http.stats.downstream_cx_tx_bytes_total.add(sent);
+        }
         if matches!(result, Ok(true)) && ds.stream.is_none() {
-            // The last stream's response has left: its flow is complete.
+            // The last stream's response has left: its flow is complete, and the connection,
+            // idle now, need not hold an output queue.
+            let spare = ds.conn.take_idle_output();
+            self.keep_spare_output(spare);
             self.trace_response_sent(id);
         }
         let Some(ds) = self.downstreams.get_mut(id) else {
@@ -605,7 +626,11 @@ impl Worker {
                 self.deferred.push_back(Deferred::Downstream(id));
             }
             Ok(_) => {
-                let low = ds.conn.queued() <= ds.buffer_limit / 2;
+                let limit = self
+                    .listeners
+                    .get(ds.listener as usize)
+                    .map_or(1, |l| l.buffer_limit);
+                let low = ds.conn.queued() <= limit / 2;
                 if let (true, Some(sid)) = (low, ds.stream)
                     && let Some(stream) = self.streams.get_mut(sid)
                     && stream.response_paused
@@ -879,7 +904,6 @@ impl Worker {
                 .record(took.as_millis() as u64);
         }
         self.write_log(&mut stream, false);
-        self.count_downstream_bytes(id);
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };
@@ -895,13 +919,13 @@ impl Worker {
         };
         ds.stream = None;
         if let Some((method, path)) = stream.traced {
-            ds.pending_flow = Some(PendingFlow {
+            ds.pending_flow = Some(Box::new(PendingFlow {
                 stream: stream.trace_id,
                 status: stream.status,
                 method,
                 path,
                 start: ds.trace.start,
-            });
+            }));
         }
         if closing {
             self.close_after_flush(id);
@@ -970,8 +994,8 @@ impl Worker {
             }
         }
         self.syscalls().other();
-        let lived = self.now.saturating_duration_since(ds.accepted).as_millis() as u64;
-        if let Some(l) = self.stats.listeners.get(ds.listener) {
+        let lived = ds.accepted.until(self.now);
+        if let Some(l) = self.stats.listeners.get(ds.listener as usize) {
             l.downstream_cx_destroy.inc();
             l.downstream_cx_active.dec();
             l.downstream_cx_length_ms.record(lived);
@@ -987,10 +1011,6 @@ impl Worker {
                 &http.downstream_cx_destroy_local
             }
             .inc();
-            http.downstream_cx_rx_bytes_total
-                .add(ds.conn.bytes_in - ds.bytes_counted.0);
-            http.downstream_cx_tx_bytes_total
-                .add(ds.conn.bytes_out - ds.bytes_counted.1);
         }
         drop(ds);
     }
@@ -1003,7 +1023,7 @@ impl Worker {
             return;
         };
         ds.state = DownstreamState::CloseAfterFlush;
-        ds.flush_mark = ds.conn.bytes_out;
+        ds.flush_mark = ds.conn.bytes_out as u32;
         let mut old = ds.linger_timer.take();
         self.disarm(&mut old);
         let timer = self.arm(LINGER, TimerKey::Linger(id));
@@ -1043,8 +1063,9 @@ impl Worker {
         };
         ds.linger_timer = None;
         if ds.state == DownstreamState::CloseAfterFlush {
-            if ds.conn.bytes_out > ds.flush_mark {
-                ds.flush_mark = ds.conn.bytes_out;
+            // Any progress (compared modulo 2^32: the mark only needs to tell "more went out").
+            if ds.conn.bytes_out as u32 != ds.flush_mark {
+                ds.flush_mark = ds.conn.bytes_out as u32;
                 let timer = self.arm(LINGER, TimerKey::Linger(id));
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.linger_timer = Some(timer);
@@ -1159,13 +1180,13 @@ impl Worker {
             && let Some(stream) = ds.stream.and_then(|s| self.streams.get(s))
             && let Some((method, path)) = stream.traced
         {
-            let pending = PendingFlow {
+            let pending = Box::new(PendingFlow {
                 stream: stream.trace_id,
                 status: stream.status,
                 method,
                 path,
                 start: ds.trace.start,
-            };
+            });
             self.downstreams.get_mut(id).expect("exists").pending_flow = Some(pending);
         }
         self.trace_down(id, || EventKind::Close { by });
@@ -1220,20 +1241,13 @@ fn set_connection_header(headers: &mut Headers, close: bool, http10: bool) {
 
 /// Stats bookkeeping shared by the downstream and upstream sides.
 impl Worker {
-    /// Adds a downstream connection's bytes since the last call to `downstream_cx_*_bytes_total`.
-    fn count_downstream_bytes(&mut self, id: Id) {
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
-        let (bytes_in, bytes_out) = (ds.conn.bytes_in, ds.conn.bytes_out);
-        if let Some(http) = self.stats.http.get(ds.chain.stats) {
-            let http = &http.stats;
-            http.downstream_cx_rx_bytes_total
-                .add(bytes_in - ds.bytes_counted.0);
-            http.downstream_cx_tx_bytes_total
-                .add(bytes_out - ds.bytes_counted.1);
+    /// Keeps an idle connection's output queue for the next connection that answers.
+    fn keep_spare_output(&mut self, spare: Option<std::collections::VecDeque<Bytes>>) {
+        if let Some(spare) = spare
+            && self.spare_outputs.len() < crate::worker::SPARE_OUTPUTS
+        {
+            self.spare_outputs.push(spare);
         }
-        ds.bytes_counted = (bytes_in, bytes_out);
     }
 
     /// Increments one of the stream's HCM counters.

@@ -149,7 +149,7 @@ impl Worker {
             .route
             .map(|r| ds.chain.routes.names(r).1)
             .filter(|name| !name.is_empty());
-        let mut local = self.listeners.get(ds.listener).map(|l| l.address);
+        let mut local = self.listeners.get(ds.listener as usize).map(|l| l.address);
         if local.is_none_or(|a| a.ip().is_unspecified()) {
             local = ds.conn.socket().local_addr().ok();
         }
@@ -198,7 +198,7 @@ impl Worker {
         }
         let local = self
             .listeners
-            .get(ds.listener)
+            .get(ds.listener as usize)
             .map(|l| l.address)
             .filter(|a| !a.ip().is_unspecified())
             .or_else(|| ds.conn.socket().local_addr().ok());

@@ -226,6 +226,22 @@ impl Connection {
         }
     }
 
+    /// Takes the output queue's memory when nothing is queued (to keep for another connection).
+    pub(crate) fn take_idle_output(&mut self) -> Option<VecDeque<Bytes>> {
+        (self.output.is_empty() && self.output.capacity() > 0)
+            .then(|| std::mem::take(&mut self.output))
+    }
+
+    /// Gives the connection an (empty) output queue with memory, if it has none.
+    pub(crate) fn give_output(&mut self, spare: VecDeque<Bytes>) -> Option<VecDeque<Bytes>> {
+        if self.output.capacity() == 0 && spare.is_empty() {
+            self.output = spare;
+            None
+        } else {
+            Some(spare)
+        }
+    }
+
     /// Returns the input buffer's memory when nothing is buffered (idle keep-alive connections
     /// then hold no buffer at all).
     pub(crate) fn release_idle_input(&mut self) {

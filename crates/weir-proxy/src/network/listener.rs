@@ -80,7 +80,6 @@ impl Worker {
             }
             return;
         };
-        let buffer_limit = slot.buffer_limit;
         if !self.control.server.connection_opened() {
             // Over the global limit: closed as soon as accepted, as Envoy's overload manager
             // does; established connections are untouched.
@@ -108,16 +107,14 @@ impl Worker {
                 conn: Connection::new(socket, true),
                 chain,
                 peer,
-                listener,
-                accepted: self.now,
-                bytes_counted: (0, 0),
+                listener: listener as u32,
+                accepted: crate::worker::Millis::of(self.now),
                 decoder: RequestDecoder::new(limits),
                 stream: None,
                 state: DownstreamState::Open,
                 idle_timer: None,
                 linger_timer: None,
                 flush_mark: 0,
-                buffer_limit,
                 peer_closed: false,
                 closed_by_peer: false,
                 header_timer: None,

@@ -149,7 +149,6 @@ impl Worker {
                 trace_conn,
                 opened: self.now,
                 closed_by_peer: false,
-                bytes_counted: (0, 0),
             }
         });
         self.stats.syscalls.epoll_ctl.inc();
@@ -312,10 +311,13 @@ impl Worker {
             let Some(stream) = self.streams.get_mut(sid) else {
                 break;
             };
-            let over = self
-                .downstreams
-                .get(stream.downstream)
-                .is_none_or(|d| d.conn.queued() >= d.buffer_limit);
+            let listeners = &self.listeners;
+            let over = self.downstreams.get(stream.downstream).is_none_or(|d| {
+                d.conn.queued()
+                    >= listeners
+                        .get(d.listener as usize)
+                        .map_or(1, |l| l.buffer_limit)
+            });
             if over {
                 stream.response_paused = true;
                 break;
@@ -337,8 +339,11 @@ impl Worker {
                 break;
             }
             let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
-            if matches!(outcome, ReadOutcome::Data(_)) {
+            if let ReadOutcome::Data(n) = outcome {
                 up.response_seen = true;
+                if let Some(c) = self.stats.clusters.get(up.cluster) {
+                    c.common.upstream_cx_rx_bytes_total.add(n as u64);
+                }
             }
             self.trace_up(id, || EventKind::Read {
                 asked: crate::worker::READ_SIZE as u32,
@@ -470,14 +475,6 @@ impl Worker {
         }
         up.state = UpstreamState::Idle;
         up.reused = true;
-        if let Some(c) = self.stats.clusters.get(up.cluster) {
-            let cs = &c.common;
-            cs.upstream_cx_rx_bytes_total
-                .add(up.conn.bytes_in - up.bytes_counted.0);
-            cs.upstream_cx_tx_bytes_total
-                .add(up.conn.bytes_out - up.bytes_counted.1);
-        }
-        up.bytes_counted = (up.conn.bytes_in, up.conn.bytes_out);
         up.conn.release_idle_input();
         let (cluster, host) = (up.cluster, up.host);
         self.clusters[cluster].pools[host].release(id);
@@ -517,6 +514,7 @@ impl Worker {
             .map(|d| &mut d.trace)
             .filter(|t| t.recording != crate::recorder::Recording::Off);
         let recorder = &mut self.recorder;
+        let sent_before = up.conn.bytes_out;
         let result = match chain {
             Some(chain) => up.conn.flush(&self.stats.syscalls, |asked, result| {
                 recorder.record(chain, Lane::Upstream, fd, conn, trace_id, || {
@@ -525,9 +523,11 @@ impl Worker {
             }),
             None => up.conn.flush(&self.stats.syscalls, |_, _| {}),
         };
-        let Some(up) = self.upstreams.get_mut(id) else {
-            return;
-        };
+        if let Some(c) = self.stats.clusters.get(up.cluster) {
+            c.common
+                .upstream_cx_tx_bytes_total
+                .add(up.conn.bytes_out - sent_before);
+        }
         match result {
             Ok(_) => {
                 let low = up.conn.queued() <= up.buffer_limit / 2;
@@ -681,10 +681,6 @@ impl Worker {
             }
             let lived = self.now.saturating_duration_since(up.opened);
             cs.upstream_cx_length_ms.record(lived.as_millis() as u64);
-            cs.upstream_cx_rx_bytes_total
-                .add(up.conn.bytes_in - up.bytes_counted.0);
-            cs.upstream_cx_tx_bytes_total
-                .add(up.conn.bytes_out - up.bytes_counted.1);
             if let Some(h) = c.hosts.get(up.host) {
                 h.cx_active.dec();
             }
