@@ -15,7 +15,7 @@ use std::sync::{LazyLock, Mutex};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use weir_http1::{
-    Bytes, BytesMut, Header, Headers, Limits, RequestDecoder, RequestEvent, RequestHead, Version,
+    BytesMut, Header, Headers, Limits, RequestDecoder, RequestEvent, RequestHead, Version,
 };
 use weir_proxy::fuzzing::{Outcome, Router};
 
@@ -206,35 +206,6 @@ fn wire(i: &Input) -> Vec<u8> {
     w
 }
 
-/// A copy of the connection manager's `absolute_form_split` (crates/weir-proxy/src/http/
-/// conn_manager.rs): `http://authority/path?q` → (authority, `/path?q`).
-fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
-    let lower = target.get(..8).map(|p| p.to_ascii_lowercase())?;
-    let skip = if lower.starts_with(b"http://") {
-        7
-    } else if lower.starts_with(b"https://") {
-        8
-    } else {
-        return None;
-    };
-    let rest = target.slice(skip..);
-    let end = rest
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-        .unwrap_or(rest.len());
-    let authority = rest.slice(..end);
-    let path = rest.slice(end..);
-    let origin_form = if path.first() == Some(&b'/') {
-        path
-    } else {
-        let mut p = BytesMut::with_capacity(path.len() + 1);
-        p.extend_from_slice(b"/");
-        p.extend_from_slice(&path);
-        p.freeze()
-    };
-    Some((authority, origin_form))
-}
-
 fn decode(wire: &[u8]) -> Option<weir_http1::Request> {
     let mut buf = BytesMut::from(wire);
     match RequestDecoder::new(Limits::default()).decode(&mut buf) {
@@ -273,7 +244,7 @@ fuzz_target!(|data: &[u8]| {
     if head.method.as_ref() == b"CONNECT" {
         return;
     }
-    let authority = match absolute_form_split(&head.target) {
+    let authority = match weir_proxy::fuzzing::absolute_form_split(&head.target) {
         Some((authority, origin_form)) => {
             head.headers.set("host", authority.clone());
             head.target = origin_form;

@@ -79,3 +79,9 @@ impl Router {
         }
     }
 }
+
+/// The connection manager's split of an absolute-form target (`http://authority/path?q` →
+/// authority, `/path?q`), as the router's caller uses it.
+pub fn absolute_form_split(target: &bytes::Bytes) -> Option<(bytes::Bytes, bytes::Bytes)> {
+    crate::http::conn_manager::absolute_form_split(target)
+}

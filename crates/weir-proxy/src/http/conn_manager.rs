@@ -1202,7 +1202,7 @@ fn read_event(outcome: &ReadOutcome) -> EventKind {
 }
 
 /// `http://authority/path?q` → (authority, `/path?q`); `None` for origin-form targets.
-fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
+pub(crate) fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
     let lower = target.get(..8).map(|p| p.to_ascii_lowercase())?;
     let skip = if lower.starts_with(b"http://") {
         7
