@@ -291,6 +291,8 @@ pub(crate) struct Worker {
     /// answers a request: idle keep-alive connections hold no queue, and busy ones do not
     /// allocate one per response.
     pub(crate) spare_outputs: Vec<std::collections::VecDeque<bytes::Bytes>>,
+    /// When a failing accept was last logged.
+    pub(crate) accept_warned: Option<Instant>,
 }
 
 /// The most output queues a worker keeps for reuse.
@@ -346,6 +348,7 @@ impl Worker {
             listener_drain: false,
             logs,
             spare_outputs: Vec::new(),
+            accept_warned: None,
         }
     }
 

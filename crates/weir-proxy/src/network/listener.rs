@@ -23,6 +23,8 @@ use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 const ACCEPTS_PER_ROUND: usize = 256;
 /// After EMFILE/ENFILE/ENOMEM, wait this long before accepting again (no busy loop).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// How often a failing accept is logged while it keeps failing.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Binds a listening socket with SO_REUSEADDR and SO_REUSEPORT, non-blocking.
 pub(crate) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
@@ -57,8 +59,15 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // Out of fds or memory: the pending connections stay queued; try again
-                    // shortly instead of spinning on an edge that will not repeat.
-                    tracing::warn!(worker = self.index, error = %e, "accept failed; retrying in 100 ms");
+                    // shortly instead of spinning on an edge that will not repeat. Said once
+                    // a minute at most, not at every retry.
+                    let quiet = self.accept_warned.is_some_and(|at| {
+                        self.now.saturating_duration_since(at) < ACCEPT_WARN_EVERY
+                    });
+                    if !quiet {
+                        self.accept_warned = Some(self.now);
+                        tracing::warn!(worker = self.index, error = %e, "accept failed; retrying in 100 ms");
+                    }
                     self.arm(ACCEPT_RETRY, TimerKey::AcceptRetry(index));
                     return;
                 }
