@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/median.sh
 . bench/median.sh
+# shellcheck source=bench/targets/common.sh
+. bench/targets/common.sh
 
 quick=0
 if [ "${1:-}" = --quick ]; then quick=1; shift; fi
@@ -76,18 +78,14 @@ for t in "${targets[@]}"; do
   done
 done
 
-tree() { # a pid and all its descendants
-  local p=$1; echo "$p"
-  for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree "$c"; done
-}
 cpu_ticks() { # utime+stime of a process tree
   local sum=0
-  for p in $(tree "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
+  for p in $(descendants "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
   echo $sum
 }
 rss_kib() { # resident set of a process tree, kB
   local sum=0
-  for p in $(tree "$1"); do sum=$((sum + $(awk '/^VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done
+  for p in $(descendants "$1"); do sum=$((sum + $(awk '/^VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done
   echo $sum
 }
 ms() { # wrk's latency ("1.23ms", "850.00us", "1.10s") in ms
@@ -128,7 +126,7 @@ for t in "${targets[@]}"; do
   [ "$t" != direct ] && [ $can_trace = 1 ] || continue
   for b in "${bodies[@]}"; do
     [ "$b" -le 4608 ] || continue
-    filter=$(tree "${pid[$t]}" | sed 's/^/pid == /' | paste -sd'|' | sed 's/|/ || /g')
+    filter=$(descendants "${pid[$t]}" | sed 's/^/pid == /' | paste -sd'|' | sed 's/|/ || /g')
     bpftrace -e "tracepoint:syscalls:sys_enter_* /$filter/ { @[probe] = count(); }" > "$work/$t.$b.bpf" 2>&1 &
     bt=$!
     for _ in $(seq 1 60); do grep -q Attaching "$work/$t.$b.bpf" 2>/dev/null && break; sleep 0.5; done

@@ -9,6 +9,8 @@ tools=$root/bench/.tools
 bin=$tools/bin/weir-bench-pingora
 
 die() { echo "pingora.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/targets/common.sh
+. "$(dirname "$0")/common.sh"
 
 cmd_install() {
   command -v cargo >/dev/null || die "cargo not found (needed to build bench/pingora-proxy)"
@@ -37,16 +39,6 @@ cmd_version() {
   echo "pingora $v"
 }
 
-wait_port() { # pid port: wait until 127.0.0.1:port accepts, bounded to 20 s
-  local pid=$1 port=$2 i
-  for i in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-
 cmd_start() {
   [ $# -eq 4 ] || die "usage: $0 start LISTEN_PORT ORIGIN_PORT CPU WORKDIR"
   local listen=$1 origin=$2 cpu=$3 work=$4
@@ -65,29 +57,16 @@ cmd_start() {
   echo "$pid"
 }
 
-descendants() { # pid → the pid and all its descendants
-  local c
-  echo "$1"
-  for c in $(pgrep -P "$1" 2>/dev/null); do descendants "$c"; done
-}
-
 cmd_stop() {
   [ $# -eq 1 ] || die "usage: $0 stop WORKDIR"
-  local f=$1/pingora.main.pid pid pids i p
+  local f=$1/pingora.main.pid pid pids
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
     pids=$(descendants "$pid")
     # SIGINT is Pingora's fast shutdown (SIGTERM is graceful, SIGQUIT is upgrade).
     kill -INT $pids 2>/dev/null || true
-    for i in $(seq 1 50); do
-      local left=
-      for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
-      pids=$left
-      [ -n "$pids" ] || break
-      sleep 0.1
-    done
-    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+    wait_or_kill $pids
   fi
   rm -f "$f"
 }

@@ -9,6 +9,8 @@ tools=$root/bench/.tools
 bin=$tools/bin/sozu
 
 die() { echo "sozu.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/targets/common.sh
+. "$(dirname "$0")/common.sh"
 
 installed() { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qw "$SOZU_VERSION"; }
 
@@ -35,16 +37,6 @@ cmd_install() {
 cmd_version() {
   [ -x "$bin" ] || die "not installed (run: $0 install)"
   "$bin" --version | head -1 | awk '{print $1, $2}'
-}
-
-wait_port() { # pid port: wait until 127.0.0.1:port accepts, bounded to 20 s
-  local pid=$1 port=$2 i
-  for i in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
 }
 
 cmd_start() {
@@ -90,15 +82,9 @@ CONF
   echo "$pid"
 }
 
-descendants() { # pid → the pid and all its descendants
-  local c
-  echo "$1"
-  for c in $(pgrep -P "$1" 2>/dev/null); do descendants "$c"; done
-}
-
 cmd_stop() {
   [ $# -eq 1 ] || die "usage: $0 stop WORKDIR"
-  local f=$1/sozu.main.pid pid pids i p
+  local f=$1/sozu.main.pid pid pids
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
@@ -107,14 +93,7 @@ cmd_stop() {
     # over its channel); ~2 s when idle. SIGINT would not do: sozu does not handle it, and a
     # background job of a non-interactive shell starts with SIGINT ignored.
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-      local left=
-      for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
-      pids=$left
-      [ -n "$pids" ] || break
-      sleep 0.1
-    done
-    [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+    wait_or_kill $pids
   fi
   rm -f "$f" "$1/sozu.sock" "$1/sozu.pid"
 }
