@@ -25,7 +25,7 @@ use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
-use crate::stats::WorkerStats;
+use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{
     BodyOut, Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker,
 };
@@ -695,7 +695,11 @@ impl Worker {
             && stream.request_complete
             && stream.response_out != BodyOut::CloseDelimited;
         let drain_close = self.drain_close();
-        let closes = self.closes_connection(stream_ds);
+        let closes = drain_close
+            || self
+                .downstreams
+                .get(stream_ds)
+                .is_some_and(|d| d.close_soon);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -1286,50 +1290,5 @@ impl Worker {
         {
             c.charge(stream.upstream_host, reply.status);
         }
-    }
-}
-
-/// How a request leaves its upstream connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UpstreamEnd {
-    /// The response ended (`upstream_rq_completed`, `upstream_rq_time`).
-    Completed,
-    /// weir gave up on it: a timeout, the client left (`upstream_rq_tx_reset`).
-    LocalReset,
-    /// The connection failed under it (counted where the failure is seen).
-    Failed,
-}
-
-/// A request leaves its upstream connection: `upstream_rq_active` (and `_pending_active`, the
-/// host's `rq_active`) drop, and how it ended is counted. Once per attempt: later calls find
-/// nothing to end.
-pub(crate) fn end_upstream_request(
-    stats: &WorkerStats,
-    now: std::time::Instant,
-    stream: &mut crate::worker::Stream,
-    end: UpstreamEnd,
-) {
-    let Some(started) = stream.upstream_started.take() else {
-        return;
-    };
-    let Some(c) = stats.clusters.get(stream.cluster) else {
-        return;
-    };
-    let cs = &c.common;
-    cs.upstream_rq_active.dec();
-    if std::mem::take(&mut stream.pending) {
-        cs.upstream_rq_pending_active.dec();
-    }
-    if let Some(h) = c.hosts.get(stream.upstream_host) {
-        h.rq_active.dec();
-    }
-    match end {
-        UpstreamEnd::Completed => {
-            cs.upstream_rq_completed.inc();
-            let took = now.saturating_duration_since(started);
-            cs.upstream_rq_time.record(took.as_millis() as u64);
-        }
-        UpstreamEnd::LocalReset => cs.upstream_rq_tx_reset.inc(),
-        UpstreamEnd::Failed => {}
     }
 }

@@ -59,8 +59,7 @@ pub(crate) struct Connection {
     hup_seen: bool,
     read_eof: bool,
     write_shut: bool,
-    /// Bytes read and written over the connection's life.
-    pub(crate) bytes_in: u64,
+    /// Bytes written over the connection's life (flush progress and byte counters read it).
     pub(crate) bytes_out: u64,
 }
 
@@ -80,7 +79,6 @@ impl Connection {
             hup_seen: false,
             read_eof: false,
             write_shut: false,
-            bytes_in: 0,
             bytes_out: 0,
         }
     }
@@ -137,7 +135,6 @@ impl Connection {
                         self.readable = false;
                     }
                     self.input.extend_from_slice(&scratch[..n]);
-                    self.bytes_in += n as u64;
                     return ReadOutcome::Data(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -11,11 +11,11 @@ use mio::net::TcpStream;
 use weir_http1::{ResponseDecoder, ResponseEvent};
 
 use crate::event::token::{Id, Kind, token};
-use crate::http::conn_manager::{UpstreamEnd, end_upstream_request};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
 use crate::recorder::write_event;
 use crate::upstream::retry::RetryCause;
+use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
 use weir_flow::{EventKind, Lane};
 

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 
 use weir_config::Cluster;
 
+use crate::stats::WorkerStats;
+use crate::worker::Stream;
+
 use conn_pool::ConnPool;
 use load_balancer::RoundRobin;
 
@@ -37,5 +40,50 @@ impl ClusterState {
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
         }
+    }
+}
+
+/// How a request leaves its upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamEnd {
+    /// The response ended (`upstream_rq_completed`, `upstream_rq_time`).
+    Completed,
+    /// weir gave up on it: a timeout, the client left (`upstream_rq_tx_reset`).
+    LocalReset,
+    /// The connection failed under it (counted where the failure is seen).
+    Failed,
+}
+
+/// A request leaves its upstream connection: `upstream_rq_active` (and `_pending_active`, the
+/// host's `rq_active`) drop, and how it ended is counted. Once per attempt: later calls find
+/// nothing to end.
+pub(crate) fn end_upstream_request(
+    stats: &WorkerStats,
+    now: std::time::Instant,
+    stream: &mut Stream,
+    end: UpstreamEnd,
+) {
+    let Some(started) = stream.upstream_started.take() else {
+        return;
+    };
+    let Some(c) = stats.clusters.get(stream.cluster) else {
+        return;
+    };
+    let cs = &c.common;
+    cs.upstream_rq_active.dec();
+    if std::mem::take(&mut stream.pending) {
+        cs.upstream_rq_pending_active.dec();
+    }
+    if let Some(h) = c.hosts.get(stream.upstream_host) {
+        h.rq_active.dec();
+    }
+    match end {
+        UpstreamEnd::Completed => {
+            cs.upstream_rq_completed.inc();
+            let took = now.saturating_duration_since(started);
+            cs.upstream_rq_time.record(took.as_millis() as u64);
+        }
+        UpstreamEnd::LocalReset => cs.upstream_rq_tx_reset.inc(),
+        UpstreamEnd::Failed => {}
     }
 }

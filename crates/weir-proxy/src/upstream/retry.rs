@@ -12,8 +12,8 @@ use std::time::Duration;
 use weir_config::{RetryOn, RetryPolicy};
 
 use crate::event::token::Id;
-use crate::http::conn_manager::{UpstreamEnd, end_upstream_request};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{Deferred, TimerKey, Worker};
 
 /// What went wrong with an attempt.
