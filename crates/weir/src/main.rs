@@ -3,6 +3,7 @@
 mod admin_client;
 mod demo;
 mod flows;
+mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print recent request flows from a running weir's admin listener.
     Flows(flows::FlowsArgs),
+    /// Rebuild the request flows of any proxy process (weir, nginx, HAProxy, Envoy) from
+    /// eBPF syscall tracepoints (needs root).
+    Trace(trace::TraceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
             demo::run(&args, log)
         }
         Some(Command::Flows(args)) => flows::run(&args),
+        Some(Command::Trace(args)) => trace::run(&args),
         None => {
             let log = init_logging(&cli.run.common.log_level);
             let Some(config) = cli.run.config else {
