@@ -5,14 +5,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # curl drives weir in the proxy tests; headless Chromium draws the flow timeline
 # (crates/weir/tests/flow_view.rs); promtool (Debian's prometheus) checks the Prometheus scrape
-# (crates/weir/tests/admin.rs).
+# (crates/weir/tests/admin.rs); nginx and HAProxy are the foreign proxies `weir trace` follows
+# (crates/weir/tests/trace.rs).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
+fi
+# `weir trace` attaches to syscall tracepoints, which live in tracefs. As root with them there
+# (CI's machines), its tests must run rather than skip; nginx and HAProxy were installed above.
+export WEIR_REQUIRE_PROXIES=1
+if [ "$(id -u)" = 0 ]; then
+  [ -d /sys/kernel/tracing/events/syscalls ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+  if [ -d /sys/kernel/tracing/events/syscalls ]; then export WEIR_REQUIRE_BPF=1; fi
 fi
 cargo test --workspace --locked "$@"
