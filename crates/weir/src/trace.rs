@@ -50,7 +50,12 @@ pub(crate) fn run(args: &TraceArgs) -> ExitCode {
         eprintln!("weir trace: cannot trace: {refusal}");
         return ExitCode::from(2);
     }
-    let pids = procfs::with_descendants(args.pid);
+    // Never itself: a tracer that records its own reads of the ring feeds itself.
+    let me = std::process::id();
+    let pids: Vec<u32> = procfs::with_descendants(args.pid)
+        .into_iter()
+        .filter(|&p| p != me)
+        .collect();
     let snapshot = match procfs::snapshot(&pids) {
         Ok(s) => s,
         Err(e) => {

@@ -221,6 +221,70 @@ fn weir_traced_after_warm_up() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Refusals: one line that says what is wrong, exit status 2
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `weir trace ARGS` and returns its exit code and stderr.
+fn trace_refusal(args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["trace"];
+    all.extend_from_slice(args);
+    let ran = support::run_weir(&all, support::TIMEOUT);
+    (ran.code(), ran.stderr)
+}
+
+#[test]
+fn refuses_init_itself_and_missing_processes() {
+    let (code, err) = trace_refusal(&["--pid", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cannot trace: refusing to trace PID 1"),
+        "{err}"
+    );
+    // PIDs above the kernel's limit (4194304) never exist.
+    let (code, err) = trace_refusal(&["--pid", "4194305"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("cannot trace: no process with PID 4194305"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+/// Not root: says so and how to fix it, before loading anything. Run as `nobody` through
+/// util-linux's setpriv, so it needs root to set up (CI has it).
+#[test]
+fn refuses_without_root() {
+    let me = std::process::id().to_string();
+    let ran = support::run_program(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            support::weir_bin(),
+            "trace",
+            "--pid",
+            &me,
+        ],
+        support::TIMEOUT,
+    );
+    if ran.stderr.contains("setpriv:") {
+        // Not root here (or no setpriv): nothing to drop.
+        return skip(
+            REQUIRE_BPF,
+            &format!("cannot run as nobody: {}", ran.stderr.trim()),
+        );
+    }
+    assert_eq!(ran.code(), Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("cannot trace: loading eBPF programs needs root")
+            && ran.stderr.contains("sudo"),
+        "{ran}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Two witnesses: weir's own flow recorder and the kernel's view of the same requests
 // ---------------------------------------------------------------------------------------------
 
