@@ -220,6 +220,54 @@ fn weir_traced_after_warm_up() {
     traced(ProxyKind::Weir, 100, true);
 }
 
+/// The "done when": nginx's flows in the seed's sectioned text, one per request, each
+/// through the four phases and the wake rounds.
+#[test]
+fn nginx_flows_in_the_seeds_text() {
+    let _serial = serial();
+    let origin = GtOrigin::start();
+    let proxy = match Proxy::start(ProxyKind::NginxPerRequest, origin.addr) {
+        Ok(proxy) => proxy,
+        Err(reason) => return skip(REQUIRE_PROXIES, &reason),
+    };
+    let tracer = match Tracer::attach_as(proxy.pid(), "text") {
+        Attach::Tracing(tracer) => tracer,
+        Attach::Cannot(reason) => {
+            return skip(REQUIRE_BPF, &format!("weir trace cannot trace: {reason}"));
+        }
+    };
+    let load = run_load(proxy.addr());
+    let text = tracer.stop().stdout;
+    assert_load_ok(ProxyKind::NginxPerRequest, &load);
+    let flows: Vec<&str> = text.split("======== Flow ").skip(1).collect();
+    assert_eq!(flows.len(), load.sent.len(), "one flow per request");
+    // Each client's first request on its keep-alive connection carries the accept.
+    let accepts = text
+        .matches("#### Downstream Read Request: accept downstream socket")
+        .count();
+    assert_eq!(
+        accepts,
+        trace_support::CLIENTS as usize,
+        "one accept per client"
+    );
+    for flow in flows {
+        assert!(
+            flow.contains(": GET /gt/") && flow.contains(" -> 200 in "),
+            "{flow}"
+        );
+        for heading in [
+            "#### Downstream Read Request: FD=",
+            "start non-blocking connect to 127.0.0.1:",
+            "#### Upstream Write Request: FD=",
+            "#### Upstream Read Response: FD=",
+            "#### Downstream Write Response: write response to FD=",
+            "******* WAKE-ROUND:END Summary *******",
+        ] {
+            assert!(flow.contains(heading), "no `{heading}` in:\n{flow}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Refusals: one line that says what is wrong, exit status 2
 // ---------------------------------------------------------------------------------------------

@@ -753,11 +753,16 @@ pub(crate) struct Trace {
 }
 
 impl Tracer {
-    /// Starts the tracer on `pid` and waits for it to say it is tracing. Panics if it neither
-    /// does that nor exits 2 saying it cannot trace.
+    /// Starts the tracer on `pid` (JSON lines) and waits for it to say it is tracing. Panics
+    /// if it neither does that nor exits 2 saying it cannot trace.
     pub(crate) fn attach(pid: u32) -> Attach {
+        Tracer::attach_as(pid, "json")
+    }
+
+    /// Like [`Tracer::attach`], printing `format` (`text`, `json` or `perfetto`).
+    pub(crate) fn attach_as(pid: u32, format: &str) -> Attach {
         let mut child = Command::new(weir_bin())
-            .args(["trace", "--pid", &pid.to_string(), "--format", "json"])
+            .args(["trace", "--pid", &pid.to_string(), "--format", format])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
