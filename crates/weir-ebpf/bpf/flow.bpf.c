@@ -47,6 +47,8 @@ enum sys {
 #define MAX_EVENTS 128
 // x86_64's struct epoll_event is packed: u32 events, then u64 data.
 #define EPOLL_EVENT_SIZE 12
+// The largest address kept (sizeof(struct sockaddr_in6)).
+#define SOCKADDR_MAX 28
 // iovecs summed for the size a readv/writev/recvmsg/sendmsg asked for.
 #define MAX_IOV 8
 // Wake the reader only once this much is pending (it also polls on a short timer).
@@ -117,7 +119,7 @@ struct {
 	__type(value, struct inflight);
 } scratch SEC(".maps");
 
-// The raw tracepoint contexts: arguments at 16 + 8 * i, `ret` at 16.
+// The syscall tracepoints' contexts: arguments at 16 + 8 * i, `ret` at 16.
 struct sys_enter_ctx {
 	__u64 common;
 	__s64 nr;
@@ -264,9 +266,10 @@ int enter_connect(struct sys_enter_ctx *ctx)
 	struct inflight *in = begin(SYS_CONNECT, (__s32)ctx->args[0]);
 	if (!in)
 		return 0;
+	// sockaddr_in6 is the largest address kept; callers often pass sizeof(sockaddr_storage).
 	__u64 len = ctx->args[2];
-	if (len > sizeof(in->data))
-		len = sizeof(in->data);
+	if (len > SOCKADDR_MAX)
+		len = SOCKADDR_MAX;
 	if (ctx->args[1] && len > 0 && !bpf_probe_read_user(in->data, len & 31, (void *)ctx->args[1]))
 		in->len = len & 31;
 	return keep(in);
@@ -458,7 +461,7 @@ static __always_inline int exit_small(struct sys_exit_ctx *ctx)
 		rec->len = in->len;
 	} else if (ret > 0 && in->ptr) {
 		// What a read or write moved (accept: the peer's address).
-		__u64 n = in->sys == SYS_ACCEPT || in->sys == SYS_ACCEPT4 ? 28 : (__u64)ret;
+		__u64 n = in->sys == SYS_ACCEPT || in->sys == SYS_ACCEPT4 ? SOCKADDR_MAX : (__u64)ret;
 		if (n > in->cap && in->cap)
 			n = in->cap;
 		if (n > HEAD)
@@ -471,11 +474,30 @@ static __always_inline int exit_small(struct sys_exit_ctx *ctx)
 	return 0;
 }
 
-static __always_inline int exit_ready(struct sys_exit_ctx *ctx)
+static __always_inline int exit_ready(struct sys_exit_ctx *ctx, __u16 sys)
 {
 	struct inflight *in = finish();
-	if (!in)
+	if (!in) {
+		// A wait that began before tracing did: its events are unknown, but its round is
+		// not (a header alone, enter_ns = exit_ns).
+		if (!traced())
+			return 0;
+		struct record *r = bpf_ringbuf_reserve(&events, sizeof(struct record), 0);
+		if (!r) {
+			count_drop(0);
+			return 0;
+		}
+		__u64 id = bpf_get_current_pid_tgid();
+		__builtin_memset(r, 0, sizeof(*r));
+		r->enter_ns = r->exit_ns = bpf_ktime_get_ns();
+		r->tgid = id >> 32;
+		r->tid = (__u32)id;
+		r->ret = ctx->ret;
+		r->sys = sys;
+		r->fd = -1;
+		submit(r);
 		return 0;
+	}
 	__u8 *r = bpf_ringbuf_reserve(&events,
 				      sizeof(struct record) + MAX_EVENTS * EPOLL_EVENT_SIZE, 0);
 	if (!r) {
@@ -506,15 +528,22 @@ static __always_inline int exit_ready(struct sys_exit_ctx *ctx)
 		return handler(ctx);                                                       \
 	}
 
+#define EXIT_WAIT(name, SYS)                                                               \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                         \
+	int exit_##name(struct sys_exit_ctx *ctx)                                          \
+	{                                                                                  \
+		return exit_ready(ctx, SYS);                                               \
+	}
+
 EXIT(accept, exit_small)
 EXIT(accept4, exit_small)
 EXIT(socket, exit_small)
 EXIT(connect, exit_small)
 EXIT(setsockopt, exit_small)
 EXIT(epoll_ctl, exit_small)
-EXIT(epoll_wait, exit_ready)
-EXIT(epoll_pwait, exit_ready)
-EXIT(epoll_pwait2, exit_ready)
+EXIT_WAIT(epoll_wait, SYS_EPOLL_WAIT)
+EXIT_WAIT(epoll_pwait, SYS_EPOLL_PWAIT)
+EXIT_WAIT(epoll_pwait2, SYS_EPOLL_PWAIT2)
 EXIT(read, exit_small)
 EXIT(readv, exit_small)
 EXIT(recvfrom, exit_small)

@@ -4,7 +4,8 @@
 //! What the kernel shows is sockets, not requests; the links are inferred:
 //! - A **downstream** socket is one the process accepted (or, from `/proc`, one on the port of
 //!   one of its listeners); an **upstream** socket one it connected. Each downstream read that
-//!   starts with a request line opens a flow; the request line gives its method and target.
+//!   starts with a request line opens a flow, as does any read once the previous response has
+//!   started; the request line gives its method and target.
 //! - An **upstream** connection is bound to a request when it is connected, or when a request
 //!   is written to it while it is idle (a pooled connection reused). The request is the one whose
 //!   downstream read the same thread handled earlier **in the same wake round**, first in first
@@ -16,20 +17,33 @@
 //! - Wake rounds: from `epoll_wait` returning to the thread's next call; a flow gets the rounds
 //!   in which one of its events happened.
 //!
-//! A flow is finished when the next request on its connection starts, when the connection
-//! closes, after [`IDLE_NS`] without events once its response has started, or at the end; it
-//! is handed out once the round it finished in has ended, so that round is in it.
+//! A flow is finished when the next request on its connection starts or the connection
+//! closes; it is handed out once the round it finished in has ended, so that round is in it.
+//! A flow quiet for [`IDLE_NS`] once its response has started, and every flow left at the end
+//! or when its process exits, is handed out at once.
+//!
+//! 1xx interim responses are not the response (a 100 Continue's request body follows); after a
+//! 101 the connection is a tunnel whose bytes all belong to that exchange. Non-TCP sockets
+//! (UDP for DNS lookups) are never linked, even when connected.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 
-use weir_flow::{Closer, Event, EventKind, Flow, Lane, ReadResult, ShortText};
+use weir_flow::{Closer, Event, EventKind, Flow, Lane, Phase, ReadResult, ShortText};
 
 use crate::procfs::{Snapshot, SocketKind};
 use crate::record::{Record, Sys, sockaddr};
 
 /// How long a flow whose response has started may stay quiet before it is handed out.
 pub const IDLE_NS: u64 = 1_000_000_000;
+
+/// Events a connection keeps for its next flow.
+const PENDING_MAX: usize = 64;
+
+/// The methods a request line may start with (RFC 9110's, and PATCH).
+const METHODS: [&[u8]; 9] = [
+    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+];
 
 const EAGAIN: i64 = 11;
 const EINPROGRESS: i64 = 115;
@@ -113,6 +127,8 @@ struct Conn {
     connecting: bool,
     read_eof: bool,
     failed: bool,
+    /// Downstream: a 101 switched protocols; its bytes are one exchange from then on.
+    tunnel: bool,
     /// Downstream: the listener's address; upstream: the peer's.
     addr: Option<SocketAddr>,
 }
@@ -122,8 +138,12 @@ struct Building {
     tid: u32,
     downstream: u64,
     linked: bool,
-    upstream_read: u64,
-    downstream_written: u64,
+    /// The upstream's response started (bytes past any 1xx interim response).
+    upstream_answered: bool,
+    /// The final response started downstream (a 1xx interim response does not count).
+    answered: bool,
+    /// The wake round of its last downstream write.
+    written_round: u64,
     last_ns: u64,
     ports: Vec<u16>,
 }
@@ -139,8 +159,13 @@ pub struct Correlator {
     fds: HashMap<(u32, i32), u64>,
     conns: HashMap<u64, Conn>,
     listeners: HashMap<(u32, i32), SocketAddr>,
-    /// (process, epoll data) → fd, learned from epoll_ctl and /proc.
-    epoll_fd: HashMap<(u32, u64), i32>,
+    /// Sockets that are not TCP (UDP for DNS, unix): never a flow's, even once connected.
+    other: HashSet<(u32, i32)>,
+    /// (process, epoll fd, data) → fd, learned from epoll_ctl and /proc: data is per epoll
+    /// instance (weir's workers each have one, and their tokens repeat).
+    epoll_fd: HashMap<(u32, i32, u64), i32>,
+    /// (process, fd) → its registrations (epoll fd, data), to forget them when it goes.
+    registrations: HashMap<(u32, i32), Vec<(i32, u64)>>,
     /// (process, fd) → the registered event mask.
     interest: HashMap<(u32, i32), u32>,
     flows: HashMap<u64, Building>,
@@ -163,7 +188,9 @@ impl Correlator {
             fds: HashMap::new(),
             conns: HashMap::new(),
             listeners: HashMap::new(),
+            other: HashSet::new(),
             epoll_fd: HashMap::new(),
+            registrations: HashMap::new(),
             interest: HashMap::new(),
             flows: HashMap::new(),
             done: Vec::new(),
@@ -189,7 +216,7 @@ impl Correlator {
             }
         }
         for e in &snapshot.epoll {
-            c.epoll_fd.insert((e.tgid, e.data), e.fd);
+            c.register(e.tgid, e.epfd, e.fd, e.data);
             c.interest.insert((e.tgid, e.fd), e.events);
         }
         c
@@ -216,7 +243,7 @@ impl Correlator {
         let quiet: Vec<u64> = self
             .flows
             .iter()
-            .filter(|(_, b)| b.downstream_written > 0 && now_ns.saturating_sub(b.last_ns) > IDLE_NS)
+            .filter(|(_, b)| b.answered && now_ns.saturating_sub(b.last_ns) > IDLE_NS)
             .map(|(id, _)| *id)
             .collect();
         for id in quiet {
@@ -227,6 +254,54 @@ impl Correlator {
     /// The time of the last record consumed.
     pub fn last_ns(&self) -> u64 {
         self.last_ns
+    }
+
+    /// The kernel lost records: every flow open now may miss events, and says so.
+    pub fn records_lost(&mut self) {
+        for b in self.flows.values_mut() {
+            b.flow.truncated = true;
+        }
+    }
+
+    /// Process `tgid` exited: its connections end and its flows are handed out.
+    pub fn exited(&mut self, tgid: u32) {
+        let mut fds: Vec<i32> = self
+            .fds
+            .keys()
+            .filter(|(t, _)| *t == tgid)
+            .map(|(_, fd)| *fd)
+            .collect();
+        fds.sort_unstable();
+        for fd in fds {
+            self.retire(tgid, fd);
+        }
+        self.listeners.retain(|(t, _), _| *t != tgid);
+        self.interest.retain(|(t, _), _| *t != tgid);
+        self.other.retain(|(t, _)| *t != tgid);
+        self.epoll_fd.retain(|(t, _, _), _| *t != tgid);
+        self.registrations.retain(|(t, _), _| *t != tgid);
+        let threads: Vec<u32> = self
+            .workers
+            .iter()
+            .filter(|w| w.tgid == tgid)
+            .map(|w| w.tid)
+            .collect();
+        for tid in threads {
+            if let Some(thread) = self.threads.remove(&tid) {
+                for flow in thread.finishing {
+                    self.emit(flow);
+                }
+            }
+        }
+        let gone: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, b)| !self.threads.contains_key(&b.tid))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.emit(id);
+        }
     }
 
     /// Hands out every flow still open (the trace ends).
@@ -264,13 +339,43 @@ impl Correlator {
     fn thread(&mut self, tgid: u32, tid: u32) -> &mut Thread {
         let workers = &mut self.workers;
         self.threads.entry(tid).or_insert_with(|| {
-            let index = workers.len() as u16;
+            // Past 65,535 threads the last number is shared.
+            let index = u16::try_from(workers.len()).unwrap_or(u16::MAX);
             workers.push(Worker { index, tgid, tid });
             Thread {
                 worker: index,
                 ..Thread::default()
             }
         })
+    }
+
+    /// `fd` is registered with epoll instance `epfd` under `data`.
+    fn register(&mut self, tgid: u32, epfd: i32, fd: i32, data: u64) {
+        let regs = self.registrations.entry((tgid, fd)).or_default();
+        if let Some(i) = regs.iter().position(|&(e, _)| e == epfd) {
+            let (_, old) = regs.remove(i);
+            self.epoll_fd.remove(&(tgid, epfd, old));
+        }
+        regs.push((epfd, data));
+        self.epoll_fd.insert((tgid, epfd, data), fd);
+    }
+
+    /// `fd` left epoll instance `epfd` (`None`: every instance, as when it is closed).
+    fn unregister(&mut self, tgid: u32, fd: i32, epfd: Option<i32>) {
+        let Some(regs) = self.registrations.get_mut(&(tgid, fd)) else {
+            return;
+        };
+        let epoll_fd = &mut self.epoll_fd;
+        regs.retain(|&(e, data)| {
+            let gone = epfd.is_none_or(|x| x == e);
+            if gone {
+                epoll_fd.remove(&(tgid, e, data));
+            }
+            !gone
+        });
+        if regs.is_empty() {
+            self.registrations.remove(&(tgid, fd));
+        }
     }
 
     fn open(
@@ -300,6 +405,7 @@ impl Correlator {
                 connecting: false,
                 read_eof: false,
                 failed: false,
+                tunnel: false,
                 addr,
             },
         );
@@ -310,6 +416,8 @@ impl Correlator {
     fn retire(&mut self, tgid: u32, fd: i32) {
         self.listeners.remove(&(tgid, fd));
         self.interest.remove(&(tgid, fd));
+        self.other.remove(&(tgid, fd));
+        self.unregister(tgid, fd, None);
         if let Some(id) = self.fds.remove(&(tgid, fd)) {
             self.end_conn(id);
         }
@@ -333,7 +441,7 @@ impl Correlator {
         let Some(b) = self.flows.get_mut(&flow) else {
             return;
         };
-        if b.upstream_read == 0 && b.downstream_written == 0 {
+        if !b.upstream_answered && !b.answered {
             b.linked = false;
             let tid = b.tid;
             let thread = self
@@ -358,7 +466,7 @@ impl Correlator {
             thread.ready = r.ret.max(0) as u32;
         }
         for (mask, data) in r.ready_events() {
-            let Some(&fd) = self.epoll_fd.get(&(r.tgid, data)) else {
+            let Some(&fd) = self.epoll_fd.get(&(r.tgid, r.fd, data)) else {
                 continue;
             };
             let Some(&conn) = self.fds.get(&(r.tgid, fd)) else {
@@ -372,7 +480,21 @@ impl Correlator {
                 error: mask & EPOLLERR != 0,
             };
             let target = self.target(conn, if readable { Dir::In } else { Dir::Out });
+            // A writable edge with nothing to write yet (a new socket's first) is no part of
+            // writing a response: it belongs with reading the request, as weir records it.
+            let nothing_to_write = !readable
+                && self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.lane == Lane::Downstream)
+                && match target {
+                    Target::Flow(f) => self.flows.get(&f).is_some_and(|b| !b.answered),
+                    Target::Pending(_) => true,
+                };
             self.event(r.tid, conn, target, exit, kind);
+            if nothing_to_write {
+                self.rephase(target, conn, Phase::DownstreamReadRequest);
+            }
         }
     }
 
@@ -422,6 +544,12 @@ impl Correlator {
         if r.ret < 0 {
             return;
         }
+        // A listener made after tracing began (`socket`, then `listen`, which is not traced).
+        if !self.listeners.contains_key(&(r.tgid, r.fd))
+            && let Some(id) = self.fds.remove(&(r.tgid, r.fd))
+        {
+            self.end_conn(id);
+        }
         let local = self.listeners.get(&(r.tgid, r.fd)).copied();
         let id = self.open(
             r.tgid,
@@ -448,12 +576,16 @@ impl Correlator {
             self.open(r.tgid, fd, Lane::Upstream, r.exit_ns, r.tid, None);
         } else {
             self.retire(r.tgid, fd);
+            self.other.insert((r.tgid, fd));
         }
     }
 
     fn connect(&mut self, r: &Record<'_>, at: u64) {
         let peer = sockaddr(r.data);
         let Some(peer) = peer else { return };
+        if self.other.contains(&(r.tgid, r.fd)) {
+            return; // a UDP socket (a DNS lookup) is no upstream
+        }
         let id = match self.fds.get(&(r.tgid, r.fd)) {
             Some(&id)
                 if self
@@ -513,7 +645,7 @@ impl Correlator {
         match r.a[0] {
             EPOLL_CTL_ADD | EPOLL_CTL_MOD => {
                 if let Some(data) = r.epoll_data() {
-                    self.epoll_fd.insert((r.tgid, data), fd);
+                    self.register(r.tgid, r.fd, fd, data);
                 }
                 let before = self.interest.insert(key, mask);
                 let Some(conn) = conn else { return };
@@ -540,6 +672,7 @@ impl Correlator {
             }
             EPOLL_CTL_DEL => {
                 self.interest.remove(&key);
+                self.unregister(r.tgid, fd, Some(r.fd));
             }
             _ => {}
         }
@@ -547,9 +680,11 @@ impl Correlator {
 
     fn close(&mut self, r: &Record<'_>, at: u64) {
         let key = (r.tgid, r.fd);
-        self.listeners.remove(&key);
-        self.interest.remove(&key);
         let Some(&id) = self.fds.get(&key) else {
+            self.listeners.remove(&key);
+            self.interest.remove(&key);
+            self.other.remove(&key);
+            self.unregister(r.tgid, r.fd, None);
             return;
         };
         let conn = &self.conns[&id];
@@ -565,7 +700,20 @@ impl Correlator {
         } else {
             Closer::Local
         };
-        let target = self.target(id, Dir::Out);
+        self.interest.remove(&key);
+        self.unregister(r.tgid, r.fd, None);
+        let mut target = self.target(id, Dir::Out);
+        // A close in a later round than the response's last write ends the connection, not
+        // that exchange (a keep-alive client leaving), as weir's own recorder sees it.
+        let round = self.threads.get(&r.tid).map_or(0, |t| t.round);
+        if let Target::Flow(f) = target
+            && self
+                .flows
+                .get(&f)
+                .is_some_and(|b| b.answered && b.written_round != round)
+        {
+            target = Target::Pending(id);
+        }
         self.event(r.tid, id, target, at, EventKind::Close { by });
         self.fds.remove(&key);
         self.end_conn(id);
@@ -588,11 +736,11 @@ impl Correlator {
         let epoll: Vec<_> = self
             .epoll_fd
             .iter()
-            .filter(|((t, _), _)| *t == parent)
-            .map(|((_, d), fd)| (*d, *fd))
+            .filter(|((t, _, _), _)| *t == parent)
+            .map(|((_, epfd, data), fd)| (*epfd, *data, *fd))
             .collect();
-        for (data, fd) in epoll {
-            self.epoll_fd.insert((child, data), fd);
+        for (epfd, data, fd) in epoll {
+            self.register(child, epfd, fd, data);
         }
     }
 
@@ -632,20 +780,22 @@ impl Correlator {
         if lane == Lane::Upstream {
             let target = self.target(id, Dir::In);
             self.event(r.tid, id, target, at, kind);
-            if let (Target::Flow(f), ReadResult::Bytes(n)) = (target, result) {
+            if let (Target::Flow(f), ReadResult::Bytes(_)) = (target, result) {
                 let b = self.flows.get_mut(&f).expect("target exists");
-                if b.upstream_read == 0
-                    && let Some(status) = status_line(r.data)
-                {
-                    if b.flow.status == 0 {
-                        b.flow.status = status;
-                    }
+                let status = (!b.upstream_answered)
+                    .then(|| status_line(r.data))
+                    .flatten();
+                if let Some(status) = status {
                     b.flow.events.push(with_kind(
                         &b.flow.events,
                         EventKind::ResponseHead { status },
                     ));
+                    if b.flow.status == 0 || interim(b.flow.status) {
+                        b.flow.status = status;
+                    }
                 }
-                b.upstream_read += u64::from(n);
+                // A 100 Continue is not the response: the request's body follows it.
+                b.upstream_answered |= !status.is_some_and(interim);
             }
             return;
         }
@@ -655,8 +805,10 @@ impl Correlator {
             ReadResult::Bytes(_) => {
                 let conn = &self.conns[&id];
                 let last = conn.flows.back().and_then(|f| self.flows.get(f));
-                let starts =
-                    request_line(r.data).is_some() || last.is_none_or(|b| b.downstream_written > 0);
+                // After a 101 the connection is a tunnel: its bytes are the same exchange's.
+                let starts = last.is_none()
+                    || !conn.tunnel
+                        && (request_line(r.data).is_some() || last.is_some_and(|b| b.answered));
                 if starts {
                     Target::Flow(self.new_flow(r.tid, id, r.data))
                 } else {
@@ -704,7 +856,7 @@ impl Correlator {
             let idle = conn
                 .bound
                 .and_then(|f| self.flows.get(&f))
-                .is_none_or(|b| b.upstream_read > 0);
+                .is_none_or(|b| b.upstream_answered);
             if idle {
                 let reused = conn.bound.is_some() || conn.served > 0;
                 if self.bind(r.tid, id) {
@@ -729,8 +881,18 @@ impl Correlator {
             && let Target::Flow(f) = target
         {
             let b = self.flows.get_mut(&f).expect("target exists");
-            if b.downstream_written == 0 {
-                if let Some(status) = status_line(r.data) {
+            b.written_round = self.threads.get(&r.tid).map_or(0, |t| t.round);
+            let status = (!b.answered).then(|| status_line(r.data)).flatten();
+            if status.is_some_and(interim) {
+                // A 1xx interim response: the final one is still to come.
+                if status == Some(101) {
+                    self.conns.get_mut(&id).expect("looked up").tunnel = true;
+                    b.flow.status = 101;
+                    b.answered = true;
+                }
+            } else if !b.answered {
+                b.answered = true;
+                if let Some(status) = status {
                     b.flow.status = status;
                     if !b.linked {
                         // Answered without an upstream: the proxy replied itself.
@@ -746,10 +908,6 @@ impl Correlator {
                     thread.unlinked.retain(|&(_, x)| x != f);
                 }
             }
-            self.flows
-                .get_mut(&f)
-                .expect("target exists")
-                .downstream_written += r.ret as u64;
             // Responses answer requests in order: an earlier request still open is done.
             let conn = self.conns.get_mut(&id).expect("looked up");
             let mut earlier = Vec::new();
@@ -781,10 +939,9 @@ impl Correlator {
                 Some(0)
             },
         );
+        // Nothing waits: the connection keeps the request it has (a body written after
+        // an early response is still that request's).
         let Some(i) = pick else {
-            if let Some(conn) = self.conns.get_mut(&id) {
-                conn.bound = None;
-            }
             return false;
         };
         let (_, flow) = thread.unlinked.remove(i).expect("position is in range");
@@ -815,7 +972,7 @@ impl Correlator {
             .flows
             .iter()
             .copied()
-            .filter(|f| self.flows.get(f).is_some_and(|b| b.downstream_written > 0))
+            .filter(|f| self.flows.get(f).is_some_and(|b| b.answered))
             .collect();
         conn.flows.retain(|f| !finished.contains(f));
         conn.flows.push_back(id);
@@ -843,8 +1000,9 @@ impl Correlator {
                 tid,
                 downstream: conn_id,
                 linked: false,
-                upstream_read: 0,
-                downstream_written: 0,
+                upstream_answered: false,
+                answered: false,
+                written_round: 0,
                 last_ns: self.last_ns,
                 ports,
             },
@@ -880,14 +1038,7 @@ impl Correlator {
                     .front()
                     .map_or(Target::Pending(id), |&f| Target::Flow(f)),
                 Dir::In => match conn.flows.back() {
-                    Some(&f)
-                        if self
-                            .flows
-                            .get(&f)
-                            .is_some_and(|b| b.downstream_written == 0) =>
-                    {
-                        Target::Flow(f)
-                    }
+                    Some(&f) if self.flows.get(&f).is_some_and(|b| !b.answered) => Target::Flow(f),
                     _ => Target::Pending(id),
                 },
             },
@@ -912,10 +1063,27 @@ impl Correlator {
                 b.flow.events.push(event);
                 b.last_ns = self.last_ns;
             }
-            Target::Pending(_) => conn.pending.push(event),
+            // Bounded: an idle connection's wake-ups (or a long stream's after its flow
+            // was handed out) wait here for a flow that may never come.
+            Target::Pending(_) if conn.pending.len() < PENDING_MAX => conn.pending.push(event),
+            Target::Pending(_) => {}
         }
         if thread.round_start.is_some() && !thread.touched.contains(&target) {
             thread.touched.push(target);
+        }
+    }
+
+    /// Sets the phase of the event just recorded for `target` on connection `conn`.
+    fn rephase(&mut self, target: Target, conn: u64, phase: Phase) {
+        let last = match target {
+            Target::Flow(f) => self
+                .flows
+                .get_mut(&f)
+                .and_then(|b| b.flow.events.last_mut()),
+            Target::Pending(_) => self.conns.get_mut(&conn).and_then(|c| c.pending.last_mut()),
+        };
+        if let Some(event) = last {
+            event.phase = Some(phase);
         }
     }
 
@@ -984,7 +1152,7 @@ fn with_kind(events: &[Event], kind: EventKind) -> Event {
 pub fn request_line(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let sp = data.iter().position(|&b| b == b' ')?;
     let method = &data[..sp];
-    if method.is_empty() || method.len() > 16 || !method.iter().all(u8::is_ascii_uppercase) {
+    if !METHODS.contains(&method) {
         return None;
     }
     let rest = &data[sp + 1..];
@@ -994,6 +1162,11 @@ pub fn request_line(data: &[u8]) -> Option<(&[u8], &[u8])> {
         .unwrap_or(rest.len());
     let target = &rest[..end];
     (!target.is_empty()).then_some((method, target))
+}
+
+/// A 1xx status: an interim response, the final one still to come (101 ends HTTP).
+fn interim(status: u16) -> bool {
+    (100..200).contains(&status)
 }
 
 /// `HTTP/1.x NNN`: the status of a status line at the start of `data`.
@@ -1412,6 +1585,113 @@ mod tests {
     }
 
     #[test]
+    fn epoll_data_is_per_instance() {
+        // Two workers, each with its own epoll instance, register their connections under
+        // the same data (weir's tokens repeat across workers).
+        let mut s = Script::new(vec![]);
+        for (tid, epfd, fd) in [(1, 4, 10), (2, 5, 20)] {
+            s.sys(
+                tid,
+                Sys::Accept4,
+                LISTENER,
+                fd.into(),
+                [0; 3],
+                &sockaddr_v4(5555),
+            );
+            s.sys(
+                tid,
+                Sys::EpollCtl,
+                epfd,
+                0,
+                [1, fd as u64, 1],
+                &7u64.to_le_bytes(),
+            );
+        }
+        let mut ready = 1u32.to_le_bytes().to_vec();
+        ready.extend_from_slice(&7u64.to_le_bytes());
+        for (tid, epfd, fd) in [(1, 4, 10), (2, 5, 20)] {
+            s.sys(tid, Sys::EpollWait, epfd, 1, [64, 0, 0], &ready);
+            s.read(tid, fd, format!("GET /{fd} HTTP/1.1\r\n\r\n").as_bytes());
+        }
+        for flow in s.flows() {
+            let fd: i32 = flow.path.as_str()[1..].parse().unwrap();
+            let ready: Vec<i32> = flow
+                .events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Ready { .. }))
+                .map(|e| e.fd)
+                .collect();
+            assert_eq!(ready, [fd], "{}", flow.path.as_str());
+        }
+    }
+
+    #[test]
+    fn a_udp_lookup_does_not_take_the_waiting_request() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.wake(1, &[(10, 1)]);
+        s.read(1, 10, b"GET /resolved HTTP/1.1\r\n\r\n");
+        // DNS first: socket(AF_INET, SOCK_DGRAM), connect, send, receive.
+        s.sys(1, Sys::Socket, -1, 11, [2, 2, 0], &[]);
+        s.sys(1, Sys::Connect, 11, 0, [0; 3], &sockaddr_v4(53));
+        s.write(1, 11, &[b'q'; 30]);
+        s.connect(1, 12, 9000, 0);
+        s.write(1, 12, &[b'x'; 40]);
+        s.read(1, 12, b"HTTP/1.1 200 OK\r\n\r\n");
+        s.write(1, 10, b"HTTP/1.1 200 OK\r\n\r\n");
+        let flows = s.flows();
+        assert_eq!(flows.len(), 1);
+        assert!(flows[0].events.iter().all(|e| e.fd != 11));
+        assert_eq!(
+            io(&flows[0]).iter().map(|x| x.3).collect::<Vec<_>>(),
+            [26, 40, 19, 19]
+        );
+        assert_eq!(s.c.counts().unlinked_writes, 0);
+    }
+
+    #[test]
+    fn a_100_continue_is_not_the_response() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.wake(1, &[(10, 1)]);
+        s.read(1, 10, b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+        s.connect(1, 11, 9000, 0);
+        s.write(1, 11, &[b'h'; 60]);
+        s.wake(1, &[(11, 1)]);
+        s.read(1, 11, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.write(1, 10, b"HTTP/1.1 100 Continue\r\n\r\n");
+        s.wake(1, &[(10, 1)]);
+        s.read(1, 10, &[b'b'; 500]);
+        s.write(1, 11, &[b'b'; 500]);
+        s.wake(1, &[(11, 1)]);
+        s.read(1, 11, b"HTTP/1.1 201 Created\r\n\r\n");
+        s.write(1, 10, b"HTTP/1.1 201 Created\r\n\r\n");
+        let flows = s.flows();
+        assert_eq!(flows.len(), 1, "{flows:#?}");
+        assert_eq!((flows[0].path.as_str(), flows[0].status), ("/up", 201));
+        assert_eq!(
+            io(&flows[0]).iter().map(|x| x.3).collect::<Vec<_>>(),
+            [43, 60, 25, 25, 500, 500, 24, 24]
+        );
+    }
+
+    #[test]
+    fn an_exited_process_hands_out_its_flows() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.wake(1, &[(10, 1)]);
+        s.read(1, 10, b"GET /cut HTTP/1.1\r\n\r\n");
+        s.c.exited(PID);
+        let flows = s.c.take_flows();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].path.as_str(), "/cut");
+        // A later process with the same fd numbers starts clean.
+        s.accept(3, 10);
+        s.read(3, 10, b"GET /next HTTP/1.1\r\n\r\n");
+        assert_eq!(s.flows().len(), 1);
+    }
+
+    #[test]
     fn request_and_status_lines() {
         assert_eq!(
             request_line(b"GET /x?y HTTP/1.1\r\n"),
@@ -1422,6 +1702,7 @@ mod tests {
             Some((&b"POST"[..], &b"/cut-short"[..]))
         );
         assert_eq!(request_line(b"get / HTTP/1.1"), None);
+        assert_eq!(request_line(b"OK then, more body"), None);
         assert_eq!(request_line(b"\x16\x03\x01 binary"), None);
         assert_eq!(status_line(b"HTTP/1.1 503 Service Unavailable"), Some(503));
         assert_eq!(status_line(b"HTTP/1.0 200"), Some(200));

@@ -30,11 +30,14 @@ pub struct KnownSocket {
     pub kind: SocketKind,
 }
 
-/// An epoll registration: in process `tgid`, `data` reported by epoll stands for `fd`.
+/// An epoll registration: in process `tgid`, `data` reported by epoll instance `epfd`
+/// stands for `fd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpollData {
     /// The process.
     pub tgid: u32,
+    /// The epoll instance.
+    pub epfd: i32,
     /// The registration's data.
     pub data: u64,
     /// The registered fd.
@@ -143,8 +146,10 @@ pub fn snapshot(pids: &[u32]) -> io::Result<Snapshot> {
                     kind,
                 });
             } else if target == "anon_inode:[eventpoll]" {
-                let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
-                snap.epoll.extend(parse_epoll_fdinfo(pid, &info));
+                // Gone meanwhile (closed, or the process exited): nothing to learn from it.
+                if let Ok(info) = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) {
+                    snap.epoll.extend(parse_epoll_fdinfo(pid, fd, &info));
+                }
             }
         }
     }
@@ -218,7 +223,7 @@ fn parse_hex_addr(s: &str) -> Option<SocketAddr> {
 
 /// `tfd:        5 events:       19 data:                5  pos:0 ino:…` lines (hex events
 /// and data).
-fn parse_epoll_fdinfo(tgid: u32, info: &str) -> Vec<EpollData> {
+fn parse_epoll_fdinfo(tgid: u32, epfd: i32, info: &str) -> Vec<EpollData> {
     info.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -227,6 +232,7 @@ fn parse_epoll_fdinfo(tgid: u32, info: &str) -> Vec<EpollData> {
             }
             Some(EpollData {
                 tgid,
+                epfd,
                 fd: f.get(1)?.parse().ok()?,
                 events: u32::from_str_radix(f.get(3)?, 16).ok()?,
                 data: u64::from_str_radix(f.get(5)?, 16).ok()?,
@@ -257,18 +263,20 @@ mod tests {
     #[test]
     fn epoll_fdinfo_maps_data_to_fds() {
         let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\ntfd:        5 events:       19 data:     7f12a0b0c010  pos:0 ino:3f1 sdev:8\ntfd:       12 events: 80000005 data:                c  pos:0 ino:3f2 sdev:8\n";
-        let got = parse_epoll_fdinfo(9, info);
+        let got = parse_epoll_fdinfo(9, 4, info);
         assert_eq!(
             got,
             vec![
                 EpollData {
                     tgid: 9,
+                    epfd: 4,
                     fd: 5,
                     events: 0x19,
                     data: 0x7f12_a0b0_c010
                 },
                 EpollData {
                     tgid: 9,
+                    epfd: 4,
                     fd: 12,
                     events: 0x8000_0005,
                     data: 12

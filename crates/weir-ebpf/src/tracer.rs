@@ -42,6 +42,9 @@ pub const SYSCALLS: [&str; 19] = [
     "close",
 ];
 
+/// Records handed out by one [`Tracer::read`] at most.
+const MAX_PER_READ: usize = 65_536;
+
 /// Why tracing cannot start: each says what is missing and how to fix it.
 #[derive(Debug)]
 pub enum Refusal {
@@ -207,10 +210,17 @@ impl Tracer {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        while let Some(item) = self.ring.next() {
+        // Bounded, so that a reader that fell behind still returns to stop, report and print.
+        for _ in 0..MAX_PER_READ {
+            let Some(item) = self.ring.next() else { break };
             f(&item);
         }
         Ok(())
+    }
+
+    /// Stops tracing `pid` (it exited: its PID may be reused by an unrelated process).
+    pub fn forget(&mut self, pid: u32) {
+        let _ = self.pids.remove(&pid);
     }
 
     /// The processes traced now (forked children join while tracing with `children`).

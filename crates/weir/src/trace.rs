@@ -127,7 +127,13 @@ pub(crate) fn run(args: &TraceArgs) -> ExitCode {
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
             session.check_drops(tracer.dropped());
-            if tracer.pids().into_iter().all(|p| !procfs::alive(p)) {
+            // An exited process's PID could be reused by an unrelated one: stop tracing it.
+            let pids = tracer.pids();
+            for &pid in pids.iter().filter(|&&p| !procfs::alive(p)) {
+                tracer.forget(pid);
+                session.correlator.exited(pid);
+            }
+            if pids.iter().all(|&p| !procfs::alive(p)) {
                 eprintln!("weir trace: the traced processes have exited");
                 break;
             }
@@ -255,8 +261,12 @@ impl<W: io::Write> Session<W> {
         self.out.flush()
     }
 
-    /// Reports records lost in the kernel as soon as they are counted.
+    /// Reports records lost in the kernel as soon as they are counted, and marks the flows
+    /// open then as truncated.
     fn check_drops(&mut self, now: Dropped) {
+        if now != self.dropped {
+            self.correlator.records_lost();
+        }
         if now.ring_full > self.dropped.ring_full {
             eprintln!(
                 "weir trace: {} records lost: the ring buffer was full (the reader fell behind)",

@@ -336,17 +336,24 @@ fn refuses_without_root() {
 // Two witnesses: weir's own flow recorder and the kernel's view of the same requests
 // ---------------------------------------------------------------------------------------------
 
-/// A flow's socket I/O as both views must tell it: for every read and write syscall, in
-/// order, its phase, lane, fd and result (bytes, would-block, EOF, or the errno).
+/// A flow's socket I/O as both views must tell it: for every readiness report, read and
+/// write syscall, in order, its phase, lane, fd and result (bytes, would-block, EOF, or the
+/// errno).
 fn io_signature(events: &[serde_json::Value]) -> Vec<String> {
     events
         .iter()
-        .filter(|e| matches!(e["event"].as_str(), Some("read" | "write")))
+        .filter(|e| {
+            matches!(
+                e["event"].as_str(),
+                Some("read" | "write" | "ready" | "wake_round")
+            )
+        })
         .map(|e| {
-            let result = if e["event"] == "read" {
-                e["result"].to_string()
-            } else {
-                e["written"].to_string()
+            let result = match e["event"].as_str() {
+                Some("read") => e["result"].to_string(),
+                Some("write") => e["written"].to_string(),
+                Some("wake_round") => format!("ready={}", e["ready"]),
+                _ => format!("in={} out={}", e["readable"], e["writable"]),
             };
             format!(
                 "{} {} fd={} {} {result}",
@@ -382,8 +389,8 @@ fn flows_by_k(json_lines: &str) -> BTreeMap<u32, Vec<Vec<serde_json::Value>>> {
 }
 
 /// weir records its own flows (`flow_trace: ALL`) while `weir trace` watches it from the
-/// kernel: for every request, the two views agree on each read and write syscall's fd, byte
-/// count and phase, in order.
+/// kernel: for every request, the two views agree on each readiness report's and each read and
+/// write syscall's fd, byte count and phase, in order.
 #[test]
 fn weir_own_trace_agrees_with_the_kernel_view() {
     let _serial = serial();
