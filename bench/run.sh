@@ -37,6 +37,11 @@ fi
 for t in "${targets[@]}"; do
   [ "$t" = direct ] || bench/targets/"$t".sh install
 done
+# The open-loop load generator for the fixed-rate latency runs (bench/loadgen: wrk keeps every
+# connection busy, so its latencies are those of a saturated proxy).
+loadgen_dir=bench/.tools/loadgen
+CARGO_TARGET_DIR=$loadgen_dir cargo build --release --locked -q --manifest-path bench/loadgen/Cargo.toml
+loadgen=$loadgen_dir/release/weir-bench-loadgen
 
 work=$(mktemp -d /tmp/weir-bench.XXXX); chmod 755 "$work"
 cleanup() {
@@ -116,6 +121,32 @@ for ((r = 0; r < reps; r++)); do
   done
 done
 
+# Latency at a fixed request rate, open loop (each latency counted from the request's intended
+# send time): half of nginx's maximum for that body (FIXED_RATE=N overrides; without nginx,
+# half of the slowest target's), in rotating order like the runs above.
+declare -A fixed_rate fp50 fp99
+for b in "${bodies[@]}"; do
+  [ "$b" -le 4608 ] || continue
+  if [ -n "${FIXED_RATE:-}" ]; then
+    rate=$FIXED_RATE
+  elif [ -n "${rps[nginx,$b]:-}" ]; then
+    rate=$(median_min_max "${rps[nginx,$b]}" | awk '{printf "%d", $1 / 2}')
+  else
+    rate=$(for t in "${targets[@]}"; do median_min_max "${rps[$t,$b]}"; done | sort -g | head -1 | awk '{printf "%d", $1 / 2}')
+  fi
+  fixed_rate[$b]=$rate
+  for ((r = 0; r < reps; r++)); do
+    for ((j = 0; j < n; j++)); do
+      t=${targets[$(((r + j) % n))]}
+      out=$(taskset -c 1 "$loadgen" "127.0.0.1:${port[$t]}" "/b$b" "$rate" "$conns" "$secs") ||
+        { echo "$t failed the fixed-rate run at $rate requests/s ($b B)" >&2; exit 1; }
+      fp50[$t,$b]+="$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p') "
+      fp99[$t,$b]+="$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p') "
+      echo "  $t ${b} B at $rate/s: $out" >&2
+    done
+  done
+done
+
 # Syscalls per request, by name: a separate bounded run per proxy with bpftrace on the syscall
 # tracepoints (every thread and child of the proxy), at full speed.
 declare -A sys sys_top
@@ -190,6 +221,17 @@ mkdir -p "$(dirname "$out_file")"
       cell() { read -r m lo hi < <(median_min_max "$1"); echo "$m ($lo–$hi)"; }
       c="—"; [ "$t" = direct ] || c=$(cell "${cpu[$t,$b]}")
       echo "| $t | ${version[$t]} | $b B | $(cell "${rps[$t,$b]}") | $c | $(cell "${p50[$t,$b]}") | $(cell "${p99[$t,$b]}") | ${sys[$t,$b]:-—} | ${sys_top[$t,$b]:-—} |"
+    done
+  done
+  echo
+  echo "Latency at a fixed request rate (open loop, \`bench/loadgen\`, $conns connections, counted from each request's intended send time):"
+  echo
+  echo "| target | body | rate (requests/s) | p50 ms | p99 ms |"
+  echo "|---|---|---|---|---|"
+  for b in "${bodies[@]}"; do
+    [ -n "${fixed_rate[$b]:-}" ] || continue
+    for t in "${targets[@]}"; do
+      echo "| $t | $b B | ${fixed_rate[$b]} | $(cell "${fp50[$t,$b]}") | $(cell "${fp99[$t,$b]}") |"
     done
   done
   echo
