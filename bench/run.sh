@@ -124,7 +124,7 @@ done
 # Latency at a fixed request rate, open loop (each latency counted from the request's intended
 # send time): half of nginx's maximum for that body (FIXED_RATE=N overrides; without nginx,
 # half of the slowest target's), in rotating order like the runs above.
-declare -A fixed_rate fp50 fp99
+declare -A fixed_rate fp50 fp99 ferr
 for b in "${bodies[@]}"; do
   [ "$b" -le 4608 ] || continue
   if [ -n "${FIXED_RATE:-}" ]; then
@@ -132,7 +132,7 @@ for b in "${bodies[@]}"; do
   elif [ -n "${rps[nginx,$b]:-}" ]; then
     rate=$(median_min_max "${rps[nginx,$b]}" | awk '{printf "%d", $1 / 2}')
   else
-    rate=$(for t in "${targets[@]}"; do median_min_max "${rps[$t,$b]}"; done | sort -g | head -1 | awk '{printf "%d", $1 / 2}')
+    rate=$(for t in "${targets[@]}"; do median_min_max "${rps[$t,$b]}"; done | sort -g | awk 'NR == 1 {printf "%d", $1 / 2}')
   fi
   fixed_rate[$b]=$rate
   for ((r = 0; r < reps; r++)); do
@@ -142,6 +142,7 @@ for b in "${bodies[@]}"; do
         { echo "$t failed the fixed-rate run at $rate requests/s ($b B)" >&2; exit 1; }
       fp50[$t,$b]+="$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p') "
       fp99[$t,$b]+="$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p') "
+      ferr[$t,$b]=$(( ${ferr[$t,$b]:-0} + $(echo "$out" | sed -n 's/.*errors=\([0-9]*\).*/\1/p') ))
       echo "  $t ${b} B at $rate/s: $out" >&2
     done
   done
@@ -226,12 +227,12 @@ mkdir -p "$(dirname "$out_file")"
   echo
   echo "Latency at a fixed request rate (open loop, \`bench/loadgen\`, $conns connections, counted from each request's intended send time):"
   echo
-  echo "| target | body | rate (requests/s) | p50 ms | p99 ms |"
-  echo "|---|---|---|---|---|"
+  echo "| target | body | rate (requests/s) | p50 ms | p99 ms | errors (all runs) |"
+  echo "|---|---|---|---|---|---|"
   for b in "${bodies[@]}"; do
     [ -n "${fixed_rate[$b]:-}" ] || continue
     for t in "${targets[@]}"; do
-      echo "| $t | $b B | ${fixed_rate[$b]} | $(cell "${fp50[$t,$b]}") | $(cell "${fp99[$t,$b]}") |"
+      echo "| $t | $b B | ${fixed_rate[$b]} | $(cell "${fp50[$t,$b]}") | $(cell "${fp99[$t,$b]}") | ${ferr[$t,$b]} |"
     done
   done
   echo

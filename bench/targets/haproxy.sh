@@ -3,7 +3,7 @@
 set -euo pipefail
 case "$1" in
   install) command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } ;;
-  version) haproxy -v | head -1 | awk '{print "haproxy " $3}' ;;
+  version) haproxy -v | awk 'NR == 1 {print "haproxy " $3}' ;;
   start)
     port=$2 origin=$3 cpu=$4 work=$5
     cat > "$work/haproxy.cfg" <<CONF

@@ -12,7 +12,7 @@ die() { echo "sozu.sh: $*" >&2; exit 1; }
 # shellcheck source=bench/targets/common.sh
 . "$(dirname "$0")/common.sh"
 
-installed() { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qw "$SOZU_VERSION"; }
+installed() { [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -w "$SOZU_VERSION" >/dev/null; }
 
 cmd_install() {
   installed && return 0
@@ -36,7 +36,7 @@ cmd_install() {
 
 cmd_version() {
   [ -x "$bin" ] || die "not installed (run: $0 install)"
-  "$bin" --version | head -1 | awk '{print $1, $2}'
+  "$bin" --version | awk 'NR == 1 {print $1, $2}'
 }
 
 cmd_start() {

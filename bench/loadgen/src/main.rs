@@ -5,11 +5,13 @@
 //! send time (so a request that had to wait for a free connection pays for the wait, as
 //! wrk2 counts it, and coordinated omission does not hide stalls). Keep-alive connections, one
 //! request in flight on each; a timerfd wakes the loop at each due time with nanosecond
-//! resolution. Everything is bounded: the run stops scheduling after `--duration`, waits at most
-//! two seconds for what is in flight, and fails on any error.
+//! resolution. Everything is bounded: the run stops scheduling after `--duration` and waits at
+//! most two seconds for what is in flight. A connection the server closes is opened again; a
+//! request lost with it, or answered with another status than 200, counts as an error.
 //!
 //! Usage: weir-bench-loadgen ADDR PATH RATE CONNECTIONS SECONDS
-//! Prints one line: `sent=… completed=… rate=…/s p50_ms=… p90_ms=… p99_ms=… p999_ms=… max_ms=…`.
+//! Prints one line: `sent=… completed=… errors=… reconnects=… rate=…/s p50_ms=… p90_ms=…
+//! p99_ms=… p999_ms=… max_ms=…` (latencies of the completed requests).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -31,6 +33,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 struct Conn {
     stream: TcpStream,
+    /// A reconnect in progress: free once writable.
+    connecting: bool,
     /// The intended send time of the request in flight.
     busy: Option<Instant>,
     /// Request bytes not yet written.
@@ -87,6 +91,7 @@ fn run() -> io::Result<String> {
         )?;
         conns.push(Conn {
             stream,
+            connecting: false,
             busy: None,
             out: Vec::new(),
             input: Vec::with_capacity(1 << 16),
@@ -108,6 +113,7 @@ fn run() -> io::Result<String> {
     let mut latencies: Vec<u64> = Vec::with_capacity(total as usize);
     let mut events = Events::with_capacity(1024);
     let mut free: Vec<usize> = (0..connections).collect();
+    let (mut errors, mut reconnects) = (0u64, 0u64);
     loop {
         let now = Instant::now();
         // Every request now due joins the queue; free connections take the oldest.
@@ -153,13 +159,43 @@ fn run() -> io::Result<String> {
             }
             let i = event.token().0;
             let c = &mut conns[i];
-            if event.is_writable() {
-                write_out(c)?;
+            if c.connecting {
+                if event.is_writable() || event.is_error() {
+                    match c.stream.take_error()? {
+                        None if c.stream.peer_addr().is_ok() => {
+                            c.connecting = false;
+                            free.push(i);
+                        }
+                        _ => reopen(&poll, c, i, addr, &mut reconnects)?,
+                    }
+                }
+                continue;
             }
-            if event.is_readable() || event.is_read_closed() {
-                if let Some(due) = read_in(c)? {
-                    latencies.push(due.elapsed().as_micros() as u64);
-                    free.push(i);
+            if event.is_writable() && write_out(c).is_err() {
+                errors += u64::from(c.busy.take().is_some());
+                reopen(&poll, c, i, addr, &mut reconnects)?;
+                continue;
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                match read_in(c) {
+                    Arrival::Pending => {}
+                    Arrival::Complete(due, ok, closing) => {
+                        if ok {
+                            latencies.push(due.elapsed().as_micros() as u64);
+                        } else {
+                            errors += 1;
+                        }
+                        if closing {
+                            reopen(&poll, c, i, addr, &mut reconnects)?;
+                        } else {
+                            free.push(i);
+                        }
+                    }
+                    Arrival::Closed => {
+                        errors += u64::from(c.busy.take().is_some());
+                        free.retain(|&f| f != i);
+                        reopen(&poll, c, i, addr, &mut reconnects)?;
+                    }
                 }
             }
         }
@@ -170,8 +206,13 @@ fn run() -> io::Result<String> {
         let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
         latencies[i] as f64 / 1000.0
     };
+    if latencies.is_empty() {
+        return Err(io::Error::other(format!(
+            "no request completed ({errors} errors)"
+        )));
+    }
     Ok(format!(
-        "sent={total} completed={} rate={:.0}/s p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
+        "sent={total} completed={} errors={errors} reconnects={reconnects} rate={:.0}/s p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
         latencies.len(),
         latencies.len() as f64 / elapsed,
         q(0.50),
@@ -197,33 +238,72 @@ fn write_out(c: &mut Conn) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads what arrived; when a whole response (head + Content-Length body) is in, returns its
-/// request's intended send time and makes the connection free.
-fn read_in(c: &mut Conn) -> io::Result<Option<Instant>> {
+/// Replaces a connection the server closed (or that failed) with a new one, connecting.
+fn reopen(
+    poll: &Poll,
+    c: &mut Conn,
+    token: usize,
+    addr: SocketAddr,
+    reconnects: &mut u64,
+) -> io::Result<()> {
+    let _ = poll.registry().deregister(&mut c.stream);
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    poll.registry().register(
+        &mut stream,
+        Token(token),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    c.stream = stream;
+    c.connecting = true;
+    c.busy = None;
+    c.out.clear();
+    c.input.clear();
+    *reconnects += 1;
+    Ok(())
+}
+
+/// What a read brought.
+enum Arrival {
+    /// No whole response yet.
+    Pending,
+    /// A whole response: its request's intended send time, whether it was a 200, and
+    /// whether the server closes the connection after it (`Connection: close`).
+    Complete(Instant, bool, bool),
+    /// The server closed the connection, or it failed, or sent what is not HTTP.
+    Closed,
+}
+
+/// Reads what arrived; a whole response (head + Content-Length body) frees the connection.
+fn read_in(c: &mut Conn) -> Arrival {
     let mut buf = [0u8; 65536];
+    // The last response often comes with the server's FIN: read both, then parse.
+    let mut eof = false;
     loop {
         match c.stream.read(&mut buf) {
             Ok(0) => {
-                return Err(io::Error::other(
-                    "the server closed a keep-alive connection",
-                ))
+                eof = true;
+                break;
             }
             Ok(n) => c.input.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(_) => return Arrival::Closed,
         }
     }
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let head = match response.parse(&c.input) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(io::Error::other(format!("bad response: {e}"))),
+        Ok(httparse::Status::Partial) if eof => return Arrival::Closed,
+        Ok(httparse::Status::Partial) => return Arrival::Pending,
+        Err(_) => return Arrival::Closed,
     };
-    if response.code != Some(200) {
-        return Err(io::Error::other(format!("status {:?}", response.code)));
-    }
+    let ok = response.code == Some(200);
+    let closing = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("connection")
+            && std::str::from_utf8(h.value).is_ok_and(|v| v.to_ascii_lowercase().contains("close"))
+    });
     let length = response
         .headers
         .iter()
@@ -234,14 +314,23 @@ fn read_in(c: &mut Conn) -> io::Result<Option<Instant>> {
                 .trim()
                 .parse::<usize>()
                 .ok()
-        })
-        .ok_or_else(|| io::Error::other("a response without Content-Length"))?;
+        });
+    let Some(length) = length else {
+        return Arrival::Closed; // not framed by length: the connection cannot carry on
+    };
     if c.input.len() < head + length {
-        return Ok(None);
+        return if eof {
+            Arrival::Closed
+        } else {
+            Arrival::Pending
+        };
     }
     if c.input.len() > head + length {
-        return Err(io::Error::other("bytes after the response"));
+        return Arrival::Closed; // bytes nobody asked for
     }
     c.input.clear();
-    Ok(c.busy.take())
+    match c.busy.take() {
+        Some(due) => Arrival::Complete(due, ok, closing || eof),
+        None => Arrival::Closed,
+    }
 }
