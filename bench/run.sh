@@ -124,7 +124,7 @@ done
 # Latency at a fixed request rate, open loop (each latency counted from the request's intended
 # send time): half of nginx's maximum for that body (FIXED_RATE=N overrides; without nginx,
 # half of the slowest target's), in rotating order like the runs above.
-declare -A fixed_rate fp50 fp99 ferr
+declare -A fixed_rate fp50 fp99 ferr ffail
 for b in "${bodies[@]}"; do
   [ "$b" -le 4608 ] || continue
   if [ -n "${FIXED_RATE:-}" ]; then
@@ -138,8 +138,11 @@ for b in "${bodies[@]}"; do
   for ((r = 0; r < reps; r++)); do
     for ((j = 0; j < n; j++)); do
       t=${targets[$(((r + j) % n))]}
-      out=$(taskset -c 1 "$loadgen" "127.0.0.1:${port[$t]}" "/b$b" "$rate" "$conns" "$secs") ||
-        { echo "$t failed the fixed-rate run at $rate requests/s ($b B)" >&2; exit 1; }
+      if ! out=$(taskset -c 1 "$loadgen" "127.0.0.1:${port[$t]}" "/b$b" "$rate" "$conns" "$secs"); then
+        echo "  $t failed the fixed-rate run at $rate requests/s ($b B)" >&2
+        ffail[$t,$b]=1
+        continue
+      fi
       fp50[$t,$b]+="$(echo "$out" | sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p') "
       fp99[$t,$b]+="$(echo "$out" | sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p') "
       ferr[$t,$b]=$(( ${ferr[$t,$b]:-0} + $(echo "$out" | sed -n 's/.*errors=\([0-9]*\).*/\1/p') ))
@@ -232,7 +235,11 @@ mkdir -p "$(dirname "$out_file")"
   for b in "${bodies[@]}"; do
     [ -n "${fixed_rate[$b]:-}" ] || continue
     for t in "${targets[@]}"; do
-      echo "| $t | $b B | ${fixed_rate[$b]} | $(cell "${fp50[$t,$b]}") | $(cell "${fp99[$t,$b]}") | ${ferr[$t,$b]} |"
+      if [ -n "${ffail[$t,$b]:-}" ] || [ -z "${fp50[$t,$b]:-}" ]; then
+        echo "| $t | $b B | ${fixed_rate[$b]} | failed | failed | — |"
+      else
+        echo "| $t | $b B | ${fixed_rate[$b]} | $(cell "${fp50[$t,$b]}") | $(cell "${fp99[$t,$b]}") | ${ferr[$t,$b]} |"
+      fi
     done
   done
   echo

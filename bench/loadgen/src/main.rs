@@ -76,7 +76,8 @@ fn run() -> io::Result<String> {
             "RATE, CONNECTIONS and SECONDS must be positive",
         ));
     }
-    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes();
+    // The Host wrk sends, which virtual-host routing (Sozu's) matches on.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
     let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(connections);
     for i in 0..connections {
