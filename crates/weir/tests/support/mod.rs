@@ -153,7 +153,7 @@ fn read_all_thread(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHan
 }
 
 /// Waits for a child to exit; on timeout kills it and returns `None`.
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

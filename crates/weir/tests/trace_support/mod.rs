@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -606,7 +606,7 @@ impl Drop for ExternalProxy {
         // killed master leaves the worker serving. The worker is killed too if that fails.
         let children = child_pids(self.child.id());
         signal(self.child.id(), "TERM");
-        if wait_exit(&mut self.child, TIMEOUT).is_none() {
+        if crate::support::wait_child(&mut self.child, TIMEOUT).is_none() {
             for pid in children {
                 signal(pid, "KILL");
             }
@@ -658,22 +658,6 @@ fn signal(pid: u32, name: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Waits for a child to exit; on timeout kills it and returns `None`.
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
 }
 
 /// A directory in the system temp dir, removed with its contents on drop.
@@ -787,7 +771,7 @@ impl Tracer {
         {
             return Attach::Tracing(tracer);
         }
-        let status = wait_exit(&mut tracer.child, Duration::from_secs(5));
+        let status = crate::support::wait_child(&mut tracer.child, Duration::from_secs(5));
         let lines = tracer.stderr.when_closed(Duration::from_secs(5));
         if let Some(status) = status
             && status.code() == Some(2)
@@ -816,7 +800,7 @@ impl Tracer {
             signal(self.child.id(), "INT"),
             "could not send SIGINT to weir trace"
         );
-        let status = wait_exit(&mut self.child, STOP_TIMEOUT);
+        let status = crate::support::wait_child(&mut self.child, STOP_TIMEOUT);
         let stderr = self.stderr.when_closed(TIMEOUT);
         let Some(status) = status else {
             panic!(
