@@ -317,8 +317,9 @@ static __always_inline void submit(void *r)
 	bpf_ringbuf_submit(r, pending >= WAKE_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-// The EV_WAIT record: sent at once, so that a round's end is known while the thread sleeps.
-static __always_inline int waiting(struct inflight *in)
+// A record with no syscall behind it (or whose enter was not seen): the header alone, at
+// `at`, for the current thread. NULL (counted as a drop) when the ring is full.
+static __always_inline struct record *bare(__u16 sys, __s32 fd, __u64 at)
 {
 	struct record *r = bpf_ringbuf_reserve(&events, sizeof(struct record), 0);
 	if (!r) {
@@ -327,12 +328,20 @@ static __always_inline int waiting(struct inflight *in)
 	}
 	__u64 id = bpf_get_current_pid_tgid();
 	__builtin_memset(r, 0, sizeof(*r));
-	r->enter_ns = r->exit_ns = in->enter_ns;
+	r->enter_ns = r->exit_ns = at;
 	r->tgid = id >> 32;
 	r->tid = (__u32)id;
-	r->sys = EV_WAIT;
-	r->fd = in->fd;
-	submit(r);
+	r->sys = sys;
+	r->fd = fd;
+	return r;
+}
+
+// The EV_WAIT record: sent at once, so that a round's end is known while the thread sleeps.
+static __always_inline int waiting(struct inflight *in)
+{
+	struct record *r = bare(EV_WAIT, in->fd, in->enter_ns);
+	if (r)
+		submit(r);
 	return 0;
 }
 
@@ -482,20 +491,11 @@ static __always_inline int exit_ready(struct sys_exit_ctx *ctx, __u16 sys)
 		// not (a header alone, enter_ns = exit_ns).
 		if (!traced())
 			return 0;
-		struct record *r = bpf_ringbuf_reserve(&events, sizeof(struct record), 0);
-		if (!r) {
-			count_drop(0);
-			return 0;
+		struct record *r = bare(sys, -1, bpf_ktime_get_ns());
+		if (r) {
+			r->ret = ctx->ret;
+			submit(r);
 		}
-		__u64 id = bpf_get_current_pid_tgid();
-		__builtin_memset(r, 0, sizeof(*r));
-		r->enter_ns = r->exit_ns = bpf_ktime_get_ns();
-		r->tgid = id >> 32;
-		r->tid = (__u32)id;
-		r->ret = ctx->ret;
-		r->sys = sys;
-		r->fd = -1;
-		submit(r);
 		return 0;
 	}
 	__u8 *r = bpf_ringbuf_reserve(&events,
@@ -567,18 +567,9 @@ int on_newtask(struct newtask_ctx *ctx)
 	__u32 child = ctx->pid;
 	__u8 one = 1;
 	bpf_map_update_elem(&pids, &child, &one, BPF_ANY);
-	struct record *r = bpf_ringbuf_reserve(&events, sizeof(struct record), 0);
-	if (!r) {
-		count_drop(0);
+	struct record *r = bare(EV_FORK, -1, bpf_ktime_get_ns());
+	if (!r)
 		return 0;
-	}
-	__u64 id = bpf_get_current_pid_tgid();
-	__builtin_memset(r, 0, sizeof(*r));
-	r->enter_ns = r->exit_ns = bpf_ktime_get_ns();
-	r->tgid = id >> 32;
-	r->tid = (__u32)id;
-	r->sys = EV_FORK;
-	r->fd = -1;
 	r->a[0] = child;
 	r->a[1] = ctx->clone_flags;
 	submit(r);
