@@ -54,17 +54,7 @@ trap cleanup EXIT
 
 # The origin: nginx, one worker on CPU 1, fixed bodies from its open-file cache.
 origin_port=18200
-for b in "${bodies[@]}"; do head -c "$b" /dev/zero | tr '\0' 'x' > "$work/b$b"; done
-cat > "$work/origin.conf" <<CONF
-worker_processes 1; daemon off; pid $work/origin.pid; error_log $work/origin.err;
-events { worker_connections 16384; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 600s;
-  open_file_cache max=16; sendfile off;
-  server { listen 127.0.0.1:$origin_port reuseport; root $work;
-    location / { default_type application/octet-stream; } } }
-CONF
-taskset -c 1 nginx -c "$work/origin.conf" >"$work/origin.out" 2>&1 & echo $! > "$work/origin.pid"
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$origin_port") 2>/dev/null && break; sleep 0.1; done
+start_origin "$work" $origin_port "${bodies[@]}"
 
 # Start every proxy (all stay up; an idle one costs nothing) and check the bytes.
 declare -A port pid version
@@ -83,11 +73,6 @@ for t in "${targets[@]}"; do
   done
 done
 
-cpu_ticks() { # utime+stime of a process tree
-  local sum=0
-  for p in $(descendants "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
-  echo $sum
-}
 rss_kib() { # resident set of a process tree, kB
   local sum=0
   for p in $(descendants "$1"); do sum=$((sum + $(awk '/^VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0))); done

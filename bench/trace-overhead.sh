@@ -34,23 +34,8 @@ cleanup() {
 trap cleanup EXIT
 
 origin_port=18300
-head -c 100 /dev/zero | tr '\0' 'x' > "$work/b100"
-cat > "$work/origin.conf" <<CONF
-worker_processes 1; daemon off; pid $work/origin.pid; error_log $work/origin.err;
-events { worker_connections 16384; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 600s;
-  open_file_cache max=16; sendfile off;
-  server { listen 127.0.0.1:$origin_port reuseport; root $work;
-    location / { default_type application/octet-stream; } } }
-CONF
-taskset -c 1 nginx -c "$work/origin.conf" >"$work/origin.out" 2>&1 & echo $! > "$work/origin.pid"
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$origin_port") 2>/dev/null && break; sleep 0.1; done
+start_origin "$work" $origin_port 100
 
-cpu_ticks() { # utime+stime of a process tree
-  local sum=0
-  for p in $(descendants "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
-  echo $sum
-}
 hz=$(getconf CLK_TCK)
 
 declare -A off on records tracer_cpu

@@ -1,4 +1,5 @@
-# Sourced by the target scripts that manage a process tree themselves (sozu.sh, pingora.sh).
+# Sourced by the target scripts that manage a process tree themselves (sozu.sh, pingora.sh), and
+# by bench/run.sh and bench/trace-overhead.sh for the origin and the CPU count.
 
 wait_port() { # pid port: wait until 127.0.0.1:port accepts, bounded to 20 s
   local pid=$1 port=$2 i
@@ -26,4 +27,27 @@ wait_or_kill() { # pids…: wait up to 5 s for them to exit, then SIGKILL what i
     sleep 0.1
   done
   kill -KILL $pids 2>/dev/null || true
+}
+
+start_origin() { # work port sizes…: the benches' origin, nginx on CPU 1 serving /bN (N bytes of x)
+  local work=$1 port=$2 b
+  shift 2
+  for b in "$@"; do head -c "$b" /dev/zero | tr '\0' 'x' > "$work/b$b"; done
+  cat > "$work/origin.conf" <<CONF
+worker_processes 1; daemon off; pid $work/origin.pid; error_log $work/origin.err;
+events { worker_connections 16384; }
+http { access_log off; keepalive_requests 1000000; keepalive_timeout 600s;
+  open_file_cache max=16; sendfile off;
+  server { listen 127.0.0.1:$port reuseport; root $work;
+    location / { default_type application/octet-stream; } } }
+CONF
+  taskset -c 1 nginx -c "$work/origin.conf" >"$work/origin.out" 2>&1 &
+  echo $! > "$work/origin.pid"
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+}
+
+cpu_ticks() { # pid → utime+stime (clock ticks) of its process tree
+  local sum=0 p
+  for p in $(descendants "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
+  echo $sum
 }
