@@ -11,8 +11,9 @@ if ! command -v clang-14 >/dev/null 2>&1 || [ ! -f /usr/include/bpf/bpf_helpers.
 fi
 out=flow.bpf.o
 [ "${1:-}" = "--check" ] && out=$(mktemp --suffix=.bpf.o)
-# A relative source path keeps the object the same wherever the repository is checked out.
-clang-14 -O2 -g -target bpf -D__TARGET_ARCH_x86 -I"/usr/include/$(uname -m)-linux-gnu" \
+# BTF line info records the compilation directory; pinning it to "." keeps the object the same
+# wherever the repository is checked out.
+clang-14 -O2 -g -fdebug-compilation-dir=. -target bpf -D__TARGET_ARCH_x86 -I"/usr/include/$(uname -m)-linux-gnu" \
   -c flow.bpf.c -o "$out"
 llvm-strip-14 -g "$out"
 if [ "${1:-}" = "--check" ]; then

@@ -7,11 +7,14 @@
 //!   starts with a request line opens a flow, as does any read once the previous response has
 //!   started; the request line gives its method and target.
 //! - An **upstream** connection is bound to a request when it is connected, or when a request
-//!   is written to it while it is idle (a pooled connection reused). The request is the one whose
-//!   downstream read the same thread handled earlier **in the same wake round**, first in first
-//!   out within the round: event loops read a request and forward it before they sleep again
-//!   (HAProxy reads every ready socket first, then processes them all, hence the order). A
-//!   request whose upstream closes before any response waits to be bound again (a retry).
+//!   is written to it while it is idle (a pooled connection reused). The request is the waiting
+//!   one whose request line the write carries; when none does (a proxy that rewrites the
+//!   target), the one whose downstream read the same thread handled earlier **in the same wake
+//!   round**, first in first out within the round: event loops read a request and forward it
+//!   before they sleep again (HAProxy reads every ready socket first, then processes them).
+//!   A connection bound at connect whose first write names another request takes it (and
+//!   swaps with its connection). A request whose upstream closes before any response waits to
+//!   be bound again (a retry).
 //! - Upstream reads and writes go to the bound request; downstream writes to the oldest request
 //!   on the connection still being answered.
 //! - Wake rounds: from `epoll_wait` returning to the thread's next call; a flow gets the rounds
@@ -121,6 +124,8 @@ struct Conn {
     bound: Option<u64>,
     /// Upstream: requests it served before (the next one reuses it).
     served: u32,
+    /// Upstream: bytes of the bound request have been written.
+    sent: bool,
     /// Events before the connection's next flow (accept, registration, an idle read…).
     pending: Vec<Event>,
     /// Upstream: a connect is in progress and not yet seen to complete.
@@ -401,6 +406,7 @@ impl Correlator {
                 flows: VecDeque::new(),
                 bound: None,
                 served: 0,
+                sent: false,
                 pending: Vec::new(),
                 connecting: false,
                 read_eof: false,
@@ -603,7 +609,7 @@ impl Correlator {
             conn.connecting = r.ret == -EINPROGRESS;
             conn.failed |= failed;
         }
-        self.bind(r.tid, id);
+        self.bind(r.tid, id, None);
         let target = self.target(id, Dir::Out);
         self.event(
             r.tid,
@@ -853,18 +859,28 @@ impl Correlator {
             }
             // An idle connection, or one whose request has been answered: a new request.
             let conn = &self.conns[&id];
-            let idle = conn
-                .bound
-                .and_then(|f| self.flows.get(&f))
-                .is_none_or(|b| b.upstream_answered);
-            if idle {
+            let bound = conn.bound.and_then(|f| self.flows.get(&f).map(|b| (f, b)));
+            let head = request_line(r.data);
+            if bound.is_none_or(|(_, b)| b.upstream_answered) {
                 let reused = conn.bound.is_some() || conn.served > 0;
-                if self.bind(r.tid, id) {
+                if self.bind(r.tid, id, head) {
                     let target = self.target(id, Dir::Out);
                     self.event(r.tid, id, target, at, EventKind::StreamAttached { reused });
                 } else {
                     self.counts.unlinked_writes += 1;
                 }
+            } else if let (Some((f, b)), Some(head)) = (bound, head)
+                && !conn.sent
+                && !carries(b, head)
+            {
+                // Bound at connect to the oldest waiting request, but the request line
+                // written names another.
+                self.rebind(r.tid, id, f, head);
+            }
+            if r.ret > 0
+                && let Some(conn) = self.conns.get_mut(&id)
+            {
+                conn.sent = true;
             }
         }
         let kind = EventKind::Write {
@@ -922,9 +938,10 @@ impl Correlator {
 
     // Flows --------------------------------------------------------------------------------
 
-    /// Binds the upstream connection `id` to the request waiting on thread `tid`: the oldest
-    /// read in the current round, else the oldest waiting. False when none waits.
-    fn bind(&mut self, tid: u32, id: u64) -> bool {
+    /// Binds the upstream connection `id` to the request waiting on thread `tid`: the one
+    /// whose request line is `head` (what the write carries), else the oldest read in the
+    /// current round, else the oldest waiting. False when none waits.
+    fn bind(&mut self, tid: u32, id: u64, head: Option<(&[u8], &[u8])>) -> bool {
         let thread = self.threads.get_mut(&tid).expect("registered");
         let round = thread.round;
         // Requests answered or gone meanwhile are not waiting any more.
@@ -932,13 +949,19 @@ impl Correlator {
         thread
             .unlinked
             .retain(|(_, f)| flows.get(f).is_some_and(|b| !b.linked));
-        let pick = thread.unlinked.iter().position(|&(r, _)| r == round).or(
-            if thread.unlinked.is_empty() {
+        let named = head.and_then(|head| {
+            thread
+                .unlinked
+                .iter()
+                .position(|(_, f)| carries(&flows[f], head))
+        });
+        let pick = named
+            .or_else(|| thread.unlinked.iter().position(|&(r, _)| r == round))
+            .or(if thread.unlinked.is_empty() {
                 None
             } else {
                 Some(0)
-            },
-        );
+            });
         // Nothing waits: the connection keeps the request it has (a body written after
         // an early response is still that request's).
         let Some(i) = pick else {
@@ -950,6 +973,7 @@ impl Correlator {
             conn.served += 1;
         }
         conn.bound = Some(flow);
+        conn.sent = false;
         let pending = std::mem::take(&mut conn.pending);
         let port = conn.addr.map(|a| a.port());
         let b = self.flows.get_mut(&flow).expect("retained above");
@@ -960,6 +984,78 @@ impl Correlator {
             b.flow.events.push(e);
         }
         true
+    }
+
+    /// Upstream connection `id`, bound at connect to `from`, writes the request line `head`
+    /// of another request of thread `tid` (proxies do not forward in the order they read):
+    /// the connection takes that request, with its events so far. If that request was bound
+    /// to another connection that has not written yet, the two swap; else `from` waits again.
+    fn rebind(&mut self, tid: u32, id: u64, from: u64, head: (&[u8], &[u8])) {
+        let flows = &self.flows;
+        let waiting = self.threads.get(&tid).and_then(|t| {
+            t.unlinked
+                .iter()
+                .map(|&(_, f)| f)
+                .find(|f| flows.get(f).is_some_and(|b| !b.linked && carries(b, head)))
+        });
+        let (to, other) = match waiting {
+            Some(to) => (to, None),
+            None => {
+                let bound_unsent = self.conns.iter().find_map(|(&c, conn)| {
+                    let f = conn.bound.filter(|_| c != id && !conn.sent)?;
+                    let b = flows.get(&f)?;
+                    (b.tid == tid && carries(b, head)).then_some((f, c))
+                });
+                let Some((to, other)) = bound_unsent else {
+                    return;
+                };
+                (to, Some(other))
+            }
+        };
+        self.move_events(id, from, to);
+        self.conns
+            .get_mut(&id)
+            .expect("rebinding a known connection")
+            .bound = Some(to);
+        if let Some(other) = other {
+            self.move_events(other, to, from);
+            self.conns.get_mut(&other).expect("found above").bound = Some(from);
+        } else {
+            if let Some(thread) = self.threads.get_mut(&tid) {
+                thread.unlinked.retain(|&(_, f)| f != to);
+            }
+            self.flows.get_mut(&to).expect("found above").linked = true;
+            self.unbound(from);
+        }
+        if let Some(thread) = self.threads.get_mut(&tid)
+            && thread.round_start.is_some()
+            && !thread.touched.contains(&Target::Flow(to))
+        {
+            thread.touched.push(Target::Flow(to));
+        }
+    }
+
+    /// Moves upstream connection `conn`'s events (and its port) from flow `from` to `to`.
+    fn move_events(&mut self, conn: u64, from: u64, to: u64) {
+        let port = self.conns.get(&conn).and_then(|c| c.addr).map(|a| a.port());
+        let Some(b) = self.flows.get_mut(&from) else {
+            return;
+        };
+        let (moved, kept): (Vec<Event>, Vec<Event>) = std::mem::take(&mut b.flow.events)
+            .into_iter()
+            .partition(|e| e.conn == conn);
+        b.flow.events = kept;
+        if let Some(i) = port.and_then(|p| b.ports.iter().position(|&x| x == p)) {
+            b.ports.remove(i);
+        }
+        let Some(b) = self.flows.get_mut(&to) else {
+            return;
+        };
+        b.ports.extend(port);
+        b.flow.events.extend(moved.into_iter().map(|mut e| {
+            e.stream = to;
+            e
+        }));
     }
 
     fn new_flow(&mut self, tid: u32, conn_id: u64, data: &[u8]) -> u64 {
@@ -1162,6 +1258,11 @@ pub fn request_line(data: &[u8]) -> Option<(&[u8], &[u8])> {
         .unwrap_or(rest.len());
     let target = &rest[..end];
     (!target.is_empty()).then_some((method, target))
+}
+
+/// Whether `b`'s request line is `head` (both cut as a flow keeps them).
+fn carries(b: &Building, (method, path): (&[u8], &[u8])) -> bool {
+    b.flow.method == ShortText::new(method) && b.flow.path == ShortText::new(path)
 }
 
 /// A 1xx status: an interim response, the final one still to come (101 ends HTTP).
@@ -1430,6 +1531,133 @@ mod tests {
         assert_eq!(
             second.iter().map(|x| x.3).collect::<Vec<_>>(),
             [24, 21, 210, 212]
+        );
+    }
+
+    /// Two requests read in one round, forwarded on connections bound at connect in the
+    /// other order: each connection's first write names its request, and they swap.
+    #[test]
+    fn connections_that_write_each_others_requests_swap() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.accept(1, 12);
+        s.wake(1, &[(10, 1), (12, 1)]);
+        s.read(1, 10, b"GET /first HTTP/1.1\r\n\r\n");
+        s.read(1, 12, b"GET /second HTTP/1.1\r\n\r\n");
+        s.connect(1, 20, 9000, -EINPROGRESS);
+        s.connect(1, 21, 9000, -EINPROGRESS);
+        s.wake(1, &[(20, 4), (21, 4)]);
+        s.write(1, 20, b"GET /second HTTP/1.1\r\n\r\n");
+        s.write(1, 21, b"GET /first HTTP/1.1\r\n\r\n");
+        s.wake(1, &[(20, 1), (21, 1)]);
+        s.read(1, 20, &[b'a'; 200]);
+        s.read(1, 21, &[b'b'; 210]);
+        s.write(1, 12, &[b'A'; 202]);
+        s.write(1, 10, &[b'B'; 212]);
+        s.wake(1, &[]);
+        let flows = s.flows();
+        assert_eq!(
+            io(by_path(&flows, "/first")),
+            [
+                (Lane::Downstream, 10, 'r', 23),
+                (Lane::Upstream, 21, 'w', 23),
+                (Lane::Upstream, 21, 'r', 210),
+                (Lane::Downstream, 10, 'w', 212)
+            ]
+        );
+        assert_eq!(
+            io(by_path(&flows, "/second")),
+            [
+                (Lane::Downstream, 12, 'r', 24),
+                (Lane::Upstream, 20, 'w', 24),
+                (Lane::Upstream, 20, 'r', 200),
+                (Lane::Downstream, 12, 'w', 202)
+            ]
+        );
+        let connects = |f: &Flow| {
+            f.events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::ConnectStarted { .. }))
+                .map(|e| e.fd)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(connects(by_path(&flows, "/first")), [21]);
+        assert_eq!(connects(by_path(&flows, "/second")), [20]);
+    }
+
+    /// A connection bound at connect to the oldest request writes a later one's: the oldest
+    /// waits again, for the next connection.
+    #[test]
+    fn a_connection_that_writes_a_waiting_request_takes_it() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.accept(1, 12);
+        s.wake(1, &[(10, 1), (12, 1)]);
+        s.read(1, 10, b"GET /first HTTP/1.1\r\n\r\n");
+        s.read(1, 12, b"GET /second HTTP/1.1\r\n\r\n");
+        s.connect(1, 20, 9000, 0);
+        s.write(1, 20, b"GET /second HTTP/1.1\r\n\r\n");
+        s.connect(1, 21, 9000, 0);
+        s.write(1, 21, b"GET /first HTTP/1.1\r\n\r\n");
+        s.wake(1, &[(20, 1), (21, 1)]);
+        s.read(1, 20, &[b'a'; 200]);
+        s.read(1, 21, &[b'b'; 210]);
+        s.write(1, 12, &[b'A'; 202]);
+        s.write(1, 10, &[b'B'; 212]);
+        s.wake(1, &[]);
+        let flows = s.flows();
+        let upstream = |f: &Flow| {
+            io(f)
+                .into_iter()
+                .filter(|x| x.0 == Lane::Upstream)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            upstream(by_path(&flows, "/first")),
+            [
+                (Lane::Upstream, 21, 'w', 23),
+                (Lane::Upstream, 21, 'r', 210)
+            ]
+        );
+        assert_eq!(
+            upstream(by_path(&flows, "/second")),
+            [
+                (Lane::Upstream, 20, 'w', 24),
+                (Lane::Upstream, 20, 'r', 200)
+            ]
+        );
+    }
+
+    /// A pooled connection's write is linked to the request it names, not the oldest.
+    #[test]
+    fn a_pooled_write_is_linked_to_the_request_it_names() {
+        let mut s = Script::new(vec![]);
+        s.accept(1, 10);
+        s.wake(1, &[(10, 1)]);
+        s.read(1, 10, b"GET /one HTTP/1.1\r\n\r\n");
+        s.connect(1, 20, 9000, 0);
+        s.write(1, 20, b"GET /one HTTP/1.1\r\n\r\n");
+        s.wake(1, &[(20, 1)]);
+        s.read(1, 20, b"HTTP/1.1 200 OK\r\n\r\n");
+        s.write(1, 10, b"HTTP/1.1 200 OK\r\n\r\n");
+        s.accept(1, 12);
+        s.wake(1, &[(10, 1), (12, 1)]);
+        s.read(1, 10, b"GET /two HTTP/1.1\r\n\r\n");
+        s.read(1, 12, b"GET /three HTTP/1.1\r\n\r\n");
+        s.write(1, 20, b"GET /three HTTP/1.1\r\n\r\n");
+        s.wake(1, &[(20, 1)]);
+        s.read(1, 20, &[b'c'; 300]);
+        s.write(1, 12, &[b'C'; 303]);
+        s.wake(1, &[]);
+        let flows = s.flows();
+        assert_eq!(
+            io(by_path(&flows, "/three")),
+            [
+                (Lane::Downstream, 12, 'r', 23),
+                (Lane::Upstream, 20, 'w', 23),
+                (Lane::Upstream, 20, 'r', 300),
+                (Lane::Downstream, 12, 'w', 303)
+            ]
         );
     }
 
