@@ -37,17 +37,20 @@ pub(crate) struct Block {
 /// whitespace (obs-fold), have a colon, a non-empty name and no whitespace before the colon;
 /// there are at most `max_fields` of them. What is inside names and values is checked later by
 /// the field parser (httparse).
+///
+/// Offsets are `u32` (a block is capped well under 4 GiB): every idle client connection holds
+/// a scanner, so its size counts.
 #[derive(Clone, Debug)]
 pub(crate) struct BlockScanner {
     kind: BlockKind,
     /// Bytes at the front of the buffer already checked.
-    scanned: usize,
+    scanned: u32,
     /// Offset of the line being scanned.
-    line_start: usize,
+    line_start: u32,
     /// Length of the start line, once complete.
-    start_line_len: Option<usize>,
+    start_line_len: Option<u32>,
     /// Complete field lines so far.
-    fields: usize,
+    fields: u32,
 }
 
 impl BlockScanner {
@@ -75,13 +78,15 @@ impl BlockScanner {
         limit: usize,
         max_fields: usize,
     ) -> Result<Option<Block>, Error> {
-        if self.scanned > buf.len() {
+        if self.scanned as usize > buf.len() {
             // The caller dropped bytes it had shown us: start over rather than trust offsets.
             *self = BlockScanner::new(self.kind);
         }
+        let limit = limit.min(u32::MAX as usize);
         let window = &buf[..buf.len().min(limit)];
-        while let Some(i) = memchr3(b'\r', b'\n', 0, &window[self.scanned..]) {
-            let at = self.scanned + i;
+        while let Some(i) = memchr3(b'\r', b'\n', 0, &window[self.scanned as usize..]) {
+            // Below `limit`, so within u32.
+            let at = self.scanned as usize + i;
             match window[at] {
                 0 => return Err(Error::NulByte),
                 b'\n' => return Err(Error::BareLf),
@@ -90,25 +95,25 @@ impl BlockScanner {
             // A CR: the line ends if a LF follows.
             match window.get(at + 1) {
                 None => {
-                    self.scanned = at;
+                    self.scanned = at as u32;
                     return self.incomplete(buf.len(), limit);
                 }
                 Some(b'\n') => {}
                 Some(_) => return Err(Error::BareCr),
             }
-            let line = &window[self.line_start..at];
+            let line = &window[self.line_start as usize..at];
             let next = at + 2;
-            self.scanned = next;
-            self.line_start = next;
+            self.scanned = next as u32;
+            self.line_start = next as u32;
             if self.end_of_line(line, max_fields)? {
                 return Ok(Some(Block {
                     len: next,
-                    start_line_len: self.start_line_len.unwrap_or(0),
-                    fields: self.fields,
+                    start_line_len: self.start_line_len.unwrap_or(0) as usize,
+                    fields: self.fields as usize,
                 }));
             }
         }
-        self.scanned = window.len();
+        self.scanned = window.len() as u32;
         self.incomplete(buf.len(), limit)
     }
 
@@ -133,14 +138,14 @@ impl BlockScanner {
                     _ => Error::InvalidRequestLine,
                 });
             }
-            self.start_line_len = Some(line.len());
+            self.start_line_len = Some(line.len() as u32);
             return Ok(false);
         }
         let Some(&first) = line.first() else {
             return Ok(true);
         };
         self.fields += 1;
-        if self.fields > max_fields {
+        if self.fields as usize > max_fields {
             return Err(Error::TooManyHeaders);
         }
         if is_ows(first) {

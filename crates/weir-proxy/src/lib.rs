@@ -12,6 +12,7 @@ mod admin;
 mod event;
 pub mod fuzzing;
 pub mod http;
+mod memory;
 mod network;
 mod recorder;
 mod router;

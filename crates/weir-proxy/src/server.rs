@@ -222,6 +222,7 @@ const WAKER: usize = 0;
 impl Server {
     /// Binds everything and starts the workers.
     pub fn start(bootstrap: Bootstrap, options: Options) -> io::Result<Server> {
+        crate::memory::fix_mmap_threshold();
         let concurrency = options.concurrency.max(1);
         let mut flow_trace = bootstrap.weir.flow_trace;
         if let Some(mode) = options.flow_trace {

@@ -31,7 +31,7 @@ use crate::access_log::WorkerLogs;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::local_reply::{DateCache, ResponseFlag};
-use crate::network::connection::Connection;
+use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::router::route_table::RouteRef;
 use crate::server::Control;
@@ -48,6 +48,9 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 const EVENTS: usize = 1024;
 /// Deferred items run per round before polling again (the rest run next round).
 const DEFERRED_PER_ROUND: usize = 4096;
+/// Streams open at once that make a burst: when they have all finished, the heap's free
+/// memory goes back to the kernel.
+const BURST_STREAMS: usize = 256;
 
 /// A worker's listener socket and the filter chain its connections get.
 pub(crate) struct ListenerSlot {
@@ -270,6 +273,8 @@ pub(crate) struct Worker {
     pub(crate) downstreams: GenSlab<Downstream>,
     pub(crate) upstreams: GenSlab<Upstream>,
     pub(crate) streams: GenSlab<Stream>,
+    /// Most streams open at once since the heap's free memory was last released.
+    pub(crate) stream_peak: usize,
     pub(crate) clusters: Vec<ClusterState>,
     pub(crate) timers: TimerWheel<TimerKey>,
     pub(crate) deferred: VecDeque<Deferred>,
@@ -287,16 +292,11 @@ pub(crate) struct Worker {
     pub(crate) listener_drain: bool,
     /// Where this worker's access log lines go (formatted here, written by the flusher).
     pub(crate) logs: WorkerLogs,
-    /// Output queues taken from connections gone idle, handed to the next connection that
-    /// answers a request: idle keep-alive connections hold no queue, and busy ones do not
-    /// allocate one per response.
-    pub(crate) spare_outputs: Vec<std::collections::VecDeque<bytes::Bytes>>,
+    /// Output queues of idle connections, for the next connection that writes.
+    pub(crate) spare_outputs: SpareOutputs,
     /// When a failing accept was last logged.
     pub(crate) accept_warned: Option<Instant>,
 }
-
-/// The most output queues a worker keeps for reuse.
-pub(crate) const SPARE_OUTPUTS: usize = 256;
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
 pub(crate) struct Reporting {
@@ -333,6 +333,7 @@ impl Worker {
             downstreams: GenSlab::new(),
             upstreams: GenSlab::new(),
             streams: GenSlab::new(),
+            stream_peak: 0,
             clusters,
             timers: TimerWheel::new(now),
             deferred: VecDeque::new(),
@@ -347,7 +348,7 @@ impl Worker {
             rounds: 0,
             listener_drain: false,
             logs,
-            spare_outputs: Vec::new(),
+            spare_outputs: SpareOutputs::default(),
             accept_warned: None,
         }
     }
@@ -439,6 +440,10 @@ impl Worker {
                         self.contained(Scope::Worker, |w| w.accept(listener));
                     }
                 }
+            }
+            if self.stream_peak > BURST_STREAMS && self.streams.len() == 0 {
+                crate::memory::release_free();
+                self.stream_peak = 0;
             }
             if self.recorder.enabled() {
                 let round = self.rounds;

@@ -79,6 +79,9 @@ struct Entry<T> {
     value: T,
 }
 
+/// Entries an empty slab may keep room for; past that, emptying it frees its memory.
+const RELEASE_ABOVE: usize = 1024;
+
 /// A slab whose handles carry a generation.
 pub(crate) struct GenSlab<T> {
     entries: Slab<Entry<T>>,
@@ -124,7 +127,13 @@ impl<T> GenSlab<T> {
 
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         self.get(id)?;
-        Some(self.entries.remove(id.slot as usize).value)
+        let value = self.entries.remove(id.slot as usize).value;
+        // A burst grew it and it is empty again: give the memory back (handles stay unique,
+        // the generation counter lives on).
+        if self.entries.is_empty() && self.entries.capacity() > RELEASE_ABOVE {
+            self.entries = Slab::new();
+        }
+        Some(value)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -156,6 +165,31 @@ mod tests {
         assert_eq!(slab.get(a), None);
         assert_eq!(slab.get(b), Some(&"b"));
         assert_eq!(slab.remove(a), None);
+    }
+
+    #[test]
+    fn a_slab_emptied_after_a_burst_gives_its_memory_back() {
+        let mut slab = GenSlab::new();
+        let ids: Vec<Id> = (0..RELEASE_ABOVE * 2)
+            .map(|i| slab.insert_with(|_| i))
+            .collect();
+        assert!(slab.entries.capacity() > RELEASE_ABOVE);
+        for &id in &ids {
+            assert!(slab.remove(id).is_some());
+        }
+        assert_eq!(slab.entries.capacity(), 0);
+        // Handles from before still miss: the slot comes back with a new generation.
+        let again = slab.insert_with(|_| 0);
+        assert_eq!(again.slot, ids[0].slot);
+        assert_eq!(slab.get(ids[0]), None);
+        assert_eq!(slab.get(again), Some(&0));
+        // A small slab keeps its room (no churn under steady load).
+        let few: Vec<Id> = (0..10).map(|i| slab.insert_with(|_| i)).collect();
+        slab.remove(again);
+        for id in few {
+            slab.remove(id);
+        }
+        assert!(slab.entries.capacity() > 0);
     }
 
     #[test]

@@ -228,14 +228,7 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
-        if let Some(spare) = self.spare_outputs.pop()
-            && let Some(unused) = ds.conn.give_output(spare)
-        {
-            self.spare_outputs.push(unused);
-        }
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
+        self.spare_outputs.lend(&mut ds.conn);
         let mut idle = ds.idle_timer.take();
         let mut header_timer = ds.header_timer.take();
         ds.requests += 1;
@@ -314,6 +307,7 @@ impl Worker {
             traced: None,
         };
         let sid = self.streams.insert_with(|_| stream);
+        self.stream_peak = self.stream_peak.max(self.streams.len());
         self.downstreams.get_mut(id).expect("exists").stream = Some(sid);
         if self.recorder.enabled() {
             self.trace_request_head(id, sid, &request);
@@ -594,8 +588,7 @@ impl Worker {
         if matches!(result, Ok(true)) && ds.stream.is_none() {
             // The last stream's response has left: its flow is complete, and the connection,
             // idle now, need not hold an output queue.
-            let spare = ds.conn.take_idle_output();
-            self.keep_spare_output(spare);
+            self.spare_outputs.take_back(&mut ds.conn);
             self.trace_response_sent(id);
         }
         let Some(ds) = self.downstreams.get_mut(id) else {
@@ -1245,15 +1238,6 @@ fn set_connection_header(headers: &mut Headers, close: bool, http10: bool) {
 
 /// Stats bookkeeping shared by the downstream and upstream sides.
 impl Worker {
-    /// Keeps an idle connection's output queue for the next connection that answers.
-    fn keep_spare_output(&mut self, spare: Option<std::collections::VecDeque<Bytes>>) {
-        if let Some(spare) = spare
-            && self.spare_outputs.len() < crate::worker::SPARE_OUTPUTS
-        {
-            self.spare_outputs.push(spare);
-        }
-    }
-
     /// Increments one of the stream's HCM counters.
     fn count_stream_stat(
         &self,

@@ -223,27 +223,117 @@ impl Connection {
         }
     }
 
-    /// Takes the output queue's memory when nothing is queued (to keep for another connection).
-    pub(crate) fn take_idle_output(&mut self) -> Option<VecDeque<Bytes>> {
-        (self.output.is_empty() && self.output.capacity() > 0)
-            .then(|| std::mem::take(&mut self.output))
-    }
-
-    /// Gives the connection an (empty) output queue with memory, if it has none.
-    pub(crate) fn give_output(&mut self, spare: VecDeque<Bytes>) -> Option<VecDeque<Bytes>> {
-        if self.output.capacity() == 0 && spare.is_empty() {
-            self.output = spare;
-            None
-        } else {
-            Some(spare)
-        }
-    }
-
-    /// Returns the input buffer's memory when nothing is buffered (idle keep-alive connections
-    /// then hold no buffer at all).
+    /// Lets go of the input buffer when nothing is buffered, so idle keep-alive connections hold
+    /// no buffer at all. Even an empty one with no spare capacity can be a view that keeps the
+    /// whole buffer its last message was split from alive.
     pub(crate) fn release_idle_input(&mut self) {
-        if self.input.is_empty() && self.input.capacity() > 0 {
+        if self.input.is_empty() {
             self.input = BytesMut::new();
         }
+    }
+}
+
+/// Output queues taken from connections gone idle (downstream after a response, upstream back
+/// in its pool), handed to the next connection that writes: idle connections hold no queue,
+/// and busy ones do not allocate one per message.
+#[derive(Default)]
+pub(crate) struct SpareOutputs(Vec<VecDeque<Bytes>>);
+
+impl SpareOutputs {
+    /// The most queues kept.
+    const MAX: usize = 256;
+
+    /// Takes `conn`'s output queue if it is empty and has memory (freeing it when enough are
+    /// kept).
+    pub(crate) fn take_back(&mut self, conn: &mut Connection) {
+        if conn.output.is_empty() && conn.output.capacity() > 0 {
+            let queue = std::mem::take(&mut conn.output);
+            if self.0.len() < Self::MAX {
+                self.0.push(queue);
+            }
+        }
+    }
+
+    /// Gives `conn` a kept queue if it has none with memory.
+    pub(crate) fn lend(&mut self, conn: &mut Connection) {
+        if conn.output.capacity() == 0
+            && let Some(spare) = self.0.pop()
+        {
+            conn.output = spare;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair on 127.0.0.1: weir's side wrapped in a `Connection`, and the peer.
+    fn pair() -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (ours, _) = listener.accept().expect("accept");
+        ours.set_nonblocking(true).expect("nonblocking");
+        (Connection::new(TcpStream::from_std(ours), true), peer)
+    }
+
+    #[test]
+    fn an_idle_connection_lets_go_of_a_split_input_buffer() {
+        let (mut conn, mut peer) = pair();
+        peer.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("send");
+        conn.readable = true;
+        let mut scratch = [0u8; 64];
+        let syscalls = Syscalls::default();
+        // Blocking until the bytes are there is the test's business, not the connection's.
+        while !matches!(conn.fill(&mut scratch, &syscalls), ReadOutcome::Data(_)) {
+            conn.readable = true;
+        }
+        // What the decoder does: the head leaves as its own `Bytes`, the buffer is empty.
+        let head = conn.input.split().freeze();
+        drop(head);
+        assert!(conn.input.is_empty());
+        // Empty and without room, but still a view into the buffer the head came from.
+        let view = conn.input.as_ptr();
+        conn.release_idle_input();
+        assert_ne!(
+            conn.input.as_ptr(),
+            view,
+            "the empty view still holds the buffer"
+        );
+        assert_eq!(conn.input.capacity(), 0);
+        peer.write_all(b"x").expect("send");
+        conn.readable = true;
+        while !matches!(conn.fill(&mut scratch, &syscalls), ReadOutcome::Data(_)) {
+            conn.readable = true;
+        }
+        assert_eq!(&conn.input[..], b"x");
+    }
+
+    #[test]
+    fn spare_output_queues_move_between_connections_and_are_bounded() {
+        let (mut a, mut peer) = pair();
+        let (mut b, _peer_b) = pair();
+        let syscalls = Syscalls::default();
+        a.queue(Bytes::from_static(b"hello"));
+        assert!(a.flush(&syscalls, |_, _| {}).expect("flush"));
+        let mut got = [0u8; 5];
+        peer.read_exact(&mut got).expect("read");
+        let mut spares = SpareOutputs::default();
+        spares.take_back(&mut a);
+        assert_eq!(a.output.capacity(), 0, "an idle connection holds no queue");
+        spares.lend(&mut b);
+        assert!(
+            b.output.capacity() > 0,
+            "the next writer gets the kept queue"
+        );
+        assert!(spares.0.is_empty());
+        // Past the bound, an idle connection's queue is freed, not kept.
+        spares.0 = (0..SpareOutputs::MAX)
+            .map(|_| VecDeque::with_capacity(1))
+            .collect();
+        spares.take_back(&mut b);
+        assert_eq!(b.output.capacity(), 0);
+        assert_eq!(spares.0.len(), SpareOutputs::MAX);
     }
 }

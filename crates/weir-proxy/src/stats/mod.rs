@@ -584,7 +584,7 @@ pub(crate) fn collect(
         "weir_syscalls_",
         &[],
     );
-    let (allocated, heap) = memory();
+    let (allocated, heap) = crate::memory::usage();
     let total_connections: i64 = out
         .iter()
         .filter(|s| s.name.starts_with("listener.") && s.name.ends_with(".downstream_cx_active"))
@@ -631,24 +631,4 @@ pub(crate) fn collect(
     );
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
-}
-
-/// Bytes the allocator has handed out and holds (`server.memory_allocated`,
-/// `server.memory_heap_size`), from glibc's `mallinfo2`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn memory() -> (i64, i64) {
-    // SAFETY: `mallinfo2` takes no arguments, only reads the allocator's own bookkeeping
-    // (under its arena locks) and returns a plain struct by value; glibc ≥ 2.33 has it (the
-    // `libc` crate links against the system glibc, which on supported systems is newer).
-    let info = unsafe { libc::mallinfo2() };
-    let allocated = info.uordblks + info.hblkhd;
-    let heap = info.arena + info.hblkhd;
-    (allocated as i64, heap as i64)
-}
-
-/// Without glibc there is no cheap allocator query; the gauges read 0.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn memory() -> (i64, i64) {
-    (0, 0)
 }

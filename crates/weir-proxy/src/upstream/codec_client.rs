@@ -222,6 +222,7 @@ impl Worker {
         conn.stream = Some(sid);
         conn.response_seen = false;
         conn.decoder.expect(stream.head_request);
+        self.spare_outputs.lend(&mut conn.conn);
         conn.conn.queue(stream.retry.head.clone());
         for piece in &stream.retry.body {
             conn.conn.queue(piece.clone());
@@ -476,6 +477,7 @@ impl Worker {
         up.state = UpstreamState::Idle;
         up.reused = true;
         up.conn.release_idle_input();
+        self.spare_outputs.take_back(&mut up.conn);
         let (cluster, host) = (up.cluster, up.host);
         self.clusters[cluster].pools[host].release(id);
         // A readable edge still remembered is a FIN that came with the response (its read was
