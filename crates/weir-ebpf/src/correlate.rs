@@ -1534,28 +1534,40 @@ mod tests {
         );
     }
 
-    /// Two requests read in one round, forwarded on connections bound at connect in the
-    /// other order: each connection's first write names its request, and they swap.
-    #[test]
-    fn connections_that_write_each_others_requests_swap() {
+    /// Two clients' requests, /first on fd 10 and /second on fd 12, read in one round.
+    fn first_and_second_read_in_one_round() -> Script {
         let mut s = Script::new(vec![]);
         s.accept(1, 10);
         s.accept(1, 12);
         s.wake(1, &[(10, 1), (12, 1)]);
         s.read(1, 10, b"GET /first HTTP/1.1\r\n\r\n");
         s.read(1, 12, b"GET /second HTTP/1.1\r\n\r\n");
-        s.connect(1, 20, 9000, -EINPROGRESS);
-        s.connect(1, 21, 9000, -EINPROGRESS);
-        s.wake(1, &[(20, 4), (21, 4)]);
-        s.write(1, 20, b"GET /second HTTP/1.1\r\n\r\n");
-        s.write(1, 21, b"GET /first HTTP/1.1\r\n\r\n");
+        s
+    }
+
+    /// The origin answers on fds 20 (200 bytes) and 21 (210), and each answer goes back to
+    /// the client whose request that connection carried.
+    fn answer_on_20_and_21(mut s: Script) -> Vec<Flow> {
         s.wake(1, &[(20, 1), (21, 1)]);
         s.read(1, 20, &[b'a'; 200]);
         s.read(1, 21, &[b'b'; 210]);
         s.write(1, 12, &[b'A'; 202]);
         s.write(1, 10, &[b'B'; 212]);
         s.wake(1, &[]);
-        let flows = s.flows();
+        s.flows()
+    }
+
+    /// Two requests read in one round, forwarded on connections bound at connect in the
+    /// other order: each connection's first write names its request, and they swap.
+    #[test]
+    fn connections_that_write_each_others_requests_swap() {
+        let mut s = first_and_second_read_in_one_round();
+        s.connect(1, 20, 9000, -EINPROGRESS);
+        s.connect(1, 21, 9000, -EINPROGRESS);
+        s.wake(1, &[(20, 4), (21, 4)]);
+        s.write(1, 20, b"GET /second HTTP/1.1\r\n\r\n");
+        s.write(1, 21, b"GET /first HTTP/1.1\r\n\r\n");
+        let flows = answer_on_20_and_21(s);
         assert_eq!(
             io(by_path(&flows, "/first")),
             [
@@ -1589,23 +1601,12 @@ mod tests {
     /// waits again, for the next connection.
     #[test]
     fn a_connection_that_writes_a_waiting_request_takes_it() {
-        let mut s = Script::new(vec![]);
-        s.accept(1, 10);
-        s.accept(1, 12);
-        s.wake(1, &[(10, 1), (12, 1)]);
-        s.read(1, 10, b"GET /first HTTP/1.1\r\n\r\n");
-        s.read(1, 12, b"GET /second HTTP/1.1\r\n\r\n");
+        let mut s = first_and_second_read_in_one_round();
         s.connect(1, 20, 9000, 0);
         s.write(1, 20, b"GET /second HTTP/1.1\r\n\r\n");
         s.connect(1, 21, 9000, 0);
         s.write(1, 21, b"GET /first HTTP/1.1\r\n\r\n");
-        s.wake(1, &[(20, 1), (21, 1)]);
-        s.read(1, 20, &[b'a'; 200]);
-        s.read(1, 21, &[b'b'; 210]);
-        s.write(1, 12, &[b'A'; 202]);
-        s.write(1, 10, &[b'B'; 212]);
-        s.wake(1, &[]);
-        let flows = s.flows();
+        let flows = answer_on_20_and_21(s);
         let upstream = |f: &Flow| {
             io(f)
                 .into_iter()
