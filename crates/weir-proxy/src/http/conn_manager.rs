@@ -927,9 +927,7 @@ impl Worker {
         if closing {
             self.close_after_flush(id);
         } else {
-            if ds.conn.input.is_empty() {
-                ds.conn.release_idle_input();
-            }
+            ds.conn.release_idle_input();
             self.arm_idle_timer(id);
             self.deferred.push_back(Deferred::Downstream(id));
         }
