@@ -63,6 +63,25 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
         None => Some((DEFAULT_BASE_INTERVAL, DEFAULT_BASE_INTERVAL * 10)),
     };
     o.finish(cx);
+    // Envoy would take conditions from a request's x-envoy-retry-on header too; weir reads no
+    // such header, so a policy (or a list of codes) no condition enables does nothing.
+    let inert = match (retry_on, &codes) {
+        (Some(on), _) if on == RetryOn::default() => Some((
+            f.path.clone(),
+            "this retry_policy never retries: `retry_on` names no condition (weir does not read the x-envoy-retry-on request header)",
+        )),
+        (Some(on), Some(list)) if !list.is_empty() && !on.any(RetryOn::RETRIABLE_STATUS_CODES) => {
+            Some((
+                format!("{}.retriable_status_codes", f.path),
+                "these codes are never retried: `retry_on` does not name `retriable-status-codes`",
+            ))
+        }
+        _ => None,
+    };
+    if let Some((path, message)) = inert {
+        cx.error(&path, message);
+        return None;
+    }
     let (base_interval, max_interval) = back_off?;
     Some(RetryPolicy {
         retry_on: retry_on?,

@@ -191,6 +191,20 @@ fn envoy_field_not_supported_yet() {
         )],
     );
     check(
+        &format!("{ROUTE}/route/retry_policy"),
+        json!({"num_retries": 2}),
+        &[&format!(
+            "{ROUTE_PATH}.route.retry_policy: this retry_policy never retries: `retry_on` names no condition (weir does not read the x-envoy-retry-on request header)"
+        )],
+    );
+    check(
+        &format!("{ROUTE}/route/retry_policy"),
+        json!({"retry_on": "5xx", "retriable_status_codes": [409]}),
+        &[&format!(
+            "{ROUTE_PATH}.route.retry_policy.retriable_status_codes: these codes are never retried: `retry_on` does not name `retriable-status-codes`"
+        )],
+    );
+    check(
         "/overload_manager",
         json!({"resource_monitors": [{"name": "heap", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig"}}]}),
         &[

@@ -93,7 +93,6 @@ impl Phase {
                 }
             }),
             (Lane::Upstream, k) => Some(match k {
-                // A new connection is started while the request is being routed.
                 // A new connection is started, or a pooled one taken, while routing.
                 K::PoolCreated { .. }
                 | K::HostChosen { .. }

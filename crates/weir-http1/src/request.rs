@@ -333,8 +333,16 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), Error> {
     } else if target[0] == b'/' {
         true
     } else {
-        absolute_form_split(target)
-            .is_some_and(|(authority, _)| !authority.is_empty() && framing::valid_host(authority))
+        // absolute-form, for the http and https schemes only (RFC 9110 §4.2).
+        let http = |scheme: &[u8]| {
+            target
+                .get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        };
+        (http(b"http://") || http(b"https://"))
+            && absolute_form_split(target).is_some_and(|(authority, _)| {
+                !authority.is_empty() && framing::valid_host(authority)
+            })
     };
     if ok {
         Ok(())

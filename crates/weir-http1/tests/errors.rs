@@ -63,6 +63,10 @@ fn request_cases() -> Vec<(String, Error)> {
         (line("GET /\u{e9} HTTP/1.1"), InvalidTarget),
         (line("GET /\t HTTP/1.1"), InvalidTarget),
         (line("GET * HTTP/1.1"), InvalidTarget),
+        // An HTTP server serves http and https URIs only (RFC 9110 §4.2); another scheme would
+        // be routed by Host yet name a different authority to the next hop.
+        (line("GET foo://internal/admin HTTP/1.1"), InvalidTarget),
+        (line("GET ftp://a/ HTTP/1.1"), InvalidTarget),
         (line("CONNECT / HTTP/1.1"), InvalidTarget),
         (line("CONNECT example.com HTTP/1.1"), InvalidTarget),
         (line("CONNECT example.com: HTTP/1.1"), InvalidTarget),

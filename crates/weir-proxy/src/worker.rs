@@ -106,6 +106,9 @@ pub(crate) struct Downstream {
     pub(crate) requests: u32,
     /// It reached its duration or request limit: the next response closes it.
     pub(crate) close_soon: bool,
+    /// Reading stopped between requests because replies filled the buffer limit: the flush
+    /// that drains them resumes it.
+    pub(crate) replies_gated: bool,
     /// Its place in the flow recorder.
     pub(crate) trace: ConnTrace,
     /// A traced stream's flow, kept once its response has left.
@@ -170,9 +173,6 @@ pub(crate) struct RetryState {
     /// False once the body outgrew the retry buffer or a retry was made.
     pub(crate) possible: bool,
 }
-
-/// The most request body kept for a retry.
-pub(crate) const RETRY_BUFFER: usize = 64 * 1024;
 
 /// One request/response exchange on a downstream connection.
 pub(crate) struct Stream {

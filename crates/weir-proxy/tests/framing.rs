@@ -546,6 +546,65 @@ fn early_response_before_the_request_body_is_complete() {
     assert!(eventually(2000, || proxy.stat("upstream_cx_active") == 0));
 }
 
+/// The origin answers (401) as soon as it has the head and closes at once with the body
+/// unread, so the kernel resets the connection: weir's next write of the body fails, and the
+/// answer already received must still reach the client (not a 503, and no replay).
+#[test]
+fn an_early_response_survives_the_reset_that_follows_it() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin_addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else {
+                return;
+            };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            conn.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if conn.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            // Wait until body bytes sit unread, so that the close sends a reset.
+            sleep_ms(50);
+            let _ = conn.write_all(&response(401, &[], b"who are you"));
+            drop(conn);
+        }
+    });
+    let proxy = Config::forward_all(&[origin_addr]).start();
+    let mut client = proxy.client();
+    let len = 4 << 20;
+    client.send(format!(
+        "PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {len}\r\n\r\n"
+    ));
+    // The body goes on in the background while the client waits for the answer.
+    let mut writer = client.stream().try_clone().unwrap();
+    let body = std::thread::spawn(move || {
+        let piece = vec![b'u'; 64 * 1024];
+        for _ in 0..len / piece.len() {
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+        }
+    });
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.body, b"who are you");
+    drop(client);
+    let _ = body.join();
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the answered request was not replayed"
+    );
+}
+
 /// An origin that sends a body after a HEAD response anyway: the client gets the head only,
 /// and the connection with the stray body is not reused.
 #[test]

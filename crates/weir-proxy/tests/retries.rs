@@ -139,11 +139,31 @@ fn per_try_timeout_without_retries_left_is_a_504() {
     assert_eq!(proxy.stat("upstream_rq_retry"), 0);
 }
 
+/// The retry buffer is the listener's `per_connection_buffer_limit_bytes` (1 MiB by default),
+/// as in Envoy: a 200 KiB body is replayed under the default…
+#[test]
+fn a_body_within_the_listener_buffer_limit_is_replayed() {
+    let origin = failing_first(1, || Reply::Send(response(503, &[], b"busy")));
+    let config = Config::new().cluster("backend", &[origin.addr()]);
+    let proxy = with_policy(config, "{ retry_on: 5xx, num_retries: 3 }").start();
+    let body = "x".repeat(200 * 1024);
+    let resp = proxy.client().request(format!(
+        "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), body.len(), "the whole body is replayed");
+    assert_eq!(origin.request_count(), 2);
+    assert_eq!(proxy.stat("upstream_rq_retry"), 1);
+}
+
+/// …and not when the listener's limit is 64 KiB.
 #[test]
 fn a_request_whose_body_outgrew_the_retry_buffer_is_not_replayed() {
     let origin = failing_first(1, || Reply::Send(response(503, &[], b"busy")));
     let config = Config::new().cluster("backend", &[origin.addr()]);
-    let proxy = with_policy(config, "{ retry_on: 5xx, num_retries: 3 }").start();
+    let proxy = with_policy(config, "{ retry_on: 5xx, num_retries: 3 }")
+        .start_with_listener_limit(64 * 1024);
     let body = "x".repeat(200 * 1024);
     let resp = proxy.client().request(format!(
         "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",

@@ -7,19 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{
-    Client, Config, Origin, Proxy, Reply, eventually, pattern_slice, raw_response, sleep_ms,
-};
-
-/// Starts `config` with the listener's `per_connection_buffer_limit_bytes` set to `limit`.
-fn start_with_listener_limit(config: &Config, limit: u64) -> Proxy {
-    let yaml = config.yaml().replacen(
-        "      address:\n",
-        &format!("      per_connection_buffer_limit_bytes: {limit}\n      address:\n"),
-        1,
-    );
-    Proxy::start(&yaml, 1, Duration::from_secs(5))
-}
+use support::{Client, Config, Origin, Reply, eventually, pattern_slice, raw_response, sleep_ms};
 
 /// An origin streaming `len` bytes of the pattern with a content-length.
 fn streaming_origin(len: usize) -> Origin {
@@ -56,7 +44,7 @@ fn read_pattern_body(client: &mut Client) -> (usize, bool) {
 fn half_closed_client_gets_the_whole_response_still_queued() {
     const LEN: usize = 8 << 20;
     let origin = streaming_origin(LEN);
-    let proxy = start_with_listener_limit(&Config::forward_all(&[origin.addr()]), 32 << 20);
+    let proxy = Config::forward_all(&[origin.addr()]).start_with_listener_limit(32 << 20);
     let mut client = proxy.client();
     client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
     client.shutdown_write();
@@ -83,7 +71,7 @@ fn zero_buffer_limits_do_not_stall() {
             "connect_timeout: 1s\nper_connection_buffer_limit_bytes: 0",
         )
         .route_all_to("backend");
-    let proxy = start_with_listener_limit(&config, 0);
+    let proxy = config.start_with_listener_limit(0);
     let mut client = proxy.client();
     client
         .stream()
@@ -111,7 +99,7 @@ fn idle_timeout_does_not_cut_a_response_still_being_written() {
     let origin = streaming_origin(LEN);
     let config = Config::forward_all(&[origin.addr()])
         .hcm("common_http_protocol_options: { idle_timeout: 0.3s }");
-    let proxy = start_with_listener_limit(&config, 32 << 20);
+    let proxy = config.start_with_listener_limit(32 << 20);
     let mut client = proxy.client();
     client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(eventually(5000, || origin.bytes_sent() >= LEN));
@@ -131,7 +119,7 @@ fn a_closing_connection_whose_client_never_reads_is_closed_by_a_timer() {
     let origin = streaming_origin(LEN);
     let config = Config::forward_all(&[origin.addr()])
         .hcm("common_http_protocol_options: { idle_timeout: 0.3s }");
-    let proxy = start_with_listener_limit(&config, 32 << 20);
+    let proxy = config.start_with_listener_limit(32 << 20);
     let mut client = proxy.client();
     client.send("GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     assert!(eventually(5000, || origin.bytes_sent() >= LEN));

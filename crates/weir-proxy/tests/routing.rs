@@ -349,6 +349,8 @@ fn redirects_build_location() {
                 redirect: { port_redirect: 8443, response_code: PERMANENT_REDIRECT }
               - match: { prefix: /see }
                 redirect: { https_redirect: true, host_redirect: secure.test, path_redirect: "/login?from=see", response_code: SEE_OTHER }
+              - match: { prefix: /own-query }
+                redirect: { path_redirect: "/q?kept=1", strip_query: true }
     "#;
     let proxy = Config::new().routes(routes).start();
     let mut client = proxy.client();
@@ -359,12 +361,32 @@ fn redirects_build_location() {
             301,
             "https://redirect.test/https/x?q=1",
         ),
-        // A scheme change drops the old scheme's port.
+        // As in Envoy, a scheme change drops the old scheme's default port only…
+        (
+            "redirect.test:80",
+            "/https/x",
+            301,
+            "https://redirect.test/https/x",
+        ),
         (
             "redirect.test:8080",
             "/https/x",
             301,
-            "https://redirect.test/https/x",
+            "https://redirect.test:8080/https/x",
+        ),
+        // …and host_redirect replaces the whole authority.
+        (
+            "redirect.test:8080",
+            "/host/x",
+            301,
+            "http://other.test/host/x",
+        ),
+        // A query in path_redirect replaces the request's and is never stripped.
+        (
+            "redirect.test",
+            "/own-query?q=1",
+            301,
+            "http://redirect.test/q?kept=1",
         ),
         (
             "redirect.test",

@@ -59,6 +59,48 @@ fn request_timeout_is_408_when_the_body_stalls() {
     assert!(eventually(2000, || proxy.stat("upstream_cx_active") == 0));
 }
 
+/// Envoy's request_timeout is disarmed once the response begins: an origin that answers while
+/// the upload is still arriving (here it streams its answer around the body) is not cut when
+/// the timeout passes mid-upload.
+#[test]
+fn request_timeout_stops_when_the_response_begins() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin_addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        conn.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
+        let mut body = [0u8; 20];
+        if conn.read_exact(&mut body).is_ok() {
+            let _ = conn.write_all(b"cde");
+        }
+        sleep_ms(300);
+    });
+    let proxy = Config::forward_all(&[origin_addr])
+        .hcm("request_timeout: 0.3s")
+        .start();
+    let mut client = proxy.client();
+    client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\n\r\n0123456789");
+    sleep_ms(700);
+    client.send("0123456789");
+    let resp = client.read_response(false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"abcde");
+    assert!(resp.complete, "the response was not cut");
+    assert_eq!(proxy.stat("downstream_rq_timeout"), 0);
+}
+
 #[test]
 fn stream_idle_timeout_is_408_when_nothing_happens() {
     let origin = Origin::start(|_| Reply::Stall);

@@ -148,6 +148,35 @@ fn json_format_has_typed_values_flags_and_details() {
     assert_eq!(failed["line"], "GET -");
 }
 
+/// `%DOWNSTREAM_REMOTE_ADDRESS%` is the trusted client address, as in Envoy: with
+/// `use_remote_address: false` (the default) the last `x-forwarded-for` entry, with port 0; the
+/// connection's peer when there is none.
+#[test]
+fn the_logged_client_is_the_trusted_forwarded_address() {
+    let origin = Origin::standard();
+    let log = TempFile::unique_path("access.log");
+    let format = "              log_format:\n                text_format_source:\n                  inline_string: \"%DOWNSTREAM_REMOTE_ADDRESS% %DOWNSTREAM_REMOTE_PORT%\\n\"\n";
+    let config = config_with_log(origin.addr, &file_logger(&log, format));
+    let weir = Weir::start(
+        &config,
+        &["--file-flush-interval-msec", "20", "--concurrency", "1"],
+    );
+    let mut client = Client::connect(weir.addr()).expect("connect");
+    client
+        .send(b"GET / HTTP/1.1\r\nhost: t\r\nx-forwarded-for: 198.51.100.1, 203.0.113.7\r\n\r\n")
+        .expect("send");
+    assert_eq!(client.read_response().expect("response").status(), 200);
+    client
+        .send(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        .expect("send");
+    assert_eq!(client.read_response().expect("response").status(), 200);
+    let lines = lines(&log, 2);
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(lines[0], "203.0.113.7:0 0");
+    let peer = client.local_addr();
+    assert_eq!(lines[1], format!("{peer} {}", peer.port()));
+}
+
 #[test]
 fn a_client_that_leaves_is_logged_with_dc_and_lines_survive_shutdown() {
     let origin = Origin::standard();

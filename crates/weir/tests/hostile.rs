@@ -132,3 +132,56 @@ fn slow_readers_do_not_grow_memory_past_the_buffer_limits() {
         .expect("body");
     assert_eq!(received.finish(), support::generated_checksum(SIZE));
 }
+
+/// A client pipelines requests that weir answers itself (no upstream, so no upstream queue
+/// to push back) and never reads: weir stops reading it once its replies fill the listener's
+/// buffer limit (1 MiB) instead of queueing every reply, and when the client reads, every
+/// request it sent whole has its answer.
+#[test]
+fn pipelined_local_replies_to_a_client_that_does_not_read_are_bounded() {
+    use std::io::{Read, Write};
+    const REQUEST: &[u8] = b"GET /local HTTP/1.1\r\nhost: t\r\n\r\n";
+    const SENT_AT_MOST: usize = 8 << 20;
+    let origin = Origin::standard();
+    let weir = Weir::start(&proxy_config(origin.addr), &["--concurrency", "1"]);
+    let baseline = weir.proc_status_kib("VmRSS");
+    let mut socket = TcpStream::connect(weir.addr()).expect("connect");
+    // Writes block once weir stops reading and the kernel's buffers are full.
+    socket
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let batch = REQUEST.repeat(1024);
+    let mut sent = 0;
+    while sent < SENT_AT_MOST {
+        match socket.write(&batch[sent % batch.len()..]) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let held = weir.proc_status_kib("VmHWM").saturating_sub(baseline);
+    // The replies to 8 MiB of these requests are over 30 MiB.
+    println!("weir held {held} kB answering {sent} bytes of requests nobody reads");
+    assert!(
+        held < 8 * 1024,
+        "{held} kB held: replies are queued without bound"
+    );
+    // Now the client reads: one answer per whole request it sent.
+    let whole = sent / REQUEST.len();
+    let end = b"\r\n\r\nlocal\n";
+    let mut answers = 0;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut buf = vec![0; 1 << 16];
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    while answers < whole {
+        let n = socket.read(&mut buf).expect("read answers");
+        assert!(n > 0, "closed after {answers} of {whole} answers");
+        carry.extend_from_slice(&buf[..n]);
+        answers += carry.windows(end.len()).filter(|w| w == end).count();
+        let keep = carry.len().min(end.len() - 1);
+        carry.drain(..carry.len() - keep);
+    }
+    assert_eq!(answers, whole);
+}

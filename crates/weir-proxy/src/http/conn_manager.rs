@@ -111,15 +111,22 @@ impl Worker {
         self.flush_stream_upstream(id);
     }
 
-    /// The decode gate: a new request may start when no stream is active; an active stream's
-    /// body may be decoded while its upstream queue is under the buffer limit. A complete
-    /// request closes the gate until its response is done (pipelined bytes wait).
+    /// The decode gate: a new request may start when no stream is active and the replies
+    /// queued for the client are under the listener's buffer limit (pipelined requests that
+    /// weir answers itself have no upstream queue to push back); an active stream's body may
+    /// be decoded while its upstream queue is under the buffer limit. A complete request
+    /// closes the gate until its response is done (pipelined bytes wait).
     fn may_decode(&mut self, id: Id) -> bool {
-        let Some(ds) = self.downstreams.get(id) else {
+        let Some(ds) = self.downstreams.get_mut(id) else {
             return false;
         };
         let Some(sid) = ds.stream else {
-            return true;
+            let limit = self
+                .listeners
+                .get(ds.listener as usize)
+                .map_or(1, |l| l.buffer_limit);
+            ds.replies_gated = ds.conn.queued() >= limit;
+            return !ds.replies_gated;
         };
         let Some(stream) = self.streams.get(sid) else {
             return false;
@@ -200,15 +207,24 @@ impl Worker {
     }
 
     /// Queues request body pieces on the stream's upstream, keeping them for a retry while
-    /// they fit the retry buffer.
+    /// they fit the retry buffer: the listener's `per_connection_buffer_limit_bytes`, as in
+    /// Envoy.
     fn send_upstream(&mut self, sid: Id, pieces: [Bytes; 3]) {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
+        let retry_buffer = if stream.retry.possible {
+            self.downstreams
+                .get(stream.downstream)
+                .and_then(|ds| self.listeners.get(ds.listener as usize))
+                .map_or(0, |l| l.buffer_limit)
+        } else {
+            0
+        };
         for piece in &pieces {
             if stream.retry.possible && !piece.is_empty() {
                 stream.retry.body_bytes += piece.len();
-                if stream.retry.body_bytes > crate::worker::RETRY_BUFFER {
+                if stream.retry.body_bytes > retry_buffer {
                     stream.retry.possible = false;
                     stream.retry.body.clear();
                 } else {
@@ -368,12 +384,15 @@ impl Worker {
             request.head.headers.remove("expect");
         }
         let ctx = ForwardContext {
-            remote_ip: peer.ip(),
+            remote: peer,
             use_remote_address: hcm.use_remote_address,
             xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             generate_request_id: hcm.generate_request_id,
         };
-        set_forwarding_headers(&mut request.head.headers, &ctx, &mut self.rng);
+        let client = set_forwarding_headers(&mut request.head.headers, &ctx, &mut self.rng);
+        if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
+            log.downstream_remote = Some(client);
+        }
 
         let decision = router::route(&chain.routes, &authority, &mut request.head, &mut self.rng);
         self.log_request(sid, &request.head);
@@ -429,7 +448,10 @@ impl Worker {
                     request.body == BodyKind::Chunked,
                     &mut encoded,
                 );
-                let stream = self.streams.get_mut(sid).expect("exists");
+                // Sending `100 Continue` can find the client gone, which ends the stream.
+                let Some(stream) = self.streams.get_mut(sid) else {
+                    return;
+                };
                 stream.route = Some(route);
                 stream.cluster = cluster;
                 stream.forwarded = true;
@@ -624,6 +646,10 @@ impl Worker {
                     .get(ds.listener as usize)
                     .map_or(1, |l| l.buffer_limit);
                 let low = ds.conn.queued() <= limit / 2;
+                if low && ds.replies_gated {
+                    ds.replies_gated = false;
+                    self.deferred.push_back(Deferred::Downstream(id));
+                }
                 if let (true, Some(sid)) = (low, ds.stream)
                     && let Some(stream) = self.streams.get_mut(sid)
                     && stream.response_paused
@@ -676,6 +702,11 @@ impl Worker {
         stream.response_started = true;
         stream.status = head.status;
         stream.last_activity = self.now;
+        // Envoy's request_timeout ends when the response begins: an upload still running
+        // under an early answer is bounded by the stream idle timeout instead.
+        if let Some(t) = stream.request_timer.take() {
+            self.timers.cancel(t);
+        }
         let http10 = stream.client_version == Version::Http10;
         stream.response_out = match body {
             BodyKind::Empty | BodyKind::Length(_) => BodyOut::Raw,

@@ -1,6 +1,6 @@
 //! Header rewriting at the proxy boundary: hop-by-hop removal, forwarding headers, request ids.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use weir_http1::{Headers, list_tokens};
@@ -35,7 +35,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
 /// What the connection manager knows about the downstream connection when forwarding.
 pub(crate) struct ForwardContext {
     /// The peer address of the downstream connection.
-    pub(crate) remote_ip: IpAddr,
+    pub(crate) remote: SocketAddr,
     /// `use_remote_address`.
     pub(crate) use_remote_address: bool,
     /// `xff_num_trusted_hops`.
@@ -54,28 +54,23 @@ pub(crate) struct ForwardContext {
 /// - `use_remote_address: false`: `x-forwarded-for` is passed through untouched and the client
 ///   address is taken from it (N trusted hops → the (N+1)th from the right); `x-forwarded-proto`
 ///   is set only when absent.
+///
+/// An address taken from `x-forwarded-for` has port 0 (Envoy's `%DOWNSTREAM_REMOTE_ADDRESS%`
+/// shows it so). Entries count by position: when the chosen one is not an IP address, or there
+/// are too few, the client is the peer, so a client cannot shift the choice with junk entries.
 pub(crate) fn set_forwarding_headers(
     headers: &mut Headers,
     ctx: &ForwardContext,
     rng: &mut fastrand::Rng,
-) -> IpAddr {
-    let xff: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .flat_map(|v| list_tokens(v).map(|t| String::from_utf8_lossy(t).into_owned()))
-        .filter_map(|s| s.parse().ok())
-        .collect();
+) -> SocketAddr {
     let hops = ctx.xff_num_trusted_hops as usize;
-    let client = if ctx.use_remote_address {
-        if hops > 0 && xff.len() >= hops {
-            xff[xff.len() - hops]
-        } else {
-            ctx.remote_ip
-        }
-    } else if xff.len() > hops {
-        xff[xff.len() - 1 - hops]
+    let from_xff = if ctx.use_remote_address {
+        hops.checked_sub(1)
+            .and_then(|skip| xff_from_right(headers, skip))
     } else {
-        ctx.remote_ip
+        xff_from_right(headers, hops)
     };
+    let client = from_xff.map_or(ctx.remote, |ip| SocketAddr::new(ip, 0));
     if ctx.use_remote_address {
         let mut value = headers
             .get_all("x-forwarded-for")
@@ -85,7 +80,7 @@ pub(crate) fn set_forwarding_headers(
         if !value.is_empty() {
             value.push(',');
         }
-        value.push_str(&ctx.remote_ip.to_string());
+        value.push_str(&ctx.remote.ip().to_string());
         headers.set("x-forwarded-for", value);
         if hops == 0 || !headers.contains("x-forwarded-proto") {
             headers.set("x-forwarded-proto", Bytes::from_static(b"http"));
@@ -98,6 +93,17 @@ pub(crate) fn set_forwarding_headers(
         headers.append("x-request-id", id.hyphenated().to_string());
     }
     client
+}
+
+/// The address `skip` entries from the right end of `x-forwarded-for` (all its fields read as
+/// one list), if there is such an entry and it is an IP address.
+fn xff_from_right(headers: &Headers, skip: usize) -> Option<IpAddr> {
+    let entries: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .collect();
+    let entry = entries.len().checked_sub(skip + 1).map(|i| entries[i])?;
+    std::str::from_utf8(entry).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -133,7 +139,7 @@ mod tests {
 
     fn ctx(use_remote: bool, hops: u32) -> ForwardContext {
         ForwardContext {
-            remote_ip: "10.0.0.9".parse().unwrap(),
+            remote: "10.0.0.9:4242".parse().unwrap(),
             use_remote_address: use_remote,
             xff_num_trusted_hops: hops,
             generate_request_id: true,
@@ -150,7 +156,7 @@ mod tests {
         let client = set_forwarding_headers(&mut h, &ctx(true, 0), &mut rng);
         assert_eq!(get(&h, "x-forwarded-for").unwrap(), "1.1.1.1,10.0.0.9");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "http");
-        assert_eq!(client.to_string(), "10.0.0.9");
+        assert_eq!(client.to_string(), "10.0.0.9:4242");
         assert_eq!(get(&h, "x-request-id").unwrap().len(), 36);
     }
 
@@ -163,14 +169,46 @@ mod tests {
             ("x-request-id", "abc"),
         ]);
         let client = set_forwarding_headers(&mut h, &ctx(true, 1), &mut rng);
-        assert_eq!(client.to_string(), "3.3.3.3");
+        assert_eq!(client.to_string(), "3.3.3.3:0");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "https");
         assert_eq!(get(&h, "x-request-id").unwrap(), "abc");
 
         let mut h = headers(&[("x-forwarded-for", "2.2.2.2, 3.3.3.3")]);
         let client = set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng);
-        assert_eq!(client.to_string(), "2.2.2.2");
+        assert_eq!(client.to_string(), "2.2.2.2:0");
         assert_eq!(get(&h, "x-forwarded-for").unwrap(), "2.2.2.2, 3.3.3.3");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "http");
+    }
+
+    /// Entries count by position, junk included: a client cannot push a forged address into
+    /// the trusted slot by adding an entry that is not an address.
+    #[test]
+    fn an_entry_that_is_not_an_address_falls_back_to_the_peer() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut h = headers(&[
+            ("x-forwarded-for", "6.6.6.6, junk"),
+            ("x-forwarded-for", "3.3.3.3"),
+        ]);
+        assert_eq!(
+            set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng).to_string(),
+            "10.0.0.9:4242"
+        );
+        let mut h = headers(&[("x-forwarded-for", "6.6.6.6, junk, 3.3.3.3")]);
+        assert_eq!(
+            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng).to_string(),
+            "3.3.3.3:0"
+        );
+        // An address with a port is not an address (as in Envoy), nor is an empty entry.
+        let mut h = headers(&[("x-forwarded-for", "3.3.3.3:80")]);
+        assert_eq!(
+            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng).to_string(),
+            "10.0.0.9:4242"
+        );
+        // Too few entries for the trusted hops.
+        let mut h = headers(&[("x-forwarded-for", "3.3.3.3")]);
+        assert_eq!(
+            set_forwarding_headers(&mut h, &ctx(true, 2), &mut rng).to_string(),
+            "10.0.0.9:4242"
+        );
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct StreamLog {
     pub(crate) request_done: Option<Instant>,
     first_response_byte: Option<Instant>,
     pub(crate) upstream_local: Option<SocketAddr>,
+    /// The trusted client address, once the request's forwarding headers are read (Envoy's
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`); the connection's peer until then.
+    pub(crate) downstream_remote: Option<SocketAddr>,
 }
 
 impl StreamLog {
@@ -39,6 +42,7 @@ impl StreamLog {
             request_done: None,
             first_response_byte: None,
             upstream_local: None,
+            downstream_remote: None,
         })
     }
 }
@@ -176,7 +180,7 @@ impl Worker {
             upstream_host: cluster.and_then(|c| c.hosts.get(stream.upstream_host).copied()),
             upstream_cluster: cluster.map(|c| c.name.clone()),
             upstream_local: log.upstream_local,
-            downstream_remote: ds.peer,
+            downstream_remote: log.downstream_remote.unwrap_or(ds.peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
         };

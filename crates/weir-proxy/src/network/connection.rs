@@ -151,10 +151,11 @@ impl Connection {
         }
     }
 
-    /// Appends bytes to the write queue (nothing is written until `flush`).
+    /// Appends bytes to the write queue (nothing is written until `flush`). After the write
+    /// side is shut or abandoned they can never leave, and are dropped.
     pub(crate) fn queue(&mut self, bytes: impl Into<Bytes>) {
         let bytes = bytes.into();
-        if !bytes.is_empty() {
+        if !bytes.is_empty() && !self.write_shut {
             self.queued += bytes.len();
             self.output.push_back(bytes);
         }
@@ -212,6 +213,19 @@ impl Connection {
                 n = 0;
             }
         }
+    }
+
+    /// The write side is neither shut nor abandoned.
+    pub(crate) fn write_open(&self) -> bool {
+        !self.write_shut
+    }
+
+    /// Gives up the write side after a write failed: what is queued, and what would be, is
+    /// dropped, while what the peer sent before failing can still be read.
+    pub(crate) fn abandon_output(&mut self) {
+        self.write_shut = true;
+        self.queued = 0;
+        self.output.clear();
     }
 
     /// Sends FIN after the queue (call once the queue is empty).

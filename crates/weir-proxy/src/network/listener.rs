@@ -130,6 +130,7 @@ impl Worker {
                 duration_timer: None,
                 requests: 0,
                 close_soon: false,
+                replies_gated: false,
                 abort: false,
                 trace,
                 pending_flow: None,

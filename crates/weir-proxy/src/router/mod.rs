@@ -112,6 +112,13 @@ fn pick_weighted(weighted: &[(usize, u32)], rng: &mut fastrand::Rng) -> usize {
     weighted.last().map_or(0, |&(c, _)| c)
 }
 
+/// The `location` of a redirect, built as Envoy builds it: the scheme is the redirect's or the
+/// request's (`x-forwarded-proto`, set by then); `host_redirect` replaces the whole authority
+/// (its port comes only from `port_redirect`); otherwise the request's authority is kept, and
+/// its port dropped when `port_redirect` replaces it or when the scheme changes away from the
+/// port's own default (`:80` for http, `:443` for https). A query in `path_redirect` replaces
+/// the request's and is never stripped; otherwise the request's query follows unless
+/// `strip_query`.
 fn redirect_location(
     redirect: &weir_config::RedirectAction,
     matcher: &PathMatch,
@@ -119,20 +126,29 @@ fn redirect_location(
     head: &RequestHead,
 ) -> String {
     let authority = String::from_utf8_lossy(authority);
-    let (orig_host, orig_port) = split_host_port(&authority);
-    let scheme = redirect.scheme.clone().unwrap_or_else(|| "http".to_owned());
-    let host = redirect
-        .host
-        .clone()
-        .unwrap_or_else(|| orig_host.to_owned());
-    // A scheme change drops the original port (it belonged to the old scheme).
-    let port = match (redirect.port, redirect.scheme.is_some()) {
-        (Some(p), _) => Some(p.to_string()),
-        (None, true) => None,
-        (None, false) => orig_port.map(str::to_owned),
+    let request_scheme = head
+        .headers
+        .get("x-forwarded-proto")
+        .map_or_else(|| "http".into(), |p| String::from_utf8_lossy(p));
+    let scheme = redirect.scheme.as_deref().unwrap_or(&request_scheme);
+    let port = redirect.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let host = match &redirect.host {
+        Some(host) => host.as_str(),
+        None => match split_host_port(&authority) {
+            (host, Some(request_port)) => {
+                let scheme_default = matches!(
+                    (request_scheme.as_ref(), request_port),
+                    ("http", "80") | ("https", "443")
+                );
+                if redirect.port.is_some() || (scheme != request_scheme && scheme_default) {
+                    host
+                } else {
+                    &authority
+                }
+            }
+            (_, None) => &authority,
+        },
     };
-    let port = port.filter(|p| !(scheme == "http" && p == "80" || scheme == "https" && p == "443"));
-    // The request's query follows the new path, unless `path_redirect` brings its own.
     let (mut path_and_query, own_query) = match &redirect.path {
         Some(RedirectPath::Path(p)) => (p.clone(), p.contains('?')),
         Some(RedirectPath::PrefixRewrite(rewrite)) => (
@@ -141,19 +157,14 @@ fn redirect_location(
         ),
         None => (String::from_utf8_lossy(head.path()).into_owned(), false),
     };
-    if !own_query && let Some(q) = head.query() {
+    if !own_query
+        && !redirect.strip_query
+        && let Some(q) = head.query()
+    {
         path_and_query.push('?');
         path_and_query.push_str(&String::from_utf8_lossy(q));
     }
-    if redirect.strip_query
-        && let Some(i) = path_and_query.find('?')
-    {
-        path_and_query.truncate(i);
-    }
-    match port {
-        Some(port) => format!("{scheme}://{host}:{port}{path_and_query}"),
-        None => format!("{scheme}://{host}{path_and_query}"),
-    }
+    format!("{scheme}://{host}{port}{path_and_query}")
 }
 
 /// Splits `host[:port]`, keeping IPv6 literals (`[::1]:80`) whole.

@@ -469,6 +469,7 @@ impl Worker {
             && request_reusable
             && up.conn.input.is_empty()
             && up.conn.queued() == 0
+            && up.conn.write_open()
             && !up.conn.read_eof()
             && !draining;
         if !reusable {
@@ -543,7 +544,19 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.upstream_failed(id, Failure::of_io(&e));
+                // An origin may answer early (401, 413) and close with the request body
+                // unread; the reset that follows fails this write, but what it sent before is
+                // still readable. Read that first; the connection fails only if no response
+                // began (the read itself may find the reset and fail it).
+                up.conn.abandon_output();
+                self.drive_upstream(id);
+                if self
+                    .upstreams
+                    .get(id)
+                    .is_some_and(|up| up.state == UpstreamState::Active && !up.response_seen)
+                {
+                    self.upstream_failed(id, Failure::of_io(&e));
+                }
             }
         }
     }

@@ -3,7 +3,8 @@
 //! reused pooled connection (in `codec_client`).
 //!
 //! A stream is tried again only while its request can be replayed: its head and its whole body
-//! so far are kept (up to `RETRY_BUFFER`), and while a retry waits for its back-off the client
+//! so far are kept (up to the listener's `per_connection_buffer_limit_bytes`, 1 MiB by default,
+//! as Envoy does), and while a retry waits for its back-off the client
 //! is not read, so no body arrives with nowhere to go. A response that started going to the
 //! client is never retried.
 

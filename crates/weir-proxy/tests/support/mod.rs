@@ -184,6 +184,17 @@ impl Config {
         Proxy::start(&self.yaml(), concurrency, Duration::from_secs(5))
     }
 
+    /// Starts a proxy running this config on one worker, with the listener's
+    /// `per_connection_buffer_limit_bytes` set to `limit`.
+    pub fn start_with_listener_limit(&self, limit: u64) -> Proxy {
+        let yaml = self.yaml().replacen(
+            "      address:\n",
+            &format!("      per_connection_buffer_limit_bytes: {limit}\n      address:\n"),
+            1,
+        );
+        Proxy::start(&yaml, 1, Duration::from_secs(5))
+    }
+
     /// Starts a proxy running this config on one worker with the flow recorder in `mode`.
     pub fn start_traced(&self, mode: weir_config::FlowTraceMode) -> Proxy {
         Proxy::start_traced(&self.yaml(), 1, Duration::from_secs(5), Some(mode))

@@ -968,6 +968,11 @@ impl Client {
         self.writer.write_all(bytes)
     }
 
+    /// This end's address: the peer weir sees.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.writer.local_addr().expect("local address")
+    }
+
     /// Reads a response head (EOF before it is an error).
     pub(crate) fn read_head(&mut self) -> io::Result<Head> {
         read_head(&mut self.reader)?.ok_or_else(|| {
