@@ -511,21 +511,15 @@ fn bytes_after_a_response_are_not_forwarded_and_retire_the_connection() {
 /// gets the answer with `connection: close`, and the unread body does not confuse anything.
 #[test]
 fn early_response_before_the_request_body_is_complete() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let origin_addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let Ok((mut conn, _)) = listener.accept() else {
             return;
         };
-        conn.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if conn.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
+        if !support::read_request_head(&mut conn) {
+            return;
         }
         let _ = conn.write_all(&response(413, &[], b"too big"));
         // Keep the connection open a little, reading nothing.
@@ -551,7 +545,7 @@ fn early_response_before_the_request_body_is_complete() {
 /// answer already received must still reach the client (not a 503, and no replay).
 #[test]
 fn an_early_response_survives_the_reset_that_follows_it() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let origin_addr = listener.local_addr().unwrap();
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -562,15 +556,7 @@ fn an_early_response_survives_the_reset_that_follows_it() {
                 return;
             };
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            conn.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                if conn.read(&mut byte).unwrap_or(0) == 0 {
-                    break;
-                }
-                head.push(byte[0]);
-            }
+            support::read_request_head(&mut conn);
             // Wait until body bytes sit unread, so that the close sends a reset.
             sleep_ms(50);
             let _ = conn.write_all(&response(401, &[], b"who are you"));

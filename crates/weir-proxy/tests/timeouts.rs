@@ -71,14 +71,8 @@ fn request_timeout_stops_when_the_response_begins() {
         let Ok((mut conn, _)) = listener.accept() else {
             return;
         };
-        conn.set_read_timeout(Some(support::IO_TIMEOUT)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if conn.read(&mut byte).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push(byte[0]);
+        if !support::read_request_head(&mut conn) {
+            return;
         }
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
         let mut body = [0u8; 20];

@@ -1097,3 +1097,18 @@ pub fn curl(args: &[&str]) -> CurlResult {
         raw_heads,
     }
 }
+
+/// Reads one request head off a raw origin connection, a byte at a time so that nothing past
+/// it is consumed (with [`IO_TIMEOUT`]). False when the connection ends first.
+pub fn read_request_head(conn: &mut TcpStream) -> bool {
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).unwrap_or(0) == 0 {
+            return false;
+        }
+        head.push(byte[0]);
+    }
+    true
+}
