@@ -62,6 +62,14 @@ pub(crate) struct ListenerSlot {
     pub(crate) buffer_limit: usize,
 }
 
+/// The buffer limit (`per_connection_buffer_limit_bytes`) of the listener `ds` came through. A
+/// free function, so that callers may hold a downstream or a stream mutably meanwhile.
+pub(crate) fn listener_buffer_limit(listeners: &[ListenerSlot], ds: &Downstream) -> usize {
+    listeners
+        .get(ds.listener as usize)
+        .map_or(1, |l| l.buffer_limit)
+}
+
 /// Where a downstream connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DownstreamState {

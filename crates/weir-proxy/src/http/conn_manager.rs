@@ -28,6 +28,7 @@ use crate::router::{self, Decision};
 use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{
     BodyOut, Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker,
+    listener_buffer_limit,
 };
 use weir_flow::{EventKind, Lane, ShortText};
 
@@ -121,11 +122,7 @@ impl Worker {
             return false;
         };
         let Some(sid) = ds.stream else {
-            let limit = self
-                .listeners
-                .get(ds.listener as usize)
-                .map_or(1, |l| l.buffer_limit);
-            ds.replies_gated = ds.conn.queued() >= limit;
+            ds.replies_gated = ds.conn.queued() >= listener_buffer_limit(&self.listeners, ds);
             return !ds.replies_gated;
         };
         let Some(stream) = self.streams.get(sid) else {
@@ -213,13 +210,9 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        let retry_buffer = if stream.retry.possible {
-            self.downstreams
-                .get(stream.downstream)
-                .and_then(|ds| self.listeners.get(ds.listener as usize))
-                .map_or(0, |l| l.buffer_limit)
-        } else {
-            0
+        let retry_buffer = match self.downstreams.get(stream.downstream) {
+            Some(ds) if stream.retry.possible => listener_buffer_limit(&self.listeners, ds),
+            _ => 0,
         };
         for piece in &pieces {
             if stream.retry.possible && !piece.is_empty() {
@@ -641,11 +634,7 @@ impl Worker {
                 self.deferred.push_back(Deferred::Downstream(id));
             }
             Ok(_) => {
-                let limit = self
-                    .listeners
-                    .get(ds.listener as usize)
-                    .map_or(1, |l| l.buffer_limit);
-                let low = ds.conn.queued() <= limit / 2;
+                let low = ds.conn.queued() <= listener_buffer_limit(&self.listeners, ds) / 2;
                 if low && ds.replies_gated {
                     ds.replies_gated = false;
                     self.deferred.push_back(Deferred::Downstream(id));

@@ -16,7 +16,7 @@ use crate::network::connection::{Connection, ReadOutcome};
 use crate::recorder::write_event;
 use crate::upstream::retry::RetryCause;
 use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker};
+use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
 
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
@@ -312,13 +312,10 @@ impl Worker {
             let Some(stream) = self.streams.get_mut(sid) else {
                 break;
             };
-            let listeners = &self.listeners;
-            let over = self.downstreams.get(stream.downstream).is_none_or(|d| {
-                d.conn.queued()
-                    >= listeners
-                        .get(d.listener as usize)
-                        .map_or(1, |l| l.buffer_limit)
-            });
+            let over = self
+                .downstreams
+                .get(stream.downstream)
+                .is_none_or(|d| d.conn.queued() >= listener_buffer_limit(&self.listeners, d));
             if over {
                 stream.response_paused = true;
                 break;
