@@ -512,15 +512,7 @@ fn bytes_after_a_response_are_not_forwarded_and_retire_the_connection() {
 #[test]
 fn early_response_before_the_request_body_is_complete() {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin_addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let Ok((mut conn, _)) = listener.accept() else {
-            return;
-        };
-        if !support::read_request_head(&mut conn) {
-            return;
-        }
+    let origin_addr = support::raw_origin(|mut conn| {
         let _ = conn.write_all(&response(413, &[], b"too big"));
         // Keep the connection open a little, reading nothing.
         sleep_ms(300);
@@ -546,22 +538,13 @@ fn early_response_before_the_request_body_is_complete() {
 #[test]
 fn an_early_response_survives_the_reset_that_follows_it() {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin_addr = listener.local_addr().unwrap();
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = accepted.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else {
-                return;
-            };
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            support::read_request_head(&mut conn);
-            // Wait until body bytes sit unread, so that the close sends a reset.
-            sleep_ms(50);
-            let _ = conn.write_all(&response(401, &[], b"who are you"));
-            drop(conn);
-        }
+    let origin_addr = support::raw_origin(move |mut conn| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Wait until body bytes sit unread, so that the close sends a reset.
+        sleep_ms(50);
+        let _ = conn.write_all(&response(401, &[], b"who are you"));
     });
     let proxy = Config::forward_all(&[origin_addr]).start();
     let mut client = proxy.client();

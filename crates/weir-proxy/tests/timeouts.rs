@@ -65,15 +65,7 @@ fn request_timeout_is_408_when_the_body_stalls() {
 #[test]
 fn request_timeout_stops_when_the_response_begins() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let origin_addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let Ok((mut conn, _)) = listener.accept() else {
-            return;
-        };
-        if !support::read_request_head(&mut conn) {
-            return;
-        }
+    let origin_addr = support::raw_origin(|mut conn| {
         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab");
         let mut body = [0u8; 20];
         if conn.read_exact(&mut body).is_ok() {

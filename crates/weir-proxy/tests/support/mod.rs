@@ -1098,17 +1098,27 @@ pub fn curl(args: &[&str]) -> CurlResult {
     }
 }
 
-/// Reads one request head off a raw origin connection, a byte at a time so that nothing past
-/// it is consumed (with [`IO_TIMEOUT`]). False when the connection ends first.
-pub fn read_request_head(conn: &mut TcpStream) -> bool {
-    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).unwrap_or(0) == 0 {
-            return false;
+/// An origin on a raw socket, for answers [`Origin`] cannot give (early, mid-body, then a
+/// reset): on each connection, in turn, it reads one request head a byte at a time (nothing
+/// past it, with [`IO_TIMEOUT`]) and hands the connection to `answer`.
+pub fn raw_origin(answer: impl Fn(TcpStream) + Send + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else {
+                return;
+            };
+            conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                answer(conn);
+            }
         }
-        head.push(byte[0]);
-    }
-    true
+    });
+    addr
 }
