@@ -706,8 +706,7 @@ impl Worker {
                 }
                 if let Some(id) = downstream {
                     if let Some(ds) = self.downstreams.get(id) {
-                        let _ = socket2::SockRef::from(ds.conn.socket())
-                            .set_linger(Some(Duration::ZERO));
+                        ds.conn.reset_on_close();
                     }
                     self.close_downstream(id);
                 }

@@ -168,19 +168,12 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
         for event in events.iter() {
             match event.token() {
                 LISTENER => {
-                    while let Ok((mut socket, _)) = listener.accept() {
+                    while let Ok((socket, _)) = listener.accept() {
                         let entry = conns.vacant_entry();
-                        if poll
-                            .registry()
-                            .register(
-                                &mut socket,
-                                Token(entry.key()),
-                                Interest::READABLE | Interest::WRITABLE,
-                            )
-                            .is_ok()
-                        {
+                        let mut conn = Connection::accepted(socket);
+                        if conn.register(poll.registry(), Token(entry.key())).is_ok() {
                             entry.insert(AdminConn {
-                                conn: Connection::new(socket, true),
+                                conn,
                                 decoder: RequestDecoder::new(Limits::default()),
                                 request: None,
                                 close: false,

@@ -617,8 +617,7 @@ impl Worker {
             Ok(true) if ds.state == DownstreamState::CloseAfterFlush => {
                 if ds.abort || ds.conn.read_eof() {
                     if ds.abort {
-                        let _ = socket2::SockRef::from(ds.conn.socket())
-                            .set_linger(Some(std::time::Duration::ZERO));
+                        ds.conn.reset_on_close();
                     }
                     return self.close_downstream(id);
                 }
@@ -1089,8 +1088,7 @@ impl Worker {
             }
             if ds.conn.queued() > 0 {
                 tracing::debug!("client read nothing for {LINGER:?}; resetting, response unsent");
-                let _ = socket2::SockRef::from(ds.conn.socket())
-                    .set_linger(Some(std::time::Duration::ZERO));
+                ds.conn.reset_on_close();
             }
         }
         self.close_downstream(id);

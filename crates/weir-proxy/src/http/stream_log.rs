@@ -155,7 +155,7 @@ impl Worker {
             .filter(|name| !name.is_empty());
         let mut local = self.listeners.get(ds.listener as usize).map(|l| l.address);
         if local.is_none_or(|a| a.ip().is_unspecified()) {
-            local = ds.conn.socket().local_addr().ok();
+            local = ds.conn.local_addr();
         }
         let record = LogRecord {
             start: log.start,
@@ -205,7 +205,7 @@ impl Worker {
             .get(ds.listener as usize)
             .map(|l| l.address)
             .filter(|a| !a.ip().is_unspecified())
-            .or_else(|| ds.conn.socket().local_addr().ok());
+            .or_else(|| ds.conn.local_addr());
         let record = LogRecord {
             start: SystemTime::now(),
             request_headers: Vec::new(),

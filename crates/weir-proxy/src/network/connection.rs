@@ -18,14 +18,16 @@
 //! - **Closing is dropping.** Closing the fd removes it from epoll, so no `epoll_ctl(DEL)`.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mio::event::Event;
 use mio::net::TcpStream;
+use mio::{Registry, Token};
 
+use crate::network::transport::{ConnectProgress, Transport};
 use crate::stats::Syscalls;
 
 /// The most slices handed to one `writev` (well under IOV_MAX).
@@ -46,7 +48,7 @@ pub(crate) enum ReadOutcome {
 
 /// See the module documentation.
 pub(crate) struct Connection {
-    socket: TcpStream,
+    transport: Transport,
     fd: RawFd,
     /// Bytes read and not yet consumed by the codec.
     pub(crate) input: BytesMut,
@@ -64,12 +66,21 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Wraps a socket. `writable`: whether it may be written before the first writable edge
-    /// (true for accepted sockets, false for connects in progress).
-    pub(crate) fn new(socket: TcpStream, writable: bool) -> Self {
-        let fd = socket.as_raw_fd();
+    /// Wraps an accepted socket: writable before its first edge.
+    pub(crate) fn accepted(socket: TcpStream) -> Self {
+        Connection::new(Transport::Raw(socket), true)
+    }
+
+    /// Starts a non-blocking connect to `address`: not writable until its first edge, which
+    /// [`Connection::finish_connect`] reads.
+    pub(crate) fn connect(address: SocketAddr) -> io::Result<Self> {
+        Ok(Connection::new(Transport::connect(address)?, false))
+    }
+
+    fn new(transport: Transport, writable: bool) -> Self {
+        let fd = transport.fd();
         Connection {
-            socket,
+            transport,
             fd,
             input: BytesMut::new(),
             output: VecDeque::new(),
@@ -83,8 +94,26 @@ impl Connection {
         }
     }
 
-    pub(crate) fn socket(&self) -> &TcpStream {
-        &self.socket
+    /// Registers the socket with the worker's poll, once for its life.
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.transport.register(registry, token)
+    }
+
+    /// How a connect in progress stands (call at a writable edge; two syscalls).
+    pub(crate) fn finish_connect(&self, syscalls: &Syscalls) -> ConnectProgress {
+        syscalls.other();
+        syscalls.other();
+        self.transport.finish_connect()
+    }
+
+    /// The local address (one syscall; only access logs ask).
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.transport.local_addr()
+    }
+
+    /// Makes the coming close a reset (RST), for a response that was cut.
+    pub(crate) fn reset_on_close(&self) {
+        self.transport.reset_on_close();
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -122,7 +151,7 @@ impl Connection {
     pub(crate) fn fill(&mut self, scratch: &mut [u8], syscalls: &Syscalls) -> ReadOutcome {
         loop {
             syscalls.read();
-            match self.socket.read(scratch) {
+            match self.transport.read(scratch) {
                 Ok(0) => {
                     self.readable = false;
                     self.read_eof = true;
@@ -183,7 +212,7 @@ impl Connection {
                 offered += piece.len();
             }
             syscalls.write();
-            let result = self.socket.write_vectored(&slices[..count]);
+            let result = self.transport.write_vectored(&slices[..count]);
             wrote(offered, &result);
             match result {
                 Ok(n) => {
@@ -233,7 +262,7 @@ impl Connection {
         if !self.write_shut {
             self.write_shut = true;
             syscalls.other();
-            let _ = self.socket.shutdown(Shutdown::Write);
+            let _ = self.transport.shutdown_write();
         }
     }
 
@@ -281,6 +310,7 @@ impl SpareOutputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     /// A connected pair on 127.0.0.1: weir's side wrapped in a `Connection`, and the peer.
     fn pair() -> (Connection, std::net::TcpStream) {
@@ -289,7 +319,7 @@ mod tests {
             std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (ours, _) = listener.accept().expect("accept");
         ours.set_nonblocking(true).expect("nonblocking");
-        (Connection::new(TcpStream::from_std(ours), true), peer)
+        (Connection::accepted(TcpStream::from_std(ours)), peer)
     }
 
     #[test]

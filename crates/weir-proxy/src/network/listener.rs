@@ -9,7 +9,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::Interest;
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
 use weir_flow::EventKind;
@@ -77,7 +76,7 @@ impl Worker {
             .push_back(crate::worker::Deferred::Accept(index));
     }
 
-    fn on_accept(&mut self, index: usize, mut socket: TcpStream, peer: SocketAddr) {
+    fn on_accept(&mut self, index: usize, socket: TcpStream, peer: SocketAddr) {
         let slot = &self.listeners[index];
         let listener = slot.stats;
         let Some(chain) = slot.chain.clone() else {
@@ -106,14 +105,11 @@ impl Worker {
         let trace = self.recorder.new_conn();
         let registry = self.poll.registry();
         let mut registered = Ok(());
+        let mut conn = Connection::accepted(socket);
         let id = self.downstreams.insert_with(|id| {
-            registered = registry.register(
-                &mut socket,
-                token(Kind::Downstream, id),
-                Interest::READABLE | Interest::WRITABLE,
-            );
+            registered = conn.register(registry, token(Kind::Downstream, id));
             Downstream {
-                conn: Connection::new(socket, true),
+                conn,
                 chain,
                 peer,
                 listener: listener as u32,

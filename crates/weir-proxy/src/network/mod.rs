@@ -2,3 +2,4 @@
 
 pub(crate) mod connection;
 pub(crate) mod listener;
+pub(crate) mod transport;

@@ -6,13 +6,12 @@
 //! when the response ended cleanly, the request was complete, no stray bytes followed the
 //! response, and both sides allowed keep-alive; anything else closes it.
 
-use mio::Interest;
-use mio::net::TcpStream;
 use weir_http1::{ResponseDecoder, ResponseEvent};
 
 use crate::event::token::{Id, Kind, token};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
+use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
 use crate::upstream::retry::RetryCause;
 use crate::upstream::{UpstreamEnd, end_upstream_request};
@@ -99,8 +98,8 @@ impl Worker {
         }
         let address = self.clusters[cluster].hosts[host];
         self.stats.syscalls.connect.add(2);
-        let mut socket = match TcpStream::connect(address) {
-            Ok(socket) => socket,
+        let mut conn = match Connection::connect(address) {
+            Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
                 if let Some(c) = self.stats.clusters.get(cluster) {
@@ -123,19 +122,14 @@ impl Worker {
             }
         };
         self.syscalls().other();
-        let _ = socket.set_nodelay(true);
         let registry = self.poll.registry();
         let mut registered = Ok(());
         let buffer_limit = self.clusters[cluster].buffer_limit;
         let trace_conn = self.recorder.new_id();
         let up = self.upstreams.insert_with(|id| {
-            registered = registry.register(
-                &mut socket,
-                token(Kind::Upstream, id),
-                Interest::READABLE | Interest::WRITABLE,
-            );
+            registered = conn.register(registry, token(Kind::Upstream, id));
             Upstream {
-                conn: Connection::new(socket, false),
+                conn,
                 cluster,
                 host,
                 state: UpstreamState::Connecting,
@@ -204,7 +198,7 @@ impl Worker {
         stream.upstream_started = Some(self.now);
         stream.upstream_host = conn.host;
         if wants_local && let Some(log) = stream.log.as_mut() {
-            log.upstream_local = conn.conn.socket().local_addr().ok();
+            log.upstream_local = conn.conn.local_addr();
         }
         stream.pending = conn.state == UpstreamState::Connecting;
         if let Some(c) = self.stats.clusters.get(conn.cluster) {
@@ -252,19 +246,13 @@ impl Worker {
                     return;
                 }
                 // The first writable edge ends the connect: SO_ERROR says how.
-                self.stats.syscalls.other();
-                match up.conn.socket().take_error() {
-                    Ok(None) => {}
-                    Ok(Some(e)) | Err(e) => {
+                match up.conn.finish_connect(&self.stats.syscalls) {
+                    ConnectProgress::Connected => {}
+                    ConnectProgress::InProgress => return,
+                    ConnectProgress::Failed(e) => {
                         tracing::debug!(error = %e, "upstream connect failed");
                         return self.upstream_failed(id, Failure::ConnectFailed);
                     }
-                }
-                self.stats.syscalls.other();
-                match up.conn.socket().peer_addr() {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
-                    Err(_) => return self.upstream_failed(id, Failure::ConnectFailed),
                 }
                 up.state = UpstreamState::Active;
                 let mut timer = up.connect_timer.take();
