@@ -9,6 +9,7 @@
 
 mod access_log;
 mod admin;
+mod codec;
 mod event;
 pub mod fuzzing;
 pub mod http;

@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Poll};
-use weir_http1::{RequestDecoder, ResponseDecoder, Version};
+use weir_http1::RequestHead;
 
 use crate::access_log::WorkerLogs;
+use crate::codec::http1::{Http1Client, Http1Server};
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::local_reply::{DateCache, ResponseFlag};
@@ -90,7 +91,7 @@ pub(crate) struct Downstream {
     pub(crate) listener: u32,
     /// When it was accepted (`downstream_cx_length_ms`).
     pub(crate) accepted: Millis,
-    pub(crate) decoder: RequestDecoder,
+    pub(crate) codec: Http1Server,
     pub(crate) stream: Option<Id>,
     pub(crate) state: DownstreamState,
     pub(crate) idle_timer: Option<TimerId>,
@@ -141,14 +142,12 @@ pub(crate) struct Upstream {
     pub(crate) cluster: usize,
     pub(crate) host: usize,
     pub(crate) state: UpstreamState,
-    pub(crate) decoder: ResponseDecoder,
+    pub(crate) codec: Http1Client,
     pub(crate) stream: Option<Id>,
     /// It has carried a complete request/response before (it came from the pool).
     pub(crate) reused: bool,
     /// Any byte of the current response has arrived.
     pub(crate) response_seen: bool,
-    /// The current response allows the connection to be reused.
-    pub(crate) keep_alive: bool,
     pub(crate) connect_timer: Option<TimerId>,
     pub(crate) buffer_limit: usize,
     /// Its id in flow traces.
@@ -159,23 +158,13 @@ pub(crate) struct Upstream {
     pub(crate) closed_by_peer: bool,
 }
 
-/// How a message body is framed on the way out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyOut {
-    /// No body, or a body whose Content-Length header is forwarded as is.
-    Raw,
-    /// Re-framed as chunks.
-    Chunked,
-    /// Delimited by closing the connection (HTTP/1.0 clients).
-    CloseDelimited,
-}
-
-/// What a stream keeps to replay its request on a fresh connection when a pooled one turns out
-/// to have been closed by the origin (the stale keep-alive race).
+/// The request as it goes upstream, kept so that another attempt can send it again (a retry,
+/// or a fresh connection when a pooled one turns out to have been closed by the origin): the
+/// request itself, not wire bytes, so the attempt's codec frames it.
 pub(crate) struct RetryState {
-    /// The encoded request head.
-    pub(crate) head: bytes::Bytes,
-    /// Body pieces exactly as queued upstream (framing included).
+    /// The head as routed (rewrites applied); `None` until the router forwards it.
+    pub(crate) head: Option<RequestHead>,
+    /// The body so far, while it fits the retry buffer.
     pub(crate) body: Vec<bytes::Bytes>,
     pub(crate) body_bytes: usize,
     /// False once the body outgrew the retry buffer or a retry was made.
@@ -189,21 +178,16 @@ pub(crate) struct Stream {
     pub(crate) route: Option<RouteRef>,
     pub(crate) cluster: usize,
     pub(crate) route_timeout: Option<Duration>,
-    pub(crate) head_request: bool,
-    pub(crate) client_version: Version,
-    pub(crate) client_keep_alive: bool,
-    pub(crate) request_chunked: bool,
     /// The request has no body: its end follows its head, so it is complete once routed.
     pub(crate) request_bodiless: bool,
-    /// The codec found the request ambiguous (`Request::ambiguous`: a body on GET, HEAD or
-    /// DELETE): its upstream connection is closed after the response, never pooled.
+    /// The codec found the request ambiguous (`RequestStart::single_use`: a body on GET, HEAD
+    /// or DELETE): its upstream connection is closed after the response, never pooled.
     pub(crate) upstream_single_use: bool,
     pub(crate) request_complete: bool,
     pub(crate) request_paused: bool,
     pub(crate) response_started: bool,
     pub(crate) response_complete: bool,
     pub(crate) response_paused: bool,
-    pub(crate) response_out: BodyOut,
     pub(crate) close_after: bool,
     pub(crate) status: u16,
     pub(crate) flag: Option<ResponseFlag>,

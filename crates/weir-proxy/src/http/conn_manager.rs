@@ -12,11 +12,9 @@
 //!   (pipelined) request, or closes after flushing when either side asked for close.
 
 use bytes::{Bytes, BytesMut};
-use weir_http1::{
-    BodyKind, CRLF, Error as CodecError, Headers, LAST_CHUNK, Request, RequestEvent, ResponseHead,
-    Version, chunk_header, encode_request_head, encode_response_head,
-};
+use weir_http1::{Error as CodecError, Headers, RequestHead, ResponseHead, Version};
 
+use crate::codec::{RequestPart, RequestStart};
 use crate::event::token::Id;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
@@ -27,12 +25,9 @@ use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
 use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{
-    BodyOut, Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker,
-    listener_buffer_limit,
+    Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker, listener_buffer_limit,
 };
 use weir_flow::{EventKind, Lane, ShortText};
-
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Worker {
     pub(crate) fn arm_idle_timer(&mut self, id: Id) {
@@ -75,7 +70,7 @@ impl Worker {
                 ds.header_timer = Some(timer);
             }
             let ds = self.downstreams.get_mut(id).expect("checked above");
-            match ds.decoder.decode(&mut ds.conn.input) {
+            match ds.codec.decode(&mut ds.conn.input) {
                 Ok(Some(event)) => {
                     self.on_request_event(id, event);
                     continue;
@@ -142,10 +137,10 @@ impl Worker {
         below
     }
 
-    fn on_request_event(&mut self, id: Id, event: RequestEvent) {
-        match event {
-            RequestEvent::Head(request) => self.on_request_head(id, *request),
-            RequestEvent::Data(data) => {
+    fn on_request_event(&mut self, id: Id, part: RequestPart) {
+        match part {
+            RequestPart::Headers(start) => self.on_request_head(id, start),
+            RequestPart::Data(data) => {
                 let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
                     return;
                 };
@@ -156,14 +151,9 @@ impl Worker {
                 if let Some(log) = stream.log.as_mut() {
                     log.bytes_received += data.len() as u64;
                 }
-                let pieces: [Bytes; 3] = if stream.request_chunked {
-                    [chunk_header(data.len()), data, Bytes::from_static(CRLF)]
-                } else {
-                    [data, Bytes::new(), Bytes::new()]
-                };
-                self.send_upstream(sid, pieces);
+                self.send_upstream(sid, data);
             }
-            RequestEvent::End => {
+            RequestPart::End => {
                 let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
                     return;
                 };
@@ -175,17 +165,14 @@ impl Worker {
                 if let Some(log) = stream.log.as_mut() {
                     log.request_done = Some(self.now);
                 }
-                let chunked = stream.request_chunked;
                 let mut request_timer = stream.request_timer.take();
+                let upstream = stream.upstream;
                 self.disarm(&mut request_timer);
                 self.trace_down(id, || EventKind::RequestComplete);
                 // The gate closes: the downstream is not read until the response is done.
                 self.trace_down(id, || EventKind::ReadPaused { syscall: false });
-                if chunked {
-                    self.send_upstream(
-                        sid,
-                        [Bytes::from_static(LAST_CHUNK), Bytes::new(), Bytes::new()],
-                    );
+                if let Some(up) = upstream.and_then(|u| self.upstreams.get_mut(u)) {
+                    up.codec.encode_end(&mut up.conn);
                 }
                 let Some(stream) = self.streams.get(sid) else {
                     return;
@@ -203,10 +190,10 @@ impl Worker {
         }
     }
 
-    /// Queues request body pieces on the stream's upstream, keeping them for a retry while
+    /// Queues request body bytes on the stream's upstream, keeping them for a retry while
     /// they fit the retry buffer: the listener's `per_connection_buffer_limit_bytes`, as in
     /// Envoy.
-    fn send_upstream(&mut self, sid: Id, pieces: [Bytes; 3]) {
+    fn send_upstream(&mut self, sid: Id, data: Bytes) {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -214,26 +201,28 @@ impl Worker {
             Some(ds) if stream.retry.possible => listener_buffer_limit(&self.listeners, ds),
             _ => 0,
         };
-        for piece in &pieces {
-            if stream.retry.possible && !piece.is_empty() {
-                stream.retry.body_bytes += piece.len();
-                if stream.retry.body_bytes > retry_buffer {
-                    stream.retry.possible = false;
-                    stream.retry.body.clear();
-                } else {
-                    stream.retry.body.push(piece.clone());
-                }
+        if stream.retry.possible {
+            stream.retry.body_bytes += data.len();
+            if stream.retry.body_bytes > retry_buffer {
+                stream.retry.possible = false;
+                stream.retry.body.clear();
+            } else {
+                stream.retry.body.push(data.clone());
             }
         }
         // With no upstream (answered locally), the body is read and dropped.
         if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u)) {
-            for piece in pieces {
-                up.conn.queue(piece);
-            }
+            up.codec.encode_data(data, &mut up.conn);
         }
     }
 
-    fn on_request_head(&mut self, id: Id, mut request: Request) {
+    fn on_request_head(&mut self, id: Id, start: RequestStart) {
+        let RequestStart {
+            head: mut request,
+            end_stream,
+            expect_continue,
+            single_use,
+        } = start;
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
@@ -269,30 +258,24 @@ impl Worker {
             self.trace_response_sent(id);
         }
 
-        let head_request = request.head.is_head();
         let stream = Stream {
             downstream: id,
             upstream: None,
             route: None,
             cluster: 0,
             route_timeout: None,
-            head_request,
-            client_version: request.head.version,
-            client_keep_alive: request.keep_alive,
-            request_chunked: request.body == BodyKind::Chunked,
-            request_bodiless: request.body == BodyKind::Empty,
-            upstream_single_use: request.ambiguous,
+            request_bodiless: end_stream,
+            upstream_single_use: single_use,
             request_complete: false,
             request_paused: false,
             response_started: false,
             response_complete: false,
             response_paused: false,
-            response_out: BodyOut::Raw,
             close_after: false,
             status: 0,
             flag: None,
             retry: RetryState {
-                head: Bytes::new(),
+                head: None,
                 body: Vec::new(),
                 body_bytes: 0,
                 possible: true,
@@ -333,15 +316,14 @@ impl Worker {
 
         #[cfg(feature = "fault-injection")]
         if request
-            .head
             .headers
             .get("x-weir-fault")
             .is_some_and(|v| v.as_ref() == b"panic")
         {
             panic!("x-weir-fault: panic");
         }
-        if request.head.method.as_ref() == b"CONNECT" {
-            self.log_request(sid, &request.head);
+        if request.method.as_ref() == b"CONNECT" {
+            self.log_request(sid, &request);
             return self.local_reply(
                 sid,
                 None,
@@ -349,32 +331,27 @@ impl Worker {
             );
         }
         // The authority: absolute-form targets carry it (and win over Host, RFC 9112 §3.2.2).
-        let authority = match absolute_form_split(&request.head.target) {
+        let authority = match absolute_form_split(&request.target) {
             Some((authority, origin_form)) => {
-                request.head.headers.set("host", authority.clone());
-                request.head.target = origin_form;
+                request.headers.set("host", authority.clone());
+                request.target = origin_form;
                 authority
             }
-            None => request
-                .head
-                .headers
-                .get("host")
-                .cloned()
-                .unwrap_or_default(),
+            None => request.headers.get("host").cloned().unwrap_or_default(),
         };
         // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
         // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
-        if !request.head.headers.contains("host") {
-            self.log_request(sid, &request.head);
+        if !request.headers.contains("host") {
+            self.log_request(sid, &request);
             return self.local_reply(
                 sid,
                 None,
                 LocalReply::new(400, "missing host header").because("missing_host_header"),
             );
         }
-        strip_hop_by_hop(&mut request.head.headers);
-        if request.expect_continue {
-            request.head.headers.remove("expect");
+        strip_hop_by_hop(&mut request.headers);
+        if expect_continue {
+            request.headers.remove("expect");
         }
         let ctx = ForwardContext {
             remote: peer,
@@ -382,15 +359,15 @@ impl Worker {
             xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             generate_request_id: hcm.generate_request_id,
         };
-        let client = set_forwarding_headers(&mut request.head.headers, &ctx, &mut self.rng);
+        let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
         if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
             log.downstream_remote = Some(client);
         }
 
-        let decision = router::route(&chain.routes, &authority, &mut request.head, &mut self.rng);
-        self.log_request(sid, &request.head);
+        let decision = router::route(&chain.routes, &authority, &mut request, &mut self.rng);
+        self.log_request(sid, &request);
         let idempotent = matches!(
-            request.head.method.as_ref(),
+            request.method.as_ref(),
             b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
         );
         let retry_policy = match &decision {
@@ -427,20 +404,13 @@ impl Worker {
                         cluster,
                     });
                 }
-                if request.expect_continue {
+                if expect_continue {
                     if let Some(ds) = self.downstreams.get_mut(id) {
-                        ds.conn.queue(Bytes::from_static(CONTINUE));
+                        ds.codec.encode_continue(&mut ds.conn);
                     }
                     // The client waits for this before sending its body: send it now.
                     self.flush_downstream(id);
                 }
-                request.head.version = Version::Http11;
-                let mut encoded = Vec::with_capacity(512);
-                encode_request_head(
-                    &request.head,
-                    request.body == BodyKind::Chunked,
-                    &mut encoded,
-                );
                 // Sending `100 Continue` can find the client gone, which ends the stream.
                 let Some(stream) = self.streams.get_mut(sid) else {
                     return;
@@ -452,7 +422,7 @@ impl Worker {
                 // race of a pooled connection, when it is idempotent (RFC 9110 §9.2.2).
                 stream.retry.possible = retry_policy || idempotent;
                 stream.route_timeout = timeout;
-                stream.retry.head = Bytes::from(encoded);
+                stream.retry.head = Some(request);
                 self.connect_stream(sid, false);
             }
         }
@@ -487,12 +457,14 @@ impl Worker {
             http.response(reply.status);
         }
         self.log_without_stream(id, reply);
-        let (response, _) = self.build_local_response(reply, None, true, false);
+        let (mut head, body) = self.local_response(reply, None);
         if let Some(ds) = self.downstreams.get_mut(id) {
             let mut header_timer = ds.header_timer.take();
-            for piece in response {
-                ds.conn.queue(piece);
-            }
+            ds.codec.reset_exchange();
+            ds.codec
+                .encode_headers(&mut head, body.is_empty(), true, &mut ds.conn);
+            ds.codec.encode_data(body, &mut ds.conn);
+            ds.codec.encode_end(&mut ds.conn);
             self.disarm(&mut header_timer);
         }
         self.close_after_flush(id);
@@ -682,8 +654,13 @@ impl Worker {
     }
 
     /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
-    /// route's response headers applied, framing and `connection` chosen for this client.
-    pub(crate) fn encode_response_head(&mut self, sid: Id, mut head: ResponseHead, body: BodyKind) {
+    /// route's response headers applied; the codec frames it for this client.
+    pub(crate) fn encode_response_head(
+        &mut self,
+        sid: Id,
+        mut head: ResponseHead,
+        end_stream: bool,
+    ) {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -695,51 +672,31 @@ impl Worker {
         if let Some(t) = stream.request_timer.take() {
             self.timers.cancel(t);
         }
-        let http10 = stream.client_version == Version::Http10;
-        stream.response_out = match body {
-            BodyKind::Empty | BodyKind::Length(_) => BodyOut::Raw,
-            BodyKind::Chunked | BodyKind::CloseDelimited if http10 => BodyOut::CloseDelimited,
-            BodyKind::Chunked | BodyKind::CloseDelimited => BodyOut::Chunked,
-        };
-        let stream_ds = stream.downstream;
-        let keep = !stream.close_after
-            && stream.client_keep_alive
-            && stream.request_complete
-            && stream.response_out != BodyOut::CloseDelimited;
+        let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
         let drain_close = self.drain_close();
-        let closes = drain_close
-            || self
-                .downstreams
-                .get(stream_ds)
-                .is_some_and(|d| d.close_soon);
-        let Some(stream) = self.streams.get_mut(sid) else {
+        let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
-        stream.close_after = !keep || closes;
-        if keep && drain_close {
-            let ds = self.downstreams.get(stream.downstream);
-            if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
-                http.stats.downstream_cx_drain_close.inc();
-            }
-        }
-        let (close, chunked, route, ds_id) = (
-            stream.close_after,
-            stream.response_out == BodyOut::Chunked,
-            stream.route,
-            stream.downstream,
-        );
         strip_hop_by_hop(&mut head.headers);
-        if let (Some(r), Some(ds)) = (route, self.downstreams.get(ds_id)) {
+        if let Some(r) = route {
             ds.chain.routes.mutate_response(r, &mut head.headers);
         }
-        set_connection_header(&mut head.headers, close, http10);
-        self.log_response(sid, &head.headers, "via_upstream");
-        head.version = Version::Http11;
-        let mut encoded = Vec::with_capacity(512);
-        encode_response_head(&head, chunked, &mut encoded);
-        if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            ds.conn.queue(encoded);
+        let close = closing || drain_close || ds.close_soon;
+        let kept = ds
+            .codec
+            .encode_headers(&mut head, end_stream, close, &mut ds.conn);
+        let close_after = ds.codec.closes_connection();
+        if kept
+            && !closing
+            && drain_close
+            && let Some(http) = self.stats.http.get(ds.chain.stats)
+        {
+            http.stats.downstream_cx_drain_close.inc();
         }
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.close_after = close_after;
+        }
+        self.log_response(sid, &head.headers, "via_upstream");
     }
 
     /// Queues a piece of response body for the client, framed as chosen at the head.
@@ -748,23 +705,12 @@ impl Worker {
             return;
         };
         stream.last_activity = self.now;
-        let chunked = stream.response_out == BodyOut::Chunked;
-        let skip = stream.head_request;
         let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
             return;
         };
-        if skip {
-            return;
-        }
+        let sent = ds.codec.encode_data(data, &mut ds.conn);
         if let Some(log) = stream.log.as_mut() {
-            log.bytes_sent += data.len() as u64;
-        }
-        if chunked {
-            ds.conn.queue(chunk_header(data.len()));
-            ds.conn.queue(data);
-            ds.conn.queue(Bytes::from_static(CRLF));
-        } else {
-            ds.conn.queue(data);
+            log.bytes_sent += sent as u64;
         }
     }
 
@@ -774,11 +720,8 @@ impl Worker {
             return;
         };
         stream.response_complete = true;
-        if stream.response_out == BodyOut::Chunked && !stream.head_request {
-            let ds = stream.downstream;
-            if let Some(ds) = self.downstreams.get_mut(ds) {
-                ds.conn.queue(Bytes::from_static(LAST_CHUNK));
-            }
+        if let Some(ds) = self.downstreams.get_mut(stream.downstream) {
+            ds.codec.encode_end(&mut ds.conn);
         }
         self.finish_stream(sid);
     }
@@ -816,44 +759,41 @@ impl Worker {
         stream.response_started = true;
         stream.status = reply.status;
         stream.flag = reply.flag;
-        // Answering before the request body arrived: close after, as Envoy does, rather than
-        // guess where the next request starts. A bodiless request is already complete.
-        stream.close_after = stream.close_after
-            || !(stream.request_complete || stream.request_bodiless)
-            || !stream.client_keep_alive
-            || drain_close;
-        let (close, head_request, ds_id) =
-            (stream.close_after, stream.head_request, stream.downstream);
+        // Answering before the request body arrived closes the connection (the codec's rule,
+        // as Envoy's), rather than guess where the next request starts.
+        let close = stream.close_after || drain_close;
         if let Some(up) = upstream {
             self.close_upstream(up);
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
-        let (response, headers) =
-            self.build_local_response(&reply, route.map(|r| (ds_id, r)), close, head_request);
-        self.log_response(sid, &headers, reply.details);
-        if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
-            log.bytes_sent = response[1].len() as u64;
-        }
-        if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            for piece in response {
-                ds.conn.queue(piece);
-            }
-        }
+        let (mut head, body) = self.local_response(&reply, route.map(|r| (ds_id, r)));
+        let Some(ds) = self.downstreams.get_mut(ds_id) else {
+            return;
+        };
+        ds.codec
+            .encode_headers(&mut head, body.is_empty(), close, &mut ds.conn);
+        let sent = ds.codec.encode_data(body, &mut ds.conn);
+        ds.codec.encode_end(&mut ds.conn);
+        let close_after = ds.codec.closes_connection();
+        self.log_response(sid, &head.headers, reply.details);
         if let Some(stream) = self.streams.get_mut(sid) {
+            stream.close_after = close_after;
             stream.response_complete = true;
+            if let Some(log) = stream.log.as_mut() {
+                log.bytes_sent = sent as u64;
+            }
         }
         self.finish_stream(sid);
         self.flush_downstream(ds_id);
     }
 
-    /// The bytes of a local reply: head and body.
-    fn build_local_response(
+    /// A local reply as a response: its head (with the route's response headers, when one
+    /// matched) and its body.
+    fn local_response(
         &mut self,
         reply: &LocalReply,
         route: Option<(Id, RouteRef)>,
-        close: bool,
-        head_request: bool,
-    ) -> ([Bytes; 2], Headers) {
+    ) -> (ResponseHead, Bytes) {
         let mut headers = Headers::with_capacity(6);
         if let Some(location) = &reply.location {
             headers.append("location", location.clone());
@@ -873,23 +813,13 @@ impl Worker {
         {
             ds.chain.routes.mutate_response(r, &mut headers);
         }
-        if close {
-            headers.set("connection", Bytes::from_static(b"close"));
-        }
         let head = ResponseHead {
             version: Version::Http11,
             status: reply.status,
             reason: Bytes::new(),
             headers,
         };
-        let mut encoded = Vec::with_capacity(256);
-        encode_response_head(&head, false, &mut encoded);
-        let body = if head_request {
-            Bytes::new()
-        } else {
-            reply.body.clone()
-        };
-        ([Bytes::from(encoded), body], head.headers)
+        (head, reply.body.clone())
     }
 
     /// Removes a finished stream; the connection reads its next request or closes.
@@ -960,9 +890,8 @@ impl Worker {
         };
         stream.close_after = true;
         let ds_id = stream.downstream;
-        let close_delimited = stream.response_out == BodyOut::CloseDelimited;
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            ds.abort |= close_delimited;
+            ds.abort |= ds.codec.close_delimited();
         }
         self.finish_stream(sid);
         self.flush_downstream(ds_id);
@@ -1158,13 +1087,12 @@ impl Worker {
 impl Worker {
     /// Decides whether the request is traced; records its head if so, and otherwise stops
     /// recording on the connection until the stream ends.
-    fn trace_request_head(&mut self, id: Id, sid: Id, request: &Request) {
+    fn trace_request_head(&mut self, id: Id, sid: Id, request: &RequestHead) {
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
         let wanted = self.recorder.wants(&mut ds.trace, || {
             request
-                .head
                 .headers
                 .get("x-weir-trace")
                 .is_some_and(|v| v.as_ref() == b"1")
@@ -1172,14 +1100,14 @@ impl Worker {
         if !wanted {
             return;
         }
-        let method = ShortText::new(&request.head.method);
-        let path = ShortText::new(&request.head.target);
+        let method = ShortText::new(&request.method);
+        let path = ShortText::new(&request.target);
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.traced = Some((method, path));
         }
         self.trace_down(id, || EventKind::RequestHead {
-            method: ShortText::new(&request.head.method),
-            path: ShortText::new(&request.head.target),
+            method: ShortText::new(&request.method),
+            path: ShortText::new(&request.target),
         });
     }
 
@@ -1240,16 +1168,6 @@ pub(crate) fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
         p.freeze()
     };
     Some((authority, origin_form))
-}
-
-/// `connection: close` when closing; HTTP/1.0 clients that keep the connection need
-/// `connection: keep-alive` to know it.
-fn set_connection_header(headers: &mut Headers, close: bool, http10: bool) {
-    if close {
-        headers.set("connection", Bytes::from_static(b"close"));
-    } else if http10 {
-        headers.set("connection", Bytes::from_static(b"keep-alive"));
-    }
 }
 
 /// Stats bookkeeping shared by the downstream and upstream sides.

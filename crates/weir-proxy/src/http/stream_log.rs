@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use weir_http1::{Headers, RequestHead, Version};
+use weir_http1::{Headers, RequestHead};
 
 use crate::access_log::LogRecord;
 use crate::event::token::Id;
@@ -161,10 +161,7 @@ impl Worker {
             start: log.start,
             request_headers: log.request_headers,
             response_headers: log.response_headers,
-            protocol: match stream.client_version {
-                Version::Http10 => "HTTP/1.0",
-                Version::Http11 => "HTTP/1.1",
-            },
+            protocol: ds.codec.protocol(),
             response_code: if stream.response_started {
                 stream.status
             } else {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
 use weir_flow::EventKind;
-use weir_http1::RequestDecoder;
 
+use crate::codec::http1::Http1Server;
 use crate::event::token::{Kind, token};
 use crate::network::connection::Connection;
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
@@ -114,7 +114,7 @@ impl Worker {
                 peer,
                 listener: listener as u32,
                 accepted: crate::worker::Millis::of(self.now),
-                decoder: RequestDecoder::new(limits),
+                codec: Http1Server::new(limits),
                 stream: None,
                 state: DownstreamState::Open,
                 idle_timer: None,

@@ -6,8 +6,8 @@
 //! when the response ended cleanly, the request was complete, no stray bytes followed the
 //! response, and both sides allowed keep-alive; anything else closes it.
 
-use weir_http1::{ResponseDecoder, ResponseEvent};
-
+use crate::codec::ResponsePart;
+use crate::codec::http1::Http1Client;
 use crate::event::token::{Id, Kind, token};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::{Connection, ReadOutcome};
@@ -133,11 +133,10 @@ impl Worker {
                 cluster,
                 host,
                 state: UpstreamState::Connecting,
-                decoder: ResponseDecoder::new(weir_http1::Limits::default()),
+                codec: Http1Client::new(),
                 stream: None,
                 reused: false,
                 response_seen: false,
-                keep_alive: false,
                 connect_timer: None,
                 buffer_limit,
                 trace_conn,
@@ -215,11 +214,17 @@ impl Worker {
         }
         conn.stream = Some(sid);
         conn.response_seen = false;
-        conn.decoder.expect(stream.head_request);
         self.spare_outputs.lend(&mut conn.conn);
-        conn.conn.queue(stream.retry.head.clone());
-        for piece in &stream.retry.body {
-            conn.conn.queue(piece.clone());
+        // The request so far: its head, the body kept, and its end once it came.
+        if let Some(head) = &stream.retry.head {
+            let codec = &mut conn.codec;
+            codec.encode_headers(head, stream.request_bodiless, &mut conn.conn);
+            for piece in &stream.retry.body {
+                codec.encode_data(piece.clone(), &mut conn.conn);
+            }
+            if stream.request_complete && !stream.request_bodiless {
+                codec.encode_end(&mut conn.conn);
+            }
         }
         if !reused && !has_policy {
             // Without a retry policy only a pooled connection the origin closed while idle is
@@ -309,7 +314,7 @@ impl Worker {
                 break;
             }
             let up = self.upstreams.get_mut(id).expect("checked");
-            match up.decoder.decode(&mut up.conn.input) {
+            match up.codec.decode(&mut up.conn.input) {
                 Ok(Some(event)) => {
                     self.on_response_event(id, sid, event);
                     continue;
@@ -363,11 +368,11 @@ impl Worker {
             if up.stream != Some(sid) {
                 return;
             }
-            match up.decoder.decode_eof(&mut up.conn.input) {
-                Ok(Some(ResponseEvent::End)) => {
-                    return self.on_response_event(id, sid, ResponseEvent::End);
+            match up.codec.decode_eof(&mut up.conn.input) {
+                Ok(Some(ResponsePart::End)) => {
+                    return self.on_response_event(id, sid, ResponsePart::End);
                 }
-                Ok(Some(event)) => self.on_response_event(id, sid, event),
+                Ok(Some(part)) => self.on_response_event(id, sid, part),
                 Ok(None) | Err(weir_http1::Error::Incomplete) => {
                     return self.upstream_failed(id, Failure::Termination);
                 }
@@ -376,25 +381,15 @@ impl Worker {
         }
     }
 
-    fn on_response_event(&mut self, id: Id, sid: Id, event: ResponseEvent) {
-        match event {
-            ResponseEvent::Head(response) => {
-                let response = *response;
-                match response.head.status {
-                    101 => return self.upstream_failed(id, Failure::Protocol),
-                    // 100 Continue was answered to the client already; other 1xx are dropped.
-                    100..=199 => return,
-                    _ => {}
-                }
-                if let Some(up) = self.upstreams.get_mut(id) {
-                    up.keep_alive = response.keep_alive;
-                }
+    fn on_response_event(&mut self, id: Id, sid: Id, part: ResponsePart) {
+        match part {
+            ResponsePart::Headers { head, end_stream } => {
                 // `per_try_timeout` bounds the wait for a response, not its transfer.
                 if let Some(stream) = self.streams.get_mut(sid) {
                     let mut per_try = stream.per_try_timer.take();
                     self.disarm(&mut per_try);
                 }
-                let status = response.head.status;
+                let status = head.status;
                 if let Some(stream) = self.streams.get(sid)
                     && let Some(c) = self.stats.clusters.get(stream.cluster)
                 {
@@ -420,10 +415,10 @@ impl Worker {
                     c.common.upstream_rq_retry_success.inc();
                 }
                 self.trace_up(id, || EventKind::ResponseHead { status });
-                self.encode_response_head(sid, response.head, response.body);
+                self.encode_response_head(sid, head, end_stream);
             }
-            ResponseEvent::Data(data) => self.forward_response_data(sid, data),
-            ResponseEvent::End => {
+            ResponsePart::Data(data) => self.forward_response_data(sid, data),
+            ResponsePart::End => {
                 self.trace_up(id, || EventKind::ResponseComplete);
                 // An ambiguous request's connection is not reused: the origin may have framed
                 // it differently (e.g. ignored a GET body and read it as the next request).
@@ -450,7 +445,7 @@ impl Worker {
             return;
         };
         up.stream = None;
-        let reusable = up.keep_alive
+        let reusable = up.codec.reusable()
             && request_reusable
             && up.conn.input.is_empty()
             && up.conn.queued() == 0

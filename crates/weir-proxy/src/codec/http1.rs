@@ -1,0 +1,574 @@
+//! HTTP/1.1 behind the codec seam: [`Http1Server`] for a downstream connection, [`Http1Client`]
+//! for an upstream one. Both wrap `weir-http1`'s strict decoders and own every HTTP/1 wire rule
+//! the proxy applies on the way out.
+//!
+//! HTTP/1 carries one exchange at a time: a server answers requests in the order they came
+//! (pipelined requests wait in the input buffer until the connection manager reads on), and a
+//! client connection carries the next request only after the previous response ended.
+
+use bytes::{Bytes, BytesMut};
+use weir_http1::{
+    BodyKind, CRLF, Error, LAST_CHUNK, Limits, RequestDecoder, RequestEvent, RequestHead,
+    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header, encode_request_head,
+    encode_response_head,
+};
+
+use super::{Output, RequestPart, RequestStart, ResponsePart};
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// How a body is framed on the way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body, or one whose `content-length` is forwarded as is.
+    AsIs,
+    /// Re-framed as chunks.
+    Chunked,
+    /// Delimited by closing the connection (HTTP/1.0 clients, which cannot read chunks).
+    CloseDelimited,
+}
+
+/// The request being answered on a server connection, and how its response goes out.
+#[derive(Debug, Clone, Copy)]
+struct Exchange {
+    http10: bool,
+    /// The client allows the connection to carry another request.
+    keep_alive: bool,
+    /// A HEAD request: its response has no body, whatever its head says.
+    head: bool,
+    /// The whole request has been decoded (or it has no body).
+    request_ended: bool,
+    framing: Framing,
+    /// This response ends the connection.
+    close: bool,
+}
+
+impl Exchange {
+    const NONE: Exchange = Exchange {
+        http10: false,
+        keep_alive: true,
+        head: false,
+        request_ended: true,
+        framing: Framing::AsIs,
+        close: false,
+    };
+}
+
+/// The server side of an HTTP/1.1 connection: decodes requests, encodes their responses.
+///
+/// Per exchange, the calls come in this order:
+///
+/// ```text
+///   decode → Headers ─┬─ (encode_continue) ─ decode → Data* → End ─┐
+///                     └────────────────────────────────────────────┴─ encode_headers
+///                                                  → encode_data* → encode_end
+/// ```
+///
+/// A response may begin before its request ends (an early answer); it then closes the
+/// connection, since the rest of the request would have to be read to find the next one.
+#[derive(Debug)]
+pub(crate) struct Http1Server {
+    decoder: RequestDecoder,
+    exchange: Exchange,
+}
+
+impl Http1Server {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Http1Server {
+            decoder: RequestDecoder::new(limits),
+            exchange: Exchange::NONE,
+        }
+    }
+
+    /// Decodes the next part from the front of `input` (`Ok(None)`: more bytes are needed).
+    /// An error poisons the codec: answer it with [`Error::status`] and close.
+    pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<RequestPart>, Error> {
+        let event = self.decoder.decode(input)?;
+        Ok(event.map(|e| self.on_event(e)))
+    }
+
+    fn on_event(&mut self, event: RequestEvent) -> RequestPart {
+        match event {
+            RequestEvent::Head(request) => {
+                let mut request = *request;
+                let end_stream = request.body == BodyKind::Empty;
+                self.exchange = Exchange {
+                    http10: request.head.version == Version::Http10,
+                    keep_alive: request.keep_alive,
+                    head: request.head.is_head(),
+                    request_ended: end_stream,
+                    framing: Framing::AsIs,
+                    close: false,
+                };
+                // The neutral head carries no version: upstream codecs write their own.
+                request.head.version = Version::Http11;
+                RequestPart::Headers(RequestStart {
+                    head: request.head,
+                    end_stream,
+                    expect_continue: request.expect_continue,
+                    single_use: request.ambiguous,
+                })
+            }
+            RequestEvent::Data(data) => RequestPart::Data(data),
+            RequestEvent::End => {
+                self.exchange.request_ended = true;
+                RequestPart::End
+            }
+        }
+    }
+
+    /// The current request's protocol, as access logs name it.
+    pub(crate) fn protocol(&self) -> &'static str {
+        if self.exchange.http10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
+    /// Tells a client that sent `Expect: 100-continue` to send its body.
+    pub(crate) fn encode_continue(&mut self, out: &mut impl Output) {
+        out.queue(Bytes::from_static(CONTINUE));
+    }
+
+    /// Encodes a response head. The framing follows from the head: `end_stream` or a
+    /// `content-length` keeps the body as it is; otherwise it is chunked, or close-delimited
+    /// for an HTTP/1.0 client. `close` is the proxy's own reason to end the connection
+    /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
+    /// close-delimited body) and says it in `connection`. `head` leaves with version 1.1 and
+    /// the `connection` header set, for the access log. Returns whether HTTP/1's own rules
+    /// would have kept the connection (so a close is the proxy's doing).
+    pub(crate) fn encode_headers(
+        &mut self,
+        head: &mut ResponseHead,
+        end_stream: bool,
+        close: bool,
+        out: &mut impl Output,
+    ) -> bool {
+        let ex = &mut self.exchange;
+        ex.framing = if end_stream || head.headers.contains("content-length") {
+            Framing::AsIs
+        } else if ex.http10 {
+            Framing::CloseDelimited
+        } else {
+            Framing::Chunked
+        };
+        let keeps = ex.keep_alive && ex.request_ended && ex.framing != Framing::CloseDelimited;
+        ex.close = close || !keeps;
+        if ex.close {
+            head.headers.set("connection", Bytes::from_static(b"close"));
+        } else if ex.http10 {
+            // An HTTP/1.0 client keeps the connection only when told so.
+            head.headers
+                .set("connection", Bytes::from_static(b"keep-alive"));
+        }
+        head.version = Version::Http11;
+        let mut encoded = Vec::with_capacity(512);
+        encode_response_head(head, ex.framing == Framing::Chunked, &mut encoded);
+        out.queue(Bytes::from(encoded));
+        keeps
+    }
+
+    /// Encodes response body bytes; returns how many body bytes will reach the client (none
+    /// for a HEAD request).
+    pub(crate) fn encode_data(&mut self, data: Bytes, out: &mut impl Output) -> usize {
+        if self.exchange.head || data.is_empty() {
+            return 0;
+        }
+        let len = data.len();
+        if self.exchange.framing == Framing::Chunked {
+            out.queue(chunk_header(len));
+            out.queue(data);
+            out.queue(Bytes::from_static(CRLF));
+        } else {
+            out.queue(data);
+        }
+        len
+    }
+
+    /// Ends the response (the last chunk, when chunked).
+    pub(crate) fn encode_end(&mut self, out: &mut impl Output) {
+        if self.exchange.framing == Framing::Chunked && !self.exchange.head {
+            out.queue(Bytes::from_static(LAST_CHUNK));
+        }
+    }
+
+    /// The response encoded last ends the connection.
+    pub(crate) fn closes_connection(&self) -> bool {
+        self.exchange.close
+    }
+
+    /// The response's body ends only when the connection does: a response cut short must then
+    /// be reset, not closed, or it would look complete.
+    pub(crate) fn close_delimited(&self) -> bool {
+        self.exchange.framing == Framing::CloseDelimited
+    }
+
+    /// Forgets the last exchange, for an answer to a request that never became one (the codec
+    /// rejected it, or its head did not arrive in time): a full response, then close.
+    pub(crate) fn reset_exchange(&mut self) {
+        self.exchange = Exchange::NONE;
+    }
+}
+
+/// The client side of an HTTP/1.1 connection to an origin: encodes requests, decodes their
+/// responses.
+///
+/// ```text
+///   encode_headers → encode_data* → (encode_end) ··· decode → Headers → Data* → End
+/// ```
+///
+/// The response may arrive before the request has been sent whole (an early answer); whether
+/// the connection can carry another request is [`Http1Client::reusable`] once it has ended.
+#[derive(Debug)]
+pub(crate) struct Http1Client {
+    decoder: ResponseDecoder,
+    /// The request body goes out in chunks (it had no `content-length`).
+    chunked: bool,
+    /// The response allows the connection to carry another request.
+    keep_alive: bool,
+}
+
+impl Http1Client {
+    pub(crate) fn new() -> Self {
+        Http1Client {
+            decoder: ResponseDecoder::new(Limits::default()),
+            chunked: false,
+            keep_alive: false,
+        }
+    }
+
+    /// Encodes a request head (always as HTTP/1.1). A request with a body and no
+    /// `content-length` goes out chunked.
+    pub(crate) fn encode_headers(
+        &mut self,
+        head: &RequestHead,
+        end_stream: bool,
+        out: &mut impl Output,
+    ) {
+        self.chunked = !end_stream && !head.headers.contains("content-length");
+        self.keep_alive = false;
+        self.decoder.expect(head.is_head());
+        let mut encoded = Vec::with_capacity(512);
+        encode_request_head(head, self.chunked, &mut encoded);
+        out.queue(Bytes::from(encoded));
+    }
+
+    /// Encodes request body bytes.
+    pub(crate) fn encode_data(&mut self, data: Bytes, out: &mut impl Output) {
+        if data.is_empty() {
+            return;
+        }
+        if self.chunked {
+            out.queue(chunk_header(data.len()));
+            out.queue(data);
+            out.queue(Bytes::from_static(CRLF));
+        } else {
+            out.queue(data);
+        }
+    }
+
+    /// Ends a request that has a body (the last chunk, when chunked).
+    pub(crate) fn encode_end(&mut self, out: &mut impl Output) {
+        if self.chunked {
+            out.queue(Bytes::from_static(LAST_CHUNK));
+        }
+    }
+
+    /// Decodes the next part of the response. `100 Continue` was answered to the client by the
+    /// proxy and other informational responses are dropped; a `101` is a protocol error until
+    /// the request asked to upgrade.
+    pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<ResponsePart>, Error> {
+        loop {
+            match self.decoder.decode(input)? {
+                None => return Ok(None),
+                Some(event) => {
+                    if let Some(part) = self.on_event(event)? {
+                        return Ok(Some(part));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Like [`decode`](Self::decode) after the origin closed: returns what is still buffered;
+    /// a close-delimited body ends here, anything else was cut short ([`Error::Incomplete`]).
+    pub(crate) fn decode_eof(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<ResponsePart>, Error> {
+        loop {
+            match self.decoder.decode_eof(input)? {
+                None => return Err(Error::Incomplete),
+                Some(event) => {
+                    if let Some(part) = self.on_event(event)? {
+                        return Ok(Some(part));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ResponseEvent) -> Result<Option<ResponsePart>, Error> {
+        Ok(Some(match event {
+            ResponseEvent::Head(response) => match response.head.status {
+                101 => return Err(Error::SwitchedProtocols),
+                100..=199 => return Ok(None),
+                _ => {
+                    let response = *response;
+                    self.keep_alive = response.keep_alive;
+                    ResponsePart::Headers {
+                        end_stream: response.body == BodyKind::Empty,
+                        head: response.head,
+                    }
+                }
+            },
+            ResponseEvent::Data(data) => ResponsePart::Data(data),
+            ResponseEvent::End => ResponsePart::End,
+        }))
+    }
+
+    /// The last response allows the connection to carry another request.
+    pub(crate) fn reusable(&self) -> bool {
+        self.keep_alive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_http1::Headers;
+
+    fn concat(out: &[Bytes]) -> String {
+        out.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
+    fn server_with(request: &str) -> (Http1Server, Vec<RequestPart>) {
+        let mut server = Http1Server::new(Limits::default());
+        let mut input = BytesMut::from(request);
+        let mut parts = Vec::new();
+        while let Some(part) = server.decode(&mut input).expect("valid request") {
+            parts.push(part);
+        }
+        (server, parts)
+    }
+
+    fn response(status: u16, headers: &[(&'static str, &'static str)]) -> ResponseHead {
+        let mut h = Headers::new();
+        for &(n, v) in headers {
+            h.append(n, v);
+        }
+        ResponseHead {
+            version: Version::Http11,
+            status,
+            reason: Bytes::new(),
+            headers: h,
+        }
+    }
+
+    #[test]
+    fn a_response_without_length_is_chunked_for_http11_and_kept_alive() {
+        let (mut server, parts) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+        assert!(matches!(&parts[..], [RequestPart::Headers(s), RequestPart::End] if s.end_stream));
+        let mut out = Vec::new();
+        let mut head = response(200, &[]);
+        server.encode_headers(&mut head, false, false, &mut out);
+        server.encode_data(Bytes::from_static(b"hello"), &mut out);
+        server.encode_end(&mut out);
+        assert_eq!(
+            concat(&out),
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        assert!(!server.closes_connection());
+    }
+
+    #[test]
+    fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
+        let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+        let mut out = Vec::new();
+        let mut head = response(200, &[]);
+        server.encode_headers(&mut head, false, false, &mut out);
+        server.encode_data(Bytes::from_static(b"x"), &mut out);
+        server.encode_end(&mut out);
+        assert_eq!(
+            concat(&out),
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nx"
+        );
+        assert!(server.closes_connection() && server.close_delimited());
+    }
+
+    #[test]
+    fn an_http10_keep_alive_client_is_told_the_connection_stays() {
+        let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+        let mut out = Vec::new();
+        let mut head = response(204, &[]);
+        server.encode_headers(&mut head, true, false, &mut out);
+        assert_eq!(
+            concat(&out),
+            "HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert!(!server.closes_connection());
+        assert_eq!(server.protocol(), "HTTP/1.0");
+    }
+
+    #[test]
+    fn an_answer_before_the_body_ends_closes_the_connection() {
+        let (mut server, parts) =
+            server_with("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\nabc");
+        assert!(
+            matches!(&parts[..], [RequestPart::Headers(s), RequestPart::Data(_)] if !s.end_stream)
+        );
+        let mut out = Vec::new();
+        let mut head = response(413, &[("content-length", "0")]);
+        server.encode_headers(&mut head, true, false, &mut out);
+        assert!(server.closes_connection());
+        assert_eq!(
+            head.headers.get("connection").map(|v| &v[..]),
+            Some(&b"close"[..])
+        );
+    }
+
+    #[test]
+    fn a_head_response_carries_no_body_bytes() {
+        let (mut server, _) = server_with("HEAD / HTTP/1.1\r\nhost: a\r\n\r\n");
+        let mut out = Vec::new();
+        let mut head = response(200, &[("content-length", "5")]);
+        server.encode_headers(&mut head, false, false, &mut out);
+        assert_eq!(
+            server.encode_data(Bytes::from_static(b"hello"), &mut out),
+            0
+        );
+        server.encode_end(&mut out);
+        assert_eq!(concat(&out), "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn the_proxy_can_close_a_connection_the_client_would_keep() {
+        let (mut server, _) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+        let mut out = Vec::new();
+        let mut head = response(200, &[("content-length", "0")]);
+        server.encode_headers(&mut head, true, true, &mut out);
+        assert!(server.closes_connection());
+        assert!(concat(&out).contains("connection: close\r\n"));
+    }
+
+    #[test]
+    fn a_request_without_length_goes_upstream_chunked() {
+        let (_, parts) = server_with(
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        );
+        let [
+            RequestPart::Headers(start),
+            RequestPart::Data(data),
+            RequestPart::End,
+        ] = &parts[..]
+        else {
+            panic!("parts: {parts:?}");
+        };
+        let mut client = Http1Client::new();
+        let mut out = Vec::new();
+        let mut head = start.head.clone();
+        head.headers.remove("transfer-encoding");
+        client.encode_headers(&head, start.end_stream, &mut out);
+        client.encode_data(data.clone(), &mut out);
+        client.encode_end(&mut out);
+        assert_eq!(
+            concat(&out),
+            "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_http10_request_goes_upstream_as_http11() {
+        let (_, parts) = server_with("GET / HTTP/1.0\r\nhost: a\r\n\r\n");
+        let RequestPart::Headers(start) = &parts[0] else {
+            panic!("parts: {parts:?}");
+        };
+        let mut client = Http1Client::new();
+        let mut out = Vec::new();
+        client.encode_headers(&start.head, true, &mut out);
+        assert_eq!(concat(&out), "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn informational_responses_are_dropped_and_101_is_refused() {
+        let mut client = Http1Client::new();
+        let head = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n").1;
+        let RequestPart::Headers(start) = &head[0] else {
+            panic!()
+        };
+        client.encode_headers(&start.head, true, &mut Vec::new());
+        let mut input = BytesMut::from(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        );
+        let Some(ResponsePart::Headers { head, end_stream }) =
+            client.decode(&mut input).expect("valid")
+        else {
+            panic!("expected the final head");
+        };
+        assert_eq!((head.status, end_stream), (200, false));
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::Data(_)))
+        ));
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::End))
+        ));
+        assert!(client.reusable());
+
+        let mut client = Http1Client::new();
+        client.encode_headers(&start.head, true, &mut Vec::new());
+        let mut input = BytesMut::from("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        assert_eq!(
+            client.decode(&mut input).unwrap_err(),
+            Error::SwitchedProtocols
+        );
+    }
+
+    #[test]
+    fn a_close_delimited_response_ends_at_eof_and_a_cut_one_is_incomplete() {
+        let start = {
+            let parts = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n").1;
+            let RequestPart::Headers(start) = parts.into_iter().next().expect("head") else {
+                panic!()
+            };
+            start
+        };
+        let mut client = Http1Client::new();
+        client.encode_headers(&start.head, true, &mut Vec::new());
+        let mut input = BytesMut::from("HTTP/1.1 200 OK\r\n\r\nbody");
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::Headers { .. }))
+        ));
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::Data(_)))
+        ));
+        assert!(matches!(client.decode(&mut input), Ok(None)));
+        assert!(matches!(
+            client.decode_eof(&mut input),
+            Ok(Some(ResponsePart::End))
+        ));
+        assert!(!client.reusable());
+
+        let mut client = Http1Client::new();
+        client.encode_headers(&start.head, true, &mut Vec::new());
+        let mut input = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nbody");
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::Headers { .. }))
+        ));
+        assert!(matches!(
+            client.decode(&mut input),
+            Ok(Some(ResponsePart::Data(_)))
+        ));
+        assert_eq!(
+            client.decode_eof(&mut input).unwrap_err(),
+            Error::Incomplete
+        );
+    }
+}

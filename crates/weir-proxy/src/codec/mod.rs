@@ -1,0 +1,78 @@
+//! The codec seam (Envoy's `envoy/http/codec.h`): between a connection's bytes and its streams.
+//!
+//! A downstream (server) codec decodes requests into protocol-neutral parts (head, data, end)
+//! and encodes responses; an upstream (client) codec encodes requests and decodes responses.
+//! Everything wire-specific lives behind it: framing out (chunked, close-delimited), `100
+//! Continue`, keep-alive and pipelining, the status line, and which 1xx responses pass. The
+//! connection manager and the router above it speak only heads, data and ends.
+//!
+//! Codecs are sans-IO: they decode from a connection's input buffer and encode into an
+//! [`Output`]; they never touch a socket or a clock.
+
+pub(crate) mod http1;
+
+use bytes::Bytes;
+use weir_http1::{RequestHead, ResponseHead};
+
+use crate::network::connection::Connection;
+
+/// Where a codec puts the bytes it encodes: a connection's write queue (or a test's buffer).
+pub(crate) trait Output {
+    /// Appends bytes to what will be written.
+    fn queue(&mut self, bytes: Bytes);
+}
+
+impl Output for Connection {
+    fn queue(&mut self, bytes: Bytes) {
+        Connection::queue(self, bytes);
+    }
+}
+
+impl Output for Vec<Bytes> {
+    fn queue(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.push(bytes);
+        }
+    }
+}
+
+/// A request's head as a downstream codec hands it to the connection manager.
+#[derive(Debug)]
+pub(crate) struct RequestStart {
+    /// Method, target and header fields. Its `version` is not the client's: the codec keeps
+    /// that, and upstream codecs write their own.
+    pub(crate) head: RequestHead,
+    /// No body follows: the request is complete with its head.
+    pub(crate) end_stream: bool,
+    /// The client waits for `100 Continue` (or a final answer) before sending its body.
+    pub(crate) expect_continue: bool,
+    /// Other implementations may frame this request differently (a body on GET, HEAD or
+    /// DELETE, RFC 9110 §9.3.1): the upstream connection that carries it must not be reused.
+    pub(crate) single_use: bool,
+}
+
+/// What a downstream codec decoded.
+#[derive(Debug)]
+pub(crate) enum RequestPart {
+    /// A new request.
+    Headers(RequestStart),
+    /// Body bytes (never empty).
+    Data(Bytes),
+    /// The request is complete.
+    End,
+}
+
+/// What an upstream codec decoded. Informational responses the proxy does not pass on are
+/// the codec's business and never appear here.
+#[derive(Debug)]
+pub(crate) enum ResponsePart {
+    /// The final response head; `end_stream`: no body follows.
+    Headers {
+        head: ResponseHead,
+        end_stream: bool,
+    },
+    /// Body bytes (never empty).
+    Data(Bytes),
+    /// The response is complete.
+    End,
+}
