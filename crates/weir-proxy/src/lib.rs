@@ -20,6 +20,8 @@ mod router;
 mod server;
 mod snapshot;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 mod upstream;
 mod worker;
 

@@ -20,6 +20,7 @@ use weir_flow::Flow;
 use crate::access_log::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogsAdmin};
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
+use crate::network::Network;
 use crate::network::listener::bind;
 use crate::recorder::Recorder;
 use crate::snapshot::Snapshot;
@@ -315,7 +316,7 @@ impl Server {
             stats.push(worker_stats.clone());
             let worker = Worker::new(
                 index,
-                poll,
+                Network::Sockets(poll.registry().try_clone()?),
                 snapshot.clone(),
                 slots,
                 control.clone(),
@@ -327,7 +328,7 @@ impl Server {
             );
             let thread = std::thread::Builder::new()
                 .name(format!("weir:worker_{index}"))
-                .spawn(move || worker.run())?;
+                .spawn(move || worker.run(poll))?;
             workers.push(WorkerHandle {
                 thread,
                 control,

@@ -29,9 +29,11 @@ use weir_http1::RequestHead;
 
 use crate::access_log::WorkerLogs;
 use crate::codec::http1::{Http1Client, Http1Server};
+use crate::event::Readiness;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::local_reply::{DateCache, ResponseFlag};
+use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::router::route_table::RouteRef;
@@ -260,7 +262,8 @@ pub(crate) enum Deferred {
 /// See the module documentation.
 pub(crate) struct Worker {
     pub(crate) index: usize,
-    pub(crate) poll: Poll,
+    /// Where new connections are made and registered.
+    pub(crate) net: Network,
     pub(crate) listeners: Vec<ListenerSlot>,
     pub(crate) downstreams: GenSlab<Downstream>,
     pub(crate) upstreams: GenSlab<Upstream>,
@@ -288,6 +291,8 @@ pub(crate) struct Worker {
     pub(crate) spare_outputs: SpareOutputs,
     /// When a failing accept was last logged.
     pub(crate) accept_warned: Option<Instant>,
+    /// Timers due in the current round (kept to reuse its memory).
+    fired: Vec<TimerKey>,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -300,7 +305,7 @@ pub(crate) struct Reporting {
 impl Worker {
     pub(crate) fn new(
         index: usize,
-        poll: Poll,
+        net: Network,
         snapshot: Arc<Snapshot>,
         listeners: Vec<ListenerSlot>,
         control: Arc<Control>,
@@ -320,7 +325,7 @@ impl Worker {
             .collect();
         Worker {
             index,
-            poll,
+            net,
             listeners,
             downstreams: GenSlab::new(),
             upstreams: GenSlab::new(),
@@ -342,6 +347,7 @@ impl Worker {
             logs,
             spare_outputs: SpareOutputs::default(),
             accept_warned: None,
+            fired: Vec::new(),
         }
     }
 
@@ -349,9 +355,10 @@ impl Worker {
         &self.stats.syscalls
     }
 
-    /// The dispatcher loop; returns when a drain completes or the server stops.
-    pub(crate) fn run(mut self) {
-        self.run_loop();
+    /// The dispatcher loop on `poll` (the registry the worker was given is its): returns when
+    /// a drain completes or the server stops.
+    pub(crate) fn run(mut self, mut poll: Poll) {
+        self.run_loop(&mut poll);
         // Nobody will answer flow queries from now on: drop those waiting (their senders go,
         // so the asker stops waiting) and turn later ones away.
         let mut queries = self
@@ -363,16 +370,11 @@ impl Worker {
         queries.clear();
     }
 
-    fn run_loop(&mut self) {
+    fn run_loop(&mut self, poll: &mut Poll) {
         let mut events = Events::with_capacity(EVENTS);
-        let mut fired = Vec::new();
         let mut woke: Option<Instant> = None;
         loop {
-            let timeout = if self.deferred.is_empty() {
-                self.timers.next_timeout(self.now)
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = self.poll_timeout();
             self.stats.syscalls.epoll_wait.inc();
             // Envoy's dispatcher stats: the round just run (wake-up to poll), and how far past
             // its timeout the poll returns.
@@ -384,7 +386,7 @@ impl Worker {
                     .loop_duration_us
                     .record(ran.as_micros() as u64);
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -402,41 +404,7 @@ impl Worker {
                     .poll_delay_us
                     .record(late.as_micros() as u64);
             }
-            self.rounds += 1;
-            let mut ready = 0;
-            for event in events.iter() {
-                let scope = match untoken(event.token()) {
-                    (Kind::Downstream, id) => Scope::Downstream(id),
-                    (Kind::Upstream, id) => Scope::Upstream(id),
-                    _ => Scope::Worker,
-                };
-                self.contained(scope, |w| w.dispatch(event));
-                ready += 1;
-            }
-            self.timers.expire(self.now, &mut fired);
-            for key in fired.drain(..) {
-                self.contained(key.scope(), |w| w.on_timer(key));
-            }
-            for _ in 0..DEFERRED_PER_ROUND {
-                let Some(item) = self.deferred.pop_front() else {
-                    break;
-                };
-                match item {
-                    Deferred::Downstream(id) => {
-                        self.contained(Scope::Downstream(id), |w| w.drive_downstream(id));
-                    }
-                    Deferred::Upstream(id) => {
-                        self.contained(Scope::Upstream(id), |w| w.drive_upstream(id));
-                    }
-                    Deferred::Accept(listener) => {
-                        self.contained(Scope::Worker, |w| w.accept(listener));
-                    }
-                }
-            }
-            if self.stream_peak > BURST_STREAMS && self.streams.len() == 0 {
-                crate::memory::release_free();
-                self.stream_peak = 0;
-            }
+            let ready = self.round(events.iter().map(Readiness::of));
             if self.recorder.enabled() {
                 let round = self.rounds;
                 let waited = self.now.saturating_duration_since(waiting).as_nanos() as u64;
@@ -444,32 +412,93 @@ impl Worker {
                 self.recorder.wake_round(round, ready, waited, ran);
                 self.recorder.end_of_round();
             }
-            if self.control.stop.load(Ordering::Acquire) {
-                return;
-            }
-            if self.draining && self.downstreams.len() == 0 {
-                tracing::debug!(worker = self.index, "drained");
+            if self.finished() {
                 return;
             }
         }
     }
 
-    fn dispatch(&mut self, event: &mio::event::Event) {
-        match untoken(event.token()) {
+    /// How long the next poll may wait: until the next timer, or not at all while deferred
+    /// work is left.
+    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
+        if self.deferred.is_empty() {
+            self.timers.next_timeout(self.now)
+        } else {
+            Some(Duration::ZERO)
+        }
+    }
+
+    /// One wake round at `self.now`: each ready token, then the timers due, then deferred
+    /// work. Returns how many tokens were ready.
+    pub(crate) fn round(&mut self, events: impl Iterator<Item = Readiness>) -> u32 {
+        self.rounds += 1;
+        let mut ready = 0;
+        for event in events {
+            let scope = match untoken(event.token) {
+                (Kind::Downstream, id) => Scope::Downstream(id),
+                (Kind::Upstream, id) => Scope::Upstream(id),
+                _ => Scope::Worker,
+            };
+            self.contained(scope, |w| w.dispatch(event));
+            ready += 1;
+        }
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.expire(self.now, &mut fired);
+        for key in fired.drain(..) {
+            self.contained(key.scope(), |w| w.on_timer(key));
+        }
+        self.fired = fired;
+        for _ in 0..DEFERRED_PER_ROUND {
+            let Some(item) = self.deferred.pop_front() else {
+                break;
+            };
+            match item {
+                Deferred::Downstream(id) => {
+                    self.contained(Scope::Downstream(id), |w| w.drive_downstream(id));
+                }
+                Deferred::Upstream(id) => {
+                    self.contained(Scope::Upstream(id), |w| w.drive_upstream(id));
+                }
+                Deferred::Accept(listener) => {
+                    self.contained(Scope::Worker, |w| w.accept(listener));
+                }
+            }
+        }
+        if self.stream_peak > BURST_STREAMS && self.streams.len() == 0 {
+            crate::memory::release_free();
+            self.stream_peak = 0;
+        }
+        ready
+    }
+
+    /// The server stopped it, or its drain is complete.
+    pub(crate) fn finished(&self) -> bool {
+        if self.control.stop.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.draining && self.downstreams.len() == 0 {
+            tracing::debug!(worker = self.index, "drained");
+            return true;
+        }
+        false
+    }
+
+    fn dispatch(&mut self, event: Readiness) {
+        match untoken(event.token) {
             (Kind::Listener, id) => self.accept(id.slot() as usize),
             (Kind::Downstream, id) => {
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.conn.on_ready(event);
                     // A writable edge with nothing to write (a new socket's first, say) is
                     // no part of writing a response.
-                    let idle = !event.is_readable() && ds.conn.queued() == 0;
+                    let idle = !event.readable && ds.conn.queued() == 0;
                     let phase = idle.then_some(weir_flow::Phase::DownstreamReadRequest);
                     self.trace_down_in(id, phase, || ready(event));
                     // An error, or both directions closed (the client reset, or closed after
                     // our FIN): nobody is left to answer, so the stream and its upstream
                     // request end now instead of when the response or route timeout comes.
                     // A FIN alone is a half-close that still gets its response.
-                    if event.is_error() || (event.is_read_closed() && event.is_write_closed()) {
+                    if event.error || (event.read_closed && event.write_closed) {
                         if let Some(ds) = self.downstreams.get_mut(id) {
                             ds.closed_by_peer = true;
                         }
@@ -704,12 +733,12 @@ impl Worker {
 }
 
 /// What epoll reported, in the trace's terms.
-fn ready(event: &mio::event::Event) -> weir_flow::EventKind {
+fn ready(event: Readiness) -> weir_flow::EventKind {
     weir_flow::EventKind::Ready {
-        readable: event.is_readable(),
-        writable: event.is_writable(),
-        hup: event.is_read_closed() || event.is_write_closed(),
-        error: event.is_error(),
+        readable: event.readable,
+        writable: event.writable,
+        hup: event.read_closed || event.write_closed,
+        error: event.error,
     }
 }
 

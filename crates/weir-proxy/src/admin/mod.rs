@@ -186,7 +186,7 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
                     let Some(c) = conns.get_mut(key) else {
                         continue;
                     };
-                    c.conn.on_ready(event);
+                    c.conn.on_ready(crate::event::Readiness::of(event));
                     if !serve(c, &info, &mut kept, &syscalls, &mut scratch) {
                         conns.remove(key);
                     }

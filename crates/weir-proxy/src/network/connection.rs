@@ -23,10 +23,10 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use bytes::{Buf, Bytes, BytesMut};
-use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Registry, Token};
 
+use crate::event::Readiness;
 use crate::network::transport::{ConnectProgress, Transport};
 use crate::stats::Syscalls;
 
@@ -77,7 +77,7 @@ impl Connection {
         Ok(Connection::new(Transport::connect(address)?, false))
     }
 
-    fn new(transport: Transport, writable: bool) -> Self {
+    pub(crate) fn new(transport: Transport, writable: bool) -> Self {
         let fd = transport.fd();
         Connection {
             transport,
@@ -94,6 +94,12 @@ impl Connection {
         }
     }
 
+    /// The transport, for the in-memory network to find its pipe.
+    #[cfg(test)]
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     /// Registers the socket with the worker's poll, once for its life.
     pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         self.transport.register(registry, token)
@@ -104,6 +110,11 @@ impl Connection {
         syscalls.other();
         syscalls.other();
         self.transport.finish_connect()
+    }
+
+    /// Sends small writes at once (`TCP_NODELAY`): a proxy's writes are whole messages.
+    pub(crate) fn set_nodelay(&self) -> io::Result<()> {
+        self.transport.set_nodelay()
     }
 
     /// The local address (one syscall; only access logs ask).
@@ -122,14 +133,14 @@ impl Connection {
 
     /// Records what an event says. Errors and hang-ups count as both readable and writable, so
     /// the next read or write reports them.
-    pub(crate) fn on_ready(&mut self, event: &Event) {
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
+    pub(crate) fn on_ready(&mut self, event: Readiness) {
+        if event.readable || event.read_closed || event.error {
             self.readable = true;
         }
-        if event.is_read_closed() || event.is_error() {
+        if event.read_closed || event.error {
             self.hup_seen = true;
         }
-        if event.is_writable() || event.is_write_closed() || event.is_error() {
+        if event.writable || event.write_closed || event.error {
             self.writable = true;
         }
     }

@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use weir_flow::EventKind;
 
@@ -52,7 +52,7 @@ impl Worker {
             };
             self.stats.syscalls.accept.inc();
             match listener.accept() {
-                Ok((socket, peer)) => self.on_accept(index, socket, peer),
+                Ok((socket, peer)) => self.admit(index, Connection::accepted(socket), peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -76,7 +76,10 @@ impl Worker {
             .push_back(crate::worker::Deferred::Accept(index));
     }
 
-    fn on_accept(&mut self, index: usize, socket: TcpStream, peer: SocketAddr) {
+    /// A connection accepted on listener `index` (the in-memory harness admits its own
+    /// through here too): checked against the filter chains and the global limit, then
+    /// registered with its connection manager state and timers.
+    pub(crate) fn admit(&mut self, index: usize, mut conn: Connection, peer: SocketAddr) {
         let slot = &self.listeners[index];
         let listener = slot.stats;
         let Some(chain) = slot.chain.clone() else {
@@ -98,16 +101,15 @@ impl Worker {
             return;
         }
         self.syscalls().other();
-        if let Err(e) = socket.set_nodelay(true) {
+        if let Err(e) = conn.set_nodelay() {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
         }
         let limits = chain.limits;
         let trace = self.recorder.new_conn();
-        let registry = self.poll.registry();
         let mut registered = Ok(());
-        let mut conn = Connection::accepted(socket);
+        let net = &mut self.net;
         let id = self.downstreams.insert_with(|id| {
-            registered = conn.register(registry, token(Kind::Downstream, id));
+            registered = net.register(&mut conn, token(Kind::Downstream, id));
             Downstream {
                 conn,
                 chain,

@@ -1,5 +1,43 @@
-//! Sockets: listeners and the accept path, and connections with their edge-triggered rules.
+//! Sockets: listeners and the accept path, connections with their edge-triggered rules, the
+//! transport seam, and the network a worker opens connections on.
 
 pub(crate) mod connection;
 pub(crate) mod listener;
 pub(crate) mod transport;
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::{Registry, Token};
+
+use connection::Connection;
+
+/// Where a worker opens and registers connections: the kernel's sockets and the worker's poll,
+/// or (in tests) an in-memory network whose readiness the test harness delivers.
+pub(crate) enum Network {
+    /// Real sockets, registered with the worker's poll through its registry.
+    Sockets(Registry),
+    /// In-memory pipes on a virtual clock (`crate::testing`).
+    #[cfg(test)]
+    Memory(crate::testing::MemoryNet),
+}
+
+impl Network {
+    /// Starts a non-blocking connect to `address`.
+    pub(crate) fn connect(&mut self, address: SocketAddr) -> io::Result<Connection> {
+        match self {
+            Network::Sockets(_) => Connection::connect(address),
+            #[cfg(test)]
+            Network::Memory(net) => net.connect(address),
+        }
+    }
+
+    /// Registers a connection once, for readable and writable, edge-triggered.
+    pub(crate) fn register(&mut self, conn: &mut Connection, token: Token) -> io::Result<()> {
+        match self {
+            Network::Sockets(registry) => conn.register(registry, token),
+            #[cfg(test)]
+            Network::Memory(net) => net.register(conn, token),
+        }
+    }
+}

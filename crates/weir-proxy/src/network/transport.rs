@@ -19,6 +19,9 @@ use mio::{Interest, Registry, Token};
 pub(crate) enum Transport {
     /// Plain TCP: reads and writes are the socket's.
     Raw(TcpStream),
+    /// One end of an in-memory pipe, for tests on a virtual clock (`crate::testing`).
+    #[cfg(test)]
+    Memory(crate::testing::pipe::End),
 }
 
 /// How a non-blocking connect stands at its first writable edge.
@@ -48,51 +51,66 @@ impl Transport {
             Transport::Raw(s) => {
                 registry.register(s, token, Interest::READABLE | Interest::WRITABLE)
             }
+            #[cfg(test)]
+            Transport::Memory(_) => Err(io::Error::other("an in-memory pipe has no poll")),
         }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
         match self {
             Transport::Raw(s) => s.as_raw_fd(),
+            #[cfg(test)]
+            Transport::Memory(end) => end.fd(),
         }
     }
 
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Raw(s) => s.read(buf),
+            #[cfg(test)]
+            Transport::Memory(end) => end.read(buf),
         }
     }
 
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Raw(s) => s.write_vectored(bufs),
+            #[cfg(test)]
+            Transport::Memory(end) => end.write_vectored(bufs),
         }
     }
 
     pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
         match self {
             Transport::Raw(s) => s.shutdown(Shutdown::Write),
+            #[cfg(test)]
+            Transport::Memory(end) => end.shutdown_write(),
         }
     }
 
     /// At the first writable edge of a connect: `SO_ERROR` says whether it failed, and a peer
     /// address whether it completed. Two syscalls, counted by the caller.
     pub(crate) fn finish_connect(&self) -> ConnectProgress {
-        let Transport::Raw(s) = self;
-        match s.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return ConnectProgress::Failed(e),
+        match self {
+            Transport::Raw(s) => raw_connect_progress(s),
+            #[cfg(test)]
+            Transport::Memory(end) => end.finish_connect(),
         }
-        match s.peer_addr() {
-            Ok(_) => ConnectProgress::Connected,
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectProgress::InProgress,
-            Err(e) => ConnectProgress::Failed(e),
+    }
+
+    pub(crate) fn set_nodelay(&self) -> io::Result<()> {
+        match self {
+            Transport::Raw(s) => s.set_nodelay(true),
+            #[cfg(test)]
+            Transport::Memory(_) => Ok(()),
         }
     }
 
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Transport::Raw(s) => s.local_addr().ok(),
+            #[cfg(test)]
+            Transport::Memory(end) => Some(end.local_addr()),
         }
     }
 
@@ -103,6 +121,21 @@ impl Transport {
             Transport::Raw(s) => {
                 let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
             }
+            #[cfg(test)]
+            Transport::Memory(end) => end.reset_on_close(),
         }
+    }
+}
+
+/// `SO_ERROR` says whether a connect failed, and a peer address whether it completed.
+fn raw_connect_progress(s: &TcpStream) -> ConnectProgress {
+    match s.take_error() {
+        Ok(None) => {}
+        Ok(Some(e)) | Err(e) => return ConnectProgress::Failed(e),
+    }
+    match s.peer_addr() {
+        Ok(_) => ConnectProgress::Connected,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectProgress::InProgress,
+        Err(e) => ConnectProgress::Failed(e),
     }
 }

@@ -10,7 +10,7 @@ use crate::codec::ResponsePart;
 use crate::codec::http1::Http1Client;
 use crate::event::token::{Id, Kind, token};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
-use crate::network::connection::{Connection, ReadOutcome};
+use crate::network::connection::ReadOutcome;
 use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
 use crate::upstream::retry::RetryCause;
@@ -98,7 +98,7 @@ impl Worker {
         }
         let address = self.clusters[cluster].hosts[host];
         self.stats.syscalls.connect.add(2);
-        let mut conn = match Connection::connect(address) {
+        let mut conn = match self.net.connect(address) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
@@ -122,12 +122,12 @@ impl Worker {
             }
         };
         self.syscalls().other();
-        let registry = self.poll.registry();
+        let net = &mut self.net;
         let mut registered = Ok(());
         let buffer_limit = self.clusters[cluster].buffer_limit;
         let trace_conn = self.recorder.new_id();
         let up = self.upstreams.insert_with(|id| {
-            registered = conn.register(registry, token(Kind::Upstream, id));
+            registered = net.register(&mut conn, token(Kind::Upstream, id));
             Upstream {
                 conn,
                 cluster,

@@ -1,0 +1,224 @@
+//! A worker on an in-memory network and a virtual clock: the proxy's own handlers, codecs,
+//! router, pools and timers, with clients and origins the test drives byte by byte, and time
+//! that moves only when the test says. Timeouts, retries with back-off, pipelining and
+//! back-pressure are tested without sockets or sleeps (quinn-proto's `Pair` is the model).
+//!
+//! ```text
+//!   test ── Peer ══ pipe ══ End ─ Connection ─ Worker ─ Connection ─ End ══ pipe ══ Peer ── test
+//!          (client)                 (the proxy under test)                       (origin)
+//! ```
+
+pub(crate) mod pipe;
+#[cfg(test)]
+mod scenarios;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::access_log::AccessLogs;
+use crate::network::Network;
+use crate::recorder::Recorder;
+use crate::server::{Control, ServerState};
+use crate::snapshot::Snapshot;
+use crate::stats::{Layout, ServerGauges, Value, WorkerStats, collect};
+use crate::worker::{ListenerSlot, Reporting, Worker};
+
+pub(crate) use pipe::{Listening, MemoryNet, Peer};
+
+/// Most rounds one `settle` runs before it calls the worker stuck.
+const MAX_ROUNDS: usize = 10_000;
+
+/// See the module documentation.
+pub(crate) struct Harness {
+    pub(crate) worker: Worker,
+    /// Keeps the access log flusher alive while the worker logs.
+    logs: AccessLogs,
+    layout: Layout,
+}
+
+impl Harness {
+    /// A worker running `yaml` (an Envoy bootstrap). Its listeners are not bound: clients
+    /// arrive through [`Harness::client`]. Every cluster host listens (connects succeed)
+    /// unless the test says otherwise with [`Harness::listen`].
+    pub(crate) fn new(yaml: &str) -> Harness {
+        let bootstrap = weir_config::parse(yaml).expect("a valid config");
+        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
+        let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs).expect("a snapshot"));
+        let logs = logs.start().expect("access logs");
+        let listeners: Vec<ListenerSlot> = snapshot
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ListenerSlot {
+                socket: None,
+                stats: i,
+                address: l.address,
+                chain: l.select(l.address.port()),
+                buffer_limit: l.buffer_limit,
+            })
+            .collect();
+        let layout = Layout {
+            http_prefixes: snapshot.http_prefixes.clone(),
+            listeners: listeners.iter().map(|l| l.address).collect(),
+            clusters: snapshot
+                .bootstrap
+                .clusters
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.endpoints.iter().map(|e| e.address).collect(),
+                    )
+                })
+                .collect(),
+        };
+        let epoch = Instant::now();
+        let state = Arc::new(ServerState {
+            started: epoch,
+            loaded_at: String::new(),
+            concurrency: 1,
+            draining: AtomicBool::new(false),
+            health_check_failed: AtomicBool::new(false),
+            access_logs: logs.admin(),
+            max_connections: snapshot
+                .bootstrap
+                .overload
+                .max_active_downstream_connections,
+            connections: AtomicU64::new(0),
+        });
+        let control = Arc::new(Control {
+            drain: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            drain_time: Duration::from_secs(5),
+            flow_queries: Mutex::new(Vec::new()),
+            exited: AtomicBool::new(false),
+            stop_listeners: AtomicBool::new(false),
+            drain_listeners: AtomicBool::new(false),
+            server: state,
+        });
+        let mut net = MemoryNet::default();
+        for (_, hosts) in &layout.clusters {
+            for host in hosts {
+                net.listen(*host, Listening::Accept);
+            }
+        }
+        let flow_trace = snapshot.bootstrap.weir.flow_trace;
+        let reporting = Reporting {
+            stats: Arc::new(WorkerStats::new(&layout)),
+            recorder: Recorder::new(flow_trace, 0, epoch),
+            logs: logs.worker(0),
+        };
+        let mut worker = Worker::new(
+            0,
+            Network::Memory(net),
+            snapshot,
+            listeners,
+            control,
+            reporting,
+        );
+        // Back-off delays and weighted picks repeat from run to run.
+        worker.rng = fastrand::Rng::with_seed(7);
+        Harness {
+            worker,
+            logs,
+            layout,
+        }
+    }
+
+    fn net(&mut self) -> &mut MemoryNet {
+        match &mut self.worker.net {
+            Network::Memory(net) => net,
+            Network::Sockets(_) => unreachable!("a harness worker is on the memory network"),
+        }
+    }
+
+    /// What listens at `address` from now on (`None`: nothing; connects are refused).
+    pub(crate) fn listen(&mut self, address: &str, how: Option<Listening>) {
+        let address: SocketAddr = address.parse().expect("an address");
+        match how {
+            Some(how) => self.net().listen(address, how),
+            None => self.net().forget(address),
+        }
+    }
+
+    /// A new client connection to listener `index`, accepted by the worker.
+    pub(crate) fn client(&mut self, index: usize) -> Peer {
+        let address = self.worker.listeners[index].address;
+        let (conn, peer) = self.net().client(address);
+        let from = SocketAddr::from(([127, 0, 0, 1], 50000));
+        self.worker.admit(index, conn, from);
+        self.settle();
+        peer
+    }
+
+    /// The connections the worker opened to `address` since the last call.
+    pub(crate) fn accepted(&mut self, address: &str) -> Vec<Peer> {
+        let address = address.parse().expect("an address");
+        self.net().accepted(address)
+    }
+
+    /// The one connection the worker opened to `address` since the last call.
+    pub(crate) fn accept(&mut self, address: &str) -> Peer {
+        let mut peers = self.accepted(address);
+        assert_eq!(peers.len(), 1, "connections to {address}");
+        peers.remove(0)
+    }
+
+    /// Runs wake rounds at the current time until no edge is left to deliver.
+    pub(crate) fn settle(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let events = self.net().poll();
+            if events.is_empty() && self.worker.deferred.is_empty() {
+                return;
+            }
+            self.worker.round(events.into_iter());
+        }
+        panic!("the worker did not settle in {MAX_ROUNDS} rounds");
+    }
+
+    /// Moves the clock forward by `by`, firing each timer at its own time, in order.
+    pub(crate) fn advance(&mut self, by: Duration) {
+        let until = self.worker.now + by;
+        self.settle();
+        for _ in 0..MAX_ROUNDS {
+            match self.worker.poll_timeout() {
+                Some(wait) if self.worker.now + wait <= until => {
+                    // A timer wheel rounds to its tick: step at least one millisecond.
+                    self.worker.now += wait.max(Duration::from_millis(1));
+                    self.worker.round(std::iter::empty());
+                    self.settle();
+                }
+                _ => {
+                    self.worker.now = until;
+                    self.worker.round(std::iter::empty());
+                    self.settle();
+                    return;
+                }
+            }
+        }
+        panic!("timers kept firing for {MAX_ROUNDS} rounds");
+    }
+
+    /// The worker's counter or gauge `name` (`http.<prefix>.…`, `cluster.<name>.…`, …).
+    pub(crate) fn stat(&self, name: &str) -> i64 {
+        let server = ServerGauges {
+            live: true,
+            state: 0,
+            uptime_s: 0,
+            concurrency: 1,
+            access_logs: self.logs.admin(),
+        };
+        let stats = collect(
+            &self.layout,
+            std::slice::from_ref(&self.worker.stats),
+            &server,
+        );
+        match stats.into_iter().find(|s| s.name == name).map(|s| s.value) {
+            Some(Value::Counter(n)) => n as i64,
+            Some(Value::Gauge(n)) => n,
+            _ => panic!("no counter or gauge {name}"),
+        }
+    }
+}
