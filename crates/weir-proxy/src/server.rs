@@ -316,7 +316,7 @@ impl Server {
             stats.push(worker_stats.clone());
             let worker = Worker::new(
                 index,
-                Network::Sockets(poll.registry().try_clone()?),
+                Network::Sockets(poll),
                 snapshot.clone(),
                 slots,
                 control.clone(),
@@ -328,7 +328,7 @@ impl Server {
             );
             let thread = std::thread::Builder::new()
                 .name(format!("weir:worker_{index}"))
-                .spawn(move || worker.run(poll))?;
+                .spawn(move || worker.run())?;
             workers.push(WorkerHandle {
                 thread,
                 control,

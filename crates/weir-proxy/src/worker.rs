@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use mio::Events;
 use mio::net::TcpListener;
-use mio::{Events, Poll};
 use weir_http1::RequestHead;
 
 use crate::access_log::WorkerLogs;
@@ -355,10 +355,9 @@ impl Worker {
         &self.stats.syscalls
     }
 
-    /// The dispatcher loop on `poll` (the registry the worker was given is its): returns when
-    /// a drain completes or the server stops.
-    pub(crate) fn run(mut self, mut poll: Poll) {
-        self.run_loop(&mut poll);
+    /// The dispatcher loop: returns when a drain completes or the server stops.
+    pub(crate) fn run(mut self) {
+        self.run_loop();
         // Nobody will answer flow queries from now on: drop those waiting (their senders go,
         // so the asker stops waiting) and turn later ones away.
         let mut queries = self
@@ -370,7 +369,7 @@ impl Worker {
         queries.clear();
     }
 
-    fn run_loop(&mut self, poll: &mut Poll) {
+    fn run_loop(&mut self) {
         let mut events = Events::with_capacity(EVENTS);
         let mut woke: Option<Instant> = None;
         loop {
@@ -386,7 +385,7 @@ impl Worker {
                     .loop_duration_us
                     .record(ran.as_micros() as u64);
             }
-            if let Err(e) = poll.poll(&mut events, timeout) {
+            if let Err(e) = self.net.wait(&mut events, timeout) {
                 if e.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }

@@ -7,16 +7,18 @@ pub(crate) mod transport;
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use mio::{Registry, Token};
+use mio::{Events, Poll, Token};
 
 use connection::Connection;
 
 /// Where a worker opens and registers connections: the kernel's sockets and the worker's poll,
 /// or (in tests) an in-memory network whose readiness the test harness delivers.
 pub(crate) enum Network {
-    /// Real sockets, registered with the worker's poll through its registry.
-    Sockets(Registry),
+    /// Real sockets, registered with the worker's own poll (the one its loop waits on: one
+    /// epoll instance, so a tracer that follows `epoll_ctl` sees every registration).
+    Sockets(Poll),
     /// In-memory pipes on a virtual clock (`crate::testing`).
     #[cfg(test)]
     Memory(crate::testing::MemoryNet),
@@ -32,10 +34,25 @@ impl Network {
         }
     }
 
+    /// Waits for readiness (`epoll_wait`) at most `timeout`.
+    pub(crate) fn wait(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        match self {
+            Network::Sockets(poll) => poll.poll(events, timeout),
+            #[cfg(test)]
+            Network::Memory(_) => Err(io::Error::other(
+                "the in-memory network is driven by its harness",
+            )),
+        }
+    }
+
     /// Registers a connection once, for readable and writable, edge-triggered.
     pub(crate) fn register(&mut self, conn: &mut Connection, token: Token) -> io::Result<()> {
         match self {
-            Network::Sockets(registry) => conn.register(registry, token),
+            Network::Sockets(poll) => conn.register(poll.registry(), token),
             #[cfg(test)]
             Network::Memory(net) => net.register(conn, token),
         }
