@@ -259,7 +259,16 @@ impl Weir {
 
     /// Like [`Weir::start`], run through `wrapper` (e.g. `prlimit --nofile=64:64`).
     pub(crate) fn start_under(wrapper: &[&str], config: &str, args: &[&str]) -> Weir {
-        let file = TempFile::new("weir.yaml", config);
+        Weir::start_file(wrapper, TempFile::new("weir.yaml", config), args)
+    }
+
+    /// Like [`Weir::start`], with the config in a file named after `name` (its extension
+    /// tells YAML from JSON).
+    pub(crate) fn start_named(name: &str, config: &str, args: &[&str]) -> Weir {
+        Weir::start_file(&[], TempFile::new(name, config), args)
+    }
+
+    fn start_file(wrapper: &[&str], file: TempFile, args: &[&str]) -> Weir {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
