@@ -20,48 +20,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::TempFile;
+pub(crate) use crate::support::{REQUIRE_ENVOY, envoy_bin};
 
 /// The longest a proxy may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------------
-// Finding Envoy
-// ---------------------------------------------------------------------------------------------
-
-/// Set to 1 (scripts/test.sh does) when Envoy must be there: a missing Envoy fails the test.
-pub(crate) const REQUIRE_ENVOY: &str = "WEIR_REQUIRE_ENVOY";
-
-/// The Envoy binary: `$WEIR_ENVOY`, else the repository's `.venv/envoy/bin/envoy`
-/// (scripts/install-envoy.sh), else `envoy` on PATH; `Err(why)` when there is none.
-pub(crate) fn envoy_bin() -> Result<PathBuf, String> {
-    if let Ok(path) = std::env::var("WEIR_ENVOY") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("WEIR_ENVOY={} is not a file", path.display()))
-        };
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/envoy/bin/envoy");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("envoy"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "no Envoy: set WEIR_ENVOY or run scripts/install-envoy.sh (scripts/test.sh does)".into()
-        })
-}
 
 // ---------------------------------------------------------------------------------------------
 // Config rewriting
