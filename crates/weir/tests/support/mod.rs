@@ -30,6 +30,38 @@ pub(crate) fn examples_dir() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Envoy (the differential test's oracle, and a proxy `weir trace` follows)
+// ---------------------------------------------------------------------------------------------
+
+/// Set to 1 (scripts/test.sh does) when Envoy must be there: a missing Envoy fails the test.
+pub(crate) const REQUIRE_ENVOY: &str = "WEIR_REQUIRE_ENVOY";
+
+/// The Envoy binary: `$WEIR_ENVOY`, else the repository's `.venv/envoy/bin/envoy`
+/// (scripts/install-envoy.sh), else `envoy` on PATH; `Err(why)` when there is none.
+pub(crate) fn envoy_bin() -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var("WEIR_ENVOY") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("WEIR_ENVOY={} is not a file", path.display()))
+        };
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/envoy/bin/envoy");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("envoy"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "no Envoy: set WEIR_ENVOY or run scripts/install-envoy.sh (scripts/test.sh does)".into()
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Temporary files
 // ---------------------------------------------------------------------------------------------
 
@@ -259,7 +291,16 @@ impl Weir {
 
     /// Like [`Weir::start`], run through `wrapper` (e.g. `prlimit --nofile=64:64`).
     pub(crate) fn start_under(wrapper: &[&str], config: &str, args: &[&str]) -> Weir {
-        let file = TempFile::new("weir.yaml", config);
+        Weir::start_file(wrapper, TempFile::new("weir.yaml", config), args)
+    }
+
+    /// Like [`Weir::start`], with the config in a file named after `name` (its extension
+    /// tells YAML from JSON).
+    pub(crate) fn start_named(name: &str, config: &str, args: &[&str]) -> Weir {
+        Weir::start_file(&[], TempFile::new(name, config), args)
+    }
+
+    fn start_file(wrapper: &[&str], file: TempFile, args: &[&str]) -> Weir {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);

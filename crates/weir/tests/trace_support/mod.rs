@@ -402,6 +402,8 @@ pub(crate) enum ProxyKind {
     Haproxy,
     /// weir itself, two workers.
     Weir,
+    /// Envoy 1.40, one worker (`--concurrency 1`), upstream keep-alive.
+    Envoy,
 }
 
 impl ProxyKind {
@@ -418,6 +420,7 @@ impl fmt::Display for ProxyKind {
             ProxyKind::NginxPool => "nginx (upstream keep-alive pool)",
             ProxyKind::Haproxy => "HAProxy",
             ProxyKind::Weir => "weir",
+            ProxyKind::Envoy => "Envoy",
         })
     }
 }
@@ -446,6 +449,13 @@ impl Proxy {
             })?),
             ProxyKind::Weir => {
                 Proxy::Weir(Weir::start(&proxy_config(origin), &["--concurrency", "2"]))
+            }
+            ProxyKind::Envoy => {
+                let bin = crate::support::envoy_bin()?;
+                Proxy::External(ExternalProxy::start(
+                    &bin.to_string_lossy(),
+                    &|dir, port| envoy_launch(dir, port, origin),
+                )?)
             }
         })
     }
@@ -541,7 +551,55 @@ backend origin
     vec!["-db".into(), "-f".into(), path.display().to_string()]
 }
 
-/// nginx or HAProxy, run in the foreground with its files in a temp dir.
+/// Writes Envoy's config into `dir` and returns its arguments. The router's
+/// `suppress_envoy_headers` keeps `x-envoy-upstream-service-time` (whose length varies) off the
+/// responses, so each head changes by a constant amount, as the checker needs.
+fn envoy_launch(dir: &Path, port: u16, origin: SocketAddr) -> Vec<String> {
+    let config = format!(
+        r#"static_resources:
+  listeners:
+  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: gt
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [ {{ match: {{ prefix: / }}, route: {{ cluster: origin }} }} ] }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              suppress_envoy_headers: true
+  clusters:
+  - name: origin
+    load_assignment:
+      cluster_name: origin
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: {ip}, port_value: {origin_port} }} }} }}
+"#,
+        ip = origin.ip(),
+        origin_port = origin.port()
+    );
+    let path = dir.join("envoy.yaml");
+    std::fs::write(&path, config).expect("write envoy.yaml");
+    [
+        "-c",
+        &path.display().to_string(),
+        "--concurrency",
+        "1",
+        "--disable-hot-restart",
+        "-l",
+        "error",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// nginx, HAProxy or Envoy, run in the foreground with its files in a temp dir.
 pub(crate) struct ExternalProxy {
     child: Child,
     addr: SocketAddr,

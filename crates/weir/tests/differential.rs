@@ -1,0 +1,836 @@
+//! The differential test: Envoy 1.40 is the oracle. Each config (every file in `examples/`, and
+//! the test's own in `tests/differential_configs/`) runs once on Envoy and once on weir, each with
+//! origins of its own that echo what they receive; the same raw requests (valid, edge and
+//! malformed) go to both; the status line, headers, body (with the request the origin received)
+//! and how the connection ended must match, after normalising what legitimately varies (see
+//! `differential_support::render`).
+//!
+//! A difference that remains must be listed in [`EXPECTED`] (and in README's "Differences from
+//! Envoy, measured", which `readme_lists_every_expected_difference` keeps the same), with what
+//! each proxy does and why. The test fails on a difference not listed, and on a listed one that
+//! no longer occurs, so the list stays true.
+//!
+//! Without Envoy the tests print `skipped: …` and pass, unless `WEIR_REQUIRE_ENVOY=1`
+//! (scripts/test.sh installs Envoy and sets it).
+
+mod differential_support;
+mod support;
+
+use std::path::Path;
+
+use differential_support::{
+    Envoy, Exchange, Line, REQUIRE_ENVOY, Rendered, Request, envoy_bin, exchange, render,
+};
+use support::Weir;
+
+// ---------------------------------------------------------------------------------------------
+// The expected differences
+// ---------------------------------------------------------------------------------------------
+
+/// A difference between Envoy and weir that the test expects, and why it exists.
+struct Expected {
+    /// Where it occurs: `config/case`; either side may be `*` (all) or alternatives joined by
+    /// `|`. It must occur in at least one case of every config the scope names.
+    scope: &'static str,
+    /// The rendered lines it explains, by prefix: lines that start with one of these are set
+    /// aside, in both renderings, before comparing (`*` sets aside the whole exchange).
+    lines: &'static [&'static str],
+    envoy_does: &'static str,
+    weir_does: &'static str,
+    /// Why, and which issue changes it.
+    why: &'static str,
+}
+
+/// Every difference between Envoy and weir the test measures. Keep README's "Differences from
+/// Envoy, measured" the same (`readme_lists_every_expected_difference` checks it).
+const EXPECTED: &[Expected] = &[
+    Expected {
+        scope: "*/*",
+        lines: &["reason "],
+        envoy_does: "sends the standard reason phrase (`200 OK`)",
+        weir_does: "forwards the origin's reason phrase (`200 Echo`)",
+        why: "Envoy's codec keeps only the status code. weir's response encoder \
+              (`weir-proxy/src/http`, being restructured) should write the standard phrase",
+    },
+    Expected {
+        scope: "*/*",
+        lines: &["header date:"],
+        envoy_does: "adds `date` to a proxied response that has none",
+        weir_does: "adds none",
+        why: "RFC 9110 §6.6.1 asks a forwarding recipient with a clock to add it; a change in \
+              weir's response encoder (`weir-proxy/src/http`, being restructured)",
+    },
+    Expected {
+        scope: "*/*",
+        lines: &["header server:"],
+        envoy_does: "`server: envoy` on every response (`server_header_transformation: OVERWRITE`, \
+                     `server_name` `envoy`)",
+        weir_does: "`server: weir` on its own replies; proxied responses keep the origin's (none here)",
+        why: "issue 17 item 3 (`server_header_transformation`, `server_name`)",
+    },
+    Expected {
+        scope: "*/*",
+        lines: &["header x-envoy-upstream-service-time:"],
+        envoy_does: "adds `x-envoy-upstream-service-time` to proxied responses",
+        weir_does: "does not",
+        why: "issue 17 item 3",
+    },
+    Expected {
+        scope: "*/*",
+        lines: &["upstream-header x-envoy-expected-rq-timeout-ms:"],
+        envoy_does: "sends `x-envoy-expected-rq-timeout-ms` (the route timeout) upstream",
+        weir_does: "does not",
+        why: "issue 17 item 3",
+    },
+    Expected {
+        scope: "*/*",
+        lines: &["upstream-header-case "],
+        envoy_does: "sends header names to the origin in lower case (`host`, `x-mixed-case`)",
+        weir_does: "keeps the client's case (`Host`, `X-Mixed-Case`)",
+        why: "issue 17 item 3 (lower case unless `header_key_format` asks otherwise)",
+    },
+    Expected {
+        scope: "*/http10-no-host|http10-keep-alive",
+        lines: &["*"],
+        envoy_does: "answers HTTP/1.0 with 426 Upgrade Required (`accept_http_10` is false by default)",
+        weir_does: "serves HTTP/1.0, keep-alive included",
+        why: "weir has no `http_protocol_options.accept_http_10` yet; the check belongs in the \
+              connection manager (`weir-proxy/src/http`, being restructured)",
+    },
+    Expected {
+        scope: "*/missing-host",
+        lines: &["header content-length:", "header content-type:", "body "],
+        envoy_does: "400 with an empty body",
+        weir_does: "400 with the body `Bad Request`",
+        why: "Envoy's connection manager rejects it after the codec, without a body; weir's \
+              codec rejects it like any malformed request. Cosmetic (`weir-proxy/src/http`)",
+    },
+    Expected {
+        scope: "*/target-70k",
+        lines: &["*"],
+        envoy_does: "431: the request line counts towards `max_request_headers_kb`",
+        weir_does: "414 URI Too Long",
+        why: "deliberate: 414 is the precise status (RFC 9110 §15.5.15)",
+    },
+    Expected {
+        scope: "*/unknown-method",
+        lines: &["*"],
+        envoy_does: "400 for a method its HTTP/1 parser does not know (`FOO`)",
+        weir_does: "forwards it",
+        why: "deliberate: a method is any token (RFC 9110 §9.1), and an origin may define its own",
+    },
+    Expected {
+        scope: "*/obs-fold",
+        lines: &["*"],
+        envoy_does: "unfolds a folded header line and forwards `a b`",
+        weir_does: "400 and closes",
+        why: "deliberate: RFC 9112 §5.2 allows rejecting; weir refuses anything that can \
+              desynchronise two parsers",
+    },
+    Expected {
+        scope: "*/http-2-0-version",
+        lines: &["*"],
+        envoy_does: "426 Upgrade Required to `GET / HTTP/2.0`",
+        weir_does: "505 HTTP Version Not Supported",
+        why: "deliberate: 505 is what RFC 9110 §15.6.6 gives; weir has no HTTP/2 to upgrade to yet",
+    },
+    Expected {
+        scope: "*/client-request-id-and-envoy-headers",
+        lines: &["upstream-header x-envoy-max-retries:"],
+        envoy_does: "acts on the client's `x-envoy-max-retries` and does not forward it",
+        weir_does: "forwards it untouched",
+        why: "issue 17 items 2 and 3 (the `x-envoy-*` request headers Envoy honours and strips)",
+    },
+    Expected {
+        scope: "*/upgrade-websocket",
+        lines: &["*"],
+        envoy_does: "403 to an `Upgrade` request (no `upgrade_configs`), and closes",
+        weir_does: "forwards it as a plain request without `Upgrade`",
+        why: "weir has no `upgrade_configs` yet (README, Not yet)",
+    },
+    Expected {
+        scope: "edge.yaml/*",
+        lines: &["upstream-header x-forwarded-for:"],
+        envoy_does: "with `use_remote_address`, appends its host's own non-loopback address to \
+                     `x-forwarded-for` when the client is on loopback",
+        weir_does: "appends the client's address (`127.0.0.1`)",
+        why: "Envoy's special case for loopback clients; it shows only when the client is on the \
+              same host. Whether weir copies it is open",
+    },
+    Expected {
+        scope: "edge.yaml/*",
+        lines: &["upstream-header x-envoy-external-address:"],
+        envoy_does: "sets `x-envoy-external-address` on external requests (`use_remote_address`)",
+        weir_does: "does not",
+        why: "issue 17 item 3 (internal and external requests)",
+    },
+    Expected {
+        scope: "edge.yaml/client-request-id-and-envoy-headers",
+        lines: &["upstream-header x-request-id:"],
+        envoy_does: "replaces an external request's `x-request-id`",
+        weir_does: "keeps the client's",
+        why: "issue 17 item 3 (`preserve_external_request_id`)",
+    },
+    Expected {
+        scope: "routing.yaml|features.yaml/api-v1-rewrite|api-with-port|prefix-and-host-rewrite",
+        lines: &["upstream-header x-envoy-original-host:"],
+        envoy_does: "sends the client's host as `x-envoy-original-host` when `host_rewrite_literal` \
+                     rewrites it",
+        weir_does: "does not",
+        why: "a change in the router (`weir-proxy/src/router`, being restructured)",
+    },
+    Expected {
+        scope: "routing.yaml/api-unknown",
+        lines: &["header content-type:"],
+        envoy_does: "a `direct_response` carries only the route's `content-type: application/json`",
+        weir_does: "sends `content-type: text/plain` as well",
+        why: "weir bug: its default content type should give way to one the route adds \
+              (`weir-proxy/src/http/local_reply.rs`, being restructured)",
+    },
+    Expected {
+        scope: "features.yaml/direct-empty",
+        lines: &["header content-length:"],
+        envoy_does: "`direct_response` 204 without `content-length`",
+        weir_does: "204 with `content-length: 0`",
+        why: "weir bug: RFC 9110 §8.6 forbids `content-length` on 204 \
+              (`weir-proxy/src/http/local_reply.rs`, being restructured)",
+    },
+    Expected {
+        scope: "features.yaml/retry-on-reset|connection-refused",
+        lines: &["header content-length:", "body "],
+        envoy_does: "503 bodies `… retried and the latest reset reason: connection termination` \
+                     and `… reset reason: remote connection failure`",
+        weir_does: "`… reset reason: connection termination` and `… reset reason: connection failure`",
+        why: "weir's local reply texts lag Envoy's (`weir-proxy/src/http/local_reply.rs`, being \
+              restructured)",
+    },
+];
+
+// ---------------------------------------------------------------------------------------------
+// The requests
+// ---------------------------------------------------------------------------------------------
+
+/// A request the test sends to both proxies.
+struct Case {
+    name: &'static str,
+    request: Request,
+}
+
+/// A case of one request; `{host}` in `text` becomes the config's host.
+fn case(name: &'static str, host: &str, text: &str) -> Case {
+    cases_n(name, host, text, &[text.starts_with("HEAD ")])
+}
+
+/// A case whose bytes carry several requests (pipelined); `heads` says, per response, whether
+/// it answers a HEAD.
+fn cases_n(name: &'static str, host: &str, text: &str, heads: &[bool]) -> Case {
+    Case {
+        name,
+        request: Request {
+            bytes: text.replace("{host}", host).into_bytes(),
+            heads: heads.to_vec(),
+        },
+    }
+}
+
+/// The cases every config gets: valid, edge and malformed requests to `host`.
+fn battery(host: &str) -> Vec<Case> {
+    let big = "a".repeat(8 * 1024);
+    let huge = "a".repeat(70 * 1024);
+    vec![
+        case(
+            "get",
+            host,
+            "GET /echo?q=1 HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        case("head", host, "HEAD /echo HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        case(
+            "post-content-length",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        case(
+            "post-chunked",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        ),
+        case(
+            "header-name-case",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nX-Mixed-Case: Value\r\nACCEPT: */*\r\n\r\n",
+        ),
+        case(
+            "absolute-form",
+            host,
+            "GET http://{host}/abs?x=1 HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        case("missing-host", host, "GET /echo HTTP/1.1\r\n\r\n"),
+        case("empty-host", host, "GET /echo HTTP/1.1\r\nHost:\r\n\r\n"),
+        case("http10-no-host", host, "GET /echo HTTP/1.0\r\n\r\n"),
+        cases_n(
+            "http10-keep-alive",
+            host,
+            "GET /echo HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n\
+             GET /echo2 HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n",
+            &[false, false],
+        ),
+        cases_n(
+            "pipelined",
+            host,
+            "GET /one HTTP/1.1\r\nHost: {host}\r\n\r\nHEAD /two HTTP/1.1\r\nHost: {host}\r\n\r\n\
+             GET /three HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            &[false, true, false],
+        ),
+        case(
+            "connection-close",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+        ),
+        case(
+            "bad-chunk-size",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        ),
+        case(
+            "content-length-and-chunked",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\n\r\n",
+        ),
+        case(
+            "two-content-lengths",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ),
+        case(
+            "gzip-chunked",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        case(
+            "header-8k",
+            host,
+            &format!("GET /echo HTTP/1.1\r\nHost: {{host}}\r\nx-big: {big}\r\n\r\n"),
+        ),
+        case(
+            "headers-70k",
+            host,
+            &format!("GET /echo HTTP/1.1\r\nHost: {{host}}\r\nx-huge: {huge}\r\n\r\n"),
+        ),
+        case(
+            "target-70k",
+            host,
+            &format!("GET /{huge} HTTP/1.1\r\nHost: {{host}}\r\n\r\n"),
+        ),
+        case(
+            "unknown-method",
+            host,
+            "FOO /echo HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        case(
+            "query-and-escapes",
+            host,
+            "GET /a%20b/./c/../d?x=%2F&y HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        case(
+            "options-star",
+            host,
+            "OPTIONS * HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        cases_n(
+            "expect-100-continue",
+            host,
+            "POST /echo HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+            &[false],
+        ),
+        case(
+            "obs-fold",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-folded: a\r\n b\r\n\r\n",
+        ),
+        case(
+            "space-in-target",
+            host,
+            "GET /a b HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        ),
+        case(
+            "http-2-0-version",
+            host,
+            "GET /echo HTTP/2.0\r\nHost: {host}\r\n\r\n",
+        ),
+        case(
+            "space-before-colon",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-a : b\r\n\r\n",
+        ),
+        case(
+            "nul-in-value",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-a: b\0c\r\n\r\n",
+        ),
+        case(
+            "client-request-id-and-envoy-headers",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-request-id: client-chosen\r\n\
+             x-envoy-max-retries: 3\r\nx-forwarded-for: 192.0.2.1\r\n\r\n",
+        ),
+        case(
+            "upgrade-websocket",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ),
+        case(
+            "connection-names-a-header",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nConnection: x-hop\r\nx-hop: 1\r\nkeep-alive: 5\r\n\r\n",
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a config on both proxies
+// ---------------------------------------------------------------------------------------------
+
+/// Skips (printing why) unless `WEIR_REQUIRE_ENVOY=1`, when it fails instead.
+fn skip(reason: &str) {
+    if std::env::var(REQUIRE_ENVOY).is_ok_and(|v| v == "1") {
+        panic!("{REQUIRE_ENVOY}=1, but {reason}");
+    }
+    println!("skipped: {reason}");
+}
+
+/// Whether `pattern` (alternatives joined by `|`, or `*`) names `name`.
+fn names(pattern: &str, name: &str) -> bool {
+    pattern == "*" || pattern.split('|').any(|p| p == name)
+}
+
+/// The scope's config and case parts.
+fn scope_parts(e: &Expected) -> (&'static str, &'static str) {
+    e.scope
+        .split_once('/')
+        .unwrap_or_else(|| panic!("scope {:?} is not config/case", e.scope))
+}
+
+/// A rendering with the lines `prefixes` explain set aside.
+fn without(lines: &[Line], prefixes: &[&[&str]]) -> Vec<Line> {
+    lines
+        .iter()
+        .filter(|(_, l)| {
+            !prefixes
+                .iter()
+                .flat_map(|p| p.iter())
+                .any(|p| *p == "*" || l.starts_with(p))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Both renderings with the given differences applied; `true` when they then agree.
+fn agree(envoy: &[Line], weir: &[Line], applied: &[&Expected]) -> bool {
+    let lines: Vec<&[&str]> = applied.iter().map(|x| x.lines).collect();
+    without(envoy, &lines) == without(weir, &lines)
+}
+
+/// Shows two renderings side by side, marking the lines that differ.
+fn side_by_side(envoy: &[Line], weir: &[Line]) -> String {
+    let fmt = |(i, l): &Line| format!("[{i}] {l}");
+    let mut out = String::new();
+    for l in envoy.iter().filter(|l| !weir.contains(l)) {
+        out.push_str(&format!("    envoy only: {}\n", fmt(l)));
+    }
+    for l in weir.iter().filter(|l| !envoy.contains(l)) {
+        out.push_str(&format!("    weir only:  {}\n", fmt(l)));
+    }
+    if out.is_empty() {
+        out.push_str("    (same lines, another order)\n");
+    }
+    out
+}
+
+/// A thread running some cases, giving each one's index and exchange.
+type Handle<'scope> = std::thread::ScopedJoinHandle<'scope, Vec<(usize, Exchange)>>;
+
+/// Whether a case makes the proxy retry (such cases run one at a time).
+fn retries(c: &Case) -> bool {
+    c.name.contains("retr") || c.name.starts_with("per-try")
+}
+
+/// One exchange, reporting a slow one (more than 1.5 s).
+fn timed(proxy: &str, config: &str, c: &Case, addr: std::net::SocketAddr) -> Exchange {
+    let start = std::time::Instant::now();
+    let exchange = exchange(addr, &c.request);
+    if start.elapsed() > std::time::Duration::from_millis(1500) {
+        println!("{proxy}: {config}/{} took {:?}", c.name, start.elapsed());
+    }
+    exchange
+}
+
+/// Runs every case of `config` (its file name and text) on Envoy and on weir and checks the
+/// differences against [`EXPECTED`].
+fn differential(config: &str, text: &str, cases: Vec<Case>) {
+    let bin = match envoy_bin() {
+        Ok(bin) => bin,
+        Err(reason) => return skip(&reason),
+    };
+    let for_envoy = Rendered::prepare(text);
+    let for_weir = Rendered::prepare(text);
+    let envoy = Envoy::start(
+        &bin,
+        config,
+        &for_envoy.text,
+        for_envoy.admin,
+        for_envoy.listeners[0],
+    );
+    let weir = Weir::start_named(config, &for_weir.text, &["--concurrency", "1"]);
+    let envoy_addr = ([127, 0, 0, 1], for_envoy.listeners[0]).into();
+    let weir_addr = weir.addr();
+    assert_eq!(weir_addr.port(), for_weir.listeners[0], "weir's listener");
+    // Every case on its own connection, all at once: a proxy that closes only after a delay
+    // (Envoy's `delayed_close_timeout`, 1 s, after a local reply that closes) costs that delay
+    // once per config instead of once per case. Except the cases that retry, which go one
+    // after the other: Envoy's default circuit breaker allows 3 concurrent retries per cluster.
+    let (from_envoy, from_weir) = std::thread::scope(|s| {
+        let spawn_all = |proxy: &'static str, addr| {
+            let (serial, parallel): (Vec<_>, Vec<_>) =
+                cases.iter().enumerate().partition(|(_, c)| retries(c));
+            let serial = s.spawn(move || {
+                serial
+                    .into_iter()
+                    .map(|(i, c)| (i, timed(proxy, config, c, addr)))
+                    .collect::<Vec<_>>()
+            });
+            let parallel: Vec<_> = parallel
+                .into_iter()
+                .map(|(i, c)| s.spawn(move || vec![(i, timed(proxy, config, c, addr))]))
+                .collect();
+            (serial, parallel)
+        };
+        let join = |(serial, parallel): (Handle<'_>, Vec<Handle<'_>>)| {
+            let mut all: Vec<(usize, Exchange)> = std::iter::once(serial)
+                .chain(parallel)
+                .flat_map(|h| h.join().expect("exchange"))
+                .collect();
+            all.sort_by_key(|(i, _)| *i);
+            all.into_iter().map(|(_, e)| e).collect::<Vec<Exchange>>()
+        };
+        let (envoy_side, weir_side) =
+            (spawn_all("envoy", envoy_addr), spawn_all("weir", weir_addr));
+        (join(envoy_side), join(weir_side))
+    });
+    let in_config: Vec<&Expected> = EXPECTED
+        .iter()
+        .filter(|e| names(scope_parts(e).0, config))
+        .collect();
+    let mut failures = Vec::new();
+    let mut needed = vec![false; in_config.len()];
+    for ((c, e), w) in cases.iter().zip(&from_envoy).zip(&from_weir) {
+        let (e, w) = (render(e), render(w));
+        let applied: Vec<&Expected> = in_config
+            .iter()
+            .copied()
+            .filter(|x| names(scope_parts(x).1, c.name))
+            .collect();
+        if !agree(&e, &w, &applied) {
+            let lines: Vec<&[&str]> = applied.iter().map(|x| x.lines).collect();
+            let (e_left, w_left) = (without(&e, &lines), without(&w, &lines));
+            failures.push(format!(
+                "{config}/{}: a difference not listed in EXPECTED:\n{}",
+                c.name,
+                side_by_side(&e_left, &w_left)
+            ));
+            continue;
+        }
+        for (k, x) in in_config.iter().enumerate() {
+            if !names(scope_parts(x).1, c.name) {
+                continue;
+            }
+            let others: Vec<&Expected> = applied
+                .iter()
+                .copied()
+                .filter(|y| !std::ptr::eq(*y, *x))
+                .collect();
+            if !agree(&e, &w, &others) {
+                needed[k] = true;
+            }
+        }
+    }
+    for (x, needed) in in_config.iter().zip(needed) {
+        if !needed {
+            failures.push(format!(
+                "{config}: the listed difference {:?} ({}) no longer occurs: remove it from \
+                 EXPECTED and README",
+                x.scope, x.envoy_does
+            ));
+        }
+    }
+    drop(weir);
+    drop(envoy);
+    assert!(
+        failures.is_empty(),
+        "{} problem(s) with {config}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs `examples/NAME` with the battery sent to `host`, plus `extra` cases.
+fn example(name: &str, host: &str, extra: Vec<Case>) {
+    let path = support::examples_dir().join(name);
+    let text = std::fs::read_to_string(&path).expect("read example");
+    let mut cases = battery(host);
+    cases.extend(extra);
+    differential(name, &text, cases);
+}
+
+/// Runs `tests/differential_configs/NAME` with the battery sent to `host`, plus `extra` cases.
+fn own(name: &str, host: &str, extra: Vec<Case>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/differential_configs")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let mut cases = battery(host);
+    cases.extend(extra);
+    differential(name, &text, cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The configs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_example_is_covered() {
+    let mut found: Vec<String> = std::fs::read_dir(support::examples_dir())
+        .expect("examples/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        ["basic.json", "basic.yaml", "edge.yaml", "routing.yaml"],
+        "a new example needs a test of its own in differential.rs"
+    );
+}
+
+#[test]
+fn example_basic_yaml() {
+    example("basic.yaml", "example.test", vec![]);
+}
+
+#[test]
+fn example_basic_json() {
+    example("basic.json", "example.test", vec![]);
+}
+
+#[test]
+fn example_edge_yaml() {
+    let h = "edge.test";
+    example(
+        "edge.yaml",
+        h,
+        vec![
+            case(
+                "forwarded-for-two-hops",
+                h,
+                "GET /echo HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 192.0.2.1, 198.51.100.2\r\n\r\n",
+            ),
+            case(
+                "envoy-internal-removed",
+                h,
+                "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-envoy-internal: true\r\n\r\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn example_routing_yaml() {
+    let api = "api.example.com";
+    let www = "www.example.com";
+    example(
+        "routing.yaml",
+        www,
+        vec![
+            case(
+                "api-v1-rewrite",
+                api,
+                "GET /v1/users?page=2 HTTP/1.1\r\nHost: {host}\r\nx-internal-debug: 1\r\n\r\n",
+            ),
+            case(
+                "api-user-by-id",
+                api,
+                "GET /v2/users/42 HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "api-canary",
+                api,
+                "GET /v2/x HTTP/1.1\r\nHost: {host}\r\nx-canary: 1\r\n\r\n",
+            ),
+            case(
+                "api-unknown",
+                api,
+                "GET /nothing HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "api-with-port",
+                "api.example.com:10000",
+                "GET /v1/a HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "www-healthz",
+                www,
+                "GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "www-upload",
+                www,
+                "POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: Multipart/form-data\r\nContent-Length: 2\r\n\r\nhi",
+            ),
+            case(
+                "www-upload-get",
+                www,
+                "GET /UpLoad/x HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "www-docs-redirect",
+                www,
+                "GET /docs/a/b?c=d HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "bare-domain",
+                "example.com",
+                "GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "legacy-redirect",
+                "old.example.com",
+                "GET /a?b=c HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "legacy-wildcard",
+                "x.old.example.com",
+                "GET /a HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "legacy-prefix",
+                "legacy-shop",
+                "GET /a HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "unknown-host",
+                "nobody.test",
+                "GET /a HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "host-case",
+                "WWW.Example.COM",
+                "GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn features_yaml() {
+    let h = "features.test";
+    let get = |name: &'static str, path: &str| {
+        case(
+            name,
+            h,
+            &format!("GET {path} HTTP/1.1\r\nHost: {{host}}\r\n\r\n"),
+        )
+    };
+    own(
+        "features.yaml",
+        h,
+        vec![
+            get("prefix-and-host-rewrite", "/rewrite/a/b?c=d"),
+            get("exact-path", "/exact"),
+            get("exact-path-with-query", "/exact?x=1"),
+            get("regex", "/regex/123"),
+            get("regex-no-match", "/regex/abc"),
+            case(
+                "header-mutation",
+                h,
+                "GET /headers HTTP/1.1\r\nHost: {host}\r\nx-added: client\r\nx-overwritten: client\r\n\
+                 x-if-absent: client\r\nx-remove-me: 1\r\n\r\n",
+            ),
+            case(
+                "header-match",
+                h,
+                "GET /match-header HTTP/1.1\r\nHost: {host}\r\nx-pick: other\r\n\r\n",
+            ),
+            get("header-match-miss", "/match-header"),
+            get("direct-empty", "/direct/empty"),
+            get("direct-teapot", "/direct/teapot"),
+            case(
+                "direct-head",
+                h,
+                "HEAD /direct HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            get("redirect-path", "/redirect/path?q=1"),
+            get("redirect-prefix", "/redirect/prefix/x?q=1"),
+            get("redirect-https", "/redirect/https?q=1"),
+            case(
+                "redirect-port",
+                "features.test:8080",
+                "GET /redirect/port HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            get("redirect-host", "/redirect/host"),
+            get("redirect-scheme", "/redirect/scheme"),
+            get("retry-then-success", "/retry?fail=1&key=a"),
+            get("retry-exhausted", "/retry?fail=5&key=b"),
+            get("retry-on-reset", "/retry?reset=1"),
+            get("retriable-status", "/status-retry?status=409"),
+            get("status-passthrough", "/anything?status=404"),
+            get("status-503-no-retry", "/anything?status=503"),
+            get("route-timeout", "/timeout?delay_ms=1000"),
+            get("per-try-timeout", "/per-try?delay_ms=500"),
+            get("origin-reset", "/anything?reset=1"),
+            get("connection-refused", "/refused"),
+            get("no-healthy-host", "/nohosts"),
+            case(
+                "no-route",
+                "known.test",
+                "GET /unknown HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "known-route",
+                "known.test",
+                "GET /known HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// README
+// ---------------------------------------------------------------------------------------------
+
+/// The README row of a listed difference.
+fn readme_row(e: &Expected) -> String {
+    format!(
+        "| `{}` | {} | {} | {} |",
+        e.scope, e.envoy_does, e.weir_does, e.why
+    )
+}
+
+#[test]
+fn readme_lists_every_expected_difference() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README.md");
+    let section = readme
+        .split("## Differences from Envoy, measured")
+        .nth(1)
+        .expect("README has a section `Differences from Envoy, measured`");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let expected: Vec<String> = EXPECTED.iter().map(readme_row).collect();
+    assert_eq!(
+        rows,
+        expected,
+        "README's table must list EXPECTED, row for row:\n{}",
+        expected.join("\n")
+    );
+}
