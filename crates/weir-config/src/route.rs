@@ -195,6 +195,7 @@ pub(crate) fn route_configuration(
         name: name.unwrap_or_default(),
         virtual_hosts: virtual_hosts?,
         headers: mutations?,
+        per_filter: Vec::new(),
     })
 }
 
@@ -243,6 +244,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         routes: routes?,
         headers: mutations?,
         retry_policy: retry_policy?,
+        per_filter: Vec::new(),
     })
 }
 
@@ -323,6 +325,7 @@ fn route(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Route> {
         matcher: matcher?,
         action: action?,
         headers: mutations?,
+        per_filter: Vec::new(),
     })
 }
 
