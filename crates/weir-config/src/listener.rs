@@ -49,6 +49,9 @@ const LISTENER_ENVOY: &[&str] = &[
     "ignore_global_conn_limit",
     "bypass_overload_manager",
     "fcds_config",
+    "per_connection_buffer_high_watermark_timeout",
+    "stats_matcher",
+    "tcp_keepalive",
 ];
 
 /// `config.listener.v3.FilterChain` fields weir does not support yet.
@@ -117,6 +120,11 @@ const HCM_ENVOY: &[&str] = &[
     "append_x_forwarded_port",
     "append_local_overload",
     "add_proxy_protocol_connection_state",
+    "stream_flush_timeout",
+    "drain_timeout_jitter",
+    "forward_client_cert_matcher",
+    "forward_proto_config",
+    "record_route_resolution_stats",
 ];
 
 /// `config.core.v3.HttpProtocolOptions` fields weir does not support yet.
@@ -124,6 +132,7 @@ const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
     "max_response_headers_kb",
     "max_stream_duration",
     "headers_with_underscores_action",
+    "max_connection_duration_jitter",
 ];
 
 /// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
@@ -137,6 +146,7 @@ const ROUTER_ENVOY: &[&str] = &[
     "respect_expected_rq_timeout",
     "suppress_grpc_request_failure_code_stats",
     "upstream_http_filters",
+    "reject_connect_request_early_data",
 ];
 
 /// Envoy's default `max_request_headers_kb`.
@@ -449,6 +459,72 @@ pub(crate) fn type_url(cx: &mut Cx, typed_config: &Field<'_>) -> Option<String> 
     }
 }
 
+/// The type names of Envoy's `TypedStruct`, which carries a typed config as a plain struct.
+const TYPED_STRUCT_NAMES: [&str; 2] = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"];
+
+/// An empty message: the `value` of a `TypedStruct` that has none.
+static EMPTY_MESSAGE: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::Value::Object(serde_json::Map::new()));
+
+/// A `typed_config` opened: its type and the message to read as that type.
+pub(crate) struct Typed<'v> {
+    /// The type URL (`type.googleapis.com/envoy…`).
+    pub(crate) url: String,
+    /// Where the type URL is written, for errors about it (`….@type`, or `….type_url`).
+    pub(crate) url_path: String,
+    /// The message: the `typed_config` itself (whose `@type` its reader marks used), or a
+    /// `TypedStruct`'s `value`.
+    pub(crate) message: Field<'v>,
+}
+
+/// Opens a `typed_config`. A `TypedStruct` (`udpa.type.v1.TypedStruct` or
+/// `xds.type.v3.TypedStruct`: `type_url` and a `value` struct) is read as the type it names,
+/// as Envoy reads it; its `value` may be absent (an empty message) and holds no `@type`.
+pub(crate) fn open_typed_config<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<Typed<'v>> {
+    let url = type_url(cx, f)?;
+    if !TYPED_STRUCT_NAMES.contains(&type_name(&url)) {
+        return Some(Typed {
+            url,
+            url_path: join(&f.path, "@type"),
+            message: f.clone(),
+        });
+    }
+    let mut o = Obj::new(cx, f, &[])?;
+    o.get(cx, "@type");
+    let inner = o.required_string(cx, "type_url");
+    let value = o.get(cx, "value");
+    o.finish(cx);
+    let message = match value {
+        Some(v) if !v.value.is_object() => {
+            // Let the reader say what it found.
+            Obj::new(cx, &v, &[]);
+            return None;
+        }
+        Some(v) => {
+            if let Some(key) = ["@type", "@Type"]
+                .iter()
+                .find(|k| v.value.get(**k).is_some())
+            {
+                cx.error(
+                    &join(&v.path, key),
+                    "a TypedStruct's `value` takes no `@type`: `type_url` names its type",
+                );
+                return None;
+            }
+            v
+        }
+        None => Field {
+            value: &EMPTY_MESSAGE,
+            path: join(&f.path, "value"),
+        },
+    };
+    Some(Typed {
+        url: inner?,
+        url_path: join(&f.path, "type_url"),
+        message,
+    })
+}
+
 /// One `filters[]` entry: `name` and a `typed_config` that must be the HTTP connection manager.
 fn network_filter(
     cx: &mut Cx,
@@ -493,18 +569,15 @@ fn http_connection_manager(
     let stat_prefix = o.required_string(cx, "stat_prefix");
     let codec_type = match o.get(cx, "codec_type") {
         Some(c) => {
-            let codec = c.enumeration(
+            let codec = c.enumeration_subset(
                 cx,
                 "codec_type",
                 &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
+                &["AUTO", "HTTP1"],
             );
             match codec {
-                Some("AUTO") => Some(CodecType::Auto),
                 Some("HTTP1") => Some(CodecType::Http1),
-                Some(other) => {
-                    cx.error(&c.path, format!("{other} is not supported yet"));
-                    None
-                }
+                Some(_) => Some(CodecType::Auto),
                 None => None,
             }
         }
@@ -714,12 +787,12 @@ fn typed_filter<'v>(
         cx.error(&join(&f.path, "typed_config"), missing);
         return None;
     };
-    let url = type_url(cx, &typed_config)?;
-    if type_name(&url) != type_name(want) {
-        cx.error(&join(&typed_config.path, "@type"), unsupported(&url));
+    let typed = open_typed_config(cx, &typed_config)?;
+    if type_name(&typed.url) != type_name(want) {
+        cx.error(&typed.url_path, unsupported(&typed.url));
         return None;
     }
-    Some((name, typed_config))
+    Some((name, typed.message))
 }
 
 /// One `http_filters[]` entry; only the router so far.

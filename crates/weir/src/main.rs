@@ -176,6 +176,9 @@ fn main() -> ExitCode {
 fn validate(path: &std::path::Path) -> ExitCode {
     match weir_config::load(path) {
         Ok(bootstrap) => {
+            for warning in &bootstrap.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: valid ({} listener(s), {} cluster(s))",
                 path.display(),
@@ -194,7 +197,12 @@ fn validate(path: &std::path::Path) -> ExitCode {
 
 fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode {
     let bootstrap = match weir_config::load(path) {
-        Ok(b) => b,
+        Ok(b) => {
+            for warning in &b.warnings {
+                tracing::warn!(config = %path.display(), "{warning}");
+            }
+            b
+        }
         Err(errors) => {
             eprintln!("{}: invalid", path.display());
             eprintln!("{errors}");
