@@ -129,20 +129,25 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>]) -> Vec<Cluster> {
     let mut clusters = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(c) = read(cx, item) {
-            if let Some(first) = seen.get(&c.name) {
+        let cluster = read(cx, item);
+        // The name is checked even for a cluster with errors of its own, so that one run
+        // reports everything (a missing or empty name was reported by `read`).
+        let name = item
+            .value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty());
+        if let Some(name) = name {
+            if let Some(first) = seen.get(name) {
                 cx.error(
                     &join(&item.path, "name"),
-                    format!(
-                        "duplicate cluster name `{}` (also the name of clusters[{first}])",
-                        c.name
-                    ),
+                    format!("duplicate cluster name `{name}` (also the name of clusters[{first}])"),
                 );
             } else {
-                seen.insert(c.name.clone(), i);
+                seen.insert(name.to_owned(), i);
             }
-            clusters.push(c);
         }
+        clusters.extend(cluster);
     }
     clusters
 }

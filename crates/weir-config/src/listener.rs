@@ -166,50 +166,65 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>], clusters: &ClusterNames
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        let Some((listener, named)) = read(cx, item, i, clusters) else {
+        // Names and addresses are checked even for a listener with errors of its own, so that
+        // one run reports everything.
+        let Some(Read {
+            listener,
+            name,
+            named,
+            address,
+        }) = read(cx, item, i, clusters)
+        else {
             continue;
         };
-        if let Some(first) = names.get(&listener.name) {
+        if let Some(first) = names.get(&name) {
             if named {
                 cx.error(
                     &join(&item.path, "name"),
                     format!(
-                        "duplicate listener name `{}` (also the name of listeners[{first}])",
-                        listener.name
+                        "duplicate listener name `{name}` (also the name of listeners[{first}])"
                     ),
                 );
             } else {
                 cx.error(
                     &item.path,
                     format!(
-                        "this listener's default name `{}` is already the name of listeners[{first}]; give it a `name`",
-                        listener.name
+                        "this listener's default name `{name}` is already the name of listeners[{first}]; give it a `name`"
                     ),
                 );
             }
         } else {
-            names.insert(listener.name.clone(), i);
+            names.insert(name, i);
         }
-        if listener.address.port() != 0 {
-            if let Some(first) = addresses.get(&listener.address) {
+        if let Some(address) = address
+            && address.port() != 0
+        {
+            if let Some(first) = addresses.get(&address) {
                 cx.error(
                     &join(&item.path, "address"),
-                    format!(
-                        "{} is also the address of listeners[{first}]",
-                        listener.address
-                    ),
+                    format!("{address} is also the address of listeners[{first}]"),
                 );
             } else {
-                addresses.insert(listener.address, i);
+                addresses.insert(address, i);
             }
         }
-        listeners.push(listener);
+        listeners.extend(listener);
     }
     listeners
 }
 
-/// One listener, and whether its name was given (rather than defaulted).
-fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option<(Listener, bool)> {
+/// A listener as read: the listener if it is valid, and what [`read_all`] compares across
+/// listeners whether it is valid or not.
+struct Read {
+    listener: Option<Listener>,
+    name: String,
+    /// Whether the name was given (rather than defaulted).
+    named: bool,
+    address: Option<SocketAddr>,
+}
+
+/// One listener; `None` (with an error) only when it is not an object.
+fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option<Read> {
     let mut o = Obj::new(cx, f, LISTENER_ENVOY)?;
     let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
     let address = o
@@ -229,24 +244,25 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
     let mut chains = Some(Vec::with_capacity(chain_items.len()));
     let mut read_chains = Vec::new();
     for (j, item) in chain_items.iter().enumerate() {
-        match filter_chain(cx, item, format!("{name}/{j}"), clusters, false) {
-            Some((chain, named)) => {
-                read_chains.push(ChainKey {
-                    index: j,
-                    destination_port: chain.destination_port,
-                    name: named.then(|| chain.name.clone()),
-                });
-                if let Some(list) = &mut chains {
-                    list.push(chain);
-                }
-            }
-            None => chains = None,
+        let Some(read) = filter_chain(cx, item, format!("{name}/{j}"), clusters, false) else {
+            chains = None;
+            continue;
+        };
+        read_chains.push(ChainKey {
+            index: j,
+            destination_port: read.destination_port,
+            name: read.name,
+        });
+        match (read.chain, &mut chains) {
+            (Some(chain), Some(list)) => list.push(chain),
+            _ => chains = None,
         }
     }
     let default_field = o.get(cx, "default_filter_chain");
     let default_filter_chain = match &default_field {
         Some(d) => filter_chain(cx, d, format!("{name}/default"), clusters, true)
-            .map(|(chain, _)| Some(chain)),
+            .and_then(|read| read.chain)
+            .map(Some),
         None => Some(None),
     };
     let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
@@ -265,25 +281,41 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
     }
     check_chains(cx, &chain_items, &read_chains);
 
-    Some((
-        Listener {
-            name,
+    let listener = (|| {
+        Some(Listener {
+            name: name.clone(),
             address: address?,
             filter_chains: chains?,
             default_filter_chain: default_filter_chain?,
             per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
-        },
+        })
+    })();
+    Some(Read {
+        listener,
+        name,
         named,
-    ))
+        address,
+    })
 }
 
 /// What [`check_chains`] compares between a listener's filter chains.
 struct ChainKey {
     /// Position in `filter_chains`.
     index: usize,
-    /// `filter_chain_match.destination_port`.
-    destination_port: Option<u16>,
+    /// `filter_chain_match.destination_port`; `None` when the match could not be read (an
+    /// unsupported or invalid field), so nothing can be said about what it matches.
+    destination_port: Option<Option<u16>>,
     /// The chain's name, if given (default names are unique by construction).
+    name: Option<String>,
+}
+
+/// A filter chain as read: the chain if it is valid, and what [`check_chains`] compares
+/// whether it is valid or not.
+struct ChainRead {
+    chain: Option<FilterChain>,
+    /// As [`ChainKey::destination_port`].
+    destination_port: Option<Option<u16>>,
+    /// The name, if given.
     name: Option<String>,
 }
 
@@ -294,9 +326,15 @@ fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for chain in chains {
         let item = &items[chain.index];
-        match by_port.get(&chain.destination_port) {
+        // A match that could not be read was reported already; comparing it would claim an
+        // overlap nobody knows of.
+        let Some(destination_port) = chain.destination_port else {
+            check_name(cx, item, chain, &mut by_name);
+            continue;
+        };
+        match by_port.get(&destination_port) {
             Some(first) => {
-                let (path, what) = match chain.destination_port {
+                let (path, what) = match destination_port {
                     Some(port) => (
                         join(&item.path, "filter_chain_match"),
                         format!("destination_port {port}"),
@@ -312,33 +350,43 @@ fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
                 );
             }
             None => {
-                by_port.insert(chain.destination_port, chain.index);
+                by_port.insert(destination_port, chain.index);
             }
         }
-        if let Some(name) = &chain.name {
-            match by_name.get(name.as_str()) {
-                Some(first) => cx.error(
-                    &join(&item.path, "name"),
-                    format!(
-                        "duplicate filter chain name `{name}` (also the name of filter_chains[{first}])"
-                    ),
+        check_name(cx, item, chain, &mut by_name);
+    }
+}
+
+/// Reports a chain whose given name an earlier chain has.
+fn check_name<'c>(
+    cx: &mut Cx,
+    item: &Field<'_>,
+    chain: &'c ChainKey,
+    by_name: &mut HashMap<&'c str, usize>,
+) {
+    if let Some(name) = &chain.name {
+        match by_name.get(name.as_str()) {
+            Some(first) => cx.error(
+                &join(&item.path, "name"),
+                format!(
+                    "duplicate filter chain name `{name}` (also the name of filter_chains[{first}])"
                 ),
-                None => {
-                    by_name.insert(name, chain.index);
-                }
+            ),
+            None => {
+                by_name.insert(name, chain.index);
             }
         }
     }
 }
 
-/// One filter chain (or the default one), and whether its name was given.
+/// One filter chain (or the default one); `None` (with an error) only when it is not an object.
 fn filter_chain(
     cx: &mut Cx,
     f: &Field<'_>,
     default_name: String,
     clusters: &ClusterNames,
     is_default: bool,
-) -> Option<(FilterChain, bool)> {
+) -> Option<ChainRead> {
     let mut o = Obj::new(cx, f, FILTER_CHAIN_ENVOY)?;
     let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
     let destination_port = if is_default {
@@ -365,15 +413,19 @@ fn filter_chain(
         }
     };
     o.finish(cx);
-    let named = given_name.is_some();
-    Some((
-        FilterChain {
-            name: given_name.unwrap_or(default_name),
-            destination_port: destination_port?,
-            http_connection_manager: hcm?,
-        },
-        named,
-    ))
+    let chain = match (destination_port, hcm) {
+        (Some(destination_port), Some(hcm)) => Some(FilterChain {
+            name: given_name.clone().unwrap_or(default_name),
+            destination_port,
+            http_connection_manager: hcm,
+        }),
+        _ => None,
+    };
+    Some(ChainRead {
+        chain,
+        destination_port,
+        name: given_name,
+    })
 }
 
 /// `filter_chain_match`: only `destination_port` so far.
@@ -392,8 +444,9 @@ fn filter_chain_match(cx: &mut Cx, f: &Field<'_>) -> Option<Option<u16>> {
         }),
         None => Some(None),
     };
-    o.finish(cx);
-    port
+    // With a field weir lacks (reported), the match is not just its destination port.
+    let complete = o.finish(cx);
+    port.filter(|_| complete)
 }
 
 /// `filters[]`: exactly one, the HTTP connection manager.

@@ -280,3 +280,104 @@ fn typed_struct_errors() {
         ]
     );
 }
+
+/// BASE's listener, named `name`, on `port`, with `extra` lines added to its HCM.
+fn listener(name: &str, port: u16, hcm_extra: &str) -> String {
+    let start = BASE.find("  - name: l0").unwrap();
+    let end = BASE.find("  clusters:").unwrap();
+    BASE[start..end]
+        .replace("name: l0", &format!("name: {name}"))
+        .replace("port_value: 10000", &format!("port_value: {port}"))
+        .replace(
+            "          stat_prefix: ingress\n",
+            &format!("          stat_prefix: ingress\n{hcm_extra}"),
+        )
+}
+
+#[test]
+fn names_and_addresses_are_compared_in_the_first_run() {
+    // The second listener has an error of its own: its name and address are still compared.
+    let listeners = format!(
+        "{}{}",
+        listener("l0", 10000, ""),
+        listener("l0", 10000, "          colour: red\n")
+    );
+    let text = BASE.replace(&listener("l0", 10000, ""), &listeners);
+    let e = errors(&text);
+    let l1 = "static_resources.listeners[1]";
+    assert!(
+        e.iter().any(|l| l.starts_with(&format!(
+            "{l1}.filter_chains[0].filters[0].typed_config.colour: unknown field"
+        ))),
+        "{e:#?}"
+    );
+    assert!(
+        e.contains(&format!(
+            "{l1}.name: duplicate listener name `l0` (also the name of listeners[0])"
+        )),
+        "{e:#?}"
+    );
+    assert!(
+        e.contains(&format!(
+            "{l1}.address: 127.0.0.1:10000 is also the address of listeners[0]"
+        )),
+        "{e:#?}"
+    );
+    assert_eq!(e.len(), 3, "{e:#?}");
+    // Clusters too.
+    let cluster = &BASE[BASE.find("  - name: origin").unwrap()..];
+    let text = format!("{BASE}{}", cluster.replace("ROUND_ROBIN", "MAGLEV"));
+    assert_eq!(
+        errors(&text),
+        [
+            "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet",
+            "static_resources.clusters[1].name: duplicate cluster name `origin` (also the name of clusters[0])",
+        ]
+    );
+}
+
+#[test]
+fn an_unsupported_match_claims_no_overlap() {
+    let chain_start = BASE.find("    - filters:").unwrap();
+    let chain_end = BASE.find("  clusters:").unwrap();
+    let chain = &BASE[chain_start..chain_end];
+    let chains = format!(
+        "{}{}",
+        chain.replace(
+            "    - filters:",
+            "    - name: a\n      filter_chain_match: { server_names: [a.example] }\n      filters:"
+        ),
+        chain.replace(
+            "    - filters:",
+            "    - name: a\n      filter_chain_match: { server_names: [b.example] }\n      filters:"
+        ),
+    );
+    let text = BASE.replace(chain, &chains);
+    let chains = "static_resources.listeners[0].filter_chains";
+    assert_eq!(
+        errors(&text),
+        [
+            format!(
+                "{chains}[0].filter_chain_match.server_names: this Envoy field is not supported by weir yet"
+            ),
+            format!(
+                "{chains}[1].filter_chain_match.server_names: this Envoy field is not supported by weir yet"
+            ),
+            format!(
+                "{chains}[1].name: duplicate filter chain name `a` (also the name of filter_chains[0])"
+            ),
+        ]
+    );
+    // Two readable matches that are the same still are an error, even when a chain has
+    // another error.
+    let both = format!(
+        "{}{}",
+        chain,
+        chain.replace(
+            "stat_prefix: ingress",
+            "stat_prefix: ingress\n          colour: red"
+        )
+    );
+    let e = errors(&BASE.replace(chain, &both));
+    assert!(e.contains(&format!("{chains}[1]: matches the same connections as filter_chains[0] (no filter_chain_match); use default_filter_chain for a fallback")), "{e:#?}");
+}

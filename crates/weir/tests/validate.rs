@@ -284,3 +284,23 @@ fn json_config_errors_name_the_path_too() {
         "{ran}"
     );
 }
+
+#[test]
+fn a_repeated_key_is_valid_with_a_warning_naming_its_path() {
+    let file = TempFile::new(
+        "repeated.yaml",
+        &edit(
+            "connect_timeout: 1s",
+            "connect_timeout: 1s\n    connect_timeout: 2s",
+        ),
+    );
+    let ran = validate(&file);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    assert!(ran.stdout.contains(": valid ("), "{ran}");
+    assert_eq!(
+        ran.stderr.trim(),
+        "warning: static_resources.clusters[0].connect_timeout: this key is given more than once \
+         in its mapping; the last value is used (as Envoy does) and the others are ignored",
+        "{ran}"
+    );
+}
