@@ -289,7 +289,7 @@ fn json_config_errors_name_the_path_too() {
 fn a_repeated_key_is_valid_with_a_warning_naming_its_path() {
     let file = TempFile::new(
         "repeated.yaml",
-        &edit(
+        edit(
             "connect_timeout: 1s",
             "connect_timeout: 1s\n    connect_timeout: 2s",
         ),
