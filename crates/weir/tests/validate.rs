@@ -304,3 +304,16 @@ fn a_repeated_key_is_valid_with_a_warning_naming_its_path() {
         "{ran}"
     );
 }
+
+#[test]
+fn an_unknown_log_level_is_refused_before_anything_starts() {
+    let file = TempFile::new("ok.yaml", BASE);
+    let path = file.path().to_string_lossy().to_string();
+    let ran = run_weir(&["--log-level", "loud", "-c", &path], WAIT);
+    assert_eq!(ran.code(), Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("expected one of trace, debug, info, warning, warn, error, critical, off"),
+        "{ran}"
+    );
+}
