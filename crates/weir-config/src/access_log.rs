@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::listener::{type_name, type_url};
+use crate::listener::{Typed, open_typed_config, type_name};
 use crate::reader::{Cx, Field, Obj, describe, has_any, join};
 use crate::route::data_source;
 
@@ -446,14 +446,18 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<AccessLog> {
         );
         return None;
     };
-    let url = type_url(cx, &typed_config)?;
+    let Typed {
+        url,
+        url_path,
+        message: typed_config,
+    } = open_typed_config(cx, &typed_config)?;
     let logger = match type_name(&url) {
         n if n == type_name(FILE_ACCESS_LOG_TYPE) => Logger::File,
         n if n == type_name(STDOUT_ACCESS_LOG_TYPE) => Logger::Stdout,
         n if n == type_name(STDERR_ACCESS_LOG_TYPE) => Logger::Stderr,
         _ => {
             cx.error(
-                &join(&typed_config.path, "@type"),
+                &url_path,
                 format!(
                     "access logger type `{url}` is not supported yet (weir supports {supported})"
                 ),

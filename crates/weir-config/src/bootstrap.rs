@@ -45,6 +45,8 @@ const BOOTSTRAP_ENVOY: &[&str] = &[
     "application_log_config",
     "grpc_async_client_manager_config",
     "memory_allocator_manager",
+    "stats_eviction_interval",
+    "enable_worker_cpu_affinity",
 ];
 
 /// `config.core.v3.Node` fields weir does not support yet.
@@ -61,7 +63,12 @@ const NODE_ENVOY: &[&str] = &[
 ];
 
 /// `config.bootstrap.v3.Admin` fields weir does not support yet.
-const ADMIN_ENVOY: &[&str] = &["profile_path", "socket_options", "ignore_global_conn_limit"];
+const ADMIN_ENVOY: &[&str] = &[
+    "profile_path",
+    "socket_options",
+    "ignore_global_conn_limit",
+    "allow_paths",
+];
 
 /// `config.core.v3.SocketAddress` fields weir does not support yet.
 const SOCKET_ADDRESS_ENVOY: &[&str] = &[
@@ -120,6 +127,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         weir,
         // Filled in by the caller, which owns the document.
         source: serde_json::Value::Null,
+        warnings: Vec::new(),
     })
 }
 
@@ -243,13 +251,17 @@ fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> 
         }),
         None => Some(0),
     };
-    if let Some(protocol) = o.get(cx, "protocol")
-        && protocol.enumeration(cx, "protocol", &[("TCP", 0), ("UDP", 1)]) == Some("UDP")
-    {
-        cx.error(&protocol.path, "UDP is not supported yet");
-    }
+    let protocol = match o.get(cx, "protocol") {
+        Some(p) => p
+            .enumeration_subset(cx, "protocol", &[("TCP", 0), ("UDP", 1)], &["TCP"])
+            .is_some(),
+        None => true,
+    };
     o.finish(cx);
     let port = port?;
+    if !protocol {
+        return None;
+    }
     if matches!(role, Role::Endpoint | Role::EndpointOfRejectedCluster) && port == 0 {
         let path = port_field.map_or_else(|| join(&f.path, "port_value"), |p| p.path);
         cx.error(

@@ -55,6 +55,11 @@ const CLUSTER_ENVOY: &[&str] = &[
     "track_cluster_stats",
     "preconnect_policy",
     "connection_pool_per_downstream_connection",
+    "transport_socket_matcher",
+    "stats_matcher",
+    "per_connection_buffer_high_watermark_timeout",
+    "lrs_report_endpoint_metrics",
+    "queuing_policies",
 ];
 
 /// `config.endpoint.v3.LocalityLbEndpoints` fields weir does not support yet.
@@ -64,6 +69,7 @@ const LOCALITY_ENVOY: &[&str] = &[
     "leds_cluster_locality_config",
     "load_balancing_weight",
     "proximity",
+    "load_balancer_endpoints",
 ];
 
 /// Envoy's default `connect_timeout`.
@@ -123,20 +129,25 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>]) -> Vec<Cluster> {
     let mut clusters = Vec::with_capacity(items.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        if let Some(c) = read(cx, item) {
-            if let Some(first) = seen.get(&c.name) {
+        let cluster = read(cx, item);
+        // The name is checked even for a cluster with errors of its own, so that one run
+        // reports everything (a missing or empty name was reported by `read`).
+        let name = item
+            .value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty());
+        if let Some(name) = name {
+            if let Some(first) = seen.get(name) {
                 cx.error(
                     &join(&item.path, "name"),
-                    format!(
-                        "duplicate cluster name `{}` (also the name of clusters[{first}])",
-                        c.name
-                    ),
+                    format!("duplicate cluster name `{name}` (also the name of clusters[{first}])"),
                 );
             } else {
-                seen.insert(c.name.clone(), i);
+                seen.insert(name.to_owned(), i);
             }
-            clusters.push(c);
         }
+        clusters.extend(cluster);
     }
     clusters
 }
@@ -146,7 +157,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     let name = o.required_string(cx, "name");
     let mut ok = true;
     if let Some(t) = o.get(cx, "type") {
-        let kind = t.enumeration(
+        let kind = t.enumeration_subset(
             cx,
             "cluster type",
             &[
@@ -156,15 +167,9 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                 ("EDS", 3),
                 ("ORIGINAL_DST", 4),
             ],
+            &["STATIC"],
         );
-        match kind {
-            Some("STATIC") => {}
-            Some(other) => {
-                cx.error(&t.path, format!("{other} is not supported yet"));
-                ok = false;
-            }
-            None => ok = false,
-        }
+        ok = kind.is_some();
     }
     // A DNS cluster's endpoints are hostnames: having reported the type, don't also report each.
     let endpoint_role = if ok {
@@ -183,8 +188,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         None => Some(DEFAULT_CONNECT_TIMEOUT),
     };
     let lb_policy = match o.get(cx, "lb_policy") {
-        Some(p) => {
-            let policy = p.enumeration(
+        Some(p) => p
+            .enumeration_subset(
                 cx,
                 "lb_policy",
                 &[
@@ -196,16 +201,9 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                     ("CLUSTER_PROVIDED", 6),
                     ("LOAD_BALANCING_POLICY_CONFIG", 7),
                 ],
-            );
-            match policy {
-                Some("ROUND_ROBIN") => Some(LbPolicy::RoundRobin),
-                Some(other) => {
-                    cx.error(&p.path, format!("{other} is not supported yet"));
-                    None
-                }
-                None => None,
-            }
-        }
+                &["ROUND_ROBIN"],
+            )
+            .map(|_| LbPolicy::RoundRobin),
         None => Some(LbPolicy::RoundRobin),
     };
     let endpoints = match o.get(cx, "load_assignment") {
@@ -278,7 +276,12 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
         let mut eo = Obj::new(
             cx,
             &e,
-            &["health_check_config", "hostname", "additional_addresses"],
+            &[
+                "health_check_config",
+                "hostname",
+                "additional_addresses",
+                "observability_name",
+            ],
         )?;
         let a = eo
             .required(cx, "address")

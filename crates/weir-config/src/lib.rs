@@ -10,8 +10,8 @@
 //! ```
 //!
 //! How it reads, in the order the code runs:
-//! 1. `source`: text → a `serde_json::Value` tree (YAML via serde-saphyr, JSON via serde_json),
-//!    rejecting repeated keys.
+//! 1. `source`: text → a `serde_json::Value` tree (YAML via serde-saphyr, JSON via serde_json);
+//!    a key repeated in a mapping keeps its last value, as in Envoy, with a warning.
 //! 2. `reader`: typed reads over that tree that record errors with their paths and keep going.
 //! 3. `bootstrap` → `listener` → `route` / `headers`, then `cluster`: one module per part of the
 //!    Envoy API, each reading its messages straight into the model.
@@ -57,11 +57,12 @@ pub fn parse(text: &str) -> Result<Bootstrap, ConfigErrors> {
 /// Reads the file at `path` and parses it: `.json` as JSON, `.yaml` / `.yml` as YAML, anything
 /// else by looking at the content as [`parse`] does.
 pub fn load(path: &Path) -> Result<Bootstrap, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        errors: vec![ConfigError {
             path: String::new(),
             message: format!("cannot read {}: {e}", path.display()),
-        }])
+        }],
+        warnings: Vec::new(),
     })?;
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
@@ -74,12 +75,17 @@ pub fn load(path: &Path) -> Result<Bootstrap, ConfigErrors> {
 }
 
 fn parse_as(text: &str, format: Format) -> Result<Bootstrap, ConfigErrors> {
-    let doc = source::document(text, format).map_err(|e| ConfigErrors(vec![e]))?;
+    let parsed = source::document(text, format).map_err(|e| ConfigErrors {
+        errors: vec![e],
+        warnings: Vec::new(),
+    })?;
+    let doc = parsed.doc;
     let mut cx = Cx::default();
     let bootstrap = bootstrap::read(&mut cx, &Field::root(&doc));
     match bootstrap {
         Some(mut b) if cx.errors.is_empty() => {
             b.source = doc;
+            b.warnings = parsed.warnings;
             Ok(b)
         }
         _ => {
@@ -87,23 +93,36 @@ fn parse_as(text: &str, format: Format) -> Result<Bootstrap, ConfigErrors> {
                 // Every `None` above records why; this only guards that promise.
                 cx.error("", "invalid config");
             }
-            Err(ConfigErrors(cx.errors))
+            Err(ConfigErrors {
+                errors: cx.errors,
+                warnings: parsed.warnings,
+            })
         }
     }
 }
 
-/// Every problem found in a config (as many as could be found in one pass, not just the first).
+/// Every problem found in a config (as many as could be found in one pass, not just the first),
+/// and the warnings found on the way (a warning may explain an error: a key given twice keeps
+/// its last value, which may be the wrong one).
 #[derive(Debug)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub struct ConfigErrors {
+    /// The errors, in document order.
+    pub errors: Vec<ConfigError>,
+    /// The warnings, in document order.
+    pub warnings: Vec<ConfigError>,
+}
 
 impl fmt::Display for ConfigErrors {
-    /// One error per line.
+    /// One error per line, then one line per warning, starting `warning: `.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
+        for (i, error) in self.errors.iter().enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
             write!(f, "{error}")?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\nwarning: {warning}")?;
         }
         Ok(())
     }

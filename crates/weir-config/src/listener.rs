@@ -49,6 +49,9 @@ const LISTENER_ENVOY: &[&str] = &[
     "ignore_global_conn_limit",
     "bypass_overload_manager",
     "fcds_config",
+    "per_connection_buffer_high_watermark_timeout",
+    "stats_matcher",
+    "tcp_keepalive",
 ];
 
 /// `config.listener.v3.FilterChain` fields weir does not support yet.
@@ -117,6 +120,11 @@ const HCM_ENVOY: &[&str] = &[
     "append_x_forwarded_port",
     "append_local_overload",
     "add_proxy_protocol_connection_state",
+    "stream_flush_timeout",
+    "drain_timeout_jitter",
+    "forward_client_cert_matcher",
+    "forward_proto_config",
+    "record_route_resolution_stats",
 ];
 
 /// `config.core.v3.HttpProtocolOptions` fields weir does not support yet.
@@ -124,6 +132,7 @@ const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
     "max_response_headers_kb",
     "max_stream_duration",
     "headers_with_underscores_action",
+    "max_connection_duration_jitter",
 ];
 
 /// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
@@ -137,6 +146,7 @@ const ROUTER_ENVOY: &[&str] = &[
     "respect_expected_rq_timeout",
     "suppress_grpc_request_failure_code_stats",
     "upstream_http_filters",
+    "reject_connect_request_early_data",
 ];
 
 /// Envoy's default `max_request_headers_kb`.
@@ -156,50 +166,65 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>], clusters: &ClusterNames
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
-        let Some((listener, named)) = read(cx, item, i, clusters) else {
+        // Names and addresses are checked even for a listener with errors of its own, so that
+        // one run reports everything.
+        let Some(Read {
+            listener,
+            name,
+            named,
+            address,
+        }) = read(cx, item, i, clusters)
+        else {
             continue;
         };
-        if let Some(first) = names.get(&listener.name) {
+        if let Some(first) = names.get(&name) {
             if named {
                 cx.error(
                     &join(&item.path, "name"),
                     format!(
-                        "duplicate listener name `{}` (also the name of listeners[{first}])",
-                        listener.name
+                        "duplicate listener name `{name}` (also the name of listeners[{first}])"
                     ),
                 );
             } else {
                 cx.error(
                     &item.path,
                     format!(
-                        "this listener's default name `{}` is already the name of listeners[{first}]; give it a `name`",
-                        listener.name
+                        "this listener's default name `{name}` is already the name of listeners[{first}]; give it a `name`"
                     ),
                 );
             }
         } else {
-            names.insert(listener.name.clone(), i);
+            names.insert(name, i);
         }
-        if listener.address.port() != 0 {
-            if let Some(first) = addresses.get(&listener.address) {
+        if let Some(address) = address
+            && address.port() != 0
+        {
+            if let Some(first) = addresses.get(&address) {
                 cx.error(
                     &join(&item.path, "address"),
-                    format!(
-                        "{} is also the address of listeners[{first}]",
-                        listener.address
-                    ),
+                    format!("{address} is also the address of listeners[{first}]"),
                 );
             } else {
-                addresses.insert(listener.address, i);
+                addresses.insert(address, i);
             }
         }
-        listeners.push(listener);
+        listeners.extend(listener);
     }
     listeners
 }
 
-/// One listener, and whether its name was given (rather than defaulted).
-fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option<(Listener, bool)> {
+/// A listener as read: the listener if it is valid, and what [`read_all`] compares across
+/// listeners whether it is valid or not.
+struct Read {
+    listener: Option<Listener>,
+    name: String,
+    /// Whether the name was given (rather than defaulted).
+    named: bool,
+    address: Option<SocketAddr>,
+}
+
+/// One listener; `None` (with an error) only when it is not an object.
+fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option<Read> {
     let mut o = Obj::new(cx, f, LISTENER_ENVOY)?;
     let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
     let address = o
@@ -219,24 +244,25 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
     let mut chains = Some(Vec::with_capacity(chain_items.len()));
     let mut read_chains = Vec::new();
     for (j, item) in chain_items.iter().enumerate() {
-        match filter_chain(cx, item, format!("{name}/{j}"), clusters, false) {
-            Some((chain, named)) => {
-                read_chains.push(ChainKey {
-                    index: j,
-                    destination_port: chain.destination_port,
-                    name: named.then(|| chain.name.clone()),
-                });
-                if let Some(list) = &mut chains {
-                    list.push(chain);
-                }
-            }
-            None => chains = None,
+        let Some(read) = filter_chain(cx, item, format!("{name}/{j}"), clusters, false) else {
+            chains = None;
+            continue;
+        };
+        read_chains.push(ChainKey {
+            index: j,
+            destination_port: read.destination_port,
+            name: read.name,
+        });
+        match (read.chain, &mut chains) {
+            (Some(chain), Some(list)) => list.push(chain),
+            _ => chains = None,
         }
     }
     let default_field = o.get(cx, "default_filter_chain");
     let default_filter_chain = match &default_field {
         Some(d) => filter_chain(cx, d, format!("{name}/default"), clusters, true)
-            .map(|(chain, _)| Some(chain)),
+            .and_then(|read| read.chain)
+            .map(Some),
         None => Some(None),
     };
     let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
@@ -255,25 +281,41 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
     }
     check_chains(cx, &chain_items, &read_chains);
 
-    Some((
-        Listener {
-            name,
+    let listener = (|| {
+        Some(Listener {
+            name: name.clone(),
             address: address?,
             filter_chains: chains?,
             default_filter_chain: default_filter_chain?,
             per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
-        },
+        })
+    })();
+    Some(Read {
+        listener,
+        name,
         named,
-    ))
+        address,
+    })
 }
 
 /// What [`check_chains`] compares between a listener's filter chains.
 struct ChainKey {
     /// Position in `filter_chains`.
     index: usize,
-    /// `filter_chain_match.destination_port`.
-    destination_port: Option<u16>,
+    /// `filter_chain_match.destination_port`; `None` when the match could not be read (an
+    /// unsupported or invalid field), so nothing can be said about what it matches.
+    destination_port: Option<Option<u16>>,
     /// The chain's name, if given (default names are unique by construction).
+    name: Option<String>,
+}
+
+/// A filter chain as read: the chain if it is valid, and what [`check_chains`] compares
+/// whether it is valid or not.
+struct ChainRead {
+    chain: Option<FilterChain>,
+    /// As [`ChainKey::destination_port`].
+    destination_port: Option<Option<u16>>,
+    /// The name, if given.
     name: Option<String>,
 }
 
@@ -284,9 +326,15 @@ fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for chain in chains {
         let item = &items[chain.index];
-        match by_port.get(&chain.destination_port) {
+        // A match that could not be read was reported already; comparing it would claim an
+        // overlap nobody knows of.
+        let Some(destination_port) = chain.destination_port else {
+            check_name(cx, item, chain, &mut by_name);
+            continue;
+        };
+        match by_port.get(&destination_port) {
             Some(first) => {
-                let (path, what) = match chain.destination_port {
+                let (path, what) = match destination_port {
                     Some(port) => (
                         join(&item.path, "filter_chain_match"),
                         format!("destination_port {port}"),
@@ -302,33 +350,43 @@ fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
                 );
             }
             None => {
-                by_port.insert(chain.destination_port, chain.index);
+                by_port.insert(destination_port, chain.index);
             }
         }
-        if let Some(name) = &chain.name {
-            match by_name.get(name.as_str()) {
-                Some(first) => cx.error(
-                    &join(&item.path, "name"),
-                    format!(
-                        "duplicate filter chain name `{name}` (also the name of filter_chains[{first}])"
-                    ),
+        check_name(cx, item, chain, &mut by_name);
+    }
+}
+
+/// Reports a chain whose given name an earlier chain has.
+fn check_name<'c>(
+    cx: &mut Cx,
+    item: &Field<'_>,
+    chain: &'c ChainKey,
+    by_name: &mut HashMap<&'c str, usize>,
+) {
+    if let Some(name) = &chain.name {
+        match by_name.get(name.as_str()) {
+            Some(first) => cx.error(
+                &join(&item.path, "name"),
+                format!(
+                    "duplicate filter chain name `{name}` (also the name of filter_chains[{first}])"
                 ),
-                None => {
-                    by_name.insert(name, chain.index);
-                }
+            ),
+            None => {
+                by_name.insert(name, chain.index);
             }
         }
     }
 }
 
-/// One filter chain (or the default one), and whether its name was given.
+/// One filter chain (or the default one); `None` (with an error) only when it is not an object.
 fn filter_chain(
     cx: &mut Cx,
     f: &Field<'_>,
     default_name: String,
     clusters: &ClusterNames,
     is_default: bool,
-) -> Option<(FilterChain, bool)> {
+) -> Option<ChainRead> {
     let mut o = Obj::new(cx, f, FILTER_CHAIN_ENVOY)?;
     let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
     let destination_port = if is_default {
@@ -355,15 +413,19 @@ fn filter_chain(
         }
     };
     o.finish(cx);
-    let named = given_name.is_some();
-    Some((
-        FilterChain {
-            name: given_name.unwrap_or(default_name),
-            destination_port: destination_port?,
-            http_connection_manager: hcm?,
-        },
-        named,
-    ))
+    let chain = match (destination_port, hcm) {
+        (Some(destination_port), Some(hcm)) => Some(FilterChain {
+            name: given_name.clone().unwrap_or(default_name),
+            destination_port,
+            http_connection_manager: hcm,
+        }),
+        _ => None,
+    };
+    Some(ChainRead {
+        chain,
+        destination_port,
+        name: given_name,
+    })
 }
 
 /// `filter_chain_match`: only `destination_port` so far.
@@ -382,8 +444,9 @@ fn filter_chain_match(cx: &mut Cx, f: &Field<'_>) -> Option<Option<u16>> {
         }),
         None => Some(None),
     };
-    o.finish(cx);
-    port
+    // With a field weir lacks (reported), the match is not just its destination port.
+    let complete = o.finish(cx);
+    port.filter(|_| complete)
 }
 
 /// `filters[]`: exactly one, the HTTP connection manager.
@@ -449,6 +512,72 @@ pub(crate) fn type_url(cx: &mut Cx, typed_config: &Field<'_>) -> Option<String> 
     }
 }
 
+/// The type names of Envoy's `TypedStruct`, which carries a typed config as a plain struct.
+const TYPED_STRUCT_NAMES: [&str; 2] = ["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"];
+
+/// An empty message: the `value` of a `TypedStruct` that has none.
+static EMPTY_MESSAGE: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::Value::Object(serde_json::Map::new()));
+
+/// A `typed_config` opened: its type and the message to read as that type.
+pub(crate) struct Typed<'v> {
+    /// The type URL (`type.googleapis.com/envoy…`).
+    pub(crate) url: String,
+    /// Where the type URL is written, for errors about it (`….@type`, or `….type_url`).
+    pub(crate) url_path: String,
+    /// The message: the `typed_config` itself (whose `@type` its reader marks used), or a
+    /// `TypedStruct`'s `value`.
+    pub(crate) message: Field<'v>,
+}
+
+/// Opens a `typed_config`. A `TypedStruct` (`udpa.type.v1.TypedStruct` or
+/// `xds.type.v3.TypedStruct`: `type_url` and a `value` struct) is read as the type it names,
+/// as Envoy reads it; its `value` may be absent (an empty message) and holds no `@type`.
+pub(crate) fn open_typed_config<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<Typed<'v>> {
+    let url = type_url(cx, f)?;
+    if !TYPED_STRUCT_NAMES.contains(&type_name(&url)) {
+        return Some(Typed {
+            url,
+            url_path: join(&f.path, "@type"),
+            message: f.clone(),
+        });
+    }
+    let mut o = Obj::new(cx, f, &[])?;
+    o.get(cx, "@type");
+    let inner = o.required_string(cx, "type_url");
+    let value = o.get(cx, "value");
+    o.finish(cx);
+    let message = match value {
+        Some(v) if !v.value.is_object() => {
+            // Let the reader say what it found.
+            Obj::new(cx, &v, &[]);
+            return None;
+        }
+        Some(v) => {
+            if let Some(key) = ["@type", "@Type"]
+                .iter()
+                .find(|k| v.value.get(**k).is_some())
+            {
+                cx.error(
+                    &join(&v.path, key),
+                    "a TypedStruct's `value` takes no `@type`: `type_url` names its type",
+                );
+                return None;
+            }
+            v
+        }
+        None => Field {
+            value: &EMPTY_MESSAGE,
+            path: join(&f.path, "value"),
+        },
+    };
+    Some(Typed {
+        url: inner?,
+        url_path: join(&f.path, "type_url"),
+        message,
+    })
+}
+
 /// One `filters[]` entry: `name` and a `typed_config` that must be the HTTP connection manager.
 fn network_filter(
     cx: &mut Cx,
@@ -493,18 +622,15 @@ fn http_connection_manager(
     let stat_prefix = o.required_string(cx, "stat_prefix");
     let codec_type = match o.get(cx, "codec_type") {
         Some(c) => {
-            let codec = c.enumeration(
+            let codec = c.enumeration_subset(
                 cx,
                 "codec_type",
                 &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
+                &["AUTO", "HTTP1"],
             );
             match codec {
-                Some("AUTO") => Some(CodecType::Auto),
                 Some("HTTP1") => Some(CodecType::Http1),
-                Some(other) => {
-                    cx.error(&c.path, format!("{other} is not supported yet"));
-                    None
-                }
+                Some(_) => Some(CodecType::Auto),
                 None => None,
             }
         }
@@ -714,12 +840,12 @@ fn typed_filter<'v>(
         cx.error(&join(&f.path, "typed_config"), missing);
         return None;
     };
-    let url = type_url(cx, &typed_config)?;
-    if type_name(&url) != type_name(want) {
-        cx.error(&join(&typed_config.path, "@type"), unsupported(&url));
+    let typed = open_typed_config(cx, &typed_config)?;
+    if type_name(&typed.url) != type_name(want) {
+        cx.error(&typed.url_path, unsupported(&typed.url));
         return None;
     }
-    Some((name, typed_config))
+    Some((name, typed.message))
 }
 
 /// One `http_filters[]` entry; only the router so far.

@@ -24,6 +24,9 @@ pub struct Bootstrap {
     pub weir: WeirSettings,
     /// The document as loaded (YAML read as JSON), for `/config_dump`.
     pub source: serde_json::Value,
+    /// What is allowed but probably not meant (a key given twice in one mapping), each
+    /// naming its path; `weir validate` prints them and `weir -c` logs them.
+    pub warnings: Vec<crate::ConfigError>,
 }
 
 /// `overload_manager`, as far as weir implements it.

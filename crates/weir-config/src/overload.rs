@@ -43,22 +43,22 @@ fn resource_monitor(cx: &mut Cx, f: &Field<'_>) -> Option<u64> {
     let _name = o.required_string(cx, "name");
     let typed = o.required(cx, "typed_config");
     o.finish(cx);
-    let typed = typed?;
-    let mut t = Obj::new(cx, &typed, &[])?;
-    let url = t.required_string(cx, "@type");
+    let typed = crate::listener::open_typed_config(cx, &typed?)?;
+    let mut t = Obj::new(cx, &typed.message, &[])?;
+    t.get(cx, "@type");
     let max = t.get(cx, "max_active_downstream_connections");
     t.finish(cx);
-    let url = url?;
+    let url = typed.url;
     if url != DOWNSTREAM_CONNECTIONS_TYPE {
         cx.error(
-            &join(&typed.path, "@type"),
+            &typed.url_path,
             format!("resource monitor `{url}` is not supported yet (weir supports {DOWNSTREAM_CONNECTIONS_TYPE})"),
         );
         return None;
     }
     let Some(max) = max else {
         cx.error(
-            &join(&typed.path, "max_active_downstream_connections"),
+            &join(&typed.message.path, "max_active_downstream_connections"),
             "`max_active_downstream_connections` is required",
         );
         return None;

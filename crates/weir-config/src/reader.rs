@@ -238,36 +238,59 @@ impl<'v> Field<'v> {
         }
     }
 
-    /// An enum: its name (or, as proto3 JSON allows, its number) from `values`, returning the
-    /// name. `what` names the enum in the error, e.g. `lb_policy`.
+    /// An enum weir supports in full: its name (or, as proto3 JSON allows, its number) from
+    /// `values`, returning the name. `what` names the enum in the error, e.g. `append_action`.
     pub(crate) fn enumeration(
         &self,
         cx: &mut Cx,
         what: &str,
         values: &[(&'static str, u64)],
     ) -> Option<&'static str> {
+        let all: Vec<&str> = values.iter().map(|(name, _)| *name).collect();
+        self.enumeration_subset(cx, what, values, &all)
+    }
+
+    /// An enum of which weir supports only `supported`: Envoy's `values` are recognised (an
+    /// Envoy value weir lacks is "not supported yet", not "invalid"), and an error lists only
+    /// what weir supports. Names match in any case, as Envoy's JSON parser retries a name it
+    /// does not know in upper case (`round_robin`, `Static`).
+    pub(crate) fn enumeration_subset(
+        &self,
+        cx: &mut Cx,
+        what: &str,
+        values: &[(&'static str, u64)],
+        supported: &[&str],
+    ) -> Option<&'static str> {
         let found = match self.value {
-            Value::String(s) => values.iter().find(|(name, _)| name == s),
+            Value::String(s) => values.iter().find(|(name, _)| name == s).or_else(|| {
+                let upper = s.to_ascii_uppercase();
+                values.iter().find(|(name, _)| *name == upper)
+            }),
             Value::Number(n) => values.iter().find(|(_, num)| n.as_u64() == Some(*num)),
             _ => None,
         };
-        if let Some((name, _)) = found {
-            return Some(name);
+        match found {
+            Some((name, _)) if supported.contains(name) => Some(name),
+            Some((name, _)) => {
+                cx.error(&self.path, format!("{name} is not supported yet"));
+                None
+            }
+            None => {
+                let shown = match self.value {
+                    Value::String(s) => format!("`{s}`"),
+                    other => describe(other),
+                };
+                let expected = match supported {
+                    [only] => format!("expected {only}"),
+                    _ => format!("expected one of {}", supported.join(", ")),
+                };
+                cx.error(
+                    &self.path,
+                    format!("{shown} is not a valid {what}; {expected}"),
+                );
+                None
+            }
         }
-        let expected = values
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let shown = match self.value {
-            Value::String(s) => format!("`{s}`"),
-            other => describe(other),
-        };
-        cx.error(
-            &self.path,
-            format!("{shown} is not a valid {what}; expected one of {expected}"),
-        );
-        None
     }
 }
 
@@ -495,12 +518,16 @@ impl<'v> Obj<'v> {
     /// Reports every field nobody asked for; returns whether there were none.
     pub(crate) fn finish(self, cx: &mut Cx) -> bool {
         let before = cx.errors.len();
-        for key in self.map.keys() {
+        for (key, value) in self.map {
             if self.used.contains(&key.as_str()) {
                 continue;
             }
             let path = join(&self.path, key);
             let snake = to_snake(key);
+            if value.is_null() && self.envoy_only.contains(&snake.as_str()) {
+                // proto3 JSON's "not set": an Envoy field left unset needs no support.
+                continue;
+            }
             if let Some(message) = special_message(&snake) {
                 cx.error(&path, message);
             } else if self.envoy_only.contains(&snake.as_str()) {

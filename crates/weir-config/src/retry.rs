@@ -15,6 +15,7 @@ const RETRY_POLICY_ENVOY: &[&str] = &[
     "retriable_headers",
     "retriable_request_headers",
     "per_try_idle_timeout",
+    "refresh_cluster_on_retry",
 ];
 
 /// Envoy's default `retry_back_off.base_interval`.

@@ -25,6 +25,8 @@ const ROUTE_CONFIG_ENVOY: &[&str] = &[
     "ignore_path_parameters_in_path_matching",
     "typed_per_filter_config",
     "metadata",
+    "vhost_header",
+    "route_specifiers",
 ];
 
 /// `config.route.v3.VirtualHost` fields weir does not support yet.
@@ -43,6 +45,8 @@ const VIRTUAL_HOST_ENVOY: &[&str] = &[
     "per_request_buffer_limit_bytes",
     "request_mirror_policies",
     "metadata",
+    "request_body_buffer_limit",
+    "route_specifiers",
 ];
 
 /// `config.route.v3.Route` fields weir does not support yet.
@@ -55,6 +59,8 @@ const ROUTE_ENVOY: &[&str] = &[
     "tracing",
     "per_request_buffer_limit_bytes",
     "stat_prefix",
+    "request_body_buffer_limit",
+    "route_specifiers",
 ];
 
 /// `config.route.v3.RouteMatch` fields weir does not support yet.
@@ -101,6 +107,9 @@ const ROUTE_ACTION_ENVOY: &[&str] = &[
     "max_internal_redirects",
     "hedge_policy",
     "max_stream_duration",
+    "path_rewrite",
+    "host_rewrite",
+    "flush_timeout",
 ];
 
 /// `config.route.v3.WeightedCluster.ClusterWeight` fields weir does not support yet.
@@ -715,7 +724,7 @@ fn cluster_weight(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<(usiz
 
 /// `direct_response`.
 fn direct_response(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<RouteAction> {
-    let mut o = Obj::new(cx, f, &[])?;
+    let mut o = Obj::new(cx, f, &["body_format"])?;
     let status = o.required(cx, "status").and_then(|s| {
         let code = s.u32(cx)?;
         match u16::try_from(code) {
@@ -807,7 +816,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 /// `redirect` (`config.route.v3.RedirectAction`).
 fn redirect_action(cx: &mut Cx, f: &Field<'_>) -> Option<RedirectAction> {
-    let mut o = Obj::new(cx, f, &["regex_rewrite"])?;
+    let mut o = Obj::new(cx, f, &["regex_rewrite", "path_rewrite"])?;
     let mut ok = true;
     let https = o.get(cx, "https_redirect");
     let scheme_field = o.get(cx, "scheme_redirect");

@@ -82,7 +82,7 @@ fn one(log: Value) -> AccessLog {
 fn errors(logs: Value) -> Vec<String> {
     match weir_config::parse(&config(logs).to_string()) {
         Ok(_) => panic!("config should not parse"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -15,7 +15,7 @@ fn ok(text: &str) -> Bootstrap {
 fn errs(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(_) => panic!("config should not parse:\n{text}"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
 }
 

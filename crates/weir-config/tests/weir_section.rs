@@ -7,7 +7,7 @@ const BASE: &str = "static_resources: {}\n";
 fn errors(yaml: &str) -> Vec<String> {
     match parse(yaml) {
         Ok(_) => Vec::new(),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
 }
 

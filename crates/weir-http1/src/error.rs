@@ -19,6 +19,9 @@ pub enum Error {
     /// The request line alone is longer than
     /// [`Limits::max_head_bytes`](crate::Limits::max_head_bytes).
     UriTooLong,
+    /// The method alone (no space yet) fills
+    /// [`Limits::max_head_bytes`](crate::Limits::max_head_bytes): a bad request, not a long URI.
+    MethodTooLong,
     /// A trailer section longer than [`Limits::max_head_bytes`](crate::Limits::max_head_bytes).
     TrailersTooLarge,
     /// A chunk-size line (with extensions) longer than [`MAX_CHUNK_LINE`](crate::MAX_CHUNK_LINE).
@@ -65,6 +68,9 @@ pub enum Error {
     MultipleHosts,
     /// A `Host` header that is not `host [":" port]`, or that holds a comma (a list of hosts).
     InvalidHost,
+    /// An empty `Host` header on a request whose target names no authority (origin-form or
+    /// `*`): an `http` URI always has a host, so nothing says where the request is for.
+    EmptyHost,
     /// A `Connection` header that names `content-length`, `transfer-encoding` or `host`.
     ConnectionNamesFramingHeader,
 
@@ -129,6 +135,7 @@ impl Error {
             | Error::WhitespaceBeforeColon
             | Error::InvalidRequestLine
             | Error::InvalidMethod
+            | Error::MethodTooLong
             | Error::InvalidTarget
             | Error::InvalidVersion
             | Error::InvalidStatusLine
@@ -138,6 +145,7 @@ impl Error {
             | Error::MissingHost
             | Error::MultipleHosts
             | Error::InvalidHost
+            | Error::EmptyHost
             | Error::ConnectionNamesFramingHeader
             | Error::ContentLengthAndTransferEncoding
             | Error::DifferentContentLengths
@@ -171,6 +179,7 @@ impl Error {
             Error::WhitespaceBeforeColon => "whitespace between field name and colon",
             Error::InvalidRequestLine => "invalid request line",
             Error::InvalidMethod => "invalid method",
+            Error::MethodTooLong => "method too long",
             Error::InvalidTarget => "invalid request target",
             Error::InvalidVersion => "invalid http version",
             Error::UnsupportedVersion => "unsupported http version",
@@ -181,6 +190,7 @@ impl Error {
             Error::MissingHost => "missing host",
             Error::MultipleHosts => "more than one host",
             Error::InvalidHost => "invalid host",
+            Error::EmptyHost => "empty host",
             Error::ConnectionNamesFramingHeader => "connection header names a framing header",
             Error::ContentLengthAndTransferEncoding => "both content-length and transfer-encoding",
             Error::DifferentContentLengths => "different content-length values",

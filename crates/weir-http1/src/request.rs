@@ -297,10 +297,16 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
         0 | 1 => {}
         _ => return Err(Error::MultipleHosts),
     }
-    if let Some(host) = &fields.host
-        && !framing::valid_host(host)
-    {
-        return Err(Error::InvalidHost);
+    if let Some(host) = &fields.host {
+        if !framing::valid_host(host) {
+            return Err(Error::InvalidHost);
+        }
+        // An empty Host is allowed only where the target carries the authority (absolute-
+        // and authority-form, RFC 9112 §3.2.2).
+        let target: &[u8] = &head.target;
+        if host.is_empty() && (target.first() == Some(&b'/') || target == b"*") {
+            return Err(Error::EmptyHost);
+        }
     }
     let body = match (fields.chunked, fields.content_length) {
         (true, _) => BodyKind::Chunked,

@@ -96,7 +96,7 @@ impl BlockScanner {
             match window.get(at + 1) {
                 None => {
                     self.scanned = at as u32;
-                    return self.incomplete(buf.len(), limit);
+                    return self.incomplete(window, buf.len(), limit);
                 }
                 Some(b'\n') => {}
                 Some(_) => return Err(Error::BareCr),
@@ -114,16 +114,31 @@ impl BlockScanner {
             }
         }
         self.scanned = window.len() as u32;
-        self.incomplete(buf.len(), limit)
+        self.incomplete(window, buf.len(), limit)
     }
 
-    /// No end found in the window: wait for more bytes, or fail if the window is the limit.
-    fn incomplete(&self, buffered: usize, limit: usize) -> Result<Option<Block>, Error> {
+    /// No end found in `window`: wait for more bytes, or fail if the window is the limit. A
+    /// request line over the limit is a target too long (414) unless no space has come yet:
+    /// then the method alone fills the limit, and a method is not a URI (400).
+    fn incomplete(
+        &self,
+        window: &[u8],
+        buffered: usize,
+        limit: usize,
+    ) -> Result<Option<Block>, Error> {
         if buffered < limit || buffered == 0 {
             return Ok(None);
         }
         Err(match self.kind {
-            BlockKind::RequestHead if self.start_line_len.is_none() => Error::UriTooLong,
+            BlockKind::RequestHead if self.start_line_len.is_none() => {
+                // Leading empty lines (which a server skips) are not part of the method.
+                let line = &window[self.line_start as usize..];
+                if memchr::memchr(b' ', line).is_none() {
+                    Error::MethodTooLong
+                } else {
+                    Error::UriTooLong
+                }
+            }
             BlockKind::RequestHead | BlockKind::ResponseHead => Error::HeadTooLarge,
             BlockKind::Trailers => Error::TrailersTooLarge,
         })

@@ -99,6 +99,11 @@ fn request_cases() -> Vec<(String, Error)> {
         ("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n".into(), InvalidHost),
         ("GET / HTTP/1.1\r\nHost: a,b\r\n\r\n".into(), InvalidHost),
         ("GET / HTTP/1.1\r\nHost: a, b\r\n\r\n".into(), InvalidHost),
+        // An empty Host where the target names no authority: nothing says where it is for.
+        ("GET / HTTP/1.1\r\nHost:\r\n\r\n".into(), EmptyHost),
+        ("GET / HTTP/1.1\r\nHost:   \r\n\r\n".into(), EmptyHost),
+        ("GET / HTTP/1.0\r\nHost:\r\n\r\n".into(), EmptyHost),
+        ("OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n".into(), EmptyHost),
         (line("GET http://a,b/ HTTP/1.1"), InvalidTarget),
         // ---- connection
         (
@@ -315,6 +320,8 @@ fn statuses() {
         (TooManyHeaders, 431),
         (TrailersTooLarge, 431),
         (UriTooLong, 414),
+        (MethodTooLong, 400),
+        (EmptyHost, 400),
         (UnsupportedVersion, 505),
         (UnsupportedTransferCoding, 501),
         (BareLf, 400),

@@ -101,6 +101,36 @@ fn head_fed_byte_by_byte_is_scanned_once() {
 }
 
 #[test]
+fn a_method_that_fills_the_limit_is_a_bad_request_not_a_long_uri() {
+    // 100 KB of method and nothing else yet, fed in pieces.
+    let method = "A".repeat(100 * 1024);
+    let chunks: Vec<&[u8]> = method.as_bytes().chunks(4096).collect();
+    let out = run(
+        Server(RequestDecoder::new(limits(128, 100))),
+        &chunks,
+        false,
+    );
+    assert_eq!(out.error, Some(Error::MethodTooLong));
+    assert_eq!(Error::MethodTooLong.status(), 400);
+    // Empty lines before it (which a server skips) do not count as a space.
+    let line = format!("\r\n\r\n{}", "A".repeat(200));
+    let out = run(
+        Server(RequestDecoder::new(limits(128, 100))),
+        &[line.as_bytes()],
+        false,
+    );
+    assert_eq!(out.error, Some(Error::MethodTooLong));
+    // Once a space has come, the rest of an over-long line is the target: 414.
+    let line = format!("GET /{}", "a".repeat(200));
+    let out = run(
+        Server(RequestDecoder::new(limits(128, 100))),
+        &[line.as_bytes()],
+        false,
+    );
+    assert_eq!(out.error, Some(Error::UriTooLong));
+}
+
+#[test]
 fn request_line_over_the_limit_is_uri_too_long() {
     let line = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(200));
     let out = run(
@@ -255,7 +285,7 @@ fn zero_limits_reject_without_panicking() {
     let mut buf = BytesMut::new();
     assert_eq!(dec.decode(&mut buf), Ok(None));
     buf.extend_from_slice(b"G");
-    assert_eq!(dec.decode(&mut buf), Err(Error::UriTooLong));
+    assert_eq!(dec.decode(&mut buf), Err(Error::MethodTooLong));
     let mut dec = RequestDecoder::new(limits(1024, 0));
     let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
     assert_eq!(dec.decode(&mut buf), Err(Error::TooManyHeaders));

@@ -147,9 +147,10 @@ fn valid_cases() -> Vec<Case> {
             vec![H(Rq("GET", "/", Http11, Empty, true)), E],
         ),
         (
-            "empty host",
-            "GET / HTTP/1.1\r\nHost:\r\n\r\n",
-            vec![H(Rq("GET", "/", Http11, Empty, true)), E],
+            // The target names the authority; the empty Host is ignored (RFC 9112 §3.2.2).
+            "empty host with an absolute-form target",
+            "GET http://example.com/ HTTP/1.1\r\nHost:\r\n\r\n",
+            vec![H(Rq("GET", "http://example.com/", Http11, Empty, true)), E],
         ),
         (
             "extension method and obs-text value",

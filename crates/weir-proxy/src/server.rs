@@ -21,7 +21,7 @@ use crate::access_log::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogsAdmin};
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
 use crate::network::Network;
-use crate::network::listener::bind;
+use crate::network::listener::{bind, check_free};
 use crate::recorder::Recorder;
 use crate::snapshot::Snapshot;
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
@@ -238,6 +238,18 @@ impl Server {
         let mut listeners = Vec::new();
         for runtime in &snapshot.listeners {
             let mut address = runtime.address;
+            // Our workers share the port through SO_REUSEPORT; another process must not.
+            check_free(address).map_err(|e| {
+                let why = if e.kind() == io::ErrorKind::AddrInUse {
+                    "address in use: another process already listens on it".to_owned()
+                } else {
+                    e.to_string()
+                };
+                io::Error::new(
+                    e.kind(),
+                    format!("listener {} on {address}: {why}", runtime.name),
+                )
+            })?;
             for slots in bound.iter_mut() {
                 let socket = bind(address).map_err(|e| {
                     io::Error::new(

@@ -619,5 +619,17 @@ fn limits_on_header_count_and_request_line() {
     assert_eq!(client.read_response(false).status, 414);
     client.expect_closed();
 
+    // A method that fills the limit is not a long URI: 400.
+    let mut client = proxy.client();
+    client.send("M".repeat(100 * 1024));
+    assert_eq!(client.read_response(false).status, 400);
+    client.expect_closed();
+
+    // An empty Host on an origin-form request names no authority: 400.
+    let mut client = proxy.client();
+    client.send("GET / HTTP/1.1\r\nHost:\r\n\r\n");
+    assert_eq!(client.read_response(false).status, 400);
+    client.expect_closed();
+
     assert_eq!(origin.accepted(), 0);
 }

@@ -58,8 +58,8 @@ pub(crate) struct CommonArgs {
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    /// Log level, by Envoy's names: trace, debug, info, warning (or warn), error, critical, off.
+    #[arg(short = 'l', long = "log-level", default_value = "info", value_parser = parse_log_level)]
     log_level: String,
     /// Seconds a drain (SIGTERM/SIGINT) waits for in-flight requests.
     #[arg(long = "drain-time-s", default_value_t = 10)]
@@ -99,6 +99,19 @@ impl CommonArgs {
             options.concurrency = n.max(1);
         }
         options
+    }
+}
+
+/// Envoy's log level names, as `--log-level` takes them.
+const LOG_LEVELS: [&str; 8] = [
+    "trace", "debug", "info", "warning", "warn", "error", "critical", "off",
+];
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    if LOG_LEVELS.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("expected one of {}", LOG_LEVELS.join(", ")))
     }
 }
 
@@ -176,6 +189,9 @@ fn main() -> ExitCode {
 fn validate(path: &std::path::Path) -> ExitCode {
     match weir_config::load(path) {
         Ok(bootstrap) => {
+            for warning in &bootstrap.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: valid ({} listener(s), {} cluster(s))",
                 path.display(),
@@ -194,7 +210,12 @@ fn validate(path: &std::path::Path) -> ExitCode {
 
 fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode {
     let bootstrap = match weir_config::load(path) {
-        Ok(b) => b,
+        Ok(b) => {
+            for warning in &b.warnings {
+                tracing::warn!(config = %path.display(), "{warning}");
+            }
+            b
+        }
         Err(errors) => {
             eprintln!("{}: invalid", path.display());
             eprintln!("{errors}");
@@ -238,4 +259,21 @@ fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode
         }
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_levels_are_envoys() {
+        for level in LOG_LEVELS {
+            assert_eq!(parse_log_level(level).as_deref(), Ok(level));
+            // Every one is a level `tracing` knows.
+            tracing_subscriber::EnvFilter::try_new(tracing_level(level)).unwrap();
+        }
+        for bad in ["loud", "INFO", "warnings", "", "weir=debug"] {
+            assert!(parse_log_level(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -355,3 +355,31 @@ fn run_without_a_config_is_a_usage_error() {
     assert_eq!(ran.code(), Some(2), "{ran}");
     assert!(ran.stderr.contains("no config given"), "{ran}");
 }
+
+#[test]
+fn a_second_weir_on_a_port_another_weir_listens_on_fails_clearly() {
+    let origin: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    // The first one shares its port between its two workers through SO_REUSEPORT.
+    let first = support::Weir::start(&support::proxy_config(origin), &["--concurrency", "2"]);
+    let port = first.addr().port();
+    let config = support::proxy_config(origin);
+    let listener = "    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n    filter_chains:";
+    assert_eq!(config.matches(listener).count(), 1);
+    let config = config.replace(
+        listener,
+        &listener.replace("port_value: 0", &format!("port_value: {port}")),
+    );
+    let file = support::TempFile::new("second.yaml", config);
+    let ran = support::run_weir(
+        &["-c", &file.path().to_string_lossy()],
+        std::time::Duration::from_secs(15),
+    );
+    assert_eq!(ran.code(), Some(1), "{ran}");
+    assert!(
+        ran.stderr.contains(&format!(
+            "listener ingress on 127.0.0.1:{port}: address in use: another process already listens on it"
+        )),
+        "{ran}"
+    );
+    drop(first);
+}

@@ -284,3 +284,36 @@ fn json_config_errors_name_the_path_too() {
         "{ran}"
     );
 }
+
+#[test]
+fn a_repeated_key_is_valid_with_a_warning_naming_its_path() {
+    let file = TempFile::new(
+        "repeated.yaml",
+        edit(
+            "connect_timeout: 1s",
+            "connect_timeout: 1s\n    connect_timeout: 2s",
+        ),
+    );
+    let ran = validate(&file);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    assert!(ran.stdout.contains(": valid ("), "{ran}");
+    assert_eq!(
+        ran.stderr.trim(),
+        "warning: static_resources.clusters[0].connect_timeout: this key is given more than once \
+         in its mapping; the last value is used (as Envoy does) and the others are ignored",
+        "{ran}"
+    );
+}
+
+#[test]
+fn an_unknown_log_level_is_refused_before_anything_starts() {
+    let file = TempFile::new("ok.yaml", BASE);
+    let path = file.path().to_string_lossy().to_string();
+    let ran = run_weir(&["--log-level", "loud", "-c", &path], WAIT);
+    assert_eq!(ran.code(), Some(2), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("expected one of trace, debug, info, warning, warn, error, critical, off"),
+        "{ran}"
+    );
+}

@@ -43,6 +43,28 @@ pub(crate) fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
+/// Fails with `AddrInUse` when another socket is bound to `address`, even one with
+/// SO_REUSEPORT (another weir): binding once without SO_REUSEPORT cannot share the port. Called
+/// before a listener's workers bind it with SO_REUSEPORT, so that a second weir on the same port
+/// fails instead of silently taking half the connections. The probe socket is closed at once.
+pub(crate) fn check_free(address: SocketAddr) -> io::Result<()> {
+    if address.port() == 0 {
+        // An ephemeral port is ours alone.
+        return Ok(());
+    }
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    // As the real bind: connections of an earlier run in TIME_WAIT do not hold the port.
+    socket.set_reuse_address(true)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&address.into())
+}
+
 impl Worker {
     /// Accepts until the queue is empty (or the per-round bound).
     pub(crate) fn accept(&mut self, index: usize) {
@@ -179,5 +201,25 @@ impl Worker {
                 ds.duration_timer = Some(timer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_reuseport_listener_holds_is_not_free() {
+        // What another weir holds: a listening socket with SO_REUSEPORT.
+        let other = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = other.local_addr().unwrap();
+        let e = check_free(address).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        // Without the check, a second SO_REUSEPORT bind succeeds: the silent sharing.
+        assert!(bind(address).is_ok());
+        drop(other);
+        // Once it is gone the port is free again, and port 0 always is.
+        check_free(address).unwrap();
+        check_free("127.0.0.1:0".parse().unwrap()).unwrap();
     }
 }

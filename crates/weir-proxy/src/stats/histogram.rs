@@ -119,7 +119,7 @@ impl Snapshot {
                 // Integer values in (low, high]: from low + 1 up to high.
                 let first = if i == 0 { 0.0 } else { low + 1.0 };
                 let frac = ((rank - before as f64) / n as f64).clamp(0.0, 1.0);
-                return Some(first + (high - first) * frac);
+                return Some(significant(first + (high - first) * frac));
             }
             before += n;
         }
@@ -167,6 +167,28 @@ fn bucket(value: u64) -> usize {
         return BUCKETS - 1;
     }
     101 + (e as usize - 1) * 90 + (m as usize - 10)
+}
+
+/// Significant digits a quantile keeps: its buckets are 1/90 of a decade wide, so more digits
+/// would be interpolation noise, and fewer keep `232.79999999999998` from being printed for
+/// 232.8 (the nearest double to a rounded decimal prints as that decimal).
+const SIGNIFICANT_DIGITS: i32 = 6;
+
+/// `v` rounded to [`SIGNIFICANT_DIGITS`] significant digits.
+fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = SIGNIFICANT_DIGITS - 1 - magnitude;
+    if decimals >= 0 {
+        let scale = 10f64.powi(decimals);
+        (v * scale).round() / scale
+    } else {
+        let scale = 10f64.powi(-decimals);
+        (v / scale).round() * scale
+    }
 }
 
 /// A bucket's range `(low, high]` (bucket 0 is `[0, 0]`, the last is open-ended).
@@ -250,6 +272,25 @@ mod tests {
         assert_eq!(snapshot(&[7, 7, 7]).quantile(50.0), Some(7.0));
         assert_eq!(snapshot(&[0, 0]).quantile(100.0), Some(0.0));
         assert_eq!(snapshot(&[]).quantile(50.0), None);
+    }
+
+    #[test]
+    fn quantiles_print_without_floating_point_noise() {
+        assert_eq!(format!("{}", significant(232.799_999_999_999_98)), "232.8");
+        assert_eq!(format!("{}", significant(0.1 + 0.2)), "0.3");
+        assert_eq!(format!("{}", significant(1_234_567.0)), "1234570");
+        assert_eq!(significant(7.0), 7.0);
+        // Every quantile of many shapes prints in at most 6 significant digits.
+        for top in [3u64, 17, 233, 999, 4_321, 65_536, 1_000_003] {
+            let values: Vec<u64> = (1..=top).step_by((top / 50).max(1) as usize).collect();
+            let s = snapshot(&values);
+            for p in QUANTILES {
+                let shown = format!("{}", s.quantile(p).unwrap());
+                let digits = shown.trim_start_matches(['0', '.']).replace('.', "");
+                let digits = digits.trim_end_matches('0');
+                assert!(digits.len() <= 6, "P{p} of 1..={top}: {shown}");
+            }
+        }
     }
 
     #[test]
