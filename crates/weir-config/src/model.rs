@@ -170,6 +170,9 @@ pub enum FilterConfig {
 pub struct Fraction {
     /// `numerator` scaled to a denominator of 1,000,000 (capped at 1,000,000).
     pub per_million: u32,
+    /// `denominator` as a number: 100, 10,000 or 1,000,000 (a fault's `-percentage` request
+    /// header is a numerator over it).
+    pub denominator: u32,
 }
 
 /// `envoy.extensions.filters.http.fault.v3.HTTPFault`.

@@ -65,7 +65,9 @@ impl Router {
     /// is rewritten in place.
     pub fn route(&mut self, table: usize, authority: &[u8], head: &mut RequestHead) -> Outcome {
         let table = &self.tables[table];
-        match router::route(table, authority, head, &mut self.rng) {
+        let route = table.find(authority, head);
+        let cluster = route.and_then(|r| router::pick_cluster(table, r, &mut self.rng));
+        match router::decide(table, route, cluster, authority, head) {
             Decision::Forward { route, cluster, .. } => Outcome::Forward {
                 vhost: route.vhost,
                 route: route.route,
@@ -83,5 +85,5 @@ impl Router {
 /// The connection manager's split of an absolute-form target (`http://authority/path?q` →
 /// authority, `/path?q`), as the router's caller uses it.
 pub fn absolute_form_split(target: &bytes::Bytes) -> Option<(bytes::Bytes, bytes::Bytes)> {
-    crate::http::conn_manager::absolute_form_split(target)
+    crate::http::stream::absolute_form_split(target)
 }

@@ -284,6 +284,7 @@ impl Server {
         });
         let layout = Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
+            http_faults: snapshot.http_faults.clone(),
             listeners: listeners.iter().map(|(_, a)| *a).collect(),
             clusters: snapshot
                 .bootstrap

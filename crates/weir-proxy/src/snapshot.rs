@@ -9,6 +9,7 @@ use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
 use weir_http1::Limits;
 
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
+use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
 
 /// See the module documentation.
@@ -17,6 +18,8 @@ pub(crate) struct Snapshot {
     pub(crate) listeners: Vec<ListenerRuntime>,
     /// Distinct HCM stat prefixes: chains sharing one share its stats, as in Envoy.
     pub(crate) http_prefixes: Vec<String>,
+    /// Per prefix: one of its HCMs has a fault filter.
+    pub(crate) http_faults: Vec<bool>,
 }
 
 /// A listener's compiled filter chains.
@@ -35,6 +38,8 @@ pub(crate) struct ChainRuntime {
     pub(crate) destination_port: Option<u16>,
     pub(crate) hcm: HttpConnectionManager,
     pub(crate) routes: RouteTable,
+    /// Its HTTP filters before the router.
+    pub(crate) filters: FilterChainSpec,
     pub(crate) limits: Limits,
     /// Its HCM's `http.<stat_prefix>.` scope in the worker's stats.
     pub(crate) stats: usize,
@@ -61,6 +66,7 @@ impl ChainRuntime {
             name: chain.name.as_str().into(),
             destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),
+            filters: FilterChainSpec::new(&hcm.http_filters),
             limits: Limits {
                 max_head_bytes: hcm.max_request_headers_bytes,
                 max_headers: hcm.max_headers_count,
@@ -99,10 +105,18 @@ impl Snapshot {
                 default,
             });
         }
+        let mut http_faults = vec![false; prefixes.len()];
+        for chain in listeners
+            .iter()
+            .flat_map(|l| l.chains.iter().chain(l.default.iter()))
+        {
+            http_faults[chain.stats] |= chain.filters.has_fault();
+        }
         Ok(Snapshot {
             bootstrap,
             listeners,
             http_prefixes: prefixes,
+            http_faults,
         })
     }
 }

@@ -32,6 +32,7 @@ use crate::codec::http1::{Http1Client, Http1Server};
 use crate::event::Readiness;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
+use crate::http::filter::StreamFilters;
 use crate::http::local_reply::{DateCache, ResponseFlag};
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
@@ -171,11 +172,19 @@ pub(crate) struct RetryState {
     pub(crate) body_bytes: usize,
     /// False once the body outgrew the retry buffer or a retry was made.
     pub(crate) possible: bool,
+    /// The request's end reached the router (an attempt sends it after the body).
+    pub(crate) ended: bool,
 }
 
 /// One request/response exchange on a downstream connection.
 pub(crate) struct Stream {
     pub(crate) downstream: Id,
+    /// The request's authority (absolute-form target or Host), which routing reads.
+    pub(crate) authority: bytes::Bytes,
+    /// Its HTTP filters before the router, and where the request is among them.
+    pub(crate) filters: StreamFilters,
+    /// A filter asked to be woken (a fault delay).
+    pub(crate) filter_timer: Option<TimerId>,
     pub(crate) upstream: Option<Id>,
     pub(crate) route: Option<RouteRef>,
     pub(crate) cluster: usize,
@@ -248,6 +257,8 @@ pub(crate) enum TimerKey {
     Retry(Id),
     /// An attempt's `per_try_timeout`.
     PerTry(Id),
+    /// A filter holding the request asked to be woken (a fault delay is over).
+    FilterWake(Id),
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -293,6 +304,11 @@ pub(crate) struct Worker {
     pub(crate) accept_warned: Option<Instant>,
     /// Timers due in the current round (kept to reuse its memory).
     fired: Vec<TimerKey>,
+    /// `node.cluster`: this proxy's own cluster name (the health check filter's answers).
+    pub(crate) local_cluster: String,
+    /// Each cluster's name, host count and healthy host count (all hosts are healthy until
+    /// health checking lands).
+    pub(crate) cluster_health: Vec<(String, usize, usize)>,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -323,6 +339,12 @@ impl Worker {
             .iter()
             .map(|c| ClusterState::new(c, index))
             .collect();
+        let cluster_health = snapshot
+            .bootstrap
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.endpoints.len(), c.endpoints.len()))
+            .collect();
         Worker {
             index,
             net,
@@ -348,6 +370,8 @@ impl Worker {
             spare_outputs: SpareOutputs::default(),
             accept_warned: None,
             fired: Vec::new(),
+            local_cluster: snapshot.bootstrap.node.cluster.clone(),
+            cluster_health,
         }
     }
 
@@ -552,6 +576,7 @@ impl Worker {
             TimerKey::RequestHeaders(id) => self.on_request_headers_timeout(id),
             TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),
             TimerKey::PerTry(id) => self.on_per_try_timeout(id),
+            TimerKey::FilterWake(id) => self.on_filter_wake(id),
             TimerKey::DrainDeadline => {
                 tracing::info!(
                     worker = self.index,
@@ -677,7 +702,8 @@ impl TimerKey {
             | TimerKey::Request(id)
             | TimerKey::StreamIdle(id)
             | TimerKey::Retry(id)
-            | TimerKey::PerTry(id) => Scope::Stream(id),
+            | TimerKey::PerTry(id)
+            | TimerKey::FilterWake(id) => Scope::Stream(id),
             TimerKey::AcceptRetry(_) | TimerKey::DrainDeadline | TimerKey::StopListeners => {
                 Scope::Worker
             }

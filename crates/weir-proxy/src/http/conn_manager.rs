@@ -1,7 +1,7 @@
-//! The HTTP connection manager: requests decoded from a downstream connection become streams,
-//! run through the HTTP filters (the router is the last and, so far, only one), and their
-//! responses are encoded back. This is the seed's "Downstream Read Request" (decode, route,
-//! pick a connection) and "Downstream Write Response" (encode, flush).
+//! The HTTP connection manager's connection side: reading and decoding a downstream
+//! connection (the seed's "Downstream Read Request" up to a decoded request), the decode gate,
+//! flushing responses (its "Downstream Write Response"), and the connection's timers and close.
+//! A decoded request becomes a stream in `stream.rs`; its response is encoded in `response.rs`.
 //!
 //! Rules this file keeps:
 //! - While a request is in flight the downstream is not read ("stop reading" is the decode
@@ -11,23 +11,19 @@
 //! - A stream ends when its response is fully queued; the connection then reads the next
 //!   (pipelined) request, or closes after flushing when either side asked for close.
 
-use bytes::{Bytes, BytesMut};
-use weir_http1::{Error as CodecError, Headers, RequestHead, ResponseHead, Version};
+use bytes::Bytes;
+use weir_http1::Error as CodecError;
 
-use crate::codec::{RequestPart, RequestStart};
+use crate::codec::RequestPart;
 use crate::event::token::Id;
-use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
-use crate::http::stream_log::StreamLog;
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
-use crate::router::route_table::RouteRef;
-use crate::router::{self, Decision};
 use crate::upstream::{UpstreamEnd, end_upstream_request};
 use crate::worker::{
-    Deferred, DownstreamState, LINGER, RetryState, Stream, TimerKey, Worker, listener_buffer_limit,
+    Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit,
 };
-use weir_flow::{EventKind, Lane, ShortText};
+use weir_flow::{EventKind, Lane};
 
 impl Worker {
     pub(crate) fn arm_idle_timer(&mut self, id: Id) {
@@ -127,9 +123,15 @@ impl Worker {
         if stream.request_complete || stream.retry_timer.is_some() {
             return false;
         }
-        let below = match stream.upstream.and_then(|u| self.upstreams.get(u)) {
-            Some(up) => up.conn.queued() < up.buffer_limit,
-            None => true,
+        let below = if !stream.filters.routed() {
+            // A filter holds the request, and its body with it.
+            let limit = listener_buffer_limit(&self.listeners, ds);
+            stream.filters.held_len() < stream.filters.hold_limit(limit)
+        } else {
+            match stream.upstream.and_then(|u| self.upstreams.get(u)) {
+                Some(up) => up.conn.queued() < up.buffer_limit,
+                None => true,
+            }
         };
         if !below {
             self.streams.get_mut(sid).expect("checked").request_paused = true;
@@ -151,7 +153,7 @@ impl Worker {
                 if let Some(log) = stream.log.as_mut() {
                     log.bytes_received += data.len() as u64;
                 }
-                self.send_upstream(sid, data);
+                self.request_data(sid, data);
             }
             RequestPart::End => {
                 let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
@@ -166,264 +168,11 @@ impl Worker {
                     log.request_done = Some(self.now);
                 }
                 let mut request_timer = stream.request_timer.take();
-                let upstream = stream.upstream;
                 self.disarm(&mut request_timer);
                 self.trace_down(id, || EventKind::RequestComplete);
                 // The gate closes: the downstream is not read until the response is done.
                 self.trace_down(id, || EventKind::ReadPaused { syscall: false });
-                if let Some(up) = upstream.and_then(|u| self.upstreams.get_mut(u)) {
-                    up.codec.encode_end(&mut up.conn);
-                }
-                let Some(stream) = self.streams.get(sid) else {
-                    return;
-                };
-                // The attempt's `per_try_timeout` runs from here, like the route timeout.
-                let attempt = stream.upstream.is_some() && !stream.response_started;
-                if let (Some(after), false) = (stream.route_timeout, stream.response_complete) {
-                    let timer = self.arm(after, TimerKey::Route(sid));
-                    self.streams.get_mut(sid).expect("exists").route_timer = Some(timer);
-                }
-                if attempt {
-                    self.arm_per_try_timer(sid);
-                }
-            }
-        }
-    }
-
-    /// Queues request body bytes on the stream's upstream, keeping them for a retry while
-    /// they fit the retry buffer: the listener's `per_connection_buffer_limit_bytes`, as in
-    /// Envoy.
-    fn send_upstream(&mut self, sid: Id, data: Bytes) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        let retry_buffer = match self.downstreams.get(stream.downstream) {
-            Some(ds) if stream.retry.possible => listener_buffer_limit(&self.listeners, ds),
-            _ => 0,
-        };
-        if stream.retry.possible {
-            stream.retry.body_bytes += data.len();
-            if stream.retry.body_bytes > retry_buffer {
-                stream.retry.possible = false;
-                stream.retry.body.clear();
-            } else {
-                stream.retry.body.push(data.clone());
-            }
-        }
-        // With no upstream (answered locally), the body is read and dropped.
-        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u)) {
-            up.codec.encode_data(data, &mut up.conn);
-        }
-    }
-
-    fn on_request_head(&mut self, id: Id, start: RequestStart) {
-        let RequestStart {
-            head: mut request,
-            end_stream,
-            expect_continue,
-            single_use,
-        } = start;
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
-        self.spare_outputs.lend(&mut ds.conn);
-        let mut idle = ds.idle_timer.take();
-        let mut header_timer = ds.header_timer.take();
-        ds.requests += 1;
-        let last_request = ds
-            .chain
-            .hcm
-            .max_requests_per_connection
-            .is_some_and(|max| ds.requests >= max);
-        if last_request && !ds.close_soon {
-            ds.close_soon = true;
-            if let Some(http) = self.stats.http.get(ds.chain.stats) {
-                http.stats.downstream_cx_max_requests_reached.inc();
-            }
-        }
-        let chain = ds.chain.clone();
-        let peer = ds.peer;
-        let previous_unsent = ds.pending_flow.is_some();
-        self.disarm(&mut header_timer);
-        self.disarm(&mut idle);
-        if let Some(http) = self.stats.http.get(chain.stats) {
-            http.stats.downstream_rq_total.inc();
-            http.stats.downstream_rq_http1_total.inc();
-            http.stats.downstream_rq_active.inc();
-        }
-        if previous_unsent {
-            // A pipelined request arrived while the previous (traced) response is still being
-            // written: keep that flow now, so the new request neither overwrites it nor
-            // starts inside it (the previous response's last writes are left out of it).
-            self.trace_response_sent(id);
-        }
-
-        let stream = Stream {
-            downstream: id,
-            upstream: None,
-            route: None,
-            cluster: 0,
-            route_timeout: None,
-            request_bodiless: end_stream,
-            upstream_single_use: single_use,
-            request_complete: false,
-            request_paused: false,
-            response_started: false,
-            response_complete: false,
-            response_paused: false,
-            close_after: false,
-            status: 0,
-            flag: None,
-            retry: RetryState {
-                head: None,
-                body: Vec::new(),
-                body_bytes: 0,
-                possible: true,
-            },
-            route_timer: None,
-            request_timer: None,
-            idle_timer: None,
-            last_activity: self.now,
-            started: self.now,
-            upstream_started: None,
-            upstream_host: usize::MAX,
-            pending: false,
-            retried: false,
-            attempts: 0,
-            retry_limit_hit: false,
-            retry_timer: None,
-            per_try_timer: None,
-            forwarded: false,
-            log: (!self.logs.is_empty(chain.logs)).then(StreamLog::new),
-            trace_id: self.recorder.new_id(),
-            traced: None,
-        };
-        let sid = self.streams.insert_with(|_| stream);
-        self.stream_peak = self.stream_peak.max(self.streams.len());
-        self.downstreams.get_mut(id).expect("exists").stream = Some(sid);
-        if self.recorder.enabled() {
-            self.trace_request_head(id, sid, &request);
-        }
-        let hcm = &chain.hcm;
-        if let Some(after) = hcm.request_timeout {
-            let t = self.arm(after, TimerKey::Request(sid));
-            self.streams.get_mut(sid).expect("exists").request_timer = Some(t);
-        }
-        if let Some(after) = hcm.stream_idle_timeout {
-            let t = self.arm(after, TimerKey::StreamIdle(sid));
-            self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
-        }
-
-        #[cfg(feature = "fault-injection")]
-        if request
-            .headers
-            .get("x-weir-fault")
-            .is_some_and(|v| v.as_ref() == b"panic")
-        {
-            panic!("x-weir-fault: panic");
-        }
-        if request.method.as_ref() == b"CONNECT" {
-            self.log_request(sid, &request);
-            return self.local_reply(
-                sid,
-                None,
-                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported"),
-            );
-        }
-        // The authority: absolute-form targets carry it (and win over Host, RFC 9112 §3.2.2).
-        let authority = match absolute_form_split(&request.target) {
-            Some((authority, origin_form)) => {
-                request.headers.set("host", authority.clone());
-                request.target = origin_form;
-                authority
-            }
-            None => request.headers.get("host").cloned().unwrap_or_default(),
-        };
-        // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
-        // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
-        if !request.headers.contains("host") {
-            self.log_request(sid, &request);
-            return self.local_reply(
-                sid,
-                None,
-                LocalReply::new(400, "missing host header").because("missing_host_header"),
-            );
-        }
-        strip_hop_by_hop(&mut request.headers);
-        if expect_continue {
-            request.headers.remove("expect");
-        }
-        let ctx = ForwardContext {
-            remote: peer,
-            use_remote_address: hcm.use_remote_address,
-            xff_num_trusted_hops: hcm.xff_num_trusted_hops,
-            generate_request_id: hcm.generate_request_id,
-        };
-        let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
-        if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
-            log.downstream_remote = Some(client);
-        }
-
-        let decision = router::route(&chain.routes, &authority, &mut request, &mut self.rng);
-        self.log_request(sid, &request);
-        let idempotent = matches!(
-            request.method.as_ref(),
-            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
-        );
-        let retry_policy = match &decision {
-            Decision::Forward { route, .. } => chain.routes.retry_policy(*route).is_some(),
-            Decision::Respond { .. } => false,
-        };
-        let http = self.stats.http.get(chain.stats).map(|h| &h.stats);
-        match decision {
-            Decision::Respond { route, reply } => {
-                if let Some(http) = http {
-                    match (&reply.flag, &reply.location) {
-                        (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
-                        (_, Some(_)) => &http.rq_redirect,
-                        _ => &http.rq_direct_response,
-                    }
-                    .inc();
-                }
-                self.local_reply(sid, route, reply)
-            }
-            Decision::Forward {
-                route,
-                cluster,
-                timeout,
-            } => {
-                if let Some(http) = http {
-                    http.rq_total.inc();
-                }
-                if self.recorder.enabled() {
-                    let (vhost, name) = chain.routes.names(route);
-                    let cluster = self.clusters[cluster].name.clone();
-                    self.trace_down(id, || EventKind::RouteMatched {
-                        vhost,
-                        route: name,
-                        cluster,
-                    });
-                }
-                if expect_continue {
-                    if let Some(ds) = self.downstreams.get_mut(id) {
-                        ds.codec.encode_continue(&mut ds.conn);
-                    }
-                    // The client waits for this before sending its body: send it now.
-                    self.flush_downstream(id);
-                }
-                // Sending `100 Continue` can find the client gone, which ends the stream.
-                let Some(stream) = self.streams.get_mut(sid) else {
-                    return;
-                };
-                stream.route = Some(route);
-                stream.cluster = cluster;
-                stream.forwarded = true;
-                // Keep the request for a retry: under a retry policy, or, for the keep-alive
-                // race of a pooled connection, when it is idempotent (RFC 9110 §9.2.2).
-                stream.retry.possible = retry_policy || idempotent;
-                stream.route_timeout = timeout;
-                stream.retry.head = Some(request);
-                self.connect_stream(sid, false);
+                self.request_end(sid);
             }
         }
     }
@@ -511,7 +260,7 @@ impl Worker {
 
     /// Whether the response being sent on `ds_id` must close the connection: a drain, a
     /// failed health check, or the connection's own limits (duration, requests).
-    fn closes_connection(&self, ds_id: Id) -> bool {
+    pub(crate) fn closes_connection(&self, ds_id: Id) -> bool {
         self.drain_close() || self.downstreams.get(ds_id).is_some_and(|d| d.close_soon)
     }
 
@@ -624,7 +373,7 @@ impl Worker {
     }
 
     /// Flushes the upstream of the downstream's active stream, if any.
-    fn flush_stream_upstream(&mut self, id: Id) {
+    pub(crate) fn flush_stream_upstream(&mut self, id: Id) {
         if let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) {
             self.flush_stream_upstream_of(sid);
         }
@@ -653,250 +402,6 @@ impl Worker {
         }
     }
 
-    /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
-    /// route's response headers applied; the codec frames it for this client.
-    pub(crate) fn encode_response_head(
-        &mut self,
-        sid: Id,
-        mut head: ResponseHead,
-        end_stream: bool,
-    ) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.response_started = true;
-        stream.status = head.status;
-        stream.last_activity = self.now;
-        // Envoy's request_timeout ends when the response begins: an upload still running
-        // under an early answer is bounded by the stream idle timeout instead.
-        if let Some(t) = stream.request_timer.take() {
-            self.timers.cancel(t);
-        }
-        let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
-        let drain_close = self.drain_close();
-        let Some(ds) = self.downstreams.get_mut(ds_id) else {
-            return;
-        };
-        strip_hop_by_hop(&mut head.headers);
-        if let Some(r) = route {
-            ds.chain.routes.mutate_response(r, &mut head.headers);
-        }
-        let close = closing || drain_close || ds.close_soon;
-        let kept = ds
-            .codec
-            .encode_headers(&mut head, end_stream, close, &mut ds.conn);
-        let close_after = ds.codec.closes_connection();
-        if kept
-            && !closing
-            && drain_close
-            && let Some(http) = self.stats.http.get(ds.chain.stats)
-        {
-            http.stats.downstream_cx_drain_close.inc();
-        }
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.close_after = close_after;
-        }
-        self.log_response(sid, &head.headers, "via_upstream");
-    }
-
-    /// Queues a piece of response body for the client, framed as chosen at the head.
-    pub(crate) fn forward_response_data(&mut self, sid: Id, data: Bytes) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.last_activity = self.now;
-        let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
-            return;
-        };
-        let sent = ds.codec.encode_data(data, &mut ds.conn);
-        if let Some(log) = stream.log.as_mut() {
-            log.bytes_sent += sent as u64;
-        }
-    }
-
-    /// The response is fully queued: end the stream.
-    pub(crate) fn complete_response(&mut self, sid: Id) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.response_complete = true;
-        if let Some(ds) = self.downstreams.get_mut(stream.downstream) {
-            ds.codec.encode_end(&mut ds.conn);
-        }
-        self.finish_stream(sid);
-    }
-
-    /// Answers a stream locally. If its response already started it can only be cut.
-    pub(crate) fn local_reply(&mut self, sid: Id, route: Option<RouteRef>, reply: LocalReply) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        if stream.response_started {
-            if let Some(flag) = reply.flag {
-                stream.flag.get_or_insert(flag);
-            }
-            return self.cut_stream(sid);
-        }
-        let upstream = stream.upstream.take();
-        if upstream.is_some() {
-            end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
-        }
-        let (mut retry_timer, mut per_try_timer) =
-            (stream.retry_timer.take(), stream.per_try_timer.take());
-        let ds_id = stream.downstream;
-        self.disarm(&mut retry_timer);
-        self.disarm(&mut per_try_timer);
-        self.charge_upstream_abort(sid, &reply);
-        let flag = reply.flag.map_or("", |f| f.letters());
-        self.trace_down(ds_id, || EventKind::LocalReply {
-            status: reply.status,
-            flag,
-        });
-        let drain_close = self.closes_connection(ds_id);
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.response_started = true;
-        stream.status = reply.status;
-        stream.flag = reply.flag;
-        // Answering before the request body arrived closes the connection (the codec's rule,
-        // as Envoy's), rather than guess where the next request starts.
-        let close = stream.close_after || drain_close;
-        if let Some(up) = upstream {
-            self.close_upstream(up);
-        }
-        let route = route.or(self.streams.get(sid).and_then(|s| s.route));
-        let (mut head, body) = self.local_response(&reply, route.map(|r| (ds_id, r)));
-        let Some(ds) = self.downstreams.get_mut(ds_id) else {
-            return;
-        };
-        ds.codec
-            .encode_headers(&mut head, body.is_empty(), close, &mut ds.conn);
-        let sent = ds.codec.encode_data(body, &mut ds.conn);
-        ds.codec.encode_end(&mut ds.conn);
-        let close_after = ds.codec.closes_connection();
-        self.log_response(sid, &head.headers, reply.details);
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.close_after = close_after;
-            stream.response_complete = true;
-            if let Some(log) = stream.log.as_mut() {
-                log.bytes_sent = sent as u64;
-            }
-        }
-        self.finish_stream(sid);
-        self.flush_downstream(ds_id);
-    }
-
-    /// A local reply as a response: its head (with the route's response headers, when one
-    /// matched) and its body.
-    fn local_response(
-        &mut self,
-        reply: &LocalReply,
-        route: Option<(Id, RouteRef)>,
-    ) -> (ResponseHead, Bytes) {
-        let mut headers = Headers::with_capacity(6);
-        if let Some(location) = &reply.location {
-            headers.append("location", location.clone());
-        }
-        if !reply.body.is_empty() {
-            headers.append("content-type", Bytes::from_static(b"text/plain"));
-        }
-        let mut len = itoa::Buffer::new();
-        headers.append(
-            "content-length",
-            Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()),
-        );
-        headers.append("date", self.date.get(self.now));
-        headers.append("server", Bytes::from_static(b"weir"));
-        if let Some((ds, r)) = route
-            && let Some(ds) = self.downstreams.get(ds)
-        {
-            ds.chain.routes.mutate_response(r, &mut headers);
-        }
-        let head = ResponseHead {
-            version: Version::Http11,
-            status: reply.status,
-            reason: Bytes::new(),
-            headers,
-        };
-        (head, reply.body.clone())
-    }
-
-    /// Removes a finished stream; the connection reads its next request or closes.
-    pub(crate) fn finish_stream(&mut self, sid: Id) {
-        let Some(mut stream) = self.streams.remove(sid) else {
-            return;
-        };
-        self.disarm(&mut stream.route_timer);
-        self.disarm(&mut stream.request_timer);
-        self.disarm(&mut stream.idle_timer);
-        self.disarm(&mut stream.retry_timer);
-        self.disarm(&mut stream.per_try_timer);
-        end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
-        if let Some(up) = stream.upstream {
-            self.close_upstream(up);
-        }
-        let id = stream.downstream;
-        let Some(ds) = self.downstreams.get(id) else {
-            return;
-        };
-        if let Some(http) = self.stats.http.get(ds.chain.stats) {
-            http.response(stream.status);
-            http.stats.downstream_rq_completed.inc();
-            http.stats.downstream_rq_active.dec();
-            let took = self.now.saturating_duration_since(stream.started);
-            http.stats
-                .downstream_rq_time
-                .record(took.as_millis() as u64);
-        }
-        self.write_log(&mut stream, false);
-        let Some(ds) = self.downstreams.get(id) else {
-            return;
-        };
-        // While draining, a connection ends with its stream even when the response started
-        // before the drain (and so went out without `connection: close`), as Envoy does;
-        // otherwise it would idle until the drain deadline.
-        let closing = stream.close_after || ds.peer_closed || self.closes_connection(id);
-        if !closing {
-            self.trace_down(id, || EventKind::ReadResumed { syscall: false });
-        }
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
-        ds.stream = None;
-        if let Some((method, path)) = stream.traced {
-            ds.pending_flow = Some(Box::new(PendingFlow {
-                stream: stream.trace_id,
-                status: stream.status,
-                method,
-                path,
-                start: ds.trace.start,
-            }));
-        }
-        if closing {
-            self.close_after_flush(id);
-        } else {
-            ds.conn.release_idle_input();
-            self.arm_idle_timer(id);
-            self.deferred.push_back(Deferred::Downstream(id));
-        }
-    }
-
-    /// A response that started cannot become an error response: send what is queued and
-    /// close, so the client sees a short body or a missing last chunk, never a padded one.
-    pub(crate) fn cut_stream(&mut self, sid: Id) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.close_after = true;
-        let ds_id = stream.downstream;
-        if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            ds.abort |= ds.codec.close_delimited();
-        }
-        self.finish_stream(sid);
-        self.flush_downstream(ds_id);
-    }
-
     /// Closes a downstream connection now, abandoning its stream (and that stream's upstream,
     /// which is mid-exchange and cannot be reused).
     pub(crate) fn close_downstream(&mut self, id: Id) {
@@ -920,11 +425,7 @@ impl Worker {
         let stats = self.stats.clone();
         let http = stats.http.get(ds.chain.stats).map(|h| &h.stats);
         if let Some(mut stream) = abandoned {
-            self.disarm(&mut stream.route_timer);
-            self.disarm(&mut stream.request_timer);
-            self.disarm(&mut stream.idle_timer);
-            self.disarm(&mut stream.retry_timer);
-            self.disarm(&mut stream.per_try_timer);
+            self.retire_stream(&mut stream, ds.chain.stats);
             // The client went away (or the connection was cut) with this request unanswered.
             if let Some(http) = http {
                 http.downstream_rq_active.dec();
@@ -1023,96 +524,8 @@ impl Worker {
         self.close_downstream(id);
     }
 
-    pub(crate) fn on_route_timeout(&mut self, sid: Id) {
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.route_timer = None;
-            if stream.forwarded
-                && let Some(c) = self.stats.clusters.get(stream.cluster)
-            {
-                c.common.upstream_rq_timeout.inc();
-                if let Some(h) = c.hosts.get(stream.upstream_host) {
-                    h.rq_timeout.inc();
-                }
-            }
-            self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
-            );
-        }
-    }
-
-    pub(crate) fn on_request_timeout(&mut self, sid: Id) {
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.request_timer = None;
-            if !stream.request_complete {
-                self.count_stream_stat(sid, |h| &h.downstream_rq_timeout);
-                self.local_reply(
-                    sid,
-                    None,
-                    LocalReply::new(408, "request timeout").because("request_overall_timeout"),
-                );
-            }
-        }
-    }
-
-    /// The stream idle timer is armed once; activity only moves `last_activity`, and the
-    /// timer re-arms itself for the remainder when it fires early.
-    pub(crate) fn on_stream_idle_timer(&mut self, sid: Id) {
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        stream.idle_timer = None;
-        let Some(ds) = self.downstreams.get(stream.downstream) else {
-            return;
-        };
-        let Some(timeout) = ds.chain.hcm.stream_idle_timeout else {
-            return;
-        };
-        let due = stream.last_activity + timeout;
-        if due > self.now {
-            let t = self.timers.insert(due, TimerKey::StreamIdle(sid));
-            self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
-        } else {
-            self.count_stream_stat(sid, |h| &h.downstream_rq_idle_timeout);
-            self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::StreamIdleTimeout),
-            );
-        }
-    }
-}
-
-impl Worker {
-    /// Decides whether the request is traced; records its head if so, and otherwise stops
-    /// recording on the connection until the stream ends.
-    fn trace_request_head(&mut self, id: Id, sid: Id, request: &RequestHead) {
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
-        let wanted = self.recorder.wants(&mut ds.trace, || {
-            request
-                .headers
-                .get("x-weir-trace")
-                .is_some_and(|v| v.as_ref() == b"1")
-        });
-        if !wanted {
-            return;
-        }
-        let method = ShortText::new(&request.method);
-        let path = ShortText::new(&request.target);
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.traced = Some((method, path));
-        }
-        self.trace_down(id, || EventKind::RequestHead {
-            method: ShortText::new(&request.method),
-            path: ShortText::new(&request.target),
-        });
-    }
-
     /// A connection is closing: record it, and keep the flow of its last (or abandoned) stream.
-    fn trace_closing(&mut self, id: Id) {
+    pub(crate) fn trace_closing(&mut self, id: Id) {
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };
@@ -1139,74 +552,5 @@ fn read_event(outcome: &ReadOutcome) -> EventKind {
     EventKind::Read {
         asked: crate::worker::READ_SIZE as u32,
         result: crate::recorder::read_result(outcome),
-    }
-}
-
-/// `http://authority/path?q` → (authority, `/path?q`); `None` for origin-form targets.
-pub(crate) fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
-    let lower = target.get(..8).map(|p| p.to_ascii_lowercase())?;
-    let skip = if lower.starts_with(b"http://") {
-        7
-    } else if lower.starts_with(b"https://") {
-        8
-    } else {
-        return None;
-    };
-    let rest = target.slice(skip..);
-    let end = rest
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-        .unwrap_or(rest.len());
-    let authority = rest.slice(..end);
-    let path = rest.slice(end..);
-    let origin_form = if path.first() == Some(&b'/') {
-        path
-    } else {
-        let mut p = BytesMut::with_capacity(path.len() + 1);
-        p.extend_from_slice(b"/");
-        p.extend_from_slice(&path);
-        p.freeze()
-    };
-    Some((authority, origin_form))
-}
-
-/// Stats bookkeeping shared by the downstream and upstream sides.
-impl Worker {
-    /// Increments one of the stream's HCM counters.
-    fn count_stream_stat(
-        &self,
-        sid: Id,
-        pick: fn(&crate::stats::HttpStats) -> &crate::stats::Counter,
-    ) {
-        let ds = self
-            .streams
-            .get(sid)
-            .and_then(|s| self.downstreams.get(s.downstream));
-        if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
-            pick(&http.stats).inc();
-        }
-    }
-
-    /// A local reply that replaces an upstream response (a failure, a timeout, no healthy
-    /// host) is charged to the cluster as that status, as Envoy's router does
-    /// (`upstream_rq_503`, the host's `rq_error`).
-    fn charge_upstream_abort(&self, sid: Id, reply: &LocalReply) {
-        use ResponseFlag::*;
-        let upstream = matches!(
-            reply.flag,
-            Some(
-                NoHealthyUpstream
-                    | UpstreamConnectionFailure
-                    | UpstreamConnectionTermination
-                    | UpstreamRemoteReset
-                    | UpstreamProtocolError
-                    | UpstreamRequestTimeout
-            )
-        );
-        if let (true, Some(stream)) = (upstream, self.streams.get(sid))
-            && let Some(c) = self.stats.clusters.get(stream.cluster)
-        {
-            c.charge(stream.upstream_host, reply.status);
-        }
     }
 }

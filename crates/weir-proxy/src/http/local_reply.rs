@@ -28,6 +28,10 @@ pub enum ResponseFlag {
     StreamIdleTimeout,
     /// DC: the downstream connection terminated mid-stream.
     DownstreamConnectionTermination,
+    /// FI: the fault filter aborted the request.
+    FaultInjected,
+    /// LH: the health check filter answered that this proxy is unhealthy.
+    FailedLocalHealthCheck,
 }
 
 impl ResponseFlag {
@@ -44,6 +48,8 @@ impl ResponseFlag {
             ResponseFlag::DownstreamProtocolError => "DPE",
             ResponseFlag::StreamIdleTimeout => "SI",
             ResponseFlag::DownstreamConnectionTermination => "DC",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::FailedLocalHealthCheck => "LH",
         }
     }
 
@@ -61,6 +67,9 @@ impl ResponseFlag {
             Some(ResponseFlag::StreamIdleTimeout) => "URX,SI",
             Some(ResponseFlag::NoRouteFound) => "NR",
             Some(ResponseFlag::DownstreamProtocolError) => "DPE",
+            // Answered before any upstream attempt: no retry was made.
+            Some(ResponseFlag::FaultInjected) => "FI",
+            Some(ResponseFlag::FailedLocalHealthCheck) => "LH",
         }
     }
 }
@@ -115,6 +124,8 @@ impl LocalReply {
             ResponseFlag::DownstreamProtocolError => "http1.codec_error",
             ResponseFlag::StreamIdleTimeout => "stream_idle_timeout",
             ResponseFlag::DownstreamConnectionTermination => "downstream_remote_disconnect",
+            ResponseFlag::FaultInjected => "fault_filter_abort",
+            ResponseFlag::FailedLocalHealthCheck => "health_check_filter",
         };
         let (status, body): (u16, &'static [u8]) = match flag {
             ResponseFlag::NoRouteFound => (404, b""),
@@ -139,6 +150,8 @@ impl LocalReply {
             ResponseFlag::DownstreamProtocolError => (400, b"Bad Request"),
             ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),
             ResponseFlag::DownstreamConnectionTermination => (499, b""),
+            ResponseFlag::FaultInjected => (503, b"fault filter abort"),
+            ResponseFlag::FailedLocalHealthCheck => (503, b""),
         };
         LocalReply {
             flag: Some(flag),

@@ -3,6 +3,7 @@
 //! here (direct response, redirect, no route). It is a plain function of its inputs; the worker
 //! carries the decision out.
 
+pub(crate) mod forward;
 pub(crate) mod route_table;
 
 use std::time::Duration;
@@ -30,16 +31,31 @@ pub(crate) enum Decision {
     },
 }
 
-/// Routes a request. `authority` is the request's host (absolute-form authority or Host).
-/// On `Forward`, applies the route's path and host rewrites and request header mutations to
-/// `head`.
-pub(crate) fn route(
+/// The cluster a forwarding route sends to: its own, or one of its weighted clusters drawn
+/// now (before the HTTP filters run, so they see the cluster the request will go to, as in
+/// Envoy). `None` for routes that answer locally.
+pub(crate) fn pick_cluster(table: &RouteTable, r: RouteRef, rng: &mut fastrand::Rng) -> Option<usize> {
+    match &table.route(r).action {
+        RouteAction::Forward(forward) => Some(match &forward.target {
+            ClusterTarget::Cluster(c) => *c,
+            ClusterTarget::Weighted(weighted) => pick_weighted(weighted, rng),
+        }),
+        RouteAction::DirectResponse { .. } | RouteAction::Redirect(_) => None,
+    }
+}
+
+/// What the router does with a request the filters passed on: no route is 404 (`NR`); a
+/// forwarding route goes to `cluster` (from [`pick_cluster`]) with the route's path and host
+/// rewrites and request header mutations applied to `head`. `authority` is the request's host
+/// (absolute-form authority or Host).
+pub(crate) fn decide(
     table: &RouteTable,
+    route: Option<RouteRef>,
+    cluster: Option<usize>,
     authority: &[u8],
     head: &mut RequestHead,
-    rng: &mut fastrand::Rng,
 ) -> Decision {
-    let Some(r) = table.find(authority, head) else {
+    let (Some(r), cluster) = (route, cluster) else {
         return Decision::Respond {
             route: None,
             reply: LocalReply::failure(ResponseFlag::NoRouteFound),
@@ -61,9 +77,11 @@ pub(crate) fn route(
             }
         }
         RouteAction::Forward(forward) => {
-            let cluster = match &forward.target {
-                ClusterTarget::Cluster(c) => *c,
-                ClusterTarget::Weighted(weighted) => pick_weighted(weighted, rng),
+            let Some(cluster) = cluster else {
+                return Decision::Respond {
+                    route: Some(r),
+                    reply: LocalReply::failure(ResponseFlag::NoRouteFound),
+                };
             };
             if let Some(rewrite) = &forward.prefix_rewrite {
                 let path = rewrite_path(&route.matcher.path, head.path(), rewrite);

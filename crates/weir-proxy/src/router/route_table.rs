@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use weir_config::{
     AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
-    HeaderValueOption, PathMatch, RetryPolicy, Route, RouteAction, RouteConfiguration,
+    HeaderValueOption, PathMatch, PerFilter, PerFilterConfig, RetryPolicy, Route, RouteAction, RouteConfiguration,
     StringMatchKind, StringMatcher, VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
@@ -88,6 +88,26 @@ impl RouteTable {
             RouteAction::Forward(f) => f.retry_policy.as_ref(),
             _ => None,
         }
+    }
+
+    /// The `typed_per_filter_config` entry for filter `name` that applies on `route`: the
+    /// route's own, else its virtual host's, else the route configuration's.
+    pub(crate) fn per_filter(&self, route: Option<RouteRef>, name: &str) -> Option<&PerFilter> {
+        let find = |list: &'_ [PerFilterConfig]| -> Option<usize> {
+            list.iter().position(|p| p.filter == name)
+        };
+        if let Some(r) = route {
+            let own = &self.route(r).per_filter;
+            if let Some(i) = find(own) {
+                return Some(&own[i].config);
+            }
+            let vhost = &self.vhost(r).per_filter;
+            if let Some(i) = find(vhost) {
+                return Some(&vhost[i].config);
+            }
+        }
+        let top = &self.config.per_filter;
+        find(top).map(|i| &top[i].config)
     }
 
     /// The names of a route's virtual host and route.
@@ -182,7 +202,7 @@ fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
 
 /// Envoy joins repeated headers with `,` before matching a value. HTTP/2-style pseudo-headers
 /// name parts of the request line, as Envoy presents HTTP/1 requests to its matchers.
-fn header_matches(matcher: &HeaderMatcher, authority: &[u8], head: &RequestHead) -> bool {
+pub(crate) fn header_matches(matcher: &HeaderMatcher, authority: &[u8], head: &RequestHead) -> bool {
     let pseudo: Option<&[u8]> = match matcher.name.as_str() {
         ":authority" => Some(authority),
         ":method" => Some(&head.method),

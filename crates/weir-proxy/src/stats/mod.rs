@@ -120,6 +120,15 @@ scope! {
 }
 
 scope! {
+    /// `http.<stat_prefix>.fault.*`: the fault filter's (when the HCM has one).
+    FaultStats {
+        counters: [aborts_injected, delays_injected, faults_overflow, response_rl_injected],
+        gauges: [active_faults],
+        histograms: [],
+    }
+}
+
+scope! {
     /// `listener.<address>.*`.
     ListenerStats {
         counters: [
@@ -224,6 +233,8 @@ impl ClusterStats {
 pub struct HttpScope {
     /// The named stats.
     pub stats: HttpStats,
+    /// The fault filter's.
+    pub fault: FaultStats,
     /// `downstream_rq_{1..5}xx`.
     classes: [Counter; 5],
 }
@@ -287,6 +298,8 @@ impl Syscalls {
 pub(crate) struct Layout {
     /// Distinct HCM `stat_prefix`es (chains that share one share its stats, as in Envoy).
     pub(crate) http_prefixes: Vec<String>,
+    /// Per prefix: one of its HCMs has a fault filter (so `http.<prefix>.fault.*` exist).
+    pub(crate) http_faults: Vec<bool>,
     /// Listener addresses, bound (port 0 resolved).
     pub(crate) listeners: Vec<SocketAddr>,
     /// Cluster names and their hosts.
@@ -503,6 +516,20 @@ pub(crate) fn collect(
             "http_",
             &[("envoy_http_conn_manager_prefix", prefix.clone())],
         );
+        if layout.http_faults.get(i).copied().unwrap_or(false) {
+            merge_scope(
+                &mut out,
+                workers,
+                |w, f| {
+                    if let Some(scope) = w.http.get(i) {
+                        scope.fault.each_field(f);
+                    }
+                },
+                &format!("http.{prefix}.fault."),
+                "http_fault_",
+                &[("envoy_http_conn_manager_prefix", prefix.clone())],
+            );
+        }
     }
     for (i, address) in layout.listeners.iter().enumerate() {
         let name = listener_stat_name(address);

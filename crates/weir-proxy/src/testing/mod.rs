@@ -61,6 +61,7 @@ impl Harness {
             .collect();
         let layout = Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
+            http_faults: snapshot.http_faults.clone(),
             listeners: listeners.iter().map(|l| l.address).collect(),
             clusters: snapshot
                 .bootstrap

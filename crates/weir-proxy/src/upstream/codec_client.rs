@@ -222,7 +222,7 @@ impl Worker {
             for piece in &stream.retry.body {
                 codec.encode_data(piece.clone(), &mut conn.conn);
             }
-            if stream.request_complete && !stream.request_bodiless {
+            if stream.retry.ended && !stream.request_bodiless {
                 codec.encode_end(&mut conn.conn);
             }
         }

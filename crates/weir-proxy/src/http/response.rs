@@ -1,0 +1,317 @@
+//! A stream's response side: the upstream's response or a local reply encoded for the client
+//! (the seed's "Downstream Write Response"), and how a stream ends.
+
+use bytes::Bytes;
+use weir_http1::{Headers, ResponseHead, Version};
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::event::token::Id;
+use crate::http::filter::EncodeEnv;
+use crate::worker::Stream;
+use crate::http::headers::strip_hop_by_hop;
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::recorder::PendingFlow;
+use crate::router::route_table::RouteRef;
+use crate::upstream::{UpstreamEnd, end_upstream_request};
+use crate::worker::{
+    Deferred, Worker,
+};
+use weir_flow::EventKind;
+
+impl Worker {
+    /// A stream is gone (finished or abandoned): its timers are disarmed and its filters give
+    /// back what they hold in shared state. `scope`: its HCM's stats.
+    pub(crate) fn retire_stream(&mut self, stream: &mut Stream, scope: usize) {
+        self.disarm(&mut stream.route_timer);
+        self.disarm(&mut stream.request_timer);
+        self.disarm(&mut stream.idle_timer);
+        self.disarm(&mut stream.retry_timer);
+        self.disarm(&mut stream.per_try_timer);
+        self.disarm(&mut stream.filter_timer);
+        if let Some(http) = self.stats.http.get(scope) {
+            stream.filters.on_destroy(&http.fault);
+        }
+    }
+
+    /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
+    /// route's response headers applied; the codec frames it for this client.
+    pub(crate) fn encode_response_head(
+        &mut self,
+        sid: Id,
+        mut head: ResponseHead,
+        end_stream: bool,
+    ) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.response_started = true;
+        stream.status = head.status;
+        stream.last_activity = self.now;
+        // Envoy's request_timeout ends when the response begins: an upload still running
+        // under an early answer is bounded by the stream idle timeout instead.
+        if let Some(t) = stream.request_timer.take() {
+            self.timers.cancel(t);
+        }
+        let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
+        let drain_close = self.drain_close();
+        let Some(ds) = self.downstreams.get_mut(ds_id) else {
+            return;
+        };
+        strip_hop_by_hop(&mut head.headers);
+        if let Some(r) = route {
+            ds.chain.routes.mutate_response(r, &mut head.headers);
+        }
+        let env = EncodeEnv {
+            health_check_failed: self.control.server.health_check_failed.load(Relaxed),
+            local_cluster: &self.local_cluster,
+        };
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.filters.encode_headers(&mut head, &env);
+        }
+        let Some(ds) = self.downstreams.get_mut(ds_id) else {
+            return;
+        };
+        let close = closing || drain_close || ds.close_soon;
+        let kept = ds
+            .codec
+            .encode_headers(&mut head, end_stream, close, &mut ds.conn);
+        let close_after = ds.codec.closes_connection();
+        if kept
+            && !closing
+            && drain_close
+            && let Some(http) = self.stats.http.get(ds.chain.stats)
+        {
+            http.stats.downstream_cx_drain_close.inc();
+        }
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.close_after = close_after;
+        }
+        self.log_response(sid, &head.headers, "via_upstream");
+    }
+
+    /// Queues a piece of response body for the client, framed as chosen at the head.
+    pub(crate) fn forward_response_data(&mut self, sid: Id, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.last_activity = self.now;
+        let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
+            return;
+        };
+        let sent = ds.codec.encode_data(data, &mut ds.conn);
+        if let Some(log) = stream.log.as_mut() {
+            log.bytes_sent += sent as u64;
+        }
+    }
+
+    /// The response is fully queued: end the stream.
+    pub(crate) fn complete_response(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.response_complete = true;
+        if let Some(ds) = self.downstreams.get_mut(stream.downstream) {
+            ds.codec.encode_end(&mut ds.conn);
+        }
+        self.finish_stream(sid);
+    }
+
+    /// Answers a stream locally. If its response already started it can only be cut.
+    pub(crate) fn local_reply(&mut self, sid: Id, route: Option<RouteRef>, reply: LocalReply) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        if stream.response_started {
+            if let Some(flag) = reply.flag {
+                stream.flag.get_or_insert(flag);
+            }
+            return self.cut_stream(sid);
+        }
+        let upstream = stream.upstream.take();
+        if upstream.is_some() {
+            end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
+        }
+        let (mut retry_timer, mut per_try_timer) =
+            (stream.retry_timer.take(), stream.per_try_timer.take());
+        let ds_id = stream.downstream;
+        self.disarm(&mut retry_timer);
+        self.disarm(&mut per_try_timer);
+        self.charge_upstream_abort(sid, &reply);
+        let flag = reply.flag.map_or("", |f| f.letters());
+        self.trace_down(ds_id, || EventKind::LocalReply {
+            status: reply.status,
+            flag,
+        });
+        let drain_close = self.closes_connection(ds_id);
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.response_started = true;
+        stream.status = reply.status;
+        stream.flag = reply.flag;
+        // Answering before the request body arrived closes the connection (the codec's rule,
+        // as Envoy's), rather than guess where the next request starts.
+        let close = stream.close_after || drain_close;
+        if let Some(up) = upstream {
+            self.close_upstream(up);
+        }
+        let route = route.or(self.streams.get(sid).and_then(|s| s.route));
+        let (mut head, body) = self.local_response(&reply, route.map(|r| (ds_id, r)));
+        let env = EncodeEnv {
+            health_check_failed: self.control.server.health_check_failed.load(Relaxed),
+            local_cluster: &self.local_cluster,
+        };
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.filters.encode_headers(&mut head, &env);
+        }
+        let Some(ds) = self.downstreams.get_mut(ds_id) else {
+            return;
+        };
+        ds.codec
+            .encode_headers(&mut head, body.is_empty(), close, &mut ds.conn);
+        let sent = ds.codec.encode_data(body, &mut ds.conn);
+        ds.codec.encode_end(&mut ds.conn);
+        let close_after = ds.codec.closes_connection();
+        self.log_response(sid, &head.headers, reply.details);
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.close_after = close_after;
+            stream.response_complete = true;
+            if let Some(log) = stream.log.as_mut() {
+                log.bytes_sent = sent as u64;
+            }
+        }
+        self.finish_stream(sid);
+        self.flush_downstream(ds_id);
+    }
+
+    /// A local reply as a response: its head (with the route's response headers, when one
+    /// matched) and its body.
+    pub(crate) fn local_response(
+        &mut self,
+        reply: &LocalReply,
+        route: Option<(Id, RouteRef)>,
+    ) -> (ResponseHead, Bytes) {
+        let mut headers = Headers::with_capacity(6);
+        if let Some(location) = &reply.location {
+            headers.append("location", location.clone());
+        }
+        if !reply.body.is_empty() {
+            headers.append("content-type", Bytes::from_static(b"text/plain"));
+        }
+        let mut len = itoa::Buffer::new();
+        headers.append(
+            "content-length",
+            Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()),
+        );
+        headers.append("date", self.date.get(self.now));
+        headers.append("server", Bytes::from_static(b"weir"));
+        if let Some((ds, r)) = route
+            && let Some(ds) = self.downstreams.get(ds)
+        {
+            ds.chain.routes.mutate_response(r, &mut headers);
+        }
+        let head = ResponseHead {
+            version: Version::Http11,
+            status: reply.status,
+            reason: Bytes::new(),
+            headers,
+        };
+        (head, reply.body.clone())
+    }
+
+    /// Removes a finished stream; the connection reads its next request or closes.
+    pub(crate) fn finish_stream(&mut self, sid: Id) {
+        let Some(mut stream) = self.streams.remove(sid) else {
+            return;
+        };
+        let scope = self.downstreams.get(stream.downstream).map(|d| d.chain.stats);
+        self.retire_stream(&mut stream, scope.unwrap_or(usize::MAX));
+        end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
+        if let Some(up) = stream.upstream {
+            self.close_upstream(up);
+        }
+        let id = stream.downstream;
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        if let Some(http) = self.stats.http.get(ds.chain.stats) {
+            http.response(stream.status);
+            http.stats.downstream_rq_completed.inc();
+            http.stats.downstream_rq_active.dec();
+            let took = self.now.saturating_duration_since(stream.started);
+            http.stats
+                .downstream_rq_time
+                .record(took.as_millis() as u64);
+        }
+        self.write_log(&mut stream, false);
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        // While draining, a connection ends with its stream even when the response started
+        // before the drain (and so went out without `connection: close`), as Envoy does;
+        // otherwise it would idle until the drain deadline.
+        let closing = stream.close_after || ds.peer_closed || self.closes_connection(id);
+        if !closing {
+            self.trace_down(id, || EventKind::ReadResumed { syscall: false });
+        }
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        ds.stream = None;
+        if let Some((method, path)) = stream.traced {
+            ds.pending_flow = Some(Box::new(PendingFlow {
+                stream: stream.trace_id,
+                status: stream.status,
+                method,
+                path,
+                start: ds.trace.start,
+            }));
+        }
+        if closing {
+            self.close_after_flush(id);
+        } else {
+            ds.conn.release_idle_input();
+            self.arm_idle_timer(id);
+            self.deferred.push_back(Deferred::Downstream(id));
+        }
+    }
+
+    /// A response that started cannot become an error response: send what is queued and
+    /// close, so the client sees a short body or a missing last chunk, never a padded one.
+    pub(crate) fn cut_stream(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.close_after = true;
+        let ds_id = stream.downstream;
+        if let Some(ds) = self.downstreams.get_mut(ds_id) {
+            ds.abort |= ds.codec.close_delimited();
+        }
+        self.finish_stream(sid);
+        self.flush_downstream(ds_id);
+    }
+
+    /// A local reply that replaces an upstream response (a failure, a timeout, no healthy
+    /// host) is charged to the cluster as that status, as Envoy's router does
+    /// (`upstream_rq_503`, the host's `rq_error`).
+    pub(crate) fn charge_upstream_abort(&self, sid: Id, reply: &LocalReply) {
+        use ResponseFlag::*;
+        let upstream = matches!(
+            reply.flag,
+            Some(
+                NoHealthyUpstream
+                    | UpstreamConnectionFailure
+                    | UpstreamConnectionTermination
+                    | UpstreamRemoteReset
+                    | UpstreamProtocolError
+                    | UpstreamRequestTimeout
+            )
+        );
+        if let (true, Some(stream)) = (upstream, self.streams.get(sid))
+            && let Some(c) = self.stats.clusters.get(stream.cluster)
+        {
+            c.charge(stream.upstream_host, reply.status);
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! A stream's request side: a decoded request head becomes a stream, is checked and given its
+//! forwarding headers, and goes to the router (the seed's "Downstream Read Request", from the
+//! decoded head to the chosen upstream); its body follows. The stream's own timers live here.
+
+use bytes::{Bytes, BytesMut};
+use weir_http1::RequestHead;
+
+use crate::codec::RequestStart;
+use crate::event::token::Id;
+use crate::http::filter::StreamFilters;
+use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::http::stream_log::StreamLog;
+use crate::worker::{
+    RetryState, Stream, TimerKey, Worker,
+};
+use weir_flow::{EventKind, ShortText};
+
+impl Worker {
+    /// A request head was decoded: it becomes a stream, is checked and given its forwarding
+    /// headers, then goes to the HTTP filters and the router.
+    pub(crate) fn on_request_head(&mut self, id: Id, start: RequestStart) {
+        let RequestStart {
+            head: mut request,
+            end_stream,
+            expect_continue,
+            single_use,
+        } = start;
+        let Some(sid) = self.open_stream(id, end_stream, single_use) else {
+            return;
+        };
+        if self.recorder.enabled() {
+            self.trace_request_head(id, sid, &request);
+        }
+        #[cfg(feature = "fault-injection")]
+        if request
+            .headers
+            .get("x-weir-fault")
+            .is_some_and(|v| v.as_ref() == b"panic")
+        {
+            panic!("x-weir-fault: panic");
+        }
+        let authority = match self.check_request(sid, &mut request, expect_continue) {
+            Ok(authority) => authority,
+            Err(reply) => {
+                self.log_request(sid, &request);
+                return self.local_reply(sid, None, reply);
+            }
+        };
+        if expect_continue {
+            // Answered as the connection manager reads the head, as Envoy does (without
+            // `proxy_100_continue`): a filter that needs the body (buffer) gets it.
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.codec.encode_continue(&mut ds.conn);
+            }
+            self.flush_downstream(id);
+        }
+        self.start_filters(sid, request, authority, end_stream);
+    }
+
+    /// The connection's bookkeeping for a new request, and its stream with the stream's
+    /// timers. `None` when the connection is gone.
+    fn open_stream(&mut self, id: Id, end_stream: bool, single_use: bool) -> Option<Id> {
+        let ds = self.downstreams.get_mut(id)?;
+        self.spare_outputs.lend(&mut ds.conn);
+        let mut idle = ds.idle_timer.take();
+        let mut header_timer = ds.header_timer.take();
+        ds.requests += 1;
+        let last_request = ds
+            .chain
+            .hcm
+            .max_requests_per_connection
+            .is_some_and(|max| ds.requests >= max);
+        let http = self.stats.http.get(ds.chain.stats).map(|h| &h.stats);
+        if last_request && !ds.close_soon {
+            ds.close_soon = true;
+            if let Some(http) = http {
+                http.downstream_cx_max_requests_reached.inc();
+            }
+        }
+        if let Some(http) = http {
+            http.downstream_rq_total.inc();
+            http.downstream_rq_http1_total.inc();
+            http.downstream_rq_active.inc();
+        }
+        let (logs, request_timeout, idle_timeout) = (
+            ds.chain.logs,
+            ds.chain.hcm.request_timeout,
+            ds.chain.hcm.stream_idle_timeout,
+        );
+        let previous_unsent = ds.pending_flow.is_some();
+        self.disarm(&mut header_timer);
+        self.disarm(&mut idle);
+        if previous_unsent {
+            // A pipelined request arrived while the previous (traced) response is still being
+            // written: keep that flow now, so the new request neither overwrites it nor
+            // starts inside it (the previous response's last writes are left out of it).
+            self.trace_response_sent(id);
+        }
+        let stream = Stream {
+            downstream: id,
+            authority: Bytes::new(),
+            filters: StreamFilters::none(),
+            filter_timer: None,
+            upstream: None,
+            route: None,
+            cluster: 0,
+            route_timeout: None,
+            request_bodiless: end_stream,
+            upstream_single_use: single_use,
+            request_complete: false,
+            request_paused: false,
+            response_started: false,
+            response_complete: false,
+            response_paused: false,
+            close_after: false,
+            status: 0,
+            flag: None,
+            retry: RetryState {
+                head: None,
+                body: Vec::new(),
+                body_bytes: 0,
+                possible: true,
+                ended: false,
+            },
+            route_timer: None,
+            request_timer: None,
+            idle_timer: None,
+            last_activity: self.now,
+            started: self.now,
+            upstream_started: None,
+            upstream_host: usize::MAX,
+            pending: false,
+            retried: false,
+            attempts: 0,
+            retry_limit_hit: false,
+            retry_timer: None,
+            per_try_timer: None,
+            forwarded: false,
+            log: (!self.logs.is_empty(logs)).then(StreamLog::new),
+            trace_id: self.recorder.new_id(),
+            traced: None,
+        };
+        let sid = self.streams.insert_with(|_| stream);
+        self.stream_peak = self.stream_peak.max(self.streams.len());
+        self.downstreams.get_mut(id)?.stream = Some(sid);
+        if let Some(after) = request_timeout {
+            let t = self.arm(after, TimerKey::Request(sid));
+            self.streams.get_mut(sid)?.request_timer = Some(t);
+        }
+        if let Some(after) = idle_timeout {
+            let t = self.arm(after, TimerKey::StreamIdle(sid));
+            self.streams.get_mut(sid)?.idle_timer = Some(t);
+        }
+        Some(sid)
+    }
+
+    /// What the connection manager checks and sets before any filter sees a request: the
+    /// authority (from an absolute-form target, which wins over Host, RFC 9112 §3.2.2), a
+    /// Host to send upstream, hop-by-hop headers removed, the forwarding headers. Returns the
+    /// authority, or the answer for a request it refuses.
+    fn check_request(
+        &mut self,
+        sid: Id,
+        request: &mut RequestHead,
+        expect_continue: bool,
+    ) -> Result<Bytes, LocalReply> {
+        if request.method.as_ref() == b"CONNECT" {
+            return Err(
+                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported"),
+            );
+        }
+        let authority = match absolute_form_split(&request.target) {
+            Some((authority, origin_form)) => {
+                request.headers.set("host", authority.clone());
+                request.target = origin_form;
+                authority
+            }
+            None => request.headers.get("host").cloned().unwrap_or_default(),
+        };
+        // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
+        // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
+        if !request.headers.contains("host") {
+            return Err(LocalReply::new(400, "missing host header").because("missing_host_header"));
+        }
+        strip_hop_by_hop(&mut request.headers);
+        if expect_continue {
+            request.headers.remove("expect");
+        }
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return Ok(authority);
+        };
+        let Some(ds) = self.downstreams.get(stream.downstream) else {
+            return Ok(authority);
+        };
+        let hcm = &ds.chain.hcm;
+        let ctx = ForwardContext {
+            remote: ds.peer,
+            use_remote_address: hcm.use_remote_address,
+            xff_num_trusted_hops: hcm.xff_num_trusted_hops,
+            generate_request_id: hcm.generate_request_id,
+        };
+        let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
+        if let Some(log) = stream.log.as_mut() {
+            log.downstream_remote = Some(client);
+        }
+        Ok(authority)
+    }
+
+    /// Decides whether the request is traced; records its head if so, and otherwise stops
+    /// recording on the connection until the stream ends.
+    pub(crate) fn trace_request_head(&mut self, id: Id, sid: Id, request: &RequestHead) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        let wanted = self.recorder.wants(&mut ds.trace, || {
+            request
+                .headers
+                .get("x-weir-trace")
+                .is_some_and(|v| v.as_ref() == b"1")
+        });
+        if !wanted {
+            return;
+        }
+        let method = ShortText::new(&request.method);
+        let path = ShortText::new(&request.target);
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.traced = Some((method, path));
+        }
+        self.trace_down(id, || EventKind::RequestHead {
+            method: ShortText::new(&request.method),
+            path: ShortText::new(&request.target),
+        });
+    }
+
+    pub(crate) fn on_route_timeout(&mut self, sid: Id) {
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.route_timer = None;
+            if stream.forwarded
+                && let Some(c) = self.stats.clusters.get(stream.cluster)
+            {
+                c.common.upstream_rq_timeout.inc();
+                if let Some(h) = c.hosts.get(stream.upstream_host) {
+                    h.rq_timeout.inc();
+                }
+            }
+            self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
+            );
+        }
+    }
+
+    pub(crate) fn on_request_timeout(&mut self, sid: Id) {
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.request_timer = None;
+            if !stream.request_complete {
+                self.count_stream_stat(sid, |h| &h.downstream_rq_timeout);
+                self.local_reply(
+                    sid,
+                    None,
+                    LocalReply::new(408, "request timeout").because("request_overall_timeout"),
+                );
+            }
+        }
+    }
+
+    /// The stream idle timer is armed once; activity only moves `last_activity`, and the
+    /// timer re-arms itself for the remainder when it fires early.
+    pub(crate) fn on_stream_idle_timer(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.idle_timer = None;
+        let Some(ds) = self.downstreams.get(stream.downstream) else {
+            return;
+        };
+        let Some(timeout) = ds.chain.hcm.stream_idle_timeout else {
+            return;
+        };
+        let due = stream.last_activity + timeout;
+        if due > self.now {
+            let t = self.timers.insert(due, TimerKey::StreamIdle(sid));
+            self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
+        } else {
+            self.count_stream_stat(sid, |h| &h.downstream_rq_idle_timeout);
+            self.local_reply(
+                sid,
+                None,
+                LocalReply::failure(ResponseFlag::StreamIdleTimeout),
+            );
+        }
+    }
+
+    /// Increments one of the stream's HCM counters.
+    pub(crate) fn count_stream_stat(
+        &self,
+        sid: Id,
+        pick: fn(&crate::stats::HttpStats) -> &crate::stats::Counter,
+    ) {
+        let ds = self
+            .streams
+            .get(sid)
+            .and_then(|s| self.downstreams.get(s.downstream));
+        if let Some(http) = ds.and_then(|d| self.stats.http.get(d.chain.stats)) {
+            pick(&http.stats).inc();
+        }
+    }
+}
+
+/// `http://authority/path?q` → (authority, `/path?q`); `None` for origin-form targets.
+pub(crate) fn absolute_form_split(target: &Bytes) -> Option<(Bytes, Bytes)> {
+    let lower = target.get(..8).map(|p| p.to_ascii_lowercase())?;
+    let skip = if lower.starts_with(b"http://") {
+        7
+    } else if lower.starts_with(b"https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = target.slice(skip..);
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = rest.slice(..end);
+    let path = rest.slice(end..);
+    let origin_form = if path.first() == Some(&b'/') {
+        path
+    } else {
+        let mut p = BytesMut::with_capacity(path.len() + 1);
+        p.extend_from_slice(b"/");
+        p.extend_from_slice(&path);
+        p.freeze()
+    };
+    Some((authority, origin_form))
+}

@@ -1,0 +1,137 @@
+//! The router filter's part on the worker: the request the filters passed on is answered
+//! (direct response, redirect, no route) or forwarded to the chosen cluster (the upstream side
+//! takes it from there: `upstream::codec_client`), and its body and end follow it upstream.
+
+use bytes::Bytes;
+
+use crate::event::token::Id;
+use crate::http::local_reply::ResponseFlag;
+use crate::router::{self, Decision};
+use crate::worker::{TimerKey, Worker, listener_buffer_limit};
+use weir_flow::EventKind;
+
+impl Worker {
+    /// The request reached the router: answer it or forward it, then send the body the
+    /// filters held.
+    pub(crate) fn route_request(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        let Some(mut head) = stream.retry.head.take() else {
+            return;
+        };
+        let (route, cluster) = (stream.route, stream.forwarded.then_some(stream.cluster));
+        let ds_id = stream.downstream;
+        let Some(ds) = self.downstreams.get(ds_id) else {
+            return;
+        };
+        let chain = ds.chain.clone();
+        let decision = router::decide(&chain.routes, route, cluster, &stream.authority, &mut head);
+        self.log_request(sid, &head);
+        let http = self.stats.http.get(chain.stats).map(|h| &h.stats);
+        let (route, cluster, timeout) = match decision {
+            Decision::Respond { route, reply } => {
+                if let Some(http) = http {
+                    match (&reply.flag, &reply.location) {
+                        (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
+                        (_, Some(_)) => &http.rq_redirect,
+                        _ => &http.rq_direct_response,
+                    }
+                    .inc();
+                }
+                if let Some(stream) = self.streams.get_mut(sid) {
+                    stream.forwarded = false;
+                }
+                return self.local_reply(sid, route, reply);
+            }
+            Decision::Forward {
+                route,
+                cluster,
+                timeout,
+            } => (route, cluster, timeout),
+        };
+        if let Some(http) = http {
+            http.rq_total.inc();
+        }
+        if self.recorder.enabled() {
+            let (vhost, name) = chain.routes.names(route);
+            let cluster = self.clusters[cluster].name.clone();
+            self.trace_down(ds_id, || EventKind::RouteMatched {
+                vhost,
+                route: name,
+                cluster,
+            });
+        }
+        let idempotent = matches!(
+            head.method.as_ref(),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+        );
+        let retry_policy = chain.routes.retry_policy(route).is_some();
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        // Keep the request for a retry: under a retry policy, or, for the keep-alive race of
+        // a pooled connection, when it is idempotent (RFC 9110 §9.2.2).
+        stream.retry.possible = retry_policy || idempotent;
+        stream.route_timeout = timeout;
+        stream.retry.head = Some(head);
+        let (held, ended) = stream.filters.take_held();
+        self.connect_stream(sid, false);
+        for piece in held {
+            self.send_upstream(sid, piece);
+        }
+        if ended {
+            self.router_end(sid);
+        }
+    }
+
+    /// Queues request body bytes on the stream's upstream, keeping them for a retry while
+    /// they fit the retry buffer: the listener's `per_connection_buffer_limit_bytes`, as in
+    /// Envoy.
+    pub(crate) fn send_upstream(&mut self, sid: Id, data: Bytes) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        let retry_buffer = match self.downstreams.get(stream.downstream) {
+            Some(ds) if stream.retry.possible => listener_buffer_limit(&self.listeners, ds),
+            _ => 0,
+        };
+        if stream.retry.possible {
+            stream.retry.body_bytes += data.len();
+            if stream.retry.body_bytes > retry_buffer {
+                stream.retry.possible = false;
+                stream.retry.body.clear();
+            } else {
+                stream.retry.body.push(data.clone());
+            }
+        }
+        // With no upstream (answered locally), the body is read and dropped.
+        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u)) {
+            up.codec.encode_data(data, &mut up.conn);
+        }
+    }
+
+    /// The request's end reached the router: it ends upstream, and the route timeout and the
+    /// attempt's `per_try_timeout` run from here, as Envoy's router starts them.
+    pub(crate) fn router_end(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.retry.ended = true;
+        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u))
+            && !stream.request_bodiless
+        {
+            up.codec.encode_end(&mut up.conn);
+        }
+        let attempt = stream.upstream.is_some() && !stream.response_started;
+        if let (Some(after), false) = (stream.route_timeout, stream.response_complete) {
+            let timer = self.arm(after, TimerKey::Route(sid));
+            if let Some(stream) = self.streams.get_mut(sid) {
+                stream.route_timer = Some(timer);
+            }
+        }
+        if attempt {
+            self.arm_per_try_timer(sid);
+        }
+    }
+}
