@@ -326,7 +326,10 @@ fn expect_100_continue_is_answered_before_a_local_reply_as_envoy_does() {
     );
     let (bytes, _) = client.read_to_close();
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 "), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 "),
+        "{text}"
+    );
     assert!(text.contains("connection: close\r\n"), "{text}");
     assert!(text.ends_with("no uploads"), "{text}");
 }

@@ -106,6 +106,13 @@ const EXPECTED: &[Expected] = &[
               codec rejects it like any malformed request. Cosmetic (`weir-proxy/src/http`)",
     },
     Expected {
+        scope: "*/empty-host",
+        lines: &["*"],
+        envoy_does: "forwards a request with an empty `Host` (routed by an empty authority: 200, or 421 where no virtual host takes it)",
+        weir_does: "400 Bad Request",
+        why: "deliberate (issue 17 item 4): an empty Host names no authority to route by or to forward",
+    },
+    Expected {
         scope: "*/target-70k",
         lines: &["*"],
         envoy_does: "431: the request line counts towards `max_request_headers_kb`",

@@ -20,9 +20,7 @@ use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
 use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{
-    Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit,
-};
+use crate::worker::{Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
 
 impl Worker {

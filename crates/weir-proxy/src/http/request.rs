@@ -84,7 +84,8 @@ impl Worker {
         self.after_filters(sid, decoded);
         // Reading stopped while the filter held the request past its limit.
         if let Some(ds) = self.streams.get(sid).map(|s| s.downstream) {
-            self.deferred.push_back(crate::worker::Deferred::Downstream(ds));
+            self.deferred
+                .push_back(crate::worker::Deferred::Downstream(ds));
         }
     }
 

@@ -8,15 +8,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::event::token::Id;
 use crate::http::filter::EncodeEnv;
-use crate::worker::Stream;
 use crate::http::headers::strip_hop_by_hop;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::recorder::PendingFlow;
 use crate::router::route_table::RouteRef;
 use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{
-    Deferred, Worker,
-};
+use crate::worker::Stream;
+use crate::worker::{Deferred, Worker};
 use weir_flow::EventKind;
 
 impl Worker {
@@ -225,7 +223,10 @@ impl Worker {
         let Some(mut stream) = self.streams.remove(sid) else {
             return;
         };
-        let scope = self.downstreams.get(stream.downstream).map(|d| d.chain.stats);
+        let scope = self
+            .downstreams
+            .get(stream.downstream)
+            .map(|d| d.chain.stats);
         self.retire_stream(&mut stream, scope.unwrap_or(usize::MAX));
         end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
         if let Some(up) = stream.upstream {

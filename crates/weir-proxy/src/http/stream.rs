@@ -11,9 +11,7 @@ use crate::http::filter::StreamFilters;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::http::stream_log::StreamLog;
-use crate::worker::{
-    RetryState, Stream, TimerKey, Worker,
-};
+use crate::worker::{RetryState, Stream, TimerKey, Worker};
 use weir_flow::{EventKind, ShortText};
 
 impl Worker {
@@ -167,7 +165,7 @@ impl Worker {
     ) -> Result<Bytes, LocalReply> {
         if request.method.as_ref() == b"CONNECT" {
             return Err(
-                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported"),
+                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported")
             );
         }
         let authority = match absolute_form_split(&request.target) {

@@ -34,7 +34,11 @@ pub(crate) enum Decision {
 /// The cluster a forwarding route sends to: its own, or one of its weighted clusters drawn
 /// now (before the HTTP filters run, so they see the cluster the request will go to, as in
 /// Envoy). `None` for routes that answer locally.
-pub(crate) fn pick_cluster(table: &RouteTable, r: RouteRef, rng: &mut fastrand::Rng) -> Option<usize> {
+pub(crate) fn pick_cluster(
+    table: &RouteTable,
+    r: RouteRef,
+    rng: &mut fastrand::Rng,
+) -> Option<usize> {
     match &table.route(r).action {
         RouteAction::Forward(forward) => Some(match &forward.target {
             ClusterTarget::Cluster(c) => *c,

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use weir_config::{
     AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
-    HeaderValueOption, PathMatch, PerFilter, PerFilterConfig, RetryPolicy, Route, RouteAction, RouteConfiguration,
-    StringMatchKind, StringMatcher, VirtualHost,
+    HeaderValueOption, PathMatch, PerFilter, PerFilterConfig, RetryPolicy, Route, RouteAction,
+    RouteConfiguration, StringMatchKind, StringMatcher, VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
 
@@ -202,7 +202,11 @@ fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
 
 /// Envoy joins repeated headers with `,` before matching a value. HTTP/2-style pseudo-headers
 /// name parts of the request line, as Envoy presents HTTP/1 requests to its matchers.
-pub(crate) fn header_matches(matcher: &HeaderMatcher, authority: &[u8], head: &RequestHead) -> bool {
+pub(crate) fn header_matches(
+    matcher: &HeaderMatcher,
+    authority: &[u8],
+    head: &RequestHead,
+) -> bool {
     let pseudo: Option<&[u8]> = match matcher.name.as_str() {
         ":authority" => Some(authority),
         ":method" => Some(&head.method),

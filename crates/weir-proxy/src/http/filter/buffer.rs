@@ -34,7 +34,12 @@ impl Buffer {
 
     /// `held` body bytes so far. At the end the request goes on with a `content-length` (a
     /// chunked request becomes a sized one), as Envoy's buffer filter sends it.
-    pub(crate) fn decode_data(&mut self, head: &mut RequestHead, held: usize, end_stream: bool) -> Verdict {
+    pub(crate) fn decode_data(
+        &mut self,
+        head: &mut RequestHead,
+        held: usize,
+        end_stream: bool,
+    ) -> Verdict {
         if held > self.max_bytes() {
             return Verdict::Reply(
                 LocalReply::new(413, "Payload Too Large").because("request_payload_too_large"),
@@ -45,8 +50,10 @@ impl Buffer {
         }
         if !head.headers.contains("content-length") {
             let mut len = itoa::Buffer::new();
-            head.headers
-                .append("content-length", Bytes::copy_from_slice(len.format(held).as_bytes()));
+            head.headers.append(
+                "content-length",
+                Bytes::copy_from_slice(len.format(held).as_bytes()),
+            );
         }
         Verdict::Continue
     }

@@ -50,7 +50,11 @@ impl Fault {
         }
     }
 
-    pub(crate) fn decode_headers(&mut self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Verdict {
+    pub(crate) fn decode_headers(
+        &mut self,
+        head: &RequestHead,
+        env: &mut FilterEnv<'_>,
+    ) -> Verdict {
         if !self.applies(head, env) {
             return Verdict::Continue;
         }
@@ -167,7 +171,9 @@ fn lowered(configured: Fraction, head: &RequestHead, header: &str) -> Fraction {
     match header_number(head, header) {
         Some(n) => {
             let scale = u64::from(1_000_000 / configured.denominator.max(1));
-            let per_million = n.saturating_mul(scale).min(u64::from(configured.per_million));
+            let per_million = n
+                .saturating_mul(scale)
+                .min(u64::from(configured.per_million));
             Fraction {
                 per_million: per_million as u32,
                 ..configured

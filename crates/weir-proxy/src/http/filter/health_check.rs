@@ -94,12 +94,12 @@ impl HealthCheck {
         self.config
             .cluster_min_healthy_percentages
             .iter()
-            .all(|(name, min)| {
-                match env.clusters.iter().find(|(n, _, _)| n == name) {
+            .all(
+                |(name, min)| match env.clusters.iter().find(|(n, _, _)| n == name) {
                     None => false,
                     Some(&(_, 0, _)) => *min == 0.0,
                     Some(&(_, total, healthy)) => healthy as f64 >= total as f64 * min / 100.0,
-                }
-            })
+                },
+            )
     }
 }

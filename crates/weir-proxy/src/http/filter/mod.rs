@@ -28,6 +28,8 @@
 pub(crate) mod buffer;
 pub(crate) mod fault;
 pub(crate) mod health_check;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -89,7 +91,11 @@ impl FilterChainSpec {
     /// The filters that run for a request on `route` (none matched: `None`), each with the
     /// config that applies there (a route's `typed_per_filter_config` wins over its virtual
     /// host's, which wins over the route config's, which wins over the filter's own).
-    pub(crate) fn instantiate(&self, routes: &RouteTable, route: Option<RouteRef>) -> StreamFilters {
+    pub(crate) fn instantiate(
+        &self,
+        routes: &RouteTable,
+        route: Option<RouteRef>,
+    ) -> StreamFilters {
         let mut active = Vec::new();
         for spec in &self.filters {
             let per_route = routes.per_filter(route, &spec.name);
@@ -292,7 +298,12 @@ impl StreamFilters {
         }
     }
 
-    fn after(&mut self, verdict: Verdict, head: &mut RequestHead, env: &mut FilterEnv<'_>) -> Decoded {
+    fn after(
+        &mut self,
+        verdict: Verdict,
+        head: &mut RequestHead,
+        env: &mut FilterEnv<'_>,
+    ) -> Decoded {
         match verdict {
             Verdict::Continue => {
                 let next = self.at + 1;
@@ -310,7 +321,12 @@ impl StreamFilters {
 
     /// Passes the head to filters `from..`; a filter that takes it after body was held sees
     /// that body at once.
-    fn run_headers(&mut self, from: usize, head: &mut RequestHead, env: &mut FilterEnv<'_>) -> Decoded {
+    fn run_headers(
+        &mut self,
+        from: usize,
+        head: &mut RequestHead,
+        env: &mut FilterEnv<'_>,
+    ) -> Decoded {
         self.at = from;
         while let Some(filter) = self.active.get_mut(self.at) {
             let end_with_head = self.held_end && self.held_len == 0;
@@ -336,7 +352,12 @@ impl StreamFilters {
 }
 
 impl ActiveFilter {
-    fn decode_headers(&mut self, head: &mut RequestHead, end_stream: bool, env: &mut FilterEnv<'_>) -> Verdict {
+    fn decode_headers(
+        &mut self,
+        head: &mut RequestHead,
+        end_stream: bool,
+        env: &mut FilterEnv<'_>,
+    ) -> Verdict {
         match self {
             ActiveFilter::Fault(f) => f.decode_headers(head, env),
             ActiveFilter::Buffer(b) => b.decode_headers(end_stream),
@@ -344,7 +365,13 @@ impl ActiveFilter {
         }
     }
 
-    fn decode_data(&mut self, head: &mut RequestHead, held: usize, end_stream: bool, env: &mut FilterEnv<'_>) -> Verdict {
+    fn decode_data(
+        &mut self,
+        head: &mut RequestHead,
+        held: usize,
+        end_stream: bool,
+        env: &mut FilterEnv<'_>,
+    ) -> Verdict {
         match self {
             ActiveFilter::Fault(f) => f.decode_data(),
             ActiveFilter::Buffer(b) => b.decode_data(head, held, end_stream),
