@@ -104,7 +104,6 @@ const HCM_ENVOY: &[&str] = &[
     "set_current_client_cert_details",
     "proxy_100_continue",
     "represent_ipv4_remote_address_as_ipv4_mapped_ipv6",
-    "upgrade_configs",
     "normalize_path",
     "merge_slashes",
     "path_with_escaped_slashes_action",
@@ -698,6 +697,7 @@ fn http_connection_manager(
         Some(a) => access_log::read_all(cx, &a),
         None => Some(Vec::new()),
     };
+    let upgrade_configs = crate::route::upgrade_configs(cx, &mut o, false);
     o.finish(cx);
 
     let protocol = protocol?;
@@ -718,6 +718,7 @@ fn http_connection_manager(
         xff_num_trusted_hops: xff_num_trusted_hops.unwrap_or(Some(0))?,
         generate_request_id: generate_request_id.unwrap_or(Some(true))?,
         access_log: access_log?,
+        upgrade_configs: upgrade_configs?,
     })
 }
 

@@ -123,6 +123,22 @@ pub struct HttpConnectionManager {
     /// `access_log`: the file, stdout and stderr access loggers, in config order, each with its
     /// compiled format (Envoy's default format when `log_format` is absent). Empty: no access log.
     pub access_log: Vec<crate::AccessLog>,
+    /// `upgrade_configs`: the upgrades (`websocket`, `CONNECT`, …) this connection manager
+    /// allows; a route's own list overrides it type by type.
+    pub upgrade_configs: Vec<UpgradeConfig>,
+}
+
+/// One entry of `upgrade_configs` (on the connection manager or on a route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeConfig {
+    /// `upgrade_type`, lower-cased (`websocket`, `connect`): compared with the request's
+    /// `Upgrade` header (or `connect` for a CONNECT request) ignoring case.
+    pub upgrade_type: String,
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `connect_config` is present (routes only): weir ends the CONNECT itself and tunnels the
+    /// bytes to the route's cluster, instead of forwarding the CONNECT.
+    pub terminate_connect: bool,
 }
 
 /// `codec_type`.
@@ -357,6 +373,8 @@ pub enum PathMatch {
     Exact(String),
     /// `safe_regex.regex`: must match the whole path.
     Regex(Regex),
+    /// `connect_matcher: {}`: CONNECT requests, and only they.
+    Connect,
 }
 
 /// A compiled regular expression that remembers its source (for `config_dump` and errors).
@@ -445,6 +463,8 @@ pub struct ForwardAction {
     pub host_rewrite_literal: Option<String>,
     /// `retry_policy` (the virtual host's when the route has none).
     pub retry_policy: Option<RetryPolicy>,
+    /// `upgrade_configs`: per upgrade type, overrides the connection manager's.
+    pub upgrade_configs: Vec<UpgradeConfig>,
 }
 
 /// `retry_policy`: when and how often a failed upstream attempt is tried again.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::UpgradeConfig;
 use crate::cluster::ClusterNames;
 use crate::headers::{self, NameUse, check_value};
 use crate::model::{
@@ -65,7 +66,6 @@ const ROUTE_ENVOY: &[&str] = &[
 
 /// `config.route.v3.RouteMatch` fields weir does not support yet.
 const ROUTE_MATCH_ENVOY: &[&str] = &[
-    "connect_matcher",
     "path_separated_prefix",
     "path_match_policy",
     "runtime_fraction",
@@ -101,7 +101,6 @@ const ROUTE_ACTION_ENVOY: &[&str] = &[
     "cors",
     "max_grpc_timeout",
     "grpc_timeout_offset",
-    "upgrade_configs",
     "internal_redirect_policy",
     "internal_redirect_action",
     "max_internal_redirects",
@@ -329,6 +328,21 @@ fn route(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Route> {
     };
     let mutations = headers::mutations(cx, &mut o);
     o.finish(cx);
+    // A CONNECT route either ends the CONNECT here (`connect_config`) or forwards it to an
+    // upstream proxy; weir does the first only.
+    if let (Some(m), Some(RouteAction::Forward(f)), Some(field)) = (&matcher, &action, &forward)
+        && matches!(m.path, PathMatch::Connect)
+        && !f
+            .upgrade_configs
+            .iter()
+            .any(|u| u.upgrade_type == "connect" && u.enabled && u.terminate_connect)
+    {
+        cx.error(
+            &join(&field.path, "upgrade_configs"),
+            "forwarding CONNECT to the upstream is not supported yet: a `connect_matcher` route needs `upgrade_configs: [{ upgrade_type: CONNECT, connect_config: {} }]` (weir ends the CONNECT and tunnels to the cluster)",
+        );
+        return None;
+    }
     Some(Route {
         name: name.unwrap_or_default(),
         matcher: matcher?,
@@ -343,22 +357,19 @@ fn route_match(cx: &mut Cx, f: &Field<'_>) -> Option<RouteMatch> {
     let prefix = o.get(cx, "prefix");
     let path = o.get(cx, "path");
     let regex = o.get(cx, "safe_regex");
-    let given: Vec<&Field<'_>> = [&prefix, &path, &regex].into_iter().flatten().collect();
+    let connect = o.get(cx, "connect_matcher");
+    let given: Vec<&Field<'_>> = [&prefix, &path, &regex, &connect]
+        .into_iter()
+        .flatten()
+        .collect();
     let path_match = match given.as_slice() {
         [] => {
             // An unsupported specifier (path_separated_prefix…) is reported by finish().
-            let other = has_any(
-                f.value,
-                &[
-                    "path_separated_prefix",
-                    "connect_matcher",
-                    "path_match_policy",
-                ],
-            );
+            let other = has_any(f.value, &["path_separated_prefix", "path_match_policy"]);
             if !other {
                 cx.error(
                     o.path(),
-                    "a route match needs one of `prefix`, `path` or `safe_regex`",
+                    "a route match needs one of `prefix`, `path`, `safe_regex` or `connect_matcher`",
                 );
             }
             None
@@ -374,6 +385,11 @@ fn route_match(cx: &mut Cx, f: &Field<'_>) -> Option<RouteMatch> {
                     .map(PathMatch::Exact)
             } else if let Some(r) = &regex {
                 regex_matcher(cx, r).map(PathMatch::Regex)
+            } else if let Some(c) = &connect {
+                // `RouteMatch.ConnectMatcher` has no fields.
+                Obj::new(cx, c, &[])
+                    .map(|o| o.finish(cx))
+                    .map(|_| PathMatch::Connect)
             } else {
                 None
             }
@@ -381,7 +397,7 @@ fn route_match(cx: &mut Cx, f: &Field<'_>) -> Option<RouteMatch> {
         [_, second, ..] => {
             cx.error(
                 &second.path,
-                "only one of `prefix`, `path` and `safe_regex` may be set",
+                "only one of `prefix`, `path`, `safe_regex` and `connect_matcher` may be set",
             );
             None
         }
@@ -627,8 +643,10 @@ fn forward_action(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Forwa
         Some(r) => crate::retry::retry_policy(cx, &r).map(Some),
         None => Some(scope.retry_policy.clone()),
     };
+    let upgrade_configs = upgrade_configs(cx, &mut o, true);
     o.finish(cx);
     Some(ForwardAction {
+        upgrade_configs: upgrade_configs?,
         target: target?,
         timeout: timeout?,
         prefix_rewrite: prefix_rewrite?,
@@ -955,4 +973,54 @@ mod tests {
         assert!(cx.errors[0].message.starts_with("invalid regex `a)|(b`: "));
         assert!(!cx.errors[0].message.contains('\n'));
     }
+}
+
+/// `upgrade_configs[]` of a connection manager or (`route: true`) a route action.
+pub(crate) fn upgrade_configs(
+    cx: &mut Cx,
+    o: &mut Obj<'_>,
+    route: bool,
+) -> Option<Vec<UpgradeConfig>> {
+    let mut configs = Some(Vec::new());
+    for item in o.list(cx, "upgrade_configs") {
+        let config = upgrade_config(cx, &item, route);
+        match (config, &mut configs) {
+            (Some(c), Some(list)) => list.push(c),
+            _ => configs = None,
+        }
+    }
+    configs
+}
+
+fn upgrade_config(cx: &mut Cx, f: &Field<'_>, route: bool) -> Option<UpgradeConfig> {
+    // The connection manager's entries may carry `filters`; a route's `connect_config`.
+    let unsupported: &[&str] = if route { &[] } else { &["filters"] };
+    let mut o = Obj::new(cx, f, unsupported)?;
+    let upgrade_type = o.required(cx, "upgrade_type").and_then(|t| t.string(cx));
+    let enabled = match o.get(cx, "enabled") {
+        Some(e) => e.bool(cx),
+        None => Some(true),
+    };
+    let mut terminate_connect = false;
+    if route && let Some(c) = o.get(cx, "connect_config") {
+        // `proxy_protocol_config` and `allow_post` change what a terminated CONNECT sends.
+        if let Some(c) = Obj::new(cx, &c, &["proxy_protocol_config", "allow_post"]) {
+            c.finish(cx);
+        }
+        terminate_connect = true;
+    }
+    o.finish(cx);
+    let upgrade_type = upgrade_type?.to_ascii_lowercase();
+    if terminate_connect && upgrade_type != "connect" {
+        cx.error(
+            &join(&f.path, "connect_config"),
+            "`connect_config` applies to `upgrade_type: CONNECT` only",
+        );
+        return None;
+    }
+    Some(UpgradeConfig {
+        upgrade_type,
+        enabled: enabled?,
+        terminate_connect,
+    })
 }

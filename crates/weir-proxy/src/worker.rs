@@ -176,8 +176,25 @@ pub(crate) struct RetryState {
     pub(crate) ended: bool,
 }
 
+/// Whether a stream is a tunnel, and which kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tunnel {
+    /// A plain request and response.
+    No,
+    /// An upgrade the route allows (`websocket`…): forwarded with its `Upgrade`; a `101`
+    /// from the origin makes the stream a byte tunnel both ways.
+    Upgrade,
+    /// A CONNECT weir ends itself: a fresh connection to the route's cluster, `200` to the
+    /// client once it is up, then bytes both ways.
+    TerminateConnect,
+}
+
 /// One request/response exchange on a downstream connection.
 pub(crate) struct Stream {
+    /// The upgrade the request asks for (`Upgrade`'s value, or `connect`), until routed.
+    pub(crate) upgrade: Option<bytes::Bytes>,
+    /// What the router made of it.
+    pub(crate) tunnel: Tunnel,
     pub(crate) downstream: Id,
     /// The request's authority (absolute-form target or Host), which routing reads.
     pub(crate) authority: bytes::Bytes,

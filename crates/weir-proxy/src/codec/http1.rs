@@ -26,6 +26,8 @@ enum Framing {
     Chunked,
     /// Delimited by closing the connection (HTTP/1.0 clients, which cannot read chunks).
     CloseDelimited,
+    /// No framing at all: after a `101` (or a CONNECT's 2xx) the connection is a tunnel.
+    Tunnel,
 }
 
 /// The request being answered on a server connection, and how its response goes out.
@@ -38,6 +40,8 @@ struct Exchange {
     head: bool,
     /// The whole request has been decoded (or it has no body).
     request_ended: bool,
+    /// The request asked for a tunnel (an upgrade, or CONNECT).
+    tunnel: Tunnel,
     framing: Framing,
     /// This response ends the connection.
     close: bool,
@@ -49,9 +53,37 @@ impl Exchange {
         keep_alive: true,
         head: false,
         request_ended: true,
+        tunnel: Tunnel::No,
         framing: Framing::AsIs,
         close: false,
     };
+}
+
+/// What a request asked of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tunnel {
+    No,
+    /// `Connection: upgrade` with an `Upgrade`: a `101` opens the tunnel.
+    Upgrade,
+    /// CONNECT: a 2xx opens the tunnel.
+    Connect,
+}
+
+/// The upgrade a request asks for: CONNECT, or an HTTP/1.1 `Upgrade` named by `Connection`
+/// (`h2c`, HTTP/2 over cleartext, is not an upgrade weir makes: such a request is served as a
+/// plain one, its upgrade headers dropped as hop-by-hop).
+fn requested_upgrade(head: &RequestHead) -> Option<(Tunnel, Bytes)> {
+    if head.method.as_ref() == b"CONNECT" {
+        return Some((Tunnel::Connect, Bytes::from_static(b"connect")));
+    }
+    if head.version != Version::Http11 || !head.headers.contains_token("connection", "upgrade") {
+        return None;
+    }
+    let upgrade = head.headers.get("upgrade")?;
+    if upgrade.eq_ignore_ascii_case(b"h2c") {
+        return None;
+    }
+    Some((Tunnel::Upgrade, upgrade.clone()))
 }
 
 /// The server side of an HTTP/1.1 connection: decodes requests, encodes their responses.
@@ -70,6 +102,8 @@ impl Exchange {
 pub(crate) struct Http1Server {
     decoder: RequestDecoder,
     exchange: Exchange,
+    /// After an upgrade's or CONNECT's head, the input is the tunnel's bytes, not requests.
+    raw_input: bool,
 }
 
 impl Http1Server {
@@ -77,12 +111,16 @@ impl Http1Server {
         Http1Server {
             decoder: RequestDecoder::new(limits),
             exchange: Exchange::NONE,
+            raw_input: false,
         }
     }
 
     /// Decodes the next part from the front of `input` (`Ok(None)`: more bytes are needed).
     /// An error poisons the codec: answer it with [`Error::status`] and close.
     pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<RequestPart>, Error> {
+        if self.raw_input {
+            return Ok((!input.is_empty()).then(|| RequestPart::Data(input.split().freeze())));
+        }
         let event = self.decoder.decode(input)?;
         Ok(event.map(|e| self.on_event(e)))
     }
@@ -91,12 +129,16 @@ impl Http1Server {
         match event {
             RequestEvent::Head(request) => {
                 let mut request = *request;
-                let end_stream = request.body == BodyKind::Empty;
+                let upgrade = requested_upgrade(&request.head);
+                // A tunnel's request runs until the client closes.
+                let end_stream = request.body == BodyKind::Empty && upgrade.is_none();
+                self.raw_input = upgrade.is_some();
                 self.exchange = Exchange {
                     http10: request.head.version == Version::Http10,
                     keep_alive: request.keep_alive,
                     head: request.head.is_head(),
                     request_ended: end_stream,
+                    tunnel: upgrade.as_ref().map_or(Tunnel::No, |(t, _)| *t),
                     framing: Framing::AsIs,
                     close: false,
                 };
@@ -107,6 +149,7 @@ impl Http1Server {
                     end_stream,
                     expect_continue: request.expect_continue,
                     single_use: request.ambiguous,
+                    upgrade: upgrade.map(|(_, u)| u),
                 })
             }
             RequestEvent::Data(data) => RequestPart::Data(data),
@@ -146,6 +189,22 @@ impl Http1Server {
         out: &mut impl Output,
     ) -> bool {
         let ex = &mut self.exchange;
+        let opens_tunnel = match ex.tunnel {
+            Tunnel::No => false,
+            Tunnel::Upgrade => head.status == 101,
+            Tunnel::Connect => (200..300).contains(&head.status),
+        };
+        if opens_tunnel {
+            // The connection is the tunnel's now, and ends with it. The upstream's own
+            // `connection: upgrade` and `upgrade` stay as they are.
+            ex.framing = Framing::Tunnel;
+            ex.close = true;
+            head.version = Version::Http11;
+            let mut encoded = Vec::with_capacity(256);
+            encode_response_head(head, false, &mut encoded);
+            out.queue(Bytes::from(encoded));
+            return true;
+        }
         ex.framing = if end_stream || head.headers.contains("content-length") {
             Framing::AsIs
         } else if ex.http10 {
@@ -186,10 +245,12 @@ impl Http1Server {
         len
     }
 
-    /// Ends the response (the last chunk, when chunked).
+    /// Ends the response (the last chunk, when chunked; the tunnel's FIN).
     pub(crate) fn encode_end(&mut self, out: &mut impl Output) {
-        if self.exchange.framing == Framing::Chunked && !self.exchange.head {
-            out.queue(Bytes::from_static(LAST_CHUNK));
+        match self.exchange.framing {
+            Framing::Chunked if !self.exchange.head => out.queue(Bytes::from_static(LAST_CHUNK)),
+            Framing::Tunnel => out.finish(),
+            _ => {}
         }
     }
 
@@ -208,6 +269,7 @@ impl Http1Server {
     /// rejected it, or its head did not arrive in time): a full response, then close.
     pub(crate) fn reset_exchange(&mut self) {
         self.exchange = Exchange::NONE;
+        self.raw_input = false;
     }
 }
 
@@ -227,6 +289,21 @@ pub(crate) struct Http1Client {
     chunked: bool,
     /// The response allows the connection to carry another request.
     keep_alive: bool,
+    tunnel: ClientTunnel,
+}
+
+/// Whether the connection is, or may become, a tunnel.
+///
+/// ```text
+///   No                                  (plain requests and responses)
+///   Requested ── 101 ──> Open           (an upgrade; any other status: a plain response)
+///   Open                                (a CONNECT weir ends itself: raw bytes from the start)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientTunnel {
+    No,
+    Requested,
+    Open,
 }
 
 impl Http1Client {
@@ -235,7 +312,14 @@ impl Http1Client {
             decoder: ResponseDecoder::new(Limits::default()),
             chunked: false,
             keep_alive: false,
+            tunnel: ClientTunnel::No,
         }
+    }
+
+    /// The connection carries raw bytes both ways from now on, with no request head (a
+    /// CONNECT that weir ends itself: the origin sees only the tunnel's bytes).
+    pub(crate) fn open_tunnel(&mut self) {
+        self.tunnel = ClientTunnel::Open;
     }
 
     /// Encodes a request head (always as HTTP/1.1). A request with a body and no
@@ -246,7 +330,14 @@ impl Http1Client {
         end_stream: bool,
         out: &mut impl Output,
     ) {
-        self.chunked = !end_stream && !head.headers.contains("content-length");
+        let upgrade = head.headers.contains_token("connection", "upgrade");
+        self.tunnel = if upgrade {
+            ClientTunnel::Requested
+        } else {
+            ClientTunnel::No
+        };
+        // An upgrade's body is the tunnel's bytes, after the 101: never chunked.
+        self.chunked = !end_stream && !upgrade && !head.headers.contains("content-length");
         self.keep_alive = false;
         self.decoder.expect(head.is_head());
         let mut encoded = Vec::with_capacity(512);
@@ -268,9 +359,11 @@ impl Http1Client {
         }
     }
 
-    /// Ends a request that has a body (the last chunk, when chunked).
+    /// Ends a request that has a body (the last chunk, when chunked; a tunnel's FIN).
     pub(crate) fn encode_end(&mut self, out: &mut impl Output) {
-        if self.chunked {
+        if self.tunnel != ClientTunnel::No {
+            out.finish();
+        } else if self.chunked {
             out.queue(Bytes::from_static(LAST_CHUNK));
         }
     }
@@ -279,6 +372,9 @@ impl Http1Client {
     /// proxy and other informational responses are dropped; a `101` is a protocol error until
     /// the request asked to upgrade.
     pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<ResponsePart>, Error> {
+        if self.tunnel == ClientTunnel::Open {
+            return Ok((!input.is_empty()).then(|| ResponsePart::Data(input.split().freeze())));
+        }
         loop {
             match self.decoder.decode(input)? {
                 None => return Ok(None),
@@ -297,6 +393,14 @@ impl Http1Client {
         &mut self,
         input: &mut BytesMut,
     ) -> Result<Option<ResponsePart>, Error> {
+        if self.tunnel == ClientTunnel::Open {
+            // The tunnel's end is the origin's close.
+            return Ok(Some(if input.is_empty() {
+                ResponsePart::End
+            } else {
+                ResponsePart::Data(input.split().freeze())
+            }));
+        }
         loop {
             match self.decoder.decode_eof(input)? {
                 None => return Err(Error::Incomplete),
@@ -312,6 +416,13 @@ impl Http1Client {
     fn on_event(&mut self, event: ResponseEvent) -> Result<Option<ResponsePart>, Error> {
         Ok(Some(match event {
             ResponseEvent::Head(response) => match response.head.status {
+                101 if self.tunnel == ClientTunnel::Requested => {
+                    self.tunnel = ClientTunnel::Open;
+                    ResponsePart::Headers {
+                        end_stream: false,
+                        head: response.head,
+                    }
+                }
                 101 => return Err(Error::SwitchedProtocols),
                 100..=199 => return Ok(None),
                 _ => {
@@ -330,7 +441,7 @@ impl Http1Client {
 
     /// The last response allows the connection to carry another request.
     pub(crate) fn reusable(&self) -> bool {
-        self.keep_alive
+        self.keep_alive && self.tunnel != ClientTunnel::Open
     }
 }
 

@@ -20,19 +20,30 @@ use crate::network::connection::Connection;
 pub(crate) trait Output {
     /// Appends bytes to what will be written.
     fn queue(&mut self, bytes: Bytes);
+    /// Ends the write side once everything queued has left (FIN): how a tunnel's half ends.
+    fn finish(&mut self);
 }
 
 impl Output for Connection {
     fn queue(&mut self, bytes: Bytes) {
         Connection::queue(self, bytes);
     }
+
+    fn finish(&mut self) {
+        self.finish_after_flush();
+    }
 }
 
+/// A test's buffer: the bytes, and `FIN` for the end of the write side.
 impl Output for Vec<Bytes> {
     fn queue(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.push(bytes);
         }
+    }
+
+    fn finish(&mut self) {
+        self.push(Bytes::from_static(b"FIN"));
     }
 }
 
@@ -49,6 +60,10 @@ pub(crate) struct RequestStart {
     /// Other implementations may frame this request differently (a body on GET, HEAD or
     /// DELETE, RFC 9110 §9.3.1): the upstream connection that carries it must not be reused.
     pub(crate) single_use: bool,
+    /// The request asks to become a tunnel: its `Upgrade` (`websocket`…) or, for CONNECT,
+    /// `connect`. What follows the head is the tunnel's bytes, as `Data`, until the client
+    /// closes.
+    pub(crate) upgrade: Option<Bytes>,
 }
 
 /// What a downstream codec decoded.

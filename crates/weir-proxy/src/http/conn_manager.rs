@@ -20,7 +20,9 @@ use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
 use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit};
+use crate::worker::{
+    Deferred, DownstreamState, LINGER, TimerKey, Tunnel, Worker, listener_buffer_limit,
+};
 use weir_flow::{EventKind, Lane};
 
 impl Worker {
@@ -281,6 +283,11 @@ impl Worker {
             }
             None => self.close_downstream(id),
             Some(stream) if stream.request_complete => {}
+            // A tunnel's request is its client's bytes: their end is the request's end, and
+            // the other direction carries on until the origin closes.
+            Some(stream) if stream.tunnel != Tunnel::No => {
+                self.on_request_event(id, RequestPart::End);
+            }
             Some(_) => {
                 tracing::debug!("client closed mid-request");
                 self.close_downstream(id);
@@ -294,7 +301,7 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
-        if ds.conn.queued() == 0 && ds.state != DownstreamState::CloseAfterFlush {
+        if !ds.conn.has_output() && ds.state != DownstreamState::CloseAfterFlush {
             return;
         }
         let (fd, conn) = (ds.conn.fd(), u64::from(ds.trace.conn));

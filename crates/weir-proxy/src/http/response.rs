@@ -56,7 +56,16 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
+        // A 101 keeps what it switched to (only an upgrade the route allowed gets one).
+        let switched = (head.status == 101).then(|| {
+            let kept = |name| head.headers.get(name).cloned().unwrap_or_default();
+            (kept("connection"), kept("upgrade"))
+        });
         strip_hop_by_hop(&mut head.headers);
+        if let Some((connection, upgrade)) = switched {
+            head.headers.append("connection", connection);
+            head.headers.append("upgrade", upgrade);
+        }
         if let Some(r) = route {
             ds.chain.routes.mutate_response(r, &mut head.headers);
         }
@@ -86,6 +95,24 @@ impl Worker {
             stream.close_after = close_after;
         }
         self.log_response(sid, &head.headers, "via_upstream");
+    }
+
+    /// A CONNECT weir ends: the tunnel's connection to the origin is up, so the client is told
+    /// (`200`, with no body framing: the connection is the tunnel's now).
+    pub(crate) fn connect_tunnel_open(&mut self, sid: Id) {
+        let mut headers = Headers::with_capacity(2);
+        headers.append("date", self.date.get(self.now));
+        headers.append("server", Bytes::from_static(b"weir"));
+        let head = ResponseHead {
+            version: Version::Http11,
+            status: 200,
+            reason: Bytes::new(),
+            headers,
+        };
+        self.encode_response_head(sid, head, false);
+        if let Some(ds) = self.streams.get(sid).map(|s| s.downstream) {
+            self.flush_downstream(ds);
+        }
     }
 
     /// Queues a piece of response body for the client, framed as chosen at the head.

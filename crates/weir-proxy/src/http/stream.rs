@@ -11,7 +11,7 @@ use crate::http::filter::StreamFilters;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::http::stream_log::StreamLog;
-use crate::worker::{RetryState, Stream, TimerKey, Worker};
+use crate::worker::{RetryState, Stream, TimerKey, Tunnel, Worker};
 use weir_flow::{EventKind, ShortText};
 
 impl Worker {
@@ -23,10 +23,14 @@ impl Worker {
             end_stream,
             expect_continue,
             single_use,
+            upgrade,
         } = start;
         let Some(sid) = self.open_stream(id, end_stream, single_use) else {
             return;
         };
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.upgrade = upgrade;
+        }
         if self.recorder.enabled() {
             self.trace_request_head(id, sid, &request);
         }
@@ -96,6 +100,8 @@ impl Worker {
             self.trace_response_sent(id);
         }
         let stream = Stream {
+            upgrade: None,
+            tunnel: Tunnel::No,
             downstream: id,
             authority: Bytes::new(),
             filters: StreamFilters::none(),
@@ -163,12 +169,10 @@ impl Worker {
         request: &mut RequestHead,
         expect_continue: bool,
     ) -> Result<Bytes, LocalReply> {
-        if request.method.as_ref() == b"CONNECT" {
-            return Err(
-                LocalReply::new(405, "CONNECT is not supported").because("connect_not_supported")
-            );
-        }
+        // A CONNECT names its authority in its target (`host:port`).
+        let connect = request.method.as_ref() == b"CONNECT";
         let authority = match absolute_form_split(&request.target) {
+            _ if connect => request.target.clone(),
             Some((authority, origin_form)) => {
                 request.headers.set("host", authority.clone());
                 request.target = origin_form;

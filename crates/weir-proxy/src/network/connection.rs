@@ -61,6 +61,8 @@ pub(crate) struct Connection {
     hup_seen: bool,
     read_eof: bool,
     write_shut: bool,
+    /// Send FIN once the queue has left (a tunnel's client or origin finished).
+    fin_pending: bool,
     /// Bytes written over the connection's life (flush progress and byte counters read it).
     pub(crate) bytes_out: u64,
 }
@@ -90,6 +92,7 @@ impl Connection {
             hup_seen: false,
             read_eof: false,
             write_shut: false,
+            fin_pending: false,
             bytes_out: 0,
         }
     }
@@ -201,6 +204,11 @@ impl Connection {
         }
     }
 
+    /// Bytes are queued, or a FIN waits to follow them: a flush has work.
+    pub(crate) fn has_output(&self) -> bool {
+        self.queued > 0 || self.fin_pending
+    }
+
     /// Bytes queued and not yet taken by the kernel.
     pub(crate) fn queued(&self) -> usize {
         self.queued
@@ -238,6 +246,9 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
+        if self.queued == 0 && std::mem::take(&mut self.fin_pending) {
+            self.shutdown_write(syscalls);
+        }
         Ok(self.queued == 0)
     }
 
@@ -266,6 +277,11 @@ impl Connection {
         self.write_shut = true;
         self.queued = 0;
         self.output.clear();
+    }
+
+    /// Sends FIN once what is queued now (and before the next flush) has left.
+    pub(crate) fn finish_after_flush(&mut self) {
+        self.fin_pending = true;
     }
 
     /// Sends FIN after the queue (call once the queue is empty).

@@ -118,7 +118,9 @@ fn rewrite_path(matcher: &PathMatch, path: &[u8], rewrite: &str) -> Vec<u8> {
             let rest = path.get(prefix.len()..).unwrap_or(b"");
             [rewrite.as_bytes(), rest].concat()
         }
-        PathMatch::Exact(_) | PathMatch::Regex(_) => rewrite.as_bytes().to_vec(),
+        PathMatch::Exact(_) | PathMatch::Regex(_) | PathMatch::Connect => {
+            rewrite.as_bytes().to_vec()
+        }
     }
 }
 

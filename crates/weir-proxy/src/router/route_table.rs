@@ -182,7 +182,11 @@ impl RouteTable {
 
 fn route_matches(route: &Route, path: &[u8], authority: &[u8], head: &RequestHead) -> bool {
     let m = &route.matcher;
+    // A CONNECT has no path: only `connect_matcher` routes take it, and only it (Envoy).
+    let connect = head.method.as_ref() == b"CONNECT";
     let path_ok = match &m.path {
+        PathMatch::Connect => connect,
+        _ if connect => false,
         PathMatch::Prefix(p) => {
             path.len() >= p.len() && bytes_eq(&path[..p.len()], p.as_bytes(), !m.case_sensitive)
         }

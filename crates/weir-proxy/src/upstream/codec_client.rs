@@ -15,7 +15,9 @@ use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
 use crate::upstream::retry::RetryCause;
 use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
+use crate::worker::{
+    Deferred, TimerKey, Tunnel, Upstream, UpstreamState, Worker, listener_buffer_limit,
+};
 use weir_flow::{EventKind, Lane};
 
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
@@ -215,8 +217,11 @@ impl Worker {
         conn.stream = Some(sid);
         conn.response_seen = false;
         self.spare_outputs.lend(&mut conn.conn);
-        // The request so far: its head, the body kept, and its end once it came.
-        if let Some(head) = &stream.retry.head {
+        // The request so far: its head, the body kept, and its end once it came. A CONNECT
+        // weir ends sends no head: the origin sees only the tunnel's bytes.
+        if stream.tunnel == Tunnel::TerminateConnect {
+            conn.codec.open_tunnel();
+        } else if let Some(head) = &stream.retry.head {
             let codec = &mut conn.codec;
             codec.encode_headers(head, stream.request_bodiless, &mut conn.conn);
             for piece in &stream.retry.body {
@@ -277,6 +282,14 @@ impl Worker {
                 self.trace_up(id, || EventKind::Connected);
                 // The seed's attachStreamToClient: the waiting stream gets the connection.
                 self.trace_up(id, || EventKind::StreamAttached { reused: false });
+                if let Some(sid) = stream
+                    && self
+                        .streams
+                        .get(sid)
+                        .is_some_and(|s| s.tunnel == Tunnel::TerminateConnect)
+                {
+                    self.connect_tunnel_open(sid);
+                }
             }
             UpstreamState::Idle => return self.check_idle(id),
             UpstreamState::Active => {}
@@ -486,7 +499,7 @@ impl Worker {
         let Some(up) = self.upstreams.get_mut(id) else {
             return;
         };
-        if up.conn.queued() == 0 {
+        if !up.conn.has_output() {
             return;
         }
         let (fd, conn) = (up.conn.fd(), up.trace_conn);
