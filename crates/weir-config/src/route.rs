@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cluster::ClusterNames;
 use crate::headers::{self, NameUse, check_value};
+use crate::http_filter::{self, FilterNames};
 use crate::model::{
     ClusterTarget, DomainMatcher, ForwardAction, HeaderMatchRule, HeaderMatcher, PathMatch,
     RedirectAction, RedirectPath, Regex, RetryPolicy, Route, RouteAction, RouteConfiguration,
@@ -23,7 +24,6 @@ const ROUTE_CONFIG_ENVOY: &[&str] = &[
     "request_mirror_policies",
     "ignore_port_in_host_matching",
     "ignore_path_parameters_in_path_matching",
-    "typed_per_filter_config",
     "metadata",
 ];
 
@@ -34,7 +34,6 @@ const VIRTUAL_HOST_ENVOY: &[&str] = &[
     "virtual_clusters",
     "rate_limits",
     "cors",
-    "typed_per_filter_config",
     "include_request_attempt_count",
     "include_attempt_count_in_response",
     "retry_policy_typed_config",
@@ -51,7 +50,6 @@ const ROUTE_ENVOY: &[&str] = &[
     "non_forwarding_action",
     "metadata",
     "decorator",
-    "typed_per_filter_config",
     "tracing",
     "per_request_buffer_limit_bytes",
     "stat_prefix",
@@ -126,6 +124,8 @@ const DEFAULT_MAX_DIRECT_RESPONSE_BODY: u32 = 4096;
 /// What the routes of one route configuration need from around them.
 struct Scope<'a> {
     clusters: &'a ClusterNames,
+    /// The connection manager's `http_filters`, which `typed_per_filter_config` keys name.
+    filters: &'a FilterNames,
     max_direct_response_body: usize,
     /// The enclosing virtual host's `retry_policy`.
     retry_policy: Option<RetryPolicy>,
@@ -136,6 +136,7 @@ pub(crate) fn route_configuration(
     cx: &mut Cx,
     f: &Field<'_>,
     clusters: &ClusterNames,
+    filters: &FilterNames,
 ) -> Option<RouteConfiguration> {
     let mut o = Obj::new(cx, f, ROUTE_CONFIG_ENVOY)?;
     let name = o.string(cx, "name");
@@ -145,6 +146,7 @@ pub(crate) fn route_configuration(
     };
     let scope = Scope {
         clusters,
+        filters,
         max_direct_response_body: max_body.map_or(usize::MAX, |m| m as usize),
         retry_policy: None,
     };
@@ -190,12 +192,13 @@ pub(crate) fn route_configuration(
         }
     }
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, filters, clusters);
     o.finish(cx);
     Some(RouteConfiguration {
         name: name.unwrap_or_default(),
         virtual_hosts: virtual_hosts?,
         headers: mutations?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -237,6 +240,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         }
     }
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, scope.filters, scope.clusters);
     o.finish(cx);
     Some(VirtualHost {
         name: name?,
@@ -244,7 +248,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         routes: routes?,
         headers: mutations?,
         retry_policy: retry_policy?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -319,13 +323,14 @@ fn route(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Route> {
         }
     };
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, scope.filters, scope.clusters);
     o.finish(cx);
     Some(Route {
         name: name.unwrap_or_default(),
         matcher: matcher?,
         action: action?,
         headers: mutations?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -444,8 +449,8 @@ fn regex_message(e: &regex::Error) -> String {
         )
 }
 
-/// `headers[]` of a route match.
-fn header_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderMatcher> {
+/// `headers[]` of a route match (also the fault and health_check filters' `headers`).
+pub(crate) fn header_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderMatcher> {
     let mut o = Obj::new(cx, f, HEADER_MATCHER_ENVOY)?;
     let name = o
         .required(cx, "name")
