@@ -171,7 +171,7 @@ pub(crate) fn http_filter(
             }
             let mut router = Obj::new(cx, &typed_config, ROUTER_ENVOY)?;
             router.get(cx, "@type");
-            if !router.finish(cx) || disabled != Some(false) {
+            if !router.finish(cx) || disabled != Some(false) || !is_optional_ok {
                 return None;
             }
             return Some(HttpFilter::Router { name: name? });

@@ -575,6 +575,20 @@ fn router_placement_with_filters() {
         &format!("{}.disabled", filters_path(0)),
         "the router (the last, terminal filter) cannot be disabled",
     );
+    // The router's own `is_optional` and `disabled: false` are accepted; a bad one is not.
+    let mut doc = with_filters(&[]);
+    let entry = &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0];
+    entry["is_optional"] = json!(true);
+    entry["disabled"] = json!(false);
+    parse_ok(&doc);
+    doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        [0]["is_optional"] = json!("yes");
+    check(
+        &doc,
+        &format!("{}.is_optional", filters_path(0)),
+        "expected true or false, found the string \"yes\"",
+    );
     // A filter after the router.
     let mut doc = with_filters(&[]);
     doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
