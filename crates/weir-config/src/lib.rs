@@ -27,6 +27,7 @@ mod access_log;
 mod bootstrap;
 mod cluster;
 mod headers;
+mod http_filter;
 mod listener;
 mod overload;
 mod reader;

@@ -10,7 +10,7 @@ use crate::bootstrap::{Role, address};
 use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::model::{CodecType, FilterChain, HttpConnectionManager, HttpFilter, Listener};
 use crate::reader::{Cx, Field, Obj, join};
-use crate::route;
+use crate::{http_filter, route};
 
 /// The `@type` of the HTTP connection manager's `typed_config`.
 pub(crate) const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -135,7 +135,7 @@ const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
 ];
 
 /// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
-const ROUTER_ENVOY: &[&str] = &[
+pub(crate) const ROUTER_ENVOY: &[&str] = &[
     "dynamic_stats",
     "start_child_span",
     "upstream_log",
@@ -645,8 +645,10 @@ fn http_connection_manager(
         "scoped_routes",
         "scoped routes are not supported yet: use an inline route_config",
     );
+    // The route config comes first but its typed_per_filter_config names the http_filters.
+    let filter_names = http_filter::names(f.value);
     let route_config = match o.get(cx, "route_config") {
-        Some(r) => route::route_configuration(cx, &r, clusters),
+        Some(r) => route::route_configuration(cx, &r, clusters, &filter_names),
         None => {
             if !rds && !scoped {
                 cx.error(&join(&f.path, "route_config"), "`route_config` is required");
@@ -655,7 +657,7 @@ fn http_connection_manager(
         }
     };
     let http_filters = match o.get(cx, "http_filters") {
-        Some(h) => http_filters(cx, &h),
+        Some(h) => http_filters(cx, &h, clusters),
         None => {
             cx.error(
                 &join(&f.path, "http_filters"),
@@ -769,8 +771,9 @@ fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<ProtocolOp
     })
 }
 
-/// `http_filters[]`: supported filters, ending with the router, which appears once.
-fn http_filters(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<HttpFilter>> {
+/// `http_filters[]`: supported filters (read in `http_filter`), ending with the router, which
+/// appears once.
+fn http_filters(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<Vec<HttpFilter>> {
     let items = f.items(cx)?;
     if items.is_empty() {
         cx.error(
@@ -782,7 +785,7 @@ fn http_filters(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<HttpFilter>> {
     let mut filters = Some(Vec::with_capacity(items.len()));
     let mut routers = Vec::new();
     for (k, item) in items.iter().enumerate() {
-        match http_filter(cx, item) {
+        match http_filter::http_filter(cx, item, clusters) {
             Some(filter) => {
                 if matches!(filter, HttpFilter::Router { .. }) {
                     routers.push(k);
@@ -847,26 +850,4 @@ fn typed_filter<'v>(
         return None;
     }
     Some((name, typed.message))
-}
-
-/// One `http_filters[]` entry; only the router so far.
-fn http_filter(cx: &mut Cx, f: &Field<'_>) -> Option<HttpFilter> {
-    let (name, typed_config) = typed_filter(
-        cx,
-        f,
-        &["config_discovery", "is_optional", "disabled"],
-        ROUTER_TYPE,
-        &format!(
-            "`typed_config` is required: weir picks the filter by its @type (the router's is {ROUTER_TYPE})"
-        ),
-        &|url| {
-            format!(
-                "HTTP filter type `{url}` is not supported yet (weir supports only the router, {ROUTER_TYPE})"
-            )
-        },
-    )?;
-    let mut router = Obj::new(cx, &typed_config, ROUTER_ENVOY)?;
-    router.get(cx, "@type");
-    router.finish(cx);
-    Some(HttpFilter::Router { name: name? })
 }

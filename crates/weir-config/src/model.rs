@@ -216,7 +216,7 @@ pub struct FaultDelay {
     /// `fixed_delay`, or `header_delay: {}` (the delay in ms comes from the request's
     /// `x-envoy-fault-delay-request`).
     pub kind: DelayKind,
-    /// `percentage` (default 100 %).
+    /// `percentage`; absent, Envoy's default `FractionalPercent` is 0 %: the fault never fires.
     pub percentage: Fraction,
 }
 
@@ -234,7 +234,7 @@ pub enum DelayKind {
 pub struct FaultAbort {
     /// `http_status`, `grpc_status` or `header_abort: {}`.
     pub kind: AbortKind,
-    /// `percentage` (default 100 %).
+    /// `percentage`; absent, Envoy's default `FractionalPercent` is 0 %: the fault never fires.
     pub percentage: Fraction,
 }
 
@@ -285,12 +285,15 @@ pub enum PerFilter {
     /// `config.route.v3.FilterConfig` with `disabled: true`, or `BufferPerRoute` with
     /// `disabled: true`: the filter does nothing for these requests.
     Disabled,
-    /// `config.route.v3.FilterConfig` with `disabled: false` and no `config`: a filter disabled
-    /// in `http_filters` runs here with its own config.
+    /// `config.route.v3.FilterConfig` with `config: {}` (an `Any` with no type) and not
+    /// `disabled`: a filter disabled in `http_filters` runs here with its own config. (Envoy
+    /// rejects a `FilterConfig` with neither `disabled: true` nor `config`.)
     Enabled,
-    /// `HTTPFault` for the fault filter: replaces its config here.
+    /// `HTTPFault` for the fault filter (bare, or as a `FilterConfig`'s `config`): replaces its
+    /// config here, and, as in Envoy, enables it here if `http_filters` disables it.
     Fault(FaultConfig),
-    /// `BufferPerRoute.buffer`: replaces the buffer filter's config here.
+    /// `BufferPerRoute.buffer`: replaces the buffer filter's config here (and enables it, as
+    /// `Fault` does).
     Buffer(BufferConfig),
 }
 

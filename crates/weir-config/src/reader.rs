@@ -562,7 +562,9 @@ fn special_message(field: &str) -> Option<&'static str> {
         "access_log" => {
             "listener-level access logs are not supported by weir yet: use the HTTP connection manager's access_log"
         }
-        "typed_per_filter_config" => "per-route filter config is not supported by weir yet",
+        "typed_per_filter_config" => {
+            "typed_per_filter_config is supported on routes, virtual hosts and route_config, not here yet"
+        }
         "health_checks" => "active health checking is not supported by weir yet",
         _ => return None,
     })

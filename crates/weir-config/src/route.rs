@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::UpgradeConfig;
 use crate::cluster::ClusterNames;
 use crate::headers::{self, NameUse, check_value};
+use crate::http_filter::{self, FilterNames};
 use crate::model::{
     ClusterTarget, DomainMatcher, ForwardAction, HeaderMatchRule, HeaderMatcher, PathMatch,
     RedirectAction, RedirectPath, Regex, RetryPolicy, Route, RouteAction, RouteConfiguration,
@@ -24,7 +25,6 @@ const ROUTE_CONFIG_ENVOY: &[&str] = &[
     "request_mirror_policies",
     "ignore_port_in_host_matching",
     "ignore_path_parameters_in_path_matching",
-    "typed_per_filter_config",
     "metadata",
     "vhost_header",
     "route_specifiers",
@@ -37,7 +37,6 @@ const VIRTUAL_HOST_ENVOY: &[&str] = &[
     "virtual_clusters",
     "rate_limits",
     "cors",
-    "typed_per_filter_config",
     "include_request_attempt_count",
     "include_attempt_count_in_response",
     "retry_policy_typed_config",
@@ -56,7 +55,6 @@ const ROUTE_ENVOY: &[&str] = &[
     "non_forwarding_action",
     "metadata",
     "decorator",
-    "typed_per_filter_config",
     "tracing",
     "per_request_buffer_limit_bytes",
     "stat_prefix",
@@ -134,6 +132,8 @@ const DEFAULT_MAX_DIRECT_RESPONSE_BODY: u32 = 4096;
 /// What the routes of one route configuration need from around them.
 struct Scope<'a> {
     clusters: &'a ClusterNames,
+    /// The connection manager's `http_filters`, which `typed_per_filter_config` keys name.
+    filters: &'a FilterNames,
     max_direct_response_body: usize,
     /// The enclosing virtual host's `retry_policy`.
     retry_policy: Option<RetryPolicy>,
@@ -144,6 +144,7 @@ pub(crate) fn route_configuration(
     cx: &mut Cx,
     f: &Field<'_>,
     clusters: &ClusterNames,
+    filters: &FilterNames,
 ) -> Option<RouteConfiguration> {
     let mut o = Obj::new(cx, f, ROUTE_CONFIG_ENVOY)?;
     let name = o.string(cx, "name");
@@ -153,6 +154,7 @@ pub(crate) fn route_configuration(
     };
     let scope = Scope {
         clusters,
+        filters,
         max_direct_response_body: max_body.map_or(usize::MAX, |m| m as usize),
         retry_policy: None,
     };
@@ -198,12 +200,13 @@ pub(crate) fn route_configuration(
         }
     }
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, filters, clusters);
     o.finish(cx);
     Some(RouteConfiguration {
         name: name.unwrap_or_default(),
         virtual_hosts: virtual_hosts?,
         headers: mutations?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -245,6 +248,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         }
     }
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, scope.filters, scope.clusters);
     o.finish(cx);
     Some(VirtualHost {
         name: name?,
@@ -252,7 +256,7 @@ fn virtual_host(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Virtual
         routes: routes?,
         headers: mutations?,
         retry_policy: retry_policy?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -327,6 +331,7 @@ fn route(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Route> {
         }
     };
     let mutations = headers::mutations(cx, &mut o);
+    let per_filter = http_filter::per_filter_configs(cx, &mut o, scope.filters, scope.clusters);
     o.finish(cx);
     // A CONNECT route either ends the CONNECT here (`connect_config`) or forwards it to an
     // upstream proxy; weir does the first only.
@@ -348,7 +353,7 @@ fn route(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Route> {
         matcher: matcher?,
         action: action?,
         headers: mutations?,
-        per_filter: Vec::new(),
+        per_filter: per_filter?,
     })
 }
 
@@ -469,8 +474,8 @@ fn regex_message(e: &regex::Error) -> String {
         )
 }
 
-/// `headers[]` of a route match.
-fn header_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderMatcher> {
+/// `headers[]` of a route match (also the fault and health_check filters' `headers`).
+pub(crate) fn header_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderMatcher> {
     let mut o = Obj::new(cx, f, HEADER_MATCHER_ENVOY)?;
     let name = o
         .required(cx, "name")

@@ -437,7 +437,7 @@ fn router_placement() {
         &format!("{HCM}/http_filters"),
         json!([cors]),
         &[&format!(
-            "{HCM_PATH}.http_filters[0].typed_config.@type: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors` is not supported yet (weir supports only the router, {ROUTER_TYPE})"
+            "{HCM_PATH}.http_filters[0].typed_config.@type: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors` is not supported yet (weir supports the router and, before it, the fault, buffer and health_check filters)"
         )],
     );
     check(
@@ -482,7 +482,7 @@ static_resources:
         errors_of(&yaml),
         [
             format!(
-                "{HCM_PATH}.http_filters[1].typed_config.@type: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua` is not supported yet (weir supports only the router, {ROUTER_TYPE})"
+                "{HCM_PATH}.http_filters[1].typed_config.@type: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua` is not supported yet (weir supports the router and, before it, the fault, buffer and health_check filters)"
             ),
             format!("{HCM_PATH}.http_filters[0]: the router must be the last HTTP filter"),
         ]

@@ -27,7 +27,13 @@ fn every_example_loads() {
         }
         loaded.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
-    for expected in ["basic.yaml", "basic.json", "routing.yaml", "edge.yaml"] {
+    for expected in [
+        "basic.yaml",
+        "basic.json",
+        "routing.yaml",
+        "edge.yaml",
+        "filters.yaml",
+    ] {
         assert!(
             loaded.iter().any(|l| l == expected),
             "{expected} missing: {loaded:?}"
@@ -63,4 +69,55 @@ fn edge_example_uses_a_default_chain() {
     assert_eq!(default.name, "edge/other");
     assert_eq!(default.http_connection_manager.stream_idle_timeout, None);
     assert_eq!(default.http_connection_manager.idle_timeout, None);
+}
+
+#[test]
+fn filters_example_uses_all_three_filters_and_overrides() {
+    use weir_config::{FilterConfig, HttpFilter, PerFilter};
+    let b = weir_config::load(&examples_dir().join("filters.yaml")).unwrap();
+    let hcm = &b.listeners[0].filter_chains[0].http_connection_manager;
+    let kinds: Vec<&str> = hcm
+        .http_filters
+        .iter()
+        .map(|f| match f {
+            HttpFilter::Filter {
+                config: FilterConfig::HealthCheck(_),
+                ..
+            } => "health_check",
+            HttpFilter::Filter {
+                config: FilterConfig::Buffer(_),
+                ..
+            } => "buffer",
+            HttpFilter::Filter {
+                config: FilterConfig::Fault(_),
+                ..
+            } => "fault",
+            HttpFilter::Router { .. } => "router",
+        })
+        .collect();
+    assert_eq!(kinds, ["health_check", "buffer", "fault", "router"]);
+    let routes = &hcm.route_config.virtual_hosts[0].routes;
+    let overrides: Vec<(&str, &str, &str)> = routes
+        .iter()
+        .flat_map(|r| {
+            r.per_filter.iter().map(|p| {
+                let what = match &p.config {
+                    PerFilter::Disabled => "disabled",
+                    PerFilter::Enabled => "enabled",
+                    PerFilter::Fault(_) => "fault",
+                    PerFilter::Buffer(_) => "buffer",
+                };
+                (r.name.as_str(), p.filter.as_str(), what)
+            })
+        })
+        .collect();
+    assert_eq!(
+        overrides,
+        [
+            ("chaos", "envoy.filters.http.fault", "fault"),
+            ("upload", "envoy.filters.http.buffer", "disabled"),
+            ("upload", "envoy.filters.http.fault", "disabled"),
+            ("api", "envoy.filters.http.buffer", "buffer"),
+        ]
+    );
 }
