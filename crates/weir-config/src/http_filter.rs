@@ -120,9 +120,16 @@ pub(crate) fn names(hcm: &Value) -> FilterNames {
         let Some(name) = item.get("name").and_then(Value::as_str) else {
             continue;
         };
+        // A TypedStruct names the type it carries in `type_url`.
         let kind = raw(item, "typed_config", "typedConfig")
-            .and_then(|t| t.get("@type"))
-            .and_then(Value::as_str)
+            .and_then(|t| {
+                let url = t.get("@type").and_then(Value::as_str)?;
+                if url.ends_with("TypedStruct") {
+                    t.get("type_url").and_then(Value::as_str)
+                } else {
+                    Some(url)
+                }
+            })
             .map_or(Kind::Other, Kind::of);
         names.filters.push((name.to_owned(), kind));
     }
@@ -158,7 +165,8 @@ pub(crate) fn http_filter(
         );
         return None;
     };
-    let url = type_url(cx, &typed_config)?;
+    let typed = crate::listener::open_typed_config(cx, &typed_config)?;
+    let (url, typed_config) = (typed.url, typed.message);
     let config = match Kind::of(&url) {
         Kind::Router => {
             if disabled == Some(true)
@@ -183,7 +191,7 @@ pub(crate) fn http_filter(
         }
         Kind::Other => {
             cx.error(
-                &join(&typed_config.path, "@type"),
+                &typed.url_path,
                 format!(
                     "HTTP filter type `{url}` is not supported yet (weir supports the router and, before it, the fault, buffer and health_check filters)"
                 ),
@@ -373,7 +381,10 @@ fn empty(cx: &mut Cx, f: &Field<'_>) -> Option<()> {
 fn percentage(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Fraction> {
     match o.get(cx, "percentage") {
         Some(p) => fractional_percent(cx, &p),
-        None => Some(Fraction { per_million: 0 }),
+        None => Some(Fraction {
+            per_million: 0,
+            denominator: 100,
+        }),
     }
 }
 
@@ -399,9 +410,11 @@ fn fractional_percent(cx: &mut Cx, f: &Field<'_>) -> Option<Fraction> {
         None => Some(10_000),
     };
     o.finish(cx);
-    let per_million = (u64::from(numerator?) * scale?).min(1_000_000);
+    let scale = scale?;
+    let per_million = (u64::from(numerator?) * scale).min(1_000_000);
     Some(Fraction {
         per_million: u32::try_from(per_million).unwrap_or(1_000_000),
+        denominator: (1_000_000 / scale) as u32,
     })
 }
 

@@ -952,34 +952,6 @@ fn redirect_path(cx: &mut Cx, f: &Field<'_>) -> Option<Option<String>> {
     Some((!s.is_empty()).then_some(s))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert_eq!(base64_decode("/+8=").unwrap(), vec![0xff, 0xef]);
-        assert_eq!(base64_decode("_-8").unwrap(), vec![0xff, 0xef]);
-        assert!(base64_decode("a").is_none());
-        assert!(base64_decode("a b=").is_none());
-        assert!(base64_decode("aGVsbG8===").is_none());
-    }
-
-    #[test]
-    fn anchored_regex() {
-        let mut cx = Cx::default();
-        let r = compile(&mut cx, "p", "/api/v[0-9]+").unwrap();
-        assert!(r.compiled.is_match("/api/v12"));
-        assert!(!r.compiled.is_match("/api/v12/x"));
-        assert!(compile(&mut cx, "p", "a)|(b").is_none());
-        assert!(cx.errors[0].message.starts_with("invalid regex `a)|(b`: "));
-        assert!(!cx.errors[0].message.contains('\n'));
-    }
-}
-
 /// `upgrade_configs[]` of a connection manager or (`route: true`) a route action.
 pub(crate) fn upgrade_configs(
     cx: &mut Cx,
@@ -1028,4 +1000,32 @@ fn upgrade_config(cx: &mut Cx, f: &Field<'_>, route: bool) -> Option<UpgradeConf
         enabled: enabled?,
         terminate_connect,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert_eq!(base64_decode("/+8=").unwrap(), vec![0xff, 0xef]);
+        assert_eq!(base64_decode("_-8").unwrap(), vec![0xff, 0xef]);
+        assert!(base64_decode("a").is_none());
+        assert!(base64_decode("a b=").is_none());
+        assert!(base64_decode("aGVsbG8===").is_none());
+    }
+
+    #[test]
+    fn anchored_regex() {
+        let mut cx = Cx::default();
+        let r = compile(&mut cx, "p", "/api/v[0-9]+").unwrap();
+        assert!(r.compiled.is_match("/api/v12"));
+        assert!(!r.compiled.is_match("/api/v12/x"));
+        assert!(compile(&mut cx, "p", "a)|(b").is_none());
+        assert!(cx.errors[0].message.starts_with("invalid regex `a)|(b`: "));
+        assert!(!cx.errors[0].message.contains('\n'));
+    }
 }

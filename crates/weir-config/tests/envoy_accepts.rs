@@ -233,10 +233,10 @@ fn typed_struct_errors() {
     assert_eq!(
         errors(&edit(
             ROUTER,
-            &TYPED_STRUCT_ROUTER.replace("router.v3.Router", "buffer.v3.Buffer")
+            &TYPED_STRUCT_ROUTER.replace("router.v3.Router", "cors.v3.Cors")
         )),
         [format!(
-            "{filter}.type_url: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer` is not supported yet (weir supports only the router, type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"
+            "{filter}.type_url: HTTP filter type `type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors` is not supported yet (weir supports the router and, before it, the fault, buffer and health_check filters)"
         )]
     );
     // Unknown fields of the wrapped message are errors, as in Envoy.

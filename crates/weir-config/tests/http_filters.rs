@@ -122,7 +122,7 @@ fn parse_ok(doc: &Value) -> Bootstrap {
 fn errors(doc: &Value) -> Vec<String> {
     match parse(&doc.to_string()) {
         Ok(_) => panic!("config should not parse:\n{doc:#}"),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -160,8 +160,20 @@ fn only_fault(b: &Bootstrap) -> FaultConfig {
     }
 }
 
+/// A share out of 100 (the default denominator).
 fn percent(per_million: u32) -> Fraction {
-    Fraction { per_million }
+    Fraction {
+        per_million,
+        denominator: 100,
+    }
+}
+
+/// A share with another denominator.
+fn fraction(per_million: u32, denominator: u32) -> Fraction {
+    Fraction {
+        per_million,
+        denominator,
+    }
 }
 
 #[test]
@@ -190,7 +202,7 @@ fn fault_with_every_field() {
         f.delay,
         Some(FaultDelay {
             kind: DelayKind::Fixed(Duration::from_millis(1500)),
-            percentage: percent(2_500),
+            percentage: fraction(2_500, 10_000),
         })
     );
     assert_eq!(
@@ -223,7 +235,7 @@ fn fault_header_controlled_and_grpc() {
         f.abort,
         Some(FaultAbort {
             kind: AbortKind::Header,
-            percentage: percent(3),
+            percentage: fraction(3, 1_000_000),
         })
     );
     assert_eq!(f.upstream_cluster, None);
@@ -254,9 +266,12 @@ fn fault_percentages() {
     // Enum numbers and string numerators, as proto3 JSON allows.
     assert_eq!(
         abort(json!({"numerator": "5", "denominator": 1})),
-        percent(500)
+        fraction(500, 10_000)
     );
-    assert_eq!(abort(json!({"numerator": 7, "denominator": 2})), percent(7));
+    assert_eq!(
+        abort(json!({"numerator": 7, "denominator": 2})),
+        fraction(7, 1_000_000)
+    );
     // More than the denominator: capped at 100 %, as Envoy caps it.
     assert_eq!(abort(json!({"numerator": 200})), percent(1_000_000));
     assert_eq!(
