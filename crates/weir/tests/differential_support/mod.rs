@@ -36,13 +36,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 // Config rewriting
 // ---------------------------------------------------------------------------------------------
 
-/// A port nothing listens on (bound, then released). The window between release and use is
-/// small; the proxies fail loudly if another process takes the port meanwhile.
+/// A port nothing listens on (bound, then released), never handed out before in this test
+/// process: the kernel may give a released port to the next bind at once, and the tests run
+/// side by side. The window between release and use is small; the proxies fail loudly if
+/// another process takes the port meanwhile.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind a free port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// One proxy's copy of a config: its own listener and admin ports, and its own origins, one per
