@@ -25,24 +25,21 @@ use std::time::{Duration, Instant};
 
 use mio::Events;
 use mio::net::TcpListener;
-use weir_http1::RequestHead;
 
 use crate::access_log::WorkerLogs;
 use crate::codec::http1::{Http1Client, Http1Server};
 use crate::event::Readiness;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
-use crate::http::filter::StreamFilters;
-use crate::http::local_reply::{DateCache, ResponseFlag};
+use crate::http::active_stream::Stream;
+use crate::http::local_reply::DateCache;
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
-use crate::router::route_table::RouteRef;
 use crate::server::Control;
 use crate::snapshot::{ChainRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::upstream::ClusterState;
-use weir_flow::ShortText;
 
 /// Bytes one read may bring (the worker's scratch buffer).
 pub(crate) const READ_SIZE: usize = 64 * 1024;
@@ -159,98 +156,6 @@ pub(crate) struct Upstream {
     pub(crate) opened: Instant,
     /// The origin ended it (FIN, reset): `upstream_cx_destroy_remote` rather than `_local`.
     pub(crate) closed_by_peer: bool,
-}
-
-/// The request as it goes upstream, kept so that another attempt can send it again (a retry,
-/// or a fresh connection when a pooled one turns out to have been closed by the origin): the
-/// request itself, not wire bytes, so the attempt's codec frames it.
-pub(crate) struct RetryState {
-    /// The head as routed (rewrites applied); `None` until the router forwards it.
-    pub(crate) head: Option<RequestHead>,
-    /// The body so far, while it fits the retry buffer.
-    pub(crate) body: Vec<bytes::Bytes>,
-    pub(crate) body_bytes: usize,
-    /// False once the body outgrew the retry buffer or a retry was made.
-    pub(crate) possible: bool,
-    /// The request's end reached the router (an attempt sends it after the body).
-    pub(crate) ended: bool,
-}
-
-/// Whether a stream is a tunnel, and which kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tunnel {
-    /// A plain request and response.
-    No,
-    /// An upgrade the route allows (`websocket`…): forwarded with its `Upgrade`; a `101`
-    /// from the origin makes the stream a byte tunnel both ways.
-    Upgrade,
-    /// A CONNECT weir ends itself: a fresh connection to the route's cluster, `200` to the
-    /// client once it is up, then bytes both ways.
-    TerminateConnect,
-}
-
-/// One request/response exchange on a downstream connection.
-pub(crate) struct Stream {
-    /// The upgrade the request asks for (`Upgrade`'s value, or `connect`), until routed.
-    pub(crate) upgrade: Option<bytes::Bytes>,
-    /// What the router made of it.
-    pub(crate) tunnel: Tunnel,
-    pub(crate) downstream: Id,
-    /// The request's authority (absolute-form target or Host), which routing reads.
-    pub(crate) authority: bytes::Bytes,
-    /// Its HTTP filters before the router, and where the request is among them.
-    pub(crate) filters: StreamFilters,
-    /// A filter asked to be woken (a fault delay).
-    pub(crate) filter_timer: Option<TimerId>,
-    pub(crate) upstream: Option<Id>,
-    pub(crate) route: Option<RouteRef>,
-    pub(crate) cluster: usize,
-    pub(crate) route_timeout: Option<Duration>,
-    /// The request has no body: its end follows its head, so it is complete once routed.
-    pub(crate) request_bodiless: bool,
-    /// The codec found the request ambiguous (`RequestStart::single_use`: a body on GET, HEAD
-    /// or DELETE): its upstream connection is closed after the response, never pooled.
-    pub(crate) upstream_single_use: bool,
-    pub(crate) request_complete: bool,
-    pub(crate) request_paused: bool,
-    pub(crate) response_started: bool,
-    pub(crate) response_complete: bool,
-    pub(crate) response_paused: bool,
-    pub(crate) close_after: bool,
-    pub(crate) status: u16,
-    pub(crate) flag: Option<ResponseFlag>,
-    pub(crate) retry: RetryState,
-    pub(crate) route_timer: Option<TimerId>,
-    pub(crate) request_timer: Option<TimerId>,
-    pub(crate) idle_timer: Option<TimerId>,
-    pub(crate) last_activity: Instant,
-    /// When its request head was decoded (`downstream_rq_time`).
-    pub(crate) started: Instant,
-    /// When its request went to an upstream connection (`upstream_rq_time`); `None` while it
-    /// has none (`upstream_rq_active` counts those with one).
-    pub(crate) upstream_started: Option<Instant>,
-    /// The host its request went to (`usize::MAX` before one was chosen).
-    pub(crate) upstream_host: usize,
-    /// Waiting for its upstream connection to connect (`upstream_rq_pending_active`).
-    pub(crate) pending: bool,
-    /// It was retried (`upstream_rq_retry_success` when the retry answers).
-    pub(crate) retried: bool,
-    /// Retries made under the route's retry policy.
-    pub(crate) attempts: u32,
-    /// The policy wanted another retry but none was left (`URX`).
-    pub(crate) retry_limit_hit: bool,
-    /// A retry waits for its back-off.
-    pub(crate) retry_timer: Option<TimerId>,
-    /// The current attempt's `per_try_timeout`.
-    pub(crate) per_try_timer: Option<TimerId>,
-    /// The router sent it to `cluster` (rather than answering it).
-    pub(crate) forwarded: bool,
-    /// Its access log entry in the making, when its connection manager logs.
-    pub(crate) log: Option<Box<crate::http::stream_log::StreamLog>>,
-    /// Its id in flow traces.
-    pub(crate) trace_id: u64,
-    /// The recorder keeps this stream's flow: its method and target.
-    pub(crate) traced: Option<(ShortText, ShortText)>,
 }
 
 /// What a timer is for. Ids are generational, so a timer for a closed object is a no-op.

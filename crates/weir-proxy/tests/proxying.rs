@@ -159,6 +159,8 @@ fn curl_post_with_expect_continue() {
     assert!(req.body == body);
 }
 
+/// (`Upgrade: h2c` is no upgrade weir makes: the request is served as a plain one, its upgrade
+/// headers dropped with the other hop-by-hop ones.)
 #[test]
 fn hop_by_hop_headers_are_not_forwarded() {
     let origin = Origin::start(|_| {
@@ -183,7 +185,7 @@ fn hop_by_hop_headers_are_not_forwarded() {
          Connection: keep-alive, X-Private, Upgrade\r\n\
          Keep-Alive: timeout=5\r\n\
          TE: trailers\r\n\
-         Upgrade: websocket\r\n\
+         Upgrade: h2c\r\n\
          Proxy-Connection: keep-alive\r\n\
          X-Private: do-not-forward\r\n\
          X-Public: forward-me\r\n\

@@ -16,13 +16,11 @@ use weir_http1::Error as CodecError;
 
 use crate::codec::RequestPart;
 use crate::event::token::Id;
+use crate::http::active_stream::{RequestState, Tunnel};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
-use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{
-    Deferred, DownstreamState, LINGER, TimerKey, Tunnel, Worker, listener_buffer_limit,
-};
+use crate::worker::{Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
 
 impl Worker {
@@ -120,7 +118,7 @@ impl Worker {
             return false;
         };
         // A complete request, or one waiting for a retry's back-off: read nothing more.
-        if stream.request_complete || stream.retry_timer.is_some() {
+        if stream.request_complete() || stream.retry.timer.is_some() {
             return false;
         }
         let below = if !stream.filters.routed() {
@@ -128,13 +126,13 @@ impl Worker {
             let limit = listener_buffer_limit(&self.listeners, ds);
             stream.filters.held_len() < stream.filters.hold_limit(limit)
         } else {
-            match stream.upstream.and_then(|u| self.upstreams.get(u)) {
+            match stream.upstream().and_then(|u| self.upstreams.get(u)) {
                 Some(up) => up.conn.queued() < up.buffer_limit,
                 None => true,
             }
         };
         if !below {
-            self.streams.get_mut(sid).expect("checked").request_paused = true;
+            self.streams.get_mut(sid).expect("checked").client_paused = true;
         }
         below
     }
@@ -162,7 +160,7 @@ impl Worker {
                 let Some(stream) = self.streams.get_mut(sid) else {
                     return;
                 };
-                stream.request_complete = true;
+                stream.request = RequestState::Complete;
                 stream.last_activity = self.now;
                 if let Some(log) = stream.log.as_mut() {
                     log.request_done = Some(self.now);
@@ -282,7 +280,7 @@ impl Worker {
                 self.flush_downstream(id);
             }
             None => self.close_downstream(id),
-            Some(stream) if stream.request_complete => {}
+            Some(stream) if stream.request_complete() => {}
             // A tunnel's request is its client's bytes: their end is the request's end, and
             // the other direction carries on until the origin closes.
             Some(stream) if stream.tunnel != Tunnel::No => {
@@ -366,10 +364,10 @@ impl Worker {
                 }
                 if let (true, Some(sid)) = (low, ds.stream)
                     && let Some(stream) = self.streams.get_mut(sid)
-                    && stream.response_paused
+                    && stream.upstream_paused
                 {
-                    stream.response_paused = false;
-                    if let Some(up) = stream.upstream {
+                    stream.upstream_paused = false;
+                    if let Some(up) = stream.upstream() {
                         self.deferred.push_back(Deferred::Upstream(up));
                     }
                 }
@@ -436,10 +434,6 @@ impl Worker {
                 http.downstream_rq_active.dec();
                 http.downstream_rq_rx_reset.inc();
                 http.downstream_cx_destroy_active_rq.inc();
-            }
-            end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
-            if let Some(up) = stream.upstream {
-                self.close_upstream(up);
             }
         }
         self.syscalls().other();

@@ -7,10 +7,11 @@ use bytes::Bytes;
 use weir_http1::RequestHead;
 
 use crate::event::token::Id;
+use crate::http::active_stream::Tunnel;
 use crate::http::filter::{Decoded, FilterEnv, StreamFilters};
 use crate::http::local_reply::LocalReply;
 use crate::router::{self, forward};
-use crate::worker::{TimerKey, Tunnel, Worker};
+use crate::worker::{TimerKey, Worker};
 
 impl Worker {
     /// Matches the route (the filters read its per-filter config and cluster) and runs the

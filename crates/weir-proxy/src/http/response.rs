@@ -7,26 +7,30 @@ use weir_http1::{Headers, ResponseHead, Version};
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::event::token::Id;
+use crate::http::active_stream::{ResponseState, Stream};
 use crate::http::filter::EncodeEnv;
 use crate::http::headers::strip_hop_by_hop;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::recorder::PendingFlow;
 use crate::router::route_table::RouteRef;
-use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::Stream;
+use crate::upstream::{UpstreamEnd, end_attempt};
 use crate::worker::{Deferred, Worker};
 use weir_flow::EventKind;
 
 impl Worker {
-    /// A stream is gone (finished or abandoned): its timers are disarmed and its filters give
+    /// A stream is gone (finished or abandoned): its timers are disarmed, an attempt still
+    /// under way is given up (its connection closed: it is mid-exchange), and its filters give
     /// back what they hold in shared state. `scope`: its HCM's stats.
     pub(crate) fn retire_stream(&mut self, stream: &mut Stream, scope: usize) {
         self.disarm(&mut stream.route_timer);
         self.disarm(&mut stream.request_timer);
         self.disarm(&mut stream.idle_timer);
-        self.disarm(&mut stream.retry_timer);
-        self.disarm(&mut stream.per_try_timer);
+        self.disarm(&mut stream.retry.timer);
         self.disarm(&mut stream.filter_timer);
+        let end = UpstreamEnd::LocalReset;
+        if let Some(up) = end_attempt(&self.stats, &mut self.timers, self.now, stream, end) {
+            self.close_upstream(up);
+        }
         if let Some(http) = self.stats.http.get(scope) {
             stream.filters.on_destroy(&http.fault);
         }
@@ -43,7 +47,7 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.response_started = true;
+        stream.response = ResponseState::Sending;
         stream.status = head.status;
         stream.last_activity = self.now;
         // Envoy's request_timeout ends when the response begins: an upload still running
@@ -135,7 +139,7 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.response_complete = true;
+        stream.response = ResponseState::Complete;
         if let Some(ds) = self.downstreams.get_mut(stream.downstream) {
             ds.codec.encode_end(&mut ds.conn);
         }
@@ -147,21 +151,16 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        if stream.response_started {
+        if stream.response_started() {
             if let Some(flag) = reply.flag {
                 stream.flag.get_or_insert(flag);
             }
             return self.cut_stream(sid);
         }
-        let upstream = stream.upstream.take();
-        if upstream.is_some() {
-            end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
-        }
-        let (mut retry_timer, mut per_try_timer) =
-            (stream.retry_timer.take(), stream.per_try_timer.take());
+        let mut retry_timer = stream.retry.timer.take();
         let ds_id = stream.downstream;
         self.disarm(&mut retry_timer);
-        self.disarm(&mut per_try_timer);
+        let upstream = self.end_attempt(sid, UpstreamEnd::LocalReset);
         self.charge_upstream_abort(sid, &reply);
         let flag = reply.flag.map_or("", |f| f.letters());
         self.trace_down(ds_id, || EventKind::LocalReply {
@@ -172,7 +171,7 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.response_started = true;
+        stream.response = ResponseState::Sending;
         stream.status = reply.status;
         stream.flag = reply.flag;
         // Answering before the request body arrived closes the connection (the codec's rule,
@@ -201,7 +200,7 @@ impl Worker {
         self.log_response(sid, &head.headers, reply.details);
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.close_after = close_after;
-            stream.response_complete = true;
+            stream.response = ResponseState::Complete;
             if let Some(log) = stream.log.as_mut() {
                 log.bytes_sent = sent as u64;
             }
@@ -255,10 +254,6 @@ impl Worker {
             .get(stream.downstream)
             .map(|d| d.chain.stats);
         self.retire_stream(&mut stream, scope.unwrap_or(usize::MAX));
-        end_upstream_request(&self.stats, self.now, &mut stream, UpstreamEnd::LocalReset);
-        if let Some(up) = stream.upstream {
-            self.close_upstream(up);
-        }
         let id = stream.downstream;
         let Some(ds) = self.downstreams.get(id) else {
             return;

@@ -7,11 +7,11 @@ use weir_http1::RequestHead;
 
 use crate::codec::RequestStart;
 use crate::event::token::Id;
-use crate::http::filter::StreamFilters;
+use crate::http::active_stream::Stream;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::http::stream_log::StreamLog;
-use crate::worker::{RetryState, Stream, TimerKey, Tunnel, Worker};
+use crate::worker::{TimerKey, Worker};
 use weir_flow::{EventKind, ShortText};
 
 impl Worker {
@@ -99,52 +99,9 @@ impl Worker {
             // starts inside it (the previous response's last writes are left out of it).
             self.trace_response_sent(id);
         }
-        let stream = Stream {
-            upgrade: None,
-            tunnel: Tunnel::No,
-            downstream: id,
-            authority: Bytes::new(),
-            filters: StreamFilters::none(),
-            filter_timer: None,
-            upstream: None,
-            route: None,
-            cluster: 0,
-            route_timeout: None,
-            request_bodiless: end_stream,
-            upstream_single_use: single_use,
-            request_complete: false,
-            request_paused: false,
-            response_started: false,
-            response_complete: false,
-            response_paused: false,
-            close_after: false,
-            status: 0,
-            flag: None,
-            retry: RetryState {
-                head: None,
-                body: Vec::new(),
-                body_bytes: 0,
-                possible: true,
-                ended: false,
-            },
-            route_timer: None,
-            request_timer: None,
-            idle_timer: None,
-            last_activity: self.now,
-            started: self.now,
-            upstream_started: None,
-            upstream_host: usize::MAX,
-            pending: false,
-            retried: false,
-            attempts: 0,
-            retry_limit_hit: false,
-            retry_timer: None,
-            per_try_timer: None,
-            forwarded: false,
-            log: (!self.logs.is_empty(logs)).then(StreamLog::new),
-            trace_id: self.recorder.new_id(),
-            traced: None,
-        };
+        let mut stream = Stream::new(id, end_stream, single_use, self.now);
+        stream.log = (!self.logs.is_empty(logs)).then(StreamLog::new);
+        stream.trace_id = self.recorder.new_id();
         let sid = self.streams.insert_with(|_| stream);
         self.stream_peak = self.stream_peak.max(self.streams.len());
         self.downstreams.get_mut(id)?.stream = Some(sid);
@@ -257,7 +214,7 @@ impl Worker {
     pub(crate) fn on_request_timeout(&mut self, sid: Id) {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.request_timer = None;
-            if !stream.request_complete {
+            if !stream.request_complete() {
                 self.count_stream_stat(sid, |h| &h.downstream_rq_timeout);
                 self.local_reply(
                     sid,

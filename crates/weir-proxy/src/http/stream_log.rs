@@ -10,8 +10,9 @@ use weir_http1::{Headers, RequestHead};
 
 use crate::access_log::LogRecord;
 use crate::event::token::Id;
+use crate::http::active_stream::Stream;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
-use crate::worker::{Stream, Worker};
+use crate::worker::Worker;
 
 /// What a stream collects for its log entry (boxed in the stream: absent when nobody logs).
 #[derive(Debug)]
@@ -136,7 +137,7 @@ impl Worker {
         let set = ds.chain.logs;
         let since = |at: Option<Instant>| at.map(|t| t.saturating_duration_since(stream.started));
         let flag = match (stream.flag, abandoned) {
-            _ if stream.retry_limit_hit => ResponseFlag::with_retry_limit(stream.flag),
+            _ if stream.retry.limit_hit => ResponseFlag::with_retry_limit(stream.flag),
             (Some(flag), _) => flag.letters(),
             (None, true) => "DC",
             (None, false) => "",
@@ -162,7 +163,7 @@ impl Worker {
             request_headers: log.request_headers,
             response_headers: log.response_headers,
             protocol: ds.codec.protocol(),
-            response_code: if stream.response_started {
+            response_code: if stream.response_started() {
                 stream.status
             } else {
                 0

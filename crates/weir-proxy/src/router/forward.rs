@@ -5,11 +5,12 @@
 use bytes::Bytes;
 
 use crate::event::token::Id;
+use crate::http::active_stream::Tunnel;
 use crate::http::local_reply::ResponseFlag;
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
 use crate::snapshot::ChainRuntime;
-use crate::worker::{TimerKey, Tunnel, Worker, listener_buffer_limit};
+use crate::worker::{TimerKey, Worker, listener_buffer_limit};
 use weir_flow::EventKind;
 
 impl Worker {
@@ -112,7 +113,7 @@ impl Worker {
             }
         }
         // With no upstream (answered locally), the body is read and dropped.
-        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u)) {
+        if let Some(up) = stream.upstream().and_then(|u| self.upstreams.get_mut(u)) {
             up.codec.encode_data(data, &mut up.conn);
         }
     }
@@ -124,13 +125,13 @@ impl Worker {
             return;
         };
         stream.retry.ended = true;
-        if let Some(up) = stream.upstream.and_then(|u| self.upstreams.get_mut(u))
+        if let Some(up) = stream.upstream().and_then(|u| self.upstreams.get_mut(u))
             && !stream.request_bodiless
         {
             up.codec.encode_end(&mut up.conn);
         }
-        let attempt = stream.upstream.is_some() && !stream.response_started;
-        if let (Some(after), false) = (stream.route_timeout, stream.response_complete) {
+        let attempt = stream.attempt.is_some() && !stream.response_started();
+        if let (Some(after), false) = (stream.route_timeout, stream.response_complete()) {
             let timer = self.arm(after, TimerKey::Route(sid));
             if let Some(stream) = self.streams.get_mut(sid) {
                 stream.route_timer = Some(timer);

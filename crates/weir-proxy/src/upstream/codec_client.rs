@@ -9,15 +9,14 @@
 use crate::codec::ResponsePart;
 use crate::codec::http1::Http1Client;
 use crate::event::token::{Id, Kind, token};
+use crate::http::active_stream::{Attempt, Tunnel};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
 use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
+use crate::upstream::UpstreamEnd;
 use crate::upstream::retry::RetryCause;
-use crate::upstream::{UpstreamEnd, end_upstream_request};
-use crate::worker::{
-    Deferred, TimerKey, Tunnel, Upstream, UpstreamState, Worker, listener_buffer_limit,
-};
+use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
 
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
@@ -191,21 +190,25 @@ impl Worker {
         let Some(conn) = self.upstreams.get_mut(up) else {
             return;
         };
-        stream.upstream = Some(up);
         let reused = conn.state == UpstreamState::Idle;
         if reused {
             conn.state = UpstreamState::Active;
         }
-        stream.upstream_started = Some(self.now);
+        let pending = conn.state == UpstreamState::Connecting;
+        stream.attempt = Some(Attempt {
+            upstream: up,
+            started: self.now,
+            pending,
+            per_try_timer: None,
+        });
         stream.upstream_host = conn.host;
         if wants_local && let Some(log) = stream.log.as_mut() {
             log.upstream_local = conn.conn.local_addr();
         }
-        stream.pending = conn.state == UpstreamState::Connecting;
         if let Some(c) = self.stats.clusters.get(conn.cluster) {
             c.common.upstream_rq_total.inc();
             c.common.upstream_rq_active.inc();
-            if stream.pending {
+            if pending {
                 c.common.upstream_rq_pending_total.inc();
                 c.common.upstream_rq_pending_active.inc();
             }
@@ -240,7 +243,8 @@ impl Worker {
         if reused {
             self.trace_up(up, || EventKind::StreamAttached { reused: true });
         }
-        if self.streams.get(sid).is_some_and(|s| s.request_complete) {
+        // A new attempt of a request the router already has whole: its per-try timer runs.
+        if self.streams.get(sid).is_some_and(|s| s.retry.ended) {
             self.arm_per_try_timer(sid);
         }
     }
@@ -272,8 +276,10 @@ impl Worker {
                     c.common
                         .upstream_cx_connect_ms
                         .record(took.as_millis() as u64);
-                    if let Some(s) = stream.and_then(|s| self.streams.get_mut(s))
-                        && std::mem::take(&mut s.pending)
+                    if let Some(a) = stream
+                        .and_then(|s| self.streams.get_mut(s))
+                        .and_then(|s| s.attempt.as_mut())
+                        && std::mem::take(&mut a.pending)
                     {
                         c.common.upstream_rq_pending_active.dec();
                     }
@@ -323,7 +329,7 @@ impl Worker {
                 .get(stream.downstream)
                 .is_none_or(|d| d.conn.queued() >= listener_buffer_limit(&self.listeners, d));
             if over {
-                stream.response_paused = true;
+                stream.upstream_paused = true;
                 break;
             }
             let up = self.upstreams.get_mut(id).expect("checked");
@@ -398,9 +404,13 @@ impl Worker {
         match part {
             ResponsePart::Headers { head, end_stream } => {
                 // `per_try_timeout` bounds the wait for a response, not its transfer.
-                if let Some(stream) = self.streams.get_mut(sid) {
-                    let mut per_try = stream.per_try_timer.take();
-                    self.disarm(&mut per_try);
+                if let Some(timer) = self
+                    .streams
+                    .get_mut(sid)
+                    .and_then(|s| s.attempt.as_mut())
+                    .and_then(|a| a.per_try_timer.take())
+                {
+                    self.timers.cancel(timer);
                 }
                 let status = head.status;
                 if let Some(stream) = self.streams.get(sid)
@@ -410,19 +420,14 @@ impl Worker {
                 }
                 if self.should_retry(sid, RetryCause::Status(status)) {
                     // This response is not the answer: drop the attempt and try again.
-                    if let Some(stream) = self.streams.get_mut(sid) {
-                        stream.upstream = None;
-                        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Failed);
-                        let mut per_try = stream.per_try_timer.take();
-                        self.disarm(&mut per_try);
-                    }
+                    self.end_attempt(sid, UpstreamEnd::Failed);
                     self.close_upstream(id);
                     return self.schedule_retry(sid);
                 }
                 // A retry succeeded when its answer is one the policy would not retry.
                 if let Some(stream) = self.streams.get(sid)
-                    && stream.retried
-                    && !stream.retry_limit_hit
+                    && stream.retry.retried
+                    && !stream.retry.limit_hit
                     && let Some(c) = self.stats.clusters.get(stream.cluster)
                 {
                     c.common.upstream_rq_retry_success.inc();
@@ -438,13 +443,8 @@ impl Worker {
                 let reusable = self
                     .streams
                     .get(sid)
-                    .is_some_and(|s| s.request_complete && !s.upstream_single_use);
-                if let Some(stream) = self.streams.get_mut(sid) {
-                    stream.upstream = None;
-                    end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Completed);
-                    let mut per_try = stream.per_try_timer.take();
-                    self.disarm(&mut per_try);
-                }
+                    .is_some_and(|s| s.retry.ended && !s.upstream_single_use);
+                self.end_attempt(sid, UpstreamEnd::Completed);
                 self.release_upstream(id, reusable);
                 self.complete_response(sid);
             }
@@ -529,9 +529,9 @@ impl Worker {
                 let low = up.conn.queued() <= up.buffer_limit / 2;
                 if let (true, Some(sid)) = (low, up.stream)
                     && let Some(stream) = self.streams.get_mut(sid)
-                    && stream.request_paused
+                    && stream.client_paused
                 {
-                    stream.request_paused = false;
+                    stream.client_paused = false;
                     self.deferred
                         .push_back(Deferred::Downstream(stream.downstream));
                 }
@@ -586,17 +586,11 @@ impl Worker {
         let Some(sid) = sid else {
             return;
         };
+        self.end_attempt(sid, UpstreamEnd::Failed);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.upstream = None;
-        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::Failed);
-        let mut per_try = stream.per_try_timer.take();
-        self.disarm(&mut per_try);
-        let Some(stream) = self.streams.get_mut(sid) else {
-            return;
-        };
-        if stream.response_started {
+        if stream.response_started() {
             stream.flag.get_or_insert(match failure {
                 Failure::ConnectFailed | Failure::ConnectTimeout => {
                     ResponseFlag::UpstreamConnectionFailure
@@ -618,7 +612,7 @@ impl Worker {
         });
         if stale && stream.retry.possible && !has_policy {
             stream.retry.possible = false;
-            stream.retried = true;
+            stream.retry.retried = true;
             if let Some(c) = self.stats.clusters.get(stream.cluster) {
                 c.common.upstream_rq_retry.inc();
             }
@@ -648,7 +642,7 @@ impl Worker {
 
     /// Flushes the stream's upstream connection, if it has one.
     pub(crate) fn flush_stream_upstream_of(&mut self, sid: Id) {
-        if let Some(up) = self.streams.get(sid).and_then(|s| s.upstream) {
+        if let Some(up) = self.streams.get(sid).and_then(|s| s.upstream()) {
             self.flush_upstream(up);
         }
     }

@@ -9,8 +9,11 @@ use std::net::SocketAddr;
 
 use weir_config::Cluster;
 
+use crate::event::timer::TimerWheel;
+use crate::event::token::Id;
+use crate::http::active_stream::Stream;
 use crate::stats::WorkerStats;
-use crate::worker::Stream;
+use crate::worker::{TimerKey, Worker};
 
 use conn_pool::ConnPool;
 use load_balancer::RoundRobin;
@@ -54,36 +57,47 @@ pub(crate) enum UpstreamEnd {
     Failed,
 }
 
-/// A request leaves its upstream connection: `upstream_rq_active` (and `_pending_active`, the
-/// host's `rq_active`) drop, and how it ended is counted. Once per attempt: later calls find
-/// nothing to end.
-pub(crate) fn end_upstream_request(
+/// Ends a stream's current attempt, if it has one: `upstream_rq_active` (and
+/// `_pending_active`, the host's `rq_active`) drop, how it ended is counted, its
+/// `per_try_timeout` is disarmed. Returns the attempt's upstream connection, which the caller
+/// closes (or, after a complete response, may pool). The one place an attempt ends.
+pub(crate) fn end_attempt(
     stats: &WorkerStats,
+    timers: &mut TimerWheel<TimerKey>,
     now: std::time::Instant,
     stream: &mut Stream,
     end: UpstreamEnd,
-) {
-    let Some(started) = stream.upstream_started.take() else {
-        return;
-    };
-    let Some(c) = stats.clusters.get(stream.cluster) else {
-        return;
-    };
-    let cs = &c.common;
-    cs.upstream_rq_active.dec();
-    if std::mem::take(&mut stream.pending) {
-        cs.upstream_rq_pending_active.dec();
+) -> Option<Id> {
+    let attempt = stream.attempt.take()?;
+    if let Some(timer) = attempt.per_try_timer {
+        timers.cancel(timer);
     }
-    if let Some(h) = c.hosts.get(stream.upstream_host) {
-        h.rq_active.dec();
-    }
-    match end {
-        UpstreamEnd::Completed => {
-            cs.upstream_rq_completed.inc();
-            let took = now.saturating_duration_since(started);
-            cs.upstream_rq_time.record(took.as_millis() as u64);
+    if let Some(c) = stats.clusters.get(stream.cluster) {
+        let cs = &c.common;
+        cs.upstream_rq_active.dec();
+        if attempt.pending {
+            cs.upstream_rq_pending_active.dec();
         }
-        UpstreamEnd::LocalReset => cs.upstream_rq_tx_reset.inc(),
-        UpstreamEnd::Failed => {}
+        if let Some(h) = c.hosts.get(stream.upstream_host) {
+            h.rq_active.dec();
+        }
+        match end {
+            UpstreamEnd::Completed => {
+                cs.upstream_rq_completed.inc();
+                let took = now.saturating_duration_since(attempt.started);
+                cs.upstream_rq_time.record(took.as_millis() as u64);
+            }
+            UpstreamEnd::LocalReset => cs.upstream_rq_tx_reset.inc(),
+            UpstreamEnd::Failed => {}
+        }
+    }
+    Some(attempt.upstream)
+}
+
+impl Worker {
+    /// Ends stream `sid`'s current attempt ([`end_attempt`]); returns its connection.
+    pub(crate) fn end_attempt(&mut self, sid: Id, end: UpstreamEnd) -> Option<Id> {
+        let stream = self.streams.get_mut(sid)?;
+        end_attempt(&self.stats, &mut self.timers, self.now, stream, end)
     }
 }

@@ -14,7 +14,7 @@ use weir_config::{RetryOn, RetryPolicy};
 
 use crate::event::token::Id;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
-use crate::upstream::{UpstreamEnd, end_upstream_request};
+use crate::upstream::UpstreamEnd;
 use crate::worker::{Deferred, TimerKey, Worker};
 
 /// What went wrong with an attempt.
@@ -71,11 +71,11 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return false;
         };
-        if stream.response_started || !stream.retry.possible {
+        if stream.response_started() || !stream.retry.possible {
             return false;
         }
-        if stream.attempts >= num_retries {
-            stream.retry_limit_hit = true;
+        if stream.retry.attempts >= num_retries {
+            stream.retry.limit_hit = true;
             if let Some(c) = self.stats.clusters.get(stream.cluster) {
                 c.common.upstream_rq_retry_limit_exceeded.inc();
             }
@@ -96,9 +96,9 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.attempts += 1;
-        stream.retried = true;
-        let exponent = (stream.attempts - 1).min(16);
+        stream.retry.attempts += 1;
+        stream.retry.retried = true;
+        let exponent = (stream.retry.attempts - 1).min(16);
         if let Some(c) = self.stats.clusters.get(stream.cluster) {
             c.common.upstream_rq_retry.inc();
         }
@@ -107,7 +107,7 @@ impl Worker {
         let delay = Duration::from_nanos(self.rng.u64(0..=nanos));
         let timer = self.arm(delay, TimerKey::Retry(sid));
         if let Some(stream) = self.streams.get_mut(sid) {
-            stream.retry_timer = Some(timer);
+            stream.retry.timer = Some(timer);
         }
     }
 
@@ -116,7 +116,7 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.retry_timer = None;
+        stream.retry.timer = None;
         let ds = stream.downstream;
         self.connect_stream(sid, false);
         self.flush_stream_upstream_of(sid);
@@ -130,9 +130,15 @@ impl Worker {
             return;
         };
         let timer = self.arm(after, TimerKey::PerTry(sid));
-        if let Some(stream) = self.streams.get_mut(sid) {
-            let mut old = stream.per_try_timer.replace(timer);
-            self.disarm(&mut old);
+        let attempt = self.streams.get_mut(sid).and_then(|s| s.attempt.as_mut());
+        match attempt {
+            Some(attempt) => {
+                let mut old = attempt.per_try_timer.replace(timer);
+                self.disarm(&mut old);
+            }
+            None => {
+                self.timers.cancel(timer);
+            }
         }
     }
 
@@ -142,25 +148,25 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.per_try_timer = None;
-        let Some(up) = stream.upstream else {
+        let Some(attempt) = stream.attempt.as_mut() else {
             return;
         };
+        attempt.per_try_timer = None;
         if let Some(c) = self.stats.clusters.get(stream.cluster) {
             c.common.upstream_rq_per_try_timeout.inc();
             if let Some(h) = c.hosts.get(stream.upstream_host) {
                 h.rq_timeout.inc();
             }
         }
-        if stream.response_started {
+        if stream.response_started() {
             stream
                 .flag
                 .get_or_insert(ResponseFlag::UpstreamRequestTimeout);
             return self.cut_stream(sid);
         }
-        stream.upstream = None;
-        end_upstream_request(&self.stats, self.now, stream, UpstreamEnd::LocalReset);
-        self.close_upstream(up);
+        if let Some(up) = self.end_attempt(sid, UpstreamEnd::LocalReset) {
+            self.close_upstream(up);
+        }
         if self.should_retry(sid, RetryCause::PerTryTimeout) {
             return self.schedule_retry(sid);
         }

@@ -1,0 +1,219 @@
+//! One request/response exchange on a downstream connection (Envoy's `ActiveStream`), as the
+//! worker keeps it: its request side and response side, each a state, the router's view of it
+//! (route, retries, the current attempt), its filters, timers and reporting.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use weir_flow::ShortText;
+use weir_http1::RequestHead;
+
+use crate::event::timer::TimerId;
+use crate::event::token::Id;
+use crate::http::filter::StreamFilters;
+use crate::http::local_reply::ResponseFlag;
+use crate::http::stream_log::StreamLog;
+use crate::router::route_table::RouteRef;
+
+/// Where the request stands, as the client sends it.
+///
+/// ```text
+///   Receiving ──(its end is decoded; for a tunnel, the client's FIN)──> Complete
+/// ```
+///
+/// While receiving, reading the client may pause for back-pressure
+/// ([`Stream::client_paused`]); once complete, the connection reads no more until the
+/// response is done (pipelined requests wait in the input buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestState {
+    Receiving,
+    Complete,
+}
+
+/// Where the response stands, as weir sends it to the client.
+///
+/// ```text
+///   Waiting ──(a head is encoded: the upstream's, or a local reply's)──> Sending
+///   Sending ──(its end is encoded)──> Complete
+/// ```
+///
+/// Once `Sending`, a failure can no longer become an error response: the stream is cut. A
+/// `Waiting` stream can still be retried or answered locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseState {
+    Waiting,
+    Sending,
+    Complete,
+}
+
+/// Whether a stream is a tunnel, and which kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tunnel {
+    /// A plain request and response.
+    No,
+    /// An upgrade the route allows (`websocket`…): forwarded with its `Upgrade`; a `101`
+    /// from the origin makes the stream a byte tunnel both ways.
+    Upgrade,
+    /// A CONNECT weir ends itself: a fresh connection to the route's cluster, `200` to the
+    /// client once it is up, then bytes both ways.
+    TerminateConnect,
+}
+
+/// The router's current attempt: the upstream connection carrying the request. Ended in one
+/// place (`Worker::end_attempt`), whatever ends it.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) upstream: Id,
+    /// When the request went to the connection (`upstream_rq_time`).
+    pub(crate) started: Instant,
+    /// The connection is still connecting (`upstream_rq_pending_active`).
+    pub(crate) pending: bool,
+    /// Its `per_try_timeout`.
+    pub(crate) per_try_timer: Option<TimerId>,
+}
+
+/// The request as it goes upstream, kept so that another attempt can send it again (a retry,
+/// or a fresh connection when a pooled one turns out to have been closed by the origin): the
+/// request itself, not wire bytes, so the attempt's codec frames it. And the retries so far.
+#[derive(Debug)]
+pub(crate) struct RetryState {
+    /// The head: held here while the filters decide, then as routed (rewrites applied).
+    pub(crate) head: Option<RequestHead>,
+    /// The body so far, while it fits the retry buffer.
+    pub(crate) body: Vec<Bytes>,
+    pub(crate) body_bytes: usize,
+    /// False once the body outgrew the retry buffer or a retry was made.
+    pub(crate) possible: bool,
+    /// The request's end reached the router (an attempt sends it after the body).
+    pub(crate) ended: bool,
+    /// It was retried (`upstream_rq_retry_success` when the retry answers).
+    pub(crate) retried: bool,
+    /// Retries made under the route's retry policy.
+    pub(crate) attempts: u32,
+    /// The policy wanted another retry but none was left (`URX`).
+    pub(crate) limit_hit: bool,
+    /// A retry waits for its back-off.
+    pub(crate) timer: Option<TimerId>,
+}
+
+/// See the module documentation.
+pub(crate) struct Stream {
+    pub(crate) downstream: Id,
+    pub(crate) request: RequestState,
+    pub(crate) response: ResponseState,
+    /// Reading the client stopped: the upstream's queue is over its limit (resumed below half).
+    pub(crate) client_paused: bool,
+    /// Reading the upstream stopped: the client's queue is over its limit.
+    pub(crate) upstream_paused: bool,
+    /// The request has no body: its end follows its head.
+    pub(crate) request_bodiless: bool,
+    /// The upgrade the request asks for (`Upgrade`'s value, or `connect`), until routed.
+    pub(crate) upgrade: Option<Bytes>,
+    /// What the router made of it.
+    pub(crate) tunnel: Tunnel,
+    /// The request's authority (absolute-form target or Host), which routing reads.
+    pub(crate) authority: Bytes,
+    /// Its HTTP filters before the router, and where the request is among them.
+    pub(crate) filters: StreamFilters,
+    /// A filter asked to be woken (a fault delay).
+    pub(crate) filter_timer: Option<TimerId>,
+    pub(crate) route: Option<RouteRef>,
+    /// The router sent it to `cluster` (rather than answering it).
+    pub(crate) forwarded: bool,
+    pub(crate) cluster: usize,
+    /// The host its request went to (`usize::MAX` before one was chosen).
+    pub(crate) upstream_host: usize,
+    pub(crate) route_timeout: Option<Duration>,
+    pub(crate) route_timer: Option<TimerId>,
+    /// The codec found the request ambiguous (a body on GET, HEAD or DELETE), or it is a
+    /// tunnel: its upstream connection is closed after the response, never pooled.
+    pub(crate) upstream_single_use: bool,
+    pub(crate) retry: RetryState,
+    pub(crate) attempt: Option<Attempt>,
+    /// The connection ends with this stream (the codec's rules, a drain, a cut response).
+    pub(crate) close_after: bool,
+    pub(crate) status: u16,
+    pub(crate) flag: Option<ResponseFlag>,
+    pub(crate) request_timer: Option<TimerId>,
+    pub(crate) idle_timer: Option<TimerId>,
+    pub(crate) last_activity: Instant,
+    /// When its request head was decoded (`downstream_rq_time`).
+    pub(crate) started: Instant,
+    /// Its access log entry in the making, when its connection manager logs.
+    pub(crate) log: Option<Box<StreamLog>>,
+    /// Its id in flow traces.
+    pub(crate) trace_id: u64,
+    /// The recorder keeps this stream's flow: its method and target.
+    pub(crate) traced: Option<(ShortText, ShortText)>,
+}
+
+impl Stream {
+    /// A stream for a request just decoded on `downstream`.
+    pub(crate) fn new(
+        downstream: Id,
+        request_bodiless: bool,
+        single_use: bool,
+        now: Instant,
+    ) -> Stream {
+        Stream {
+            downstream,
+            request: RequestState::Receiving,
+            response: ResponseState::Waiting,
+            client_paused: false,
+            upstream_paused: false,
+            request_bodiless,
+            upgrade: None,
+            tunnel: Tunnel::No,
+            authority: Bytes::new(),
+            filters: StreamFilters::none(),
+            filter_timer: None,
+            route: None,
+            forwarded: false,
+            cluster: 0,
+            upstream_host: usize::MAX,
+            route_timeout: None,
+            route_timer: None,
+            upstream_single_use: single_use,
+            retry: RetryState {
+                head: None,
+                body: Vec::new(),
+                body_bytes: 0,
+                possible: true,
+                ended: false,
+                retried: false,
+                attempts: 0,
+                limit_hit: false,
+                timer: None,
+            },
+            attempt: None,
+            close_after: false,
+            status: 0,
+            flag: None,
+            request_timer: None,
+            idle_timer: None,
+            last_activity: now,
+            started: now,
+            log: None,
+            trace_id: 0,
+            traced: None,
+        }
+    }
+
+    pub(crate) fn request_complete(&self) -> bool {
+        self.request == RequestState::Complete
+    }
+
+    /// A response head went to the client (or the whole response did).
+    pub(crate) fn response_started(&self) -> bool {
+        self.response != ResponseState::Waiting
+    }
+
+    pub(crate) fn response_complete(&self) -> bool {
+        self.response == ResponseState::Complete
+    }
+
+    /// The current attempt's upstream connection.
+    pub(crate) fn upstream(&self) -> Option<Id> {
+        self.attempt.as_ref().map(|a| a.upstream)
+    }
+}
