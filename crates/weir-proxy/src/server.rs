@@ -147,6 +147,65 @@ pub(crate) struct Control {
     pub(crate) server: Arc<ServerState>,
 }
 
+impl Control {
+    pub(crate) fn new(drain_time: Duration, server: Arc<ServerState>) -> Arc<Control> {
+        Arc::new(Control {
+            drain: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            drain_time,
+            flow_queries: Mutex::new(Vec::new()),
+            exited: AtomicBool::new(false),
+            stop_listeners: AtomicBool::new(false),
+            drain_listeners: AtomicBool::new(false),
+            server,
+        })
+    }
+}
+
+/// Each worker's listener slots, and each listener's name and bound address.
+type Bound = (Vec<Vec<ListenerSlot>>, Vec<(String, SocketAddr)>);
+
+/// Binds every listener once per worker (SO_REUSEPORT: the kernel spreads accepts); the first
+/// socket of a port-0 listener fixes the port for the others.
+fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> {
+    let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
+    let mut listeners = Vec::new();
+    for runtime in &snapshot.listeners {
+        let mut address = runtime.address;
+        // Our workers share the port through SO_REUSEPORT; another process must not.
+        check_free(address).map_err(|e| {
+            let why = if e.kind() == io::ErrorKind::AddrInUse {
+                "address in use: another process already listens on it".to_owned()
+            } else {
+                e.to_string()
+            };
+            io::Error::new(
+                e.kind(),
+                format!("listener {} on {address}: {why}", runtime.name),
+            )
+        })?;
+        for slots in bound.iter_mut() {
+            let socket = bind(address).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("listener {} on {address}: {e}", runtime.name),
+                )
+            })?;
+            address = socket.local_addr()?;
+            slots.push(ListenerSlot {
+                socket: Some(socket),
+                stats: listeners.len(),
+                address,
+                chain: runtime.select(address.port()),
+                buffer_limit: runtime.buffer_limit,
+            });
+        }
+        tracing::info!(listener = %runtime.name, %address, "listening");
+        listeners.push((runtime.name.clone(), address));
+    }
+    Ok((bound, listeners))
+}
+
 /// The workers as other threads reach them: through each one's [`Control`] and waker. Cheap
 /// to clone; the admin listener holds one.
 #[derive(Clone)]
@@ -233,42 +292,7 @@ impl Server {
         let mut logs = AccessLogs::builder(concurrency, options.file_flush_interval);
         let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs)?);
         let access_logs = logs.start()?;
-        // Bind per worker, per listener; the first socket of a port-0 listener fixes the port.
-        let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
-        let mut listeners = Vec::new();
-        for runtime in &snapshot.listeners {
-            let mut address = runtime.address;
-            // Our workers share the port through SO_REUSEPORT; another process must not.
-            check_free(address).map_err(|e| {
-                let why = if e.kind() == io::ErrorKind::AddrInUse {
-                    "address in use: another process already listens on it".to_owned()
-                } else {
-                    e.to_string()
-                };
-                io::Error::new(
-                    e.kind(),
-                    format!("listener {} on {address}: {why}", runtime.name),
-                )
-            })?;
-            for slots in bound.iter_mut() {
-                let socket = bind(address).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("listener {} on {address}: {e}", runtime.name),
-                    )
-                })?;
-                address = socket.local_addr()?;
-                slots.push(ListenerSlot {
-                    socket: Some(socket),
-                    stats: listeners.len(),
-                    address,
-                    chain: runtime.select(address.port()),
-                    buffer_limit: runtime.buffer_limit,
-                });
-            }
-            tracing::info!(listener = %runtime.name, %address, "listening");
-            listeners.push((runtime.name.clone(), address));
-        }
+        let (bound, listeners) = bind_listeners(&snapshot, concurrency)?;
         let state = Arc::new(ServerState {
             started: epoch,
             loaded_at: crate::access_log::format::rfc3339(std::time::SystemTime::now()),
@@ -282,22 +306,7 @@ impl Server {
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
         });
-        let layout = Layout {
-            http_prefixes: snapshot.http_prefixes.clone(),
-            http_faults: snapshot.http_faults.clone(),
-            listeners: listeners.iter().map(|(_, a)| *a).collect(),
-            clusters: snapshot
-                .bootstrap
-                .clusters
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        c.endpoints.iter().map(|e| e.address).collect(),
-                    )
-                })
-                .collect(),
-        };
+        let layout = Layout::of(&snapshot, listeners.iter().map(|(_, a)| *a).collect());
         let mut workers = Vec::new();
         let mut stats = Vec::new();
         for (index, mut slots) in bound.into_iter().enumerate() {
@@ -315,16 +324,7 @@ impl Server {
                 poll.registry(),
                 token(Kind::Waker, fixed(WAKER)),
             )?);
-            let control = Arc::new(Control {
-                drain: AtomicBool::new(false),
-                stop: AtomicBool::new(false),
-                drain_time: options.drain_time,
-                flow_queries: Mutex::new(Vec::new()),
-                exited: AtomicBool::new(false),
-                stop_listeners: AtomicBool::new(false),
-                drain_listeners: AtomicBool::new(false),
-                server: state.clone(),
-            });
+            let control = Control::new(options.drain_time, state.clone());
             let worker_stats = Arc::new(WorkerStats::new(&layout));
             stats.push(worker_stats.clone());
             let worker = Worker::new(

@@ -306,6 +306,29 @@ pub(crate) struct Layout {
     pub(crate) clusters: Vec<(String, Vec<SocketAddr>)>,
 }
 
+impl Layout {
+    /// The stats a config makes: its HCM prefixes, its listeners at `listeners` (bound), its
+    /// clusters and their hosts.
+    pub(crate) fn of(snapshot: &crate::snapshot::Snapshot, listeners: Vec<SocketAddr>) -> Layout {
+        Layout {
+            http_prefixes: snapshot.http_prefixes.clone(),
+            http_faults: snapshot.http_faults.clone(),
+            listeners,
+            clusters: snapshot
+                .bootstrap
+                .clusters
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.endpoints.iter().map(|e| e.address).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One worker's stats. See the module documentation.
 #[derive(Debug)]
 pub struct WorkerStats {

@@ -17,8 +17,8 @@ mod scenarios;
 mod tunnel_scenarios;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::access_log::AccessLogs;
@@ -123,22 +123,7 @@ impl Harness {
                 buffer_limit: l.buffer_limit,
             })
             .collect();
-        let layout = Layout {
-            http_prefixes: snapshot.http_prefixes.clone(),
-            http_faults: snapshot.http_faults.clone(),
-            listeners: listeners.iter().map(|l| l.address).collect(),
-            clusters: snapshot
-                .bootstrap
-                .clusters
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        c.endpoints.iter().map(|e| e.address).collect(),
-                    )
-                })
-                .collect(),
-        };
+        let layout = Layout::of(&snapshot, listeners.iter().map(|l| l.address).collect());
         let epoch = Instant::now();
         let state = Arc::new(ServerState {
             started: epoch,
@@ -153,16 +138,7 @@ impl Harness {
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
         });
-        let control = Arc::new(Control {
-            drain: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            drain_time: Duration::from_secs(5),
-            flow_queries: Mutex::new(Vec::new()),
-            exited: AtomicBool::new(false),
-            stop_listeners: AtomicBool::new(false),
-            drain_listeners: AtomicBool::new(false),
-            server: state,
-        });
+        let control = Control::new(Duration::from_secs(5), state);
         let mut net = MemoryNet::default();
         for (_, hosts) in &layout.clusters {
             for host in hosts {

@@ -50,10 +50,20 @@ impl Worker {
     /// idle, otherwise a new non-blocking connect. Queues the request head (and, on a retry,
     /// the body so far).
     pub(crate) fn connect_stream(&mut self, sid: Id, fresh: bool) {
-        let Some(stream) = self.streams.get(sid) else {
+        let Some((cluster, host)) = self.choose_host(sid) else {
             return;
         };
-        let cluster = stream.cluster;
+        if !fresh && let Some(up) = self.take_pooled(cluster, host) {
+            return self.attach(sid, up);
+        }
+        self.open_upstream(sid, cluster, host);
+    }
+
+    /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
+    /// the pool's first use). No host: 503 `UH`.
+    fn choose_host(&mut self, sid: Id) -> Option<(usize, usize)> {
+        let stream = self.streams.get(sid)?;
+        let (cluster, ds) = (stream.cluster, stream.downstream);
         let Some(host) = self.clusters[cluster].lb.pick() else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
@@ -61,13 +71,10 @@ impl Worker {
             if let Some(stream) = self.streams.get_mut(sid) {
                 stream.upstream_host = usize::MAX;
             }
-            return self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::NoHealthyUpstream),
-            );
+            let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
+            self.local_reply(sid, None, reply);
+            return None;
         };
-        let ds = stream.downstream;
         if self.recorder.enabled() {
             let (name, address) = (
                 self.clusters[cluster].name.clone(),
@@ -86,17 +93,28 @@ impl Worker {
             });
         }
         self.clusters[cluster].pools[host].created = true;
-        if !fresh {
-            while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
-                let usable = self.upstreams.get(up).is_some_and(|u| {
-                    u.state == UpstreamState::Idle && !u.conn.read_eof() && u.conn.input.is_empty()
-                });
-                if usable {
-                    return self.attach(sid, up);
-                }
-                self.close_upstream(up);
+        Some((cluster, host))
+    }
+
+    /// An idle pooled connection to the host that can carry a request (closing the ones the
+    /// origin closed or wrote to while idle).
+    fn take_pooled(&mut self, cluster: usize, host: usize) -> Option<Id> {
+        while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
+            let usable = self.upstreams.get(up).is_some_and(|u| {
+                u.state == UpstreamState::Idle && !u.conn.read_eof() && u.conn.input.is_empty()
+            });
+            if usable {
+                return Some(up);
             }
+            self.close_upstream(up);
         }
+        None
+    }
+
+    /// A new connection to the host: a non-blocking connect, registered once, with its
+    /// connect timeout; the stream is attached and waits for it. A connect that fails at once
+    /// is retried when the policy says so, else answered 503 `UF`.
+    fn open_upstream(&mut self, sid: Id, cluster: usize, host: usize) {
         let address = self.clusters[cluster].hosts[host];
         self.stats.syscalls.connect.add(2);
         let mut conn = match self.net.connect(address) {
@@ -115,11 +133,8 @@ impl Worker {
                 if self.should_retry(sid, RetryCause::Connect) {
                     return self.schedule_retry(sid);
                 }
-                return self.local_reply(
-                    sid,
-                    None,
-                    LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
-                );
+                let reply = LocalReply::failure(ResponseFlag::UpstreamConnectionFailure);
+                return self.local_reply(sid, None, reply);
             }
         };
         self.syscalls().other();
@@ -157,11 +172,8 @@ impl Worker {
         if let Err(e) = registered {
             tracing::warn!(error = %e, "epoll registration failed");
             self.close_upstream(up);
-            return self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
-            );
+            let reply = LocalReply::failure(ResponseFlag::UpstreamConnectionFailure);
+            return self.local_reply(sid, None, reply);
         }
         let timer = self.arm(
             self.clusters[cluster].connect_timeout,
