@@ -21,6 +21,8 @@ pub(crate) struct Fields {
     pub(crate) close: bool,
     /// `Connection` has `keep-alive`.
     pub(crate) keep_alive: bool,
+    /// `Connection` has `upgrade`.
+    pub(crate) upgrade: bool,
     /// Number of `Host` fields.
     pub(crate) hosts: usize,
     /// The first `Host` value.
@@ -50,6 +52,8 @@ impl Fields {
                         fields.close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
                         fields.keep_alive = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        fields.upgrade = true;
                     } else if token.eq_ignore_ascii_case(b"content-length")
                         || token.eq_ignore_ascii_case(b"transfer-encoding")
                         || token.eq_ignore_ascii_case(b"host")

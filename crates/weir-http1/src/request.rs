@@ -109,6 +109,9 @@ pub struct Request {
     /// §9.3.2, §9.3.5). A proxy that forwards it must not reuse that upstream connection after
     /// it.
     pub ambiguous: bool,
+    /// An HTTP/1.1 request whose `Connection` names `upgrade`: the client asks to switch to the
+    /// protocol its `Upgrade` field names (RFC 9110 §7.8).
+    pub upgrade: bool,
 }
 
 /// What a [`RequestDecoder`] returns: a head, body bytes, the end of the request.
@@ -320,6 +323,7 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
             && version == Version::Http11
             && body != BodyKind::Empty,
         ambiguous: body != BodyKind::Empty && matches!(method, b"GET" | b"HEAD" | b"DELETE"),
+        upgrade: fields.upgrade && version == Version::Http11,
         body,
         head,
     })

@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 use weir_http1::{
-    BodyKind, CRLF, Error, LAST_CHUNK, Limits, RequestDecoder, RequestEvent, RequestHead,
+    BodyKind, CRLF, Error, LAST_CHUNK, Limits, Request, RequestDecoder, RequestEvent, RequestHead,
     ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header, encode_request_head,
     encode_response_head,
 };
@@ -72,11 +72,12 @@ enum Tunnel {
 /// The upgrade a request asks for: CONNECT, or an HTTP/1.1 `Upgrade` named by `Connection`
 /// (`h2c`, HTTP/2 over cleartext, is not an upgrade weir makes: such a request is served as a
 /// plain one, its upgrade headers dropped as hop-by-hop).
-fn requested_upgrade(head: &RequestHead) -> Option<(Tunnel, Bytes)> {
+fn requested_upgrade(request: &Request) -> Option<(Tunnel, Bytes)> {
+    let head = &request.head;
     if head.method.as_ref() == b"CONNECT" {
         return Some((Tunnel::Connect, Bytes::from_static(b"connect")));
     }
-    if head.version != Version::Http11 || !head.headers.contains_token("connection", "upgrade") {
+    if !request.upgrade {
         return None;
     }
     let upgrade = head.headers.get("upgrade")?;
@@ -129,7 +130,7 @@ impl Http1Server {
         match event {
             RequestEvent::Head(request) => {
                 let mut request = *request;
-                let upgrade = requested_upgrade(&request.head);
+                let upgrade = requested_upgrade(&request);
                 // A tunnel's request runs until the client closes.
                 let end_stream = request.body == BodyKind::Empty && upgrade.is_none();
                 self.raw_input = upgrade.is_some();
@@ -323,14 +324,15 @@ impl Http1Client {
     }
 
     /// Encodes a request head (always as HTTP/1.1). A request with a body and no
-    /// `content-length` goes out chunked.
+    /// `content-length` goes out chunked. `upgrade`: the head asks to switch protocols (its
+    /// `Connection: upgrade` is set), and a `101` opens a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
         head: &RequestHead,
         end_stream: bool,
+        upgrade: bool,
         out: &mut impl Output,
     ) {
-        let upgrade = head.headers.contains_token("connection", "upgrade");
         self.tunnel = if upgrade {
             ClientTunnel::Requested
         } else {
@@ -582,7 +584,7 @@ mod tests {
         let mut out = Vec::new();
         let mut head = start.head.clone();
         head.headers.remove("transfer-encoding");
-        client.encode_headers(&head, start.end_stream, &mut out);
+        client.encode_headers(&head, start.end_stream, false, &mut out);
         client.encode_data(data.clone(), &mut out);
         client.encode_end(&mut out);
         assert_eq!(
@@ -599,7 +601,7 @@ mod tests {
         };
         let mut client = Http1Client::new();
         let mut out = Vec::new();
-        client.encode_headers(&start.head, true, &mut out);
+        client.encode_headers(&start.head, true, false, &mut out);
         assert_eq!(concat(&out), "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
     }
 
@@ -610,7 +612,7 @@ mod tests {
         let RequestPart::Headers(start) = &head[0] else {
             panic!()
         };
-        client.encode_headers(&start.head, true, &mut Vec::new());
+        client.encode_headers(&start.head, true, false, &mut Vec::new());
         let mut input = BytesMut::from(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
         );
@@ -631,7 +633,7 @@ mod tests {
         assert!(client.reusable());
 
         let mut client = Http1Client::new();
-        client.encode_headers(&start.head, true, &mut Vec::new());
+        client.encode_headers(&start.head, true, false, &mut Vec::new());
         let mut input = BytesMut::from("HTTP/1.1 101 Switching Protocols\r\n\r\n");
         assert_eq!(
             client.decode(&mut input).unwrap_err(),
@@ -649,7 +651,7 @@ mod tests {
             start
         };
         let mut client = Http1Client::new();
-        client.encode_headers(&start.head, true, &mut Vec::new());
+        client.encode_headers(&start.head, true, false, &mut Vec::new());
         let mut input = BytesMut::from("HTTP/1.1 200 OK\r\n\r\nbody");
         assert!(matches!(
             client.decode(&mut input),
@@ -667,7 +669,7 @@ mod tests {
         assert!(!client.reusable());
 
         let mut client = Http1Client::new();
-        client.encode_headers(&start.head, true, &mut Vec::new());
+        client.encode_headers(&start.head, true, false, &mut Vec::new());
         let mut input = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nbody");
         assert!(matches!(
             client.decode(&mut input),

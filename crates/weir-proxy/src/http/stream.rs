@@ -99,10 +99,17 @@ impl Worker {
             // starts inside it (the previous response's last writes are left out of it).
             self.trace_response_sent(id);
         }
-        let mut stream = Stream::new(id, end_stream, single_use, self.now);
-        stream.log = (!self.logs.is_empty(logs)).then(StreamLog::new);
-        stream.trace_id = self.recorder.new_id();
-        let sid = self.streams.insert_with(|_| stream);
+        let (now, log, trace_id) = (
+            self.now,
+            (!self.logs.is_empty(logs)).then(StreamLog::new),
+            self.recorder.new_id(),
+        );
+        let sid = self.streams.insert_with(|_| {
+            let mut stream = Stream::new(id, end_stream, single_use, now);
+            stream.log = log;
+            stream.trace_id = trace_id;
+            stream
+        });
         self.stream_peak = self.stream_peak.max(self.streams.len());
         self.downstreams.get_mut(id)?.stream = Some(sid);
         if let Some(after) = request_timeout {

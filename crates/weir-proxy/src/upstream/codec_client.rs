@@ -238,7 +238,8 @@ impl Worker {
             conn.codec.open_tunnel();
         } else if let Some(head) = &stream.retry.head {
             let codec = &mut conn.codec;
-            codec.encode_headers(head, stream.request_bodiless, &mut conn.conn);
+            let upgrade = stream.tunnel == Tunnel::Upgrade;
+            codec.encode_headers(head, stream.request_bodiless, upgrade, &mut conn.conn);
             for piece in &stream.retry.body {
                 codec.encode_data(piece.clone(), &mut conn.conn);
             }

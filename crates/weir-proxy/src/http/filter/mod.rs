@@ -122,13 +122,13 @@ impl FilterChainSpec {
             };
             active.push(filter);
         }
-        StreamFilters {
+        StreamFilters(Some(Box::new(Chain {
             active,
             at: 0,
             held: Vec::new(),
             held_len: 0,
             held_end: false,
-        }
+        })))
     }
 }
 
@@ -188,9 +188,14 @@ pub(crate) struct EncodeEnv<'a> {
     pub(crate) local_cluster: &'a str,
 }
 
-/// The filters of one stream and where its request stands among them.
+/// The filters of one stream and where its request stands among them; nothing (no
+/// allocation) for a connection manager without filters, whose requests go straight to the
+/// router.
 #[derive(Debug)]
-pub(crate) struct StreamFilters {
+pub(crate) struct StreamFilters(Option<Box<Chain>>);
+
+#[derive(Debug)]
+struct Chain {
     active: Vec<ActiveFilter>,
     /// The filter that holds the request; `active.len()` once the router has it.
     at: usize,
@@ -204,29 +209,23 @@ pub(crate) struct StreamFilters {
 impl StreamFilters {
     /// No filters: the request goes straight to the router.
     pub(crate) fn none() -> Self {
-        StreamFilters {
-            active: Vec::new(),
-            at: 0,
-            held: Vec::new(),
-            held_len: 0,
-            held_end: false,
-        }
+        StreamFilters(None)
     }
 
     /// The router has the request: body goes upstream as it comes.
     pub(crate) fn routed(&self) -> bool {
-        self.at >= self.active.len()
+        self.0.as_ref().is_none_or(|c| c.at >= c.active.len())
     }
 
     /// Body bytes held by a filter (the decode gate reads it).
     pub(crate) fn held_len(&self) -> usize {
-        self.held_len
+        self.0.as_ref().map_or(0, |c| c.held_len)
     }
 
     /// How much body may be held before reading stops: a buffer filter holding the request
     /// needs its whole `max_request_bytes`.
     pub(crate) fn hold_limit(&self, buffer_limit: usize) -> usize {
-        match self.active.get(self.at) {
+        match self.0.as_ref().and_then(|c| c.active.get(c.at)) {
             Some(ActiveFilter::Buffer(b)) => buffer_limit.max(b.max_bytes() + 1),
             _ => buffer_limit,
         }
@@ -239,12 +238,81 @@ impl StreamFilters {
         end_stream: bool,
         env: &mut FilterEnv<'_>,
     ) -> Decoded {
-        self.held_end = end_stream;
-        self.run_headers(0, head, env)
+        match &mut self.0 {
+            Some(chain) => {
+                chain.held_end = end_stream;
+                chain.run_headers(0, head, env)
+            }
+            None => Decoded::ToRouter,
+        }
     }
 
     /// Body bytes arrived while a filter holds the request (`end_stream`: the last).
     pub(crate) fn decode_data(
+        &mut self,
+        data: Bytes,
+        end_stream: bool,
+        head: &mut RequestHead,
+        env: &mut FilterEnv<'_>,
+    ) -> Decoded {
+        match &mut self.0 {
+            Some(chain) => chain.decode_data(data, end_stream, head, env),
+            None => Decoded::ToRouter,
+        }
+    }
+
+    /// The timer a holding filter asked for fired.
+    pub(crate) fn on_wake(&mut self, head: &mut RequestHead, env: &mut FilterEnv<'_>) -> Decoded {
+        match &mut self.0 {
+            Some(chain) => {
+                let verdict = match chain.active.get_mut(chain.at) {
+                    Some(filter) => filter.on_wake(head, env),
+                    None => Verdict::Continue,
+                };
+                chain.after(verdict, head, env)
+            }
+            None => Decoded::ToRouter,
+        }
+    }
+
+    /// The body held so far and whether the end came with it, for the router (once).
+    pub(crate) fn take_held(&mut self) -> (Vec<Bytes>, bool) {
+        match &mut self.0 {
+            Some(chain) => {
+                chain.held_len = 0;
+                (std::mem::take(&mut chain.held), chain.held_end)
+            }
+            None => (Vec::new(), false),
+        }
+    }
+
+    /// Runs the response head through the filters that saw the request, last to first.
+    pub(crate) fn encode_headers(&mut self, head: &mut ResponseHead, env: &EncodeEnv<'_>) {
+        let Some(chain) = &mut self.0 else {
+            return;
+        };
+        let seen = chain.at.min(chain.active.len().saturating_sub(1));
+        for filter in chain.active.iter_mut().take(seen + 1).rev() {
+            filter.encode_headers(head, env);
+        }
+    }
+
+    /// The stream ends: filters give back what they hold in shared state (active faults).
+    pub(crate) fn on_destroy(&mut self, fault_stats: &FaultStats) {
+        let Some(chain) = &mut self.0 else {
+            return;
+        };
+        for filter in &mut chain.active {
+            if let ActiveFilter::Fault(f) = filter {
+                f.on_destroy(fault_stats);
+            }
+        }
+    }
+}
+
+impl Chain {
+    /// Body bytes arrived while a filter holds the request (`end_stream`: the last).
+    fn decode_data(
         &mut self,
         data: Bytes,
         end_stream: bool,
@@ -261,41 +329,6 @@ impl StreamFilters {
             None => Verdict::Continue,
         };
         self.after(verdict, head, env)
-    }
-
-    /// The timer a holding filter asked for fired.
-    pub(crate) fn on_wake(&mut self, head: &mut RequestHead, env: &mut FilterEnv<'_>) -> Decoded {
-        let verdict = match self.active.get_mut(self.at) {
-            Some(filter) => filter.on_wake(head, env),
-            None => Verdict::Continue,
-        };
-        self.after(verdict, head, env)
-    }
-
-    /// The body held so far and whether the end came with it, for the router (once).
-    pub(crate) fn take_held(&mut self) -> (Vec<Bytes>, bool) {
-        self.held_len = 0;
-        (std::mem::take(&mut self.held), self.held_end)
-    }
-
-    /// Runs the response head through the filters that saw the request, last to first.
-    pub(crate) fn encode_headers(&mut self, head: &mut ResponseHead, env: &EncodeEnv<'_>) {
-        if self.active.is_empty() {
-            return;
-        }
-        let seen = self.at.min(self.active.len().saturating_sub(1));
-        for filter in self.active.iter_mut().take(seen + 1).rev() {
-            filter.encode_headers(head, env);
-        }
-    }
-
-    /// The stream ends: filters give back what they hold in shared state (active faults).
-    pub(crate) fn on_destroy(&mut self, fault_stats: &FaultStats) {
-        for filter in &mut self.active {
-            if let ActiveFilter::Fault(f) = filter {
-                f.on_destroy(fault_stats);
-            }
-        }
     }
 
     fn after(
