@@ -65,8 +65,11 @@ enum Tunnel {
     No,
     /// `Connection: upgrade` with an `Upgrade`: a `101` opens the tunnel.
     Upgrade,
-    /// CONNECT: a 2xx opens the tunnel.
+    /// CONNECT: a 2xx opens the tunnel once the proxy has one ([`Http1Server::accept_connect`]);
+    /// any other answer (a local reply, even a 2xx one) is a plain response.
     Connect,
+    /// CONNECT, and the proxy's tunnel for it is up.
+    ConnectAccepted,
 }
 
 /// The upgrade a request asks for: CONNECT, or an HTTP/1.1 `Upgrade` named by `Connection`
@@ -181,7 +184,7 @@ impl Http1Server {
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
     /// close-delimited body) and says it in `connection`. `head` leaves with version 1.1 and
     /// the `connection` header set, for the access log. Returns whether HTTP/1's own rules
-    /// would have kept the connection (so a close is the proxy's doing).
+    /// would have kept the connection (so a close is the proxy's doing); never for a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
         head: &mut ResponseHead,
@@ -191,9 +194,9 @@ impl Http1Server {
     ) -> bool {
         let ex = &mut self.exchange;
         let opens_tunnel = match ex.tunnel {
-            Tunnel::No => false,
+            Tunnel::No | Tunnel::Connect => false,
             Tunnel::Upgrade => head.status == 101,
-            Tunnel::Connect => (200..300).contains(&head.status),
+            Tunnel::ConnectAccepted => (200..300).contains(&head.status),
         };
         if opens_tunnel {
             // The connection is the tunnel's now, and ends with it. The upstream's own
@@ -204,7 +207,7 @@ impl Http1Server {
             let mut encoded = Vec::with_capacity(256);
             encode_response_head(head, false, &mut encoded);
             out.queue(Bytes::from(encoded));
-            return true;
+            return false;
         }
         ex.framing = if end_stream || head.headers.contains("content-length") {
             Framing::AsIs
@@ -244,6 +247,18 @@ impl Http1Server {
             out.queue(data);
         }
         len
+    }
+
+    /// The proxy's connection for the current CONNECT is up: its 2xx opens the tunnel.
+    pub(crate) fn accept_connect(&mut self) {
+        if self.exchange.tunnel == Tunnel::Connect {
+            self.exchange.tunnel = Tunnel::ConnectAccepted;
+        }
+    }
+
+    /// The connection is a tunnel now: what the client sends is the tunnel's bytes.
+    pub(crate) fn tunnel_open(&self) -> bool {
+        self.exchange.framing == Framing::Tunnel
     }
 
     /// Ends the response (the last chunk, when chunked; the tunnel's FIN).

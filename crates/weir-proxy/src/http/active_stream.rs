@@ -117,6 +117,8 @@ pub(crate) struct Stream {
     pub(crate) filters: StreamFilters,
     /// A filter asked to be woken (a fault delay).
     pub(crate) filter_timer: Option<TimerId>,
+    /// A fault filter delayed the request (`DI`).
+    pub(crate) delay_injected: bool,
     pub(crate) route: Option<RouteRef>,
     /// The router sent it to `cluster` (rather than answering it).
     pub(crate) forwarded: bool,
@@ -167,6 +169,7 @@ impl Stream {
             authority: Bytes::new(),
             filters: StreamFilters::none(),
             filter_timer: None,
+            delay_injected: false,
             route: None,
             forwarded: false,
             cluster: 0,

@@ -4,10 +4,12 @@
 //! A decoded request becomes a stream in `stream.rs`; its response is encoded in `response.rs`.
 //!
 //! Rules this file keeps:
-//! - While a request is in flight the downstream is not read ("stop reading" is the decode
-//!   gate below, a user-space decision; the readable edge is remembered by the connection).
-//! - Request bodies stream to the upstream queue; when that queue passes its buffer limit the
-//!   downstream stops being read until the queue drains to half (watermarks).
+//! - Once a request is complete the downstream is not read until its response is done
+//!   ("stop reading" is the decode gate below, a user-space decision; the readable edge is
+//!   remembered by the connection). A tunnel's bytes are not read before it opens.
+//! - Request bodies (and tunnel bytes) stream to the upstream queue, or to the filter that
+//!   holds the request; past the buffer limit the downstream stops being read until the queue
+//!   drains to half (watermarks).
 //! - A stream ends when its response is fully queued; the connection then reads the next
 //!   (pipelined) request, or closes after flushing when either side asked for close.
 
@@ -117,8 +119,13 @@ impl Worker {
         let Some(stream) = self.streams.get(sid) else {
             return false;
         };
-        // A complete request, or one waiting for a retry's back-off: read nothing more.
-        if stream.request_complete() || stream.retry.timer.is_some() {
+        // A complete request, or one waiting for a retry's back-off: read nothing more. A
+        // tunnel's bytes wait for its 101 (or its CONNECT's 200): nothing after the head is read
+        // until then, so no request rides past routing to the origin.
+        if stream.request_complete()
+            || stream.retry.timer.is_some()
+            || (stream.tunnel != Tunnel::No && !ds.codec.tunnel_open())
+        {
             return false;
         }
         let below = if !stream.filters.routed() {
@@ -268,6 +275,14 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
+        // A tunnel not open yet holds the client's bytes unread: its FIN is taken up once they
+        // are (the connection still reports the EOF then).
+        if let Some(stream) = ds.stream.and_then(|s| self.streams.get(s))
+            && stream.tunnel != Tunnel::No
+            && !ds.codec.tunnel_open()
+        {
+            return;
+        }
         ds.peer_closed = true;
         ds.closed_by_peer = true;
         let sid = ds.stream;

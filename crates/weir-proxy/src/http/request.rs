@@ -154,6 +154,8 @@ impl Worker {
             }) => {
                 let timer = self.arm(after, TimerKey::FilterWake(sid));
                 if let Some(stream) = self.streams.get_mut(sid) {
+                    // Only the fault filter asks for a timer: its delay.
+                    stream.delay_injected = true;
                     let mut old = stream.filter_timer.replace(timer);
                     self.disarm(&mut old);
                 }

@@ -88,6 +88,7 @@ impl Worker {
             .codec
             .encode_headers(&mut head, end_stream, close, &mut ds.conn);
         let close_after = ds.codec.closes_connection();
+        let tunnel_open = ds.codec.tunnel_open();
         if kept
             && !closing
             && drain_close
@@ -97,6 +98,10 @@ impl Worker {
         }
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.close_after = close_after;
+            // A tunnel opened: the client's bytes held since its head are read now.
+            if tunnel_open {
+                self.deferred.push_back(Deferred::Downstream(ds_id));
+            }
         }
         self.log_response(sid, &head.headers, "via_upstream");
     }
@@ -113,10 +118,14 @@ impl Worker {
             reason: Bytes::new(),
             headers,
         };
-        self.encode_response_head(sid, head, false);
-        if let Some(ds) = self.streams.get(sid).map(|s| s.downstream) {
-            self.flush_downstream(ds);
+        let Some(ds_id) = self.streams.get(sid).map(|s| s.downstream) else {
+            return;
+        };
+        if let Some(ds) = self.downstreams.get_mut(ds_id) {
+            ds.codec.accept_connect();
         }
+        self.encode_response_head(sid, head, false);
+        self.flush_downstream(ds_id);
     }
 
     /// Queues a piece of response body for the client, framed as chosen at the head.

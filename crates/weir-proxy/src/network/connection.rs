@@ -246,7 +246,9 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
-        if self.queued == 0 && std::mem::take(&mut self.fin_pending) {
+        // Never on a connect still in progress (a FIN then would abort it): its first
+        // writable edge flushes again.
+        if self.queued == 0 && self.writable && std::mem::take(&mut self.fin_pending) {
             self.shutdown_write(syscalls);
         }
         Ok(self.queued == 0)

@@ -124,7 +124,10 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
-        stream.retry.ended = true;
+        // Once: a filter may have handed the router a bodiless request's end already.
+        if std::mem::replace(&mut stream.retry.ended, true) {
+            return;
+        }
         if let Some(up) = stream.upstream().and_then(|u| self.upstreams.get_mut(u))
             && !stream.request_bodiless
         {

@@ -91,20 +91,20 @@ impl RouteTable {
     }
 
     /// The `typed_per_filter_config` entry for filter `name` that applies on `route`: the
-    /// route's own, else its virtual host's, else the route configuration's.
+    /// route's own, else its virtual host's, else the route configuration's. Without a route
+    /// none applies (as in Envoy).
     pub(crate) fn per_filter(&self, route: Option<RouteRef>, name: &str) -> Option<&PerFilter> {
         let find = |list: &'_ [PerFilterConfig]| -> Option<usize> {
             list.iter().position(|p| p.filter == name)
         };
-        if let Some(r) = route {
-            let own = &self.route(r).per_filter;
-            if let Some(i) = find(own) {
-                return Some(&own[i].config);
-            }
-            let vhost = &self.vhost(r).per_filter;
-            if let Some(i) = find(vhost) {
-                return Some(&vhost[i].config);
-            }
+        let r = route?;
+        let own = &self.route(r).per_filter;
+        if let Some(i) = find(own) {
+            return Some(&own[i].config);
+        }
+        let vhost = &self.vhost(r).per_filter;
+        if let Some(i) = find(vhost) {
+            return Some(&vhost[i].config);
         }
         let top = &self.config.per_filter;
         find(top).map(|i| &top[i].config)

@@ -142,3 +142,63 @@ fn health_checks_are_answered_at_the_proxy_until_the_health_check_fails() {
         "a failed health check drains"
     );
 }
+
+/// A body that arrives whole while a fault delay holds the request reaches a buffer filter after
+/// it, and the request goes upstream when the delay ends (it used to wait for the stream idle
+/// timeout).
+#[test]
+fn a_body_sent_during_a_delay_goes_on_through_a_buffer_filter() {
+    let filters = format!(
+        "{}{}",
+        filter(
+            "envoy.filters.http.fault",
+            FAULT,
+            "              delay: { fixed_delay: 1s, percentage: { numerator: 100 } }\n",
+        ),
+        filter(
+            "envoy.filters.http.buffer",
+            BUFFER,
+            "              max_request_bytes: 1000\n"
+        ),
+    );
+    let mut h = Harness::new(&bootstrap("", &filters, "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello");
+    h.settle();
+    h.advance(Duration::from_millis(1001));
+    let origin = h.accept(ORIGIN);
+    assert!(origin.take_text().ends_with("\r\n\r\nhello"));
+    origin.send(OK);
+    h.settle();
+    assert_eq!(status(&text(&client)), 200);
+}
+
+/// Bodiless requests through a filter chain leave no timer behind (the router's end used to
+/// run twice and leak a route timer per request).
+#[test]
+fn requests_through_filters_leave_no_timers_behind() {
+    let fault = filter(
+        "envoy.filters.http.fault",
+        FAULT,
+        "              abort: { http_status: 503, percentage: { numerator: 0 } }\n",
+    );
+    let mut h = Harness::new(&bootstrap("", &fault, "", &[ORIGIN]));
+    let client = h.client(0);
+    let baseline = h.worker.timers.len();
+    let mut origin = None;
+    for _ in 0..20 {
+        client.send("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+        h.settle();
+        // One pooled connection carries them all.
+        let conn = origin.get_or_insert_with(|| h.accept(ORIGIN));
+        assert!(conn.take_text().starts_with("GET / "));
+        conn.send(OK);
+        h.settle();
+        assert_eq!(status(&text(&client)), 200);
+    }
+    assert!(
+        h.worker.timers.len() <= baseline + 1,
+        "{} timers after 20 requests, {baseline} before",
+        h.worker.timers.len()
+    );
+}

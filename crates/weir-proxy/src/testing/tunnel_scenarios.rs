@@ -201,3 +201,87 @@ fn a_connect_with_no_connect_route_is_404() {
     assert_eq!(status(&client.take_text()), 404);
     assert!(h.accepted(ORIGIN).is_empty());
 }
+
+/// Bytes a client sends right after its upgrade head wait for the 101: a request pipelined
+/// behind it must not reach the origin without being routed (Envoy holds them too).
+#[test]
+fn bytes_after_an_upgrade_head_wait_for_the_101() {
+    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
+    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send(format!("{WS}GET /admin HTTP/1.1\r\nhost: a\r\n\r\n"));
+    h.settle();
+    let origin = h.accept(ORIGIN);
+    let before = origin.take_text();
+    assert!(before.starts_with("GET /chat "), "{before}");
+    assert!(
+        !before.contains("/admin"),
+        "nothing past the upgrade head: {before}"
+    );
+    origin.send(SWITCHED);
+    h.settle();
+    assert_eq!(
+        origin.take_text(),
+        "GET /admin HTTP/1.1\r\nhost: a\r\n\r\n",
+        "now a tunnel's bytes"
+    );
+
+    // An origin that refuses the upgrade never sees them.
+    let client = h.client(0);
+    client.send(format!("{WS}GET /admin HTTP/1.1\r\nhost: a\r\n\r\n"));
+    h.settle();
+    let origin = h.accept(ORIGIN);
+    origin.take();
+    origin.send("HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n");
+    h.settle();
+    assert_eq!(status(&client.take_text()), 426);
+    assert_eq!(origin.take_text(), "");
+    assert!(client.worker_finished());
+}
+
+/// A CONNECT answered by weir itself (here a fault abort with a 2xx status) is a plain
+/// response that closes the connection, not an open tunnel.
+#[test]
+fn a_local_2xx_to_a_connect_is_no_tunnel() {
+    let hcm = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
+    let fault = "          - name: envoy.filters.http.fault\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n              abort: { http_status: 200, percentage: { numerator: 100 } }\n";
+    let connect = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
+    let mut h = Harness::new(&bootstrap_with_routes(hcm, fault, connect, "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n");
+    h.settle();
+    let answer = client.take_text();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("content-length: 18\r\n"),
+        "a framed body: {answer}"
+    );
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(client.worker_finished());
+    assert!(h.accepted(ORIGIN).is_empty());
+}
+
+/// A client that half-closes right after its CONNECT: the FIN goes to the origin only once the
+/// tunnel is up, and the origin's answer still comes back.
+#[test]
+fn a_connect_half_closed_at_once_still_tunnels() {
+    let hcm = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
+    let connect = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
+    let mut h = Harness::new(&bootstrap_with_routes(hcm, "", connect, "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\nping");
+    client.finish();
+    h.settle();
+    let origin = h.accept(ORIGIN);
+    assert!(client.take_text().starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_eq!(origin.take_text(), "ping");
+    assert!(
+        origin.worker_finished(),
+        "the client's FIN follows its bytes"
+    );
+    origin.send("pong");
+    origin.finish();
+    h.settle();
+    assert_eq!(client.take_text(), "pong");
+    assert!(client.worker_finished());
+}

@@ -59,7 +59,10 @@ impl Fault {
             return Verdict::Continue;
         }
         if let Some(delay) = self.draw_delay(head, env) {
-            self.charge(env);
+            // Past `max_active_faults` the request goes on with no fault at all.
+            if !self.try_charge(env) {
+                return Verdict::Continue;
+            }
             env.fault_stats.delays_injected.inc();
             self.delaying = true;
             return Verdict::Stop {
@@ -78,10 +81,15 @@ impl Fault {
         }
     }
 
-    /// The delay is over: the abort is drawn now, as Envoy draws it after the delay.
+    /// The delay is over: the abort is drawn now, as Envoy draws it after the delay. Without
+    /// one the request is no longer an active fault.
     pub(crate) fn on_wake(&mut self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Verdict {
         self.delaying = false;
-        self.maybe_abort(head, env)
+        let verdict = self.maybe_abort(head, env);
+        if matches!(verdict, Verdict::Continue) {
+            self.on_destroy(env.fault_stats);
+        }
+        verdict
     }
 
     pub(crate) fn on_destroy(&mut self, stats: &FaultStats) {
@@ -92,12 +100,6 @@ impl Fault {
 
     fn applies(&self, head: &RequestHead, env: &FilterEnv<'_>) -> bool {
         let c = &self.config;
-        if let Some(max) = c.max_active_faults
-            && env.fault_stats.active_faults.get() >= i64::from(max)
-        {
-            env.fault_stats.faults_overflow.inc();
-            return false;
-        }
         if let Some(cluster) = &c.upstream_cluster
             && env.route_cluster != Some(cluster.as_str())
         {
@@ -116,11 +118,14 @@ impl Fault {
 
     fn draw_delay(&self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Option<Duration> {
         let delay = self.config.delay?;
-        let duration = match delay.kind {
-            DelayKind::Fixed(d) => d,
-            DelayKind::Header => Duration::from_millis(header_number(head, DELAY_HEADER)?),
+        // The `-percentage` header lowers only a header-controlled fault's share (Envoy).
+        let (duration, share) = match delay.kind {
+            DelayKind::Fixed(d) => (d, delay.percentage),
+            DelayKind::Header => (
+                Duration::from_millis(header_number(head, DELAY_HEADER)?),
+                lowered(delay.percentage, head, DELAY_PERCENT_HEADER),
+            ),
         };
-        let share = lowered(delay.percentage, head, DELAY_PERCENT_HEADER);
         (!duration.is_zero() && drawn(share, env)).then_some(duration)
     }
 
@@ -141,21 +146,35 @@ impl Fault {
                 _ => return Verdict::Continue,
             },
         };
-        if !drawn(lowered(abort.percentage, head, ABORT_PERCENT_HEADER), env) {
+        let share = match abort.kind {
+            AbortKind::Header => lowered(abort.percentage, head, ABORT_PERCENT_HEADER),
+            AbortKind::Http(_) | AbortKind::Grpc(_) => abort.percentage,
+        };
+        if !drawn(share, env) || !self.try_charge(env) {
             return Verdict::Continue;
         }
-        self.charge(env);
         env.fault_stats.aborts_injected.inc();
         let mut reply = LocalReply::new(status, "fault filter abort").because("fault_filter_abort");
         reply.flag = Some(ResponseFlag::FaultInjected);
         Verdict::Reply(reply)
     }
 
-    fn charge(&mut self, env: &FilterEnv<'_>) {
-        if !self.charged {
-            self.charged = true;
-            env.fault_stats.active_faults.inc();
+    /// Counts the request as an active fault (once, whatever it is injected with), unless
+    /// `max_active_faults` are active already (`faults_overflow`): checked only as a fault is
+    /// about to be injected, as Envoy does.
+    fn try_charge(&mut self, env: &FilterEnv<'_>) -> bool {
+        if self.charged {
+            return true;
         }
+        if let Some(max) = self.config.max_active_faults
+            && env.fault_stats.active_faults.get() >= i64::from(max)
+        {
+            env.fault_stats.faults_overflow.inc();
+            return false;
+        }
+        self.charged = true;
+        env.fault_stats.active_faults.inc();
+        true
     }
 }
 

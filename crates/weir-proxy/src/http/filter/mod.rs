@@ -352,8 +352,10 @@ impl Chain {
         }
     }
 
-    /// Passes the head to filters `from..`; a filter that takes it after body was held sees
-    /// that body at once.
+    /// Passes the head to filters `from..`. A filter that takes it after body was held sees
+    /// that body (and the end, if it came) at once, whether it lets the head go on or waits
+    /// for the body (as Envoy hands buffered data to a filter whose `decodeHeaders` stopped);
+    /// only one that asked for a timer sees it when it wakes.
     fn run_headers(
         &mut self,
         from: usize,
@@ -363,8 +365,9 @@ impl Chain {
         self.at = from;
         while let Some(filter) = self.active.get_mut(self.at) {
             let end_with_head = self.held_end && self.held_len == 0;
+            let body_waiting = self.held_len > 0 || self.held_end && !end_with_head;
             let verdict = match filter.decode_headers(head, end_with_head, env) {
-                Verdict::Continue if self.held_len > 0 || self.held_end && !end_with_head => {
+                Verdict::Continue | Verdict::Stop { wake_after: None } if body_waiting => {
                     filter.decode_data(head, self.held_len, self.held_end, env)
                 }
                 verdict => verdict,

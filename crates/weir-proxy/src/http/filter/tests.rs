@@ -214,16 +214,19 @@ fn header_controlled_faults_read_the_request() {
 }
 
 #[test]
-fn the_percentage_header_lowers_the_configured_share() {
+fn the_percentage_header_lowers_a_header_fault_share_only() {
     let mut w = World::new();
-    let config = fault(None, abort(AbortKind::Http(503), ALL));
+    let config = fault(None, abort(AbortKind::Header, ALL));
     let mut aborted = 0;
     for _ in 0..1000 {
         let mut filters = chain(vec![config.clone()]);
         let mut h = head(
             "GET",
             "/",
-            &[("x-envoy-fault-abort-request-percentage", "10")],
+            &[
+                ("x-envoy-fault-abort-request", "503"),
+                ("x-envoy-fault-abort-request-percentage", "10"),
+            ],
         );
         if status(&filters.decode_headers(&mut h, true, &mut w.env())).is_some() {
             aborted += 1;
@@ -236,11 +239,14 @@ fn the_percentage_header_lowers_the_configured_share() {
         per_million: 0,
         denominator: 100,
     };
-    let mut filters = chain(vec![fault(None, abort(AbortKind::Http(503), none))]);
+    let mut filters = chain(vec![fault(None, abort(AbortKind::Header, none))]);
     let mut h = head(
         "GET",
         "/",
-        &[("x-envoy-fault-abort-request-percentage", "100")],
+        &[
+            ("x-envoy-fault-abort-request", "503"),
+            ("x-envoy-fault-abort-request-percentage", "100"),
+        ],
     );
     assert!(
         matches!(
@@ -249,6 +255,60 @@ fn the_percentage_header_lowers_the_configured_share() {
         ),
         "a header never raises the share"
     );
+
+    // A fixed fault ignores the header (Envoy reads it for header-controlled faults only).
+    let mut filters = chain(vec![fault(None, abort(AbortKind::Http(503), ALL))]);
+    let mut h = head(
+        "GET",
+        "/",
+        &[("x-envoy-fault-abort-request-percentage", "0")],
+    );
+    assert_eq!(
+        status(&filters.decode_headers(&mut h, true, &mut w.env())),
+        Some(503)
+    );
+}
+
+#[test]
+fn a_delay_without_an_abort_stops_counting_when_it_ends() {
+    let mut w = World::new();
+    let mut filters = chain(vec![fault(
+        delay(DelayKind::Fixed(Duration::from_secs(1))),
+        None,
+    )]);
+    let mut h = head("GET", "/", &[]);
+    filters.decode_headers(&mut h, true, &mut w.env());
+    assert_eq!(w.stats.active_faults.get(), 1);
+    assert!(matches!(
+        filters.on_wake(&mut h, &mut w.env()),
+        Decoded::ToRouter
+    ));
+    assert_eq!(
+        w.stats.active_faults.get(),
+        0,
+        "the request goes on: no longer an active fault"
+    );
+    filters.on_destroy(&w.stats);
+    assert_eq!(w.stats.active_faults.get(), 0, "not given back twice");
+}
+
+#[test]
+fn faults_overflow_counts_only_faults_that_would_be_injected() {
+    let mut w = World::new();
+    let config = FilterConfig::Fault(FaultConfig {
+        delay: delay(DelayKind::Fixed(Duration::from_secs(1))),
+        max_active_faults: Some(1),
+        upstream_cluster: Some("backend".into()),
+        ..FaultConfig::default()
+    });
+    let mut first = chain(vec![config.clone()]);
+    first.decode_headers(&mut head("GET", "/", &[]), true, &mut w.env());
+    // Another cluster's request is no fault candidate: no overflow for it.
+    let mut other = chain(vec![config]);
+    let mut env = w.env();
+    env.route_cluster = Some("other");
+    other.decode_headers(&mut head("GET", "/", &[]), true, &mut env);
+    assert_eq!(w.stats.faults_overflow.get(), 0);
 }
 
 #[test]
@@ -489,5 +549,34 @@ fn filters_run_in_order_and_the_body_follows_the_head() {
     assert_eq!(
         filters.take_held(),
         (vec![Bytes::from_static(b"body")], true)
+    );
+}
+
+/// A body that arrived whole while an earlier filter held the request reaches the next filter
+/// when it gets the head, even one that waits for the body (Envoy hands it the buffered data).
+#[test]
+fn a_body_held_by_a_delay_reaches_the_buffer_filter_after_it() {
+    let mut w = World::new();
+    let mut filters = chain(vec![
+        fault(delay(DelayKind::Fixed(Duration::from_secs(1))), None),
+        FilterConfig::Buffer(BufferConfig {
+            max_request_bytes: 1000,
+        }),
+    ]);
+    let mut h = head("POST", "/", &[("content-length", "5")]);
+    assert!(matches!(
+        filters.decode_headers(&mut h, false, &mut w.env()),
+        Decoded::Held {
+            wake_after: Some(_)
+        }
+    ));
+    filters.decode_data(Bytes::from_static(b"hello"), true, &mut h, &mut w.env());
+    assert!(
+        matches!(filters.on_wake(&mut h, &mut w.env()), Decoded::ToRouter),
+        "the buffer filter sees the whole body at once and lets it go"
+    );
+    assert_eq!(
+        filters.take_held(),
+        (vec![Bytes::from_static(b"hello")], true)
     );
 }
