@@ -456,9 +456,11 @@ impl Http1Client {
         }))
     }
 
-    /// The last response allows the connection to carry another request.
-    pub(crate) fn reusable(&self) -> bool {
-        self.keep_alive && self.tunnel != ClientTunnel::Open
+    /// How many more requests the connection can take now: HTTP/1 carries one at a time, so
+    /// 1 between exchanges on a connection both sides keep (and that is no tunnel), else 0.
+    /// (An HTTP/2 codec reports its peer's remaining concurrent streams.)
+    pub(crate) fn streams_available(&self) -> u32 {
+        u32::from(self.keep_alive && self.tunnel != ClientTunnel::Open)
     }
 }
 
@@ -645,7 +647,7 @@ mod tests {
             client.decode(&mut input),
             Ok(Some(ResponsePart::End))
         ));
-        assert!(client.reusable());
+        assert_eq!(client.streams_available(), 1);
 
         let mut client = Http1Client::new();
         client.encode_headers(&start.head, true, false, &mut Vec::new());
@@ -681,7 +683,7 @@ mod tests {
             client.decode_eof(&mut input),
             Ok(Some(ResponsePart::End))
         ));
-        assert!(!client.reusable());
+        assert_eq!(client.streams_available(), 0);
 
         let mut client = Http1Client::new();
         client.encode_headers(&start.head, true, false, &mut Vec::new());

@@ -107,8 +107,6 @@ pub(crate) struct Stream {
     pub(crate) upstream_paused: bool,
     /// The request has no body: its end follows its head.
     pub(crate) request_bodiless: bool,
-    /// The upgrade the request asks for (`Upgrade`'s value, or `connect`), until routed.
-    pub(crate) upgrade: Option<Bytes>,
     /// What the router made of it.
     pub(crate) tunnel: Tunnel,
     /// The request's authority (absolute-form target or Host), which routing reads.
@@ -164,7 +162,6 @@ impl Stream {
             client_paused: false,
             upstream_paused: false,
             request_bodiless,
-            upgrade: None,
             tunnel: Tunnel::No,
             authority: Bytes::new(),
             filters: StreamFilters::none(),

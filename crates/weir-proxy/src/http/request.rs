@@ -14,14 +14,15 @@ use crate::router::{self, forward};
 use crate::worker::{TimerKey, Worker};
 
 impl Worker {
-    /// Matches the route (the filters read its per-filter config and cluster) and runs the
-    /// filters on the head.
+    /// Matches the route (the filters read its per-filter config and cluster), decides an
+    /// upgrade (`upgrade`: what the request asks to switch to) and runs the filters on the head.
     pub(crate) fn start_filters(
         &mut self,
         sid: Id,
         mut request: RequestHead,
         authority: Bytes,
         end_stream: bool,
+        upgrade: Option<Bytes>,
     ) {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
@@ -38,7 +39,7 @@ impl Worker {
         // An upgrade the route (or, without one, the connection manager) does not allow is
         // refused before any filter sees it, as Envoy does; a CONNECT with no route goes on to
         // the router's 404.
-        if let Some(kind) = stream.upgrade.take() {
+        if let Some(kind) = upgrade {
             match forward::upgrade_allowed(chain, route, &kind) {
                 None if route.is_some() || !kind.eq_ignore_ascii_case(b"connect") => {
                     stream.forwarded = false;

@@ -28,9 +28,6 @@ impl Worker {
         let Some(sid) = self.open_stream(id, end_stream, single_use) else {
             return;
         };
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.upgrade = upgrade;
-        }
         if self.recorder.enabled() {
             self.trace_request_head(id, sid, &request);
         }
@@ -57,7 +54,7 @@ impl Worker {
             }
             self.flush_downstream(id);
         }
-        self.start_filters(sid, request, authority, end_stream);
+        self.start_filters(sid, request, authority, end_stream, upgrade);
     }
 
     /// The connection's bookkeeping for a new request, and its stream with the stream's

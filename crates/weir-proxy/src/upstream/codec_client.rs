@@ -101,7 +101,10 @@ impl Worker {
     fn take_pooled(&mut self, cluster: usize, host: usize) -> Option<Id> {
         while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
             let usable = self.upstreams.get(up).is_some_and(|u| {
-                u.state == UpstreamState::Idle && !u.conn.read_eof() && u.conn.input.is_empty()
+                u.state == UpstreamState::Idle
+                    && u.codec.streams_available() > 0
+                    && !u.conn.read_eof()
+                    && u.conn.input.is_empty()
             });
             if usable {
                 return Some(up);
@@ -471,7 +474,7 @@ impl Worker {
             return;
         };
         up.stream = None;
-        let reusable = up.codec.reusable()
+        let reusable = up.codec.streams_available() > 0
             && request_reusable
             && up.conn.input.is_empty()
             && up.conn.queued() == 0

@@ -1,7 +1,7 @@
 //! Per-worker connection pools: one per (cluster, host), holding idle keep-alive connections.
 //!
-//! HTTP/1.1 carries one request at a time per connection, so a pool is a stack of idle
-//! connections: the most recently used one is taken first (warm in caches, least likely to
+//! A connection's codec says how many more requests it can take (`streams_available`); HTTP/1.1
+//! carries one at a time, so a pool is a stack of idle connections: the most recently used one is taken first (warm in caches, least likely to
 //! have been closed by the origin's idle timer). Connections in use belong to their stream;
 //! the pool only sees them again when they are released.
 
