@@ -36,6 +36,17 @@ impl Worker {
         }
     }
 
+    /// Runs a response head through the stream's filters (their encode path).
+    fn encode_filters(&mut self, sid: Id, head: &mut ResponseHead) {
+        let env = EncodeEnv {
+            health_check_failed: self.control.server.health_check_failed.load(Relaxed),
+            local_cluster: &self.local_cluster,
+        };
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.filters.encode_headers(head, &env);
+        }
+    }
+
     /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
     /// route's response headers applied; the codec frames it for this client.
     pub(crate) fn encode_response_head(
@@ -73,13 +84,7 @@ impl Worker {
         if let Some(r) = route {
             ds.chain.routes.mutate_response(r, &mut head.headers);
         }
-        let env = EncodeEnv {
-            health_check_failed: self.control.server.health_check_failed.load(Relaxed),
-            local_cluster: &self.local_cluster,
-        };
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.filters.encode_headers(&mut head, &env);
-        }
+        self.encode_filters(sid, &mut head);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
@@ -191,13 +196,7 @@ impl Worker {
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
         let (mut head, body) = self.local_response(&reply, route.map(|r| (ds_id, r)));
-        let env = EncodeEnv {
-            health_check_failed: self.control.server.health_check_failed.load(Relaxed),
-            local_cluster: &self.local_cluster,
-        };
-        if let Some(stream) = self.streams.get_mut(sid) {
-            stream.filters.encode_headers(&mut head, &env);
-        }
+        self.encode_filters(sid, &mut head);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };

@@ -3,13 +3,54 @@
 
 use std::time::Duration;
 
-use super::{Harness, bootstrap, bootstrap_with_routes};
+use super::{Harness, Peer, bootstrap, bootstrap_with_routes};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 
 const WS: &str = "GET /chat HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: x\r\n\r\n";
 const SWITCHED: &str =
     "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n";
+
+const WS_HCM: &str = "          upgrade_configs: [ { upgrade_type: websocket } ]";
+const CONNECT_HCM: &str = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
+const CONNECT_ROUTE: &str = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
+const CONNECT: &str = "CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n";
+
+/// A worker whose connection manager allows WebSocket upgrades (`hcm`: more of its fields).
+fn websocket_worker(hcm: &str) -> Harness {
+    Harness::new(&bootstrap(&format!("{WS_HCM}\n{hcm}"), "", "", &[ORIGIN]))
+}
+
+/// A worker with a route that ends CONNECTs (`filters`: HTTP filters before the router).
+fn connect_worker(filters: &str) -> Harness {
+    Harness::new(&bootstrap_with_routes(
+        CONNECT_HCM,
+        filters,
+        CONNECT_ROUTE,
+        "",
+        &[ORIGIN],
+    ))
+}
+
+/// A client whose upgrade request (and `then`) was sent, the origin connection it reached, and
+/// what that origin received.
+fn upgrade_sent(h: &mut Harness, then: &str) -> (Peer, Peer, String) {
+    let client = h.client(0);
+    client.send(format!("{WS}{then}"));
+    h.settle();
+    let origin = h.accept(ORIGIN);
+    let request = origin.take_text();
+    (client, origin, request)
+}
+
+/// A client and origin joined by a tunnel: the upgrade went through and its 101 was answered.
+fn tunnel(h: &mut Harness) -> (Peer, Peer) {
+    let (client, origin, _) = upgrade_sent(h, "");
+    origin.send(SWITCHED);
+    h.settle();
+    client.take();
+    (client, origin)
+}
 
 fn status(text: &str) -> u16 {
     text.get(9..12)
@@ -31,13 +72,8 @@ fn an_upgrade_without_upgrade_configs_is_403() {
 
 #[test]
 fn a_websocket_upgrade_becomes_a_tunnel_both_ways() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
-    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
-    let client = h.client(0);
-    client.send(WS);
-    h.settle();
-    let origin = h.accept(ORIGIN);
-    let request = origin.take_text();
+    let mut h = websocket_worker("");
+    let (client, origin, request) = upgrade_sent(&mut h, "");
     assert!(request.contains("connection: upgrade\r\n"), "{request}");
     assert!(request.contains("upgrade: websocket\r\n"), "{request}");
     origin.send(SWITCHED);
@@ -84,12 +120,8 @@ fn a_websocket_upgrade_becomes_a_tunnel_both_ways() {
 
 #[test]
 fn an_origin_that_refuses_the_upgrade_answers_and_the_connection_closes() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
-    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
-    let client = h.client(0);
-    client.send(WS);
-    h.settle();
-    let origin = h.accept(ORIGIN);
+    let mut h = websocket_worker("");
+    let (client, origin, _) = upgrade_sent(&mut h, "");
     origin.send("HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\nno");
     h.settle();
     let answer = client.take_text();
@@ -100,9 +132,8 @@ fn an_origin_that_refuses_the_upgrade_answers_and_the_connection_closes() {
 
 #[test]
 fn a_route_can_disable_an_upgrade_the_connection_manager_allows() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
     let route = ", upgrade_configs: [ { upgrade_type: websocket, enabled: false } ]";
-    let mut h = Harness::new(&bootstrap(hcm, "", route, &[ORIGIN]));
+    let mut h = Harness::new(&bootstrap(WS_HCM, "", route, &[ORIGIN]));
     let client = h.client(0);
     client.send(WS);
     h.settle();
@@ -111,16 +142,8 @@ fn a_route_can_disable_an_upgrade_the_connection_manager_allows() {
 
 #[test]
 fn a_tunnel_pushes_back_on_a_side_that_does_not_read() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
-    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
-    let client = h.client(0);
-    client.send(WS);
-    h.settle();
-    let origin = h.accept(ORIGIN);
-    origin.take();
-    origin.send(SWITCHED);
-    h.settle();
-    client.take();
+    let mut h = websocket_worker("");
+    let (client, origin) = tunnel(&mut h);
     let piece = vec![b'x'; 1024 * 1024];
     for _ in 0..8 {
         client.send(&piece);
@@ -144,14 +167,8 @@ fn a_tunnel_pushes_back_on_a_side_that_does_not_read() {
 
 #[test]
 fn an_idle_tunnel_ends_with_the_stream_idle_timeout() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]\n          stream_idle_timeout: 10s";
-    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
-    let client = h.client(0);
-    client.send(WS);
-    h.settle();
-    let origin = h.accept(ORIGIN);
-    origin.send(SWITCHED);
-    h.settle();
+    let mut h = websocket_worker("          stream_idle_timeout: 10s");
+    let (client, origin) = tunnel(&mut h);
     h.advance(Duration::from_secs(9));
     client.send("ping");
     h.settle();
@@ -164,11 +181,9 @@ fn an_idle_tunnel_ends_with_the_stream_idle_timeout() {
 
 #[test]
 fn a_terminated_connect_tunnels_to_the_cluster() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
-    let connect = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
-    let mut h = Harness::new(&bootstrap_with_routes(hcm, "", connect, "", &[ORIGIN]));
+    let mut h = connect_worker("");
     let client = h.client(0);
-    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n");
+    client.send(CONNECT);
     h.settle();
     let origin = h.accept(ORIGIN);
     let answer = client.take_text();
@@ -196,7 +211,7 @@ fn a_terminated_connect_tunnels_to_the_cluster() {
 fn a_connect_with_no_connect_route_is_404() {
     let mut h = Harness::new(&bootstrap("", "", "", &[ORIGIN]));
     let client = h.client(0);
-    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n");
+    client.send(CONNECT);
     h.settle();
     assert_eq!(status(&client.take_text()), 404);
     assert!(h.accepted(ORIGIN).is_empty());
@@ -206,13 +221,9 @@ fn a_connect_with_no_connect_route_is_404() {
 /// behind it must not reach the origin without being routed (Envoy holds them too).
 #[test]
 fn bytes_after_an_upgrade_head_wait_for_the_101() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: websocket } ]";
-    let mut h = Harness::new(&bootstrap(hcm, "", "", &[ORIGIN]));
-    let client = h.client(0);
-    client.send(format!("{WS}GET /admin HTTP/1.1\r\nhost: a\r\n\r\n"));
-    h.settle();
-    let origin = h.accept(ORIGIN);
-    let before = origin.take_text();
+    let mut h = websocket_worker("");
+    let pipelined = "GET /admin HTTP/1.1\r\nhost: a\r\n\r\n";
+    let (_, origin, before) = upgrade_sent(&mut h, pipelined);
     assert!(before.starts_with("GET /chat "), "{before}");
     assert!(
         !before.contains("/admin"),
@@ -220,18 +231,10 @@ fn bytes_after_an_upgrade_head_wait_for_the_101() {
     );
     origin.send(SWITCHED);
     h.settle();
-    assert_eq!(
-        origin.take_text(),
-        "GET /admin HTTP/1.1\r\nhost: a\r\n\r\n",
-        "now a tunnel's bytes"
-    );
+    assert_eq!(origin.take_text(), pipelined, "now a tunnel's bytes");
 
     // An origin that refuses the upgrade never sees them.
-    let client = h.client(0);
-    client.send(format!("{WS}GET /admin HTTP/1.1\r\nhost: a\r\n\r\n"));
-    h.settle();
-    let origin = h.accept(ORIGIN);
-    origin.take();
+    let (client, origin, _) = upgrade_sent(&mut h, pipelined);
     origin.send("HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n");
     h.settle();
     assert_eq!(status(&client.take_text()), 426);
@@ -243,12 +246,10 @@ fn bytes_after_an_upgrade_head_wait_for_the_101() {
 /// response that closes the connection, not an open tunnel.
 #[test]
 fn a_local_2xx_to_a_connect_is_no_tunnel() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
     let fault = "          - name: envoy.filters.http.fault\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n              abort: { http_status: 200, percentage: { numerator: 100 } }\n";
-    let connect = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
-    let mut h = Harness::new(&bootstrap_with_routes(hcm, fault, connect, "", &[ORIGIN]));
+    let mut h = connect_worker(fault);
     let client = h.client(0);
-    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n");
+    client.send(CONNECT);
     h.settle();
     let answer = client.take_text();
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
@@ -265,11 +266,9 @@ fn a_local_2xx_to_a_connect_is_no_tunnel() {
 /// tunnel is up, and the origin's answer still comes back.
 #[test]
 fn a_connect_half_closed_at_once_still_tunnels() {
-    let hcm = "          upgrade_configs: [ { upgrade_type: CONNECT } ]";
-    let connect = "              - match: { connect_matcher: {} }\n                route: { cluster: backend, upgrade_configs: [ { upgrade_type: CONNECT, connect_config: {} } ] }\n";
-    let mut h = Harness::new(&bootstrap_with_routes(hcm, "", connect, "", &[ORIGIN]));
+    let mut h = connect_worker("");
     let client = h.client(0);
-    client.send("CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\nping");
+    client.send(format!("{CONNECT}ping"));
     client.finish();
     h.settle();
     let origin = h.accept(ORIGIN);

@@ -1,0 +1,262 @@
+//! The HTTP/1 codecs on bytes in memory: what goes out for each kind of exchange.
+
+use super::*;
+use weir_http1::Headers;
+
+fn concat(out: &[Bytes]) -> String {
+    out.iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect()
+}
+
+fn server_with(request: &str) -> (Http1Server, Vec<RequestPart>) {
+    let mut server = Http1Server::new(Limits::default());
+    let mut input = BytesMut::from(request);
+    let mut parts = Vec::new();
+    while let Some(part) = server.decode(&mut input).expect("valid request") {
+        parts.push(part);
+    }
+    (server, parts)
+}
+
+fn response(status: u16, headers: &[(&'static str, &'static str)]) -> ResponseHead {
+    let mut h = Headers::new();
+    for &(n, v) in headers {
+        h.append(n, v);
+    }
+    ResponseHead {
+        version: Version::Http11,
+        status,
+        reason: Bytes::new(),
+        headers: h,
+    }
+}
+
+#[test]
+fn a_response_without_length_is_chunked_for_http11_and_kept_alive() {
+    let (mut server, parts) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    assert!(matches!(&parts[..], [RequestPart::Headers(s), RequestPart::End] if s.end_stream));
+    let mut out = Vec::new();
+    let mut head = response(200, &[]);
+    server.encode_headers(&mut head, false, false, &mut out);
+    server.encode_data(Bytes::from_static(b"hello"), &mut out);
+    server.encode_end(&mut out);
+    assert_eq!(
+        concat(&out),
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    );
+    assert!(!server.closes_connection());
+}
+
+#[test]
+fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
+    let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+    let mut out = Vec::new();
+    let mut head = response(200, &[]);
+    server.encode_headers(&mut head, false, false, &mut out);
+    server.encode_data(Bytes::from_static(b"x"), &mut out);
+    server.encode_end(&mut out);
+    assert_eq!(
+        concat(&out),
+        "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nx"
+    );
+    assert!(server.closes_connection() && server.close_delimited());
+}
+
+#[test]
+fn an_http10_keep_alive_client_is_told_the_connection_stays() {
+    let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+    let mut out = Vec::new();
+    let mut head = response(204, &[]);
+    server.encode_headers(&mut head, true, false, &mut out);
+    assert_eq!(
+        concat(&out),
+        "HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+    );
+    assert!(!server.closes_connection());
+    assert_eq!(server.protocol(), "HTTP/1.0");
+}
+
+#[test]
+fn an_answer_before_the_body_ends_closes_the_connection() {
+    let (mut server, parts) =
+        server_with("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\nabc");
+    assert!(matches!(&parts[..], [RequestPart::Headers(s), RequestPart::Data(_)] if !s.end_stream));
+    let mut out = Vec::new();
+    let mut head = response(413, &[("content-length", "0")]);
+    server.encode_headers(&mut head, true, false, &mut out);
+    assert!(server.closes_connection());
+    assert_eq!(
+        head.headers.get("connection").map(|v| &v[..]),
+        Some(&b"close"[..])
+    );
+}
+
+#[test]
+fn a_head_response_carries_no_body_bytes() {
+    let (mut server, _) = server_with("HEAD / HTTP/1.1\r\nhost: a\r\n\r\n");
+    let mut out = Vec::new();
+    let mut head = response(200, &[("content-length", "5")]);
+    server.encode_headers(&mut head, false, false, &mut out);
+    assert_eq!(
+        server.encode_data(Bytes::from_static(b"hello"), &mut out),
+        0
+    );
+    server.encode_end(&mut out);
+    assert_eq!(concat(&out), "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+}
+
+#[test]
+fn the_proxy_can_close_a_connection_the_client_would_keep() {
+    let (mut server, _) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    let mut out = Vec::new();
+    let mut head = response(200, &[("content-length", "0")]);
+    server.encode_headers(&mut head, true, true, &mut out);
+    assert!(server.closes_connection());
+    assert!(concat(&out).contains("connection: close\r\n"));
+}
+
+#[test]
+fn a_request_without_length_goes_upstream_chunked() {
+    let (_, parts) = server_with(
+        "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    let [
+        RequestPart::Headers(start),
+        RequestPart::Data(data),
+        RequestPart::End,
+    ] = &parts[..]
+    else {
+        panic!("parts: {parts:?}");
+    };
+    let mut client = Http1Client::new();
+    let mut out = Vec::new();
+    let mut head = start.head.clone();
+    head.headers.remove("transfer-encoding");
+    client.encode_headers(&head, start.end_stream, false, &mut out);
+    client.encode_data(data.clone(), &mut out);
+    client.encode_end(&mut out);
+    assert_eq!(
+        concat(&out),
+        "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    );
+}
+
+#[test]
+fn an_http10_request_goes_upstream_as_http11() {
+    let (_, parts) = server_with("GET / HTTP/1.0\r\nhost: a\r\n\r\n");
+    let RequestPart::Headers(start) = &parts[0] else {
+        panic!("parts: {parts:?}");
+    };
+    let mut client = Http1Client::new();
+    let mut out = Vec::new();
+    client.encode_headers(&start.head, true, false, &mut out);
+    assert_eq!(concat(&out), "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+}
+
+/// A client codec that sent a plain `GET /` (no upgrade).
+fn client_after_get() -> Http1Client {
+    let parts = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n").1;
+    let Some(RequestPart::Headers(start)) = parts.into_iter().next() else {
+        panic!("a head")
+    };
+    let mut client = Http1Client::new();
+    client.encode_headers(&start.head, true, false, &mut Vec::new());
+    client
+}
+
+/// The parts `decode` makes of `input` until it needs more bytes (statuses for heads), and
+/// what is left of `input`.
+fn decoded(client: &mut Http1Client, input: &str) -> (Vec<String>, BytesMut) {
+    let mut input = BytesMut::from(input);
+    let mut parts = Vec::new();
+    while let Some(part) = client.decode(&mut input).expect("valid") {
+        parts.push(match part {
+            ResponsePart::Headers { head, end_stream } => {
+                format!("{} end={end_stream}", head.status)
+            }
+            ResponsePart::Data(data) => format!("data {}", data.len()),
+            ResponsePart::End => "end".into(),
+        });
+    }
+    (parts, input)
+}
+
+#[test]
+fn informational_responses_are_dropped_and_101_is_refused() {
+    let mut client = client_after_get();
+    let (parts, _) = decoded(
+        &mut client,
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    );
+    assert_eq!(parts, ["200 end=false", "data 2", "end"]);
+    assert_eq!(client.streams_available(), 1);
+
+    let mut client = client_after_get();
+    let mut input = BytesMut::from("HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    assert_eq!(
+        client.decode(&mut input).unwrap_err(),
+        Error::SwitchedProtocols
+    );
+}
+
+#[test]
+fn a_close_delimited_response_ends_at_eof_and_a_cut_one_is_incomplete() {
+    let mut client = client_after_get();
+    let (parts, mut rest) = decoded(&mut client, "HTTP/1.1 200 OK\r\n\r\nbody");
+    assert_eq!(parts, ["200 end=false", "data 4"]);
+    assert!(matches!(
+        client.decode_eof(&mut rest),
+        Ok(Some(ResponsePart::End))
+    ));
+    assert_eq!(client.streams_available(), 0);
+
+    let mut client = client_after_get();
+    let (parts, mut rest) = decoded(
+        &mut client,
+        "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nbody",
+    );
+    assert_eq!(parts, ["200 end=false", "data 4"]);
+    assert_eq!(client.decode_eof(&mut rest).unwrap_err(), Error::Incomplete);
+}
+
+#[test]
+fn a_101_to_an_upgrade_opens_a_tunnel_of_raw_bytes() {
+    let parts = server_with(
+        "GET /chat HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nraw",
+    )
+    .1;
+    let [RequestPart::Headers(start), RequestPart::Data(data)] = &parts[..] else {
+        panic!("{parts:?}")
+    };
+    assert!(
+        !start.end_stream,
+        "a tunnel's request runs until the client closes"
+    );
+    assert_eq!(start.upgrade.as_deref(), Some(&b"websocket"[..]));
+    assert_eq!(&data[..], b"raw", "what follows the head is the tunnel's");
+    let mut client = Http1Client::new();
+    let mut out = Vec::new();
+    client.encode_headers(&start.head, false, true, &mut out);
+    client.encode_data(data.clone(), &mut out);
+    client.encode_end(&mut out);
+    assert!(
+        concat(&out).ends_with("\r\n\r\nrawFIN"),
+        "no chunking: {}",
+        concat(&out)
+    );
+    let (parts, mut rest) = decoded(
+        &mut client,
+        "HTTP/1.1 101 Switching Protocols\r\n\r\nframes",
+    );
+    assert_eq!(parts, ["101 end=false", "data 6"]);
+    assert!(matches!(
+        client.decode_eof(&mut rest),
+        Ok(Some(ResponsePart::End))
+    ));
+    assert_eq!(
+        client.streams_available(),
+        0,
+        "a tunnel's connection is never reused"
+    );
+}
