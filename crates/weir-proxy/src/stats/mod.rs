@@ -521,9 +521,20 @@ pub(crate) fn collect(
     server: &ServerGauges,
 ) -> Vec<Stat> {
     let mut out = Vec::new();
+    collect_http(&mut out, layout, workers);
+    collect_listeners(&mut out, layout, workers);
+    collect_clusters(&mut out, layout, workers);
+    collect_workers(&mut out, workers);
+    collect_computed(&mut out, layout, server);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `http.<prefix>.*` (and the fault filter's `http.<prefix>.fault.*`).
+fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
     for (i, prefix) in layout.http_prefixes.iter().enumerate() {
         merge_scope(
-            &mut out,
+            out,
             workers,
             |w, f| {
                 let Some(scope) = w.http.get(i) else { return };
@@ -541,7 +552,7 @@ pub(crate) fn collect(
         );
         if layout.http_faults.get(i).copied().unwrap_or(false) {
             merge_scope(
-                &mut out,
+                out,
                 workers,
                 |w, f| {
                     if let Some(scope) = w.http.get(i) {
@@ -554,10 +565,14 @@ pub(crate) fn collect(
             );
         }
     }
+}
+
+/// `listener.<address>.*`.
+fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
     for (i, address) in layout.listeners.iter().enumerate() {
         let name = listener_stat_name(address);
         merge_scope(
-            &mut out,
+            out,
             workers,
             |w, f| {
                 if let Some(l) = w.listeners.get(i) {
@@ -569,11 +584,15 @@ pub(crate) fn collect(
             &[("envoy_listener_address", name.clone())],
         );
     }
+}
+
+/// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership.
+fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
     for (i, (cluster, hosts)) in layout.clusters.iter().enumerate() {
         let labels = [("envoy_cluster_name", cluster.clone())];
         let prefix = format!("cluster.{cluster}.");
         merge_scope(
-            &mut out,
+            out,
             workers,
             |w, f| {
                 let Some(c) = w.clusters.get(i) else { return };
@@ -616,9 +635,13 @@ pub(crate) fn collect(
             });
         }
     }
+}
+
+/// Each worker's dispatcher stats, and weir's syscall counters.
+fn collect_workers(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
     for (i, worker) in workers.iter().enumerate() {
         merge_scope(
-            &mut out,
+            out,
             std::slice::from_ref(worker),
             |w, f| w.dispatcher.each_field(f),
             &format!("listener_manager.worker_{i}.dispatcher."),
@@ -627,13 +650,17 @@ pub(crate) fn collect(
         );
     }
     merge_scope(
-        &mut out,
+        out,
         workers,
         |w, f| w.syscalls.each(f),
         "weir.syscalls.",
         "weir_syscalls_",
         &[],
     );
+}
+
+/// Server-wide values computed when read (`server.*`, `filesystem.*`, …).
+fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges) {
     let (allocated, heap) = crate::memory::usage();
     let total_connections: i64 = out
         .iter()
@@ -679,6 +706,4 @@ pub(crate) fn collect(
             .into_iter()
             .map(|(name, v)| computed(name, v)),
     );
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
 }
