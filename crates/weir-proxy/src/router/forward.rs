@@ -25,14 +25,24 @@ impl Worker {
         };
         let (route, cluster) = (stream.route, stream.forwarded.then_some(stream.cluster));
         let ds_id = stream.downstream;
+        // What the router needs of the connection's config, read in one borrow (no `Arc`
+        // clone per request).
         let Some(ds) = self.downstreams.get(ds_id) else {
             return;
         };
-        let chain = ds.chain.clone();
-        let decision = router::decide(&chain.routes, route, cluster, &stream.authority, &mut head);
+        let routes = &ds.chain.routes;
+        let decision = router::decide(routes, route, cluster, &stream.authority, &mut head);
+        let (retry_policy, names) = match &decision {
+            Decision::Forward { route, .. } => (
+                routes.retry_policy(*route).is_some(),
+                self.recorder.enabled().then(|| routes.names(*route)),
+            ),
+            Decision::Respond { .. } => (false, None),
+        };
+        let scope = ds.chain.stats;
         self.log_request(sid, &head);
-        let http = self.stats.http.get(chain.stats).map(|h| &h.stats);
-        let (route, cluster, timeout) = match decision {
+        let http = self.stats.http.get(scope).map(|h| &h.stats);
+        let (cluster, timeout) = match decision {
             Decision::Respond { route, reply } => {
                 if let Some(http) = http {
                     match (&reply.flag, &reply.location) {
@@ -48,16 +58,13 @@ impl Worker {
                 return self.local_reply(sid, route, reply);
             }
             Decision::Forward {
-                route,
-                cluster,
-                timeout,
-            } => (route, cluster, timeout),
+                cluster, timeout, ..
+            } => (cluster, timeout),
         };
         if let Some(http) = http {
             http.rq_total.inc();
         }
-        if self.recorder.enabled() {
-            let (vhost, name) = chain.routes.names(route);
+        if let Some((vhost, name)) = names {
             let cluster = self.clusters[cluster].name.clone();
             self.trace_down(ds_id, || EventKind::RouteMatched {
                 vhost,
@@ -69,7 +76,6 @@ impl Worker {
             head.method.as_ref(),
             b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
         );
-        let retry_policy = chain.routes.retry_policy(route).is_some();
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
