@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Origin, Weir, get, proxy_config, run_program, run_weir};
+use support::{Origin, Weir, get, proxy_config, run_program, run_weir, wait_child, weir_bin};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -412,14 +412,14 @@ fn weir_flows_prints_text_json_and_perfetto() {
 
     let text = flows("text", "1");
     assert_eq!(
-        text.matches("======== Flow stream=").count(),
+        text.matches("======== Flow ").count(),
         1,
         "--limit 1:\n{text}"
     );
     assert!(text.contains("#### Downstream Read Request"), "{text}");
     assert!(text.contains("#### Downstream Write Response"), "{text}");
     let all = flows("text", "10");
-    assert_eq!(all.matches("======== Flow stream=").count(), 3, "{all}");
+    assert_eq!(all.matches("======== Flow ").count(), 3, "{all}");
     for phase in [
         "Downstream Read Request",
         "Upstream Write Request",
@@ -474,3 +474,4 @@ fn weir_flows_prints_text_json_and_perfetto() {
         );
     }
 }
+
