@@ -76,8 +76,35 @@ pub fn perfetto(flows: &[Flow]) -> String {
 /// flow is a group (`data-stream`) with a lane per connection and one for the worker's wake
 /// rounds (`data-lane`, `data-fd`); phase runs are bars (`class="phase <phase name>"`) and
 /// events are marks (`data-event="<event name>"`) whose tooltip shows the event's fields.
+///
+/// Under the controls, a line says what weir records (`id="recording"`); this page says it
+/// in general terms, [`view_html_noting`] with what the running recorder does.
 pub fn view_html() -> &'static str {
     include_str!("view.html")
+}
+
+/// [`view_html`] with `note` (plain text, escaped here) as the line that says what is
+/// recorded and how to record more.
+pub fn view_html_noting(note: &str) -> String {
+    const OPEN: &str = "<p id=\"recording\">";
+    let page = view_html();
+    let (Some(start), Some(len)) = (
+        page.find(OPEN),
+        page.find(OPEN).and_then(|at| page[at..].find("</p>")),
+    ) else {
+        return page.to_owned();
+    };
+    let mut escaped = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            c => escaped.push(c),
+        }
+    }
+    format!("{}{OPEN}{escaped}{}", &page[..start], &page[start + len..])
 }
 
 /// Nanoseconds as microseconds with three decimals: `31.400`.
