@@ -368,6 +368,7 @@ impl Server {
                     listeners: listeners.clone(),
                     exit: exit_tx.clone(),
                     log_control: options.log_control.clone(),
+                    flow_trace,
                 },
             )?),
             None => None,

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use weir_config::{FlowTraceMode, parse};
+use weir_config::parse;
 use weir_proxy::stats::Value;
 use weir_proxy::{LogControl, Server};
 
 use crate::CommonArgs;
+use crate::out::{out, outln};
 
 /// `weir demo` flags.
 #[derive(Args, Debug)]
@@ -38,8 +39,12 @@ pub(crate) struct DemoArgs {
     pub(crate) common: CommonArgs,
 }
 
+/// Every request is recorded (`--flow-trace` overrides the mode), and each worker keeps enough
+/// flows for the timeline page to show the burst.
 const CONFIG: &str = r#"
 node: { id: weir-demo, cluster: demo }
+weir:
+  flow_trace: { mode: ALL, flows_kept: 1024 }
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: ADMIN_PORT } }
 static_resources:
@@ -203,10 +208,7 @@ fn start_proxy(
         .replace("ORIGIN_A", &origins[0].address.port().to_string())
         .replace("ORIGIN_B", &origins[1].address.port().to_string());
     let bootstrap = parse(&yaml).map_err(|e| format!("built-in config: {e}"))?;
-    let mut options = args.common.options(Some(log.clone()));
-    // Record requests that ask for it (the burst's first one does) unless told otherwise.
-    options.flow_trace = options.flow_trace.or(Some(FlowTraceMode::Header));
-    Server::start(bootstrap, options).map_err(|e| e.to_string())
+    Server::start(bootstrap, args.common.options(Some(log.clone()))).map_err(|e| e.to_string())
 }
 
 pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
@@ -229,14 +231,17 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
     };
     let proxy = server.listener_addresses()[0].1;
     let workers = server.concurrency();
-    println!("weir demo: proxy on http://{proxy} ({workers} worker thread(s))");
-    if let Some(admin) = server.admin_address() {
-        println!("           admin on http://{admin} (/stats, /clusters, /flows, … see /help)");
+    // With --requests the proxy stops after the burst: no address to visit later.
+    let serving = args.requests.is_none();
+    outln!("weir demo: proxy on http://{proxy} ({workers} worker thread(s))");
+    if let Some(admin) = server.admin_address().filter(|_| serving) {
+        outln!("           admin on http://{admin} (/stats, /clusters, /flows, … see /help)");
     }
     for o in &origins {
-        println!(
+        outln!(
             "           {} on {} (cluster \"origins\", round robin)",
-            o.name, o.address
+            o.name,
+            o.address
         );
     }
 
@@ -278,39 +283,49 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
     });
     let ok = failed == 0 && statuses.get(&200) == Some(&requests);
 
-    let flows = server.flows(1);
-    if let Some(flow) = flows.first() {
-        println!(
+    // The oldest recorded flow that opened an upstream connection: the burst's first
+    // requests did. (HEADER mode keeps only the first one, which carries x-weir-trace.)
+    let mut flows = server.flows(usize::MAX);
+    flows.sort_by_key(|f| f.start);
+    let first = flows
+        .iter()
+        .find(|f| {
+            f.events
+                .iter()
+                .any(|e| matches!(e.kind, weir_flow::EventKind::ConnectStarted { .. }))
+        })
+        .or(flows.first());
+    if let Some(flow) = first {
+        outln!(
             "\none request's flow through the seed's four events, as weir recorded it ({} events):\n",
             flow.events.len()
         );
         let mut text = String::new();
-        weir_flow::render::text(&flows, &mut text);
-        print!("{text}");
+        weir_flow::render::text(std::slice::from_ref(flow), &mut text);
+        out!("{text}");
     }
 
-    println!("\ntry:");
-    println!(
-        "  curl -v http://{proxy}/hello            # proxied, round robin over the two origins"
-    );
-    println!("  curl -v http://{proxy}/healthz          # direct_response");
-    println!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
-    if let Some(admin) = server.admin_address() {
-        println!("  curl http://{admin}/server_info");
-        println!(
-            "  curl -H 'x-weir-trace: 1' http://{proxy}/traced && curl 'http://{admin}/flows?limit=1'"
-        );
-        println!("  open http://{admin}/flows/view      # the flows as a timeline");
-    }
-    if args.requests.is_some() {
+    if !serving {
         server.stop();
+        outln!(
+            "\nthe proxy has stopped (--requests); `weir demo` without it keeps serving, and lists requests to try and the address of its timeline page"
+        );
         return if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         };
     }
-    println!("\nserving until Ctrl-C");
+    outln!("\ntry:");
+    outln!("  curl -v http://{proxy}/hello            # proxied, round robin over the two origins");
+    outln!("  curl -v http://{proxy}/healthz          # direct_response");
+    outln!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
+    if let Some(admin) = server.admin_address() {
+        outln!("  curl http://{admin}/server_info");
+        outln!("  curl 'http://{admin}/flows?limit=1'  # the newest request's flow");
+        outln!("  open http://{admin}/flows/view      # the flows as a timeline");
+    }
+    outln!("\nserving until Ctrl-C");
     if let Ok(mut signals) = Signals::new([SIGTERM, SIGINT]) {
         signals.forever().next();
     }
@@ -393,29 +408,31 @@ struct Report<'a> {
 }
 
 fn report(r: &Report<'_>) {
-    println!(
+    outln!(
         "\nburst: {} requests over {} keep-alive connection(s) in {:.1} ms",
         r.requests,
         r.connections,
         r.elapsed.as_secs_f64() * 1e3
     );
     for (status, n) in r.statuses {
-        println!("  status {status}: {n}");
+        outln!("  status {status}: {n}");
     }
     if r.failed > 0 {
-        println!("  client connections that failed: {}", r.failed);
+        outln!("  client connections that failed: {}", r.failed);
     }
     for (origin, n) in r.by_origin {
-        println!("  served by {origin}: {n}");
+        outln!("  served by {origin}: {n}");
     }
     let accepted: u64 = r.origins.iter().map(|o| o.accepted.load(Relaxed)).sum();
     let served: u64 = r.origins.iter().map(|o| o.served.load(Relaxed)).sum();
-    println!(
+    outln!(
         "  upstream connections opened by weir: {} (the origins accepted {accepted} and served {served} requests); {} requests reused a pooled connection, {} retried",
-        r.delta.cx_opened, r.delta.rq_reused, r.delta.retries
+        r.delta.cx_opened,
+        r.delta.rq_reused,
+        r.delta.retries
     );
     let per = |n: u64| n as f64 / r.delta.rq.max(1) as f64;
-    println!(
+    outln!(
         "  syscalls made by weir's workers: {:.2} per request (epoll_wait {:.2}, read {:.2}, writev {:.2}, other {:.2}; counted by weir itself)",
         per(r.delta.syscalls),
         per(r.delta.epoll_wait),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::admin_client;
+use crate::out::out;
 
 /// `weir flows` flags.
 #[derive(Args, Debug)]
@@ -52,7 +53,7 @@ pub(crate) fn run(args: &FlowsArgs) -> ExitCode {
             args.format, args.limit
         );
         match admin_client::get(&args.admin, &path) {
-            Ok((200, body)) => print!("{}", String::from_utf8_lossy(&body)),
+            Ok((200, body)) => out!("{}", String::from_utf8_lossy(&body)),
             Ok((status, body)) => {
                 eprintln!(
                     "weir flows: {status}: {}",

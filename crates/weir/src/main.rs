@@ -3,6 +3,7 @@
 mod admin_client;
 mod demo;
 mod flows;
+mod out;
 mod trace;
 
 use std::path::PathBuf;
@@ -192,7 +193,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
             for warning in &bootstrap.warnings {
                 eprintln!("warning: {warning}");
             }
-            println!(
+            out::outln!(
                 "{}: valid ({} listener(s), {} cluster(s))",
                 path.display(),
                 bootstrap.listeners.len(),

@@ -2,9 +2,11 @@
 
 mod support;
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::run_weir;
+use support::{run_weir, wait_child, weir_bin};
 
 #[test]
 fn demo_sends_200_requests_and_reports() {
@@ -53,4 +55,54 @@ fn demo_sends_200_requests_and_reports() {
         out.contains(" per request (epoll_wait "),
         "syscall line lacks its breakdown\n{ran}"
     );
+
+    // The flow of a request that opened an upstream connection, in the seed's sections.
+    assert!(
+        out.contains("one request's flow through the seed's four events"),
+        "{ran}"
+    );
+    assert!(
+        out.contains("start non-blocking connect to 127.0.0.1:"),
+        "{ran}"
+    );
+    assert!(out.contains("#### Downstream Write Response: "), "{ran}");
+}
+
+/// With --requests the proxy stops after the burst: nothing invites the reader to visit it.
+#[test]
+fn demo_with_requests_gives_no_instructions_for_a_stopped_proxy() {
+    let ran = run_weir(
+        &["demo", "--requests", "20", "--port", "0"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    for stale in ["curl", "/flows/view", "admin on", "try:", "serving until"] {
+        assert!(!ran.stdout.contains(stale), "`{stale}` printed\n{ran}");
+    }
+    assert!(
+        ran.stdout.contains("the proxy has stopped (--requests)"),
+        "{ran}"
+    );
+}
+
+/// `weir demo --requests 10 | head -1`: the reader is gone before weir writes; weir ends
+/// quietly with status 0, no panic.
+#[test]
+fn demo_into_a_closed_pipe_ends_quietly() {
+    let mut child = Command::new(weir_bin())
+        .args(["demo", "--requests", "10", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    // Close the read end at once: weir's first line comes after its proxy starts.
+    drop(child.stdout.take());
+    let mut stderr = child.stderr.take().expect("stderr");
+    let status = wait_child(&mut child, Duration::from_secs(15)).expect("weir demo ended");
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).expect("stderr");
+    assert!(!err.contains("panicked"), "{status}\n{err}");
+    assert!(!err.contains("Broken pipe"), "{status}\n{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
 }

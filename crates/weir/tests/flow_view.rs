@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Origin, Weir, get, proxy_config, run_program, run_weir};
+use support::{Origin, Weir, get, proxy_config, run_program, run_weir, wait_child, weir_bin};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -412,14 +412,14 @@ fn weir_flows_prints_text_json_and_perfetto() {
 
     let text = flows("text", "1");
     assert_eq!(
-        text.matches("======== Flow stream=").count(),
+        text.matches("======== Flow ").count(),
         1,
         "--limit 1:\n{text}"
     );
     assert!(text.contains("#### Downstream Read Request"), "{text}");
     assert!(text.contains("#### Downstream Write Response"), "{text}");
     let all = flows("text", "10");
-    assert_eq!(all.matches("======== Flow stream=").count(), 3, "{all}");
+    assert_eq!(all.matches("======== Flow ").count(), 3, "{all}");
     for phase in [
         "Downstream Read Request",
         "Upstream Write Request",
@@ -473,4 +473,100 @@ fn weir_flows_prints_text_json_and_perfetto() {
             "a {phase} slice"
         );
     }
+}
+
+/// `weir demo` (serving after its burst): the timeline page shows the burst's requests, and
+/// says what is recorded and how to record more. A screenshot is kept.
+#[test]
+fn demo_timeline_shows_the_burst_and_says_what_is_recorded() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(weir_bin())
+        .args(["demo", "--port", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn weir demo");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut admin = None;
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line of stdout");
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.trim().strip_prefix("admin on http://") {
+            admin = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("serving until Ctrl-C") {
+            break;
+        }
+    }
+    // Keep reading stdout so weir never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let admin = admin.unwrap_or_else(|| panic!("no admin address in\n{seen}"));
+    assert!(seen.contains("/flows/view"), "{seen}");
+
+    let url = format!("http://{admin}/flows/view");
+    let dom = dump_dom(&url);
+    let groups = dom.matches("<details class=\"flow\"").count();
+    // The page shows its default 20 requests, all from the burst.
+    assert_eq!(groups, 20, "{}", excerpt(&dom));
+    assert_eq!(
+        dom.matches("GET /demo/").count(),
+        groups,
+        "{}",
+        excerpt(&dom)
+    );
+    let note = dom
+        .split("<p id=\"recording\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("no recording line:\n{dom}"));
+    for words in [
+        "Recording every request (flow_trace mode ALL)",
+        "each worker keeps its last 1024",
+        "flows_kept",
+    ] {
+        assert!(note.contains(words), "`{words}` not in: {note}");
+    }
+
+    let shot = std::env::temp_dir().join(format!("weir-demo-view-{}.png", std::process::id()));
+    let png = screenshot(&url, &shot);
+    assert_eq!(png_size(&png), (1400, 900));
+    eprintln!("demo timeline screenshot: {}", shot.display());
+
+    // SIGTERM: the demo drains and exits 0.
+    let pid = child.id().to_string();
+    run_program("kill", &["-TERM", &pid], Duration::from_secs(5));
+    let status = wait_child(&mut child, Duration::from_secs(15)).expect("weir demo exits");
+    assert!(status.success(), "{status}");
+}
+
+/// `weir flows … | head`: a reader that is gone ends `weir flows` quietly, status 0.
+#[test]
+fn weir_flows_into_a_closed_pipe_ends_quietly() {
+    let origin = Origin::standard();
+    let weir = Weir::start(
+        &proxy_config(origin.addr),
+        &["--flow-trace", "all", "--concurrency", "1"],
+    );
+    for i in 0..50 {
+        let path = format!("/pipe/{i}");
+        assert_eq!(get(weir.addr(), &path).expect("request").status(), 200);
+    }
+    flows_with(&weir, "/pipe/49");
+    let mut child = std::process::Command::new(weir_bin())
+        .args(["flows", "--admin", &weir.admin.to_string(), "--limit", "50"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn weir flows");
+    drop(child.stdout.take());
+    let mut stderr = child.stderr.take().expect("stderr");
+    let status = wait_child(&mut child, Duration::from_secs(15)).expect("weir flows ended");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr");
+    assert!(!err.contains("panicked"), "{status}\n{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
 }

@@ -13,21 +13,24 @@ use crate::Flow;
 /// The seed's sectioned text, for a terminal or a log.
 ///
 /// For each flow (in the order given, newest first): a header line
-/// (`======== Flow stream=7 worker=0: GET /index.html -> 200 in 5.430ms (…)`), then its
+/// (`======== Flow worker=0: GET /index.html -> 200 in 5430.000µs (…)`), then its
 /// events in time order, grouped into runs. A run is a stretch of one phase inside one wake
 /// round that does one thing (accept, read the request, route it, connect, write…); each run
 /// is introduced by `#### <phase title>: <what happens in it>` and lists one line per event:
 ///
 /// ```text
 /// #### Downstream Read Request: FD=41 readable: read HTTP request GET /index.html (89 bytes)
-/// ***** elapsed=250000: worker=0, fd=41, conn=3: ready events=EPOLLIN
-/// ***** elapsed=251000: worker=0, fd=41, conn=3: read asked=65536 ret=89
-/// ***** elapsed=252000: worker=0, fd=41, conn=3: read asked=65536 ret=EAGAIN
+/// ***** elapsed=250.000µs: worker=0, fd=41, conn=d1: ready events=EPOLLIN
+/// ***** elapsed=251.000µs: worker=0, fd=41, conn=d1: read asked=65536 ret=89
+/// ***** elapsed=252.000µs: worker=0, fd=41, conn=d1: read asked=65536 ret=EAGAIN
 /// ```
 ///
-/// `elapsed` is nanoseconds since the flow's first event. Wake rounds print the seed's
-/// summary block (`******* WAKE-ROUND:END Summary *******`, then
-/// `ran=…µs ready_fds=… waited=…µs round=…`).
+/// Every time is in microseconds with three decimals (nanosecond precision): the header's
+/// duration, `elapsed` (since the flow's first event) and the wake rounds' times. Wake rounds
+/// print the seed's summary block (`******* WAKE-ROUND:END Summary *******`, then
+/// `ran=…µs ready_fds=… waited=…µs round=…`). Connections are named per flow, `d1` for the
+/// downstream and `u1`, `u2`… for upstreams in order of appearance; the header lists them
+/// with their fds. The recorder's long ids (`stream`, `conn`) are in the JSON lines only.
 pub fn text(flows: &[Flow], out: &mut String) {
     text::render(flows, out);
 }
@@ -73,30 +76,35 @@ pub fn perfetto(flows: &[Flow]) -> String {
 /// flow is a group (`data-stream`) with a lane per connection and one for the worker's wake
 /// rounds (`data-lane`, `data-fd`); phase runs are bars (`class="phase <phase name>"`) and
 /// events are marks (`data-event="<event name>"`) whose tooltip shows the event's fields.
+///
+/// Under the controls, a line says what weir records (`id="recording"`); this page says it
+/// in general terms, [`view_html_noting`] with what the running recorder does.
 pub fn view_html() -> &'static str {
     include_str!("view.html")
 }
 
-/// A duration for people: `850ns`, `31.400µs`, `7.690ms`, `1.250s`.
-pub(crate) struct Human(pub(crate) u64);
-
-impl std::fmt::Display for Human {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ns = self.0;
-        let (unit, scale) = match ns {
-            0..1_000 => return write!(f, "{ns}ns"),
-            1_000..1_000_000 => ("µs", 1_000),
-            1_000_000..1_000_000_000 => ("ms", 1_000_000),
-            _ => ("s", 1_000_000_000),
-        };
-        let thousandths = ns / (scale / 1_000);
-        write!(
-            f,
-            "{}.{:03}{unit}",
-            thousandths / 1_000,
-            thousandths % 1_000
-        )
+/// [`view_html`] with `note` (plain text, escaped here) as the line that says what is
+/// recorded and how to record more.
+pub fn view_html_noting(note: &str) -> String {
+    const OPEN: &str = "<p id=\"recording\">";
+    let page = view_html();
+    let (Some(start), Some(len)) = (
+        page.find(OPEN),
+        page.find(OPEN).and_then(|at| page[at..].find("</p>")),
+    ) else {
+        return page.to_owned();
+    };
+    let mut escaped = String::with_capacity(note.len());
+    for c in note.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '"' => escaped.push_str("&quot;"),
+            c => escaped.push(c),
+        }
     }
+    format!("{}{OPEN}{escaped}{}", &page[..start], &page[start + len..])
 }
 
 /// Nanoseconds as microseconds with three decimals: `31.400`.
@@ -135,14 +143,10 @@ pub(crate) fn errno_name(errno: i64) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Human, Micros};
+    use super::Micros;
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(Human(850).to_string(), "850ns");
-        assert_eq!(Human(31_400).to_string(), "31.400µs");
-        assert_eq!(Human(5_430_000).to_string(), "5.430ms");
-        assert_eq!(Human(1_250_000_000).to_string(), "1.250s");
         assert_eq!(Micros(1_000_031_400).to_string(), "1000031.400");
         assert_eq!(Micros(7).to_string(), "0.007");
     }

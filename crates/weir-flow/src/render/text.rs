@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Human, Micros, errno_name};
+use super::{Micros, errno_name};
 use crate::{Closer, Event, EventKind as K, Flow, Lane, Phase, ReadResult};
 
 pub(super) fn render(flows: &[Flow], out: &mut String) {
@@ -11,32 +11,61 @@ pub(super) fn render(flows: &[Flow], out: &mut String) {
         if i > 0 {
             out.push('\n');
         }
-        header(flow, out);
+        let labels = Labels::of(flow);
+        header(flow, &labels, out);
         let mut run: Vec<&Event> = Vec::new();
         for event in &flow.events {
             if let K::WakeRound { .. } = event.kind {
-                flush(flow, &mut run, out);
+                flush(flow, &labels, &mut run, out);
                 wake_round(flow, event, out);
                 continue;
             }
             if let Some(last) = run.last()
                 && !continues(last, event)
             {
-                flush(flow, &mut run, out);
+                flush(flow, &labels, &mut run, out);
             }
             run.push(event);
         }
-        flush(flow, &mut run, out);
+        flush(flow, &labels, &mut run, out);
     }
 }
 
-/// `======== Flow stream=7 worker=0: GET /index.html -> 200 in 5.430ms (downstream fd=41 conn=3; …)`
-fn header(flow: &Flow, out: &mut String) {
-    let _ = write!(
-        out,
-        "======== Flow stream={} worker={}: ",
-        flow.stream, flow.worker
-    );
+/// Per-flow names for its connections, in order of appearance: `d1` for the downstream,
+/// `u1`, `u2`… for the upstreams (a retry's second connection is `u2`). The recorder's
+/// connection ids are unique in the process and grow with its uptime; within one flow, a
+/// short name is all a reader needs to tell the sockets apart (an fd number can be reused
+/// within a flow once closed).
+struct Labels(Vec<(u64, Lane, String)>);
+
+impl Labels {
+    fn of(flow: &Flow) -> Labels {
+        let mut labels: Vec<(u64, Lane, String)> = Vec::new();
+        for e in &flow.events {
+            if e.lane == Lane::Worker || labels.iter().any(|l| l.0 == e.conn && l.1 == e.lane) {
+                continue;
+            }
+            let prefix = if e.lane == Lane::Upstream { 'u' } else { 'd' };
+            let n = labels.iter().filter(|l| l.1 == e.lane).count() + 1;
+            labels.push((e.conn, e.lane, format!("{prefix}{n}")));
+        }
+        Labels(labels)
+    }
+
+    fn get(&self, e: &Event) -> &str {
+        self.0
+            .iter()
+            .find(|l| l.0 == e.conn && l.1 == e.lane)
+            .map_or("-", |l| l.2.as_str())
+    }
+}
+
+/// `======== Flow worker=0: GET /index.html -> 200 in 5430.000µs (downstream d1 fd=41; …)`
+///
+/// The recorder's stream id is left out: weir's carry the worker in their high bits
+/// (1099511627780 is worker 1's fourth stream), too long to read; the JSON has it.
+fn header(flow: &Flow, labels: &Labels, out: &mut String) {
+    let _ = write!(out, "======== Flow worker={}: ", flow.worker);
     if flow.method.as_str().is_empty() {
         out.push_str("(no request head)");
     } else {
@@ -48,17 +77,22 @@ fn header(flow: &Flow, out: &mut String) {
             let _ = write!(out, " -> {status}");
         }
     }
-    let _ = write!(out, " in {} (", Human(flow.end.saturating_sub(flow.start)));
+    let _ = write!(
+        out,
+        " in {}µs (",
+        Micros(flow.end.saturating_sub(flow.start))
+    );
     for lane in [Lane::Downstream, Lane::Upstream] {
-        let mut seen: Vec<(u64, i32)> = Vec::new();
+        let mut seen: Vec<(&str, i32)> = Vec::new();
         for e in flow.events.iter().filter(|e| e.lane == lane) {
-            if !seen.contains(&(e.conn, e.fd)) {
-                seen.push((e.conn, e.fd));
+            let label = labels.get(e);
+            if !seen.contains(&(label, e.fd)) {
+                seen.push((label, e.fd));
             }
         }
-        for (i, (conn, fd)) in seen.iter().enumerate() {
+        for (i, (label, fd)) in seen.iter().enumerate() {
             let lead = if i == 0 { lane.name() } else { "," };
-            let _ = write!(out, "{lead} fd={fd} conn={conn}");
+            let _ = write!(out, "{lead} {label} fd={fd}");
         }
         if !seen.is_empty() {
             out.push_str("; ");
@@ -100,12 +134,12 @@ fn continues(prev: &Event, next: &Event) -> bool {
     !starts_step || connect_pair
 }
 
-fn flush(flow: &Flow, run: &mut Vec<&Event>, out: &mut String) {
+fn flush(flow: &Flow, labels: &Labels, run: &mut Vec<&Event>, out: &mut String) {
     let Some(first) = run.first() else { return };
     let title = first.phase.map_or("Worker", Phase::title);
     let _ = writeln!(out, "\n#### {title}: {}", describe(run));
     for event in run.iter() {
-        event_line(flow, event, out);
+        event_line(flow, labels, event, out);
     }
     run.clear();
 }
@@ -123,24 +157,24 @@ fn wake_round(flow: &Flow, event: &Event, out: &mut String) {
     let _ = write!(
         out,
         "\n******* WAKE-ROUND:END Summary *******\n\
-         ***** elapsed={}: worker={}: epoll_wait\n\
+         ***** elapsed={}µs: worker={}: epoll_wait\n\
          ran={}µs ready_fds={ready} waited={}µs round={round}\n\
          ***************************\n",
-        event.at.saturating_sub(flow.start),
+        Micros(event.at.saturating_sub(flow.start)),
         event.worker,
         Micros(ran_ns),
         Micros(waited_ns),
     );
 }
 
-fn event_line(flow: &Flow, e: &Event, out: &mut String) {
+fn event_line(flow: &Flow, labels: &Labels, e: &Event, out: &mut String) {
     let _ = write!(
         out,
-        "***** elapsed={}: worker={}, fd={}, conn={}: {}",
-        e.at.saturating_sub(flow.start),
+        "***** elapsed={}µs: worker={}, fd={}, conn={}: {}",
+        Micros(e.at.saturating_sub(flow.start)),
         e.worker,
         e.fd,
-        e.conn,
+        labels.get(e),
         line_name(&e.kind),
     );
     details(&e.kind, out);

@@ -98,16 +98,16 @@ fn fresh_connection_crosses_the_four_events_in_order() {
 fn event_lines_read_like_the_seed() {
     let text = text_of(&[fixtures::fresh()]);
     for expected in [
-        "***** elapsed=0: worker=0, fd=41, conn=3: accept peer=10.0.0.1:58708 local=10.0.0.2:8080",
-        "***** elapsed=4000: worker=0, fd=41, conn=3: register events=EPOLLIN|EPOLLOUT|EPOLLET",
-        "***** elapsed=251000: worker=0, fd=41, conn=3: read asked=65536 ret=89",
-        "***** elapsed=252000: worker=0, fd=41, conn=3: read asked=65536 ret=EAGAIN",
-        "***** elapsed=254000: worker=0, fd=41, conn=3: read_paused syscall=false",
-        "***** elapsed=261000: worker=0, fd=44, conn=4: register events=EPOLLIN|EPOLLOUT|EPOLLET",
-        "***** elapsed=400000: worker=0, fd=44, conn=4: ready events=EPOLLOUT",
-        "***** elapsed=404000: worker=0, fd=44, conn=4: writev asked=262 ret=262",
-        "***** elapsed=5401000: worker=0, fd=44, conn=4: read asked=65536 ret=4511",
-        "***** elapsed=5407000: worker=0, fd=41, conn=3: writev asked=4631 ret=4631",
+        "***** elapsed=0.000µs: worker=0, fd=41, conn=d1: accept peer=10.0.0.1:58708 local=10.0.0.2:8080",
+        "***** elapsed=4.000µs: worker=0, fd=41, conn=d1: register events=EPOLLIN|EPOLLOUT|EPOLLET",
+        "***** elapsed=251.000µs: worker=0, fd=41, conn=d1: read asked=65536 ret=89",
+        "***** elapsed=252.000µs: worker=0, fd=41, conn=d1: read asked=65536 ret=EAGAIN",
+        "***** elapsed=254.000µs: worker=0, fd=41, conn=d1: read_paused syscall=false",
+        "***** elapsed=261.000µs: worker=0, fd=44, conn=u1: register events=EPOLLIN|EPOLLOUT|EPOLLET",
+        "***** elapsed=400.000µs: worker=0, fd=44, conn=u1: ready events=EPOLLOUT",
+        "***** elapsed=404.000µs: worker=0, fd=44, conn=u1: writev asked=262 ret=262",
+        "***** elapsed=5401.000µs: worker=0, fd=44, conn=u1: read asked=65536 ret=4511",
+        "***** elapsed=5407.000µs: worker=0, fd=41, conn=d1: writev asked=4631 ret=4631",
     ] {
         assert!(
             text.lines().any(|l| l == expected),
@@ -129,7 +129,10 @@ fn wake_rounds_print_the_seed_summary_block() {
         .iter()
         .position(|l| l.starts_with("******* WAKE-ROUND"))
         .unwrap();
-    assert_eq!(lines[at + 1], "***** elapsed=31400: worker=0: epoll_wait");
+    assert_eq!(
+        lines[at + 1],
+        "***** elapsed=31.400µs: worker=0: epoll_wait"
+    );
     assert_eq!(
         lines[at + 2],
         "ran=33.000µs ready_fds=1 waited=1004.000µs round=1"
@@ -148,12 +151,11 @@ fn header_names_the_request_and_its_sockets() {
     assert_eq!(headers.len(), 2);
     assert_eq!(
         headers[0],
-        "======== Flow stream=8 worker=0: GET /api/items?page=2 -> 404 in 910.000µs \
-         (downstream fd=41 conn=3; upstream fd=44 conn=4; 19 events)"
+        "======== Flow worker=0: GET /api/items?page=2 -> 404 in 910.000µs \
+         (downstream d1 fd=41; upstream u1 fd=44; 19 events)"
     );
     assert!(
-        headers[1]
-            .starts_with("======== Flow stream=7 worker=0: GET /index.html -> 200 in 5.430ms (")
+        headers[1].starts_with("======== Flow worker=0: GET /index.html -> 200 in 5430.000µs (")
     );
 }
 
@@ -242,15 +244,79 @@ fn failures_read_plainly() {
         &["read from FD=41 failed (ECONNRESET)"],
     );
     for expected in [
-        "***** elapsed=62000: worker=0, fd=41, conn=3: local_reply status=503 flag=UF",
-        "***** elapsed=63000: worker=0, fd=41, conn=3: writev asked=300 ret=120 (partial)",
-        "***** elapsed=81000: worker=0, fd=41, conn=3: writev asked=180 ret=EPIPE",
-        "***** elapsed=82000: worker=0, fd=41, conn=3: read asked=65536 ret=ECONNRESET",
-        "***** elapsed=83000: worker=0, fd=41, conn=3: close by=error",
+        "***** elapsed=62.000µs: worker=0, fd=41, conn=d1: local_reply status=503 flag=UF",
+        "***** elapsed=63.000µs: worker=0, fd=41, conn=d1: writev asked=300 ret=120 (partial)",
+        "***** elapsed=81.000µs: worker=0, fd=41, conn=d1: writev asked=180 ret=EPIPE",
+        "***** elapsed=82.000µs: worker=0, fd=41, conn=d1: read asked=65536 ret=ECONNRESET",
+        "***** elapsed=83.000µs: worker=0, fd=41, conn=d1: close by=error",
     ] {
         assert!(
             text.lines().any(|l| l == expected),
             "missing line {expected:?} in\n{text}"
         );
     }
+}
+
+/// A flow late in a long run: process-unique ids grow with uptime, and a retry's second
+/// upstream connection reuses the first one's fd number.
+fn late_retry() -> weir_flow::Flow {
+    const BIG: u64 = 7_000_000_000;
+    let mut flow = fixtures::fresh();
+    flow.stream += BIG;
+    flow.downstream += BIG;
+    let retry_at = flow
+        .events
+        .iter()
+        .position(|e| e.lane == weir_flow::Lane::Upstream)
+        .unwrap();
+    for (i, e) in flow.events.iter_mut().enumerate() {
+        e.stream += BIG;
+        if e.conn != 0 {
+            e.conn += BIG;
+        }
+        // From the first upstream event on, the upstream is a second connection on fd 44.
+        if i > retry_at + 2 && e.lane == weir_flow::Lane::Upstream {
+            e.conn += 1;
+        }
+    }
+    flow
+}
+
+#[test]
+fn one_time_unit_and_short_connection_names() {
+    let text = text_of(&[late_retry()]);
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "======== Flow worker=0: GET /index.html -> 200 in 5430.000µs \
+         (downstream d1 fd=41; upstream u1 fd=44, u2 fd=44; 30 events)",
+        "{text}"
+    );
+    // The process-unique ids appear nowhere.
+    for id in ["7000000003", "7000000004", "7000000005", "7000000007"] {
+        assert!(!text.contains(id), "{id} in\n{text}");
+    }
+    assert!(text.contains(", fd=44, conn=u2: "), "{text}");
+    // Every time is in µs: the header, each `elapsed=`, the wake rounds' `ran=`/`waited=`.
+    let mut times = 0;
+    for line in text.lines() {
+        for (key, rest) in [" in ", "elapsed=", "ran=", "waited="]
+            .iter()
+            .flat_map(|k| line.split(k).skip(1).map(move |r| (*k, r)))
+        {
+            let value: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            if value.is_empty() {
+                continue;
+            }
+            times += 1;
+            assert!(
+                rest[value.len()..].starts_with("µs") && value.contains('.'),
+                "`{key}{rest}` is not in µs with three decimals: {line}"
+            );
+        }
+    }
+    assert!(times > 20, "{times} times found in\n{text}");
 }

@@ -82,3 +82,19 @@ fn has_controls_and_an_error_box() {
     assert!(page.contains("role=\"alert\""));
     assert!(page.contains("Could not load flows from "));
 }
+
+#[test]
+fn says_what_is_recorded() {
+    let page = render::view_html();
+    let note = |page: &str| {
+        let at = page
+            .find("<p id=\"recording\">")
+            .expect("the recording line")
+            + 18;
+        page[at..at + page[at..].find("</p>").unwrap()].to_owned()
+    };
+    assert!(note(page).contains("x-weir-trace: 1"), "{}", note(page));
+    let noted = render::view_html_noting("every request <ALL> & more");
+    assert_eq!(note(&noted), "every request &lt;ALL&gt; &amp; more");
+    assert_eq!(noted.replace(&note(&noted), &note(page)), page);
+}

@@ -2,7 +2,45 @@
 
 use bytes::Bytes;
 
+use weir_config::{FlowTrace, FlowTraceMode};
+
 use super::{AdminInfo, Reply};
+
+/// What the timeline page says about recording: what the recorder keeps, and how to record
+/// more (`GET /flows/view`).
+pub(super) fn recording_note(config: FlowTrace) -> String {
+    let kept = config.flows_kept;
+    let what = match config.mode {
+        FlowTraceMode::Off => {
+            "Recording nothing: the flow recorder is off (flow_trace mode OFF).".to_owned()
+        }
+        FlowTraceMode::Header => format!(
+            "Recording only requests sent with the header x-weir-trace: 1 (flow_trace mode HEADER); each worker keeps its last {kept}."
+        ),
+        FlowTraceMode::Sampled { one_in } => format!(
+            "Recording one request in {one_in} (flow_trace mode SAMPLED, sample_one_in: {one_in}); each worker keeps its last {kept}."
+        ),
+        FlowTraceMode::All => format!(
+            "Recording every request (flow_trace mode ALL); each worker keeps its last {kept}, older ones drop off."
+        ),
+    };
+    let more = match config.mode {
+        FlowTraceMode::All => {
+            "To keep more, raise weir.flow_trace.flows_kept in the config.".to_owned()
+        }
+        mode => {
+            let header = if mode == FlowTraceMode::Header {
+                " or send requests with x-weir-trace: 1"
+            } else {
+                ""
+            };
+            format!(
+                "To record more, run weir with --flow-trace all (every request) or --flow-trace sampled:N (one in N){header}, or set weir.flow_trace (mode: ALL, SAMPLED with sample_one_in, or HEADER; flows_kept) in the config."
+            )
+        }
+    };
+    format!("{what} {more}")
+}
 
 /// `GET /flows`: recent flows, newest first, filtered and rendered.
 pub(super) fn flows(query: &str, info: &AdminInfo) -> Reply {

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{AdminInfo, Kept, Reply, flows::flows};
+use super::flows::{flows, recording_note};
+use super::{AdminInfo, Kept, Reply};
 use crate::server::Exit;
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
@@ -176,7 +177,9 @@ pub(crate) fn respond(
         "/flows/view" => Ok((
             200,
             "text/html; charset=utf-8",
-            Bytes::from_static(weir_flow::render::view_html().as_bytes()),
+            Bytes::from(weir_flow::render::view_html_noting(&recording_note(
+                info.flow_trace,
+            ))),
         )),
         "/logging" => logging(query, info),
         "/healthcheck/fail" | "/healthcheck/ok" => params(query, &[]).map(|_| {

@@ -50,6 +50,8 @@ pub(crate) struct AdminInfo {
     pub(crate) listeners: Vec<(String, SocketAddr)>,
     pub(crate) exit: mpsc::Sender<Exit>,
     pub(crate) log_control: Option<LogControl>,
+    /// The flow recorder's settings, as the workers run them (`--flow-trace` applied).
+    pub(crate) flow_trace: weir_config::FlowTrace,
 }
 
 /// An answer: status, content type, body.
