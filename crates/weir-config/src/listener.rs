@@ -85,8 +85,6 @@ const HCM_ENVOY: &[&str] = &[
     "http_protocol_options",
     "http2_protocol_options",
     "http3_protocol_options",
-    "server_name",
-    "server_header_transformation",
     "scheme_header_transformation",
     "drain_timeout",
     "delayed_close_timeout",
@@ -134,13 +132,12 @@ const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
     "max_connection_duration_jitter",
 ];
 
-/// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
+/// `extensions.filters.http.router.v3.Router` fields weir does not support yet.
 pub(crate) const ROUTER_ENVOY: &[&str] = &[
     "dynamic_stats",
     "start_child_span",
     "upstream_log",
     "upstream_log_options",
-    "suppress_envoy_headers",
     "strict_check_headers",
     "respect_expected_rq_timeout",
     "suppress_grpc_request_failure_code_stats",
@@ -700,9 +697,10 @@ fn http_connection_manager(
         None => Some(Vec::new()),
     };
     let upgrade_configs = crate::route::upgrade_configs(cx, &mut o, false);
+    let server = crate::hcm_headers::server_header(cx, &mut o);
     o.finish(cx);
 
-    let protocol = protocol?;
+    let (protocol, server) = (protocol?, server?);
     Some(HttpConnectionManager {
         stat_prefix: stat_prefix?,
         codec_type: codec_type?,
@@ -721,6 +719,8 @@ fn http_connection_manager(
         generate_request_id: generate_request_id.unwrap_or(Some(true))?,
         access_log: access_log?,
         upgrade_configs: upgrade_configs?,
+        server_name: server.name,
+        server_header_transformation: server.transformation,
     })
 }
 

@@ -126,6 +126,21 @@ pub struct HttpConnectionManager {
     /// `upgrade_configs`: the upgrades (`websocket`, `CONNECT`, …) this connection manager
     /// allows; a route's own list overrides it type by type.
     pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `server_name`: the value of `server` on responses (default `weir`; Envoy's is `envoy`).
+    pub server_name: String,
+    /// `server_header_transformation` (default OVERWRITE).
+    pub server_header_transformation: ServerHeaderTransformation,
+}
+
+/// `server_header_transformation`: what happens to a response's `server` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeaderTransformation {
+    /// `OVERWRITE` (default): every response carries `server: <server_name>`.
+    Overwrite,
+    /// `APPEND_IF_ABSENT`: `server: <server_name>` when the response has none.
+    AppendIfAbsent,
+    /// `PASS_THROUGH`: the response's own `server`, if any; weir adds none.
+    PassThrough,
 }
 
 /// One entry of `upgrade_configs` (on the connection manager or on a route).
@@ -157,6 +172,9 @@ pub enum HttpFilter {
     Router {
         /// The filter's `name` as written in the config.
         name: String,
+        /// `suppress_envoy_headers` (default false): no `x-envoy-upstream-service-time`,
+        /// `x-envoy-expected-rq-timeout-ms`, `x-envoy-original-path`.
+        suppress_envoy_headers: bool,
     },
     /// Any filter before the router.
     Filter {

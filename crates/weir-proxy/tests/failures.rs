@@ -71,7 +71,7 @@ fn connect_refused_is_503() {
     let (proxy, _healthy) = proxy_with(&[closed], "connect_timeout: 1s");
     let mut client = proxy.client();
     let resp = client.get("/refused");
-    assert_local_failure(&resp, 503, "connection failure");
+    assert_local_failure(&resp, 503, "remote connection failure");
     assert!(
         resp.keep_alive,
         "a failed bodiless request keeps the client connection"

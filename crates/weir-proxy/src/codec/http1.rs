@@ -179,8 +179,9 @@ impl Http1Server {
     /// `content-length` keeps the body as it is; otherwise it is chunked, or close-delimited
     /// for an HTTP/1.0 client. `close` is the proxy's own reason to end the connection
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
-    /// close-delimited body) and says it in `connection`. `head` leaves with version 1.1 and
-    /// the `connection` header set, for the access log. Returns whether HTTP/1's own rules
+    /// close-delimited body) and says it in `connection`. The status line carries Envoy's
+    /// reason phrase for the status (`codec::status`), whatever the origin's was. `head`
+    /// leaves with version 1.1 and the `connection` header set, for the access log. Returns whether HTTP/1's own rules
     /// would have kept the connection (so a close is the proxy's doing).
     pub(crate) fn encode_headers(
         &mut self,
@@ -189,6 +190,8 @@ impl Http1Server {
         close: bool,
         out: &mut impl Output,
     ) -> bool {
+        // Envoy's codec writes its own phrase for the status, never the origin's.
+        head.reason = Bytes::from_static(super::status::reason_phrase(head.status).as_bytes());
         let ex = &mut self.exchange;
         let opens_tunnel = match ex.tunnel {
             Tunnel::No => false,
@@ -495,6 +498,22 @@ mod tests {
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
         );
         assert!(!server.closes_connection());
+    }
+
+    #[test]
+    fn the_status_line_carries_envoys_phrase_not_the_origins() {
+        for (status, line) in [
+            (200, "HTTP/1.1 200 OK\r\n"),
+            (451, "HTTP/1.1 451 Unknown\r\n"),
+            (299, "HTTP/1.1 299 Unknown\r\n"),
+        ] {
+            let (mut server, _) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+            let mut out = Vec::new();
+            let mut head = response(status, &[("content-length", "0")]);
+            head.reason = Bytes::from_static(b"Echo");
+            server.encode_headers(&mut head, true, false, &mut out);
+            assert!(concat(&out).starts_with(line), "{}", concat(&out));
+        }
     }
 
     #[test]

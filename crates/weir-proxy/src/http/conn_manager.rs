@@ -204,7 +204,7 @@ impl Worker {
             http.response(reply.status);
         }
         self.log_without_stream(id, reply);
-        let (mut head, body) = self.local_response(reply, None);
+        let (mut head, body) = self.local_response(reply, id, None);
         if let Some(ds) = self.downstreams.get_mut(id) {
             let mut header_timer = ds.header_timer.take();
             ds.codec.reset_exchange();

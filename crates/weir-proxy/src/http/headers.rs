@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use weir_config::ServerHeaderTransformation;
 use weir_http1::{Headers, list_tokens};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and `proxy-connection`).
@@ -104,6 +105,87 @@ fn xff_from_right(headers: &Headers, skip: usize) -> Option<IpAddr> {
         .collect();
     let entry = entries.len().checked_sub(skip + 1).map(|i| entries[i])?;
     std::str::from_utf8(entry).ok()?.trim().parse().ok()
+}
+
+/// What the connection manager writes on every response it sends, as Envoy's does after the
+/// filters: `date` when the response has none (RFC 9110 §6.6.1), and `server` as
+/// `server_header_transformation` says (OVERWRITE: always `name`; APPEND_IF_ABSENT: `name`
+/// when the response has none; PASS_THROUGH: the response's own, or none). `date` is called
+/// only when it is needed.
+pub(crate) fn set_response_headers(
+    headers: &mut Headers,
+    date: impl FnOnce() -> Bytes,
+    server: (ServerHeaderTransformation, &Bytes),
+) {
+    if !headers.contains("date") {
+        headers.append("date", date());
+    }
+    match server.0 {
+        ServerHeaderTransformation::Overwrite => headers.set("server", server.1.clone()),
+        ServerHeaderTransformation::AppendIfAbsent if !headers.contains("server") => {
+            headers.append("server", server.1.clone());
+        }
+        ServerHeaderTransformation::AppendIfAbsent | ServerHeaderTransformation::PassThrough => {}
+    }
+}
+
+/// The decimal digits of 0 to 999, back to back: a number below 1000 becomes a header value
+/// without an allocation.
+static SMALL_NUMBERS: [u8; 2890] = small_numbers();
+
+const fn small_numbers() -> [u8; 2890] {
+    let mut out = [0u8; 2890];
+    let (mut n, mut at) = (0usize, 0usize);
+    while n < 1000 {
+        if n >= 100 {
+            out[at] = b'0' + (n / 100) as u8;
+            at += 1;
+        }
+        if n >= 10 {
+            out[at] = b'0' + (n / 10 % 10) as u8;
+            at += 1;
+        }
+        out[at] = b'0' + (n % 10) as u8;
+        at += 1;
+        n += 1;
+    }
+    out
+}
+
+/// `n` in decimal as a header value (milliseconds, mostly): from a static table below 1000,
+/// else formatted.
+pub(crate) fn number_value(n: u64) -> Bytes {
+    let (start, len) = match n {
+        0..=9 => (n as usize, 1),
+        10..=99 => (10 + (n as usize - 10) * 2, 2),
+        100..=999 => (190 + (n as usize - 100) * 3, 3),
+        _ => return Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+    };
+    Bytes::from_static(&SMALL_NUMBERS[start..start + len])
+}
+
+/// The last number of 1000 or more made a header value, kept: a route's timeout is the same
+/// for most requests, so its text is formatted once, not per request.
+#[derive(Debug, Default)]
+pub(crate) struct NumberCache {
+    last: Option<(u64, Bytes)>,
+}
+
+impl NumberCache {
+    /// `n` in decimal as a header value.
+    pub(crate) fn get(&mut self, n: u64) -> Bytes {
+        if n < 1000 {
+            return number_value(n);
+        }
+        match &self.last {
+            Some((m, text)) if *m == n => text.clone(),
+            _ => {
+                let text = number_value(n);
+                self.last = Some((n, text.clone()));
+                text
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,5 +292,50 @@ mod tests {
             set_forwarding_headers(&mut h, &ctx(true, 2), &mut rng).to_string(),
             "10.0.0.9:4242"
         );
+    }
+
+    #[test]
+    fn numbers_from_the_table_and_beyond() {
+        for n in [0, 7, 9, 10, 42, 99, 100, 505, 999, 1000, 15000, u64::MAX] {
+            assert_eq!(number_value(n), n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_number_cache_gives_the_same_text() {
+        let mut cache = NumberCache::default();
+        assert_eq!(cache.get(15000), "15000");
+        assert_eq!(cache.get(15000), "15000");
+        assert_eq!(cache.get(250), "250");
+        assert_eq!(cache.get(2500), "2500");
+    }
+
+    #[test]
+    fn date_when_absent_and_server_by_transformation() {
+        use ServerHeaderTransformation::*;
+        let name = Bytes::from_static(b"weir");
+        let date = || Bytes::from_static(b"Mon, 07 Dec 2026 01:00:00 GMT");
+        let cases = [
+            (Overwrite, None, Some("weir")),
+            (Overwrite, Some("origin"), Some("weir")),
+            (AppendIfAbsent, None, Some("weir")),
+            (AppendIfAbsent, Some("origin"), Some("origin")),
+            (PassThrough, None, None),
+            (PassThrough, Some("origin"), Some("origin")),
+        ];
+        for (mode, origin, want) in cases {
+            let mut h = headers(&[("Date", "Sun, 06 Dec 2026 00:00:00 GMT")]);
+            if let Some(origin) = origin {
+                h.append("Server", origin.to_string());
+            }
+            set_response_headers(&mut h, date, (mode, &name));
+            assert_eq!(get(&h, "server").as_deref(), want, "{mode:?} {origin:?}");
+            assert_eq!(h.get_all("server").count(), usize::from(want.is_some()));
+            // The origin's own date is kept.
+            assert_eq!(get(&h, "date").unwrap(), "Sun, 06 Dec 2026 00:00:00 GMT");
+        }
+        let mut h = Headers::new();
+        set_response_headers(&mut h, date, (PassThrough, &name));
+        assert_eq!(get(&h, "date").unwrap(), "Mon, 07 Dec 2026 01:00:00 GMT");
     }
 }

@@ -74,6 +74,56 @@ impl ResponseFlag {
     }
 }
 
+/// Why an upstream attempt ended before its response, in Envoy's words (its stream reset
+/// reasons), for the local reply's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetReason {
+    /// The connection could not be made (refused, unreachable).
+    RemoteConnectionFailure,
+    /// The connection was not made within `connect_timeout`.
+    ConnectionTimeout,
+    /// The origin closed the connection.
+    ConnectionTermination,
+    /// The origin reset the connection.
+    RemoteReset,
+    /// The origin's response was malformed.
+    ProtocolError,
+}
+
+/// Envoy's body for a reset reason: `…before headers. reset reason: R`, or after a retry
+/// `…before headers. retried and the latest reset reason: R`.
+macro_rules! reset_bodies {
+    ($reason:literal) => {
+        (
+            concat!(
+                "upstream connect error or disconnect/reset before headers. reset reason: ",
+                $reason
+            )
+            .as_bytes(),
+            concat!(
+                "upstream connect error or disconnect/reset before headers. retried and the \
+                 latest reset reason: ",
+                $reason
+            )
+            .as_bytes(),
+        )
+    };
+}
+
+impl ResetReason {
+    /// The reply's body; `retried`: the router had retried the request.
+    fn body(self, retried: bool) -> &'static [u8] {
+        let (first, after_retries) = match self {
+            ResetReason::RemoteConnectionFailure => reset_bodies!("remote connection failure"),
+            ResetReason::ConnectionTimeout => reset_bodies!("connection timeout"),
+            ResetReason::ConnectionTermination => reset_bodies!("connection termination"),
+            ResetReason::RemoteReset => reset_bodies!("remote reset"),
+            ResetReason::ProtocolError => reset_bodies!("protocol error"),
+        };
+        if retried { after_retries } else { first }
+    }
+}
+
 /// A response to send without an upstream.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalReply {
@@ -84,6 +134,8 @@ pub(crate) struct LocalReply {
     pub(crate) location: Option<String>,
     /// Why this status, as Envoy's `%RESPONSE_CODE_DETAILS%` says it.
     pub(crate) details: &'static str,
+    /// For an upstream failure before the response: the reset reason its body names.
+    pub(crate) reset: Option<ResetReason>,
 }
 
 impl LocalReply {
@@ -95,6 +147,7 @@ impl LocalReply {
             flag: None,
             location: None,
             details: "direct_response",
+            reset: None,
         }
     }
 
@@ -127,25 +180,20 @@ impl LocalReply {
             ResponseFlag::FaultInjected => "fault_filter_abort",
             ResponseFlag::FailedLocalHealthCheck => "health_check_filter",
         };
+        let reset = match flag {
+            ResponseFlag::UpstreamConnectionFailure => Some(ResetReason::RemoteConnectionFailure),
+            ResponseFlag::UpstreamConnectionTermination => Some(ResetReason::ConnectionTermination),
+            ResponseFlag::UpstreamRemoteReset => Some(ResetReason::RemoteReset),
+            ResponseFlag::UpstreamProtocolError => Some(ResetReason::ProtocolError),
+            _ => None,
+        };
         let (status, body): (u16, &'static [u8]) = match flag {
             ResponseFlag::NoRouteFound => (404, b""),
             ResponseFlag::NoHealthyUpstream => (503, b"no healthy upstream"),
-            ResponseFlag::UpstreamConnectionFailure => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-            ),
-            ResponseFlag::UpstreamConnectionTermination => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-            ),
-            ResponseFlag::UpstreamRemoteReset => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: remote reset",
-            ),
-            ResponseFlag::UpstreamProtocolError => (
-                502,
-                b"upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-            ),
+            ResponseFlag::UpstreamProtocolError => (502, ResetReason::ProtocolError.body(false)),
+            ResponseFlag::UpstreamConnectionFailure
+            | ResponseFlag::UpstreamConnectionTermination
+            | ResponseFlag::UpstreamRemoteReset => (503, reset.map_or(b"", |r| r.body(false))),
             ResponseFlag::UpstreamRequestTimeout => (504, b"upstream request timeout"),
             ResponseFlag::DownstreamProtocolError => (400, b"Bad Request"),
             ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),
@@ -156,6 +204,7 @@ impl LocalReply {
         LocalReply {
             flag: Some(flag),
             details,
+            reset,
             ..LocalReply::new(status, Bytes::from_static(body))
         }
     }
@@ -165,13 +214,21 @@ impl LocalReply {
         LocalReply {
             flag: Some(ResponseFlag::UpstreamConnectionFailure),
             details: "upstream_reset_before_response_started{connection_timeout}",
+            reset: Some(ResetReason::ConnectionTimeout),
             ..LocalReply::new(
                 503,
-                Bytes::from_static(
-                    b"upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
-                ),
+                Bytes::from_static(ResetReason::ConnectionTimeout.body(false)),
             )
         }
+    }
+
+    /// The reply after the router retried the request: an upstream failure's body says so,
+    /// as Envoy's does (`retried and the latest reset reason: …`).
+    pub(crate) fn after_retries(mut self) -> Self {
+        if let Some(reset) = self.reset {
+            self.body = Bytes::from_static(reset.body(true));
+        }
+        self
     }
 }
 
@@ -200,5 +257,43 @@ impl DateCache {
             self.at = Some(now);
         }
         self.value.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_read_as_envoys_and_say_when_retried() {
+        let refused = LocalReply::failure(ResponseFlag::UpstreamConnectionFailure);
+        assert_eq!(
+            refused.body,
+            "upstream connect error or disconnect/reset before headers. reset reason: remote \
+             connection failure"
+        );
+        assert_eq!(
+            refused.after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: remote connection failure"
+        );
+        let closed = LocalReply::failure(ResponseFlag::UpstreamConnectionTermination);
+        assert_eq!(
+            closed.after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: connection termination"
+        );
+        assert_eq!(
+            LocalReply::connect_timeout().after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: connection timeout"
+        );
+        assert_eq!(
+            LocalReply::failure(ResponseFlag::UpstreamProtocolError).status,
+            502
+        );
+        // A failure that is not a reset keeps its body after retries.
+        let timeout = LocalReply::failure(ResponseFlag::UpstreamRequestTimeout).after_retries();
+        assert_eq!(timeout.body, "upstream request timeout");
     }
 }

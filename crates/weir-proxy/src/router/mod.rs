@@ -51,13 +51,15 @@ pub(crate) fn pick_cluster(
 /// What the router does with a request the filters passed on: no route is 404 (`NR`); a
 /// forwarding route goes to `cluster` (from [`pick_cluster`]) with the route's path and host
 /// rewrites and request header mutations applied to `head`. `authority` is the request's host
-/// (absolute-form authority or Host).
+/// (absolute-form authority or Host). `envoy_headers`: the router adds its `x-envoy-*`
+/// headers (false under `suppress_envoy_headers`).
 pub(crate) fn decide(
     table: &RouteTable,
     route: Option<RouteRef>,
     cluster: Option<usize>,
     authority: &[u8],
     head: &mut RequestHead,
+    envoy_headers: bool,
 ) -> Decision {
     let (Some(r), cluster) = (route, cluster) else {
         return Decision::Respond {
@@ -94,9 +96,11 @@ pub(crate) fn decide(
                     None => path,
                 };
                 // Envoy's router keeps the path the client sent (access logs' default format
-                // reads it) unless told to suppress its headers, which weir does not support.
+                // reads it) unless told to suppress its headers.
                 let original = std::mem::replace(&mut head.target, Bytes::from(target));
-                head.headers.set("x-envoy-original-path", original);
+                if envoy_headers {
+                    head.headers.set("x-envoy-original-path", original);
+                }
             }
             if let Some(host) = &forward.host_rewrite_literal {
                 head.headers.set("host", host.clone());

@@ -192,6 +192,7 @@ impl Worker {
     /// Binds a stream to a connection and queues its request.
     fn attach(&mut self, sid: Id, up: Id) {
         let has_policy = self.retry_policy_of(sid).is_some();
+        let expected_timeout = self.expected_timeout_value(sid);
         let wants_local = self
             .streams
             .get(sid)
@@ -236,7 +237,10 @@ impl Worker {
         // weir ends sends no head: the origin sees only the tunnel's bytes.
         if stream.tunnel == Tunnel::TerminateConnect {
             conn.codec.open_tunnel();
-        } else if let Some(head) = &stream.retry.head {
+        } else if let Some(head) = &mut stream.retry.head {
+            if let Some(ms) = expected_timeout {
+                head.headers.set("x-envoy-expected-rq-timeout-ms", ms);
+            }
             let codec = &mut conn.codec;
             let upgrade = stream.tunnel == Tunnel::Upgrade;
             codec.encode_headers(head, stream.request_bodiless, upgrade, &mut conn.conn);
@@ -446,6 +450,10 @@ impl Worker {
                     c.common.upstream_rq_retry_success.inc();
                 }
                 self.trace_up(id, || EventKind::ResponseHead { status });
+                let mut head = head;
+                if let Some(ms) = self.upstream_service_time(sid) {
+                    head.headers.set("x-envoy-upstream-service-time", ms);
+                }
                 self.encode_response_head(sid, head, end_stream);
             }
             ResponsePart::Data(data) => self.forward_response_data(sid, data),
