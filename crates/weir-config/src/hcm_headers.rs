@@ -1,5 +1,5 @@
-//! The HTTP connection manager's fields about the headers it writes itself: `server_name` and
-//! `server_header_transformation`.
+//! The HTTP connection manager's fields about the headers it writes itself: `server_name`,
+//! `server_header_transformation` and `preserve_external_request_id`.
 
 use crate::model::ServerHeaderTransformation;
 use crate::reader::{Cx, Obj};
@@ -12,10 +12,13 @@ pub const DEFAULT_SERVER_NAME: &str = "weir";
 pub(crate) struct ServerHeader {
     pub(crate) name: String,
     pub(crate) transformation: ServerHeaderTransformation,
+    /// `preserve_external_request_id` (default false).
+    pub(crate) preserve_external_request_id: bool,
 }
 
-/// Reads `server_name` (empty or absent: the default) and `server_header_transformation`
-/// (OVERWRITE, APPEND_IF_ABSENT or PASS_THROUGH; default OVERWRITE, as in Envoy).
+/// Reads `server_name` (empty or absent: the default), `server_header_transformation`
+/// (OVERWRITE, APPEND_IF_ABSENT or PASS_THROUGH; default OVERWRITE, as in Envoy) and
+/// `preserve_external_request_id`.
 pub(crate) fn server_header(cx: &mut Cx, o: &mut Obj<'_>) -> Option<ServerHeader> {
     let name = match o.get(cx, "server_name") {
         Some(f) => f.string(cx).and_then(|s| {
@@ -52,8 +55,12 @@ pub(crate) fn server_header(cx: &mut Cx, o: &mut Obj<'_>) -> Option<ServerHeader
             }),
         None => Some(ServerHeaderTransformation::Overwrite),
     };
+    let preserve = o
+        .get(cx, "preserve_external_request_id")
+        .map(|p| p.bool(cx));
     Some(ServerHeader {
         name: name?,
         transformation: transformation?,
+        preserve_external_request_id: preserve.unwrap_or(Some(false))?,
     })
 }

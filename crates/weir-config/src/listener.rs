@@ -96,7 +96,6 @@ const HCM_ENVOY: &[&str] = &[
     "internal_address_config",
     "skip_xff_append",
     "via",
-    "preserve_external_request_id",
     "always_set_request_id_in_response",
     "forward_client_cert_details",
     "set_current_client_cert_details",
@@ -721,6 +720,7 @@ fn http_connection_manager(
         upgrade_configs: upgrade_configs?,
         server_name: server.name,
         server_header_transformation: server.transformation,
+        preserve_external_request_id: server.preserve_external_request_id,
     })
 }
 

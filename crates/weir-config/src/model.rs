@@ -130,6 +130,9 @@ pub struct HttpConnectionManager {
     pub server_name: String,
     /// `server_header_transformation` (default OVERWRITE).
     pub server_header_transformation: ServerHeaderTransformation,
+    /// `preserve_external_request_id` (default false): an external request's `x-request-id`
+    /// is kept instead of replaced (with `use_remote_address`).
+    pub preserve_external_request_id: bool,
 }
 
 /// `server_header_transformation`: what happens to a response's `server` header.

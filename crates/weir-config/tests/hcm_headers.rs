@@ -1,5 +1,6 @@
-//! The connection manager's `server_name` and `server_header_transformation`, and the router's
-//! `suppress_envoy_headers`: read into the model, with errors naming their paths.
+//! The connection manager's `server_name`, `server_header_transformation` and
+//! `preserve_external_request_id`, and the router's `suppress_envoy_headers`: read into the
+//! model, with errors naming their paths.
 
 use serde_json::{Value, json};
 use weir_config::*;
@@ -82,6 +83,7 @@ fn defaults_are_overwrite_with_weirs_own_name() {
         ServerHeaderTransformation::Overwrite
     );
     assert!(!suppress(&hcm));
+    assert!(!hcm.preserve_external_request_id);
     // An empty name is the default one, as in Envoy.
     let hcm = parse_ok(&config(json!({"server_name": ""}), json!({})));
     assert_eq!(hcm.server_name, "weir");
@@ -137,6 +139,20 @@ fn bad_values_are_errors_naming_their_paths() {
         &config(json!({}), json!({"suppress_envoy_headers": "yes"})),
         &format!("{HCM}.http_filters[0].typed_config.suppress_envoy_headers"),
         "expected true or false, found the string \"yes\"",
+    );
+}
+
+#[test]
+fn preserve_external_request_id_is_read() {
+    let hcm = parse_ok(&config(
+        json!({"preserve_external_request_id": true}),
+        json!({}),
+    ));
+    assert!(hcm.preserve_external_request_id);
+    check(
+        &config(json!({"preserve_external_request_id": 1}), json!({})),
+        &format!("{HCM}.preserve_external_request_id"),
+        "expected true or false, found the number 1",
     );
 }
 

@@ -113,13 +113,6 @@ const EXPECTED: &[Expected] = &[
         why: "deliberate: 505 is what RFC 9110 §15.6.6 gives; weir has no HTTP/2 to upgrade to yet",
     },
     Expected {
-        scope: "*/client-request-id-and-envoy-headers",
-        lines: &["upstream-header x-envoy-max-retries:"],
-        envoy_does: "acts on the client's `x-envoy-max-retries` and does not forward it",
-        weir_does: "forwards it untouched",
-        why: "issue 17 items 2 and 3 (the `x-envoy-*` request headers Envoy honours and strips)",
-    },
-    Expected {
         scope: "edge.yaml/*",
         lines: &["upstream-header x-forwarded-for:"],
         envoy_does: "with `use_remote_address`, appends its host's own non-loopback address to \
@@ -127,20 +120,6 @@ const EXPECTED: &[Expected] = &[
         weir_does: "appends the client's address (`127.0.0.1`)",
         why: "Envoy's special case for loopback clients; it shows only when the client is on the \
               same host. Whether weir copies it is open",
-    },
-    Expected {
-        scope: "edge.yaml/*",
-        lines: &["upstream-header x-envoy-external-address:"],
-        envoy_does: "sets `x-envoy-external-address` on external requests (`use_remote_address`)",
-        weir_does: "does not",
-        why: "issue 17 item 3 (internal and external requests)",
-    },
-    Expected {
-        scope: "edge.yaml/client-request-id-and-envoy-headers",
-        lines: &["upstream-header x-request-id:"],
-        envoy_does: "replaces an external request's `x-request-id`",
-        weir_does: "keeps the client's",
-        why: "issue 17 item 3 (`preserve_external_request_id`)",
     },
     Expected {
         scope: "routing.yaml|features.yaml/api-v1-rewrite|api-with-port|prefix-and-host-rewrite",
@@ -320,6 +299,20 @@ fn battery(host: &str) -> Vec<Case> {
             host,
             "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-request-id: client-chosen\r\n\
              x-envoy-max-retries: 3\r\nx-forwarded-for: 192.0.2.1\r\n\r\n",
+        ),
+        case(
+            "client-envoy-headers",
+            host,
+            "GET /echo HTTP/1.1\r\nHost: {host}\r\nx-envoy-retry-on: 5xx\r\n\
+             x-envoy-retry-grpc-on: cancelled\r\nx-envoy-retriable-status-codes: 409\r\n\
+             x-envoy-retriable-header-names: x-a\r\nx-envoy-upstream-alt-stat-name: alt\r\n\
+             x-envoy-upstream-rq-timeout-ms: 500\r\nx-envoy-upstream-rq-per-try-timeout-ms: 100\r\n\
+             x-envoy-upstream-rq-timeout-alt-response: 204\r\nx-envoy-expected-rq-timeout-ms: 77\r\n\
+             x-envoy-force-trace: 1\r\nx-envoy-ip-tags: t\r\nx-envoy-original-url: http://x/\r\n\
+             x-envoy-hedge-on-per-try-timeout: true\r\nx-envoy-decorator-operation: op\r\n\
+             x-envoy-downstream-service-cluster: dc\r\nx-envoy-downstream-service-node: dn\r\n\
+             x-envoy-internal: true\r\nx-envoy-external-address: 192.0.2.66\r\n\
+             x-envoy-original-path: /orig\r\nx-envoy-attempt-count: 9\r\nx-envoy-foo: bar\r\n\r\n",
         ),
         case(
             "upgrade-websocket",

@@ -165,6 +165,7 @@ impl Worker {
             use_remote_address: hcm.use_remote_address,
             xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             generate_request_id: hcm.generate_request_id,
+            preserve_external_request_id: hcm.preserve_external_request_id,
         };
         let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
         if let Some(log) = stream.log.as_mut() {
