@@ -176,7 +176,7 @@ pub enum HttpFilter {
         /// The filter's `name` as written in the config.
         name: String,
         /// `suppress_envoy_headers` (default false): no `x-envoy-upstream-service-time`,
-        /// `x-envoy-expected-rq-timeout-ms`, `x-envoy-original-path`.
+        /// `x-envoy-expected-rq-timeout-ms`, `x-envoy-original-path`, `x-envoy-original-host`.
         suppress_envoy_headers: bool,
     },
     /// Any filter before the router.

@@ -121,14 +121,6 @@ const EXPECTED: &[Expected] = &[
         why: "Envoy's special case for loopback clients; it shows only when the client is on the \
               same host. Whether weir copies it is open",
     },
-    Expected {
-        scope: "routing.yaml|features.yaml/api-v1-rewrite|api-with-port|prefix-and-host-rewrite",
-        lines: &["upstream-header x-envoy-original-host:"],
-        envoy_does: "sends the client's host as `x-envoy-original-host` when `host_rewrite_literal` \
-                     rewrites it",
-        weir_does: "does not",
-        why: "a change in the router (`weir-proxy/src/router`, being restructured)",
-    },
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -103,6 +103,12 @@ pub(crate) fn decide(
                 }
             }
             if let Some(host) = &forward.host_rewrite_literal {
+                // As Envoy's `updateAuthority`: the client's host is kept for the origin
+                // unless the router suppresses its headers.
+                let original = head.headers.get("host").filter(|h| !h.is_empty()).cloned();
+                if let (Some(original), true) = (original, envoy_headers) {
+                    head.headers.set("x-envoy-original-host", original);
+                }
                 head.headers.set("host", host.clone());
             }
             table.mutate_request(r, &mut head.headers);

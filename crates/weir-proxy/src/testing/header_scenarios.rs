@@ -99,7 +99,7 @@ fn an_early_response_has_no_service_time() {
 
 #[test]
 fn suppress_envoy_headers_drops_the_routers_headers() {
-    let route = ", prefix_rewrite: /b/";
+    let route = ", prefix_rewrite: /b/, host_rewrite_literal: b.test";
     for suppress in [false, true] {
         let yaml = bootstrap("", "", route, &[ORIGIN]);
         let mut h = Harness::new(&if suppress { suppressed(yaml) } else { yaml });
@@ -107,15 +107,19 @@ fn suppress_envoy_headers_drops_the_routers_headers() {
         assert!(received.starts_with("GET /b/a HTTP/1.1\r\n"), "{received}");
         let expected = header(&received, "x-envoy-expected-rq-timeout-ms");
         let original = header(&received, "x-envoy-original-path");
+        let original_host = header(&received, "x-envoy-original-host");
+        assert_eq!(header(&received, "host").as_deref(), Some("b.test"));
         origin.send("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
         h.settle();
         let response = client.take_text();
         let service_time = header(&response, "x-envoy-upstream-service-time");
         if suppress {
             assert_eq!((expected, original, service_time), (None, None, None));
+            assert_eq!(original_host, None);
         } else {
             assert_eq!(expected.as_deref(), Some("15000"));
             assert_eq!(original.as_deref(), Some("/a"));
+            assert_eq!(original_host.as_deref(), Some("a"));
             assert_eq!(service_time.as_deref(), Some("0"));
         }
         // The connection manager's headers are not the router's.
