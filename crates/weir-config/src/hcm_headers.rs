@@ -1,8 +1,52 @@
-//! The HTTP connection manager's fields about the headers it writes itself: `server_name`,
-//! `server_header_transformation` and `preserve_external_request_id`.
+//! The HTTP connection manager's fields about the headers it writes itself (`server_name`,
+//! `server_header_transformation`, `preserve_external_request_id`) and about HTTP/1.0
+//! (`http_protocol_options.{accept_http_10,default_host_for_http_10}`).
 
 use crate::model::ServerHeaderTransformation;
 use crate::reader::{Cx, Obj};
+
+/// `config.core.v3.Http1ProtocolOptions` fields weir does not support yet.
+const HTTP1_OPTIONS_ENVOY: &[&str] = &[
+    "allow_absolute_url",
+    "header_key_format",
+    "enable_trailers",
+    "allow_chunked_length",
+    "override_stream_error_on_invalid_http_message",
+    "send_fully_qualified_url",
+    "use_balsa_parser",
+    "allow_custom_methods",
+    "ignore_http_11_upgrade",
+];
+
+/// `http_protocol_options` as read.
+#[derive(Default)]
+pub(crate) struct Http10 {
+    /// `accept_http_10` (default false: an HTTP/1.0 request is answered 426).
+    pub(crate) accept: bool,
+    /// `default_host_for_http_10`: the Host of an HTTP/1.0 request that has none.
+    pub(crate) default_host: Option<String>,
+}
+
+/// Reads `http_protocol_options` (`accept_http_10`, `default_host_for_http_10`).
+pub(crate) fn http_protocol_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Http10> {
+    let Some(f) = o.get(cx, "http_protocol_options") else {
+        return Some(Http10::default());
+    };
+    let mut options = Obj::new(cx, &f, HTTP1_OPTIONS_ENVOY)?;
+    let accept = options.bool(cx, "accept_http_10");
+    let default_host = options
+        .get(cx, "default_host_for_http_10")
+        .map(|h| h.string(cx));
+    let ok = options.finish(cx);
+    let default_host = match default_host {
+        Some(host) => Some(host?).filter(|h| !h.is_empty()),
+        None => None,
+    };
+    ok.then_some(Http10 {
+        accept: accept.unwrap_or(false),
+        default_host,
+    })
+}
 
 /// weir's own name in `server` when `server_name` is not given. Envoy's default is `envoy`;
 /// weir names itself (a deliberate difference, listed in README).

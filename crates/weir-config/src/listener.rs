@@ -82,7 +82,6 @@ const HCM_ENVOY: &[&str] = &[
     "add_user_agent",
     "tracing",
     "http1_safe_max_connection_duration",
-    "http_protocol_options",
     "http2_protocol_options",
     "http3_protocol_options",
     "scheme_header_transformation",
@@ -697,9 +696,10 @@ fn http_connection_manager(
     };
     let upgrade_configs = crate::route::upgrade_configs(cx, &mut o, false);
     let server = crate::hcm_headers::server_header(cx, &mut o);
+    let http10 = crate::hcm_headers::http_protocol_options(cx, &mut o);
     o.finish(cx);
 
-    let (protocol, server) = (protocol?, server?);
+    let (protocol, server, http10) = (protocol?, server?, http10?);
     Some(HttpConnectionManager {
         stat_prefix: stat_prefix?,
         codec_type: codec_type?,
@@ -721,6 +721,8 @@ fn http_connection_manager(
         server_name: server.name,
         server_header_transformation: server.transformation,
         preserve_external_request_id: server.preserve_external_request_id,
+        accept_http_10: http10.accept,
+        default_host_for_http_10: http10.default_host,
     })
 }
 

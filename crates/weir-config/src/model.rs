@@ -133,6 +133,12 @@ pub struct HttpConnectionManager {
     /// `preserve_external_request_id` (default false): an external request's `x-request-id`
     /// is kept instead of replaced (with `use_remote_address`).
     pub preserve_external_request_id: bool,
+    /// `http_protocol_options.accept_http_10` (default false): an HTTP/1.0 request is
+    /// answered 426 Upgrade Required unless it is set.
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`: the Host given to an HTTP/1.0
+    /// request without one (without it, such a request is answered 400).
+    pub default_host_for_http_10: Option<String>,
 }
 
 /// `server_header_transformation`: what happens to a response's `server` header.

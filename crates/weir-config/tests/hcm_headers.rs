@@ -1,6 +1,6 @@
-//! The connection manager's `server_name`, `server_header_transformation` and
-//! `preserve_external_request_id`, and the router's `suppress_envoy_headers`: read into the
-//! model, with errors naming their paths.
+//! The connection manager's `server_name`, `server_header_transformation`,
+//! `preserve_external_request_id` and `http_protocol_options` (HTTP/1.0), and the router's
+//! `suppress_envoy_headers`: read into the model, with errors naming their paths.
 
 use serde_json::{Value, json};
 use weir_config::*;
@@ -153,6 +153,35 @@ fn preserve_external_request_id_is_read() {
         &config(json!({"preserve_external_request_id": 1}), json!({})),
         &format!("{HCM}.preserve_external_request_id"),
         "expected true or false, found the number 1",
+    );
+}
+
+#[test]
+fn http_protocol_options_for_http10() {
+    let hcm = parse_ok(&config(json!({}), json!({})));
+    assert!(!hcm.accept_http_10);
+    assert_eq!(hcm.default_host_for_http_10, None);
+    let hcm = parse_ok(&config(
+        json!({"http_protocol_options": {"accept_http_10": true, "default_host_for_http_10": "d.test"}}),
+        json!({}),
+    ));
+    assert!(hcm.accept_http_10);
+    assert_eq!(hcm.default_host_for_http_10.as_deref(), Some("d.test"));
+    check(
+        &config(
+            json!({"http_protocol_options": {"header_key_format": {"proper_case_words": {}}}}),
+            json!({}),
+        ),
+        &format!("{HCM}.http_protocol_options.header_key_format"),
+        "this Envoy field is not supported by weir yet",
+    );
+    check(
+        &config(
+            json!({"http_protocol_options": {"accept_http_10": "yes"}}),
+            json!({}),
+        ),
+        &format!("{HCM}.http_protocol_options.accept_http_10"),
+        "expected true or false, found the string \"yes\"",
     );
 }
 

@@ -61,14 +61,6 @@ const EXPECTED: &[Expected] = &[
         why: "issue 17 item 3 (lower case unless `header_key_format` asks otherwise)",
     },
     Expected {
-        scope: "*/http10-no-host|http10-keep-alive",
-        lines: &["*"],
-        envoy_does: "answers HTTP/1.0 with 426 Upgrade Required (`accept_http_10` is false by default)",
-        weir_does: "serves HTTP/1.0, keep-alive included",
-        why: "weir has no `http_protocol_options.accept_http_10` yet; the check belongs in the \
-              connection manager (`weir-proxy/src/http`, being restructured)",
-    },
-    Expected {
         scope: "*/missing-host",
         lines: &["header content-length:", "header content-type:", "body "],
         envoy_does: "400 with an empty body",

@@ -161,6 +161,18 @@ impl Http1Server {
         }
     }
 
+    /// Whether the current request is HTTP/1.0.
+    pub(crate) fn http10(&self) -> bool {
+        self.exchange.http10
+    }
+
+    /// The current HTTP/1.0 request is refused (`accept_http_10` is off): its answer is an
+    /// HTTP/1.1 one that closes the connection, as Envoy's 426.
+    pub(crate) fn refuse_http10(&mut self) {
+        self.exchange.http10 = false;
+        self.exchange.keep_alive = false;
+    }
+
     /// The current request's protocol, as access logs name it.
     pub(crate) fn protocol(&self) -> &'static str {
         if self.exchange.http10 {
@@ -180,8 +192,9 @@ impl Http1Server {
     /// for an HTTP/1.0 client. `close` is the proxy's own reason to end the connection
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
     /// close-delimited body) and says it in `connection`. The status line carries Envoy's
-    /// reason phrase for the status (`codec::status`), whatever the origin's was. `head`
-    /// leaves with version 1.1 and the `connection` header set, for the access log. Returns whether HTTP/1's own rules
+    /// reason phrase for the status (`codec::status`), whatever the origin's was, and the
+    /// request's version (1.0 or 1.1), as Envoy's. `head` leaves with that version and the
+    /// `connection` header set, for the access log. Returns whether HTTP/1's own rules
     /// would have kept the connection (so a close is the proxy's doing).
     pub(crate) fn encode_headers(
         &mut self,
@@ -225,7 +238,13 @@ impl Http1Server {
             head.headers
                 .set("connection", Bytes::from_static(b"keep-alive"));
         }
-        head.version = Version::Http11;
+        // As Envoy's codec: an HTTP/1.0 request (one `accept_http_10` let in) is answered
+        // in HTTP/1.0.
+        head.version = if ex.http10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
         let mut encoded = Vec::with_capacity(512);
         encode_response_head(head, ex.framing == Framing::Chunked, &mut encoded);
         out.queue(Bytes::from(encoded));
@@ -517,6 +536,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_http10_request_gets_an_http11_answer_that_closes() {
+        let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+        assert!(server.http10());
+        server.refuse_http10();
+        let mut out = Vec::new();
+        let mut head = response(426, &[("content-length", "0")]);
+        server.encode_headers(&mut head, true, false, &mut out);
+        assert_eq!(
+            concat(&out),
+            "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        assert!(server.closes_connection());
+    }
+
+    #[test]
     fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
         let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
         let mut out = Vec::new();
@@ -526,7 +560,7 @@ mod tests {
         server.encode_end(&mut out);
         assert_eq!(
             concat(&out),
-            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nx"
+            "HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nx"
         );
         assert!(server.closes_connection() && server.close_delimited());
     }
@@ -539,7 +573,7 @@ mod tests {
         server.encode_headers(&mut head, true, false, &mut out);
         assert_eq!(
             concat(&out),
-            "HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+            "HTTP/1.0 204 No Content\r\nconnection: keep-alive\r\n\r\n"
         );
         assert!(!server.closes_connection());
         assert_eq!(server.protocol(), "HTTP/1.0");
