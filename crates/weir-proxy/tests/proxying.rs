@@ -406,6 +406,26 @@ fn http10_without_host_is_400() {
     assert_eq!(req.target, "/x");
 }
 
+/// An HTTP/1.1 request without Host is answered 400 without a body, as Envoy's connection
+/// manager does; other malformed requests carry the reason phrase as their body.
+#[test]
+fn http11_without_host_is_400_without_a_body() {
+    let origin = Origin::ok("unreached");
+    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let mut client = proxy.client();
+    let resp = client.request("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n");
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.text(), "");
+    assert_eq!(resp.header("content-length"), Some("0"));
+    assert_eq!(resp.header("content-type"), None);
+    client.expect_closed();
+    let resp = proxy
+        .client()
+        .request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n");
+    assert_eq!((resp.status, resp.text().as_str()), (400, "Bad Request"));
+    assert_eq!(origin.accepted(), 0);
+}
+
 /// `default_host_for_http_10` is the Host of an HTTP/1.0 request without one, as in Envoy.
 #[test]
 fn http10_without_host_gets_the_default_host() {

@@ -61,14 +61,6 @@ const EXPECTED: &[Expected] = &[
         why: "issue 17 item 3 (lower case unless `header_key_format` asks otherwise)",
     },
     Expected {
-        scope: "*/missing-host",
-        lines: &["header content-length:", "header content-type:", "body "],
-        envoy_does: "400 with an empty body",
-        weir_does: "400 with the body `Bad Request`",
-        why: "Envoy's connection manager rejects it after the codec, without a body; weir's \
-              codec rejects it like any malformed request. Cosmetic (`weir-proxy/src/http`)",
-    },
-    Expected {
         scope: "*/empty-host",
         lines: &["*"],
         envoy_does: "forwards a request with an empty `Host` (routed by an empty authority: 200, or 421 where no virtual host takes it)",

@@ -187,7 +187,12 @@ impl Worker {
         }
         let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
         reply.status = error.status();
-        reply.body = Bytes::from(weir_http1::reason_phrase(error.status()));
+        // The codec's own errors carry their reason phrase as the body, as Envoy's codec
+        // errors do; a missing Host is Envoy's connection manager's rejection, without one.
+        reply.body = match error {
+            CodecError::MissingHost => Bytes::new(),
+            _ => Bytes::from_static(weir_http1::reason_phrase(error.status()).as_bytes()),
+        };
         match sid {
             Some(sid) => self.local_reply(sid, None, reply),
             None => self.reject_without_stream(id, &reply),
