@@ -104,7 +104,8 @@ mod scan;
 pub use bytes::{Bytes, BytesMut};
 
 pub use encode::{
-    CRLF, LAST_CHUNK, chunk_header, encode_request_head, encode_response_head, reason_phrase,
+    CRLF, LAST_CHUNK, chunk_header, encode_request_head, encode_request_head_lowercase,
+    encode_response_head, encode_response_head_lowercase, reason_phrase,
 };
 pub use error::Error;
 pub use headers::{Header, Headers, list_tokens};

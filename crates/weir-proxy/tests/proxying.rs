@@ -444,8 +444,8 @@ fn http10_without_host_gets_the_default_host() {
     assert_eq!(origin.last().header_all("host"), vec!["own.test"]);
 }
 
-/// Field values may carry obs-text (bytes 0x80–0xFF); they are forwarded byte-exact, and so
-/// is the case of header names.
+/// Field values may carry obs-text (bytes 0x80–0xFF); they are forwarded byte-exact. Header
+/// names go out in lower case both ways, as Envoy's codec writes them.
 #[test]
 fn header_bytes_are_forwarded_exactly() {
     let origin = Origin::ok("ok");
@@ -455,7 +455,7 @@ fn header_bytes_are_forwarded_exactly() {
     request.extend_from_slice(b"\r\nX-MiXeD-CaSe: v\r\n\r\n");
     assert_eq!(proxy.client().request(&request).status, 200);
     let raw = origin.last().raw;
-    let mut expected = b"X-Latin: caf".to_vec();
+    let mut expected = b"x-latin: caf".to_vec();
     expected.extend_from_slice(&[0xe9, b' ', 0xff, b'\r', b'\n']);
     assert!(
         raw.windows(expected.len())
@@ -463,5 +463,16 @@ fn header_bytes_are_forwarded_exactly() {
         "{}",
         String::from_utf8_lossy(&raw)
     );
-    assert!(raw.windows(17).any(|w| w == b"X-MiXeD-CaSe: v\r\n"));
+    assert!(raw.windows(17).any(|w| w == b"x-mixed-case: v\r\n"));
+    assert!(raw.windows(9).any(|w| w == b"\r\nhost: a"));
+    // And the origin's names reach the client in lower case.
+    let origin = Origin::start(|_| Reply::Send(response(200, &[("X-Origin-Name", "V")], b"")));
+    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let mut client = proxy.client();
+    let resp = client.request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(
+        resp.raw.windows(17).any(|w| w == b"x-origin-name: V\r"),
+        "{}",
+        String::from_utf8_lossy(&resp.raw)
+    );
 }

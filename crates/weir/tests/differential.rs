@@ -54,13 +54,6 @@ const EXPECTED: &[Expected] = &[
               `features.yaml` set them: no difference)",
     },
     Expected {
-        scope: "*/*",
-        lines: &["upstream-header-case "],
-        envoy_does: "sends header names to the origin in lower case (`host`, `x-mixed-case`)",
-        weir_does: "keeps the client's case (`Host`, `X-Mixed-Case`)",
-        why: "issue 17 item 3 (lower case unless `header_key_format` asks otherwise)",
-    },
-    Expected {
         scope: "*/empty-host",
         lines: &["*"],
         envoy_does: "forwards a request with an empty `Host` (routed by an empty authority: 200, or 421 where no virtual host takes it)",

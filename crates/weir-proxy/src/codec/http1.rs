@@ -9,8 +9,8 @@
 use bytes::{Bytes, BytesMut};
 use weir_http1::{
     BodyKind, CRLF, Error, LAST_CHUNK, Limits, Request, RequestDecoder, RequestEvent, RequestHead,
-    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header, encode_request_head,
-    encode_response_head,
+    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header,
+    encode_request_head_lowercase, encode_response_head_lowercase,
 };
 
 use super::{Output, RequestPart, RequestStart, ResponsePart};
@@ -193,7 +193,7 @@ impl Http1Server {
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
     /// close-delimited body) and says it in `connection`. The status line carries Envoy's
     /// reason phrase for the status (`codec::status`), whatever the origin's was, and the
-    /// request's version (1.0 or 1.1), as Envoy's. `head` leaves with that version and the
+    /// request's version (1.0 or 1.1), and header names in lower case, as Envoy's. `head` leaves with that version and the
     /// `connection` header set, for the access log. Returns whether HTTP/1's own rules
     /// would have kept the connection (so a close is the proxy's doing).
     pub(crate) fn encode_headers(
@@ -218,7 +218,7 @@ impl Http1Server {
             ex.close = true;
             head.version = Version::Http11;
             let mut encoded = Vec::with_capacity(256);
-            encode_response_head(head, false, &mut encoded);
+            encode_response_head_lowercase(head, false, &mut encoded);
             out.queue(Bytes::from(encoded));
             return true;
         }
@@ -246,7 +246,7 @@ impl Http1Server {
             Version::Http11
         };
         let mut encoded = Vec::with_capacity(512);
-        encode_response_head(head, ex.framing == Framing::Chunked, &mut encoded);
+        encode_response_head_lowercase(head, ex.framing == Framing::Chunked, &mut encoded);
         out.queue(Bytes::from(encoded));
         keeps
     }
@@ -345,7 +345,8 @@ impl Http1Client {
         self.tunnel = ClientTunnel::Open;
     }
 
-    /// Encodes a request head (always as HTTP/1.1). A request with a body and no
+    /// Encodes a request head (always as HTTP/1.1, header names in lower case, as Envoy's
+    /// codec writes them). A request with a body and no
     /// `content-length` goes out chunked. `upgrade`: the head asks to switch protocols (its
     /// `Connection: upgrade` is set), and a `101` opens a tunnel.
     pub(crate) fn encode_headers(
@@ -365,7 +366,7 @@ impl Http1Client {
         self.keep_alive = false;
         self.decoder.expect(head.is_head());
         let mut encoded = Vec::with_capacity(512);
-        encode_request_head(head, self.chunked, &mut encoded);
+        encode_request_head_lowercase(head, self.chunked, &mut encoded);
         out.queue(Bytes::from(encoded));
     }
 
