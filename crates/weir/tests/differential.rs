@@ -753,6 +753,8 @@ fn features_yaml() {
             get("header-match-miss", "/match-header"),
             get("direct-empty", "/direct/empty"),
             get("direct-teapot", "/direct/teapot"),
+            get("direct-created", "/direct/created?x=1"),
+            get("direct-found", "/direct/found"),
             case(
                 "direct-head",
                 h,

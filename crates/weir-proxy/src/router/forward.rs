@@ -47,9 +47,11 @@ impl Worker {
         let (route, cluster, timeout) = match decision {
             Decision::Respond { route, reply } => {
                 if let Some(http) = http {
-                    match (&reply.flag, &reply.location) {
+                    let action = route.map(|r| &chain.routes.route(r).action);
+                    let redirect = matches!(action, Some(weir_config::RouteAction::Redirect(_)));
+                    match (&reply.flag, redirect) {
                         (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
-                        (_, Some(_)) => &http.rq_redirect,
+                        (_, true) => &http.rq_redirect,
                         _ => &http.rq_direct_response,
                     }
                     .inc();

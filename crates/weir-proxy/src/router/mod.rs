@@ -69,10 +69,31 @@ pub(crate) fn decide(
     };
     let route = table.route(r);
     match &route.action {
-        RouteAction::DirectResponse { status, body } => Decision::Respond {
-            route: Some(r),
-            reply: LocalReply::new(*status, Bytes::from(body.clone())),
-        },
+        RouteAction::DirectResponse { status, body } => {
+            let mut reply = LocalReply::new(*status, Bytes::from(body.clone()));
+            // As Envoy's router: a 201 or 3xx direct response points at the request's own URL
+            // (RFC 9110 §10.2.2).
+            if *status == 201 || (300..400).contains(status) {
+                let here = weir_config::RedirectAction {
+                    scheme: None,
+                    host: None,
+                    port: None,
+                    path: None,
+                    status: *status,
+                    strip_query: false,
+                };
+                reply.location = Some(redirect_location(
+                    &here,
+                    &route.matcher.path,
+                    authority,
+                    head,
+                ));
+            }
+            Decision::Respond {
+                route: Some(r),
+                reply,
+            }
+        }
         RouteAction::Redirect(redirect) => {
             let location = redirect_location(redirect, &route.matcher.path, authority, head);
             let mut reply = LocalReply::new(redirect.status, Bytes::new());

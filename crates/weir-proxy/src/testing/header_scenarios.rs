@@ -194,7 +194,9 @@ fn local_replies_are_framed_and_typed_as_envoys() {
                   direct_response: { status: 200, body: { inline_string: \"{}\" } }\n                \
                   response_headers_to_add: [ { header: { key: content-type, value: application/json } } ]\n              \
                   - match: { prefix: /text }\n                \
-                  direct_response: { status: 418, body: { inline_string: tea } }";
+                  direct_response: { status: 418, body: { inline_string: tea } }\n              \
+                  - match: { prefix: /moved }\n                \
+                  direct_response: { status: 302 }";
     let mut h = Harness::new(&bootstrap_with_routes("", "", routes, "", &[ORIGIN]));
     let client = h.client(0);
     client.send("GET /empty HTTP/1.1\r\nhost: a\r\n\r\n");
@@ -213,6 +215,18 @@ fn local_replies_are_framed_and_typed_as_envoys() {
         header(&response, "content-type").as_deref(),
         Some("application/json")
     );
+    // A 201 or 3xx direct response points at the request's own URL, as Envoy's does; it
+    // counts as a direct response, not a redirect.
+    client.send("GET /moved?q=1 HTTP/1.1\r\nhost: a:8080\r\n\r\n");
+    h.settle();
+    let response = client.take_text();
+    assert!(response.starts_with("HTTP/1.1 302 Found\r\n"), "{response}");
+    assert_eq!(
+        header(&response, "location").as_deref(),
+        Some("http://a:8080/moved?q=1")
+    );
+    assert_eq!(h.stat("http.test.rq_direct_response"), 3);
+    assert_eq!(h.stat("http.test.rq_redirect"), 0);
     client.send("GET /text HTTP/1.1\r\nhost: a\r\n\r\n");
     h.settle();
     let response = client.take_text();
