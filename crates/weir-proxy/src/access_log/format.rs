@@ -38,7 +38,7 @@ pub(crate) struct LogRecord {
     pub(crate) response_code: u16,
     /// Why that status (`via_upstream`, `route_not_found`, …); empty renders as missing.
     pub(crate) response_code_details: &'static str,
-    /// Envoy's short response flags, comma-separated (`UF`, `UF,URX`); empty renders as `-`.
+    /// Envoy's short response flags, comma-separated (`UF`, `URX,UF`); empty renders as `-`.
     pub(crate) response_flags: &'static str,
     /// Request body bytes received.
     pub(crate) bytes_received: u64,
@@ -739,7 +739,7 @@ mod tests {
         r.response_headers = headers(&[("content-type", "text/plain")]);
         r.response_code = 503;
         r.response_code_details = "upstream_reset_before_response_started{connection_failure}";
-        r.response_flags = "UF,URX";
+        r.response_flags = "URX,UF";
         r.bytes_received = 12;
         r.bytes_sent = 91;
         r.duration = Some(Duration::from_millis(15));
@@ -763,7 +763,7 @@ mod tests {
                 "%RESPONSE_CODE_DETAILS%",
                 "upstream_reset_before_response_started{connection_failure}",
             ),
-            ("%RESPONSE_FLAGS%", "UF,URX"),
+            ("%RESPONSE_FLAGS%", "URX,UF"),
             ("%BYTES_RECEIVED%", "12"),
             ("%BYTES_SENT%", "91"),
             ("%DURATION%", "15"),

@@ -180,18 +180,20 @@ impl Worker {
     fn on_request_error(&mut self, id: Id, error: CodecError) {
         tracing::debug!(%error, "malformed request");
         let sid = self.downstreams.get(id).and_then(|d| d.stream);
-        let http = self.downstreams.get(id).map(|d| d.chain.stats);
-        let http = http.and_then(|k| self.stats.http.get(k));
-        if let Some(http) = http {
-            http.stats.downstream_cx_protocol_error.inc();
-        }
-        let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
-        reply.status = error.status();
-        // The codec's own errors carry their reason phrase as the body, as Envoy's codec
-        // errors do; a missing Host is Envoy's connection manager's rejection, without one.
-        reply.body = match error {
-            CodecError::MissingHost => Bytes::new(),
-            _ => Bytes::from_static(weir_http1::reason_phrase(error.status()).as_bytes()),
+        // A missing Host is Envoy's connection manager's rejection, after its codec: 400
+        // without a body, no protocol error. The codec's own errors carry their reason phrase
+        // as the body, as Envoy's codec errors do.
+        let reply = if error == CodecError::MissingHost {
+            LocalReply::new(400, Bytes::new()).because("missing_host_header")
+        } else {
+            let http = self.downstreams.get(id).map(|d| d.chain.stats);
+            if let Some(http) = http.and_then(|k| self.stats.http.get(k)) {
+                http.stats.downstream_cx_protocol_error.inc();
+            }
+            let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
+            reply.status = error.status();
+            reply.body = Bytes::from_static(weir_http1::reason_phrase(error.status()).as_bytes());
+            reply
         };
         match sid {
             Some(sid) => self.local_reply(sid, None, reply),

@@ -53,15 +53,17 @@ impl ResponseFlag {
         }
     }
 
-    /// The flags when the retry limit was also reached (`URX`), in Envoy's order.
+    /// The flags when the retry limit was also reached (`URX`), in Envoy's order: the order
+    /// they were set in, so `URX` comes before the failure of the last attempt (checked against
+    /// Envoy 1.40: `URX,UF`, `URX,UC`, `URX,UT`).
     pub(crate) fn with_retry_limit(flag: Option<ResponseFlag>) -> &'static str {
         match flag {
             None => "URX",
             Some(ResponseFlag::NoHealthyUpstream) => "UH,URX",
-            Some(ResponseFlag::UpstreamRequestTimeout) => "UT,URX",
-            Some(ResponseFlag::UpstreamRemoteReset) => "UR,URX",
-            Some(ResponseFlag::UpstreamConnectionFailure) => "UF,URX",
-            Some(ResponseFlag::UpstreamConnectionTermination) => "UC,URX",
+            Some(ResponseFlag::UpstreamRequestTimeout) => "URX,UT",
+            Some(ResponseFlag::UpstreamRemoteReset) => "URX,UR",
+            Some(ResponseFlag::UpstreamConnectionFailure) => "URX,UF",
+            Some(ResponseFlag::UpstreamConnectionTermination) => "URX,UC",
             Some(ResponseFlag::UpstreamProtocolError) => "URX,UPE",
             Some(ResponseFlag::DownstreamConnectionTermination) => "DC,URX",
             Some(ResponseFlag::StreamIdleTimeout) => "URX,SI",
@@ -162,7 +164,7 @@ impl LocalReply {
             ResponseFlag::NoRouteFound => "route_not_found",
             ResponseFlag::NoHealthyUpstream => "no_healthy_upstream",
             ResponseFlag::UpstreamConnectionFailure => {
-                "upstream_reset_before_response_started{connection_failure}"
+                "upstream_reset_before_response_started{remote_connection_failure}"
             }
             ResponseFlag::UpstreamConnectionTermination => {
                 "upstream_reset_before_response_started{connection_termination}"
@@ -220,6 +222,14 @@ impl LocalReply {
                 Bytes::from_static(ResetReason::ConnectionTimeout.body(false)),
             )
         }
+    }
+
+    /// A refused connect: UF, with the details Envoy gives it (the socket's error after
+    /// `remote_connection_failure`).
+    pub(crate) fn connect_refused() -> Self {
+        LocalReply::failure(ResponseFlag::UpstreamConnectionFailure).because(
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}",
+        )
     }
 
     /// The reply after the router retried the request: an upstream failure's body says so,
@@ -292,8 +302,22 @@ mod tests {
             LocalReply::failure(ResponseFlag::UpstreamProtocolError).status,
             502
         );
+        assert_eq!(
+            LocalReply::connect_refused().details,
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+        );
         // A failure that is not a reset keeps its body after retries.
         let timeout = LocalReply::failure(ResponseFlag::UpstreamRequestTimeout).after_retries();
         assert_eq!(timeout.body, "upstream request timeout");
+    }
+
+    /// As Envoy 1.40 logs them: the retry limit first, then the last attempt's failure.
+    #[test]
+    fn flags_after_the_retry_limit_in_envoys_order() {
+        let with = |f| ResponseFlag::with_retry_limit(Some(f));
+        assert_eq!(with(ResponseFlag::UpstreamConnectionFailure), "URX,UF");
+        assert_eq!(with(ResponseFlag::UpstreamConnectionTermination), "URX,UC");
+        assert_eq!(with(ResponseFlag::UpstreamRequestTimeout), "URX,UT");
+        assert_eq!(ResponseFlag::with_retry_limit(None), "URX");
     }
 }

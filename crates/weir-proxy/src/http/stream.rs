@@ -51,6 +51,7 @@ impl Worker {
             let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
             reply.status = 426;
             reply.body = Bytes::from_static(b"Upgrade Required");
+            let reply = reply.because("low_version");
             if let Some(stream) = self.streams.get_mut(sid) {
                 stream.close_after = true;
             }

@@ -22,8 +22,10 @@ use weir_flow::{EventKind, Lane};
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// connect() was refused or failed.
+    /// connect() failed.
     ConnectFailed,
+    /// connect() was refused (ECONNREFUSED).
+    ConnectRefused,
     /// The cluster's connect_timeout passed.
     ConnectTimeout,
     /// The origin closed the connection (FIN) before the response ended.
@@ -282,7 +284,11 @@ impl Worker {
                     ConnectProgress::InProgress => return,
                     ConnectProgress::Failed(e) => {
                         tracing::debug!(error = %e, "upstream connect failed");
-                        return self.upstream_failed(id, Failure::ConnectFailed);
+                        let failure = match e.kind() {
+                            std::io::ErrorKind::ConnectionRefused => Failure::ConnectRefused,
+                            _ => Failure::ConnectFailed,
+                        };
+                        return self.upstream_failed(id, failure);
                     }
                 }
                 up.state = UpstreamState::Active;
@@ -586,7 +592,7 @@ impl Worker {
         let (cluster, host) = (up.cluster, up.host);
         if let Some(c) = self.stats.clusters.get(cluster) {
             match failure {
-                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
                     c.common.upstream_cx_connect_fail.inc();
                     if let Some(h) = c.hosts.get(host) {
                         h.cx_connect_fail.inc();
@@ -613,7 +619,7 @@ impl Worker {
         };
         if stream.response_started() {
             stream.flag.get_or_insert(match failure {
-                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
                     ResponseFlag::UpstreamConnectionFailure
                 }
                 Failure::Termination => ResponseFlag::UpstreamConnectionTermination,
@@ -643,7 +649,9 @@ impl Worker {
             return;
         }
         let cause = match failure {
-            Failure::ConnectFailed | Failure::ConnectTimeout => RetryCause::Connect,
+            Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
+                RetryCause::Connect
+            }
             Failure::Termination | Failure::Reset | Failure::Protocol => RetryCause::Reset,
         };
         if self.should_retry(sid, cause) {
@@ -651,6 +659,7 @@ impl Worker {
         }
         let reply = match failure {
             Failure::ConnectFailed => LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
+            Failure::ConnectRefused => LocalReply::connect_refused(),
             Failure::ConnectTimeout => LocalReply::connect_timeout(),
             Failure::Termination => {
                 LocalReply::failure(ResponseFlag::UpstreamConnectionTermination)
