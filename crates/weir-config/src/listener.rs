@@ -614,22 +614,7 @@ fn http_connection_manager(
     let mut o = Obj::new(cx, f, HCM_ENVOY)?;
     o.get(cx, "@type");
     let stat_prefix = o.required_string(cx, "stat_prefix");
-    let codec_type = match o.get(cx, "codec_type") {
-        Some(c) => {
-            let codec = c.enumeration_subset(
-                cx,
-                "codec_type",
-                &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
-                &["AUTO", "HTTP1"],
-            );
-            match codec {
-                Some("HTTP1") => Some(CodecType::Http1),
-                Some(_) => Some(CodecType::Auto),
-                None => None,
-            }
-        }
-        None => Some(CodecType::Auto),
-    };
+    let codec_type = codec_type(cx, &mut o);
     let rds = o.reject(
         cx,
         "rds",
@@ -661,20 +646,7 @@ fn http_connection_manager(
             None
         }
     };
-    let max_request_headers_kb = match o.get(cx, "max_request_headers_kb") {
-        Some(m) => m.u32(cx).and_then(|kb| {
-            if (1..=MAX_REQUEST_HEADERS_KB).contains(&kb) {
-                Some(kb)
-            } else {
-                cx.error(
-                    &m.path,
-                    format!("max_request_headers_kb must be in 1..={MAX_REQUEST_HEADERS_KB}"),
-                );
-                None
-            }
-        }),
-        None => Some(DEFAULT_MAX_REQUEST_HEADERS_KB),
-    };
+    let max_request_headers_kb = max_request_headers_kb(cx, &mut o);
     let protocol = match o.get(cx, "common_http_protocol_options") {
         Some(p) => common_http_protocol_options(cx, &p),
         None => Some(ProtocolOptions::default()),
@@ -724,6 +696,44 @@ fn http_connection_manager(
         accept_http_10: http10.accept,
         default_host_for_http_10: http10.default_host,
     })
+}
+
+/// `codec_type`: AUTO (default) and HTTP1 are read; HTTP2 and HTTP3 are not supported yet.
+fn codec_type(cx: &mut Cx, o: &mut Obj<'_>) -> Option<CodecType> {
+    match o.get(cx, "codec_type") {
+        Some(c) => {
+            let codec = c.enumeration_subset(
+                cx,
+                "codec_type",
+                &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
+                &["AUTO", "HTTP1"],
+            );
+            match codec {
+                Some("HTTP1") => Some(CodecType::Http1),
+                Some(_) => Some(CodecType::Auto),
+                None => None,
+            }
+        }
+        None => Some(CodecType::Auto),
+    }
+}
+
+/// `max_request_headers_kb`: 1 to Envoy's largest, 60 by default.
+fn max_request_headers_kb(cx: &mut Cx, o: &mut Obj<'_>) -> Option<u32> {
+    match o.get(cx, "max_request_headers_kb") {
+        Some(m) => m.u32(cx).and_then(|kb| {
+            if (1..=MAX_REQUEST_HEADERS_KB).contains(&kb) {
+                Some(kb)
+            } else {
+                cx.error(
+                    &m.path,
+                    format!("max_request_headers_kb must be in 1..={MAX_REQUEST_HEADERS_KB}"),
+                );
+                None
+            }
+        }),
+        None => Some(DEFAULT_MAX_REQUEST_HEADERS_KB),
+    }
 }
 
 /// `common_http_protocol_options` as read.

@@ -364,6 +364,15 @@ fn retries(c: &Case) -> bool {
     c.name.contains("retr") || c.name.starts_with("per-try")
 }
 
+/// An exchange's rendering, with a retry's timing normalised ([`after_back_off`]).
+fn rendered(c: &Case, exchange: &Exchange) -> Vec<Line> {
+    let mut lines = render(exchange);
+    if retries(c) {
+        after_back_off(&mut lines);
+    }
+    lines
+}
+
 /// A retried attempt is told the time the route timeout has left
 /// (`x-envoy-expected-rq-timeout-ms`), which depends on its random back-off: the value is
 /// normalised, once it is checked to be below the route timeout's 15 s.
@@ -447,11 +456,7 @@ fn differential(config: &str, text: &str, cases: Vec<Case>) {
     let mut failures = Vec::new();
     let mut needed = vec![false; in_config.len()];
     for ((c, e), w) in cases.iter().zip(&from_envoy).zip(&from_weir) {
-        let (mut e, mut w) = (render(e), render(w));
-        if retries(c) {
-            after_back_off(&mut e);
-            after_back_off(&mut w);
-        }
+        let (e, w) = (rendered(c, e), rendered(c, w));
         let applied: Vec<&Expected> = in_config
             .iter()
             .copied()
