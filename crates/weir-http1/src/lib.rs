@@ -149,6 +149,11 @@ pub enum BodyKind {
     CloseDelimited,
 }
 
+/// Spare room in a decoded head's field list: a proxy adds a few fields of its own (forwarding
+/// headers, `date`, `server`…), and they fit without the list growing (an allocation per
+/// message).
+pub const SPARE_FIELDS: usize = 6;
+
 /// Bounds on what a peer may make a decoder buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
