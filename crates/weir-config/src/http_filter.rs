@@ -179,10 +179,14 @@ pub(crate) fn http_filter(
             }
             let mut router = Obj::new(cx, &typed_config, ROUTER_ENVOY)?;
             router.get(cx, "@type");
+            let suppress = router.get(cx, "suppress_envoy_headers").map(|s| s.bool(cx));
             if !router.finish(cx) || disabled != Some(false) || !is_optional_ok {
                 return None;
             }
-            return Some(HttpFilter::Router { name: name? });
+            return Some(HttpFilter::Router {
+                name: name?,
+                suppress_envoy_headers: suppress.unwrap_or(Some(false))?,
+            });
         }
         Kind::Fault => fault(cx, &typed_config, clusters).map(FilterConfig::Fault),
         Kind::Buffer => buffer(cx, &typed_config, true).map(FilterConfig::Buffer),

@@ -26,6 +26,7 @@ pub mod model;
 mod access_log;
 mod bootstrap;
 mod cluster;
+mod hcm_headers;
 mod headers;
 mod http_filter;
 mod listener;
@@ -44,6 +45,7 @@ pub use access_log::{
     HeaderOperator, JsonField, JsonValue, LogFormat, Operator, Piece, STDERR_ACCESS_LOG_TYPE,
     STDOUT_ACCESS_LOG_TYPE, TimeFormat, TimePiece,
 };
+pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 
 use crate::reader::{Cx, Field};

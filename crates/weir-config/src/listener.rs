@@ -82,11 +82,8 @@ const HCM_ENVOY: &[&str] = &[
     "add_user_agent",
     "tracing",
     "http1_safe_max_connection_duration",
-    "http_protocol_options",
     "http2_protocol_options",
     "http3_protocol_options",
-    "server_name",
-    "server_header_transformation",
     "scheme_header_transformation",
     "drain_timeout",
     "delayed_close_timeout",
@@ -98,7 +95,6 @@ const HCM_ENVOY: &[&str] = &[
     "internal_address_config",
     "skip_xff_append",
     "via",
-    "preserve_external_request_id",
     "always_set_request_id_in_response",
     "forward_client_cert_details",
     "set_current_client_cert_details",
@@ -134,13 +130,12 @@ const HTTP_PROTOCOL_OPTIONS_ENVOY: &[&str] = &[
     "max_connection_duration_jitter",
 ];
 
-/// `extensions.filters.http.router.v3.Router` fields (weir supports none yet).
+/// `extensions.filters.http.router.v3.Router` fields weir does not support yet.
 pub(crate) const ROUTER_ENVOY: &[&str] = &[
     "dynamic_stats",
     "start_child_span",
     "upstream_log",
     "upstream_log_options",
-    "suppress_envoy_headers",
     "strict_check_headers",
     "respect_expected_rq_timeout",
     "suppress_grpc_request_failure_code_stats",
@@ -619,22 +614,7 @@ fn http_connection_manager(
     let mut o = Obj::new(cx, f, HCM_ENVOY)?;
     o.get(cx, "@type");
     let stat_prefix = o.required_string(cx, "stat_prefix");
-    let codec_type = match o.get(cx, "codec_type") {
-        Some(c) => {
-            let codec = c.enumeration_subset(
-                cx,
-                "codec_type",
-                &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
-                &["AUTO", "HTTP1"],
-            );
-            match codec {
-                Some("HTTP1") => Some(CodecType::Http1),
-                Some(_) => Some(CodecType::Auto),
-                None => None,
-            }
-        }
-        None => Some(CodecType::Auto),
-    };
+    let codec_type = codec_type(cx, &mut o);
     let rds = o.reject(
         cx,
         "rds",
@@ -666,20 +646,7 @@ fn http_connection_manager(
             None
         }
     };
-    let max_request_headers_kb = match o.get(cx, "max_request_headers_kb") {
-        Some(m) => m.u32(cx).and_then(|kb| {
-            if (1..=MAX_REQUEST_HEADERS_KB).contains(&kb) {
-                Some(kb)
-            } else {
-                cx.error(
-                    &m.path,
-                    format!("max_request_headers_kb must be in 1..={MAX_REQUEST_HEADERS_KB}"),
-                );
-                None
-            }
-        }),
-        None => Some(DEFAULT_MAX_REQUEST_HEADERS_KB),
-    };
+    let max_request_headers_kb = max_request_headers_kb(cx, &mut o);
     let protocol = match o.get(cx, "common_http_protocol_options") {
         Some(p) => common_http_protocol_options(cx, &p),
         None => Some(ProtocolOptions::default()),
@@ -700,9 +667,11 @@ fn http_connection_manager(
         None => Some(Vec::new()),
     };
     let upgrade_configs = crate::route::upgrade_configs(cx, &mut o, false);
+    let server = crate::hcm_headers::server_header(cx, &mut o);
+    let http10 = crate::hcm_headers::http_protocol_options(cx, &mut o);
     o.finish(cx);
 
-    let protocol = protocol?;
+    let (protocol, server, http10) = (protocol?, server?, http10?);
     Some(HttpConnectionManager {
         stat_prefix: stat_prefix?,
         codec_type: codec_type?,
@@ -721,7 +690,50 @@ fn http_connection_manager(
         generate_request_id: generate_request_id.unwrap_or(Some(true))?,
         access_log: access_log?,
         upgrade_configs: upgrade_configs?,
+        server_name: server.name,
+        server_header_transformation: server.transformation,
+        preserve_external_request_id: server.preserve_external_request_id,
+        accept_http_10: http10.accept,
+        default_host_for_http_10: http10.default_host,
     })
+}
+
+/// `codec_type`: AUTO (default) and HTTP1 are read; HTTP2 and HTTP3 are not supported yet.
+fn codec_type(cx: &mut Cx, o: &mut Obj<'_>) -> Option<CodecType> {
+    match o.get(cx, "codec_type") {
+        Some(c) => {
+            let codec = c.enumeration_subset(
+                cx,
+                "codec_type",
+                &[("AUTO", 0), ("HTTP1", 1), ("HTTP2", 2), ("HTTP3", 3)],
+                &["AUTO", "HTTP1"],
+            );
+            match codec {
+                Some("HTTP1") => Some(CodecType::Http1),
+                Some(_) => Some(CodecType::Auto),
+                None => None,
+            }
+        }
+        None => Some(CodecType::Auto),
+    }
+}
+
+/// `max_request_headers_kb`: 1 to Envoy's largest, 60 by default.
+fn max_request_headers_kb(cx: &mut Cx, o: &mut Obj<'_>) -> Option<u32> {
+    match o.get(cx, "max_request_headers_kb") {
+        Some(m) => m.u32(cx).and_then(|kb| {
+            if (1..=MAX_REQUEST_HEADERS_KB).contains(&kb) {
+                Some(kb)
+            } else {
+                cx.error(
+                    &m.path,
+                    format!("max_request_headers_kb must be in 1..={MAX_REQUEST_HEADERS_KB}"),
+                );
+                None
+            }
+        }),
+        None => Some(DEFAULT_MAX_REQUEST_HEADERS_KB),
+    }
 }
 
 /// `common_http_protocol_options` as read.

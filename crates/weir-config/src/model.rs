@@ -126,6 +126,30 @@ pub struct HttpConnectionManager {
     /// `upgrade_configs`: the upgrades (`websocket`, `CONNECT`, …) this connection manager
     /// allows; a route's own list overrides it type by type.
     pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `server_name`: the value of `server` on responses (default `weir`; Envoy's is `envoy`).
+    pub server_name: String,
+    /// `server_header_transformation` (default OVERWRITE).
+    pub server_header_transformation: ServerHeaderTransformation,
+    /// `preserve_external_request_id` (default false): an external request's `x-request-id`
+    /// is kept instead of replaced (with `use_remote_address`).
+    pub preserve_external_request_id: bool,
+    /// `http_protocol_options.accept_http_10` (default false): an HTTP/1.0 request is
+    /// answered 426 Upgrade Required unless it is set.
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`: the Host given to an HTTP/1.0
+    /// request without one (without it, such a request is answered 400).
+    pub default_host_for_http_10: Option<String>,
+}
+
+/// `server_header_transformation`: what happens to a response's `server` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeaderTransformation {
+    /// `OVERWRITE` (default): every response carries `server: <server_name>`.
+    Overwrite,
+    /// `APPEND_IF_ABSENT`: `server: <server_name>` when the response has none.
+    AppendIfAbsent,
+    /// `PASS_THROUGH`: the response's own `server`, if any; weir adds none.
+    PassThrough,
 }
 
 /// One entry of `upgrade_configs` (on the connection manager or on a route).
@@ -157,6 +181,9 @@ pub enum HttpFilter {
     Router {
         /// The filter's `name` as written in the config.
         name: String,
+        /// `suppress_envoy_headers` (default false): no `x-envoy-upstream-service-time`,
+        /// `x-envoy-expected-rq-timeout-ms`, `x-envoy-original-path`, `x-envoy-original-host`.
+        suppress_envoy_headers: bool,
     },
     /// Any filter before the router.
     Filter {

@@ -150,7 +150,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         &format!("{HCM}/stat_prefx"),
         json!("x"),
         &[&format!(
-            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, request_headers_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log, upgrade_configs)"
+            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, request_headers_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log, upgrade_configs, server_name, server_header_transformation, preserve_external_request_id, http_protocol_options)"
         )],
     );
     check(

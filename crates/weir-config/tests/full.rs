@@ -225,7 +225,7 @@ fn every_supported_field() {
     assert_eq!(hcm.xff_num_trusted_hops, 2);
     assert!(!hcm.generate_request_id);
     assert!(
-        matches!(&hcm.http_filters[..], [HttpFilter::Router { name }] if name == "my-router"),
+        matches!(&hcm.http_filters[..], [HttpFilter::Router { name, .. }] if name == "my-router"),
         "{:?}",
         hcm.http_filters
     );

@@ -1,5 +1,6 @@
 //! Writing heads and chunk framing. The caller owns which headers are present (it removes
-//! hop-by-hop ones itself); the encoders write what they are given, verbatim.
+//! hop-by-hop ones itself); the encoders write what they are given, verbatim, or with header
+//! names in lower case (the `_lowercase` variants).
 
 use bytes::Bytes;
 
@@ -18,6 +19,23 @@ const CHUNKED: &[u8] = b"transfer-encoding: chunked\r\n";
 /// Writes a request head: `method SP target SP version CRLF`, then each header as
 /// `name: value CRLF`, then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
 pub fn encode_request_head(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>) {
+    request_head(head, chunked, NameCase::AsGiven, dst);
+}
+
+/// [`encode_request_head`] with every header name written in lower case (as a proxy that
+/// normalises names does; Envoy's HTTP/1 codec writes them so). Nothing is allocated.
+pub fn encode_request_head_lowercase(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>) {
+    request_head(head, chunked, NameCase::Lower, dst);
+}
+
+/// How header names are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameCase {
+    AsGiven,
+    Lower,
+}
+
+fn request_head(head: &RequestHead, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
     dst.reserve(head.method.len() + head.target.len() + 12 + fields_len(&head.headers, chunked));
     dst.extend_from_slice(&head.method);
     dst.push(b' ');
@@ -25,13 +43,22 @@ pub fn encode_request_head(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>)
     dst.push(b' ');
     dst.extend_from_slice(head.version.as_str().as_bytes());
     dst.extend_from_slice(CRLF);
-    encode_fields(&head.headers, chunked, dst);
+    encode_fields(&head.headers, chunked, case, dst);
 }
 
 /// Writes a response head: `version SP status SP reason CRLF` (the canonical
 /// [`reason_phrase`] when `head.reason` is empty), then each header as `name: value CRLF`,
 /// then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
 pub fn encode_response_head(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8>) {
+    response_head(head, chunked, NameCase::AsGiven, dst);
+}
+
+/// [`encode_response_head`] with every header name written in lower case.
+pub fn encode_response_head_lowercase(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8>) {
+    response_head(head, chunked, NameCase::Lower, dst);
+}
+
+fn response_head(head: &ResponseHead, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
     let reason: &[u8] = if head.reason.is_empty() {
         reason_phrase(head.status).as_bytes()
     } else {
@@ -46,7 +73,7 @@ pub fn encode_response_head(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8
     dst.push(b' ');
     dst.extend_from_slice(reason);
     dst.extend_from_slice(CRLF);
-    encode_fields(&head.headers, chunked, dst);
+    encode_fields(&head.headers, chunked, case, dst);
 }
 
 fn fields_len(headers: &Headers, chunked: bool) -> usize {
@@ -57,9 +84,13 @@ fn fields_len(headers: &Headers, chunked: bool) -> usize {
     fields + if chunked { CHUNKED.len() } else { 0 } + 2
 }
 
-fn encode_fields(headers: &Headers, chunked: bool, dst: &mut Vec<u8>) {
+fn encode_fields(headers: &Headers, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
     for h in headers {
-        dst.extend_from_slice(&h.name);
+        if case == NameCase::Lower && h.name.iter().any(u8::is_ascii_uppercase) {
+            dst.extend(h.name.iter().map(u8::to_ascii_lowercase));
+        } else {
+            dst.extend_from_slice(&h.name);
+        }
         dst.extend_from_slice(b": ");
         dst.extend_from_slice(&h.value);
         dst.extend_from_slice(CRLF);
@@ -167,6 +198,40 @@ pub fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lowercase_heads_write_names_in_lower_case_and_values_as_given() {
+        let mut headers = Headers::new();
+        headers.append("Host", "Example.COM");
+        headers.append("x-already", "Mixed");
+        let request = RequestHead {
+            method: Bytes::from_static(b"GET"),
+            target: Bytes::from_static(b"/A"),
+            version: crate::Version::Http11,
+            headers: headers.clone(),
+        };
+        let mut out = Vec::new();
+        encode_request_head_lowercase(&request, true, &mut out);
+        assert_eq!(
+            out,
+            b"GET /A HTTP/1.1\r\nhost: Example.COM\r\nx-already: Mixed\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        encode_request_head(&request, false, &mut out);
+        assert!(out.starts_with(b"GET /A HTTP/1.1\r\nHost: Example.COM\r\n"));
+        let response = ResponseHead {
+            version: crate::Version::Http11,
+            status: 200,
+            reason: Bytes::new(),
+            headers,
+        };
+        let mut out = Vec::new();
+        encode_response_head_lowercase(&response, false, &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nhost: Example.COM\r\nx-already: Mixed\r\n\r\n"
+        );
+    }
 
     #[test]
     fn chunk_headers() {

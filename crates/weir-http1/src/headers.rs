@@ -39,6 +39,11 @@ impl Headers {
         self.list.len()
     }
 
+    /// How many fields fit before the list grows.
+    pub fn capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
     /// True when there are no fields.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()

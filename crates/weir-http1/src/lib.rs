@@ -104,7 +104,8 @@ mod scan;
 pub use bytes::{Bytes, BytesMut};
 
 pub use encode::{
-    CRLF, LAST_CHUNK, chunk_header, encode_request_head, encode_response_head, reason_phrase,
+    CRLF, LAST_CHUNK, chunk_header, encode_request_head, encode_request_head_lowercase,
+    encode_response_head, encode_response_head_lowercase, reason_phrase,
 };
 pub use error::Error;
 pub use headers::{Header, Headers, list_tokens};
@@ -147,6 +148,11 @@ pub enum BodyKind {
     /// The body runs until the server closes the connection (responses only).
     CloseDelimited,
 }
+
+/// Spare room in a decoded head's field list: a proxy adds a few fields of its own (forwarding
+/// headers, `date`, `server`…), and they fit without the list growing (an allocation per
+/// message).
+pub const SPARE_FIELDS: usize = 6;
 
 /// Bounds on what a peer may make a decoder buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -269,14 +269,12 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
         Err(httparse::Error::Version) => return Err(Error::InvalidVersion),
         Err(e) => return Err(framing::field_error(e)),
     }
-    let headers: Headers = req
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: head.slice_ref(h.name.as_bytes()),
-            value: head.slice_ref(h.value),
-        })
-        .collect();
+    // Room for the fields a proxy adds (`x-forwarded-*`, `x-request-id`…) without growing.
+    let mut headers = Headers::with_capacity(req.headers.len() + crate::SPARE_FIELDS);
+    headers.extend(req.headers.iter().map(|h| Header {
+        name: head.slice_ref(h.name.as_bytes()),
+        value: head.slice_ref(h.value),
+    }));
     let head = RequestHead {
         method: head.slice(..first_sp),
         target: head.slice(first_sp + 1..last_sp),

@@ -271,14 +271,12 @@ fn parse_response_head(head: &Bytes, block: &Block) -> Result<ResponseHead, Erro
         }
         Err(e) => return Err(framing::field_error(e)),
     }
-    let headers: Headers = res
-        .headers
-        .iter()
-        .map(|h| Header {
-            name: head.slice_ref(h.name.as_bytes()),
-            value: head.slice_ref(h.value),
-        })
-        .collect();
+    // Room for the fields a proxy adds (`date`, `server`, `connection`…) without growing.
+    let mut headers = Headers::with_capacity(res.headers.len() + crate::SPARE_FIELDS);
+    headers.extend(res.headers.iter().map(|h| Header {
+        name: head.slice_ref(h.name.as_bytes()),
+        value: head.slice_ref(h.value),
+    }));
     Ok(ResponseHead {
         version,
         status: code,

@@ -67,7 +67,7 @@ impl Router {
         let table = &self.tables[table];
         let route = table.find(authority, head);
         let cluster = route.and_then(|r| router::pick_cluster(table, r, &mut self.rng));
-        match router::decide(table, route, cluster, authority, head) {
+        match router::decide(table, route, cluster, authority, head, true) {
             Decision::Forward { route, cluster, .. } => Outcome::Forward {
                 vhost: route.vhost,
                 route: route.route,

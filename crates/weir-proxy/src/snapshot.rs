@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
+use weir_config::{Bootstrap, FilterChain, HttpConnectionManager, HttpFilter};
 use weir_http1::Limits;
 
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
@@ -45,6 +45,10 @@ pub(crate) struct ChainRuntime {
     pub(crate) stats: usize,
     /// Its HCM's access loggers.
     pub(crate) logs: LogSet,
+    /// Its HCM's `server_name`, as the header value it becomes.
+    pub(crate) server_name: bytes::Bytes,
+    /// Its router's `suppress_envoy_headers`.
+    pub(crate) suppress_envoy_headers: bool,
 }
 
 impl ChainRuntime {
@@ -62,7 +66,18 @@ impl ChainRuntime {
                 prefixes.len() - 1
             }
         };
+        let suppress_envoy_headers = hcm.http_filters.iter().any(|f| {
+            matches!(
+                f,
+                HttpFilter::Router {
+                    suppress_envoy_headers: true,
+                    ..
+                }
+            )
+        });
         Ok(Arc::new(ChainRuntime {
+            server_name: bytes::Bytes::from(hcm.server_name.clone()),
+            suppress_envoy_headers,
             name: chain.name.as_str().into(),
             destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),

@@ -213,6 +213,8 @@ pub(crate) struct Worker {
     pub(crate) draining: bool,
     pub(crate) rng: fastrand::Rng,
     pub(crate) date: DateCache,
+    /// The text of the last `x-envoy-expected-rq-timeout-ms` of 1000 ms or more.
+    pub(crate) timeout_text: crate::http::headers::NumberCache,
     pub(crate) recorder: Recorder,
     /// Wake rounds so far (flow traces number them).
     pub(crate) rounds: u64,
@@ -285,6 +287,7 @@ impl Worker {
             draining: false,
             rng: fastrand::Rng::new(),
             date: DateCache::new(),
+            timeout_text: Default::default(),
             recorder,
             rounds: 0,
             listener_drain: false,

@@ -214,7 +214,10 @@ impl Outcome {
 
 fn start() -> (RecordingOrigin, Proxy) {
     let origin = RecordingOrigin::start();
-    let proxy = Config::forward_all(&[origin.addr()]).start();
+    // HTTP/1.0 is served, so its framing is exercised too.
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
     (origin, proxy)
 }
 

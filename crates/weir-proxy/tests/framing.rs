@@ -146,7 +146,9 @@ fn close_delimited_response_stays_close_delimited_for_http10() {
             b"old school",
         ))
     });
-    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
     let mut client = proxy.client();
     let resp =
         client.request("GET / HTTP/1.0\r\nHost: example.com\r\nConnection: keep-alive\r\n\r\n");
@@ -456,7 +458,9 @@ fn malformed_chunked_body_aborts_the_upstream_request() {
 #[test]
 fn chunked_response_to_an_http10_client_is_close_delimited() {
     let origin = Origin::start(|_| Reply::Send(chunked_response(200, &[], &[b"one ", b"two"])));
-    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
     let mut client = proxy.client();
     let resp = client.request("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n");
     assert_eq!(resp.status, 200);

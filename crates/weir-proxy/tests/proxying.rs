@@ -5,7 +5,7 @@
 mod support;
 
 use support::{Config, Origin, Reply, curl, response};
-use weir_http1::BodyKind;
+use weir_http1::{BodyKind, Version};
 
 /// An origin that answers with the request body it received.
 fn echo_origin() -> Origin {
@@ -314,13 +314,33 @@ fn absolute_form_target_becomes_origin_form() {
     assert_eq!(req.header_all("host"), vec!["absolute.example"]);
 }
 
+/// As in Envoy, HTTP/1.0 is refused unless `http_protocol_options.accept_http_10`: 426 in
+/// HTTP/1.1, and the connection closes; nothing goes upstream.
 #[test]
-fn http10_client_gets_an_http11_answer_and_close() {
-    let origin = Origin::ok("ten");
+fn http10_is_refused_426_unless_accepted() {
+    let origin = Origin::ok("unreached");
     let proxy = Config::forward_all(&[origin.addr()]).start();
     let mut client = proxy.client();
+    let resp =
+        client.request("GET / HTTP/1.0\r\nHost: example.com\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!((resp.version, resp.status), (Version::Http11, 426));
+    assert_eq!(resp.reason, "Upgrade Required");
+    assert_eq!(resp.text(), "Upgrade Required");
+    assert_eq!(resp.header("connection"), Some("close"));
+    client.expect_closed();
+    assert_eq!(origin.accepted(), 0);
+}
+
+#[test]
+fn http10_client_gets_an_http10_answer_and_close() {
+    let origin = Origin::ok("ten");
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
+    let mut client = proxy.client();
     let resp = client.request("GET /old HTTP/1.0\r\nHost: example.com\r\n\r\n");
-    assert_eq!(resp.status, 200);
+    // As Envoy's codec answers it.
+    assert_eq!((resp.version, resp.status), (Version::Http10, 200));
     assert_eq!(resp.body, b"ten");
     assert_eq!(resp.header("connection"), Some("close"));
     client.expect_closed();
@@ -333,7 +353,9 @@ fn http10_client_gets_an_http11_answer_and_close() {
 #[test]
 fn http10_keep_alive_is_honoured() {
     let origin = Origin::ok("ten");
-    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
     let mut client = proxy.client();
     for _ in 0..3 {
         let resp =
@@ -363,11 +385,14 @@ fn client_connection_close_is_honoured() {
 #[test]
 fn http10_without_host_is_400() {
     let origin = Origin::ok("unreached");
-    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let proxy = Config::forward_all(&[origin.addr()])
+        .accept_http10()
+        .start();
     let mut client = proxy.client();
     let resp = client.request("GET / HTTP/1.0\r\n\r\n");
     assert_eq!(resp.status, 400);
-    assert_eq!(resp.text(), "missing host header");
+    assert_eq!(resp.text(), "");
+    assert_eq!(resp.header("content-length"), Some("0"));
     client.expect_closed();
     assert_eq!(origin.accepted(), 0);
 
@@ -381,8 +406,46 @@ fn http10_without_host_is_400() {
     assert_eq!(req.target, "/x");
 }
 
-/// Field values may carry obs-text (bytes 0x80–0xFF); they are forwarded byte-exact, and so
-/// is the case of header names.
+/// An HTTP/1.1 request without Host is answered 400 without a body, as Envoy's connection
+/// manager does; other malformed requests carry the reason phrase as their body.
+#[test]
+fn http11_without_host_is_400_without_a_body() {
+    let origin = Origin::ok("unreached");
+    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let mut client = proxy.client();
+    let resp = client.request("GET / HTTP/1.1\r\nX-Host: a\r\n\r\n");
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.text(), "");
+    assert_eq!(resp.header("content-length"), Some("0"));
+    assert_eq!(resp.header("content-type"), None);
+    client.expect_closed();
+    let resp = proxy
+        .client()
+        .request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n");
+    assert_eq!((resp.status, resp.text().as_str()), (400, "Bad Request"));
+    assert_eq!(origin.accepted(), 0);
+}
+
+/// `default_host_for_http_10` is the Host of an HTTP/1.0 request without one, as in Envoy.
+#[test]
+fn http10_without_host_gets_the_default_host() {
+    let origin = Origin::ok("ten");
+    let proxy = Config::forward_all(&[origin.addr()])
+        .hcm("http_protocol_options: { accept_http_10: true, default_host_for_http_10: dflt.test }")
+        .start();
+    let resp = proxy.client().request("GET /x HTTP/1.0\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(origin.last().header("host"), Some("dflt.test"));
+    // A Host sent is kept.
+    let resp = proxy
+        .client()
+        .request("GET /x HTTP/1.0\r\nHost: own.test\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    assert_eq!(origin.last().header_all("host"), vec!["own.test"]);
+}
+
+/// Field values may carry obs-text (bytes 0x80–0xFF); they are forwarded byte-exact. Header
+/// names go out in lower case both ways, as Envoy's codec writes them.
 #[test]
 fn header_bytes_are_forwarded_exactly() {
     let origin = Origin::ok("ok");
@@ -392,7 +455,7 @@ fn header_bytes_are_forwarded_exactly() {
     request.extend_from_slice(b"\r\nX-MiXeD-CaSe: v\r\n\r\n");
     assert_eq!(proxy.client().request(&request).status, 200);
     let raw = origin.last().raw;
-    let mut expected = b"X-Latin: caf".to_vec();
+    let mut expected = b"x-latin: caf".to_vec();
     expected.extend_from_slice(&[0xe9, b' ', 0xff, b'\r', b'\n']);
     assert!(
         raw.windows(expected.len())
@@ -400,5 +463,16 @@ fn header_bytes_are_forwarded_exactly() {
         "{}",
         String::from_utf8_lossy(&raw)
     );
-    assert!(raw.windows(17).any(|w| w == b"X-MiXeD-CaSe: v\r\n"));
+    assert!(raw.windows(17).any(|w| w == b"x-mixed-case: v\r\n"));
+    assert!(raw.windows(9).any(|w| w == b"\r\nhost: a"));
+    // And the origin's names reach the client in lower case.
+    let origin = Origin::start(|_| Reply::Send(response(200, &[("X-Origin-Name", "V")], b"")));
+    let proxy = Config::forward_all(&[origin.addr()]).start();
+    let mut client = proxy.client();
+    let resp = client.request("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(
+        resp.raw.windows(17).any(|w| w == b"x-origin-name: V\r"),
+        "{}",
+        String::from_utf8_lossy(&resp.raw)
+    );
 }

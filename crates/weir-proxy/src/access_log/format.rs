@@ -38,7 +38,7 @@ pub(crate) struct LogRecord {
     pub(crate) response_code: u16,
     /// Why that status (`via_upstream`, `route_not_found`, …); empty renders as missing.
     pub(crate) response_code_details: &'static str,
-    /// Envoy's short response flags, comma-separated (`UF`, `UF,URX`); empty renders as `-`.
+    /// Envoy's short response flags, comma-separated (`UF`, `URX,UF`); empty renders as `-`.
     pub(crate) response_flags: &'static str,
     /// Request body bytes received.
     pub(crate) bytes_received: u64,

@@ -9,8 +9,8 @@
 use bytes::{Bytes, BytesMut};
 use weir_http1::{
     BodyKind, CRLF, Error, LAST_CHUNK, Limits, Request, RequestDecoder, RequestEvent, RequestHead,
-    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header, encode_request_head,
-    encode_response_head,
+    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header,
+    encode_request_head_lowercase, encode_response_head_lowercase,
 };
 
 use super::{Output, RequestPart, RequestStart, ResponsePart};
@@ -164,6 +164,18 @@ impl Http1Server {
         }
     }
 
+    /// Whether the current request is HTTP/1.0.
+    pub(crate) fn http10(&self) -> bool {
+        self.exchange.http10
+    }
+
+    /// The current HTTP/1.0 request is refused (`accept_http_10` is off): its answer is an
+    /// HTTP/1.1 one that closes the connection, as Envoy's 426.
+    pub(crate) fn refuse_http10(&mut self) {
+        self.exchange.http10 = false;
+        self.exchange.keep_alive = false;
+    }
+
     /// The current request's protocol, as access logs name it.
     pub(crate) fn protocol(&self) -> &'static str {
         if self.exchange.http10 {
@@ -182,9 +194,12 @@ impl Http1Server {
     /// `content-length` keeps the body as it is; otherwise it is chunked, or close-delimited
     /// for an HTTP/1.0 client. `close` is the proxy's own reason to end the connection
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
-    /// close-delimited body) and says it in `connection`. `head` leaves with version 1.1 and
-    /// the `connection` header set, for the access log. Returns whether HTTP/1's own rules
-    /// would have kept the connection (so a close is the proxy's doing); never for a tunnel.
+    /// close-delimited body) and says it in `connection`. The status line carries Envoy's
+    /// reason phrase for the status (`codec::status`), whatever the origin's was, and the
+    /// request's version (1.0 or 1.1), and header names in lower case, as Envoy's. `head`
+    /// leaves with that version and the `connection` header set, for the access log. Returns
+    /// whether HTTP/1's own rules would have kept the connection (so a close is the proxy's
+    /// doing); never for a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
         head: &mut ResponseHead,
@@ -192,6 +207,8 @@ impl Http1Server {
         close: bool,
         out: &mut impl Output,
     ) -> bool {
+        // Envoy's codec writes its own phrase for the status, never the origin's.
+        head.reason = Bytes::from_static(super::status::reason_phrase(head.status).as_bytes());
         let ex = &mut self.exchange;
         let opens_tunnel = match ex.tunnel {
             Tunnel::No | Tunnel::Connect => false,
@@ -205,7 +222,7 @@ impl Http1Server {
             ex.close = true;
             head.version = Version::Http11;
             let mut encoded = Vec::with_capacity(256);
-            encode_response_head(head, false, &mut encoded);
+            encode_response_head_lowercase(head, false, &mut encoded);
             out.queue(Bytes::from(encoded));
             return false;
         }
@@ -225,9 +242,15 @@ impl Http1Server {
             head.headers
                 .set("connection", Bytes::from_static(b"keep-alive"));
         }
-        head.version = Version::Http11;
+        // As Envoy's codec: an HTTP/1.0 request (one `accept_http_10` let in) is answered
+        // in HTTP/1.0.
+        head.version = if ex.http10 {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
         let mut encoded = Vec::with_capacity(512);
-        encode_response_head(head, ex.framing == Framing::Chunked, &mut encoded);
+        encode_response_head_lowercase(head, ex.framing == Framing::Chunked, &mut encoded);
         out.queue(Bytes::from(encoded));
         keeps
     }
@@ -338,7 +361,8 @@ impl Http1Client {
         self.tunnel = ClientTunnel::Open;
     }
 
-    /// Encodes a request head (always as HTTP/1.1). A request with a body and no
+    /// Encodes a request head (always as HTTP/1.1, header names in lower case, as Envoy's
+    /// codec writes them). A request with a body and no
     /// `content-length` goes out chunked. `upgrade`: the head asks to switch protocols (its
     /// `Connection: upgrade` is set), and a `101` opens a tunnel.
     pub(crate) fn encode_headers(
@@ -358,7 +382,7 @@ impl Http1Client {
         self.keep_alive = false;
         self.decoder.expect(head.is_head());
         let mut encoded = Vec::with_capacity(512);
-        encode_request_head(head, self.chunked, &mut encoded);
+        encode_request_head_lowercase(head, self.chunked, &mut encoded);
         out.queue(Bytes::from(encoded));
     }
 

@@ -10,6 +10,7 @@
 //! [`Output`]; they never touch a socket or a clock.
 
 pub(crate) mod http1;
+pub(crate) mod status;
 
 use bytes::Bytes;
 use weir_http1::{RequestHead, ResponseHead};

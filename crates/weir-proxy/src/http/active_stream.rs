@@ -86,6 +86,9 @@ pub(crate) struct RetryState {
     pub(crate) possible: bool,
     /// The request's end reached the router (an attempt sends it after the body).
     pub(crate) ended: bool,
+    /// When it did: Envoy's "downstream request complete" time, from which the router counts
+    /// `x-envoy-upstream-service-time` and the time a retry has left.
+    pub(crate) ended_at: Option<Instant>,
     /// It was retried (`upstream_rq_retry_success` when the retry answers).
     pub(crate) retried: bool,
     /// Retries made under the route's retry policy.
@@ -180,6 +183,7 @@ impl Stream {
                 body_bytes: 0,
                 possible: true,
                 ended: false,
+                ended_at: None,
                 retried: false,
                 attempts: 0,
                 limit_hit: false,

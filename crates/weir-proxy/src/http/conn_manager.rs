@@ -187,14 +187,21 @@ impl Worker {
     fn on_request_error(&mut self, id: Id, error: CodecError) {
         tracing::debug!(%error, "malformed request");
         let sid = self.downstreams.get(id).and_then(|d| d.stream);
-        let http = self.downstreams.get(id).map(|d| d.chain.stats);
-        let http = http.and_then(|k| self.stats.http.get(k));
-        if let Some(http) = http {
-            http.stats.downstream_cx_protocol_error.inc();
-        }
-        let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
-        reply.status = error.status();
-        reply.body = Bytes::from(weir_http1::reason_phrase(error.status()));
+        // A missing Host is Envoy's connection manager's rejection, after its codec: 400
+        // without a body, no protocol error. The codec's own errors carry their reason phrase
+        // as the body, as Envoy's codec errors do.
+        let reply = if error == CodecError::MissingHost {
+            LocalReply::new(400, Bytes::new()).because("missing_host_header")
+        } else {
+            let http = self.downstreams.get(id).map(|d| d.chain.stats);
+            if let Some(http) = http.and_then(|k| self.stats.http.get(k)) {
+                http.stats.downstream_cx_protocol_error.inc();
+            }
+            let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
+            reply.status = error.status();
+            reply.body = Bytes::from_static(weir_http1::reason_phrase(error.status()).as_bytes());
+            reply
+        };
         match sid {
             Some(sid) => self.local_reply(sid, None, reply),
             None => self.reject_without_stream(id, &reply),
@@ -211,7 +218,7 @@ impl Worker {
             http.response(reply.status);
         }
         self.log_without_stream(id, reply);
-        let (mut head, body) = self.local_response(reply, None);
+        let (mut head, body) = self.local_response(reply, id, None);
         if let Some(ds) = self.downstreams.get_mut(id) {
             let mut header_timer = ds.header_timer.take();
             ds.codec.reset_exchange();

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use weir_config::ServerHeaderTransformation;
 use weir_http1::{Headers, list_tokens};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and `proxy-connection`).
@@ -42,6 +43,57 @@ pub(crate) struct ForwardContext {
     pub(crate) xff_num_trusted_hops: u32,
     /// `generate_request_id`.
     pub(crate) generate_request_id: bool,
+    /// `preserve_external_request_id`.
+    pub(crate) preserve_external_request_id: bool,
+}
+
+/// The `x-envoy-*` request headers Envoy's connection manager removes from every request it
+/// does not call internal (`cleanInternalHeaders`), so a client cannot steer the router's
+/// retries and timeouts or inject tracing and tags; and `x-envoy-internal`, which only the
+/// proxy sets. weir calls no request internal (it has no `internal_address_config`).
+const CLIENT_ENVOY_HEADERS: [&str; 15] = [
+    "x-envoy-internal",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-ip-tags",
+    "x-envoy-original-url",
+    "x-envoy-hedge-on-per-try-timeout",
+];
+
+/// Removed too from an edge request (`use_remote_address`, external): what only this proxy
+/// may say about where a request came from and how it was routed.
+const EDGE_ENVOY_HEADERS: [&str; 4] = [
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-original-path",
+];
+
+/// Removes the `x-envoy-*` headers a client may not send (see [`CLIENT_ENVOY_HEADERS`]; with
+/// `edge`, [`EDGE_ENVOY_HEADERS`] too). One pass; a header that does not start with
+/// `x-envoy-` costs one comparison.
+fn strip_client_envoy_headers(headers: &mut Headers, edge: bool) {
+    const PREFIX: &[u8] = b"x-envoy-";
+    let any = headers.iter().any(|h| {
+        h.name.len() > PREFIX.len() && h.name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+    });
+    if !any {
+        return;
+    }
+    headers.retain(|h| {
+        let name = &h.name[..];
+        let named = |list: &[&str]| list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()));
+        !(named(&CLIENT_ENVOY_HEADERS) || edge && named(&EDGE_ENVOY_HEADERS))
+    });
 }
 
 /// Sets `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` as Envoy's connection manager
@@ -58,6 +110,11 @@ pub(crate) struct ForwardContext {
 /// An address taken from `x-forwarded-for` has port 0 (Envoy's `%DOWNSTREAM_REMOTE_ADDRESS%`
 /// shows it so). Entries count by position: when the chosen one is not an IP address, or there
 /// are too few, the client is the peer, so a client cannot shift the choice with junk entries.
+///
+/// Every request is external (weir has no `internal_address_config`; Envoy 1.40 calls no
+/// address internal without one): the `x-envoy-*` headers a client may not send are removed.
+/// With `use_remote_address` it is an edge request: `x-envoy-external-address` is the client
+/// address, and `x-request-id` is replaced unless `preserve_external_request_id`.
 pub(crate) fn set_forwarding_headers(
     headers: &mut Headers,
     ctx: &ForwardContext,
@@ -71,6 +128,11 @@ pub(crate) fn set_forwarding_headers(
         xff_from_right(headers, hops)
     };
     let client = from_xff.map_or(ctx.remote, |ip| SocketAddr::new(ip, 0));
+    let edge = ctx.use_remote_address;
+    strip_client_envoy_headers(headers, edge);
+    if edge {
+        headers.set("x-envoy-external-address", client.ip().to_string());
+    }
     if ctx.use_remote_address {
         let mut value = headers
             .get_all("x-forwarded-for")
@@ -88,9 +150,10 @@ pub(crate) fn set_forwarding_headers(
     } else if !headers.contains("x-forwarded-proto") {
         headers.append("x-forwarded-proto", Bytes::from_static(b"http"));
     }
-    if ctx.generate_request_id && !headers.contains("x-request-id") {
+    let replace_id = edge && !ctx.preserve_external_request_id;
+    if ctx.generate_request_id && (replace_id || !headers.contains("x-request-id")) {
         let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid();
-        headers.append("x-request-id", id.hyphenated().to_string());
+        headers.set("x-request-id", id.hyphenated().to_string());
     }
     client
 }
@@ -104,6 +167,87 @@ fn xff_from_right(headers: &Headers, skip: usize) -> Option<IpAddr> {
         .collect();
     let entry = entries.len().checked_sub(skip + 1).map(|i| entries[i])?;
     std::str::from_utf8(entry).ok()?.trim().parse().ok()
+}
+
+/// What the connection manager writes on every response it sends, as Envoy's does after the
+/// filters: `date` when the response has none (RFC 9110 §6.6.1), and `server` as
+/// `server_header_transformation` says (OVERWRITE: always `name`; APPEND_IF_ABSENT: `name`
+/// when the response has none; PASS_THROUGH: the response's own, or none). `date` is called
+/// only when it is needed.
+pub(crate) fn set_response_headers(
+    headers: &mut Headers,
+    date: impl FnOnce() -> Bytes,
+    server: (ServerHeaderTransformation, &Bytes),
+) {
+    if !headers.contains("date") {
+        headers.append("date", date());
+    }
+    match server.0 {
+        ServerHeaderTransformation::Overwrite => headers.set("server", server.1.clone()),
+        ServerHeaderTransformation::AppendIfAbsent if !headers.contains("server") => {
+            headers.append("server", server.1.clone());
+        }
+        ServerHeaderTransformation::AppendIfAbsent | ServerHeaderTransformation::PassThrough => {}
+    }
+}
+
+/// The decimal digits of 0 to 999, back to back: a number below 1000 becomes a header value
+/// without an allocation.
+static SMALL_NUMBERS: [u8; 2890] = small_numbers();
+
+const fn small_numbers() -> [u8; 2890] {
+    let mut out = [0u8; 2890];
+    let (mut n, mut at) = (0usize, 0usize);
+    while n < 1000 {
+        if n >= 100 {
+            out[at] = b'0' + (n / 100) as u8;
+            at += 1;
+        }
+        if n >= 10 {
+            out[at] = b'0' + (n / 10 % 10) as u8;
+            at += 1;
+        }
+        out[at] = b'0' + (n % 10) as u8;
+        at += 1;
+        n += 1;
+    }
+    out
+}
+
+/// `n` in decimal as a header value (milliseconds, mostly): from a static table below 1000,
+/// else formatted.
+pub(crate) fn number_value(n: u64) -> Bytes {
+    let (start, len) = match n {
+        0..=9 => (n as usize, 1),
+        10..=99 => (10 + (n as usize - 10) * 2, 2),
+        100..=999 => (190 + (n as usize - 100) * 3, 3),
+        _ => return Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+    };
+    Bytes::from_static(&SMALL_NUMBERS[start..start + len])
+}
+
+/// The last number of 1000 or more made a header value, kept: a route's timeout is the same
+/// for most requests, so its text is formatted once, not per request.
+#[derive(Debug, Default)]
+pub(crate) struct NumberCache {
+    last: Option<(u64, Bytes)>,
+}
+
+impl NumberCache {
+    /// `n` in decimal as a header value.
+    pub(crate) fn get(&mut self, n: u64) -> Bytes {
+        if n < 1000 {
+            return number_value(n);
+        }
+        match &self.last {
+            Some((m, text)) if *m == n => text.clone(),
+            _ => {
+                let text = number_value(n);
+                self.last = Some((n, text.clone()));
+                text
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +287,7 @@ mod tests {
             use_remote_address: use_remote,
             xff_num_trusted_hops: hops,
             generate_request_id: true,
+            preserve_external_request_id: false,
         }
     }
 
@@ -171,7 +316,8 @@ mod tests {
         let client = set_forwarding_headers(&mut h, &ctx(true, 1), &mut rng);
         assert_eq!(client.to_string(), "3.3.3.3:0");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "https");
-        assert_eq!(get(&h, "x-request-id").unwrap(), "abc");
+        // An edge request's id is the proxy's own, as Envoy makes it.
+        assert_ne!(get(&h, "x-request-id").unwrap(), "abc");
 
         let mut h = headers(&[("x-forwarded-for", "2.2.2.2, 3.3.3.3")]);
         let client = set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng);
@@ -210,5 +356,130 @@ mod tests {
             set_forwarding_headers(&mut h, &ctx(true, 2), &mut rng).to_string(),
             "10.0.0.9:4242"
         );
+    }
+
+    #[test]
+    fn numbers_from_the_table_and_beyond() {
+        for n in [0, 7, 9, 10, 42, 99, 100, 505, 999, 1000, 15000, u64::MAX] {
+            assert_eq!(number_value(n), n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn the_number_cache_gives_the_same_text() {
+        let mut cache = NumberCache::default();
+        assert_eq!(cache.get(15000), "15000");
+        assert_eq!(cache.get(15000), "15000");
+        assert_eq!(cache.get(250), "250");
+        assert_eq!(cache.get(2500), "2500");
+    }
+
+    #[test]
+    fn date_when_absent_and_server_by_transformation() {
+        use ServerHeaderTransformation::*;
+        let name = Bytes::from_static(b"weir");
+        let date = || Bytes::from_static(b"Mon, 07 Dec 2026 01:00:00 GMT");
+        let cases = [
+            (Overwrite, None, Some("weir")),
+            (Overwrite, Some("origin"), Some("weir")),
+            (AppendIfAbsent, None, Some("weir")),
+            (AppendIfAbsent, Some("origin"), Some("origin")),
+            (PassThrough, None, None),
+            (PassThrough, Some("origin"), Some("origin")),
+        ];
+        for (mode, origin, want) in cases {
+            let mut h = headers(&[("Date", "Sun, 06 Dec 2026 00:00:00 GMT")]);
+            if let Some(origin) = origin {
+                h.append("Server", origin.to_string());
+            }
+            set_response_headers(&mut h, date, (mode, &name));
+            assert_eq!(get(&h, "server").as_deref(), want, "{mode:?} {origin:?}");
+            assert_eq!(h.get_all("server").count(), usize::from(want.is_some()));
+            // The origin's own date is kept.
+            assert_eq!(get(&h, "date").unwrap(), "Sun, 06 Dec 2026 00:00:00 GMT");
+        }
+        let mut h = Headers::new();
+        set_response_headers(&mut h, date, (PassThrough, &name));
+        assert_eq!(get(&h, "date").unwrap(), "Mon, 07 Dec 2026 01:00:00 GMT");
+    }
+
+    fn client_envoy_headers() -> Headers {
+        headers(&[
+            ("X-Envoy-Max-Retries", "3"),
+            ("x-envoy-retry-on", "5xx"),
+            ("x-envoy-upstream-rq-timeout-ms", "500"),
+            ("x-envoy-expected-rq-timeout-ms", "77"),
+            ("x-envoy-internal", "true"),
+            ("x-envoy-original-path", "/orig"),
+            ("x-envoy-decorator-operation", "op"),
+            ("x-envoy-external-address", "6.6.6.6"),
+            ("x-envoy-foo", "bar"),
+            ("x-envoy-attempt-count", "9"),
+            ("x-request-id", "client-chosen"),
+        ])
+    }
+
+    fn names(h: &Headers) -> Vec<String> {
+        h.iter()
+            .map(|x| String::from_utf8_lossy(&x.name).to_ascii_lowercase())
+            .collect()
+    }
+
+    /// As Envoy 1.40 does (checked with the same headers): without `use_remote_address` the
+    /// router's and the proxy's own headers go, the rest stays.
+    #[test]
+    fn a_request_loses_the_envoy_headers_a_client_may_not_send() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut h = client_envoy_headers();
+        set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng);
+        assert_eq!(
+            names(&h),
+            [
+                "x-envoy-original-path",
+                "x-envoy-decorator-operation",
+                "x-envoy-external-address",
+                "x-envoy-foo",
+                "x-envoy-attempt-count",
+                "x-request-id",
+                "x-forwarded-proto"
+            ]
+        );
+        assert_eq!(get(&h, "x-envoy-external-address").unwrap(), "6.6.6.6");
+        assert_eq!(get(&h, "x-request-id").unwrap(), "client-chosen");
+    }
+
+    #[test]
+    fn an_edge_request_gets_its_external_address_and_a_new_request_id() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut h = client_envoy_headers();
+        set_forwarding_headers(&mut h, &ctx(true, 0), &mut rng);
+        let mut found = names(&h);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "x-envoy-attempt-count",
+                "x-envoy-external-address",
+                "x-envoy-foo",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-request-id"
+            ]
+        );
+        assert_eq!(get(&h, "x-envoy-external-address").unwrap(), "10.0.0.9");
+        let id = get(&h, "x-request-id").unwrap();
+        assert!(id != "client-chosen" && id.len() == 36, "{id}");
+        // With a trusted hop, the external address is the client's from x-forwarded-for.
+        let mut h = headers(&[("x-forwarded-for", "192.0.2.1, 198.51.100.2")]);
+        set_forwarding_headers(&mut h, &ctx(true, 1), &mut rng);
+        assert_eq!(get(&h, "x-envoy-external-address").unwrap(), "198.51.100.2");
+        // preserve_external_request_id keeps the client's.
+        let mut h = client_envoy_headers();
+        let keep = ForwardContext {
+            preserve_external_request_id: true,
+            ..ctx(true, 0)
+        };
+        set_forwarding_headers(&mut h, &keep, &mut rng);
+        assert_eq!(get(&h, "x-request-id").unwrap(), "client-chosen");
     }
 }

@@ -53,15 +53,17 @@ impl ResponseFlag {
         }
     }
 
-    /// The flags when the retry limit was also reached (`URX`), in Envoy's order.
+    /// The flags when the retry limit was also reached (`URX`), in Envoy's order: the order
+    /// they were set in, so `URX` comes before the failure of the last attempt (checked against
+    /// Envoy 1.40: `URX,UF`, `URX,UC`, `URX,UT`).
     pub(crate) fn with_retry_limit(flag: Option<ResponseFlag>) -> &'static str {
         match flag {
             None => "URX",
             Some(ResponseFlag::NoHealthyUpstream) => "UH,URX",
-            Some(ResponseFlag::UpstreamRequestTimeout) => "UT,URX",
-            Some(ResponseFlag::UpstreamRemoteReset) => "UR,URX",
-            Some(ResponseFlag::UpstreamConnectionFailure) => "UF,URX",
-            Some(ResponseFlag::UpstreamConnectionTermination) => "UC,URX",
+            Some(ResponseFlag::UpstreamRequestTimeout) => "URX,UT",
+            Some(ResponseFlag::UpstreamRemoteReset) => "URX,UR",
+            Some(ResponseFlag::UpstreamConnectionFailure) => "URX,UF",
+            Some(ResponseFlag::UpstreamConnectionTermination) => "URX,UC",
             Some(ResponseFlag::UpstreamProtocolError) => "URX,UPE",
             Some(ResponseFlag::DownstreamConnectionTermination) => "DC,URX",
             Some(ResponseFlag::StreamIdleTimeout) => "URX,SI",
@@ -71,6 +73,56 @@ impl ResponseFlag {
             Some(ResponseFlag::FaultInjected) => "FI",
             Some(ResponseFlag::FailedLocalHealthCheck) => "LH",
         }
+    }
+}
+
+/// Why an upstream attempt ended before its response, in Envoy's words (its stream reset
+/// reasons), for the local reply's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetReason {
+    /// The connection could not be made (refused, unreachable).
+    RemoteConnectionFailure,
+    /// The connection was not made within `connect_timeout`.
+    ConnectionTimeout,
+    /// The origin closed the connection.
+    ConnectionTermination,
+    /// The origin reset the connection.
+    RemoteReset,
+    /// The origin's response was malformed.
+    ProtocolError,
+}
+
+/// Envoy's body for a reset reason: `…before headers. reset reason: R`, or after a retry
+/// `…before headers. retried and the latest reset reason: R`.
+macro_rules! reset_bodies {
+    ($reason:literal) => {
+        (
+            concat!(
+                "upstream connect error or disconnect/reset before headers. reset reason: ",
+                $reason
+            )
+            .as_bytes(),
+            concat!(
+                "upstream connect error or disconnect/reset before headers. retried and the \
+                 latest reset reason: ",
+                $reason
+            )
+            .as_bytes(),
+        )
+    };
+}
+
+impl ResetReason {
+    /// The reply's body; `retried`: the router had retried the request.
+    fn body(self, retried: bool) -> &'static [u8] {
+        let (first, after_retries) = match self {
+            ResetReason::RemoteConnectionFailure => reset_bodies!("remote connection failure"),
+            ResetReason::ConnectionTimeout => reset_bodies!("connection timeout"),
+            ResetReason::ConnectionTermination => reset_bodies!("connection termination"),
+            ResetReason::RemoteReset => reset_bodies!("remote reset"),
+            ResetReason::ProtocolError => reset_bodies!("protocol error"),
+        };
+        if retried { after_retries } else { first }
     }
 }
 
@@ -84,6 +136,8 @@ pub(crate) struct LocalReply {
     pub(crate) location: Option<String>,
     /// Why this status, as Envoy's `%RESPONSE_CODE_DETAILS%` says it.
     pub(crate) details: &'static str,
+    /// For an upstream failure before the response: the reset reason its body names.
+    pub(crate) reset: Option<ResetReason>,
 }
 
 impl LocalReply {
@@ -95,6 +149,7 @@ impl LocalReply {
             flag: None,
             location: None,
             details: "direct_response",
+            reset: None,
         }
     }
 
@@ -109,7 +164,7 @@ impl LocalReply {
             ResponseFlag::NoRouteFound => "route_not_found",
             ResponseFlag::NoHealthyUpstream => "no_healthy_upstream",
             ResponseFlag::UpstreamConnectionFailure => {
-                "upstream_reset_before_response_started{connection_failure}"
+                "upstream_reset_before_response_started{remote_connection_failure}"
             }
             ResponseFlag::UpstreamConnectionTermination => {
                 "upstream_reset_before_response_started{connection_termination}"
@@ -127,25 +182,20 @@ impl LocalReply {
             ResponseFlag::FaultInjected => "fault_filter_abort",
             ResponseFlag::FailedLocalHealthCheck => "health_check_filter",
         };
+        let reset = match flag {
+            ResponseFlag::UpstreamConnectionFailure => Some(ResetReason::RemoteConnectionFailure),
+            ResponseFlag::UpstreamConnectionTermination => Some(ResetReason::ConnectionTermination),
+            ResponseFlag::UpstreamRemoteReset => Some(ResetReason::RemoteReset),
+            ResponseFlag::UpstreamProtocolError => Some(ResetReason::ProtocolError),
+            _ => None,
+        };
         let (status, body): (u16, &'static [u8]) = match flag {
             ResponseFlag::NoRouteFound => (404, b""),
             ResponseFlag::NoHealthyUpstream => (503, b"no healthy upstream"),
-            ResponseFlag::UpstreamConnectionFailure => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-            ),
-            ResponseFlag::UpstreamConnectionTermination => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-            ),
-            ResponseFlag::UpstreamRemoteReset => (
-                503,
-                b"upstream connect error or disconnect/reset before headers. reset reason: remote reset",
-            ),
-            ResponseFlag::UpstreamProtocolError => (
-                502,
-                b"upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-            ),
+            ResponseFlag::UpstreamProtocolError => (502, ResetReason::ProtocolError.body(false)),
+            ResponseFlag::UpstreamConnectionFailure
+            | ResponseFlag::UpstreamConnectionTermination
+            | ResponseFlag::UpstreamRemoteReset => (503, reset.map_or(b"", |r| r.body(false))),
             ResponseFlag::UpstreamRequestTimeout => (504, b"upstream request timeout"),
             ResponseFlag::DownstreamProtocolError => (400, b"Bad Request"),
             ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),
@@ -156,6 +206,7 @@ impl LocalReply {
         LocalReply {
             flag: Some(flag),
             details,
+            reset,
             ..LocalReply::new(status, Bytes::from_static(body))
         }
     }
@@ -165,13 +216,29 @@ impl LocalReply {
         LocalReply {
             flag: Some(ResponseFlag::UpstreamConnectionFailure),
             details: "upstream_reset_before_response_started{connection_timeout}",
+            reset: Some(ResetReason::ConnectionTimeout),
             ..LocalReply::new(
                 503,
-                Bytes::from_static(
-                    b"upstream connect error or disconnect/reset before headers. reset reason: connection timeout",
-                ),
+                Bytes::from_static(ResetReason::ConnectionTimeout.body(false)),
             )
         }
+    }
+
+    /// A refused connect: UF, with the details Envoy gives it (the socket's error after
+    /// `remote_connection_failure`).
+    pub(crate) fn connect_refused() -> Self {
+        LocalReply::failure(ResponseFlag::UpstreamConnectionFailure).because(
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}",
+        )
+    }
+
+    /// The reply after the router retried the request: an upstream failure's body says so,
+    /// as Envoy's does (`retried and the latest reset reason: …`).
+    pub(crate) fn after_retries(mut self) -> Self {
+        if let Some(reset) = self.reset {
+            self.body = Bytes::from_static(reset.body(true));
+        }
+        self
     }
 }
 
@@ -200,5 +267,57 @@ impl DateCache {
             self.at = Some(now);
         }
         self.value.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_read_as_envoys_and_say_when_retried() {
+        let refused = LocalReply::failure(ResponseFlag::UpstreamConnectionFailure);
+        assert_eq!(
+            refused.body,
+            "upstream connect error or disconnect/reset before headers. reset reason: remote \
+             connection failure"
+        );
+        assert_eq!(
+            refused.after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: remote connection failure"
+        );
+        let closed = LocalReply::failure(ResponseFlag::UpstreamConnectionTermination);
+        assert_eq!(
+            closed.after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: connection termination"
+        );
+        assert_eq!(
+            LocalReply::connect_timeout().after_retries().body,
+            "upstream connect error or disconnect/reset before headers. retried and the latest \
+             reset reason: connection timeout"
+        );
+        assert_eq!(
+            LocalReply::failure(ResponseFlag::UpstreamProtocolError).status,
+            502
+        );
+        assert_eq!(
+            LocalReply::connect_refused().details,
+            "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+        );
+        // A failure that is not a reset keeps its body after retries.
+        let timeout = LocalReply::failure(ResponseFlag::UpstreamRequestTimeout).after_retries();
+        assert_eq!(timeout.body, "upstream request timeout");
+    }
+
+    /// As Envoy 1.40 logs them: the retry limit first, then the last attempt's failure.
+    #[test]
+    fn flags_after_the_retry_limit_in_envoys_order() {
+        let with = |f| ResponseFlag::with_retry_limit(Some(f));
+        assert_eq!(with(ResponseFlag::UpstreamConnectionFailure), "URX,UF");
+        assert_eq!(with(ResponseFlag::UpstreamConnectionTermination), "URX,UC");
+        assert_eq!(with(ResponseFlag::UpstreamRequestTimeout), "URX,UT");
+        assert_eq!(ResponseFlag::with_retry_limit(None), "URX");
     }
 }

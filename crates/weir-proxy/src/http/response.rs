@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::event::token::Id;
 use crate::http::active_stream::{ResponseState, Stream};
 use crate::http::filter::EncodeEnv;
-use crate::http::headers::strip_hop_by_hop;
+use crate::http::headers::{number_value, set_response_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::recorder::PendingFlow;
 use crate::router::route_table::RouteRef;
@@ -88,6 +88,12 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
+        let (date, now) = (&mut self.date, self.now);
+        let server = (
+            ds.chain.hcm.server_header_transformation,
+            &ds.chain.server_name,
+        );
+        set_response_headers(&mut head.headers, || date.get(now), server);
         let close = closing || drain_close || ds.close_soon;
         let kept = ds
             .codec
@@ -114,14 +120,11 @@ impl Worker {
     /// A CONNECT weir ends: the tunnel's connection to the origin is up, so the client is told
     /// (`200`, with no body framing: the connection is the tunnel's now).
     pub(crate) fn connect_tunnel_open(&mut self, sid: Id) {
-        let mut headers = Headers::with_capacity(2);
-        headers.append("date", self.date.get(self.now));
-        headers.append("server", Bytes::from_static(b"weir"));
         let head = ResponseHead {
             version: Version::Http11,
             status: 200,
             reason: Bytes::new(),
-            headers,
+            headers: Headers::with_capacity(2),
         };
         let Some(ds_id) = self.streams.get(sid).map(|s| s.downstream) else {
             return;
@@ -171,6 +174,11 @@ impl Worker {
             }
             return self.cut_stream(sid);
         }
+        // After a retry, an upstream failure's body says so, as Envoy's does.
+        let reply = match stream.retry.attempts {
+            0 => reply,
+            _ => reply.after_retries(),
+        };
         let mut retry_timer = stream.retry.timer.take();
         let ds_id = stream.downstream;
         self.disarm(&mut retry_timer);
@@ -195,7 +203,7 @@ impl Worker {
             self.close_upstream(up);
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
-        let (mut head, body) = self.local_response(&reply, route.map(|r| (ds_id, r)));
+        let (mut head, body) = self.local_response(&reply, ds_id, route);
         self.encode_filters(sid, &mut head);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
@@ -217,31 +225,37 @@ impl Worker {
         self.flush_downstream(ds_id);
     }
 
-    /// A local reply as a response: its head (with the route's response headers, when one
-    /// matched) and its body.
+    /// A local reply as a response on connection `ds`: its head (with the route's response
+    /// headers, when one matched) and its body. As Envoy's: `content-type: text/plain` for a
+    /// body unless the route set a content type; no `content-length` on a 204 or 304 (RFC
+    /// 9110 §8.6); then the connection manager's `date` and `server`.
     pub(crate) fn local_response(
         &mut self,
         reply: &LocalReply,
-        route: Option<(Id, RouteRef)>,
+        ds: Id,
+        route: Option<RouteRef>,
     ) -> (ResponseHead, Bytes) {
         let mut headers = Headers::with_capacity(6);
         if let Some(location) = &reply.location {
             headers.append("location", location.clone());
         }
-        if !reply.body.is_empty() {
+        let ds = self.downstreams.get(ds);
+        if let Some((ds, r)) = ds.zip(route) {
+            ds.chain.routes.mutate_response(r, &mut headers);
+        }
+        if !reply.body.is_empty() && !headers.contains("content-type") {
             headers.append("content-type", Bytes::from_static(b"text/plain"));
         }
-        let mut len = itoa::Buffer::new();
-        headers.append(
-            "content-length",
-            Bytes::copy_from_slice(len.format(reply.body.len()).as_bytes()),
-        );
-        headers.append("date", self.date.get(self.now));
-        headers.append("server", Bytes::from_static(b"weir"));
-        if let Some((ds, r)) = route
-            && let Some(ds) = self.downstreams.get(ds)
-        {
-            ds.chain.routes.mutate_response(r, &mut headers);
+        if !matches!(reply.status, 100..=199 | 204 | 304) {
+            headers.append("content-length", number_value(reply.body.len() as u64));
+        }
+        if let Some(ds) = ds {
+            let (date, now) = (&mut self.date, self.now);
+            let server = (
+                ds.chain.hcm.server_header_transformation,
+                &ds.chain.server_name,
+            );
+            set_response_headers(&mut headers, || date.get(now), server);
         }
         let head = ResponseHead {
             version: Version::Http11,

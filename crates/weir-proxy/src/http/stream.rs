@@ -39,6 +39,21 @@ impl Worker {
         {
             panic!("x-weir-fault: panic");
         }
+        if self.refuses_http10(id) {
+            // Envoy's codec answers HTTP/1.0 426 unless `accept_http_10`, and closes.
+            self.log_request(sid, &request);
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.codec.refuse_http10();
+            }
+            let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
+            reply.status = 426;
+            reply.body = Bytes::from_static(b"Upgrade Required");
+            let reply = reply.because("low_version");
+            if let Some(stream) = self.streams.get_mut(sid) {
+                stream.close_after = true;
+            }
+            return self.local_reply(sid, None, reply);
+        }
         let authority = match self.check_request(sid, &mut request, expect_continue) {
             Ok(authority) => authority,
             Err(reply) => {
@@ -120,6 +135,14 @@ impl Worker {
         Some(sid)
     }
 
+    /// Whether connection `id`'s current request is HTTP/1.0 and its connection manager
+    /// does not `accept_http_10`.
+    fn refuses_http10(&self, id: Id) -> bool {
+        self.downstreams
+            .get(id)
+            .is_some_and(|ds| ds.codec.http10() && !ds.chain.hcm.accept_http_10)
+    }
+
     /// What the connection manager checks and sets before any filter sees a request: the
     /// authority (from an absolute-form target, which wins over Host, RFC 9112 §3.2.2), a
     /// Host to send upstream, hop-by-hop headers removed, the forwarding headers. Returns the
@@ -142,9 +165,17 @@ impl Worker {
             None => request.headers.get("host").cloned().unwrap_or_default(),
         };
         // Only HTTP/1.0 may omit Host (the codec rejects HTTP/1.1 without it); upstream the
-        // request goes out as HTTP/1.1, which must carry one. Envoy answers 400 here.
+        // request goes out as HTTP/1.1, which must carry one. Envoy gives it
+        // `default_host_for_http_10`, or answers 400 (without a body).
+        let mut authority = authority;
         if !request.headers.contains("host") {
-            return Err(LocalReply::new(400, "missing host header").because("missing_host_header"));
+            let Some(host) = self.default_host_for_http_10(sid) else {
+                return Err(LocalReply::new(400, Bytes::new()).because("missing_host_header"));
+            };
+            request.headers.append("host", host.clone());
+            if authority.is_empty() {
+                authority = host;
+            }
         }
         strip_hop_by_hop(&mut request.headers);
         if expect_continue {
@@ -162,12 +193,21 @@ impl Worker {
             use_remote_address: hcm.use_remote_address,
             xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             generate_request_id: hcm.generate_request_id,
+            preserve_external_request_id: hcm.preserve_external_request_id,
         };
         let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
         if let Some(log) = stream.log.as_mut() {
             log.downstream_remote = Some(client);
         }
         Ok(authority)
+    }
+
+    /// The stream's connection manager's `default_host_for_http_10`.
+    fn default_host_for_http_10(&self, sid: Id) -> Option<Bytes> {
+        let stream = self.streams.get(sid)?;
+        let ds = self.downstreams.get(stream.downstream)?;
+        let host = ds.chain.hcm.default_host_for_http_10.as_ref()?;
+        Some(Bytes::copy_from_slice(host.as_bytes()))
     }
 
     /// Decides whether the request is traced; records its head if so, and otherwise stops

@@ -2,10 +2,13 @@
 //! (direct response, redirect, no route) or forwarded to the chosen cluster (the upstream side
 //! takes it from there: `upstream::codec_client`), and its body and end follow it upstream.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::event::token::Id;
 use crate::http::active_stream::Tunnel;
+use crate::http::headers::number_value;
 use crate::http::local_reply::ResponseFlag;
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision};
@@ -31,13 +34,31 @@ impl Worker {
             return;
         };
         let routes = &ds.chain.routes;
-        let decision = router::decide(routes, route, cluster, &stream.authority, &mut head);
-        let (retry_policy, names) = match &decision {
+        let envoy_headers = !ds.chain.suppress_envoy_headers;
+        let decision = router::decide(
+            routes,
+            route,
+            cluster,
+            &stream.authority,
+            &mut head,
+            envoy_headers,
+        );
+        let (retry_policy, names, redirect) = match &decision {
             Decision::Forward { route, .. } => (
                 routes.retry_policy(*route).is_some(),
                 self.recorder.enabled().then(|| routes.names(*route)),
+                false,
             ),
-            Decision::Respond { .. } => (false, None),
+            // A 201 or 3xx direct response carries `location` too: the route's action tells
+            // a redirect.
+            Decision::Respond { route, .. } => (
+                false,
+                None,
+                matches!(
+                    route.map(|r| &routes.route(r).action),
+                    Some(weir_config::RouteAction::Redirect(_))
+                ),
+            ),
         };
         let scope = ds.chain.stats;
         self.log_request(sid, &head);
@@ -45,9 +66,9 @@ impl Worker {
         let (cluster, timeout) = match decision {
             Decision::Respond { route, reply } => {
                 if let Some(http) = http {
-                    match (&reply.flag, &reply.location) {
+                    match (&reply.flag, redirect) {
                         (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
-                        (_, Some(_)) => &http.rq_redirect,
+                        (_, true) => &http.rq_redirect,
                         _ => &http.rq_direct_response,
                     }
                     .inc();
@@ -134,6 +155,7 @@ impl Worker {
         if std::mem::replace(&mut stream.retry.ended, true) {
             return;
         }
+        stream.retry.ended_at = Some(self.now);
         if let Some(up) = stream.upstream().and_then(|u| self.upstreams.get_mut(u))
             && !stream.request_bodiless
         {
@@ -150,6 +172,71 @@ impl Worker {
             self.arm_per_try_timer(sid);
         }
     }
+}
+
+impl Worker {
+    /// `x-envoy-expected-rq-timeout-ms` for the stream's next attempt (see
+    /// [`expected_timeout_ms`]); `None` under `suppress_envoy_headers` or without a timeout.
+    pub(crate) fn expected_timeout_value(&mut self, sid: Id) -> Option<Bytes> {
+        let per_try = self.retry_policy_of(sid).and_then(|p| p.per_try_timeout);
+        let stream = self.streams.get(sid)?;
+        let ds = self.downstreams.get(stream.downstream)?;
+        if ds.chain.suppress_envoy_headers {
+            return None;
+        }
+        let elapsed = stream
+            .retry
+            .ended_at
+            .map_or(Duration::ZERO, |at| self.now.saturating_duration_since(at));
+        let ms = expected_timeout_ms(stream.route_timeout, per_try, elapsed)?;
+        Some(self.timeout_text.get(ms))
+    }
+
+    /// `x-envoy-upstream-service-time` for a response head: the milliseconds since the
+    /// request's end reached the router (retries included), as Envoy's router counts them;
+    /// `None` when the request had not ended (nor for a tunnel), or under
+    /// `suppress_envoy_headers`.
+    pub(crate) fn upstream_service_time(&self, sid: Id) -> Option<Bytes> {
+        let stream = self.streams.get(sid)?;
+        let ended_at = stream.retry.ended_at?;
+        let ds = self.downstreams.get(stream.downstream)?;
+        if ds.chain.suppress_envoy_headers || stream.tunnel != Tunnel::No {
+            return None;
+        }
+        let ms = self.now.saturating_duration_since(ended_at).as_millis();
+        Some(number_value(u64::try_from(ms).unwrap_or(u64::MAX)))
+    }
+}
+
+/// The timeout an attempt is told it has (`x-envoy-expected-rq-timeout-ms`), as Envoy's
+/// router computes it (`FilterUtility::setTimeoutHeaders`): the per-try timeout when there is
+/// one shorter than the route timeout, else the route timeout; never more than the route
+/// timeout leaves after `elapsed` (the time since the request ended: retries), and at least 1.
+/// `None` when neither bounds the attempt.
+pub(crate) fn expected_timeout_ms(
+    route_timeout: Option<Duration>,
+    per_try_timeout: Option<Duration>,
+    elapsed: Duration,
+) -> Option<u64> {
+    let ms =
+        |d: Option<Duration>| d.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (global, mut per_try) = (ms(route_timeout), ms(per_try_timeout));
+    if per_try >= global && global != 0 {
+        per_try = 0;
+    }
+    let expected = if per_try == 0 { global } else { per_try };
+    if expected == 0 {
+        return None;
+    }
+    if global == 0 {
+        return Some(expected);
+    }
+    let elapsed = ms(Some(elapsed));
+    Some(if elapsed >= global {
+        1
+    } else {
+        expected.min(global - elapsed)
+    })
 }
 
 /// Whether an upgrade of `kind` (`websocket`, `connect`…) may go through `route`, as Envoy
@@ -174,5 +261,36 @@ pub(crate) fn upgrade_allowed(
         (Some((enabled, terminate)), _) => enabled.then_some(terminate),
         (None, Some((enabled, _))) => enabled.then_some(false),
         (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expected_timeout_ms;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(Duration::from_millis(n))
+    }
+
+    #[test]
+    fn the_expected_timeout_as_envoys_router_computes_it() {
+        let zero = Duration::ZERO;
+        // The route timeout alone.
+        assert_eq!(expected_timeout_ms(ms(15000), None, zero), Some(15000));
+        // A shorter per-try timeout wins; one not shorter than the route's is ignored.
+        assert_eq!(expected_timeout_ms(ms(15000), ms(250), zero), Some(250));
+        assert_eq!(expected_timeout_ms(ms(200), ms(250), zero), Some(200));
+        // No route timeout: the per-try one, or nothing.
+        assert_eq!(expected_timeout_ms(None, ms(250), zero), Some(250));
+        assert_eq!(expected_timeout_ms(None, None, zero), None);
+        // A retry gets what the route timeout leaves, at least 1 ms.
+        let later = Duration::from_millis(900);
+        assert_eq!(expected_timeout_ms(ms(1000), ms(250), later), Some(100));
+        assert_eq!(expected_timeout_ms(ms(1000), None, later), Some(100));
+        assert_eq!(
+            expected_timeout_ms(ms(1000), None, Duration::from_secs(2)),
+            Some(1)
+        );
     }
 }

@@ -51,13 +51,15 @@ pub(crate) fn pick_cluster(
 /// What the router does with a request the filters passed on: no route is 404 (`NR`); a
 /// forwarding route goes to `cluster` (from [`pick_cluster`]) with the route's path and host
 /// rewrites and request header mutations applied to `head`. `authority` is the request's host
-/// (absolute-form authority or Host).
+/// (absolute-form authority or Host). `envoy_headers`: the router adds its `x-envoy-*`
+/// headers (false under `suppress_envoy_headers`).
 pub(crate) fn decide(
     table: &RouteTable,
     route: Option<RouteRef>,
     cluster: Option<usize>,
     authority: &[u8],
     head: &mut RequestHead,
+    envoy_headers: bool,
 ) -> Decision {
     let (Some(r), cluster) = (route, cluster) else {
         return Decision::Respond {
@@ -67,10 +69,31 @@ pub(crate) fn decide(
     };
     let route = table.route(r);
     match &route.action {
-        RouteAction::DirectResponse { status, body } => Decision::Respond {
-            route: Some(r),
-            reply: LocalReply::new(*status, Bytes::from(body.clone())),
-        },
+        RouteAction::DirectResponse { status, body } => {
+            let mut reply = LocalReply::new(*status, Bytes::from(body.clone()));
+            // As Envoy's router: a 201 or 3xx direct response points at the request's own URL
+            // (RFC 9110 §10.2.2).
+            if *status == 201 || (300..400).contains(status) {
+                let here = weir_config::RedirectAction {
+                    scheme: None,
+                    host: None,
+                    port: None,
+                    path: None,
+                    status: *status,
+                    strip_query: false,
+                };
+                reply.location = Some(redirect_location(
+                    &here,
+                    &route.matcher.path,
+                    authority,
+                    head,
+                ));
+            }
+            Decision::Respond {
+                route: Some(r),
+                reply,
+            }
+        }
         RouteAction::Redirect(redirect) => {
             let location = redirect_location(redirect, &route.matcher.path, authority, head);
             let mut reply = LocalReply::new(redirect.status, Bytes::new());
@@ -94,11 +117,19 @@ pub(crate) fn decide(
                     None => path,
                 };
                 // Envoy's router keeps the path the client sent (access logs' default format
-                // reads it) unless told to suppress its headers, which weir does not support.
+                // reads it) unless told to suppress its headers.
                 let original = std::mem::replace(&mut head.target, Bytes::from(target));
-                head.headers.set("x-envoy-original-path", original);
+                if envoy_headers {
+                    head.headers.set("x-envoy-original-path", original);
+                }
             }
             if let Some(host) = &forward.host_rewrite_literal {
+                // As Envoy's `updateAuthority`: the client's host is kept for the origin
+                // unless the router suppresses its headers.
+                let original = head.headers.get("host").filter(|h| !h.is_empty()).cloned();
+                if let (Some(original), true) = (original, envoy_headers) {
+                    head.headers.set("x-envoy-original-host", original);
+                }
                 head.headers.set("host", host.clone());
             }
             table.mutate_request(r, &mut head.headers);

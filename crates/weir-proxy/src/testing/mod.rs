@@ -10,6 +10,8 @@
 
 #[cfg(test)]
 mod filter_scenarios;
+#[cfg(test)]
+mod header_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;

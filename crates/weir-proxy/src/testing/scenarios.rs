@@ -349,7 +349,8 @@ fn a_client_gone_mid_body_aborts_the_upstream_request() {
 /// the connection does, the cut is a reset.
 #[test]
 fn a_cut_close_delimited_response_is_reset() {
-    let mut h = Harness::new(&config("", "", &[ORIGIN]));
+    let accept = hcm("http_protocol_options: { accept_http_10: true }");
+    let mut h = Harness::new(&config(&accept, "", &[ORIGIN]));
     let (client, origin) = forwarded(&mut h, "GET / HTTP/1.0\r\nhost: a\r\n\r\n");
     origin.send("HTTP/1.1 200 OK\r\n\r\npartial");
     h.settle();

@@ -22,8 +22,10 @@ use weir_flow::{EventKind, Lane};
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
-    /// connect() was refused or failed.
+    /// connect() failed.
     ConnectFailed,
+    /// connect() was refused (ECONNREFUSED).
+    ConnectRefused,
     /// The cluster's connect_timeout passed.
     ConnectTimeout,
     /// The origin closed the connection (FIN) before the response ended.
@@ -195,6 +197,7 @@ impl Worker {
     /// Binds a stream to a connection and queues its request.
     fn attach(&mut self, sid: Id, up: Id) {
         let has_policy = self.retry_policy_of(sid).is_some();
+        let expected_timeout = self.expected_timeout_value(sid);
         let wants_local = self
             .streams
             .get(sid)
@@ -239,7 +242,10 @@ impl Worker {
         // weir ends sends no head: the origin sees only the tunnel's bytes.
         if stream.tunnel == Tunnel::TerminateConnect {
             conn.codec.open_tunnel();
-        } else if let Some(head) = &stream.retry.head {
+        } else if let Some(head) = &mut stream.retry.head {
+            if let Some(ms) = expected_timeout {
+                head.headers.set("x-envoy-expected-rq-timeout-ms", ms);
+            }
             let codec = &mut conn.codec;
             let upgrade = stream.tunnel == Tunnel::Upgrade;
             codec.encode_headers(head, stream.request_bodiless, upgrade, &mut conn.conn);
@@ -281,7 +287,11 @@ impl Worker {
                     ConnectProgress::InProgress => return,
                     ConnectProgress::Failed(e) => {
                         tracing::debug!(error = %e, "upstream connect failed");
-                        return self.upstream_failed(id, Failure::ConnectFailed);
+                        let failure = match e.kind() {
+                            std::io::ErrorKind::ConnectionRefused => Failure::ConnectRefused,
+                            _ => Failure::ConnectFailed,
+                        };
+                        return self.upstream_failed(id, failure);
                     }
                 }
                 up.state = UpstreamState::Active;
@@ -449,6 +459,10 @@ impl Worker {
                     c.common.upstream_rq_retry_success.inc();
                 }
                 self.trace_up(id, || EventKind::ResponseHead { status });
+                let mut head = head;
+                if let Some(ms) = self.upstream_service_time(sid) {
+                    head.headers.set("x-envoy-upstream-service-time", ms);
+                }
                 self.encode_response_head(sid, head, end_stream);
             }
             ResponsePart::Data(data) => self.forward_response_data(sid, data),
@@ -581,7 +595,7 @@ impl Worker {
         let (cluster, host) = (up.cluster, up.host);
         if let Some(c) = self.stats.clusters.get(cluster) {
             match failure {
-                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
                     c.common.upstream_cx_connect_fail.inc();
                     if let Some(h) = c.hosts.get(host) {
                         h.cx_connect_fail.inc();
@@ -608,7 +622,7 @@ impl Worker {
         };
         if stream.response_started() {
             stream.flag.get_or_insert(match failure {
-                Failure::ConnectFailed | Failure::ConnectTimeout => {
+                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
                     ResponseFlag::UpstreamConnectionFailure
                 }
                 Failure::Termination => ResponseFlag::UpstreamConnectionTermination,
@@ -638,7 +652,9 @@ impl Worker {
             return;
         }
         let cause = match failure {
-            Failure::ConnectFailed | Failure::ConnectTimeout => RetryCause::Connect,
+            Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
+                RetryCause::Connect
+            }
             Failure::Termination | Failure::Reset | Failure::Protocol => RetryCause::Reset,
         };
         if self.should_retry(sid, cause) {
@@ -646,6 +662,7 @@ impl Worker {
         }
         let reply = match failure {
             Failure::ConnectFailed => LocalReply::failure(ResponseFlag::UpstreamConnectionFailure),
+            Failure::ConnectRefused => LocalReply::connect_refused(),
             Failure::ConnectTimeout => LocalReply::connect_timeout(),
             Failure::Termination => {
                 LocalReply::failure(ResponseFlag::UpstreamConnectionTermination)

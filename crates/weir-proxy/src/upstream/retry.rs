@@ -170,10 +170,9 @@ impl Worker {
         if self.should_retry(sid, RetryCause::PerTryTimeout) {
             return self.schedule_retry(sid);
         }
-        self.local_reply(
-            sid,
-            None,
-            LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
-        );
+        // As Envoy's router words a per-try timeout that ends the request.
+        let reply = LocalReply::failure(ResponseFlag::UpstreamRequestTimeout)
+            .because("upstream_per_try_timeout");
+        self.local_reply(sid, None, reply);
     }
 }

@@ -108,6 +108,12 @@ impl Config {
         self
     }
 
+    /// HTTP/1.0 requests are served (`http_protocol_options.accept_http_10`; without it they
+    /// are answered 426, as in Envoy).
+    pub fn accept_http10(self) -> Self {
+        self.hcm("http_protocol_options: { accept_http_10: true }")
+    }
+
     /// Extra YAML at the HTTP connection manager's level (e.g. `use_remote_address: true`).
     pub fn hcm(mut self, yaml: &str) -> Self {
         self.hcm.push(yaml.to_owned());

@@ -401,9 +401,10 @@ fn echo_connection(
             text.push('\n');
         }
         let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let server = query("server").map_or(String::new(), |s| format!("server: {s}\r\n"));
         let head = format!(
             "HTTP/1.1 {status} Echo\r\nx-echo-cluster: {cluster}\r\nx-echo-method: {method}\r\n\
-             x-echo-target: {target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n",
+             x-echo-target: {target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}{server}\r\n",
             if method == "HEAD" { 0 } else { text.len() },
             if close { "connection: close\r\n" } else { "" },
         );

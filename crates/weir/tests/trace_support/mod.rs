@@ -448,7 +448,15 @@ impl Proxy {
                 haproxy_launch(dir, port, origin)
             })?),
             ProxyKind::Weir => {
-                Proxy::Weir(Weir::start(&proxy_config(origin), &["--concurrency", "2"]))
+                // As Envoy's below: no `x-envoy-upstream-service-time`, whose length varies.
+                let router = "router.v3.Router\n";
+                let config = proxy_config(origin);
+                assert!(config.contains(router));
+                let config = config.replace(
+                    router,
+                    "router.v3.Router\n              suppress_envoy_headers: true\n",
+                );
+                Proxy::Weir(Weir::start(&config, &["--concurrency", "2"]))
             }
             ProxyKind::Envoy => {
                 let bin = crate::support::envoy_bin()?;

@@ -121,7 +121,7 @@ fn every_operator_as_text() {
     r.response_headers = headers(&[("content-type", "text/plain")]);
     r.response_code = 503;
     r.response_code_details = "upstream_reset_before_response_started{connection_failure}";
-    r.response_flags = "UF,URX";
+    r.response_flags = "URX,UF";
     r.bytes_received = 12;
     r.bytes_sent = 91;
     r.duration = Some(Duration::from_millis(15));
@@ -145,7 +145,7 @@ fn every_operator_as_text() {
             "%RESPONSE_CODE_DETAILS%",
             "upstream_reset_before_response_started{connection_failure}",
         ),
-        ("%RESPONSE_FLAGS%", "UF,URX"),
+        ("%RESPONSE_FLAGS%", "URX,UF"),
         ("%BYTES_RECEIVED%", "12"),
         ("%BYTES_SENT%", "91"),
         ("%DURATION%", "15"),

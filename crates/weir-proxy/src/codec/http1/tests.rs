@@ -49,6 +49,37 @@ fn a_response_without_length_is_chunked_for_http11_and_kept_alive() {
 }
 
 #[test]
+fn the_status_line_carries_envoys_phrase_not_the_origins() {
+    for (status, line) in [
+        (200, "HTTP/1.1 200 OK\r\n"),
+        (451, "HTTP/1.1 451 Unknown\r\n"),
+        (299, "HTTP/1.1 299 Unknown\r\n"),
+    ] {
+        let (mut server, _) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+        let mut out = Vec::new();
+        let mut head = response(status, &[("content-length", "0")]);
+        head.reason = Bytes::from_static(b"Echo");
+        server.encode_headers(&mut head, true, false, &mut out);
+        assert!(concat(&out).starts_with(line), "{}", concat(&out));
+    }
+}
+
+#[test]
+fn a_refused_http10_request_gets_an_http11_answer_that_closes() {
+    let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
+    assert!(server.http10());
+    server.refuse_http10();
+    let mut out = Vec::new();
+    let mut head = response(426, &[("content-length", "0")]);
+    server.encode_headers(&mut head, true, false, &mut out);
+    assert_eq!(
+        concat(&out),
+        "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    assert!(server.closes_connection());
+}
+
+#[test]
 fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
     let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
     let mut out = Vec::new();
@@ -58,7 +89,7 @@ fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
     server.encode_end(&mut out);
     assert_eq!(
         concat(&out),
-        "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nx"
+        "HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nx"
     );
     assert!(server.closes_connection() && server.close_delimited());
 }
@@ -71,7 +102,7 @@ fn an_http10_keep_alive_client_is_told_the_connection_stays() {
     server.encode_headers(&mut head, true, false, &mut out);
     assert_eq!(
         concat(&out),
-        "HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+        "HTTP/1.0 204 No Content\r\nconnection: keep-alive\r\n\r\n"
     );
     assert!(!server.closes_connection());
     assert_eq!(server.protocol(), "HTTP/1.0");

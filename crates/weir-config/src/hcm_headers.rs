@@ -1,0 +1,110 @@
+//! The HTTP connection manager's fields about the headers it writes itself (`server_name`,
+//! `server_header_transformation`, `preserve_external_request_id`) and about HTTP/1.0
+//! (`http_protocol_options.{accept_http_10,default_host_for_http_10}`).
+
+use crate::model::ServerHeaderTransformation;
+use crate::reader::{Cx, Obj};
+
+/// `config.core.v3.Http1ProtocolOptions` fields weir does not support yet.
+const HTTP1_OPTIONS_ENVOY: &[&str] = &[
+    "allow_absolute_url",
+    "header_key_format",
+    "enable_trailers",
+    "allow_chunked_length",
+    "override_stream_error_on_invalid_http_message",
+    "send_fully_qualified_url",
+    "use_balsa_parser",
+    "allow_custom_methods",
+    "ignore_http_11_upgrade",
+];
+
+/// `http_protocol_options` as read.
+#[derive(Default)]
+pub(crate) struct Http10 {
+    /// `accept_http_10` (default false: an HTTP/1.0 request is answered 426).
+    pub(crate) accept: bool,
+    /// `default_host_for_http_10`: the Host of an HTTP/1.0 request that has none.
+    pub(crate) default_host: Option<String>,
+}
+
+/// Reads `http_protocol_options` (`accept_http_10`, `default_host_for_http_10`).
+pub(crate) fn http_protocol_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Http10> {
+    let Some(f) = o.get(cx, "http_protocol_options") else {
+        return Some(Http10::default());
+    };
+    let mut options = Obj::new(cx, &f, HTTP1_OPTIONS_ENVOY)?;
+    let accept = options.bool(cx, "accept_http_10");
+    let default_host = options
+        .get(cx, "default_host_for_http_10")
+        .map(|h| h.string(cx));
+    let ok = options.finish(cx);
+    let default_host = match default_host {
+        Some(host) => Some(host?).filter(|h| !h.is_empty()),
+        None => None,
+    };
+    ok.then_some(Http10 {
+        accept: accept.unwrap_or(false),
+        default_host,
+    })
+}
+
+/// weir's own name in `server` when `server_name` is not given. Envoy's default is `envoy`;
+/// weir names itself (a deliberate difference, listed in README).
+pub const DEFAULT_SERVER_NAME: &str = "weir";
+
+/// `server_name` and `server_header_transformation` as read.
+pub(crate) struct ServerHeader {
+    pub(crate) name: String,
+    pub(crate) transformation: ServerHeaderTransformation,
+    /// `preserve_external_request_id` (default false).
+    pub(crate) preserve_external_request_id: bool,
+}
+
+/// Reads `server_name` (empty or absent: the default), `server_header_transformation`
+/// (OVERWRITE, APPEND_IF_ABSENT or PASS_THROUGH; default OVERWRITE, as in Envoy) and
+/// `preserve_external_request_id`.
+pub(crate) fn server_header(cx: &mut Cx, o: &mut Obj<'_>) -> Option<ServerHeader> {
+    let name = match o.get(cx, "server_name") {
+        Some(f) => f.string(cx).and_then(|s| {
+            if s.is_empty() {
+                // As in Envoy: an empty name is the default one.
+                return Some(DEFAULT_SERVER_NAME.to_string());
+            }
+            if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                cx.error(
+                    &f.path,
+                    "`server_name` must be a valid header value (no CR, LF or NUL)",
+                );
+                return None;
+            }
+            Some(s)
+        }),
+        None => Some(DEFAULT_SERVER_NAME.to_string()),
+    };
+    let transformation = match o.get(cx, "server_header_transformation") {
+        Some(f) => f
+            .enumeration(
+                cx,
+                "server_header_transformation",
+                &[
+                    ("OVERWRITE", 0),
+                    ("APPEND_IF_ABSENT", 1),
+                    ("PASS_THROUGH", 2),
+                ],
+            )
+            .map(|t| match t {
+                "APPEND_IF_ABSENT" => ServerHeaderTransformation::AppendIfAbsent,
+                "PASS_THROUGH" => ServerHeaderTransformation::PassThrough,
+                _ => ServerHeaderTransformation::Overwrite,
+            }),
+        None => Some(ServerHeaderTransformation::Overwrite),
+    };
+    let preserve = o
+        .get(cx, "preserve_external_request_id")
+        .map(|p| p.bool(cx));
+    Some(ServerHeader {
+        name: name?,
+        transformation: transformation?,
+        preserve_external_request_id: preserve.unwrap_or(Some(false))?,
+    })
+}
