@@ -14,7 +14,7 @@ use crate::model::{
     Fraction, HealthCheckConfig, HttpFilter, PerFilter, PerFilterConfig,
 };
 use crate::reader::{Cx, Field, Obj, describe, join};
-use crate::route::header_matcher;
+use crate::route_match::header_matcher;
 
 /// The `@type` of the fault filter's config (and of its per-route config).
 pub(crate) const FAULT_TYPE: &str =

@@ -26,6 +26,7 @@ pub mod model;
 mod access_log;
 mod bootstrap;
 mod cluster;
+mod hcm;
 mod hcm_headers;
 mod headers;
 mod http_filter;
@@ -34,6 +35,7 @@ mod overload;
 mod reader;
 mod retry;
 mod route;
+mod route_match;
 mod source;
 mod weir;
 
