@@ -177,6 +177,12 @@ impl Worker {
                 authority = host;
             }
         }
+        // Past the codec a target is a path, an authority (CONNECT) or `*`. Envoy routes paths
+        // only: `OPTIONS *` and the like are answered 404 here, before filters and routes.
+        if !connect && request.target.first() != Some(&b'/') {
+            self.count_stream_stat(sid, |h| &h.downstream_rq_non_relative_path);
+            return Err(LocalReply::new(404, Bytes::new()).because("absolute_path_rejected"));
+        }
         strip_hop_by_hop(&mut request.headers);
         if expect_continue {
             request.headers.remove("expect");

@@ -112,6 +112,7 @@ scope! {
             downstream_rq_header_timeout,
             downstream_rq_total, downstream_rq_http1_total, downstream_rq_completed,
             downstream_rq_timeout, downstream_rq_idle_timeout, downstream_rq_rx_reset,
+            downstream_rq_non_relative_path,
             no_route, no_cluster, rq_direct_response, rq_redirect, rq_total,
         ],
         gauges: [downstream_cx_active, downstream_cx_http1_active, downstream_rq_active],

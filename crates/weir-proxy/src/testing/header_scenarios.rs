@@ -1,7 +1,8 @@
 //! The headers the connection manager and the router write themselves, as Envoy's do, on a
 //! virtual clock (so `x-envoy-upstream-service-time` and the time a retry has left are exact):
 //! the status line's phrase, `date`, `server` by `server_header_transformation`, the router's
-//! `x-envoy-*` headers and `suppress_envoy_headers`, and local replies' framing and texts.
+//! `x-envoy-*` headers and `suppress_envoy_headers`, local replies' framing and texts, and the
+//! 404 for a target that is not a path.
 
 use std::time::Duration;
 
@@ -265,4 +266,30 @@ fn a_failure_after_retries_says_it_was_retried() {
         };
         assert!(response.ends_with(body), "{response}");
     }
+}
+
+#[test]
+fn a_target_that_is_not_a_path_is_answered_404_before_routing() {
+    // This route would match `*`: Envoy never routes it, and neither does weir.
+    let routes = "              - match: { safe_regex: { regex: \"[*]\" } }\n                \
+                  direct_response: { status: 200, body: { inline_string: star } }";
+    let mut h = Harness::new(&bootstrap_with_routes("", "", routes, "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send("OPTIONS * HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    let response = client.take_text();
+    assert!(
+        response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{response}"
+    );
+    assert_eq!(header(&response, "content-length").as_deref(), Some("0"));
+    assert_eq!(h.stat("http.test.downstream_rq_non_relative_path"), 1);
+    assert_eq!(h.stat("http.test.rq_direct_response"), 0);
+    assert_eq!(h.stat("http.test.no_route"), 0);
+    assert!(h.accepted(ORIGIN).is_empty());
+    // The connection stays usable, and a path is routed as before.
+    client.send(GET);
+    h.settle();
+    assert_eq!(h.accepted(ORIGIN).len(), 1);
+    assert!(!client.worker_closed());
 }
