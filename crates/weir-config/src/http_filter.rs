@@ -513,22 +513,9 @@ fn min_healthy_percentages(
     f: &Field<'_>,
     clusters: &ClusterNames,
 ) -> Option<Vec<(String, f64)>> {
-    let Value::Object(map) = f.value else {
-        cx.error(
-            &f.path,
-            format!(
-                "expected a map from cluster name to {{value: percent}}, found {}",
-                describe(f.value)
-            ),
-        );
-        return None;
-    };
-    let mut out = Some(Vec::with_capacity(map.len()));
-    for (cluster, value) in map {
-        let entry = Field {
-            value,
-            path: join(&f.path, cluster),
-        };
+    let entries = f.entries(cx, "cluster name to {value: percent}")?;
+    let mut out = Some(Vec::with_capacity(entries.len()));
+    for (cluster, entry) in entries {
         let name = Value::String(cluster.clone());
         let known = clusters
             .resolve(
@@ -592,22 +579,9 @@ pub(crate) fn per_filter_configs(
     let Some(f) = o.get(cx, "typed_per_filter_config") else {
         return Some(Vec::new());
     };
-    let Value::Object(map) = f.value else {
-        cx.error(
-            &f.path,
-            format!(
-                "expected a map from filter name to config, found {}",
-                describe(f.value)
-            ),
-        );
-        return None;
-    };
-    let mut out = Some(Vec::with_capacity(map.len()));
-    for (name, value) in map {
-        let entry = Field {
-            value,
-            path: join(&f.path, name),
-        };
+    let entries = f.entries(cx, "filter name to config")?;
+    let mut out = Some(Vec::with_capacity(entries.len()));
+    for (name, entry) in entries {
         match (per_filter(cx, name, &entry, filters, clusters), &mut out) {
             (Some(config), Some(list)) => list.push(PerFilterConfig {
                 filter: name.clone(),

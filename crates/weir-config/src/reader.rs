@@ -89,6 +89,26 @@ impl<'v> Field<'v> {
         }
     }
 
+    /// A map's entries (keys with their values and paths); `None` (and an error naming `what`
+    /// the map goes from and to) when the value is not a map.
+    pub(crate) fn entries(&self, cx: &mut Cx, what: &str) -> Option<Vec<(&'v String, Field<'v>)>> {
+        let Value::Object(map) = self.value else {
+            cx.error(
+                &self.path,
+                format!("expected a map from {what}, found {}", describe(self.value)),
+            );
+            return None;
+        };
+        Some(
+            map.iter()
+                .map(|(key, value)| {
+                    let path = join(&self.path, key);
+                    (key, Field { value, path })
+                })
+                .collect(),
+        )
+    }
+
     /// A string.
     pub(crate) fn string(&self, cx: &mut Cx) -> Option<String> {
         match self.value {
