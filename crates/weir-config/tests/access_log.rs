@@ -1,6 +1,8 @@
 //! `access_log` of the HTTP connection manager: every supported shape, and every error with its
 //! exact path.
 
+mod support;
+
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -80,10 +82,7 @@ fn one(log: Value) -> AccessLog {
 /// The errors of a config that must not load, as `Display` shows them.
 #[track_caller]
 fn errors(logs: Value) -> Vec<String> {
-    match weir_config::parse(&config(logs).to_string()) {
-        Ok(_) => panic!("config should not parse"),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
+    support::parse_errors(&config(logs).to_string())
 }
 
 /// Asserts that the single access log `log` gives exactly `expected`, each prefixed with

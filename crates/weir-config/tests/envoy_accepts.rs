@@ -2,7 +2,11 @@
 //! the way Envoy reads them: enum names in any case, a repeated key (the last value wins, with a
 //! warning naming its path), the `!ignore` tag, and `TypedStruct`-wrapped typed configs.
 
-use weir_config::{Bootstrap, CodecType, parse};
+mod support;
+
+use support::{parse_errors as errors, parse_ok as ok};
+
+use weir_config::{CodecType, parse};
 
 const BASE: &str = r#"static_resources:
   listeners:
@@ -43,20 +47,6 @@ const HCM: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typ
 fn edit(from: &str, to: &str) -> String {
     assert_eq!(BASE.matches(from).count(), 1, "{from:?}");
     BASE.replacen(from, to, 1)
-}
-
-fn ok(text: &str) -> Bootstrap {
-    match parse(text) {
-        Ok(b) => b,
-        Err(e) => panic!("config should parse:\n{e}\n{text}"),
-    }
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match parse(text) {
-        Ok(_) => panic!("config should not parse:\n{text}"),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
 }
 
 #[test]

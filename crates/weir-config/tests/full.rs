@@ -1,5 +1,9 @@
 //! A config that uses every field weir supports, and a minimal one that shows every default.
 
+mod support;
+
+use support::parse_ok;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -7,13 +11,6 @@ use weir_config::*;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn parse_ok(text: &str) -> Bootstrap {
-    match parse(text) {
-        Ok(b) => b,
-        Err(e) => panic!("config should parse:\n{e}"),
-    }
 }
 
 const EVERYTHING: &str = r#"

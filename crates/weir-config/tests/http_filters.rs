@@ -3,6 +3,8 @@
 //! (Which of these Envoy 1.40 accepts was checked with `envoy --mode validate`; where weir is
 //! stricter, the test says so.)
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -112,18 +114,12 @@ fn with_filters(filters: &[Value]) -> Value {
 }
 
 fn parse_ok(doc: &Value) -> Bootstrap {
-    match parse(&doc.to_string()) {
-        Ok(b) => b,
-        Err(e) => panic!("config should parse:\n{e}\n{doc:#}"),
-    }
+    support::parse_ok(&doc.to_string())
 }
 
 #[track_caller]
 fn errors(doc: &Value) -> Vec<String> {
-    match parse(&doc.to_string()) {
-        Ok(_) => panic!("config should not parse:\n{doc:#}"),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
+    support::parse_errors(&doc.to_string())
 }
 
 /// Asserts `doc` fails with exactly one error, `path: message`.

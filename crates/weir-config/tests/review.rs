@@ -1,23 +1,13 @@
 //! Review: realistic Envoy configs and odd inputs.
 
+mod support;
+
+use support::{parse_errors as errs, parse_ok as ok};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use weir_config::*;
-
-fn ok(text: &str) -> Bootstrap {
-    match parse(text) {
-        Ok(b) => b,
-        Err(e) => panic!("config should parse:\n{e}"),
-    }
-}
-
-fn errs(text: &str) -> Vec<String> {
-    match parse(text) {
-        Ok(_) => panic!("config should not parse:\n{text}"),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
-}
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
