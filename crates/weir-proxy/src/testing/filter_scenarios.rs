@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Harness, Peer, bootstrap, bootstrap_with_routes};
+use super::{Harness, Peer, bootstrap, bootstrap_with_routes, status};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 
@@ -19,12 +19,6 @@ fn filter(name: &str, typed: &str, fields: &str) -> String {
 
 fn text(peer: &Peer) -> String {
     peer.take_text()
-}
-
-fn status(text: &str) -> u16 {
-    text.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no response in {text:?}"))
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";

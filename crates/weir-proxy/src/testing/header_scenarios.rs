@@ -6,14 +6,10 @@
 
 use std::time::Duration;
 
-use super::{Harness, Peer, bootstrap, bootstrap_with_routes};
+use super::{Harness, Peer, bootstrap, bootstrap_with_routes, hcm};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 const GET: &str = "GET /a HTTP/1.1\r\nhost: a\r\n\r\n";
-
-fn hcm(line: &str) -> String {
-    format!("          {line}")
-}
 
 /// The router with `suppress_envoy_headers: true`.
 fn suppressed(yaml: String) -> String {

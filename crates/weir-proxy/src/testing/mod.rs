@@ -41,6 +41,18 @@ pub(crate) fn bootstrap(hcm: &str, filters: &str, route: &str, hosts: &[&str]) -
     bootstrap_with_routes(hcm, filters, "", route, hosts)
 }
 
+/// `line` indented as a field of [`bootstrap`]'s connection manager.
+pub(crate) fn hcm(line: &str) -> String {
+    format!("          {line}")
+}
+
+/// The status of the first response in `text`.
+pub(crate) fn status(text: &str) -> u16 {
+    text.get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no response in {text:?}"))
+}
+
 /// [`bootstrap`] with more routes before the last.
 pub(crate) fn bootstrap_with_routes(
     hcm: &str,

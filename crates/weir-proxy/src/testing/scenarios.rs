@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Harness, Listening, Peer, bootstrap};
+use super::{Harness, Listening, Peer, bootstrap, hcm, status};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 const SECOND: &str = "127.0.0.1:9002";
@@ -14,10 +14,6 @@ fn config(hcm: &str, route: &str, hosts: &[&str]) -> String {
     bootstrap(hcm, "", route, hosts)
 }
 
-fn hcm(line: &str) -> String {
-    format!("          {line}")
-}
-
 const GET: &str = "GET / HTTP/1.1\r\nhost: a\r\n\r\n";
 
 fn ok(body: &str) -> String {
@@ -25,13 +21,6 @@ fn ok(body: &str) -> String {
         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
-}
-
-/// The status of the first response in `text`.
-fn status(text: &str) -> u16 {
-    text.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no response in {text:?}"))
 }
 
 /// Sends one request from a new client and returns the client and the origin's connection.

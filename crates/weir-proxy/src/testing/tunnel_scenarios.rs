@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Harness, Peer, bootstrap, bootstrap_with_routes};
+use super::{Harness, Peer, bootstrap, bootstrap_with_routes, status};
 
 const ORIGIN: &str = "127.0.0.1:9001";
 
@@ -50,12 +50,6 @@ fn tunnel(h: &mut Harness) -> (Peer, Peer) {
     h.settle();
     client.take();
     (client, origin)
-}
-
-fn status(text: &str) -> u16 {
-    text.get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no response in {text:?}"))
 }
 
 #[test]
