@@ -13,8 +13,10 @@
 //!   round**, first in first out within the round: event loops read a request and forward it
 //!   before they sleep again (HAProxy reads every ready socket first, then processes them).
 //!   A connection bound at connect whose first write names another request takes it (and
-//!   swaps with its connection). A request whose upstream closes before any response waits to
-//!   be bound again (a retry).
+//!   swaps with its connection). So does an idle one: Envoy's pool hands a waiting request
+//!   the first connection ready, not the one its read made it open, and that connection
+//!   keeps its connect for the request it will carry. A request whose upstream closes before
+//!   any response waits to be bound again (a retry).
 //! - Upstream reads and writes go to the bound request; downstream writes to the oldest request
 //!   on the connection still being answered.
 //! - Wake rounds: from `epoll_wait` returning to the thread's next call; a flow gets the rounds

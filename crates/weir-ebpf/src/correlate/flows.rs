@@ -5,9 +5,13 @@ use super::*;
 
 impl Correlator {
     /// Binds the upstream connection `id` to the request waiting on thread `tid`: the one
-    /// whose request line is `head` (what the write carries), else the oldest read in the
-    /// current round, else the oldest waiting. False when none waits.
+    /// whose request line is `head` (what the write carries; taken back from a connection
+    /// that has not written it), else the oldest read in the current round, else the oldest
+    /// waiting. False when none waits.
     pub(super) fn bind(&mut self, tid: u32, id: u64, head: Option<(&[u8], &[u8])>) -> bool {
+        if let Some(head) = head {
+            self.release_named(tid, id, head);
+        }
         let thread = self.threads.get_mut(&tid).expect("registered");
         let round = thread.round;
         // Requests answered or gone meanwhile are not waiting any more.
@@ -67,12 +71,7 @@ impl Correlator {
         let (to, other) = match waiting {
             Some(to) => (to, None),
             None => {
-                let bound_unsent = self.conns.iter().find_map(|(&c, conn)| {
-                    let f = conn.bound.filter(|_| c != id && !conn.sent)?;
-                    let b = flows.get(&f)?;
-                    (b.tid == tid && carries(b, head)).then_some((f, c))
-                });
-                let Some((to, other)) = bound_unsent else {
+                let Some((to, other)) = self.bound_unsent(tid, id, head) else {
                     return;
                 };
                 (to, Some(other))
@@ -101,19 +100,47 @@ impl Correlator {
         }
     }
 
-    /// Moves upstream connection `conn`'s events (and its port) from flow `from` to `to`.
-    pub(super) fn move_events(&mut self, conn: u64, from: u64, to: u64) {
-        let port = self.conns.get(&conn).and_then(|c| c.addr).map(|a| a.port());
-        let Some(b) = self.flows.get_mut(&from) else {
+    /// The request of thread `tid` whose request line is `head`, bound to a connection other
+    /// than `id` that has not written it yet, and that connection.
+    fn bound_unsent(&self, tid: u32, id: u64, head: (&[u8], &[u8])) -> Option<(u64, u64)> {
+        self.conns.iter().find_map(|(&c, conn)| {
+            let f = conn.bound.filter(|_| c != id && !conn.sent)?;
+            let b = self.flows.get(&f)?;
+            (b.tid == tid && !b.upstream_answered && carries(b, head)).then_some((f, c))
+        })
+    }
+
+    /// Idle connection `id` writes `head`, which names no waiting request but one bound at
+    /// connect to another connection that has not written it: a pool that hands each request
+    /// the first connection ready (Envoy's) sent it on this one. That request waits again,
+    /// and the other connection keeps its events for the request it will carry.
+    fn release_named(&mut self, tid: u32, id: u64, head: (&[u8], &[u8])) {
+        let flows = &self.flows;
+        let waiting = self.threads.get(&tid).is_some_and(|t| {
+            t.unlinked
+                .iter()
+                .any(|(_, f)| flows.get(f).is_some_and(|b| !b.linked && carries(b, head)))
+        });
+        if waiting {
+            return;
+        }
+        let Some((flow, other)) = self.bound_unsent(tid, id, head) else {
             return;
         };
-        let (moved, kept): (Vec<Event>, Vec<Event>) = std::mem::take(&mut b.flow.events)
-            .into_iter()
-            .partition(|e| e.conn == conn);
-        b.flow.events = kept;
-        if let Some(i) = port.and_then(|p| b.ports.iter().position(|&x| x == p)) {
-            b.ports.remove(i);
-        }
+        let moved = self.take_events(other, flow);
+        let conn = self.conns.get_mut(&other).expect("found above");
+        conn.bound = None;
+        conn.pending.extend(moved.into_iter().map(|mut e| {
+            e.stream = 0;
+            e
+        }));
+        self.unbound(flow);
+    }
+
+    /// Moves upstream connection `conn`'s events (and its port) from flow `from` to `to`.
+    pub(super) fn move_events(&mut self, conn: u64, from: u64, to: u64) {
+        let moved = self.take_events(conn, from);
+        let port = self.conns.get(&conn).and_then(|c| c.addr).map(|a| a.port());
         let Some(b) = self.flows.get_mut(&to) else {
             return;
         };
@@ -122,6 +149,22 @@ impl Correlator {
             e.stream = to;
             e
         }));
+    }
+
+    /// Takes upstream connection `conn`'s events (and its port) off flow `from`.
+    fn take_events(&mut self, conn: u64, from: u64) -> Vec<Event> {
+        let port = self.conns.get(&conn).and_then(|c| c.addr).map(|a| a.port());
+        let Some(b) = self.flows.get_mut(&from) else {
+            return Vec::new();
+        };
+        let (moved, kept): (Vec<Event>, Vec<Event>) = std::mem::take(&mut b.flow.events)
+            .into_iter()
+            .partition(|e| e.conn == conn);
+        b.flow.events = kept;
+        if let Some(i) = port.and_then(|p| b.ports.iter().position(|&x| x == p)) {
+            b.ports.remove(i);
+        }
+        moved
     }
 
     pub(super) fn new_flow(&mut self, tid: u32, conn_id: u64, data: &[u8]) -> u64 {

@@ -376,6 +376,112 @@ fn a_pooled_write_is_linked_to_the_request_it_names() {
     );
 }
 
+/// One syscall of a recorded Envoy 1.40 run: `n` bytes moved, of which the record keeps the
+/// first 64, a request line for `/gt/K/ppp…` (`k`) or a status line (`None`).
+fn envoy_io(s: &mut Script, sys: Sys, fd: i32, k: Option<u32>, n: i64) {
+    let mut data = match k {
+        Some(k) => format!("GET /gt/{k}/").into_bytes(),
+        None => b"HTTP/1.1 200 OK\r\n".to_vec(),
+    };
+    data.resize(64, b'p');
+    let asked = if sys.is_read() { 131_072 } else { n as u64 };
+    s.sys(1, sys, fd, n, [asked, 0, 0], &data);
+}
+
+/// Envoy's pool gives each waiting request the first connection that is ready, not the one
+/// its read made it open. Recorded (fds and byte counts of one run; the responses written
+/// in later rounds): /gt/53 opens 128 and /gt/5 opens 129; 128 connects first and carries
+/// /gt/5; then 95, idle again after /gt/0, carries /gt/53, which the tracer had moved to
+/// 129. 95's write takes /gt/53 from 129, which has written nothing and keeps its connect
+/// for the request it will carry.
+#[test]
+fn an_idle_connection_takes_the_request_it_names_from_one_still_connecting() {
+    use Lane::{Downstream as D, Upstream as U};
+    use Sys::{Readv, Sendto, Writev};
+    let mut s = Script::new(vec![]);
+    for fd in [23, 77, 37] {
+        s.accept(1, fd);
+    }
+    s.wake(1, &[(23, 1)]);
+    envoy_io(&mut s, Readv, 23, Some(0), 200);
+    s.connect(1, 95, 9000, -EINPROGRESS);
+    s.wake(1, &[(95, 4)]);
+    envoy_io(&mut s, Sendto, 95, Some(0), 277);
+    s.wake(1, &[(95, 1)]);
+    envoy_io(&mut s, Readv, 95, None, 10_095);
+    s.wake(1, &[(77, 1), (37, 1)]);
+    envoy_io(&mut s, Readv, 77, Some(53), 306);
+    s.connect(1, 128, 9000, -EINPROGRESS);
+    envoy_io(&mut s, Readv, 37, Some(5), 210);
+    s.connect(1, 129, 9000, -EINPROGRESS);
+    s.wake(1, &[]);
+    envoy_io(&mut s, Writev, 23, None, 10_147);
+    s.wake(1, &[(128, 4)]);
+    envoy_io(&mut s, Sendto, 128, Some(5), 287);
+    s.wake(1, &[]);
+    envoy_io(&mut s, Sendto, 95, Some(53), 383);
+    s.wake(1, &[(95, 1), (128, 1), (129, 4)]);
+    envoy_io(&mut s, Readv, 95, None, 10_466);
+    envoy_io(&mut s, Readv, 128, None, 10_130);
+    s.wake(1, &[]);
+    envoy_io(&mut s, Writev, 77, None, 10_518);
+    envoy_io(&mut s, Writev, 37, None, 10_182);
+    s.wake(1, &[]);
+    let flows = s.flows();
+    let gt = |k: u32| {
+        let prefix = format!("/gt/{k}/");
+        flows
+            .iter()
+            .find(|f| f.path.as_str().starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no flow for {prefix}"))
+    };
+    assert_eq!(
+        io(gt(0)),
+        [
+            (D, 23, 'r', 200),
+            (U, 95, 'w', 277),
+            (U, 95, 'r', 10_095),
+            (D, 23, 'w', 10_147)
+        ]
+    );
+    assert_eq!(
+        io(gt(53)),
+        [
+            (D, 77, 'r', 306),
+            (U, 95, 'w', 383),
+            (U, 95, 'r', 10_466),
+            (D, 77, 'w', 10_518)
+        ]
+    );
+    assert_eq!(
+        io(gt(5)),
+        [
+            (D, 37, 'r', 210),
+            (U, 128, 'w', 287),
+            (U, 128, 'r', 10_130),
+            (D, 37, 'w', 10_182)
+        ]
+    );
+    let connects = |f: &Flow| {
+        f.events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ConnectStarted { .. }))
+            .map(|e| e.fd)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        [connects(gt(0)), connects(gt(53)), connects(gt(5))],
+        [vec![95], vec![], vec![128]]
+    );
+    assert!(
+        gt(53)
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::StreamAttached { reused: true })
+    );
+    assert_eq!(s.c.counts().unlinked_writes, 0);
+}
+
 #[test]
 fn a_pooled_connection_is_reused_by_the_next_request() {
     let mut s = Script::new(vec![]);
