@@ -24,7 +24,6 @@ const HCM_ENVOY: &[&str] = &[
     "access_log_options",
     "original_ip_detection_extensions",
     "early_header_mutation_extensions",
-    "internal_address_config",
     "skip_xff_append",
     "via",
     "always_set_request_id_in_response",
@@ -118,14 +117,14 @@ pub(crate) fn http_connection_manager(
     };
     let http_filters = match o.get(cx, "http_filters") {
         Some(h) => http_filters(cx, &h, clusters),
-        None => {
-            cx.error(
-                &join(&f.path, "http_filters"),
-                "`http_filters` is required: it must end with the router (envoy.filters.http.router)",
-            );
-            None
-        }
+        None => Some(Vec::new()),
     };
+    if http_filters.as_ref().is_some_and(Vec::is_empty) {
+        cx.warn(
+            &join(&f.path, "http_filters"),
+            "no HTTP filters: nothing answers a request, which waits for `stream_idle_timeout` and then gets 504 (as in Envoy); end the list with envoy.filters.http.router",
+        );
+    }
     let max_request_headers_kb = max_request_headers_kb(cx, &mut o);
     let protocol = match o.get(cx, "common_http_protocol_options") {
         Some(p) => common_http_protocol_options(cx, &p),
@@ -149,6 +148,7 @@ pub(crate) fn http_connection_manager(
     let upgrade_configs = crate::route::upgrade_configs(cx, &mut o, false);
     let server = crate::hcm_headers::server_header(cx, &mut o);
     let http10 = crate::hcm_headers::http_protocol_options(cx, &mut o);
+    let internal = crate::hcm_headers::internal_address_config(cx, &mut o);
     o.finish(cx);
 
     let (protocol, server, http10) = (protocol?, server?, http10?);
@@ -173,6 +173,7 @@ pub(crate) fn http_connection_manager(
         server_name: server.name,
         server_header_transformation: server.transformation,
         preserve_external_request_id: server.preserve_external_request_id,
+        internal_addresses: internal?,
         accept_http_10: http10.accept,
         default_host_for_http_10: http10.default_host,
     })
@@ -264,15 +265,11 @@ fn common_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<ProtocolOp
 }
 
 /// `http_filters[]`: supported filters (read in `http_filter`), ending with the router, which
-/// appears once.
+/// appears once; or none at all, which Envoy accepts too.
 fn http_filters(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<Vec<HttpFilter>> {
     let items = f.items(cx)?;
     if items.is_empty() {
-        cx.error(
-            &f.path,
-            "`http_filters` must end with the router (envoy.filters.http.router)",
-        );
-        return None;
+        return Some(Vec::new());
     }
     let mut filters = Some(Vec::with_capacity(items.len()));
     let mut routers = Vec::new();

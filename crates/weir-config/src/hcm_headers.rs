@@ -1,9 +1,11 @@
 //! The HTTP connection manager's fields about the headers it writes itself (`server_name`,
-//! `server_header_transformation`, `preserve_external_request_id`) and about HTTP/1.0
-//! (`http_protocol_options.{accept_http_10,default_host_for_http_10}`).
+//! `server_header_transformation`, `preserve_external_request_id`, `internal_address_config`)
+//! and about HTTP/1.0 (`http_protocol_options.{accept_http_10,default_host_for_http_10}`).
 
-use crate::model::ServerHeaderTransformation;
-use crate::reader::{Cx, Obj};
+use std::net::IpAddr;
+
+use crate::model::{CidrRange, ServerHeaderTransformation};
+use crate::reader::{Cx, Field, Obj};
 
 /// `config.core.v3.Http1ProtocolOptions` fields weir does not support yet.
 const HTTP1_OPTIONS_ENVOY: &[&str] = &[
@@ -107,4 +109,53 @@ pub(crate) fn server_header(cx: &mut Cx, o: &mut Obj<'_>) -> Option<ServerHeader
         transformation: transformation?,
         preserve_external_request_id: preserve.unwrap_or(Some(false))?,
     })
+}
+
+/// Reads `internal_address_config`: `cidr_ranges`, and `unix_sockets` (accepted; weir listens
+/// on TCP only, so no connection comes over a Unix socket).
+pub(crate) fn internal_address_config(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<CidrRange>> {
+    let Some(f) = o.get(cx, "internal_address_config") else {
+        return Some(Vec::new());
+    };
+    let before = cx.errors.len();
+    let mut config = Obj::new(cx, &f, &[])?;
+    config.bool(cx, "unix_sockets");
+    let ranges: Vec<CidrRange> = config
+        .list(cx, "cidr_ranges")
+        .iter()
+        .filter_map(|item| cidr_range(cx, item))
+        .collect();
+    config.finish(cx);
+    (cx.errors.len() == before).then_some(ranges)
+}
+
+/// `config.core.v3.CidrRange`: `address_prefix` (an IP address) and `prefix_len` (default 0).
+pub(crate) fn cidr_range(cx: &mut Cx, f: &Field<'_>) -> Option<CidrRange> {
+    let before = cx.errors.len();
+    let mut o = Obj::new(cx, f, &[])?;
+    let address = o.required(cx, "address_prefix").and_then(|a| {
+        let text = a.string(cx)?;
+        let ip = text.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            cx.error(&a.path, format!("`{text}` is not an IP address"));
+        }
+        ip
+    });
+    let len = o.get(cx, "prefix_len").map(|l| (l.u32(cx), l.path.clone()));
+    o.finish(cx);
+    let (address, (len, path)) = (address?, len.unwrap_or((Some(0), String::new())));
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    match len? {
+        len if len > max => {
+            cx.error(
+                &path,
+                format!("prefix_len {len} is longer than the address ({max} bits)"),
+            );
+            None
+        }
+        len => (cx.errors.len() == before).then_some(CidrRange {
+            address,
+            prefix_len: len as u8,
+        }),
+    }
 }

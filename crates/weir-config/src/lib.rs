@@ -87,10 +87,12 @@ fn parse_as(text: &str, format: Format) -> Result<Bootstrap, ConfigErrors> {
     let doc = parsed.doc;
     let mut cx = Cx::default();
     let bootstrap = bootstrap::read(&mut cx, &Field::root(&doc));
+    let mut warnings = parsed.warnings;
+    warnings.append(&mut cx.warnings);
     match bootstrap {
         Some(mut b) if cx.errors.is_empty() => {
             b.source = doc;
-            b.warnings = parsed.warnings;
+            b.warnings = warnings;
             Ok(b)
         }
         _ => {
@@ -100,7 +102,7 @@ fn parse_as(text: &str, format: Format) -> Result<Bootstrap, ConfigErrors> {
             }
             Err(ConfigErrors {
                 errors: cx.errors,
-                warnings: parsed.warnings,
+                warnings,
             })
         }
     }

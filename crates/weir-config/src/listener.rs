@@ -330,16 +330,7 @@ fn filter_chain(
             None => Some(None),
         }
     };
-    let hcm = match o.get(cx, "filters") {
-        Some(filters) => network_filters(cx, &filters, clusters),
-        None => {
-            cx.error(
-                &join(&f.path, "filters"),
-                "`filters` is required: weir needs the envoy.filters.network.http_connection_manager filter",
-            );
-            None
-        }
-    };
+    let hcm = network_filters(cx, &mut o, &f.path, clusters);
     o.finish(cx);
     let chain = match (destination_port, hcm) {
         (Some(destination_port), Some(hcm)) => Some(FilterChain {
@@ -377,19 +368,24 @@ fn filter_chain_match(cx: &mut Cx, f: &Field<'_>) -> Option<Option<u16>> {
     port.filter(|_| complete)
 }
 
-/// `filters[]`: exactly one, the HTTP connection manager.
+/// `filters[]`: the HTTP connection manager, or nothing (Envoy accepts a chain without network
+/// filters and closes its connections at once; weir does the same, and warns).
 fn network_filters(
     cx: &mut Cx,
-    f: &Field<'_>,
+    o: &mut Obj<'_>,
+    chain: &str,
     clusters: &ClusterNames,
-) -> Option<HttpConnectionManager> {
-    let items = f.items(cx)?;
+) -> Option<Option<HttpConnectionManager>> {
+    let items = match o.get(cx, "filters") {
+        Some(f) => f.items(cx)?,
+        None => Vec::new(),
+    };
     if items.is_empty() {
-        cx.error(
-            &f.path,
-            "a filter chain needs the envoy.filters.network.http_connection_manager filter",
+        cx.warn(
+            &join(chain, "filters"),
+            "this filter chain has no network filter: its connections are closed as soon as they are accepted (as Envoy does)",
         );
-        return None;
+        return Some(None);
     }
     let mut hcm = None;
     let mut ok = true;
@@ -406,7 +402,7 @@ fn network_filters(
             None => ok = false,
         }
     }
-    if ok { hcm } else { None }
+    if ok { hcm.map(Some) } else { None }
 }
 
 /// The type name of an `Any`: what follows the last `/` of its `@type`.

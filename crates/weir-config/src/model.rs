@@ -78,8 +78,10 @@ pub struct FilterChain {
     pub name: String,
     /// `filter_chain_match.destination_port`: matches the connection's local port.
     pub destination_port: Option<u16>,
-    /// The network filter: `envoy.filters.network.http_connection_manager` (the only one so far).
-    pub http_connection_manager: HttpConnectionManager,
+    /// The network filter: `envoy.filters.network.http_connection_manager` (the only one so
+    /// far). `None` for a chain with no network filters, which Envoy accepts: its connections
+    /// are closed as soon as they are accepted.
+    pub http_connection_manager: Option<HttpConnectionManager>,
 }
 
 /// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`.
@@ -133,6 +135,10 @@ pub struct HttpConnectionManager {
     /// `preserve_external_request_id` (default false): an external request's `x-request-id`
     /// is kept instead of replaced (with `use_remote_address`).
     pub preserve_external_request_id: bool,
+    /// `internal_address_config.cidr_ranges`: a request whose trusted client address falls
+    /// in one (and whose `x-forwarded-for` then holds that one address) is internal; with
+    /// none, as in Envoy 1.40, no request is.
+    pub internal_addresses: Vec<CidrRange>,
     /// `http_protocol_options.accept_http_10` (default false): an HTTP/1.0 request is
     /// answered 426 Upgrade Required unless it is set.
     pub accept_http_10: bool,
@@ -497,6 +503,35 @@ pub struct ForwardAction {
     pub upgrade_configs: Vec<UpgradeConfig>,
 }
 
+/// `config.core.v3.CidrRange`: an address prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrRange {
+    /// `address_prefix`.
+    pub address: std::net::IpAddr,
+    /// `prefix_len`: at most 32 for IPv4, 128 for IPv6.
+    pub prefix_len: u8,
+}
+
+impl CidrRange {
+    /// Whether `ip` is in the range. An IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let bits = |a: IpAddr| match a.to_canonical() {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+            IpAddr::V6(v6) => (u128::from(v6), false),
+        };
+        let ((range, v4), (addr, addr_v4)) = (bits(self.address), bits(ip));
+        if v4 != addr_v4 {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask of the top `prefix_len` bits fits both.
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix_len))
+            .unwrap_or(0);
+        range & mask == addr & mask
+    }
+}
+
 /// `retry_policy`: when and how often a failed upstream attempt is tried again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -514,9 +549,10 @@ pub struct RetryPolicy {
     pub max_interval: Duration,
 }
 
-/// `retry_on` conditions, as a set.
+/// `retry_on` conditions, as a set: HTTP ones (also what a request's `x-envoy-retry-on` may
+/// name) and gRPC ones (`x-envoy-retry-grpc-on`), which Envoy's `retry_on` takes together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RetryOn(u8);
+pub struct RetryOn(u16);
 
 impl RetryOn {
     /// `5xx`: any 5xx response, a reset, a connect failure or a per-try timeout.
@@ -531,6 +567,38 @@ impl RetryOn {
     pub const CONNECT_FAILURE: RetryOn = RetryOn(8);
     /// `retriable-status-codes`: a response with a status in `retriable_status_codes`.
     pub const RETRIABLE_STATUS_CODES: RetryOn = RetryOn(16);
+    /// `retriable-4xx`: a 409 Conflict response.
+    pub const RETRIABLE_4XX: RetryOn = RetryOn(32);
+    /// gRPC `cancelled`: the response's `grpc-status` is 1.
+    pub const GRPC_CANCELLED: RetryOn = RetryOn(64);
+    /// gRPC `deadline-exceeded`: `grpc-status` 4.
+    pub const GRPC_DEADLINE_EXCEEDED: RetryOn = RetryOn(128);
+    /// gRPC `resource-exhausted`: `grpc-status` 8.
+    pub const GRPC_RESOURCE_EXHAUSTED: RetryOn = RetryOn(256);
+    /// gRPC `internal`: `grpc-status` 13.
+    pub const GRPC_INTERNAL: RetryOn = RetryOn(512);
+    /// gRPC `unavailable`: `grpc-status` 14.
+    pub const GRPC_UNAVAILABLE: RetryOn = RetryOn(1024);
+
+    /// The HTTP conditions weir implements, by Envoy's name (`retry_on`, `x-envoy-retry-on`).
+    pub const HTTP_NAMES: &'static [(&'static str, RetryOn)] = &[
+        ("5xx", RetryOn::FIVE_XX),
+        ("gateway-error", RetryOn::GATEWAY_ERROR),
+        ("reset", RetryOn::RESET),
+        ("connect-failure", RetryOn::CONNECT_FAILURE),
+        ("retriable-status-codes", RetryOn::RETRIABLE_STATUS_CODES),
+        ("retriable-4xx", RetryOn::RETRIABLE_4XX),
+    ];
+
+    /// The gRPC conditions, by Envoy's name (`retry_on`, `x-envoy-retry-grpc-on`), with the
+    /// `grpc-status` each retries.
+    pub const GRPC_NAMES: &'static [(&'static str, RetryOn, u8)] = &[
+        ("cancelled", RetryOn::GRPC_CANCELLED, 1),
+        ("deadline-exceeded", RetryOn::GRPC_DEADLINE_EXCEEDED, 4),
+        ("resource-exhausted", RetryOn::GRPC_RESOURCE_EXHAUSTED, 8),
+        ("internal", RetryOn::GRPC_INTERNAL, 13),
+        ("unavailable", RetryOn::GRPC_UNAVAILABLE, 14),
+    ];
 
     /// This set and `other`.
     pub fn with(self, other: RetryOn) -> RetryOn {
@@ -540,6 +608,43 @@ impl RetryOn {
     /// Whether any of `other` is in this set.
     pub fn any(self, other: RetryOn) -> bool {
         self.0 & other.0 != 0
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether a gRPC condition in this set covers a response's `grpc-status`.
+    pub fn covers_grpc_status(self, status: u8) -> bool {
+        RetryOn::GRPC_NAMES
+            .iter()
+            .any(|&(_, bit, code)| code == status && self.any(bit))
+    }
+
+    /// The conditions a comma-separated list names out of `names`, and the names it does not
+    /// know (Envoy ignores those in a request header and refuses them in a config).
+    pub fn parse(list: &str, grpc: bool) -> (RetryOn, Vec<&str>) {
+        let mut on = RetryOn::default();
+        let mut unknown = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let bit = if grpc {
+                RetryOn::GRPC_NAMES
+                    .iter()
+                    .find(|(n, ..)| *n == name)
+                    .map(|(_, bit, _)| *bit)
+            } else {
+                RetryOn::HTTP_NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, bit)| *bit)
+            };
+            match bit {
+                Some(bit) => on = on.with(bit),
+                None => unknown.push(name),
+            }
+        }
+        (on, unknown)
     }
 }
 

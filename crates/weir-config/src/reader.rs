@@ -21,9 +21,19 @@ use crate::ConfigError;
 pub(crate) struct Cx {
     /// Problems found so far, in the order found.
     pub(crate) errors: Vec<ConfigError>,
+    /// What is accepted but probably not meant (Envoy accepts it too), in the order found.
+    pub(crate) warnings: Vec<ConfigError>,
 }
 
 impl Cx {
+    /// Records a warning at `path`.
+    pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
     /// Records a problem at `path`.
     pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {

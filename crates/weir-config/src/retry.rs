@@ -21,15 +21,6 @@ const RETRY_POLICY_ENVOY: &[&str] = &[
 /// Envoy's default `retry_back_off.base_interval`.
 const DEFAULT_BASE_INTERVAL: Duration = Duration::from_millis(25);
 
-/// The `retry_on` conditions weir implements, by Envoy's name.
-const CONDITIONS: &[(&str, RetryOn)] = &[
-    ("5xx", RetryOn::FIVE_XX),
-    ("gateway-error", RetryOn::GATEWAY_ERROR),
-    ("reset", RetryOn::RESET),
-    ("connect-failure", RetryOn::CONNECT_FAILURE),
-    ("retriable-status-codes", RetryOn::RETRIABLE_STATUS_CODES),
-];
-
 /// Reads a `retry_policy`.
 pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
     let mut o = Obj::new(cx, f, RETRY_POLICY_ENVOY)?;
@@ -64,25 +55,8 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
         None => Some((DEFAULT_BASE_INTERVAL, DEFAULT_BASE_INTERVAL * 10)),
     };
     o.finish(cx);
-    // Envoy would take conditions from a request's x-envoy-retry-on header too; weir reads no
-    // such header, so a policy (or a list of codes) no condition enables does nothing.
-    let inert = match (retry_on, &codes) {
-        (Some(on), _) if on == RetryOn::default() => Some((
-            f.path.clone(),
-            "this retry_policy never retries: `retry_on` names no condition (weir does not read the x-envoy-retry-on request header)",
-        )),
-        (Some(on), Some(list)) if !list.is_empty() && !on.any(RetryOn::RETRIABLE_STATUS_CODES) => {
-            Some((
-                format!("{}.retriable_status_codes", f.path),
-                "these codes are never retried: `retry_on` does not name `retriable-status-codes`",
-            ))
-        }
-        _ => None,
-    };
-    if let Some((path, message)) = inert {
-        cx.error(&path, message);
-        return None;
-    }
+    // A policy no condition enables is kept, as Envoy keeps it: an internal request's
+    // `x-envoy-retry-on` can enable conditions, and `x-envoy-max-retries` then counts from it.
     let (base_interval, max_interval) = back_off?;
     Some(RetryPolicy {
         retry_on: retry_on?,
@@ -94,27 +68,26 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
     })
 }
 
-/// `retry_on`: a comma-separated list of Envoy's conditions.
+/// `retry_on`: a comma-separated list of Envoy's HTTP and gRPC conditions.
 fn conditions(cx: &mut Cx, path: &str, list: &str) -> Option<RetryOn> {
-    let mut on = RetryOn::default();
-    let mut ok = true;
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match CONDITIONS.iter().find(|(n, _)| *n == name) {
-            Some((_, bit)) => on = on.with(*bit),
-            None => {
-                let known: Vec<&str> = CONDITIONS.iter().map(|(n, _)| *n).collect();
-                cx.error(
-                    path,
-                    format!(
-                        "retry_on `{name}` is not supported by weir yet (supported: {})",
-                        known.join(", ")
-                    ),
-                );
-                ok = false;
-            }
-        }
+    let (http, rest) = RetryOn::parse(list, false);
+    let rest = rest.join(",");
+    let (grpc, unknown) = RetryOn::parse(&rest, true);
+    for name in &unknown {
+        let known: Vec<&str> = RetryOn::HTTP_NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(RetryOn::GRPC_NAMES.iter().map(|(n, ..)| *n))
+            .collect();
+        cx.error(
+            path,
+            format!(
+                "retry_on `{name}` is not supported by weir yet (supported: {})",
+                known.join(", ")
+            ),
+        );
     }
-    ok.then_some(on)
+    unknown.is_empty().then_some(http.with(grpc))
 }
 
 /// `retry_back_off`: `base_interval` (required, > 0) and `max_interval` (default 10 × base,

@@ -65,6 +65,8 @@ fn logs(logs: Value) -> Vec<AccessLog> {
     match weir_config::parse(&config(logs).to_string()) {
         Ok(b) => b.listeners[0].filter_chains[0]
             .http_connection_manager
+            .as_ref()
+            .unwrap()
             .access_log
             .clone(),
         Err(e) => panic!("config should parse:\n{e}"),
@@ -122,6 +124,8 @@ fn no_access_log_is_empty() {
     assert!(
         b.listeners[0].filter_chains[0]
             .http_connection_manager
+            .as_ref()
+            .unwrap()
             .access_log
             .is_empty()
     );

@@ -1,12 +1,13 @@
 //! Configs Envoy 1.40 accepts (checked with `envoy --mode validate`) that weir accepts too, read
 //! the way Envoy reads them: enum names in any case, a repeated key (the last value wins, with a
-//! warning naming its path), the `!ignore` tag, and `TypedStruct`-wrapped typed configs.
+//! warning naming its path), the `!ignore` tag, `TypedStruct`-wrapped typed configs, a chain or connection manager without filters (with a
+//! warning), `retry_policy` without `retry_on`, and `internal_address_config`.
 
 mod support;
 
 use support::{parse_errors as errors, parse_ok as ok};
 
-use weir_config::{CodecType, parse};
+use weir_config::{CodecType, RetryOn, parse};
 
 const BASE: &str = r#"static_resources:
   listeners:
@@ -65,6 +66,8 @@ fn enum_names_in_any_case() {
     assert_eq!(
         b.listeners[0].filter_chains[0]
             .http_connection_manager
+            .as_ref()
+            .unwrap()
             .codec_type,
         CodecType::Http1
     );
@@ -203,6 +206,8 @@ fn typed_struct_wraps_a_typed_config() {
     assert_eq!(
         b.listeners[0].filter_chains[0]
             .http_connection_manager
+            .as_ref()
+            .unwrap()
             .stat_prefix,
         "ingress"
     );
@@ -370,4 +375,107 @@ fn an_unsupported_match_claims_no_overlap() {
     );
     let e = errors(&BASE.replace(chain, &both));
     assert!(e.contains(&format!("{chains}[1]: matches the same connections as filter_chains[0] (no filter_chain_match); use default_filter_chain for a fallback")), "{e:#?}");
+}
+
+#[test]
+fn no_network_filters_or_http_filters_are_accepted_with_a_warning() {
+    let http_filters = "          http_filters:\n          - name: envoy.filters.http.router\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router\n";
+    for to in ["", "          http_filters: []\n"] {
+        let b = ok(&edit(http_filters, to));
+        let hcm = b.listeners[0].filter_chains[0]
+            .http_connection_manager
+            .as_ref()
+            .unwrap();
+        assert!(hcm.http_filters.is_empty());
+        let warnings: Vec<String> = b.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "{HCM}.http_filters: no HTTP filters: nothing answers a request, which waits for `stream_idle_timeout` and then gets 504 (as in Envoy); end the list with envoy.filters.http.router"
+            )]
+        );
+    }
+    let start = BASE.find("    - filters:").unwrap();
+    let end = BASE.find("  clusters:").unwrap();
+    for chain in ["    - filters: []\n", "    - name: empty\n"] {
+        let b = ok(&format!("{}{chain}{}", &BASE[..start], &BASE[end..]));
+        assert!(
+            b.listeners[0].filter_chains[0]
+                .http_connection_manager
+                .is_none()
+        );
+        assert_eq!(
+            b.warnings[0].to_string(),
+            "static_resources.listeners[0].filter_chains[0].filters: this filter chain has no network filter: its connections are closed as soon as they are accepted (as Envoy does)"
+        );
+    }
+}
+
+/// The first route's retry policy.
+fn retry_policy(b: &weir_config::Bootstrap) -> weir_config::RetryPolicy {
+    let hcm = b.listeners[0].filter_chains[0]
+        .http_connection_manager
+        .as_ref()
+        .unwrap();
+    match &hcm.route_config.virtual_hosts[0].routes[0].action {
+        weir_config::RouteAction::Forward(f) => f.retry_policy.clone().unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_retry_policy_without_retry_on_and_grpc_conditions() {
+    let route = "redirect: { path_redirect: /x, response_code: FOUND }";
+    let b = ok(&edit(
+        route,
+        "route: { cluster: origin, retry_policy: { num_retries: 3, retriable_status_codes: [409] } }",
+    ));
+    let policy = retry_policy(&b);
+    assert!(policy.retry_on.is_empty());
+    assert_eq!(
+        (policy.num_retries, policy.retriable_status_codes),
+        (3, vec![409])
+    );
+    assert!(b.warnings.is_empty());
+
+    let b = ok(&edit(
+        route,
+        "route: { cluster: origin, retry_policy: { retry_on: \"retriable-4xx, unavailable,cancelled\" } }",
+    ));
+    let on = retry_policy(&b).retry_on;
+    assert!(on.any(RetryOn::RETRIABLE_4XX));
+    assert!(on.covers_grpc_status(14) && on.covers_grpc_status(1));
+    assert!(!on.covers_grpc_status(4) && !on.any(RetryOn::FIVE_XX));
+}
+
+#[test]
+fn internal_address_config_cidr_ranges() {
+    let b = ok(&edit(
+        "          codec_type: AUTO\n",
+        "          codec_type: AUTO\n          internal_address_config:\n            unix_sockets: true\n            cidr_ranges:\n            - { address_prefix: 10.0.0.0, prefix_len: 8 }\n            - { address_prefix: \"fd00::\", prefix_len: 8 }\n            - { address_prefix: 192.168.1.7 }\n",
+    ));
+    let ranges = &b.listeners[0].filter_chains[0]
+        .http_connection_manager
+        .as_ref()
+        .unwrap()
+        .internal_addresses;
+    let internal = |ip: &str| ranges.iter().any(|r| r.contains(ip.parse().unwrap()));
+    assert!(internal("10.1.2.3") && internal("::ffff:10.9.9.9") && internal("fd12::1"));
+    // prefix_len defaults to 0: every address of the family.
+    assert!(internal("8.8.8.8"));
+    assert!(!internal("fe80::1"));
+
+    let bad = errors(&edit(
+        "          codec_type: AUTO\n",
+        "          codec_type: AUTO\n          internal_address_config:\n            cidr_ranges:\n            - { address_prefix: 10.0.0.0, prefix_len: 33 }\n            - { address_prefix: ten, prefix_len: 8 }\n            - { prefix_len: 8 }\n",
+    ));
+    let at = format!("{HCM}.internal_address_config.cidr_ranges");
+    assert_eq!(
+        bad,
+        [
+            format!("{at}[0].prefix_len: prefix_len 33 is longer than the address (32 bits)"),
+            format!("{at}[1].address_prefix: `ten` is not an IP address"),
+            format!("{at}[2].address_prefix: `address_prefix` is required"),
+        ]
+    );
 }

@@ -67,15 +67,32 @@ fn edge_example_uses_a_default_chain() {
     assert_eq!(listener.filter_chains[0].destination_port, Some(10080));
     let default = listener.default_filter_chain.as_ref().unwrap();
     assert_eq!(default.name, "edge/other");
-    assert_eq!(default.http_connection_manager.stream_idle_timeout, None);
-    assert_eq!(default.http_connection_manager.idle_timeout, None);
+    assert_eq!(
+        default
+            .http_connection_manager
+            .as_ref()
+            .unwrap()
+            .stream_idle_timeout,
+        None
+    );
+    assert_eq!(
+        default
+            .http_connection_manager
+            .as_ref()
+            .unwrap()
+            .idle_timeout,
+        None
+    );
 }
 
 #[test]
 fn filters_example_uses_all_three_filters_and_overrides() {
     use weir_config::{FilterConfig, HttpFilter, PerFilter};
     let b = weir_config::load(&examples_dir().join("filters.yaml")).unwrap();
-    let hcm = &b.listeners[0].filter_chains[0].http_connection_manager;
+    let hcm = &b.listeners[0].filter_chains[0]
+        .http_connection_manager
+        .as_ref()
+        .unwrap();
     let kinds: Vec<&str> = hcm
         .http_filters
         .iter()

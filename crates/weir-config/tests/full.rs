@@ -205,12 +205,17 @@ fn every_supported_field() {
     assert_eq!(default.name, "main/default");
     assert_eq!(default.destination_port, None);
     assert!(
-        default.http_connection_manager.route_config.virtual_hosts[0]
+        default
+            .http_connection_manager
+            .as_ref()
+            .unwrap()
+            .route_config
+            .virtual_hosts[0]
             .routes
             .is_empty()
     );
 
-    let hcm = &chain.http_connection_manager;
+    let hcm = &chain.http_connection_manager.as_ref().unwrap();
     assert_eq!(hcm.stat_prefix, "public");
     assert_eq!(hcm.codec_type, CodecType::Http1);
     assert_eq!(hcm.max_request_headers_bytes, 96 * 1024);
@@ -461,7 +466,7 @@ fn defaults_are_envoys() {
     assert_eq!(chain.name, "127.0.0.1_10000/0");
     assert_eq!(chain.destination_port, None);
 
-    let hcm = &chain.http_connection_manager;
+    let hcm = &chain.http_connection_manager.as_ref().unwrap();
     assert_eq!(hcm.codec_type, CodecType::Auto);
     assert_eq!(hcm.max_request_headers_bytes, 60 * 1024);
     assert_eq!(hcm.max_headers_count, 100);
@@ -521,7 +526,10 @@ fn camel_case_numbers_as_strings_and_enum_numbers() {
             "- name: c\n      lbPolicy: 0\n      connectTimeout: 1.000340s\n",
         );
     let b = parse_ok(&text);
-    let hcm = &b.listeners[0].filter_chains[0].http_connection_manager;
+    let hcm = &b.listeners[0].filter_chains[0]
+        .http_connection_manager
+        .as_ref()
+        .unwrap();
     assert_eq!(hcm.stat_prefix, "s");
     assert_eq!(hcm.codec_type, CodecType::Http1);
     assert_eq!(hcm.xff_num_trusted_hops, 3);
@@ -537,6 +545,8 @@ fn clusters_may_be_defined_after_routes_use_them_and_be_empty() {
     assert!(b.clusters[0].endpoints.is_empty());
     let route = &b.listeners[0].filter_chains[0]
         .http_connection_manager
+        .as_ref()
+        .unwrap()
         .route_config
         .virtual_hosts[0]
         .routes[0];

@@ -47,6 +47,8 @@ fn parse_ok(doc: &Value) -> HttpConnectionManager {
     match parse(&doc.to_string()) {
         Ok(b) => b.listeners[0].filter_chains[0]
             .http_connection_manager
+            .as_ref()
+            .unwrap()
             .clone(),
         Err(e) => panic!("config should parse:\n{e}\n{doc:#}"),
     }

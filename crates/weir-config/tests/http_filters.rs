@@ -129,7 +129,10 @@ fn check(doc: &Value, path: &str, message: &str) {
 }
 
 fn hcm(b: &Bootstrap) -> &HttpConnectionManager {
-    &b.listeners[0].filter_chains[0].http_connection_manager
+    b.listeners[0].filter_chains[0]
+        .http_connection_manager
+        .as_ref()
+        .unwrap()
 }
 
 /// The filters before the router, as (name, disabled, config).

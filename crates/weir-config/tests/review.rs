@@ -85,7 +85,7 @@ fn front_proxy_defaults() {
     let l = &b.listeners[0];
     assert_eq!(l.name, "0.0.0.0_8080");
     assert_eq!(l.per_connection_buffer_limit_bytes, 1024 * 1024);
-    let hcm = &l.filter_chains[0].http_connection_manager;
+    let hcm = &l.filter_chains[0].http_connection_manager.as_ref().unwrap();
     assert_eq!(hcm.codec_type, CodecType::Auto);
     assert_eq!(hcm.max_request_headers_bytes, 60 * 1024);
     assert_eq!(hcm.max_headers_count, 100);
@@ -184,7 +184,7 @@ fn json_camel_case_and_object_durations() {
     let l = &b.listeners[0];
     assert_eq!(l.address, addr("[::]:10000"));
     assert_eq!(l.per_connection_buffer_limit_bytes, 32768);
-    let hcm = &l.filter_chains[0].http_connection_manager;
+    let hcm = &l.filter_chains[0].http_connection_manager.as_ref().unwrap();
     assert_eq!(hcm.codec_type, CodecType::Http1);
     assert_eq!(hcm.max_request_headers_bytes, 80 * 1024);
     assert_eq!(hcm.max_headers_count, 100);
@@ -293,6 +293,8 @@ fn routing_features() {
     let b = ok(ROUTING);
     let rc = &b.listeners[0].filter_chains[0]
         .http_connection_manager
+        .as_ref()
+        .unwrap()
         .route_config;
     assert_eq!(rc.name, "routes");
     let [sub, tld, fallback] = &rc.virtual_hosts[..] else {

@@ -47,7 +47,8 @@ impl Router {
             .listeners
             .iter()
             .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
-            .map(|chain| RouteTable::new(chain.http_connection_manager.route_config.clone()))
+            .filter_map(|chain| chain.http_connection_manager.as_ref())
+            .map(|hcm| RouteTable::new(hcm.route_config.clone()))
             .collect();
         Router {
             tables,

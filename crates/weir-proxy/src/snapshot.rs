@@ -27,8 +27,35 @@ pub(crate) struct ListenerRuntime {
     pub(crate) name: String,
     pub(crate) address: SocketAddr,
     pub(crate) buffer_limit: usize,
-    chains: Vec<Arc<ChainRuntime>>,
-    default: Option<Arc<ChainRuntime>>,
+    chains: Vec<Chain>,
+    default: Option<Chain>,
+}
+
+/// A filter chain as a connection meets it.
+#[derive(Debug, Clone)]
+pub(crate) enum Chain {
+    /// Its network filter is the HTTP connection manager.
+    Http(Arc<ChainRuntime>),
+    /// No network filter (`filters: []`), which Envoy accepts: each connection is closed as
+    /// soon as it is accepted (`network_extension_config_missing`).
+    Empty { destination_port: Option<u16> },
+}
+
+impl Chain {
+    fn destination_port(&self) -> Option<u16> {
+        match self {
+            Chain::Http(c) => c.destination_port,
+            Chain::Empty { destination_port } => *destination_port,
+        }
+    }
+
+    /// Its connection manager's runtime, if it has one.
+    fn http(&self) -> Option<&Arc<ChainRuntime>> {
+        match self {
+            Chain::Http(c) => Some(c),
+            Chain::Empty { .. } => None,
+        }
+    }
 }
 
 /// A filter chain: its HTTP connection manager and compiled route table.
@@ -51,13 +78,18 @@ pub(crate) struct ChainRuntime {
     pub(crate) suppress_envoy_headers: bool,
 }
 
-impl ChainRuntime {
+impl Chain {
+    /// Compiles a filter chain: its route table, filters, stats scope and access logs.
     fn new(
         chain: &FilterChain,
         prefixes: &mut Vec<String>,
         logs: &mut AccessLogBuilder,
-    ) -> std::io::Result<Arc<Self>> {
-        let hcm = chain.http_connection_manager.clone();
+    ) -> std::io::Result<Chain> {
+        let Some(hcm) = chain.http_connection_manager.clone() else {
+            return Ok(Chain::Empty {
+                destination_port: chain.destination_port,
+            });
+        };
         let logs = logs.add(&hcm.access_log)?;
         let stats = match prefixes.iter().position(|p| *p == hcm.stat_prefix) {
             Some(k) => k,
@@ -75,7 +107,7 @@ impl ChainRuntime {
                 }
             )
         });
-        Ok(Arc::new(ChainRuntime {
+        Ok(Chain::Http(Arc::new(ChainRuntime {
             server_name: bytes::Bytes::from(hcm.server_name.clone()),
             suppress_envoy_headers,
             name: chain.name.as_str().into(),
@@ -89,7 +121,7 @@ impl ChainRuntime {
             hcm,
             stats,
             logs,
-        }))
+        })))
     }
 }
 
@@ -102,12 +134,12 @@ impl Snapshot {
             let chains = l
                 .filter_chains
                 .iter()
-                .map(|c| ChainRuntime::new(c, &mut prefixes, logs))
+                .map(|c| Chain::new(c, &mut prefixes, logs))
                 .collect::<std::io::Result<_>>()?;
             let default = l
                 .default_filter_chain
                 .as_ref()
-                .map(|c| ChainRuntime::new(c, &mut prefixes, logs))
+                .map(|c| Chain::new(c, &mut prefixes, logs))
                 .transpose()?;
             listeners.push(ListenerRuntime {
                 name: l.name.clone(),
@@ -124,6 +156,7 @@ impl Snapshot {
         for chain in listeners
             .iter()
             .flat_map(|l| l.chains.iter().chain(l.default.iter()))
+            .filter_map(Chain::http)
         {
             http_faults[chain.stats] |= chain.filters.has_fault();
         }
@@ -139,11 +172,11 @@ impl Snapshot {
 impl ListenerRuntime {
     /// The chain for connections arriving on `port`: a chain naming that port wins over one
     /// that names no port; the default chain is the last resort (Envoy's order).
-    pub(crate) fn select(&self, port: u16) -> Option<Arc<ChainRuntime>> {
+    pub(crate) fn select(&self, port: u16) -> Option<Chain> {
         self.chains
             .iter()
-            .find(|c| c.destination_port == Some(port))
-            .or_else(|| self.chains.iter().find(|c| c.destination_port.is_none()))
+            .find(|c| c.destination_port() == Some(port))
+            .or_else(|| self.chains.iter().find(|c| c.destination_port().is_none()))
             .or(self.default.as_ref())
             .cloned()
     }

@@ -37,7 +37,7 @@ use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::server::Control;
-use crate::snapshot::{ChainRuntime, Snapshot};
+use crate::snapshot::{Chain, ChainRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::upstream::ClusterState;
 
@@ -59,7 +59,7 @@ pub(crate) struct ListenerSlot {
     /// Its index in the layout of listener stats.
     pub(crate) stats: usize,
     pub(crate) address: SocketAddr,
-    pub(crate) chain: Option<Arc<ChainRuntime>>,
+    pub(crate) chain: Option<Chain>,
     pub(crate) buffer_limit: usize,
 }
 

@@ -61,7 +61,7 @@ impl Worker {
         }
         stream.authority = authority;
         stream.retry.head = Some(request);
-        if chain.filters.filters.is_empty() {
+        if chain.filters.filters.is_empty() && chain.filters.router {
             return self.route_request(sid);
         }
         stream.filters = chain.filters.instantiate(&chain.routes, route);
@@ -149,7 +149,15 @@ impl Worker {
     fn after_filters(&mut self, sid: Id, decoded: Option<Decoded>) {
         match decoded {
             None | Some(Decoded::Held { wake_after: None }) => {}
-            Some(Decoded::ToRouter) => self.route_request(sid),
+            Some(Decoded::ToRouter) => {
+                let ds = self.streams.get(sid).map(|s| s.downstream);
+                if ds
+                    .and_then(|d| self.downstreams.get(d))
+                    .is_some_and(|d| d.chain.filters.router)
+                {
+                    self.route_request(sid);
+                }
+            }
             Some(Decoded::Held {
                 wake_after: Some(after),
             }) => {

@@ -294,11 +294,13 @@ impl Worker {
             self.streams.get_mut(sid).expect("exists").idle_timer = Some(t);
         } else {
             self.count_stream_stat(sid, |h| &h.downstream_rq_idle_timeout);
-            self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::StreamIdleTimeout),
-            );
+            let mut reply = LocalReply::failure(ResponseFlag::StreamIdleTimeout);
+            // As Envoy (`maybeRequestTimeoutCode`): 408 while the client still owes the
+            // request, 504 once it has sent all of it.
+            if self.streams.get(sid).is_some_and(|s| s.request_complete()) {
+                reply.status = 504;
+            }
+            self.local_reply(sid, None, reply);
         }
     }
 

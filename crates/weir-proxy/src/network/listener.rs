@@ -16,6 +16,7 @@ use weir_flow::EventKind;
 use crate::codec::http1::Http1Server;
 use crate::event::token::{Kind, token};
 use crate::network::connection::Connection;
+use crate::snapshot::Chain;
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
 /// Accepts handled per readable edge before yielding to other work (the rest are deferred).
@@ -104,14 +105,27 @@ impl Worker {
     pub(crate) fn admit(&mut self, index: usize, mut conn: Connection, peer: SocketAddr) {
         let slot = &self.listeners[index];
         let listener = slot.stats;
-        let Some(chain) = slot.chain.clone() else {
-            // No filter chain matches this listener's port and there is no default: Envoy
-            // closes such connections.
-            tracing::debug!(%peer, "no filter chain matched; closing");
-            if let Some(l) = self.stats.listeners.get(listener) {
-                l.no_filter_chain_match.inc();
+        let chain = match slot.chain.clone() {
+            Some(Chain::Http(chain)) => chain,
+            Some(Chain::Empty { .. }) => {
+                // A chain without network filters: Envoy accepts the connection and closes it.
+                tracing::debug!(%peer, "the filter chain has no network filter; closing");
+                if let Some(l) = self.stats.listeners.get(listener) {
+                    l.downstream_cx_total.inc();
+                    l.network_extension_config_missing.inc();
+                    l.downstream_cx_destroy.inc();
+                }
+                return;
             }
-            return;
+            None => {
+                // No filter chain matches this listener's port and there is no default: Envoy
+                // closes such connections.
+                tracing::debug!(%peer, "no filter chain matched; closing");
+                if let Some(l) = self.stats.listeners.get(listener) {
+                    l.no_filter_chain_match.inc();
+                }
+                return;
+            }
         };
         if !self.control.server.connection_opened() {
             // Over the global limit: closed as soon as accepted, as Envoy's overload manager

@@ -134,7 +134,7 @@ scope! {
     ListenerStats {
         counters: [
             downstream_cx_total, downstream_cx_destroy, downstream_global_cx_overflow,
-            no_filter_chain_match,
+            no_filter_chain_match, network_extension_config_missing,
         ],
         gauges: [downstream_cx_active],
         histograms: [downstream_cx_length_ms],

@@ -112,7 +112,7 @@ fn request_timeout_stops_when_the_response_begins() {
 }
 
 #[test]
-fn stream_idle_timeout_is_408_and_activity_postpones_it() {
+fn stream_idle_timeout_is_504_after_the_request_408_during_it_and_activity_postpones_it() {
     let mut h = Harness::new(&config(
         &hcm("stream_idle_timeout: 1s"),
         ", timeout: 0s",
@@ -134,9 +134,20 @@ fn stream_idle_timeout_is_408_and_activity_postpones_it() {
     h.advance(Duration::from_millis(999));
     assert_eq!(client.take_text(), "");
     h.advance(Duration::from_millis(2));
+    // The whole request was sent: the wait is the proxy's side (Envoy's 504).
+    let response = client.take_text();
+    assert_eq!(status(&response), 504);
+    assert!(response.ends_with("stream timeout"));
+
+    // A body still owed by the client: 408.
+    let client = h.client(0);
+    client.send("POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\n01234");
+    h.settle();
+    h.advance(Duration::from_millis(1001));
     let response = client.take_text();
     assert_eq!(status(&response), 408);
     assert!(response.ends_with("stream timeout"));
+    assert_eq!(h.stat("http.test.downstream_rq_idle_timeout"), 2);
 }
 
 #[test]
@@ -348,4 +359,47 @@ fn a_cut_close_delimited_response_is_reset() {
     let response = client.take_text();
     assert!(response.ends_with("partial"), "{response}");
     assert!(client.was_reset());
+}
+
+#[test]
+fn without_http_filters_a_request_waits_for_the_stream_idle_timeout() {
+    // Envoy accepts a connection manager with no HTTP filters; nothing answers its requests.
+    let yaml = config(&hcm("stream_idle_timeout: 2s"), "", &[ORIGIN]);
+    let router = yaml
+        .find("          - name: envoy.filters.http.router")
+        .expect("router");
+    let end = yaml[router..].find("  clusters:").expect("clusters") + router;
+    let yaml = format!("{}{}", &yaml[..router], &yaml[end..]);
+    let mut h = Harness::new(&yaml);
+    let client = h.client(0);
+    client.send(GET);
+    h.settle();
+    h.advance(Duration::from_millis(1999));
+    assert_eq!(client.take_text(), "");
+    assert!(
+        h.accepted(ORIGIN).is_empty(),
+        "no router: nothing goes upstream"
+    );
+    h.advance(Duration::from_millis(2));
+    let response = client.take_text();
+    assert_eq!(status(&response), 504, "{response}");
+    assert_eq!(h.stat("http.test.downstream_rq_idle_timeout"), 1);
+}
+
+#[test]
+fn a_filter_chain_without_network_filters_closes_its_connections() {
+    let yaml = config("", "", &[ORIGIN]);
+    let start = yaml.find("    - filters:").expect("chain");
+    let end = yaml.find("  clusters:").expect("clusters");
+    let yaml = format!("{}    - filters: []\n{}", &yaml[..start], &yaml[end..]);
+    let mut h = Harness::new(&yaml);
+    let client = h.client(0);
+    client.send(GET);
+    h.settle();
+    assert!(client.worker_closed(), "closed as soon as accepted");
+    assert_eq!(client.take_text(), "");
+    assert_eq!(
+        h.stat("listener.127.0.0.1_10000.network_extension_config_missing"),
+        1
+    );
 }

@@ -59,6 +59,9 @@ pub(crate) struct FilterSpec {
 #[derive(Debug, Default)]
 pub(crate) struct FilterChainSpec {
     pub(crate) filters: Vec<FilterSpec>,
+    /// The chain ends in the router. Envoy accepts a connection manager with no HTTP filters
+    /// at all: nothing answers its requests, which wait for `stream_idle_timeout`.
+    pub(crate) router: bool,
 }
 
 impl FilterChainSpec {
@@ -78,7 +81,10 @@ impl FilterChainSpec {
                 }),
             })
             .collect();
-        FilterChainSpec { filters }
+        let router = entries
+            .iter()
+            .any(|entry| matches!(entry, FilterEntry::Router { .. }));
+        FilterChainSpec { filters, router }
     }
 
     /// Whether a fault filter is among them (its stats exist only then, as in Envoy).
