@@ -2,10 +2,11 @@
 //!
 //! Every worker owns one [`WorkerStats`] and is the only thread that writes it, so an update is
 //! a plain load and store on a cache line no other core writes (no locked instruction, no
-//! contention); the admin thread sums the workers' values when asked ([`collect`]). Scopes
-//! follow Envoy's tree: `http.<stat_prefix>.`, `listener.<address>.`, `cluster.<name>.`,
-//! `listener_manager.worker_<n>.dispatcher.`, plus `server.*` gauges computed when read. `weir.syscalls.*`
-//! are weir's own (syscalls by kind, counted where they are made).
+//! contention); the admin thread and the stats sinks' flush thread sum the workers' values
+//! when they read them ([`collect`]). Scopes follow Envoy's tree: `http.<stat_prefix>.`,
+//! `listener.<address>.`, `cluster.<name>.`, `listener_manager.worker_<n>.dispatcher.`, plus
+//! `server.*` gauges computed when read. `weir.syscalls.*` are weir's own (syscalls by kind,
+//! counted where they are made).
 
 pub(crate) mod flusher;
 pub mod histogram;
