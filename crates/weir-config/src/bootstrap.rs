@@ -1,5 +1,6 @@
-//! The top level: `node`, `admin`, `static_resources`; and `config.core.v3.Address`, which
-//! listeners, the admin listener and endpoints share.
+//! The top level: `node`, `admin`, `static_resources` (`stats_sinks` are read in
+//! `stats_sink.rs`); and `config.core.v3.Address`, which listeners, the admin listener,
+//! endpoints and stats sinks share.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -15,10 +16,8 @@ const BOOTSTRAP_ENVOY: &[&str] = &[
     "cluster_manager",
     "hds_config",
     "flags_path",
-    "stats_sinks",
     "deferred_stat_options",
     "stats_config",
-    "stats_flush_interval",
     "stats_flush_on_admin",
     "watchdog",
     "watchdogs",
@@ -99,6 +98,12 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         Some(f) => crate::overload::overload_manager(cx, &f),
         None => Some(Overload::default()),
     };
+    let sink_items = o.list(cx, "stats_sinks");
+    let stats_sinks = crate::stats_sink::read_all(cx, &sink_items);
+    let stats_flush_interval = match o.get(cx, "stats_flush_interval") {
+        Some(f) => crate::stats_sink::flush_interval(cx, &f),
+        None => Some(crate::stats_sink::DEFAULT_FLUSH_INTERVAL),
+    };
     let weir = match o.get(cx, "weir") {
         Some(f) => crate::weir::settings(cx, &f),
         None => WeirSettings::default(),
@@ -125,6 +130,8 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         clusters,
         overload: overload?,
         weir,
+        stats_sinks: stats_sinks?,
+        stats_flush_interval: stats_flush_interval?,
         // Filled in by the caller, which owns the document.
         source: serde_json::Value::Null,
         warnings: Vec::new(),
@@ -186,6 +193,9 @@ pub(crate) enum Role {
     Admin,
     /// An upstream endpoint of a STATIC cluster: needs an IP and a port.
     Endpoint,
+    /// A stats sink: needs an IP; UDP or TCP (Envoy sends UDP whatever `protocol` says); port
+    /// 0 is accepted, as Envoy accepts it.
+    StatsSink,
     /// An endpoint of a cluster whose `type` was already rejected (a DNS type, say): a hostname
     /// is expected there, so it is not reported again.
     EndpointOfRejectedCluster,
@@ -234,6 +244,9 @@ fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> 
                     Role::Listener | Role::Admin => {
                         format!("`{s}` is not an IP address: weir binds IP literals only")
                     }
+                    Role::StatsSink => {
+                        format!("`{s}` is not an IP address: a stats sink needs an IP literal")
+                    }
                 };
                 cx.error(&a.path, message);
                 None
@@ -251,9 +264,13 @@ fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> 
         }),
         None => Some(0),
     };
+    let protocols: &[&str] = match role {
+        Role::StatsSink => &["TCP", "UDP"],
+        _ => &["TCP"],
+    };
     let protocol = match o.get(cx, "protocol") {
         Some(p) => p
-            .enumeration_subset(cx, "protocol", &[("TCP", 0), ("UDP", 1)], &["TCP"])
+            .enumeration_subset(cx, "protocol", &[("TCP", 0), ("UDP", 1)], protocols)
             .is_some(),
         None => true,
     };

@@ -37,6 +37,7 @@ mod retry;
 mod route;
 mod route_match;
 mod source;
+mod stats_sink;
 mod weir;
 
 use std::fmt;

@@ -22,11 +22,39 @@ pub struct Bootstrap {
     pub overload: Overload,
     /// `weir`: weir's own settings.
     pub weir: WeirSettings,
+    /// `stats_sinks[]`, in config order: where the stats go at each flush.
+    pub stats_sinks: Vec<StatsSink>,
+    /// `stats_flush_interval` (Envoy's default 5 s): how often the sinks get the stats, and
+    /// how long the `interval` column of `/stats` covers.
+    pub stats_flush_interval: Duration,
     /// The document as loaded (YAML read as JSON), for `/config_dump`.
     pub source: serde_json::Value,
     /// What is allowed but probably not meant (a key given twice in one mapping), each
     /// naming its path; `weir validate` prints them and `weir -c` logs them.
     pub warnings: Vec<crate::ConfigError>,
+}
+
+/// A `stats_sinks[]` entry weir runs: a statsd sink over UDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSink {
+    /// Which `@type`: plain statsd or DogStatsD (tagged).
+    pub kind: StatsSinkKind,
+    /// `address.socket_address`: where the datagrams go.
+    pub address: SocketAddr,
+    /// `prefix` (Envoy's default `envoy` when absent or empty), put before every stat name.
+    pub prefix: String,
+    /// `max_bytes_per_datagram` (DogStatsD only): lines are packed into datagrams up to this
+    /// size; `None` sends one line per datagram, as Envoy does.
+    pub max_bytes_per_datagram: Option<u64>,
+}
+
+/// The statsd dialect a sink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsSinkKind {
+    /// `envoy.config.metrics.v3.StatsdSink`: full stat names, no tags.
+    Statsd,
+    /// `envoy.config.metrics.v3.DogStatsdSink`: tag-extracted names with `|#key:value` tags.
+    DogStatsd,
 }
 
 /// `overload_manager`, as far as weir implements it.

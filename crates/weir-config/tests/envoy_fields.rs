@@ -16,6 +16,15 @@ overload_manager:
     typed_config:
       "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
       max_active_downstream_connections: 100
+stats_sinks:
+- name: envoy.stat_sinks.statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8125 } }
+- name: envoy.stat_sinks.dog_statsd
+  typed_config:
+    "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
+    address: { socket_address: { address: 127.0.0.1, port_value: 8125 } }
 static_resources:
   listeners:
   - name: l0
@@ -94,6 +103,22 @@ fn messages() -> Vec<(String, &'static str, &'static str)> {
         ),
         (
             "/admin/address/socket_address".into(),
+            "SocketAddress",
+            "protocol address port_value named_port resolver_name ipv4_compat network_namespace_filepath",
+        ),
+        ("/stats_sinks/0".into(), "StatsSink", "name typed_config"),
+        (
+            "/stats_sinks/0/typed_config".into(),
+            "StatsdSink",
+            "address tcp_cluster_name prefix",
+        ),
+        (
+            "/stats_sinks/1/typed_config".into(),
+            "DogStatsdSink",
+            "address prefix max_bytes_per_datagram",
+        ),
+        (
+            "/stats_sinks/0/typed_config/address/socket_address".into(),
             "SocketAddress",
             "protocol address port_value named_port resolver_name ipv4_compat network_namespace_filepath",
         ),

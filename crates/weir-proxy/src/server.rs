@@ -1,5 +1,5 @@
-//! The main thread's side: bind every worker's listeners, start the workers and the admin
-//! listener, and drain or stop them.
+//! The main thread's side: bind every worker's listeners, start the workers, the admin
+//! listener and the stats flush thread, and drain or stop them.
 //!
 //! Binding happens here, before any worker starts, so an address in use is an error returned
 //! by [`Server::start`] rather than a worker dying later. With port 0 the first worker's
@@ -24,6 +24,7 @@ use crate::network::Network;
 use crate::network::listener::{bind, check_free};
 use crate::recorder::Recorder;
 use crate::snapshot::Snapshot;
+use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
@@ -271,6 +272,8 @@ pub struct Server {
     layout: Layout,
     listeners: Vec<(String, SocketAddr)>,
     admin: Option<AdminHandle>,
+    /// Sends the stats to `stats_sinks` (none without sinks).
+    flusher: Option<Flusher>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -373,12 +376,22 @@ impl Server {
             )?),
             None => None,
         };
+        let flusher = Flusher::start(
+            &snapshot.bootstrap.stats_sinks,
+            snapshot.bootstrap.stats_flush_interval,
+            Sources {
+                layout: layout.clone(),
+                stats: stats.clone(),
+                state: state.clone(),
+            },
+        )?;
         Ok(Server {
             workers,
             stats,
             layout,
             listeners,
             admin,
+            flusher,
             state,
             handles,
             exit: (exit_tx, exit_rx),
@@ -456,6 +469,9 @@ impl Server {
         }
         if let Some(admin) = self.admin.take() {
             admin.stop();
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
         }
         // The workers have stopped logging: write out what they left.
         self.access_logs.stop();

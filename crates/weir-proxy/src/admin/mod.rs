@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mio::net::TcpListener;
@@ -34,9 +34,6 @@ use crate::stats::{Layout, Stat, Syscalls, Value, WorkerStats};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
-
-/// Envoy's `stats_flush_interval` default: histograms' `interval` values cover this long.
-const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What the admin endpoints report and act on.
 pub(crate) struct AdminInfo {
@@ -153,12 +150,14 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
     let mut conns: Slab<AdminConn> = Slab::new();
     let mut events = Events::with_capacity(64);
     let mut kept = Kept::default();
-    let mut next_flush = Instant::now() + FLUSH_INTERVAL;
+    // Histograms' `interval` values cover one `stats_flush_interval`, as Envoy's do.
+    let flush_interval = info.snapshot.bootstrap.stats_flush_interval;
+    let mut next_flush = Instant::now() + flush_interval;
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         if now >= next_flush {
             kept.flush(&info.stats(&kept));
-            next_flush = now + FLUSH_INTERVAL;
+            next_flush = now + flush_interval;
         }
         if let Err(e) = poll.poll(&mut events, Some(next_flush - now)) {
             if e.kind() == io::ErrorKind::Interrupted {

@@ -2,13 +2,16 @@
 //!
 //! Every worker owns one [`WorkerStats`] and is the only thread that writes it, so an update is
 //! a plain load and store on a cache line no other core writes (no locked instruction, no
-//! contention); the admin thread sums the workers' values when asked ([`collect`]). Scopes
-//! follow Envoy's tree: `http.<stat_prefix>.`, `listener.<address>.`, `cluster.<name>.`,
-//! `listener_manager.worker_<n>.dispatcher.`, plus `server.*` gauges computed when read. `weir.syscalls.*`
-//! are weir's own (syscalls by kind, counted where they are made).
+//! contention); the admin thread and the stats sinks' flush thread sum the workers' values
+//! when they read them ([`collect`]). Scopes follow Envoy's tree: `http.<stat_prefix>.`,
+//! `listener.<address>.`, `cluster.<name>.`, `listener_manager.worker_<n>.dispatcher.`, plus
+//! `server.*` gauges computed when read. `weir.syscalls.*` are weir's own (syscalls by kind,
+//! counted where they are made).
 
+pub(crate) mod flusher;
 pub mod histogram;
 pub(crate) mod render;
+pub(crate) mod statsd;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -386,6 +389,9 @@ pub enum Value {
 pub struct Stat {
     /// The Envoy name, e.g. `cluster.backend.upstream_rq_200`.
     pub name: String,
+    /// The name without its tags' values (Envoy's tag-extracted name), e.g.
+    /// `cluster.upstream_rq`: what DogStatsD gets, with the labels as tags.
+    pub tag_name: String,
     /// The Prometheus metric name, e.g. `envoy_cluster_upstream_rq`.
     pub prom_name: String,
     /// The Prometheus labels, e.g. `envoy_response_code="200"`, `envoy_cluster_name="backend"`.
@@ -398,13 +404,15 @@ pub struct Stat {
 }
 
 /// Merges one scope: `walk` names a worker's copy of it field by field (the same order for
-/// every worker); names get `prefix`, Prometheus names `envoy_<prom>` and `labels`.
+/// every worker); names get `prefix`, tag-extracted names `tag_prefix` (the prefix without
+/// tag values: `cluster.` for `cluster.<name>.`), Prometheus names `envoy_` and the
+/// tag-extracted name, and all get `labels`.
 fn merge_scope<'w>(
     out: &mut Vec<Stat>,
     workers: &'w [Arc<WorkerStats>],
     walk: impl Fn(&'w WorkerStats, &mut dyn FnMut(&str, StatRef<'_>)),
     prefix: &str,
-    prom: &str,
+    tag_prefix: &str,
     labels: &[(&'static str, String)],
 ) {
     let start = out.len();
@@ -412,11 +420,13 @@ fn merge_scope<'w>(
         let mut k = start;
         walk(worker, &mut |field, stat| {
             if w == 0 {
-                let (prom_field, mut all) = tag_response_code(field);
+                let (tag_field, mut all) = tag_response_code(field);
                 all.extend_from_slice(labels);
+                let tag_name = format!("{tag_prefix}{tag_field}");
                 out.push(Stat {
                     name: format!("{prefix}{field}"),
-                    prom_name: sanitize(&format!("envoy_{prom}{prom_field}")),
+                    prom_name: sanitize(&format!("envoy_{tag_name}")),
+                    tag_name,
                     labels: all,
                     value: match stat {
                         StatRef::Counter(_) => Value::Counter(0),
@@ -508,6 +518,7 @@ fn computed(name: &str, value: Value) -> Stat {
     let used = !matches!(value, Value::Gauge(0) | Value::Counter(0));
     Stat {
         name: name.to_string(),
+        tag_name: name.to_string(),
         prom_name: sanitize(&format!("envoy_{name}")),
         labels: Vec::new(),
         value,
@@ -548,7 +559,7 @@ fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats
                 }
             },
             &format!("http.{prefix}."),
-            "http_",
+            "http.",
             &[("envoy_http_conn_manager_prefix", prefix.clone())],
         );
         if layout.http_faults.get(i).copied().unwrap_or(false) {
@@ -561,7 +572,7 @@ fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats
                     }
                 },
                 &format!("http.{prefix}.fault."),
-                "http_fault_",
+                "http.fault.",
                 &[("envoy_http_conn_manager_prefix", prefix.clone())],
             );
         }
@@ -581,7 +592,7 @@ fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<Worker
                 }
             },
             &format!("listener.{name}."),
-            "listener_",
+            "listener.",
             &[("envoy_listener_address", name.clone())],
         );
     }
@@ -606,7 +617,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 }
             },
             &prefix,
-            "cluster_",
+            "cluster.",
             &labels,
         );
         // A status's counter exists once some worker counted it (Envoy creates them on use).
@@ -621,7 +632,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 }
             },
             &prefix,
-            "cluster_",
+            "cluster.",
             &labels,
         );
         out.extend(codes.into_iter().filter(|s| s.used));
@@ -629,6 +640,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
         for name in ["membership_total", "membership_healthy"] {
             out.push(Stat {
                 name: format!("{prefix}{name}"),
+                tag_name: format!("cluster.{name}"),
                 prom_name: format!("envoy_cluster_{name}"),
                 labels: labels.to_vec(),
                 value: Value::Gauge(n),
@@ -646,7 +658,7 @@ fn collect_workers(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
             std::slice::from_ref(worker),
             |w, f| w.dispatcher.each_field(f),
             &format!("listener_manager.worker_{i}.dispatcher."),
-            "listener_manager_worker_dispatcher_",
+            "listener_manager.worker_dispatcher.",
             &[("envoy_worker_id", i.to_string())],
         );
     }
@@ -655,7 +667,7 @@ fn collect_workers(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
         workers,
         |w, f| w.syscalls.each(f),
         "weir.syscalls.",
-        "weir_syscalls_",
+        "weir.syscalls.",
         &[],
     );
 }
