@@ -23,7 +23,6 @@ const BOOTSTRAP_ENVOY: &[&str] = &[
     "watchdog",
     "watchdogs",
     "tracing",
-    "layered_runtime",
     "enable_dispatcher_stats",
     "header_prefix",
     "stats_server_version_override",
@@ -103,6 +102,10 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         Some(f) => crate::weir::settings(cx, &f),
         None => WeirSettings::default(),
     };
+    let runtime = match o.get(cx, "layered_runtime") {
+        Some(f) => crate::runtime::layered_runtime(cx, &f),
+        None => Some(crate::LayeredRuntime::default()),
+    };
     o.finish(cx);
 
     if let (Some(admin), Some(field)) = (&admin, &admin_field)
@@ -125,6 +128,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         clusters,
         overload: overload?,
         weir,
+        runtime: runtime?,
         // Filled in by the caller, which owns the document.
         source: serde_json::Value::Null,
         warnings: Vec::new(),

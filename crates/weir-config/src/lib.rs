@@ -36,6 +36,7 @@ mod reader;
 mod retry;
 mod route;
 mod route_match;
+mod runtime;
 mod source;
 mod weir;
 
@@ -49,6 +50,7 @@ pub use access_log::{
 };
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
+pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
 
 use crate::reader::{Cx, Field};
 use crate::source::Format;
