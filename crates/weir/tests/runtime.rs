@@ -186,6 +186,9 @@ fn runtime_modify_answers_as_envoy_does() {
         (status, body.as_str()),
         (405, "Method GET not allowed, POST required.")
     );
+    let long = format!("a={}", "x".repeat(70 * 1024));
+    let (status, _) = admin(weir.admin, "POST", "/runtime_modify", Some(&long));
+    assert_eq!(status, 413, "a form body past 64 KiB is refused, not cut");
 
     let bare = CONFIG.replace(
         CONFIG
@@ -233,15 +236,25 @@ fn runtime_output_matches_envoy() {
         listener_port,
     );
     let envoy_admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let envoy_listener: SocketAddr = ([127, 0, 0, 1], listener_port).into();
     let weir = Weir::start(&config(0, 0), &[]);
-    for (addr, name) in [(envoy_admin, "envoy"), (weir.admin, "weir")] {
-        let set = admin(
-            addr,
-            "POST",
-            "/runtime_modify?routing.canary=100&text=",
-            None,
-        );
+    let answer = |addr: SocketAddr, path: &str| {
+        let response = get(addr, path).expect("request");
+        format!("{} {}", response.status(), response.text())
+    };
+    for (addr, listener, name) in [
+        (envoy_admin, envoy_listener, "envoy"),
+        (weir.admin, weir.addr(), "weir"),
+    ] {
+        assert_eq!(answer(listener, "/canary"), "200 stable\n", "{name}");
+        let query = "/runtime_modify?routing.canary=100&text=";
+        let set = admin(addr, "POST", query, None);
         assert_eq!(set, (200, "OK\n".to_string()), "{name}");
+        assert_eq!(answer(listener, "/canary"), "200 canary\n", "{name}");
+        let form = Some("fault.http.abort.abort_percent=100");
+        let set = admin(addr, "POST", "/runtime_modify", form);
+        assert_eq!(set, (200, "OK\n".to_string()), "{name}");
+        assert_eq!(answer(listener, "/"), "418 fault filter abort", "{name}");
     }
     let mut envoy = runtime_json(envoy_admin);
     let mut ours = runtime_json(weir.admin);

@@ -293,9 +293,12 @@ fn serve(
                     weir_http1::reason_phrase(e.status())
                 ));
                 c.close = true;
+                c.request = None;
             }
         }
-        if c.close || !c.conn.can_read() {
+        // A request that closes the connection is still read to its end (its body may be a
+        // form): closing with bytes unread would reset the connection before the answer.
+        if (c.close && c.request.is_none()) || !c.conn.can_read() {
             break;
         }
         match c.conn.fill(scratch, syscalls) {
