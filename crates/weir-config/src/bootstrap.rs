@@ -22,7 +22,6 @@ const BOOTSTRAP_ENVOY: &[&str] = &[
     "watchdog",
     "watchdogs",
     "tracing",
-    "layered_runtime",
     "enable_dispatcher_stats",
     "header_prefix",
     "stats_server_version_override",
@@ -108,6 +107,10 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         Some(f) => crate::weir::settings(cx, &f),
         None => WeirSettings::default(),
     };
+    let runtime = match o.get(cx, "layered_runtime") {
+        Some(f) => crate::runtime::layered_runtime(cx, &f),
+        None => Some(crate::LayeredRuntime::default()),
+    };
     o.finish(cx);
 
     if let (Some(admin), Some(field)) = (&admin, &admin_field)
@@ -132,6 +135,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Field<'_>) -> Option<Bootstrap> {
         weir,
         stats_sinks: stats_sinks?,
         stats_flush_interval: stats_flush_interval?,
+        runtime: runtime?,
         // Filled in by the caller, which owns the document.
         source: serde_json::Value::Null,
         warnings: Vec::new(),

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::cluster::ClusterNames;
 use crate::listener::{ROUTER_ENVOY, ROUTER_TYPE, type_name, type_url};
 use crate::model::{
-    AbortKind, BufferConfig, DelayKind, FaultAbort, FaultConfig, FaultDelay, FilterConfig,
-    Fraction, HealthCheckConfig, HttpFilter, PerFilter, PerFilterConfig,
+    AbortKind, BufferConfig, DelayKind, FaultAbort, FaultConfig, FaultDelay, FaultRuntime,
+    FilterConfig, Fraction, HealthCheckConfig, HttpFilter, PerFilter, PerFilterConfig,
 };
 use crate::reader::{Cx, Field, Obj, describe, join};
 use crate::route_match::header_matcher;
@@ -32,14 +32,10 @@ pub(crate) const HEALTH_CHECK_TYPE: &str =
 pub(crate) const FILTER_CONFIG_TYPE: &str =
     "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 
-/// `HTTPFault`'s `*_runtime` fields: runtime keys whose defaults are the configured values.
-/// weir has no runtime, so they change nothing; they are read (as strings) and accepted.
-const FAULT_RUNTIME_KEYS: &[&str] = &[
-    "delay_percent_runtime",
-    "abort_percent_runtime",
-    "delay_duration_runtime",
-    "abort_http_status_runtime",
-    "max_active_faults_runtime",
+/// `HTTPFault`'s `*_runtime` fields that weir reads nothing from: the response rate limit is
+/// rejected, and a gRPC abort's status does not show over HTTP/1 (weir answers 200, as Envoy
+/// does). They are checked to be strings and accepted.
+const FAULT_UNUSED_RUNTIME_KEYS: &[&str] = &[
     "response_rate_limit_percent_runtime",
     "abort_grpc_status_runtime",
 ];
@@ -253,9 +249,24 @@ fn fault(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<FaultCon
         None => Some(None),
     };
     let mut ok = true;
-    for key in FAULT_RUNTIME_KEYS {
+    for key in FAULT_UNUSED_RUNTIME_KEYS {
         if let Some(k) = o.get(cx, key) {
             ok &= k.string(cx).is_some();
+        }
+    }
+    let mut runtime = FaultRuntime::default();
+    for (name, key) in [
+        ("delay_percent_runtime", &mut runtime.delay_percent),
+        ("abort_percent_runtime", &mut runtime.abort_percent),
+        ("delay_duration_runtime", &mut runtime.delay_duration),
+        ("abort_http_status_runtime", &mut runtime.abort_http_status),
+        ("max_active_faults_runtime", &mut runtime.max_active_faults),
+    ] {
+        match o.get(cx, name).map(|k| k.string(cx)) {
+            // proto3: an empty string is "not set", and Envoy's key applies.
+            Some(Some(s)) if !s.is_empty() => *key = s,
+            Some(None) => ok = false,
+            _ => {}
         }
     }
     // Stats per downstream cluster (`fault.<cluster>.*`): weir keeps none, so turning them off
@@ -284,6 +295,7 @@ fn fault(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<FaultCon
         headers: headers?,
         downstream_nodes: downstream_nodes?,
         max_active_faults: max_active_faults?,
+        runtime: std::sync::Arc::new(runtime),
     })
 }
 
@@ -393,7 +405,7 @@ fn percentage(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Fraction> {
 }
 
 /// `type.v3.FractionalPercent`, as parts per million (capped at 100 %, as Envoy caps it).
-fn fractional_percent(cx: &mut Cx, f: &Field<'_>) -> Option<Fraction> {
+pub(crate) fn fractional_percent(cx: &mut Cx, f: &Field<'_>) -> Option<Fraction> {
     let mut o = Obj::new(cx, f, &[])?;
     let numerator = match o.get(cx, "numerator") {
         Some(n) => n.u32(cx),

@@ -36,6 +36,7 @@ mod reader;
 mod retry;
 mod route;
 mod route_match;
+mod runtime;
 mod source;
 mod stats_sink;
 mod weir;
@@ -50,6 +51,7 @@ pub use access_log::{
 };
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
+pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
 
 use crate::reader::{Cx, Field};
 use crate::source::Format;

@@ -27,6 +27,8 @@ pub struct Bootstrap {
     /// `stats_flush_interval` (Envoy's default 5 s): how often the sinks get the stats, and
     /// how long the `interval` column of `/stats` covers.
     pub stats_flush_interval: Duration,
+    /// `layered_runtime`: the runtime's layers.
+    pub runtime: crate::LayeredRuntime,
     /// The document as loaded (YAML read as JSON), for `/config_dump`.
     pub source: serde_json::Value,
     /// What is allowed but probably not meant (a key given twice in one mapping), each
@@ -269,6 +271,37 @@ pub struct FaultConfig {
     /// `max_active_faults`: at most this many faulted requests at once (per worker in weir;
     /// Envoy counts them per process).
     pub max_active_faults: Option<u32>,
+    /// The runtime keys that override the values above (`*_runtime`); shared, since each
+    /// stream takes its own copy of the config.
+    pub runtime: std::sync::Arc<FaultRuntime>,
+}
+
+/// The fault filter's runtime keys (`delay_percent_runtime`, …): each defaults to Envoy's key
+/// when unset or empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRuntime {
+    /// `delay_percent_runtime`: the delay's share.
+    pub delay_percent: String,
+    /// `abort_percent_runtime`: the abort's share.
+    pub abort_percent: String,
+    /// `delay_duration_runtime`: the delay in milliseconds.
+    pub delay_duration: String,
+    /// `abort_http_status_runtime`: the abort's status.
+    pub abort_http_status: String,
+    /// `max_active_faults_runtime`: the limit on active faults.
+    pub max_active_faults: String,
+}
+
+impl Default for FaultRuntime {
+    fn default() -> Self {
+        FaultRuntime {
+            delay_percent: "fault.http.delay.fixed_delay_percent".into(),
+            abort_percent: "fault.http.abort.abort_percent".into(),
+            delay_duration: "fault.http.delay.fixed_duration_ms".into(),
+            abort_http_status: "fault.http.abort.http_status".into(),
+            max_active_faults: "fault.http.max_active_faults".into(),
+        }
+    }
 }
 
 /// `fault.v3.FaultDelay` (`common.fault.v3`).
@@ -426,6 +459,18 @@ pub struct RouteMatch {
     pub case_sensitive: bool,
     /// `headers[]`: all must match.
     pub headers: Vec<HeaderMatcher>,
+    /// `runtime_fraction`: the route also matches only this share of requests.
+    pub runtime_fraction: Option<RuntimeFraction>,
+}
+
+/// `config.core.v3.RuntimeFractionalPercent`: a share read from the runtime key, or the default
+/// when the key is unset (or holds neither a number nor a `FractionalPercent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeFraction {
+    /// `default_value`.
+    pub default: Fraction,
+    /// `runtime_key` (empty: always the default).
+    pub runtime_key: String,
 }
 
 /// How the path (without the query string) is matched.

@@ -3,7 +3,8 @@
 
 use crate::headers::{self, NameUse, check_value};
 use crate::model::{
-    HeaderMatchRule, HeaderMatcher, PathMatch, Regex, RouteMatch, StringMatchKind, StringMatcher,
+    HeaderMatchRule, HeaderMatcher, PathMatch, Regex, RouteMatch, RuntimeFraction, StringMatchKind,
+    StringMatcher,
 };
 use crate::reader::{Cx, Field, Obj, has_any};
 
@@ -11,7 +12,6 @@ use crate::reader::{Cx, Field, Obj, has_any};
 const ROUTE_MATCH_ENVOY: &[&str] = &[
     "path_separated_prefix",
     "path_match_policy",
-    "runtime_fraction",
     "query_parameters",
     "grpc",
     "tls_context",
@@ -81,11 +81,30 @@ pub(crate) fn route_match(cx: &mut Cx, f: &Field<'_>) -> Option<RouteMatch> {
             _ => headers = None,
         }
     }
+    let runtime_fraction = match o.get(cx, "runtime_fraction") {
+        Some(r) => runtime_fraction(cx, &r).map(Some),
+        None => Some(None),
+    };
     o.finish(cx);
     Some(RouteMatch {
         path: path_match?,
         case_sensitive,
         headers: headers?,
+        runtime_fraction: runtime_fraction?,
+    })
+}
+
+/// `config.core.v3.RuntimeFractionalPercent`: `default_value` is required, as in Envoy.
+fn runtime_fraction(cx: &mut Cx, f: &Field<'_>) -> Option<RuntimeFraction> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let default = o
+        .required(cx, "default_value")
+        .and_then(|d| crate::http_filter::fractional_percent(cx, &d));
+    let runtime_key = o.string(cx, "runtime_key").unwrap_or_default();
+    o.finish(cx);
+    Some(RuntimeFraction {
+        default: default?,
+        runtime_key,
     })
 }
 

@@ -8,6 +8,10 @@ use serde_json::{Value, json};
 /// A config that sets at least one field of every message listed in [`MESSAGES`].
 const BASE: &str = r#"
 node: { id: n, cluster: c }
+layered_runtime:
+  layers:
+  - { name: s, static_layer: { k: v } }
+  - { name: a, admin_layer: {} }
 admin:
   address: { socket_address: { address: 127.0.0.1, port_value: 9901 } }
 overload_manager:
@@ -58,7 +62,7 @@ static_resources:
                 route: { weighted_clusters: { clusters: [{ name: origin, weight: 1 }] } }
               - match: { prefix: /r }
                 redirect: { path_redirect: /x }
-              - match: { prefix: /d }
+              - match: { prefix: /d, runtime_fraction: { default_value: { numerator: 5 }, runtime_key: k } }
                 direct_response: { status: 200, body: { inline_string: hi } }
           http_filters:
           - name: envoy.filters.http.router
@@ -85,6 +89,17 @@ fn messages() -> Vec<(String, &'static str, &'static str)> {
             "".into(),
             "Bootstrap",
             "node node_context_params static_resources dynamic_resources cluster_manager hds_config flags_path stats_sinks deferred_stat_options stats_config stats_flush_interval stats_flush_on_admin stats_eviction_interval watchdog watchdogs tracing layered_runtime admin overload_manager enable_dispatcher_stats header_prefix stats_server_version_override use_tcp_for_dns_lookups dns_resolution_config typed_dns_resolver_config bootstrap_extensions fatal_actions config_sources default_config_source default_socket_interface certificate_provider_instances inline_headers perf_tracing_file_path default_regex_engine xds_delegate_extension xds_config_tracker_extension listener_manager application_log_config grpc_async_client_manager_config memory_allocator_manager enable_worker_cpu_affinity",
+        ),
+        ("/layered_runtime".into(), "LayeredRuntime", "layers"),
+        (
+            "/layered_runtime/layers/0".into(),
+            "RuntimeLayer",
+            "name static_layer disk_layer admin_layer rtds_layer",
+        ),
+        (
+            route(3, "/match/runtime_fraction"),
+            "RuntimeFractionalPercent",
+            "default_value runtime_key",
         ),
         (
             "/node".into(),

@@ -220,6 +220,17 @@ fn fault_with_every_field() {
     ));
     assert_eq!(f.downstream_nodes, ["n1", "n2"]);
     assert_eq!(f.max_active_faults, Some(7));
+    let keys = &f.runtime;
+    assert_eq!(
+        [
+            &keys.delay_percent,
+            &keys.abort_percent,
+            &keys.delay_duration,
+            &keys.abort_http_status,
+            &keys.max_active_faults,
+        ],
+        ["k1", "k2", "k3", "k4", "k5"]
+    );
 }
 
 #[test]
@@ -240,6 +251,7 @@ fn fault_header_controlled_and_grpc() {
     assert_eq!(f.upstream_cluster, None);
     assert!(f.headers.is_empty() && f.downstream_nodes.is_empty());
     assert_eq!(f.max_active_faults, None);
+    assert_eq!(f.runtime.abort_percent, "fault.http.abort.abort_percent");
 
     let b = parse_ok(&with_filters(&[fault(
         json!({"abort": {"grpc_status": 14}, "upstream_cluster": ""}),

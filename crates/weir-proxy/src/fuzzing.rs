@@ -9,6 +9,7 @@ use weir_http1::RequestHead;
 
 use crate::router::route_table::RouteTable;
 use crate::router::{self, Decision};
+use crate::runtime::Runtime;
 
 /// The route tables of a bootstrap's HTTP connection managers, compiled as the proxy compiles
 /// them, one per filter chain (listeners and chains in config order, default chains last).
@@ -66,7 +67,8 @@ impl Router {
     /// is rewritten in place.
     pub fn route(&mut self, table: usize, authority: &[u8], head: &mut RequestHead) -> Outcome {
         let table = &self.tables[table];
-        let route = table.find(authority, head);
+        let random = self.rng.u64(..);
+        let route = table.find(authority, head, &Runtime::default(), random);
         let cluster = route.and_then(|r| router::pick_cluster(table, r, &mut self.rng));
         match router::decide(table, route, cluster, authority, head, true) {
             Decision::Forward { route, cluster, .. } => Outcome::Forward {

@@ -17,6 +17,7 @@ mod memory;
 mod network;
 mod recorder;
 mod router;
+mod runtime;
 mod server;
 mod snapshot;
 pub mod stats;

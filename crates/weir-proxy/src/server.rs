@@ -23,6 +23,7 @@ use crate::event::token::{Kind, fixed, token};
 use crate::network::Network;
 use crate::network::listener::{bind, check_free};
 use crate::recorder::Recorder;
+use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
@@ -87,6 +88,8 @@ pub(crate) struct ServerState {
     /// (kept only when there is a limit: it is the one counter workers share).
     pub(crate) max_connections: Option<u64>,
     pub(crate) connections: AtomicU64,
+    /// `layered_runtime`, and the admin layer `/runtime_modify` changes.
+    pub(crate) runtime: RuntimeLoader,
 }
 
 impl ServerState {
@@ -308,6 +311,7 @@ impl Server {
                 .overload
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
+            runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
         });
         let layout = Layout::of(&snapshot, listeners.iter().map(|(_, a)| *a).collect());
         let mut workers = Vec::new();

@@ -36,6 +36,7 @@ use crate::http::local_reply::DateCache;
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
+use crate::runtime::Runtime;
 use crate::server::Control;
 use crate::snapshot::{Chain, ChainRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
@@ -233,6 +234,9 @@ pub(crate) struct Worker {
     /// Each cluster's name, host count and healthy host count (all hosts are healthy until
     /// health checking lands).
     pub(crate) cluster_health: Vec<(String, usize, usize)>,
+    /// The runtime snapshot in force, and its generation (checked once per wake round).
+    pub(crate) runtime: Arc<Runtime>,
+    runtime_generation: u64,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -269,6 +273,7 @@ impl Worker {
             .iter()
             .map(|c| (c.name.clone(), c.endpoints.len(), c.endpoints.len()))
             .collect();
+        let (runtime_generation, runtime) = control.server.runtime.snapshot();
         Worker {
             index,
             net,
@@ -297,6 +302,8 @@ impl Worker {
             fired: Vec::new(),
             local_cluster: snapshot.bootstrap.node.cluster.clone(),
             cluster_health,
+            runtime,
+            runtime_generation,
         }
     }
 
@@ -380,6 +387,10 @@ impl Worker {
     /// work. Returns how many tokens were ready.
     pub(crate) fn round(&mut self, events: impl Iterator<Item = Readiness>) -> u32 {
         self.rounds += 1;
+        // `/runtime_modify` published a new snapshot: requests from this round on read it.
+        if self.control.server.runtime.generation() != self.runtime_generation {
+            (self.runtime_generation, self.runtime) = self.control.server.runtime.snapshot();
+        }
         let mut ready = 0;
         for event in events {
             let scope = match untoken(event.token) {

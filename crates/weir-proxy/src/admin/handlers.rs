@@ -77,6 +77,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         "/reset_counters",
         "reset every counter to zero (gauges and histograms are kept)",
     ),
+    get(
+        "/runtime",
+        "the runtime's layers and each key's value in them (JSON)",
+    ),
+    post(
+        "/runtime_modify",
+        "set runtime values in the admin layer: ?key1=value1&key2=value2 (or a form body); an empty value removes one",
+    ),
     post(
         "/reopen_logs",
         "reopen the access log files (after logrotate moved them)",
@@ -138,11 +146,17 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Routes one request.
+/// The answer to a form body past `max` bytes.
+pub(crate) fn form_too_long(max: usize) -> Reply {
+    text(413, format!("the form body is longer than {max} bytes\n"))
+}
+
+/// Routes one request. `form` is its `application/x-www-form-urlencoded` body (or empty).
 pub(crate) fn respond(
     method: &[u8],
     path: &[u8],
     query: &str,
+    form: &str,
     info: &AdminInfo,
     kept: &mut Kept,
 ) -> Reply {
@@ -194,6 +208,8 @@ pub(crate) fn respond(
             let _ = info.exit.send(Exit::Quit);
             text(200, "OK\n")
         }),
+        "/runtime" => params(query, &[]).map(|_| runtime(info)),
+        "/runtime_modify" => Ok(runtime_modify(query, form, info)),
         "/reopen_logs" => params(query, &[]).map(|_| {
             info.state.access_logs.reopen();
             text(200, "OK\n")
@@ -546,4 +562,41 @@ fn drain_listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
         }
     });
     Ok(text(200, "OK\n"))
+}
+
+/// `GET /runtime`, in Envoy's shape and with its one-space indent: serde_json indents by two,
+/// and since a JSON string never holds a raw newline, every line's indent can be halved.
+fn runtime(info: &AdminInfo) -> Reply {
+    let (_, runtime) = info.state.runtime.snapshot();
+    let mut out = String::new();
+    for line in format!("{:#}", runtime.to_json()).lines() {
+        let body = line.trim_start_matches(' ');
+        let indent = (line.len() - body.len()) / 2;
+        let _ = writeln!(out, "{:indent$}{body}", "");
+    }
+    (200, "application/json", Bytes::from(out))
+}
+
+/// `POST /runtime_modify`: the parameters come from the query, or else from a form body, as
+/// in Envoy; with neither, Envoy's usage text (400). A key given twice keeps its first value.
+fn runtime_modify(query: &str, form: &str, info: &AdminInfo) -> Reply {
+    let source = if query.is_empty() { form } else { query };
+    let mut changes: Vec<(String, String)> = Vec::new();
+    for (key, value) in form_urlencoded::parse(source.as_bytes()) {
+        if !changes.iter().any(|(k, _)| *k == key) {
+            changes.push((key.into_owned(), value.into_owned()));
+        }
+    }
+    if changes.is_empty() {
+        return text(
+            400,
+            "usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n       \
+             or send the parameters as form values\n\
+             use an empty value to remove a previously added override",
+        );
+    }
+    match info.state.runtime.modify(&changes) {
+        Ok(()) => text(200, "OK\n"),
+        Err(why) => text(503, why),
+    }
 }

@@ -106,8 +106,24 @@ pub(crate) struct AdminHandle {
 struct AdminConn {
     conn: Connection,
     decoder: RequestDecoder,
-    request: Option<(Bytes, Bytes, Bytes)>,
+    request: Option<Pending>,
     close: bool,
+}
+
+/// The most of a form body (`POST /runtime_modify` takes its parameters there too) that is read.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// A request whose head has arrived.
+#[derive(Default)]
+struct Pending {
+    method: Bytes,
+    path: Bytes,
+    query: Bytes,
+    /// `content-type: application/x-www-form-urlencoded`: the body is kept as parameters.
+    form: bool,
+    body: Vec<u8>,
+    /// The form body was longer than [`MAX_FORM_BYTES`].
+    too_long: bool,
 }
 
 impl AdminHandle {
@@ -209,19 +225,39 @@ fn serve(
         match c.decoder.decode(&mut c.conn.input) {
             Ok(Some(RequestEvent::Head(req))) => {
                 c.close |= !req.keep_alive;
-                c.request = Some((
-                    req.head.method.clone(),
-                    Bytes::copy_from_slice(req.head.path()),
-                    Bytes::copy_from_slice(req.head.query().unwrap_or_default()),
-                ));
+                let form =
+                    req.head.headers.get("content-type").is_some_and(|t| {
+                        t.eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+                    });
+                c.request = Some(Pending {
+                    method: req.head.method.clone(),
+                    path: Bytes::copy_from_slice(req.head.path()),
+                    query: Bytes::copy_from_slice(req.head.query().unwrap_or_default()),
+                    form,
+                    ..Pending::default()
+                });
                 continue;
             }
-            Ok(Some(RequestEvent::Data(_))) => continue,
+            Ok(Some(RequestEvent::Data(data))) => {
+                if let Some(p) = c.request.as_mut().filter(|p| p.form) {
+                    if p.body.len() + data.len() > MAX_FORM_BYTES {
+                        p.too_long = true;
+                    } else {
+                        p.body.extend_from_slice(&data);
+                    }
+                }
+                continue;
+            }
             Ok(Some(RequestEvent::End)) => {
-                let (method, path, query) = c.request.take().unwrap_or_default();
-                let query = String::from_utf8_lossy(&query);
-                let (status, content_type, body) =
-                    handlers::respond(&method, &path, &query, info, kept);
+                let p = c.request.take().unwrap_or_default();
+                let query = String::from_utf8_lossy(&p.query);
+                let form = String::from_utf8_lossy(&p.body);
+                let (status, content_type, body) = if p.too_long {
+                    handlers::form_too_long(MAX_FORM_BYTES)
+                } else {
+                    handlers::respond(&p.method, &p.path, &query, &form, info, kept)
+                };
+                let method = p.method;
                 let mut headers = Headers::new();
                 headers.append("content-type", content_type);
                 headers.append("content-length", body.len().to_string());
@@ -256,9 +292,12 @@ fn serve(
                     weir_http1::reason_phrase(e.status())
                 ));
                 c.close = true;
+                c.request = None;
             }
         }
-        if c.close || !c.conn.can_read() {
+        // A request that closes the connection is still read to its end (its body may be a
+        // form): closing with bytes unread would reset the connection before the answer.
+        if (c.close && c.request.is_none()) || !c.conn.can_read() {
             break;
         }
         match c.conn.fill(scratch, syscalls) {

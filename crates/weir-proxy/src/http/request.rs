@@ -31,7 +31,9 @@ impl Worker {
             return;
         };
         let chain = &ds.chain;
-        let route = chain.routes.find(&authority, &request);
+        let route = chain
+            .routes
+            .find(&authority, &request, &self.runtime, self.rng.u64(..));
         let cluster = route.and_then(|r| router::pick_cluster(&chain.routes, r, &mut self.rng));
         stream.route = route;
         stream.forwarded = cluster.is_some();
@@ -141,6 +143,7 @@ impl Worker {
             clusters: &self.cluster_health,
             fault_stats: &http.fault,
             authority: &stream.authority,
+            runtime: &self.runtime,
         };
         Some(step(&mut stream.filters, head, &mut env))
     }

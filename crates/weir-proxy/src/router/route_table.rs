@@ -13,6 +13,8 @@ use weir_config::{
 };
 use weir_http1::{Headers, RequestHead};
 
+use crate::runtime::Runtime;
+
 /// A route found for a request: indexes into the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RouteRef {
@@ -145,14 +147,28 @@ impl RouteTable {
         self.any
     }
 
-    /// The route for a request whose authority is `host`.
-    pub(crate) fn find(&self, host: &[u8], head: &RequestHead) -> Option<RouteRef> {
+    /// The route for a request whose authority is `host`. `random` is the request's draw for
+    /// every `runtime_fraction` on the way (one per request, as Envoy's stream id is), read
+    /// against `runtime`.
+    pub(crate) fn find(
+        &self,
+        host: &[u8],
+        head: &RequestHead,
+        runtime: &Runtime,
+        random: u64,
+    ) -> Option<RouteRef> {
         let vhost = self.find_vhost(host)?;
         let path = head.path();
         let route = self.config.virtual_hosts[vhost]
             .routes
             .iter()
-            .position(|route| route_matches(route, path, host, head))?;
+            .position(|route| {
+                route_matches(route, path, host, head)
+                    && route.matcher.runtime_fraction.as_ref().is_none_or(|f| {
+                        let share = runtime.share(&f.runtime_key, f.default);
+                        random % 1_000_000 < u64::from(share.per_million)
+                    })
+            })?;
         Some(RouteRef { vhost, route })
     }
 

@@ -151,6 +151,7 @@ impl Harness {
                 .overload
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
+            runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
         });
         let control = Control::new(Duration::from_secs(5), state);
         let mut net = MemoryNet::default();

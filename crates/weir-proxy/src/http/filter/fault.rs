@@ -8,6 +8,7 @@
 //! from the request's `x-envoy-fault-*` headers, whose `-percentage` headers can only lower
 //! the configured share.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use weir_config::{AbortKind, DelayKind, FaultConfig, Fraction};
@@ -24,6 +25,7 @@ const ABORT_HEADER: &str = "x-envoy-fault-abort-request";
 const ABORT_GRPC_HEADER: &str = "x-envoy-fault-abort-grpc-request";
 const ABORT_PERCENT_HEADER: &str = "x-envoy-fault-abort-request-percentage";
 const NODE_HEADER: &str = "x-envoy-downstream-service-node";
+const CLUSTER_HEADER: &str = "x-envoy-downstream-service-cluster";
 
 /// The fault filter on one stream.
 ///
@@ -118,6 +120,8 @@ impl Fault {
 
     fn draw_delay(&self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Option<Duration> {
         let delay = self.config.delay?;
+        let keys = &self.config.runtime;
+        let cluster = downstream_cluster(head);
         // The `-percentage` header lowers only a header-controlled fault's share (Envoy).
         let (duration, share) = match delay.kind {
             DelayKind::Fixed(d) => (d, delay.percentage),
@@ -126,23 +130,40 @@ impl Fault {
                 lowered(delay.percentage, head, DELAY_PERCENT_HEADER),
             ),
         };
-        (!duration.is_zero() && drawn(share, env)).then_some(duration)
+        let share = match cluster {
+            Some(c) => env
+                .runtime
+                .share(&cluster_key(c, "delay.fixed_delay_percent"), share),
+            None => env.runtime.share(&keys.delay_percent, share),
+        };
+        if !drawn(share, env) {
+            return None;
+        }
+        let configured = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let mut ms = env.runtime.integer(&keys.delay_duration, configured);
+        if let Some(c) = cluster {
+            ms = env
+                .runtime
+                .integer(&cluster_key(c, "delay.fixed_duration_ms"), ms);
+        }
+        (ms > 0).then(|| Duration::from_millis(ms))
     }
 
     fn maybe_abort(&mut self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Verdict {
         let Some(abort) = self.config.abort else {
             return Verdict::Continue;
         };
-        let status = match abort.kind {
-            AbortKind::Http(status) => status,
-            // Over HTTP/1 a gRPC abort is a 200 with the abort text, as Envoy 1.40 answers it.
-            AbortKind::Grpc(_) => 200,
+        // `None` for a gRPC abort: over HTTP/1 it is a 200 with the abort text, as Envoy 1.40
+        // answers it, and no HTTP status key applies.
+        let http_status = match abort.kind {
+            AbortKind::Http(status) => Some(status),
+            AbortKind::Grpc(_) => None,
             AbortKind::Header => match (
                 header_number(head, ABORT_HEADER),
                 header_number(head, ABORT_GRPC_HEADER),
             ) {
-                (Some(s), _) if (200..600).contains(&s) => s as u16,
-                (_, Some(_)) => 200,
+                (Some(s), _) if (200..600).contains(&s) => Some(s as u16),
+                (_, Some(_)) => None,
                 _ => return Verdict::Continue,
             },
         };
@@ -150,6 +171,20 @@ impl Fault {
             AbortKind::Header => lowered(abort.percentage, head, ABORT_PERCENT_HEADER),
             AbortKind::Http(_) | AbortKind::Grpc(_) => abort.percentage,
         };
+        let keys = &self.config.runtime;
+        let cluster = downstream_cluster(head);
+        let (share, status_key) = match cluster {
+            Some(c) => (
+                env.runtime
+                    .share(&cluster_key(c, "abort.abort_percent"), share),
+                Cow::Owned(cluster_key(c, "abort.http_status")),
+            ),
+            None => (
+                env.runtime.share(&keys.abort_percent, share),
+                Cow::Borrowed(keys.abort_http_status.as_str()),
+            ),
+        };
+        let status = http_status.map_or(200, |s| runtime_status(env, &status_key, s));
         if !drawn(share, env) || !self.try_charge(env) {
             return Verdict::Continue;
         }
@@ -166,15 +201,39 @@ impl Fault {
         if self.charged {
             return true;
         }
-        if let Some(max) = self.config.max_active_faults
-            && env.fault_stats.active_faults.get() >= i64::from(max)
-        {
+        let configured = self.config.max_active_faults.map_or(u64::MAX, u64::from);
+        let max = env
+            .runtime
+            .integer(&self.config.runtime.max_active_faults, configured);
+        if u64::try_from(env.fault_stats.active_faults.get()).unwrap_or(0) >= max {
             env.fault_stats.faults_overflow.inc();
             return false;
         }
         self.charged = true;
         env.fault_stats.active_faults.inc();
         true
+    }
+}
+
+/// `x-envoy-downstream-service-cluster`: when the request names its cluster, Envoy reads the
+/// fault's shares, delay and status from `fault.http.<cluster>.*` keys (falling back to the
+/// configured values, not to the general keys).
+fn downstream_cluster(head: &RequestHead) -> Option<&str> {
+    head.headers
+        .get(CLUSTER_HEADER)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+}
+
+fn cluster_key(cluster: &str, rest: &str) -> String {
+    format!("fault.http.{cluster}.{rest}")
+}
+
+/// The abort status from the runtime when it holds one weir can answer with (200..=599), else
+/// `configured`.
+fn runtime_status(env: &FilterEnv<'_>, key: &str, configured: u16) -> u16 {
+    match env.runtime.integer(key, u64::from(configured)) {
+        s @ 200..=599 => s as u16,
+        _ => configured,
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) mod health_check;
 #[cfg(test)]
 mod tests;
 
+use crate::runtime::Runtime;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -184,6 +185,8 @@ pub(crate) struct FilterEnv<'a> {
     pub(crate) fault_stats: &'a FaultStats,
     /// The `:authority` the request is routed by (header matchers read it).
     pub(crate) authority: &'a [u8],
+    /// The runtime snapshot in force (the fault filter's `fault.http.*` keys).
+    pub(crate) runtime: &'a Runtime,
 }
 
 /// What filters read when a response head passes them.

@@ -12,6 +12,7 @@ use weir_http1::{Headers, RequestHead, ResponseHead, Version};
 
 use super::{Decoded, EncodeEnv, FilterChainSpec, FilterEnv, StreamFilters};
 use crate::router::route_table::RouteTable;
+use crate::runtime::Runtime;
 use crate::stats::FaultStats;
 
 const ALL: Fraction = Fraction {
@@ -39,6 +40,7 @@ struct World {
     stats: FaultStats,
     failed: bool,
     clusters: Vec<(String, usize, usize)>,
+    runtime: Runtime,
 }
 
 impl World {
@@ -48,6 +50,7 @@ impl World {
             stats: FaultStats::default(),
             failed: false,
             clusters: vec![("backend".into(), 2, 2)],
+            runtime: Runtime::default(),
         }
     }
 
@@ -59,6 +62,7 @@ impl World {
             clusters: &self.clusters,
             fault_stats: &self.stats,
             authority: b"a",
+            runtime: &self.runtime,
         }
     }
 }
@@ -168,6 +172,67 @@ fn a_fault_abort_answers_with_its_status() {
     );
     assert_eq!(reply.flag.map(|f| f.letters()), Some("FI"));
     assert_eq!(w.stats.aborts_injected.get(), 1);
+}
+
+const NONE: Fraction = Fraction {
+    per_million: 0,
+    denominator: 100,
+};
+
+#[test]
+fn the_runtime_overrides_an_aborts_share_and_status() {
+    let mut w = World::new();
+    let mut filters = chain(vec![fault(None, abort(AbortKind::Http(503), NONE))]);
+    let decoded = filters.decode_headers(&mut head("GET", "/", &[]), true, &mut w.env());
+    assert_eq!(status(&decoded), None, "0 % as configured");
+    w.runtime = Runtime::of(&[
+        ("fault.http.abort.abort_percent", "100"),
+        ("fault.http.abort.http_status", "418"),
+    ]);
+    let mut filters = chain(vec![fault(None, abort(AbortKind::Http(503), NONE))]);
+    let decoded = filters.decode_headers(&mut head("GET", "/", &[]), true, &mut w.env());
+    assert_eq!(status(&decoded), Some(418));
+}
+
+#[test]
+fn a_downstream_cluster_reads_its_own_keys_and_otherwise_the_configured_values() {
+    let mut w = World::new();
+    w.runtime = Runtime::of(&[
+        ("fault.http.abort.abort_percent", "100"),
+        ("fault.http.edge.abort.abort_percent", "0"),
+        ("fault.http.mobile.abort.http_status", "429"),
+    ]);
+    let mut run = |cluster: &'static str| {
+        let mut filters = chain(vec![fault(None, abort(AbortKind::Http(503), ALL))]);
+        let h = &mut head(
+            "GET",
+            "/",
+            &[("x-envoy-downstream-service-cluster", cluster)],
+        );
+        status(&filters.decode_headers(h, true, &mut w.env()))
+    };
+    assert_eq!(run("edge"), None, "its own key: 0 %");
+    assert_eq!(run("mobile"), Some(429), "configured 100 %, its own status");
+}
+
+#[test]
+fn the_runtime_sets_a_delays_duration_and_the_active_fault_limit() {
+    let mut w = World::new();
+    w.runtime = Runtime::of(&[("fault.http.delay.fixed_duration_ms", "250")]);
+    let mut filters = chain(vec![fault(
+        delay(DelayKind::Fixed(Duration::from_secs(5))),
+        None,
+    )]);
+    let decoded = filters.decode_headers(&mut head("GET", "/", &[]), true, &mut w.env());
+    assert!(
+        matches!(decoded, Decoded::Held { wake_after: Some(d) } if d == Duration::from_millis(250)),
+        "{decoded:?}"
+    );
+    w.runtime = Runtime::of(&[("fault.http.max_active_faults", "1")]);
+    let mut second = chain(vec![fault(None, abort(AbortKind::Http(503), ALL))]);
+    let decoded = second.decode_headers(&mut head("GET", "/", &[]), true, &mut w.env());
+    assert_eq!(status(&decoded), None, "one fault is active already");
+    assert_eq!(w.stats.faults_overflow.get(), 1);
 }
 
 #[test]
