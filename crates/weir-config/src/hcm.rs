@@ -26,7 +26,6 @@ const HCM_ENVOY: &[&str] = &[
     "early_header_mutation_extensions",
     "skip_xff_append",
     "via",
-    "always_set_request_id_in_response",
     "forward_client_cert_details",
     "set_current_client_cert_details",
     "proxy_100_continue",
@@ -149,6 +148,9 @@ pub(crate) fn http_connection_manager(
     let server = crate::hcm_headers::server_header(cx, &mut o);
     let http10 = crate::hcm_headers::http_protocol_options(cx, &mut o);
     let internal = crate::hcm_headers::internal_address_config(cx, &mut o);
+    let request_id_in_response = o
+        .get(cx, "always_set_request_id_in_response")
+        .map(|a| a.bool(cx));
     o.finish(cx);
 
     let (protocol, server, http10) = (protocol?, server?, http10?);
@@ -174,6 +176,7 @@ pub(crate) fn http_connection_manager(
         server_header_transformation: server.transformation,
         preserve_external_request_id: server.preserve_external_request_id,
         internal_addresses: internal?,
+        always_set_request_id_in_response: request_id_in_response.unwrap_or(Some(false))?,
         accept_http_10: http10.accept,
         default_host_for_http_10: http10.default_host,
     })

@@ -169,6 +169,10 @@ pub struct HttpConnectionManager {
     /// in one (and whose `x-forwarded-for` then holds that one address) is internal; with
     /// none, as in Envoy 1.40, no request is.
     pub internal_addresses: Vec<CidrRange>,
+    /// `always_set_request_id_in_response` (default false): the response carries the
+    /// request's `x-request-id` (as it does anyway for an internal request with
+    /// `x-envoy-force-trace`).
+    pub always_set_request_id_in_response: bool,
     /// `http_protocol_options.accept_http_10` (default false): an HTTP/1.0 request is
     /// answered 426 Upgrade Required unless it is set.
     pub accept_http_10: bool,
@@ -652,6 +656,8 @@ impl RetryOn {
     pub const GRPC_INTERNAL: RetryOn = RetryOn(512);
     /// gRPC `unavailable`: `grpc-status` 14.
     pub const GRPC_UNAVAILABLE: RetryOn = RetryOn(1024);
+    /// Every gRPC condition: a response's `grpc-status` matters only with one of these.
+    pub const GRPC: RetryOn = RetryOn(64 | 128 | 256 | 512 | 1024);
 
     /// The HTTP conditions weir implements, by Envoy's name (`retry_on`, `x-envoy-retry-on`).
     pub const HTTP_NAMES: &'static [(&'static str, RetryOn)] = &[

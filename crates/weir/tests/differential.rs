@@ -832,6 +832,101 @@ fn headers_yaml() {
     );
 }
 
+#[test]
+fn internal_yaml() {
+    let h = "internal.test";
+    let from = |name: &'static str, xff: &str, path: &str, headers: &str| {
+        case(
+            name,
+            h,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: {{host}}\r\nx-forwarded-for: {xff}\r\n{headers}\r\n"
+            ),
+        )
+    };
+    let internal = "10.1.2.3";
+    let retry = "x-envoy-retry-on: 5xx\r\nx-envoy-max-retries: 2\r\n";
+    own(
+        "internal.yaml",
+        h,
+        vec![
+            from(
+                "internal-marked",
+                internal,
+                "/a",
+                "x-envoy-internal: false\r\nx-request-id: mine\r\nx-envoy-force-trace: 1\r\n",
+            ),
+            from(
+                "external-marks-removed",
+                "1.2.3.4",
+                "/a",
+                "x-envoy-internal: true\r\nx-envoy-force-trace: 1\r\n",
+            ),
+            from("internal-retries", internal, "/retry?fail=2&key=a", retry),
+            from(
+                "external-no-retries",
+                "1.2.3.4",
+                "/retry?fail=2&key=b",
+                retry,
+            ),
+            from(
+                "two-hops-no-retries",
+                "1.2.3.4, 10.1.2.3",
+                "/retry?fail=2&key=c",
+                retry,
+            ),
+            from(
+                "internal-policy-retries",
+                internal,
+                "/policy?fail=2&key=d",
+                "x-envoy-retry-on: gateway-error\r\n",
+            ),
+            from(
+                "internal-policy-no-condition",
+                internal,
+                "/policy?fail=1&key=e",
+                "",
+            ),
+            from(
+                "internal-retriable-codes",
+                internal,
+                "/retry?fail=1&key=f",
+                "x-envoy-retry-on: retriable-status-codes\r\nx-envoy-retriable-status-codes: 503\r\n",
+            ),
+            from(
+                "internal-grpc-retries",
+                internal,
+                "/retry?fail_grpc=1&key=g",
+                "x-envoy-retry-grpc-on: unavailable\r\n",
+            ),
+            from(
+                "internal-timeout",
+                internal,
+                "/a?delay_ms=600",
+                "x-envoy-upstream-rq-timeout-ms: 200\r\n",
+            ),
+            from(
+                "internal-timeout-alt",
+                internal,
+                "/a?delay_ms=600",
+                "x-envoy-upstream-rq-timeout-ms: 200\r\nx-envoy-upstream-rq-timeout-alt-response: 1\r\n",
+            ),
+            from(
+                "per-try-internal",
+                internal,
+                "/a?delay_ms=300",
+                "x-envoy-upstream-rq-per-try-timeout-ms: 100\r\nx-envoy-retry-on: 5xx\r\n",
+            ),
+            from(
+                "external-timeout-ignored",
+                "1.2.3.4",
+                "/a?delay_ms=300",
+                "x-envoy-upstream-rq-timeout-ms: 100\r\n",
+            ),
+        ],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // README
 // ---------------------------------------------------------------------------------------------

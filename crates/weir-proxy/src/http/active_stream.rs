@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use weir_config::RetryPolicy;
 use weir_flow::ShortText;
 use weir_http1::RequestHead;
 
@@ -97,6 +98,11 @@ pub(crate) struct RetryState {
     pub(crate) limit_hit: bool,
     /// A retry waits for its back-off.
     pub(crate) timer: Option<TimerId>,
+    /// The retry policy an internal request's `x-envoy-*` headers made of the route's (see
+    /// `router/internal_headers.rs`); `None`: the route's own.
+    pub(crate) policy: Option<Box<RetryPolicy>>,
+    /// `x-envoy-upstream-rq-timeout-alt-response`: the route timeout answers 204.
+    pub(crate) timeout_alt_response: bool,
 }
 
 /// See the module documentation.
@@ -131,6 +137,12 @@ pub(crate) struct Stream {
     /// The codec found the request ambiguous (a body on GET, HEAD or DELETE), or it is a
     /// tunnel: its upstream connection is closed after the response, never pooled.
     pub(crate) upstream_single_use: bool,
+    /// The connection manager found the request internal (`internal_address_config`): the
+    /// router reads its `x-envoy-*` headers.
+    pub(crate) internal: bool,
+    /// The request's `x-request-id`, for the response (`always_set_request_id_in_response`,
+    /// or an internal request's `x-envoy-force-trace`).
+    pub(crate) request_id_echo: Option<Bytes>,
     pub(crate) retry: RetryState,
     pub(crate) attempt: Option<Attempt>,
     /// The connection ends with this stream (the codec's rules, a drain, a cut response).
@@ -177,6 +189,8 @@ impl Stream {
             route_timeout: None,
             route_timer: None,
             upstream_single_use: single_use,
+            internal: false,
+            request_id_echo: None,
             retry: RetryState {
                 head: None,
                 body: Vec::new(),
@@ -188,6 +202,8 @@ impl Stream {
                 attempts: 0,
                 limit_hit: false,
                 timer: None,
+                policy: None,
+                timeout_alt_response: false,
             },
             attempt: None,
             close_after: false,

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use weir_config::ServerHeaderTransformation;
+use weir_config::{CidrRange, ServerHeaderTransformation};
 use weir_http1::{Headers, list_tokens};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and `proxy-connection`).
@@ -34,7 +34,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
 }
 
 /// What the connection manager knows about the downstream connection when forwarding.
-pub(crate) struct ForwardContext {
+pub(crate) struct ForwardContext<'a> {
     /// The peer address of the downstream connection.
     pub(crate) remote: SocketAddr,
     /// `use_remote_address`.
@@ -45,12 +45,23 @@ pub(crate) struct ForwardContext {
     pub(crate) generate_request_id: bool,
     /// `preserve_external_request_id`.
     pub(crate) preserve_external_request_id: bool,
+    /// `internal_address_config.cidr_ranges`.
+    pub(crate) internal_addresses: &'a [CidrRange],
+}
+
+/// Who the connection manager found the request to come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The trusted client address (port 0 when it came from `x-forwarded-for`).
+    pub(crate) client: SocketAddr,
+    /// The request is internal: it may steer the router with `x-envoy-*` headers.
+    pub(crate) internal: bool,
 }
 
 /// The `x-envoy-*` request headers Envoy's connection manager removes from every request it
 /// does not call internal (`cleanInternalHeaders`), so a client cannot steer the router's
 /// retries and timeouts or inject tracing and tags; and `x-envoy-internal`, which only the
-/// proxy sets. weir calls no request internal (it has no `internal_address_config`).
+/// proxy sets.
 const CLIENT_ENVOY_HEADERS: [&str; 15] = [
     "x-envoy-internal",
     "x-envoy-retriable-status-codes",
@@ -78,15 +89,20 @@ const EDGE_ENVOY_HEADERS: [&str; 4] = [
     "x-envoy-original-path",
 ];
 
-/// Removes the `x-envoy-*` headers a client may not send (see [`CLIENT_ENVOY_HEADERS`]; with
-/// `edge`, [`EDGE_ENVOY_HEADERS`] too). One pass; a header that does not start with
-/// `x-envoy-` costs one comparison.
-fn strip_client_envoy_headers(headers: &mut Headers, edge: bool) {
+/// Removes the `x-envoy-*` headers a client may not send: with `internal`, only
+/// `x-envoy-internal` (the proxy sets it); otherwise [`CLIENT_ENVOY_HEADERS`], and with `edge`
+/// [`EDGE_ENVOY_HEADERS`] too. One pass; a header that does not start with `x-envoy-` costs
+/// one comparison.
+fn strip_client_envoy_headers(headers: &mut Headers, internal: bool, edge: bool) {
     const PREFIX: &[u8] = b"x-envoy-";
     let any = headers.iter().any(|h| {
         h.name.len() > PREFIX.len() && h.name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
     });
     if !any {
+        return;
+    }
+    if internal {
+        headers.remove("x-envoy-internal");
         return;
     }
     headers.retain(|h| {
@@ -97,7 +113,7 @@ fn strip_client_envoy_headers(headers: &mut Headers, edge: bool) {
 }
 
 /// Sets `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` as Envoy's connection manager
-/// does, and returns the trusted client address.
+/// does, and says who the request came from and whether it is internal.
 ///
 /// - `use_remote_address: true`: the connection's peer is appended to `x-forwarded-for`;
 ///   `x-forwarded-proto` is set to the downstream scheme unless `xff_num_trusted_hops > 0`
@@ -111,25 +127,42 @@ fn strip_client_envoy_headers(headers: &mut Headers, edge: bool) {
 /// shows it so). Entries count by position: when the chosen one is not an IP address, or there
 /// are too few, the client is the peer, so a client cannot shift the choice with junk entries.
 ///
-/// Every request is external (weir has no `internal_address_config`; Envoy 1.40 calls no
-/// address internal without one): the `x-envoy-*` headers a client may not send are removed.
-/// With `use_remote_address` it is an edge request: `x-envoy-external-address` is the client
-/// address, and `x-request-id` is replaced unless `preserve_external_request_id`.
+/// A request is internal when, as Envoy decides it, `x-forwarded-for` ends up holding one
+/// address (with `use_remote_address`: the client sent none) and the trusted client address is
+/// in `internal_address_config` (without `use_remote_address`, one taken from the header). An
+/// internal request gets `x-envoy-internal: true` and keeps its other `x-envoy-*` headers;
+/// from any other, those a client may not send are removed. Without `internal_address_config`
+/// no request is internal (Envoy 1.40's default). With `use_remote_address`, a request that is
+/// not internal is an edge request: `x-envoy-external-address` is the client address, and
+/// `x-request-id` is replaced unless `preserve_external_request_id`.
 pub(crate) fn set_forwarding_headers(
     headers: &mut Headers,
-    ctx: &ForwardContext,
+    ctx: &ForwardContext<'_>,
     rng: &mut fastrand::Rng,
-) -> SocketAddr {
+) -> Origin {
     let hops = ctx.xff_num_trusted_hops as usize;
-    let from_xff = if ctx.use_remote_address {
-        hops.checked_sub(1)
-            .and_then(|skip| xff_from_right(headers, skip))
+    let (from_xff, single) = if ctx.use_remote_address {
+        let from_xff = hops
+            .checked_sub(1)
+            .and_then(|skip| xff_from_right(headers, skip));
+        (from_xff, !headers.contains("x-forwarded-for"))
     } else {
-        xff_from_right(headers, hops)
+        let from_xff = xff_from_right(headers, hops);
+        (from_xff, xff_entries(headers) == 1)
     };
     let client = from_xff.map_or(ctx.remote, |ip| SocketAddr::new(ip, 0));
-    let edge = ctx.use_remote_address;
-    strip_client_envoy_headers(headers, edge);
+    let trusted = from_xff.is_some() || ctx.use_remote_address;
+    let internal = single
+        && trusted
+        && ctx
+            .internal_addresses
+            .iter()
+            .any(|range| range.contains(client.ip()));
+    let edge = ctx.use_remote_address && !internal;
+    strip_client_envoy_headers(headers, internal, edge);
+    if internal {
+        headers.set("x-envoy-internal", Bytes::from_static(b"true"));
+    }
     if edge {
         headers.set("x-envoy-external-address", client.ip().to_string());
     }
@@ -155,7 +188,15 @@ pub(crate) fn set_forwarding_headers(
         let id = uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid();
         headers.set("x-request-id", id.hyphenated().to_string());
     }
-    client
+    Origin { client, internal }
+}
+
+/// How many entries `x-forwarded-for` holds (all its fields read as one list).
+fn xff_entries(headers: &Headers) -> usize {
+    headers
+        .get_all("x-forwarded-for")
+        .map(|v| v.split(|&b| b == b',').count())
+        .sum()
 }
 
 /// The address `skip` entries from the right end of `x-forwarded-for` (all its fields read as
@@ -281,13 +322,14 @@ mod tests {
         assert_eq!(names, vec![Bytes::from_static(b"Accept")]);
     }
 
-    fn ctx(use_remote: bool, hops: u32) -> ForwardContext {
+    fn ctx(use_remote: bool, hops: u32) -> ForwardContext<'static> {
         ForwardContext {
             remote: "10.0.0.9:4242".parse().unwrap(),
             use_remote_address: use_remote,
             xff_num_trusted_hops: hops,
             generate_request_id: true,
             preserve_external_request_id: false,
+            internal_addresses: &[],
         }
     }
 
@@ -298,7 +340,7 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1"),
             ("x-forwarded-proto", "https"),
         ]);
-        let client = set_forwarding_headers(&mut h, &ctx(true, 0), &mut rng);
+        let client = set_forwarding_headers(&mut h, &ctx(true, 0), &mut rng).client;
         assert_eq!(get(&h, "x-forwarded-for").unwrap(), "1.1.1.1,10.0.0.9");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "http");
         assert_eq!(client.to_string(), "10.0.0.9:4242");
@@ -313,14 +355,14 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-request-id", "abc"),
         ]);
-        let client = set_forwarding_headers(&mut h, &ctx(true, 1), &mut rng);
+        let client = set_forwarding_headers(&mut h, &ctx(true, 1), &mut rng).client;
         assert_eq!(client.to_string(), "3.3.3.3:0");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "https");
         // An edge request's id is the proxy's own, as Envoy makes it.
         assert_ne!(get(&h, "x-request-id").unwrap(), "abc");
 
         let mut h = headers(&[("x-forwarded-for", "2.2.2.2, 3.3.3.3")]);
-        let client = set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng);
+        let client = set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng).client;
         assert_eq!(client.to_string(), "2.2.2.2:0");
         assert_eq!(get(&h, "x-forwarded-for").unwrap(), "2.2.2.2, 3.3.3.3");
         assert_eq!(get(&h, "x-forwarded-proto").unwrap(), "http");
@@ -336,24 +378,32 @@ mod tests {
             ("x-forwarded-for", "3.3.3.3"),
         ]);
         assert_eq!(
-            set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng).to_string(),
+            set_forwarding_headers(&mut h, &ctx(false, 1), &mut rng)
+                .client
+                .to_string(),
             "10.0.0.9:4242"
         );
         let mut h = headers(&[("x-forwarded-for", "6.6.6.6, junk, 3.3.3.3")]);
         assert_eq!(
-            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng).to_string(),
+            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng)
+                .client
+                .to_string(),
             "3.3.3.3:0"
         );
         // An address with a port is not an address (as in Envoy), nor is an empty entry.
         let mut h = headers(&[("x-forwarded-for", "3.3.3.3:80")]);
         assert_eq!(
-            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng).to_string(),
+            set_forwarding_headers(&mut h, &ctx(false, 0), &mut rng)
+                .client
+                .to_string(),
             "10.0.0.9:4242"
         );
         // Too few entries for the trusted hops.
         let mut h = headers(&[("x-forwarded-for", "3.3.3.3")]);
         assert_eq!(
-            set_forwarding_headers(&mut h, &ctx(true, 2), &mut rng).to_string(),
+            set_forwarding_headers(&mut h, &ctx(true, 2), &mut rng)
+                .client
+                .to_string(),
             "10.0.0.9:4242"
         );
     }
@@ -481,5 +531,68 @@ mod tests {
         };
         set_forwarding_headers(&mut h, &keep, &mut rng);
         assert_eq!(get(&h, "x-request-id").unwrap(), "client-chosen");
+    }
+
+    /// As Envoy 1.40 does (checked with `internal_address_config` on the same requests).
+    #[test]
+    fn an_internal_request_keeps_its_envoy_headers_and_is_marked() {
+        let ranges = [
+            CidrRange {
+                address: "10.0.0.0".parse().unwrap(),
+                prefix_len: 8,
+            },
+            CidrRange {
+                address: "192.168.0.0".parse().unwrap(),
+                prefix_len: 16,
+            },
+        ];
+        let internal = |use_remote: bool| ForwardContext {
+            internal_addresses: &ranges,
+            ..ctx(use_remote, 0)
+        };
+        let mut rng = fastrand::Rng::with_seed(1);
+        // The peer (10.0.0.9) is internal, and no x-forwarded-for came with the request.
+        let mut h = client_envoy_headers();
+        let origin = set_forwarding_headers(&mut h, &internal(true), &mut rng);
+        assert!(origin.internal);
+        assert_eq!(get(&h, "x-envoy-internal").unwrap(), "true");
+        assert_eq!(h.get_all("x-envoy-internal").count(), 1);
+        for kept in [
+            "x-envoy-max-retries",
+            "x-envoy-retry-on",
+            "x-envoy-original-path",
+        ] {
+            assert!(h.contains(kept), "{kept}");
+        }
+        // Not an edge request: the client's id stays; the external address is the client's own
+        // header, not set by the proxy.
+        assert_eq!(get(&h, "x-request-id").unwrap(), "client-chosen");
+        assert_eq!(get(&h, "x-envoy-external-address").unwrap(), "6.6.6.6");
+        // With an x-forwarded-for already there, it holds two addresses: external.
+        let mut h = headers(&[
+            ("x-forwarded-for", "10.1.1.1"),
+            ("x-envoy-internal", "true"),
+        ]);
+        let origin = set_forwarding_headers(&mut h, &internal(true), &mut rng);
+        assert!(!origin.internal);
+        assert!(!h.contains("x-envoy-internal"));
+        assert_eq!(get(&h, "x-envoy-external-address").unwrap(), "10.0.0.9");
+        // Without use_remote_address: the one address in x-forwarded-for decides.
+        let mut h = headers(&[
+            ("x-forwarded-for", "192.168.3.4"),
+            ("x-envoy-max-retries", "2"),
+        ]);
+        let origin = set_forwarding_headers(&mut h, &internal(false), &mut rng);
+        assert_eq!(origin.client.to_string(), "192.168.3.4:0");
+        assert!(origin.internal && h.contains("x-envoy-max-retries"));
+        for xff in ["1.2.3.4, 192.168.3.4", "1.2.3.4"] {
+            let mut h = headers(&[("x-forwarded-for", xff), ("x-envoy-max-retries", "2")]);
+            let origin = set_forwarding_headers(&mut h, &internal(false), &mut rng);
+            assert!(!origin.internal, "{xff}");
+            assert!(!h.contains("x-envoy-max-retries"));
+        }
+        // No x-forwarded-for without use_remote_address: external, whatever the peer.
+        let mut h = headers(&[("x-envoy-max-retries", "2")]);
+        assert!(!set_forwarding_headers(&mut h, &internal(false), &mut rng).internal);
     }
 }

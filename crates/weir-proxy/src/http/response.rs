@@ -94,6 +94,13 @@ impl Worker {
             &ds.chain.server_name,
         );
         set_response_headers(&mut head.headers, || date.get(now), server);
+        if let Some(id) = self
+            .streams
+            .get(sid)
+            .and_then(|s| s.request_id_echo.clone())
+        {
+            head.headers.set("x-request-id", id);
+        }
         let close = closing || drain_close || ds.close_soon;
         let kept = ds
             .codec
@@ -204,6 +211,13 @@ impl Worker {
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
         let (mut head, body) = self.local_response(&reply, ds_id, route);
+        if let Some(id) = self
+            .streams
+            .get(sid)
+            .and_then(|s| s.request_id_echo.clone())
+        {
+            head.headers.set("x-request-id", id);
+        }
         self.encode_filters(sid, &mut head);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;

@@ -200,10 +200,17 @@ impl Worker {
             xff_num_trusted_hops: hcm.xff_num_trusted_hops,
             generate_request_id: hcm.generate_request_id,
             preserve_external_request_id: hcm.preserve_external_request_id,
+            internal_addresses: &hcm.internal_addresses,
         };
-        let client = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
+        let origin = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
+        stream.internal = origin.internal;
+        // Only an internal request still has `x-envoy-force-trace` here.
+        if hcm.always_set_request_id_in_response || request.headers.contains("x-envoy-force-trace")
+        {
+            stream.request_id_echo = request.headers.get("x-request-id").cloned();
+        }
         if let Some(log) = stream.log.as_mut() {
-            log.downstream_remote = Some(client);
+            log.downstream_remote = Some(origin.client);
         }
         Ok(authority)
     }
@@ -253,11 +260,17 @@ impl Worker {
                     h.rq_timeout.inc();
                 }
             }
-            self.local_reply(
-                sid,
-                None,
-                LocalReply::failure(ResponseFlag::UpstreamRequestTimeout),
-            );
+            let mut reply = LocalReply::failure(ResponseFlag::UpstreamRequestTimeout);
+            if self
+                .streams
+                .get(sid)
+                .is_some_and(|s| s.retry.timeout_alt_response)
+            {
+                // `x-envoy-upstream-rq-timeout-alt-response`: 204, no body.
+                reply.status = 204;
+                reply.body = Bytes::new();
+            }
+            self.local_reply(sid, None, reply);
         }
     }
 

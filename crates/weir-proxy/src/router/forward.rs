@@ -11,7 +11,7 @@ use crate::http::active_stream::Tunnel;
 use crate::http::headers::number_value;
 use crate::http::local_reply::ResponseFlag;
 use crate::router::route_table::RouteRef;
-use crate::router::{self, Decision};
+use crate::router::{self, Decision, internal_headers};
 use crate::snapshot::ChainRuntime;
 use crate::worker::{TimerKey, Worker, listener_buffer_limit};
 use weir_flow::EventKind;
@@ -82,6 +82,27 @@ impl Worker {
                 cluster, timeout, ..
             } => (cluster, timeout),
         };
+        // An internal request may steer retries and timeouts with its `x-envoy-*` headers.
+        let overrides = match self.streams.get(sid) {
+            Some(s) if s.internal && internal_headers::any(&head.headers) => {
+                let route_policy = route.and_then(|r| {
+                    let ds = self.downstreams.get(ds_id)?;
+                    ds.chain.routes.retry_policy(r).cloned()
+                });
+                Some(internal_headers::take(
+                    &mut head.headers,
+                    route_policy.as_ref(),
+                ))
+            }
+            _ => None,
+        };
+        let retry_policy = retry_policy || overrides.as_ref().is_some_and(|o| o.policy.is_some());
+        let timeout = match &overrides {
+            Some(internal_headers::Overrides {
+                timeout: Some(t), ..
+            }) => *t,
+            _ => timeout,
+        };
         if let Some(http) = http {
             http.rq_total.inc();
         }
@@ -107,6 +128,10 @@ impl Worker {
         stream.retry.possible = (retry_policy || idempotent) && tunnel == Tunnel::No;
         stream.upstream_single_use |= tunnel != Tunnel::No;
         stream.route_timeout = timeout;
+        if let Some(o) = overrides {
+            stream.retry.policy = o.policy.map(Box::new);
+            stream.retry.timeout_alt_response = o.timeout_alt_response;
+        }
         stream.retry.head = Some(head);
         let (held, ended) = stream.filters.take_held();
         // A terminated CONNECT's tunnel is a connection of its own.

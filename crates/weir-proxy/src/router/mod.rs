@@ -4,6 +4,7 @@
 //! carries the decision out.
 
 pub(crate) mod forward;
+pub(crate) mod internal_headers;
 pub(crate) mod route_table;
 
 use std::time::Duration;

@@ -26,8 +26,8 @@ pub(crate) enum RetryCause {
     Reset,
     /// No response within `per_try_timeout`.
     PerTryTimeout,
-    /// The response had this status.
-    Status(u16),
+    /// The response had this status, and this `grpc-status` if it carried one.
+    Status(u16, Option<u8>),
 }
 
 impl RetryCause {
@@ -40,20 +40,26 @@ impl RetryCause {
         match self {
             RetryCause::Connect => on.any(any_failure.with(RetryOn::CONNECT_FAILURE)),
             RetryCause::Reset | RetryCause::PerTryTimeout => on.any(any_failure),
-            RetryCause::Status(s) => {
+            RetryCause::Status(s, grpc) => {
                 (on.any(RetryOn::FIVE_XX) && s >= 500)
                     || (on.any(RetryOn::GATEWAY_ERROR) && matches!(s, 502..=504))
+                    || (on.any(RetryOn::RETRIABLE_4XX) && s == 409)
                     || (on.any(RetryOn::RETRIABLE_STATUS_CODES)
                         && policy.retriable_status_codes.contains(&s))
+                    || grpc.is_some_and(|g| on.covers_grpc_status(g))
             }
         }
     }
 }
 
 impl Worker {
-    /// The retry policy of the stream's route, if any.
+    /// The stream's retry policy: the one its internal request's headers made, or its
+    /// route's, if any.
     pub(crate) fn retry_policy_of(&self, sid: Id) -> Option<&RetryPolicy> {
         let stream = self.streams.get(sid)?;
+        if let Some(policy) = &stream.retry.policy {
+            return Some(policy);
+        }
         let ds = self.downstreams.get(stream.downstream)?;
         ds.chain.routes.retry_policy(stream.route?)
     }

@@ -300,7 +300,8 @@ fn admin_ready(port: u16) -> bool {
 /// `x-echo-cluster`, `x-echo-method` and `x-echo-target` headers and a text body: the request
 /// line, each header line as it arrived, `body-bytes: N` and the body (when it is short text).
 /// Query flags: `status=N` answers N; `delay_ms=N` answers after N ms; `fail=N&key=K` answers
-/// 503 to the first N requests carrying key K (for retries); `reset=1` closes without answering.
+/// 503 to the first N requests carrying key K (for retries), `fail_grpc=N&key=K` answers them
+/// `grpc-status: 14` (then `0`); `reset=1` closes without answering.
 pub(crate) struct EchoOrigin {
     pub(crate) addr: SocketAddr,
 }
@@ -382,6 +383,7 @@ fn echo_connection(
             std::thread::sleep(Duration::from_millis(ms));
         }
         let mut status: u16 = query("status").and_then(|v| v.parse().ok()).unwrap_or(200);
+        let mut grpc = "";
         if let (Some(n), Some(key)) = (query("fail").and_then(|v| v.parse().ok()), query("key")) {
             let mut failures = failures.lock().expect("failures");
             let seen = failures.entry(key).or_insert(0);
@@ -389,6 +391,19 @@ fn echo_connection(
             if *seen <= n {
                 status = 503;
             }
+        }
+        if let (Some(n), Some(key)) = (
+            query("fail_grpc").and_then(|v| v.parse::<u32>().ok()),
+            query("key"),
+        ) {
+            let mut failures = failures.lock().expect("failures");
+            let seen = failures.entry(key).or_insert(0);
+            *seen += 1;
+            grpc = if *seen <= n {
+                "grpc-status: 14\r\n"
+            } else {
+                "grpc-status: 0\r\n"
+            };
         }
         let mut text = String::new();
         for line in &head_lines {
@@ -404,7 +419,7 @@ fn echo_connection(
         let server = query("server").map_or(String::new(), |s| format!("server: {s}\r\n"));
         let head = format!(
             "HTTP/1.1 {status} Echo\r\nx-echo-cluster: {cluster}\r\nx-echo-method: {method}\r\n\
-             x-echo-target: {target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}{server}\r\n",
+             x-echo-target: {target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}{server}{grpc}\r\n",
             if method == "HEAD" { 0 } else { text.len() },
             if close { "connection: close\r\n" } else { "" },
         );
