@@ -19,7 +19,7 @@ mod support;
 use std::path::Path;
 
 use differential_support::{
-    Envoy, Exchange, Line, REQUIRE_ENVOY, Rendered, Request, envoy_bin, exchange, render,
+    Envoy, Exchange, Line, Rendered, Request, envoy_or_skip, exchange, render,
 };
 use support::Weir;
 
@@ -300,14 +300,6 @@ fn battery(host: &str) -> Vec<Case> {
 // Running a config on both proxies
 // ---------------------------------------------------------------------------------------------
 
-/// Skips (printing why) unless `WEIR_REQUIRE_ENVOY=1`, when it fails instead.
-fn skip(reason: &str) {
-    if std::env::var(REQUIRE_ENVOY).is_ok_and(|v| v == "1") {
-        panic!("{REQUIRE_ENVOY}=1, but {reason}");
-    }
-    println!("skipped: {reason}");
-}
-
 /// Whether `pattern` (alternatives joined by `|`, or `*`) names `name`.
 fn names(pattern: &str, name: &str) -> bool {
     pattern == "*" || pattern.split('|').any(|p| p == name)
@@ -400,9 +392,8 @@ fn timed(proxy: &str, config: &str, c: &Case, addr: std::net::SocketAddr) -> Exc
 /// Runs every case of `config` (its file name and text) on Envoy and on weir and checks the
 /// differences against [`EXPECTED`].
 fn differential(config: &str, text: &str, cases: Vec<Case>) {
-    let bin = match envoy_bin() {
-        Ok(bin) => bin,
-        Err(reason) => return skip(&reason),
+    let Some(bin) = envoy_or_skip() else {
+        return;
     };
     let for_envoy = Rendered::prepare(text);
     let for_weir = Rendered::prepare(text);

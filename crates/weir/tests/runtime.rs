@@ -9,7 +9,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use differential_support::{Envoy, REQUIRE_ENVOY, envoy_bin, free_port};
+use differential_support::{Envoy, envoy_or_skip, free_port};
 use support::{TIMEOUT, Weir, get};
 
 /// A listener whose `/canary` route matches only the runtime's share `routing.canary`
@@ -219,13 +219,8 @@ const MAP_VALUED: &[&str] = &["flags.frac"];
 
 #[test]
 fn runtime_output_matches_envoy() {
-    let bin = match envoy_bin() {
-        Ok(bin) => bin,
-        Err(why) if std::env::var(REQUIRE_ENVOY).as_deref() != Ok("1") => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        Err(why) => panic!("{why}"),
+    let Some(bin) = envoy_or_skip() else {
+        return;
     };
     let (admin_port, listener_port) = (free_port(), free_port());
     let _envoy = Envoy::start(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use differential_support::{EchoOrigin, Envoy, REQUIRE_ENVOY, envoy_bin, free_port};
+use differential_support::{EchoOrigin, Envoy, envoy_or_skip, free_port};
 use support::{Weir, get};
 
 const REQUESTS: u64 = 4;
@@ -138,13 +138,8 @@ fn run(
 
 #[test]
 fn stats_sinks_send_what_envoy_sends() {
-    let bin = match envoy_bin() {
-        Ok(bin) => bin,
-        Err(why) if std::env::var(REQUIRE_ENVOY).as_deref() != Ok("1") => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        Err(why) => panic!("{why}"),
+    let Some(bin) = envoy_or_skip() else {
+        return;
     };
     let origin = EchoOrigin::start("backend");
     let envoy_sinks = [sink(), sink()];

@@ -27,7 +27,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::TempFile;
-pub(crate) use crate::support::{REQUIRE_ENVOY, envoy_bin};
+use crate::support::{REQUIRE_ENVOY, envoy_bin};
+
+/// The Envoy binary, or `None` after printing why the test is skipped; without Envoy, a run
+/// with `WEIR_REQUIRE_ENVOY=1` (CI's) fails instead.
+pub(crate) fn envoy_or_skip() -> Option<std::path::PathBuf> {
+    match envoy_bin() {
+        Ok(bin) => Some(bin),
+        Err(reason) if std::env::var(REQUIRE_ENVOY).is_ok_and(|v| v == "1") => {
+            panic!("{REQUIRE_ENVOY}=1, but {reason}")
+        }
+        Err(reason) => {
+            println!("skipped: {reason}");
+            None
+        }
+    }
+}
 
 /// The longest a proxy may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
