@@ -176,6 +176,7 @@ pub(crate) fn http_connection_manager(
         internal_addresses: internal?,
         accept_http_10: http10.accept,
         default_host_for_http_10: http10.default_host,
+        header_key_format: http10.key_format,
     })
 }
 

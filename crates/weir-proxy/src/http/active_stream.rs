@@ -8,6 +8,7 @@ use bytes::Bytes;
 use weir_flow::ShortText;
 use weir_http1::RequestHead;
 
+use crate::codec::ReceivedNames;
 use crate::event::timer::TimerId;
 use crate::event::token::Id;
 use crate::http::filter::StreamFilters;
@@ -131,6 +132,9 @@ pub(crate) struct Stream {
     /// The codec found the request ambiguous (a body on GET, HEAD or DELETE), or it is a
     /// tunnel: its upstream connection is closed after the response, never pooled.
     pub(crate) upstream_single_use: bool,
+    /// The request's header names as the client spelled them (the connection manager's
+    /// `preserve_case`): every attempt writes them so.
+    pub(crate) request_names: Option<ReceivedNames>,
     pub(crate) retry: RetryState,
     pub(crate) attempt: Option<Attempt>,
     /// The connection ends with this stream (the codec's rules, a drain, a cut response).
@@ -177,6 +181,7 @@ impl Stream {
             route_timeout: None,
             route_timer: None,
             upstream_single_use: single_use,
+            request_names: None,
             retry: RetryState {
                 head: None,
                 body: Vec::new(),

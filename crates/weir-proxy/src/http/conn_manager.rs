@@ -223,7 +223,7 @@ impl Worker {
             let mut header_timer = ds.header_timer.take();
             ds.codec.reset_exchange();
             ds.codec
-                .encode_headers(&mut head, body.is_empty(), true, &mut ds.conn);
+                .encode_headers(&mut head, None, body.is_empty(), true, &mut ds.conn);
             ds.codec.encode_data(body, &mut ds.conn);
             ds.codec.encode_end(&mut ds.conn);
             self.disarm(&mut header_timer);
