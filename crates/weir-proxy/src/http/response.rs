@@ -70,7 +70,7 @@ impl Worker {
             self.timers.cancel(t);
         }
         let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
-        let drain_close = self.drain_close();
+        let drain_close = self.drain_close(ds_id);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };

@@ -135,6 +135,7 @@ impl Harness {
                 address: l.address,
                 chain: l.select(l.address.port()),
                 buffer_limit: l.buffer_limit,
+                inbound: l.inbound,
             })
             .collect();
         let layout = Layout::of(&snapshot, listeners.iter().map(|l| l.address).collect());
