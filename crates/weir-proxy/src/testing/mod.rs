@@ -12,6 +12,8 @@
 mod filter_scenarios;
 #[cfg(test)]
 mod header_scenarios;
+#[cfg(test)]
+mod key_case_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;
