@@ -18,9 +18,7 @@ const CLUSTER_ENVOY: &[&str] = &[
     "circuit_breakers",
     "upstream_http_protocol_options",
     "common_http_protocol_options",
-    "http_protocol_options",
     "http2_protocol_options",
-    "typed_extension_protocol_options",
     "dns_refresh_rate",
     "dns_jitter",
     "dns_failure_refresh_rate",
@@ -214,6 +212,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(b) => b.u32(cx),
         None => Some(DEFAULT_BUFFER_LIMIT),
     };
+    let header_key_format = crate::key_format::cluster_key_format(cx, &mut o);
     o.finish(cx);
     if !ok {
         return None;
@@ -224,6 +223,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         lb_policy: lb_policy?,
         endpoints: endpoints?,
         per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
+        header_key_format: header_key_format?,
     })
 }
 

@@ -179,6 +179,7 @@ pub(crate) fn http_connection_manager(
         always_set_request_id_in_response: request_id_in_response.unwrap_or(Some(false))?,
         accept_http_10: http10.accept,
         default_host_for_http_10: http10.default_host,
+        header_key_format: http10.key_format,
     })
 }
 

@@ -1,24 +1,13 @@
 //! The HTTP connection manager's fields about the headers it writes itself (`server_name`,
 //! `server_header_transformation`, `preserve_external_request_id`, `internal_address_config`)
-//! and about HTTP/1.0 (`http_protocol_options.{accept_http_10,default_host_for_http_10}`).
+//! and about HTTP/1 (`http_protocol_options.{accept_http_10,default_host_for_http_10,
+//! header_key_format}`).
 
 use std::net::IpAddr;
 
-use crate::model::{CidrRange, ServerHeaderTransformation};
+use crate::key_format::{HTTP1_OPTIONS_ENVOY, header_key_format};
+use crate::model::{CidrRange, HeaderKeyFormat, ServerHeaderTransformation};
 use crate::reader::{Cx, Field, Obj};
-
-/// `config.core.v3.Http1ProtocolOptions` fields weir does not support yet.
-const HTTP1_OPTIONS_ENVOY: &[&str] = &[
-    "allow_absolute_url",
-    "header_key_format",
-    "enable_trailers",
-    "allow_chunked_length",
-    "override_stream_error_on_invalid_http_message",
-    "send_fully_qualified_url",
-    "use_balsa_parser",
-    "allow_custom_methods",
-    "ignore_http_11_upgrade",
-];
 
 /// `http_protocol_options` as read.
 #[derive(Default)]
@@ -27,9 +16,12 @@ pub(crate) struct Http10 {
     pub(crate) accept: bool,
     /// `default_host_for_http_10`: the Host of an HTTP/1.0 request that has none.
     pub(crate) default_host: Option<String>,
+    /// `header_key_format`: how names are written to the client.
+    pub(crate) key_format: HeaderKeyFormat,
 }
 
-/// Reads `http_protocol_options` (`accept_http_10`, `default_host_for_http_10`).
+/// Reads `http_protocol_options` (`accept_http_10`, `default_host_for_http_10`,
+/// `header_key_format`).
 pub(crate) fn http_protocol_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Http10> {
     let Some(f) = o.get(cx, "http_protocol_options") else {
         return Some(Http10::default());
@@ -39,6 +31,7 @@ pub(crate) fn http_protocol_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Http
     let default_host = options
         .get(cx, "default_host_for_http_10")
         .map(|h| h.string(cx));
+    let key_format = header_key_format(cx, &mut options);
     let ok = options.finish(cx);
     let default_host = match default_host {
         Some(host) => Some(host?).filter(|h| !h.is_empty()),
@@ -47,6 +40,7 @@ pub(crate) fn http_protocol_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Http
     ok.then_some(Http10 {
         accept: accept.unwrap_or(false),
         default_host,
+        key_format: key_format?,
     })
 }
 

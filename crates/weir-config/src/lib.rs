@@ -30,6 +30,7 @@ mod hcm;
 mod hcm_headers;
 mod headers;
 mod http_filter;
+mod key_format;
 mod listener;
 mod overload;
 mod reader;

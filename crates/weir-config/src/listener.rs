@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use crate::bootstrap::{Role, address};
 use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::hcm::http_connection_manager;
-use crate::model::{FilterChain, HttpConnectionManager, Listener};
+use crate::model::{FilterChain, HttpConnectionManager, Listener, TrafficDirection};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// The `@type` of the HTTP connection manager's `typed_config`.
@@ -32,7 +32,6 @@ const LISTENER_ENVOY: &[&str] = &[
     "freebind",
     "socket_options",
     "tcp_fast_open_queue_length",
-    "traffic_direction",
     "udp_listener_config",
     "api_listener",
     "connection_balance_config",
@@ -197,6 +196,20 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
         Some(b) => b.u32(cx),
         None => Some(DEFAULT_BUFFER_LIMIT),
     };
+    let traffic_direction = match o.get(cx, "traffic_direction") {
+        Some(d) => d
+            .enumeration(
+                cx,
+                "traffic_direction",
+                &[("UNSPECIFIED", 0), ("INBOUND", 1), ("OUTBOUND", 2)],
+            )
+            .map(|d| match d {
+                "INBOUND" => TrafficDirection::Inbound,
+                "OUTBOUND" => TrafficDirection::Outbound,
+                _ => TrafficDirection::Unspecified,
+            }),
+        None => Some(TrafficDirection::Unspecified),
+    };
     o.finish(cx);
 
     if chain_items.is_empty() && default_field.is_none() {
@@ -216,6 +229,7 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
             filter_chains: chains?,
             default_filter_chain: default_filter_chain?,
             per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
+            traffic_direction: traffic_direction?,
         })
     })();
     Some(Read {

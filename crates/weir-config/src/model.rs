@@ -98,6 +98,21 @@ pub struct Listener {
     /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB): the high watermark of each
     /// downstream connection's buffers.
     pub per_connection_buffer_limit_bytes: u32,
+    /// `traffic_direction` (default UNSPECIFIED): what admin's
+    /// `/drain_listeners?inboundonly` picks out.
+    pub traffic_direction: TrafficDirection,
+}
+
+/// `traffic_direction` of a listener (`config.core.v3.TrafficDirection`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrafficDirection {
+    /// `UNSPECIFIED` (the default).
+    #[default]
+    Unspecified,
+    /// `INBOUND`: drained by `/drain_listeners?inboundonly`.
+    Inbound,
+    /// `OUTBOUND`.
+    Outbound,
 }
 
 /// `filter_chains[]`: how to treat a connection that matched `filter_chain_match`.
@@ -179,6 +194,29 @@ pub struct HttpConnectionManager {
     /// `http_protocol_options.default_host_for_http_10`: the Host given to an HTTP/1.0
     /// request without one (without it, such a request is answered 400).
     pub default_host_for_http_10: Option<String>,
+    /// `http_protocol_options.header_key_format`: how header names are written to the client
+    /// (and, for `preserve_case`, that the request's names are kept on their way upstream).
+    pub header_key_format: HeaderKeyFormat,
+}
+
+/// `header_key_format` of an `Http1ProtocolOptions`: how weir writes HTTP/1 header names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HeaderKeyFormat {
+    /// Unset: lower case, as Envoy's HTTP/1 codec writes them.
+    #[default]
+    Lower,
+    /// `proper_case_words`: `Content-Type`, `X-Envoy-Foo` (a letter is upper-cased at the start
+    /// and after anything but a letter or a digit).
+    ProperCase,
+    /// `stateful_formatter` with `preserve_case`: the messages this side *receives* keep their
+    /// names' case when weir writes them on the other side; names weir adds itself go out in
+    /// lower case, or in proper case with `formatter_type_on_envoy_headers: PROPER_CASE`.
+    PreserveCase {
+        /// `forward_reason_phrase`: a response received keeps its reason phrase.
+        forward_reason_phrase: bool,
+        /// `formatter_type_on_envoy_headers: PROPER_CASE`.
+        proper_case_envoy_headers: bool,
+    },
 }
 
 /// `server_header_transformation`: what happens to a response's `server` header.
@@ -813,6 +851,11 @@ pub struct Cluster {
     pub endpoints: Vec<Endpoint>,
     /// `per_connection_buffer_limit_bytes` (default 1 MiB) for upstream connections.
     pub per_connection_buffer_limit_bytes: u32,
+    /// `header_key_format` of its HTTP/1 options (`typed_extension_protocol_options`'
+    /// `HttpProtocolOptions.explicit_http_config.http_protocol_options`, or the deprecated
+    /// `http_protocol_options`): how names are written to the origin (and, for `preserve_case`,
+    /// that the response's names are kept on their way to the client).
+    pub header_key_format: HeaderKeyFormat,
 }
 
 /// `lb_policy`.

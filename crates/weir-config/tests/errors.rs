@@ -143,21 +143,21 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         "/static_resources/listeners/0/nmae",
         json!("x"),
         &[
-            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes)",
+            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, traffic_direction)",
         ],
     );
     check(
         &format!("{HCM}/stat_prefx"),
         json!("x"),
         &[&format!(
-            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, request_headers_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log, upgrade_configs, server_name, server_header_transformation, preserve_external_request_id, http_protocol_options, internal_address_config)"
+            "{HCM_PATH}.stat_prefx: unknown field; did you mean `stat_prefix`? (fields weir supports here: @type, stat_prefix, codec_type, route_config, http_filters, max_request_headers_kb, common_http_protocol_options, stream_idle_timeout, request_timeout, request_headers_timeout, use_remote_address, xff_num_trusted_hops, generate_request_id, access_log, upgrade_configs, server_name, server_header_transformation, preserve_external_request_id, http_protocol_options, internal_address_config, always_set_request_id_in_response)"
         )],
     );
     check(
         "/static_resources/listeners/0/zzz",
         json!(1),
         &[
-            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes)",
+            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, traffic_direction)",
         ],
     );
 }
@@ -1016,7 +1016,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, typed_extension_protocol_options)".to_owned(),
         ]
     );
 }

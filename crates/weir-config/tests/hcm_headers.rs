@@ -171,10 +171,10 @@ fn http_protocol_options_for_http10() {
     assert_eq!(hcm.default_host_for_http_10.as_deref(), Some("d.test"));
     check(
         &config(
-            json!({"http_protocol_options": {"header_key_format": {"proper_case_words": {}}}}),
+            json!({"http_protocol_options": {"enable_trailers": true}}),
             json!({}),
         ),
-        &format!("{HCM}.http_protocol_options.header_key_format"),
+        &format!("{HCM}.http_protocol_options.enable_trailers"),
         "this Envoy field is not supported by weir yet",
     );
     check(

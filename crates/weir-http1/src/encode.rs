@@ -1,6 +1,6 @@
 //! Writing heads and chunk framing. The caller owns which headers are present (it removes
-//! hop-by-hop ones itself); the encoders write what they are given, verbatim, or with header
-//! names in lower case (the `_lowercase` variants).
+//! hop-by-hop ones itself); the encoders write what they are given, with header names verbatim
+//! or in the [`NameCase`] asked for (the `_as` variants).
 
 use bytes::Bytes;
 
@@ -14,28 +14,44 @@ pub const CRLF: &[u8] = b"\r\n";
 /// The last chunk and an empty trailer section: the end of a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
-const CHUNKED: &[u8] = b"transfer-encoding: chunked\r\n";
+const TRANSFER_ENCODING: &[u8] = b"transfer-encoding";
+const CHUNKED: &[u8] = b": chunked\r\n";
+
+/// How an encoder writes header names (Envoy's `header_key_format`). None allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameCase<'a> {
+    /// As given.
+    AsGiven,
+    /// In lower case (as Envoy's HTTP/1 codec writes them by default).
+    Lower,
+    /// In proper case, as Envoy's `proper_case_words`: in lower case, except a letter at the
+    /// start or after anything but a letter or a digit (`x-envoy-foo` → `X-Envoy-Foo`,
+    /// `x_1ab` → `X_1ab`).
+    Proper,
+    /// As Envoy's `preserve_case`: each name as the first of `received` (the names of the
+    /// message as it arrived) equal to it ignoring case; any other in lower case, or in proper
+    /// case when `proper_others`.
+    Preserved {
+        /// The received names, in order.
+        received: &'a [Bytes],
+        /// Names not received go out in proper case (else in lower case).
+        proper_others: bool,
+    },
+}
 
 /// Writes a request head: `method SP target SP version CRLF`, then each header as
 /// `name: value CRLF`, then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
 pub fn encode_request_head(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>) {
-    request_head(head, chunked, NameCase::AsGiven, dst);
+    encode_request_head_as(head, chunked, NameCase::AsGiven, dst);
 }
 
-/// [`encode_request_head`] with every header name written in lower case (as a proxy that
-/// normalises names does; Envoy's HTTP/1 codec writes them so). Nothing is allocated.
-pub fn encode_request_head_lowercase(head: &RequestHead, chunked: bool, dst: &mut Vec<u8>) {
-    request_head(head, chunked, NameCase::Lower, dst);
-}
-
-/// How header names are written.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NameCase {
-    AsGiven,
-    Lower,
-}
-
-fn request_head(head: &RequestHead, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
+/// [`encode_request_head`] with header names (`transfer-encoding` too) written as `case` says.
+pub fn encode_request_head_as(
+    head: &RequestHead,
+    chunked: bool,
+    case: NameCase<'_>,
+    dst: &mut Vec<u8>,
+) {
     dst.reserve(head.method.len() + head.target.len() + 12 + fields_len(&head.headers, chunked));
     dst.extend_from_slice(&head.method);
     dst.push(b' ');
@@ -50,15 +66,16 @@ fn request_head(head: &RequestHead, chunked: bool, case: NameCase, dst: &mut Vec
 /// [`reason_phrase`] when `head.reason` is empty), then each header as `name: value CRLF`,
 /// then `transfer-encoding: chunked CRLF` if `chunked`, then `CRLF`.
 pub fn encode_response_head(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8>) {
-    response_head(head, chunked, NameCase::AsGiven, dst);
+    encode_response_head_as(head, chunked, NameCase::AsGiven, dst);
 }
 
-/// [`encode_response_head`] with every header name written in lower case.
-pub fn encode_response_head_lowercase(head: &ResponseHead, chunked: bool, dst: &mut Vec<u8>) {
-    response_head(head, chunked, NameCase::Lower, dst);
-}
-
-fn response_head(head: &ResponseHead, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
+/// [`encode_response_head`] with header names (`transfer-encoding` too) written as `case` says.
+pub fn encode_response_head_as(
+    head: &ResponseHead,
+    chunked: bool,
+    case: NameCase<'_>,
+    dst: &mut Vec<u8>,
+) {
     let reason: &[u8] = if head.reason.is_empty() {
         reason_phrase(head.status).as_bytes()
     } else {
@@ -81,24 +98,63 @@ fn fields_len(headers: &Headers, chunked: bool) -> usize {
         .iter()
         .map(|h| h.name.len() + h.value.len() + 4)
         .sum();
-    fields + if chunked { CHUNKED.len() } else { 0 } + 2
+    let chunked = if chunked {
+        TRANSFER_ENCODING.len() + CHUNKED.len()
+    } else {
+        0
+    };
+    fields + chunked + 2
 }
 
-fn encode_fields(headers: &Headers, chunked: bool, case: NameCase, dst: &mut Vec<u8>) {
+fn encode_fields(headers: &Headers, chunked: bool, case: NameCase<'_>, dst: &mut Vec<u8>) {
     for h in headers {
-        if case == NameCase::Lower && h.name.iter().any(u8::is_ascii_uppercase) {
-            dst.extend(h.name.iter().map(u8::to_ascii_lowercase));
-        } else {
-            dst.extend_from_slice(&h.name);
-        }
+        encode_name(&h.name, case, dst);
         dst.extend_from_slice(b": ");
         dst.extend_from_slice(&h.value);
         dst.extend_from_slice(CRLF);
     }
     if chunked {
+        encode_name(TRANSFER_ENCODING, case, dst);
         dst.extend_from_slice(CHUNKED);
     }
     dst.extend_from_slice(CRLF);
+}
+
+fn encode_name(name: &[u8], case: NameCase<'_>, dst: &mut Vec<u8>) {
+    match case {
+        NameCase::AsGiven => dst.extend_from_slice(name),
+        NameCase::Lower => lower(name, dst),
+        NameCase::Proper => proper(name, dst),
+        NameCase::Preserved {
+            received,
+            proper_others,
+        } => match received.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+            Some(r) => dst.extend_from_slice(r),
+            None if proper_others => proper(name, dst),
+            None => lower(name, dst),
+        },
+    }
+}
+
+fn lower(name: &[u8], dst: &mut Vec<u8>) {
+    if name.iter().any(u8::is_ascii_uppercase) {
+        dst.extend(name.iter().map(u8::to_ascii_lowercase));
+    } else {
+        dst.extend_from_slice(name);
+    }
+}
+
+fn proper(name: &[u8], dst: &mut Vec<u8>) {
+    let mut word_start = true;
+    dst.extend(name.iter().map(|&b| {
+        let out = if word_start {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        };
+        word_start = !b.is_ascii_alphanumeric();
+        out
+    }));
 }
 
 /// The line before a chunk of `len` bytes: `len` in lowercase hex, then CRLF. After the data the
@@ -199,19 +255,23 @@ pub fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    fn request(headers: Headers) -> RequestHead {
+        RequestHead {
+            method: Bytes::from_static(b"GET"),
+            target: Bytes::from_static(b"/A"),
+            version: crate::Version::Http11,
+            headers,
+        }
+    }
+
     #[test]
     fn lowercase_heads_write_names_in_lower_case_and_values_as_given() {
         let mut headers = Headers::new();
         headers.append("Host", "Example.COM");
         headers.append("x-already", "Mixed");
-        let request = RequestHead {
-            method: Bytes::from_static(b"GET"),
-            target: Bytes::from_static(b"/A"),
-            version: crate::Version::Http11,
-            headers: headers.clone(),
-        };
+        let request = request(headers.clone());
         let mut out = Vec::new();
-        encode_request_head_lowercase(&request, true, &mut out);
+        encode_request_head_as(&request, true, NameCase::Lower, &mut out);
         assert_eq!(
             out,
             b"GET /A HTTP/1.1\r\nhost: Example.COM\r\nx-already: Mixed\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -226,10 +286,69 @@ mod tests {
             headers,
         };
         let mut out = Vec::new();
-        encode_response_head_lowercase(&response, false, &mut out);
+        encode_response_head_as(&response, false, NameCase::Lower, &mut out);
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nhost: Example.COM\r\nx-already: Mixed\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn proper_case_upper_cases_each_letter_that_starts_a_word() {
+        let mut headers = Headers::new();
+        for name in [
+            "content-type",
+            "X-ENVOY-foo",
+            "x_weird.NAME",
+            "x-1abc",
+            "a--b",
+            "9z",
+        ] {
+            headers.append(name, "v");
+        }
+        let mut out = Vec::new();
+        encode_request_head_as(&request(headers), true, NameCase::Proper, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /A HTTP/1.1\r\nContent-Type: v\r\nX-Envoy-Foo: v\r\nX_Weird.Name: v\r\n\
+             X-1abc: v\r\nA--B: v\r\n9z: v\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn preserved_names_take_the_first_received_spelling_and_others_a_default() {
+        let received = [
+            Bytes::from_static(b"X-Dup"),
+            Bytes::from_static(b"x-DUP"),
+            Bytes::from_static(b"Transfer-Encoding"),
+            Bytes::from_static(b"lower-one"),
+        ];
+        let mut headers = Headers::new();
+        for name in ["x-DUP", "X-Dup", "lower-one", "x-request-id"] {
+            headers.append(name, "v");
+        }
+        let request = request(headers);
+        let mut out = Vec::new();
+        let case = NameCase::Preserved {
+            received: &received,
+            proper_others: false,
+        };
+        encode_request_head_as(&request, true, case, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /A HTTP/1.1\r\nX-Dup: v\r\nX-Dup: v\r\nlower-one: v\r\nx-request-id: v\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        let case = NameCase::Preserved {
+            received: &received[..2],
+            proper_others: true,
+        };
+        encode_request_head_as(&request, true, case, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /A HTTP/1.1\r\nX-Dup: v\r\nX-Dup: v\r\nLower-One: v\r\nX-Request-Id: v\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
         );
     }
 

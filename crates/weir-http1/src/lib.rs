@@ -60,7 +60,9 @@
 //! # Encoding
 //!
 //! [`encode_request_head`] and [`encode_response_head`] write a head verbatim from a
-//! [`RequestHead`] / [`ResponseHead`]; the caller decides which headers are present. Chunked
+//! [`RequestHead`] / [`ResponseHead`]; the caller decides which headers are present. Their
+//! `_as` variants write header names in a [`NameCase`] (lower case, proper case, or as a
+//! received message spelled them). Chunked
 //! bodies go out as [`chunk_header`], the data, [`CRLF`], and finally [`LAST_CHUNK`], so the data
 //! itself is never copied.
 //!
@@ -104,8 +106,8 @@ mod scan;
 pub use bytes::{Bytes, BytesMut};
 
 pub use encode::{
-    CRLF, LAST_CHUNK, chunk_header, encode_request_head, encode_request_head_lowercase,
-    encode_response_head, encode_response_head_lowercase, reason_phrase,
+    CRLF, LAST_CHUNK, NameCase, chunk_header, encode_request_head, encode_request_head_as,
+    encode_response_head, encode_response_head_as, reason_phrase,
 };
 pub use error::Error;
 pub use headers::{Header, Headers, list_tokens};

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -142,11 +142,11 @@ pub(crate) struct Control {
     /// Set (under the `flow_queries` lock) when the worker has exited: nobody is left to
     /// answer, so a query must not wait for it (nor leave its sender behind).
     pub(crate) exited: AtomicBool,
-    /// `POST /drain_listeners`: close the listener sockets now.
-    pub(crate) stop_listeners: AtomicBool,
-    /// `POST /drain_listeners?graceful`: close every connection after its response for the
-    /// drain time, then close the listener sockets.
-    pub(crate) drain_listeners: AtomicBool,
+    /// `POST /drain_listeners`: close the listener sockets now (a [`ListenerScope`]: which).
+    pub(crate) stop_listeners: AtomicU8,
+    /// `POST /drain_listeners?graceful`: close every connection of the listeners in scope
+    /// after its response for the drain time, then close their sockets (a [`ListenerScope`]).
+    pub(crate) drain_listeners: AtomicU8,
     /// The server's shared state (health check failed, …).
     pub(crate) server: Arc<ServerState>,
 }
@@ -159,10 +159,39 @@ impl Control {
             drain_time,
             flow_queries: Mutex::new(Vec::new()),
             exited: AtomicBool::new(false),
-            stop_listeners: AtomicBool::new(false),
-            drain_listeners: AtomicBool::new(false),
+            stop_listeners: AtomicU8::new(ListenerScope::None as u8),
+            drain_listeners: AtomicU8::new(ListenerScope::None as u8),
             server,
         })
+    }
+}
+
+/// Which listeners `/drain_listeners` acts on; a wider scope includes a narrower one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ListenerScope {
+    None = 0,
+    /// `?inboundonly`: the listeners whose `traffic_direction` is INBOUND.
+    Inbound = 1,
+    All = 2,
+}
+
+impl ListenerScope {
+    /// The scope stored in a [`Control`] field.
+    pub(crate) fn load(cell: &AtomicU8) -> ListenerScope {
+        match cell.load(Ordering::Acquire) {
+            0 => ListenerScope::None,
+            1 => ListenerScope::Inbound,
+            _ => ListenerScope::All,
+        }
+    }
+
+    /// Whether a listener (`inbound`: its `traffic_direction` is INBOUND) is in scope.
+    pub(crate) fn covers(self, inbound: bool) -> bool {
+        match self {
+            ListenerScope::None => false,
+            ListenerScope::Inbound => inbound,
+            ListenerScope::All => true,
+        }
     }
 }
 
@@ -202,6 +231,7 @@ fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> 
                 address,
                 chain: runtime.select(address.port()),
                 buffer_limit: runtime.buffer_limit,
+                inbound: runtime.inbound,
             });
         }
         tracing::info!(listener = %runtime.name, %address, "listening");

@@ -27,6 +27,8 @@ pub(crate) struct ListenerRuntime {
     pub(crate) name: String,
     pub(crate) address: SocketAddr,
     pub(crate) buffer_limit: usize,
+    /// Its `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` acts on it).
+    pub(crate) inbound: bool,
     chains: Vec<Chain>,
     default: Option<Chain>,
 }
@@ -148,6 +150,7 @@ impl Snapshot {
                 // after a flush, so a limit of 0 (which the config accepts) paused every
                 // response for good. 1 means "pause whenever anything is queued".
                 buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
+                inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
                 chains,
                 default,
             });

@@ -37,7 +37,7 @@ use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::runtime::Runtime;
-use crate::server::Control;
+use crate::server::{Control, ListenerScope};
 use crate::snapshot::{Chain, ChainRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::upstream::ClusterState;
@@ -62,6 +62,8 @@ pub(crate) struct ListenerSlot {
     pub(crate) address: SocketAddr,
     pub(crate) chain: Option<Chain>,
     pub(crate) buffer_limit: usize,
+    /// Its `traffic_direction` is INBOUND.
+    pub(crate) inbound: bool,
 }
 
 /// The buffer limit (`per_connection_buffer_limit_bytes`) of the listener `ds` came through. A
@@ -219,8 +221,9 @@ pub(crate) struct Worker {
     pub(crate) recorder: Recorder,
     /// Wake rounds so far (flow traces number them).
     pub(crate) rounds: u64,
-    /// `POST /drain_listeners?graceful` is under way: responses close their connections.
-    pub(crate) listener_drain: bool,
+    /// `POST /drain_listeners?graceful` is under way for these listeners: responses on their
+    /// connections close them.
+    pub(crate) listener_drain: ListenerScope,
     /// Where this worker's access log lines go (formatted here, written by the flusher).
     pub(crate) logs: WorkerLogs,
     /// Output queues of idle connections, for the next connection that writes.
@@ -295,7 +298,7 @@ impl Worker {
             timeout_text: Default::default(),
             recorder,
             rounds: 0,
-            listener_drain: false,
+            listener_drain: ListenerScope::None,
             logs,
             spare_outputs: SpareOutputs::default(),
             accept_warned: None,
@@ -478,11 +481,13 @@ impl Worker {
                 if self.control.drain.load(Ordering::Acquire) && !self.draining {
                     self.begin_drain();
                 }
-                if self.control.stop_listeners.load(Ordering::Acquire) {
-                    self.stop_listeners();
+                let stop = ListenerScope::load(&self.control.stop_listeners);
+                if stop != ListenerScope::None {
+                    self.stop_listeners(stop);
                 }
-                if self.control.drain_listeners.load(Ordering::Acquire) && !self.listener_drain {
-                    self.listener_drain = true;
+                let drain = ListenerScope::load(&self.control.drain_listeners);
+                if drain > self.listener_drain {
+                    self.listener_drain = drain;
                     self.arm(self.control.drain_time, TimerKey::StopListeners);
                 }
                 self.answer_flow_queries();
@@ -507,7 +512,7 @@ impl Worker {
             TimerKey::Request(id) => self.on_request_timeout(id),
             TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
             TimerKey::AcceptRetry(listener) => self.accept(listener),
-            TimerKey::StopListeners => self.stop_listeners(),
+            TimerKey::StopListeners => self.stop_listeners(self.listener_drain),
             TimerKey::Retry(id) => self.on_retry_timer(id),
             TimerKey::RequestHeaders(id) => self.on_request_headers_timeout(id),
             TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),
@@ -559,20 +564,28 @@ impl Worker {
         self.timers.insert(deadline, TimerKey::DrainDeadline);
     }
 
-    /// Closes the listener sockets: no new connections; the established ones carry on.
-    fn stop_listeners(&mut self) {
+    /// Closes the sockets of the listeners in `scope`: no new connections; the established
+    /// ones carry on.
+    fn stop_listeners(&mut self, scope: ListenerScope) {
         for listener in &mut self.listeners {
-            if listener.socket.take().is_some() {
+            if scope.covers(listener.inbound) && listener.socket.take().is_some() {
                 tracing::info!(worker = self.index, address = %listener.address, "listener stopped");
             }
         }
     }
 
-    /// Whether responses should close their connections: a drain, a graceful listener drain,
-    /// or a failed health check (Envoy's "drain close").
-    pub(crate) fn drain_close(&self) -> bool {
+    /// Whether responses on connection `ds` should close it: a drain, a graceful drain of its
+    /// listener, or a failed health check (Envoy's "drain close").
+    pub(crate) fn drain_close(&self, ds: Id) -> bool {
+        let listener_drained = self.downstreams.get(ds).is_some_and(|d| {
+            let inbound = self
+                .listeners
+                .get(d.listener as usize)
+                .is_some_and(|l| l.inbound);
+            self.listener_drain.covers(inbound)
+        });
         self.draining
-            || self.listener_drain
+            || listener_drained
             || self
                 .control
                 .server

@@ -493,3 +493,65 @@ fn quitquitquit_exits_cleanly() {
     let status = weir.wait_exit(TIMEOUT);
     assert!(status.success(), "{status:?}");
 }
+
+/// weir with two listeners in front of the standard origin: `ingress` (INBOUND) and `egress`
+/// (no `traffic_direction`); their addresses in that order.
+fn weir_inbound_and_other(args: &[&str]) -> (Weir, Origin, SocketAddr, SocketAddr) {
+    let origin = Origin::standard();
+    let config = proxy_config(origin.addr);
+    let start = config.find("  - name: ingress").expect("the listener");
+    let end = config.find("  clusters:").expect("the clusters");
+    let egress = config[start..end].replace("name: ingress", "name: egress");
+    let ingress = config[start..end].replace(
+        "  - name: ingress\n",
+        "  - name: ingress\n    traffic_direction: INBOUND\n",
+    );
+    let config = format!("{}{ingress}{egress}{}", &config[..start], &config[end..]);
+    let weir = Weir::start(&config, args);
+    let address = |name: &str| {
+        weir.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("listener {name}"))
+            .1
+    };
+    let (inbound, other) = (address("ingress"), address("egress"));
+    (weir, origin, inbound, other)
+}
+
+#[test]
+fn drain_listeners_inboundonly_stops_only_inbound_listeners() {
+    let (weir, _origin, inbound, other) = weir_inbound_and_other(&["--concurrency", "2"]);
+    assert_eq!(admin_post(&weir, "/drain_listeners?inboundonly"), "OK\n");
+    assert!(
+        wait_until(|| TcpStream::connect_timeout(&inbound, Duration::from_secs(1)).is_err()),
+        "the INBOUND listener refuses new connections"
+    );
+    let reply = get(other, "/hello").expect("the other listener still accepts");
+    assert_eq!(reply.status(), 200);
+    assert!(!reply.head.connection_has("close"));
+    // Then all of them.
+    assert_eq!(admin_post(&weir, "/drain_listeners"), "OK\n");
+    assert!(
+        wait_until(|| TcpStream::connect_timeout(&other, Duration::from_secs(1)).is_err()),
+        "every listener refuses new connections"
+    );
+}
+
+#[test]
+fn graceful_drain_listeners_inboundonly_closes_only_inbound_connections() {
+    let (weir, _origin, inbound, other) = weir_inbound_and_other(&["--drain-time-s", "1"]);
+    assert_eq!(
+        admin_post(&weir, "/drain_listeners?graceful&inboundonly"),
+        "OK\n"
+    );
+    let reply = get(inbound, "/hello").expect("served while draining");
+    assert!(reply.head.connection_has("close"));
+    let reply = get(other, "/hello").expect("served");
+    assert!(!reply.head.connection_has("close"));
+    assert!(
+        wait_until(|| TcpStream::connect_timeout(&inbound, Duration::from_secs(1)).is_err()),
+        "the INBOUND listener closes after the drain time"
+    );
+    assert_eq!(get(other, "/hello").expect("still accepting").status(), 200);
+}

@@ -918,6 +918,71 @@ fn internal_yaml() {
     );
 }
 
+/// Requests with header names in mixed case, to `path`, each asking the origin for mixed-case
+/// response names too (`mixed_case=1`).
+fn mixed_case(h: &str, path: &str) -> Vec<Case> {
+    vec![
+        case(
+            "mixed-case-get",
+            h,
+            &format!(
+                "GET {path}?mixed_case=1 HTTP/1.1\r\nHost: {{host}}\r\nX-Client-Case: Mixed\r\n\
+                 USER-AGENT: UA\r\nx-forwarded-proto: http\r\nX-Dup: 1\r\nx-DUP: 2\r\n\r\n"
+            ),
+        ),
+        case(
+            "mixed-case-chunked-post",
+            h,
+            &format!(
+                "POST {path}?mixed_case=1 HTTP/1.1\r\nHOST: {{host}}\r\nTransfer-Encoding: chunked\r\n\
+                 Content-TYPE: text/plain\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            ),
+        ),
+        case(
+            "mixed-case-not-found",
+            h,
+            &format!("GET {path}?mixed_case=1&status=404 HTTP/1.1\r\nHost: {{host}}\r\n\r\n"),
+        ),
+    ]
+}
+
+#[test]
+fn key_case_preserve_yaml() {
+    let h = "case.test";
+    let mut cases = mixed_case(h, "/app");
+    for mut c in mixed_case(h, "/plain") {
+        c.name = match c.name {
+            "mixed-case-get" => "plain-mixed-case-get",
+            "mixed-case-chunked-post" => "plain-mixed-case-chunked-post",
+            _ => "plain-mixed-case-not-found",
+        };
+        cases.push(c);
+    }
+    cases.push(case(
+        "direct",
+        h,
+        "GET /direct HTTP/1.1\r\nHost: {host}\r\nX-Client-Case: Mixed\r\n\r\n",
+    ));
+    own("key_case_preserve.yaml", h, cases);
+}
+
+#[test]
+fn key_case_proper_yaml() {
+    let h = "case.test";
+    let mut cases = mixed_case(h, "/app");
+    cases.push(case(
+        "plain-mixed-case-get",
+        h,
+        "GET /plain?mixed_case=1 HTTP/1.1\r\nHost: {host}\r\nX-Client-Case: Mixed\r\n\r\n",
+    ));
+    cases.push(case(
+        "direct",
+        h,
+        "GET /direct HTTP/1.1\r\nHost: {host}\r\n\r\n",
+    ));
+    own("key_case_proper.yaml", h, cases);
+}
+
 // ---------------------------------------------------------------------------------------------
 // README
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::flows::{flows, recording_note};
 use super::{AdminInfo, Kept, Reply};
-use crate::server::Exit;
+use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
 
@@ -548,18 +548,20 @@ fn logging(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
 
 fn drain_listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
     let params = params(query, &["graceful", "inboundonly"])?;
-    // weir's listeners have no `traffic_direction` (the config rejects it), so none is
-    // inbound: `inboundonly` drains nothing, as Envoy would for such listeners.
-    if param(&params, "inboundonly").is_some() {
-        return Ok(text(200, "OK\n"));
-    }
+    // As Envoy: `inboundonly` acts on the listeners whose `traffic_direction` is INBOUND only.
+    let scope = if param(&params, "inboundonly").is_some() {
+        ListenerScope::Inbound
+    } else {
+        ListenerScope::All
+    };
     let graceful = param(&params, "graceful").is_some();
     info.workers.tell(|c| {
-        if graceful {
-            c.drain_listeners.store(true, Ordering::Release);
+        let cell = if graceful {
+            &c.drain_listeners
         } else {
-            c.stop_listeners.store(true, Ordering::Release);
-        }
+            &c.stop_listeners
+        };
+        cell.fetch_max(scope as u8, Ordering::AcqRel);
     });
     Ok(text(200, "OK\n"))
 }

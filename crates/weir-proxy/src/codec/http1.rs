@@ -7,13 +7,14 @@
 //! client connection carries the next request only after the previous response ended.
 
 use bytes::{Bytes, BytesMut};
+use weir_config::HeaderKeyFormat;
 use weir_http1::{
     BodyKind, CRLF, Error, LAST_CHUNK, Limits, Request, RequestDecoder, RequestEvent, RequestHead,
-    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header,
-    encode_request_head_lowercase, encode_response_head_lowercase,
+    ResponseDecoder, ResponseEvent, ResponseHead, Version, chunk_header, encode_request_head_as,
+    encode_response_head_as,
 };
 
-use super::{Output, RequestPart, RequestStart, ResponsePart};
+use super::{Output, ReceivedNames, RequestPart, RequestStart, ResponsePart, name_case};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -108,14 +109,17 @@ pub(crate) struct Http1Server {
     exchange: Exchange,
     /// After an upgrade's or CONNECT's head, the input is the tunnel's bytes, not requests.
     raw_input: bool,
+    /// The connection manager's `header_key_format`.
+    key_format: HeaderKeyFormat,
 }
 
 impl Http1Server {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, key_format: HeaderKeyFormat) -> Self {
         Http1Server {
             decoder: RequestDecoder::new(limits),
             exchange: Exchange::NONE,
             raw_input: false,
+            key_format,
         }
     }
 
@@ -148,12 +152,15 @@ impl Http1Server {
                 };
                 // The neutral head carries no version: upstream codecs write their own.
                 request.head.version = Version::Http11;
+                let names =
+                    ReceivedNames::keep(self.key_format, &request.head.headers, &Bytes::new());
                 RequestPart::Headers(RequestStart {
                     head: request.head,
                     end_stream,
                     expect_continue: request.expect_continue,
                     single_use: request.ambiguous,
                     upgrade: upgrade.map(|(_, u)| u),
+                    names,
                 })
             }
             RequestEvent::Data(data) => RequestPart::Data(data),
@@ -195,20 +202,27 @@ impl Http1Server {
     /// for an HTTP/1.0 client. `close` is the proxy's own reason to end the connection
     /// (draining, connection limits); the codec adds its own (the client's, an early answer, a
     /// close-delimited body) and says it in `connection`. The status line carries Envoy's
-    /// reason phrase for the status (`codec::status`), whatever the origin's was, and the
-    /// request's version (1.0 or 1.1), and header names in lower case, as Envoy's. `head`
-    /// leaves with that version and the `connection` header set, for the access log. Returns
-    /// whether HTTP/1's own rules would have kept the connection (so a close is the proxy's
-    /// doing); never for a tunnel.
+    /// reason phrase for the status (`codec::status`), unless `names` kept the origin's
+    /// (`forward_reason_phrase`), and the request's version (1.0 or 1.1). Header names go out as
+    /// `names` kept them, else as the connection manager's `header_key_format` says (lower
+    /// case by default, as Envoy's). `head` leaves with that version and the `connection`
+    /// header set, for the access log. Returns whether HTTP/1's own rules would have kept the
+    /// connection (so a close is the proxy's doing); never for a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
         head: &mut ResponseHead,
+        names: Option<&ReceivedNames>,
         end_stream: bool,
         close: bool,
         out: &mut impl Output,
     ) -> bool {
-        // Envoy's codec writes its own phrase for the status, never the origin's.
-        head.reason = Bytes::from_static(super::status::reason_phrase(head.status).as_bytes());
+        // Envoy's codec writes its own phrase for the status, never the origin's (unless its
+        // preserve_case formatter forwards it).
+        head.reason = match names {
+            Some(n) if !n.reason.is_empty() => n.reason.clone(),
+            _ => Bytes::from_static(super::status::reason_phrase(head.status).as_bytes()),
+        };
+        let case = name_case(self.key_format, names);
         let ex = &mut self.exchange;
         let opens_tunnel = match ex.tunnel {
             Tunnel::No | Tunnel::Connect => false,
@@ -222,7 +236,7 @@ impl Http1Server {
             ex.close = true;
             head.version = Version::Http11;
             let mut encoded = Vec::with_capacity(256);
-            encode_response_head_lowercase(head, false, &mut encoded);
+            encode_response_head_as(head, false, case, &mut encoded);
             out.queue(Bytes::from(encoded));
             return false;
         }
@@ -250,7 +264,7 @@ impl Http1Server {
             Version::Http11
         };
         let mut encoded = Vec::with_capacity(512);
-        encode_response_head_lowercase(head, ex.framing == Framing::Chunked, &mut encoded);
+        encode_response_head_as(head, ex.framing == Framing::Chunked, case, &mut encoded);
         out.queue(Bytes::from(encoded));
         keeps
     }
@@ -329,6 +343,8 @@ pub(crate) struct Http1Client {
     /// The response allows the connection to carry another request.
     keep_alive: bool,
     tunnel: ClientTunnel,
+    /// The cluster's `header_key_format`.
+    key_format: HeaderKeyFormat,
 }
 
 /// Whether the connection is, or may become, a tunnel.
@@ -346,12 +362,13 @@ enum ClientTunnel {
 }
 
 impl Http1Client {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(key_format: HeaderKeyFormat) -> Self {
         Http1Client {
             decoder: ResponseDecoder::new(Limits::default()),
             chunked: false,
             keep_alive: false,
             tunnel: ClientTunnel::No,
+            key_format,
         }
     }
 
@@ -361,13 +378,15 @@ impl Http1Client {
         self.tunnel = ClientTunnel::Open;
     }
 
-    /// Encodes a request head (always as HTTP/1.1, header names in lower case, as Envoy's
-    /// codec writes them). A request with a body and no
+    /// Encodes a request head (always as HTTP/1.1). Header names go out as `names` kept them
+    /// (the connection manager's `preserve_case`), else as the cluster's `header_key_format`
+    /// says (lower case by default, as Envoy's codec writes them). A request with a body and no
     /// `content-length` goes out chunked. `upgrade`: the head asks to switch protocols (its
     /// `Connection: upgrade` is set), and a `101` opens a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
         head: &RequestHead,
+        names: Option<&ReceivedNames>,
         end_stream: bool,
         upgrade: bool,
         out: &mut impl Output,
@@ -382,7 +401,8 @@ impl Http1Client {
         self.keep_alive = false;
         self.decoder.expect(head.is_head());
         let mut encoded = Vec::with_capacity(512);
-        encode_request_head_lowercase(head, self.chunked, &mut encoded);
+        let case = name_case(self.key_format, names);
+        encode_request_head_as(head, self.chunked, case, &mut encoded);
         out.queue(Bytes::from(encoded));
     }
 
@@ -461,6 +481,7 @@ impl Http1Client {
                     self.tunnel = ClientTunnel::Open;
                     ResponsePart::Headers {
                         end_stream: false,
+                        names: self.keep_names(&response.head),
                         head: response.head,
                     }
                 }
@@ -471,6 +492,7 @@ impl Http1Client {
                     self.keep_alive = response.keep_alive;
                     ResponsePart::Headers {
                         end_stream: response.body == BodyKind::Empty,
+                        names: self.keep_names(&response.head),
                         head: response.head,
                     }
                 }
@@ -478,6 +500,12 @@ impl Http1Client {
             ResponseEvent::Data(data) => ResponsePart::Data(data),
             ResponseEvent::End => ResponsePart::End,
         }))
+    }
+
+    /// The response's names (and reason phrase), kept when the cluster's `header_key_format`
+    /// is `preserve_case`.
+    fn keep_names(&self, head: &ResponseHead) -> Option<ReceivedNames> {
+        ReceivedNames::keep(self.key_format, &head.headers, &head.reason)
     }
 
     /// How many more requests the connection can take now: HTTP/1 carries one at a time, so

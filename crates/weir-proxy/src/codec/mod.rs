@@ -13,7 +13,8 @@ pub(crate) mod http1;
 pub(crate) mod status;
 
 use bytes::Bytes;
-use weir_http1::{RequestHead, ResponseHead};
+use weir_config::HeaderKeyFormat;
+use weir_http1::{Headers, NameCase, RequestHead, ResponseHead};
 
 use crate::network::connection::Connection;
 
@@ -65,6 +66,61 @@ pub(crate) struct RequestStart {
     /// `connect`. What follows the head is the tunnel's bytes, as `Data`, until the client
     /// closes.
     pub(crate) upgrade: Option<Bytes>,
+    /// Its header names as the client spelled them, kept when the connection manager's
+    /// `header_key_format` is `preserve_case`: the upstream codec writes them so.
+    pub(crate) names: Option<ReceivedNames>,
+}
+
+/// A message's header names as received, kept (only) when the receiving side's
+/// `header_key_format` is `preserve_case`, as Envoy's `PreserveCaseHeaderFormatter` remembers
+/// them: the codec that writes the message on the other side spells each name the way it came,
+/// whatever its own `header_key_format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReceivedNames {
+    /// The names in order (slices of the received head: no copy).
+    names: Vec<Bytes>,
+    /// Names weir adds go out in proper case (`formatter_type_on_envoy_headers: PROPER_CASE`),
+    /// else in lower case.
+    proper_others: bool,
+    /// A response's reason phrase, kept with `forward_reason_phrase` (else empty).
+    pub(crate) reason: Bytes,
+}
+
+impl ReceivedNames {
+    /// The names of `headers` as `format` keeps them: `None` unless it is `preserve_case`.
+    /// `reason` is kept with `forward_reason_phrase`.
+    pub(crate) fn keep(format: HeaderKeyFormat, headers: &Headers, reason: &Bytes) -> Option<Self> {
+        let HeaderKeyFormat::PreserveCase {
+            forward_reason_phrase,
+            proper_case_envoy_headers,
+        } = format
+        else {
+            return None;
+        };
+        Some(ReceivedNames {
+            names: headers.iter().map(|h| h.name.clone()).collect(),
+            proper_others: proper_case_envoy_headers,
+            reason: if forward_reason_phrase {
+                reason.clone()
+            } else {
+                Bytes::new()
+            },
+        })
+    }
+}
+
+/// How a codec writes a message's header names: as it was received when its names were kept
+/// (the receiving side's `preserve_case`), else by the writing side's own `format` (proper
+/// case, or lower case as Envoy's default).
+pub(crate) fn name_case(format: HeaderKeyFormat, names: Option<&ReceivedNames>) -> NameCase<'_> {
+    match (names, format) {
+        (Some(n), _) => NameCase::Preserved {
+            received: &n.names,
+            proper_others: n.proper_others,
+        },
+        (None, HeaderKeyFormat::ProperCase) => NameCase::Proper,
+        (None, _) => NameCase::Lower,
+    }
 }
 
 /// What a downstream codec decoded.
@@ -82,10 +138,12 @@ pub(crate) enum RequestPart {
 /// the codec's business and never appear here.
 #[derive(Debug)]
 pub(crate) enum ResponsePart {
-    /// The final response head; `end_stream`: no body follows.
+    /// The final response head; `end_stream`: no body follows. `names`: its header names as
+    /// the origin spelled them, kept when the cluster's `header_key_format` is `preserve_case`.
     Headers {
         head: ResponseHead,
         end_stream: bool,
+        names: Option<ReceivedNames>,
     },
     /// Body bytes (never empty).
     Data(Bytes),

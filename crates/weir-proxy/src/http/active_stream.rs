@@ -9,6 +9,7 @@ use weir_config::RetryPolicy;
 use weir_flow::ShortText;
 use weir_http1::RequestHead;
 
+use crate::codec::ReceivedNames;
 use crate::event::timer::TimerId;
 use crate::event::token::Id;
 use crate::http::filter::StreamFilters;
@@ -143,6 +144,9 @@ pub(crate) struct Stream {
     /// The request's `x-request-id`, for the response (`always_set_request_id_in_response`,
     /// or an internal request's `x-envoy-force-trace`).
     pub(crate) request_id_echo: Option<Bytes>,
+    /// The request's header names as the client spelled them (the connection manager's
+    /// `preserve_case`): every attempt writes them so.
+    pub(crate) request_names: Option<ReceivedNames>,
     pub(crate) retry: RetryState,
     pub(crate) attempt: Option<Attempt>,
     /// The connection ends with this stream (the codec's rules, a drain, a cut response).
@@ -191,6 +195,7 @@ impl Stream {
             upstream_single_use: single_use,
             internal: false,
             request_id_echo: None,
+            request_names: None,
             retry: RetryState {
                 head: None,
                 body: Vec::new(),

@@ -223,7 +223,7 @@ impl Worker {
             let mut header_timer = ds.header_timer.take();
             ds.codec.reset_exchange();
             ds.codec
-                .encode_headers(&mut head, body.is_empty(), true, &mut ds.conn);
+                .encode_headers(&mut head, None, body.is_empty(), true, &mut ds.conn);
             ds.codec.encode_data(body, &mut ds.conn);
             ds.codec.encode_end(&mut ds.conn);
             self.disarm(&mut header_timer);
@@ -273,7 +273,7 @@ impl Worker {
     /// Whether the response being sent on `ds_id` must close the connection: a drain, a
     /// failed health check, or the connection's own limits (duration, requests).
     pub(crate) fn closes_connection(&self, ds_id: Id) -> bool {
-        self.drain_close() || self.downstreams.get(ds_id).is_some_and(|d| d.close_soon)
+        self.drain_close(ds_id) || self.downstreams.get(ds_id).is_some_and(|d| d.close_soon)
     }
 
     /// The client half-closed. Between requests that ends the connection; after a complete

@@ -6,6 +6,7 @@ use weir_http1::{Headers, ResponseHead, Version};
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::codec::ReceivedNames;
 use crate::event::token::Id;
 use crate::http::active_stream::{ResponseState, Stream};
 use crate::http::filter::EncodeEnv;
@@ -48,11 +49,13 @@ impl Worker {
     }
 
     /// Encodes the upstream's response head for the client: hop-by-hop headers removed, the
-    /// route's response headers applied; the codec frames it for this client.
+    /// route's response headers applied; the codec frames it for this client (`names`: as
+    /// the origin spelled them, when the cluster kept them).
     pub(crate) fn encode_response_head(
         &mut self,
         sid: Id,
         mut head: ResponseHead,
+        names: Option<ReceivedNames>,
         end_stream: bool,
     ) {
         let Some(stream) = self.streams.get_mut(sid) else {
@@ -67,7 +70,7 @@ impl Worker {
             self.timers.cancel(t);
         }
         let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
-        let drain_close = self.drain_close();
+        let drain_close = self.drain_close(ds_id);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
@@ -102,9 +105,9 @@ impl Worker {
             head.headers.set("x-request-id", id);
         }
         let close = closing || drain_close || ds.close_soon;
-        let kept = ds
-            .codec
-            .encode_headers(&mut head, end_stream, close, &mut ds.conn);
+        let kept =
+            ds.codec
+                .encode_headers(&mut head, names.as_ref(), end_stream, close, &mut ds.conn);
         let close_after = ds.codec.closes_connection();
         let tunnel_open = ds.codec.tunnel_open();
         if kept
@@ -139,7 +142,7 @@ impl Worker {
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
             ds.codec.accept_connect();
         }
-        self.encode_response_head(sid, head, false);
+        self.encode_response_head(sid, head, None, false);
         self.flush_downstream(ds_id);
     }
 
@@ -223,7 +226,7 @@ impl Worker {
             return;
         };
         ds.codec
-            .encode_headers(&mut head, body.is_empty(), close, &mut ds.conn);
+            .encode_headers(&mut head, None, body.is_empty(), close, &mut ds.conn);
         let sent = ds.codec.encode_data(body, &mut ds.conn);
         ds.codec.encode_end(&mut ds.conn);
         let close_after = ds.codec.closes_connection();

@@ -24,10 +24,14 @@ impl Worker {
             expect_continue,
             single_use,
             upgrade,
+            names,
         } = start;
         let Some(sid) = self.open_stream(id, end_stream, single_use) else {
             return;
         };
+        if let Some(stream) = self.streams.get_mut(sid) {
+            stream.request_names = names;
+        }
         if self.recorder.enabled() {
             self.trace_request_head(id, sid, &request);
         }

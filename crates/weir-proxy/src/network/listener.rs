@@ -140,7 +140,7 @@ impl Worker {
         if let Err(e) = conn.set_nodelay() {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
         }
-        let limits = chain.limits;
+        let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
         let trace = self.recorder.new_conn();
         let mut registered = Ok(());
         let net = &mut self.net;
@@ -152,7 +152,7 @@ impl Worker {
                 peer,
                 listener: listener as u32,
                 accepted: crate::worker::Millis::of(self.now),
-                codec: Http1Server::new(limits),
+                codec: Http1Server::new(limits, key_format),
                 stream: None,
                 state: DownstreamState::Open,
                 idle_timer: None,

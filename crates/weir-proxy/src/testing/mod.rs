@@ -14,6 +14,8 @@ mod filter_scenarios;
 mod header_scenarios;
 #[cfg(test)]
 mod internal_scenarios;
+#[cfg(test)]
+mod key_case_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;
@@ -137,6 +139,7 @@ impl Harness {
                 address: l.address,
                 chain: l.select(l.address.port()),
                 buffer_limit: l.buffer_limit,
+                inbound: l.inbound,
             })
             .collect();
         let layout = Layout::of(&snapshot, listeners.iter().map(|l| l.address).collect());

@@ -148,6 +148,7 @@ impl Worker {
         let net = &mut self.net;
         let mut registered = Ok(());
         let buffer_limit = self.clusters[cluster].buffer_limit;
+        let key_format = self.clusters[cluster].key_format;
         let trace_conn = self.recorder.new_id();
         let up = self.upstreams.insert_with(|id| {
             registered = net.register(&mut conn, token(Kind::Upstream, id));
@@ -156,7 +157,7 @@ impl Worker {
                 cluster,
                 host,
                 state: UpstreamState::Connecting,
-                codec: Http1Client::new(),
+                codec: Http1Client::new(key_format),
                 stream: None,
                 reused: false,
                 response_seen: false,
@@ -250,7 +251,14 @@ impl Worker {
             }
             let codec = &mut conn.codec;
             let upgrade = stream.tunnel == Tunnel::Upgrade;
-            codec.encode_headers(head, stream.request_bodiless, upgrade, &mut conn.conn);
+            let names = stream.request_names.as_ref();
+            codec.encode_headers(
+                head,
+                names,
+                stream.request_bodiless,
+                upgrade,
+                &mut conn.conn,
+            );
             for piece in &stream.retry.body {
                 codec.encode_data(piece.clone(), &mut conn.conn);
             }
@@ -430,7 +438,11 @@ impl Worker {
 
     fn on_response_event(&mut self, id: Id, sid: Id, part: ResponsePart) {
         match part {
-            ResponsePart::Headers { head, end_stream } => {
+            ResponsePart::Headers {
+                head,
+                end_stream,
+                names,
+            } => {
                 // `per_try_timeout` bounds the wait for a response, not its transfer.
                 if let Some(timer) = self
                     .streams
@@ -471,7 +483,7 @@ impl Worker {
                 if let Some(ms) = self.upstream_service_time(sid) {
                     head.headers.set("x-envoy-upstream-service-time", ms);
                 }
-                self.encode_response_head(sid, head, end_stream);
+                self.encode_response_head(sid, head, names, end_stream);
             }
             ResponsePart::Data(data) => self.forward_response_data(sid, data),
             ResponsePart::End => {

@@ -26,6 +26,8 @@ pub(crate) struct ClusterState {
     pub(crate) lb: RoundRobin,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) buffer_limit: usize,
+    /// Its `header_key_format`: how requests' names are written to it.
+    pub(crate) key_format: weir_config::HeaderKeyFormat,
 }
 
 impl ClusterState {
@@ -42,6 +44,7 @@ impl ClusterState {
             connect_timeout: cluster.connect_timeout,
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
+            key_format: cluster.header_key_format,
         }
     }
 }

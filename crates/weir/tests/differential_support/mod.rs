@@ -316,7 +316,9 @@ fn admin_ready(port: u16) -> bool {
 /// line, each header line as it arrived, `body-bytes: N` and the body (when it is short text).
 /// Query flags: `status=N` answers N; `delay_ms=N` answers after N ms; `fail=N&key=K` answers
 /// 503 to the first N requests carrying key K (for retries), `fail_grpc=N&key=K` answers them
-/// `grpc-status: 14` (then `0`); `reset=1` closes without answering.
+/// `grpc-status: 14` (then `0`); `reset=1` closes without answering; `mixed_case=1` adds
+/// response headers whose names are in mixed case (`X-Origin-Case`, `ETAG`, `x-Weird_NAME-9a`,
+/// and `X-Dup` then `x-dup`).
 pub(crate) struct EchoOrigin {
     pub(crate) addr: SocketAddr,
 }
@@ -431,7 +433,12 @@ fn echo_connection(
             text.push('\n');
         }
         let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let server = query("server").map_or(String::new(), |s| format!("server: {s}\r\n"));
+        let mut server = query("server").map_or(String::new(), |s| format!("server: {s}\r\n"));
+        if query("mixed_case").is_some() {
+            server.push_str(
+                "X-Origin-Case: Mixed\r\nETAG: \"e\"\r\nx-Weird_NAME-9a: w\r\nX-Dup: a\r\nx-dup: b\r\n",
+            );
+        }
         let head = format!(
             "HTTP/1.1 {status} Echo\r\nx-echo-cluster: {cluster}\r\nx-echo-method: {method}\r\n\
              x-echo-target: {target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}{server}{grpc}\r\n",
