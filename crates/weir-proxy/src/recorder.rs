@@ -409,7 +409,9 @@ use crate::worker::Worker;
 
 /// The event sites: each is one line in the data path and one branch when recording is off.
 impl Worker {
-    /// Records an event of the downstream connection `ds` (on its own lane and fd).
+    /// Records an event of the downstream connection `ds` (on its own lane and fd), as part of
+    /// its stream when it has exactly one (HTTP/1's, whenever it has one); events of a known
+    /// stream go through [`trace_stream`](Self::trace_stream).
     #[inline]
     pub(crate) fn trace_down(&mut self, ds: Id, kind: impl FnOnce() -> EventKind) {
         self.trace_down_in(ds, None, kind);
@@ -426,7 +428,32 @@ impl Worker {
         if !self.recording(ds) {
             return;
         }
-        let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.stream));
+        let stream = self.stream_trace_id(self.downstreams.get(ds).and_then(|d| d.streams.sole()));
+        self.record_down(ds, phase, stream, kind);
+    }
+
+    /// Records an event of stream `sid` on its downstream connection's lane.
+    #[inline]
+    pub(crate) fn trace_stream(&mut self, sid: Id, kind: impl FnOnce() -> EventKind) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        let Some(stream) = self.streams.get(sid) else {
+            return;
+        };
+        let (ds, trace_id) = (stream.downstream, stream.trace_id);
+        if self.recording(ds) {
+            self.record_down(ds, None, trace_id, kind);
+        }
+    }
+
+    fn record_down(
+        &mut self,
+        ds: Id,
+        phase: Option<Phase>,
+        stream: u64,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         if let Some(d) = self.downstreams.get_mut(ds) {
             let (fd, conn) = (d.conn.fd(), u64::from(d.trace.conn));
             self.recorder.record_in(

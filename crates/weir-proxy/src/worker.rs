@@ -32,6 +32,7 @@ use crate::event::Readiness;
 use crate::event::timer::{TimerId, TimerWheel};
 use crate::event::token::{GenSlab, Id, Kind, untoken};
 use crate::http::active_stream::Stream;
+use crate::http::active_streams::ActiveStreams;
 use crate::http::local_reply::DateCache;
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
@@ -77,7 +78,7 @@ pub(crate) fn listener_buffer_limit(listeners: &[ListenerSlot], ds: &Downstream)
 /// Where a downstream connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DownstreamState {
-    /// Reading requests (or waiting for the current stream to finish).
+    /// Reading requests (or waiting for the active streams to let it read on).
     Open,
     /// A final response is queued: send it, then FIN.
     CloseAfterFlush,
@@ -85,7 +86,7 @@ pub(crate) enum DownstreamState {
     Lingering,
 }
 
-/// A client connection and the HTTP/1 connection manager state on it.
+/// A client connection and the connection manager's state on it.
 pub(crate) struct Downstream {
     pub(crate) conn: Connection,
     pub(crate) chain: Arc<ChainRuntime>,
@@ -95,7 +96,8 @@ pub(crate) struct Downstream {
     /// When it was accepted (`downstream_cx_length_ms`).
     pub(crate) accepted: Millis,
     pub(crate) codec: Http1Server,
-    pub(crate) stream: Option<Id>,
+    /// Its active streams, by the codec's stream key (HTTP/1: at most one, by its own rule).
+    pub(crate) streams: ActiveStreams,
     pub(crate) state: DownstreamState,
     pub(crate) idle_timer: Option<TimerId>,
     /// In `CloseAfterFlush`, bounds the wait for the queue to leave; in `Lingering`, the
@@ -114,8 +116,6 @@ pub(crate) struct Downstream {
     pub(crate) header_timer: Option<TimerId>,
     /// `max_connection_duration`.
     pub(crate) duration_timer: Option<TimerId>,
-    /// Requests it has carried (`max_requests_per_connection`).
-    pub(crate) requests: u32,
     /// It reached its duration or request limit: the next response closes it.
     pub(crate) close_soon: bool,
     /// Reading stopped between requests because replies filled the buffer limit: the flush
@@ -541,7 +541,7 @@ impl Worker {
             let Some(ds) = self.downstreams.get_mut(id) else {
                 continue;
             };
-            if ds.stream.is_some() {
+            if !ds.streams.is_empty() {
                 continue;
             }
             if ds.conn.queued() == 0 {

@@ -14,7 +14,7 @@ use weir_http1::{
     encode_response_head_as,
 };
 
-use super::{Output, ReceivedNames, RequestPart, RequestStart, ResponsePart, name_case};
+use super::{Output, ReceivedNames, RequestPart, RequestStart, ResponsePart, StreamKey, name_case};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -34,6 +34,8 @@ enum Framing {
 /// The request being answered on a server connection, and how its response goes out.
 #[derive(Debug, Clone, Copy)]
 struct Exchange {
+    /// Its head was decoded and its response has not ended: no other request may start.
+    active: bool,
     http10: bool,
     /// The client allows the connection to carry another request.
     keep_alive: bool,
@@ -50,6 +52,7 @@ struct Exchange {
 
 impl Exchange {
     const NONE: Exchange = Exchange {
+        active: false,
         http10: false,
         keep_alive: true,
         head: false,
@@ -103,10 +106,16 @@ fn requested_upgrade(request: &Request) -> Option<(Tunnel, Bytes)> {
 ///
 /// A response may begin before its request ends (an early answer); it then closes the
 /// connection, since the rest of the request would have to be read to find the next one.
+///
+/// Each request is a stream, keyed by its number on the connection. One is active at a time,
+/// from its head until its response ends ([`Http1Server::may_start_stream`]): that is
+/// HTTP/1's pipelining rule, and the next request waits in the input buffer.
 #[derive(Debug)]
 pub(crate) struct Http1Server {
     decoder: RequestDecoder,
     exchange: Exchange,
+    /// The key of the request decoded last (the exchange's).
+    stream: StreamKey,
     /// After an upgrade's or CONNECT's head, the input is the tunnel's bytes, not requests.
     raw_input: bool,
     /// The connection manager's `header_key_format`.
@@ -118,19 +127,58 @@ impl Http1Server {
         Http1Server {
             decoder: RequestDecoder::new(limits),
             exchange: Exchange::NONE,
+            stream: StreamKey(0),
             raw_input: false,
             key_format,
         }
     }
 
-    /// Decodes the next part from the front of `input` (`Ok(None)`: more bytes are needed).
-    /// An error poisons the codec: answer it with [`Error::status`] and close.
-    pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<RequestPart>, Error> {
+    /// Whether the next bytes may start a new stream: HTTP/1 carries one at a time, so only
+    /// once the last response has ended.
+    pub(crate) fn may_start_stream(&self) -> bool {
+        !self.exchange.active
+    }
+
+    /// How many streams (requests) the connection has started: HTTP/1 keys its streams by
+    /// this count (`max_requests_per_connection` reads it).
+    pub(crate) fn streams_started(&self) -> u32 {
+        self.stream.0
+    }
+
+    /// The current exchange, which is the only one `stream` can name on HTTP/1.
+    fn current(&self, stream: StreamKey) -> &Exchange {
+        debug_assert_eq!(
+            stream, self.stream,
+            "HTTP/1 answers its current request only"
+        );
+        &self.exchange
+    }
+
+    /// [`current`](Self::current), to change.
+    fn exchange(&mut self, stream: StreamKey) -> &mut Exchange {
+        debug_assert_eq!(
+            stream, self.stream,
+            "HTTP/1 answers its current request only"
+        );
+        &mut self.exchange
+    }
+
+    /// Decodes the next part from the front of `input` (`Ok(None)`: more bytes are needed),
+    /// with the key of its stream. An error poisons the codec: answer it with
+    /// [`Error::status`] and close.
+    pub(crate) fn decode(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<(StreamKey, RequestPart)>, Error> {
         if self.raw_input {
-            return Ok((!input.is_empty()).then(|| RequestPart::Data(input.split().freeze())));
+            return Ok((!input.is_empty())
+                .then(|| (self.stream, RequestPart::Data(input.split().freeze()))));
         }
         let event = self.decoder.decode(input)?;
-        Ok(event.map(|e| self.on_event(e)))
+        Ok(event.map(|e| {
+            let part = self.on_event(e);
+            (self.stream, part)
+        }))
     }
 
     fn on_event(&mut self, event: RequestEvent) -> RequestPart {
@@ -141,7 +189,9 @@ impl Http1Server {
                 // A tunnel's request runs until the client closes.
                 let end_stream = request.body == BodyKind::Empty && upgrade.is_none();
                 self.raw_input = upgrade.is_some();
+                self.stream = StreamKey(self.stream.0.wrapping_add(1));
                 self.exchange = Exchange {
+                    active: true,
                     http10: request.head.version == Version::Http10,
                     keep_alive: request.keep_alive,
                     head: request.head.is_head(),
@@ -171,21 +221,22 @@ impl Http1Server {
         }
     }
 
-    /// Whether the current request is HTTP/1.0.
-    pub(crate) fn http10(&self) -> bool {
-        self.exchange.http10
+    /// Whether the stream's request is HTTP/1.0.
+    pub(crate) fn http10(&self, stream: StreamKey) -> bool {
+        self.current(stream).http10
     }
 
-    /// The current HTTP/1.0 request is refused (`accept_http_10` is off): its answer is an
+    /// The stream's HTTP/1.0 request is refused (`accept_http_10` is off): its answer is an
     /// HTTP/1.1 one that closes the connection, as Envoy's 426.
-    pub(crate) fn refuse_http10(&mut self) {
-        self.exchange.http10 = false;
-        self.exchange.keep_alive = false;
+    pub(crate) fn refuse_http10(&mut self, stream: StreamKey) {
+        let ex = self.exchange(stream);
+        ex.http10 = false;
+        ex.keep_alive = false;
     }
 
-    /// The current request's protocol, as access logs name it.
-    pub(crate) fn protocol(&self) -> &'static str {
-        if self.exchange.http10 {
+    /// The stream's protocol, as access logs name it.
+    pub(crate) fn protocol(&self, stream: StreamKey) -> &'static str {
+        if self.current(stream).http10 {
             "HTTP/1.0"
         } else {
             "HTTP/1.1"
@@ -193,7 +244,8 @@ impl Http1Server {
     }
 
     /// Tells a client that sent `Expect: 100-continue` to send its body.
-    pub(crate) fn encode_continue(&mut self, out: &mut impl Output) {
+    pub(crate) fn encode_continue(&mut self, stream: StreamKey, out: &mut impl Output) {
+        self.current(stream);
         out.queue(Bytes::from_static(CONTINUE));
     }
 
@@ -210,6 +262,7 @@ impl Http1Server {
     /// connection (so a close is the proxy's doing); never for a tunnel.
     pub(crate) fn encode_headers(
         &mut self,
+        stream: StreamKey,
         head: &mut ResponseHead,
         names: Option<&ReceivedNames>,
         end_stream: bool,
@@ -223,7 +276,7 @@ impl Http1Server {
             _ => Bytes::from_static(super::status::reason_phrase(head.status).as_bytes()),
         };
         let case = name_case(self.key_format, names);
-        let ex = &mut self.exchange;
+        let ex = self.exchange(stream);
         let opens_tunnel = match ex.tunnel {
             Tunnel::No | Tunnel::Connect => false,
             Tunnel::Upgrade => head.status == 101,
@@ -271,12 +324,18 @@ impl Http1Server {
 
     /// Encodes response body bytes; returns how many body bytes will reach the client (none
     /// for a HEAD request).
-    pub(crate) fn encode_data(&mut self, data: Bytes, out: &mut impl Output) -> usize {
-        if self.exchange.head || data.is_empty() {
+    pub(crate) fn encode_data(
+        &mut self,
+        stream: StreamKey,
+        data: Bytes,
+        out: &mut impl Output,
+    ) -> usize {
+        let ex = self.exchange(stream);
+        if ex.head || data.is_empty() {
             return 0;
         }
         let len = data.len();
-        if self.exchange.framing == Framing::Chunked {
+        if ex.framing == Framing::Chunked {
             out.queue(chunk_header(len));
             out.queue(data);
             out.queue(Bytes::from_static(CRLF));
@@ -286,22 +345,26 @@ impl Http1Server {
         len
     }
 
-    /// The proxy's connection for the current CONNECT is up: its 2xx opens the tunnel.
-    pub(crate) fn accept_connect(&mut self) {
-        if self.exchange.tunnel == Tunnel::Connect {
-            self.exchange.tunnel = Tunnel::ConnectAccepted;
+    /// The proxy's connection for the stream's CONNECT is up: its 2xx opens the tunnel.
+    pub(crate) fn accept_connect(&mut self, stream: StreamKey) {
+        let ex = self.exchange(stream);
+        if ex.tunnel == Tunnel::Connect {
+            ex.tunnel = Tunnel::ConnectAccepted;
         }
     }
 
-    /// The connection is a tunnel now: what the client sends is the tunnel's bytes.
-    pub(crate) fn tunnel_open(&self) -> bool {
-        self.exchange.framing == Framing::Tunnel
+    /// The stream is a tunnel now: what the client sends on it is the tunnel's bytes.
+    pub(crate) fn tunnel_open(&self, stream: StreamKey) -> bool {
+        self.current(stream).framing == Framing::Tunnel
     }
 
-    /// Ends the response (the last chunk, when chunked; the tunnel's FIN).
-    pub(crate) fn encode_end(&mut self, out: &mut impl Output) {
-        match self.exchange.framing {
-            Framing::Chunked if !self.exchange.head => out.queue(Bytes::from_static(LAST_CHUNK)),
+    /// Ends the stream's response (the last chunk, when chunked; the tunnel's FIN). The
+    /// stream is over: the next request may start.
+    pub(crate) fn encode_end(&mut self, stream: StreamKey, out: &mut impl Output) {
+        let ex = self.exchange(stream);
+        ex.active = false;
+        match ex.framing {
+            Framing::Chunked if !ex.head => out.queue(Bytes::from_static(LAST_CHUNK)),
             Framing::Tunnel => out.finish(),
             _ => {}
         }
@@ -312,17 +375,19 @@ impl Http1Server {
         self.exchange.close
     }
 
-    /// The response's body ends only when the connection does: a response cut short must then
-    /// be reset, not closed, or it would look complete.
-    pub(crate) fn close_delimited(&self) -> bool {
-        self.exchange.framing == Framing::CloseDelimited
+    /// The stream's response body ends only when the connection does: a response cut short
+    /// must then be reset, not closed, or it would look complete.
+    pub(crate) fn close_delimited(&self, stream: StreamKey) -> bool {
+        self.current(stream).framing == Framing::CloseDelimited
     }
 
-    /// Forgets the last exchange, for an answer to a request that never became one (the codec
-    /// rejected it, or its head did not arrive in time): a full response, then close.
-    pub(crate) fn reset_exchange(&mut self) {
+    /// Forgets the last exchange, for an answer to a request that never became a stream (the
+    /// codec rejected it, or its head did not arrive in time): a full response, then close.
+    /// Returns the key to encode that answer for.
+    pub(crate) fn reset_exchange(&mut self) -> StreamKey {
         self.exchange = Exchange::NONE;
         self.raw_input = false;
+        self.stream
     }
 }
 

@@ -49,6 +49,12 @@ impl Output for Vec<Bytes> {
     }
 }
 
+/// A stream on a connection, as its codec names it: HTTP/1 numbers its requests (from 1);
+/// HTTP/2 will use its stream ids. Server-side events carry the key of the stream they belong
+/// to, and response parts are encoded for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamKey(pub(crate) u32);
+
 /// A request's head as a downstream codec hands it to the connection manager.
 #[derive(Debug)]
 pub(crate) struct RequestStart {
@@ -123,7 +129,7 @@ pub(crate) fn name_case(format: HeaderKeyFormat, names: Option<&ReceivedNames>) 
     }
 }
 
-/// What a downstream codec decoded.
+/// What a downstream codec decoded, for the stream its key names (a `Headers` starts it).
 #[derive(Debug)]
 pub(crate) enum RequestPart {
     /// A new request.

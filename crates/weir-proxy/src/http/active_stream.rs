@@ -9,7 +9,7 @@ use weir_config::RetryPolicy;
 use weir_flow::ShortText;
 use weir_http1::RequestHead;
 
-use crate::codec::ReceivedNames;
+use crate::codec::{ReceivedNames, StreamKey};
 use crate::event::timer::TimerId;
 use crate::event::token::Id;
 use crate::http::filter::StreamFilters;
@@ -109,6 +109,8 @@ pub(crate) struct RetryState {
 /// See the module documentation.
 pub(crate) struct Stream {
     pub(crate) downstream: Id,
+    /// Its key in its connection's codec (and in `Downstream::streams`).
+    pub(crate) key: StreamKey,
     pub(crate) request: RequestState,
     pub(crate) response: ResponseState,
     /// Reading the client stopped: the upstream's queue is over its limit (resumed below half).
@@ -167,15 +169,17 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    /// A stream for a request just decoded on `downstream`.
+    /// A stream for a request just decoded on `downstream`, its codec's stream `key`.
     pub(crate) fn new(
         downstream: Id,
+        key: StreamKey,
         request_bodiless: bool,
         single_use: bool,
         now: Instant,
     ) -> Stream {
         Stream {
             downstream,
+            key,
             request: RequestState::Receiving,
             response: ResponseState::Waiting,
             client_paused: false,

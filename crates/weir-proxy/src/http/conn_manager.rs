@@ -3,10 +3,15 @@
 //! flushing responses (its "Downstream Write Response"), and the connection's timers and close.
 //! A decoded request becomes a stream in `stream.rs`; its response is encoded in `response.rs`.
 //!
+//! A connection holds any number of active streams, by the codec's stream key: a decoded part
+//! goes to the stream its key names, and what happens to the whole connection (its end, a
+//! reset, its timers, its close) happens to every active stream. HTTP/1 keeps them to one.
+//!
 //! Rules this file keeps:
-//! - Once a request is complete the downstream is not read until its response is done
-//!   ("stop reading" is the decode gate below, a user-space decision; the readable edge is
-//!   remembered by the connection). A tunnel's bytes are not read before it opens.
+//! - Once a request is complete the downstream is not read until its response is done, unless
+//!   the codec may start another stream meanwhile (HTTP/1 may not: "stop reading" is the decode
+//!   gate below, a user-space decision; the readable edge is remembered by the connection). A
+//!   tunnel's bytes are not read before it opens.
 //! - Request bodies (and tunnel bytes) stream to the upstream queue, or to the filter that
 //!   holds the request; past the buffer limit the downstream stops being read until the queue
 //!   drains to half (watermarks).
@@ -16,7 +21,7 @@
 use bytes::Bytes;
 use weir_http1::Error as CodecError;
 
-use crate::codec::RequestPart;
+use crate::codec::{RequestPart, StreamKey};
 use crate::event::token::Id;
 use crate::http::active_stream::{RequestState, Tunnel};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
@@ -40,7 +45,7 @@ impl Worker {
     }
 
     /// Reads and decodes the downstream until it cannot make progress, then flushes the
-    /// stream's upstream once (all of this round's request bytes in one `writev`).
+    /// streams' upstreams once (all of this round's request bytes in one `writev` each).
     pub(crate) fn drive_downstream(&mut self, id: Id) {
         loop {
             let Some(ds) = self.downstreams.get_mut(id) else {
@@ -57,7 +62,7 @@ impl Worker {
             let ds = self.downstreams.get_mut(id).expect("checked above");
             // A request head has begun: `request_headers_timeout` runs until it is whole.
             if let Some(after) = ds.chain.hcm.request_headers_timeout
-                && ds.stream.is_none()
+                && ds.streams.is_empty()
                 && ds.header_timer.is_none()
                 && ds.conn.input.iter().any(|&b| b != b'\r' && b != b'\n')
             {
@@ -67,8 +72,8 @@ impl Worker {
             }
             let ds = self.downstreams.get_mut(id).expect("checked above");
             match ds.codec.decode(&mut ds.conn.input) {
-                Ok(Some(event)) => {
-                    self.on_request_event(id, event);
+                Ok(Some((key, part))) => {
+                    self.on_request_event(id, key, part);
                     continue;
                 }
                 Ok(None) => {}
@@ -100,33 +105,67 @@ impl Worker {
                 }
             }
         }
-        self.flush_stream_upstream(id);
+        self.flush_stream_upstreams(id);
     }
 
-    /// The decode gate: a new request may start when no stream is active and the replies
-    /// queued for the client are under the listener's buffer limit (pipelined requests that
-    /// weir answers itself have no upstream queue to push back); an active stream's body may
-    /// be decoded while its upstream queue is under the buffer limit. A complete request
-    /// closes the gate until its response is done (pipelined bytes wait).
+    /// The decode gate. Each active stream whose request is still arriving must take more:
+    /// its body is decoded while its upstream queue (or the filter holding it) is under the
+    /// buffer limit. When none is arriving, the next bytes start a new stream: the codec must
+    /// allow one (HTTP/1: not before the last response is done, so pipelined bytes wait), and
+    /// the replies queued for the client must be under the listener's buffer limit (pipelined
+    /// requests that weir answers itself have no upstream queue to push back).
     fn may_decode(&mut self, id: Id) -> bool {
+        let Some(ds) = self.downstreams.get(id) else {
+            return false;
+        };
+        let mut arriving = false;
+        // By index: the gate removes no stream, and a copy of the list would cost HTTP/2 an
+        // allocation per read.
+        for i in 0..ds.streams.as_slice().len() {
+            let Some(&(_, sid)) = self
+                .downstreams
+                .get(id)
+                .and_then(|d| d.streams.as_slice().get(i))
+            else {
+                break;
+            };
+            match self.stream_takes_more(id, sid) {
+                Some(true) => arriving = true,
+                Some(false) => return false,
+                None => {}
+            }
+        }
         let Some(ds) = self.downstreams.get_mut(id) else {
             return false;
         };
-        let Some(sid) = ds.stream else {
-            ds.replies_gated = ds.conn.queued() >= listener_buffer_limit(&self.listeners, ds);
-            return !ds.replies_gated;
-        };
+        if arriving {
+            return true;
+        }
+        if !ds.codec.may_start_stream() {
+            return false;
+        }
+        ds.replies_gated = ds.conn.queued() >= listener_buffer_limit(&self.listeners, ds);
+        !ds.replies_gated
+    }
+
+    /// The decode gate for one active stream of connection `id`: `None` when its request is
+    /// complete (it needs nothing more read), else whether it takes more now (a stream that
+    /// does not is marked `client_paused`).
+    fn stream_takes_more(&mut self, id: Id, sid: Id) -> Option<bool> {
+        let ds = self.downstreams.get(id)?;
         let Some(stream) = self.streams.get(sid) else {
-            return false;
+            return Some(false);
         };
-        // A complete request, or one waiting for a retry's back-off: read nothing more. A
-        // tunnel's bytes wait for its 101 (or its CONNECT's 200): nothing after the head is read
-        // until then, so no request rides past routing to the origin.
-        if stream.request_complete()
-            || stream.retry.timer.is_some()
-            || (stream.tunnel != Tunnel::No && !ds.codec.tunnel_open())
+        if stream.request_complete() {
+            return None;
+        }
+        // A request waiting for a retry's back-off: read nothing more. A tunnel's bytes wait
+        // for its 101 (or its CONNECT's 200): nothing after the head is read until then, so no
+        // request rides past routing to the origin.
+        if stream.retry.timer.is_some()
+            || (stream.tunnel != Tunnel::No && !ds.codec.tunnel_open(stream.key))
         {
-            return false;
+            return Some(false);
         }
         let below = if !stream.filters.routed() {
             // A filter holds the request, and its body with it.
@@ -141,14 +180,15 @@ impl Worker {
         if !below {
             self.streams.get_mut(sid).expect("checked").client_paused = true;
         }
-        below
+        Some(below)
     }
 
-    fn on_request_event(&mut self, id: Id, part: RequestPart) {
+    /// A part the codec decoded for its stream `key` on connection `id`.
+    fn on_request_event(&mut self, id: Id, key: StreamKey, part: RequestPart) {
         match part {
-            RequestPart::Headers(start) => self.on_request_head(id, start),
+            RequestPart::Headers(start) => self.on_request_head(id, key, start),
             RequestPart::Data(data) => {
-                let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
+                let Some(sid) = self.downstreams.get(id).and_then(|d| d.streams.get(key)) else {
                     return;
                 };
                 let Some(stream) = self.streams.get_mut(sid) else {
@@ -161,7 +201,7 @@ impl Worker {
                 self.request_data(sid, data);
             }
             RequestPart::End => {
-                let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) else {
+                let Some(sid) = self.downstreams.get(id).and_then(|d| d.streams.get(key)) else {
                     return;
                 };
                 let Some(stream) = self.streams.get_mut(sid) else {
@@ -174,19 +214,34 @@ impl Worker {
                 }
                 let mut request_timer = stream.request_timer.take();
                 self.disarm(&mut request_timer);
-                self.trace_down(id, || EventKind::RequestComplete);
-                // The gate closes: the downstream is not read until the response is done.
-                self.trace_down(id, || EventKind::ReadPaused { syscall: false });
+                self.trace_stream(sid, || EventKind::RequestComplete);
+                // The gate closes unless another stream may start (HTTP/1: not until this
+                // response is done).
+                if self
+                    .downstreams
+                    .get(id)
+                    .is_some_and(|d| !d.codec.may_start_stream())
+                {
+                    self.trace_stream(sid, || EventKind::ReadPaused { syscall: false });
+                }
                 self.request_end(sid);
             }
         }
     }
 
     /// A request the codec rejected: answer with its status and close (the upstream saw
-    /// nothing of it, or, mid-body, its connection is closed too).
+    /// nothing of it, or, mid-body, its connection is closed too). The request is the stream
+    /// whose request was arriving, or one that never became a stream; other active streams
+    /// end with the connection.
     fn on_request_error(&mut self, id: Id, error: CodecError) {
         tracing::debug!(%error, "malformed request");
-        let sid = self.downstreams.get(id).and_then(|d| d.stream);
+        let sid = self.downstreams.get(id).and_then(|d| {
+            d.streams
+                .as_slice()
+                .iter()
+                .map(|&(_, sid)| sid)
+                .find(|&sid| self.streams.get(sid).is_some_and(|s| !s.request_complete()))
+        });
         // A missing Host is Envoy's connection manager's rejection, after its codec: 400
         // without a body, no protocol error. The codec's own errors carry their reason phrase
         // as the body, as Envoy's codec errors do.
@@ -221,11 +276,11 @@ impl Worker {
         let (mut head, body) = self.local_response(reply, id, None);
         if let Some(ds) = self.downstreams.get_mut(id) {
             let mut header_timer = ds.header_timer.take();
-            ds.codec.reset_exchange();
+            let key = ds.codec.reset_exchange();
             ds.codec
-                .encode_headers(&mut head, None, body.is_empty(), true, &mut ds.conn);
-            ds.codec.encode_data(body, &mut ds.conn);
-            ds.codec.encode_end(&mut ds.conn);
+                .encode_headers(key, &mut head, None, body.is_empty(), true, &mut ds.conn);
+            ds.codec.encode_data(key, body, &mut ds.conn);
+            ds.codec.encode_end(key, &mut ds.conn);
             self.disarm(&mut header_timer);
         }
         self.close_after_flush(id);
@@ -238,7 +293,7 @@ impl Worker {
             return;
         };
         ds.header_timer = None;
-        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+        if !ds.streams.is_empty() || ds.state != DownstreamState::Open {
             return;
         }
         if let Some(http) = self.stats.http.get(ds.chain.stats) {
@@ -260,7 +315,7 @@ impl Worker {
         if let Some(http) = self.stats.http.get(ds.chain.stats) {
             http.stats.downstream_cx_max_duration_reached.inc();
         }
-        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+        if !ds.streams.is_empty() || ds.state != DownstreamState::Open {
             return;
         }
         if ds.conn.queued() == 0 {
@@ -276,41 +331,48 @@ impl Worker {
         self.drain_close(ds_id) || self.downstreams.get(ds_id).is_some_and(|d| d.close_soon)
     }
 
-    /// The client half-closed. Between requests that ends the connection; after a complete
-    /// request the response is still sent; mid-request the stream is abandoned.
+    /// The client half-closed. Between requests that ends the connection. Otherwise every
+    /// active stream learns of it: a complete request is still answered, a tunnel's request
+    /// ends, and a request cut mid-way abandons the connection (and its other streams).
     fn on_downstream_eof(&mut self, id: Id) {
-        let Some(ds) = self.downstreams.get_mut(id) else {
+        let Some(ds) = self.downstreams.get(id) else {
             return;
         };
+        let streams = ds.streams.clone();
+        let active = |sid| self.streams.get(sid);
         // A tunnel not open yet holds the client's bytes unread: its FIN is taken up once they
         // are (the connection still reports the EOF then).
-        if let Some(stream) = ds.stream.and_then(|s| self.streams.get(s))
-            && stream.tunnel != Tunnel::No
-            && !ds.codec.tunnel_open()
-        {
+        let tunnel_waits = streams.as_slice().iter().any(|&(key, sid)| {
+            active(sid).is_some_and(|s| s.tunnel != Tunnel::No && !ds.codec.tunnel_open(key))
+        });
+        if tunnel_waits {
             return;
         }
+        let cut = streams.as_slice().iter().any(|&(_, sid)| {
+            active(sid).is_some_and(|s| !s.request_complete() && s.tunnel == Tunnel::No)
+        });
+        let ds = self.downstreams.get_mut(id).expect("checked above");
         ds.peer_closed = true;
         ds.closed_by_peer = true;
-        let sid = ds.stream;
-        match sid.and_then(|s| self.streams.get(s)) {
+        if streams.is_empty() {
             // The last response may still be queued (larger than the kernel's buffers, a slow
             // reader): closing now would drop it. Half-closing is how some clients say "that
             // was my last request", so send the rest, then close.
-            None if ds.conn.queued() > 0 => {
+            if ds.conn.queued() > 0 {
                 self.close_after_flush(id);
-                self.flush_downstream(id);
+                return self.flush_downstream(id);
             }
-            None => self.close_downstream(id),
-            Some(stream) if stream.request_complete() => {}
-            // A tunnel's request is its client's bytes: their end is the request's end, and
-            // the other direction carries on until the origin closes.
-            Some(stream) if stream.tunnel != Tunnel::No => {
-                self.on_request_event(id, RequestPart::End);
-            }
-            Some(_) => {
-                tracing::debug!("client closed mid-request");
-                self.close_downstream(id);
+            return self.close_downstream(id);
+        }
+        if cut {
+            tracing::debug!("client closed mid-request");
+            return self.close_downstream(id);
+        }
+        // A tunnel's request is its client's bytes: their end is the request's end, and the
+        // other direction carries on until the origin closes.
+        for &(key, sid) in streams.as_slice() {
+            if self.streams.get(sid).is_some_and(|s| !s.request_complete()) {
+                self.on_request_event(id, key, RequestPart::End);
             }
         }
     }
@@ -325,9 +387,10 @@ impl Worker {
             return;
         }
         let (fd, conn) = (ds.conn.fd(), u64::from(ds.trace.conn));
-        // The response being written belongs to the active stream, or to the one just ended.
+        // The response being written belongs to the only active stream, or to the one just
+        // ended (with several, a write is the connection's).
         let stream = match (
-            ds.stream.and_then(|s| self.streams.get(s)),
+            ds.streams.sole().and_then(|s| self.streams.get(s)),
             &ds.pending_flow,
         ) {
             (Some(s), _) => s.trace_id,
@@ -346,7 +409,7 @@ impl Worker {
             let sent = ds.conn.bytes_out - sent_before;
             http.stats.downstream_cx_tx_bytes_total.add(sent);
         }
-        if matches!(result, Ok(true)) && ds.stream.is_none() {
+        if matches!(result, Ok(true)) && ds.streams.is_empty() {
             // The last stream's response has left: its flow is complete, and the connection,
             // idle now, need not hold an output queue.
             self.spare_outputs.take_back(&mut ds.conn);
@@ -384,12 +447,12 @@ impl Worker {
                     ds.replies_gated = false;
                     self.deferred.push_back(Deferred::Downstream(id));
                 }
-                if let (true, Some(sid)) = (low, ds.stream)
-                    && let Some(stream) = self.streams.get_mut(sid)
-                    && stream.upstream_paused
-                {
-                    stream.upstream_paused = false;
-                    if let Some(up) = stream.upstream() {
+                let streams = if low { ds.streams.as_slice() } else { &[] };
+                for &(_, sid) in streams {
+                    if let Some(stream) = self.streams.get_mut(sid)
+                        && std::mem::take(&mut stream.upstream_paused)
+                        && let Some(up) = stream.upstream()
+                    {
                         self.deferred.push_back(Deferred::Upstream(up));
                     }
                 }
@@ -397,9 +460,13 @@ impl Worker {
         }
     }
 
-    /// Flushes the upstream of the downstream's active stream, if any.
-    pub(crate) fn flush_stream_upstream(&mut self, id: Id) {
-        if let Some(sid) = self.downstreams.get(id).and_then(|d| d.stream) {
+    /// Flushes the upstreams of the downstream's active streams.
+    pub(crate) fn flush_stream_upstreams(&mut self, id: Id) {
+        // A copy, since a flush may end a stream (HTTP/1's one is copied without allocating).
+        let Some(streams) = self.downstreams.get(id).map(|d| d.streams.clone()) else {
+            return;
+        };
+        for &(_, sid) in streams.as_slice() {
             self.flush_stream_upstream_of(sid);
         }
     }
@@ -427,17 +494,14 @@ impl Worker {
         }
     }
 
-    /// Closes a downstream connection now, abandoning its stream (and that stream's upstream,
-    /// which is mid-exchange and cannot be reused).
+    /// Closes a downstream connection now, abandoning its active streams (and their upstreams,
+    /// which are mid-exchange and cannot be reused).
     pub(crate) fn close_downstream(&mut self, id: Id) {
         if self.recorder.enabled() {
             self.trace_closing(id);
         }
-        // An unanswered stream's log entry reads its connection: write it first.
-        let sid = self.downstreams.get(id).and_then(|d| d.stream);
-        let mut abandoned = sid.and_then(|s| self.streams.remove(s));
-        if let Some(stream) = abandoned.as_mut() {
-            self.write_log(stream, true);
+        while let Some((_, sid)) = self.downstreams.get_mut(id).and_then(|d| d.streams.pop()) {
+            self.abandon_stream(id, sid);
         }
         let Some(mut ds) = self.downstreams.remove(id) else {
             return;
@@ -449,15 +513,6 @@ impl Worker {
         self.control.server.connection_closed();
         let stats = self.stats.clone();
         let http = stats.http.get(ds.chain.stats).map(|h| &h.stats);
-        if let Some(mut stream) = abandoned {
-            self.retire_stream(&mut stream, ds.chain.stats);
-            // The client went away (or the connection was cut) with this request unanswered.
-            if let Some(http) = http {
-                http.downstream_rq_active.dec();
-                http.downstream_rq_rx_reset.inc();
-                http.downstream_cx_destroy_active_rq.inc();
-            }
-        }
         self.syscalls().other();
         let lived = ds.accepted.until(self.now);
         if let Some(l) = self.stats.listeners.get(ds.listener as usize) {
@@ -478,6 +533,26 @@ impl Worker {
             .inc();
         }
         drop(ds);
+    }
+
+    /// A stream of connection `id`, already out of its active streams, ends unanswered with the
+    /// connection: the client went away (or the connection was cut).
+    fn abandon_stream(&mut self, id: Id, sid: Id) {
+        let Some(mut stream) = self.streams.remove(sid) else {
+            return;
+        };
+        // Its log entry reads the connection: written while the connection is still there.
+        self.write_log(&mut stream, true);
+        let scope = self
+            .downstreams
+            .get(id)
+            .map_or(usize::MAX, |d| d.chain.stats);
+        self.retire_stream(&mut stream, scope);
+        if let Some(http) = self.stats.http.get(scope).map(|h| &h.stats) {
+            http.downstream_rq_active.dec();
+            http.downstream_rq_rx_reset.inc();
+            http.downstream_cx_destroy_active_rq.inc();
+        }
     }
 
     /// The connection ends once its queue has left (FIN, then linger). A timer bounds the
@@ -505,7 +580,7 @@ impl Worker {
             return;
         };
         ds.idle_timer = None;
-        if ds.stream.is_some() || ds.state != DownstreamState::Open {
+        if !ds.streams.is_empty() || ds.state != DownstreamState::Open {
             // A closing connection has its own timer.
             return;
         }
@@ -551,9 +626,13 @@ impl Worker {
             return;
         };
         let by = crate::recorder::closer(ds.conn.read_eof(), false);
+        // The connection keeps one pending flow: its first traced stream's.
+        let traced = ds.streams.as_slice().iter().find_map(|&(_, sid)| {
+            let stream = self.streams.get(sid)?;
+            stream.traced.map(|t| (stream, t))
+        });
         if ds.pending_flow.is_none()
-            && let Some(stream) = ds.stream.and_then(|s| self.streams.get(s))
-            && let Some((method, path)) = stream.traced
+            && let Some((stream, (method, path))) = traced
         {
             let pending = Box::new(PendingFlow {
                 stream: stream.trace_id,

@@ -1,6 +1,7 @@
 //! HTTP on a downstream connection: the connection manager, header rules, local replies.
 
 pub(crate) mod active_stream;
+pub(crate) mod active_streams;
 pub(crate) mod conn_manager;
 pub(crate) mod filter;
 pub(crate) mod headers;

@@ -69,7 +69,12 @@ impl Worker {
         if let Some(t) = stream.request_timer.take() {
             self.timers.cancel(t);
         }
-        let (closing, route, ds_id) = (stream.close_after, stream.route, stream.downstream);
+        let (closing, route, ds_id, key) = (
+            stream.close_after,
+            stream.route,
+            stream.downstream,
+            stream.key,
+        );
         let drain_close = self.drain_close(ds_id);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
@@ -105,11 +110,16 @@ impl Worker {
             head.headers.set("x-request-id", id);
         }
         let close = closing || drain_close || ds.close_soon;
-        let kept =
-            ds.codec
-                .encode_headers(&mut head, names.as_ref(), end_stream, close, &mut ds.conn);
+        let kept = ds.codec.encode_headers(
+            key,
+            &mut head,
+            names.as_ref(),
+            end_stream,
+            close,
+            &mut ds.conn,
+        );
         let close_after = ds.codec.closes_connection();
-        let tunnel_open = ds.codec.tunnel_open();
+        let tunnel_open = ds.codec.tunnel_open(key);
         if kept
             && !closing
             && drain_close
@@ -136,11 +146,11 @@ impl Worker {
             reason: Bytes::new(),
             headers: Headers::with_capacity(2),
         };
-        let Some(ds_id) = self.streams.get(sid).map(|s| s.downstream) else {
+        let Some((ds_id, key)) = self.streams.get(sid).map(|s| (s.downstream, s.key)) else {
             return;
         };
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            ds.codec.accept_connect();
+            ds.codec.accept_connect(key);
         }
         self.encode_response_head(sid, head, None, false);
         self.flush_downstream(ds_id);
@@ -155,7 +165,7 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
             return;
         };
-        let sent = ds.codec.encode_data(data, &mut ds.conn);
+        let sent = ds.codec.encode_data(stream.key, data, &mut ds.conn);
         if let Some(log) = stream.log.as_mut() {
             log.bytes_sent += sent as u64;
         }
@@ -168,7 +178,7 @@ impl Worker {
         };
         stream.response = ResponseState::Complete;
         if let Some(ds) = self.downstreams.get_mut(stream.downstream) {
-            ds.codec.encode_end(&mut ds.conn);
+            ds.codec.encode_end(stream.key, &mut ds.conn);
         }
         self.finish_stream(sid);
     }
@@ -190,12 +200,12 @@ impl Worker {
             _ => reply.after_retries(),
         };
         let mut retry_timer = stream.retry.timer.take();
-        let ds_id = stream.downstream;
+        let (ds_id, key) = (stream.downstream, stream.key);
         self.disarm(&mut retry_timer);
         let upstream = self.end_attempt(sid, UpstreamEnd::LocalReset);
         self.charge_upstream_abort(sid, &reply);
         let flag = reply.flag.map_or("", |f| f.letters());
-        self.trace_down(ds_id, || EventKind::LocalReply {
+        self.trace_stream(sid, || EventKind::LocalReply {
             status: reply.status,
             flag,
         });
@@ -226,9 +236,9 @@ impl Worker {
             return;
         };
         ds.codec
-            .encode_headers(&mut head, None, body.is_empty(), close, &mut ds.conn);
-        let sent = ds.codec.encode_data(body, &mut ds.conn);
-        ds.codec.encode_end(&mut ds.conn);
+            .encode_headers(key, &mut head, None, body.is_empty(), close, &mut ds.conn);
+        let sent = ds.codec.encode_data(key, body, &mut ds.conn);
+        ds.codec.encode_end(key, &mut ds.conn);
         let close_after = ds.codec.closes_connection();
         self.log_response(sid, &head.headers, reply.details);
         if let Some(stream) = self.streams.get_mut(sid) {
@@ -283,7 +293,9 @@ impl Worker {
         (head, reply.body.clone())
     }
 
-    /// Removes a finished stream; the connection reads its next request or closes.
+    /// Removes a finished stream from the worker and from its connection's active streams; the
+    /// connection reads on (its next request), or closes when the stream's end is the
+    /// connection's (the others active then end with it).
     pub(crate) fn finish_stream(&mut self, sid: Id) {
         let Some(mut stream) = self.streams.remove(sid) else {
             return;
@@ -320,7 +332,7 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(id) else {
             return;
         };
-        ds.stream = None;
+        ds.streams.remove(stream.key);
         if let Some((method, path)) = stream.traced {
             ds.pending_flow = Some(Box::new(PendingFlow {
                 stream: stream.trace_id,
@@ -333,8 +345,10 @@ impl Worker {
         if closing {
             self.close_after_flush(id);
         } else {
-            ds.conn.release_idle_input();
-            self.arm_idle_timer(id);
+            if ds.streams.is_empty() {
+                ds.conn.release_idle_input();
+                self.arm_idle_timer(id);
+            }
             self.deferred.push_back(Deferred::Downstream(id));
         }
     }
@@ -347,8 +361,9 @@ impl Worker {
         };
         stream.close_after = true;
         let ds_id = stream.downstream;
+        let key = stream.key;
         if let Some(ds) = self.downstreams.get_mut(ds_id) {
-            ds.abort |= ds.codec.close_delimited();
+            ds.abort |= ds.codec.close_delimited(key);
         }
         self.finish_stream(sid);
         self.flush_downstream(ds_id);

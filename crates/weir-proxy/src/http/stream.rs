@@ -5,7 +5,7 @@
 use bytes::{Bytes, BytesMut};
 use weir_http1::RequestHead;
 
-use crate::codec::RequestStart;
+use crate::codec::{RequestStart, StreamKey};
 use crate::event::token::Id;
 use crate::http::active_stream::Stream;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
@@ -15,9 +15,9 @@ use crate::worker::{TimerKey, Worker};
 use weir_flow::{EventKind, ShortText};
 
 impl Worker {
-    /// A request head was decoded: it becomes a stream, is checked and given its forwarding
-    /// headers, then goes to the HTTP filters and the router.
-    pub(crate) fn on_request_head(&mut self, id: Id, start: RequestStart) {
+    /// A request head was decoded: it becomes a stream (`key`: the codec's), is checked and
+    /// given its forwarding headers, then goes to the HTTP filters and the router.
+    pub(crate) fn on_request_head(&mut self, id: Id, key: StreamKey, start: RequestStart) {
         let RequestStart {
             head: mut request,
             end_stream,
@@ -26,7 +26,7 @@ impl Worker {
             upgrade,
             names,
         } = start;
-        let Some(sid) = self.open_stream(id, end_stream, single_use) else {
+        let Some(sid) = self.open_stream(id, key, end_stream, single_use) else {
             return;
         };
         if let Some(stream) = self.streams.get_mut(sid) {
@@ -43,11 +43,11 @@ impl Worker {
         {
             panic!("x-weir-fault: panic");
         }
-        if self.refuses_http10(id) {
+        if self.refuses_http10(id, key) {
             // Envoy's codec answers HTTP/1.0 426 unless `accept_http_10`, and closes.
             self.log_request(sid, &request);
             if let Some(ds) = self.downstreams.get_mut(id) {
-                ds.codec.refuse_http10();
+                ds.codec.refuse_http10(key);
             }
             let mut reply = LocalReply::failure(ResponseFlag::DownstreamProtocolError);
             reply.status = 426;
@@ -69,7 +69,7 @@ impl Worker {
             // Answered as the connection manager reads the head, as Envoy does (without
             // `proxy_100_continue`): a filter that needs the body (buffer) gets it.
             if let Some(ds) = self.downstreams.get_mut(id) {
-                ds.codec.encode_continue(&mut ds.conn);
+                ds.codec.encode_continue(key, &mut ds.conn);
             }
             self.flush_downstream(id);
         }
@@ -77,18 +77,25 @@ impl Worker {
     }
 
     /// The connection's bookkeeping for a new request, and its stream with the stream's
-    /// timers. `None` when the connection is gone.
-    fn open_stream(&mut self, id: Id, end_stream: bool, single_use: bool) -> Option<Id> {
+    /// timers, active on the connection under the codec's `key`. `None` when the connection
+    /// is gone.
+    fn open_stream(
+        &mut self,
+        id: Id,
+        key: StreamKey,
+        end_stream: bool,
+        single_use: bool,
+    ) -> Option<Id> {
         let ds = self.downstreams.get_mut(id)?;
         self.spare_outputs.lend(&mut ds.conn);
         let mut idle = ds.idle_timer.take();
         let mut header_timer = ds.header_timer.take();
-        ds.requests += 1;
+        let requests = ds.codec.streams_started();
         let last_request = ds
             .chain
             .hcm
             .max_requests_per_connection
-            .is_some_and(|max| ds.requests >= max);
+            .is_some_and(|max| requests >= max);
         let http = self.stats.http.get(ds.chain.stats).map(|h| &h.stats);
         if last_request && !ds.close_soon {
             ds.close_soon = true;
@@ -121,13 +128,13 @@ impl Worker {
             self.recorder.new_id(),
         );
         let sid = self.streams.insert_with(|_| {
-            let mut stream = Stream::new(id, end_stream, single_use, now);
+            let mut stream = Stream::new(id, key, end_stream, single_use, now);
             stream.log = log;
             stream.trace_id = trace_id;
             stream
         });
         self.stream_peak = self.stream_peak.max(self.streams.len());
-        self.downstreams.get_mut(id)?.stream = Some(sid);
+        self.downstreams.get_mut(id)?.streams.insert(key, sid);
         if let Some(after) = request_timeout {
             let t = self.arm(after, TimerKey::Request(sid));
             self.streams.get_mut(sid)?.request_timer = Some(t);
@@ -139,12 +146,12 @@ impl Worker {
         Some(sid)
     }
 
-    /// Whether connection `id`'s current request is HTTP/1.0 and its connection manager
-    /// does not `accept_http_10`.
-    fn refuses_http10(&self, id: Id) -> bool {
+    /// Whether stream `key` of connection `id` is HTTP/1.0 and its connection manager does
+    /// not `accept_http_10`.
+    fn refuses_http10(&self, id: Id, key: StreamKey) -> bool {
         self.downstreams
             .get(id)
-            .is_some_and(|ds| ds.codec.http10() && !ds.chain.hcm.accept_http_10)
+            .is_some_and(|ds| ds.codec.http10(key) && !ds.chain.hcm.accept_http_10)
     }
 
     /// What the connection manager checks and sets before any filter sees a request: the
@@ -247,7 +254,7 @@ impl Worker {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.traced = Some((method, path));
         }
-        self.trace_down(id, || EventKind::RequestHead {
+        self.trace_stream(sid, || EventKind::RequestHead {
             method: ShortText::new(&request.method),
             path: ShortText::new(&request.target),
         });

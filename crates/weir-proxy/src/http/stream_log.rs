@@ -166,7 +166,7 @@ impl Worker {
             start: log.start,
             request_headers: log.request_headers,
             response_headers: log.response_headers,
-            protocol: ds.codec.protocol(),
+            protocol: ds.codec.protocol(stream.key),
             response_code: if stream.response_started() {
                 stream.status
             } else {

@@ -20,6 +20,8 @@ pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;
 #[cfg(test)]
+mod stream_scenarios;
+#[cfg(test)]
 mod tunnel_scenarios;
 
 use std::net::SocketAddr;
@@ -260,6 +262,12 @@ impl Harness {
             }
         }
         panic!("timers kept firing for {MAX_ROUNDS} rounds");
+    }
+
+    /// Writes every access log line logged so far and stops the log flusher (lines logged
+    /// after it are lost): a test reads its log files after this.
+    pub(crate) fn stop_access_logs(&mut self) {
+        self.logs.stop();
     }
 
     /// `POST /healthcheck/fail`: the server's health check fails from now on.

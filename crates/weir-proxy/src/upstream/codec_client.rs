@@ -67,7 +67,7 @@ impl Worker {
     /// the pool's first use). No host: 503 `UH`.
     fn choose_host(&mut self, sid: Id) -> Option<(usize, usize)> {
         let stream = self.streams.get(sid)?;
-        let (cluster, ds) = (stream.cluster, stream.downstream);
+        let cluster = stream.cluster;
         let Some(host) = self.clusters[cluster].lb.pick() else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
@@ -86,12 +86,12 @@ impl Worker {
             );
             if !self.clusters[cluster].pools[host].created {
                 let name = name.clone();
-                self.trace_down(ds, || EventKind::PoolCreated {
+                self.trace_stream(sid, || EventKind::PoolCreated {
                     cluster: name,
                     host: address,
                 });
             }
-            self.trace_down(ds, || EventKind::HostChosen {
+            self.trace_stream(sid, || EventKind::HostChosen {
                 cluster: name,
                 host: address,
             });

@@ -9,11 +9,16 @@ fn concat(out: &[Bytes]) -> String {
         .collect()
 }
 
+/// The stream key of a connection's first request.
+const FIRST: StreamKey = StreamKey(1);
+
+/// A server that decoded `request`, the connection's first, and what it decoded.
 fn server_with(request: &str) -> (Http1Server, Vec<RequestPart>) {
     let mut server = Http1Server::new(Limits::default(), HeaderKeyFormat::Lower);
     let mut input = BytesMut::from(request);
     let mut parts = Vec::new();
-    while let Some(part) = server.decode(&mut input).expect("valid request") {
+    while let Some((key, part)) = server.decode(&mut input).expect("valid request") {
+        assert_eq!(key, FIRST);
         parts.push(part);
     }
     (server, parts)
@@ -38,9 +43,9 @@ fn a_response_without_length_is_chunked_for_http11_and_kept_alive() {
     assert!(matches!(&parts[..], [RequestPart::Headers(s), RequestPart::End] if s.end_stream));
     let mut out = Vec::new();
     let mut head = response(200, &[]);
-    server.encode_headers(&mut head, None, false, false, &mut out);
-    server.encode_data(Bytes::from_static(b"hello"), &mut out);
-    server.encode_end(&mut out);
+    server.encode_headers(FIRST, &mut head, None, false, false, &mut out);
+    server.encode_data(FIRST, Bytes::from_static(b"hello"), &mut out);
+    server.encode_end(FIRST, &mut out);
     assert_eq!(
         concat(&out),
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
@@ -59,7 +64,7 @@ fn the_status_line_carries_envoys_phrase_not_the_origins() {
         let mut out = Vec::new();
         let mut head = response(status, &[("content-length", "0")]);
         head.reason = Bytes::from_static(b"Echo");
-        server.encode_headers(&mut head, None, true, false, &mut out);
+        server.encode_headers(FIRST, &mut head, None, true, false, &mut out);
         assert!(concat(&out).starts_with(line), "{}", concat(&out));
     }
 }
@@ -67,11 +72,11 @@ fn the_status_line_carries_envoys_phrase_not_the_origins() {
 #[test]
 fn a_refused_http10_request_gets_an_http11_answer_that_closes() {
     let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
-    assert!(server.http10());
-    server.refuse_http10();
+    assert!(server.http10(FIRST));
+    server.refuse_http10(FIRST);
     let mut out = Vec::new();
     let mut head = response(426, &[("content-length", "0")]);
-    server.encode_headers(&mut head, None, true, false, &mut out);
+    server.encode_headers(FIRST, &mut head, None, true, false, &mut out);
     assert_eq!(
         concat(&out),
         "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -84,14 +89,14 @@ fn an_http10_client_gets_a_close_delimited_body_and_connection_close() {
     let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
     let mut out = Vec::new();
     let mut head = response(200, &[]);
-    server.encode_headers(&mut head, None, false, false, &mut out);
-    server.encode_data(Bytes::from_static(b"x"), &mut out);
-    server.encode_end(&mut out);
+    server.encode_headers(FIRST, &mut head, None, false, false, &mut out);
+    server.encode_data(FIRST, Bytes::from_static(b"x"), &mut out);
+    server.encode_end(FIRST, &mut out);
     assert_eq!(
         concat(&out),
         "HTTP/1.0 200 OK\r\nconnection: close\r\n\r\nx"
     );
-    assert!(server.closes_connection() && server.close_delimited());
+    assert!(server.closes_connection() && server.close_delimited(FIRST));
 }
 
 #[test]
@@ -99,13 +104,13 @@ fn an_http10_keep_alive_client_is_told_the_connection_stays() {
     let (mut server, _) = server_with("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n");
     let mut out = Vec::new();
     let mut head = response(204, &[]);
-    server.encode_headers(&mut head, None, true, false, &mut out);
+    server.encode_headers(FIRST, &mut head, None, true, false, &mut out);
     assert_eq!(
         concat(&out),
         "HTTP/1.0 204 No Content\r\nconnection: keep-alive\r\n\r\n"
     );
     assert!(!server.closes_connection());
-    assert_eq!(server.protocol(), "HTTP/1.0");
+    assert_eq!(server.protocol(FIRST), "HTTP/1.0");
 }
 
 #[test]
@@ -115,7 +120,7 @@ fn an_answer_before_the_body_ends_closes_the_connection() {
     assert!(matches!(&parts[..], [RequestPart::Headers(s), RequestPart::Data(_)] if !s.end_stream));
     let mut out = Vec::new();
     let mut head = response(413, &[("content-length", "0")]);
-    server.encode_headers(&mut head, None, true, false, &mut out);
+    server.encode_headers(FIRST, &mut head, None, true, false, &mut out);
     assert!(server.closes_connection());
     assert_eq!(
         head.headers.get("connection").map(|v| &v[..]),
@@ -128,12 +133,12 @@ fn a_head_response_carries_no_body_bytes() {
     let (mut server, _) = server_with("HEAD / HTTP/1.1\r\nhost: a\r\n\r\n");
     let mut out = Vec::new();
     let mut head = response(200, &[("content-length", "5")]);
-    server.encode_headers(&mut head, None, false, false, &mut out);
+    server.encode_headers(FIRST, &mut head, None, false, false, &mut out);
     assert_eq!(
-        server.encode_data(Bytes::from_static(b"hello"), &mut out),
+        server.encode_data(FIRST, Bytes::from_static(b"hello"), &mut out),
         0
     );
-    server.encode_end(&mut out);
+    server.encode_end(FIRST, &mut out);
     assert_eq!(concat(&out), "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
 }
 
@@ -142,7 +147,7 @@ fn the_proxy_can_close_a_connection_the_client_would_keep() {
     let (mut server, _) = server_with("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
     let mut out = Vec::new();
     let mut head = response(200, &[("content-length", "0")]);
-    server.encode_headers(&mut head, None, true, true, &mut out);
+    server.encode_headers(FIRST, &mut head, None, true, true, &mut out);
     assert!(server.closes_connection());
     assert!(concat(&out).contains("connection: close\r\n"));
 }
@@ -308,7 +313,7 @@ fn request_with(format: HeaderKeyFormat, request: &str) -> RequestStart {
     let mut server = Http1Server::new(Limits::default(), format);
     let mut input = BytesMut::from(request);
     match server.decode(&mut input).expect("valid request") {
-        Some(RequestPart::Headers(start)) => start,
+        Some((_, RequestPart::Headers(start))) => start,
         other => panic!("not a head: {other:?}"),
     }
 }
@@ -378,7 +383,7 @@ fn downstream_head(format: HeaderKeyFormat, server_format: HeaderKeyFormat, wire
         .decode(&mut BytesMut::from("GET / HTTP/1.1\r\nhost: a\r\n\r\n"))
         .unwrap();
     let mut out = Vec::new();
-    server.encode_headers(&mut head, names.as_ref(), true, false, &mut out);
+    server.encode_headers(FIRST, &mut head, names.as_ref(), true, false, &mut out);
     concat(&out)
 }
 
@@ -431,6 +436,7 @@ fn a_chunked_response_names_transfer_encoding_in_the_same_case() {
     server.decode(&mut input).expect("valid request");
     let mut out = Vec::new();
     server.encode_headers(
+        FIRST,
         &mut response(200, &[("x-a", "1")]),
         None,
         false,
@@ -441,4 +447,60 @@ fn a_chunked_response_names_transfer_encoding_in_the_same_case() {
         concat(&out),
         "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
+}
+
+#[test]
+fn pipelined_requests_are_streams_with_successive_keys_one_at_a_time() {
+    let mut server = Http1Server::new(Limits::default(), HeaderKeyFormat::Lower);
+    let mut input =
+        BytesMut::from("GET /a HTTP/1.1\r\nhost: a\r\n\r\nGET /b HTTP/1.1\r\nhost: a\r\n\r\n");
+    let mut out = Vec::new();
+    for (expected, target) in [(StreamKey(1), "/a"), (StreamKey(2), "/b")] {
+        assert!(server.may_start_stream(), "no response is under way");
+        let Some((key, RequestPart::Headers(start))) = server.decode(&mut input).unwrap() else {
+            panic!("a head first");
+        };
+        assert_eq!((key, &start.head.target[..]), (expected, target.as_bytes()));
+        assert!(
+            matches!(server.decode(&mut input).unwrap(), Some((k, RequestPart::End)) if k == key)
+        );
+        assert!(
+            !server.may_start_stream(),
+            "HTTP/1 carries one stream at a time"
+        );
+        let mut head = response(204, &[]);
+        server.encode_headers(key, &mut head, None, true, false, &mut out);
+        assert!(!server.may_start_stream(), "until its response has ended");
+        server.encode_end(key, &mut out);
+    }
+    assert!(server.may_start_stream());
+}
+
+#[test]
+fn a_tunnels_bytes_belong_to_its_stream() {
+    let mut server = Http1Server::new(Limits::default(), HeaderKeyFormat::Lower);
+    let mut input = BytesMut::from(
+        "GET / HTTP/1.1\r\nhost: a\r\n\r\n\
+         GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\nhello",
+    );
+    let mut out = Vec::new();
+    let mut decode = |server: &mut Http1Server| server.decode(&mut input).unwrap().unwrap();
+    assert_eq!(decode(&mut server).0, StreamKey(1));
+    assert_eq!(decode(&mut server).0, StreamKey(1));
+    server.encode_headers(
+        StreamKey(1),
+        &mut response(204, &[]),
+        None,
+        true,
+        false,
+        &mut out,
+    );
+    server.encode_end(StreamKey(1), &mut out);
+    let (key, part) = decode(&mut server);
+    assert!(matches!(part, RequestPart::Headers(s) if s.upgrade.is_some()));
+    assert_eq!(key, StreamKey(2));
+    let mut switched = response(101, &[("connection", "upgrade"), ("upgrade", "websocket")]);
+    server.encode_headers(key, &mut switched, None, false, false, &mut out);
+    assert!(server.tunnel_open(key));
+    assert!(matches!(decode(&mut server), (k, RequestPart::Data(d)) if k == key && d == "hello"));
 }
