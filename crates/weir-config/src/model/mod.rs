@@ -1,0 +1,366 @@
+//! The typed, validated configuration the proxy runs on.
+//!
+//! Everything here has already been checked: addresses parse, durations are non-negative,
+//! every route names a cluster that exists, regexes compile, Envoy's defaults are filled in.
+//! The proxy never has to re-validate or guess a default. Names follow Envoy's v3 API.
+
+mod http_filters;
+mod routes;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use http_filters::*;
+pub use routes::*;
+
+/// The whole bootstrap: what `weir -c FILE` runs.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    /// `node.id` / `node.cluster`, reported by `/server_info`.
+    pub node: Node,
+    /// `admin.address`; `None` when the config has no `admin` section.
+    pub admin: Option<Admin>,
+    /// `static_resources.listeners`, in config order.
+    pub listeners: Vec<Listener>,
+    /// `static_resources.clusters`, in config order. Routes refer to them by index.
+    pub clusters: Vec<Cluster>,
+    /// `overload_manager`: global limits.
+    pub overload: Overload,
+    /// `weir`: weir's own settings.
+    pub weir: WeirSettings,
+    /// `stats_sinks[]`, in config order: where the stats go at each flush.
+    pub stats_sinks: Vec<StatsSink>,
+    /// `stats_flush_interval` (Envoy's default 5 s): how often the sinks get the stats, and
+    /// how long the `interval` column of `/stats` covers.
+    pub stats_flush_interval: Duration,
+    /// `layered_runtime`: the runtime's layers.
+    pub runtime: crate::LayeredRuntime,
+    /// The document as loaded (YAML read as JSON), for `/config_dump`.
+    pub source: serde_json::Value,
+    /// What is allowed but probably not meant (a key given twice in one mapping), each
+    /// naming its path; `weir validate` prints them and `weir -c` logs them.
+    pub warnings: Vec<crate::ConfigError>,
+}
+
+/// A `stats_sinks[]` entry weir runs: a statsd sink over UDP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSink {
+    /// Which `@type`: plain statsd or DogStatsD (tagged).
+    pub kind: StatsSinkKind,
+    /// `address.socket_address`: where the datagrams go.
+    pub address: SocketAddr,
+    /// `prefix` (Envoy's default `envoy` when absent or empty), put before every stat name.
+    pub prefix: String,
+    /// `max_bytes_per_datagram` (DogStatsD only): lines are packed into datagrams up to this
+    /// size; `None` sends one line per datagram, as Envoy does.
+    pub max_bytes_per_datagram: Option<u64>,
+}
+
+/// The statsd dialect a sink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsSinkKind {
+    /// `envoy.config.metrics.v3.StatsdSink`: full stat names, no tags.
+    Statsd,
+    /// `envoy.config.metrics.v3.DogStatsdSink`: tag-extracted names with `|#key:value` tags.
+    DogStatsd,
+}
+
+/// `overload_manager`, as far as weir implements it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overload {
+    /// `resource_monitors[]` `envoy.resource_monitors.global_downstream_max_connections`:
+    /// `max_active_downstream_connections`, over all listeners and workers. Connections past it
+    /// are closed as soon as they are accepted.
+    pub max_active_downstream_connections: Option<u64>,
+}
+
+/// `node`: identifies this proxy to operators (and, later, to a control plane).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster: String,
+}
+
+/// `admin`: the admin listener.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `admin.address.socket_address`.
+    pub address: SocketAddr,
+}
+
+/// `static_resources.listeners[]`.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// `name`; Envoy's default when absent is the address, e.g. `0.0.0.0_8080`.
+    pub name: String,
+    /// `address.socket_address`; port 0 binds an ephemeral port.
+    pub address: SocketAddr,
+    /// `filter_chains[]`, in config order.
+    pub filter_chains: Vec<FilterChain>,
+    /// `default_filter_chain`: used when no chain in `filter_chains` matches.
+    pub default_filter_chain: Option<FilterChain>,
+    /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB): the high watermark of each
+    /// downstream connection's buffers.
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `traffic_direction` (default UNSPECIFIED): what admin's
+    /// `/drain_listeners?inboundonly` picks out.
+    pub traffic_direction: TrafficDirection,
+}
+
+/// `traffic_direction` of a listener (`config.core.v3.TrafficDirection`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrafficDirection {
+    /// `UNSPECIFIED` (the default).
+    #[default]
+    Unspecified,
+    /// `INBOUND`: drained by `/drain_listeners?inboundonly`.
+    Inbound,
+    /// `OUTBOUND`.
+    Outbound,
+}
+
+/// `filter_chains[]`: how to treat a connection that matched `filter_chain_match`.
+#[derive(Debug, Clone)]
+pub struct FilterChain {
+    /// `name`; Envoy leaves it empty when absent, weir names it `<listener>/<index>` (or
+    /// `<listener>/default`) so traces can show which chain ran.
+    pub name: String,
+    /// `filter_chain_match.destination_port`: matches the connection's local port.
+    pub destination_port: Option<u16>,
+    /// The network filter: `envoy.filters.network.http_connection_manager` (the only one so
+    /// far). `None` for a chain with no network filters, which Envoy accepts: its connections
+    /// are closed as soon as they are accepted.
+    pub http_connection_manager: Option<HttpConnectionManager>,
+}
+
+/// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`.
+#[derive(Debug, Clone)]
+pub struct HttpConnectionManager {
+    /// `stat_prefix` (required).
+    pub stat_prefix: String,
+    /// `codec_type`: AUTO and HTTP1 both mean HTTP/1.1 for now.
+    pub codec_type: CodecType,
+    /// `route_config` (inline).
+    pub route_config: RouteConfiguration,
+    /// `http_filters`, in order; the last one is always the router.
+    pub http_filters: Vec<HttpFilter>,
+    /// `max_request_headers_kb` (Envoy default 60) in bytes.
+    pub max_request_headers_bytes: usize,
+    /// `common_http_protocol_options.max_headers_count` (default 100).
+    pub max_headers_count: usize,
+    /// `common_http_protocol_options.idle_timeout` (default 1 h; `0s` disables): a connection
+    /// with no active stream for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// `stream_idle_timeout` (default 5 min; `0s` disables): a stream with no activity in
+    /// either direction for this long is ended (408 if nothing was sent yet).
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout` (default disabled): the whole request must arrive within this time.
+    pub request_timeout: Option<Duration>,
+    /// `use_remote_address` (default false).
+    pub use_remote_address: bool,
+    /// `xff_num_trusted_hops` (default 0).
+    pub xff_num_trusted_hops: u32,
+    /// `request_headers_timeout`: from the first byte of a request's head to its end; `None`
+    /// (Envoy's default) when unset or 0. Past it: 408 and close.
+    pub request_headers_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_connection_duration`: after it, the connection closes
+    /// once its current response is sent (at once when idle). `None` when unset or 0.
+    pub max_connection_duration: Option<Duration>,
+    /// `common_http_protocol_options.max_requests_per_connection`: the response to the last
+    /// one closes the connection. `None` when unset or 0.
+    pub max_requests_per_connection: Option<u32>,
+    /// `generate_request_id` (default true).
+    pub generate_request_id: bool,
+    /// `access_log`: the file, stdout and stderr access loggers, in config order, each with its
+    /// compiled format (Envoy's default format when `log_format` is absent). Empty: no access log.
+    pub access_log: Vec<crate::AccessLog>,
+    /// `upgrade_configs`: the upgrades (`websocket`, `CONNECT`, …) this connection manager
+    /// allows; a route's own list overrides it type by type.
+    pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `server_name`: the value of `server` on responses (default `weir`; Envoy's is `envoy`).
+    pub server_name: String,
+    /// `server_header_transformation` (default OVERWRITE).
+    pub server_header_transformation: ServerHeaderTransformation,
+    /// `preserve_external_request_id` (default false): an external request's `x-request-id`
+    /// is kept instead of replaced (with `use_remote_address`).
+    pub preserve_external_request_id: bool,
+    /// `internal_address_config.cidr_ranges`: a request whose trusted client address falls
+    /// in one (and whose `x-forwarded-for` then holds that one address) is internal; with
+    /// none, as in Envoy 1.40, no request is.
+    pub internal_addresses: Vec<CidrRange>,
+    /// `always_set_request_id_in_response` (default false): the response carries the
+    /// request's `x-request-id` (as it does anyway for an internal request with
+    /// `x-envoy-force-trace`).
+    pub always_set_request_id_in_response: bool,
+    /// `http_protocol_options.accept_http_10` (default false): an HTTP/1.0 request is
+    /// answered 426 Upgrade Required unless it is set.
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`: the Host given to an HTTP/1.0
+    /// request without one (without it, such a request is answered 400).
+    pub default_host_for_http_10: Option<String>,
+    /// `http_protocol_options.header_key_format`: how header names are written to the client
+    /// (and, for `preserve_case`, that the request's names are kept on their way upstream).
+    pub header_key_format: HeaderKeyFormat,
+}
+
+/// `header_key_format` of an `Http1ProtocolOptions`: how weir writes HTTP/1 header names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HeaderKeyFormat {
+    /// Unset: lower case, as Envoy's HTTP/1 codec writes them.
+    #[default]
+    Lower,
+    /// `proper_case_words`: `Content-Type`, `X-Envoy-Foo` (a letter is upper-cased at the start
+    /// and after anything but a letter or a digit).
+    ProperCase,
+    /// `stateful_formatter` with `preserve_case`: the messages this side *receives* keep their
+    /// names' case when weir writes them on the other side; names weir adds itself go out in
+    /// lower case, or in proper case with `formatter_type_on_envoy_headers: PROPER_CASE`.
+    PreserveCase {
+        /// `forward_reason_phrase`: a response received keeps its reason phrase.
+        forward_reason_phrase: bool,
+        /// `formatter_type_on_envoy_headers: PROPER_CASE`.
+        proper_case_envoy_headers: bool,
+    },
+}
+
+/// `server_header_transformation`: what happens to a response's `server` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeaderTransformation {
+    /// `OVERWRITE` (default): every response carries `server: <server_name>`.
+    Overwrite,
+    /// `APPEND_IF_ABSENT`: `server: <server_name>` when the response has none.
+    AppendIfAbsent,
+    /// `PASS_THROUGH`: the response's own `server`, if any; weir adds none.
+    PassThrough,
+}
+
+/// One entry of `upgrade_configs` (on the connection manager or on a route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeConfig {
+    /// `upgrade_type`, lower-cased (`websocket`, `connect`): compared with the request's
+    /// `Upgrade` header (or `connect` for a CONNECT request) ignoring case.
+    pub upgrade_type: String,
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `connect_config` is present (routes only): weir ends the CONNECT itself and tunnels the
+    /// bytes to the route's cluster, instead of forwarding the CONNECT.
+    pub terminate_connect: bool,
+}
+
+/// `codec_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecType {
+    /// `AUTO` (default): HTTP/1.1 until HTTP/2 lands.
+    Auto,
+    /// `HTTP1`.
+    Http1,
+}
+
+/// `config.core.v3.CidrRange`: an address prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CidrRange {
+    /// `address_prefix`.
+    pub address: std::net::IpAddr,
+    /// `prefix_len`: at most 32 for IPv4, 128 for IPv6.
+    pub prefix_len: u8,
+}
+
+impl CidrRange {
+    /// Whether `ip` is in the range. An IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let bits = |a: IpAddr| match a.to_canonical() {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, true),
+            IpAddr::V6(v6) => (u128::from(v6), false),
+        };
+        let ((range, v4), (addr, addr_v4)) = (bits(self.address), bits(ip));
+        if v4 != addr_v4 {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask of the top `prefix_len` bits fits both.
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix_len))
+            .unwrap_or(0);
+        range & mask == addr & mask
+    }
+}
+
+/// `static_resources.clusters[]`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// `name` (required, unique).
+    pub name: String,
+    /// `connect_timeout` (default 5 s).
+    pub connect_timeout: Duration,
+    /// `lb_policy`: ROUND_ROBIN only for now.
+    pub lb_policy: LbPolicy,
+    /// `load_assignment.endpoints[].lb_endpoints[]`, flattened in config order.
+    pub endpoints: Vec<Endpoint>,
+    /// `per_connection_buffer_limit_bytes` (default 1 MiB) for upstream connections.
+    pub per_connection_buffer_limit_bytes: u32,
+    /// `header_key_format` of its HTTP/1 options (`typed_extension_protocol_options`'
+    /// `HttpProtocolOptions.explicit_http_config.http_protocol_options`, or the deprecated
+    /// `http_protocol_options`): how names are written to the origin (and, for `preserve_case`,
+    /// that the response's names are kept on their way to the client).
+    pub header_key_format: HeaderKeyFormat,
+}
+
+/// `lb_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// `ROUND_ROBIN` (default), weighted by `load_balancing_weight`.
+    RoundRobin,
+}
+
+/// One `lb_endpoints[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `endpoint.address.socket_address` (an IP literal: the cluster is STATIC).
+    pub address: SocketAddr,
+    /// `load_balancing_weight` (default 1, must be ≥ 1).
+    pub weight: u32,
+}
+
+/// `weir`: weir's own settings, for what Envoy has no field (a top-level section Envoy's
+/// bootstrap does not have; `weir validate` checks it like the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WeirSettings {
+    /// `weir.flow_trace`.
+    pub flow_trace: FlowTrace,
+}
+
+/// `weir.flow_trace`: which requests the per-request flow recorder keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTrace {
+    /// `mode` (default OFF).
+    pub mode: FlowTraceMode,
+    /// `flows_kept` (default 256): completed flows each worker keeps for the admin listener.
+    pub flows_kept: usize,
+}
+
+impl Default for FlowTrace {
+    fn default() -> Self {
+        FlowTrace {
+            mode: FlowTraceMode::Off,
+            flows_kept: 256,
+        }
+    }
+}
+
+/// `weir.flow_trace.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowTraceMode {
+    /// `OFF`: nothing is recorded (one branch per event site).
+    Off,
+    /// `SAMPLED` with `sample_one_in: N` (default 100): one request in N.
+    Sampled {
+        /// N.
+        one_in: u32,
+    },
+    /// `HEADER`: requests carrying `x-weir-trace: 1`.
+    Header,
+    /// `ALL`: every request.
+    All,
+}
