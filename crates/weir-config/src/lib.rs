@@ -39,6 +39,8 @@ mod route_match;
 mod runtime;
 mod source;
 mod stats_sink;
+mod tls;
+mod tls_build;
 mod weir;
 
 use std::fmt;
@@ -52,6 +54,7 @@ pub use access_log::{
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
+pub use tls_build::{cipher_stat_name, group_stat_name};
 
 use crate::reader::{Cx, Field};
 use crate::source::Format;
