@@ -40,6 +40,8 @@ mod route_match;
 mod runtime;
 mod source;
 mod stats_sink;
+mod tls;
+mod tls_build;
 mod weir;
 
 use std::fmt;
@@ -53,6 +55,7 @@ pub use access_log::{
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
+pub use tls_build::{cipher_stat_name, group_stat_name};
 
 use crate::reader::{Cx, Field};
 use crate::source::Format;

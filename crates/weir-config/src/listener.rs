@@ -55,7 +55,6 @@ const LISTENER_ENVOY: &[&str] = &[
 const FILTER_CHAIN_ENVOY: &[&str] = &[
     "use_proxy_proto",
     "metadata",
-    "transport_socket",
     "transport_socket_connect_timeout",
     "on_demand_configuration",
 ];
@@ -345,12 +344,17 @@ fn filter_chain(
         }
     };
     let hcm = network_filters(cx, &mut o, &f.path, clusters);
+    let tls = match o.get(cx, "transport_socket") {
+        Some(t) => crate::tls::transport_socket(cx, &t),
+        None => Some(None),
+    };
     o.finish(cx);
-    let chain = match (destination_port, hcm) {
-        (Some(destination_port), Some(hcm)) => Some(FilterChain {
+    let chain = match (destination_port, hcm, tls) {
+        (Some(destination_port), Some(hcm), Some(tls)) => Some(FilterChain {
             name: given_name.clone().unwrap_or(default_name),
             destination_port,
             http_connection_manager: hcm,
+            tls,
         }),
         _ => None,
     };

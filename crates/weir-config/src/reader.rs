@@ -586,7 +586,7 @@ impl<'v> Obj<'v> {
 fn special_message(field: &str) -> Option<&'static str> {
     Some(match field {
         "transport_socket" | "transport_socket_matches" => {
-            "TLS (transport_socket) is not supported by weir yet"
+            "upstream TLS (a cluster's transport_socket) is not supported by weir yet"
         }
         "dynamic_resources" => "xDS (dynamic_resources) is not supported by weir yet",
         "access_log" => {

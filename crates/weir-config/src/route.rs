@@ -560,7 +560,7 @@ pub(crate) fn data_source(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<u8>> {
 }
 
 /// Decodes standard or URL-safe base64, padded or not (proto3 JSON accepts both).
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     let config =

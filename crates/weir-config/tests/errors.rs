@@ -172,10 +172,10 @@ fn envoy_field_not_supported_yet() {
         ],
     );
     check(
-        "/static_resources/listeners/0/filter_chains/0/transport_socket",
+        "/static_resources/clusters/0/transport_socket",
         json!({}),
         &[
-            "static_resources.listeners[0].filter_chains[0].transport_socket: TLS (transport_socket) is not supported by weir yet",
+            "static_resources.clusters[0].transport_socket: upstream TLS (a cluster's transport_socket) is not supported by weir yet",
         ],
     );
     check(

@@ -43,6 +43,17 @@ pub(crate) enum Chain {
     Empty { destination_port: Option<u16> },
 }
 
+impl ChainRuntime {
+    /// Its connections' scheme: `https` when it terminates TLS.
+    pub(crate) fn scheme(&self) -> &'static [u8] {
+        if self.tls.is_some() {
+            b"https"
+        } else {
+            b"http"
+        }
+    }
+}
+
 impl Chain {
     fn destination_port(&self) -> Option<u16> {
         match self {
@@ -78,6 +89,8 @@ pub(crate) struct ChainRuntime {
     pub(crate) server_name: bytes::Bytes,
     /// Its router's `suppress_envoy_headers`.
     pub(crate) suppress_envoy_headers: bool,
+    /// Its `transport_socket`'s TLS server config (`None`: plaintext).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Chain {
@@ -112,6 +125,7 @@ impl Chain {
         Ok(Chain::Http(Arc::new(ChainRuntime {
             server_name: bytes::Bytes::from(hcm.server_name.clone()),
             suppress_envoy_headers,
+            tls: chain.tls.as_ref().map(|t| t.server_config.clone()),
             name: chain.name.as_str().into(),
             destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),
@@ -173,6 +187,15 @@ impl Snapshot {
 }
 
 impl ListenerRuntime {
+    /// One of its chains terminates TLS.
+    pub(crate) fn terminates_tls(&self) -> bool {
+        self.chains
+            .iter()
+            .chain(self.default.iter())
+            .filter_map(Chain::http)
+            .any(|c| c.tls.is_some())
+    }
+
     /// The chain for connections arriving on `port`: a chain naming that port wins over one
     /// that names no port; the default chain is the last resort (Envoy's order).
     pub(crate) fn select(&self, port: u16) -> Option<Chain> {

@@ -133,6 +133,18 @@ pub struct FilterChain {
     /// far). `None` for a chain with no network filters, which Envoy accepts: its connections
     /// are closed as soon as they are accepted.
     pub http_connection_manager: Option<HttpConnectionManager>,
+    /// `transport_socket`: TLS terminated here, or `None` for plaintext.
+    pub tls: Option<DownstreamTls>,
+}
+
+/// `envoy.transport_sockets.tls` with a `DownstreamTlsContext`: its certificates, read and
+/// checked, as a ready rustls server config.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    /// Certificates (chosen by SNI), versions, suites, curves, ALPN, client verification.
+    pub server_config: std::sync::Arc<rustls::ServerConfig>,
+    /// `require_client_certificate` (mTLS): a client without a valid certificate is refused.
+    pub require_client_certificate: bool,
 }
 
 /// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`.

@@ -86,6 +86,10 @@ impl Worker {
                 break;
             }
             let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            self.tls_progress(id);
+            let Some(ds) = self.downstreams.get_mut(id) else {
+                return;
+            };
             if let (ReadOutcome::Data(n), Some(http)) =
                 (&outcome, self.stats.http.get(ds.chain.stats))
             {

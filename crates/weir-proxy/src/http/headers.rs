@@ -47,6 +47,8 @@ pub(crate) struct ForwardContext<'a> {
     pub(crate) preserve_external_request_id: bool,
     /// `internal_address_config.cidr_ranges`.
     pub(crate) internal_addresses: &'a [CidrRange],
+    /// The downstream connection's scheme, `http` or `https` (TLS), for `x-forwarded-proto`.
+    pub(crate) scheme: &'static [u8],
 }
 
 /// Who the connection manager found the request to come from.
@@ -178,10 +180,10 @@ pub(crate) fn set_forwarding_headers(
         value.push_str(&ctx.remote.ip().to_string());
         headers.set("x-forwarded-for", value);
         if hops == 0 || !headers.contains("x-forwarded-proto") {
-            headers.set("x-forwarded-proto", Bytes::from_static(b"http"));
+            headers.set("x-forwarded-proto", Bytes::from_static(ctx.scheme));
         }
     } else if !headers.contains("x-forwarded-proto") {
-        headers.append("x-forwarded-proto", Bytes::from_static(b"http"));
+        headers.append("x-forwarded-proto", Bytes::from_static(ctx.scheme));
     }
     let replace_id = edge && !ctx.preserve_external_request_id;
     if ctx.generate_request_id && (replace_id || !headers.contains("x-request-id")) {
@@ -330,6 +332,7 @@ mod tests {
             generate_request_id: true,
             preserve_external_request_id: false,
             internal_addresses: &[],
+            scheme: b"http",
         }
     }
 

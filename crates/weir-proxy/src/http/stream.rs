@@ -212,6 +212,7 @@ impl Worker {
             generate_request_id: hcm.generate_request_id,
             preserve_external_request_id: hcm.preserve_external_request_id,
             internal_addresses: &hcm.internal_addresses,
+            scheme: ds.chain.scheme(),
         };
         let origin = set_forwarding_headers(&mut request.headers, &ctx, &mut self.rng);
         stream.internal = origin.internal;

@@ -79,13 +79,17 @@ impl Worker {
         let Some(set) = self.stream_logs(stream) else {
             return;
         };
+        let scheme = self
+            .downstreams
+            .get(stream.downstream)
+            .map_or(&b"http"[..], |ds| ds.chain.scheme());
         let mut headers = Vec::new();
         for name in &self.logs.needs(set).request_headers {
             let value = match text(name) {
                 ":method" => Some(head.method.clone()),
                 ":path" => Some(head.target.clone()),
                 ":authority" => head.headers.get("host").cloned(),
-                ":scheme" => Some(Bytes::from_static(b"http")),
+                ":scheme" => Some(Bytes::from_static(scheme)),
                 other => head.headers.get(other).cloned(),
             };
             if let Some(value) = value {

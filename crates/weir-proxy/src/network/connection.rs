@@ -21,12 +21,14 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::{Registry, Token};
 
 use crate::event::Readiness;
+use crate::network::tls::TlsProgress;
 use crate::network::transport::{ConnectProgress, Transport};
 use crate::stats::Syscalls;
 
@@ -95,6 +97,19 @@ impl Connection {
             fin_pending: false,
             bytes_out: 0,
         }
+    }
+
+    /// Terminates TLS on this (accepted, not yet read) connection.
+    pub(crate) fn start_tls(self, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        Ok(Connection {
+            transport: self.transport.into_tls(config)?,
+            ..self
+        })
+    }
+
+    /// What happened to its TLS handshake since last asked.
+    pub(crate) fn take_tls_progress(&mut self) -> Option<TlsProgress> {
+        self.transport.take_tls_progress()
     }
 
     /// The transport, for the in-memory network to find its pipe.
@@ -174,7 +189,8 @@ impl Connection {
                 Ok(n) => {
                     // A short read drained the socket, and any later arrival raises a new
                     // edge; but a FIN that came with the data raised its edge already.
-                    if n < scratch.len() && !self.hup_seen {
+                    // Not so for TLS: a short read may have emptied only the session.
+                    if n < scratch.len() && !self.hup_seen && self.transport.short_read_drains() {
                         self.readable = false;
                     }
                     self.input.extend_from_slice(&scratch[..n]);
@@ -204,9 +220,10 @@ impl Connection {
         }
     }
 
-    /// Bytes are queued, or a FIN waits to follow them: a flush has work.
+    /// Bytes are queued, TLS output waits in the session, or a FIN waits to follow them: a
+    /// flush has work.
     pub(crate) fn has_output(&self) -> bool {
-        self.queued > 0 || self.fin_pending
+        self.queued > 0 || self.fin_pending || self.transport.wants_write()
     }
 
     /// Bytes queued and not yet taken by the kernel.
@@ -215,7 +232,9 @@ impl Connection {
     }
 
     /// Writes as much of the queue as the kernel takes, in one `writev` per 64 pieces, telling
-    /// `wrote` what each `writev` was offered and returned. Ok(true) when the queue is empty.
+    /// `wrote` what each `writev` was offered and returned (for TLS: plaintext bytes, which the
+    /// session encrypts and writes with vectored writes of its own). Ok(true) when the queue is
+    /// empty and the TLS session holds no output.
     pub(crate) fn flush(
         &mut self,
         syscalls: &Syscalls,
@@ -246,12 +265,32 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
+        if self.queued == 0 && self.writable && self.fin_pending {
+            self.transport.close_notify();
+        }
+        self.flush_transport(syscalls)?;
         // Never on a connect still in progress (a FIN then would abort it): its first
         // writable edge flushes again.
-        if self.queued == 0 && self.writable && std::mem::take(&mut self.fin_pending) {
+        if self.queued == 0
+            && self.writable
+            && !self.transport.wants_write()
+            && std::mem::take(&mut self.fin_pending)
+        {
             self.shutdown_write(syscalls);
         }
-        Ok(self.queued == 0)
+        Ok(self.queued == 0 && !self.transport.wants_write())
+    }
+
+    /// Writes what the TLS session holds besides the queue (handshake, alerts, close_notify,
+    /// and records the queue was encrypted into).
+    fn flush_transport(&mut self, syscalls: &Syscalls) -> io::Result<()> {
+        if self.writable && self.transport.wants_write() {
+            syscalls.write();
+            if !self.transport.flush_pending()? {
+                self.writable = false;
+            }
+        }
+        Ok(())
     }
 
     fn consume(&mut self, mut n: usize) {
@@ -286,10 +325,13 @@ impl Connection {
         self.fin_pending = true;
     }
 
-    /// Sends FIN after the queue (call once the queue is empty).
+    /// Sends FIN after the queue (call once the queue is empty); over TLS, close_notify first
+    /// if the socket takes it.
     pub(crate) fn shutdown_write(&mut self, syscalls: &Syscalls) {
         if !self.write_shut {
             self.write_shut = true;
+            self.transport.close_notify();
+            let _ = self.flush_transport(syscalls);
             syscalls.other();
             let _ = self.transport.shutdown_write();
         }

@@ -16,6 +16,7 @@ use weir_flow::EventKind;
 use crate::codec::http1::Http1Server;
 use crate::event::token::{Kind, token};
 use crate::network::connection::Connection;
+use crate::network::tls::TlsProgress;
 use crate::snapshot::Chain;
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
@@ -140,6 +141,16 @@ impl Worker {
         if let Err(e) = conn.set_nodelay() {
             tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
         }
+        if let Some(tls) = &chain.tls {
+            conn = match conn.start_tls(tls.clone()) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot start TLS; closing");
+                    self.control.server.connection_closed();
+                    return;
+                }
+            };
+        }
         let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
         let trace = self.recorder.new_conn();
         let mut registered = Ok(());
@@ -212,6 +223,32 @@ impl Worker {
             let timer = self.arm(after, TimerKey::MaxDuration(id));
             if let Some(ds) = self.downstreams.get_mut(id) {
                 ds.duration_timer = Some(timer);
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Counts a TLS handshake that completed or failed since the last read
+    /// (`listener.<address>.ssl.*`).
+    pub(crate) fn tls_progress(&mut self, id: crate::event::token::Id) {
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        let Some(progress) = ds.conn.take_tls_progress() else {
+            return;
+        };
+        let Some(ssl) = self.stats.ssl.get(ds.listener as usize) else {
+            return;
+        };
+        match progress {
+            TlsProgress::Done(info) => {
+                tracing::trace!(version = info.version, cipher = %info.cipher, sni = ?info.server_name, "TLS handshake done");
+                ssl.handshake(&info);
+            }
+            TlsProgress::Failed => {
+                tracing::debug!(peer = %ds.peer, "TLS handshake failed");
+                ssl.connection_error();
             }
         }
     }

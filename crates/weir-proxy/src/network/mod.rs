@@ -3,6 +3,7 @@
 
 pub(crate) mod connection;
 pub(crate) mod listener;
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 use std::io;

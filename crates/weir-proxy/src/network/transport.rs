@@ -3,25 +3,40 @@
 //! Every byte a connection reads or writes goes through its [`Transport`], and every other
 //! socket call weir makes on a connection (connect, `SO_ERROR`, `SO_LINGER`, addresses) lives
 //! here too, so nothing above `network/` touches a socket. Today the only transport is `Raw`
-//! (plain TCP); TLS arrives as a second variant that owns its session and reports the plaintext
-//! it has buffered, since an edge-triggered socket raises no new edge for bytes the session
-//! already holds.
+//! (plain TCP) and `Tls`, which owns the socket and a [`TlsSession`]. An edge-triggered socket
+//! raises no new edge for plaintext the session already holds, so for TLS a short read does
+//! not mean the socket is drained ([`Transport::short_read_drains`]): the connection reads on
+//! until the session and the socket are both empty. The session also holds encrypted output
+//! the codec never queued (handshake, alerts, close_notify): [`Transport::wants_write`] makes
+//! the connection flush it.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::ServerConfig;
+
+use crate::network::tls::{TlsProgress, TlsSession};
 
 /// See the module documentation.
 pub(crate) enum Transport {
     /// Plain TCP: reads and writes are the socket's.
     Raw(TcpStream),
+    /// TLS terminated here. Boxed: a plaintext connection stays as small as a socket.
+    Tls(Box<TlsTransport>),
     /// One end of an in-memory pipe, for tests on a virtual clock (`crate::testing`).
     #[cfg(test)]
     Memory(crate::testing::pipe::End),
+}
+
+/// A socket and the TLS session spoken over it.
+pub(crate) struct TlsTransport {
+    socket: TcpStream,
+    session: TlsSession,
 }
 
 /// How a non-blocking connect stands at its first writable edge.
@@ -51,6 +66,11 @@ impl Transport {
             Transport::Raw(s) => {
                 registry.register(s, token, Interest::READABLE | Interest::WRITABLE)
             }
+            Transport::Tls(t) => registry.register(
+                &mut t.socket,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
             #[cfg(test)]
             Transport::Memory(_) => Err(io::Error::other("an in-memory pipe has no poll")),
         }
@@ -59,6 +79,7 @@ impl Transport {
     pub(crate) fn fd(&self) -> RawFd {
         match self {
             Transport::Raw(s) => s.as_raw_fd(),
+            Transport::Tls(t) => t.socket.as_raw_fd(),
             #[cfg(test)]
             Transport::Memory(end) => end.fd(),
         }
@@ -67,6 +88,7 @@ impl Transport {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Raw(s) => s.read(buf),
+            Transport::Tls(t) => t.session.read(&mut t.socket, buf),
             #[cfg(test)]
             Transport::Memory(end) => end.read(buf),
         }
@@ -75,6 +97,7 @@ impl Transport {
     pub(crate) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Raw(s) => s.write_vectored(bufs),
+            Transport::Tls(t) => t.session.write_vectored(&mut t.socket, bufs),
             #[cfg(test)]
             Transport::Memory(end) => end.write_vectored(bufs),
         }
@@ -83,6 +106,7 @@ impl Transport {
     pub(crate) fn shutdown_write(&mut self) -> io::Result<()> {
         match self {
             Transport::Raw(s) => s.shutdown(Shutdown::Write),
+            Transport::Tls(t) => t.socket.shutdown(Shutdown::Write),
             #[cfg(test)]
             Transport::Memory(end) => end.shutdown_write(),
         }
@@ -93,6 +117,7 @@ impl Transport {
     pub(crate) fn finish_connect(&self) -> ConnectProgress {
         match self {
             Transport::Raw(s) => raw_connect_progress(s),
+            Transport::Tls(t) => raw_connect_progress(&t.socket),
             #[cfg(test)]
             Transport::Memory(end) => end.finish_connect(),
         }
@@ -101,6 +126,7 @@ impl Transport {
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
         match self {
             Transport::Raw(s) => s.set_nodelay(true),
+            Transport::Tls(t) => t.socket.set_nodelay(true),
             #[cfg(test)]
             Transport::Memory(_) => Ok(()),
         }
@@ -109,6 +135,7 @@ impl Transport {
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         match self {
             Transport::Raw(s) => s.local_addr().ok(),
+            Transport::Tls(t) => t.socket.local_addr().ok(),
             #[cfg(test)]
             Transport::Memory(end) => Some(end.local_addr()),
         }
@@ -121,8 +148,61 @@ impl Transport {
             Transport::Raw(s) => {
                 let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
             }
+            Transport::Tls(t) => {
+                let _ = socket2::SockRef::from(&t.socket).set_linger(Some(Duration::ZERO));
+            }
             #[cfg(test)]
             Transport::Memory(end) => end.reset_on_close(),
+        }
+    }
+}
+
+impl Transport {
+    /// Starts TLS on an accepted plaintext socket (the chain chosen for it terminates TLS).
+    pub(crate) fn into_tls(self, config: Arc<ServerConfig>) -> io::Result<Transport> {
+        match self {
+            Transport::Raw(socket) => Ok(Transport::Tls(Box::new(TlsTransport {
+                socket,
+                session: TlsSession::new(config)?,
+            }))),
+            other => Ok(other),
+        }
+    }
+
+    /// A read that returned less than asked drained the socket (plain TCP), or only the
+    /// session's plaintext (TLS), after which the socket may still hold bytes.
+    pub(crate) fn short_read_drains(&self) -> bool {
+        !matches!(self, Transport::Tls(_))
+    }
+
+    /// The TLS session holds encrypted output the socket has not taken.
+    pub(crate) fn wants_write(&self) -> bool {
+        match self {
+            Transport::Tls(t) => t.session.wants_write(),
+            _ => false,
+        }
+    }
+
+    /// Writes what the TLS session holds; `Ok(true)` when nothing is left.
+    pub(crate) fn flush_pending(&mut self) -> io::Result<bool> {
+        match self {
+            Transport::Tls(t) => t.session.flush(&mut t.socket),
+            _ => Ok(true),
+        }
+    }
+
+    /// Queues TLS `close_notify` before the FIN (nothing for plain TCP).
+    pub(crate) fn close_notify(&mut self) {
+        if let Transport::Tls(t) = self {
+            t.session.close_notify();
+        }
+    }
+
+    /// What happened to a TLS handshake since last asked.
+    pub(crate) fn take_tls_progress(&mut self) -> Option<TlsProgress> {
+        match self {
+            Transport::Tls(t) => t.session.take_progress(),
+            _ => None,
         }
     }
 }

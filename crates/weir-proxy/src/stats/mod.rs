@@ -11,6 +11,7 @@
 pub(crate) mod flusher;
 pub mod histogram;
 pub(crate) mod render;
+pub mod ssl;
 pub(crate) mod statsd;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub use histogram::Histogram;
+pub use ssl::SslStats;
 
 /// A monotonically increasing count. Written by its worker only.
 #[derive(Debug, Default)]
@@ -306,6 +308,8 @@ pub(crate) struct Layout {
     pub(crate) http_faults: Vec<bool>,
     /// Listener addresses, bound (port 0 resolved).
     pub(crate) listeners: Vec<SocketAddr>,
+    /// Per listener: one of its chains terminates TLS (so `ssl.*` exist).
+    pub(crate) tls_listeners: Vec<bool>,
     /// Cluster names and their hosts.
     pub(crate) clusters: Vec<(String, Vec<SocketAddr>)>,
 }
@@ -317,6 +321,11 @@ impl Layout {
         Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
             http_faults: snapshot.http_faults.clone(),
+            tls_listeners: snapshot
+                .listeners
+                .iter()
+                .map(|l| l.terminates_tls())
+                .collect(),
             listeners,
             clusters: snapshot
                 .bootstrap
@@ -340,6 +349,8 @@ pub struct WorkerStats {
     pub http: Box<[HttpScope]>,
     /// Per listener.
     pub listeners: Box<[ListenerStats]>,
+    /// Per listener, its TLS handshakes (used by TLS listeners only).
+    pub ssl: Box<[SslStats]>,
     /// Per cluster.
     pub clusters: Box<[ClusterStats]>,
     /// This worker's event loop.
@@ -360,6 +371,11 @@ impl WorkerStats {
                 .listeners
                 .iter()
                 .map(|_| ListenerStats::default())
+                .collect(),
+            ssl: layout
+                .listeners
+                .iter()
+                .map(|_| SslStats::default())
                 .collect(),
             clusters: layout
                 .clusters
@@ -595,7 +611,43 @@ fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<Worker
             "listener.",
             &[("envoy_listener_address", name.clone())],
         );
+        if layout.tls_listeners.get(i) == Some(&true) {
+            collect_ssl(out, i, &name, workers);
+        }
     }
+}
+
+/// `listener.<address>.ssl.*`: the fixed counters, and those per version, cipher and curve
+/// once used (Envoy creates them on use).
+fn collect_ssl(out: &mut Vec<Stat>, i: usize, name: &str, workers: &[Arc<WorkerStats>]) {
+    let prefix = format!("listener.{name}.");
+    let labels = [("envoy_listener_address", name.to_owned())];
+    merge_scope(
+        out,
+        workers,
+        |w, f| {
+            if let Some(s) = w.ssl.get(i) {
+                s.each_fixed(f);
+            }
+        },
+        &prefix,
+        "listener.",
+        &labels,
+    );
+    let mut named = Vec::new();
+    merge_scope(
+        &mut named,
+        workers,
+        |w, f| {
+            if let Some(s) = w.ssl.get(i) {
+                s.each_named(f);
+            }
+        },
+        &prefix,
+        "listener.",
+        &labels,
+    );
+    out.extend(named.into_iter().filter(|s| s.used));
 }
 
 /// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership.

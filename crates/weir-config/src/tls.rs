@@ -1,0 +1,466 @@
+//! A filter chain's `transport_socket`: `envoy.transport_sockets.tls` with a
+//! `DownstreamTlsContext` (TLS terminated by weir, with rustls), or `raw_buffer` (plaintext).
+//!
+//! Certificates and keys are read and checked here, when the config is read, so that an
+//! unreadable file, bad PEM or a key that does not match its certificate is an error naming
+//! its path before anything listens. What this module makes is a ready rustls server config
+//! ([`crate::model::DownstreamTls`]); [`crate::tls_build`] holds the rustls side.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::listener::{open_typed_config, type_name};
+use crate::model::DownstreamTls;
+use crate::reader::{Cx, Field, Obj, join};
+use crate::route::base64_decode;
+use crate::tls_build::{self, Certificate, TlsParams, Versions};
+
+/// The `@type` of a downstream TLS transport socket.
+pub(crate) const DOWNSTREAM_TLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+/// The `@type` of the plaintext transport socket (what a chain without one uses).
+const RAW_BUFFER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+/// `DownstreamTlsContext` fields weir does not support yet.
+const DOWNSTREAM_TLS_ENVOY: &[&str] = &[
+    "session_ticket_keys",
+    "session_ticket_keys_sds_secret_config",
+    "disable_stateless_session_resumption",
+    "disable_stateful_session_resumption",
+    "session_timeout",
+    "ocsp_staple_policy",
+    "full_scan_certs_on_sni_mismatch",
+    "prefer_client_ciphers",
+];
+
+/// `CommonTlsContext` fields weir does not support yet.
+const COMMON_TLS_ENVOY: &[&str] = &[
+    "tls_certificate_sds_secret_configs",
+    "tls_certificate_provider_instance",
+    "custom_tls_certificate_selector",
+    "tls_certificate_certificate_provider",
+    "tls_certificate_certificate_provider_instance",
+    "validation_context_sds_secret_config",
+    "combined_validation_context",
+    "validation_context_certificate_provider",
+    "validation_context_certificate_provider_instance",
+    "custom_handshaker",
+    "key_log",
+];
+
+/// `TlsCertificate` fields weir does not support yet.
+const TLS_CERTIFICATE_ENVOY: &[&str] = &[
+    "pkcs12",
+    "watched_directory",
+    "private_key_provider",
+    "password",
+    "ocsp_staple",
+    "signed_certificate_timestamp",
+    "tls_params",
+];
+
+/// `TlsParameters` fields weir does not support yet.
+const TLS_PARAMS_ENVOY: &[&str] = &["signature_algorithms", "compliance_policies"];
+
+/// `CertificateValidationContext` fields weir does not support yet.
+const VALIDATION_ENVOY: &[&str] = &[
+    "ca_certificate_provider_instance",
+    "system_root_certs",
+    "watched_directory",
+    "verify_certificate_spki",
+    "verify_certificate_hash",
+    "match_typed_subject_alt_names",
+    "match_subject_alt_names",
+    "require_signed_certificate_timestamp",
+    "crl",
+    "allow_expired_certificate",
+    "trust_chain_verification",
+    "custom_validator_config",
+    "only_verify_leaf_cert_crl",
+    "max_verify_depth",
+    "suppress_client_ca_list",
+];
+
+/// `DataSource` fields a certificate or key may not use yet.
+const PEM_SOURCE_ENVOY: &[&str] = &["environment_variable", "watched_directory"];
+
+/// `TlsParameters.TlsProtocol`, by name and number.
+const TLS_PROTOCOLS: &[(&str, u64)] = &[
+    ("TLS_AUTO", 0),
+    ("TLSv1_0", 1),
+    ("TLSv1_1", 2),
+    ("TLSv1_2", 3),
+    ("TLSv1_3", 4),
+];
+
+/// A filter chain's `transport_socket`: `Some(None)` for plaintext (`raw_buffer`),
+/// `Some(Some(tls))` for TLS, `None` after an error.
+pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<DownstreamTls>> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the transport socket by its @type ({DOWNSTREAM_TLS_TYPE})"),
+        );
+        return None;
+    };
+    let typed = open_typed_config(cx, &typed_config)?;
+    let read = match type_name(&typed.url) {
+        t if t == type_name(DOWNSTREAM_TLS_TYPE) => {
+            downstream_tls_context(cx, &typed.message).map(Some)
+        }
+        t if t == type_name(RAW_BUFFER_TYPE) => Obj::new(cx, &typed.message, &[]).map(|mut o| {
+            o.get(cx, "@type");
+            o.finish(cx);
+            None
+        }),
+        _ => {
+            cx.error(
+                &typed.url_path,
+                format!(
+                    "transport socket type `{}` is not supported by weir yet (weir supports {DOWNSTREAM_TLS_TYPE} and {RAW_BUFFER_TYPE})",
+                    typed.url
+                ),
+            );
+            None
+        }
+    };
+    name?;
+    read
+}
+
+/// `DownstreamTlsContext`.
+fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
+    let mut o = Obj::new(cx, f, DOWNSTREAM_TLS_ENVOY)?;
+    o.get(cx, "@type");
+    let require_client_certificate = match o.get(cx, "require_client_certificate") {
+        Some(b) => b.bool(cx),
+        None => Some(false),
+    };
+    let require_sni = match o.get(cx, "require_sni") {
+        Some(b) => b.bool(cx),
+        None => Some(false),
+    };
+    let common_field = o.get(cx, "common_tls_context");
+    let common = match &common_field {
+        Some(c) => common_tls_context(cx, c),
+        None => {
+            cx.error(
+                &join(&f.path, "common_tls_context"),
+                "`common_tls_context` with at least one of `tls_certificates` is required",
+            );
+            None
+        }
+    };
+    o.finish(cx);
+    let (common, require_client_certificate, require_sni) =
+        (common?, require_client_certificate?, require_sni?);
+    let client_ca = match (common.trusted_ca, require_client_certificate) {
+        (Some(ca), required) => Some((ca, required)),
+        (None, true) => {
+            cx.error(
+                &join(&f.path, "require_client_certificate"),
+                "needs common_tls_context.validation_context.trusted_ca: weir verifies client certificates against it",
+            );
+            return None;
+        }
+        (None, false) => None,
+    };
+    let built = tls_build::server_config(
+        common.certificates,
+        common.params,
+        common.alpn,
+        client_ca,
+        require_sni,
+    );
+    match built {
+        Ok(config) => Some(DownstreamTls {
+            server_config: Arc::new(config),
+            require_client_certificate,
+        }),
+        Err((path, e)) => {
+            cx.error(path.as_deref().unwrap_or(&f.path), e);
+            None
+        }
+    }
+}
+
+/// What `common_tls_context` holds, read.
+struct Common {
+    certificates: Vec<Certificate>,
+    params: TlsParams,
+    alpn: Vec<Vec<u8>>,
+    /// `validation_context.trusted_ca`, parsed.
+    trusted_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// `common_tls_context`.
+fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
+    let mut o = Obj::new(cx, f, COMMON_TLS_ENVOY)?;
+    let mut ok = true;
+    let cert_items = o.list(cx, "tls_certificates");
+    let mut certificates = Vec::with_capacity(cert_items.len());
+    for item in &cert_items {
+        match tls_certificate(cx, item) {
+            Some(c) => certificates.push(c),
+            None => ok = false,
+        }
+    }
+    if cert_items.is_empty() {
+        cx.error(
+            &join(&f.path, "tls_certificates"),
+            "a TLS listener needs at least one certificate in `tls_certificates`",
+        );
+        ok = false;
+    }
+    let params = match o.get(cx, "tls_params") {
+        Some(p) => tls_params(cx, &p),
+        None => Some(TlsParams::default()),
+    };
+    let alpn = alpn_protocols(cx, &mut o);
+    let trusted_ca = match o.get(cx, "validation_context") {
+        Some(v) => validation_context(cx, &v).map(Some),
+        None => Some(None),
+    };
+    o.finish(cx);
+    let common = Common {
+        certificates,
+        params: params?,
+        alpn: alpn?,
+        trusted_ca: trusted_ca?,
+    };
+    ok.then_some(common)
+}
+
+/// `alpn_protocols`. weir speaks HTTP/1.1 only: Envoy advertises whatever is listed, so with
+/// `h2` listed and an HTTP/1 codec its clients pick HTTP/2 and every request fails. weir
+/// leaves `h2` out of what it offers (clients then speak HTTP/1.1) and warns; a protocol weir
+/// does not speak at all is an error.
+fn alpn_protocols(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Vec<u8>>> {
+    let items = o.list(cx, "alpn_protocols");
+    let mut alpn = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in &items {
+        let Some(name) = item.string(cx) else {
+            ok = false;
+            continue;
+        };
+        match name.as_str() {
+            "http/1.1" | "http/1.0" => alpn.push(name.into_bytes()),
+            "h2" => cx.warn(
+                &item.path,
+                "weir speaks HTTP/1.1 only (HTTP/2 is not supported yet): `h2` is not offered, so clients fall back to http/1.1",
+            ),
+            other => {
+                cx.error(
+                    &item.path,
+                    format!("ALPN protocol `{other}` is not spoken by weir (it offers http/1.1 and http/1.0)"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if ok && !items.is_empty() && alpn.is_empty() {
+        cx.error(
+            o.path(),
+            "alpn_protocols lists no protocol weir speaks: add http/1.1",
+        );
+        ok = false;
+    }
+    ok.then_some(alpn)
+}
+
+/// One `tls_certificates[]` entry: its chain and key, parsed (their match is checked when the
+/// config is built).
+fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate> {
+    let mut o = Obj::new(cx, f, TLS_CERTIFICATE_ENVOY)?;
+    let chain = o
+        .required(cx, "certificate_chain")
+        .and_then(|c| pem_source(cx, &c).map(|pem| (pem, c.path)));
+    let key = o
+        .required(cx, "private_key")
+        .and_then(|k| pem_source(cx, &k).map(|pem| (pem, k.path)));
+    o.finish(cx);
+    let ((chain_pem, chain_path), (key_pem, key_path)) = (chain?, key?);
+    let chain = certificates(cx, &chain_pem, &chain_path);
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            cx.error(
+                &key_path,
+                format!("no private key in PEM (PKCS#8, PKCS#1 or SEC1) here: {e}"),
+            );
+            None
+        }
+    };
+    Some(Certificate {
+        chain: chain?,
+        key: key?,
+        path: f.path.clone(),
+    })
+}
+
+/// The certificates in a PEM text; an error naming `path` when there are none or one is bad.
+fn certificates(cx: &mut Cx, pem: &[u8], path: &str) -> Option<Vec<CertificateDer<'static>>> {
+    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Some(certs),
+        Ok(_) => {
+            cx.error(
+                path,
+                "no certificate (-----BEGIN CERTIFICATE-----) in this PEM",
+            );
+            None
+        }
+        Err(e) => {
+            cx.error(path, format!("bad PEM: {e}"));
+            None
+        }
+    }
+}
+
+/// A `DataSource` holding PEM: `filename` (read now), `inline_string` or `inline_bytes`.
+fn pem_source(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<u8>> {
+    let mut o = Obj::new(cx, f, PEM_SOURCE_ENVOY)?;
+    let sources = [
+        o.get(cx, "filename"),
+        o.get(cx, "inline_string"),
+        o.get(cx, "inline_bytes"),
+    ];
+    o.finish(cx);
+    let given: Vec<_> = sources.iter().flatten().collect();
+    if given.len() != 1 {
+        cx.error(
+            &f.path,
+            "exactly one of `filename`, `inline_string` and `inline_bytes` is required",
+        );
+        return None;
+    }
+    let [filename, inline_string, _] = &sources;
+    let field = given[0];
+    let text = field.string(cx)?;
+    if filename.is_some() {
+        match std::fs::read(&text) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                cx.error(&field.path, format!("cannot read {text}: {e}"));
+                None
+            }
+        }
+    } else if inline_string.is_some() {
+        Some(text.into_bytes())
+    } else {
+        let decoded = base64_decode(&text);
+        if decoded.is_none() {
+            cx.error(&field.path, "inline_bytes must be base64");
+        }
+        decoded
+    }
+}
+
+/// `tls_params`.
+fn tls_params(cx: &mut Cx, f: &Field<'_>) -> Option<TlsParams> {
+    let mut o = Obj::new(cx, f, TLS_PARAMS_ENVOY)?;
+    let min = protocol(cx, &mut o, "tls_minimum_protocol_version");
+    let max = protocol(cx, &mut o, "tls_maximum_protocol_version");
+    let suites = named_list(
+        cx,
+        &mut o,
+        "cipher_suites",
+        tls_build::cipher_suite,
+        "cipher suite",
+    );
+    let curves = named_list(cx, &mut o, "ecdh_curves", tls_build::kx_group, "curve");
+    o.finish(cx);
+    let (min, max) = (min?, max?);
+    let versions = match (min.unwrap_or(3), max.unwrap_or(4)) {
+        (3, 4) => Versions::Both,
+        (3, 3) => Versions::Tls12,
+        (4, 4) => Versions::Tls13,
+        _ => {
+            cx.error(
+                &f.path,
+                "tls_minimum_protocol_version is above tls_maximum_protocol_version",
+            );
+            return None;
+        }
+    };
+    Some(TlsParams {
+        versions,
+        cipher_suites: suites?,
+        kx_groups: curves?,
+    })
+}
+
+/// A version field: `None` after an error, `Some(None)` for TLS_AUTO or absent, else 3 (1.2)
+/// or 4 (1.3). rustls has neither TLS 1.0 nor 1.1.
+fn protocol(cx: &mut Cx, o: &mut Obj<'_>, name: &'static str) -> Option<Option<u64>> {
+    let Some(field) = o.get(cx, name) else {
+        return Some(None);
+    };
+    match field.enumeration(cx, name, TLS_PROTOCOLS)? {
+        "TLS_AUTO" => Some(None),
+        "TLSv1_2" => Some(Some(3)),
+        "TLSv1_3" => Some(Some(4)),
+        old => {
+            cx.error(
+                &field.path,
+                format!("{old} is not supported: weir's TLS (rustls) speaks TLS 1.2 and 1.3 only"),
+            );
+            None
+        }
+    }
+}
+
+/// A list of names each mapped by `find` (`None`: rustls lacks it, an error naming it). An
+/// OpenSSL equal-preference group `[A|B]` counts as its members in order.
+fn named_list<T>(
+    cx: &mut Cx,
+    o: &mut Obj<'_>,
+    name: &'static str,
+    find: fn(&str) -> Option<T>,
+    what: &str,
+) -> Option<Vec<T>> {
+    let mut found = Vec::new();
+    let mut ok = true;
+    for item in o.list(cx, name) {
+        let Some(text) = item.string(cx) else {
+            ok = false;
+            continue;
+        };
+        let inner = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(&text);
+        for member in inner.split('|') {
+            match find(member) {
+                Some(t) => found.push(t),
+                None => {
+                    cx.error(
+                        &item.path,
+                        format!(
+                            "{what} `{member}` is not supported by weir (rustls has no such {what})"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+    ok.then_some(found)
+}
+
+/// `validation_context`: `trusted_ca` only, the CAs client certificates must chain to.
+fn validation_context(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<CertificateDer<'static>>> {
+    let mut o = Obj::new(cx, f, VALIDATION_ENVOY)?;
+    let ca = o.required(cx, "trusted_ca");
+    o.finish(cx);
+    let ca = ca?;
+    let pem = pem_source(cx, &ca)?;
+    certificates(cx, &pem, &ca.path)
+}

@@ -1,0 +1,239 @@
+//! The rustls side of a `DownstreamTlsContext`: the crypto provider (aws-lc-rs), Envoy's names
+//! for cipher suites and curves, the SNI certificate choice, and the server config built from
+//! what [`crate::tls`] read.
+
+use std::sync::Arc;
+
+use rustls::crypto::{CryptoProvider, SupportedKxGroup, aws_lc_rs};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CipherSuite, NamedGroup, RootCertStore, ServerConfig, SupportedCipherSuite,
+    SupportedProtocolVersion,
+};
+
+/// One `tls_certificates[]` entry, parsed.
+pub(crate) struct Certificate {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: PrivateKeyDer<'static>,
+    /// Its path in the config, for errors.
+    pub(crate) path: String,
+}
+
+/// Which TLS versions a listener speaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum Versions {
+    /// TLS 1.2 and 1.3 (Envoy's default for a downstream).
+    #[default]
+    Both,
+    Tls12,
+    Tls13,
+}
+
+/// `tls_params`, mapped to rustls.
+#[derive(Default)]
+pub(crate) struct TlsParams {
+    pub(crate) versions: Versions,
+    /// TLS 1.2 suites, in preference order; empty: the provider's. TLS 1.3's are always all
+    /// on, as in Envoy (BoringSSL does not configure them).
+    pub(crate) cipher_suites: Vec<SupportedCipherSuite>,
+    /// Key exchange groups, in preference order; empty: the provider's.
+    pub(crate) kx_groups: Vec<&'static dyn SupportedKxGroup>,
+}
+
+/// The TLS 1.2 suites rustls has, by their OpenSSL names (Envoy's `cipher_suites` names).
+const TLS12_SUITES: &[(&str, CipherSuite)] = &[
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+];
+
+/// Key exchange groups by Envoy's (BoringSSL's) names.
+const GROUPS: &[(&str, NamedGroup)] = &[
+    ("X25519", NamedGroup::X25519),
+    ("P-256", NamedGroup::secp256r1),
+    ("P-384", NamedGroup::secp384r1),
+    ("P-521", NamedGroup::secp521r1),
+    ("X25519MLKEM768", NamedGroup::X25519MLKEM768),
+];
+
+/// The crypto provider weir's TLS uses.
+pub(crate) fn provider() -> CryptoProvider {
+    aws_lc_rs::default_provider()
+}
+
+/// A TLS 1.2 cipher suite by its OpenSSL name, if rustls has it.
+pub(crate) fn cipher_suite(name: &str) -> Option<SupportedCipherSuite> {
+    let (_, id) = TLS12_SUITES.iter().find(|(n, _)| *n == name)?;
+    aws_lc_rs::ALL_CIPHER_SUITES
+        .iter()
+        .find(|s| s.suite() == *id)
+        .copied()
+}
+
+/// A key exchange group by its Envoy name (`prime256v1` and `secp256r1` are P-256's other
+/// names), if rustls has it.
+pub(crate) fn kx_group(name: &str) -> Option<&'static dyn SupportedKxGroup> {
+    let name = match name {
+        "prime256v1" | "secp256r1" => "P-256",
+        "secp384r1" => "P-384",
+        other => other,
+    };
+    let (_, id) = GROUPS.iter().find(|(n, _)| *n == name)?;
+    aws_lc_rs::ALL_KX_GROUPS
+        .iter()
+        .find(|g| g.name() == *id)
+        .copied()
+}
+
+/// Envoy's name for a negotiated cipher suite (`ssl.ciphers.<name>`): OpenSSL's for TLS 1.2,
+/// the IANA name for TLS 1.3.
+pub fn cipher_stat_name(suite: CipherSuite) -> String {
+    match TLS12_SUITES.iter().find(|(_, s)| *s == suite) {
+        Some((name, _)) => (*name).to_owned(),
+        None => format!("{suite:?}").replace("TLS13_", "TLS_"),
+    }
+}
+
+/// Envoy's name for a negotiated group (`ssl.curves.<name>`).
+pub fn group_stat_name(group: NamedGroup) -> String {
+    match GROUPS.iter().find(|(_, g)| *g == group) {
+        Some((name, _)) => (*name).to_owned(),
+        None => format!("{group:?}"),
+    }
+}
+
+/// Builds a listener's server config. An error carries the config path it is about, when it
+/// is about one certificate.
+pub(crate) fn server_config(
+    certificates: Vec<Certificate>,
+    params: TlsParams,
+    alpn: Vec<Vec<u8>>,
+    client_ca: Option<(Vec<CertificateDer<'static>>, bool)>,
+    require_sni: bool,
+) -> Result<ServerConfig, (Option<String>, String)> {
+    let mut provider = provider();
+    if !params.cipher_suites.is_empty() {
+        let mut suites: Vec<SupportedCipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .copied()
+            .filter(|s| s.tls13().is_some())
+            .collect();
+        suites.extend(params.cipher_suites);
+        provider.cipher_suites = suites;
+    }
+    if !params.kx_groups.is_empty() {
+        provider.kx_groups = params.kx_groups;
+    }
+    let mut keys = Vec::with_capacity(certificates.len());
+    for c in certificates {
+        let key = CertifiedKey::from_der(c.chain, c.key, &provider).map_err(|e| {
+            let message = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the private key does not match the certificate".to_owned()
+                }
+                other => format!("unusable certificate or key: {other}"),
+            };
+            (Some(c.path.clone()), message)
+        })?;
+        keys.push(Arc::new(key));
+    }
+    let provider = Arc::new(provider);
+    let versions: &[&SupportedProtocolVersion] = match params.versions {
+        Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Versions::Tls12 => &[&rustls::version::TLS12],
+        Versions::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| (None, format!("tls_params: {e}")))?;
+    let builder = match client_ca {
+        Some((cas, required)) => {
+            let mut roots = RootCertStore::empty();
+            for ca in cas {
+                roots
+                    .add(ca)
+                    .map_err(|e| (None, format!("trusted_ca: bad CA certificate: {e}")))?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let verifier = if required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| (None, format!("validation_context: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { keys, require_sni }));
+    config.alpn_protocols = alpn;
+    // The server's preference, as Envoy's default (`prefer_client_ciphers: false`).
+    config.ignore_client_order = true;
+    // Stateless resumption with rotating keys, as BoringSSL does by default.
+    config.ticketer = aws_lc_rs::Ticketer::new().map_err(|e| (None, e.to_string()))?;
+    Ok(config)
+}
+
+/// Picks a certificate by SNI among a listener's, as Envoy does: one whose names match the
+/// requested name and whose key the client can verify, else the first.
+#[derive(Debug)]
+struct SniResolver {
+    keys: Vec<Arc<CertifiedKey>>,
+    /// `require_sni`: a ClientHello without a name gets no certificate (the handshake fails).
+    require_sni: bool,
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let sni = hello.server_name();
+        if self.require_sni && sni.is_none() {
+            return None;
+        }
+        if self.keys.len() > 1
+            && let Some(name) = sni.and_then(|s| ServerName::try_from(s).ok())
+        {
+            let schemes = hello.signature_schemes();
+            let found = self.keys.iter().find(|k| {
+                k.key.choose_scheme(schemes).is_some() && names_match(k.end_entity_cert(), &name)
+            });
+            if let Some(key) = found {
+                return Some(key.clone());
+            }
+        }
+        self.keys.first().cloned()
+    }
+}
+
+/// Whether a certificate's names cover `name` (wildcards included).
+fn names_match(cert: Result<&CertificateDer<'_>, rustls::Error>, name: &ServerName<'_>) -> bool {
+    let Ok(cert) = cert else { return false };
+    webpki::EndEntityCert::try_from(cert)
+        .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+}

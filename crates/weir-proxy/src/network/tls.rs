@@ -1,0 +1,208 @@
+//! Downstream TLS: a rustls server session driven from the edge-triggered loop.
+//!
+//! [`TlsSession`] is weir's own face of a rustls `ServerConnection` (so a rustls API change
+//! stays in this file). Reading drains the socket into the session only when the session has
+//! no plaintext left, so at most one record's worth waits in rustls and the socket's edge is
+//! never lost: a read returns `WouldBlock` only once the session is empty *and* the socket
+//! said so. Handshake bytes, alerts and `close_notify` leave through `write_tls` (vectored)
+//! as soon as they are made; what the socket does not take waits in the session, which
+//! [`TlsSession::wants_write`] reports so the connection keeps flushing it.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
+
+/// Encrypted output the session holds before it takes no more plaintext: the back-pressure
+/// point of a TLS connection (the codec's queue stays the connection's).
+const SEND_BUFFER_LIMIT: usize = 64 * 1024;
+/// Socket reads one `read` may do without finding plaintext (handshake and other records):
+/// past it the peer is sending records that carry nothing, and the connection is closed.
+const MAX_EMPTY_READS: usize = 256;
+
+/// What a handshake settled, for stats.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`, as Envoy names them.
+    pub(crate) version: &'static str,
+    /// Envoy's name for the suite (`TLS_AES_128_GCM_SHA256`, `ECDHE-ECDSA-AES128-GCM-SHA256`).
+    pub(crate) cipher: String,
+    /// Envoy's name for the key exchange group (`X25519`, `P-256`).
+    pub(crate) curve: Option<String>,
+    /// The SNI the client asked for.
+    pub(crate) server_name: Option<String>,
+    /// A resumed session.
+    pub(crate) resumed: bool,
+    /// The client presented a certificate.
+    pub(crate) peer_certificate: bool,
+}
+
+/// What happened to the handshake since last asked.
+#[derive(Debug)]
+pub(crate) enum TlsProgress {
+    /// It completed.
+    Done(Box<TlsInfo>),
+    /// It failed (bad ClientHello, plaintext, a refused client certificate, …).
+    Failed,
+}
+
+/// See the module documentation.
+pub(crate) struct TlsSession {
+    conn: ServerConnection,
+    /// The handshake's end was seen (and reported once through `progress`).
+    handshake_done: bool,
+    progress: Option<TlsProgress>,
+}
+
+impl TlsSession {
+    pub(crate) fn new(config: Arc<ServerConfig>) -> io::Result<Self> {
+        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+        Ok(TlsSession {
+            conn,
+            handshake_done: false,
+            progress: None,
+        })
+    }
+
+    /// Reads plaintext into `buf`: what the session holds, else what the socket brings.
+    /// `Ok(0)` is the end (close_notify, or the peer's FIN).
+    pub(crate) fn read(&mut self, socket: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        for _ in 0..MAX_EMPTY_READS {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A FIN without close_notify: an end all the same (HTTP framing says whether
+                // the message was whole).
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match self.conn.read_tls(socket) {
+                Ok(0) => return Ok(0),
+                Ok(_) => self.process(socket)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("TLS records without data"))
+    }
+
+    /// Decrypts what was read; sends what the session has to say (handshake, alert).
+    fn process(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+        if let Err(e) = self.conn.process_new_packets() {
+            if !self.handshake_done {
+                self.progress = Some(TlsProgress::Failed);
+            }
+            // The alert rustls queued, if the socket takes it.
+            let _ = self.flush(socket);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        if !self.handshake_done && !self.conn.is_handshaking() {
+            self.handshake_done = true;
+            self.progress = Some(TlsProgress::Done(Box::new(self.settled())));
+        }
+        match self.flush(socket) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the completed handshake agreed.
+    fn settled(&self) -> TlsInfo {
+        let version = match self.conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLSv1.3",
+        };
+        TlsInfo {
+            version,
+            cipher: self
+                .conn
+                .negotiated_cipher_suite()
+                .map(|s| weir_config::cipher_stat_name(s.suite()))
+                .unwrap_or_default(),
+            curve: self
+                .conn
+                .negotiated_key_exchange_group()
+                .map(|g| weir_config::group_stat_name(g.name())),
+            server_name: self.conn.server_name().map(str::to_owned),
+            resumed: self.conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            peer_certificate: self.conn.peer_certificates().is_some(),
+        }
+    }
+
+    /// Encrypts as much of `bufs` as the session takes and writes it out. Takes less than
+    /// offered only when the socket is full (then the next writable edge goes on).
+    pub(crate) fn write_vectored(
+        &mut self,
+        socket: &mut TcpStream,
+        bufs: &[IoSlice<'_>],
+    ) -> io::Result<usize> {
+        let offered: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut taken = 0;
+        // Each round either takes plaintext or meets a full socket: bounded by the offer.
+        while taken < offered {
+            if !self.flush(socket)? {
+                break;
+            }
+            let n = write_from(&mut self.conn, bufs, taken)?;
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        match self.flush(socket) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        if taken == 0 && offered > 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(taken)
+    }
+
+    /// Writes the session's pending output; `Ok(true)` when none is left, `Ok(false)` when the
+    /// socket is full.
+    pub(crate) fn flush(&mut self, socket: &mut TcpStream) -> io::Result<bool> {
+        // Each `write_tls` sends at least one byte or stops the loop.
+        while self.conn.wants_write() {
+            match self.conn.write_tls(socket) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Encrypted bytes wait for the socket.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// Queues `close_notify` (once).
+    pub(crate) fn close_notify(&mut self) {
+        self.conn.send_close_notify();
+    }
+
+    /// What happened to the handshake since last asked.
+    pub(crate) fn take_progress(&mut self) -> Option<TlsProgress> {
+        self.progress.take()
+    }
+}
+
+/// Hands the session the bytes of `bufs` from `skip` on; how many it took.
+fn write_from(conn: &mut ServerConnection, bufs: &[IoSlice<'_>], skip: usize) -> io::Result<usize> {
+    let mut rest = skip;
+    let mut slices = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if rest >= b.len() {
+            rest -= b.len();
+            continue;
+        }
+        slices.push(IoSlice::new(&b[rest..]));
+        rest = 0;
+    }
+    conn.writer().write_vectored(&slices)
+}

@@ -1,0 +1,315 @@
+//! Downstream TLS through the whole proxy on 127.0.0.1: curl and `openssl s_client` as real
+//! clients, certificates made by rcgen when the tests run (an ECDSA P-256 CA, leaf certificates
+//! for `a.test` and `b.test`, and a client certificate for mTLS).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use support::{
+    Checksum, Origin, Ran, TempFile, Weir, echo_fields, generate, generated_checksum, proxy_config,
+    run_program,
+};
+
+const CURL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A CA and what it signed, as PEM files.
+struct Pki {
+    ca: TempFile,
+    /// (certificate, key) for `a.test`, `b.test`, and a client.
+    a: (TempFile, TempFile),
+    b: (TempFile, TempFile),
+    client: (TempFile, TempFile),
+}
+
+fn pki() -> Pki {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "weir test CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let leaf = |name: &str| {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &ca).expect("sign");
+        (
+            TempFile::new(&format!("{name}.crt"), cert.pem()),
+            TempFile::new(&format!("{name}.key"), key.serialize_pem()),
+        )
+    };
+    Pki {
+        a: leaf("a.test"),
+        b: leaf("b.test"),
+        client: leaf("client.test"),
+        ca: TempFile::new("ca.crt", ca.pem()),
+    }
+}
+
+/// `proxy_config` with its listener terminating TLS with `a.test` (first, the default) and
+/// `b.test`, `extra` added to the DownstreamTlsContext and `common` to its
+/// common_tls_context; and a route that answers `/proto` itself when the request's
+/// `x-forwarded-proto` is `https`.
+fn tls_config(origin: SocketAddr, pki: &Pki, extra: &str, common: &str) -> String {
+    let cert = |(c, k): &(TempFile, TempFile)| {
+        format!(
+            "\n            - certificate_chain: {{ filename: {} }}\n              private_key: {{ filename: {} }}",
+            c.path().display(),
+            k.path().display()
+        )
+    };
+    let socket = format!(
+        r#"    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext{extra}
+          common_tls_context:{common}
+            alpn_protocols: [h2, http/1.1]
+            tls_certificates:{}{}
+      filters:
+"#,
+        cert(&pki.a),
+        cert(&pki.b)
+    );
+    let route = "              - match: { path: /local }";
+    let proto = "              - match: { path: /proto, headers: [{ name: x-forwarded-proto, string_match: { exact: https } }] }\n                direct_response: { status: 200, body: { inline_string: \"https\\n\" } }\n";
+    let config = proxy_config(origin);
+    assert!(config.contains("    - filters:\n") && config.contains(route));
+    config
+        .replacen("    - filters:\n", &socket, 1)
+        .replacen(route, &format!("{proto}{route}"), 1)
+}
+
+/// curl over TLS to `name` (resolved to weir).
+fn curl(weir: &Weir, pki: &Pki, name: &str, path: &str, args: &[&str]) -> Ran {
+    let port = weir.addr().port();
+    let resolve = format!("{name}:{port}:127.0.0.1");
+    let url = format!("https://{name}:{port}{path}");
+    let ca = pki.ca.path().to_str().expect("path").to_owned();
+    let mut all = vec!["-sS", "--http1.1", "--cacert", &ca, "--resolve", &resolve];
+    all.extend_from_slice(args);
+    all.push(&url);
+    run_program("curl", &all, CURL_TIMEOUT)
+}
+
+/// The admin's `/stats` as text.
+fn stats(weir: &Weir) -> String {
+    let url = format!("http://{}/stats", weir.admin);
+    run_program("curl", &["-sS", &url], CURL_TIMEOUT).stdout
+}
+
+/// A counter's value in `/stats` text (0 when absent).
+fn counter(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .map_or(0, |v| v.trim().parse().expect("a number"))
+}
+
+fn listener_stat(weir: &Weir, stat: &str) -> u64 {
+    let addr = weir.addr();
+    counter(
+        &stats(weir),
+        &format!("listener.{}_{}.{stat}", addr.ip(), addr.port()),
+    )
+}
+
+#[test]
+fn curl_speaks_http1_over_tls_13_and_12_and_the_origin_sees_https() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let weir = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1"],
+    );
+    for (version, args) in [
+        ("TLSv1.3", &["--tlsv1.3"][..]),
+        ("TLSv1.2", &["--tlsv1.2", "--tls-max", "1.2"][..]),
+    ] {
+        let ran = curl(
+            &weir,
+            &pki,
+            "a.test",
+            "/hello",
+            &[args, &["-i", "-w", "\nversion=%{http_version}"]].concat(),
+        );
+        let out = &ran.stdout;
+        assert_eq!(ran.code(), Some(0), "{version}: {ran}");
+        assert!(out.starts_with("HTTP/1.1 200"), "{version}: {out}");
+        assert!(out.contains("x-proxied-by: weir"), "{version}: {out}");
+        assert!(out.contains("target: /hello"), "{version}: {out}");
+        // `h2` was configured but is not offered: curl falls back to HTTP/1.1.
+        assert!(out.ends_with("version=1.1"), "{version}: {out}");
+        let ran = curl(&weir, &pki, "a.test", "/proto", args);
+        assert_eq!(ran.stdout, "https\n", "x-forwarded-proto: {ran}");
+    }
+    let s = stats(&weir);
+    let prefix = format!("listener.127.0.0.1_{}.ssl.", weir.addr().port());
+    assert_eq!(counter(&s, &format!("{prefix}handshake")), 4, "{s}");
+    assert_eq!(counter(&s, &format!("{prefix}versions.TLSv1.3")), 2, "{s}");
+    assert_eq!(counter(&s, &format!("{prefix}versions.TLSv1.2")), 2, "{s}");
+    assert_eq!(counter(&s, &format!("{prefix}connection_error")), 0, "{s}");
+    assert_eq!(counter(&s, &format!("{prefix}no_certificate")), 4, "{s}");
+    assert!(s.contains(&format!("{prefix}ciphers.")), "{s}");
+    assert!(s.contains(&format!("{prefix}curves.")), "{s}");
+}
+
+#[test]
+fn the_certificate_is_chosen_by_sni_and_the_first_is_the_default() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let weir = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1"],
+    );
+    let addr = weir.addr().to_string();
+    let ca = pki.ca.path().to_str().expect("path").to_owned();
+    for (sni, served) in [
+        (Some("a.test"), "a.test"),
+        (Some("b.test"), "b.test"),
+        (Some("c.test"), "a.test"),
+        (None, "a.test"),
+    ] {
+        let mut args = vec!["s_client", "-connect", &addr, "-CAfile", &ca];
+        match sni {
+            Some(name) => args.extend(["-servername", name]),
+            None => args.push("-noservername"),
+        }
+        let ran = run_program("openssl", &args, CURL_TIMEOUT);
+        let subject = ran
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("subject="))
+            .unwrap_or_else(|| panic!("{sni:?}: no subject in {}", ran.stdout));
+        assert!(subject.ends_with(served), "{sni:?}: {subject}");
+    }
+    // And curl, which checks the name, gets through to both.
+    for name in ["a.test", "b.test"] {
+        let ran = curl(&weir, &pki, name, "/x", &[]);
+        assert_eq!(ran.code(), Some(0), "{name}: {ran}");
+    }
+}
+
+/// Sends `bytes` to weir's TLS port and reads until weir closes (bounded by a timeout).
+fn send_and_wait_close(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(bytes).expect("send");
+    let mut got = Vec::new();
+    let closed = s.read_to_end(&mut got);
+    assert!(closed.is_ok(), "weir did not close: {closed:?}");
+    got
+}
+
+#[test]
+fn plaintext_and_garbage_on_a_tls_port_are_closed_and_counted() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let weir = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1"],
+    );
+    let reply = send_and_wait_close(weir.addr(), b"GET / HTTP/1.1\r\nhost: a.test\r\n\r\n");
+    assert!(
+        !reply.starts_with(b"HTTP/"),
+        "plaintext got an HTTP answer: {reply:?}"
+    );
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    send_and_wait_close(weir.addr(), &garbage);
+    // A TLS record header followed by nonsense.
+    send_and_wait_close(weir.addr(), b"\x16\x03\x01\x00\x05hello");
+    assert_eq!(listener_stat(&weir, "ssl.connection_error"), 3);
+    assert_eq!(listener_stat(&weir, "ssl.handshake"), 0);
+    // weir still serves.
+    let ran = curl(&weir, &pki, "a.test", "/after", &[]);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    assert_eq!(listener_stat(&weir, "ssl.handshake"), 1);
+}
+
+#[test]
+fn twenty_mib_each_way_over_tls_with_bounded_memory() {
+    const SIZE: u64 = 20 * 1024 * 1024;
+    let pki = pki();
+    let origin = Origin::standard();
+    let weir = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1"],
+    );
+    let baseline = weir.proc_status_kib("VmHWM");
+    let mut body = Vec::with_capacity(SIZE as usize);
+    generate(SIZE, |piece| {
+        body.extend_from_slice(piece);
+        Ok(())
+    })
+    .expect("generate");
+    let upload = TempFile::new("upload.bin", &body);
+    drop(body);
+    let data = format!("@{}", upload.path().display());
+    let ran = curl(
+        &weir,
+        &pki,
+        "a.test",
+        "/upload?pause_ms=300",
+        &[
+            "--data-binary",
+            &data,
+            "-H",
+            "content-type: application/octet-stream",
+        ],
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let seen = echo_fields(ran.stdout.as_bytes());
+    assert_eq!(seen["body-bytes"], SIZE.to_string(), "{ran}");
+    assert_eq!(seen["body-sum"], generated_checksum(SIZE));
+
+    let download = TempFile::unique_path("download.bin");
+    let to = download.to_str().expect("path").to_owned();
+    let path = format!("/download?bytes={SIZE}");
+    let ran = curl(&weir, &pki, "a.test", &path, &["-o", &to]);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let got = std::fs::read(&download).expect("downloaded");
+    let _ = std::fs::remove_file(&download);
+    assert_eq!(got.len() as u64, SIZE);
+    let mut sum = Checksum::default();
+    sum.update(&got);
+    assert_eq!(sum.finish(), generated_checksum(SIZE), "the body changed");
+    // Buffering either body would take 20 MiB; the per-connection buffers are 1 MiB.
+    let grown = weir.proc_status_kib("VmHWM").saturating_sub(baseline);
+    assert!(grown < 12 * 1024, "weir's peak RSS grew by {grown} KiB");
+}
+
+#[test]
+fn mtls_accepts_a_client_certificate_from_the_trusted_ca_and_refuses_none() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let extra = "\n          require_client_certificate: true";
+    let common = format!(
+        "\n            validation_context: {{ trusted_ca: {{ filename: {} }} }}",
+        pki.ca.path().display()
+    );
+    let config = tls_config(origin.addr, &pki, extra, &common);
+    let weir = Weir::start(&config, &["--concurrency", "1"]);
+    let cert = pki.client.0.path().to_str().expect("path").to_owned();
+    let key = pki.client.1.path().to_str().expect("path").to_owned();
+    let ran = curl(
+        &weir,
+        &pki,
+        "a.test",
+        "/m",
+        &["--cert", &cert, "--key", &key],
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    assert!(ran.stdout.contains("target: /m"), "{ran}");
+    let ran = curl(&weir, &pki, "a.test", "/m", &[]);
+    assert_ne!(ran.code(), Some(0), "no client certificate, yet: {ran}");
+    assert_eq!(listener_stat(&weir, "ssl.handshake"), 1);
+    assert_eq!(listener_stat(&weir, "ssl.connection_error"), 1);
+}
