@@ -50,8 +50,8 @@ pub(crate) enum ReadOutcome {
 
 /// See the module documentation.
 pub(crate) struct Connection {
+    /// The socket, and a TLS session if any (boxed: a plaintext connection pays 16 bytes).
     transport: Transport,
-    fd: RawFd,
     /// Bytes read and not yet consumed by the codec.
     pub(crate) input: BytesMut,
     output: VecDeque<Bytes>,
@@ -82,10 +82,8 @@ impl Connection {
     }
 
     pub(crate) fn new(transport: Transport, writable: bool) -> Self {
-        let fd = transport.fd();
         Connection {
             transport,
-            fd,
             input: BytesMut::new(),
             output: VecDeque::new(),
             queued: 0,
@@ -146,7 +144,7 @@ impl Connection {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.fd
+        self.transport.fd()
     }
 
     /// Records what an event says. Errors and hang-ups count as both readable and writable, so
