@@ -68,7 +68,7 @@ impl Router {
     pub fn route(&mut self, table: usize, authority: &[u8], head: &mut RequestHead) -> Outcome {
         let table = &self.tables[table];
         let random = self.rng.u64(..);
-        let route = table.find(authority, head, &Runtime::default(), random);
+        let route = table.find(authority, b"http", head, &Runtime::default(), random);
         let cluster = route.and_then(|r| router::pick_cluster(table, r, &mut self.rng));
         match router::decide(table, route, cluster, authority, head, true) {
             Decision::Forward { route, cluster, .. } => Outcome::Forward {

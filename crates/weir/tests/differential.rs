@@ -622,6 +622,17 @@ fn headers_yaml() {
             get("prefix-rewrite", "/rewrite/a?b=c"),
             get("per-try", "/per-try/x"),
             get("direct", "/direct"),
+            get("scheme-of-the-connection", "/scheme"),
+            case(
+                "scheme-from-x-forwarded-proto",
+                h,
+                "GET /scheme HTTP/1.1\r\nHost: {host}\r\nx-forwarded-proto: https\r\n\r\n",
+            ),
+            case(
+                "scheme-not-from-junk",
+                h,
+                "GET /scheme HTTP/1.1\r\nHost: {host}\r\nx-forwarded-proto: gopher\r\n\r\n",
+            ),
             get("connection-refused", "/refused"),
         ],
     );

@@ -56,7 +56,7 @@ fn pki() -> Pki {
 /// `proxy_config` with its listener terminating TLS with `a.test` (first, the default) and
 /// `b.test`, `extra` added to the DownstreamTlsContext and `common` to its
 /// common_tls_context; and a route that answers `/proto` itself when the request's
-/// `x-forwarded-proto` is `https`.
+/// `x-forwarded-proto` and `:scheme` are `https`.
 fn tls_config(origin: SocketAddr, pki: &Pki, extra: &str, common: &str) -> String {
     let cert = |(c, k): &(TempFile, TempFile)| {
         format!(
@@ -79,7 +79,7 @@ fn tls_config(origin: SocketAddr, pki: &Pki, extra: &str, common: &str) -> Strin
         cert(&pki.b)
     );
     let route = "              - match: { path: /local }";
-    let proto = "              - match: { path: /proto, headers: [{ name: x-forwarded-proto, string_match: { exact: https } }] }\n                direct_response: { status: 200, body: { inline_string: \"https\\n\" } }\n";
+    let proto = "              - match: { path: /proto, headers: [{ name: x-forwarded-proto, string_match: { exact: https } }, { name: \":scheme\", string_match: { exact: https } }] }\n                direct_response: { status: 200, body: { inline_string: \"https\\n\" } }\n";
     let config = proxy_config(origin);
     assert!(config.contains("    - filters:\n") && config.contains(route));
     config
@@ -148,7 +148,10 @@ fn curl_speaks_http1_over_tls_13_and_12_and_the_origin_sees_https() {
         // `h2` was configured but is not offered: curl falls back to HTTP/1.1.
         assert!(out.ends_with("version=1.1"), "{version}: {out}");
         let ran = curl(&weir, &pki, "a.test", "/proto", args);
-        assert_eq!(ran.stdout, "https\n", "x-forwarded-proto: {ran}");
+        assert_eq!(
+            ran.stdout, "https\n",
+            "x-forwarded-proto and :scheme: {ran}"
+        );
     }
     let s = stats(&weir);
     let prefix = format!("listener.127.0.0.1_{}.ssl.", weir.addr().port());

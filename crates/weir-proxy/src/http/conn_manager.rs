@@ -86,7 +86,9 @@ impl Worker {
                 break;
             }
             let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
-            self.tls_progress(id);
+            if let Some(progress) = ds.conn.take_tls_progress() {
+                self.tls_progress(id, progress);
+            }
             let Some(ds) = self.downstreams.get_mut(id) else {
                 return;
             };

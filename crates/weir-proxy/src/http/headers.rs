@@ -143,23 +143,25 @@ pub(crate) fn set_forwarding_headers(
     rng: &mut fastrand::Rng,
 ) -> Origin {
     let hops = ctx.xff_num_trusted_hops as usize;
-    let (from_xff, single) = if ctx.use_remote_address {
-        let from_xff = hops
-            .checked_sub(1)
-            .and_then(|skip| xff_from_right(headers, skip));
-        (from_xff, !headers.contains("x-forwarded-for"))
+    let from_xff = if ctx.use_remote_address {
+        hops.checked_sub(1)
+            .and_then(|skip| xff_from_right(headers, skip))
     } else {
-        let from_xff = xff_from_right(headers, hops);
-        (from_xff, xff_entries(headers) == 1)
+        xff_from_right(headers, hops)
     };
     let client = from_xff.map_or(ctx.remote, |ip| SocketAddr::new(ip, 0));
-    let trusted = from_xff.is_some() || ctx.use_remote_address;
-    let internal = single
-        && trusted
+    // Without `internal_address_config` (the common case) nothing more is read.
+    let internal = !ctx.internal_addresses.is_empty()
+        && (from_xff.is_some() || ctx.use_remote_address)
         && ctx
             .internal_addresses
             .iter()
-            .any(|range| range.contains(client.ip()));
+            .any(|range| range.contains(client.ip()))
+        && if ctx.use_remote_address {
+            !headers.contains("x-forwarded-for")
+        } else {
+            xff_entries(headers) == 1
+        };
     let edge = ctx.use_remote_address && !internal;
     strip_client_envoy_headers(headers, internal, edge);
     if internal {

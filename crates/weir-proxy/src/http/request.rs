@@ -31,9 +31,13 @@ impl Worker {
             return;
         };
         let chain = &ds.chain;
-        let route = chain
-            .routes
-            .find(&authority, &request, &self.runtime, self.rng.u64(..));
+        let route = chain.routes.find(
+            &authority,
+            chain.scheme(),
+            &request,
+            &self.runtime,
+            self.rng.u64(..),
+        );
         let cluster = route.and_then(|r| router::pick_cluster(&chain.routes, r, &mut self.rng));
         stream.route = route;
         stream.forwarded = cluster.is_some();
@@ -143,6 +147,7 @@ impl Worker {
             clusters: &self.cluster_health,
             fault_stats: &http.fault,
             authority: &stream.authority,
+            scheme: ds.chain.scheme(),
             runtime: &self.runtime,
         };
         Some(step(&mut stream.filters, head, &mut env))

@@ -12,6 +12,7 @@ use crate::access_log::LogRecord;
 use crate::event::token::Id;
 use crate::http::active_stream::Stream;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::router::route_table::request_scheme;
 use crate::worker::Worker;
 
 /// What a stream collects for its log entry (boxed in the stream: absent when nobody logs).
@@ -79,7 +80,7 @@ impl Worker {
         let Some(set) = self.stream_logs(stream) else {
             return;
         };
-        let scheme = self
+        let connection = self
             .downstreams
             .get(stream.downstream)
             .map_or(&b"http"[..], |ds| ds.chain.scheme());
@@ -89,7 +90,7 @@ impl Worker {
                 ":method" => Some(head.method.clone()),
                 ":path" => Some(head.target.clone()),
                 ":authority" => head.headers.get("host").cloned(),
-                ":scheme" => Some(Bytes::from_static(scheme)),
+                ":scheme" => Some(Bytes::from_static(request_scheme(head, connection))),
                 other => head.headers.get(other).cloned(),
             };
             if let Some(value) = value {

@@ -231,11 +231,8 @@ impl Worker {
 impl Worker {
     /// Counts a TLS handshake that completed or failed since the last read
     /// (`listener.<address>.ssl.*`).
-    pub(crate) fn tls_progress(&mut self, id: crate::event::token::Id) {
-        let Some(ds) = self.downstreams.get_mut(id) else {
-            return;
-        };
-        let Some(progress) = ds.conn.take_tls_progress() else {
+    pub(crate) fn tls_progress(&self, id: crate::event::token::Id, progress: TlsProgress) {
+        let Some(ds) = self.downstreams.get(id) else {
             return;
         };
         let Some(ssl) = self.stats.ssl.get(ds.listener as usize) else {

@@ -147,12 +147,14 @@ impl RouteTable {
         self.any
     }
 
-    /// The route for a request whose authority is `host`. `random` is the request's draw for
+    /// The route for a request whose authority is `host`, on a connection whose scheme is
+    /// `scheme` (`:scheme` matchers read it: [`request_scheme`]). `random` is the request's draw for
     /// every `runtime_fraction` on the way (one per request, as Envoy's stream id is), read
     /// against `runtime`.
     pub(crate) fn find(
         &self,
         host: &[u8],
+        scheme: &[u8],
         head: &RequestHead,
         runtime: &Runtime,
         random: u64,
@@ -163,7 +165,7 @@ impl RouteTable {
             .routes
             .iter()
             .position(|route| {
-                route_matches(route, path, host, head)
+                route_matches(route, path, host, scheme, head)
                     && route.matcher.runtime_fraction.as_ref().is_none_or(|f| {
                         let share = runtime.share(&f.runtime_key, f.default);
                         random % 1_000_000 < u64::from(share.per_million)
@@ -196,7 +198,13 @@ impl RouteTable {
     }
 }
 
-fn route_matches(route: &Route, path: &[u8], authority: &[u8], head: &RequestHead) -> bool {
+fn route_matches(
+    route: &Route,
+    path: &[u8],
+    authority: &[u8],
+    scheme: &[u8],
+    head: &RequestHead,
+) -> bool {
     let m = &route.matcher;
     // A CONNECT has no path: only `connect_matcher` routes take it, and only it (Envoy).
     let connect = head.method.as_ref() == b"CONNECT";
@@ -209,7 +217,10 @@ fn route_matches(route: &Route, path: &[u8], authority: &[u8], head: &RequestHea
         PathMatch::Exact(p) => bytes_eq(path, p.as_bytes(), !m.case_sensitive),
         PathMatch::Regex(re) => std::str::from_utf8(path).is_ok_and(|p| re.compiled.is_match(p)),
     };
-    path_ok && m.headers.iter().all(|h| header_matches(h, authority, head))
+    path_ok
+        && m.headers
+            .iter()
+            .all(|h| header_matches(h, authority, scheme, head))
 }
 
 fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
@@ -220,18 +231,30 @@ fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     }
 }
 
+/// The request's `:scheme` as Envoy gives an HTTP/1 request one: its `x-forwarded-proto` when
+/// that says `http` or `https` (the connection manager has set it, or trusts the client's),
+/// else the connection's own (`https` on a TLS chain).
+pub(crate) fn request_scheme<'a>(head: &RequestHead, connection: &'a [u8]) -> &'a [u8] {
+    match head.headers.get("x-forwarded-proto").map(|v| &v[..]) {
+        Some(p) if p.eq_ignore_ascii_case(b"https") => b"https",
+        Some(p) if p.eq_ignore_ascii_case(b"http") => b"http",
+        _ => connection,
+    }
+}
+
 /// Envoy joins repeated headers with `,` before matching a value. HTTP/2-style pseudo-headers
 /// name parts of the request line, as Envoy presents HTTP/1 requests to its matchers.
 pub(crate) fn header_matches(
     matcher: &HeaderMatcher,
     authority: &[u8],
+    scheme: &[u8],
     head: &RequestHead,
 ) -> bool {
     let pseudo: Option<&[u8]> = match matcher.name.as_str() {
         ":authority" => Some(authority),
         ":method" => Some(&head.method),
         ":path" => Some(&head.target),
-        ":scheme" => Some(b"http"),
+        ":scheme" => Some(request_scheme(head, scheme)),
         _ => None,
     };
     let values: Vec<&[u8]> = match pseudo {

@@ -6,8 +6,6 @@
 //! when the response ended cleanly, the request was complete, no stray bytes followed the
 //! response, and both sides allowed keep-alive; anything else closes it.
 
-use weir_config::RetryOn;
-
 use crate::codec::ResponsePart;
 use crate::codec::http1::Http1Client;
 use crate::event::token::{Id, Kind, token};
@@ -458,13 +456,7 @@ impl Worker {
                 {
                     c.charge(stream.upstream_host, status);
                 }
-                // `grpc-status` is read only where a gRPC retry condition needs it.
-                let grpc = self
-                    .retry_policy_of(sid)
-                    .filter(|p| p.retry_on.any(RetryOn::GRPC))
-                    .and_then(|_| head.headers.get("grpc-status"))
-                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
-                if self.should_retry(sid, RetryCause::Status(status, grpc)) {
+                if self.should_retry(sid, RetryCause::Status(status, &head.headers)) {
                     // This response is not the answer: drop the attempt and try again.
                     self.end_attempt(sid, UpstreamEnd::Failed);
                     self.close_upstream(id);

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use weir_config::{RetryOn, RetryPolicy};
+use weir_http1::Headers;
 
 use crate::event::token::Id;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
@@ -19,18 +20,18 @@ use crate::worker::{Deferred, TimerKey, Worker};
 
 /// What went wrong with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RetryCause {
+pub(crate) enum RetryCause<'a> {
     /// The connection could not be made.
     Connect,
     /// The connection was closed, reset or spoke garbage before a response.
     Reset,
     /// No response within `per_try_timeout`.
     PerTryTimeout,
-    /// The response had this status, and this `grpc-status` if it carried one.
-    Status(u16, Option<u8>),
+    /// A response with this status and these headers (a gRPC condition reads `grpc-status`).
+    Status(u16, &'a Headers),
 }
 
-impl RetryCause {
+impl RetryCause<'_> {
     /// Whether the policy's `retry_on` covers this cause, as Envoy reads it.
     fn covered_by(self, policy: &RetryPolicy) -> bool {
         let on = policy.retry_on;
@@ -40,16 +41,26 @@ impl RetryCause {
         match self {
             RetryCause::Connect => on.any(any_failure.with(RetryOn::CONNECT_FAILURE)),
             RetryCause::Reset | RetryCause::PerTryTimeout => on.any(any_failure),
-            RetryCause::Status(s, grpc) => {
+            RetryCause::Status(s, headers) => {
                 (on.any(RetryOn::FIVE_XX) && s >= 500)
                     || (on.any(RetryOn::GATEWAY_ERROR) && matches!(s, 502..=504))
                     || (on.any(RetryOn::RETRIABLE_4XX) && s == 409)
                     || (on.any(RetryOn::RETRIABLE_STATUS_CODES)
                         && policy.retriable_status_codes.contains(&s))
-                    || grpc.is_some_and(|g| on.covers_grpc_status(g))
+                    || (on.any(RetryOn::GRPC)
+                        && grpc_status(headers).is_some_and(|g| on.covers_grpc_status(g)))
             }
         }
     }
+}
+
+/// A response's `grpc-status`, if it carries a number there.
+fn grpc_status(headers: &Headers) -> Option<u8> {
+    std::str::from_utf8(headers.get("grpc-status")?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Worker {

@@ -115,7 +115,7 @@ impl Fault {
         }
         c.headers
             .iter()
-            .all(|m| header_matches(m, env.authority, head))
+            .all(|m| header_matches(m, env.authority, env.scheme, head))
     }
 
     fn draw_delay(&self, head: &RequestHead, env: &mut FilterEnv<'_>) -> Option<Duration> {

@@ -45,7 +45,7 @@ impl HealthCheck {
             .config
             .headers
             .iter()
-            .all(|m| header_matches(m, env.authority, head));
+            .all(|m| header_matches(m, env.authority, env.scheme, head));
         self.answering =
             self.is_check && (!self.config.pass_through_mode || env.health_check_failed);
         match (self.answering, end_stream) {

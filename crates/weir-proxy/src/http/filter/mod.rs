@@ -185,6 +185,8 @@ pub(crate) struct FilterEnv<'a> {
     pub(crate) fault_stats: &'a FaultStats,
     /// The `:authority` the request is routed by (header matchers read it).
     pub(crate) authority: &'a [u8],
+    /// Its connection's scheme (header matchers derive `:scheme` from it and the request).
+    pub(crate) scheme: &'static [u8],
     /// The runtime snapshot in force (the fault filter's `fault.http.*` keys).
     pub(crate) runtime: &'a Runtime,
 }

@@ -62,6 +62,7 @@ impl World {
             clusters: &self.clusters,
             fault_stats: &self.stats,
             authority: b"a",
+            scheme: b"http",
             runtime: &self.runtime,
         }
     }
