@@ -145,10 +145,10 @@ pub(crate) struct Stream {
     pub(crate) internal: bool,
     /// The request's `x-request-id`, for the response (`always_set_request_id_in_response`,
     /// or an internal request's `x-envoy-force-trace`).
-    pub(crate) request_id_echo: Option<Bytes>,
+    pub(crate) request_id_echo: Option<Box<Bytes>>,
     /// The request's header names as the client spelled them (the connection manager's
     /// `preserve_case`): every attempt writes them so.
-    pub(crate) request_names: Option<ReceivedNames>,
+    pub(crate) request_names: Option<Box<ReceivedNames>>,
     pub(crate) retry: RetryState,
     pub(crate) attempt: Option<Attempt>,
     /// The connection ends with this stream (the codec's rules, a drain, a cut response).

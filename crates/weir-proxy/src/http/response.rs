@@ -105,7 +105,7 @@ impl Worker {
         if let Some(id) = self
             .streams
             .get(sid)
-            .and_then(|s| s.request_id_echo.clone())
+            .and_then(|s| s.request_id_echo.as_deref().cloned())
         {
             head.headers.set("x-request-id", id);
         }
@@ -227,7 +227,7 @@ impl Worker {
         if let Some(id) = self
             .streams
             .get(sid)
-            .and_then(|s| s.request_id_echo.clone())
+            .and_then(|s| s.request_id_echo.as_deref().cloned())
         {
             head.headers.set("x-request-id", id);
         }

@@ -30,7 +30,7 @@ impl Worker {
             return;
         };
         if let Some(stream) = self.streams.get_mut(sid) {
-            stream.request_names = names;
+            stream.request_names = names.map(Box::new);
         }
         if self.recorder.enabled() {
             self.trace_request_head(id, sid, &request);
@@ -219,7 +219,7 @@ impl Worker {
         // Only an internal request still has `x-envoy-force-trace` here.
         if hcm.always_set_request_id_in_response || request.headers.contains("x-envoy-force-trace")
         {
-            stream.request_id_echo = request.headers.get("x-request-id").cloned();
+            stream.request_id_echo = request.headers.get("x-request-id").cloned().map(Box::new);
         }
         if let Some(log) = stream.log.as_mut() {
             log.downstream_remote = Some(origin.client);

@@ -249,7 +249,7 @@ impl Worker {
             }
             let codec = &mut conn.codec;
             let upgrade = stream.tunnel == Tunnel::Upgrade;
-            let names = stream.request_names.as_ref();
+            let names = stream.request_names.as_deref();
             codec.encode_headers(
                 head,
                 names,
