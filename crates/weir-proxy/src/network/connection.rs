@@ -34,6 +34,8 @@ use crate::stats::Syscalls;
 
 /// The most slices handed to one `writev` (well under IOV_MAX).
 const MAX_IOVECS: usize = 64;
+/// Enough slices for a typical write (a response head and its body, maybe a chunk's framing).
+const FEW_IOVECS: usize = 4;
 
 /// What one read brought.
 #[derive(Debug)]
@@ -239,16 +241,14 @@ impl Connection {
         mut wrote: impl FnMut(usize, &io::Result<usize>),
     ) -> io::Result<bool> {
         while self.queued > 0 && self.writable {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            let mut offered = 0;
-            for (slot, piece) in slices.iter_mut().zip(self.output.iter()) {
-                *slot = IoSlice::new(piece);
-                count += 1;
-                offered += piece.len();
-            }
             syscalls.write();
-            let result = self.transport.write_vectored(&slices[..count]);
+            // Most writes carry a few pieces (a head, a body): a small array of slices is
+            // cheaper to set up than one sized for the most a `writev` takes.
+            let (offered, result) = if self.output.len() <= FEW_IOVECS {
+                self.write_queued::<FEW_IOVECS>()
+            } else {
+                self.write_queued::<MAX_IOVECS>()
+            };
             wrote(offered, &result);
             match result {
                 Ok(n) => {
@@ -277,6 +277,19 @@ impl Connection {
             self.shutdown_write(syscalls);
         }
         Ok(self.queued == 0 && !self.transport.wants_write())
+    }
+
+    /// One `writev` of the first `N` queued pieces (at most): the bytes offered, and the result.
+    fn write_queued<const N: usize>(&mut self) -> (usize, io::Result<usize>) {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut count = 0;
+        let mut offered = 0;
+        for (slot, piece) in slices.iter_mut().zip(self.output.iter()) {
+            *slot = IoSlice::new(piece);
+            count += 1;
+            offered += piece.len();
+        }
+        (offered, self.transport.write_vectored(&slices[..count]))
     }
 
     /// Writes what the TLS session holds besides the queue (handshake, alerts, close_notify,
