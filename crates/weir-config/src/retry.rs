@@ -18,9 +18,6 @@ const RETRY_POLICY_ENVOY: &[&str] = &[
     "refresh_cluster_on_retry",
 ];
 
-/// Envoy's default `retry_back_off.base_interval`.
-const DEFAULT_BASE_INTERVAL: Duration = Duration::from_millis(25);
-
 /// Reads a `retry_policy`.
 pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
     let mut o = Obj::new(cx, f, RETRY_POLICY_ENVOY)?;
@@ -28,9 +25,10 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
         Some(r) => r.string(cx).and_then(|s| conditions(cx, &r.path, &s)),
         None => Some(RetryOn::default()),
     };
+    let default = RetryPolicy::envoy_default();
     let num_retries = match o.get(cx, "num_retries") {
         Some(n) => n.u32(cx),
-        None => Some(1),
+        None => Some(default.num_retries),
     };
     let per_try_timeout = match o.get(cx, "per_try_timeout") {
         Some(t) => t.duration(cx).map(|d| (!d.is_zero()).then_some(d)),
@@ -52,7 +50,7 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
     }
     let back_off = match o.get(cx, "retry_back_off") {
         Some(b) => back_off(cx, &b),
-        None => Some((DEFAULT_BASE_INTERVAL, DEFAULT_BASE_INTERVAL * 10)),
+        None => Some((default.base_interval, default.max_interval)),
     };
     o.finish(cx);
     // A policy no condition enables is kept, as Envoy keeps it: an internal request's

@@ -136,8 +136,7 @@ fn encode_name(name: &[u8], case: NameCase<'_>, dst: &mut Vec<u8>) {
     }
 }
 
-/// Copies, then lower-cases the copy in place: one `memcpy` and a loop the compiler vectorises,
-/// where mapping byte by byte paid a capacity check per byte (it showed in profiles).
+/// Copies, then lower-cases the copy in place.
 fn lower(name: &[u8], dst: &mut Vec<u8>) {
     let start = dst.len();
     dst.extend_from_slice(name);

@@ -207,6 +207,23 @@ pub struct RetryPolicy {
     pub max_interval: Duration,
 }
 
+impl RetryPolicy {
+    /// Envoy's policy when nothing is configured: one retry, a 25 ms base back-off (250 ms at
+    /// most), no condition, no per-try timeout. A config's `retry_policy` starts from it, and so
+    /// does the one an internal request's headers give a route without.
+    pub fn envoy_default() -> RetryPolicy {
+        const BASE_INTERVAL: Duration = Duration::from_millis(25);
+        RetryPolicy {
+            retry_on: RetryOn::default(),
+            num_retries: 1,
+            per_try_timeout: None,
+            retriable_status_codes: Vec::new(),
+            base_interval: BASE_INTERVAL,
+            max_interval: BASE_INTERVAL * 10,
+        }
+    }
+}
+
 /// `retry_on` conditions, as a set: HTTP ones (also what a request's `x-envoy-retry-on` may
 /// name) and gRPC ones (`x-envoy-retry-grpc-on`), which Envoy's `retry_on` takes together.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -232,6 +232,14 @@ impl Stream {
         self.request == RequestState::Complete
     }
 
+    /// Gives a response head the request's `x-request-id` when the stream keeps it for that
+    /// (`always_set_request_id_in_response`, or an internal request's `x-envoy-force-trace`).
+    pub(crate) fn echo_request_id(&self, headers: &mut weir_http1::Headers) {
+        if let Some(id) = &self.request_id_echo {
+            headers.set("x-request-id", Bytes::clone(id));
+        }
+    }
+
     /// A response head went to the client (or the whole response did).
     pub(crate) fn response_started(&self) -> bool {
         self.response != ResponseState::Waiting

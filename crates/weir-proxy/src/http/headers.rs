@@ -91,16 +91,18 @@ const EDGE_ENVOY_HEADERS: [&str; 4] = [
     "x-envoy-original-path",
 ];
 
+/// Whether `name` is an `x-envoy-*` header: a cheap first test before the lists are compared.
+pub(crate) fn is_envoy_header(name: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"x-envoy-";
+    name.len() > PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
 /// Removes the `x-envoy-*` headers a client may not send: with `internal`, only
 /// `x-envoy-internal` (the proxy sets it); otherwise [`CLIENT_ENVOY_HEADERS`], and with `edge`
 /// [`EDGE_ENVOY_HEADERS`] too. One pass; a header that does not start with `x-envoy-` costs
 /// one comparison.
 fn strip_client_envoy_headers(headers: &mut Headers, internal: bool, edge: bool) {
-    const PREFIX: &[u8] = b"x-envoy-";
-    let any = headers.iter().any(|h| {
-        h.name.len() > PREFIX.len() && h.name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
-    });
-    if !any {
+    if !headers.iter().any(|h| is_envoy_header(&h.name)) {
         return;
     }
     if internal {

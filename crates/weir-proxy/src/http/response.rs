@@ -102,12 +102,8 @@ impl Worker {
             &ds.chain.server_name,
         );
         set_response_headers(&mut head.headers, || date.get(now), server);
-        if let Some(id) = self
-            .streams
-            .get(sid)
-            .and_then(|s| s.request_id_echo.as_deref().cloned())
-        {
-            head.headers.set("x-request-id", id);
+        if let Some(stream) = self.streams.get(sid) {
+            stream.echo_request_id(&mut head.headers);
         }
         let close = closing || drain_close || ds.close_soon;
         let kept = ds.codec.encode_headers(
@@ -224,12 +220,8 @@ impl Worker {
         }
         let route = route.or(self.streams.get(sid).and_then(|s| s.route));
         let (mut head, body) = self.local_response(&reply, ds_id, route);
-        if let Some(id) = self
-            .streams
-            .get(sid)
-            .and_then(|s| s.request_id_echo.as_deref().cloned())
-        {
-            head.headers.set("x-request-id", id);
+        if let Some(stream) = self.streams.get(sid) {
+            stream.echo_request_id(&mut head.headers);
         }
         self.encode_filters(sid, &mut head);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use weir_config::{RetryOn, RetryPolicy};
 use weir_http1::Headers;
 
+use crate::http::headers::is_envoy_header;
+
 /// What an internal request's headers change for its stream.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Overrides {
@@ -39,9 +41,6 @@ const CONSUMED: [&str; 10] = [
     "x-envoy-hedge-on-per-try-timeout",
     "x-envoy-upstream-alt-stat-name",
 ];
-
-/// Envoy's `retry_back_off` defaults, for a policy that only the headers give.
-const DEFAULT_BASE_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Reads and removes the headers; `route` is the route's own retry policy.
 pub(crate) fn take(headers: &mut Headers, route: Option<&RetryPolicy>) -> Overrides {
@@ -77,14 +76,7 @@ pub(crate) fn take(headers: &mut Headers, route: Option<&RetryPolicy>) -> Overri
         || !codes.is_empty()
         || per_try.is_some();
     let policy = changes.then(|| {
-        let mut policy = route.cloned().unwrap_or(RetryPolicy {
-            retry_on: RetryOn::default(),
-            num_retries: 1,
-            per_try_timeout: None,
-            retriable_status_codes: Vec::new(),
-            base_interval: DEFAULT_BASE_INTERVAL,
-            max_interval: DEFAULT_BASE_INTERVAL * 10,
-        });
+        let mut policy = route.cloned().unwrap_or_else(RetryPolicy::envoy_default);
         for on in [retry_on, grpc_on].into_iter().flatten() {
             policy.retry_on = policy.retry_on.with(on);
         }
@@ -107,10 +99,8 @@ pub(crate) fn take(headers: &mut Headers, route: Option<&RetryPolicy>) -> Overri
 /// Whether any header [`take`] reads is there: the common case, none, costs one pass that
 /// compares a prefix.
 pub(crate) fn any(headers: &Headers) -> bool {
-    const PREFIX: &[u8] = b"x-envoy-";
     headers.iter().any(|h| {
-        h.name.len() > PREFIX.len()
-            && h.name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+        is_envoy_header(&h.name)
             && CONSUMED
                 .iter()
                 .any(|n| h.name.eq_ignore_ascii_case(n.as_bytes()))

@@ -400,28 +400,22 @@ fn echo_connection(
             std::thread::sleep(Duration::from_millis(ms));
         }
         let mut status: u16 = query("status").and_then(|v| v.parse().ok()).unwrap_or(200);
-        let mut grpc = "";
-        if let (Some(n), Some(key)) = (query("fail").and_then(|v| v.parse().ok()), query("key")) {
+        // `fail=N` and `fail_grpc=N` count the requests carrying `key`: the first N fail.
+        let failing = |flag: &str| {
+            let (n, key) = (query(flag)?.parse::<u32>().ok()?, query("key")?);
             let mut failures = failures.lock().expect("failures");
             let seen = failures.entry(key).or_insert(0);
             *seen += 1;
-            if *seen <= n {
-                status = 503;
-            }
+            Some(*seen <= n)
+        };
+        if failing("fail") == Some(true) {
+            status = 503;
         }
-        if let (Some(n), Some(key)) = (
-            query("fail_grpc").and_then(|v| v.parse::<u32>().ok()),
-            query("key"),
-        ) {
-            let mut failures = failures.lock().expect("failures");
-            let seen = failures.entry(key).or_insert(0);
-            *seen += 1;
-            grpc = if *seen <= n {
-                "grpc-status: 14\r\n"
-            } else {
-                "grpc-status: 0\r\n"
-            };
-        }
+        let grpc = match failing("fail_grpc") {
+            Some(true) => "grpc-status: 14\r\n",
+            Some(false) => "grpc-status: 0\r\n",
+            None => "",
+        };
         let mut text = String::new();
         for line in &head_lines {
             text.push_str(line);
