@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::ascii::{eq_ignore_case, write_lower};
 use crate::headers::Headers;
 use crate::request::RequestHead;
 use crate::response::ResponseHead;
@@ -123,24 +124,17 @@ fn encode_fields(headers: &Headers, chunked: bool, case: NameCase<'_>, dst: &mut
 fn encode_name(name: &[u8], case: NameCase<'_>, dst: &mut Vec<u8>) {
     match case {
         NameCase::AsGiven => dst.extend_from_slice(name),
-        NameCase::Lower => lower(name, dst),
+        NameCase::Lower => write_lower(name, dst),
         NameCase::Proper => proper(name, dst),
         NameCase::Preserved {
             received,
             proper_others,
-        } => match received.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+        } => match received.iter().find(|r| eq_ignore_case(r, name)) {
             Some(r) => dst.extend_from_slice(r),
             None if proper_others => proper(name, dst),
-            None => lower(name, dst),
+            None => write_lower(name, dst),
         },
     }
-}
-
-/// Copies, then lower-cases the copy in place.
-fn lower(name: &[u8], dst: &mut Vec<u8>) {
-    let start = dst.len();
-    dst.extend_from_slice(name);
-    dst[start..].make_ascii_lowercase();
 }
 
 fn proper(name: &[u8], dst: &mut Vec<u8>) {

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::Version;
+use crate::ascii::eq_ignore_case;
 use crate::error::Error;
 use crate::headers::{Headers, is_token, list_tokens, trim_ows};
 
@@ -40,33 +41,33 @@ impl Fields {
         let mut transfer_encoding = false;
         for h in headers {
             let name: &[u8] = &h.name;
-            if name.eq_ignore_ascii_case(b"content-length") {
+            if eq_ignore_case(name, b"content-length") {
                 let (n, values) = content_length(&h.value, fields.content_length)?;
                 fields.content_length = Some(n);
                 fields.content_length_values += values;
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            } else if eq_ignore_case(name, b"transfer-encoding") {
                 transfer_encoding = true;
-            } else if name.eq_ignore_ascii_case(b"connection") {
+            } else if eq_ignore_case(name, b"connection") {
                 for token in list_tokens(&h.value) {
-                    if token.eq_ignore_ascii_case(b"close") {
+                    if eq_ignore_case(token, b"close") {
                         fields.close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    } else if eq_ignore_case(token, b"keep-alive") {
                         fields.keep_alive = true;
-                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                    } else if eq_ignore_case(token, b"upgrade") {
                         fields.upgrade = true;
-                    } else if token.eq_ignore_ascii_case(b"content-length")
-                        || token.eq_ignore_ascii_case(b"transfer-encoding")
-                        || token.eq_ignore_ascii_case(b"host")
+                    } else if eq_ignore_case(token, b"content-length")
+                        || eq_ignore_case(token, b"transfer-encoding")
+                        || eq_ignore_case(token, b"host")
                     {
                         return Err(Error::ConnectionNamesFramingHeader);
                     }
                 }
-            } else if name.eq_ignore_ascii_case(b"host") {
+            } else if eq_ignore_case(name, b"host") {
                 fields.hosts += 1;
                 if fields.host.is_none() {
                     fields.host = Some(h.value.clone());
                 }
-            } else if name.eq_ignore_ascii_case(b"expect") {
+            } else if eq_ignore_case(name, b"expect") {
                 fields.expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
             }
         }

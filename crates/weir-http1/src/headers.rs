@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use crate::ascii::eq_ignore_case;
+
 /// A header field as received: the name with its original case, the value with leading and
 /// trailing whitespace (OWS) trimmed. Decoded fields are slices of the received head (zero
 /// copy).
@@ -98,6 +100,10 @@ impl Headers {
 
     /// Removes every field named `name` (case-insensitive); returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
+        // Most calls find nothing: look before `retain`, which walks and moves every element.
+        if !self.contains(name) {
+            return 0;
+        }
         let before = self.list.len();
         self.list.retain(|h| !name_eq(&h.name, name));
         before - self.list.len()
@@ -106,8 +112,9 @@ impl Headers {
     /// Replaces every field named like `name` (case-insensitive) with one field at the end.
     pub fn set(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
         let name = name.into();
-        self.list
-            .retain(|h| !h.name.eq_ignore_ascii_case(name.as_ref()));
+        if self.list.iter().any(|h| eq_ignore_case(&h.name, &name)) {
+            self.list.retain(|h| !eq_ignore_case(&h.name, &name));
+        }
         self.list.push(Header {
             name,
             value: value.into(),
@@ -144,7 +151,7 @@ impl Extend<Header> for Headers {
 }
 
 fn name_eq(name: &[u8], wanted: &str) -> bool {
-    name.eq_ignore_ascii_case(wanted.as_bytes())
+    eq_ignore_case(name, wanted.as_bytes())
 }
 
 /// Iterates the comma-separated elements of a list-valued field (e.g. `Connection`), trimmed of

@@ -93,6 +93,7 @@
 
 // `unsafe_code = "forbid"`, `missing_docs` and `unreachable_pub` come from the workspace lints.
 
+mod ascii;
 mod body;
 mod chunked;
 mod encode;
@@ -103,6 +104,7 @@ mod request;
 mod response;
 mod scan;
 
+pub use ascii::eq_ignore_case;
 pub use bytes::{Bytes, BytesMut};
 
 pub use encode::{

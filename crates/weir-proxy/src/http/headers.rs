@@ -4,33 +4,44 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use weir_config::{CidrRange, ServerHeaderTransformation};
-use weir_http1::{Headers, list_tokens};
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and `proxy-connection`).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
+use weir_http1::{Headers, eq_ignore_case, list_tokens};
 
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
-    let named: Vec<Vec<u8>> = headers
+    // The `Connection` values, kept only when they name a field beyond the hop-by-hop ones
+    // (`keep-alive`, `close`: the usual case, which then costs no allocation).
+    let named: Vec<Bytes> = headers
         .get_all("connection")
-        .flat_map(|v| list_tokens(v).map(|t| t.to_ascii_lowercase()))
+        .filter(|v| list_tokens(v).any(|t| !is_hop_by_hop(t) && !eq_ignore_case(t, b"close")))
+        .cloned()
         .collect();
-    headers.retain(|h| {
+    let hop = |h: &weir_http1::Header| {
         let name = &h.name[..];
-        !HOP_BY_HOP
-            .iter()
-            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
-            && !named.iter().any(|n| name.eq_ignore_ascii_case(n))
-    });
+        is_hop_by_hop(name)
+            || named
+                .iter()
+                .any(|v| list_tokens(v).any(|t| eq_ignore_case(name, t)))
+    };
+    // Most messages carry none: look before `retain`, which walks and moves every field.
+    if headers.iter().any(hop) {
+        headers.retain(|h| !hop(h));
+    }
+}
+
+/// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and
+/// `proxy-connection`). Every field of every message asks, and most are not: the length picks
+/// the one or two names to compare.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    let is = |hop: &str| eq_ignore_case(name, hop.as_bytes());
+    match name.len() {
+        2 => is("te"),
+        7 => is("trailer") || is("upgrade"),
+        10 => is("connection") || is("keep-alive"),
+        16 => is("proxy-connection"),
+        17 => is("transfer-encoding"),
+        18 => is("proxy-authenticate"),
+        _ => false,
+    }
 }
 
 /// What the connection manager knows about the downstream connection when forwarding.
@@ -326,6 +337,35 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<_> = h.iter().map(|x| x.name.clone()).collect();
         assert_eq!(names, vec![Bytes::from_static(b"Accept")]);
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_exactly_the_eight() {
+        let hops = [
+            "connection",
+            "Keep-Alive",
+            "PROXY-CONNECTION",
+            "te",
+            "Trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authenticate",
+        ];
+        for name in hops {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "t",
+            "tf",
+            "trailers",
+            "upgrades",
+            "connectio",
+            "keep_alive",
+            "host",
+            "",
+        ] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     fn ctx(use_remote: bool, hops: u32) -> ForwardContext<'static> {

@@ -1,0 +1,105 @@
+//! Case folding for header names, eight bytes at a time. Every field of every message is
+//! compared by name and, with Envoy's default key format, written in lower case; the byte loops
+//! of `eq_ignore_ascii_case` and `make_ascii_lowercase` cost several times as much.
+
+/// Lower-cases the ASCII capitals among eight bytes and leaves every other byte as it is.
+/// With the top bit of each byte cleared no addition carries into the next byte: the top bit of
+/// `b + 0x3f` says `b >= b'A'`, that of `b + 0x25` says `b > b'Z'`; bytes of 0x80 and above
+/// are excluded by their own top bit. The result's top bits, shifted to 0x20, are what
+/// lower-casing adds.
+fn lower_word(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const TOP: u64 = 0x8080_8080_8080_8080;
+    let low = word & LOW7;
+    let at_least_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low + 0x2525_2525_2525_2525;
+    let capital = at_least_a & !past_z & !word & TOP;
+    word | (capital >> 2)
+}
+
+/// The last `bytes.len()` (< 8) bytes as a word, zero-padded.
+fn tail_word(bytes: &[u8]) -> u64 {
+    let mut tail = [0u8; 8];
+    tail[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(tail)
+}
+
+/// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`).
+pub(crate) fn write_lower(name: &[u8], dst: &mut Vec<u8>) {
+    let (words, rest) = name.as_chunks::<8>();
+    for word in words {
+        dst.extend_from_slice(&lower_word(u64::from_le_bytes(*word)).to_le_bytes());
+    }
+    if !rest.is_empty() {
+        let tail = lower_word(tail_word(rest)).to_le_bytes();
+        dst.extend_from_slice(&tail[..rest.len()]);
+    }
+}
+
+/// Whether `a` and `b` are equal ignoring ASCII case: `a.eq_ignore_ascii_case(b)`, faster.
+/// Inlined, so that the usual answer (lengths differ) costs one comparison at the caller.
+#[inline]
+pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && same_letters(a, b)
+}
+
+/// [`eq_ignore_case`] for slices of equal length.
+fn same_letters(a: &[u8], b: &[u8]) -> bool {
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a_words.iter().zip(b_words).all(|(x, y)| {
+        let (x, y) = (u64::from_le_bytes(*x), u64::from_le_bytes(*y));
+        x == y || lower_word(x) == lower_word(y)
+    }) && (a_rest.is_empty() || lower_word(tail_word(a_rest)) == lower_word(tail_word(b_rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_word_changes_exactly_the_ascii_capitals() {
+        for b in 0..=255u8 {
+            for position in 0..8 {
+                let mut bytes = *b"aZ-0@[`{";
+                bytes[position] = b;
+                let mut expected = bytes;
+                expected.make_ascii_lowercase();
+                let got = lower_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                assert_eq!(got, expected, "byte {b:#04x} at {position}");
+            }
+        }
+    }
+
+    #[test]
+    fn write_lower_and_eq_agree_with_the_byte_loops() {
+        let names: [&[u8]; 9] = [
+            b"",
+            b"te",
+            b"Host",
+            b"X-Request-ID",
+            b"x-request-id",
+            b"X-Request-IE",
+            b"Content-Length",
+            b"X-Envoy-Upstream-Service-Time",
+            b"caf\xc3\xa9-\xc3\x89t\xc3\xa9",
+        ];
+        for a in names {
+            let mut out = Vec::new();
+            write_lower(a, &mut out);
+            assert_eq!(out, a.to_ascii_lowercase());
+            for b in names {
+                assert_eq!(
+                    eq_ignore_case(a, b),
+                    a.eq_ignore_ascii_case(b),
+                    "{a:?} {b:?}"
+                );
+            }
+            let upper = a.to_ascii_uppercase();
+            assert!(eq_ignore_case(a, &upper));
+        }
+        // A byte that differs only by 0x20 outside the letters is a different byte.
+        assert!(!eq_ignore_case(b"a-b[", b"a-b{"));
+        assert!(!eq_ignore_case(b"x-envoy-@", b"x-envoy-`"));
+    }
+}
