@@ -24,16 +24,24 @@ fn tail_word(bytes: &[u8]) -> u64 {
     u64::from_le_bytes(tail)
 }
 
-/// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`).
+/// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`). The
+/// copy is folded in place; since folding twice changes nothing, the last word is folded as the
+/// name's last eight bytes, overlapping the one before, rather than byte by byte.
 pub(crate) fn write_lower(name: &[u8], dst: &mut Vec<u8>) {
-    let (words, rest) = name.as_chunks::<8>();
+    let start = dst.len();
+    dst.extend_from_slice(name);
+    let copy = &mut dst[start..];
+    let Some(last_start) = copy.len().checked_sub(8) else {
+        copy.make_ascii_lowercase();
+        return;
+    };
+    let (words, _) = copy.as_chunks_mut::<8>();
     for word in words {
-        dst.extend_from_slice(&lower_word(u64::from_le_bytes(*word)).to_le_bytes());
+        *word = lower_word(u64::from_le_bytes(*word)).to_le_bytes();
     }
-    if !rest.is_empty() {
-        let tail = lower_word(tail_word(rest)).to_le_bytes();
-        dst.extend_from_slice(&tail[..rest.len()]);
-    }
+    let (_, last) = copy.split_at_mut(last_start);
+    let last: &mut [u8; 8] = last.try_into().expect("eight bytes");
+    *last = lower_word(u64::from_le_bytes(*last)).to_le_bytes();
 }
 
 /// Whether `a` and `b` are equal ignoring ASCII case: `a.eq_ignore_ascii_case(b)`, faster.
