@@ -72,7 +72,7 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Reads an optional duration where `0s` disables (→ `None`), with a default when absent.
-fn disabling_duration(
+pub(crate) fn disabling_duration(
     cx: &mut Cx,
     o: &mut Obj<'_>,
     name: &'static str,

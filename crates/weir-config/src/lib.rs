@@ -25,6 +25,7 @@ pub mod model;
 
 mod access_log;
 mod bootstrap;
+mod chain_select;
 mod cluster;
 mod hcm;
 mod hcm_headers;
@@ -32,6 +33,7 @@ mod headers;
 mod http_filter;
 mod key_format;
 mod listener;
+mod listener_match;
 mod overload;
 mod reader;
 mod retry;
@@ -52,6 +54,7 @@ pub use access_log::{
     HeaderOperator, JsonField, JsonValue, LogFormat, Operator, Piece, STDERR_ACCESS_LOG_TYPE,
     STDOUT_ACCESS_LOG_TYPE, TimeFormat, TimePiece,
 };
+pub use chain_select::{ChainSelector, ConnectionFacts};
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};

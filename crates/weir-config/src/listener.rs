@@ -5,9 +5,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::bootstrap::{Role, address};
+use crate::chain_select::ChainSelector;
 use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::hcm::http_connection_manager;
-use crate::model::{FilterChain, HttpConnectionManager, Listener, TrafficDirection};
+use crate::listener_match::{filter_chain_match, listener_filters, listener_filters_timeout};
+use crate::model::{
+    FilterChain, FilterChainMatch, HttpConnectionManager, Listener, ListenerFilter,
+    TrafficDirection,
+};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// The `@type` of the HTTP connection manager's `typed_config`.
@@ -25,9 +30,6 @@ const LISTENER_ENVOY: &[&str] = &[
     "metadata",
     "deprecated_v1",
     "drain_type",
-    "listener_filters",
-    "listener_filters_timeout",
-    "continue_on_listener_filters_timeout",
     "transparent",
     "freebind",
     "socket_options",
@@ -57,20 +59,6 @@ const FILTER_CHAIN_ENVOY: &[&str] = &[
     "metadata",
     "transport_socket_connect_timeout",
     "on_demand_configuration",
-];
-
-/// `config.listener.v3.FilterChainMatch` fields weir does not support yet.
-const FILTER_CHAIN_MATCH_ENVOY: &[&str] = &[
-    "prefix_ranges",
-    "address_suffix",
-    "suffix_len",
-    "direct_source_prefix_ranges",
-    "source_type",
-    "source_prefix_ranges",
-    "source_ports",
-    "server_names",
-    "transport_protocol",
-    "application_protocols",
 ];
 
 /// `extensions.filters.http.router.v3.Router` fields weir does not support yet.
@@ -176,7 +164,8 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
         };
         read_chains.push(ChainKey {
             index: j,
-            destination_port: read.destination_port,
+            filter_chain_match: read.filter_chain_match,
+            match_path: read.match_path,
             name: read.name,
         });
         match (read.chain, &mut chains) {
@@ -195,6 +184,8 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
         Some(b) => b.u32(cx),
         None => Some(DEFAULT_BUFFER_LIMIT),
     };
+    let filters = listener_filters(cx, &mut o);
+    let filters_timeout = listener_filters_timeout(cx, &mut o);
     let traffic_direction = match o.get(cx, "traffic_direction") {
         Some(d) => d
             .enumeration(
@@ -220,6 +211,9 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
         chains = None;
     }
     check_chains(cx, &chain_items, &read_chains);
+    if let Some(filters) = &filters {
+        check_tls_inspector(cx, filters, &read_chains);
+    }
 
     let listener = (|| {
         Some(Listener {
@@ -228,6 +222,8 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
             filter_chains: chains?,
             default_filter_chain: default_filter_chain?,
             per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
+            listener_filters: filters?,
+            listener_filters_timeout: filters_timeout?,
             traffic_direction: traffic_direction?,
         })
     })();
@@ -243,9 +239,11 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
 struct ChainKey {
     /// Position in `filter_chains`.
     index: usize,
-    /// `filter_chain_match.destination_port`; `None` when the match could not be read (an
+    /// `filter_chain_match` (the default for none); `None` when it could not be read (an
     /// unsupported or invalid field), so nothing can be said about what it matches.
-    destination_port: Option<Option<u16>>,
+    filter_chain_match: Option<FilterChainMatch>,
+    /// The path of `filter_chain_match`, if given.
+    match_path: Option<String>,
     /// The chain's name, if given (default names are unique by construction).
     name: Option<String>,
 }
@@ -254,47 +252,98 @@ struct ChainKey {
 /// whether it is valid or not.
 struct ChainRead {
     chain: Option<FilterChain>,
-    /// As [`ChainKey::destination_port`].
-    destination_port: Option<Option<u16>>,
+    /// As [`ChainKey::filter_chain_match`].
+    filter_chain_match: Option<FilterChainMatch>,
+    /// As [`ChainKey::match_path`].
+    match_path: Option<String>,
     /// The name, if given.
     name: Option<String>,
 }
 
-/// Two chains with the same match would make the choice ambiguous (Envoy rejects them too), and
-/// two chains with the same name would make traces ambiguous.
+/// Two chains that match the same connections would make the choice ambiguous (Envoy rejects
+/// them too: [`ChainSelector::new`] finds them), and two chains with the same name would make
+/// traces ambiguous.
 fn check_chains(cx: &mut Cx, items: &[Field<'_>], chains: &[ChainKey]) {
-    let mut by_port: HashMap<Option<u16>, usize> = HashMap::new();
+    // A match that could not be read was reported already; comparing it would claim an
+    // overlap nobody knows of.
+    let mut readable: Vec<&ChainKey> = chains
+        .iter()
+        .filter(|c| c.filter_chain_match.is_some())
+        .collect();
+    // Each round drops the later chain of the overlap found, so every overlapping chain is
+    // reported once and the loop ends.
+    while let Err((first, second)) = ChainSelector::new(
+        &readable
+            .iter()
+            .filter_map(|c| c.filter_chain_match.as_ref())
+            .collect::<Vec<_>>(),
+    ) {
+        let chain = readable[second];
+        report_overlap(
+            cx,
+            &items[chain.index],
+            chain,
+            readable[first].index,
+            first == second,
+        );
+        readable.remove(second);
+    }
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for chain in chains {
-        let item = &items[chain.index];
-        // A match that could not be read was reported already; comparing it would claim an
-        // overlap nobody knows of.
-        let Some(destination_port) = chain.destination_port else {
-            check_name(cx, item, chain, &mut by_name);
+        check_name(cx, &items[chain.index], chain, &mut by_name);
+    }
+}
+
+/// Reports that the chain at `item` matches the same connections as `filter_chains[first]`
+/// (itself, when `repeats`: it lists a value twice, which Envoy rejects as an overlap too).
+fn report_overlap(cx: &mut Cx, item: &Field<'_>, chain: &ChainKey, first: usize, repeats: bool) {
+    let (path, what) = match &chain.match_path {
+        Some(path) => (path.clone(), ""),
+        None => (item.path.clone(), " (no filter_chain_match)"),
+    };
+    let message = if repeats {
+        "lists a value twice (names compare in any case, ranges by their prefix): Envoy rejects this as an overlap too".to_owned()
+    } else {
+        format!(
+            "matches the same connections as filter_chains[{first}]{what}; use default_filter_chain for a fallback"
+        )
+    };
+    cx.error(&path, message);
+}
+
+/// Warns of chains that match on what only the TLS inspector learns when the listener has none:
+/// their connections are all `raw_buffer` with no server name or ALPN. Envoy accepts this
+/// without a word (it no longer adds the inspector itself).
+fn check_tls_inspector(cx: &mut Cx, filters: &[ListenerFilter], chains: &[ChainKey]) {
+    if filters
+        .iter()
+        .any(|f| matches!(f, ListenerFilter::TlsInspector { .. }))
+    {
+        return;
+    }
+    for chain in chains {
+        let Some(m) = &chain.filter_chain_match else {
             continue;
         };
-        match by_port.get(&destination_port) {
-            Some(first) => {
-                let (path, what) = match destination_port {
-                    Some(port) => (
-                        join(&item.path, "filter_chain_match"),
-                        format!("destination_port {port}"),
-                    ),
-                    None => (item.path.clone(), "no filter_chain_match".to_owned()),
-                };
-                cx.error(
-                    &path,
-                    format!(
-                        "matches the same connections as filter_chains[{first}] ({what}); \
-                         use default_filter_chain for a fallback"
-                    ),
-                );
-            }
-            None => {
-                by_port.insert(destination_port, chain.index);
-            }
+        let mut what = Vec::new();
+        if m.server_names.iter().any(|n| !n.is_empty()) {
+            what.push("server_names");
         }
-        check_name(cx, item, chain, &mut by_name);
+        if m.transport_protocol.as_deref() == Some("tls") {
+            what.push("transport_protocol tls");
+        }
+        if m.application_protocols.iter().any(|p| !p.is_empty()) {
+            what.push("application_protocols");
+        }
+        if !what.is_empty() {
+            cx.warn(
+                chain.match_path.as_deref().unwrap_or_default(),
+                format!(
+                    "matches on {}, which only the TLS inspector learns, but the listener has no envoy.filters.listener.tls_inspector in listener_filters: its connections are all raw_buffer with no server name or ALPN (Envoy accepts this too)",
+                    what.join(", ")
+                ),
+            );
+        }
     }
 }
 
@@ -330,17 +379,21 @@ fn filter_chain(
 ) -> Option<ChainRead> {
     let mut o = Obj::new(cx, f, FILTER_CHAIN_ENVOY)?;
     let given_name = o.string(cx, "name").filter(|n| !n.is_empty());
-    let destination_port = if is_default {
+    let mut match_path = None;
+    let filter_chain_match = if is_default {
         o.reject(
             cx,
             "filter_chain_match",
             "default_filter_chain takes no filter_chain_match: it is used when no other chain matches",
         );
-        Some(None)
+        Some(FilterChainMatch::default())
     } else {
         match o.get(cx, "filter_chain_match") {
-            Some(m) => filter_chain_match(cx, &m),
-            None => Some(None),
+            Some(m) => {
+                match_path = Some(m.path.clone());
+                filter_chain_match(cx, &m)
+            }
+            None => Some(FilterChainMatch::default()),
         }
     };
     let hcm = network_filters(cx, &mut o, &f.path, clusters);
@@ -349,10 +402,10 @@ fn filter_chain(
         None => Some(None),
     };
     o.finish(cx);
-    let chain = match (destination_port, hcm, tls) {
-        (Some(destination_port), Some(hcm), Some(tls)) => Some(FilterChain {
+    let chain = match (&filter_chain_match, hcm, tls) {
+        (Some(filter_chain_match), Some(hcm), Some(tls)) => Some(FilterChain {
             name: given_name.clone().unwrap_or(default_name),
-            destination_port,
+            filter_chain_match: filter_chain_match.clone(),
             http_connection_manager: hcm,
             tls,
         }),
@@ -360,30 +413,10 @@ fn filter_chain(
     };
     Some(ChainRead {
         chain,
-        destination_port,
+        filter_chain_match,
+        match_path,
         name: given_name,
     })
-}
-
-/// `filter_chain_match`: only `destination_port` so far.
-fn filter_chain_match(cx: &mut Cx, f: &Field<'_>) -> Option<Option<u16>> {
-    let mut o = Obj::new(cx, f, FILTER_CHAIN_MATCH_ENVOY)?;
-    let port = match o.get(cx, "destination_port") {
-        Some(p) => p.u32(cx).and_then(|port| match u16::try_from(port) {
-            Ok(port) if port != 0 => Some(Some(port)),
-            _ => {
-                cx.error(
-                    &p.path,
-                    format!("destination_port {port} is out of range (1..=65535)"),
-                );
-                None
-            }
-        }),
-        None => Some(None),
-    };
-    // With a field weir lacks (reported), the match is not just its destination port.
-    let complete = o.finish(cx);
-    port.filter(|_| complete)
 }
 
 /// `filters[]`: the HTTP connection manager, or nothing (Envoy accepts a chain without network

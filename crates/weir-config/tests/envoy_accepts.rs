@@ -340,11 +340,11 @@ fn an_unsupported_match_claims_no_overlap() {
         "{}{}",
         chain.replace(
             "    - filters:",
-            "    - name: a\n      filter_chain_match: { server_names: [a.example] }\n      filters:"
+            "    - name: a\n      filter_chain_match: { address_suffix: a.example }\n      filters:"
         ),
         chain.replace(
             "    - filters:",
-            "    - name: a\n      filter_chain_match: { server_names: [b.example] }\n      filters:"
+            "    - name: a\n      filter_chain_match: { address_suffix: b.example }\n      filters:"
         ),
     );
     let text = BASE.replace(chain, &chains);
@@ -353,10 +353,10 @@ fn an_unsupported_match_claims_no_overlap() {
         errors(&text),
         [
             format!(
-                "{chains}[0].filter_chain_match.server_names: this Envoy field is not supported by weir yet"
+                "{chains}[0].filter_chain_match.address_suffix: this Envoy field is not supported by weir yet"
             ),
             format!(
-                "{chains}[1].filter_chain_match.server_names: this Envoy field is not supported by weir yet"
+                "{chains}[1].filter_chain_match.address_suffix: this Envoy field is not supported by weir yet"
             ),
             format!(
                 "{chains}[1].name: duplicate filter chain name `a` (also the name of filter_chains[0])"

@@ -143,7 +143,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         "/static_resources/listeners/0/nmae",
         json!("x"),
         &[
-            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, traffic_direction)",
+            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction)",
         ],
     );
     check(
@@ -157,7 +157,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         "/static_resources/listeners/0/zzz",
         json!(1),
         &[
-            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, traffic_direction)",
+            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction)",
         ],
     );
 }
@@ -165,11 +165,9 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
 #[test]
 fn envoy_field_not_supported_yet() {
     check(
-        "/static_resources/listeners/0/listener_filters",
-        json!([]),
-        &[
-            "static_resources.listeners[0].listener_filters: this Envoy field is not supported by weir yet",
-        ],
+        "/static_resources/listeners/0/freebind",
+        json!(true),
+        &["static_resources.listeners[0].freebind: this Envoy field is not supported by weir yet"],
     );
     check(
         "/static_resources/clusters/0/transport_socket",
@@ -753,7 +751,7 @@ fn filter_chain_rules() {
     assert_eq!(
         errors(&doc),
         [
-            "static_resources.listeners[0].filter_chains[1].filter_chain_match: matches the same connections as filter_chains[0] (destination_port 80); use default_filter_chain for a fallback"
+            "static_resources.listeners[0].filter_chains[1].filter_chain_match: matches the same connections as filter_chains[0]; use default_filter_chain for a fallback"
         ]
     );
 
@@ -798,9 +796,10 @@ fn filter_chain_rules() {
     );
     check(
         "/static_resources/listeners/0/filter_chains/0/filter_chain_match",
-        json!({"server_names": ["a"]}),
+        json!({"address_suffix": "a", "suffix_len": 1}),
         &[
-            "static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names: this Envoy field is not supported by weir yet",
+            "static_resources.listeners[0].filter_chains[0].filter_chain_match.address_suffix: this Envoy field is not supported by weir yet",
+            "static_resources.listeners[0].filter_chains[0].filter_chain_match.suffix_len: this Envoy field is not supported by weir yet",
         ],
     );
 }

@@ -64,7 +64,12 @@ fn basic_yaml_and_json_agree() {
 fn edge_example_uses_a_default_chain() {
     let edge = weir_config::load(&examples_dir().join("edge.yaml")).unwrap();
     let listener = &edge.listeners[0];
-    assert_eq!(listener.filter_chains[0].destination_port, Some(10080));
+    assert_eq!(
+        listener.filter_chains[0]
+            .filter_chain_match
+            .destination_port,
+        Some(10080)
+    );
     let default = listener.default_filter_chain.as_ref().unwrap();
     assert_eq!(default.name, "edge/other");
     assert_eq!(

@@ -200,10 +200,10 @@ fn every_supported_field() {
     assert_eq!(l.per_connection_buffer_limit_bytes, 65536);
     let chain = &l.filter_chains[0];
     assert_eq!(chain.name, "public");
-    assert_eq!(chain.destination_port, Some(8080));
+    assert_eq!(chain.filter_chain_match.destination_port, Some(8080));
     let default = l.default_filter_chain.as_ref().unwrap();
     assert_eq!(default.name, "main/default");
-    assert_eq!(default.destination_port, None);
+    assert_eq!(default.filter_chain_match, FilterChainMatch::default());
     assert!(
         default
             .http_connection_manager
@@ -464,7 +464,12 @@ fn defaults_are_envoys() {
     assert!(l.default_filter_chain.is_none());
     let chain = &l.filter_chains[0];
     assert_eq!(chain.name, "127.0.0.1_10000/0");
-    assert_eq!(chain.destination_port, None);
+    assert_eq!(chain.filter_chain_match, FilterChainMatch::default());
+    assert!(l.listener_filters.is_empty());
+    assert_eq!(
+        l.listener_filters_timeout,
+        ListenerFiltersTimeout::default()
+    );
 
     let hcm = &chain.http_connection_manager.as_ref().unwrap();
     assert_eq!(hcm.codec_type, CodecType::Auto);

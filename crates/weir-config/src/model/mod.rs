@@ -5,12 +5,14 @@
 //! The proxy never has to re-validate or guess a default. Names follow Envoy's v3 API.
 
 mod http_filters;
+mod listener_match;
 mod routes;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use http_filters::*;
+pub use listener_match::*;
 pub use routes::*;
 
 /// The whole bootstrap: what `weir -c FILE` runs.
@@ -104,6 +106,10 @@ pub struct Listener {
     /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB): the high watermark of each
     /// downstream connection's buffers.
     pub per_connection_buffer_limit_bytes: u32,
+    /// `listener_filters[]`, in order.
+    pub listener_filters: Vec<ListenerFilter>,
+    /// `listener_filters_timeout` and `continue_on_listener_filters_timeout`.
+    pub listener_filters_timeout: ListenerFiltersTimeout,
     /// `traffic_direction` (default UNSPECIFIED): what admin's
     /// `/drain_listeners?inboundonly` picks out.
     pub traffic_direction: TrafficDirection,
@@ -127,8 +133,8 @@ pub struct FilterChain {
     /// `name`; Envoy leaves it empty when absent, weir names it `<listener>/<index>` (or
     /// `<listener>/default`) so traces can show which chain ran.
     pub name: String,
-    /// `filter_chain_match.destination_port`: matches the connection's local port.
-    pub destination_port: Option<u16>,
+    /// `filter_chain_match` (default for `default_filter_chain`, which takes none).
+    pub filter_chain_match: FilterChainMatch,
     /// The network filter: `envoy.filters.network.http_connection_manager` (the only one so
     /// far). `None` for a chain with no network filters, which Envoy accepts: its connections
     /// are closed as soon as they are accepted.
