@@ -13,7 +13,8 @@
 //! weir keeps no tree: it keeps each chain's values per level ([`Key`]s) and walks the same path
 //! by narrowing the set of live chains one level at a time: the most specific key any live chain
 //! has that matches the connection, then only the chains that list it. That is the same choice,
-//! in a structure as small as the config (chains are few).
+//! in a structure as small as the config (chains are few); a choice costs one small `Vec` (the
+//! live chains) and a pass over their values per level.
 //!
 //! "Most specific" at each level, as in Envoy:
 //! - ports, transport protocol: the exact value, else "any";
@@ -106,41 +107,35 @@ impl Level {
     /// How specifically `key` matches the connection at this level (higher is more specific,
     /// "any" is 0), or `None` when it does not match.
     fn rank(self, key: &Key, facts: &Facts<'_>) -> Option<u32> {
-        let (value, ip) = match (self, key) {
-            (_, Key::Any) => return Some(0),
-            (Level::DestinationPort, Key::Port(p)) => {
-                return (*p == facts.local.port()).then_some(1);
-            }
-            (Level::SourcePort, Key::Port(p)) => return (*p == facts.peer.port()).then_some(1),
-            (Level::DestinationIp, Key::Prefix(r)) => (r, facts.local.ip()),
-            (Level::DirectSourceIp, Key::Prefix(r)) => (r, facts.direct_peer.ip()),
-            (Level::SourceIp, Key::Prefix(r)) => (r, facts.peer.ip()),
-            (Level::ServerName, Key::Name(name)) => {
-                return server_name_rank(name, facts.server_name);
-            }
-            (Level::TransportProtocol, Key::Name(p)) => {
-                return (p == facts.transport_protocol).then_some(1);
-            }
+        let exact = |hit: bool| hit.then_some(1);
+        match (self, key) {
+            (_, Key::Any) => Some(0),
+            (Level::DestinationPort, Key::Port(p)) => exact(*p == facts.local.port()),
+            (Level::DestinationIp, Key::Prefix(r)) => prefix_rank(r, facts.local.ip()),
+            (Level::ServerName, Key::Name(name)) => server_name_rank(name, facts.server_name),
+            (Level::TransportProtocol, Key::Name(p)) => exact(p == facts.transport_protocol),
             (Level::ApplicationProtocol, Key::Name(p)) => {
+                // The earlier the client offers it, the higher.
                 let offered = facts.application_protocols;
                 let at = offered.iter().position(|o| o == p)?;
-                return Some(u32::try_from(offered.len() - at).unwrap_or(u32::MAX));
+                Some(u32::try_from(offered.len() - at).unwrap_or(u32::MAX))
             }
-            (Level::SourceType, Key::Source(t)) => {
-                let wanted = if facts.same_ip_or_loopback {
-                    SourceType::SameIpOrLoopback
-                } else {
-                    SourceType::External
-                };
-                return (*t == wanted).then_some(1);
-            }
+            (Level::DirectSourceIp, Key::Prefix(r)) => prefix_rank(r, facts.direct_peer.ip()),
+            (Level::SourceType, Key::Source(t)) => exact(*t == facts.source_type),
+            (Level::SourceIp, Key::Prefix(r)) => prefix_rank(r, facts.peer.ip()),
+            (Level::SourcePort, Key::Port(p)) => exact(*p == facts.peer.port()),
             // Keys are built per level, so no other pairing exists.
-            _ => return None,
-        };
-        value
-            .contains(ip)
-            .then_some(1 + u32::from(value.prefix_len))
+            _ => None,
+        }
     }
+}
+
+/// How specifically a range matches an address: the longer the prefix, the higher (an
+/// explicit `0.0.0.0/0` above "any").
+fn prefix_rank(range: &CidrRange, ip: IpAddr) -> Option<u32> {
+    range
+        .contains(ip)
+        .then_some(1 + u32::from(range.prefix_len))
 }
 
 /// How specifically a `server_names` key matches the SNI: exact beats any wildcard, a longer
@@ -184,8 +179,9 @@ struct Facts<'a> {
     server_name: Option<&'a str>,
     transport_protocol: &'a str,
     application_protocols: &'a [String],
-    /// Envoy's `isSameIpOrLoopback`: the peer is `127.0.0.1` or `::1`, or has the local IP.
-    same_ip_or_loopback: bool,
+    /// `SameIpOrLoopback` when the peer is `127.0.0.1` or `::1`, or has the local IP (Envoy's
+    /// `isSameIpOrLoopback`), else `External`.
+    source_type: SourceType,
 }
 
 impl<'a> Facts<'a> {
@@ -199,9 +195,14 @@ impl<'a> Facts<'a> {
             server_name: f.server_name,
             transport_protocol: f.transport_protocol,
             application_protocols: f.application_protocols,
-            same_ip_or_loopback: peer.ip() == IpAddr::from([127, 0, 0, 1])
+            source_type: if peer.ip() == IpAddr::from([127, 0, 0, 1])
                 || peer.ip() == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
-                || peer.ip() == local.ip(),
+                || peer.ip() == local.ip()
+            {
+                SourceType::SameIpOrLoopback
+            } else {
+                SourceType::External
+            },
         }
     }
 }
