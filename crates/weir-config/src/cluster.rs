@@ -39,7 +39,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "least_request_lb_config",
     "round_robin_lb_config",
     "common_lb_config",
-    "transport_socket",
     "metadata",
     "protocol_selection",
     "upstream_connection_options",
@@ -213,6 +212,10 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         None => Some(DEFAULT_BUFFER_LIMIT),
     };
     let header_key_format = crate::key_format::cluster_key_format(cx, &mut o);
+    let tls = match o.get(cx, "transport_socket") {
+        Some(t) => crate::tls_upstream::transport_socket(cx, &t),
+        None => Some(None),
+    };
     o.finish(cx);
     if !ok {
         return None;
@@ -224,6 +227,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         endpoints: endpoints?,
         per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
         header_key_format: header_key_format?,
+        tls: tls?,
     })
 }
 

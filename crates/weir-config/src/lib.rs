@@ -44,6 +44,7 @@ mod source;
 mod stats_sink;
 mod tls;
 mod tls_build;
+mod tls_upstream;
 mod weir;
 
 use std::fmt;
@@ -59,6 +60,7 @@ pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
 pub use tls_build::{cipher_stat_name, group_stat_name};
+pub use tls_upstream::server_name as upstream_server_name;
 
 use crate::reader::{Cx, Field};
 use crate::source::Format;

@@ -585,8 +585,8 @@ impl<'v> Obj<'v> {
 /// Clearer words for a few Envoy fields that users reach for often.
 fn special_message(field: &str) -> Option<&'static str> {
     Some(match field {
-        "transport_socket" | "transport_socket_matches" => {
-            "upstream TLS (a cluster's transport_socket) is not supported by weir yet"
+        "transport_socket_matches" => {
+            "transport_socket_matches is not supported by weir yet: give the cluster one transport_socket"
         }
         "dynamic_resources" => "xDS (dynamic_resources) is not supported by weir yet",
         "access_log" => {

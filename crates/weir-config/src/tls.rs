@@ -21,7 +21,7 @@ use crate::tls_build::{self, Certificate, TlsParams, Versions};
 pub(crate) const DOWNSTREAM_TLS_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 /// The `@type` of the plaintext transport socket (what a chain without one uses).
-const RAW_BUFFER_TYPE: &str =
+pub(crate) const RAW_BUFFER_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 
 /// `DownstreamTlsContext` fields weir does not support yet.
@@ -37,7 +37,7 @@ const DOWNSTREAM_TLS_ENVOY: &[&str] = &[
 ];
 
 /// `CommonTlsContext` fields weir does not support yet.
-const COMMON_TLS_ENVOY: &[&str] = &[
+pub(crate) const COMMON_TLS_ENVOY: &[&str] = &[
     "tls_certificate_sds_secret_configs",
     "tls_certificate_provider_instance",
     "custom_tls_certificate_selector",
@@ -278,7 +278,7 @@ fn alpn_protocols(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Vec<u8>>> {
 
 /// One `tls_certificates[]` entry: its chain and key, parsed (their match is checked when the
 /// config is built).
-fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate> {
+pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate> {
     let mut o = Obj::new(cx, f, TLS_CERTIFICATE_ENVOY)?;
     let chain = o
         .required(cx, "certificate_chain")
@@ -364,7 +364,7 @@ fn pem_source(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<u8>> {
 }
 
 /// `tls_params`.
-fn tls_params(cx: &mut Cx, f: &Field<'_>) -> Option<TlsParams> {
+pub(crate) fn tls_params(cx: &mut Cx, f: &Field<'_>) -> Option<TlsParams> {
     let mut o = Obj::new(cx, f, TLS_PARAMS_ENVOY)?;
     let min = protocol(cx, &mut o, "tls_minimum_protocol_version");
     let max = protocol(cx, &mut o, "tls_maximum_protocol_version");
@@ -455,8 +455,11 @@ fn named_list<T>(
     ok.then_some(found)
 }
 
-/// `validation_context`: `trusted_ca` only, the CAs client certificates must chain to.
-fn validation_context(cx: &mut Cx, f: &Field<'_>) -> Option<Vec<CertificateDer<'static>>> {
+/// `validation_context`: `trusted_ca` only, the CAs the peer's certificate must chain to.
+pub(crate) fn validation_context(
+    cx: &mut Cx,
+    f: &Field<'_>,
+) -> Option<Vec<CertificateDer<'static>>> {
     let mut o = Obj::new(cx, f, VALIDATION_ENVOY)?;
     let ca = o.required(cx, "trusted_ca");
     o.finish(cx);

@@ -84,6 +84,25 @@ pub(crate) fn provider() -> CryptoProvider {
     aws_lc_rs::default_provider()
 }
 
+/// The provider with `tls_params`' TLS 1.2 suites and groups, when it names any.
+pub(crate) fn provider_with(params: &TlsParams) -> CryptoProvider {
+    let mut provider = provider();
+    if !params.cipher_suites.is_empty() {
+        let mut suites: Vec<SupportedCipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .copied()
+            .filter(|s| s.tls13().is_some())
+            .collect();
+        suites.extend(params.cipher_suites.iter().copied());
+        provider.cipher_suites = suites;
+    }
+    if !params.kx_groups.is_empty() {
+        provider.kx_groups = params.kx_groups.clone();
+    }
+    provider
+}
+
 /// A TLS 1.2 cipher suite by its OpenSSL name, if rustls has it.
 pub(crate) fn cipher_suite(name: &str) -> Option<SupportedCipherSuite> {
     let (_, id) = TLS12_SUITES.iter().find(|(n, _)| *n == name)?;
@@ -134,20 +153,7 @@ pub(crate) fn server_config(
     client_ca: Option<(Vec<CertificateDer<'static>>, bool)>,
     require_sni: bool,
 ) -> Result<ServerConfig, (Option<String>, String)> {
-    let mut provider = provider();
-    if !params.cipher_suites.is_empty() {
-        let mut suites: Vec<SupportedCipherSuite> = provider
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|s| s.tls13().is_some())
-            .collect();
-        suites.extend(params.cipher_suites);
-        provider.cipher_suites = suites;
-    }
-    if !params.kx_groups.is_empty() {
-        provider.kx_groups = params.kx_groups;
-    }
+    let provider = provider_with(&params);
     let mut keys = Vec::with_capacity(certificates.len());
     for c in certificates {
         let key = CertifiedKey::from_der(c.chain, c.key, &provider).map_err(|e| {

@@ -323,6 +323,17 @@ pub struct Cluster {
     /// `http_protocol_options`): how names are written to the origin (and, for `preserve_case`,
     /// that the response's names are kept on their way to the client).
     pub header_key_format: HeaderKeyFormat,
+    /// `transport_socket`: TLS to the origin, or `None` for plaintext.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// `envoy.transport_sockets.tls` with an `UpstreamTlsContext`, as a ready rustls client config.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// Versions, suites, curves, ALPN, the client certificate, and how the origin is verified.
+    pub client_config: std::sync::Arc<rustls::ClientConfig>,
+    /// `sni`: the name sent in the ClientHello (none when absent, as Envoy).
+    pub sni: Option<String>,
 }
 
 /// `lb_policy`.

@@ -1,0 +1,355 @@
+//! A cluster's `transport_socket`: `envoy.transport_sockets.tls` with an `UpstreamTlsContext`
+//! (weir speaks TLS to the origin, with rustls), or `raw_buffer`.
+//!
+//! What the origin's certificate must satisfy is Envoy's, not a browser's:
+//! - without `validation_context`, nothing is checked (Envoy's default: the connection is
+//!   encrypted but the origin is not authenticated). weir warns at config time;
+//! - with `validation_context.trusted_ca`, the chain must lead to one of those CAs, and the
+//!   names are not compared with `sni` (Envoy compares them only when told to, through
+//!   `match_typed_subject_alt_names` or `auto_sni_san_validation`, which weir does not have
+//!   yet and refuses by name).
+//!
+//! The handshake's own signatures are always verified, so a connection is bound to the
+//! certificate the origin presented.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    SupportedProtocolVersion,
+};
+
+use crate::listener::{open_typed_config, type_name};
+use crate::model::UpstreamTls;
+use crate::reader::{Cx, Field, Obj, join};
+use crate::tls::{self, RAW_BUFFER_TYPE};
+use crate::tls_build::{self, Certificate, TlsParams, Versions};
+
+/// The `@type` of an upstream TLS transport socket.
+const UPSTREAM_TLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+
+/// `UpstreamTlsContext` fields weir does not support yet.
+const UPSTREAM_TLS_ENVOY: &[&str] = &[
+    "max_session_keys",
+    "enforce_rsa_key_usage",
+    "max_early_data",
+];
+
+/// A cluster's `transport_socket`: `Some(None)` for plaintext, `Some(Some(tls))` for TLS,
+/// `None` after an error.
+pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<UpstreamTls>> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the transport socket by its @type ({UPSTREAM_TLS_TYPE})"),
+        );
+        return None;
+    };
+    let typed = open_typed_config(cx, &typed_config)?;
+    let read = match type_name(&typed.url) {
+        t if t == type_name(UPSTREAM_TLS_TYPE) => {
+            upstream_tls_context(cx, &typed.message).map(Some)
+        }
+        t if t == type_name(RAW_BUFFER_TYPE) => Obj::new(cx, &typed.message, &[]).map(|mut o| {
+            o.get(cx, "@type");
+            o.finish(cx);
+            None
+        }),
+        _ => {
+            cx.error(
+                &typed.url_path,
+                format!(
+                    "transport socket type `{}` is not supported by weir yet (a cluster takes {UPSTREAM_TLS_TYPE} or {RAW_BUFFER_TYPE})",
+                    typed.url
+                ),
+            );
+            None
+        }
+    };
+    name?;
+    read
+}
+
+/// `UpstreamTlsContext`.
+fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<UpstreamTls> {
+    let mut o = Obj::new(cx, f, UPSTREAM_TLS_ENVOY)?;
+    o.get(cx, "@type");
+    let sni = match o.get(cx, "sni") {
+        Some(s) => s
+            .string(cx)
+            .and_then(|name| match ServerName::try_from(name.clone()) {
+                Ok(ServerName::DnsName(_)) => Some(Some(name)),
+                _ => {
+                    cx.error(&s.path, format!("sni `{name}` is not a DNS name"));
+                    None
+                }
+            }),
+        None => Some(None),
+    };
+    if let Some(r) = o.get(cx, "allow_renegotiation")
+        && r.bool(cx) == Some(true)
+    {
+        cx.error(
+            &r.path,
+            "renegotiation is not supported: weir's TLS (rustls) never renegotiates",
+        );
+    }
+    let common = match o.get(cx, "common_tls_context") {
+        Some(c) => common(cx, &c),
+        None => Some(Common::default()),
+    };
+    o.finish(cx);
+    let (sni, common) = (sni?, common?);
+    if common.trusted_ca.is_none() {
+        cx.warn(
+            &f.path,
+            "no validation_context: the origin's certificate is not verified (Envoy's default); add validation_context.trusted_ca to verify it",
+        );
+    }
+    match client_config(common) {
+        Ok(config) => Some(UpstreamTls {
+            client_config: Arc::new(config),
+            sni,
+        }),
+        Err(e) => {
+            cx.error(&f.path, e);
+            None
+        }
+    }
+}
+
+/// What an upstream `common_tls_context` holds, read.
+#[derive(Default)]
+struct Common {
+    /// A client certificate (mTLS): at most one.
+    certificate: Option<Certificate>,
+    params: TlsParams,
+    alpn: Vec<Vec<u8>>,
+    trusted_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
+/// An upstream `common_tls_context`.
+fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
+    let mut o = Obj::new(cx, f, tls::COMMON_TLS_ENVOY)?;
+    let mut ok = true;
+    let items = o.list(cx, "tls_certificates");
+    let mut certificate = None;
+    for (i, item) in items.iter().enumerate() {
+        match tls::tls_certificate(cx, item) {
+            Some(_) if i > 0 => {
+                cx.error(
+                    &item.path,
+                    "an upstream connection presents one client certificate: list at most one",
+                );
+                ok = false;
+            }
+            Some(c) => certificate = Some(c),
+            None => ok = false,
+        }
+    }
+    let params = match o.get(cx, "tls_params") {
+        Some(p) => tls::tls_params(cx, &p),
+        None => Some(TlsParams::default()),
+    };
+    let alpn = alpn(cx, &mut o);
+    let trusted_ca = match o.get(cx, "validation_context") {
+        Some(v) => tls::validation_context(cx, &v).map(Some),
+        None => Some(None),
+    };
+    o.finish(cx);
+    let common = Common {
+        certificate,
+        params: params?,
+        alpn: alpn?,
+        trusted_ca: trusted_ca?,
+    };
+    ok.then_some(common)
+}
+
+/// `alpn_protocols` toward the origin: weir's client speaks HTTP/1.1, so `h2` is left out
+/// (with a warning) and anything else it does not speak is an error.
+fn alpn(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Vec<u8>>> {
+    let mut alpn = Vec::new();
+    let mut ok = true;
+    for item in o.list(cx, "alpn_protocols") {
+        match item.string(cx).as_deref() {
+            Some(p @ ("http/1.1" | "http/1.0")) => alpn.push(p.as_bytes().to_vec()),
+            Some("h2") => cx.warn(
+                &item.path,
+                "weir speaks HTTP/1.1 to origins (HTTP/2 is not supported yet): `h2` is not offered",
+            ),
+            Some(other) => {
+                cx.error(
+                    &item.path,
+                    format!("ALPN protocol `{other}` is not spoken by weir (it offers http/1.1 and http/1.0)"),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(alpn)
+}
+
+/// The rustls client config: versions, suites and curves as `tls_params` says, the client
+/// certificate, and the verifier the module documentation describes.
+fn client_config(common: Common) -> Result<ClientConfig, String> {
+    let provider = Arc::new(tls_build::provider_with(&common.params));
+    let versions: &[&SupportedProtocolVersion] = match common.params.versions {
+        Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Versions::Tls12 => &[&rustls::version::TLS12],
+        Versions::Tls13 => &[&rustls::version::TLS13],
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match common.trusted_ca {
+        Some(cas) => {
+            let mut roots = RootCertStore::empty();
+            for ca in cas {
+                roots
+                    .add(ca)
+                    .map_err(|e| format!("trusted_ca: bad CA certificate: {e}"))?;
+            }
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("validation_context: {e}"))?;
+            Arc::new(ChainOnly { inner })
+        }
+        None => Arc::new(Unverified {
+            provider: provider.clone(),
+        }),
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_params: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match common.certificate {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain, c.key)
+            .map_err(|e| format!("tls_certificates: unusable certificate or key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = common.alpn;
+    Ok(config)
+}
+
+/// The name a connection presents and verifies with: `sni` when given (sent as SNI), else
+/// the origin's address (no SNI is sent for an address).
+pub fn server_name(sni: Option<&str>, origin: IpAddr) -> ServerName<'static> {
+    sni.and_then(|s| ServerName::try_from(s.to_owned()).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(origin.into()))
+}
+
+/// Verifies the chain against `trusted_ca`, not the names (see the module documentation).
+#[derive(Debug)]
+struct ChainOnly {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain first and the name last: a name error means the chain held.
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Accepts any certificate (no `validation_context`, as Envoy), while still checking that the
+/// origin holds its key.
+#[derive(Debug)]
+struct Unverified {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
