@@ -181,6 +181,13 @@ pub enum Operator {
     RouteName,
     /// `%PROTOCOL%`: `HTTP/1.1`, `HTTP/1.0`.
     Protocol,
+    /// `%REQUESTED_SERVER_NAME%`: the SNI of the downstream TLS connection.
+    RequestedServerName,
+    /// `%DOWNSTREAM_TLS_VERSION%`: `TLSv1.2` or `TLSv1.3`.
+    DownstreamTlsVersion,
+    /// `%DOWNSTREAM_TLS_CIPHER%`: the suite, by its OpenSSL name (`TLS_AES_128_GCM_SHA256`,
+    /// `ECDHE-ECDSA-AES128-GCM-SHA256`).
+    DownstreamTlsCipher,
 }
 
 /// The argument of `%REQ(…)%` / `%RESP(…)%`: `main?alternative` and an optional `:max_length`.

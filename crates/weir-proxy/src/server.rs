@@ -229,7 +229,7 @@ fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> 
                 socket: Some(socket),
                 stats: listeners.len(),
                 address,
-                chain: runtime.select(address.port()),
+                runtime: runtime.clone(),
                 buffer_limit: runtime.buffer_limit,
                 inbound: runtime.inbound,
             });

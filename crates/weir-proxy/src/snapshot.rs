@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use weir_config::{Bootstrap, FilterChain, HttpConnectionManager, HttpFilter};
+use weir_config::{
+    Bootstrap, ChainSelector, ConnectionFacts, FilterChain, HttpConnectionManager, HttpFilter,
+    ListenerFilter, ListenerFiltersTimeout,
+};
 use weir_http1::Limits;
 
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
@@ -15,7 +18,7 @@ use crate::router::route_table::RouteTable;
 /// See the module documentation.
 pub(crate) struct Snapshot {
     pub(crate) bootstrap: Bootstrap,
-    pub(crate) listeners: Vec<ListenerRuntime>,
+    pub(crate) listeners: Vec<Arc<ListenerRuntime>>,
     /// Distinct HCM stat prefixes: chains sharing one share its stats, as in Envoy.
     pub(crate) http_prefixes: Vec<String>,
     /// Per prefix: one of its HCMs has a fault filter.
@@ -29,8 +32,24 @@ pub(crate) struct ListenerRuntime {
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` acts on it).
     pub(crate) inbound: bool,
+    /// Its TLS inspector (`listener_filters`): a connection waits for its first bytes before
+    /// a chain is chosen.
+    pub(crate) tls_inspector: Option<TlsInspectorSpec>,
+    /// `listener_filters_timeout` and what happens at it.
+    pub(crate) filters_timeout: ListenerFiltersTimeout,
+    /// Which of `chains` a connection gets (`filter_chain_match`).
+    selector: ChainSelector,
     chains: Vec<Chain>,
     default: Option<Chain>,
+}
+
+/// `envoy.filters.listener.tls_inspector` as a listener runs it.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsInspectorSpec {
+    /// Its `name`, for the flow trace.
+    pub(crate) name: weir_flow::Name,
+    /// `max_client_hello_size`.
+    pub(crate) max_client_hello_size: usize,
 }
 
 /// A filter chain as a connection meets it.
@@ -40,7 +59,7 @@ pub(crate) enum Chain {
     Http(Arc<ChainRuntime>),
     /// No network filter (`filters: []`), which Envoy accepts: each connection is closed as
     /// soon as it is accepted (`network_extension_config_missing`).
-    Empty { destination_port: Option<u16> },
+    Empty,
 }
 
 impl ChainRuntime {
@@ -55,18 +74,11 @@ impl ChainRuntime {
 }
 
 impl Chain {
-    fn destination_port(&self) -> Option<u16> {
-        match self {
-            Chain::Http(c) => c.destination_port,
-            Chain::Empty { destination_port } => *destination_port,
-        }
-    }
-
     /// Its connection manager's runtime, if it has one.
     fn http(&self) -> Option<&Arc<ChainRuntime>> {
         match self {
             Chain::Http(c) => Some(c),
-            Chain::Empty { .. } => None,
+            Chain::Empty => None,
         }
     }
 }
@@ -75,7 +87,6 @@ impl Chain {
 #[derive(Debug)]
 pub(crate) struct ChainRuntime {
     pub(crate) name: weir_flow::Name,
-    pub(crate) destination_port: Option<u16>,
     pub(crate) hcm: HttpConnectionManager,
     pub(crate) routes: RouteTable,
     /// Its HTTP filters before the router.
@@ -101,9 +112,7 @@ impl Chain {
         logs: &mut AccessLogBuilder,
     ) -> std::io::Result<Chain> {
         let Some(hcm) = chain.http_connection_manager.clone() else {
-            return Ok(Chain::Empty {
-                destination_port: chain.destination_port,
-            });
+            return Ok(Chain::Empty);
         };
         let logs = logs.add(&hcm.access_log)?;
         let stats = match prefixes.iter().position(|p| *p == hcm.stat_prefix) {
@@ -127,7 +136,6 @@ impl Chain {
             suppress_envoy_headers,
             tls: chain.tls.as_ref().map(|t| t.server_config.clone()),
             name: chain.name.as_str().into(),
-            destination_port: chain.destination_port,
             routes: RouteTable::new(hcm.route_config.clone()),
             filters: FilterChainSpec::new(&hcm.http_filters),
             limits: Limits {
@@ -157,7 +165,32 @@ impl Snapshot {
                 .as_ref()
                 .map(|c| Chain::new(c, &mut prefixes, logs))
                 .transpose()?;
-            listeners.push(ListenerRuntime {
+            let matches: Vec<_> = l
+                .filter_chains
+                .iter()
+                .map(|c| &c.filter_chain_match)
+                .collect();
+            let selector = ChainSelector::new(&matches).map_err(|(first, second)| {
+                // Validation reports overlapping chains; a config that got here has none.
+                std::io::Error::other(format!(
+                    "listener {}: filter_chains[{second}] matches the same connections as filter_chains[{first}]",
+                    l.name
+                ))
+            })?;
+            let tls_inspector = l
+                .listener_filters
+                .iter()
+                .map(|f| match f {
+                    ListenerFilter::TlsInspector {
+                        name,
+                        max_client_hello_size,
+                    } => TlsInspectorSpec {
+                        name: name.as_str().into(),
+                        max_client_hello_size: *max_client_hello_size,
+                    },
+                })
+                .next();
+            listeners.push(Arc::new(ListenerRuntime {
                 name: l.name.clone(),
                 address: l.address,
                 // At least 1: the watermark checks pause at `queued >= limit` and resume only
@@ -165,9 +198,12 @@ impl Snapshot {
                 // response for good. 1 means "pause whenever anything is queued".
                 buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
                 inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
+                tls_inspector,
+                filters_timeout: l.listener_filters_timeout,
+                selector,
                 chains,
                 default,
-            });
+            }));
         }
         let mut http_faults = vec![false; prefixes.len()];
         for chain in listeners
@@ -196,14 +232,19 @@ impl ListenerRuntime {
             .any(|c| c.tls.is_some())
     }
 
-    /// The chain for connections arriving on `port`: a chain naming that port wins over one
-    /// that names no port; the default chain is the last resort (Envoy's order).
-    pub(crate) fn select(&self, port: u16) -> Option<Chain> {
-        self.chains
-            .iter()
-            .find(|c| c.destination_port() == Some(port))
-            .or_else(|| self.chains.iter().find(|c| c.destination_port().is_none()))
-            .or(self.default.as_ref())
-            .cloned()
+    /// The chain for a connection, Envoy's way (`filter_chain_match`, most specific first);
+    /// the default chain when none matches.
+    pub(crate) fn select(&self, facts: &ConnectionFacts<'_>) -> Option<Chain> {
+        match self.selector.select(facts) {
+            Some(i) => self.chains.get(i),
+            None => self.default.as_ref(),
+        }
+        .cloned()
+    }
+
+    /// Choosing a chain needs the connection's local address (a chain matches on
+    /// `prefix_ranges`): one syscall per connection that is otherwise skipped.
+    pub(crate) fn needs_local_address(&self) -> bool {
+        self.selector.uses_destination_ip()
     }
 }

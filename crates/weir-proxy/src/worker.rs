@@ -36,10 +36,11 @@ use crate::http::active_streams::ActiveStreams;
 use crate::http::local_reply::DateCache;
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
+use crate::network::inspecting::Inspecting;
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::runtime::Runtime;
 use crate::server::{Control, ListenerScope};
-use crate::snapshot::{Chain, ChainRuntime, Snapshot};
+use crate::snapshot::{ChainRuntime, ListenerRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::upstream::ClusterState;
 
@@ -61,7 +62,8 @@ pub(crate) struct ListenerSlot {
     /// Its index in the layout of listener stats.
     pub(crate) stats: usize,
     pub(crate) address: SocketAddr,
-    pub(crate) chain: Option<Chain>,
+    /// Its filter chains and listener filters, which choose a connection's chain.
+    pub(crate) runtime: Arc<ListenerRuntime>,
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND.
     pub(crate) inbound: bool,
@@ -126,6 +128,8 @@ pub(crate) struct Downstream {
     /// A traced stream's flow, kept once its response has left.
     /// Boxed: only traced connections have one, and every idle connection carries the field.
     pub(crate) pending_flow: Option<Box<PendingFlow>>,
+    /// What its TLS handshake settled, once it has (access logs read it).
+    pub(crate) tls: Option<Arc<crate::network::tls::TlsInfo>>,
 }
 
 /// Where an upstream connection is in its life.
@@ -184,6 +188,8 @@ pub(crate) enum TimerKey {
     PerTry(Id),
     /// A filter holding the request asked to be woken (a fault delay is over).
     FilterWake(Id),
+    /// `listener_filters_timeout` of a connection under inspection.
+    ListenerFilters(Id),
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -202,6 +208,8 @@ pub(crate) struct Worker {
     pub(crate) net: Network,
     pub(crate) listeners: Vec<ListenerSlot>,
     pub(crate) downstreams: GenSlab<Downstream>,
+    /// Accepted connections whose listener filters have not chosen a chain yet.
+    pub(crate) inspecting: GenSlab<Inspecting>,
     pub(crate) upstreams: GenSlab<Upstream>,
     pub(crate) streams: GenSlab<Stream>,
     /// Most streams open at once since the heap's free memory was last released.
@@ -282,6 +290,7 @@ impl Worker {
             net,
             listeners,
             downstreams: GenSlab::new(),
+            inspecting: GenSlab::new(),
             upstreams: GenSlab::new(),
             streams: GenSlab::new(),
             stream_peak: 0,
@@ -470,6 +479,7 @@ impl Worker {
                     self.drive_downstream(id);
                 }
             }
+            (Kind::Inspecting, id) => self.on_inspecting_ready(id, event),
             (Kind::Upstream, id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.conn.on_ready(event);
@@ -518,6 +528,7 @@ impl Worker {
             TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),
             TimerKey::PerTry(id) => self.on_per_try_timeout(id),
             TimerKey::FilterWake(id) => self.on_filter_wake(id),
+            TimerKey::ListenerFilters(id) => self.on_listener_filters_timeout(id),
             TimerKey::DrainDeadline => {
                 tracing::info!(
                     worker = self.index,
@@ -536,6 +547,10 @@ impl Worker {
         self.draining = true;
         for listener in &mut self.listeners {
             listener.socket = None;
+        }
+        // A connection that has no chain yet has no request either.
+        for id in self.inspecting.ids() {
+            self.close_inspecting(id, "draining");
         }
         for id in self.downstreams.ids() {
             let Some(ds) = self.downstreams.get_mut(id) else {
@@ -653,9 +668,10 @@ impl TimerKey {
             | TimerKey::Retry(id)
             | TimerKey::PerTry(id)
             | TimerKey::FilterWake(id) => Scope::Stream(id),
-            TimerKey::AcceptRetry(_) | TimerKey::DrainDeadline | TimerKey::StopListeners => {
-                Scope::Worker
-            }
+            TimerKey::AcceptRetry(_)
+            | TimerKey::DrainDeadline
+            | TimerKey::StopListeners
+            | TimerKey::ListenerFilters(_) => Scope::Worker,
         }
     }
 }

@@ -8,84 +8,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
+use support::pki::{Pki, pki, tls_config};
 use support::{
-    Checksum, Origin, Ran, TempFile, Weir, echo_fields, generate, generated_checksum, proxy_config,
-    run_program,
+    Checksum, Origin, Ran, TempFile, Weir, echo_fields, generate, generated_checksum, run_program,
 };
 
 const CURL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A CA and what it signed, as PEM files.
-struct Pki {
-    ca: TempFile,
-    /// (certificate, key) for `a.test`, `b.test`, and a client.
-    a: (TempFile, TempFile),
-    b: (TempFile, TempFile),
-    client: (TempFile, TempFile),
-}
-
-fn pki() -> Pki {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "weir test CA");
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
-    let leaf = |name: &str| {
-        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &ca).expect("sign");
-        (
-            TempFile::new(&format!("{name}.crt"), cert.pem()),
-            TempFile::new(&format!("{name}.key"), key.serialize_pem()),
-        )
-    };
-    Pki {
-        a: leaf("a.test"),
-        b: leaf("b.test"),
-        client: leaf("client.test"),
-        ca: TempFile::new("ca.crt", ca.pem()),
-    }
-}
-
-/// `proxy_config` with its listener terminating TLS with `a.test` (first, the default) and
-/// `b.test`, `extra` added to the DownstreamTlsContext and `common` to its
-/// common_tls_context; and a route that answers `/proto` itself when the request's
-/// `x-forwarded-proto` and `:scheme` are `https`.
-fn tls_config(origin: SocketAddr, pki: &Pki, extra: &str, common: &str) -> String {
-    let cert = |(c, k): &(TempFile, TempFile)| {
-        format!(
-            "\n            - certificate_chain: {{ filename: {} }}\n              private_key: {{ filename: {} }}",
-            c.path().display(),
-            k.path().display()
-        )
-    };
-    let socket = format!(
-        r#"    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext{extra}
-          common_tls_context:{common}
-            alpn_protocols: [h2, http/1.1]
-            tls_certificates:{}{}
-      filters:
-"#,
-        cert(&pki.a),
-        cert(&pki.b)
-    );
-    let route = "              - match: { path: /local }";
-    let proto = "              - match: { path: /proto, headers: [{ name: x-forwarded-proto, string_match: { exact: https } }, { name: \":scheme\", string_match: { exact: https } }] }\n                direct_response: { status: 200, body: { inline_string: \"https\\n\" } }\n";
-    let config = proxy_config(origin);
-    assert!(config.contains("    - filters:\n") && config.contains(route));
-    config
-        .replacen("    - filters:\n", &socket, 1)
-        .replacen(route, &format!("{proto}{route}"), 1)
-}
 
 /// curl over TLS to `name` (resolved to weir).
 fn curl(weir: &Weir, pki: &Pki, name: &str, path: &str, args: &[&str]) -> Ran {
@@ -315,4 +243,52 @@ fn mtls_accepts_a_client_certificate_from_the_trusted_ca_and_refuses_none() {
     assert_ne!(ran.code(), Some(0), "no client certificate, yet: {ran}");
     assert_eq!(listener_stat(&weir, "ssl.handshake"), 1);
     assert_eq!(listener_stat(&weir, "ssl.connection_error"), 1);
+}
+
+#[test]
+fn access_logs_show_the_sni_version_and_cipher_as_envoy_names_them() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let log = TempFile::unique_path("tls-access.log");
+    let anchor = "          stat_prefix: ingress\n";
+    let logger = format!(
+        "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_TLS_CIPHER%\\n\"\n",
+        log.display()
+    );
+    let config = tls_config(origin.addr, &pki, "", "");
+    assert!(config.contains(anchor));
+    let config = config.replace(anchor, &format!("{anchor}{logger}"));
+    let weir = Weir::start(
+        &config,
+        &["--concurrency", "1", "--file-flush-interval-msec", "20"],
+    );
+    let ran = curl(&weir, &pki, "a.test", "/local", &["--tlsv1.3"]);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let ran = curl(
+        &weir,
+        &pki,
+        "b.test",
+        "/local",
+        &["--tlsv1.2", "--tls-max", "1.2"],
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 2 {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "log: {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(
+        lines[0].starts_with("a.test TLSv1.3 TLS_AES_")
+            || lines[0].starts_with("a.test TLSv1.3 TLS_CHACHA20_"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("b.test TLSv1.2 ECDHE-ECDSA-"),
+        "{lines:?}"
+    );
 }

@@ -184,6 +184,9 @@ fn operator(
         "DOWNSTREAM_LOCAL_PORT" => simple(Operator::DownstreamLocalPort),
         "ROUTE_NAME" => simple(Operator::RouteName),
         "PROTOCOL" => simple(Operator::Protocol),
+        "REQUESTED_SERVER_NAME" => simple(Operator::RequestedServerName),
+        "DOWNSTREAM_TLS_VERSION" => simple(Operator::DownstreamTlsVersion),
+        "DOWNSTREAM_TLS_CIPHER" => simple(Operator::DownstreamTlsCipher),
         other if is_envoy_operator(other) => Err(format!(
             "command operator `%{other}%` is not supported by weir yet"
         )),
@@ -231,7 +234,6 @@ fn is_envoy_operator(name: &str) -> bool {
         "CONNECTION_ID",
         "UPSTREAM_CONNECTION_POOL_READY_DURATION",
         "STREAM_ID",
-        "REQUESTED_SERVER_NAME",
         "VIRTUAL_CLUSTER_NAME",
         "HOSTNAME",
         "DYNAMIC_METADATA",

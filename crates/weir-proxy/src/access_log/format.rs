@@ -19,6 +19,8 @@ use weir_config::{
     TimePiece,
 };
 
+use crate::network::tls::TlsInfo;
+
 /// What happened to one request, as the access log sees it. The data path fills it once, when
 /// the stream ends; every logger of the connection manager formats the same record.
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ pub(crate) struct LogRecord {
     pub(crate) downstream_local: SocketAddr,
     /// The matched route's name; empty renders as missing.
     pub(crate) route_name: Option<Arc<str>>,
+    /// The downstream connection's TLS, if it is TLS.
+    pub(crate) tls: Option<Arc<TlsInfo>>,
 }
 
 /// Appends the line for `record` to `out`. Text formats append exactly what the format says (the
@@ -174,6 +178,15 @@ fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
         Operator::DownstreamLocalPort => Value::Number(u64::from(r.downstream_local.port())),
         Operator::RouteName => r.route_name.as_deref().map_or(Value::Missing, text),
         Operator::Protocol => text(r.protocol),
+        Operator::RequestedServerName => r
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.as_deref())
+            .map_or(Value::Missing, text),
+        Operator::DownstreamTlsVersion => {
+            r.tls.as_ref().map_or(Value::Missing, |t| text(t.version))
+        }
+        Operator::DownstreamTlsCipher => r.tls.as_ref().map_or(Value::Missing, |t| text(&t.cipher)),
     }
 }
 

@@ -575,6 +575,7 @@ mod tests {
             downstream_remote: addr,
             downstream_local: addr,
             route_name: None,
+            tls: None,
         }
     }
 

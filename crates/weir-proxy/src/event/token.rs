@@ -1,7 +1,7 @@
 //! Generational handles: slab slots are reused, so a handle carries (slot, generation) and a
 //! late event or timer for a dead connection is dropped instead of reaching its successor.
 //!
-//! A `mio::Token` packs a handle with its kind: `[kind: 2 bits][generation: 30 bits][slot: 32 bits]`.
+//! A `mio::Token` packs a handle with its kind: `[kind: 3 bits][generation: 29 bits][slot: 32 bits]`.
 
 use mio::Token;
 use slab::Slab;
@@ -20,7 +20,7 @@ impl Id {
     }
 }
 
-const GENERATION_MASK: u32 = (1 << 30) - 1;
+const GENERATION_MASK: u32 = (1 << 29) - 1;
 
 /// What a token names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(crate) enum Kind {
     Upstream,
     /// The worker's waker (drain and shutdown requests from the main thread).
     Waker,
+    /// An accepted connection its listener filters are still looking at.
+    Inspecting,
 }
 
 impl Kind {
@@ -42,21 +44,23 @@ impl Kind {
             Kind::Downstream => 1,
             Kind::Upstream => 2,
             Kind::Waker => 3,
+            Kind::Inspecting => 4,
         }
     }
 }
 
 /// Packs a kind and a handle into a poll token.
 pub(crate) fn token(kind: Kind, id: Id) -> Token {
-    Token(kind.bits() << 62 | (id.generation as usize) << 32 | id.slot as usize)
+    Token(kind.bits() << 61 | (id.generation as usize) << 32 | id.slot as usize)
 }
 
 /// Splits a poll token back into its kind and handle.
 pub(crate) fn untoken(token: Token) -> (Kind, Id) {
-    let kind = match token.0 >> 62 {
+    let kind = match token.0 >> 61 {
         0 => Kind::Listener,
         1 => Kind::Downstream,
         2 => Kind::Upstream,
+        4 => Kind::Inspecting,
         _ => Kind::Waker,
     };
     let id = Id {
@@ -201,6 +205,7 @@ mod tests {
             Kind::Downstream,
             Kind::Upstream,
             Kind::Waker,
+            Kind::Inspecting,
         ] {
             assert_eq!(untoken(token(kind, id)), (kind, id));
         }

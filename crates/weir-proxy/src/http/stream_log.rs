@@ -190,6 +190,7 @@ impl Worker {
             downstream_remote: log.downstream_remote.unwrap_or(ds.peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
+            tls: ds.tls.clone(),
         };
         self.logs.log(set, &record);
     }
@@ -232,6 +233,7 @@ impl Worker {
             downstream_remote: ds.peer,
             downstream_local: local.unwrap_or(ds.peer),
             route_name: None,
+            tls: ds.tls.clone(),
         };
         self.logs.log(set, &record);
     }

@@ -99,10 +99,14 @@ impl Connection {
         }
     }
 
-    /// Terminates TLS on this (accepted, not yet read) connection.
-    pub(crate) fn start_tls(self, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+    /// Terminates TLS on this accepted connection. What was read already (by a TLS
+    /// inspector) is the start of the TLS stream: the session takes it, and the connection
+    /// counts as readable so that the plaintext it yields is read without a new edge.
+    pub(crate) fn start_tls(mut self, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        let prefix = std::mem::take(&mut self.input);
         Ok(Connection {
-            transport: self.transport.into_tls(config)?,
+            transport: self.transport.into_tls(config, &prefix)?,
+            readable: self.readable || !prefix.is_empty(),
             ..self
         })
     }
@@ -121,6 +125,11 @@ impl Connection {
     /// Registers the socket with the worker's poll, once for its life.
     pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         self.transport.register(registry, token)
+    }
+
+    /// Sends the socket's edges to a new token.
+    pub(crate) fn reregister(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        self.transport.reregister(registry, token)
     }
 
     /// How a connect in progress stands (call at a writable edge; two syscalls).

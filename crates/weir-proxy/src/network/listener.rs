@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpListener;
@@ -16,7 +17,9 @@ use weir_flow::EventKind;
 use crate::codec::http1::Http1Server;
 use crate::event::token::{Kind, token};
 use crate::network::connection::Connection;
+use crate::network::inspecting::{Facts, Opening};
 use crate::network::tls::TlsProgress;
+use crate::network::tls_inspector::ClientHello;
 use crate::snapshot::Chain;
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
@@ -101,14 +104,53 @@ impl Worker {
     }
 
     /// A connection accepted on listener `index` (the in-memory harness admits its own
-    /// through here too): checked against the filter chains and the global limit, then
-    /// registered with its connection manager state and timers.
-    pub(crate) fn admit(&mut self, index: usize, mut conn: Connection, peer: SocketAddr) {
+    /// through here too). With a TLS inspector it waits for its first bytes
+    /// ([`Worker::inspect`]); otherwise its filter chain is chosen now.
+    pub(crate) fn admit(&mut self, index: usize, conn: Connection, peer: SocketAddr) {
+        let runtime = self.listeners[index].runtime.clone();
+        if runtime.tls_inspector.is_some() {
+            return self.inspect(index, conn, peer);
+        }
+        let facts = self.facts(index, &conn, peer, None);
+        let chain = runtime.select(&facts.facts());
+        self.open_downstream(index, conn, peer, chain, Opening::Accepted);
+    }
+
+    /// What the chain selector knows of a connection: its addresses, and what a TLS
+    /// inspector found (`None`: no inspector ran, or it found no TLS).
+    pub(crate) fn facts(
+        &self,
+        index: usize,
+        conn: &Connection,
+        peer: SocketAddr,
+        hello: Option<ClientHello>,
+    ) -> Facts {
         let slot = &self.listeners[index];
-        let listener = slot.stats;
-        let chain = match slot.chain.clone() {
+        let local = if slot.runtime.needs_local_address() {
+            self.syscalls().other();
+            conn.local_addr().unwrap_or(slot.address)
+        } else {
+            slot.address
+        };
+        Facts { local, peer, hello }
+    }
+
+    /// Opens the connection on `chain` (`None`: no chain matched, and there is no default):
+    /// checks the chain and the global limit, then registers it with its connection manager
+    /// state and timers.
+    pub(crate) fn open_downstream(
+        &mut self,
+        index: usize,
+        mut conn: Connection,
+        peer: SocketAddr,
+        chain: Option<Chain>,
+        opening: Opening,
+    ) {
+        let listener = self.listeners[index].stats;
+        let counted = !matches!(opening, Opening::Accepted);
+        let chain = match chain {
             Some(Chain::Http(chain)) => chain,
-            Some(Chain::Empty { .. }) => {
+            Some(Chain::Empty) => {
                 // A chain without network filters: Envoy accepts the connection and closes it.
                 tracing::debug!(%peer, "the filter chain has no network filter; closing");
                 if let Some(l) = self.stats.listeners.get(listener) {
@@ -116,19 +158,24 @@ impl Worker {
                     l.network_extension_config_missing.inc();
                     l.downstream_cx_destroy.inc();
                 }
+                if counted {
+                    self.control.server.connection_closed();
+                }
                 return;
             }
             None => {
-                // No filter chain matches this listener's port and there is no default: Envoy
-                // closes such connections.
+                // No filter chain matches and there is no default: Envoy closes the connection.
                 tracing::debug!(%peer, "no filter chain matched; closing");
                 if let Some(l) = self.stats.listeners.get(listener) {
                     l.no_filter_chain_match.inc();
                 }
+                if counted {
+                    self.control.server.connection_closed();
+                }
                 return;
             }
         };
-        if !self.control.server.connection_opened() {
+        if !counted && !self.control.server.connection_opened() {
             // Over the global limit: closed as soon as accepted, as Envoy's overload manager
             // does; established connections are untouched.
             tracing::debug!(%peer, "global connection limit reached; closing");
@@ -137,26 +184,39 @@ impl Worker {
             }
             return;
         }
-        self.syscalls().other();
-        if let Err(e) = conn.set_nodelay() {
-            tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
+        if matches!(opening, Opening::Accepted) {
+            self.syscalls().other();
+            if let Err(e) = conn.set_nodelay() {
+                tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
+            }
         }
         if let Some(tls) = &chain.tls {
             conn = match conn.start_tls(tls.clone()) {
                 Ok(conn) => conn,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot start TLS; closing");
+                    // The bytes a TLS inspector read are not a handshake this chain accepts.
+                    tracing::debug!(%peer, error = %e, "cannot start TLS; closing");
+                    if let Some(ssl) = self.stats.ssl.get(listener) {
+                        ssl.connection_error();
+                    }
                     self.control.server.connection_closed();
                     return;
                 }
             };
         }
         let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
-        let trace = self.recorder.new_conn();
+        let (trace, listener_filter) = match opening {
+            Opening::Accepted => (self.recorder.new_conn(), None),
+            Opening::Inspected { trace, filter } => (trace, Some(filter)),
+        };
         let mut registered = Ok(());
         let net = &mut self.net;
         let id = self.downstreams.insert_with(|id| {
-            registered = net.register(&mut conn, token(Kind::Downstream, id));
+            let token = token(Kind::Downstream, id);
+            registered = match listener_filter {
+                None => net.register(&mut conn, token),
+                Some(_) => net.reregister(&mut conn, token),
+            };
             Downstream {
                 conn,
                 chain,
@@ -178,6 +238,7 @@ impl Worker {
                 abort: false,
                 trace,
                 pending_flow: None,
+                tls: None,
             }
         });
         self.stats.syscalls.epoll_ctl.inc();
@@ -192,6 +253,9 @@ impl Worker {
             let local = self.listeners[index].address;
             let chain = self.downstreams.get(id).map(|d| d.chain.name.clone());
             self.trace_down(id, || EventKind::Accept { peer, local });
+            if let Some(name) = listener_filter.clone() {
+                self.trace_down(id, || EventKind::ListenerFilter { name });
+            }
             if let Some(name) = chain {
                 self.trace_down(id, || EventKind::FilterChain { name });
             }
@@ -225,13 +289,19 @@ impl Worker {
                 ds.duration_timer = Some(timer);
             }
         }
+        if listener_filter.is_some() {
+            // Its first bytes were read already and no edge will announce them again; a TLS
+            // session that took them may hold its answer (ServerHello) to send.
+            self.flush_downstream(id);
+            self.drive_downstream(id);
+        }
     }
 }
 
 impl Worker {
     /// Counts a TLS handshake that completed or failed since the last read
     /// (`listener.<address>.ssl.*`).
-    pub(crate) fn tls_progress(&self, id: crate::event::token::Id, progress: TlsProgress) {
+    pub(crate) fn tls_progress(&mut self, id: crate::event::token::Id, progress: TlsProgress) {
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };
@@ -242,6 +312,9 @@ impl Worker {
             TlsProgress::Done(info) => {
                 tracing::trace!(version = info.version, cipher = %info.cipher, sni = ?info.server_name, "TLS handshake done");
                 ssl.handshake(&info);
+                if let Some(ds) = self.downstreams.get_mut(id) {
+                    ds.tls = Some(Arc::from(info));
+                }
             }
             TlsProgress::Failed => {
                 tracing::debug!(peer = %ds.peer, "TLS handshake failed");

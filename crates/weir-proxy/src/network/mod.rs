@@ -2,8 +2,10 @@
 //! transport seam, and the network a worker opens connections on.
 
 pub(crate) mod connection;
+pub(crate) mod inspecting;
 pub(crate) mod listener;
 pub(crate) mod tls;
+pub(crate) mod tls_inspector;
 pub(crate) mod transport;
 
 use std::io;
@@ -47,6 +49,16 @@ impl Network {
             Network::Memory(_) => Err(io::Error::other(
                 "the in-memory network is driven by its harness",
             )),
+        }
+    }
+
+    /// Sends a registered connection's edges to a new token: a connection whose listener
+    /// filters are done becomes a downstream.
+    pub(crate) fn reregister(&mut self, conn: &mut Connection, token: Token) -> io::Result<()> {
+        match self {
+            Network::Sockets(poll) => conn.reregister(poll.registry(), token),
+            #[cfg(test)]
+            Network::Memory(net) => net.reregister(conn, token),
         }
     }
 

@@ -56,9 +56,18 @@ pub(crate) struct TlsSession {
 }
 
 impl TlsSession {
-    pub(crate) fn new(config: Arc<ServerConfig>) -> io::Result<Self> {
+    /// A session whose first bytes from the client are `prefix` (what a TLS inspector read;
+    /// usually empty). A prefix that is not a valid start of TLS is an error.
+    pub(crate) fn server(config: Arc<ServerConfig>, mut prefix: &[u8]) -> io::Result<Self> {
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
         conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+        // Each pass takes bytes (or fails), so the loop ends.
+        while !prefix.is_empty() {
+            if conn.read_tls(&mut prefix)? == 0 {
+                break;
+            }
+            conn.process_new_packets().map_err(io::Error::other)?;
+        }
         Ok(TlsSession {
             conn,
             handshake_done: false,

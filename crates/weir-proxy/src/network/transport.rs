@@ -60,6 +60,17 @@ impl Transport {
         Ok(Transport::Raw(socket))
     }
 
+    /// Sends the socket's edges to a new token (`epoll_ctl(MOD)`).
+    pub(crate) fn reregister(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match self {
+            Transport::Raw(s) => registry.reregister(s, token, interest),
+            Transport::Tls(t) => registry.reregister(&mut t.socket, token, interest),
+            #[cfg(test)]
+            Transport::Memory(_) => Err(io::Error::other("an in-memory pipe has no poll")),
+        }
+    }
+
     /// Registers the socket once, for readable and writable, edge-triggered.
     pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         match self {
@@ -159,11 +170,15 @@ impl Transport {
 
 impl Transport {
     /// Starts TLS on an accepted plaintext socket (the chain chosen for it terminates TLS).
-    pub(crate) fn into_tls(self, config: Arc<ServerConfig>) -> io::Result<Transport> {
+    pub(crate) fn into_tls(
+        self,
+        config: Arc<ServerConfig>,
+        prefix: &[u8],
+    ) -> io::Result<Transport> {
         match self {
             Transport::Raw(socket) => Ok(Transport::Tls(Box::new(TlsTransport {
                 socket,
-                session: TlsSession::new(config)?,
+                session: TlsSession::server(config, prefix)?,
             }))),
             other => Ok(other),
         }

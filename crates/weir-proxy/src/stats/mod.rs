@@ -139,10 +139,23 @@ scope! {
     ListenerStats {
         counters: [
             downstream_cx_total, downstream_cx_destroy, downstream_global_cx_overflow,
-            no_filter_chain_match, network_extension_config_missing,
+            no_filter_chain_match, network_extension_config_missing, downstream_pre_cx_timeout,
         ],
-        gauges: [downstream_cx_active],
+        gauges: [downstream_cx_active, downstream_pre_cx_active],
         histograms: [downstream_cx_length_ms],
+    }
+}
+
+scope! {
+    /// `tls_inspector.*`: what the TLS inspectors of all listeners found (one root scope, as
+    /// Envoy has it).
+    TlsInspectorStats {
+        counters: [
+            alpn_found, alpn_not_found, client_hello_too_large, sni_found, sni_not_found,
+            tls_found, tls_not_found,
+        ],
+        gauges: [],
+        histograms: [bytes_processed],
     }
 }
 
@@ -310,6 +323,8 @@ pub(crate) struct Layout {
     pub(crate) listeners: Vec<SocketAddr>,
     /// Per listener: one of its chains terminates TLS (so `ssl.*` exist).
     pub(crate) tls_listeners: Vec<bool>,
+    /// Some listener has a TLS inspector (so `tls_inspector.*` exist).
+    pub(crate) tls_inspector: bool,
     /// Cluster names and their hosts.
     pub(crate) clusters: Vec<(String, Vec<SocketAddr>)>,
 }
@@ -326,6 +341,7 @@ impl Layout {
                 .iter()
                 .map(|l| l.terminates_tls())
                 .collect(),
+            tls_inspector: snapshot.listeners.iter().any(|l| l.tls_inspector.is_some()),
             listeners,
             clusters: snapshot
                 .bootstrap
@@ -351,6 +367,8 @@ pub struct WorkerStats {
     pub listeners: Box<[ListenerStats]>,
     /// Per listener, its TLS handshakes (used by TLS listeners only).
     pub ssl: Box<[SslStats]>,
+    /// The TLS inspectors' (all listeners').
+    pub tls_inspector: TlsInspectorStats,
     /// Per cluster.
     pub clusters: Box<[ClusterStats]>,
     /// This worker's event loop.
@@ -377,6 +395,7 @@ impl WorkerStats {
                 .iter()
                 .map(|_| SslStats::default())
                 .collect(),
+            tls_inspector: TlsInspectorStats::default(),
             clusters: layout
                 .clusters
                 .iter()
@@ -551,6 +570,16 @@ pub(crate) fn collect(
     let mut out = Vec::new();
     collect_http(&mut out, layout, workers);
     collect_listeners(&mut out, layout, workers);
+    if layout.tls_inspector {
+        merge_scope(
+            &mut out,
+            workers,
+            |w, f| w.tls_inspector.each_field(f),
+            "tls_inspector.",
+            "tls_inspector.",
+            &[],
+        );
+    }
     collect_clusters(&mut out, layout, workers);
     collect_workers(&mut out, workers);
     collect_computed(&mut out, layout, server);

@@ -139,7 +139,7 @@ impl Harness {
                 socket: None,
                 stats: i,
                 address: l.address,
-                chain: l.select(l.address.port()),
+                runtime: l.clone(),
                 buffer_limit: l.buffer_limit,
                 inbound: l.inbound,
             })

@@ -302,6 +302,15 @@ impl MemoryNet {
         Ok(())
     }
 
+    /// Points a registered pipe's edges at a new token (`epoll_ctl(MOD)`).
+    pub(crate) fn reregister(&mut self, conn: &mut Connection, token: Token) -> io::Result<()> {
+        let Transport::Memory(end) = conn.transport() else {
+            return Err(io::Error::other("a socket on the in-memory network"));
+        };
+        lock(&end.0).token = Some(token);
+        Ok(())
+    }
+
     /// Takes the edges raised since the last call, one readiness per pipe, as an
     /// edge-triggered poll reports them; forgets pipes the worker closed.
     pub(crate) fn poll(&mut self) -> Vec<Readiness> {

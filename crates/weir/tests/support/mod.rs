@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod pki;
+
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

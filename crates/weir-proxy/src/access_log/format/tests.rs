@@ -27,6 +27,7 @@ fn record() -> LogRecord {
         downstream_remote: "10.0.0.9:51234".parse().unwrap(),
         downstream_local: "10.0.0.1:8080".parse().unwrap(),
         route_name: None,
+        tls: None,
     }
 }
 
