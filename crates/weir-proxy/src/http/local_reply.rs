@@ -232,6 +232,13 @@ impl LocalReply {
         )
     }
 
+    /// A TLS handshake with the origin that failed: UF, with Envoy's details (BoringSSL's
+    /// error text after `TLS_error` is not reproduced).
+    pub(crate) fn tls_failure() -> Self {
+        LocalReply::failure(ResponseFlag::UpstreamConnectionFailure)
+            .because("upstream_reset_before_response_started{remote_connection_failure|TLS_error}")
+    }
+
     /// The reply after the router retried the request: an upstream failure's body says so,
     /// as Envoy's does (`retried and the latest reset reason: …`).
     pub(crate) fn after_retries(mut self) -> Self {

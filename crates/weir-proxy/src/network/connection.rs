@@ -77,10 +77,14 @@ impl Connection {
         Connection::new(Transport::Raw(socket), true)
     }
 
-    /// Starts a non-blocking connect to `address`: not writable until its first edge, which
+    /// Starts a non-blocking connect to `address` (speaking TLS when `tls` says so): not
+    /// writable until its first edge, which
     /// [`Connection::finish_connect`] reads.
-    pub(crate) fn connect(address: SocketAddr) -> io::Result<Self> {
-        Ok(Connection::new(Transport::connect(address)?, false))
+    pub(crate) fn connect(
+        address: SocketAddr,
+        tls: Option<&weir_config::UpstreamTls>,
+    ) -> io::Result<Self> {
+        Ok(Connection::new(Transport::connect(address, tls)?, false))
     }
 
     pub(crate) fn new(transport: Transport, writable: bool) -> Self {

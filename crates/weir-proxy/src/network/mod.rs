@@ -28,10 +28,15 @@ pub(crate) enum Network {
 }
 
 impl Network {
-    /// Starts a non-blocking connect to `address`.
-    pub(crate) fn connect(&mut self, address: SocketAddr) -> io::Result<Connection> {
+    /// Starts a non-blocking connect to `address`, over TLS when `tls` says so (the in-memory
+    /// network speaks plaintext only).
+    pub(crate) fn connect(
+        &mut self,
+        address: SocketAddr,
+        tls: Option<&weir_config::UpstreamTls>,
+    ) -> io::Result<Connection> {
         match self {
-            Network::Sockets(_) => Connection::connect(address),
+            Network::Sockets(_) => Connection::connect(address, tls),
             #[cfg(test)]
             Network::Memory(net) => net.connect(address),
         }

@@ -1,7 +1,8 @@
-//! Downstream TLS: a rustls server session driven from the edge-triggered loop.
+//! TLS on both sides: a rustls session (a server's toward clients, a client's toward origins)
+//! driven from the edge-triggered loop.
 //!
-//! [`TlsSession`] is weir's own face of a rustls `ServerConnection` (so a rustls API change
-//! stays in this file). Reading drains the socket into the session only when the session has
+//! [`TlsSession`] is weir's own face of a rustls `Connection` (so a rustls API change stays in
+//! this file). Reading drains the socket into the session only when the session has
 //! no plaintext left, so at most one record's worth waits in rustls and the socket's edge is
 //! never lost: a read returns `WouldBlock` only once the session is empty *and* the socket
 //! said so. Handshake bytes, alerts and `close_notify` leave through `write_tls` (vectored)
@@ -12,7 +13,11 @@ use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{
+    ClientConfig, ClientConnection, Connection, HandshakeKind, ProtocolVersion, ServerConfig,
+    ServerConnection,
+};
 
 /// Encrypted output the session holds before it takes no more plaintext: the back-pressure
 /// point of a TLS connection (the codec's queue stays the connection's).
@@ -49,7 +54,7 @@ pub(crate) enum TlsProgress {
 
 /// See the module documentation.
 pub(crate) struct TlsSession {
-    conn: ServerConnection,
+    conn: Connection,
     /// The handshake's end was seen (and reported once through `progress`).
     handshake_done: bool,
     progress: Option<TlsProgress>,
@@ -59,7 +64,7 @@ impl TlsSession {
     /// A session whose first bytes from the client are `prefix` (what a TLS inspector read;
     /// usually empty). A prefix that is not a valid start of TLS is an error.
     pub(crate) fn server(config: Arc<ServerConfig>, mut prefix: &[u8]) -> io::Result<Self> {
-        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut conn = Connection::Server(ServerConnection::new(config).map_err(io::Error::other)?);
         conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
         // Each pass takes bytes (or fails), so the loop ends.
         while !prefix.is_empty() {
@@ -68,6 +73,20 @@ impl TlsSession {
             }
             conn.process_new_packets().map_err(io::Error::other)?;
         }
+        Ok(TlsSession {
+            conn,
+            handshake_done: false,
+            progress: None,
+        })
+    }
+
+    /// A client session toward an origin, presenting `name` (sent as SNI when it is a DNS
+    /// name). Its ClientHello waits in the session until the connect completes and the
+    /// connection flushes; plaintext written before the handshake ends waits too.
+    pub(crate) fn client(config: Arc<ClientConfig>, name: ServerName<'static>) -> io::Result<Self> {
+        let mut conn =
+            Connection::Client(ClientConnection::new(config, name).map_err(io::Error::other)?);
+        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
         Ok(TlsSession {
             conn,
             handshake_done: false,
@@ -133,7 +152,10 @@ impl TlsSession {
                 .conn
                 .negotiated_key_exchange_group()
                 .map(|g| weir_config::group_stat_name(g.name())),
-            server_name: self.conn.server_name().map(str::to_owned),
+            server_name: match &self.conn {
+                Connection::Server(c) => c.server_name().map(str::to_owned),
+                Connection::Client(_) => None,
+            },
             resumed: self.conn.handshake_kind() == Some(HandshakeKind::Resumed),
             peer_certificate: self.conn.peer_certificates().is_some(),
         }
@@ -202,7 +224,7 @@ impl TlsSession {
 }
 
 /// Hands the session the bytes of `bufs` from `skip` on; how many it took.
-fn write_from(conn: &mut ServerConnection, bufs: &[IoSlice<'_>], skip: usize) -> io::Result<usize> {
+fn write_from(conn: &mut Connection, bufs: &[IoSlice<'_>], skip: usize) -> io::Result<usize> {
     let mut rest = skip;
     let mut slices = Vec::with_capacity(bufs.len());
     for b in bufs {

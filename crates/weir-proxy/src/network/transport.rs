@@ -19,6 +19,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::ServerConfig;
+use weir_config::UpstreamTls;
 
 use crate::network::tls::{TlsProgress, TlsSession};
 
@@ -26,7 +27,8 @@ use crate::network::tls::{TlsProgress, TlsSession};
 pub(crate) enum Transport {
     /// Plain TCP: reads and writes are the socket's.
     Raw(TcpStream),
-    /// TLS terminated here. Boxed: a plaintext connection stays as small as a socket.
+    /// TLS, terminated here (a client's) or spoken to an origin. Boxed: a plaintext connection
+    /// stays as small as a socket.
     Tls(Box<TlsTransport>),
     /// One end of an in-memory pipe, for tests on a virtual clock (`crate::testing`).
     #[cfg(test)]
@@ -53,11 +55,18 @@ pub(crate) enum ConnectProgress {
 impl Transport {
     /// Starts a non-blocking connect to `address` with `TCP_NODELAY` set (the socket, the
     /// connect and the option: what the syscall counters charge to a connect).
-    pub(crate) fn connect(address: SocketAddr) -> io::Result<Transport> {
+    pub(crate) fn connect(address: SocketAddr, tls: Option<&UpstreamTls>) -> io::Result<Transport> {
         let socket = TcpStream::connect(address)?;
         // A failed option costs latency, never correctness.
         let _ = socket.set_nodelay(true);
-        Ok(Transport::Raw(socket))
+        Ok(match tls {
+            None => Transport::Raw(socket),
+            Some(tls) => {
+                let name = weir_config::upstream_server_name(tls.sni.as_deref(), address.ip());
+                let session = TlsSession::client(tls.client_config.clone(), name)?;
+                Transport::Tls(Box::new(TlsTransport { socket, session }))
+            }
+        })
     }
 
     /// Sends the socket's edges to a new token (`epoll_ctl(MOD)`).

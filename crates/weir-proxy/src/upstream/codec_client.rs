@@ -34,15 +34,19 @@ pub(crate) enum Failure {
     Reset,
     /// The origin's response was malformed.
     Protocol,
+    /// The TLS session with the origin failed: its handshake (an untrusted certificate, no
+    /// common version or suite) or a bad record. A connection failure to Envoy (`UF`).
+    Tls,
 }
 
 impl Failure {
-    /// A failed read or write: a reset is `Reset`, anything else ended the connection.
+    /// A failed read or write: a TLS error (the transport says `InvalidData` for those and
+    /// for nothing else), a reset, or else the connection ended.
     fn of_io(e: &std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::ConnectionReset {
-            Failure::Reset
-        } else {
-            Failure::Termination
+        match e.kind() {
+            std::io::ErrorKind::InvalidData => Failure::Tls,
+            std::io::ErrorKind::ConnectionReset => Failure::Reset,
+            _ => Failure::Termination,
         }
     }
 }
@@ -122,7 +126,8 @@ impl Worker {
     fn open_upstream(&mut self, sid: Id, cluster: usize, host: usize) {
         let address = self.clusters[cluster].hosts[host];
         self.stats.syscalls.connect.add(2);
-        let mut conn = match self.net.connect(address) {
+        let tls = self.clusters[cluster].tls.as_ref();
+        let mut conn = match self.net.connect(address, tls) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
@@ -605,9 +610,17 @@ impl Worker {
         };
         let (sid, reused, seen) = (up.stream, up.reused, up.response_seen);
         let (cluster, host) = (up.cluster, up.host);
+        // A TLS error once the origin has answered is a broken connection, not a failed one.
+        let failure = match failure {
+            Failure::Tls if seen => Failure::Reset,
+            other => other,
+        };
         if let Some(c) = self.stats.clusters.get(cluster) {
             match failure {
-                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
+                Failure::ConnectFailed
+                | Failure::ConnectRefused
+                | Failure::ConnectTimeout
+                | Failure::Tls => {
                     c.common.upstream_cx_connect_fail.inc();
                     if let Some(h) = c.hosts.get(host) {
                         h.cx_connect_fail.inc();
@@ -634,9 +647,10 @@ impl Worker {
         };
         if stream.response_started() {
             stream.flag.get_or_insert(match failure {
-                Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
-                    ResponseFlag::UpstreamConnectionFailure
-                }
+                Failure::ConnectFailed
+                | Failure::ConnectRefused
+                | Failure::ConnectTimeout
+                | Failure::Tls => ResponseFlag::UpstreamConnectionFailure,
                 Failure::Termination => ResponseFlag::UpstreamConnectionTermination,
                 Failure::Reset => ResponseFlag::UpstreamRemoteReset,
                 Failure::Protocol => ResponseFlag::UpstreamProtocolError,
@@ -664,9 +678,10 @@ impl Worker {
             return;
         }
         let cause = match failure {
-            Failure::ConnectFailed | Failure::ConnectRefused | Failure::ConnectTimeout => {
-                RetryCause::Connect
-            }
+            Failure::ConnectFailed
+            | Failure::ConnectRefused
+            | Failure::ConnectTimeout
+            | Failure::Tls => RetryCause::Connect,
             Failure::Termination | Failure::Reset | Failure::Protocol => RetryCause::Reset,
         };
         if self.should_retry(sid, cause) {
@@ -681,6 +696,7 @@ impl Worker {
             }
             Failure::Reset => LocalReply::failure(ResponseFlag::UpstreamRemoteReset),
             Failure::Protocol => LocalReply::failure(ResponseFlag::UpstreamProtocolError),
+            Failure::Tls => LocalReply::tls_failure(),
         };
         self.local_reply(sid, None, reply);
     }

@@ -28,6 +28,8 @@ pub(crate) struct ClusterState {
     pub(crate) buffer_limit: usize,
     /// Its `header_key_format`: how requests' names are written to it.
     pub(crate) key_format: weir_config::HeaderKeyFormat,
+    /// Its `transport_socket`: TLS to its hosts, or plaintext.
+    pub(crate) tls: Option<weir_config::UpstreamTls>,
 }
 
 impl ClusterState {
@@ -45,6 +47,7 @@ impl ClusterState {
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
             key_format: cluster.header_key_format,
+            tls: cluster.tls.clone(),
         }
     }
 }

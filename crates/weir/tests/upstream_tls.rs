@@ -1,0 +1,197 @@
+//! TLS to the origin (a cluster's `UpstreamTlsContext`) on 127.0.0.1: weir in front of another
+//! weir that terminates TLS (the origin behind it is plaintext). The origin's certificate
+//! verified against `trusted_ca` or, as Envoy does without a `validation_context`, not at all;
+//! an untrusted one refused with 503 `UF`; SNI sent; pooled TLS connections reused; a large
+//! body both ways.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use support::pki::{Pki, pki, tls_config};
+use support::{
+    Client, Origin, TempFile, Weir, echo_fields, generate, generated_checksum, proxy_config,
+    run_program,
+};
+
+/// `proxy_config` toward `tls_origin` with its cluster speaking TLS: `context` fields of the
+/// UpstreamTlsContext and `common` fields of its common_tls_context (JSON).
+fn front_config(tls_origin: SocketAddr, context: &str, common: &str) -> String {
+    let socket = format!(
+        r#"    transport_socket: {{ "name": "envoy.transport_sockets.tls", "typed_config": {{ "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", {context} "common_tls_context": {{ {common} }} }} }}
+"#
+    );
+    let config = proxy_config(tls_origin);
+    let anchor = "    connect_timeout: 2s\n";
+    assert!(config.contains(anchor));
+    config.replacen(anchor, &format!("{anchor}{socket}"), 1)
+}
+
+fn trusted(pki: &Pki) -> String {
+    format!(
+        r#""validation_context": {{ "trusted_ca": {{ "filename": "{}" }} }}"#,
+        pki.ca.path().display()
+    )
+}
+
+fn stat(weir: &Weir, name: &str) -> u64 {
+    let url = format!("http://{}/stats", weir.admin);
+    let stats = run_program("curl", &["-sS", &url], std::time::Duration::from_secs(30)).stdout;
+    let name = format!("{name}: ");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .map_or(0, |v| v.trim().parse().expect("a number"))
+}
+
+/// The TLS-terminating weir in the middle, its origin, and its listener's stat prefix.
+struct Middle {
+    _origin: Origin,
+    weir: Weir,
+}
+
+impl Middle {
+    fn start(pki: &Pki) -> Middle {
+        Middle::logging(pki, None)
+    }
+
+    /// With an access log of each request's `%REQUESTED_SERVER_NAME%` at `log`.
+    fn logging(pki: &Pki, log: Option<&std::path::Path>) -> Middle {
+        let origin = Origin::standard();
+        let mut config = tls_config(origin.addr, pki, "", "");
+        if let Some(log) = log {
+            let anchor = "          stat_prefix: ingress\n";
+            let logger = format!(
+                "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%REQUESTED_SERVER_NAME%\\n\"\n",
+                log.display()
+            );
+            config = config.replace(anchor, &format!("{anchor}{logger}"));
+        }
+        let weir = Weir::start(
+            &config,
+            &["--concurrency", "1", "--file-flush-interval-msec", "20"],
+        );
+        Middle {
+            _origin: origin,
+            weir,
+        }
+    }
+
+    fn listener_stat(&self, name: &str) -> u64 {
+        let a = self.weir.addr();
+        stat(
+            &self.weir,
+            &format!("listener.{}_{}.{name}", a.ip(), a.port()),
+        )
+    }
+}
+
+#[test]
+fn a_trusted_origin_is_reached_over_tls_with_sni_and_its_connection_is_reused() {
+    let pki = pki();
+    let log = TempFile::unique_path("middle.log");
+    let middle = Middle::logging(&pki, Some(&log));
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), r#""sni": "b.test","#, &trusted(&pki)),
+        &["--concurrency", "1"],
+    );
+    let mut client = Client::connect(front.addr()).expect("connect");
+    for i in 0..5 {
+        let response = client.get("/through").expect("response");
+        assert_eq!(response.status(), 200, "request {i}");
+        assert!(response.text().contains("target: /through"), "request {i}");
+    }
+    // One handshake for the five (the pooled connection was reused), with the name sent.
+    assert_eq!(middle.listener_stat("ssl.handshake"), 1);
+    assert_eq!(stat(&front, "cluster.origin.upstream_cx_total"), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 5 {
+            assert!(text.lines().all(|l| l == "b.test"), "{text:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log: {text:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_untrusted_origin_is_refused_with_503_uf() {
+    let pki = pki();
+    let other = pki_other();
+    let middle = Middle::start(&pki);
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), r#""sni": "a.test","#, &trusted(&other)),
+        &["--concurrency", "1"],
+    );
+    let mut client = Client::connect(front.addr()).expect("connect");
+    let response = client.get("/through").expect("response");
+    assert_eq!(response.status(), 503);
+    assert!(
+        response
+            .text()
+            .starts_with("upstream connect error or disconnect/reset before headers"),
+        "{}",
+        response.text()
+    );
+    assert!(stat(&front, "cluster.origin.upstream_cx_connect_fail") >= 1);
+    assert_eq!(middle.listener_stat("ssl.handshake"), 0);
+}
+
+/// Another CA, which signed nothing the middle presents.
+fn pki_other() -> Pki {
+    pki()
+}
+
+#[test]
+fn without_a_validation_context_any_certificate_is_accepted_as_envoy_does() {
+    let pki = pki();
+    let middle = Middle::start(&pki);
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), "", ""),
+        &["--concurrency", "1"],
+    );
+    let mut client = Client::connect(front.addr()).expect("connect");
+    let response = client.get("/through").expect("response");
+    assert_eq!(response.status(), 200);
+    assert!(response.text().contains("target: /through"));
+    assert_eq!(middle.listener_stat("ssl.handshake"), 1);
+}
+
+#[test]
+fn eight_mib_each_way_through_upstream_tls() {
+    const SIZE: u64 = 8 * 1024 * 1024;
+    let pki = pki();
+    let middle = Middle::start(&pki);
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), r#""sni": "a.test","#, &trusted(&pki)),
+        &["--concurrency", "1"],
+    );
+    let mut body = Vec::with_capacity(SIZE as usize);
+    generate(SIZE, |piece| {
+        body.extend_from_slice(piece);
+        Ok(())
+    })
+    .expect("generate");
+    let upload = TempFile::new("upload.bin", &body);
+    drop(body);
+    let url = format!("http://{}/upload", front.addr());
+    let data = format!("@{}", upload.path().display());
+    let timeout = std::time::Duration::from_secs(60);
+    let ran = run_program("curl", &["-sS", "--data-binary", &data, &url], timeout);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let seen = echo_fields(ran.stdout.as_bytes());
+    assert_eq!(seen["body-bytes"], SIZE.to_string());
+    assert_eq!(seen["body-sum"], generated_checksum(SIZE));
+    let download = TempFile::unique_path("download.bin");
+    let to = download.to_str().expect("path").to_owned();
+    let url = format!("http://{}/bytes?bytes={SIZE}", front.addr());
+    let ran = run_program("curl", &["-sS", "-o", &to, &url], timeout);
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    let got = std::fs::read(&download).expect("downloaded");
+    assert_eq!(got.len() as u64, SIZE);
+    let mut sum = support::Checksum::default();
+    sum.update(&got);
+    assert_eq!(sum.finish(), generated_checksum(SIZE));
+}
