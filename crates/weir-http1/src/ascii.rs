@@ -1,6 +1,6 @@
-//! Case folding for header names, eight bytes at a time. Every field of every message is
-//! compared by name and, with Envoy's default key format, written in lower case; the byte loops
-//! of `eq_ignore_ascii_case` and `make_ascii_lowercase` cost several times as much.
+//! Case folding for header names. Every field of every message is compared by name and, with
+//! Envoy's default key format, written in lower case: the writing is done eight bytes at a
+//! time (the byte loop of `make_ascii_lowercase` costs several times as much).
 
 /// Lower-cases the ASCII capitals among eight bytes and leaves every other byte as it is.
 /// With the top bit of each byte cleared no addition carries into the next byte: the top bit of
@@ -15,13 +15,6 @@ fn lower_word(word: u64) -> u64 {
     let past_z = low + 0x2525_2525_2525_2525;
     let capital = at_least_a & !past_z & !word & TOP;
     word | (capital >> 2)
-}
-
-/// The last `bytes.len()` (< 8) bytes as a word, zero-padded.
-fn tail_word(bytes: &[u8]) -> u64 {
-    let mut tail = [0u8; 8];
-    tail[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(tail)
 }
 
 /// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`). The
@@ -44,21 +37,13 @@ pub(crate) fn write_lower(name: &[u8], dst: &mut Vec<u8>) {
     *last = lower_word(u64::from_le_bytes(*last)).to_le_bytes();
 }
 
-/// Whether `a` and `b` are equal ignoring ASCII case: `a.eq_ignore_ascii_case(b)`, faster.
-/// Inlined, so that the usual answer (lengths differ) costs one comparison at the caller.
+/// Whether `a` and `b` are equal ignoring ASCII case. The byte loop, inlined: most
+/// comparisons are of different names and end at the length or the first byte, which the
+/// byte loop does cheaper than folding whole words (measured: the word version cost 3.6 % of
+/// the user-space time).
 #[inline]
 pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && same_letters(a, b)
-}
-
-/// [`eq_ignore_case`] for slices of equal length.
-fn same_letters(a: &[u8], b: &[u8]) -> bool {
-    let (a_words, a_rest) = a.as_chunks::<8>();
-    let (b_words, b_rest) = b.as_chunks::<8>();
-    a_words.iter().zip(b_words).all(|(x, y)| {
-        let (x, y) = (u64::from_le_bytes(*x), u64::from_le_bytes(*y));
-        x == y || lower_word(x) == lower_word(y)
-    }) && (a_rest.is_empty() || lower_word(tail_word(a_rest)) == lower_word(tail_word(b_rest)))
+    a.eq_ignore_ascii_case(b)
 }
 
 #[cfg(test)]
@@ -80,34 +65,22 @@ mod tests {
     }
 
     #[test]
-    fn write_lower_and_eq_agree_with_the_byte_loops() {
-        let names: [&[u8]; 9] = [
+    fn write_lower_agrees_with_the_byte_loop() {
+        let names: [&[u8]; 8] = [
             b"",
             b"te",
             b"Host",
             b"X-Request-ID",
             b"x-request-id",
-            b"X-Request-IE",
             b"Content-Length",
             b"X-Envoy-Upstream-Service-Time",
             b"caf\xc3\xa9-\xc3\x89t\xc3\xa9",
         ];
-        for a in names {
-            let mut out = Vec::new();
-            write_lower(a, &mut out);
-            assert_eq!(out, a.to_ascii_lowercase());
-            for b in names {
-                assert_eq!(
-                    eq_ignore_case(a, b),
-                    a.eq_ignore_ascii_case(b),
-                    "{a:?} {b:?}"
-                );
-            }
-            let upper = a.to_ascii_uppercase();
-            assert!(eq_ignore_case(a, &upper));
+        for name in names {
+            let mut out = b"prefix".to_vec();
+            write_lower(name, &mut out);
+            assert_eq!(&out[..6], b"prefix");
+            assert_eq!(out[6..], name.to_ascii_lowercase()[..], "{name:?}");
         }
-        // A byte that differs only by 0x20 outside the letters is a different byte.
-        assert!(!eq_ignore_case(b"a-b[", b"a-b{"));
-        assert!(!eq_ignore_case(b"x-envoy-@", b"x-envoy-`"));
     }
 }

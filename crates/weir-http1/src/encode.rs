@@ -287,6 +287,30 @@ mod tests {
     }
 
     #[test]
+    fn heads_reserve_exactly_what_they_write() {
+        let mut headers = Headers::new();
+        headers.append("Host", "example.com");
+        headers.append("X-Long-Header-Name", "value with spaces");
+        let request = request(headers.clone());
+        let response = ResponseHead {
+            version: crate::Version::Http11,
+            status: 404,
+            reason: Bytes::new(),
+            headers,
+        };
+        for case in [NameCase::AsGiven, NameCase::Lower, NameCase::Proper] {
+            for chunked in [false, true] {
+                let mut out = Vec::new();
+                encode_request_head_as(&request, chunked, case, &mut out);
+                assert_eq!(out.len(), out.capacity(), "{case:?} {chunked}");
+                let mut out = Vec::new();
+                encode_response_head_as(&response, chunked, case, &mut out);
+                assert_eq!(out.len(), out.capacity(), "{case:?} {chunked}");
+            }
+        }
+    }
+
+    #[test]
     fn proper_case_upper_cases_each_letter_that_starts_a_word() {
         let mut headers = Headers::new();
         for name in [

@@ -288,7 +288,7 @@ impl Http1Server {
             ex.framing = Framing::Tunnel;
             ex.close = true;
             head.version = Version::Http11;
-            let mut encoded = Vec::with_capacity(256);
+            let mut encoded = Vec::new();
             encode_response_head_as(head, false, case, &mut encoded);
             out.queue(Bytes::from(encoded));
             return false;
@@ -316,7 +316,10 @@ impl Http1Server {
         } else {
             Version::Http11
         };
-        let mut encoded = Vec::with_capacity(512);
+        // Empty: the encoder reserves the head's exact size, so the Bytes made of it owns the
+        // allocation as is (a Vec with spare room would cost another allocation and an atomic
+        // count, bytes' shared form).
+        let mut encoded = Vec::new();
         encode_response_head_as(head, ex.framing == Framing::Chunked, case, &mut encoded);
         out.queue(Bytes::from(encoded));
         keeps
@@ -465,7 +468,10 @@ impl Http1Client {
         self.chunked = !end_stream && !upgrade && !head.headers.contains("content-length");
         self.keep_alive = false;
         self.decoder.expect(head.is_head());
-        let mut encoded = Vec::with_capacity(512);
+        // Empty: the encoder reserves the head's exact size, so the Bytes made of it owns the
+        // allocation as is (a Vec with spare room would cost another allocation and an atomic
+        // count, bytes' shared form).
+        let mut encoded = Vec::new();
         let case = name_case(self.key_format, names);
         encode_request_head_as(head, self.chunked, case, &mut encoded);
         out.queue(Bytes::from(encoded));

@@ -31,6 +31,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
 /// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and
 /// `proxy-connection`). Every field of every message asks, and most are not: the length picks
 /// the one or two names to compare.
+#[inline]
 fn is_hop_by_hop(name: &[u8]) -> bool {
     let is = |hop: &str| eq_ignore_case(name, hop.as_bytes());
     match name.len() {
