@@ -42,6 +42,7 @@ mod route_match;
 mod runtime;
 mod source;
 mod stats_sink;
+mod tcp_proxy;
 mod tls;
 mod tls_build;
 mod tls_upstream;

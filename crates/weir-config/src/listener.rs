@@ -10,10 +10,11 @@ use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::hcm::http_connection_manager;
 use crate::listener_match::{filter_chain_match, listener_filters, listener_filters_timeout};
 use crate::model::{
-    FilterChain, FilterChainMatch, HttpConnectionManager, Listener, ListenerFilter,
+    FilterChain, FilterChainMatch, HttpConnectionManager, Listener, ListenerFilter, TcpProxy,
     TrafficDirection,
 };
 use crate::reader::{Cx, Field, Obj, join};
+use crate::tcp_proxy::{TCP_PROXY_TYPE, tcp_proxy};
 
 /// The `@type` of the HTTP connection manager's `typed_config`.
 pub(crate) const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -403,10 +404,17 @@ fn filter_chain(
     };
     o.finish(cx);
     let chain = match (&filter_chain_match, hcm, tls) {
-        (Some(filter_chain_match), Some(hcm), Some(tls)) => Some(FilterChain {
+        (Some(filter_chain_match), Some(network), Some(tls)) => Some(FilterChain {
             name: given_name.clone().unwrap_or(default_name),
             filter_chain_match: filter_chain_match.clone(),
-            http_connection_manager: hcm,
+            http_connection_manager: match &network {
+                Some(NetworkFilter::Http(hcm)) => Some(hcm.as_ref().clone()),
+                _ => None,
+            },
+            tcp_proxy: match network {
+                Some(NetworkFilter::Tcp(proxy)) => Some(proxy),
+                _ => None,
+            },
             tls,
         }),
         _ => None,
@@ -419,14 +427,20 @@ fn filter_chain(
     })
 }
 
-/// `filters[]`: the HTTP connection manager, or nothing (Envoy accepts a chain without network
-/// filters and closes its connections at once; weir does the same, and warns).
+/// A chain's one network filter.
+enum NetworkFilter {
+    Http(Box<HttpConnectionManager>),
+    Tcp(TcpProxy),
+}
+
+/// `filters[]`: the HTTP connection manager or the TCP proxy, or nothing (Envoy accepts a chain
+/// without network filters and closes its connections at once; weir does the same, and warns).
 fn network_filters(
     cx: &mut Cx,
     o: &mut Obj<'_>,
     chain: &str,
     clusters: &ClusterNames,
-) -> Option<Option<HttpConnectionManager>> {
+) -> Option<Option<NetworkFilter>> {
     let items = match o.get(cx, "filters") {
         Some(f) => f.items(cx)?,
         None => Vec::new(),
@@ -438,22 +452,22 @@ fn network_filters(
         );
         return Some(None);
     }
-    let mut hcm = None;
+    let mut filter = None;
     let mut ok = true;
     for (k, item) in items.iter().enumerate() {
         match network_filter(cx, item, clusters) {
-            Some(h) if k == 0 => hcm = Some(h),
+            Some(f) if k == 0 => filter = Some(f),
             Some(_) => {
                 cx.error(
                     &item.path,
-                    "weir supports one network filter per chain: the http_connection_manager",
+                    "weir supports one network filter per chain: the http_connection_manager or the tcp_proxy",
                 );
                 ok = false;
             }
             None => ok = false,
         }
     }
-    if ok { hcm.map(Some) } else { None }
+    if ok { filter.map(Some) } else { None }
 }
 
 /// The type name of an `Any`: what follows the last `/` of its `@type`.
@@ -554,24 +568,38 @@ pub(crate) fn open_typed_config<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<Typed<
 }
 
 /// One `filters[]` entry: `name` and a `typed_config` that must be the HTTP connection manager.
-fn network_filter(
-    cx: &mut Cx,
-    f: &Field<'_>,
-    clusters: &ClusterNames,
-) -> Option<HttpConnectionManager> {
-    let (name, typed_config) = typed_filter(
-        cx,
-        f,
-        &["config_discovery"],
-        HCM_TYPE,
-        &format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE})"),
-        &|url| {
-            format!("network filter type `{url}` is not supported yet (weir supports {HCM_TYPE})")
-        },
-    )?;
-    let hcm = http_connection_manager(cx, &typed_config, clusters);
+fn network_filter(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<NetworkFilter> {
+    let mut o = Obj::new(cx, f, &["config_discovery"])?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE} or {TCP_PROXY_TYPE})"),
+        );
+        return None;
+    };
+    let typed = open_typed_config(cx, &typed_config)?;
+    let filter = match type_name(&typed.url) {
+        t if t == type_name(HCM_TYPE) => http_connection_manager(cx, &typed.message, clusters)
+            .map(|h| NetworkFilter::Http(Box::new(h))),
+        t if t == type_name(TCP_PROXY_TYPE) => {
+            tcp_proxy(cx, &typed.message, clusters).map(NetworkFilter::Tcp)
+        }
+        _ => {
+            cx.error(
+                &typed.url_path,
+                format!(
+                    "network filter type `{}` is not supported yet (weir supports {HCM_TYPE} and {TCP_PROXY_TYPE})",
+                    typed.url
+                ),
+            );
+            None
+        }
+    };
     name?;
-    hcm
+    filter
 }
 
 /// A filter entry's `name` and its `typed_config`, which must be of type `want` (filters are

@@ -477,16 +477,16 @@ static_resources:
 fn network_filter_type() {
     check(
         &format!("{HCM}/@type"),
-        json!("type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"),
+        json!("type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy"),
         &[&format!(
-            "{HCM_PATH}.@type: network filter type `type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy` is not supported yet (weir supports {HCM_TYPE})"
+            "{HCM_PATH}.@type: network filter type `type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy` is not supported yet (weir supports {HCM_TYPE} and type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy)"
         )],
     );
     check(
         "/static_resources/listeners/0/filter_chains/0/filters/0",
         json!({"name": "envoy.filters.network.http_connection_manager"}),
         &[&format!(
-            "{HCM_PATH}: `typed_config` is required: weir picks the filter by its @type ({HCM_TYPE})"
+            "{HCM_PATH}: `typed_config` is required: weir picks the filter by its @type ({HCM_TYPE} or type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy)"
         )],
     );
     let mut doc = valid();

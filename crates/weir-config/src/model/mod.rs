@@ -139,6 +139,9 @@ pub struct FilterChain {
     /// far). `None` for a chain with no network filters, which Envoy accepts: its connections
     /// are closed as soon as they are accepted.
     pub http_connection_manager: Option<HttpConnectionManager>,
+    /// Or the network filter `envoy.filters.network.tcp_proxy`: the bytes go to a cluster as
+    /// they are.
+    pub tcp_proxy: Option<TcpProxy>,
     /// `transport_socket`: TLS terminated here, or `None` for plaintext.
     pub tls: Option<DownstreamTls>,
 }
@@ -325,6 +328,20 @@ pub struct Cluster {
     pub header_key_format: HeaderKeyFormat,
     /// `transport_socket`: TLS to the origin, or `None` for plaintext.
     pub tls: Option<UpstreamTls>,
+}
+
+/// `envoy.filters.network.tcp_proxy` (`extensions.filters.network.tcp_proxy.v3.TcpProxy`).
+#[derive(Debug, Clone)]
+pub struct TcpProxy {
+    /// `stat_prefix` (required): the `tcp.<stat_prefix>.` stats.
+    pub stat_prefix: String,
+    /// `cluster` (weight 1) or `weighted_clusters.clusters[]`: cluster indices and weights.
+    pub clusters: Vec<(usize, u32)>,
+    /// `idle_timeout` (Envoy default 1 h; `0s` disables): no bytes either way for this long
+    /// closes both connections.
+    pub idle_timeout: Option<Duration>,
+    /// `max_connect_attempts` (default 1): connects tried before the downstream is closed.
+    pub max_connect_attempts: u32,
 }
 
 /// `envoy.transport_sockets.tls` with an `UpstreamTlsContext`, as a ready rustls client config.
