@@ -21,6 +21,7 @@ mod runtime;
 mod server;
 mod snapshot;
 pub mod stats;
+mod tcp_proxy;
 #[cfg(test)]
 mod testing;
 mod upstream;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use weir_config::{
     Bootstrap, ChainSelector, ConnectionFacts, FilterChain, HttpConnectionManager, HttpFilter,
-    ListenerFilter, ListenerFiltersTimeout,
+    ListenerFilter, ListenerFiltersTimeout, TcpProxy,
 };
 use weir_http1::Limits;
 
@@ -21,6 +21,8 @@ pub(crate) struct Snapshot {
     pub(crate) listeners: Vec<Arc<ListenerRuntime>>,
     /// Distinct HCM stat prefixes: chains sharing one share its stats, as in Envoy.
     pub(crate) http_prefixes: Vec<String>,
+    /// Distinct TCP proxy stat prefixes, likewise.
+    pub(crate) tcp_prefixes: Vec<String>,
     /// Per prefix: one of its HCMs has a fault filter.
     pub(crate) http_faults: Vec<bool>,
 }
@@ -57,6 +59,8 @@ pub(crate) struct TlsInspectorSpec {
 pub(crate) enum Chain {
     /// Its network filter is the HTTP connection manager.
     Http(Arc<ChainRuntime>),
+    /// Its network filter is the TCP proxy.
+    Tcp(Arc<TcpChain>),
     /// No network filter (`filters: []`), which Envoy accepts: each connection is closed as
     /// soon as it is accepted (`network_extension_config_missing`).
     Empty,
@@ -78,9 +82,29 @@ impl Chain {
     fn http(&self) -> Option<&Arc<ChainRuntime>> {
         match self {
             Chain::Http(c) => Some(c),
+            Chain::Tcp(_) | Chain::Empty => None,
+        }
+    }
+
+    /// Its `transport_socket`'s TLS server config, if it terminates TLS.
+    pub(crate) fn tls(&self) -> Option<&Arc<rustls::ServerConfig>> {
+        match self {
+            Chain::Http(c) => c.tls.as_ref(),
+            Chain::Tcp(c) => c.tls.as_ref(),
             Chain::Empty => None,
         }
     }
+}
+
+/// A filter chain whose network filter is the TCP proxy.
+#[derive(Debug)]
+pub(crate) struct TcpChain {
+    pub(crate) name: weir_flow::Name,
+    pub(crate) proxy: TcpProxy,
+    /// Its `tcp.<stat_prefix>.` scope in the worker's stats.
+    pub(crate) stats: usize,
+    /// Its `transport_socket`'s TLS server config (`None`: the bytes pass as they come).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A filter chain: its HTTP connection manager and compiled route table.
@@ -108,20 +132,23 @@ impl Chain {
     /// Compiles a filter chain: its route table, filters, stats scope and access logs.
     fn new(
         chain: &FilterChain,
-        prefixes: &mut Vec<String>,
+        prefixes: &mut Prefixes,
         logs: &mut AccessLogBuilder,
     ) -> std::io::Result<Chain> {
+        let tls = chain.tls.as_ref().map(|t| t.server_config.clone());
+        if let Some(proxy) = &chain.tcp_proxy {
+            return Ok(Chain::Tcp(Arc::new(TcpChain {
+                name: chain.name.as_str().into(),
+                stats: scope_of(&mut prefixes.tcp, &proxy.stat_prefix),
+                proxy: proxy.clone(),
+                tls,
+            })));
+        }
         let Some(hcm) = chain.http_connection_manager.clone() else {
             return Ok(Chain::Empty);
         };
         let logs = logs.add(&hcm.access_log)?;
-        let stats = match prefixes.iter().position(|p| *p == hcm.stat_prefix) {
-            Some(k) => k,
-            None => {
-                prefixes.push(hcm.stat_prefix.clone());
-                prefixes.len() - 1
-            }
-        };
+        let stats = scope_of(&mut prefixes.http, &hcm.stat_prefix);
         let suppress_envoy_headers = hcm.http_filters.iter().any(|f| {
             matches!(
                 f,
@@ -134,7 +161,7 @@ impl Chain {
         Ok(Chain::Http(Arc::new(ChainRuntime {
             server_name: bytes::Bytes::from(hcm.server_name.clone()),
             suppress_envoy_headers,
-            tls: chain.tls.as_ref().map(|t| t.server_config.clone()),
+            tls,
             name: chain.name.as_str().into(),
             routes: RouteTable::new(hcm.route_config.clone()),
             filters: FilterChainSpec::new(&hcm.http_filters),
@@ -149,10 +176,28 @@ impl Chain {
     }
 }
 
+/// The stat prefixes of a config's chains, by kind.
+#[derive(Default)]
+struct Prefixes {
+    http: Vec<String>,
+    tcp: Vec<String>,
+}
+
+/// The index of `prefix` in `prefixes`, added if new (chains sharing one share its stats).
+fn scope_of(prefixes: &mut Vec<String>, prefix: &str) -> usize {
+    match prefixes.iter().position(|p| p == prefix) {
+        Some(k) => k,
+        None => {
+            prefixes.push(prefix.to_owned());
+            prefixes.len() - 1
+        }
+    }
+}
+
 impl Snapshot {
     /// Compiles the bootstrap; opens the access log files (an error names the file).
     pub(crate) fn new(bootstrap: Bootstrap, logs: &mut AccessLogBuilder) -> std::io::Result<Self> {
-        let mut prefixes = Vec::new();
+        let mut prefixes = Prefixes::default();
         let mut listeners = Vec::new();
         for l in &bootstrap.listeners {
             let chains = l
@@ -205,7 +250,7 @@ impl Snapshot {
                 default,
             }));
         }
-        let mut http_faults = vec![false; prefixes.len()];
+        let mut http_faults = vec![false; prefixes.http.len()];
         for chain in listeners
             .iter()
             .flat_map(|l| l.chains.iter().chain(l.default.iter()))
@@ -216,7 +261,8 @@ impl Snapshot {
         Ok(Snapshot {
             bootstrap,
             listeners,
-            http_prefixes: prefixes,
+            http_prefixes: prefixes.http,
+            tcp_prefixes: prefixes.tcp,
             http_faults,
         })
     }
@@ -228,8 +274,7 @@ impl ListenerRuntime {
         self.chains
             .iter()
             .chain(self.default.iter())
-            .filter_map(Chain::http)
-            .any(|c| c.tls.is_some())
+            .any(|c| c.tls().is_some())
     }
 
     /// The chain for a connection, Envoy's way (`filter_chain_match`, most specific first);

@@ -42,6 +42,7 @@ use crate::runtime::Runtime;
 use crate::server::{Control, ListenerScope};
 use crate::snapshot::{ChainRuntime, ListenerRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
+use crate::tcp_proxy::Side;
 use crate::upstream::ClusterState;
 
 /// Bytes one read may bring (the worker's scratch buffer).
@@ -190,6 +191,10 @@ pub(crate) enum TimerKey {
     FilterWake(Id),
     /// `listener_filters_timeout` of a connection under inspection.
     ListenerFilters(Id),
+    /// A TCP proxy session's `idle_timeout` (re-armed lazily from its last activity).
+    TcpIdle(Id),
+    /// A TCP proxy session's upstream connect timed out.
+    TcpConnect(Id),
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -210,6 +215,8 @@ pub(crate) struct Worker {
     pub(crate) downstreams: GenSlab<Downstream>,
     /// Accepted connections whose listener filters have not chosen a chain yet.
     pub(crate) inspecting: GenSlab<Inspecting>,
+    /// TCP proxy sessions (a downstream and its upstream connection each).
+    pub(crate) tcp: GenSlab<crate::tcp_proxy::TcpSession>,
     pub(crate) upstreams: GenSlab<Upstream>,
     pub(crate) streams: GenSlab<Stream>,
     /// Most streams open at once since the heap's free memory was last released.
@@ -291,6 +298,7 @@ impl Worker {
             listeners,
             downstreams: GenSlab::new(),
             inspecting: GenSlab::new(),
+            tcp: GenSlab::new(),
             upstreams: GenSlab::new(),
             streams: GenSlab::new(),
             stream_peak: 0,
@@ -447,7 +455,7 @@ impl Worker {
         if self.control.stop.load(Ordering::Acquire) {
             return true;
         }
-        if self.draining && self.downstreams.len() == 0 {
+        if self.draining && self.downstreams.len() == 0 && self.tcp.len() == 0 {
             tracing::debug!(worker = self.index, "drained");
             return true;
         }
@@ -480,6 +488,8 @@ impl Worker {
                 }
             }
             (Kind::Inspecting, id) => self.on_inspecting_ready(id, event),
+            (Kind::TcpDownstream, id) => self.on_tcp_ready(id, Side::Downstream, event),
+            (Kind::TcpUpstream, id) => self.on_tcp_ready(id, Side::Upstream, event),
             (Kind::Upstream, id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.conn.on_ready(event);
@@ -529,6 +539,13 @@ impl Worker {
             TimerKey::PerTry(id) => self.on_per_try_timeout(id),
             TimerKey::FilterWake(id) => self.on_filter_wake(id),
             TimerKey::ListenerFilters(id) => self.on_listener_filters_timeout(id),
+            TimerKey::TcpIdle(id) => self.on_tcp_idle(id),
+            TimerKey::TcpConnect(id) => {
+                if let Some(s) = self.tcp.get_mut(id) {
+                    s.connect_timer = None;
+                }
+                self.tcp_connect_failed(id);
+            }
             TimerKey::DrainDeadline => {
                 tracing::info!(
                     worker = self.index,
@@ -536,6 +553,9 @@ impl Worker {
                 );
                 for id in self.downstreams.ids() {
                     self.close_downstream(id);
+                }
+                for id in self.tcp.ids() {
+                    self.close_tcp(id);
                 }
             }
         }
@@ -671,7 +691,9 @@ impl TimerKey {
             TimerKey::AcceptRetry(_)
             | TimerKey::DrainDeadline
             | TimerKey::StopListeners
-            | TimerKey::ListenerFilters(_) => Scope::Worker,
+            | TimerKey::ListenerFilters(_)
+            | TimerKey::TcpIdle(_)
+            | TimerKey::TcpConnect(_) => Scope::Worker,
         }
     }
 }

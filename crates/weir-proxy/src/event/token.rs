@@ -35,6 +35,10 @@ pub(crate) enum Kind {
     Waker,
     /// An accepted connection its listener filters are still looking at.
     Inspecting,
+    /// The downstream connection of a TCP proxy session.
+    TcpDownstream,
+    /// The upstream connection of a TCP proxy session (the same slot as its downstream).
+    TcpUpstream,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::Upstream => 2,
             Kind::Waker => 3,
             Kind::Inspecting => 4,
+            Kind::TcpDownstream => 5,
+            Kind::TcpUpstream => 6,
         }
     }
 }
@@ -61,6 +67,8 @@ pub(crate) fn untoken(token: Token) -> (Kind, Id) {
         1 => Kind::Downstream,
         2 => Kind::Upstream,
         4 => Kind::Inspecting,
+        5 => Kind::TcpDownstream,
+        6 => Kind::TcpUpstream,
         _ => Kind::Waker,
     };
     let id = Id {
@@ -206,6 +214,8 @@ mod tests {
             Kind::Upstream,
             Kind::Waker,
             Kind::Inspecting,
+            Kind::TcpDownstream,
+            Kind::TcpUpstream,
         ] {
             assert_eq!(untoken(token(kind, id)), (kind, id));
         }

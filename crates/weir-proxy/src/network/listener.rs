@@ -149,7 +149,7 @@ impl Worker {
         let listener = self.listeners[index].stats;
         let counted = !matches!(opening, Opening::Accepted);
         let chain = match chain {
-            Some(Chain::Http(chain)) => chain,
+            Some(chain @ (Chain::Http(_) | Chain::Tcp(_))) => chain,
             Some(Chain::Empty) => {
                 // A chain without network filters: Envoy accepts the connection and closes it.
                 tracing::debug!(%peer, "the filter chain has no network filter; closing");
@@ -190,7 +190,7 @@ impl Worker {
                 tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
             }
         }
-        if let Some(tls) = &chain.tls {
+        if let Some(tls) = chain.tls() {
             conn = match conn.start_tls(tls.clone()) {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -204,6 +204,15 @@ impl Worker {
                 }
             };
         }
+        let chain = match chain {
+            Chain::Http(chain) => chain,
+            Chain::Tcp(tcp) => {
+                let registered = !matches!(opening, Opening::Accepted);
+                return self.open_tcp(index, conn, peer, tcp, registered);
+            }
+            // Closed above, before counting.
+            Chain::Empty => return,
+        };
         let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
         let (trace, listener_filter) = match opening {
             Opening::Accepted => (self.recorder.new_conn(), None),

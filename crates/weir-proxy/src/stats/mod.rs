@@ -147,6 +147,18 @@ scope! {
 }
 
 scope! {
+    /// `tcp.<stat_prefix>.*`: the TCP proxy's.
+    TcpStats {
+        counters: [
+            downstream_cx_total, downstream_cx_no_route, downstream_cx_rx_bytes_total,
+            downstream_cx_tx_bytes_total, idle_timeout,
+        ],
+        gauges: [],
+        histograms: [],
+    }
+}
+
+scope! {
     /// `tls_inspector.*`: what the TLS inspectors of all listeners found (one root scope, as
     /// Envoy has it).
     TlsInspectorStats {
@@ -319,6 +331,8 @@ pub(crate) struct Layout {
     pub(crate) http_prefixes: Vec<String>,
     /// Per prefix: one of its HCMs has a fault filter (so `http.<prefix>.fault.*` exist).
     pub(crate) http_faults: Vec<bool>,
+    /// Distinct TCP proxy `stat_prefix`es.
+    pub(crate) tcp_prefixes: Vec<String>,
     /// Listener addresses, bound (port 0 resolved).
     pub(crate) listeners: Vec<SocketAddr>,
     /// Per listener: one of its chains terminates TLS (so `ssl.*` exist).
@@ -336,6 +350,7 @@ impl Layout {
         Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
             http_faults: snapshot.http_faults.clone(),
+            tcp_prefixes: snapshot.tcp_prefixes.clone(),
             tls_listeners: snapshot
                 .listeners
                 .iter()
@@ -363,6 +378,8 @@ impl Layout {
 pub struct WorkerStats {
     /// Per HCM stat prefix, in [`Layout`] order.
     pub http: Box<[HttpScope]>,
+    /// Per TCP proxy stat prefix, in [`Layout`] order.
+    pub tcp: Box<[TcpStats]>,
     /// Per listener.
     pub listeners: Box<[ListenerStats]>,
     /// Per listener, its TLS handshakes (used by TLS listeners only).
@@ -384,6 +401,11 @@ impl WorkerStats {
                 .http_prefixes
                 .iter()
                 .map(|_| HttpScope::default())
+                .collect(),
+            tcp: layout
+                .tcp_prefixes
+                .iter()
+                .map(|_| TcpStats::default())
                 .collect(),
             listeners: layout
                 .listeners
@@ -570,6 +592,20 @@ pub(crate) fn collect(
     let mut out = Vec::new();
     collect_http(&mut out, layout, workers);
     collect_listeners(&mut out, layout, workers);
+    for (i, prefix) in layout.tcp_prefixes.iter().enumerate() {
+        merge_scope(
+            &mut out,
+            workers,
+            |w, f| {
+                if let Some(t) = w.tcp.get(i) {
+                    t.each_field(f);
+                }
+            },
+            &format!("tcp.{prefix}."),
+            "tcp.",
+            &[("envoy_tcp_prefix", prefix.clone())],
+        );
+    }
     if layout.tls_inspector {
         merge_scope(
             &mut out,

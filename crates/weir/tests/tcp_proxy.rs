@@ -1,0 +1,233 @@
+//! The TCP proxy (`envoy.filters.network.tcp_proxy`) on 127.0.0.1: bytes both ways with
+//! half-close, TLS passthrough routed by SNI (the TLS inspector and `server_names`), connect
+//! attempts, and the idle timeout.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::pki::{pki, tls_config};
+use support::{Origin, Weir, generate, run_program};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A TCP echo server: each connection's bytes come back; its FIN is answered with a FIN once
+/// all is echoed. Serves until the test ends (threads die with the process).
+fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for socket in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut socket = socket;
+                let _ = socket.set_read_timeout(Some(TIMEOUT));
+                let mut buf = [0u8; 16384];
+                loop {
+                    match socket.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if socket.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = socket.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// A listener (optionally with the TLS inspector) whose chains are `chains`, and the cluster
+/// `target` pointing at `target_addr`.
+fn config(listener_extra: &str, chains: &str, target_addr: SocketAddr) -> String {
+    format!(
+        r#"node: {{ id: weir-bintest, cluster: tests }}
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}{listener_extra}
+    filter_chains:{chains}
+  clusters:
+  - name: target
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: target
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}
+"#,
+        port = target_addr.port()
+    )
+}
+
+/// A chain with the TCP proxy to `target`: `matcher` is its filter_chain_match, `extra` more
+/// TcpProxy fields (JSON).
+fn tcp_chain(matcher: &str, extra: &str) -> String {
+    format!(
+        r#"
+    - filter_chain_match: {matcher}
+      filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config: {{ "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", "stat_prefix": "pass", "cluster": "target" {extra} }}"#
+    )
+}
+
+fn stat(weir: &Weir, name: &str) -> u64 {
+    let url = format!("http://{}/stats", weir.admin);
+    let stats = run_program("curl", &["-sS", &url], TIMEOUT).stdout;
+    let name = format!("{name}: ");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .map_or(0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Waits until `name` reaches `value` (stats are merged from the workers as they run).
+fn wait_stat(weir: &Weir, name: &str, value: u64) {
+    let deadline = Instant::now() + TIMEOUT;
+    while stat(weir, name) != value {
+        assert!(Instant::now() < deadline, "{name} never reached {value}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn four_mib_both_ways_with_half_close() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    let echo = echo_server();
+    let weir = Weir::start(
+        &config("", &tcp_chain("{}", ""), echo),
+        &["--concurrency", "1"],
+    );
+    let mut body = Vec::with_capacity(SIZE);
+    generate(SIZE as u64, |piece| {
+        body.extend_from_slice(piece);
+        Ok(())
+    })
+    .expect("generate");
+    let mut client = TcpStream::connect(weir.addr()).expect("connect");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut reader = client.try_clone().expect("clone");
+    let sent = body.clone();
+    let writer = std::thread::spawn(move || {
+        client.write_all(&sent).expect("send");
+        // Half-close: the echo server sees the FIN only after every byte.
+        client.shutdown(Shutdown::Write).expect("shutdown");
+    });
+    let mut got = Vec::with_capacity(SIZE);
+    reader.read_to_end(&mut got).expect("read until the FIN");
+    writer.join().expect("writer");
+    assert_eq!(got.len(), SIZE);
+    assert!(got == body, "the bytes changed on the way");
+    wait_stat(&weir, "tcp.pass.downstream_cx_rx_bytes_total", SIZE as u64);
+    wait_stat(&weir, "tcp.pass.downstream_cx_tx_bytes_total", SIZE as u64);
+    assert_eq!(stat(&weir, "tcp.pass.downstream_cx_total"), 1);
+    assert_eq!(stat(&weir, "cluster.target.upstream_cx_total"), 1);
+}
+
+#[test]
+fn tls_passes_through_to_the_origin_chosen_by_sni() {
+    let pki = pki();
+    // The TLS origin: a weir that terminates TLS with a.test's certificate (the front one has
+    // no certificate at all: what the client verifies can only come from the origin).
+    let origin = Origin::standard();
+    let tls_origin = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1"],
+    );
+    let inspector = r#"
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector }"#;
+    let front = Weir::start(
+        &config(
+            inspector,
+            &tcp_chain("{ server_names: [a.test] }", ""),
+            tls_origin.addr(),
+        ),
+        &["--concurrency", "1"],
+    );
+    let port = front.addr().port();
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let url = format!("https://a.test:{port}/through");
+    let ca = pki.ca.path().to_str().expect("path").to_owned();
+    let ran = run_program(
+        "curl",
+        &[
+            "-sS",
+            "--http1.1",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            &url,
+        ],
+        TIMEOUT,
+    );
+    assert_eq!(ran.code(), Some(0), "{ran}");
+    assert!(ran.stdout.contains("target: /through"), "{ran}");
+    // Another name matches no chain: closed.
+    let resolve = format!("b.test:{port}:127.0.0.1");
+    let url = format!("https://b.test:{port}/");
+    let ran = run_program(
+        "curl",
+        &["-sS", "--cacert", &ca, "--resolve", &resolve, &url],
+        TIMEOUT,
+    );
+    assert_ne!(ran.code(), Some(0), "{ran}");
+    let a = front.addr();
+    assert_eq!(
+        stat(
+            &front,
+            &format!("listener.{}_{}.no_filter_chain_match", a.ip(), a.port())
+        ),
+        1
+    );
+    assert_eq!(stat(&front, "tls_inspector.sni_found"), 2);
+}
+
+#[test]
+fn a_refused_connect_is_tried_max_connect_attempts_times_then_the_client_is_closed() {
+    // A port nothing listens on.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let weir = Weir::start(
+        &config(
+            "",
+            &tcp_chain("{}", r#", "max_connect_attempts": 3"#),
+            closed,
+        ),
+        &["--concurrency", "1"],
+    );
+    let mut client = TcpStream::connect(weir.addr()).expect("connect");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = Vec::new();
+    assert!(client.read_to_end(&mut got).is_ok(), "not closed");
+    assert!(got.is_empty());
+    wait_stat(&weir, "cluster.target.upstream_cx_connect_fail", 3);
+}
+
+#[test]
+fn a_quiet_session_is_closed_at_the_idle_timeout() {
+    let echo = echo_server();
+    let weir = Weir::start(
+        &config("", &tcp_chain("{}", r#", "idle_timeout": "0.3s""#), echo),
+        &["--concurrency", "1"],
+    );
+    let mut client = TcpStream::connect(weir.addr()).expect("connect");
+    client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    client.write_all(b"ping").expect("send");
+    let mut got = [0u8; 4];
+    client.read_exact(&mut got).expect("echo");
+    assert_eq!(&got, b"ping");
+    let mut rest = Vec::new();
+    assert!(client.read_to_end(&mut rest).is_ok(), "not closed");
+    assert_eq!(stat(&weir, "tcp.pass.idle_timeout"), 1);
+}
