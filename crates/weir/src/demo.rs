@@ -20,6 +20,7 @@ use weir_proxy::stats::Value;
 use weir_proxy::{LogControl, Server};
 
 use crate::CommonArgs;
+use crate::demo_tls::{self, DemoCert};
 use crate::out::{out, outln};
 
 /// `weir demo` flags.
@@ -52,7 +53,26 @@ static_resources:
   - name: demo
     address: { socket_address: { address: 127.0.0.1, port_value: PROXY_PORT } }
     filter_chains:
-    - filters:
+    - filters: HCM
+  - name: demo-tls
+    address: { socket_address: { address: 127.0.0.1, port_value: TLS_PORT } }
+    filter_chains:
+    - transport_socket: TLS_SOCKET
+      filters: HCM
+  clusters:
+  - name: origins
+    connect_timeout: 1s
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: origins
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_A } } }
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_B } } }
+"#;
+
+/// The connection manager both listeners run (the `HCM` of [`CONFIG`]).
+const HCM: &str = r#"
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
@@ -74,18 +94,7 @@ static_resources:
           http_filters:
           - name: envoy.filters.http.router
             typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: origins
-    connect_timeout: 1s
-    lb_policy: ROUND_ROBIN
-    load_assignment:
-      cluster_name: origins
-      endpoints:
-      - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_A } } }
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: ORIGIN_B } } }
-"#;
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"#;
 
 /// An in-process origin: answers every request with its name, counting what it sees.
 struct Origin {
@@ -195,16 +204,27 @@ fn client(proxy: SocketAddr, count: u64, trace_first: bool) -> std::io::Result<V
     Ok(seen)
 }
 
+/// The ports the demo asks for: the proxy's, its TLS listener's, the admin's.
+#[derive(Clone, Copy)]
+struct Ports {
+    proxy: u16,
+    tls: u16,
+    admin: u16,
+}
+
 fn start_proxy(
     args: &DemoArgs,
     log: &LogControl,
     origins: &[Origin],
-    port: u16,
-    admin: u16,
+    ports: Ports,
+    cert: &DemoCert,
 ) -> Result<Server, String> {
     let yaml = CONFIG
-        .replace("PROXY_PORT", &port.to_string())
-        .replace("ADMIN_PORT", &admin.to_string())
+        .replace("HCM", HCM)
+        .replace("TLS_SOCKET", &cert.transport_socket())
+        .replace("PROXY_PORT", &ports.proxy.to_string())
+        .replace("TLS_PORT", &ports.tls.to_string())
+        .replace("ADMIN_PORT", &ports.admin.to_string())
         .replace("ORIGIN_A", &origins[0].address.port().to_string())
         .replace("ORIGIN_B", &origins[1].address.port().to_string());
     let bootstrap = parse(&yaml).map_err(|e| format!("built-in config: {e}"))?;
@@ -219,9 +239,32 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let admin_port = if args.port == 0 { 0 } else { 9901 };
-    let server = match start_proxy(args, &log, &origins, args.port, admin_port)
-        .or_else(|_| start_proxy(args, &log, &origins, 0, 0))
+    let cert = match DemoCert::generate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("weir demo: cannot make a certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ports = match args.port {
+        0 => Ports {
+            proxy: 0,
+            tls: 0,
+            admin: 0,
+        },
+        port => Ports {
+            proxy: port,
+            tls: port.saturating_add(443),
+            admin: 9901,
+        },
+    };
+    let any = Ports {
+        proxy: 0,
+        tls: 0,
+        admin: 0,
+    };
+    let server = match start_proxy(args, &log, &origins, ports, &cert)
+        .or_else(|_| start_proxy(args, &log, &origins, any, &cert))
     {
         Ok(s) => s,
         Err(e) => {
@@ -230,10 +273,15 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
         }
     };
     let proxy = server.listener_addresses()[0].1;
+    let tls_proxy = server.listener_addresses()[1].1;
     let workers = server.concurrency();
     // With --requests the proxy stops after the burst: no address to visit later.
     let serving = args.requests.is_none();
     outln!("weir demo: proxy on http://{proxy} ({workers} worker thread(s))");
+    outln!(
+        "           and on https://localhost:{} (TLS, a certificate made just now)",
+        tls_proxy.port()
+    );
     if let Some(admin) = server.admin_address().filter(|_| serving) {
         outln!("           admin on http://{admin} (/stats, /clusters, /flows, … see /help)");
     }
@@ -281,7 +329,23 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
         delta: after.minus(&before),
         failed,
     });
-    let ok = failed == 0 && statuses.get(&200) == Some(&requests);
+    let mut ok = failed == 0 && statuses.get(&200) == Some(&requests);
+    match demo_tls::probe(tls_proxy, &cert) {
+        Ok(p) => {
+            outln!(
+                "  over TLS: GET /healthz on https://localhost:{}: {} ({}, {})",
+                tls_proxy.port(),
+                p.status_line,
+                p.version,
+                p.cipher
+            );
+            ok &= p.status_line.starts_with("HTTP/1.1 200");
+        }
+        Err(e) => {
+            outln!("  over TLS: GET /healthz failed: {e}");
+            ok = false;
+        }
+    }
 
     // The oldest recorded flow that opened an upstream connection: the burst's first
     // requests did. (HEADER mode keeps only the first one, which carries x-weir-trace.)
@@ -320,6 +384,14 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
     outln!("  curl -v http://{proxy}/hello            # proxied, round robin over the two origins");
     outln!("  curl -v http://{proxy}/healthz          # direct_response");
     outln!("  curl -v http://{proxy}/old/page         # redirect (301 to /new/page)");
+    match cert.write_ca_file() {
+        Ok(ca) => outln!(
+            "  curl --cacert {} https://localhost:{}/hello   # over TLS",
+            ca.display(),
+            tls_proxy.port()
+        ),
+        Err(e) => outln!("  (cannot write the certificate for curl --cacert: {e})"),
+    }
     if let Some(admin) = server.admin_address() {
         outln!("  curl http://{admin}/server_info");
         outln!("  curl 'http://{admin}/flows?limit=1'  # the newest request's flow");

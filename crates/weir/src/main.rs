@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod demo;
+mod demo_tls;
 mod flows;
 mod out;
 mod trace;

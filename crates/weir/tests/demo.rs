@@ -66,6 +66,64 @@ fn demo_sends_200_requests_and_reports() {
         "{ran}"
     );
     assert!(out.contains("#### Downstream Write Response: "), "{ran}");
+
+    // One request over the TLS listener, with its certificate made at start.
+    assert!(
+        out.lines().any(|l| l
+            .trim()
+            .starts_with("over TLS: GET /healthz on https://localhost:")
+            && l.contains(": HTTP/1.1 200 OK (TLSv1.3, TLS_")),
+        "no TLS line\n{ran}"
+    );
+}
+
+/// Serving (no `--requests`), the demo lists requests to try; its `curl --cacert … https://…`
+/// line works as printed.
+#[test]
+fn serving_demo_prints_a_curl_line_that_works_over_tls() {
+    use std::io::BufRead;
+    let mut child = Command::new(weir_bin())
+        .args(["demo", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn weir");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut curl_line = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        if line.trim().starts_with("curl --cacert ") {
+            curl_line = Some(line);
+        } else if line.contains("serving until Ctrl-C") {
+            break;
+        }
+    }
+    let line = curl_line.expect("a curl --cacert line");
+    let command = line.split('#').next().unwrap_or_default();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let ran = support::run_program(
+        "curl",
+        &[&["-sS"][..], &args].concat(),
+        Duration::from_secs(15),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ran.code(), Some(0), "{line}\n{ran}");
+    assert!(ran.stdout.contains("origin-"), "{ran}");
 }
 
 /// With --requests the proxy stops after the burst: nothing invites the reader to visit it.
