@@ -1,8 +1,8 @@
 //! TLS to the origin (a cluster's `UpstreamTlsContext`) on 127.0.0.1: weir in front of another
 //! weir that terminates TLS (the origin behind it is plaintext). The origin's certificate
 //! verified against `trusted_ca` or, as Envoy does without a `validation_context`, not at all;
-//! an untrusted one refused with 503 `UF`; SNI sent; pooled TLS connections reused; a large
-//! body both ways.
+//! an untrusted one refused with 503 `UF`; SNI sent; pooled TLS connections reused and new ones
+//! resuming the session; a large body both ways.
 
 mod support;
 
@@ -194,4 +194,34 @@ fn eight_mib_each_way_through_upstream_tls() {
     let mut sum = support::Checksum::default();
     sum.update(&got);
     assert_eq!(sum.finish(), generated_checksum(SIZE));
+}
+
+#[test]
+fn a_second_connection_to_the_origin_resumes_the_tls_session() {
+    let pki = pki();
+    let middle = Middle::start(&pki);
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), r#""sni": "a.test","#, &trusted(&pki)),
+        &["--concurrency", "1"],
+    );
+    // The first request holds its upstream connection (the origin answers after 500 ms), so
+    // the second needs a connection of its own, made once the first handshake is done.
+    let slow_addr = front.addr();
+    let slow = std::thread::spawn(move || {
+        let mut client = Client::connect(slow_addr).expect("connect");
+        client
+            .get("/through?delay_ms=500")
+            .expect("response")
+            .status()
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while middle.listener_stat("ssl.handshake") < 1 {
+        assert!(std::time::Instant::now() < deadline, "no first handshake");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut client = Client::connect(front.addr()).expect("connect");
+    assert_eq!(client.get("/through").expect("response").status(), 200);
+    assert_eq!(slow.join().expect("slow client"), 200);
+    assert_eq!(middle.listener_stat("ssl.handshake"), 2);
+    assert_eq!(middle.listener_stat("ssl.session_reused"), 1);
 }
