@@ -72,6 +72,7 @@ impl Phase {
                 | K::Accept { .. }
                 | K::ListenerFilter { .. }
                 | K::FilterChain { .. }
+                | K::TlsHandshake { .. }
                 | K::Registered { .. }
                 | K::Read { .. }
                 | K::RequestHead { .. }
@@ -307,6 +308,20 @@ pub enum EventKind {
     },
     /// The upstream connect completed.
     Connected,
+    /// A TLS handshake completed on this connection (downstream: weir terminated it;
+    /// upstream: weir spoke TLS to the origin).
+    TlsHandshake {
+        /// `TLSv1.2` or `TLSv1.3`.
+        version: Name,
+        /// The suite, by the name Envoy's stats use.
+        cipher: Name,
+        /// The SNI (downstream: the client's; upstream: the one sent), if any.
+        server_name: Option<Name>,
+        /// The ALPN protocol agreed, if any.
+        alpn: Option<Name>,
+        /// A resumed session (no full handshake).
+        resumed: bool,
+    },
     /// The stream was bound to an upstream connection.
     StreamAttached {
         /// The connection came from the pool (no connect).
@@ -364,6 +379,7 @@ impl EventKind {
             EventKind::HostChosen { .. } => "host_chosen",
             EventKind::ConnectStarted { .. } => "connect_started",
             EventKind::Connected => "connected",
+            EventKind::TlsHandshake { .. } => "tls_handshake",
             EventKind::StreamAttached { .. } => "stream_attached",
             EventKind::ResponseHead { .. } => "response_head",
             EventKind::ResponseComplete => "response_complete",

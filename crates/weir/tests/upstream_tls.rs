@@ -225,3 +225,40 @@ fn a_second_connection_to_the_origin_resumes_the_tls_session() {
     assert_eq!(middle.listener_stat("ssl.handshake"), 2);
     assert_eq!(middle.listener_stat("ssl.session_reused"), 1);
 }
+
+#[test]
+fn the_flow_trace_shows_both_handshakes() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let middle = Weir::start(
+        &tls_config(origin.addr, &pki, "", ""),
+        &["--concurrency", "1", "--flow-trace", "all"],
+    );
+    let front = Weir::start(
+        &front_config(middle.addr(), r#""sni": "a.test","#, &trusted(&pki)),
+        &["--concurrency", "1", "--flow-trace", "all"],
+    );
+    let mut client = Client::connect(front.addr()).expect("connect");
+    assert_eq!(client.get("/through").expect("response").status(), 200);
+    let flows = |weir: &Weir| {
+        let url = format!("http://{}/flows?format=json&limit=10", weir.admin);
+        run_program("curl", &["-sS", &url], std::time::Duration::from_secs(30)).stdout
+    };
+    // The front spoke TLS to the middle: its upstream lane has the handshake, with the SNI
+    // it sent; the middle terminated it: its downstream lane has it, with the SNI it got.
+    let front_flows = flows(&front);
+    assert!(
+        front_flows.lines().any(|l| l.contains(r#""event":"tls_handshake""#)
+            && l.contains(r#""lane":"upstream""#)
+            && l.contains(r#""server_name":"a.test""#)),
+        "{front_flows}"
+    );
+    let middle_flows = flows(&middle);
+    assert!(
+        middle_flows.lines().any(|l| l.contains(r#""event":"tls_handshake""#)
+            && l.contains(r#""lane":"downstream""#)
+            && l.contains(r#""server_name":"a.test""#)
+            && l.contains(r#""version":"TLSv1.3""#)),
+        "{middle_flows}"
+    );
+}

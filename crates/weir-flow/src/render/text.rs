@@ -274,6 +274,18 @@ fn details(kind: &K, out: &mut String) {
             Micros(*ran_ns),
             Micros(*waited_ns)
         ),
+        K::TlsHandshake {
+            version,
+            cipher,
+            server_name,
+            alpn,
+            resumed,
+        } => write!(
+            out,
+            " version={version} cipher={cipher} sni={} alpn={} resumed={resumed}",
+            server_name.as_deref().unwrap_or("-"),
+            alpn.as_deref().unwrap_or("-")
+        ),
         K::RequestComplete | K::Connected | K::ResponseComplete => Ok(()),
     };
 }
@@ -502,6 +514,22 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             )
         }
         K::Connected => "connected".to_owned(),
+        K::TlsHandshake {
+            version,
+            cipher,
+            server_name,
+            resumed,
+            ..
+        } => {
+            let how = if *resumed { "resumed" } else { "full" };
+            let sni = server_name
+                .as_deref()
+                .map_or(String::new(), |n| format!(", SNI {n}"));
+            format!(
+                "TLS handshake done on FD={} ({how}, {version}, {cipher}{sni})",
+                e.fd
+            )
+        }
         K::StreamAttached { reused: true } => {
             format!(
                 "attach the stream to pooled connection FD={} (no connect)",

@@ -61,6 +61,13 @@ fn every_kind() -> Vec<K> {
         },
         K::ConnectStarted { host },
         K::Connected,
+        K::TlsHandshake {
+            version: "TLSv1.3".into(),
+            cipher: "TLS_AES_128_GCM_SHA256".into(),
+            server_name: Some("a.test".into()),
+            alpn: None,
+            resumed: false,
+        },
         K::StreamAttached { reused: true },
         K::ResponseHead { status: 200 },
         K::ResponseComplete,
@@ -88,11 +95,10 @@ fn expected(lane: Lane, kind: &K) -> Option<Phase> {
             K::Ready { readable: true, .. } => DownstreamReadRequest,
             K::Ready { .. } => DownstreamWriteResponse,
             _ => match name {
-                "accept" | "listener_filter" | "filter_chain" | "registered" | "read"
-                | "request_head" | "request_complete" | "read_paused" | "route_matched"
-                | "pool_created" | "host_chosen" | "connect_started" | "local_reply" => {
-                    DownstreamReadRequest
-                }
+                "accept" | "listener_filter" | "filter_chain" | "tls_handshake" | "registered"
+                | "read" | "request_head" | "request_complete" | "read_paused"
+                | "route_matched" | "pool_created" | "host_chosen" | "connect_started"
+                | "local_reply" => DownstreamReadRequest,
                 "read_resumed" | "connected" | "stream_attached" | "response_head"
                 | "response_complete" => UpstreamReadResponse,
                 "write" | "close" => DownstreamWriteResponse,

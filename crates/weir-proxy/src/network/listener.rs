@@ -321,6 +321,7 @@ impl Worker {
             TlsProgress::Done(info) => {
                 tracing::trace!(version = info.version, cipher = %info.cipher, sni = ?info.server_name, "TLS handshake done");
                 ssl.handshake(&info);
+                self.trace_down(id, || info.event());
                 if let Some(ds) = self.downstreams.get_mut(id) {
                     ds.tls = Some(Arc::from(info));
                 }

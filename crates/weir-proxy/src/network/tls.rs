@@ -35,12 +35,27 @@ pub(crate) struct TlsInfo {
     pub(crate) cipher: String,
     /// Envoy's name for the key exchange group (`X25519`, `P-256`).
     pub(crate) curve: Option<String>,
-    /// The SNI the client asked for.
+    /// The SNI: the one the client asked for (a server session), the one sent (a client's).
     pub(crate) server_name: Option<String>,
+    /// The ALPN protocol agreed, if any.
+    pub(crate) alpn: Option<String>,
     /// A resumed session.
     pub(crate) resumed: bool,
     /// The client presented a certificate.
     pub(crate) peer_certificate: bool,
+}
+
+impl TlsInfo {
+    /// The flow trace's record of it.
+    pub(crate) fn event(&self) -> weir_flow::EventKind {
+        weir_flow::EventKind::TlsHandshake {
+            version: self.version.into(),
+            cipher: self.cipher.as_str().into(),
+            server_name: self.server_name.as_deref().map(Into::into),
+            alpn: self.alpn.as_deref().map(Into::into),
+            resumed: self.resumed,
+        }
+    }
 }
 
 /// What happened to the handshake since last asked.
@@ -55,6 +70,8 @@ pub(crate) enum TlsProgress {
 /// See the module documentation.
 pub(crate) struct TlsSession {
     conn: Connection,
+    /// A client session's SNI (what it sent), for its [`TlsInfo`].
+    sni: Option<String>,
     /// The handshake's end was seen (and reported once through `progress`).
     handshake_done: bool,
     progress: Option<TlsProgress>,
@@ -75,6 +92,7 @@ impl TlsSession {
         }
         Ok(TlsSession {
             conn,
+            sni: None,
             handshake_done: false,
             progress: None,
         })
@@ -84,11 +102,16 @@ impl TlsSession {
     /// name). Its ClientHello waits in the session until the connect completes and the
     /// connection flushes; plaintext written before the handshake ends waits too.
     pub(crate) fn client(config: Arc<ClientConfig>, name: ServerName<'static>) -> io::Result<Self> {
+        let sni = match &name {
+            ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
+            _ => None,
+        };
         let mut conn =
             Connection::Client(ClientConnection::new(config, name).map_err(io::Error::other)?);
         conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
         Ok(TlsSession {
             conn,
+            sni,
             handshake_done: false,
             progress: None,
         })
@@ -154,8 +177,12 @@ impl TlsSession {
                 .map(|g| weir_config::group_stat_name(g.name())),
             server_name: match &self.conn {
                 Connection::Server(c) => c.server_name().map(str::to_owned),
-                Connection::Client(_) => None,
+                Connection::Client(_) => self.sni.clone(),
             },
+            alpn: self
+                .conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
             resumed: self.conn.handshake_kind() == Some(HandshakeKind::Resumed),
             peer_certificate: self.conn.peer_certificates().is_some(),
         }

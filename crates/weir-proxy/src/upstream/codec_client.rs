@@ -388,11 +388,18 @@ impl Worker {
                 break;
             }
             let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
+            let handshake = match up.conn.take_tls_progress() {
+                Some(crate::network::tls::TlsProgress::Done(info)) => Some(info),
+                _ => None,
+            };
             if let ReadOutcome::Data(n) = outcome {
                 up.response_seen = true;
                 if let Some(c) = self.stats.clusters.get(up.cluster) {
                     c.common.upstream_cx_rx_bytes_total.add(n as u64);
                 }
+            }
+            if let Some(info) = handshake {
+                self.trace_up(id, || info.event());
             }
             self.trace_up(id, || EventKind::Read {
                 asked: crate::worker::READ_SIZE as u32,
