@@ -40,6 +40,7 @@ mod retry;
 mod route;
 mod route_match;
 mod runtime;
+mod sds;
 mod source;
 mod stats_sink;
 mod tcp_proxy;
@@ -60,6 +61,7 @@ pub use chain_select::{ChainSelector, ConnectionFacts};
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
+pub use sds::{CertRotation, Rotated};
 pub use tls_build::{cipher_stat_name, group_stat_name};
 pub use tls_upstream::server_name as upstream_server_name;
 

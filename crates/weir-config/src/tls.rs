@@ -15,6 +15,7 @@ use crate::listener::{open_typed_config, type_name};
 use crate::model::DownstreamTls;
 use crate::reader::{Cx, Field, Obj, join};
 use crate::route::base64_decode;
+use crate::sds::{CertRotation, SdsSource, named_files, sds_secret_config};
 use crate::tls_build::{self, Certificate, TlsParams, Versions};
 
 /// The `@type` of a downstream TLS transport socket.
@@ -38,7 +39,6 @@ const DOWNSTREAM_TLS_ENVOY: &[&str] = &[
 
 /// `CommonTlsContext` fields weir does not support yet.
 pub(crate) const COMMON_TLS_ENVOY: &[&str] = &[
-    "tls_certificate_sds_secret_configs",
     "tls_certificate_provider_instance",
     "custom_tls_certificate_selector",
     "tls_certificate_certificate_provider",
@@ -172,6 +172,7 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         }
         (None, false) => None,
     };
+    let common_sds = common.sds;
     let built = tls_build::server_config(
         common.certificates,
         common.params,
@@ -180,9 +181,11 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         require_sni,
     );
     match built {
-        Ok(config) => Some(DownstreamTls {
-            server_config: Arc::new(config),
+        Ok(built) => Some(DownstreamTls {
+            server_config: Arc::new(built.config),
             require_client_certificate,
+            rotation: (!common_sds.is_empty())
+                .then(|| Arc::new(CertRotation::new(built.keys, built.provider, common_sds))),
         }),
         Err((path, e)) => {
             cx.error(path.as_deref().unwrap_or(&f.path), e);
@@ -194,6 +197,8 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
 /// What `common_tls_context` holds, read.
 struct Common {
     certificates: Vec<Certificate>,
+    /// The certificates among `certificates` (by index) that SDS files give.
+    sds: Vec<(usize, SdsSource, Vec<std::path::PathBuf>)>,
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
     /// `validation_context.trusted_ca`, parsed.
@@ -212,10 +217,20 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
             None => ok = false,
         }
     }
-    if cert_items.is_empty() {
+    let mut sds = Vec::new();
+    for item in o.list(cx, "tls_certificate_sds_secret_configs") {
+        match sds_secret_config(cx, &item) {
+            Some((source, c)) => {
+                sds.push((certificates.len(), source, named_files(&c)));
+                certificates.push(c);
+            }
+            None => ok = false,
+        }
+    }
+    if certificates.is_empty() && ok {
         cx.error(
             &join(&f.path, "tls_certificates"),
-            "a TLS listener needs at least one certificate in `tls_certificates`",
+            "a TLS listener needs at least one certificate in `tls_certificates` or `tls_certificate_sds_secret_configs`",
         );
         ok = false;
     }
@@ -231,6 +246,7 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
     o.finish(cx);
     let common = Common {
         certificates,
+        sds,
         params: params?,
         alpn: alpn?,
         trusted_ca: trusted_ca?,
@@ -286,6 +302,10 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
     let key = o
         .required(cx, "private_key")
         .and_then(|k| pem_source(cx, &k).map(|pem| (pem, k.path)));
+    let files = ["certificate_chain", "private_key"]
+        .iter()
+        .filter_map(|k| f.value.get(k)?.get("filename")?.as_str().map(str::to_owned))
+        .collect();
     o.finish(cx);
     let ((chain_pem, chain_path), (key_pem, key_path)) = (chain?, key?);
     let chain = certificates(cx, &chain_pem, &chain_path);
@@ -303,6 +323,7 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
         chain: chain?,
         key: key?,
         path: f.path.clone(),
+        files,
     })
 }
 

@@ -2,7 +2,7 @@
 //! for cipher suites and curves, the SNI certificate choice, and the server config built from
 //! what [`crate::tls`] read.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::crypto::{CryptoProvider, SupportedKxGroup, aws_lc_rs};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -19,7 +19,25 @@ pub(crate) struct Certificate {
     pub(crate) key: PrivateKeyDer<'static>,
     /// Its path in the config, for errors.
     pub(crate) path: String,
+    /// The files its chain and key were read from (a rotation watches them).
+    pub(crate) files: Vec<String>,
 }
+
+/// A certificate and key as rustls serves them; the error says what is wrong with them.
+pub(crate) fn certified_key(
+    c: Certificate,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    CertifiedKey::from_der(c.chain, c.key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key does not match the certificate".to_owned()
+        }
+        other => format!("unusable certificate or key: {other}"),
+    })
+}
+
+/// The keys a listener's server config serves, shared with a rotation that may replace them.
+pub(crate) type SharedKeys = Arc<RwLock<Vec<Arc<CertifiedKey>>>>;
 
 /// Which TLS versions a listener speaks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -144,6 +162,13 @@ pub fn group_stat_name(group: NamedGroup) -> String {
     }
 }
 
+/// A listener's server config, the keys it serves (for a rotation) and its provider.
+pub(crate) struct Built {
+    pub(crate) config: ServerConfig,
+    pub(crate) keys: SharedKeys,
+    pub(crate) provider: Arc<CryptoProvider>,
+}
+
 /// Builds a listener's server config. An error carries the config path it is about, when it
 /// is about one certificate.
 pub(crate) fn server_config(
@@ -152,21 +177,15 @@ pub(crate) fn server_config(
     alpn: Vec<Vec<u8>>,
     client_ca: Option<(Vec<CertificateDer<'static>>, bool)>,
     require_sni: bool,
-) -> Result<ServerConfig, (Option<String>, String)> {
+) -> Result<Built, (Option<String>, String)> {
     let provider = provider_with(&params);
     let mut keys = Vec::with_capacity(certificates.len());
     for c in certificates {
-        let key = CertifiedKey::from_der(c.chain, c.key, &provider).map_err(|e| {
-            let message = match e {
-                rustls::Error::InconsistentKeys(_) => {
-                    "the private key does not match the certificate".to_owned()
-                }
-                other => format!("unusable certificate or key: {other}"),
-            };
-            (Some(c.path.clone()), message)
-        })?;
+        let path = c.path.clone();
+        let key = certified_key(c, &provider).map_err(|e| (Some(path), e))?;
         keys.push(Arc::new(key));
     }
+    let keys = Arc::new(RwLock::new(keys));
     let provider = Arc::new(provider);
     let versions: &[&SupportedProtocolVersion] = match params.versions {
         Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -198,20 +217,29 @@ pub(crate) fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver { keys, require_sni }));
+    let resolver = SniResolver {
+        keys: keys.clone(),
+        require_sni,
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = alpn;
     // The server's preference, as Envoy's default (`prefer_client_ciphers: false`).
     config.ignore_client_order = true;
     // Stateless resumption with rotating keys, as BoringSSL does by default.
     config.ticketer = aws_lc_rs::Ticketer::new().map_err(|e| (None, e.to_string()))?;
-    Ok(config)
+    Ok(Built {
+        config,
+        keys,
+        provider,
+    })
 }
 
 /// Picks a certificate by SNI among a listener's, as Envoy does: one whose names match the
 /// requested name and whose key the client can verify, else the first.
 #[derive(Debug)]
 struct SniResolver {
-    keys: Vec<Arc<CertifiedKey>>,
+    /// A read lock per handshake, uncontended but for a rotation's rare write.
+    keys: SharedKeys,
     /// `require_sni`: a ClientHello without a name gets no certificate (the handshake fails).
     require_sni: bool,
 }
@@ -222,18 +250,19 @@ impl ResolvesServerCert for SniResolver {
         if self.require_sni && sni.is_none() {
             return None;
         }
-        if self.keys.len() > 1
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        if keys.len() > 1
             && let Some(name) = sni.and_then(|s| ServerName::try_from(s).ok())
         {
             let schemes = hello.signature_schemes();
-            let found = self.keys.iter().find(|k| {
+            let found = keys.iter().find(|k| {
                 k.key.choose_scheme(schemes).is_some() && names_match(k.end_entity_cert(), &name)
             });
             if let Some(key) = found {
                 return Some(key.clone());
             }
         }
-        self.keys.first().cloned()
+        keys.first().cloned()
     }
 }
 

@@ -141,7 +141,11 @@ struct Common {
 /// An upstream `common_tls_context`.
 fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
     let mut o = Obj::new(cx, f, tls::COMMON_TLS_ENVOY)?;
-    let mut ok = true;
+    let mut ok = !o.reject(
+        cx,
+        "tls_certificate_sds_secret_configs",
+        "a client certificate from SDS is not supported by weir yet: give it in tls_certificates",
+    );
     let items = o.list(cx, "tls_certificates");
     let mut certificate = None;
     for (i, item) in items.iter().enumerate() {

@@ -282,7 +282,7 @@ fn other_transport_sockets_and_a_missing_certificate_are_errors() {
     assert_eq!(
         e,
         [format!(
-            "{CTX}.common_tls_context.tls_certificates: a TLS listener needs at least one certificate in `tls_certificates`"
+            "{CTX}.common_tls_context.tls_certificates: a TLS listener needs at least one certificate in `tls_certificates` or `tls_certificate_sds_secret_configs`"
         )]
     );
 }

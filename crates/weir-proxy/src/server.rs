@@ -22,6 +22,7 @@ use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
 use crate::network::Network;
 use crate::network::listener::{bind, check_free};
+use crate::network::secrets::SecretWatcher;
 use crate::recorder::Recorder;
 use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
@@ -307,6 +308,8 @@ pub struct Server {
     admin: Option<AdminHandle>,
     /// Sends the stats to `stats_sinks` (none without sinks).
     flusher: Option<Flusher>,
+    /// Re-reads certificates that SDS files give when they change.
+    secrets: Option<SecretWatcher>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -419,6 +422,14 @@ impl Server {
                 state: state.clone(),
             },
         )?;
+        let rotations = snapshot
+            .bootstrap
+            .listeners
+            .iter()
+            .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
+            .filter_map(|c| c.tls.as_ref()?.rotation.clone())
+            .collect();
+        let secrets = SecretWatcher::start(rotations)?;
         Ok(Server {
             workers,
             stats,
@@ -426,6 +437,7 @@ impl Server {
             listeners,
             admin,
             flusher,
+            secrets,
             state,
             handles,
             exit: (exit_tx, exit_rx),
@@ -503,6 +515,9 @@ impl Server {
         }
         if let Some(admin) = self.admin.take() {
             admin.stop();
+        }
+        if let Some(secrets) = self.secrets.take() {
+            secrets.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

@@ -248,17 +248,21 @@ fn the_flow_trace_shows_both_handshakes() {
     // it sent; the middle terminated it: its downstream lane has it, with the SNI it got.
     let front_flows = flows(&front);
     assert!(
-        front_flows.lines().any(|l| l.contains(r#""event":"tls_handshake""#)
-            && l.contains(r#""lane":"upstream""#)
-            && l.contains(r#""server_name":"a.test""#)),
+        front_flows
+            .lines()
+            .any(|l| l.contains(r#""event":"tls_handshake""#)
+                && l.contains(r#""lane":"upstream""#)
+                && l.contains(r#""server_name":"a.test""#)),
         "{front_flows}"
     );
     let middle_flows = flows(&middle);
     assert!(
-        middle_flows.lines().any(|l| l.contains(r#""event":"tls_handshake""#)
-            && l.contains(r#""lane":"downstream""#)
-            && l.contains(r#""server_name":"a.test""#)
-            && l.contains(r#""version":"TLSv1.3""#)),
+        middle_flows
+            .lines()
+            .any(|l| l.contains(r#""event":"tls_handshake""#)
+                && l.contains(r#""lane":"downstream""#)
+                && l.contains(r#""server_name":"a.test""#)
+                && l.contains(r#""version":"TLSv1.3""#)),
         "{middle_flows}"
     );
 }

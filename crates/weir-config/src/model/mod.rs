@@ -154,6 +154,9 @@ pub struct DownstreamTls {
     pub server_config: std::sync::Arc<rustls::ServerConfig>,
     /// `require_client_certificate` (mTLS): a client without a valid certificate is refused.
     pub require_client_certificate: bool,
+    /// Its certificates that SDS files give (`tls_certificate_sds_secret_configs`), which
+    /// [`crate::CertRotation::refresh`] reads again when they change.
+    pub rotation: Option<std::sync::Arc<crate::CertRotation>>,
 }
 
 /// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`.

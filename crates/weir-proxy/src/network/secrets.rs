@@ -1,0 +1,60 @@
+//! The secret watcher: certificates that SDS files give (`tls_certificate_sds_secret_configs`)
+//! are read again when their files change, on a thread of its own, so no worker ever reads a
+//! file. A rotated certificate serves the handshakes that start after it; connections keep the
+//! one they were made with. A file that fails to read or build keeps the old certificate, and
+//! the log says why.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use weir_config::{CertRotation, Rotated};
+
+/// How often the files are looked at (their modification time and size).
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// See the module documentation.
+pub(crate) struct SecretWatcher {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl SecretWatcher {
+    /// Starts watching; `None` when no certificate comes from a file.
+    pub(crate) fn start(rotations: Vec<Arc<CertRotation>>) -> io::Result<Option<SecretWatcher>> {
+        if rotations.is_empty() {
+            return Ok(None);
+        }
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("weir:secrets".into())
+            .spawn(move || run(&rotations, &stopped))?;
+        Ok(Some(SecretWatcher { stop, thread }))
+    }
+
+    pub(crate) fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(rotations: &[Arc<CertRotation>], stopped: &mpsc::Receiver<()>) {
+    loop {
+        match stopped.recv_timeout(CHECK_EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        for outcome in rotations.iter().flat_map(|r| r.refresh()) {
+            match outcome {
+                Rotated::Updated { name } => {
+                    tracing::info!(secret = %name, "certificate rotated: new handshakes use it");
+                }
+                Rotated::Rejected { name, why } => {
+                    tracing::warn!(secret = %name, %why, "certificate file changed but is unusable; keeping the previous one");
+                }
+            }
+        }
+    }
+}

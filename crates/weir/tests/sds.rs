@@ -1,0 +1,153 @@
+//! Certificates from SDS files, rotated without a restart: a listener's certificate comes from
+//! `tls_certificate_sds_secret_configs` with a `path_config_source`; rewriting the file changes
+//! the certificate new handshakes get, a connection made before keeps working, and a broken
+//! file keeps the last good certificate.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use support::pki::{Pki, pki};
+use support::{Origin, TempFile, Weir, proxy_config, run_program};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The SDS file's text: the secret `server` with `cert` and `key` as files.
+fn sds(cert: &TempFile, key: &TempFile) -> String {
+    format!(
+        r#"resources:
+- "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+  name: server
+  tls_certificate:
+    certificate_chain: {{ filename: {} }}
+    private_key: {{ filename: {} }}
+"#,
+        cert.path().display(),
+        key.path().display()
+    )
+}
+
+/// Replaces the file's content at once (a rename, as tools that rotate certificates do).
+fn replace(file: &TempFile, text: &str) {
+    let next = file.path().with_extension("next");
+    std::fs::write(&next, text).expect("write");
+    std::fs::rename(&next, file.path()).expect("rename");
+}
+
+fn config(origin: SocketAddr, sds_file: &TempFile) -> String {
+    let socket = format!(
+        r#"    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_certificate_sds_secret_configs:
+            - name: server
+              sds_config: {{ path_config_source: {{ path: {} }}, resource_api_version: V3 }}
+      filters:
+"#,
+        sds_file.path().display()
+    );
+    proxy_config(origin).replacen("    - filters:\n", &socket, 1)
+}
+
+/// The subject of the certificate weir serves for SNI `name`.
+fn served(weir: &Weir, pki: &Pki, name: &str) -> String {
+    let addr = weir.addr().to_string();
+    let ca = pki.ca.path().to_str().expect("path").to_owned();
+    let args = [
+        "s_client",
+        "-connect",
+        &addr,
+        "-CAfile",
+        &ca,
+        "-servername",
+        name,
+    ];
+    let ran = run_program("openssl", &args, TIMEOUT);
+    ran.stdout
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_else(|| panic!("no subject: {ran}"))
+        .to_owned()
+}
+
+/// A keep-alive TLS connection to weir as `name` (verifying against the test CA).
+fn tls_client(
+    weir: &Weir,
+    pki: &Pki,
+    name: &str,
+) -> StreamOwned<ClientConnection, std::net::TcpStream> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.ca.path()).expect("CA"))
+        .expect("root");
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = ServerName::try_from(name.to_owned()).expect("name");
+    let conn = ClientConnection::new(Arc::new(config), server_name).expect("client");
+    let tcp = std::net::TcpStream::connect(weir.addr()).expect("connect");
+    tcp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    StreamOwned::new(conn, tcp)
+}
+
+/// One request on a kept connection; the status line.
+fn request(stream: &mut StreamOwned<ClientConnection, std::net::TcpStream>, host: &str) -> String {
+    write!(stream, "GET /local HTTP/1.1\r\nhost: {host}\r\n\r\n").expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status");
+    // `/local` answers `local\n` with a content-length: read the rest of the head and body.
+    let mut line = String::new();
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("head");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0u8; length];
+    std::io::Read::read_exact(&mut reader, &mut body).expect("body");
+    status.trim().to_owned()
+}
+
+#[test]
+fn a_rewritten_sds_file_rotates_the_certificate_and_a_broken_one_is_ignored() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let sds_file = TempFile::new("sds.yaml", sds(&pki.a.0, &pki.a.1));
+    let weir = Weir::start(&config(origin.addr, &sds_file), &["--concurrency", "1"]);
+    assert!(served(&weir, &pki, "a.test").ends_with("a.test"));
+    let mut before = tls_client(&weir, &pki, "a.test");
+    assert_eq!(request(&mut before, "a.test"), "HTTP/1.1 200 OK");
+
+    replace(&sds_file, &sds(&pki.b.0, &pki.b.1));
+    let deadline = Instant::now() + TIMEOUT;
+    while !served(&weir, &pki, "b.test").ends_with("b.test") {
+        assert!(Instant::now() < deadline, "the certificate was not rotated");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The connection made before the rotation goes on with its own session.
+    assert_eq!(request(&mut before, "a.test"), "HTTP/1.1 200 OK");
+
+    assert!(weir.wait_for_log("certificate rotated", TIMEOUT).is_some());
+
+    // A broken file: the last good certificate stays, and the log says why.
+    replace(&sds_file, "resources: [ { name: server } ]\n");
+    let rejected = weir.wait_for_log("keeping the previous one", TIMEOUT);
+    let rejected = rejected.expect("the broken file was not noticed");
+    assert!(rejected.contains("has no `tls_certificate`"), "{rejected}");
+    assert!(served(&weir, &pki, "b.test").ends_with("b.test"));
+    let mut after = tls_client(&weir, &pki, "b.test");
+    assert_eq!(request(&mut after, "b.test"), "HTTP/1.1 200 OK");
+}
