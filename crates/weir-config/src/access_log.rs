@@ -188,6 +188,33 @@ pub enum Operator {
     /// `%DOWNSTREAM_TLS_CIPHER%`: the suite, by its OpenSSL name (`TLS_AES_128_GCM_SHA256`,
     /// `ECDHE-ECDSA-AES128-GCM-SHA256`).
     DownstreamTlsCipher,
+    /// `%DOWNSTREAM_PEER_…%`: what the client's certificate says (mTLS); `-` without one.
+    DownstreamPeer(PeerField),
+}
+
+/// Which part of a peer certificate a `%DOWNSTREAM_PEER_…%` operator logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerField {
+    /// `SUBJECT`: RFC 2253, as OpenSSL prints it (`CN=client,O=Acme`).
+    Subject,
+    /// `ISSUER`, likewise.
+    Issuer,
+    /// `URI_SAN`: the URI names, comma-separated.
+    UriSan,
+    /// `DNS_SAN`.
+    DnsSan,
+    /// `IP_SAN`.
+    IpSan,
+    /// `EMAIL_SAN`.
+    EmailSan,
+    /// `SERIAL`: lower-case hex.
+    Serial,
+    /// `FINGERPRINT_256`: SHA-256 of the DER, lower-case hex.
+    Fingerprint256,
+    /// `CERT_V_START`: `2026-12-07T10:06:01.000Z`.
+    ValidFrom,
+    /// `CERT_V_END`.
+    ValidUntil,
 }
 
 /// The argument of `%REQ(…)%` / `%RESP(…)%`: `main?alternative` and an optional `:max_length`.

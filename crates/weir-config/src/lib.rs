@@ -25,6 +25,7 @@ pub mod model;
 
 mod access_log;
 mod bootstrap;
+mod cert_info;
 mod chain_select;
 mod cluster;
 mod hcm;
@@ -40,10 +41,12 @@ mod retry;
 mod route;
 mod route_match;
 mod runtime;
+mod san_matcher;
 mod sds;
 mod source;
 mod stats_sink;
 mod tcp_proxy;
+mod tickets;
 mod tls;
 mod tls_build;
 mod tls_upstream;
@@ -54,13 +57,15 @@ use std::path::Path;
 
 pub use access_log::{
     AccessLog, AccessLogSink, ENVOY_DEFAULT_FORMAT, FILE_ACCESS_LOG_TYPE, FormatKind,
-    HeaderOperator, JsonField, JsonValue, LogFormat, Operator, Piece, STDERR_ACCESS_LOG_TYPE,
-    STDOUT_ACCESS_LOG_TYPE, TimeFormat, TimePiece,
+    HeaderOperator, JsonField, JsonValue, LogFormat, Operator, PeerField, Piece,
+    STDERR_ACCESS_LOG_TYPE, STDOUT_ACCESS_LOG_TYPE, TimeFormat, TimePiece,
 };
+pub use cert_info::{CertInfo, San};
 pub use chain_select::{ChainSelector, ConnectionFacts};
 pub use hcm_headers::DEFAULT_SERVER_NAME;
 pub use model::*;
 pub use runtime::{LayeredRuntime, RuntimeLayer, RuntimeLayerKind, RuntimeValue};
+pub use san_matcher::{SanMatcher, SanType};
 pub use sds::{CertRotation, Rotated};
 pub use tls_build::{cipher_stat_name, group_stat_name};
 pub use tls_upstream::server_name as upstream_server_name;

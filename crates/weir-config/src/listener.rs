@@ -55,12 +55,7 @@ const LISTENER_ENVOY: &[&str] = &[
 ];
 
 /// `config.listener.v3.FilterChain` fields weir does not support yet.
-const FILTER_CHAIN_ENVOY: &[&str] = &[
-    "use_proxy_proto",
-    "metadata",
-    "transport_socket_connect_timeout",
-    "on_demand_configuration",
-];
+const FILTER_CHAIN_ENVOY: &[&str] = &["use_proxy_proto", "metadata", "on_demand_configuration"];
 
 /// `extensions.filters.http.router.v3.Router` fields weir does not support yet.
 pub(crate) const ROUTER_ENVOY: &[&str] = &[
@@ -402,21 +397,28 @@ fn filter_chain(
         Some(t) => crate::tls::transport_socket(cx, &t),
         None => Some(None),
     };
+    let handshake_timeout = match o.get(cx, "transport_socket_connect_timeout") {
+        Some(t) => t.duration(cx).map(|d| (!d.is_zero()).then_some(d)),
+        None => Some(None),
+    };
     o.finish(cx);
-    let chain = match (&filter_chain_match, hcm, tls) {
-        (Some(filter_chain_match), Some(network), Some(tls)) => Some(FilterChain {
-            name: given_name.clone().unwrap_or(default_name),
-            filter_chain_match: filter_chain_match.clone(),
-            http_connection_manager: match &network {
-                Some(NetworkFilter::Http(hcm)) => Some(hcm.as_ref().clone()),
-                _ => None,
-            },
-            tcp_proxy: match network {
-                Some(NetworkFilter::Tcp(proxy)) => Some(proxy),
-                _ => None,
-            },
-            tls,
-        }),
+    let chain = match (&filter_chain_match, hcm, tls, handshake_timeout) {
+        (Some(filter_chain_match), Some(network), Some(tls), Some(handshake_timeout)) => {
+            Some(FilterChain {
+                name: given_name.clone().unwrap_or(default_name),
+                filter_chain_match: filter_chain_match.clone(),
+                http_connection_manager: match &network {
+                    Some(NetworkFilter::Http(hcm)) => Some(hcm.as_ref().clone()),
+                    _ => None,
+                },
+                tcp_proxy: match network {
+                    Some(NetworkFilter::Tcp(proxy)) => Some(proxy),
+                    _ => None,
+                },
+                tls,
+                transport_socket_connect_timeout: handshake_timeout,
+            })
+        }
         _ => None,
     };
     Some(ChainRead {

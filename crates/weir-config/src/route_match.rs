@@ -226,7 +226,7 @@ pub(crate) fn header_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderMatcher
 }
 
 /// `type.matcher.v3.StringMatcher`.
-fn string_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<StringMatcher> {
+pub(crate) fn string_matcher(cx: &mut Cx, f: &Field<'_>) -> Option<StringMatcher> {
     let mut o = Obj::new(cx, f, &["custom"])?;
     let kinds = [
         ("exact", o.get(cx, "exact")),

@@ -9,12 +9,12 @@
 //! that does not keeps the old one, and the error says why.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
-use rustls::sign::CertifiedKey;
 
+use crate::model::{ServedCert, SharedCerts};
 use crate::reader::{Cx, Field, Obj, join};
 use crate::source::{self, Format};
 use crate::tls::tls_certificate;
@@ -180,7 +180,7 @@ struct Slot {
 /// serves from (shared with its certificate resolver).
 #[derive(Debug)]
 pub struct CertRotation {
-    keys: Arc<RwLock<Vec<Arc<CertifiedKey>>>>,
+    keys: SharedCerts,
     provider: Arc<CryptoProvider>,
     slots: Mutex<Vec<Slot>>,
 }
@@ -204,7 +204,7 @@ pub enum Rotated {
 
 impl CertRotation {
     pub(crate) fn new(
-        keys: Arc<RwLock<Vec<Arc<CertifiedKey>>>>,
+        keys: SharedCerts,
         provider: Arc<CryptoProvider>,
         sources: Vec<(usize, SdsSource, Vec<PathBuf>)>,
     ) -> CertRotation {
@@ -242,13 +242,17 @@ impl CertRotation {
             let name = slot.source.name.clone();
             let built = read_secret(&slot.source).and_then(|c| {
                 let named = named_files(&c);
-                certified_key(c, &self.provider).map(|k| (k, named))
+                let chain_path = c.chain_path.clone();
+                certified_key(c, &self.provider).map(|k| (k, chain_path, named))
             });
             match built {
-                Ok((key, named)) => {
+                Ok((key, chain_path, named)) => {
                     let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
                     if let Some(k) = keys.get_mut(slot.index) {
-                        *k = Arc::new(key);
+                        *k = ServedCert {
+                            key: Arc::new(key),
+                            chain_path,
+                        };
                     }
                     slot.files.truncate(1);
                     slot.files.extend(named);

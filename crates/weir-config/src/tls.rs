@@ -12,10 +12,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::listener::{open_typed_config, type_name};
-use crate::model::DownstreamTls;
+use crate::model::{CertSource, DownstreamTls, TlsCerts};
 use crate::reader::{Cx, Field, Obj, join};
 use crate::route::base64_decode;
+use crate::san_matcher::{SanMatcher, san_matchers};
 use crate::sds::{CertRotation, SdsSource, named_files, sds_secret_config};
+use crate::tickets::{self, Resumption};
 use crate::tls_build::{self, Certificate, TlsParams, Versions};
 
 /// The `@type` of a downstream TLS transport socket.
@@ -27,11 +29,7 @@ pub(crate) const RAW_BUFFER_TYPE: &str =
 
 /// `DownstreamTlsContext` fields weir does not support yet.
 const DOWNSTREAM_TLS_ENVOY: &[&str] = &[
-    "session_ticket_keys",
     "session_ticket_keys_sds_secret_config",
-    "disable_stateless_session_resumption",
-    "disable_stateful_session_resumption",
-    "session_timeout",
     "ocsp_staple_policy",
     "full_scan_certs_on_sni_mismatch",
     "prefer_client_ciphers",
@@ -72,7 +70,6 @@ const VALIDATION_ENVOY: &[&str] = &[
     "watched_directory",
     "verify_certificate_spki",
     "verify_certificate_hash",
-    "match_typed_subject_alt_names",
     "match_subject_alt_names",
     "require_signed_certificate_timestamp",
     "crl",
@@ -147,6 +144,7 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         Some(b) => b.bool(cx),
         None => Some(false),
     };
+    let resumption = resumption(cx, &mut o);
     let common_field = o.get(cx, "common_tls_context");
     let common = match &common_field {
         Some(c) => common_tls_context(cx, c),
@@ -159,10 +157,15 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         }
     };
     o.finish(cx);
-    let (common, require_client_certificate, require_sni) =
-        (common?, require_client_certificate?, require_sni?);
-    let client_ca = match (common.trusted_ca, require_client_certificate) {
-        (Some(ca), required) => Some((ca, required)),
+    let (common, require_client_certificate, require_sni, resumption) = (
+        common?,
+        require_client_certificate?,
+        require_sni?,
+        resumption?,
+    );
+    let ca_shown = common.validation.as_ref().map(Validation::shown);
+    let client_ca = match (common.validation, require_client_certificate) {
+        (Some(validation), required) => Some((validation, required)),
         (None, true) => {
             cx.error(
                 &join(&f.path, "require_client_certificate"),
@@ -179,11 +182,16 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         common.alpn,
         client_ca,
         require_sni,
+        resumption,
     );
     match built {
         Ok(built) => Some(DownstreamTls {
             server_config: Arc::new(built.config),
             require_client_certificate,
+            certs: TlsCerts {
+                ca: ca_shown,
+                own: CertSource::Served(built.keys.clone()),
+            },
             rotation: (!common_sds.is_empty())
                 .then(|| Arc::new(CertRotation::new(built.keys, built.provider, common_sds))),
         }),
@@ -194,6 +202,57 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
     }
 }
 
+/// `session_ticket_keys`, `session_timeout` and the two `disable_*_session_resumption`.
+fn resumption(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Resumption> {
+    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
+        Some(b) => b.bool(cx),
+        None => Some(false),
+    };
+    let disable_stateless = flag(cx, o, "disable_stateless_session_resumption");
+    let disable_stateful = flag(cx, o, "disable_stateful_session_resumption");
+    let timeout = match o.get(cx, "session_timeout") {
+        Some(t) => t.duration(cx).map(Some),
+        None => Some(None),
+    };
+    let mut ticket_keys = Some(Vec::new());
+    if let Some(keys) = o.get(cx, "session_ticket_keys") {
+        let mut ko = Obj::new(cx, &keys, &[])?;
+        let items = ko.list(cx, "keys");
+        ko.finish(cx);
+        if items.is_empty() {
+            cx.error(&keys.path, "`keys` needs at least one key");
+            ticket_keys = None;
+        }
+        for item in &items {
+            match pem_source(cx, item) {
+                Some(key) if key.len() == tickets::KEY_LEN => {
+                    if let Some(k) = ticket_keys.as_mut() {
+                        k.push(key);
+                    }
+                }
+                Some(key) => {
+                    cx.error(
+                        &item.path,
+                        format!(
+                            "a session ticket key is {} bytes (Envoy's format: name, HMAC secret, AES key); this one is {}",
+                            tickets::KEY_LEN,
+                            key.len()
+                        ),
+                    );
+                    ticket_keys = None;
+                }
+                None => ticket_keys = None,
+            }
+        }
+    }
+    Some(Resumption {
+        ticket_keys: ticket_keys?,
+        timeout: timeout?,
+        disable_stateless: disable_stateless?,
+        disable_stateful: disable_stateful?,
+    })
+}
+
 /// What `common_tls_context` holds, read.
 struct Common {
     certificates: Vec<Certificate>,
@@ -201,8 +260,8 @@ struct Common {
     sds: Vec<(usize, SdsSource, Vec<std::path::PathBuf>)>,
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
-    /// `validation_context.trusted_ca`, parsed.
-    trusted_ca: Option<Vec<CertificateDer<'static>>>,
+    /// `validation_context`, read.
+    validation: Option<Validation>,
 }
 
 /// `common_tls_context`.
@@ -239,7 +298,7 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         None => Some(TlsParams::default()),
     };
     let alpn = alpn_protocols(cx, &mut o);
-    let trusted_ca = match o.get(cx, "validation_context") {
+    let validation = match o.get(cx, "validation_context") {
         Some(v) => validation_context(cx, &v).map(Some),
         None => Some(None),
     };
@@ -249,7 +308,7 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         sds,
         params: params?,
         alpn: alpn?,
-        trusted_ca: trusted_ca?,
+        validation: validation?,
     };
     ok.then_some(common)
 }
@@ -302,6 +361,13 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
     let key = o
         .required(cx, "private_key")
         .and_then(|k| pem_source(cx, &k).map(|pem| (pem, k.path)));
+    let shown_chain = f
+        .value
+        .get("certificate_chain")
+        .and_then(|c| c.get("filename"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("<inline>")
+        .to_owned();
     let files = ["certificate_chain", "private_key"]
         .iter()
         .filter_map(|k| f.value.get(k)?.get("filename")?.as_str().map(str::to_owned))
@@ -323,6 +389,7 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
         chain: chain?,
         key: key?,
         path: f.path.clone(),
+        chain_path: shown_chain,
         files,
     })
 }
@@ -476,15 +543,46 @@ fn named_list<T>(
     ok.then_some(found)
 }
 
-/// `validation_context`: `trusted_ca` only, the CAs the peer's certificate must chain to.
-pub(crate) fn validation_context(
-    cx: &mut Cx,
-    f: &Field<'_>,
-) -> Option<Vec<CertificateDer<'static>>> {
+/// `validation_context`: `trusted_ca`, the CAs the peer's certificate must chain to, and
+/// `match_typed_subject_alt_names`, the names it must carry.
+pub(crate) fn validation_context(cx: &mut Cx, f: &Field<'_>) -> Option<Validation> {
     let mut o = Obj::new(cx, f, VALIDATION_ENVOY)?;
     let ca = o.required(cx, "trusted_ca");
+    let san_items = o.list(cx, "match_typed_subject_alt_names");
+    let sans = san_matchers(cx, &san_items);
     o.finish(cx);
     let ca = ca?;
     let pem = pem_source(cx, &ca)?;
-    certificates(cx, &pem, &ca.path)
+    let trusted_ca = certificates(cx, &pem, &ca.path)?;
+    Some(Validation {
+        trusted_ca,
+        ca_path: shown_path(&ca),
+        sans: sans?,
+    })
+}
+
+/// `validation_context`, read.
+pub(crate) struct Validation {
+    /// `trusted_ca`, parsed.
+    pub(crate) trusted_ca: Vec<CertificateDer<'static>>,
+    /// Where `trusted_ca` came from, as `/certs` shows it.
+    pub(crate) ca_path: String,
+    /// `match_typed_subject_alt_names`.
+    pub(crate) sans: Vec<SanMatcher>,
+}
+
+impl Validation {
+    /// What `/certs` shows of it.
+    pub(crate) fn shown(&self) -> (String, Vec<CertificateDer<'static>>) {
+        (self.ca_path.clone(), self.trusted_ca.clone())
+    }
+}
+
+/// A `DataSource`'s file name, or `<inline>`, as Envoy's `/certs` shows it.
+pub(crate) fn shown_path(f: &Field<'_>) -> String {
+    f.value
+        .get("filename")
+        .and_then(|v| v.as_str())
+        .unwrap_or("<inline>")
+        .to_owned()
 }

@@ -4,14 +4,22 @@
 
 use std::sync::{Arc, RwLock};
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, SupportedKxGroup, aws_lc_rs};
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CipherSuite, NamedGroup, RootCertStore, ServerConfig, SupportedCipherSuite,
-    SupportedProtocolVersion,
+    CertificateError, CipherSuite, DigitallySignedStruct, DistinguishedName, NamedGroup,
+    RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
 };
+
+use crate::model::{ServedCert, SharedCerts};
+use crate::san_matcher::{SanMatcher, certificate_passes};
+use crate::tickets::Resumption;
+use crate::tls::Validation;
 
 /// One `tls_certificates[]` entry, parsed.
 pub(crate) struct Certificate {
@@ -19,6 +27,8 @@ pub(crate) struct Certificate {
     pub(crate) key: PrivateKeyDer<'static>,
     /// Its path in the config, for errors.
     pub(crate) path: String,
+    /// The chain's file (`<inline>` when given inline), as `/certs` shows it.
+    pub(crate) chain_path: String,
     /// The files its chain and key were read from (a rotation watches them).
     pub(crate) files: Vec<String>,
 }
@@ -35,9 +45,6 @@ pub(crate) fn certified_key(
         other => format!("unusable certificate or key: {other}"),
     })
 }
-
-/// The keys a listener's server config serves, shared with a rotation that may replace them.
-pub(crate) type SharedKeys = Arc<RwLock<Vec<Arc<CertifiedKey>>>>;
 
 /// Which TLS versions a listener speaks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -165,7 +172,7 @@ pub fn group_stat_name(group: NamedGroup) -> String {
 /// A listener's server config, the keys it serves (for a rotation) and its provider.
 pub(crate) struct Built {
     pub(crate) config: ServerConfig,
-    pub(crate) keys: SharedKeys,
+    pub(crate) keys: SharedCerts,
     pub(crate) provider: Arc<CryptoProvider>,
 }
 
@@ -175,15 +182,19 @@ pub(crate) fn server_config(
     certificates: Vec<Certificate>,
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
-    client_ca: Option<(Vec<CertificateDer<'static>>, bool)>,
+    client_ca: Option<(Validation, bool)>,
     require_sni: bool,
+    resumption: Resumption,
 ) -> Result<Built, (Option<String>, String)> {
     let provider = provider_with(&params);
     let mut keys = Vec::with_capacity(certificates.len());
     for c in certificates {
-        let path = c.path.clone();
+        let (path, chain_path) = (c.path.clone(), c.chain_path.clone());
         let key = certified_key(c, &provider).map_err(|e| (Some(path), e))?;
-        keys.push(Arc::new(key));
+        keys.push(ServedCert {
+            key: Arc::new(key),
+            chain_path,
+        });
     }
     let keys = Arc::new(RwLock::new(keys));
     let provider = Arc::new(provider);
@@ -196,9 +207,9 @@ pub(crate) fn server_config(
         .with_protocol_versions(versions)
         .map_err(|e| (None, format!("tls_params: {e}")))?;
     let builder = match client_ca {
-        Some((cas, required)) => {
+        Some((validation, required)) => {
             let mut roots = RootCertStore::empty();
-            for ca in cas {
+            for ca in validation.trusted_ca {
                 roots
                     .add(ca)
                     .map_err(|e| (None, format!("trusted_ca: bad CA certificate: {e}")))?;
@@ -213,6 +224,14 @@ pub(crate) fn server_config(
             let verifier = verifier
                 .build()
                 .map_err(|e| (None, format!("validation_context: {e}")))?;
+            let verifier: Arc<dyn ClientCertVerifier> = if validation.sans.is_empty() {
+                verifier
+            } else {
+                Arc::new(SanCheckedClient {
+                    inner: verifier,
+                    sans: validation.sans,
+                })
+            };
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -225,8 +244,9 @@ pub(crate) fn server_config(
     config.alpn_protocols = alpn;
     // The server's preference, as Envoy's default (`prefer_client_ciphers: false`).
     config.ignore_client_order = true;
-    // Stateless resumption with rotating keys, as BoringSSL does by default.
-    config.ticketer = aws_lc_rs::Ticketer::new().map_err(|e| (None, e.to_string()))?;
+    resumption
+        .apply(&mut config)
+        .map_err(|e| (None, format!("session resumption: {e}")))?;
     Ok(Built {
         config,
         keys,
@@ -239,7 +259,7 @@ pub(crate) fn server_config(
 #[derive(Debug)]
 struct SniResolver {
     /// A read lock per handshake, uncontended but for a rotation's rare write.
-    keys: SharedKeys,
+    keys: SharedCerts,
     /// `require_sni`: a ClientHello without a name gets no certificate (the handshake fails).
     require_sni: bool,
 }
@@ -255,14 +275,15 @@ impl ResolvesServerCert for SniResolver {
             && let Some(name) = sni.and_then(|s| ServerName::try_from(s).ok())
         {
             let schemes = hello.signature_schemes();
-            let found = keys.iter().find(|k| {
-                k.key.choose_scheme(schemes).is_some() && names_match(k.end_entity_cert(), &name)
+            let found = keys.iter().find(|c| {
+                c.key.key.choose_scheme(schemes).is_some()
+                    && names_match(c.key.end_entity_cert(), &name)
             });
-            if let Some(key) = found {
-                return Some(key.clone());
+            if let Some(c) = found {
+                return Some(c.key.clone());
             }
         }
-        keys.first().cloned()
+        keys.first().map(|c| c.key.clone())
     }
 }
 
@@ -271,4 +292,67 @@ fn names_match(cert: Result<&CertificateDer<'_>, rustls::Error>, name: &ServerNa
     let Ok(cert) = cert else { return false };
     webpki::EndEntityCert::try_from(cert)
         .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+/// A client verifier that, once the chain is good, also requires one of the certificate's
+/// names to pass `match_typed_subject_alt_names`. A failure is `NotValidForName`, which the
+/// listener counts as `ssl.fail_verify_san`.
+#[derive(Debug)]
+struct SanCheckedClient {
+    inner: Arc<dyn ClientCertVerifier>,
+    sans: Vec<SanMatcher>,
+}
+
+impl ClientCertVerifier for SanCheckedClient {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if certificate_passes(&self.sans, end_entity) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }

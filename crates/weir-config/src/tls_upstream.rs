@@ -5,9 +5,9 @@
 //! - without `validation_context`, nothing is checked (Envoy's default: the connection is
 //!   encrypted but the origin is not authenticated). weir warns at config time;
 //! - with `validation_context.trusted_ca`, the chain must lead to one of those CAs, and the
-//!   names are not compared with `sni` (Envoy compares them only when told to, through
-//!   `match_typed_subject_alt_names` or `auto_sni_san_validation`, which weir does not have
-//!   yet and refuses by name).
+//!   names are not compared with `sni` (Envoy compares them only when told to);
+//! - with `match_typed_subject_alt_names` too, one of the certificate's names must pass them
+//!   (`auto_sni_san_validation` is not supported yet and refused by name).
 //!
 //! The handshake's own signatures are always verified, so a connection is bound to the
 //! certificate the origin presented.
@@ -25,9 +25,10 @@ use rustls::{
 };
 
 use crate::listener::{open_typed_config, type_name};
-use crate::model::UpstreamTls;
+use crate::model::{CertSource, TlsCerts, UpstreamTls};
 use crate::reader::{Cx, Field, Obj, join};
-use crate::tls::{self, RAW_BUFFER_TYPE};
+use crate::san_matcher::{SanMatcher, certificate_passes};
+use crate::tls::{self, RAW_BUFFER_TYPE, Validation};
 use crate::tls_build::{self, Certificate, TlsParams, Versions};
 
 /// The `@type` of an upstream TLS transport socket.
@@ -110,16 +111,26 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<UpstreamTls> {
     };
     o.finish(cx);
     let (sni, common) = (sni?, common?);
-    if common.trusted_ca.is_none() {
+    if common.validation.is_none() {
         cx.warn(
             &f.path,
             "no validation_context: the origin's certificate is not verified (Envoy's default); add validation_context.trusted_ca to verify it",
         );
     }
+    let certs = TlsCerts {
+        ca: common.validation.as_ref().map(Validation::shown),
+        own: CertSource::Fixed(
+            common
+                .certificate
+                .as_ref()
+                .map(|c| (c.chain_path.clone(), c.chain.clone())),
+        ),
+    };
     match client_config(common) {
         Ok(config) => Some(UpstreamTls {
             client_config: Arc::new(config),
             sni,
+            certs,
         }),
         Err(e) => {
             cx.error(&f.path, e);
@@ -135,7 +146,7 @@ struct Common {
     certificate: Option<Certificate>,
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
-    trusted_ca: Option<Vec<CertificateDer<'static>>>,
+    validation: Option<Validation>,
 }
 
 /// An upstream `common_tls_context`.
@@ -166,7 +177,7 @@ fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         None => Some(TlsParams::default()),
     };
     let alpn = alpn(cx, &mut o);
-    let trusted_ca = match o.get(cx, "validation_context") {
+    let validation = match o.get(cx, "validation_context") {
         Some(v) => tls::validation_context(cx, &v).map(Some),
         None => Some(None),
     };
@@ -175,7 +186,7 @@ fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         certificate,
         params: params?,
         alpn: alpn?,
-        trusted_ca: trusted_ca?,
+        validation: validation?,
     };
     ok.then_some(common)
 }
@@ -214,10 +225,10 @@ fn client_config(common: Common) -> Result<ClientConfig, String> {
         Versions::Tls12 => &[&rustls::version::TLS12],
         Versions::Tls13 => &[&rustls::version::TLS13],
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match common.trusted_ca {
-        Some(cas) => {
+    let verifier: Arc<dyn ServerCertVerifier> = match common.validation {
+        Some(validation) => {
             let mut roots = RootCertStore::empty();
-            for ca in cas {
+            for ca in validation.trusted_ca {
                 roots
                     .add(ca)
                     .map_err(|e| format!("trusted_ca: bad CA certificate: {e}"))?;
@@ -226,7 +237,10 @@ fn client_config(common: Common) -> Result<ClientConfig, String> {
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
                     .map_err(|e| format!("validation_context: {e}"))?;
-            Arc::new(ChainOnly { inner })
+            Arc::new(ChainOnly {
+                inner,
+                sans: validation.sans,
+            })
         }
         None => Arc::new(Unverified {
             provider: provider.clone(),
@@ -254,10 +268,12 @@ pub fn server_name(sni: Option<&str>, origin: IpAddr) -> ServerName<'static> {
         .unwrap_or_else(|| ServerName::IpAddress(origin.into()))
 }
 
-/// Verifies the chain against `trusted_ca`, not the names (see the module documentation).
+/// Verifies the chain against `trusted_ca`, and the names only against
+/// `match_typed_subject_alt_names` (see the module documentation).
 #[derive(Debug)]
 struct ChainOnly {
     inner: Arc<WebPkiServerVerifier>,
+    sans: Vec<SanMatcher>,
 }
 
 impl ServerCertVerifier for ChainOnly {
@@ -274,10 +290,18 @@ impl ServerCertVerifier for ChainOnly {
             .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
-            Err(rustls::Error::InvalidCertificate(
+            Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
+            )) => {}
+            Err(other) => return Err(other),
+        }
+        if certificate_passes(&self.sans, end_entity) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName,
+            ))
         }
     }
 

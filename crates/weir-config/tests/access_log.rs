@@ -428,9 +428,9 @@ fn format_string_errors_name_the_field_and_the_operator() {
         )],
     );
     check(
-        file(json!({"log_format": {"text_format": "%DOWNSTREAM_PEER_SUBJECT%"}})),
+        file(json!({"log_format": {"text_format": "%DOWNSTREAM_PEER_CERT%"}})),
         &[&format!(
-            "{at}.text_format: command operator `%DOWNSTREAM_PEER_SUBJECT%` is not supported by weir yet"
+            "{at}.text_format: command operator `%DOWNSTREAM_PEER_CERT%` is not supported by weir yet"
         )],
     );
     check(

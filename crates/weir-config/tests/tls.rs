@@ -154,8 +154,19 @@ fn every_error_names_its_field() {
             ),
         ),
         (
-            tls(r#""session_timeout": "60s","#, ""),
-            format!("{CTX}.session_timeout: this Envoy field is not supported by weir yet"),
+            tls(r#""session_ticket_keys_sds_secret_config": {},"#, ""),
+            format!(
+                "{CTX}.session_ticket_keys_sds_secret_config: this Envoy field is not supported by weir yet"
+            ),
+        ),
+        (
+            tls(
+                r#""session_ticket_keys": { "keys": [ { "inline_string": "too short" } ] },"#,
+                "",
+            ),
+            format!(
+                "{CTX}.session_ticket_keys.keys[0]: a session ticket key is 80 bytes (Envoy's format: name, HMAC secret, AES key); this one is 9"
+            ),
         ),
         (
             tls("", r#""key_log": {},"#),

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use weir_config::{
     Bootstrap, ChainSelector, ConnectionFacts, FilterChain, HttpConnectionManager, HttpFilter,
@@ -105,6 +106,8 @@ pub(crate) struct TcpChain {
     pub(crate) stats: usize,
     /// Its `transport_socket`'s TLS server config (`None`: the bytes pass as they come).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// `transport_socket_connect_timeout`.
+    pub(crate) handshake_timeout: Option<Duration>,
 }
 
 /// A filter chain: its HTTP connection manager and compiled route table.
@@ -126,6 +129,8 @@ pub(crate) struct ChainRuntime {
     pub(crate) suppress_envoy_headers: bool,
     /// Its `transport_socket`'s TLS server config (`None`: plaintext).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// `transport_socket_connect_timeout`.
+    pub(crate) handshake_timeout: Option<Duration>,
 }
 
 impl Chain {
@@ -142,6 +147,7 @@ impl Chain {
                 stats: scope_of(&mut prefixes.tcp, &proxy.stat_prefix),
                 proxy: proxy.clone(),
                 tls,
+                handshake_timeout: chain.transport_socket_connect_timeout,
             })));
         }
         let Some(hcm) = chain.http_connection_manager.clone() else {
@@ -162,6 +168,7 @@ impl Chain {
             server_name: bytes::Bytes::from(hcm.server_name.clone()),
             suppress_envoy_headers,
             tls,
+            handshake_timeout: chain.transport_socket_connect_timeout,
             name: chain.name.as_str().into(),
             routes: RouteTable::new(hcm.route_config.clone()),
             filters: FilterChainSpec::new(&hcm.http_filters),

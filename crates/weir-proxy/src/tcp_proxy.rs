@@ -121,6 +121,15 @@ impl Worker {
             l.downstream_cx_active.inc();
         }
         self.arm_tcp_connect_timer(id);
+        let handshake = self
+            .tcp
+            .get(id)
+            .filter(|s| s.chain.tls.is_some())
+            .and_then(|s| s.chain.handshake_timeout);
+        if let Some(after) = handshake {
+            // Not cancelled: it finds the handshake done and does nothing.
+            self.arm(after, TimerKey::TcpHandshake(id));
+        }
         let idle = self.tcp.get(id).and_then(|s| s.chain.proxy.idle_timeout);
         if let Some(after) = idle {
             let timer = self.arm(after, TimerKey::TcpIdle(id));
@@ -325,6 +334,20 @@ impl Worker {
 
     /// `idle_timeout`: closes a session no byte crossed for that long; re-armed from the last
     /// activity otherwise.
+    pub(crate) fn on_tcp_handshake_timeout(&mut self, id: Id) {
+        let Some(s) = self.tcp.get(id) else {
+            return;
+        };
+        if !s.down.handshaking() {
+            return;
+        }
+        tracing::debug!("TLS handshake not done within transport_socket_connect_timeout; closing");
+        if let Some(l) = self.stats.listeners.get(self.listeners[s.listener].stats) {
+            l.downstream_cx_transport_socket_connect_timeout.inc();
+        }
+        self.close_tcp(id);
+    }
+
     pub(crate) fn on_tcp_idle(&mut self, id: Id) {
         let Some(s) = self.tcp.get_mut(id) else {
             return;

@@ -195,6 +195,10 @@ pub(crate) enum TimerKey {
     TcpIdle(Id),
     /// A TCP proxy session's upstream connect timed out.
     TcpConnect(Id),
+    /// A downstream's `transport_socket_connect_timeout`: its TLS handshake must be done.
+    Handshake(Id),
+    /// The same for a TCP proxy session.
+    TcpHandshake(Id),
 }
 
 /// Work that must not run inside the handler that found it (to keep handlers short and
@@ -540,6 +544,8 @@ impl Worker {
             TimerKey::FilterWake(id) => self.on_filter_wake(id),
             TimerKey::ListenerFilters(id) => self.on_listener_filters_timeout(id),
             TimerKey::TcpIdle(id) => self.on_tcp_idle(id),
+            TimerKey::Handshake(id) => self.on_handshake_timeout(id),
+            TimerKey::TcpHandshake(id) => self.on_tcp_handshake_timeout(id),
             TimerKey::TcpConnect(id) => {
                 if let Some(s) = self.tcp.get_mut(id) {
                     s.connect_timer = None;
@@ -680,7 +686,8 @@ impl TimerKey {
             TimerKey::DownstreamIdle(id)
             | TimerKey::Linger(id)
             | TimerKey::RequestHeaders(id)
-            | TimerKey::MaxDuration(id) => Scope::Downstream(id),
+            | TimerKey::MaxDuration(id)
+            | TimerKey::Handshake(id) => Scope::Downstream(id),
             TimerKey::Connect(id) => Scope::Upstream(id),
             TimerKey::Route(id)
             | TimerKey::Request(id)
@@ -693,7 +700,8 @@ impl TimerKey {
             | TimerKey::StopListeners
             | TimerKey::ListenerFilters(_)
             | TimerKey::TcpIdle(_)
-            | TimerKey::TcpConnect(_) => Scope::Worker,
+            | TimerKey::TcpConnect(_)
+            | TimerKey::TcpHandshake(_) => Scope::Worker,
         }
     }
 }

@@ -293,6 +293,9 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
         );
     }
 
+    // The TLS request goes first, so the burst is what the newest flows (the timeline page)
+    // show; its line is printed after the burst's report.
+    let tls_probe = demo_tls::probe(tls_proxy, &cert);
     let requests = args.requests.unwrap_or(1000);
     let connections = args.connections.clamp(1, requests.max(1));
     let before = Totals::read(&server);
@@ -330,7 +333,7 @@ pub(crate) fn run(args: &DemoArgs, log: LogControl) -> ExitCode {
         failed,
     });
     let mut ok = failed == 0 && statuses.get(&200) == Some(&requests);
-    match demo_tls::probe(tls_proxy, &cert) {
+    match tls_probe {
         Ok(p) => {
             outln!(
                 "  over TLS: GET /healthz on https://localhost:{}: {} ({}, {})",

@@ -151,3 +151,61 @@ fn a_rewritten_sds_file_rotates_the_certificate_and_a_broken_one_is_ignored() {
     let mut after = tls_client(&weir, &pki, "b.test");
     assert_eq!(request(&mut after, "b.test"), "HTTP/1.1 200 OK");
 }
+
+/// Rotation under load: fresh connections to `a.test` one after another while its certificate
+/// is renewed through the SDS file. Every request succeeds, the connections saw the old
+/// certificate and then the new one, and admin `/certs` shows the new one.
+#[test]
+fn a_certificate_renewed_under_load_fails_no_request() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let sds_file = TempFile::new("sds.yaml", sds(&pki.a.0, &pki.a.1));
+    let weir = Weir::start(&config(origin.addr, &sds_file), &["--concurrency", "1"]);
+    let der = |f: &TempFile| {
+        CertificateDer::from_pem_file(f.path())
+            .expect("cert")
+            .to_vec()
+    };
+    let (old, new) = (der(&pki.a.0), der(&pki.a_renewed.0));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let loader = scope.spawn(|| {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + TIMEOUT;
+            // Bounded: at most 2,000 connections or TIMEOUT, whichever comes first.
+            for _ in 0..2_000 {
+                let mut stream = tls_client(&weir, &pki, "a.test");
+                assert_eq!(request(&mut stream, "a.test"), "HTTP/1.1 200 OK");
+                let peer = stream.conn.peer_certificates().expect("a certificate");
+                seen.push(peer[0].to_vec());
+                if done.load(std::sync::atomic::Ordering::Acquire) || Instant::now() > deadline {
+                    break;
+                }
+            }
+            seen
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        replace(&sds_file, &sds(&pki.a_renewed.0, &pki.a_renewed.1));
+        assert!(weir.wait_for_log("certificate rotated", TIMEOUT).is_some());
+        std::thread::sleep(Duration::from_millis(300));
+        done.store(true, std::sync::atomic::Ordering::Release);
+        loader.join().expect("loader")
+    });
+    let first_new = seen
+        .iter()
+        .position(|c| *c == new)
+        .expect("the new certificate served");
+    assert!(first_new > 0 && seen[..first_new].iter().all(|c| *c == old));
+    assert!(seen[first_new..].iter().all(|c| *c == new), "no going back");
+
+    let url = format!("http://{}/certs", weir.admin);
+    let certs = run_program("curl", &["-sS", &url], TIMEOUT).stdout;
+    let certs: serde_json::Value = serde_json::from_str(&certs).expect("json");
+    let shown = &certs["certificates"][0]["cert_chain"][0];
+    let renewed = weir_config::CertInfo::parse(&new).expect("parses");
+    assert_eq!(shown["serial_number"], renewed.serial.as_str(), "{certs}");
+    assert_eq!(
+        shown["subject_alt_names"],
+        serde_json::json!([{"dns": "a.test"}])
+    );
+}

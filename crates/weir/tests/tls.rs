@@ -165,9 +165,158 @@ fn plaintext_and_garbage_on_a_tls_port_are_closed_and_counted() {
     assert_eq!(listener_stat(&weir, "ssl.handshake"), 1);
 }
 
+/// `transport_socket_connect_timeout`: a client that stops in the middle of its ClientHello is
+/// closed when it runs out and counted; a connection whose handshake finished stays open past it.
 #[test]
-fn twenty_mib_each_way_over_tls_with_bounded_memory() {
-    const SIZE: u64 = 20 * 1024 * 1024;
+fn a_client_stalled_mid_handshake_is_closed_at_the_timeout() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let config = tls_config(origin.addr, &pki, "", "");
+    let anchor = "    - transport_socket:\n";
+    assert!(config.contains(anchor));
+    let config = config.replacen(
+        anchor,
+        "    - transport_socket_connect_timeout: 0.3s\n      transport_socket:\n",
+        1,
+    );
+    let weir = Weir::start(&config, &["--concurrency", "1"]);
+
+    // A handshake record that promises 512 bytes and delivers 6.
+    let started = std::time::Instant::now();
+    send_and_wait_close(weir.addr(), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(
+        listener_stat(&weir, "downstream_cx_transport_socket_connect_timeout"),
+        1
+    );
+
+    // A whole handshake, then a pause longer than the timeout: the connection still serves.
+    let cacert = pki.ca.path().to_str().expect("path").to_owned();
+    let addr = weir.addr().to_string();
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &addr,
+            "-servername",
+            "a.test",
+        ])
+        .args(["-CAfile", &cacert, "-verify_return_error"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let request = b"GET /local HTTP/1.1\r\nhost: a.test\r\n\r\n";
+    stdin.write_all(request).expect("first request");
+    std::thread::sleep(Duration::from_millis(700));
+    stdin
+        .write_all(b"GET /local HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n")
+        .expect("second request");
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut out);
+        out
+    });
+    let status = support::wait_child(&mut child, Duration::from_secs(20));
+    drop(stdin);
+    let _ = child.kill();
+    assert!(status.is_some(), "openssl did not finish");
+    let out = reader.join().expect("reader");
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
+    assert_eq!(
+        listener_stat(&weir, "downstream_cx_transport_socket_connect_timeout"),
+        1
+    );
+}
+
+/// One request to `addr` as `a.test` over a TLS 1.3 connection of `config` (whose session
+/// cache carries tickets from one call to the next); whether the handshake resumed.
+fn resumed(addr: SocketAddr, config: &std::sync::Arc<rustls::ClientConfig>) -> bool {
+    let name = rustls::pki_types::ServerName::try_from("a.test").expect("name");
+    let conn = rustls::ClientConnection::new(config.clone(), name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /local HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n")
+        .expect("request");
+    let mut reply = Vec::new();
+    // A FIN without close_notify is an error to rustls; the reply is whole before it.
+    let _ = tls.read_to_end(&mut reply);
+    assert!(reply.starts_with(b"HTTP/1.1 200"), "{reply:?}");
+    tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+}
+
+/// `session_ticket_keys`: two weirs with the same key file resume each other's sessions, one
+/// with another key does not; with both kinds of resumption disabled nothing resumes.
+#[test]
+fn weirs_sharing_session_ticket_keys_resume_each_others_sessions() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let key = |seed: u8| {
+        (0..80u8)
+            .map(|b| b.wrapping_mul(31) ^ seed)
+            .collect::<Vec<u8>>()
+    };
+    let (shared, other) = (
+        TempFile::new("ticket.key", key(1)),
+        TempFile::new("other-ticket.key", key(2)),
+    );
+    let start = |extra: String| {
+        Weir::start(
+            &tls_config(origin.addr, &pki, &extra, ""),
+            &["--concurrency", "1"],
+        )
+    };
+    let with_key = |f: &TempFile| {
+        format!(
+            "\n          session_ticket_keys: {{ keys: [ {{ filename: {} }} ] }}\n          session_timeout: 300s",
+            f.path().display()
+        )
+    };
+    let (a, b, c) = (
+        start(with_key(&shared)),
+        start(with_key(&shared)),
+        start(with_key(&other)),
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::pem::PemObject::from_pem_file(pki.ca.path()).expect("CA"))
+        .expect("root");
+    let client = || {
+        std::sync::Arc::new(
+            rustls::ClientConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth(),
+        )
+    };
+    let config = client();
+    assert!(!resumed(a.addr(), &config), "a first handshake is full");
+    assert!(resumed(b.addr(), &config), "b opens a's ticket");
+    assert!(!resumed(c.addr(), &config), "c has another key");
+    assert_eq!(listener_stat(&b, "ssl.session_reused"), 1);
+    assert_eq!(listener_stat(&c, "ssl.session_reused"), 0);
+
+    let off = start(
+        "\n          disable_stateless_session_resumption: true\n          disable_stateful_session_resumption: true"
+            .to_owned(),
+    );
+    let config = client();
+    assert!(!resumed(off.addr(), &config));
+    assert!(!resumed(off.addr(), &config), "nothing to resume with");
+    let on = start(String::new());
+    let config = client();
+    assert!(!resumed(on.addr(), &config));
+    assert!(resumed(on.addr(), &config), "resumption is on by default");
+}
+
+#[test]
+fn a_hundred_mib_each_way_over_tls_with_bounded_memory() {
+    const SIZE: u64 = 100 * 1024 * 1024;
     let pki = pki();
     let origin = Origin::standard();
     let weir = Weir::start(
@@ -212,7 +361,7 @@ fn twenty_mib_each_way_over_tls_with_bounded_memory() {
     let mut sum = Checksum::default();
     sum.update(&got);
     assert_eq!(sum.finish(), generated_checksum(SIZE), "the body changed");
-    // Buffering either body would take 20 MiB; the per-connection buffers are 1 MiB.
+    // Buffering either body would take 100 MiB; the per-connection buffers are 1 MiB.
     let grown = weir.proc_status_kib("VmHWM").saturating_sub(baseline);
     assert!(grown < 12 * 1024, "weir's peak RSS grew by {grown} KiB");
 }
@@ -242,7 +391,9 @@ fn mtls_accepts_a_client_certificate_from_the_trusted_ca_and_refuses_none() {
     let ran = curl(&weir, &pki, "a.test", "/m", &[]);
     assert_ne!(ran.code(), Some(0), "no client certificate, yet: {ran}");
     assert_eq!(listener_stat(&weir, "ssl.handshake"), 1);
-    assert_eq!(listener_stat(&weir, "ssl.connection_error"), 1);
+    // Envoy counts a refused certificate as that, not as a connection error.
+    assert_eq!(listener_stat(&weir, "ssl.fail_verify_no_cert"), 1);
+    assert_eq!(listener_stat(&weir, "ssl.connection_error"), 0);
 }
 
 #[test]

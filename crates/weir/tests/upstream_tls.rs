@@ -139,6 +139,39 @@ fn an_untrusted_origin_is_refused_with_503_uf() {
     assert_eq!(middle.listener_stat("ssl.handshake"), 0);
 }
 
+/// With `match_typed_subject_alt_names`, the origin's certificate must carry a matching name
+/// besides chaining to the CA: `a.test` passes (also by a suffix), `b.test` is refused with
+/// 503 `UF` as an untrusted certificate is.
+#[test]
+fn the_origin_certificate_names_are_checked_when_matchers_are_given() {
+    let pki = pki();
+    let middle = Middle::start(&pki);
+    let with_matcher = |matcher: &str| {
+        format!(
+            r#""validation_context": {{ "trusted_ca": {{ "filename": "{}" }}, "match_typed_subject_alt_names": [{{ "san_type": "DNS", "matcher": {matcher} }}] }}"#,
+            pki.ca.path().display()
+        )
+    };
+    for (matcher, status) in [
+        (r#"{ "exact": "a.test" }"#, 200),
+        (r#"{ "suffix": ".test" }"#, 200),
+        (r#"{ "exact": "b.test" }"#, 503),
+    ] {
+        let front = Weir::start(
+            &front_config(
+                middle.weir.addr(),
+                r#""sni": "a.test","#,
+                &with_matcher(matcher),
+            ),
+            &["--concurrency", "1"],
+        );
+        let mut client = Client::connect(front.addr()).expect("connect");
+        let response = client.get("/through").expect("response");
+        assert_eq!(response.status(), status, "{matcher}: {}", response.text());
+    }
+    assert_eq!(middle.listener_stat("ssl.handshake"), 2);
+}
+
 /// Another CA, which signed nothing the middle presents.
 fn pki_other() -> Pki {
     pki()

@@ -2,7 +2,7 @@
 //! Envoy's `%COMMAND(SUBCOMMAND):LENGTH%` syntax, the operators weir renders, and
 //! `%START_TIME(...)%`'s strftime subset.
 
-use super::{HeaderOperator, Operator, Piece, TimeFormat, TimePiece};
+use super::{HeaderOperator, Operator, PeerField, Piece, TimeFormat, TimePiece};
 
 /// Splits a format string into pieces. The error names the operator (or the position) at fault.
 pub(super) fn compile(format: &str) -> Result<Vec<Piece>, String> {
@@ -187,6 +187,18 @@ fn operator(
         "REQUESTED_SERVER_NAME" => simple(Operator::RequestedServerName),
         "DOWNSTREAM_TLS_VERSION" => simple(Operator::DownstreamTlsVersion),
         "DOWNSTREAM_TLS_CIPHER" => simple(Operator::DownstreamTlsCipher),
+        "DOWNSTREAM_PEER_SUBJECT" => simple(Operator::DownstreamPeer(PeerField::Subject)),
+        "DOWNSTREAM_PEER_ISSUER" => simple(Operator::DownstreamPeer(PeerField::Issuer)),
+        "DOWNSTREAM_PEER_URI_SAN" => simple(Operator::DownstreamPeer(PeerField::UriSan)),
+        "DOWNSTREAM_PEER_DNS_SAN" => simple(Operator::DownstreamPeer(PeerField::DnsSan)),
+        "DOWNSTREAM_PEER_IP_SAN" => simple(Operator::DownstreamPeer(PeerField::IpSan)),
+        "DOWNSTREAM_PEER_EMAIL_SAN" => simple(Operator::DownstreamPeer(PeerField::EmailSan)),
+        "DOWNSTREAM_PEER_SERIAL" => simple(Operator::DownstreamPeer(PeerField::Serial)),
+        "DOWNSTREAM_PEER_FINGERPRINT_256" => {
+            simple(Operator::DownstreamPeer(PeerField::Fingerprint256))
+        }
+        "DOWNSTREAM_PEER_CERT_V_START" => simple(Operator::DownstreamPeer(PeerField::ValidFrom)),
+        "DOWNSTREAM_PEER_CERT_V_END" => simple(Operator::DownstreamPeer(PeerField::ValidUntil)),
         other if is_envoy_operator(other) => Err(format!(
             "command operator `%{other}%` is not supported by weir yet"
         )),

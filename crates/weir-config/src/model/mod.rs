@@ -144,6 +144,9 @@ pub struct FilterChain {
     pub tcp_proxy: Option<TcpProxy>,
     /// `transport_socket`: TLS terminated here, or `None` for plaintext.
     pub tls: Option<DownstreamTls>,
+    /// `transport_socket_connect_timeout`: a TLS handshake not done by then closes the
+    /// connection (`None`: unset or 0, no limit of its own).
+    pub transport_socket_connect_timeout: Option<std::time::Duration>,
 }
 
 /// `envoy.transport_sockets.tls` with a `DownstreamTlsContext`: its certificates, read and
@@ -154,6 +157,8 @@ pub struct DownstreamTls {
     pub server_config: std::sync::Arc<rustls::ServerConfig>,
     /// `require_client_certificate` (mTLS): a client without a valid certificate is refused.
     pub require_client_certificate: bool,
+    /// What admin `/certs` shows of it.
+    pub certs: TlsCerts,
     /// Its certificates that SDS files give (`tls_certificate_sds_secret_configs`), which
     /// [`crate::CertRotation::refresh`] reads again when they change.
     pub rotation: Option<std::sync::Arc<crate::CertRotation>>,
@@ -354,6 +359,58 @@ pub struct UpstreamTls {
     pub client_config: std::sync::Arc<rustls::ClientConfig>,
     /// `sni`: the name sent in the ClientHello (none when absent, as Envoy).
     pub sni: Option<String>,
+    /// What admin `/certs` shows of it.
+    pub certs: TlsCerts,
+}
+
+/// What admin `/certs` shows of one TLS context: its CA and its own certificates.
+#[derive(Debug, Clone)]
+pub struct TlsCerts {
+    /// `validation_context.trusted_ca`: the file it was read from (`<inline>`) and its
+    /// certificates.
+    pub ca: Option<(String, Vec<rustls::pki_types::CertificateDer<'static>>)>,
+    /// Its own certificates.
+    pub own: CertSource,
+}
+
+/// A certificate a listener serves, with the file its chain came from (`<inline>`).
+#[derive(Debug, Clone)]
+pub struct ServedCert {
+    /// What rustls serves.
+    pub key: std::sync::Arc<rustls::sign::CertifiedKey>,
+    /// Where its chain was read from, as `/certs` shows it.
+    pub chain_path: String,
+}
+
+/// A listener's certificates, shared by its certificate resolver and an SDS rotation that
+/// may replace them.
+pub type SharedCerts = std::sync::Arc<std::sync::RwLock<Vec<ServedCert>>>;
+
+/// Where a TLS context's own certificates are now.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// A listener's: what it serves now.
+    Served(SharedCerts),
+    /// A cluster's client certificate (mTLS), if any: its chain file and chain.
+    Fixed(Option<(String, Vec<rustls::pki_types::CertificateDer<'static>>)>),
+}
+
+impl CertSource {
+    /// Each certificate's chain file and end-entity certificate, as they are now.
+    pub fn end_entities(&self) -> Vec<(String, rustls::pki_types::CertificateDer<'static>)> {
+        match self {
+            CertSource::Served(certs) => certs
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter_map(|c| Some((c.chain_path.clone(), c.key.cert.first()?.clone())))
+                .collect(),
+            CertSource::Fixed(chain) => chain
+                .iter()
+                .filter_map(|(path, chain)| Some((path.clone(), chain.first()?.clone())))
+                .collect(),
+        }
+    }
 }
 
 /// `lb_policy`.

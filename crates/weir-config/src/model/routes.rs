@@ -141,6 +141,26 @@ pub struct StringMatcher {
     pub ignore_case: bool,
 }
 
+impl StringMatcher {
+    /// Whether `value` matches (`safe_regex` must match all of it).
+    pub fn matches(&self, value: &str) -> bool {
+        let fold = |s: &str| {
+            if self.ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_owned()
+            }
+        };
+        match &self.kind {
+            StringMatchKind::Exact(s) => fold(value) == fold(s),
+            StringMatchKind::Prefix(s) => fold(value).starts_with(&fold(s)),
+            StringMatchKind::Suffix(s) => fold(value).ends_with(&fold(s)),
+            StringMatchKind::Contains(s) => fold(value).contains(&fold(s)),
+            StringMatchKind::Regex(re) => re.compiled.is_match(value),
+        }
+    }
+}
+
 /// The comparison of a [`StringMatcher`].
 #[derive(Debug, Clone)]
 pub enum StringMatchKind {

@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use weir_config::{
-    FormatKind, HeaderOperator, JsonField, JsonValue, LogFormat, Operator, Piece, TimeFormat,
-    TimePiece,
+    FormatKind, HeaderOperator, JsonField, JsonValue, LogFormat, Operator, PeerField, Piece,
+    TimeFormat, TimePiece,
 };
 
 use crate::network::tls::TlsInfo;
@@ -120,7 +120,12 @@ enum Value<'a> {
     Address(SocketAddr),
     /// `ip`.
     Ip(IpAddr),
+    /// Text made for this record (a certificate's names, joined).
+    Owned(String),
 }
+
+/// `%START_TIME%`'s default form, for other times that render the same way.
+static DEFAULT_TIME: TimeFormat = TimeFormat::Default;
 
 fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
     let text = |s: &'a str| {
@@ -187,6 +192,34 @@ fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
             r.tls.as_ref().map_or(Value::Missing, |t| text(t.version))
         }
         Operator::DownstreamTlsCipher => r.tls.as_ref().map_or(Value::Missing, |t| text(&t.cipher)),
+        Operator::DownstreamPeer(field) => match r.tls.as_ref().and_then(|t| t.peer.as_deref()) {
+            Some(cert) => peer_field(cert, *field),
+            None => Value::Missing,
+        },
+    }
+}
+
+/// A part of the client's certificate; an empty list of names is `-`, as in Envoy.
+fn peer_field(cert: &weir_config::CertInfo, field: PeerField) -> Value<'_> {
+    use weir_config::San;
+    fn text(s: &str) -> Value<'_> {
+        Value::Bytes(s.as_bytes())
+    }
+    let names = |kind: fn(&San) -> bool| match cert.sans_of(kind) {
+        s if s.is_empty() => Value::Missing,
+        s => Value::Owned(s),
+    };
+    match field {
+        PeerField::Subject => text(&cert.subject),
+        PeerField::Issuer => text(&cert.issuer),
+        PeerField::UriSan => names(|s| matches!(s, San::Uri(_))),
+        PeerField::DnsSan => names(|s| matches!(s, San::Dns(_))),
+        PeerField::IpSan => names(|s| matches!(s, San::Ip(_))),
+        PeerField::EmailSan => names(|s| matches!(s, San::Email(_))),
+        PeerField::Serial => text(&cert.serial),
+        PeerField::Fingerprint256 => text(&cert.sha256),
+        PeerField::ValidFrom => Value::Time(cert.not_before, &DEFAULT_TIME),
+        PeerField::ValidUntil => Value::Time(cert.not_after, &DEFAULT_TIME),
     }
 }
 
@@ -218,6 +251,7 @@ fn write_raw(v: &Value<'_>, out: &mut Vec<u8>) -> bool {
     match v {
         Value::Missing => return false,
         Value::Bytes(b) => out.extend_from_slice(b),
+        Value::Owned(s) => out.extend_from_slice(s.as_bytes()),
         Value::Number(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Value::Status(code, max) => {
             let mut buf = itoa::Buffer::new();

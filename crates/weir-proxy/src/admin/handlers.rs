@@ -48,6 +48,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         "listeners and their bound addresses: ?format=json",
     ),
     get(
+        "/certs",
+        "the TLS certificates of listeners and clusters, with names and expiry (JSON)",
+    ),
+    get(
         "/config_dump",
         "the loaded configuration in Envoy's config dump shape (JSON): ?resource=NAME",
     ),
@@ -186,6 +190,12 @@ pub(crate) fn respond(
         "/stats/prometheus" => prometheus(query, info, kept),
         "/clusters" => clusters(query, info, kept),
         "/listeners" => listeners(query, info),
+        "/certs" => params(query, &[]).map(|_| {
+            json(&super::certs::certs(
+                &info.snapshot.bootstrap,
+                std::time::SystemTime::now(),
+            ))
+        }),
         "/config_dump" => config_dump(query, info),
         "/flows" => Ok(flows(query, info)),
         "/flows/view" => Ok((

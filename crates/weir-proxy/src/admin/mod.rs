@@ -5,6 +5,7 @@
 //! The thread also keeps what Envoy's main thread keeps for stats: histogram values per flush
 //! interval (the `interval` column of `/stats`) and the baseline of `/reset_counters`.
 
+mod certs;
 mod config_dump;
 mod flows;
 mod handlers;

@@ -115,6 +115,11 @@ impl Connection {
         })
     }
 
+    /// Its TLS handshake is under way.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.transport.handshaking()
+    }
+
     /// What happened to its TLS handshake since last asked.
     pub(crate) fn take_tls_progress(&mut self) -> Option<TlsProgress> {
         self.transport.take_tls_progress()

@@ -288,6 +288,7 @@ impl Worker {
             http.downstream_cx_http1_active.inc();
         }
         self.arm_idle_timer(id);
+        self.arm_handshake_timer(id);
         if let Some(after) = self
             .downstreams
             .get(id)
@@ -308,6 +309,35 @@ impl Worker {
 }
 
 impl Worker {
+    /// Arms `transport_socket_connect_timeout` on a connection that terminates TLS. The timer
+    /// is not cancelled when the handshake ends: it finds the handshake done and does nothing.
+    fn arm_handshake_timer(&mut self, id: crate::event::token::Id) {
+        let after = self
+            .downstreams
+            .get(id)
+            .filter(|d| d.chain.tls.is_some())
+            .and_then(|d| d.chain.handshake_timeout);
+        if let Some(after) = after {
+            self.arm(after, TimerKey::Handshake(id));
+        }
+    }
+
+    /// `transport_socket_connect_timeout`: a connection still in its TLS handshake is closed
+    /// (`listener.<address>.downstream_cx_transport_socket_connect_timeout`).
+    pub(crate) fn on_handshake_timeout(&mut self, id: crate::event::token::Id) {
+        let Some(ds) = self.downstreams.get(id) else {
+            return;
+        };
+        if !ds.conn.handshaking() {
+            return;
+        }
+        tracing::debug!(peer = %ds.peer, "TLS handshake not done within transport_socket_connect_timeout; closing");
+        if let Some(l) = self.stats.listeners.get(ds.listener as usize) {
+            l.downstream_cx_transport_socket_connect_timeout.inc();
+        }
+        self.close_downstream(id);
+    }
+
     /// Counts a TLS handshake that completed or failed since the last read
     /// (`listener.<address>.ssl.*`).
     pub(crate) fn tls_progress(&mut self, id: crate::event::token::Id, progress: TlsProgress) {
@@ -326,9 +356,13 @@ impl Worker {
                     ds.tls = Some(Arc::from(info));
                 }
             }
-            TlsProgress::Failed => {
-                tracing::debug!(peer = %ds.peer, "TLS handshake failed");
-                ssl.connection_error();
+            TlsProgress::Failed(verify) => {
+                tracing::debug!(peer = %ds.peer, ?verify, "TLS handshake failed");
+                // A refused certificate is counted as that alone, as Envoy does.
+                match verify {
+                    Some(verify) => ssl.fail_verify(verify),
+                    None => ssl.connection_error(),
+                }
             }
         }
     }

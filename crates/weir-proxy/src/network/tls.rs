@@ -41,8 +41,11 @@ pub(crate) struct TlsInfo {
     pub(crate) alpn: Option<String>,
     /// A resumed session.
     pub(crate) resumed: bool,
-    /// The client presented a certificate.
+    /// The peer presented a certificate.
     pub(crate) peer_certificate: bool,
+    /// What a client's certificate says (for the `%DOWNSTREAM_PEER_*%` operators): read once
+    /// per mTLS handshake, none otherwise.
+    pub(crate) peer: Option<Box<weir_config::CertInfo>>,
 }
 
 impl TlsInfo {
@@ -63,8 +66,35 @@ impl TlsInfo {
 pub(crate) enum TlsProgress {
     /// It completed.
     Done(Box<TlsInfo>),
-    /// It failed (bad ClientHello, plaintext, a refused client certificate, …).
-    Failed,
+    /// It failed (bad ClientHello, plaintext, a refused client certificate, …); why, when it
+    /// was the peer's certificate.
+    Failed(Option<VerifyFailure>),
+}
+
+/// Why a peer's certificate was refused (`ssl.fail_verify_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VerifyFailure {
+    /// A certificate was required and none came.
+    NoCertificate,
+    /// Its chain does not lead to `trusted_ca`, or it is expired, revoked, malformed, ….
+    Chain,
+    /// None of its names passed `match_typed_subject_alt_names`.
+    SubjectAltName,
+}
+
+impl VerifyFailure {
+    /// The verification failure a handshake error is, if it is one.
+    fn of(e: &rustls::Error) -> Option<VerifyFailure> {
+        match e {
+            rustls::Error::NoCertificatesPresented => Some(VerifyFailure::NoCertificate),
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            ) => Some(VerifyFailure::SubjectAltName),
+            rustls::Error::InvalidCertificate(_) => Some(VerifyFailure::Chain),
+            _ => None,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -142,7 +172,7 @@ impl TlsSession {
     fn process(&mut self, socket: &mut TcpStream) -> io::Result<()> {
         if let Err(e) = self.conn.process_new_packets() {
             if !self.handshake_done {
-                self.progress = Some(TlsProgress::Failed);
+                self.progress = Some(TlsProgress::Failed(VerifyFailure::of(&e)));
             }
             // The alert rustls queued, if the socket takes it.
             let _ = self.flush(socket);
@@ -185,6 +215,14 @@ impl TlsSession {
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             resumed: self.conn.handshake_kind() == Some(HandshakeKind::Resumed),
             peer_certificate: self.conn.peer_certificates().is_some(),
+            peer: match &self.conn {
+                Connection::Server(c) => c
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|der| weir_config::CertInfo::parse(der))
+                    .map(Box::new),
+                Connection::Client(_) => None,
+            },
         }
     }
 
@@ -242,6 +280,11 @@ impl TlsSession {
     /// Queues `close_notify` (once).
     pub(crate) fn close_notify(&mut self) {
         self.conn.send_close_notify();
+    }
+
+    /// The handshake has not finished.
+    pub(crate) fn handshaking(&self) -> bool {
+        self.conn.is_handshaking()
     }
 
     /// What happened to the handshake since last asked.

@@ -222,6 +222,14 @@ impl Transport {
         }
     }
 
+    /// A TLS handshake is under way (never for plain TCP).
+    pub(crate) fn handshaking(&self) -> bool {
+        match self {
+            Transport::Tls(t) => t.session.handshaking(),
+            _ => false,
+        }
+    }
+
     /// What happened to a TLS handshake since last asked.
     pub(crate) fn take_tls_progress(&mut self) -> Option<TlsProgress> {
         match self {

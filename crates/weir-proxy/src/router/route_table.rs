@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use weir_config::{
     AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
     HeaderValueOption, PathMatch, PerFilter, PerFilterConfig, RetryPolicy, Route, RouteAction,
-    RouteConfiguration, StringMatchKind, StringMatcher, VirtualHost,
+    RouteConfiguration, VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
 
@@ -277,27 +277,10 @@ pub(crate) fn header_matches(
                 .map(|v| String::from_utf8_lossy(v))
                 .collect::<Vec<_>>()
                 .join(",");
-            string_matches(sm, &joined)
+            sm.matches(&joined)
         }
     };
     result != matcher.invert_match
-}
-
-fn string_matches(m: &StringMatcher, value: &str) -> bool {
-    let fold = |s: &str| {
-        if m.ignore_case {
-            s.to_ascii_lowercase()
-        } else {
-            s.to_owned()
-        }
-    };
-    match &m.kind {
-        StringMatchKind::Exact(s) => fold(value) == fold(s),
-        StringMatchKind::Prefix(s) => fold(value).starts_with(&fold(s)),
-        StringMatchKind::Suffix(s) => fold(value).ends_with(&fold(s)),
-        StringMatchKind::Contains(s) => fold(value).contains(&fold(s)),
-        StringMatchKind::Regex(re) => re.compiled.is_match(value),
-    }
 }
 
 fn apply(remove: &[String], add: &[HeaderValueOption], headers: &mut Headers) {

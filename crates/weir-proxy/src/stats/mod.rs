@@ -140,6 +140,7 @@ scope! {
         counters: [
             downstream_cx_total, downstream_cx_destroy, downstream_global_cx_overflow,
             no_filter_chain_match, network_extension_config_missing, downstream_pre_cx_timeout,
+            downstream_cx_transport_socket_connect_timeout,
         ],
         gauges: [downstream_cx_active, downstream_pre_cx_active],
         histograms: [downstream_cx_length_ms],

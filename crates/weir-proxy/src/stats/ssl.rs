@@ -4,7 +4,7 @@
 //! their names are fixed tables (what rustls can negotiate), so counting is an index.
 
 use super::{Counter, StatRef};
-use crate::network::tls::TlsInfo;
+use crate::network::tls::{TlsInfo, VerifyFailure};
 
 /// Counters every TLS listener shows, used or not (Envoy's).
 const FIXED: [&str; 12] = [
@@ -25,6 +25,9 @@ const CONNECTION_ERROR: usize = 0;
 const HANDSHAKE: usize = 1;
 const SESSION_REUSED: usize = 2;
 const NO_CERTIFICATE: usize = 3;
+const FAIL_VERIFY_NO_CERT: usize = 4;
+const FAIL_VERIFY_ERROR: usize = 5;
+const FAIL_VERIFY_SAN: usize = 6;
 
 const VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
 /// What rustls negotiates, by Envoy's names (OpenSSL's for TLS 1.2).
@@ -70,6 +73,17 @@ impl SslStats {
     /// A failed handshake.
     pub(crate) fn connection_error(&self) {
         self.fixed[CONNECTION_ERROR].inc();
+    }
+
+    /// A handshake that failed on the client's certificate (not a `connection_error`, in
+    /// Envoy's count).
+    pub(crate) fn fail_verify(&self, why: VerifyFailure) {
+        let i = match why {
+            VerifyFailure::NoCertificate => FAIL_VERIFY_NO_CERT,
+            VerifyFailure::Chain => FAIL_VERIFY_ERROR,
+            VerifyFailure::SubjectAltName => FAIL_VERIFY_SAN,
+        };
+        self.fixed[i].inc();
     }
 
     /// The counters every TLS listener shows.

@@ -16,6 +16,8 @@ pub(crate) struct Pki {
     pub(crate) a: (TempFile, TempFile),
     pub(crate) b: (TempFile, TempFile),
     pub(crate) client: (TempFile, TempFile),
+    /// Another certificate and key for `a.test` (a renewal, for rotation tests).
+    pub(crate) a_renewed: (TempFile, TempFile),
 }
 
 pub(crate) fn pki() -> Pki {
@@ -40,6 +42,7 @@ pub(crate) fn pki() -> Pki {
         a: leaf("a.test"),
         b: leaf("b.test"),
         client: leaf("client.test"),
+        a_renewed: leaf("a.test"),
         ca: TempFile::new("ca.crt", ca.pem()),
     }
 }
