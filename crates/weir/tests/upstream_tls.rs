@@ -104,6 +104,9 @@ fn a_trusted_origin_is_reached_over_tls_with_sni_and_its_connection_is_reused() 
     // One handshake for the five (the pooled connection was reused), with the name sent.
     assert_eq!(middle.listener_stat("ssl.handshake"), 1);
     assert_eq!(stat(&front, "cluster.origin.upstream_cx_total"), 1);
+    // The cluster's own handshake stats, as Envoy names them.
+    assert_eq!(stat(&front, "cluster.origin.ssl.handshake"), 1);
+    assert_eq!(stat(&front, "cluster.origin.ssl.versions.TLSv1.3"), 1);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -135,7 +138,11 @@ fn an_untrusted_origin_is_refused_with_503_uf() {
         "{}",
         response.text()
     );
-    assert!(stat(&front, "cluster.origin.upstream_cx_connect_fail") >= 1);
+    let failed = stat(&front, "cluster.origin.upstream_cx_connect_fail");
+    assert!(failed >= 1);
+    // Envoy counts an untrusted certificate as this alone (checked on Envoy 1.40).
+    assert_eq!(stat(&front, "cluster.origin.ssl.fail_verify_error"), failed);
+    assert_eq!(stat(&front, "cluster.origin.ssl.connection_error"), 0);
     assert_eq!(middle.listener_stat("ssl.handshake"), 0);
 }
 
@@ -168,6 +175,8 @@ fn the_origin_certificate_names_are_checked_when_matchers_are_given() {
         let mut client = Client::connect(front.addr()).expect("connect");
         let response = client.get("/through").expect("response");
         assert_eq!(response.status(), status, "{matcher}: {}", response.text());
+        let refused = stat(&front, "cluster.origin.ssl.fail_verify_san");
+        assert_eq!(refused > 0, status == 503, "{matcher}");
     }
     assert_eq!(middle.listener_stat("ssl.handshake"), 2);
 }
@@ -257,6 +266,8 @@ fn a_second_connection_to_the_origin_resumes_the_tls_session() {
     assert_eq!(slow.join().expect("slow client"), 200);
     assert_eq!(middle.listener_stat("ssl.handshake"), 2);
     assert_eq!(middle.listener_stat("ssl.session_reused"), 1);
+    assert_eq!(stat(&front, "cluster.origin.ssl.handshake"), 2);
+    assert_eq!(stat(&front, "cluster.origin.ssl.session_reused"), 1);
 }
 
 #[test]

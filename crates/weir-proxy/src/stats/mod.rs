@@ -342,6 +342,8 @@ pub(crate) struct Layout {
     pub(crate) tls_inspector: bool,
     /// Cluster names and their hosts.
     pub(crate) clusters: Vec<(String, Vec<SocketAddr>)>,
+    /// Per cluster: it speaks TLS to its hosts (so `cluster.<name>.ssl.*` exist).
+    pub(crate) tls_clusters: Vec<bool>,
 }
 
 impl Layout {
@@ -370,6 +372,12 @@ impl Layout {
                     )
                 })
                 .collect(),
+            tls_clusters: snapshot
+                .bootstrap
+                .clusters
+                .iter()
+                .map(|c| c.tls.is_some())
+                .collect(),
         }
     }
 }
@@ -389,6 +397,8 @@ pub struct WorkerStats {
     pub tls_inspector: TlsInspectorStats,
     /// Per cluster.
     pub clusters: Box<[ClusterStats]>,
+    /// Per cluster, its TLS handshakes with its hosts (used by TLS clusters only).
+    pub cluster_ssl: Box<[SslStats]>,
     /// This worker's event loop.
     pub dispatcher: DispatcherStats,
     /// Syscalls by kind.
@@ -423,6 +433,11 @@ impl WorkerStats {
                 .clusters
                 .iter()
                 .map(|(_, hosts)| ClusterStats::new(hosts.len()))
+                .collect(),
+            cluster_ssl: layout
+                .clusters
+                .iter()
+                .map(|_| SslStats::default())
                 .collect(),
             dispatcher: DispatcherStats::default(),
             syscalls: Syscalls::default(),
@@ -678,40 +693,49 @@ fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<Worker
             &[("envoy_listener_address", name.clone())],
         );
         if layout.tls_listeners.get(i) == Some(&true) {
-            collect_ssl(out, i, &name, workers);
+            let labels = [("envoy_listener_address", name.clone())];
+            let prefix = format!("listener.{name}.");
+            collect_ssl(out, |w| &w.ssl, i, (&prefix, "listener.", &labels), workers);
         }
     }
 }
 
-/// `listener.<address>.ssl.*`: the fixed counters, and those per version, cipher and curve
-/// once used (Envoy creates them on use).
-fn collect_ssl(out: &mut Vec<Stat>, i: usize, name: &str, workers: &[Arc<WorkerStats>]) {
-    let prefix = format!("listener.{name}.");
-    let labels = [("envoy_listener_address", name.to_owned())];
+/// A scope's name, its tag-extracted form and its Prometheus labels.
+type ScopeName<'a> = (&'a str, &'a str, &'a [(&'static str, String)]);
+
+/// `listener.<address>.ssl.*` or `cluster.<name>.ssl.*`: the fixed counters, and those per
+/// version, cipher and curve once used (Envoy creates them on use).
+fn collect_ssl(
+    out: &mut Vec<Stat>,
+    ssl: fn(&WorkerStats) -> &[SslStats],
+    i: usize,
+    (prefix, tag_prefix, labels): ScopeName<'_>,
+    workers: &[Arc<WorkerStats>],
+) {
     merge_scope(
         out,
         workers,
         |w, f| {
-            if let Some(s) = w.ssl.get(i) {
+            if let Some(s) = ssl(w).get(i) {
                 s.each_fixed(f);
             }
         },
-        &prefix,
-        "listener.",
-        &labels,
+        prefix,
+        tag_prefix,
+        labels,
     );
     let mut named = Vec::new();
     merge_scope(
         &mut named,
         workers,
         |w, f| {
-            if let Some(s) = w.ssl.get(i) {
+            if let Some(s) = ssl(w).get(i) {
                 s.each_named(f);
             }
         },
-        &prefix,
-        "listener.",
-        &labels,
+        prefix,
+        tag_prefix,
+        labels,
     );
     out.extend(named.into_iter().filter(|s| s.used));
 }
@@ -754,6 +778,15 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
             &labels,
         );
         out.extend(codes.into_iter().filter(|s| s.used));
+        if layout.tls_clusters.get(i) == Some(&true) {
+            collect_ssl(
+                out,
+                |w| &w.cluster_ssl,
+                i,
+                (&prefix, "cluster.", &labels),
+                workers,
+            );
+        }
         let n = hosts.len() as i64;
         for name in ["membership_total", "membership_healthy"] {
             out.push(Stat {

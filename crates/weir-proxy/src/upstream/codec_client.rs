@@ -12,6 +12,7 @@ use crate::event::token::{Id, Kind, token};
 use crate::http::active_stream::{Attempt, Tunnel};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
+use crate::network::tls::TlsProgress;
 use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
 use crate::upstream::UpstreamEnd;
@@ -389,8 +390,22 @@ impl Worker {
             }
             let outcome = up.conn.fill(&mut self.scratch, &self.stats.syscalls);
             let handshake = match up.conn.take_tls_progress() {
-                Some(crate::network::tls::TlsProgress::Done(info)) => Some(info),
-                _ => None,
+                Some(TlsProgress::Done(info)) => {
+                    if let Some(ssl) = self.stats.cluster_ssl.get(up.cluster) {
+                        ssl.handshake(&info);
+                    }
+                    Some(info)
+                }
+                Some(TlsProgress::Failed(why)) => {
+                    if let Some(ssl) = self.stats.cluster_ssl.get(up.cluster) {
+                        match why {
+                            Some(why) => ssl.fail_verify(why),
+                            None => ssl.connection_error(),
+                        }
+                    }
+                    None
+                }
+                None => None,
             };
             if let ReadOutcome::Data(n) = outcome {
                 up.response_seen = true;
