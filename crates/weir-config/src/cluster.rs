@@ -16,7 +16,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "health_checks",
     "max_requests_per_connection",
     "circuit_breakers",
-    "upstream_http_protocol_options",
     "common_http_protocol_options",
     "http2_protocol_options",
     "dns_refresh_rate",
@@ -211,9 +210,13 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(b) => b.u32(cx),
         None => Some(DEFAULT_BUFFER_LIMIT),
     };
-    let header_key_format = crate::key_format::cluster_key_format(cx, &mut o);
+    let http = crate::key_format::cluster_http_options(cx, &mut o);
+    let auto_san = http
+        .as_ref()
+        .and_then(|h| h.auto_sni.as_ref())
+        .is_some_and(|a| a.san_validation);
     let tls = match o.get(cx, "transport_socket") {
-        Some(t) => crate::tls_upstream::transport_socket(cx, &t),
+        Some(t) => crate::tls_upstream::transport_socket(cx, &t, auto_san),
         None => Some(None),
     };
     o.finish(cx);
@@ -226,7 +229,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         lb_policy: lb_policy?,
         endpoints: endpoints?,
         per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
-        header_key_format: header_key_format?,
+        header_key_format: http.as_ref()?.header_key_format,
+        auto_sni: http?.auto_sni,
         tls: tls?,
     })
 }
@@ -282,7 +286,6 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
             &e,
             &[
                 "health_check_config",
-                "hostname",
                 "additional_addresses",
                 "observability_name",
             ],
@@ -290,8 +293,9 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
         let a = eo
             .required(cx, "address")
             .and_then(|a| address(cx, &a, role));
+        let hostname = eo.string(cx, "hostname").filter(|h| !h.is_empty());
         eo.finish(cx);
-        a
+        Some((a?, hostname))
     });
     let weight = match o.get(cx, "load_balancing_weight") {
         Some(w) => match w.u32(cx) {
@@ -304,8 +308,10 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
         None => Some(1),
     };
     o.finish(cx);
+    let (address, hostname) = address?;
     Some(Endpoint {
-        address: address?,
+        address,
         weight: weight?,
+        hostname,
     })
 }

@@ -4,7 +4,7 @@
 //! or the deprecated `http_protocol_options`), of which weir reads only `header_key_format`.
 
 use crate::listener::open_typed_config;
-use crate::model::HeaderKeyFormat;
+use crate::model::{AutoSni, HeaderKeyFormat};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// The `@type` of the preserve-case formatter's config.
@@ -41,7 +41,6 @@ const CLUSTER_HTTP1_OPTIONS_ENVOY: &[&str] = &[
 /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` fields weir does not support yet.
 const UPSTREAM_OPTIONS_ENVOY: &[&str] = &[
     "common_http_protocol_options",
-    "upstream_http_protocol_options",
     "use_downstream_protocol_config",
     "auto_config",
     "http_filters",
@@ -116,10 +115,16 @@ fn stateful_formatter(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderKeyFormat> {
     })
 }
 
-/// A cluster's `header_key_format`: from `typed_extension_protocol_options` when it has
+/// What a cluster's HTTP protocol options say.
+pub(crate) struct ClusterHttp {
+    pub(crate) header_key_format: HeaderKeyFormat,
+    pub(crate) auto_sni: Option<AutoSni>,
+}
+
+/// A cluster's HTTP options: from `typed_extension_protocol_options` when it has
 /// `HttpProtocolOptions` (which then wins, as in Envoy), else from the deprecated
-/// `http_protocol_options`.
-pub(crate) fn cluster_key_format(cx: &mut Cx, o: &mut Obj<'_>) -> Option<HeaderKeyFormat> {
+/// `http_protocol_options` and `upstream_http_protocol_options`.
+pub(crate) fn cluster_http_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<ClusterHttp> {
     let deprecated = match o.get(cx, "http_protocol_options") {
         Some(f) => {
             let mut options = Obj::new(cx, &f, CLUSTER_HTTP1_OPTIONS_ENVOY)?;
@@ -128,16 +133,55 @@ pub(crate) fn cluster_key_format(cx: &mut Cx, o: &mut Obj<'_>) -> Option<HeaderK
         }
         None => Some(HeaderKeyFormat::Lower),
     };
+    let deprecated_sni = match o.get(cx, "upstream_http_protocol_options") {
+        Some(f) => upstream_http_protocol_options(cx, &f),
+        None => Some(None),
+    };
     let typed = match o.get(cx, "typed_extension_protocol_options") {
         Some(f) => typed_protocol_options(cx, &f),
         None => Some(None),
     };
-    Some(typed?.unwrap_or(deprecated?))
+    Some(match typed? {
+        Some(typed) => typed,
+        None => ClusterHttp {
+            header_key_format: deprecated?,
+            auto_sni: deprecated_sni?,
+        },
+    })
+}
+
+/// `upstream_http_protocol_options`: `auto_sni`, `auto_san_validation`,
+/// `override_auto_sni_header`. `None` when `auto_sni` is off.
+fn upstream_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<Option<AutoSni>> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
+        Some(b) => b.bool(cx),
+        None => Some(false),
+    };
+    let auto_sni = flag(cx, &mut o, "auto_sni");
+    let san_validation = flag(cx, &mut o, "auto_san_validation");
+    let header = o
+        .string(cx, "override_auto_sni_header")
+        .filter(|h| !h.is_empty())
+        .map(|h| h.to_ascii_lowercase());
+    o.finish(cx);
+    let (auto_sni, san_validation) = (auto_sni?, san_validation?);
+    if san_validation && !auto_sni {
+        cx.error(
+            &join(&f.path, "auto_san_validation"),
+            "checks the certificate against the SNI auto_sni sets: set auto_sni too",
+        );
+        return None;
+    }
+    Some(auto_sni.then_some(AutoSni {
+        header,
+        san_validation,
+    }))
 }
 
 /// `typed_extension_protocol_options`: only `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`
 /// with `explicit_http_config.http_protocol_options` (HTTP/1, weir's one upstream protocol).
-fn typed_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<Option<HeaderKeyFormat>> {
+fn typed_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<Option<ClusterHttp>> {
     let mut found = None;
     let mut ok = true;
     for (key, value) in f.entries(cx, "extension name to protocol options")? {
@@ -157,8 +201,9 @@ fn typed_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<Option<HeaderKey
     ok.then_some(found)
 }
 
-/// `HttpProtocolOptions`: `explicit_http_config.http_protocol_options.header_key_format`.
-fn http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderKeyFormat> {
+/// `HttpProtocolOptions`: `explicit_http_config.http_protocol_options.header_key_format` and
+/// `upstream_http_protocol_options`.
+fn http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<ClusterHttp> {
     let typed = open_typed_config(cx, f)?;
     let wanted = format!("type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}");
     if typed.url != wanted {
@@ -168,6 +213,10 @@ fn http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderKeyFormat> 
     let mut o = Obj::new(cx, &typed.message, UPSTREAM_OPTIONS_ENVOY)?;
     o.get(cx, "@type");
     let explicit = o.get(cx, "explicit_http_config");
+    let auto_sni = match o.get(cx, "upstream_http_protocol_options") {
+        Some(u) => upstream_http_protocol_options(cx, &u),
+        None => Some(None),
+    };
     let ok = o.finish(cx);
     let Some(explicit) = explicit else {
         // `upstream_protocol_options` is a required oneof in Envoy.
@@ -201,5 +250,12 @@ fn http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<HeaderKeyFormat> 
         }
         None => None,
     };
-    if ok { format } else { None }
+    if ok {
+        Some(ClusterHttp {
+            header_key_format: format?,
+            auto_sni: auto_sni?,
+        })
+    } else {
+        None
+    }
 }

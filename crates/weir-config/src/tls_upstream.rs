@@ -6,8 +6,10 @@
 //!   encrypted but the origin is not authenticated). weir warns at config time;
 //! - with `validation_context.trusted_ca`, the chain must lead to one of those CAs, and the
 //!   names are not compared with `sni` (Envoy compares them only when told to);
-//! - with `match_typed_subject_alt_names` too, one of the certificate's names must pass them
-//!   (`auto_sni_san_validation` is not supported yet and refused by name).
+//! - with `match_typed_subject_alt_names` too, one of the certificate's names must pass them;
+//! - with `auto_sni_san_validation` (or the cluster's `auto_san_validation`), it must also be
+//!   valid for the SNI the connection sent (`sni`, the endpoint's `hostname` under
+//!   `auto_host_sni`, or the request's host under the cluster's `auto_sni`).
 //!
 //! The handshake's own signatures are always verified, so a connection is bound to the
 //! certificate the origin presented.
@@ -43,8 +45,12 @@ const UPSTREAM_TLS_ENVOY: &[&str] = &[
 ];
 
 /// A cluster's `transport_socket`: `Some(None)` for plaintext, `Some(Some(tls))` for TLS,
-/// `None` after an error.
-pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<UpstreamTls>> {
+/// `None` after an error. `auto_san` is the cluster's `auto_san_validation`.
+pub(crate) fn transport_socket(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    auto_san: bool,
+) -> Option<Option<UpstreamTls>> {
     let mut o = Obj::new(cx, f, &[])?;
     let name = o.required_string(cx, "name");
     let typed_config = o.get(cx, "typed_config");
@@ -59,7 +65,7 @@ pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<Upst
     let typed = open_typed_config(cx, &typed_config)?;
     let read = match type_name(&typed.url) {
         t if t == type_name(UPSTREAM_TLS_TYPE) => {
-            upstream_tls_context(cx, &typed.message).map(Some)
+            upstream_tls_context(cx, &typed.message, auto_san).map(Some)
         }
         t if t == type_name(RAW_BUFFER_TYPE) => Obj::new(cx, &typed.message, &[]).map(|mut o| {
             o.get(cx, "@type");
@@ -82,7 +88,7 @@ pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<Upst
 }
 
 /// `UpstreamTlsContext`.
-fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<UpstreamTls> {
+fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>, auto_san: bool) -> Option<UpstreamTls> {
     let mut o = Obj::new(cx, f, UPSTREAM_TLS_ENVOY)?;
     o.get(cx, "@type");
     let sni = match o.get(cx, "sni") {
@@ -105,12 +111,33 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<UpstreamTls> {
             "renegotiation is not supported: weir's TLS (rustls) never renegotiates",
         );
     }
+    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
+        Some(b) => b.bool(cx).map(|v| (v, b.path)),
+        None => Some((false, String::new())),
+    };
+    let auto_host_sni = flag(cx, &mut o, "auto_host_sni");
+    let auto_sni_san_validation = flag(cx, &mut o, "auto_sni_san_validation");
     let common = match o.get(cx, "common_tls_context") {
         Some(c) => common(cx, &c),
         None => Some(Common::default()),
     };
     o.finish(cx);
     let (sni, common) = (sni?, common?);
+    let ((auto_host_sni, _), (auto_sni_san_validation, validation_path)) =
+        (auto_host_sni?, auto_sni_san_validation?);
+    let check_names = auto_sni_san_validation || auto_san;
+    if check_names && common.validation.is_none() {
+        let path = if auto_sni_san_validation {
+            validation_path
+        } else {
+            f.path.clone()
+        };
+        cx.error(
+            &path,
+            "checking the certificate against the SNI needs common_tls_context.validation_context.trusted_ca",
+        );
+        return None;
+    }
     if common.validation.is_none() {
         cx.warn(
             &f.path,
@@ -126,10 +153,12 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<UpstreamTls> {
                 .map(|c| (c.chain_path.clone(), c.chain.clone())),
         ),
     };
-    match client_config(common) {
+    match client_config(common, check_names) {
         Ok(config) => Some(UpstreamTls {
             client_config: Arc::new(config),
             sni,
+            auto_host_sni,
+            auto_sni_san_validation,
             certs,
         }),
         Err(e) => {
@@ -218,7 +247,7 @@ fn alpn(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Vec<u8>>> {
 
 /// The rustls client config: versions, suites and curves as `tls_params` says, the client
 /// certificate, and the verifier the module documentation describes.
-fn client_config(common: Common) -> Result<ClientConfig, String> {
+fn client_config(common: Common, check_names: bool) -> Result<ClientConfig, String> {
     let provider = Arc::new(tls_build::provider_with(&common.params));
     let versions: &[&SupportedProtocolVersion] = match common.params.versions {
         Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -240,6 +269,7 @@ fn client_config(common: Common) -> Result<ClientConfig, String> {
             Arc::new(ChainOnly {
                 inner,
                 sans: validation.sans,
+                check_names,
             })
         }
         None => Arc::new(Unverified {
@@ -274,6 +304,9 @@ pub fn server_name(sni: Option<&str>, origin: IpAddr) -> ServerName<'static> {
 struct ChainOnly {
     inner: Arc<WebPkiServerVerifier>,
     sans: Vec<SanMatcher>,
+    /// `auto_sni_san_validation` (or the cluster's `auto_san_validation`): the certificate must
+    /// be valid for the SNI the connection sent, too.
+    check_names: bool,
 }
 
 impl ServerCertVerifier for ChainOnly {
@@ -290,10 +323,10 @@ impl ServerCertVerifier for ChainOnly {
             .inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
-            Ok(_)
-            | Err(rustls::Error::InvalidCertificate(
+            Ok(_) => {}
+            Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
+            )) if !self.check_names => {}
             Err(other) => return Err(other),
         }
         if certificate_passes(&self.sans, end_entity) {

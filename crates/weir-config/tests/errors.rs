@@ -1015,7 +1015,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, typed_extension_protocol_options, transport_socket)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket)".to_owned(),
         ]
     );
 }

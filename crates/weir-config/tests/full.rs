@@ -404,11 +404,13 @@ fn every_supported_field() {
         [
             Endpoint {
                 address: addr("10.0.0.1:80"),
-                weight: 3
+                weight: 3,
+                hostname: None,
             },
             Endpoint {
                 address: addr("[fd00::2]:81"),
-                weight: 1
+                weight: 1,
+                hostname: None,
             },
         ]
     );

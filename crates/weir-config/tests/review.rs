@@ -110,7 +110,8 @@ fn front_proxy_defaults() {
         b.clusters[1].endpoints,
         vec![Endpoint {
             address: addr("10.0.0.2:8000"),
-            weight: 1
+            weight: 1,
+            hostname: None,
         }]
     );
 }
@@ -205,15 +206,18 @@ fn json_camel_case_and_object_durations() {
         vec![
             Endpoint {
                 address: addr("10.1.0.1:80"),
-                weight: 3
+                weight: 3,
+                hostname: None,
             },
             Endpoint {
                 address: addr("10.1.0.2:80"),
-                weight: 2
+                weight: 2,
+                hostname: None,
             },
             Endpoint {
                 address: addr("[fd00::3]:8080"),
-                weight: 1
+                weight: 1,
+                hostname: None,
             },
         ]
     );

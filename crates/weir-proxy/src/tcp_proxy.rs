@@ -167,7 +167,7 @@ impl Worker {
         self.stats.syscalls.connect.add(2);
         let tls = self.clusters[cluster].tls.as_ref();
         let c = self.stats.clusters.get(cluster);
-        match self.net.connect(address, tls) {
+        match self.net.connect(address, tls, None) {
             Ok(conn) => {
                 if let Some(c) = c {
                     c.common.upstream_cx_total.inc();

@@ -164,6 +164,9 @@ pub(crate) struct Upstream {
     pub(crate) opened: Instant,
     /// The origin ended it (FIN, reset): `upstream_cx_destroy_remote` rather than `_local`.
     pub(crate) closed_by_peer: bool,
+    /// The SNI it was opened with when its cluster takes it from each request's host
+    /// (`auto_host_sni`): only requests for that host may reuse it.
+    pub(crate) sni: Option<Box<str>>,
 }
 
 /// What a timer is for. Ids are generational, so a timer for a closed object is a no-op.

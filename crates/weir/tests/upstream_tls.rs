@@ -181,6 +181,89 @@ fn the_origin_certificate_names_are_checked_when_matchers_are_given() {
     assert_eq!(middle.listener_stat("ssl.handshake"), 2);
 }
 
+/// The cluster's `upstream_http_protocol_options` with `auto_sni` and `auto_san_validation`:
+/// each request's host is the SNI (the middle sees it and picks its certificate by it), the
+/// certificate must be valid for it (`c.test`, for which the middle has none, is refused with
+/// 503), and a pooled connection serves only requests for the host it was opened for.
+#[test]
+fn auto_sni_follows_each_requests_host_and_is_verified() {
+    let pki = pki();
+    let log = TempFile::unique_path("middle-auto.log");
+    let middle = Middle::logging(&pki, Some(&log));
+    let options = r#"    typed_extension_protocol_options: { envoy.extensions.upstreams.http.v3.HttpProtocolOptions: { "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: { http_protocol_options: {} }, upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true } } }
+"#;
+    let config = front_config(middle.weir.addr(), "", &trusted(&pki));
+    let anchor = "    connect_timeout: 2s\n";
+    let config = config.replacen(anchor, &format!("{anchor}{options}"), 1);
+    let front = Weir::start(&config, &["--concurrency", "1"]);
+    let mut client = Client::connect(front.addr()).expect("connect");
+    let mut get = |host: &str| {
+        let head = format!("GET /through HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        client.send(head.as_bytes()).expect("send");
+        client.read_response().expect("response").status()
+    };
+    assert_eq!(get("a.test"), 200);
+    assert_eq!(get("b.test:8443"), 200);
+    assert_eq!(get("a.test"), 200);
+    assert_eq!(get("c.test"), 503);
+    // One connection per name (the second `a.test` request reused the first's), and the
+    // refused one.
+    assert_eq!(stat(&front, "cluster.origin.upstream_cx_total"), 3);
+    // A certificate not valid for the name is a SAN failure, as Envoy names it.
+    assert_eq!(stat(&front, "cluster.origin.ssl.fail_verify_san"), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 3 {
+            assert_eq!(
+                text.lines().collect::<Vec<_>>(),
+                ["a.test", "b.test", "a.test"]
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log: {text:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `auto_host_sni`: the endpoint's `hostname` is the SNI; with `auto_sni_san_validation` the
+/// certificate must be valid for it (a hostname the middle has no certificate for is refused).
+#[test]
+fn auto_host_sni_sends_the_endpoint_hostname_and_verifies_it() {
+    let pki = pki();
+    let log = TempFile::unique_path("middle-host.log");
+    let middle = Middle::logging(&pki, Some(&log));
+    let context = r#""auto_host_sni": true, "auto_sni_san_validation": true,"#;
+    let front_to = |hostname: &str| {
+        let config = front_config(middle.weir.addr(), context, &trusted(&pki));
+        let anchor = "        - endpoint: { address:";
+        assert!(config.contains(anchor));
+        let config = config.replacen(
+            anchor,
+            &format!("        - endpoint: {{ hostname: {hostname}, address:"),
+            1,
+        );
+        Weir::start(&config, &["--concurrency", "1"])
+    };
+    let front = front_to("b.test");
+    let mut client = Client::connect(front.addr()).expect("connect");
+    assert_eq!(client.get("/through").expect("response").status(), 200);
+    let refused = front_to("c.test");
+    let mut client = Client::connect(refused.addr()).expect("connect");
+    assert_eq!(client.get("/through").expect("response").status(), 503);
+    assert_eq!(stat(&refused, "cluster.origin.ssl.fail_verify_san"), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !text.is_empty() {
+            assert_eq!(text.lines().collect::<Vec<_>>(), ["b.test"]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "log: {text:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Another CA, which signed nothing the middle presents.
 fn pki_other() -> Pki {
     pki()

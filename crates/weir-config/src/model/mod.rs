@@ -334,6 +334,8 @@ pub struct Cluster {
     /// `http_protocol_options`): how names are written to the origin (and, for `preserve_case`,
     /// that the response's names are kept on their way to the client).
     pub header_key_format: HeaderKeyFormat,
+    /// `upstream_http_protocol_options.auto_sni` (typed or deprecated form).
+    pub auto_sni: Option<AutoSni>,
     /// `transport_socket`: TLS to the origin, or `None` for plaintext.
     pub tls: Option<UpstreamTls>,
 }
@@ -359,6 +361,11 @@ pub struct UpstreamTls {
     pub client_config: std::sync::Arc<rustls::ClientConfig>,
     /// `sni`: the name sent in the ClientHello (none when absent, as Envoy).
     pub sni: Option<String>,
+    /// `auto_host_sni`: the SNI is the endpoint's `hostname` when it has one.
+    pub auto_host_sni: bool,
+    /// `auto_sni_san_validation`: the origin's certificate must also be valid for the SNI the
+    /// connection sent, wherever it came from.
+    pub auto_sni_san_validation: bool,
     /// What admin `/certs` shows of it.
     pub certs: TlsCerts,
 }
@@ -427,6 +434,19 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// `load_balancing_weight` (default 1, must be ≥ 1).
     pub weight: u32,
+    /// `endpoint.hostname`: the SNI under `auto_host_sni`.
+    pub hostname: Option<String>,
+}
+
+/// `upstream_http_protocol_options` with `auto_sni`: each request's host (or another header)
+/// is the SNI of the connection it goes on; pooled connections serve only requests with the
+/// same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoSni {
+    /// `override_auto_sni_header`, lower-cased; `None`: the request's `host` (without port).
+    pub header: Option<String>,
+    /// `auto_san_validation`: the origin's certificate must be valid for that name.
+    pub san_validation: bool,
 }
 
 /// `weir`: weir's own settings, for what Envoy has no field (a top-level section Envoy's

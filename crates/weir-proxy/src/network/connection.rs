@@ -83,8 +83,12 @@ impl Connection {
     pub(crate) fn connect(
         address: SocketAddr,
         tls: Option<&weir_config::UpstreamTls>,
+        host_sni: Option<&str>,
     ) -> io::Result<Self> {
-        Ok(Connection::new(Transport::connect(address, tls)?, false))
+        Ok(Connection::new(
+            Transport::connect(address, tls, host_sni)?,
+            false,
+        ))
     }
 
     pub(crate) fn new(transport: Transport, writable: bool) -> Self {

@@ -35,9 +35,10 @@ impl Network {
         &mut self,
         address: SocketAddr,
         tls: Option<&weir_config::UpstreamTls>,
+        host_sni: Option<&str>,
     ) -> io::Result<Connection> {
         match self {
-            Network::Sockets(_) => Connection::connect(address, tls),
+            Network::Sockets(_) => Connection::connect(address, tls, host_sni),
             #[cfg(test)]
             Network::Memory(net) => net.connect(address),
         }

@@ -54,15 +54,21 @@ pub(crate) enum ConnectProgress {
 
 impl Transport {
     /// Starts a non-blocking connect to `address` with `TCP_NODELAY` set (the socket, the
-    /// connect and the option: what the syscall counters charge to a connect).
-    pub(crate) fn connect(address: SocketAddr, tls: Option<&UpstreamTls>) -> io::Result<Transport> {
+    /// connect and the option: what the syscall counters charge to a connect). With TLS, the
+    /// session names `host_sni` when given (`auto_host_sni`), else the cluster's `sni`.
+    pub(crate) fn connect(
+        address: SocketAddr,
+        tls: Option<&UpstreamTls>,
+        host_sni: Option<&str>,
+    ) -> io::Result<Transport> {
         let socket = TcpStream::connect(address)?;
         // A failed option costs latency, never correctness.
         let _ = socket.set_nodelay(true);
         Ok(match tls {
             None => Transport::Raw(socket),
             Some(tls) => {
-                let name = weir_config::upstream_server_name(tls.sni.as_deref(), address.ip());
+                let sni = host_sni.or(tls.sni.as_deref());
+                let name = weir_config::upstream_server_name(sni, address.ip());
                 let session = TlsSession::client(tls.client_config.clone(), name)?;
                 Transport::Tls(Box::new(TlsTransport { socket, session }))
             }

@@ -60,10 +60,35 @@ impl Worker {
         let Some((cluster, host)) = self.choose_host(sid) else {
             return;
         };
-        if !fresh && let Some(up) = self.take_pooled(cluster, host) {
+        let sni = self.connection_sni(sid, cluster, host);
+        if !fresh && let Some(up) = self.take_pooled(cluster, host, sni.as_deref()) {
             return self.attach(sid, up);
         }
-        self.open_upstream(sid, cluster, host);
+        self.open_upstream(sid, cluster, host, sni);
+    }
+
+    /// The SNI a connection for this stream to `host` sends, when it is not the cluster's
+    /// fixed `sni`: under the cluster's `auto_sni`, the request's `host` (or
+    /// `override_auto_sni_header`) without its port; under `auto_host_sni`, the endpoint's
+    /// `hostname`. Envoy's precedence, in that order.
+    fn connection_sni(&self, sid: Id, cluster: usize, host: usize) -> Option<Box<str>> {
+        let state = &self.clusters[cluster];
+        let tls = state.tls.as_ref()?;
+        if let Some(auto) = &state.auto_sni {
+            let head = self.streams.get(sid)?.retry.head.as_ref()?;
+            let value = head.headers.get(auto.header.as_deref().unwrap_or("host"))?;
+            let value = std::str::from_utf8(value).ok()?;
+            let name = match value.strip_prefix('[') {
+                // `[v6]:port` or `[v6]`.
+                Some(rest) => rest.split(']').next()?,
+                None => value.rsplit_once(':').map_or(value, |(name, _)| name),
+            };
+            return (!name.is_empty()).then(|| name.to_ascii_lowercase().into_boxed_str());
+        }
+        if tls.auto_host_sni {
+            return state.hostnames.get(host)?.clone();
+        }
+        None
     }
 
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
@@ -104,9 +129,12 @@ impl Worker {
     }
 
     /// An idle pooled connection to the host that can carry a request (closing the ones the
-    /// origin closed or wrote to while idle).
-    fn take_pooled(&mut self, cluster: usize, host: usize) -> Option<Id> {
-        while let Some(up) = self.clusters[cluster].pools[host].take_idle() {
+    /// origin closed or wrote to while idle); with `auto_host_sni`, one opened for `sni`.
+    fn take_pooled(&mut self, cluster: usize, host: usize, sni: Option<&str>) -> Option<Id> {
+        loop {
+            let upstreams = &self.upstreams;
+            let up = self.clusters[cluster].pools[host]
+                .take_idle_where(|id| upstreams.get(id).is_some_and(|u| u.sni.as_deref() == sni))?;
             let usable = self.upstreams.get(up).is_some_and(|u| {
                 u.state == UpstreamState::Idle
                     && u.codec.streams_available() > 0
@@ -118,17 +146,16 @@ impl Worker {
             }
             self.close_upstream(up);
         }
-        None
     }
 
     /// A new connection to the host: a non-blocking connect, registered once, with its
     /// connect timeout; the stream is attached and waits for it. A connect that fails at once
     /// is retried when the policy says so, else answered 503 `UF`.
-    fn open_upstream(&mut self, sid: Id, cluster: usize, host: usize) {
+    fn open_upstream(&mut self, sid: Id, cluster: usize, host: usize, sni: Option<Box<str>>) {
         let address = self.clusters[cluster].hosts[host];
         self.stats.syscalls.connect.add(2);
         let tls = self.clusters[cluster].tls.as_ref();
-        let mut conn = match self.net.connect(address, tls) {
+        let mut conn = match self.net.connect(address, tls, sni.as_deref()) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
@@ -170,6 +197,7 @@ impl Worker {
                 trace_conn,
                 opened: self.now,
                 closed_by_peer: false,
+                sni,
             }
         });
         self.stats.syscalls.epoll_ctl.inc();

@@ -16,9 +16,11 @@ pub(crate) struct ConnPool {
 }
 
 impl ConnPool {
-    /// Takes the most recently released idle connection.
-    pub(crate) fn take_idle(&mut self) -> Option<Id> {
-        self.idle.pop()
+    /// Takes the most recently released idle connection that `fits` (connections opened for
+    /// another SNI stay).
+    pub(crate) fn take_idle_where(&mut self, fits: impl Fn(Id) -> bool) -> Option<Id> {
+        let at = self.idle.iter().rposition(|&id| fits(id))?;
+        Some(self.idle.remove(at))
     }
 
     /// Returns a connection to the pool after a complete response.

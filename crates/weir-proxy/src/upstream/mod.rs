@@ -30,6 +30,10 @@ pub(crate) struct ClusterState {
     pub(crate) key_format: weir_config::HeaderKeyFormat,
     /// Its `transport_socket`: TLS to its hosts, or plaintext.
     pub(crate) tls: Option<weir_config::UpstreamTls>,
+    /// `upstream_http_protocol_options.auto_sni`: the SNI comes from each request.
+    pub(crate) auto_sni: Option<weir_config::AutoSni>,
+    /// Each host's `hostname` (the SNI under `auto_host_sni`).
+    pub(crate) hostnames: Vec<Option<Box<str>>>,
 }
 
 impl ClusterState {
@@ -48,6 +52,12 @@ impl ClusterState {
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
             key_format: cluster.header_key_format,
             tls: cluster.tls.clone(),
+            auto_sni: cluster.auto_sni.clone(),
+            hostnames: cluster
+                .endpoints
+                .iter()
+                .map(|e| e.hostname.as_deref().map(Box::from))
+                .collect(),
         }
     }
 }
