@@ -37,11 +37,10 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 pub(crate) fn tcp_proxy(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<TcpProxy> {
     let mut o = Obj::new(cx, f, TCP_PROXY_ENVOY)?;
     o.get(cx, "@type");
-    let logged = o.reject(
-        cx,
-        "access_log",
-        "the TCP proxy's access_log is not supported by weir yet",
-    );
+    let access_log = match o.get(cx, "access_log") {
+        Some(a) => crate::access_log::read_all(cx, &a),
+        None => Some(Vec::new()),
+    };
     let stat_prefix = o.required_string(cx, "stat_prefix");
     let cluster = o.get(cx, "cluster");
     let weighted = o.get(cx, "weighted_clusters");
@@ -75,14 +74,12 @@ pub(crate) fn tcp_proxy(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> 
         None => Some(1),
     };
     o.finish(cx);
-    if logged {
-        return None;
-    }
     Some(TcpProxy {
         stat_prefix: stat_prefix?,
         clusters: clusters?,
         idle_timeout: idle_timeout?,
         max_connect_attempts: max_connect_attempts?,
+        access_log: access_log?,
     })
 }
 

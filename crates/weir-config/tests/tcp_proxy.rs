@@ -86,8 +86,8 @@ fn every_error_names_its_field() {
             format!("{CTX}.max_connect_attempts: max_connect_attempts must be at least 1"),
         ),
         (
-            r#""stat_prefix": "p", "cluster": "a", "access_log": []"#.to_owned(),
-            format!("{CTX}.access_log: the TCP proxy's access_log is not supported by weir yet"),
+            r#""stat_prefix": "p", "cluster": "a", "access_log_options": {}"#.to_owned(),
+            format!("{CTX}.access_log_options: this Envoy field is not supported by weir yet"),
         ),
         (
             r#""stat_prefix": "p", "cluster": "a", "hash_policy": []"#.to_owned(),

@@ -108,6 +108,8 @@ pub(crate) struct TcpChain {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
+    /// Its TCP proxy's access loggers.
+    pub(crate) logs: LogSet,
 }
 
 /// A filter chain: its HTTP connection manager and compiled route table.
@@ -148,6 +150,7 @@ impl Chain {
                 proxy: proxy.clone(),
                 tls,
                 handshake_timeout: chain.transport_socket_connect_timeout,
+                logs: logs.add(&proxy.access_log)?,
             })));
         }
         let Some(hcm) = chain.http_connection_manager.clone() else {

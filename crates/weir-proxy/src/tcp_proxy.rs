@@ -15,8 +15,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
+use crate::access_log::LogRecord;
 use crate::event::Readiness;
 use crate::event::timer::TimerId;
 use crate::event::token::{Id, Kind, token};
@@ -56,6 +57,24 @@ pub(crate) struct TcpSession {
     pub(crate) idle_timer: Option<TimerId>,
     /// The last time bytes moved (the idle timer is re-armed lazily from it).
     pub(crate) last_active: Instant,
+    /// When it was accepted, for its access-log entry.
+    pub(crate) started: (SystemTime, Instant),
+    /// Bytes from the client, and to it.
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    /// The response flags its entry carries (`UF,URX`: no upstream connection).
+    pub(crate) flag: &'static str,
+}
+
+/// What a TCP proxy's access-log entry says about its connection.
+struct TcpEntry {
+    started: (SystemTime, Instant),
+    peer: SocketAddr,
+    listener: usize,
+    received: u64,
+    sent: u64,
+    flag: &'static str,
+    upstream: Option<(usize, usize)>,
 }
 
 impl Worker {
@@ -73,15 +92,27 @@ impl Worker {
         if let Some(t) = self.stats.tcp.get(stats) {
             t.downstream_cx_total.inc();
         }
+        let started = (SystemTime::now(), self.now);
+        let entry = |flag, upstream| TcpEntry {
+            started,
+            peer,
+            listener: index,
+            received: 0,
+            sent: 0,
+            flag,
+            upstream,
+        };
         let Some((cluster, host)) = self.tcp_host(&chain) else {
             tracing::debug!(%peer, "tcp_proxy: no host; closing");
             if let Some(t) = self.stats.tcp.get(stats) {
                 t.downstream_cx_no_route.inc();
             }
+            self.log_tcp(&chain, &entry("UH", None));
             self.control.server.connection_closed();
             return;
         };
         let Some(up) = self.tcp_connect(cluster, host) else {
+            self.log_tcp(&chain, &entry("UF,URX", Some((cluster, host))));
             self.control.server.connection_closed();
             return;
         };
@@ -106,6 +137,10 @@ impl Worker {
                 connect_timer: None,
                 idle_timer: None,
                 last_active: self.now,
+                started,
+                received: 0,
+                sent: 0,
+                flag: "",
             }
         });
         self.stats.syscalls.epoll_ctl.inc();
@@ -240,6 +275,8 @@ impl Worker {
             return;
         };
         let (cluster, max) = (s.cluster, s.chain.proxy.max_connect_attempts);
+        // Envoy's flags once the attempts are spent: the connect failed, and no retry is left.
+        s.flag = "UF,URX";
         let mut timer = s.connect_timer.take();
         self.disarm(&mut timer);
         if let Some(c) = self.stats.clusters.get(cluster) {
@@ -289,6 +326,8 @@ impl Worker {
             down,
             up,
             last_active,
+            received: total_received,
+            sent: total_sent,
             ..
         }) = self.tcp.get_mut(id)
         else {
@@ -317,6 +356,8 @@ impl Worker {
         }
         if received + sent > 0 {
             *last_active = self.now;
+            *total_received += received as u64;
+            *total_sent += sent as u64;
         }
         let done = down.read_eof() && up.read_eof() && !down.has_output() && !up.has_output();
         if let Some(t) = self.stats.tcp.get(scope) {
@@ -332,8 +373,7 @@ impl Worker {
         }
     }
 
-    /// `idle_timeout`: closes a session no byte crossed for that long; re-armed from the last
-    /// activity otherwise.
+    /// `transport_socket_connect_timeout`: a session still in its TLS handshake is closed.
     pub(crate) fn on_tcp_handshake_timeout(&mut self, id: Id) {
         let Some(s) = self.tcp.get(id) else {
             return;
@@ -348,6 +388,8 @@ impl Worker {
         self.close_tcp(id);
     }
 
+    /// `idle_timeout`: closes a session no byte crossed for that long; re-armed from the last
+    /// activity otherwise.
     pub(crate) fn on_tcp_idle(&mut self, id: Id) {
         let Some(s) = self.tcp.get_mut(id) else {
             return;
@@ -386,7 +428,58 @@ impl Worker {
             l.downstream_cx_active.dec();
         }
         tracing::debug!(peer = %s.peer, chain = &*s.chain.name, "tcp_proxy: session closed");
+        let connected = s.flag.is_empty() || matches!(s.state, TcpState::Open);
+        self.log_tcp(
+            &s.chain,
+            &TcpEntry {
+                started: s.started,
+                peer: s.peer,
+                listener: s.listener,
+                received: s.received,
+                sent: s.sent,
+                flag: if connected { "" } else { s.flag },
+                upstream: Some((s.cluster, s.host)),
+            },
+        );
         self.control.server.connection_closed();
+    }
+
+    /// Writes a connection's entry to the TCP proxy's access logs, if it has any: no request
+    /// or response, so their operators log `-` (and `%RESPONSE_CODE%` 0), as Envoy's do.
+    fn log_tcp(&self, chain: &TcpChain, entry: &TcpEntry) {
+        if self.logs.is_empty(chain.logs) {
+            return;
+        }
+        let local = self
+            .listeners
+            .get(entry.listener)
+            .map(|l| l.address)
+            .unwrap_or(entry.peer);
+        let cluster = entry
+            .upstream
+            .and_then(|(c, h)| Some((self.clusters.get(c)?, h)));
+        let record = LogRecord {
+            start: entry.started.0,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            protocol: "",
+            response_code: 0,
+            response_code_details: "",
+            response_flags: entry.flag,
+            bytes_received: entry.received,
+            bytes_sent: entry.sent,
+            duration: Some(self.now.saturating_duration_since(entry.started.1)),
+            request_duration: None,
+            response_duration: None,
+            upstream_host: cluster.and_then(|(c, h)| c.hosts.get(h).copied()),
+            upstream_cluster: cluster.map(|(c, _)| c.name.clone()),
+            upstream_local: None,
+            downstream_remote: entry.peer,
+            downstream_local: local,
+            route_name: None,
+            tls: None,
+        };
+        self.logs.log(chain.logs, &record);
     }
 }
 

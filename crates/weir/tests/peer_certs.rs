@@ -205,12 +205,13 @@ fn client_certificates_are_checked_by_name_logged_and_shown_as_envoy_does() {
     let (weir_port, weir_admin) = (free_port(), free_port());
     let envoy_log = TempFile::unique_path("peer-envoy.log");
     let weir_log = TempFile::unique_path("peer-weir.log");
-    let envoy = Envoy::start(
+    let envoy = Envoy::start_with(
         &envoy_bin,
         "peer.yaml",
         &config(&certs, envoy_port, envoy_admin, &envoy_log),
         Some(envoy_admin),
         envoy_port,
+        &["--file-flush-interval-msec", "20"],
     );
     let _weir = Weir::start(
         &config(&certs, weir_port, weir_admin, &weir_log),

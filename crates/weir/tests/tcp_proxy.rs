@@ -2,14 +2,16 @@
 //! half-close, TLS passthrough routed by SNI (the TLS inspector and `server_names`), connect
 //! attempts, and the idle timeout.
 
+mod differential_support;
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use differential_support::{Envoy, envoy_or_skip, free_port};
 use support::pki::{pki, tls_config};
-use support::{Origin, Weir, generate, run_program};
+use support::{Origin, TempFile, Weir, generate, run_program};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -230,4 +232,83 @@ fn a_quiet_session_is_closed_at_the_idle_timeout() {
     let mut rest = Vec::new();
     assert!(client.read_to_end(&mut rest).is_ok(), "not closed");
     assert_eq!(stat(&weir, "tcp.pass.idle_timeout"), 1);
+}
+
+/// The TCP proxy's `access_log`, beside Envoy 1.40 with the same config: a session that echoed
+/// bytes both ways and one whose connect was refused (`UF`) log the same fields from both.
+#[test]
+fn access_log_entries_are_envoys() {
+    let Some(envoy_bin) = envoy_or_skip() else {
+        return;
+    };
+    let echo = echo_server();
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let format = "%RESPONSE_FLAGS% %RESPONSE_CODE% %PROTOCOL% %REQ(:METHOD)% %BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %ROUTE_NAME%\\n";
+    let run = |target: SocketAddr, port: u16, admin: u16, log: &std::path::Path| {
+        let logger = format!(
+            r#", "access_log": [ {{ "name": "envoy.access_loggers.file", "typed_config": {{ "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": "{}", "log_format": {{ "text_format_source": {{ "inline_string": "{format}" }} }} }} }} ]"#,
+            log.display()
+        );
+        config("", &tcp_chain("{}", &logger), target)
+            .replacen(
+                "port_value: 0 } }\n",
+                &format!("port_value: {admin} }} }}\n"),
+                1,
+            )
+            .replacen("port_value: 0 } }", &format!("port_value: {port} }} }}"), 1)
+    };
+    let lines = |log: &std::path::Path, n: usize| {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text.lines().map(str::to_owned).collect::<Vec<_>>();
+            }
+            assert!(Instant::now() < deadline, "log: {text:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let session = |port: u16| {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        c.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        c.write_all(&[7u8; 1000]).expect("send");
+        c.shutdown(Shutdown::Write).expect("fin");
+        let mut back = Vec::new();
+        let _ = c.read_to_end(&mut back);
+        back.len()
+    };
+    let mut got = Vec::new();
+    for target in [echo, dead] {
+        let (envoy_port, envoy_admin) = (free_port(), free_port());
+        let (envoy_log, weir_log) = (
+            TempFile::unique_path("tcp-envoy.log"),
+            TempFile::unique_path("tcp-weir.log"),
+        );
+        let _envoy = Envoy::start_with(
+            &envoy_bin,
+            "tcp.yaml",
+            &run(target, envoy_port, envoy_admin, &envoy_log),
+            Some(envoy_admin),
+            envoy_port,
+            &["--file-flush-interval-msec", "20"],
+        );
+        let weir = Weir::start(
+            &run(target, 0, 0, &weir_log),
+            &["--concurrency", "1", "--file-flush-interval-msec", "20"],
+        );
+        assert_eq!(session(envoy_port), session(weir.addr().port()));
+        let normalise = |line: &str| line.replace(&target.to_string(), "TARGET");
+        // Envoy's first entry is the connection `Envoy::start` made to see it listening.
+        let (from_envoy, from_weir) = (lines(&envoy_log, 2).split_off(1), lines(&weir_log, 1));
+        assert_eq!(
+            from_weir.iter().map(|l| normalise(l)).collect::<Vec<_>>(),
+            from_envoy.iter().map(|l| normalise(l)).collect::<Vec<_>>()
+        );
+        got.push(from_weir[0].clone());
+    }
+    assert!(got[0].starts_with("- 0 - - 1000 1000 target "), "{got:?}");
+    assert!(got[1].starts_with("UF,URX 0 - - 0 0 target "), "{got:?}");
 }

@@ -352,6 +352,8 @@ pub struct TcpProxy {
     pub idle_timeout: Option<Duration>,
     /// `max_connect_attempts` (default 1): connects tried before the downstream is closed.
     pub max_connect_attempts: u32,
+    /// `access_log`: one entry per connection, when it closes.
+    pub access_log: Vec<crate::AccessLog>,
 }
 
 /// `envoy.transport_sockets.tls` with an `UpstreamTlsContext`, as a ready rustls client config.

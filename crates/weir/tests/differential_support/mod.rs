@@ -224,6 +224,19 @@ impl Envoy {
         admin: Option<u16>,
         listener: u16,
     ) -> Envoy {
+        Envoy::start_with(bin, name, config, admin, listener, &[])
+    }
+
+    /// [`Envoy::start`] with more command-line arguments (`--file-flush-interval-msec 20`
+    /// for a test that reads its access log: Envoy's default is 10 s).
+    pub(crate) fn start_with(
+        bin: &Path,
+        name: &str,
+        config: &str,
+        admin: Option<u16>,
+        listener: u16,
+        args: &[&str],
+    ) -> Envoy {
         let file = TempFile::new(name, config);
         // Hot restart is off, so no shared memory; a base id of this process's own keeps
         // parallel Envoys (other tests, other engineers) apart all the same.
@@ -235,6 +248,7 @@ impl Envoy {
             .arg(file.path())
             .args(["--concurrency", "1", "--disable-hot-restart", "-l", "error"])
             .args(["--base-id", &base_id.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
