@@ -73,6 +73,10 @@ impl Phase {
                 | K::ListenerFilter { .. }
                 | K::FilterChain { .. }
                 | K::TlsHandshake { .. }
+                | K::TlsRecords {
+                    direction: Direction::In,
+                    ..
+                }
                 | K::Registered { .. }
                 | K::Read { .. }
                 | K::RequestHead { .. }
@@ -89,9 +93,11 @@ impl Phase {
                 | K::StreamAttached { .. }
                 | K::ResponseHead { .. }
                 | K::ResponseComplete => UpstreamReadResponse,
-                K::Ready { .. } | K::Write { .. } | K::Close { .. } | K::WakeRound { .. } => {
-                    DownstreamWriteResponse
-                }
+                K::Ready { .. }
+                | K::Write { .. }
+                | K::TlsRecords { .. }
+                | K::Close { .. }
+                | K::WakeRound { .. } => DownstreamWriteResponse,
             }),
             (Lane::Upstream, k) => Some(match k {
                 // A new connection is started, or a pooled one taken, while routing.
@@ -102,6 +108,10 @@ impl Phase {
                 | K::StreamAttached { reused: true } => DownstreamReadRequest,
                 K::Ready { readable: true, .. }
                 | K::Read { .. }
+                | K::TlsRecords {
+                    direction: Direction::In,
+                    ..
+                }
                 | K::ResponseHead { .. }
                 | K::ResponseComplete
                 | K::Close { .. } => UpstreamReadResponse,
@@ -146,6 +156,16 @@ pub enum ReadResult {
     Eof,
     /// An error, by errno.
     Error(i32),
+}
+
+/// Which way bytes went on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the peer.
+    In,
+    /// To the peer.
+    Out,
 }
 
 /// Who closed a connection.
@@ -322,6 +342,15 @@ pub enum EventKind {
         /// A resumed session (no full handshake).
         resumed: bool,
     },
+    /// TLS records the socket gave (`In`, beside the `read` whose plaintext they carried) or
+    /// took (`Out`, beside the `write`): the bytes on the wire, where `read` and `write` count
+    /// plaintext.
+    TlsRecords {
+        /// Which way.
+        direction: Direction,
+        /// Encrypted bytes.
+        bytes: u32,
+    },
     /// The stream was bound to an upstream connection.
     StreamAttached {
         /// The connection came from the pool (no connect).
@@ -380,6 +409,7 @@ impl EventKind {
             EventKind::ConnectStarted { .. } => "connect_started",
             EventKind::Connected => "connected",
             EventKind::TlsHandshake { .. } => "tls_handshake",
+            EventKind::TlsRecords { .. } => "tls_records",
             EventKind::StreamAttached { .. } => "stream_attached",
             EventKind::ResponseHead { .. } => "response_head",
             EventKind::ResponseComplete => "response_complete",

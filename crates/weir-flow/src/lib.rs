@@ -6,4 +6,6 @@
 mod event;
 pub mod render;
 
-pub use event::{Closer, Event, EventKind, Flow, Lane, Name, Nanos, Phase, ReadResult, ShortText};
+pub use event::{
+    Closer, Direction, Event, EventKind, Flow, Lane, Name, Nanos, Phase, ReadResult, ShortText,
+};

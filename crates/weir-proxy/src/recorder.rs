@@ -402,7 +402,7 @@ impl Recorder {
     }
 }
 
-use weir_flow::{Closer, ReadResult};
+use weir_flow::{Closer, Direction, ReadResult};
 
 use crate::event::token::Id;
 use crate::worker::Worker;
@@ -491,6 +491,44 @@ impl Worker {
         }
     }
 
+    /// The TLS records a downstream read (`In`) or write (`Out`) moved, beside it; after a
+    /// read, also what the session wrote in answer (handshake flights). The session counts
+    /// them either way; they are taken (and the count restarted) only when recording.
+    pub(crate) fn trace_down_tls(&mut self, ds: Id, direction: Direction) {
+        if !self.recording(ds) {
+            return;
+        }
+        for &way in ways(direction) {
+            let Some(d) = self.downstreams.get_mut(ds) else {
+                return;
+            };
+            if let Some(bytes) = tls_bytes(d.conn.take_tls_wire(way)) {
+                self.trace_down(ds, || EventKind::TlsRecords {
+                    direction: way,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    /// The same for an upstream connection.
+    pub(crate) fn trace_up_tls(&mut self, up: Id, direction: Direction) {
+        if !self.recorder.enabled() {
+            return;
+        }
+        for &way in ways(direction) {
+            let Some(u) = self.upstreams.get_mut(up) else {
+                return;
+            };
+            if let Some(bytes) = tls_bytes(u.conn.take_tls_wire(way)) {
+                self.trace_up(up, || EventKind::TlsRecords {
+                    direction: way,
+                    bytes,
+                });
+            }
+        }
+    }
+
     /// Whether an event of this connection would be recorded (or decide it): checked before
     /// any other lookup, so an unpicked request costs a branch or two per event site.
     #[inline]
@@ -531,6 +569,19 @@ pub(crate) fn read_result(outcome: &crate::network::connection::ReadOutcome) -> 
         ReadOutcome::Eof => ReadResult::Eof,
         ReadOutcome::Failed(e) => ReadResult::Error(e.raw_os_error().unwrap_or(0)),
     }
+}
+
+/// What a read (records in, and any the session wrote in answer) or a write moved.
+fn ways(direction: Direction) -> &'static [Direction] {
+    match direction {
+        Direction::In => &[Direction::In, Direction::Out],
+        Direction::Out => &[Direction::Out],
+    }
+}
+
+/// A count of TLS bytes as an event carries it, when there are any.
+fn tls_bytes(bytes: u64) -> Option<u32> {
+    (bytes > 0).then(|| u32::try_from(bytes).unwrap_or(u32::MAX))
 }
 
 /// A `writev` in the trace's terms: bytes taken, or the negated errno.

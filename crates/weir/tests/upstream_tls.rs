@@ -392,4 +392,35 @@ fn the_flow_trace_shows_both_handshakes() {
                 && l.contains(r#""version":"TLSv1.3""#)),
         "{middle_flows}"
     );
+    // Beside the reads and writes of plaintext, the TLS records that carried it: both ways on
+    // each side of the TLS hop, and as many bytes leave the front as reach the middle.
+    let records = |flows: &str, lane: &str, direction: &str| -> u64 {
+        flows
+            .lines()
+            .filter(|l| {
+                l.contains(r#""event":"tls_records""#)
+                    && l.contains(&format!(r#""lane":"{lane}""#))
+                    && l.contains(&format!(r#""direction":"{direction}""#))
+            })
+            .map(|l| {
+                let at = l.find(r#""bytes":"#).expect("bytes") + 8;
+                let digits: String = l[at..].chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u64>().expect("a number")
+            })
+            .sum()
+    };
+    let (front_out, front_in) = (
+        records(&front_flows, "upstream", "out"),
+        records(&front_flows, "upstream", "in"),
+    );
+    let (middle_in, middle_out) = (
+        records(&middle_flows, "downstream", "in"),
+        records(&middle_flows, "downstream", "out"),
+    );
+    assert!(front_out > 0 && front_in > 0, "{front_flows}");
+    assert_eq!(
+        (front_out, front_in),
+        (middle_in, middle_out),
+        "{middle_flows}"
+    );
 }

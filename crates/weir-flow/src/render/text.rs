@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Micros, errno_name};
-use crate::{Closer, Event, EventKind as K, Flow, Lane, Phase, ReadResult};
+use crate::{Closer, Direction, Event, EventKind as K, Flow, Lane, Phase, ReadResult};
 
 pub(super) fn render(flows: &[Flow], out: &mut String) {
     for (i, flow) in flows.iter().enumerate() {
@@ -286,6 +286,14 @@ fn details(kind: &K, out: &mut String) {
             server_name.as_deref().unwrap_or("-"),
             alpn.as_deref().unwrap_or("-")
         ),
+        K::TlsRecords { direction, bytes } => write!(
+            out,
+            " {}={bytes}",
+            match direction {
+                Direction::In => "read",
+                Direction::Out => "written",
+            }
+        ),
         K::RequestComplete | K::Connected | K::ResponseComplete => Ok(()),
     };
 }
@@ -514,6 +522,10 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             )
         }
         K::Connected => "connected".to_owned(),
+        K::TlsRecords { direction, bytes } => match direction {
+            Direction::In => format!("{bytes} bytes of TLS records read from FD={}", e.fd),
+            Direction::Out => format!("{bytes} bytes of TLS records written to FD={}", e.fd),
+        },
         K::TlsHandshake {
             version,
             cipher,

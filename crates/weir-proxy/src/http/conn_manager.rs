@@ -28,7 +28,7 @@ use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::network::connection::ReadOutcome;
 use crate::recorder::{PendingFlow, write_event};
 use crate::worker::{Deferred, DownstreamState, LINGER, TimerKey, Worker, listener_buffer_limit};
-use weir_flow::{EventKind, Lane};
+use weir_flow::{Direction, EventKind, Lane};
 
 impl Worker {
     pub(crate) fn arm_idle_timer(&mut self, id: Id) {
@@ -98,6 +98,7 @@ impl Worker {
                 http.stats.downstream_cx_rx_bytes_total.add(*n as u64);
             }
             self.trace_down(id, || read_event(&outcome));
+            self.trace_down_tls(id, Direction::In);
             match outcome {
                 ReadOutcome::Data(_) => continue,
                 ReadOutcome::Drained => break,
@@ -415,7 +416,12 @@ impl Worker {
             let sent = ds.conn.bytes_out - sent_before;
             http.stats.downstream_cx_tx_bytes_total.add(sent);
         }
-        if matches!(result, Ok(true)) && ds.streams.is_empty() {
+        let emptied = matches!(result, Ok(true)) && ds.streams.is_empty();
+        self.trace_down_tls(id, Direction::Out);
+        let Some(ds) = self.downstreams.get_mut(id) else {
+            return;
+        };
+        if emptied {
             // The last stream's response has left: its flow is complete, and the connection,
             // idle now, need not hold an output queue.
             self.spare_outputs.take_back(&mut ds.conn);
@@ -492,6 +498,7 @@ impl Worker {
             }
             let outcome = ds.conn.fill(&mut self.scratch, &self.stats.syscalls);
             self.trace_down(id, || read_event(&outcome));
+            self.trace_down_tls(id, Direction::In);
             match outcome {
                 ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => return,

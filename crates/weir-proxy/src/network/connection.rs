@@ -119,6 +119,11 @@ impl Connection {
         })
     }
 
+    /// The TLS records (encrypted bytes) it moved `direction` since last asked.
+    pub(crate) fn take_tls_wire(&mut self, direction: weir_flow::Direction) -> u64 {
+        self.transport.take_tls_wire(direction)
+    }
+
     /// Its TLS handshake is under way.
     pub(crate) fn handshaking(&self) -> bool {
         self.transport.handshaking()

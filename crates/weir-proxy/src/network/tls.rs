@@ -105,6 +105,15 @@ pub(crate) struct TlsSession {
     /// The handshake's end was seen (and reported once through `progress`).
     handshake_done: bool,
     progress: Option<TlsProgress>,
+    /// Encrypted bytes read from and written to the socket, since the flow trace last asked.
+    wire: Wire,
+}
+
+/// Encrypted bytes each way, not yet reported.
+#[derive(Debug, Default)]
+struct Wire {
+    read: u64,
+    written: u64,
 }
 
 impl TlsSession {
@@ -125,6 +134,7 @@ impl TlsSession {
             sni: None,
             handshake_done: false,
             progress: None,
+            wire: Wire::default(),
         })
     }
 
@@ -144,6 +154,7 @@ impl TlsSession {
             sni,
             handshake_done: false,
             progress: None,
+            wire: Wire::default(),
         })
     }
 
@@ -161,7 +172,10 @@ impl TlsSession {
             }
             match self.conn.read_tls(socket) {
                 Ok(0) => return Ok(0),
-                Ok(_) => self.process(socket)?,
+                Ok(n) => {
+                    self.wire.read += n as u64;
+                    self.process(socket)?;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -263,7 +277,7 @@ impl TlsSession {
         while self.conn.wants_write() {
             match self.conn.write_tls(socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(n) => self.wire.written += n as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -280,6 +294,14 @@ impl TlsSession {
     /// Queues `close_notify` (once).
     pub(crate) fn close_notify(&mut self) {
         self.conn.send_close_notify();
+    }
+
+    /// Encrypted bytes read (`In`) or written (`Out`) since the last call for that way.
+    pub(crate) fn take_wire(&mut self, direction: weir_flow::Direction) -> u64 {
+        match direction {
+            weir_flow::Direction::In => std::mem::take(&mut self.wire.read),
+            weir_flow::Direction::Out => std::mem::take(&mut self.wire.written),
+        }
     }
 
     /// The handshake has not finished.

@@ -228,6 +228,14 @@ impl Transport {
         }
     }
 
+    /// Encrypted bytes that went `direction` since last asked; none for plain TCP.
+    pub(crate) fn take_tls_wire(&mut self, direction: weir_flow::Direction) -> u64 {
+        match self {
+            Transport::Tls(t) => t.session.take_wire(direction),
+            _ => 0,
+        }
+    }
+
     /// A TLS handshake is under way (never for plain TCP).
     pub(crate) fn handshaking(&self) -> bool {
         match self {

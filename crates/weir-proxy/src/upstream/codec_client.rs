@@ -448,6 +448,7 @@ impl Worker {
                 asked: crate::worker::READ_SIZE as u32,
                 result: crate::recorder::read_result(&outcome),
             });
+            self.trace_up_tls(id, weir_flow::Direction::In);
             match outcome {
                 ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => break,
@@ -621,6 +622,10 @@ impl Worker {
                 .upstream_cx_tx_bytes_total
                 .add(up.conn.bytes_out - sent_before);
         }
+        self.trace_up_tls(id, weir_flow::Direction::Out);
+        let Some(up) = self.upstreams.get_mut(id) else {
+            return;
+        };
         match result {
             Ok(_) => {
                 let low = up.conn.queued() <= up.buffer_limit / 2;
