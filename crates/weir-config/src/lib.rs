@@ -50,6 +50,7 @@ mod tickets;
 mod tls;
 mod tls_build;
 mod tls_upstream;
+mod verify;
 mod weir;
 
 use std::fmt;

@@ -1,7 +1,8 @@
-//! Certificates from files, rotated without a restart: `tls_certificate_sds_secret_configs`
-//! whose `sds_config` is a `path_config_source` (or the older `path`). The file is a
+//! Certificates and CAs from files, rotated without a restart:
+//! `tls_certificate_sds_secret_configs` and `validation_context_sds_secret_config` whose
+//! `sds_config` is a `path_config_source` (or the older `path`). The file is a
 //! `DiscoveryResponse` whose `resources[]` hold `envoy.extensions.transport_sockets.tls.v3.Secret`s;
-//! the one named `name` gives its `tls_certificate`.
+//! the one named `name` gives its `tls_certificate` or its `validation_context`.
 //!
 //! The file is read when the config is (an error then names the config path), and again when
 //! [`CertRotation::refresh`] sees it, or a certificate or key file it names, change: a secret
@@ -17,7 +18,7 @@ use rustls::crypto::CryptoProvider;
 use crate::model::{ServedCert, SharedCerts};
 use crate::reader::{Cx, Field, Obj, join};
 use crate::source::{self, Format};
-use crate::tls::tls_certificate;
+use crate::tls::{Validation, tls_certificate, validation_context};
 use crate::tls_build::{Certificate, certified_key};
 
 /// The `@type` of a secret in an SDS file.
@@ -32,8 +33,25 @@ pub(crate) struct SdsSource {
     pub(crate) name: String,
 }
 
-/// An entry as read: its source and the certificate it gives now.
-pub(crate) fn sds_secret_config(cx: &mut Cx, f: &Field<'_>) -> Option<(SdsSource, Certificate)> {
+/// What a secret gives.
+pub(crate) enum Secret {
+    Certificate(Certificate),
+    Validation(Validation),
+}
+
+/// Which part of a secret an entry asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    Certificate,
+    Validation,
+}
+
+/// An entry as read: its source and the secret it gives now.
+pub(crate) fn sds_secret_config(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    wanted: Wanted,
+) -> Option<(SdsSource, Secret)> {
     let mut o = Obj::new(cx, f, &[])?;
     let name = o.required_string(cx, "name");
     let path = o.required(cx, "sds_config").and_then(|s| sds_path(cx, &s));
@@ -42,8 +60,8 @@ pub(crate) fn sds_secret_config(cx: &mut Cx, f: &Field<'_>) -> Option<(SdsSource
         path: PathBuf::from(path?),
         name: name?,
     };
-    match read_secret(&source) {
-        Ok(certificate) => Some((source, certificate)),
+    match read_secret(&source, wanted) {
+        Ok(secret) => Some((source, secret)),
         Err(e) => {
             cx.error(&f.path, e);
             None
@@ -84,23 +102,24 @@ fn sds_path(cx: &mut Cx, f: &Field<'_>) -> Option<String> {
 }
 
 /// Reads the secret `source` names; an error says what is wrong, with the path inside the file.
-fn read_secret(source: &SdsSource) -> Result<Certificate, String> {
+fn read_secret(source: &SdsSource, wanted: Wanted) -> Result<Secret, String> {
     let shown = source.path.display();
     let text = std::fs::read_to_string(&source.path)
         .map_err(|e| format!("cannot read the SDS file {shown}: {e}"))?;
     let parsed = source::document(&text, Format::Sniff)
         .map_err(|e| format!("SDS file {shown}: {}: {}", e.path, e.message))?;
     let mut cx = Cx::default();
-    let certificate = secret(&mut cx, &Field::root(&parsed.doc), &source.name);
-    match (certificate, cx.errors.first()) {
+    let secret = secret(&mut cx, &Field::root(&parsed.doc), &source.name, wanted);
+    match (secret, cx.errors.first()) {
         (Some(c), None) => Ok(c),
         (_, Some(e)) => Err(format!("SDS file {shown}: {}: {}", e.path, e.message)),
         (None, None) => Err(format!("SDS file {shown}: invalid")),
     }
 }
 
-/// The `tls_certificate` of the secret named `name` among the file's `resources`.
-fn secret(cx: &mut Cx, f: &Field<'_>, name: &str) -> Option<Certificate> {
+/// The `tls_certificate` or `validation_context` of the secret named `name` among the file's
+/// `resources`.
+fn secret(cx: &mut Cx, f: &Field<'_>, name: &str, wanted: Wanted) -> Option<Secret> {
     let mut o = Obj::new(cx, f, &[])?;
     o.get(cx, "version_info");
     o.get(cx, "type_url");
@@ -124,17 +143,15 @@ fn secret(cx: &mut Cx, f: &Field<'_>, name: &str) -> Option<Certificate> {
             );
             return None;
         }
-        if validation.is_some() {
-            cx.error(
-                &r.path,
-                "a validation_context secret is not supported by weir yet (only tls_certificate)",
-            );
-            return None;
-        }
-        found = match cert {
-            Some(c) => tls_certificate(cx, &c),
-            None => {
+        found = match (wanted, cert, validation) {
+            (Wanted::Certificate, Some(c), _) => tls_certificate(cx, &c).map(Secret::Certificate),
+            (Wanted::Validation, _, Some(v)) => validation_context(cx, &v).map(Secret::Validation),
+            (Wanted::Certificate, None, _) => {
                 cx.error(&r.path, "the secret has no `tls_certificate`");
+                None
+            }
+            (Wanted::Validation, _, None) => {
+                cx.error(&r.path, "the secret has no `validation_context`");
                 None
             }
         };
@@ -165,22 +182,55 @@ impl Stamp {
     }
 }
 
-/// One certificate slot a rotation keeps fresh.
+/// Puts a CA read again to use: rebuilds the verifier it feeds.
+pub(crate) type Reverify = Box<dyn Fn(Validation) -> Result<(), String> + Send + Sync>;
+
+/// What a slot keeps fresh.
+enum Target {
+    /// A listener's certificate, by its index among those it serves.
+    Certificate(usize),
+    /// The CA peers' certificates are verified against.
+    Validation(Reverify),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Certificate(i) => write!(f, "Certificate({i})"),
+            Target::Validation(_) => f.write_str("Validation"),
+        }
+    }
+}
+
+/// One secret a rotation keeps fresh.
 #[derive(Debug)]
 struct Slot {
-    /// Its index among the listener's certificates.
-    index: usize,
+    target: Target,
     source: SdsSource,
     /// The files last read for it (the SDS file, then those the secret names).
     files: Vec<PathBuf>,
     stamp: Stamp,
 }
 
-/// The certificates of one TLS context that come from SDS files, and the keys its server config
-/// serves from (shared with its certificate resolver).
+impl Slot {
+    fn new(target: Target, source: SdsSource, named: Vec<PathBuf>) -> Slot {
+        let mut files = vec![source.path.clone()];
+        files.extend(named);
+        let stamp = Stamp::of(&files);
+        Slot {
+            target,
+            source,
+            files,
+            stamp,
+        }
+    }
+}
+
+/// The secrets of one TLS context that come from SDS files: certificates (with the keys its
+/// server config serves from, shared with its certificate resolver) and the CA.
 #[derive(Debug)]
 pub struct CertRotation {
-    keys: SharedCerts,
+    keys: Option<SharedCerts>,
     provider: Arc<CryptoProvider>,
     slots: Mutex<Vec<Slot>>,
 }
@@ -203,25 +253,21 @@ pub enum Rotated {
 }
 
 impl CertRotation {
+    /// A rotation of `certificates` (index among `keys`, source, files it names) and of the
+    /// CA, when `validation` gives its source, the files it names and how to use it.
     pub(crate) fn new(
-        keys: SharedCerts,
+        keys: Option<SharedCerts>,
         provider: Arc<CryptoProvider>,
-        sources: Vec<(usize, SdsSource, Vec<PathBuf>)>,
+        certificates: Vec<(usize, SdsSource, Vec<PathBuf>)>,
+        validation: Option<(SdsSource, Vec<PathBuf>, Reverify)>,
     ) -> CertRotation {
-        let slots = sources
+        let mut slots: Vec<Slot> = certificates
             .into_iter()
-            .map(|(index, source, named)| {
-                let mut files = vec![source.path.clone()];
-                files.extend(named);
-                let stamp = Stamp::of(&files);
-                Slot {
-                    index,
-                    source,
-                    files,
-                    stamp,
-                }
-            })
+            .map(|(index, source, named)| Slot::new(Target::Certificate(index), source, named))
             .collect();
+        if let Some((source, named, reverify)) = validation {
+            slots.push(Slot::new(Target::Validation(reverify), source, named));
+        }
         CertRotation {
             keys,
             provider,
@@ -240,20 +286,8 @@ impl CertRotation {
             }
             slot.stamp = stamp;
             let name = slot.source.name.clone();
-            let built = read_secret(&slot.source).and_then(|c| {
-                let named = named_files(&c);
-                let chain_path = c.chain_path.clone();
-                certified_key(c, &self.provider).map(|k| (k, chain_path, named))
-            });
-            match built {
-                Ok((key, chain_path, named)) => {
-                    let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(k) = keys.get_mut(slot.index) {
-                        *k = ServedCert {
-                            key: Arc::new(key),
-                            chain_path,
-                        };
-                    }
+            match self.apply(slot) {
+                Ok(named) => {
                     slot.files.truncate(1);
                     slot.files.extend(named);
                     slot.stamp = Stamp::of(&slot.files);
@@ -263,6 +297,53 @@ impl CertRotation {
             }
         }
         out
+    }
+}
+
+impl CertRotation {
+    /// Reads a slot's secret again and puts it to use; the files it names now.
+    fn apply(&self, slot: &Slot) -> Result<Vec<PathBuf>, String> {
+        match (
+            &slot.target,
+            read_secret(&slot.source, wanted(&slot.target))?,
+        ) {
+            (Target::Certificate(index), Secret::Certificate(c)) => {
+                let named = named_files(&c);
+                let chain_path = c.chain_path.clone();
+                let key = certified_key(c, &self.provider)?;
+                if let Some(keys) = &self.keys {
+                    let mut keys = keys.write().unwrap_or_else(|e| e.into_inner());
+                    if let Some(k) = keys.get_mut(*index) {
+                        *k = ServedCert {
+                            key: Arc::new(key),
+                            chain_path,
+                        };
+                    }
+                }
+                Ok(named)
+            }
+            (Target::Validation(reverify), Secret::Validation(v)) => {
+                let named = validation_files(&v);
+                reverify(v)?;
+                Ok(named)
+            }
+            _ => Err("the secret is not of the kind asked for".to_owned()),
+        }
+    }
+}
+
+fn wanted(target: &Target) -> Wanted {
+    match target {
+        Target::Certificate(_) => Wanted::Certificate,
+        Target::Validation(_) => Wanted::Validation,
+    }
+}
+
+/// The file a secret's CA was read from, to watch (none when inline).
+pub(crate) fn validation_files(v: &Validation) -> Vec<PathBuf> {
+    match v.ca_path.as_str() {
+        "<inline>" => Vec::new(),
+        path => vec![PathBuf::from(path)],
     }
 }
 

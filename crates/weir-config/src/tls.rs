@@ -6,19 +6,24 @@
 //! its path before anything listens. What this module makes is a ready rustls server config
 //! ([`crate::model::DownstreamTls`]); [`crate::tls_build`] holds the rustls side.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+
+use rustls::server::danger::ClientCertVerifier;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::listener::{open_typed_config, type_name};
-use crate::model::{CertSource, DownstreamTls, TlsCerts};
+use crate::model::{CertSource, DownstreamTls, SharedCa, TlsCerts};
 use crate::reader::{Cx, Field, Obj, join};
 use crate::route::base64_decode;
 use crate::san_matcher::{SanMatcher, san_matchers};
-use crate::sds::{CertRotation, SdsSource, named_files, sds_secret_config};
+use crate::sds::{
+    CertRotation, Reverify, SdsSource, Secret, Wanted, named_files, sds_secret_config,
+};
 use crate::tickets::{self, Resumption};
 use crate::tls_build::{self, Certificate, TlsParams, Versions};
+use crate::verify::{SwapClient, client_verifier};
 
 /// The `@type` of a downstream TLS transport socket.
 pub(crate) const DOWNSTREAM_TLS_TYPE: &str =
@@ -41,7 +46,6 @@ pub(crate) const COMMON_TLS_ENVOY: &[&str] = &[
     "custom_tls_certificate_selector",
     "tls_certificate_certificate_provider",
     "tls_certificate_certificate_provider_instance",
-    "validation_context_sds_secret_config",
     "combined_validation_context",
     "validation_context_certificate_provider",
     "validation_context_certificate_provider_instance",
@@ -163,38 +167,88 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         require_sni?,
         resumption?,
     );
-    let ca_shown = common.validation.as_ref().map(Validation::shown);
-    let client_ca = match (common.validation, require_client_certificate) {
-        (Some(validation), required) => Some((validation, required)),
-        (None, true) => {
-            cx.error(
-                &join(&f.path, "require_client_certificate"),
-                "needs common_tls_context.validation_context.trusted_ca: weir verifies client certificates against it",
-            );
-            return None;
+    let shown_ca: SharedCa = Arc::new(RwLock::new(
+        common.validation.as_ref().map(Validation::shown),
+    ));
+    if common.validation.is_none() && require_client_certificate {
+        cx.error(
+            &join(&f.path, "require_client_certificate"),
+            "needs common_tls_context.validation_context.trusted_ca: weir verifies client certificates against it",
+        );
+        return None;
+    }
+    let provider = Arc::new(tls_build::provider_with(&common.params));
+    let required = require_client_certificate;
+    let (verifier, reverify) = match common.validation {
+        None => (None, None),
+        Some(validation) => {
+            let first = match client_verifier(validation, required, &provider) {
+                Ok(v) => v,
+                Err(e) => {
+                    cx.error(&f.path, e);
+                    return None;
+                }
+            };
+            match common.validation_sds {
+                None => (Some(first), None),
+                Some(source) => {
+                    let swap = Arc::new(SwapClient::new(first));
+                    let verifier: Arc<dyn ClientCertVerifier> = swap.clone();
+                    let (provider, shown) = (provider.clone(), shown_ca.clone());
+                    let reverify: Reverify = Box::new(move |v: Validation| {
+                        let shows = v.shown();
+                        swap.replace(client_verifier(v, required, &provider)?);
+                        *shown.write().unwrap_or_else(|e| e.into_inner()) = Some(shows);
+                        Ok(())
+                    });
+                    (Some(verifier), Some((source, reverify)))
+                }
+            }
         }
-        (None, false) => None,
     };
-    let common_sds = common.sds;
+    let certificate_sds = common.sds;
     let built = tls_build::server_config(
         common.certificates,
-        common.params,
+        provider,
+        common.params.versions,
         common.alpn,
-        client_ca,
+        verifier,
         require_sni,
         resumption,
     );
     match built {
-        Ok(built) => Some(DownstreamTls {
-            server_config: Arc::new(built.config),
-            require_client_certificate,
-            certs: TlsCerts {
-                ca: ca_shown,
-                own: CertSource::Served(built.keys.clone()),
-            },
-            rotation: (!common_sds.is_empty())
-                .then(|| Arc::new(CertRotation::new(built.keys, built.provider, common_sds))),
-        }),
+        Ok(built) => {
+            let ca_files = shown_ca
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(|(path, _)| path.clone());
+            let validation = reverify.map(|(source, reverify)| {
+                let files = ca_files
+                    .filter(|p| p != "<inline>")
+                    .map(std::path::PathBuf::from)
+                    .into_iter()
+                    .collect();
+                (source, files, reverify)
+            });
+            let rotation = (!certificate_sds.is_empty() || validation.is_some()).then(|| {
+                Arc::new(CertRotation::new(
+                    Some(built.keys.clone()),
+                    built.provider,
+                    certificate_sds,
+                    validation,
+                ))
+            });
+            Some(DownstreamTls {
+                server_config: Arc::new(built.config),
+                require_client_certificate,
+                certs: TlsCerts {
+                    ca: shown_ca,
+                    own: CertSource::Served(built.keys),
+                },
+                rotation,
+            })
+        }
         Err((path, e)) => {
             cx.error(path.as_deref().unwrap_or(&f.path), e);
             None
@@ -260,8 +314,10 @@ struct Common {
     sds: Vec<(usize, SdsSource, Vec<std::path::PathBuf>)>,
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
-    /// `validation_context`, read.
+    /// `validation_context` (or the one its SDS secret gives), read.
     validation: Option<Validation>,
+    /// Where `validation_context_sds_secret_config` reads it from.
+    validation_sds: Option<SdsSource>,
 }
 
 /// `common_tls_context`.
@@ -278,12 +334,12 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
     }
     let mut sds = Vec::new();
     for item in o.list(cx, "tls_certificate_sds_secret_configs") {
-        match sds_secret_config(cx, &item) {
-            Some((source, c)) => {
+        match sds_secret_config(cx, &item, Wanted::Certificate) {
+            Some((source, Secret::Certificate(c))) => {
                 sds.push((certificates.len(), source, named_files(&c)));
                 certificates.push(c);
             }
-            None => ok = false,
+            _ => ok = false,
         }
     }
     if certificates.is_empty() && ok {
@@ -298,19 +354,43 @@ fn common_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         None => Some(TlsParams::default()),
     };
     let alpn = alpn_protocols(cx, &mut o);
-    let validation = match o.get(cx, "validation_context") {
-        Some(v) => validation_context(cx, &v).map(Some),
-        None => Some(None),
-    };
+    let validation = validation_of(cx, &mut o);
     o.finish(cx);
+    let (validation, validation_sds) = validation?;
     let common = Common {
         certificates,
         sds,
         params: params?,
         alpn: alpn?,
-        validation: validation?,
+        validation,
+        validation_sds,
     };
     ok.then_some(common)
+}
+
+/// A `common_tls_context`'s CA: `validation_context`, or `validation_context_sds_secret_config`
+/// (with its source, for a rotation), not both.
+pub(crate) fn validation_of(
+    cx: &mut Cx,
+    o: &mut Obj<'_>,
+) -> Option<(Option<Validation>, Option<SdsSource>)> {
+    let inline = o.get(cx, "validation_context");
+    let sds = o.get(cx, "validation_context_sds_secret_config");
+    match (inline, sds) {
+        (Some(v), None) => validation_context(cx, &v).map(|v| (Some(v), None)),
+        (None, Some(s)) => match sds_secret_config(cx, &s, Wanted::Validation)? {
+            (source, Secret::Validation(v)) => Some((Some(v), Some(source))),
+            _ => None,
+        },
+        (None, None) => Some((None, None)),
+        (Some(_), Some(s)) => {
+            cx.error(
+                &s.path,
+                "give `validation_context` or `validation_context_sds_secret_config`, not both",
+            );
+            None
+        }
+    }
 }
 
 /// `alpn_protocols`. weir speaks HTTP/1.1 only: Envoy advertises whatever is listed, so with

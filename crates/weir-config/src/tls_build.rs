@@ -4,22 +4,17 @@
 
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, SupportedKxGroup, aws_lc_rs};
-use rustls::pki_types::UnixTime;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, CipherSuite, DigitallySignedStruct, DistinguishedName, NamedGroup,
-    RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
+    CipherSuite, NamedGroup, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
 };
 
 use crate::model::{ServedCert, SharedCerts};
-use crate::san_matcher::{SanMatcher, certificate_passes};
 use crate::tickets::Resumption;
-use crate::tls::Validation;
 
 /// One `tls_certificates[]` entry, parsed.
 pub(crate) struct Certificate {
@@ -180,13 +175,13 @@ pub(crate) struct Built {
 /// is about one certificate.
 pub(crate) fn server_config(
     certificates: Vec<Certificate>,
-    params: TlsParams,
+    provider: Arc<CryptoProvider>,
+    versions: Versions,
     alpn: Vec<Vec<u8>>,
-    client_ca: Option<(Validation, bool)>,
+    client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     require_sni: bool,
     resumption: Resumption,
 ) -> Result<Built, (Option<String>, String)> {
-    let provider = provider_with(&params);
     let mut keys = Vec::with_capacity(certificates.len());
     for c in certificates {
         let (path, chain_path) = (c.path.clone(), c.chain_path.clone());
@@ -197,8 +192,7 @@ pub(crate) fn server_config(
         });
     }
     let keys = Arc::new(RwLock::new(keys));
-    let provider = Arc::new(provider);
-    let versions: &[&SupportedProtocolVersion] = match params.versions {
+    let versions: &[&SupportedProtocolVersion] = match versions {
         Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Versions::Tls12 => &[&rustls::version::TLS12],
         Versions::Tls13 => &[&rustls::version::TLS13],
@@ -206,34 +200,8 @@ pub(crate) fn server_config(
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| (None, format!("tls_params: {e}")))?;
-    let builder = match client_ca {
-        Some((validation, required)) => {
-            let mut roots = RootCertStore::empty();
-            for ca in validation.trusted_ca {
-                roots
-                    .add(ca)
-                    .map_err(|e| (None, format!("trusted_ca: bad CA certificate: {e}")))?;
-            }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let verifier = if required {
-                verifier
-            } else {
-                verifier.allow_unauthenticated()
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| (None, format!("validation_context: {e}")))?;
-            let verifier: Arc<dyn ClientCertVerifier> = if validation.sans.is_empty() {
-                verifier
-            } else {
-                Arc::new(SanCheckedClient {
-                    inner: verifier,
-                    sans: validation.sans,
-                })
-            };
-            builder.with_client_cert_verifier(verifier)
-        }
+    let builder = match client_verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
     let resolver = SniResolver {
@@ -292,67 +260,4 @@ fn names_match(cert: Result<&CertificateDer<'_>, rustls::Error>, name: &ServerNa
     let Ok(cert) = cert else { return false };
     webpki::EndEntityCert::try_from(cert)
         .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
-}
-
-/// A client verifier that, once the chain is good, also requires one of the certificate's
-/// names to pass `match_typed_subject_alt_names`. A failure is `NotValidForName`, which the
-/// listener counts as `ssl.fail_verify_san`.
-#[derive(Debug)]
-struct SanCheckedClient {
-    inner: Arc<dyn ClientCertVerifier>,
-    sans: Vec<SanMatcher>,
-}
-
-impl ClientCertVerifier for SanCheckedClient {
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
-        if certificate_passes(&self.sans, end_entity) {
-            Ok(verified)
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }

@@ -15,23 +15,20 @@
 //! certificate the origin presented.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    SupportedProtocolVersion,
-};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, SupportedProtocolVersion};
 
 use crate::listener::{open_typed_config, type_name};
-use crate::model::{CertSource, TlsCerts, UpstreamTls};
+use crate::model::{CertSource, SharedCa, TlsCerts, UpstreamTls};
 use crate::reader::{Cx, Field, Obj, join};
-use crate::san_matcher::{SanMatcher, certificate_passes};
+use crate::sds::{CertRotation, Reverify};
 use crate::tls::{self, RAW_BUFFER_TYPE, Validation};
 use crate::tls_build::{self, Certificate, TlsParams, Versions};
+use crate::verify::{SwapServer, server_verifier};
 
 /// The `@type` of an upstream TLS transport socket.
 const UPSTREAM_TLS_TYPE: &str =
@@ -144,8 +141,12 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>, auto_san: bool) -> Option<Up
             "no validation_context: the origin's certificate is not verified (Envoy's default); add validation_context.trusted_ca to verify it",
         );
     }
+    let mut common = common;
+    let shown_ca: SharedCa = Arc::new(RwLock::new(
+        common.validation.as_ref().map(Validation::shown),
+    ));
     let certs = TlsCerts {
-        ca: common.validation.as_ref().map(Validation::shown),
+        ca: shown_ca.clone(),
         own: CertSource::Fixed(
             common
                 .certificate
@@ -153,13 +154,45 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>, auto_san: bool) -> Option<Up
                 .map(|c| (c.chain_path.clone(), c.chain.clone())),
         ),
     };
-    match client_config(common, check_names) {
-        Ok(config) => Some(UpstreamTls {
+    let provider = Arc::new(tls_build::provider_with(&common.params));
+    let ca_files: Vec<std::path::PathBuf> = common
+        .validation
+        .as_ref()
+        .map(crate::sds::validation_files)
+        .unwrap_or_default();
+    let built = server_verifier(common.validation.take(), check_names, &provider).map(|first| {
+        let Some(source) = common.validation_sds.take() else {
+            return (first, None);
+        };
+        // The CA comes from an SDS file: a rotation puts a new verifier in.
+        let swap = Arc::new(SwapServer::new(first));
+        let verifier: Arc<dyn ServerCertVerifier> = swap.clone();
+        let (p, shown) = (provider.clone(), shown_ca.clone());
+        let reverify: Reverify = Box::new(move |v: Validation| {
+            let shows = v.shown();
+            swap.replace(server_verifier(Some(v), check_names, &p)?);
+            *shown.write().unwrap_or_else(|e| e.into_inner()) = Some(shows);
+            Ok(())
+        });
+        let rotation = CertRotation::new(
+            None,
+            provider.clone(),
+            Vec::new(),
+            Some((source, ca_files, reverify)),
+        );
+        (verifier, Some(Arc::new(rotation)))
+    });
+    let config = built.and_then(|(verifier, rotation)| {
+        client_config(common, provider, verifier).map(|config| (config, rotation))
+    });
+    match config {
+        Ok((config, rotation)) => Some(UpstreamTls {
             client_config: Arc::new(config),
             sni,
             auto_host_sni,
             auto_sni_san_validation,
             certs,
+            rotation,
         }),
         Err(e) => {
             cx.error(&f.path, e);
@@ -176,6 +209,8 @@ struct Common {
     params: TlsParams,
     alpn: Vec<Vec<u8>>,
     validation: Option<Validation>,
+    /// Where `validation_context_sds_secret_config` reads the CA from.
+    validation_sds: Option<crate::sds::SdsSource>,
 }
 
 /// An upstream `common_tls_context`.
@@ -206,16 +241,15 @@ fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
         None => Some(TlsParams::default()),
     };
     let alpn = alpn(cx, &mut o);
-    let validation = match o.get(cx, "validation_context") {
-        Some(v) => tls::validation_context(cx, &v).map(Some),
-        None => Some(None),
-    };
+    let validation = tls::validation_of(cx, &mut o);
     o.finish(cx);
+    let (validation, validation_sds) = validation?;
     let common = Common {
         certificate,
         params: params?,
         alpn: alpn?,
-        validation: validation?,
+        validation,
+        validation_sds,
     };
     ok.then_some(common)
 }
@@ -247,34 +281,15 @@ fn alpn(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Vec<u8>>> {
 
 /// The rustls client config: versions, suites and curves as `tls_params` says, the client
 /// certificate, and the verifier the module documentation describes.
-fn client_config(common: Common, check_names: bool) -> Result<ClientConfig, String> {
-    let provider = Arc::new(tls_build::provider_with(&common.params));
+fn client_config(
+    common: Common,
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> Result<ClientConfig, String> {
     let versions: &[&SupportedProtocolVersion] = match common.params.versions {
         Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Versions::Tls12 => &[&rustls::version::TLS12],
         Versions::Tls13 => &[&rustls::version::TLS13],
-    };
-    let verifier: Arc<dyn ServerCertVerifier> = match common.validation {
-        Some(validation) => {
-            let mut roots = RootCertStore::empty();
-            for ca in validation.trusted_ca {
-                roots
-                    .add(ca)
-                    .map_err(|e| format!("trusted_ca: bad CA certificate: {e}"))?;
-            }
-            let inner =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("validation_context: {e}"))?;
-            Arc::new(ChainOnly {
-                inner,
-                sans: validation.sans,
-                check_names,
-            })
-        }
-        None => Arc::new(Unverified {
-            provider: provider.clone(),
-        }),
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
@@ -296,121 +311,4 @@ fn client_config(common: Common, check_names: bool) -> Result<ClientConfig, Stri
 pub fn server_name(sni: Option<&str>, origin: IpAddr) -> ServerName<'static> {
     sni.and_then(|s| ServerName::try_from(s.to_owned()).ok())
         .unwrap_or_else(|| ServerName::IpAddress(origin.into()))
-}
-
-/// Verifies the chain against `trusted_ca`, and the names only against
-/// `match_typed_subject_alt_names` (see the module documentation).
-#[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
-    sans: Vec<SanMatcher>,
-    /// `auto_sni_san_validation` (or the cluster's `auto_san_validation`): the certificate must
-    /// be valid for the SNI the connection sent, too.
-    check_names: bool,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the chain first and the name last: a name error means the chain held.
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(_) => {}
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_names => {}
-            Err(other) => return Err(other),
-        }
-        if certificate_passes(&self.sans, end_entity) {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate (no `validation_context`, as Envoy), while still checking that the
-/// origin holds its key.
-#[derive(Debug)]
-struct Unverified {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

@@ -428,6 +428,13 @@ impl Server {
             .iter()
             .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
             .filter_map(|c| c.tls.as_ref()?.rotation.clone())
+            .chain(
+                snapshot
+                    .bootstrap
+                    .clusters
+                    .iter()
+                    .filter_map(|c| c.tls.as_ref()?.rotation.clone()),
+            )
             .collect();
         let secrets = SecretWatcher::start(rotations)?;
         Ok(Server {

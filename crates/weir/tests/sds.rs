@@ -140,7 +140,7 @@ fn a_rewritten_sds_file_rotates_the_certificate_and_a_broken_one_is_ignored() {
     // The connection made before the rotation goes on with its own session.
     assert_eq!(request(&mut before, "a.test"), "HTTP/1.1 200 OK");
 
-    assert!(weir.wait_for_log("certificate rotated", TIMEOUT).is_some());
+    assert!(weir.wait_for_log("secret rotated", TIMEOUT).is_some());
 
     // A broken file: the last good certificate stays, and the log says why.
     replace(&sds_file, "resources: [ { name: server } ]\n");
@@ -186,7 +186,7 @@ fn a_certificate_renewed_under_load_fails_no_request() {
         });
         std::thread::sleep(Duration::from_millis(300));
         replace(&sds_file, &sds(&pki.a_renewed.0, &pki.a_renewed.1));
-        assert!(weir.wait_for_log("certificate rotated", TIMEOUT).is_some());
+        assert!(weir.wait_for_log("secret rotated", TIMEOUT).is_some());
         std::thread::sleep(Duration::from_millis(300));
         done.store(true, std::sync::atomic::Ordering::Release);
         loader.join().expect("loader")
@@ -208,4 +208,83 @@ fn a_certificate_renewed_under_load_fails_no_request() {
         shown["subject_alt_names"],
         serde_json::json!([{"dns": "a.test"}])
     );
+}
+
+/// The SDS file's text: the secret `ca` with `trusted_ca` as a file.
+fn sds_ca(ca: &TempFile) -> String {
+    format!(
+        r#"resources:
+- "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret
+  name: ca
+  validation_context:
+    trusted_ca: {{ filename: {} }}
+"#,
+        ca.path().display()
+    )
+}
+
+/// `validation_context_sds_secret_config`: the CA that client certificates must chain to comes
+/// from an SDS file; when the file names another CA, clients of the old one are refused and
+/// those of the new one accepted, without a restart; `/certs` shows the new CA.
+#[test]
+fn a_rotated_ca_changes_which_client_certificates_are_accepted() {
+    let (old, new) = (pki(), pki());
+    let origin = Origin::standard();
+    let sds_file = TempFile::new("sds-ca.yaml", sds_ca(&old.ca));
+    let socket = format!(
+        r#"    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates: [ {{ certificate_chain: {{ filename: {} }}, private_key: {{ filename: {} }} }} ]
+            validation_context_sds_secret_config:
+              name: ca
+              sds_config: {{ path_config_source: {{ path: {} }} }}
+      filters:
+"#,
+        old.a.0.path().display(),
+        old.a.1.path().display(),
+        sds_file.path().display()
+    );
+    let config = proxy_config(origin.addr).replacen("    - filters:\n", &socket, 1);
+    let weir = Weir::start(&config, &["--concurrency", "1"]);
+    let curl = |client: &Pki| {
+        let port = weir.addr().port();
+        let resolve = format!("a.test:{port}:127.0.0.1");
+        let url = format!("https://a.test:{port}/local");
+        let (ca, cert, key) = (
+            old.ca.path().to_str().expect("path").to_owned(),
+            client.client.0.path().to_str().expect("path").to_owned(),
+            client.client.1.path().to_str().expect("path").to_owned(),
+        );
+        let args = [
+            "-sS",
+            "--http1.1",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &url,
+        ];
+        run_program("curl", &args, TIMEOUT).code() == Some(0)
+    };
+    assert!(curl(&old), "a client of the configured CA");
+    assert!(!curl(&new), "a client of another CA");
+
+    replace(&sds_file, &sds_ca(&new.ca));
+    assert!(weir.wait_for_log("secret rotated", TIMEOUT).is_some());
+    assert!(curl(&new), "a client of the new CA");
+    assert!(!curl(&old), "a client of the old CA, after the rotation");
+
+    let url = format!("http://{}/certs", weir.admin);
+    let certs = run_program("curl", &["-sS", &url], TIMEOUT).stdout;
+    let certs: serde_json::Value = serde_json::from_str(&certs).expect("json");
+    let shown = &certs["certificates"][0]["ca_cert"][0]["path"];
+    assert_eq!(shown, new.ca.path().to_str().expect("path"), "{certs}");
 }

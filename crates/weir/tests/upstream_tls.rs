@@ -424,3 +424,41 @@ fn the_flow_trace_shows_both_handshakes() {
         "{middle_flows}"
     );
 }
+
+/// A cluster's CA from an SDS file (`validation_context_sds_secret_config`): an origin the CA
+/// did not sign is refused; once the file names the origin's CA, new connections verify.
+#[test]
+fn the_origin_ca_rotates_from_an_sds_file() {
+    let pki = pki();
+    let other = pki_other();
+    let middle = Middle::start(&pki);
+    let secret = |ca: &Pki| {
+        format!(
+            "resources:\n- \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret\n  name: origin-ca\n  validation_context: {{ trusted_ca: {{ filename: {} }} }}\n",
+            ca.ca.path().display()
+        )
+    };
+    let sds_file = TempFile::new("origin-ca.yaml", secret(&other));
+    let common = format!(
+        r#""validation_context_sds_secret_config": {{ "name": "origin-ca", "sds_config": {{ "path_config_source": {{ "path": "{}" }} }} }}"#,
+        sds_file.path().display()
+    );
+    let front = Weir::start(
+        &front_config(middle.weir.addr(), r#""sni": "a.test","#, &common),
+        &["--concurrency", "1"],
+    );
+    let get = || {
+        let mut client = Client::connect(front.addr()).expect("connect");
+        client.get("/through").expect("response").status()
+    };
+    assert_eq!(get(), 503);
+    let next = sds_file.path().with_extension("next");
+    std::fs::write(&next, secret(&pki)).expect("write");
+    std::fs::rename(&next, sds_file.path()).expect("rename");
+    assert!(
+        front
+            .wait_for_log("secret rotated", std::time::Duration::from_secs(20))
+            .is_some()
+    );
+    assert_eq!(get(), 200);
+}

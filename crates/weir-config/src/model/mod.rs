@@ -370,17 +370,25 @@ pub struct UpstreamTls {
     pub auto_sni_san_validation: bool,
     /// What admin `/certs` shows of it.
     pub certs: TlsCerts,
+    /// Its CA when an SDS file gives it (`validation_context_sds_secret_config`), which
+    /// [`crate::CertRotation::refresh`] reads again when it changes.
+    pub rotation: Option<std::sync::Arc<crate::CertRotation>>,
 }
 
 /// What admin `/certs` shows of one TLS context: its CA and its own certificates.
 #[derive(Debug, Clone)]
 pub struct TlsCerts {
     /// `validation_context.trusted_ca`: the file it was read from (`<inline>`) and its
-    /// certificates.
-    pub ca: Option<(String, Vec<rustls::pki_types::CertificateDer<'static>>)>,
+    /// certificates, as they are now (an SDS rotation replaces them).
+    pub ca: SharedCa,
     /// Its own certificates.
     pub own: CertSource,
 }
+
+/// A TLS context's CA as `/certs` shows it: its file and certificates.
+pub type SharedCa = std::sync::Arc<
+    std::sync::RwLock<Option<(String, Vec<rustls::pki_types::CertificateDer<'static>>)>>,
+>;
 
 /// A certificate a listener serves, with the file its chain came from (`<inline>`).
 #[derive(Debug, Clone)]

@@ -27,8 +27,8 @@ pub(crate) fn certs(bootstrap: &Bootstrap, now: SystemTime) -> Value {
 
 fn context(certs: &TlsCerts, now: SystemTime) -> Value {
     // Envoy shows the first certificate of `trusted_ca`.
-    let ca: Vec<Value> = certs
-        .ca
+    let ca = certs.ca.read().unwrap_or_else(|e| e.into_inner());
+    let ca: Vec<Value> = ca
         .iter()
         .filter_map(|(path, cas)| Some(detail(path, cas.first()?, now)))
         .collect();

@@ -1,7 +1,8 @@
-//! The secret watcher: certificates that SDS files give (`tls_certificate_sds_secret_configs`)
-//! are read again when their files change, on a thread of its own, so no worker ever reads a
-//! file. A rotated certificate serves the handshakes that start after it; connections keep the
-//! one they were made with. A file that fails to read or build keeps the old certificate, and
+//! The secret watcher: certificates and CAs that SDS files give
+//! (`tls_certificate_sds_secret_configs`, `validation_context_sds_secret_config`, on listeners
+//! and clusters) are read again when their files change, on a thread of its own, so no worker
+//! ever reads a file. A rotated secret serves the handshakes that start after it; connections
+//! keep what they were made with. A file that fails to read or build keeps the old secret, and
 //! the log says why.
 
 use std::io;
@@ -49,10 +50,10 @@ fn run(rotations: &[Arc<CertRotation>], stopped: &mpsc::Receiver<()>) {
         for outcome in rotations.iter().flat_map(|r| r.refresh()) {
             match outcome {
                 Rotated::Updated { name } => {
-                    tracing::info!(secret = %name, "certificate rotated: new handshakes use it");
+                    tracing::info!(secret = %name, "secret rotated: new handshakes use it");
                 }
                 Rotated::Rejected { name, why } => {
-                    tracing::warn!(secret = %name, %why, "certificate file changed but is unusable; keeping the previous one");
+                    tracing::warn!(secret = %name, %why, "secret file changed but is unusable; keeping the previous one");
                 }
             }
         }
