@@ -35,6 +35,7 @@ mod http_filter;
 mod key_format;
 mod listener;
 mod listener_match;
+mod ocsp;
 mod overload;
 mod reader;
 mod retry;

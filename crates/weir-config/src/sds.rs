@@ -15,11 +15,14 @@ use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
 
-use crate::model::{ServedCert, SharedCerts};
+use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
+
+use crate::model::SharedCerts;
+use crate::ocsp::OcspPolicy;
 use crate::reader::{Cx, Field, Obj, join};
 use crate::source::{self, Format};
 use crate::tls::{Validation, tls_certificate, validation_context};
-use crate::tls_build::{Certificate, certified_key};
+use crate::tls_build::{Certificate, served_cert};
 
 /// The `@type` of a secret in an SDS file.
 const SECRET_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
@@ -230,7 +233,8 @@ impl Slot {
 /// server config serves from, shared with its certificate resolver) and the CA.
 #[derive(Debug)]
 pub struct CertRotation {
-    keys: Option<SharedCerts>,
+    /// The certificates a listener serves, and its `ocsp_staple_policy`.
+    keys: Option<(SharedCerts, OcspPolicy)>,
     provider: Arc<CryptoProvider>,
     slots: Mutex<Vec<Slot>>,
 }
@@ -256,7 +260,7 @@ impl CertRotation {
     /// A rotation of `certificates` (index among `keys`, source, files it names) and of the
     /// CA, when `validation` gives its source, the files it names and how to use it.
     pub(crate) fn new(
-        keys: Option<SharedCerts>,
+        keys: Option<(SharedCerts, OcspPolicy)>,
         provider: Arc<CryptoProvider>,
         certificates: Vec<(usize, SdsSource, Vec<PathBuf>)>,
         validation: Option<(SdsSource, Vec<PathBuf>, Reverify)>,
@@ -309,16 +313,15 @@ impl CertRotation {
         ) {
             (Target::Certificate(index), Secret::Certificate(c)) => {
                 let named = named_files(&c);
-                let chain_path = c.chain_path.clone();
-                let key = certified_key(c, &self.provider)?;
-                if let Some(keys) = &self.keys {
-                    let mut keys = keys.write().unwrap_or_else(|e| e.into_inner());
-                    if let Some(k) = keys.get_mut(*index) {
-                        *k = ServedCert {
-                            key: Arc::new(key),
-                            chain_path,
-                        };
-                    }
+                let Some((keys, policy)) = &self.keys else {
+                    return Ok(named);
+                };
+                let now = DefaultTimeProvider.current_time().map(|t| t.as_secs());
+                let served = served_cert(c, &self.provider, *policy, now)
+                    .map_err(|(path, e)| format!("{path}: {e}"))?;
+                let mut keys = keys.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(k) = keys.get_mut(*index) {
+                    *k = served;
                 }
                 Ok(named)
             }

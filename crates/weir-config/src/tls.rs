@@ -15,6 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::listener::{open_typed_config, type_name};
 use crate::model::{CertSource, DownstreamTls, SharedCa, TlsCerts};
+use crate::ocsp::OcspPolicy;
 use crate::reader::{Cx, Field, Obj, join};
 use crate::route::base64_decode;
 use crate::san_matcher::{SanMatcher, san_matchers};
@@ -22,7 +23,7 @@ use crate::sds::{
     CertRotation, Reverify, SdsSource, Secret, Wanted, named_files, sds_secret_config,
 };
 use crate::tickets::{self, Resumption};
-use crate::tls_build::{self, Certificate, TlsParams, Versions};
+use crate::tls_build::{self, Certificate, ServerSettings, TlsParams, Versions};
 use crate::verify::{SwapClient, client_verifier};
 
 /// The `@type` of a downstream TLS transport socket.
@@ -35,7 +36,6 @@ pub(crate) const RAW_BUFFER_TYPE: &str =
 /// `DownstreamTlsContext` fields weir does not support yet.
 const DOWNSTREAM_TLS_ENVOY: &[&str] = &[
     "session_ticket_keys_sds_secret_config",
-    "ocsp_staple_policy",
     "full_scan_certs_on_sni_mismatch",
     "prefer_client_ciphers",
 ];
@@ -59,7 +59,6 @@ const TLS_CERTIFICATE_ENVOY: &[&str] = &[
     "watched_directory",
     "private_key_provider",
     "password",
-    "ocsp_staple",
     "signed_certificate_timestamp",
     "tls_params",
 ];
@@ -149,6 +148,21 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         None => Some(false),
     };
     let resumption = resumption(cx, &mut o);
+    let ocsp_policy = match o.get(cx, "ocsp_staple_policy") {
+        Some(p) => p.string(cx).and_then(|name| match name.as_str() {
+            "LENIENT_STAPLING" => Some(OcspPolicy::Lenient),
+            "STRICT_STAPLING" => Some(OcspPolicy::Strict),
+            "MUST_STAPLE" => Some(OcspPolicy::MustStaple),
+            other => {
+                cx.error(
+                    &p.path,
+                    format!("unknown ocsp_staple_policy `{other}` (LENIENT_STAPLING, STRICT_STAPLING, MUST_STAPLE)"),
+                );
+                None
+            }
+        }),
+        None => Some(OcspPolicy::default()),
+    };
     let common_field = o.get(cx, "common_tls_context");
     let common = match &common_field {
         Some(c) => common_tls_context(cx, c),
@@ -161,11 +175,12 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
         }
     };
     o.finish(cx);
-    let (common, require_client_certificate, require_sni, resumption) = (
+    let (common, require_client_certificate, require_sni, resumption, ocsp_policy) = (
         common?,
         require_client_certificate?,
         require_sni?,
         resumption?,
+        ocsp_policy?,
     );
     let shown_ca: SharedCa = Arc::new(RwLock::new(
         common.validation.as_ref().map(Validation::shown),
@@ -210,11 +225,14 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
     let built = tls_build::server_config(
         common.certificates,
         provider,
-        common.params.versions,
-        common.alpn,
         verifier,
-        require_sni,
-        resumption,
+        ServerSettings {
+            versions: common.params.versions,
+            alpn: common.alpn,
+            require_sni,
+            resumption,
+            ocsp_policy,
+        },
     );
     match built {
         Ok(built) => {
@@ -233,7 +251,7 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
             });
             let rotation = (!certificate_sds.is_empty() || validation.is_some()).then(|| {
                 Arc::new(CertRotation::new(
-                    Some(built.keys.clone()),
+                    Some((built.keys.clone(), ocsp_policy)),
                     built.provider,
                     certificate_sds,
                     validation,
@@ -448,10 +466,14 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
         .and_then(|v| v.as_str())
         .unwrap_or("<inline>")
         .to_owned();
-    let files = ["certificate_chain", "private_key"]
+    let files = ["certificate_chain", "private_key", "ocsp_staple"]
         .iter()
         .filter_map(|k| f.value.get(k)?.get("filename")?.as_str().map(str::to_owned))
         .collect();
+    let ocsp = match o.get(cx, "ocsp_staple") {
+        Some(s) => pem_source(cx, &s).map(|der| Some((der, s.path))),
+        None => Some(None),
+    };
     o.finish(cx);
     let ((chain_pem, chain_path), (key_pem, key_path)) = (chain?, key?);
     let chain = certificates(cx, &chain_pem, &chain_path);
@@ -471,6 +493,7 @@ pub(crate) fn tls_certificate(cx: &mut Cx, f: &Field<'_>) -> Option<Certificate>
         path: f.path.clone(),
         chain_path: shown_chain,
         files,
+        ocsp: ocsp?,
     })
 }
 

@@ -13,13 +13,18 @@ use rustls::{
     CipherSuite, NamedGroup, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
 };
 
+use rustls::time_provider::{DefaultTimeProvider, TimeProvider};
+
 use crate::model::{ServedCert, SharedCerts};
+use crate::ocsp::{self, OcspPolicy};
 use crate::tickets::Resumption;
 
 /// One `tls_certificates[]` entry, parsed.
 pub(crate) struct Certificate {
     pub(crate) chain: Vec<CertificateDer<'static>>,
     pub(crate) key: PrivateKeyDer<'static>,
+    /// `ocsp_staple`: a DER `OCSPResponse`, and its path in the config.
+    pub(crate) ocsp: Option<(Vec<u8>, String)>,
     /// Its path in the config, for errors.
     pub(crate) path: String,
     /// The chain's file (`<inline>` when given inline), as `/certs` shows it.
@@ -38,6 +43,61 @@ pub(crate) fn certified_key(
             "the private key does not match the certificate".to_owned()
         }
         other => format!("unusable certificate or key: {other}"),
+    })
+}
+
+/// A certificate as a listener serves it, with its OCSP staple checked against `policy`: the
+/// staple must be about this certificate and not expired now; `MUST_STAPLE` needs one. The
+/// error carries the config path it is about.
+pub(crate) fn served_cert(
+    mut c: Certificate,
+    provider: &CryptoProvider,
+    policy: OcspPolicy,
+    now: Option<u64>,
+) -> Result<ServedCert, (String, String)> {
+    let (path, chain_path) = (c.path.clone(), c.chain_path.clone());
+    let ocsp = c.ocsp.take();
+    let leaf_serial = c
+        .chain
+        .first()
+        .and_then(|der| crate::CertInfo::parse(der))
+        .map(|info| info.serial);
+    let mut key = certified_key(c, provider).map_err(|e| (path.clone(), e))?;
+    let Some((der, ocsp_path)) = ocsp else {
+        if policy == OcspPolicy::MustStaple {
+            return Err((
+                path,
+                "ocsp_staple_policy MUST_STAPLE: this certificate has no ocsp_staple".to_owned(),
+            ));
+        }
+        return Ok(ServedCert {
+            key: Arc::new(key),
+            chain_path,
+            unstapled: None,
+        });
+    };
+    let staple = ocsp::parse(&der).map_err(|e| (ocsp_path.clone(), e))?;
+    let serial: String = ocsp::trim_serial(&staple.serial)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if leaf_serial.as_deref() != Some(serial.as_str()) {
+        return Err((
+            ocsp_path,
+            "the OCSP response is not about this certificate (another serial number)".to_owned(),
+        ));
+    }
+    if let (Some(until), Some(now)) = (staple.next_update, now)
+        && until < now
+    {
+        return Err((ocsp_path, "the OCSP response has expired".to_owned()));
+    }
+    let bare = Arc::new(key.clone());
+    key.ocsp = Some(der);
+    Ok(ServedCert {
+        key: Arc::new(key),
+        chain_path,
+        unstapled: Some((bare, staple.next_update)),
     })
 }
 
@@ -173,23 +233,36 @@ pub(crate) struct Built {
 
 /// Builds a listener's server config. An error carries the config path it is about, when it
 /// is about one certificate.
+/// What a listener's server config is built with, besides its certificates, provider and
+/// client verifier.
+pub(crate) struct ServerSettings {
+    pub(crate) versions: Versions,
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) require_sni: bool,
+    pub(crate) resumption: Resumption,
+    pub(crate) ocsp_policy: OcspPolicy,
+}
+
 pub(crate) fn server_config(
     certificates: Vec<Certificate>,
     provider: Arc<CryptoProvider>,
-    versions: Versions,
-    alpn: Vec<Vec<u8>>,
     client_verifier: Option<Arc<dyn ClientCertVerifier>>,
-    require_sni: bool,
-    resumption: Resumption,
+    settings: ServerSettings,
 ) -> Result<Built, (Option<String>, String)> {
+    let ServerSettings {
+        versions,
+        alpn,
+        require_sni,
+        resumption,
+        ocsp_policy,
+    } = settings;
+    let clock: Arc<dyn TimeProvider> = Arc::new(DefaultTimeProvider);
+    let now = clock.current_time().map(|t| t.as_secs());
     let mut keys = Vec::with_capacity(certificates.len());
     for c in certificates {
-        let (path, chain_path) = (c.path.clone(), c.chain_path.clone());
-        let key = certified_key(c, &provider).map_err(|e| (Some(path), e))?;
-        keys.push(ServedCert {
-            key: Arc::new(key),
-            chain_path,
-        });
+        let served =
+            served_cert(c, &provider, ocsp_policy, now).map_err(|(path, e)| (Some(path), e))?;
+        keys.push(served);
     }
     let keys = Arc::new(RwLock::new(keys));
     let versions: &[&SupportedProtocolVersion] = match versions {
@@ -207,6 +280,8 @@ pub(crate) fn server_config(
     let resolver = SniResolver {
         keys: keys.clone(),
         require_sni,
+        ocsp_policy,
+        clock,
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = alpn;
@@ -223,13 +298,34 @@ pub(crate) fn server_config(
 }
 
 /// Picks a certificate by SNI among a listener's, as Envoy does: one whose names match the
-/// requested name and whose key the client can verify, else the first.
+/// requested name and whose key the client can verify, else the first; with its OCSP staple
+/// while the staple is valid (past it: without, or not at all under a strict policy).
 #[derive(Debug)]
 struct SniResolver {
     /// A read lock per handshake, uncontended but for a rotation's rare write.
     keys: SharedCerts,
     /// `require_sni`: a ClientHello without a name gets no certificate (the handshake fails).
     require_sni: bool,
+    ocsp_policy: OcspPolicy,
+    /// rustls' clock, for the staples' expiry.
+    clock: Arc<dyn TimeProvider>,
+}
+
+impl SniResolver {
+    /// What `c` serves now: itself, itself without its expired staple, or nothing.
+    fn usable(&self, c: &ServedCert) -> Option<Arc<CertifiedKey>> {
+        let Some((bare, Some(until))) = &c.unstapled else {
+            return Some(c.key.clone());
+        };
+        let now = self.clock.current_time().map(|t| t.as_secs());
+        if now.is_none_or(|now| now <= *until) {
+            return Some(c.key.clone());
+        }
+        match self.ocsp_policy {
+            OcspPolicy::Lenient => Some(bare.clone()),
+            OcspPolicy::Strict | OcspPolicy::MustStaple => None,
+        }
+    }
 }
 
 impl ResolvesServerCert for SniResolver {
@@ -243,15 +339,16 @@ impl ResolvesServerCert for SniResolver {
             && let Some(name) = sni.and_then(|s| ServerName::try_from(s).ok())
         {
             let schemes = hello.signature_schemes();
-            let found = keys.iter().find(|c| {
-                c.key.key.choose_scheme(schemes).is_some()
-                    && names_match(c.key.end_entity_cert(), &name)
+            let found = keys.iter().find_map(|c| {
+                let fits = c.key.key.choose_scheme(schemes).is_some()
+                    && names_match(c.key.end_entity_cert(), &name);
+                fits.then(|| self.usable(c)).flatten()
             });
-            if let Some(c) = found {
-                return Some(c.key.clone());
+            if found.is_some() {
+                return found;
             }
         }
-        keys.first().map(|c| c.key.clone())
+        keys.iter().find_map(|c| self.usable(c))
     }
 }
 
@@ -260,4 +357,71 @@ fn names_match(cert: Result<&CertificateDer<'_>, rustls::Error>, name: &ServerNa
     let Ok(cert) = cert else { return false };
     webpki::EndEntityCert::try_from(cert)
         .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use rustls::pki_types::UnixTime;
+
+    use super::*;
+
+    /// A clock the test sets.
+    #[derive(Debug)]
+    struct Clock(AtomicU64);
+
+    impl TimeProvider for Clock {
+        fn current_time(&self) -> Option<UnixTime> {
+            Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                self.0.load(Ordering::Relaxed),
+            )))
+        }
+    }
+
+    /// A staple valid until 1000 is sent before then; after, it is left out (lenient) or the
+    /// certificate is not used (strict, must-staple).
+    #[test]
+    fn an_expired_staple_is_left_out_or_its_certificate_refused() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["a.test".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let der = PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+        let bare = CertifiedKey::from_der(vec![cert.der().clone()], der, &provider())
+            .expect("certified key");
+        let mut stapled = bare.clone();
+        stapled.ocsp = Some(b"staple".to_vec());
+        let served = ServedCert {
+            key: Arc::new(stapled),
+            chain_path: "<inline>".into(),
+            unstapled: Some((Arc::new(bare), Some(1000))),
+        };
+        let clock = Arc::new(Clock(AtomicU64::new(999)));
+        let resolver = |ocsp_policy| SniResolver {
+            keys: Arc::new(RwLock::new(Vec::new())),
+            require_sni: false,
+            ocsp_policy,
+            clock: clock.clone(),
+        };
+        let staple = |k: Option<Arc<CertifiedKey>>| k.map(|k| k.ocsp.is_some());
+        for policy in [
+            OcspPolicy::Lenient,
+            OcspPolicy::Strict,
+            OcspPolicy::MustStaple,
+        ] {
+            assert_eq!(staple(resolver(policy).usable(&served)), Some(true));
+        }
+        clock.0.store(1001, Ordering::Relaxed);
+        assert_eq!(
+            staple(resolver(OcspPolicy::Lenient).usable(&served)),
+            Some(false)
+        );
+        assert_eq!(staple(resolver(OcspPolicy::Strict).usable(&served)), None);
+        assert_eq!(
+            staple(resolver(OcspPolicy::MustStaple).usable(&served)),
+            None
+        );
+    }
 }

@@ -232,6 +232,13 @@ fn common(cx: &mut Cx, f: &Field<'_>) -> Option<Common> {
                 );
                 ok = false;
             }
+            Some(c) if c.ocsp.is_some() => {
+                cx.error(
+                    &item.path,
+                    "ocsp_staple is stapled by a listener to its certificate; a client certificate takes none",
+                );
+                ok = false;
+            }
             Some(c) => certificate = Some(c),
             None => ok = false,
         }

@@ -393,10 +393,13 @@ pub type SharedCa = std::sync::Arc<
 /// A certificate a listener serves, with the file its chain came from (`<inline>`).
 #[derive(Debug, Clone)]
 pub struct ServedCert {
-    /// What rustls serves.
+    /// What rustls serves (with its OCSP staple, when it has one).
     pub key: std::sync::Arc<rustls::sign::CertifiedKey>,
     /// Where its chain was read from, as `/certs` shows it.
     pub chain_path: String,
+    /// When it has a staple: the same certificate without it, and when the staple expires
+    /// (Unix seconds; `None`: never).
+    pub unstapled: Option<(std::sync::Arc<rustls::sign::CertifiedKey>, Option<u64>)>,
 }
 
 /// A listener's certificates, shared by its certificate resolver and an SDS rotation that
