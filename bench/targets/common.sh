@@ -74,3 +74,21 @@ static_resources:
     load_assignment: { cluster_name: origin, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ] }
 CONF
 }
+
+proxy_tls_config() { # port origin cert key → proxy_config, its listener serving TLS 1.3 only (bench/tls.sh)
+  # The filter chain gets a transport_socket (DownstreamTlsContext) next to its filters.
+  proxy_config "$1" "$2" | awk -v cert="$3" -v key="$4" '
+    /^    - filters:$/ && !done {
+      print "    - transport_socket:"
+      print "        name: envoy.transport_sockets.tls"
+      print "        typed_config:"
+      print "          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+      print "          common_tls_context:"
+      print "            tls_certificates:"
+      print "            - { certificate_chain: { filename: " cert " }, private_key: { filename: " key " } }"
+      print "            tls_params: { tls_minimum_protocol_version: TLSv1_3, tls_maximum_protocol_version: TLSv1_3 }"
+      print "      filters:"
+      done = 1; next
+    }
+    { print }'
+}

