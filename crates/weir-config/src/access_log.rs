@@ -188,6 +188,10 @@ pub enum Operator {
     /// `%DOWNSTREAM_TLS_CIPHER%`: the suite, by its OpenSSL name (`TLS_AES_128_GCM_SHA256`,
     /// `ECDHE-ECDSA-AES128-GCM-SHA256`).
     DownstreamTlsCipher,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`: why the TLS session with the origin failed
+    /// (`TLS_error:|<rustls' reason>:TLS_error_end`, as Envoy frames BoringSSL's); `-` when
+    /// none did.
+    UpstreamTransportFailureReason,
     /// `%DOWNSTREAM_PEER_…%`: what the client's certificate says (mTLS); `-` without one.
     DownstreamPeer(PeerField),
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use rustls::server::danger::ClientCertVerifier;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::listener::{open_typed_config, type_name};
 use crate::model::{CertSource, DownstreamTls, SharedCa, TlsCerts};
@@ -69,17 +69,14 @@ const TLS_PARAMS_ENVOY: &[&str] = &["signature_algorithms", "compliance_policies
 /// `CertificateValidationContext` fields weir does not support yet.
 const VALIDATION_ENVOY: &[&str] = &[
     "ca_certificate_provider_instance",
-    "system_root_certs",
     "watched_directory",
     "verify_certificate_spki",
     "verify_certificate_hash",
     "match_subject_alt_names",
     "require_signed_certificate_timestamp",
-    "crl",
     "allow_expired_certificate",
     "trust_chain_verification",
     "custom_validator_config",
-    "only_verify_leaf_cert_crl",
     "max_verify_depth",
     "suppress_client_ca_list",
 ];
@@ -650,18 +647,109 @@ fn named_list<T>(
 /// `match_typed_subject_alt_names`, the names it must carry.
 pub(crate) fn validation_context(cx: &mut Cx, f: &Field<'_>) -> Option<Validation> {
     let mut o = Obj::new(cx, f, VALIDATION_ENVOY)?;
-    let ca = o.required(cx, "trusted_ca");
+    let ca = o.get(cx, "trusted_ca");
+    let system = o.get(cx, "system_root_certs");
     let san_items = o.list(cx, "match_typed_subject_alt_names");
     let sans = san_matchers(cx, &san_items);
+    let crl = o.get(cx, "crl");
+    let leaf_only = match o.get(cx, "only_verify_leaf_cert_crl") {
+        Some(b) => b.bool(cx),
+        None => Some(false),
+    };
     o.finish(cx);
-    let ca = ca?;
-    let pem = pem_source(cx, &ca)?;
-    let trusted_ca = certificates(cx, &pem, &ca.path)?;
+    let mut trusted_ca = Vec::new();
+    let mut shown = Vec::new();
+    let mut ok = true;
+    if let Some(ca) = &ca {
+        match pem_source(cx, ca).and_then(|pem| certificates(cx, &pem, &ca.path)) {
+            Some(certs) => trusted_ca.extend(certs),
+            None => ok = false,
+        }
+        shown.push(shown_path(ca));
+    }
+    if let Some(system) = &system {
+        Obj::new(cx, system, &[])?.finish(cx);
+        match system_roots() {
+            Ok((bundle, certs)) => {
+                trusted_ca.extend(certs);
+                shown.push(bundle);
+            }
+            Err(e) => {
+                cx.error(&system.path, e);
+                return None;
+            }
+        }
+    }
+    if ca.is_none() && system.is_none() {
+        cx.error(
+            &join(&f.path, "trusted_ca"),
+            "`trusted_ca` (or `system_root_certs`) is required: the CAs peers' certificates must chain to",
+        );
+        return None;
+    }
+    let crls = match &crl {
+        Some(c) => {
+            let pem = pem_source(cx, c)?;
+            match CertificateRevocationListDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>()
+            {
+                Ok(crls) if !crls.is_empty() => crls,
+                Ok(_) => {
+                    cx.error(&c.path, "no CRL (-----BEGIN X509 CRL-----) in this PEM");
+                    return None;
+                }
+                Err(e) => {
+                    cx.error(&c.path, format!("bad PEM: {e}"));
+                    return None;
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    if !ok {
+        return None;
+    }
     Some(Validation {
         trusted_ca,
-        ca_path: shown_path(&ca),
+        ca_path: shown.join(", "),
         sans: sans?,
+        crls,
+        crl_leaf_only: leaf_only?,
     })
+}
+
+/// The system's trusted roots, from the bundle OpenSSL would read: `SSL_CERT_FILE`, else the
+/// first of the usual places that exists. The bundle's path and its certificates.
+fn system_roots() -> Result<(String, Vec<CertificateDer<'static>>), String> {
+    const BUNDLES: &[&str] = &[
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ];
+    let from_env = std::env::var("SSL_CERT_FILE")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let path = from_env
+        .or_else(|| {
+            BUNDLES
+                .iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .map(|p| (*p).to_owned())
+        })
+        .ok_or_else(|| {
+            format!(
+                "no system CA bundle found (set SSL_CERT_FILE, or install one at {})",
+                BUNDLES.join(", ")
+            )
+        })?;
+    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(format!("no certificate in the system CA bundle {path}"));
+    }
+    Ok((path, certs))
 }
 
 /// `validation_context`, read.
@@ -672,6 +760,11 @@ pub(crate) struct Validation {
     pub(crate) ca_path: String,
     /// `match_typed_subject_alt_names`.
     pub(crate) sans: Vec<SanMatcher>,
+    /// `crl`: a certificate they revoke is refused (and, as in Envoy, one whose issuer has no
+    /// CRL among them too).
+    pub(crate) crls: Vec<CertificateRevocationListDer<'static>>,
+    /// `only_verify_leaf_cert_crl`: only the peer's own certificate is checked against them.
+    pub(crate) crl_leaf_only: bool,
 }
 
 impl Validation {

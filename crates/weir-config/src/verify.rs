@@ -35,8 +35,12 @@ pub(crate) fn client_verifier(
     required: bool,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, String> {
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&validation)?, provider.clone());
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&validation)?, provider.clone())
+            .with_crls(validation.crls.iter().cloned());
+    if validation.crl_leaf_only {
+        verifier = verifier.only_check_end_entity_revocation();
+    }
     let verifier = if required {
         verifier
     } else {
@@ -64,10 +68,15 @@ pub(crate) fn server_verifier(
 ) -> Result<Arc<dyn ServerCertVerifier>, String> {
     Ok(match validation {
         Some(validation) => {
-            let inner =
+            let mut inner =
                 WebPkiServerVerifier::builder_with_provider(roots(&validation)?, provider.clone())
-                    .build()
-                    .map_err(|e| format!("validation_context: {e}"))?;
+                    .with_crls(validation.crls.iter().cloned());
+            if validation.crl_leaf_only {
+                inner = inner.only_check_end_entity_revocation();
+            }
+            let inner = inner
+                .build()
+                .map_err(|e| format!("validation_context: {e}"))?;
             Arc::new(ChainOnly {
                 inner,
                 sans: validation.sans,

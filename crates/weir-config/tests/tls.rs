@@ -193,10 +193,10 @@ fn every_error_names_its_field() {
         parse_errors(&config(&socket)),
         [
             format!(
-                "{CTX}.common_tls_context.validation_context.crl: this Envoy field is not supported by weir yet"
+                "{CTX}.common_tls_context.validation_context.trusted_ca: no certificate (-----BEGIN CERTIFICATE-----) in this PEM"
             ),
             format!(
-                "{CTX}.common_tls_context.validation_context.trusted_ca: no certificate (-----BEGIN CERTIFICATE-----) in this PEM"
+                "{CTX}.common_tls_context.validation_context.crl: no CRL (-----BEGIN X509 CRL-----) in this PEM"
             ),
         ]
     );

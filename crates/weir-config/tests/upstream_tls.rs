@@ -129,7 +129,7 @@ fn every_error_names_its_field() {
         ),
         (
             tls("", r#""validation_context": {}"#),
-            format!("{CTX}.common_tls_context.validation_context.trusted_ca: `trusted_ca` is required"),
+            format!("{CTX}.common_tls_context.validation_context.trusted_ca: `trusted_ca` (or `system_root_certs`) is required: the CAs peers' certificates must chain to"),
         ),
         (
             r#"{ "name": "x", "typed_config": { "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext" } }"#.to_owned(),

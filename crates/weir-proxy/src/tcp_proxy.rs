@@ -478,6 +478,7 @@ impl Worker {
             downstream_local: local,
             route_name: None,
             tls: None,
+            transport_failure: None,
         };
         self.logs.log(chain.logs, &record);
     }

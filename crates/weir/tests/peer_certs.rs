@@ -28,6 +28,9 @@ struct Certs {
     server: (TempFile, TempFile),
     good: (TempFile, TempFile),
     bad: (TempFile, TempFile),
+    /// Another client with a good name, and a CRL of the CA that revokes `good`.
+    other: (TempFile, TempFile),
+    crl: TempFile,
 }
 
 fn certs() -> Certs {
@@ -41,9 +44,12 @@ fn certs() -> Certs {
         .push(DnType::OrganizationName, "Acme, Inc.");
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let serials = std::cell::Cell::new(0x1000u64);
     let leaf = |file: &str, cn: &str, sans: Vec<SanType>| {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.subject_alt_names = sans;
+        serials.set(serials.get() + 1);
+        params.serial_number = Some(rcgen::SerialNumber::from(serials.get()));
         params.distinguished_name.push(DnType::CountryName, "US");
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().expect("key");
@@ -77,6 +83,30 @@ fn certs() -> Certs {
             "intruder",
             vec![uri("spiffe://elsewhere/ns/web/sa/frontend")],
         ),
+        other: leaf(
+            "peer-other",
+            "backend",
+            vec![uri("spiffe://cluster.local/ns/web/sa/backend")],
+        ),
+        crl: {
+            // `good` was the second leaf made (serial 0x1002).
+            let crl = rcgen::CertificateRevocationListParams {
+                this_update: rcgen::date_time_ymd(2025, 1, 1),
+                next_update: rcgen::date_time_ymd(2099, 1, 1),
+                crl_number: rcgen::SerialNumber::from(1u64),
+                issuing_distribution_point: None,
+                revoked_certs: vec![rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(0x1002u64),
+                    revocation_time: rcgen::date_time_ymd(2025, 1, 1),
+                    reason_code: None,
+                    invalidity_date: None,
+                }],
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            }
+            .signed_by(&ca)
+            .expect("CRL");
+            TempFile::new("peer-ca.crl", crl.pem().expect("PEM"))
+        },
         ca: TempFile::new("peer-ca.crt", ca.pem()),
     }
 }
@@ -88,6 +118,11 @@ fn path(f: &TempFile) -> String {
 /// One TLS listener on `port` requiring a client certificate from the CA with a URI name under
 /// `spiffe://cluster.local/`, answering itself and logging the peer operators to `log`.
 fn config(certs: &Certs, port: u16, admin: u16, log: &Path) -> String {
+    config_with(certs, port, admin, log, "")
+}
+
+/// [`config`] with more `validation_context` fields.
+fn config_with(certs: &Certs, port: u16, admin: u16, log: &Path, validation: &str) -> String {
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
@@ -106,7 +141,7 @@ static_resources:
             - certificate_chain: {{ filename: {server_crt} }}
               private_key: {{ filename: {server_key} }}
             validation_context:
-              trusted_ca: {{ filename: {ca} }}
+              trusted_ca: {{ filename: {ca} }}{validation}
               match_typed_subject_alt_names:
               - san_type: URI
                 matcher: {{ prefix: "spiffe://cluster.local/" }}
@@ -276,4 +311,49 @@ fn client_certificates_are_checked_by_name_logged_and_shown_as_envoy_does() {
         serde_json::json!([{"dns": "a.test"}, {"ip_address": "127.0.0.1"}])
     );
     assert_eq!(weir_certs, envoy_certs);
+}
+
+/// `validation_context.crl`: a client whose certificate the CA's CRL revokes is refused, one it
+/// does not is accepted, by Envoy and weir alike, and counted the same way.
+#[test]
+fn a_revoked_client_certificate_is_refused_as_envoy_refuses_it() {
+    let Some(envoy_bin) = envoy_or_skip() else {
+        return;
+    };
+    let certs = certs();
+    let crl = format!("\n              crl: {{ filename: {} }}", path(&certs.crl));
+    let (envoy_port, envoy_admin) = (free_port(), free_port());
+    let (weir_port, weir_admin) = (free_port(), free_port());
+    let envoy_log = TempFile::unique_path("crl-envoy.log");
+    let weir_log = TempFile::unique_path("crl-weir.log");
+    let _envoy = Envoy::start(
+        &envoy_bin,
+        "crl.yaml",
+        &config_with(&certs, envoy_port, envoy_admin, &envoy_log, &crl),
+        Some(envoy_admin),
+        envoy_port,
+    );
+    let _weir = Weir::start(
+        &config_with(&certs, weir_port, weir_admin, &weir_log, &crl),
+        &["--concurrency", "1"],
+    );
+    let outcome = |port| {
+        [Some(&certs.good), Some(&certs.other)]
+            .map(|client| curl(&certs, port, client).0 == Some(0))
+            .to_vec()
+    };
+    assert_eq!(outcome(envoy_port), [false, true]);
+    assert_eq!(outcome(weir_port), [false, true]);
+    for name in ["handshake", "fail_verify_error", "connection_error"] {
+        let pick = |lines: Vec<String>| {
+            lines
+                .into_iter()
+                .find(|l| l.starts_with(&format!("{name}: ")))
+        };
+        assert_eq!(
+            pick(ssl_counters(weir_admin, weir_port)),
+            pick(ssl_counters(envoy_admin, envoy_port)),
+            "ssl.{name}"
+        );
+    }
 }

@@ -124,13 +124,36 @@ fn an_untrusted_origin_is_refused_with_503_uf() {
     let pki = pki();
     let other = pki_other();
     let middle = Middle::start(&pki);
+    let log = TempFile::unique_path("front-failure.log");
+    let anchor = "          stat_prefix: ingress\n";
+    let logger = format!(
+        "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\\n\"\n",
+        log.display()
+    );
+    let config = front_config(middle.weir.addr(), r#""sni": "a.test","#, &trusted(&other));
+    assert!(config.contains(anchor));
     let front = Weir::start(
-        &front_config(middle.weir.addr(), r#""sni": "a.test","#, &trusted(&other)),
-        &["--concurrency", "1"],
+        &config.replacen(anchor, &format!("{anchor}{logger}"), 1),
+        &["--concurrency", "1", "--file-flush-interval-msec", "20"],
     );
     let mut client = Client::connect(front.addr()).expect("connect");
     let response = client.get("/through").expect("response");
     assert_eq!(response.status(), 503);
+    // Why, in Envoy's frame (rustls' words where Envoy has BoringSSL's).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().next() {
+            break line.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        line.starts_with("UF TLS_error:|invalid_peer_certificate:_")
+            && line.ends_with(":TLS_error_end"),
+        "{line}"
+    );
     assert!(
         response
             .text()
@@ -461,4 +484,22 @@ fn the_origin_ca_rotates_from_an_sds_file() {
             .is_some()
     );
     assert_eq!(get(), 200);
+}
+
+/// `validation_context.system_root_certs`: the origin is verified against the system's CA
+/// bundle (here `SSL_CERT_FILE`, as OpenSSL reads it): trusted when the bundle holds its CA,
+/// refused when it does not.
+#[test]
+fn system_root_certs_verify_the_origin_with_the_system_bundle() {
+    let pki = pki();
+    let other = pki_other();
+    let middle = Middle::start(&pki);
+    let common = r#""validation_context": { "system_root_certs": {} }"#;
+    let config = front_config(middle.weir.addr(), r#""sni": "a.test","#, common);
+    for (bundle, status) in [(&pki.ca, 200), (&other.ca, 503)] {
+        let env = format!("SSL_CERT_FILE={}", bundle.path().display());
+        let front = Weir::start_under(&["env", &env], &config, &["--concurrency", "1"]);
+        let mut client = Client::connect(front.addr()).expect("connect");
+        assert_eq!(client.get("/through").expect("response").status(), status);
+    }
 }

@@ -67,6 +67,9 @@ pub(crate) struct LogRecord {
     pub(crate) route_name: Option<Arc<str>>,
     /// The downstream connection's TLS, if it is TLS.
     pub(crate) tls: Option<Arc<TlsInfo>>,
+    /// Why the TLS session with the origin failed, in Envoy's frame
+    /// (`TLS_error:|…:TLS_error_end`).
+    pub(crate) transport_failure: Option<Box<str>>,
 }
 
 /// Appends the line for `record` to `out`. Text formats append exactly what the format says (the
@@ -192,6 +195,9 @@ fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
             r.tls.as_ref().map_or(Value::Missing, |t| text(t.version))
         }
         Operator::DownstreamTlsCipher => r.tls.as_ref().map_or(Value::Missing, |t| text(&t.cipher)),
+        Operator::UpstreamTransportFailureReason => {
+            r.transport_failure.as_deref().map_or(Value::Missing, text)
+        }
         Operator::DownstreamPeer(field) => match r.tls.as_ref().and_then(|t| t.peer.as_deref()) {
             Some(cert) => peer_field(cert, *field),
             None => Value::Missing,

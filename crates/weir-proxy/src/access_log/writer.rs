@@ -576,6 +576,7 @@ mod tests {
             downstream_local: addr,
             route_name: None,
             tls: None,
+            transport_failure: None,
         }
     }
 

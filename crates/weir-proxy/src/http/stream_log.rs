@@ -30,6 +30,8 @@ pub(crate) struct StreamLog {
     /// The trusted client address, once the request's forwarding headers are read (Envoy's
     /// `%DOWNSTREAM_REMOTE_ADDRESS%`); the connection's peer until then.
     pub(crate) downstream_remote: Option<SocketAddr>,
+    /// Why the TLS session with the origin failed (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
+    pub(crate) transport_failure: Option<Box<str>>,
 }
 
 impl StreamLog {
@@ -45,6 +47,7 @@ impl StreamLog {
             first_response_byte: None,
             upstream_local: None,
             downstream_remote: None,
+            transport_failure: None,
         })
     }
 }
@@ -191,6 +194,7 @@ impl Worker {
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
             tls: ds.tls.clone(),
+            transport_failure: log.transport_failure,
         };
         self.logs.log(set, &record);
     }
@@ -234,6 +238,7 @@ impl Worker {
             downstream_local: local.unwrap_or(ds.peer),
             route_name: None,
             tls: ds.tls.clone(),
+            transport_failure: None,
         };
         self.logs.log(set, &record);
     }

@@ -457,6 +457,7 @@ impl Worker {
                     break;
                 }
                 ReadOutcome::Failed(e) => {
+                    self.note_transport_failure(id, &e);
                     self.upstream_failed(id, Failure::of_io(&e));
                     break;
                 }
@@ -650,6 +651,7 @@ impl Worker {
                     .get(id)
                     .is_some_and(|up| up.state == UpstreamState::Active && !up.response_seen)
                 {
+                    self.note_transport_failure(id, &e);
                     self.upstream_failed(id, Failure::of_io(&e));
                 }
             }
@@ -754,6 +756,25 @@ impl Worker {
             Failure::Tls => LocalReply::tls_failure(),
         };
         self.local_reply(sid, None, reply);
+    }
+
+    /// Keeps why a TLS session with the origin failed for the stream's log entry
+    /// (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`): rustls' reason in Envoy's frame, spaces made
+    /// underscores as Envoy makes them.
+    fn note_transport_failure(&mut self, id: Id, e: &std::io::Error) {
+        if e.kind() != std::io::ErrorKind::InvalidData {
+            return;
+        }
+        let Some(sid) = self.upstreams.get(id).and_then(|u| u.stream) else {
+            return;
+        };
+        if let Some(log) = self.streams.get_mut(sid).and_then(|s| s.log.as_mut()) {
+            let reason = format!(
+                "TLS_error:|{}:TLS_error_end",
+                e.to_string().replace(' ', "_")
+            );
+            log.transport_failure = Some(reason.into_boxed_str());
+        }
     }
 
     /// Flushes the stream's upstream connection, if it has one.

@@ -28,6 +28,7 @@ fn record() -> LogRecord {
         downstream_local: "10.0.0.1:8080".parse().unwrap(),
         route_name: None,
         tls: None,
+        transport_failure: None,
     }
 }
 
