@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 
+use crate::crypto::lib;
+
 /// One subject alternative name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum San {
@@ -72,7 +74,7 @@ impl CertInfo {
             sans,
             not_before: time(validity.not_before.timestamp()),
             not_after: time(validity.not_after.timestamp()),
-            sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref()),
+            sha256: hex(lib::digest::digest(&lib::digest::SHA256, der).as_ref()),
         })
     }
 

@@ -28,6 +28,7 @@ mod bootstrap;
 mod cert_info;
 mod chain_select;
 mod cluster;
+mod crypto;
 mod hcm;
 mod hcm_headers;
 mod headers;

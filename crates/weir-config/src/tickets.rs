@@ -14,7 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use crate::crypto::lib::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use crate::crypto::lib::rand::{SecureRandom, SystemRandom};
+use crate::crypto::rustls_provider;
 use rustls::ServerConfig;
 use rustls::server::{NoServerSessionStorage, ProducesTickets, StoresServerSessions};
 use rustls::time_provider::TimeProvider;
@@ -42,7 +44,7 @@ impl Resumption {
             .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
         if !self.disable_stateless {
             let sealer: Arc<dyn ProducesTickets> = if self.ticket_keys.is_empty() {
-                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| e.to_string())?
+                rustls_provider::Ticketer::new().map_err(|e| e.to_string())?
             } else {
                 Arc::new(SharedKeys::new(&self.ticket_keys)?)
             };
@@ -115,7 +117,7 @@ impl ProducesTickets for SharedKeys {
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let (name, key) = self.keys.first()?;
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        SystemRandom::new().fill(&mut nonce).ok()?;
         let mut sealed = plain.to_vec();
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),

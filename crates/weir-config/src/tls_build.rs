@@ -1,10 +1,12 @@
-//! The rustls side of a `DownstreamTlsContext`: the crypto provider (aws-lc-rs), Envoy's names
+//! The rustls side of a `DownstreamTlsContext`: the crypto provider ([`crate::crypto`]), Envoy's names
 //! for cipher suites and curves, the SNI certificate choice, and the server config built from
 //! what [`crate::tls`] read.
 
 use std::sync::{Arc, RwLock};
 
-use rustls::crypto::{CryptoProvider, SupportedKxGroup, aws_lc_rs};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
+
+use crate::crypto::rustls_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -161,7 +163,7 @@ const GROUPS: &[(&str, NamedGroup)] = &[
 
 /// The crypto provider weir's TLS uses.
 pub(crate) fn provider() -> CryptoProvider {
-    aws_lc_rs::default_provider()
+    crate::crypto::default_provider()
 }
 
 /// The provider with `tls_params`' TLS 1.2 suites and groups, when it names any.
@@ -186,7 +188,7 @@ pub(crate) fn provider_with(params: &TlsParams) -> CryptoProvider {
 /// A TLS 1.2 cipher suite by its OpenSSL name, if rustls has it.
 pub(crate) fn cipher_suite(name: &str) -> Option<SupportedCipherSuite> {
     let (_, id) = TLS12_SUITES.iter().find(|(n, _)| *n == name)?;
-    aws_lc_rs::ALL_CIPHER_SUITES
+    rustls_provider::ALL_CIPHER_SUITES
         .iter()
         .find(|s| s.suite() == *id)
         .copied()
@@ -201,7 +203,7 @@ pub(crate) fn kx_group(name: &str) -> Option<&'static dyn SupportedKxGroup> {
         other => other,
     };
     let (_, id) = GROUPS.iter().find(|(n, _)| *n == name)?;
-    aws_lc_rs::ALL_KX_GROUPS
+    rustls_provider::ALL_KX_GROUPS
         .iter()
         .find(|g| g.name() == *id)
         .copied()
