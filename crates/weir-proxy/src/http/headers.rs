@@ -8,24 +8,32 @@ use weir_http1::{Headers, eq_ignore_case, list_tokens};
 
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut Headers) {
-    // The `Connection` values, kept only when they name a field beyond the hop-by-hop ones
-    // (`keep-alive`, `close`: the usual case, which then costs no allocation).
-    let named: Vec<Bytes> = headers
-        .get_all("connection")
-        .filter(|v| list_tokens(v).any(|t| !is_hop_by_hop(t) && !eq_ignore_case(t, b"close")))
-        .cloned()
-        .collect();
-    let hop = |h: &weir_http1::Header| {
+    // One look at every field: is any hop-by-hop, and does a `Connection` value name a field
+    // beyond the hop-by-hop ones (`keep-alive`, `close`: the usual case, which then costs no
+    // allocation)? Most messages carry none, and then nothing moves.
+    let mut any = false;
+    let mut named: Vec<Bytes> = Vec::new();
+    for h in headers.iter() {
+        if !is_hop_by_hop(&h.name) {
+            continue;
+        }
+        any = true;
+        if eq_ignore_case(&h.name, b"connection")
+            && list_tokens(&h.value).any(|t| !is_hop_by_hop(t) && !eq_ignore_case(t, b"close"))
+        {
+            named.push(h.value.clone());
+        }
+    }
+    if !any {
+        return;
+    }
+    headers.retain(|h| {
         let name = &h.name[..];
-        is_hop_by_hop(name)
-            || named
+        !is_hop_by_hop(name)
+            && !named
                 .iter()
                 .any(|v| list_tokens(v).any(|t| eq_ignore_case(name, t)))
-    };
-    // Most messages carry none: look before `retain`, which walks and moves every field.
-    if headers.iter().any(hop) {
-        headers.retain(|h| !hop(h));
-    }
+    });
 }
 
 /// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, plus the de-facto `keep-alive` and
