@@ -3,6 +3,7 @@
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod load_balancer;
+mod origin_tls;
 pub(crate) mod retry;
 
 use std::net::SocketAddr;
