@@ -251,12 +251,19 @@ fn differential(config: &str, text: &str, cases: Vec<Case>) {
     let mut failures = Vec::new();
     let mut needed = vec![false; in_config.len()];
     for ((c, e), w) in cases.iter().zip(&from_envoy).zip(&from_weir) {
-        let (e, w) = (rendered(c, e), rendered(c, w));
+        let (mut e, mut w) = (rendered(c, e), rendered(c, w));
         let applied: Vec<&Expected> = in_config
             .iter()
             .copied()
             .filter(|x| names(scope_parts(x).1, c.name))
             .collect();
+        if !agree(&e, &w, &applied) {
+            // All the cases run at once, and on a loaded machine (CI runs every test side by
+            // side) the oracle has been seen to close a pipelined connection early. A case
+            // that disagrees runs once more, alone, on both; a real difference stays.
+            e = rendered(c, &timed("envoy", config, c, envoy_addr));
+            w = rendered(c, &timed("weir", config, c, weir_addr));
+        }
         if !agree(&e, &w, &applied) {
             let lines: Vec<&[&str]> = applied.iter().map(|x| x.lines).collect();
             let (e_left, w_left) = (without(&e, &lines), without(&w, &lines));
