@@ -1,0 +1,405 @@
+//! Reading the stats: every worker's copy of each scope merged into one [`Stat`] per name,
+//! with its tag-extracted and Prometheus names, in Envoy's tree order; and the `server.*` and
+//! other gauges computed when read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::{CODES, Layout, SslStats, Stat, StatRef, Value, WorkerStats, histogram};
+
+/// Merges one scope: `walk` names a worker's copy of it field by field (the same order for
+/// every worker); names get `prefix`, tag-extracted names `tag_prefix` (the prefix without
+/// tag values: `cluster.` for `cluster.<name>.`), Prometheus names `envoy_` and the
+/// tag-extracted name, and all get `labels`.
+fn merge_scope<'w>(
+    out: &mut Vec<Stat>,
+    workers: &'w [Arc<WorkerStats>],
+    walk: impl Fn(&'w WorkerStats, &mut dyn FnMut(&str, StatRef<'_>)),
+    prefix: &str,
+    tag_prefix: &str,
+    labels: &[(&'static str, String)],
+) {
+    let start = out.len();
+    for (w, worker) in workers.iter().enumerate() {
+        let mut k = start;
+        walk(worker, &mut |field, stat| {
+            if w == 0 {
+                let (tag_field, mut all) = tag_response_code(field);
+                all.extend_from_slice(labels);
+                let tag_name = format!("{tag_prefix}{tag_field}");
+                out.push(Stat {
+                    name: format!("{prefix}{field}"),
+                    prom_name: sanitize(&format!("envoy_{tag_name}")),
+                    tag_name,
+                    labels: all,
+                    value: match stat {
+                        StatRef::Counter(_) => Value::Counter(0),
+                        StatRef::Gauge(_) => Value::Gauge(0),
+                        StatRef::Histogram(_) => Value::Histogram(histogram::Snapshot::default()),
+                    },
+                    used: false,
+                });
+            }
+            if let Some(entry) = out.get_mut(k) {
+                match (&mut entry.value, stat) {
+                    (Value::Counter(v), StatRef::Counter(c)) => *v += c.get(),
+                    (Value::Gauge(v), StatRef::Gauge(g)) => *v += g.get(),
+                    (Value::Histogram(h), StatRef::Histogram(x)) => x.merge_into(h),
+                    _ => {}
+                }
+            }
+            k += 1;
+        });
+    }
+    for s in &mut out[start..] {
+        s.used = match &s.value {
+            Value::Counter(v) => *v > 0,
+            Value::Gauge(v) => *v != 0,
+            Value::Histogram(h) => h.count() > 0,
+        };
+    }
+}
+
+/// Envoy's tag extraction for response codes: `upstream_rq_200` is metric `upstream_rq` with
+/// `envoy_response_code="200"`; `upstream_rq_2xx` is `upstream_rq_xx` with
+/// `envoy_response_code_class="2"`.
+fn tag_response_code(field: &str) -> (String, Vec<(&'static str, String)>) {
+    if let Some((stem, last)) = field.rsplit_once('_')
+        && (stem.ends_with("_rq") || stem == "rq")
+    {
+        let b = last.as_bytes();
+        if b.len() == 3 && b[0].is_ascii_digit() && &b[1..] == b"xx" {
+            let class = (b[0] as char).to_string();
+            return (
+                format!("{stem}_xx"),
+                vec![("envoy_response_code_class", class)],
+            );
+        }
+        if b.len() == 3 && b.iter().all(u8::is_ascii_digit) {
+            return (
+                stem.to_string(),
+                vec![("envoy_response_code", last.to_string())],
+            );
+        }
+    }
+    (field.to_string(), Vec::new())
+}
+
+/// Prometheus metric names allow `[a-zA-Z0-9_:]`; Envoy turns everything else into `_`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A listener address as Envoy writes it in stat names: `127.0.0.1_10000`, `[__1]_10000`.
+pub(crate) fn listener_stat_name(address: &SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(a) => format!("{}_{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]_{}", a.ip().to_string().replace(':', "_"), a.port()),
+    }
+}
+
+/// Server-wide values computed when read (`server.*` and friends).
+pub(crate) struct ServerGauges {
+    pub(crate) live: bool,
+    pub(crate) state: u8,
+    pub(crate) uptime_s: u64,
+    pub(crate) concurrency: usize,
+    /// The access logs (`filesystem.*`).
+    pub(crate) access_logs: crate::access_log::LogsAdmin,
+}
+
+/// A stat computed when read rather than kept by workers (no tags: its Prometheus name is
+/// `envoy_` and its name).
+fn computed(name: &str, value: Value) -> Stat {
+    let used = !matches!(value, Value::Gauge(0) | Value::Counter(0));
+    Stat {
+        name: name.to_string(),
+        tag_name: name.to_string(),
+        prom_name: sanitize(&format!("envoy_{name}")),
+        labels: Vec::new(),
+        value,
+        used,
+    }
+}
+
+/// Every stat, merged over workers, sorted by name.
+pub(crate) fn collect(
+    layout: &Layout,
+    workers: &[Arc<WorkerStats>],
+    server: &ServerGauges,
+) -> Vec<Stat> {
+    let mut out = Vec::new();
+    collect_http(&mut out, layout, workers);
+    collect_listeners(&mut out, layout, workers);
+    for (i, prefix) in layout.tcp_prefixes.iter().enumerate() {
+        merge_scope(
+            &mut out,
+            workers,
+            |w, f| {
+                if let Some(t) = w.tcp.get(i) {
+                    t.each_field(f);
+                }
+            },
+            &format!("tcp.{prefix}."),
+            "tcp.",
+            &[("envoy_tcp_prefix", prefix.clone())],
+        );
+    }
+    if layout.tls_inspector {
+        merge_scope(
+            &mut out,
+            workers,
+            |w, f| w.tls_inspector.each_field(f),
+            "tls_inspector.",
+            "tls_inspector.",
+            &[],
+        );
+    }
+    collect_clusters(&mut out, layout, workers);
+    collect_workers(&mut out, workers);
+    collect_computed(&mut out, layout, server);
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `http.<prefix>.*` (and the fault filter's `http.<prefix>.fault.*`).
+fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    for (i, prefix) in layout.http_prefixes.iter().enumerate() {
+        merge_scope(
+            out,
+            workers,
+            |w, f| {
+                let Some(scope) = w.http.get(i) else { return };
+                scope.stats.each_field(f);
+                for (c, counter) in scope.classes.iter().enumerate() {
+                    f(
+                        &format!("downstream_rq_{}xx", c + 1),
+                        StatRef::Counter(counter),
+                    );
+                }
+            },
+            &format!("http.{prefix}."),
+            "http.",
+            &[("envoy_http_conn_manager_prefix", prefix.clone())],
+        );
+        if layout.http_faults.get(i).copied().unwrap_or(false) {
+            merge_scope(
+                out,
+                workers,
+                |w, f| {
+                    if let Some(scope) = w.http.get(i) {
+                        scope.fault.each_field(f);
+                    }
+                },
+                &format!("http.{prefix}.fault."),
+                "http.fault.",
+                &[("envoy_http_conn_manager_prefix", prefix.clone())],
+            );
+        }
+    }
+}
+
+/// `listener.<address>.*`.
+fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    for (i, address) in layout.listeners.iter().enumerate() {
+        let name = listener_stat_name(address);
+        merge_scope(
+            out,
+            workers,
+            |w, f| {
+                if let Some(l) = w.listeners.get(i) {
+                    l.each_field(f);
+                }
+            },
+            &format!("listener.{name}."),
+            "listener.",
+            &[("envoy_listener_address", name.clone())],
+        );
+        if layout.tls_listeners.get(i) == Some(&true) {
+            let labels = [("envoy_listener_address", name.clone())];
+            let prefix = format!("listener.{name}.");
+            collect_ssl(out, |w| &w.ssl, i, (&prefix, "listener.", &labels), workers);
+        }
+    }
+}
+
+/// A scope's name, its tag-extracted form and its Prometheus labels.
+type ScopeName<'a> = (&'a str, &'a str, &'a [(&'static str, String)]);
+
+/// `listener.<address>.ssl.*` or `cluster.<name>.ssl.*`: the fixed counters, and those per
+/// version, cipher and curve once used (Envoy creates them on use).
+fn collect_ssl(
+    out: &mut Vec<Stat>,
+    ssl: fn(&WorkerStats) -> &[SslStats],
+    i: usize,
+    (prefix, tag_prefix, labels): ScopeName<'_>,
+    workers: &[Arc<WorkerStats>],
+) {
+    merge_scope(
+        out,
+        workers,
+        |w, f| {
+            if let Some(s) = ssl(w).get(i) {
+                s.each_fixed(f);
+            }
+        },
+        prefix,
+        tag_prefix,
+        labels,
+    );
+    let mut named = Vec::new();
+    merge_scope(
+        &mut named,
+        workers,
+        |w, f| {
+            if let Some(s) = ssl(w).get(i) {
+                s.each_named(f);
+            }
+        },
+        prefix,
+        tag_prefix,
+        labels,
+    );
+    out.extend(named.into_iter().filter(|s| s.used));
+}
+
+/// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership.
+fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    for (i, (cluster, hosts)) in layout.clusters.iter().enumerate() {
+        let labels = [("envoy_cluster_name", cluster.clone())];
+        let prefix = format!("cluster.{cluster}.");
+        merge_scope(
+            out,
+            workers,
+            |w, f| {
+                let Some(c) = w.clusters.get(i) else { return };
+                c.common.each_field(f);
+                for (k, counter) in c.classes.iter().enumerate() {
+                    f(
+                        &format!("upstream_rq_{}xx", k + 1),
+                        StatRef::Counter(counter),
+                    );
+                }
+            },
+            &prefix,
+            "cluster.",
+            &labels,
+        );
+        // A status's counter exists once some worker counted it (Envoy creates them on use).
+        let mut codes = Vec::new();
+        merge_scope(
+            &mut codes,
+            workers,
+            |w, f| {
+                let Some(c) = w.clusters.get(i) else { return };
+                for (code, counter) in CODES.zip(c.codes.iter()) {
+                    f(&format!("upstream_rq_{code}"), StatRef::Counter(counter));
+                }
+            },
+            &prefix,
+            "cluster.",
+            &labels,
+        );
+        out.extend(codes.into_iter().filter(|s| s.used));
+        if layout.tls_clusters.get(i) == Some(&true) {
+            collect_ssl(
+                out,
+                |w| &w.cluster_ssl,
+                i,
+                (&prefix, "cluster.", &labels),
+                workers,
+            );
+        }
+        let n = hosts.len() as i64;
+        for name in ["membership_total", "membership_healthy"] {
+            out.push(Stat {
+                name: format!("{prefix}{name}"),
+                tag_name: format!("cluster.{name}"),
+                prom_name: format!("envoy_cluster_{name}"),
+                labels: labels.to_vec(),
+                value: Value::Gauge(n),
+                used: n != 0,
+            });
+        }
+    }
+}
+
+/// Each worker's dispatcher stats, and weir's syscall counters.
+fn collect_workers(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
+    for (i, worker) in workers.iter().enumerate() {
+        merge_scope(
+            out,
+            std::slice::from_ref(worker),
+            |w, f| w.dispatcher.each_field(f),
+            &format!("listener_manager.worker_{i}.dispatcher."),
+            "listener_manager.worker_dispatcher.",
+            &[("envoy_worker_id", i.to_string())],
+        );
+    }
+    merge_scope(
+        out,
+        workers,
+        |w, f| w.syscalls.each(f),
+        "weir.syscalls.",
+        "weir.syscalls.",
+        &[],
+    );
+}
+
+/// Server-wide values computed when read (`server.*`, `filesystem.*`, …).
+fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges) {
+    let (allocated, heap) = crate::memory::usage();
+    let total_connections: i64 = out
+        .iter()
+        .filter(|s| s.name.starts_with("listener.") && s.name.ends_with(".downstream_cx_active"))
+        .map(|s| match s.value {
+            Value::Gauge(v) => v,
+            _ => 0,
+        })
+        .sum();
+    let gauge = Value::Gauge;
+    let logs = server.access_logs.stats();
+    let load = |c: &AtomicU64| Value::Counter(c.load(Relaxed));
+    let computed_stats = [
+        ("server.live", gauge(server.live.into())),
+        ("server.state", gauge(server.state.into())),
+        ("server.uptime", gauge(server.uptime_s as i64)),
+        ("server.concurrency", gauge(server.concurrency as i64)),
+        ("server.memory_allocated", gauge(allocated)),
+        ("server.memory_heap_size", gauge(heap)),
+        ("server.total_connections", gauge(total_connections)),
+        (
+            "cluster_manager.active_clusters",
+            gauge(layout.clusters.len() as i64),
+        ),
+        (
+            "listener_manager.total_listeners_active",
+            gauge(layout.listeners.len() as i64),
+        ),
+        ("filesystem.write_buffered", load(&logs.write_buffered)),
+        ("filesystem.write_completed", load(&logs.write_completed)),
+        ("filesystem.write_failed", load(&logs.write_failed)),
+        ("filesystem.flushed_by_timer", load(&logs.flushed_by_timer)),
+        ("filesystem.reopen_failed", load(&logs.reopen_failed)),
+        // weir's own: lines a worker dropped because the flusher fell behind.
+        ("filesystem.write_dropped", load(&logs.write_dropped)),
+        (
+            "filesystem.write_total_buffered",
+            gauge(server.access_logs.buffered_bytes() as i64),
+        ),
+    ];
+    out.extend(
+        computed_stats
+            .into_iter()
+            .map(|(name, v)| computed(name, v)),
+    );
+}
