@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{parse_errors, parse_ok};
+use support::{parse_errors, parse_ok, tls_listener};
 use weir_config::Rotated;
 
 /// A certificate for `name` and its key, written to files in `dir`.
@@ -26,37 +26,9 @@ fn sds_text(secret: &str, (cert, key): &(String, String)) -> String {
 
 /// A listener whose chain's certificate is the secret `name` at `sds_config`.
 fn config(name: &str, sds_config: &str) -> String {
-    format!(
-        r#"static_resources:
-  listeners:
-  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
-    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          common_tls_context:
-            tls_certificate_sds_secret_configs:
-            - name: {name}
-              sds_config: {sds_config}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: vh
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: / }}
-                direct_response: {{ status: 200 }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
+    tls_listener(&format!(
+        r#"{{ name: envoy.transport_sockets.tls, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext, common_tls_context: {{ tls_certificate_sds_secret_configs: [ {{ name: {name}, sds_config: {sds_config} }} ] }} }} }}"#
+    ))
 }
 
 const SECRET: &str = "static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0]";

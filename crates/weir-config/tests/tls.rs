@@ -3,41 +3,12 @@
 
 mod support;
 
-use support::{parse_errors, parse_ok};
+use support::{parse_errors, parse_ok, tls_listener as config};
 
 /// A PEM certificate for `name` and its key.
 fn leaf(name: &str) -> (String, String) {
     let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("cert");
     (c.cert.pem(), c.signing_key.serialize_pem())
-}
-
-/// A config whose one listener's chain has `transport_socket: {socket}` (YAML flow or block,
-/// indented for `transport_socket:`).
-fn config(socket: &str) -> String {
-    format!(
-        r#"static_resources:
-  listeners:
-  - address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
-    filter_chains:
-    - transport_socket: {socket}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: vh
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: / }}
-                direct_response: {{ status: 200 }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    )
 }
 
 /// A DownstreamTlsContext (JSON, valid YAML flow) with `context` fields and a
