@@ -56,12 +56,7 @@ impl CertInfo {
     /// Parses a DER certificate; `None` when it is not one.
     pub fn parse(der: &[u8]) -> Option<CertInfo> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
-        let serial = cert.raw_serial();
-        let significant = serial.iter().position(|&b| b != 0).unwrap_or(serial.len());
-        let serial = match hex(&serial[significant..]) {
-            s if s.is_empty() => "0".to_owned(),
-            s => s,
-        };
+        let serial = serial_hex(cert.raw_serial());
         let sans = match cert.subject_alternative_name() {
             Ok(Some(ext)) => ext.value.general_names.iter().filter_map(san).collect(),
             _ => Vec::new(),
@@ -108,6 +103,16 @@ fn time(unix: i64) -> SystemTime {
     match u64::try_from(unix) {
         Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
         Err(_) => UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs()),
+    }
+}
+
+/// A serial number (big-endian bytes) as OpenSSL's `BN_bn2hex` prints it, lower-cased: no
+/// leading zero bytes, `0` for zero. `/certs`, the access log and OCSP staples compare it so.
+pub(crate) fn serial_hex(serial: &[u8]) -> String {
+    let significant = serial.iter().position(|&b| b != 0).unwrap_or(serial.len());
+    match hex(&serial[significant..]) {
+        s if s.is_empty() => "0".to_owned(),
+        s => s,
     }
 }
 

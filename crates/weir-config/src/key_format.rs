@@ -154,12 +154,8 @@ pub(crate) fn cluster_http_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Clust
 /// `override_auto_sni_header`. `None` when `auto_sni` is off.
 fn upstream_http_protocol_options(cx: &mut Cx, f: &Field<'_>) -> Option<Option<AutoSni>> {
     let mut o = Obj::new(cx, f, &[])?;
-    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
-        Some(b) => b.bool(cx),
-        None => Some(false),
-    };
-    let auto_sni = flag(cx, &mut o, "auto_sni");
-    let san_validation = flag(cx, &mut o, "auto_san_validation");
+    let auto_sni = o.flag(cx, "auto_sni");
+    let san_validation = o.flag(cx, "auto_san_validation");
     let header = o
         .string(cx, "override_auto_sni_header")
         .filter(|h| !h.is_empty())

@@ -27,7 +27,7 @@ pub(crate) enum OcspPolicy {
 /// What a stapled response says, as far as the policy needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Staple {
-    /// The serial of the certificate it is about (big-endian, no leading zero bytes).
+    /// The serial of the certificate it is about (big-endian).
     pub(crate) serial: Vec<u8>,
     /// `nextUpdate`, Unix seconds; `None`: the responder gave none (it never expires).
     pub(crate) next_update: Option<u64>,
@@ -137,12 +137,6 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// A serial as both sides compare it: big-endian, without leading zero bytes.
-pub(crate) fn trim_serial(serial: &[u8]) -> &[u8] {
-    let first = serial.iter().position(|&b| b != 0).unwrap_or(serial.len());
-    &serial[first..]
 }
 
 #[cfg(test)]

@@ -537,6 +537,14 @@ impl<'v> Obj<'v> {
         self.get(cx, name)?.bool(cx)
     }
 
+    /// An optional boolean field that is false when absent; `None` only after an error.
+    pub(crate) fn flag(&mut self, cx: &mut Cx, name: &'static str) -> Option<bool> {
+        match self.get(cx, name) {
+            Some(field) => field.bool(cx),
+            None => Some(false),
+        }
+    }
+
     /// An optional list field's items; empty when absent (or not a list, with an error).
     pub(crate) fn list(&mut self, cx: &mut Cx, name: &'static str) -> Vec<Field<'v>> {
         match self.get(cx, name) {

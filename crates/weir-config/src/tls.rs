@@ -136,14 +136,8 @@ pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<Down
 fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
     let mut o = Obj::new(cx, f, DOWNSTREAM_TLS_ENVOY)?;
     o.get(cx, "@type");
-    let require_client_certificate = match o.get(cx, "require_client_certificate") {
-        Some(b) => b.bool(cx),
-        None => Some(false),
-    };
-    let require_sni = match o.get(cx, "require_sni") {
-        Some(b) => b.bool(cx),
-        None => Some(false),
-    };
+    let require_client_certificate = o.flag(cx, "require_client_certificate");
+    let require_sni = o.flag(cx, "require_sni");
     let resumption = resumption(cx, &mut o);
     let ocsp_policy = match o.get(cx, "ocsp_staple_policy") {
         Some(p) => p.string(cx).and_then(|name| match name.as_str() {
@@ -273,12 +267,8 @@ fn downstream_tls_context(cx: &mut Cx, f: &Field<'_>) -> Option<DownstreamTls> {
 
 /// `session_ticket_keys`, `session_timeout` and the two `disable_*_session_resumption`.
 fn resumption(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Resumption> {
-    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
-        Some(b) => b.bool(cx),
-        None => Some(false),
-    };
-    let disable_stateless = flag(cx, o, "disable_stateless_session_resumption");
-    let disable_stateful = flag(cx, o, "disable_stateful_session_resumption");
+    let disable_stateless = o.flag(cx, "disable_stateless_session_resumption");
+    let disable_stateful = o.flag(cx, "disable_stateful_session_resumption");
     let timeout = match o.get(cx, "session_timeout") {
         Some(t) => t.duration(cx).map(Some),
         None => Some(None),
@@ -652,10 +642,7 @@ pub(crate) fn validation_context(cx: &mut Cx, f: &Field<'_>) -> Option<Validatio
     let san_items = o.list(cx, "match_typed_subject_alt_names");
     let sans = san_matchers(cx, &san_items);
     let crl = o.get(cx, "crl");
-    let leaf_only = match o.get(cx, "only_verify_leaf_cert_crl") {
-        Some(b) => b.bool(cx),
-        None => Some(false),
-    };
+    let leaf_only = o.flag(cx, "only_verify_leaf_cert_crl");
     o.finish(cx);
     let mut trusted_ca = Vec::new();
     let mut shown = Vec::new();

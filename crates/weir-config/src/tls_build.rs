@@ -79,10 +79,7 @@ pub(crate) fn served_cert(
         });
     };
     let staple = ocsp::parse(&der).map_err(|e| (ocsp_path.clone(), e))?;
-    let serial: String = ocsp::trim_serial(&staple.serial)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let serial = crate::cert_info::serial_hex(&staple.serial);
     if leaf_serial.as_deref() != Some(serial.as_str()) {
         return Err((
             ocsp_path,

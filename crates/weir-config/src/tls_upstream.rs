@@ -108,24 +108,19 @@ fn upstream_tls_context(cx: &mut Cx, f: &Field<'_>, auto_san: bool) -> Option<Up
             "renegotiation is not supported: weir's TLS (rustls) never renegotiates",
         );
     }
-    let flag = |cx: &mut Cx, o: &mut Obj<'_>, name| match o.get(cx, name) {
-        Some(b) => b.bool(cx).map(|v| (v, b.path)),
-        None => Some((false, String::new())),
-    };
-    let auto_host_sni = flag(cx, &mut o, "auto_host_sni");
-    let auto_sni_san_validation = flag(cx, &mut o, "auto_sni_san_validation");
+    let auto_host_sni = o.flag(cx, "auto_host_sni");
+    let auto_sni_san_validation = o.flag(cx, "auto_sni_san_validation");
     let common = match o.get(cx, "common_tls_context") {
         Some(c) => common(cx, &c),
         None => Some(Common::default()),
     };
     o.finish(cx);
     let (sni, common) = (sni?, common?);
-    let ((auto_host_sni, _), (auto_sni_san_validation, validation_path)) =
-        (auto_host_sni?, auto_sni_san_validation?);
+    let (auto_host_sni, auto_sni_san_validation) = (auto_host_sni?, auto_sni_san_validation?);
     let check_names = auto_sni_san_validation || auto_san;
     if check_names && common.validation.is_none() {
         let path = if auto_sni_san_validation {
-            validation_path
+            join(&f.path, "auto_sni_san_validation")
         } else {
             f.path.clone()
         };
