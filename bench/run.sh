@@ -166,29 +166,7 @@ declare -A idle peak
 for t in "${targets[@]}"; do
   [ "$t" != direct ] || continue
   before=$(rss_kib "${pid[$t]}")
-  python3 - "${port[$t]}" "$idle_conns" "$work/idle.$t" <<'PY' &
-import socket, sys, time
-port, n, flag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-socks = []
-try:
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"GET /b100 HTTP/1.1\r\nHost: bench\r\n\r\n")
-        socks.append(s)
-    for s in socks:
-        got = b""
-        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < 100:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed before its response")
-            got += chunk
-except OSError as e:
-    # A proxy that resets or closes some of the connections did not hold them all: no figure.
-    open(flag + ".failed", "w").write(str(e))
-    sys.exit(0)
-open(flag, "w").close()
-time.sleep(30)
-PY
+  python3 bench/idle.py "${port[$t]}" "$idle_conns" "$work/idle.$t" "" 30 &
   idler=$!
   for _ in $(seq 1 600); do [ -f "$work/idle.$t" ] || [ -f "$work/idle.$t.failed" ] && break; sleep 0.1; done
   sleep 1

@@ -195,33 +195,7 @@ idle_run() { # target
   sleep 0.5
   before=$(rss_kib "${pid[$t]}")
   rm -f "$work/idle.$t" "$work/idle.$t.failed"
-  python3 - "${port[$t]}" "$idle_conns" "$work/idle.$t" "$cert" <<'PY' &
-import socket, ssl, sys, time
-port, n, flag, cert = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.load_verify_locations(cert)
-ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-socks = []
-try:
-    for _ in range(n):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s = ctx.wrap_socket(raw, server_hostname="localhost")
-        s.sendall(b"GET /b100 HTTP/1.1\r\nHost: bench\r\n\r\n")
-        socks.append(s)
-    for s in socks:
-        got = b""
-        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < 100:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed before its response")
-            got += chunk
-except (OSError, ssl.SSLError) as e:
-    # A proxy that resets or closes some of the connections did not hold them all: no figure.
-    open(flag + ".failed", "w").write(str(e))
-    sys.exit(0)
-open(flag, "w").close()
-time.sleep(60)
-PY
+  python3 bench/idle.py "${port[$t]}" "$idle_conns" "$work/idle.$t" "$cert" 60 &
   idler=$!
   for _ in $(seq 1 600); do [ -f "$work/idle.$t" ] || [ -f "$work/idle.$t.failed" ] && break; sleep 0.1; done
   sleep 1
