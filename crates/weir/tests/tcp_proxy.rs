@@ -274,8 +274,10 @@ fn access_log_entries_are_envoys() {
     let session = |port: u16| {
         let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         c.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        c.write_all(&[7u8; 1000]).expect("send");
-        c.shutdown(Shutdown::Write).expect("fin");
+        // When the upstream refuses, the proxy may close (even reset) before these run: their
+        // errors are that outcome, and the log lines below are what the test compares.
+        let _ = c.write_all(&[7u8; 1000]);
+        let _ = c.shutdown(Shutdown::Write);
         let mut back = Vec::new();
         let _ = c.read_to_end(&mut back);
         back.len()
