@@ -17,24 +17,36 @@ fn lower_word(word: u64) -> u64 {
     word | (capital >> 2)
 }
 
-/// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`). The
-/// copy is folded in place; since folding twice changes nothing, the last word is folded as the
-/// name's last eight bytes, overlapping the one before, rather than byte by byte.
+/// Appends `name` to `dst` in lower case (ASCII letters only, as `make_ascii_lowercase`).
+/// Every write is a whole folded word, so no copy of a variable length (a `memcpy` call) is
+/// made: a name's last partial word is folded as the name's last eight bytes, overlapping the
+/// word before, and only its new bytes are kept; a name shorter than a word is gathered into
+/// one byte by byte.
 pub(crate) fn write_lower(name: &[u8], dst: &mut Vec<u8>) {
-    let start = dst.len();
-    dst.extend_from_slice(name);
-    let copy = &mut dst[start..];
-    let Some(last_start) = copy.len().checked_sub(8) else {
-        copy.make_ascii_lowercase();
+    let (words, rest) = name.as_chunks::<8>();
+    if words.is_empty() {
+        let word = name
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+        dst.extend_from_slice(&lower_word(word).to_le_bytes());
+        dst.truncate(dst.len() - (8 - name.len()));
         return;
-    };
-    let (words, _) = copy.as_chunks_mut::<8>();
-    for word in words {
-        *word = lower_word(u64::from_le_bytes(*word)).to_le_bytes();
     }
-    let (_, last) = copy.split_at_mut(last_start);
-    let last: &mut [u8; 8] = last.try_into().expect("eight bytes");
-    *last = lower_word(u64::from_le_bytes(*last)).to_le_bytes();
+    dst.reserve(name.len() + 8);
+    for word in words {
+        dst.extend_from_slice(&lower_word(u64::from_le_bytes(*word)).to_le_bytes());
+    }
+    if !rest.is_empty() {
+        let (_, last) = name.split_at(name.len() - 8);
+        let last: [u8; 8] = last.try_into().expect("eight bytes");
+        // The word's first `overlap` bytes are written already: shifted out (little-endian,
+        // the first bytes are the low ones), the new bytes lead and the rest is cut off.
+        let overlap = 8 - rest.len();
+        let folded = lower_word(u64::from_le_bytes(last)) >> (overlap * 8);
+        dst.extend_from_slice(&folded.to_le_bytes());
+        dst.truncate(dst.len() - overlap);
+    }
 }
 
 /// Whether `a` and `b` are equal ignoring ASCII case. The byte loop, inlined: most
@@ -66,9 +78,11 @@ mod tests {
 
     #[test]
     fn write_lower_agrees_with_the_byte_loop() {
-        let names: [&[u8]; 8] = [
+        let names: [&[u8]; 10] = [
             b"",
             b"te",
+            b"X-Forwar",
+            b"Content-Encoding",
             b"Host",
             b"X-Request-ID",
             b"x-request-id",

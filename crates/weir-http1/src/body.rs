@@ -160,10 +160,11 @@ fn take_data(buf: &mut BytesMut, remaining: &mut u64) -> Option<Bytes> {
 /// Checks the names and values of a trailer section (its lines were checked by the scanner).
 /// The fields themselves are dropped.
 fn validate_trailers(block: &[u8], fields: usize) -> Result<(), Error> {
-    let mut parsed = vec![httparse::EMPTY_HEADER; fields];
-    match httparse::parse_headers(block, &mut parsed) {
-        Ok(httparse::Status::Complete(_)) => Ok(()),
-        Ok(httparse::Status::Partial) => Err(Error::InvalidHeaderValue),
-        Err(e) => Err(crate::framing::field_error(e)),
-    }
+    crate::framing::with_field_slots(fields, |slots| {
+        match httparse::parse_headers(block, slots) {
+            Ok(httparse::Status::Complete(_)) => Ok(()),
+            Ok(httparse::Status::Partial) => Err(Error::InvalidHeaderValue),
+            Err(e) => Err(crate::framing::field_error(e)),
+        }
+    })
 }

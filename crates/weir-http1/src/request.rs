@@ -259,22 +259,26 @@ fn parse_request(head: &Bytes, block: &Block) -> Result<Request, Error> {
     let target = &line[first_sp + 1..last_sp];
     check_target(method, target)?;
 
-    let mut parsed = vec![httparse::EMPTY_HEADER; block.fields];
-    let mut req = httparse::Request::new(&mut parsed);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-        Ok(_) => return Err(Error::InvalidRequestLine),
-        Err(httparse::Error::Token) if req.method.is_none() => return Err(Error::InvalidMethod),
-        Err(httparse::Error::Token) => return Err(Error::InvalidTarget),
-        Err(httparse::Error::Version) => return Err(Error::InvalidVersion),
-        Err(e) => return Err(framing::field_error(e)),
-    }
-    // Room for the fields a proxy adds (`x-forwarded-*`, `x-request-id`…) without growing.
-    let mut headers = Headers::with_capacity(req.headers.len() + crate::SPARE_FIELDS);
-    headers.extend(req.headers.iter().map(|h| Header {
-        name: head.slice_ref(h.name.as_bytes()),
-        value: head.slice_ref(h.value),
-    }));
+    let headers = framing::with_field_slots(block.fields, |slots| {
+        let mut req = httparse::Request::new(slots);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+            Ok(_) => return Err(Error::InvalidRequestLine),
+            Err(httparse::Error::Token) if req.method.is_none() => {
+                return Err(Error::InvalidMethod);
+            }
+            Err(httparse::Error::Token) => return Err(Error::InvalidTarget),
+            Err(httparse::Error::Version) => return Err(Error::InvalidVersion),
+            Err(e) => return Err(framing::field_error(e)),
+        }
+        // Room for the fields a proxy adds (`x-forwarded-*`, `x-request-id`…) without growing.
+        let mut headers = Headers::with_capacity(req.headers.len() + crate::SPARE_FIELDS);
+        headers.extend(req.headers.iter().map(|h| Header {
+            name: head.slice_ref(h.name.as_bytes()),
+            value: head.slice_ref(h.value),
+        }));
+        Ok(headers)
+    })?;
     let head = RequestHead {
         method: head.slice(..first_sp),
         target: head.slice(first_sp + 1..last_sp),

@@ -260,23 +260,25 @@ fn parse_response_head(head: &Bytes, block: &Block) -> Result<ResponseHead, Erro
         Bytes::new()
     };
 
-    let mut parsed = vec![httparse::EMPTY_HEADER; block.fields];
-    let mut res = httparse::Response::new(&mut parsed);
-    match res.parse(head) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-        Ok(_) => return Err(Error::InvalidStatusLine),
-        Err(httparse::Error::Version) => return Err(Error::InvalidVersion),
-        Err(httparse::Error::Status | httparse::Error::Token) => {
-            return Err(Error::InvalidStatusLine);
+    let headers = framing::with_field_slots(block.fields, |slots| {
+        let mut res = httparse::Response::new(slots);
+        match res.parse(head) {
+            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+            Ok(_) => return Err(Error::InvalidStatusLine),
+            Err(httparse::Error::Version) => return Err(Error::InvalidVersion),
+            Err(httparse::Error::Status | httparse::Error::Token) => {
+                return Err(Error::InvalidStatusLine);
+            }
+            Err(e) => return Err(framing::field_error(e)),
         }
-        Err(e) => return Err(framing::field_error(e)),
-    }
-    // Room for the fields a proxy adds (`date`, `server`, `connection`…) without growing.
-    let mut headers = Headers::with_capacity(res.headers.len() + crate::SPARE_FIELDS);
-    headers.extend(res.headers.iter().map(|h| Header {
-        name: head.slice_ref(h.name.as_bytes()),
-        value: head.slice_ref(h.value),
-    }));
+        // Room for the fields a proxy adds (`date`, `server`, `connection`…) without growing.
+        let mut headers = Headers::with_capacity(res.headers.len() + crate::SPARE_FIELDS);
+        headers.extend(res.headers.iter().map(|h| Header {
+            name: head.slice_ref(h.name.as_bytes()),
+            value: head.slice_ref(h.value),
+        }));
+        Ok(headers)
+    })?;
     Ok(ResponseHead {
         version,
         status: code,
