@@ -197,6 +197,10 @@ pub(crate) enum Role {
     Admin,
     /// An upstream endpoint of a STATIC cluster: needs an IP and a port.
     Endpoint,
+    /// An endpoint of a DNS cluster: a name (or an IP) and a port.
+    DnsEndpoint,
+    /// A DNS server a cluster asks: an IP; port 0 means 53.
+    Resolver,
     /// A stats sink: needs an IP; UDP or TCP (Envoy sends UDP whatever `protocol` says); port
     /// 0 is accepted, as Envoy accepts it.
     StatsSink,
@@ -233,18 +237,53 @@ pub(crate) fn address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAd
 }
 
 fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> {
+    match socket_address_host(cx, f, role)? {
+        (AddressHost::Ip(ip), port) => Some(SocketAddr::new(ip, port)),
+        (AddressHost::Name(_), _) => None,
+    }
+}
+
+/// What `socket_address.address` holds.
+pub(crate) enum AddressHost {
+    Ip(IpAddr),
+    /// A name, for a DNS cluster's endpoint to resolve.
+    Name(String),
+}
+
+/// A DNS cluster's `lb_endpoints[].endpoint.address`: a name (or an IP literal) and a port.
+pub(crate) fn dns_address(cx: &mut Cx, f: &Field<'_>) -> Option<(String, u16)> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let socket = o.required(cx, "socket_address");
+    o.reject(
+        cx,
+        "pipe",
+        "a DNS cluster's endpoint needs a socket_address with a name",
+    );
+    o.finish(cx);
+    match socket_address_host(cx, &socket?, Role::DnsEndpoint)? {
+        (AddressHost::Ip(ip), port) => Some((ip.to_string(), port)),
+        (AddressHost::Name(name), port) => Some((name, port)),
+    }
+}
+
+fn socket_address_host(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<(AddressHost, u16)> {
     let mut o = Obj::new(cx, f, SOCKET_ADDRESS_ENVOY)?;
     let ip = o.required(cx, "address").and_then(|a| {
         let s = a.string(cx)?;
         match s.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
+            Ok(ip) => Some(AddressHost::Ip(ip)),
+            Err(_) if role == Role::DnsEndpoint && !s.is_empty() => Some(AddressHost::Name(s)),
             Err(_) if role == Role::EndpointOfRejectedCluster => None,
             Err(_) => {
                 let message = match role {
                     Role::Endpoint | Role::EndpointOfRejectedCluster => format!(
                         "`{s}` is not an IP address: STATIC clusters need IP literals \
-                         (STRICT_DNS is not supported yet)"
+                         (a name needs `type: STRICT_DNS` or `LOGICAL_DNS`)"
                     ),
+                    Role::DnsEndpoint => "a DNS cluster's endpoint needs a name".to_owned(),
+                    Role::Resolver => {
+                        format!("`{s}` is not an IP address: a DNS resolver needs one")
+                    }
                     Role::Listener | Role::Admin => {
                         format!("`{s}` is not an IP address: weir binds IP literals only")
                     }
@@ -283,7 +322,11 @@ fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> 
     if !protocol {
         return None;
     }
-    if matches!(role, Role::Endpoint | Role::EndpointOfRejectedCluster) && port == 0 {
+    if matches!(
+        role,
+        Role::Endpoint | Role::EndpointOfRejectedCluster | Role::DnsEndpoint
+    ) && port == 0
+    {
         let path = port_field.map_or_else(|| join(&f.path, "port_value"), |p| p.path);
         cx.error(
             &path,
@@ -291,5 +334,10 @@ fn socket_address(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<SocketAddr> 
         );
         return None;
     }
-    Some(SocketAddr::new(ip?, port))
+    let port = if role == Role::Resolver && port == 0 {
+        53
+    } else {
+        port
+    };
+    Some((ip?, port))
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::bootstrap::{Role, address};
-use crate::model::{Cluster, Endpoint, LbPolicy};
+use crate::bootstrap::{Role, address, dns_address};
+use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.cluster.v3.Cluster` fields weir does not support yet.
@@ -18,15 +18,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "circuit_breakers",
     "common_http_protocol_options",
     "http2_protocol_options",
-    "dns_refresh_rate",
-    "dns_jitter",
-    "dns_failure_refresh_rate",
-    "respect_dns_ttl",
-    "dns_lookup_family",
-    "dns_resolvers",
-    "use_tcp_for_dns_lookups",
-    "dns_resolution_config",
-    "typed_dns_resolver_config",
     "wait_for_warm_on_init",
     "outlier_detection",
     "cleanup_interval",
@@ -151,9 +142,8 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>]) -> Vec<Cluster> {
 fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     let mut o = Obj::new(cx, f, CLUSTER_ENVOY)?;
     let name = o.required_string(cx, "name");
-    let mut ok = true;
-    if let Some(t) = o.get(cx, "type") {
-        let kind = t.enumeration_subset(
+    let kind = match o.get(cx, "type") {
+        Some(t) => t.enumeration_subset(
             cx,
             "cluster type",
             &[
@@ -163,11 +153,14 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                 ("EDS", 3),
                 ("ORIGINAL_DST", 4),
             ],
-            &["STATIC"],
-        );
-        ok = kind.is_some();
-    }
-    // A DNS cluster's endpoints are hostnames: having reported the type, don't also report each.
+            &["STATIC", "STRICT_DNS", "LOGICAL_DNS"],
+        ),
+        None => Some("STATIC"),
+    };
+    let ok = kind.is_some();
+    let dns = kind.is_some_and(|k| k != "STATIC");
+    // An unsupported type's endpoints may be names: having reported the type, don't also
+    // report each.
     let endpoint_role = if ok {
         Role::Endpoint
     } else {
@@ -202,9 +195,40 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
             .map(|_| LbPolicy::RoundRobin),
         None => Some(LbPolicy::RoundRobin),
     };
-    let endpoints = match o.get(cx, "load_assignment") {
-        Some(la) => load_assignment(cx, &la, endpoint_role),
-        None => Some(Vec::new()),
+    let assignment = o.get(cx, "load_assignment");
+    let (endpoints, discovery) = if dns {
+        let targets = match &assignment {
+            Some(la) => load_assignment(cx, la, &|cx, a| dns_address(cx, a)),
+            None => Some(Vec::new()),
+        };
+        let logical = kind == Some("LOGICAL_DNS");
+        let targets = targets.and_then(|targets| {
+            if logical && targets.len() != 1 {
+                let path = assignment.as_ref().map_or(o.path(), |a| &a.path).to_owned();
+                cx.error(
+                    &path,
+                    "a LOGICAL_DNS cluster needs exactly one lb_endpoint (it is one logical host)",
+                );
+                return None;
+            }
+            Some(targets)
+        });
+        (Some(Vec::new()), targets.map(|t| (logical, t)))
+    } else {
+        let endpoints = match &assignment {
+            Some(la) => load_assignment(cx, la, &|cx, a| address(cx, a, endpoint_role)),
+            None => Some(Vec::new()),
+        };
+        let endpoints = endpoints.map(|all| {
+            all.into_iter()
+                .map(|e| Endpoint {
+                    address: e.address,
+                    weight: e.weight,
+                    hostname: e.hostname,
+                })
+                .collect()
+        });
+        (endpoints, None)
     };
     let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
         Some(b) => b.u32(cx),
@@ -219,15 +243,40 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(t) => crate::tls_upstream::transport_socket(cx, &t, auto_san),
         None => Some(None),
     };
+    // Read last, so the list of fields in an unknown-field error keeps its order.
+    let dns_fields = crate::dns::fields(cx, &mut o);
     o.finish(cx);
     if !ok {
         return None;
     }
+    let discovery = match (dns, discovery, dns_fields) {
+        (false, _, Some(_)) => Discovery::Static,
+        (true, Some((logical, targets)), Some(d)) => Discovery::Dns(DnsDiscovery {
+            logical,
+            targets: targets
+                .into_iter()
+                .map(|e| DnsTarget {
+                    name: e.address.0,
+                    port: e.address.1,
+                    weight: e.weight,
+                    hostname: e.hostname,
+                })
+                .collect(),
+            lookup_family: d.lookup_family,
+            refresh_rate: d.refresh_rate,
+            failure_refresh: d.failure_refresh,
+            respect_ttl: d.respect_ttl,
+            jitter: d.jitter,
+            resolver: d.resolver,
+        }),
+        _ => return None,
+    };
     Some(Cluster {
         name: name?,
         connect_timeout: connect_timeout?,
         lb_policy: lb_policy?,
         endpoints: endpoints?,
+        discovery,
         per_connection_buffer_limit_bytes: per_connection_buffer_limit_bytes?,
         header_key_format: http.as_ref()?.header_key_format,
         auto_sni: http?.auto_sni,
@@ -235,13 +284,28 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     })
 }
 
+/// An `lb_endpoints[]` entry as read: its address (an IP and port for STATIC, a name and port
+/// for DNS), weight and hostname.
+struct LbEndpoint<A> {
+    address: A,
+    weight: u32,
+    hostname: Option<String>,
+}
+
+/// How an endpoint's `address` is read.
+type ReadAddress<'r, A> = &'r dyn Fn(&mut Cx, &Field<'_>) -> Option<A>;
+
 /// `load_assignment` (`config.endpoint.v3.ClusterLoadAssignment`), flattened to endpoints.
-fn load_assignment(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endpoint>> {
+fn load_assignment<A>(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    read: ReadAddress<'_, A>,
+) -> Option<Vec<LbEndpoint<A>>> {
     let mut o = Obj::new(cx, f, &["named_endpoints", "policy"])?;
     let cluster_name = o.required_string(cx, "cluster_name");
     let mut endpoints = Some(Vec::new());
     for locality in o.list(cx, "endpoints") {
-        let read = locality_endpoints(cx, &locality, role);
+        let read = locality_endpoints(cx, &locality, read);
         match (&mut endpoints, read) {
             (Some(all), Some(more)) => all.extend(more),
             _ => endpoints = None,
@@ -253,7 +317,11 @@ fn load_assignment(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endpoin
 }
 
 /// One `endpoints[]` entry (`LocalityLbEndpoints`).
-fn locality_endpoints(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endpoint>> {
+fn locality_endpoints<A>(
+    cx: &mut Cx,
+    f: &Field<'_>,
+    read: ReadAddress<'_, A>,
+) -> Option<Vec<LbEndpoint<A>>> {
     let mut o = Obj::new(cx, f, LOCALITY_ENVOY)?;
     let mut ok = true;
     if let Some(p) = o.get(cx, "priority") {
@@ -268,7 +336,7 @@ fn locality_endpoints(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endp
     }
     let mut endpoints = Vec::new();
     for e in o.list(cx, "lb_endpoints") {
-        match lb_endpoint(cx, &e, role) {
+        match lb_endpoint(cx, &e, read) {
             Some(endpoint) => endpoints.push(endpoint),
             None => ok = false,
         }
@@ -278,7 +346,7 @@ fn locality_endpoints(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Vec<Endp
 }
 
 /// One `lb_endpoints[]` entry.
-fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
+fn lb_endpoint<A>(cx: &mut Cx, f: &Field<'_>, read: ReadAddress<'_, A>) -> Option<LbEndpoint<A>> {
     let mut o = Obj::new(cx, f, &["endpoint_name", "health_status", "metadata"])?;
     let address = o.required(cx, "endpoint").and_then(|e| {
         let mut eo = Obj::new(
@@ -290,9 +358,7 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
                 "observability_name",
             ],
         )?;
-        let a = eo
-            .required(cx, "address")
-            .and_then(|a| address(cx, &a, role));
+        let a = eo.required(cx, "address").and_then(|a| read(cx, &a));
         let hostname = eo.string(cx, "hostname").filter(|h| !h.is_empty());
         eo.finish(cx);
         Some((a?, hostname))
@@ -309,7 +375,7 @@ fn lb_endpoint(cx: &mut Cx, f: &Field<'_>, role: Role) -> Option<Endpoint> {
     };
     o.finish(cx);
     let (address, hostname) = address?;
-    Some(Endpoint {
+    Some(LbEndpoint {
         address,
         weight: weight?,
         hostname,

@@ -29,6 +29,7 @@ mod cert_info;
 mod chain_select;
 mod cluster;
 mod crypto;
+mod dns;
 mod hcm;
 mod hcm_headers;
 mod headers;

@@ -80,8 +80,8 @@ fn enum_names_in_any_case() {
     );
     // An Envoy value weir lacks, in any case, is "not supported yet".
     assert_eq!(
-        errors(&edit("type: STATIC", "type: strict_dns")),
-        ["static_resources.clusters[0].type: STRICT_DNS is not supported yet"]
+        errors(&edit("type: STATIC", "type: original_dst")),
+        ["static_resources.clusters[0].type: ORIGINAL_DST is not supported yet"]
     );
 }
 
@@ -90,7 +90,7 @@ fn an_enum_error_lists_only_what_weir_supports() {
     assert_eq!(
         errors(&edit("type: STATIC", "type: STATICK")),
         [
-            "static_resources.clusters[0].type: `STATICK` is not a valid cluster type; expected STATIC"
+            "static_resources.clusters[0].type: `STATICK` is not a valid cluster type; expected one of STATIC, STRICT_DNS, LOGICAL_DNS"
         ]
     );
     assert_eq!(

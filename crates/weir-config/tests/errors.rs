@@ -621,7 +621,7 @@ fn addresses_and_ports() {
         at,
         json!({"address": "backend.local", "port_value": 80}),
         &[&format!(
-            "{path}.address: `backend.local` is not an IP address: STATIC clusters need IP literals (STRICT_DNS is not supported yet)"
+            "{path}.address: `backend.local` is not an IP address: STATIC clusters need IP literals (a name needs `type: STRICT_DNS` or `LOGICAL_DNS`)"
         )],
     );
     check(
@@ -673,20 +673,118 @@ fn addresses_and_ports() {
     );
     check(
         "/static_resources/clusters/0/type",
-        json!("STRICT_DNS"),
-        &["static_resources.clusters[0].type: STRICT_DNS is not supported yet"],
+        json!("EDS"),
+        &["static_resources.clusters[0].type: EDS is not supported yet"],
     );
-    // The hostnames of a DNS cluster are not reported again.
+    // The hostnames of a cluster whose type was refused are not reported again.
+    let mut doc = valid();
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/type",
+        json!("ORIGINAL_DST"),
+    );
+    set(&mut doc, &format!("{at}/address"), json!("backend.local"));
+    assert_eq!(
+        errors(&doc),
+        ["static_resources.clusters[0].type: ORIGINAL_DST is not supported yet"]
+    );
+}
+
+#[test]
+fn dns_clusters() {
+    let at = "/static_resources/clusters/0/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address/address";
+    let cluster = "static_resources.clusters[0]";
+    for kind in ["STRICT_DNS", "LOGICAL_DNS"] {
+        let mut doc = valid();
+        set(&mut doc, "/static_resources/clusters/0/type", json!(kind));
+        set(&mut doc, at, json!("backend.local"));
+        set(
+            &mut doc,
+            "/static_resources/clusters/0/dns_refresh_rate",
+            json!("2s"),
+        );
+        set(
+            &mut doc,
+            "/static_resources/clusters/0/dns_lookup_family",
+            json!("V4_ONLY"),
+        );
+        let bootstrap = weir_config::parse(&doc.to_string()).expect(kind);
+        assert!(matches!(
+            bootstrap.clusters[0].discovery,
+            weir_config::Discovery::Dns(_)
+        ));
+    }
     let mut doc = valid();
     set(
         &mut doc,
         "/static_resources/clusters/0/type",
         json!("LOGICAL_DNS"),
     );
-    set(&mut doc, &format!("{at}/address"), json!("backend.local"));
+    let endpoints = "/static_resources/clusters/0/load_assignment/endpoints/0/lb_endpoints";
+    let one = doc.pointer(&format!("{endpoints}/0")).unwrap().clone();
+    set(&mut doc, &format!("{endpoints}/1"), one);
     assert_eq!(
         errors(&doc),
-        ["static_resources.clusters[0].type: LOGICAL_DNS is not supported yet"]
+        [format!(
+            "{cluster}.load_assignment: a LOGICAL_DNS cluster needs exactly one lb_endpoint (it is one logical host)"
+        )]
+    );
+    let mut doc = valid();
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/type",
+        json!("STRICT_DNS"),
+    );
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/dns_failure_refresh_rate",
+        json!({"base_interval": "5s", "max_interval": "1s"}),
+    );
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/dns_lookup_family",
+        json!("V5_ONLY"),
+    );
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/typed_dns_resolver_config",
+        json!({"name": "x", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.apple.v3.AppleDnsResolverConfig"}}),
+    );
+    assert_eq!(
+        errors(&doc),
+        [
+            format!(
+                "{cluster}.dns_lookup_family: `V5_ONLY` is not a valid dns_lookup_family; expected one of AUTO, V4_ONLY, V6_ONLY, V4_PREFERRED, ALL"
+            ),
+            format!(
+                "{cluster}.dns_failure_refresh_rate.max_interval: max_interval must be at least base_interval"
+            ),
+            format!(
+                "{cluster}.typed_dns_resolver_config.typed_config: DNS resolver type `type.googleapis.com/envoy.extensions.network.dns_resolver.apple.v3.AppleDnsResolverConfig` is not supported (weir supports c-ares' `CaresDnsResolverConfig` and `GetAddrInfoDnsResolverConfig`)"
+            ),
+        ]
+    );
+    // An unsupported c-ares field is named.
+    let mut doc = valid();
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/type",
+        json!("STRICT_DNS"),
+    );
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/typed_dns_resolver_config",
+        json!({"name": "envoy.network.dns_resolver.cares", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig",
+            "resolvers": [{"socket_address": {"address": "127.0.0.53", "port_value": 53}}],
+            "query_timeout_seconds": 2,
+            "rotate_nameservers": true}}),
+    );
+    assert_eq!(
+        errors(&doc),
+        [format!(
+            "{cluster}.typed_dns_resolver_config.typed_config.rotate_nameservers: this Envoy field is not supported by weir yet"
+        )]
     );
 }
 
@@ -1015,7 +1113,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

@@ -4,6 +4,7 @@
 //! every route names a cluster that exists, regexes compile, Envoy's defaults are filled in.
 //! The proxy never has to re-validate or guess a default. Names follow Envoy's v3 API.
 
+mod dns;
 mod http_filters;
 mod listener_match;
 mod routes;
@@ -11,6 +12,7 @@ mod routes;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use dns::*;
 pub use http_filters::*;
 pub use listener_match::*;
 pub use routes::*;
@@ -325,8 +327,11 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// `lb_policy`: ROUND_ROBIN only for now.
     pub lb_policy: LbPolicy,
-    /// `load_assignment.endpoints[].lb_endpoints[]`, flattened in config order.
+    /// `load_assignment.endpoints[].lb_endpoints[]`, flattened in config order (a DNS
+    /// cluster's are in `discovery`, and this is empty).
     pub endpoints: Vec<Endpoint>,
+    /// `type`: the endpoints as written, or names resolved at run time.
+    pub discovery: Discovery,
     /// `per_connection_buffer_limit_bytes` (default 1 MiB) for upstream connections.
     pub per_connection_buffer_limit_bytes: u32,
     /// `header_key_format` of its HTTP/1 options (`typed_extension_protocol_options`'
