@@ -28,6 +28,8 @@ use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
+use crate::upstream::dns::{DnsClusters, DnsRefresher};
+use crate::upstream::host_set::ClusterHosts;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
@@ -91,6 +93,8 @@ pub(crate) struct ServerState {
     pub(crate) connections: AtomicU64,
     /// `layered_runtime`, and the admin layer `/runtime_modify` changes.
     pub(crate) runtime: RuntimeLoader,
+    /// Every cluster's current hosts.
+    pub(crate) hosts: Arc<ClusterHosts>,
 }
 
 impl ServerState {
@@ -310,6 +314,8 @@ pub struct Server {
     flusher: Option<Flusher>,
     /// Re-reads certificates that SDS files give when they change.
     secrets: Option<SecretWatcher>,
+    /// Looks up the names of DNS clusters again, on their schedules.
+    dns: Option<DnsRefresher>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -332,6 +338,13 @@ impl Server {
         let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs)?);
         let access_logs = logs.start()?;
         let (bound, listeners) = bind_listeners(&snapshot, concurrency)?;
+        let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, concurrency));
+        // DNS clusters get their first hosts before the workers start (Envoy warms its
+        // clusters before its listeners take traffic).
+        let mut dns = DnsClusters::of(&snapshot.bootstrap.clusters)?;
+        if let Some(dns) = &mut dns {
+            dns.refresh_due(&hosts);
+        }
         let state = Arc::new(ServerState {
             started: epoch,
             loaded_at: crate::access_log::format::rfc3339(std::time::SystemTime::now()),
@@ -345,8 +358,13 @@ impl Server {
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
+            hosts: hosts.clone(),
         });
-        let layout = Layout::of(&snapshot, listeners.iter().map(|(_, a)| *a).collect());
+        let layout = Layout::of(
+            &snapshot,
+            listeners.iter().map(|(_, a)| *a).collect(),
+            hosts,
+        );
         let mut workers = Vec::new();
         let mut stats = Vec::new();
         for (index, mut slots) in bound.into_iter().enumerate() {
@@ -437,6 +455,14 @@ impl Server {
             )
             .collect();
         let secrets = SecretWatcher::start(rotations)?;
+        let dns = match dns {
+            Some(dns) => {
+                let workers = handles.clone();
+                let wake = move || workers.tell(|_| {});
+                Some(DnsRefresher::start(dns, state.hosts.clone(), wake)?)
+            }
+            None => None,
+        };
         Ok(Server {
             workers,
             stats,
@@ -445,6 +471,7 @@ impl Server {
             admin,
             flusher,
             secrets,
+            dns,
             state,
             handles,
             exit: (exit_tx, exit_rx),
@@ -525,6 +552,9 @@ impl Server {
         }
         if let Some(secrets) = self.secrets.take() {
             secrets.stop();
+        }
+        if let Some(dns) = self.dns.take() {
+            dns.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

@@ -48,7 +48,8 @@ pub(crate) struct TcpSession {
     pub(crate) up: Connection,
     pub(crate) chain: Arc<TcpChain>,
     pub(crate) cluster: usize,
-    pub(crate) host: usize,
+    /// The address of the host it connects to.
+    pub(crate) host: SocketAddr,
     /// The listener's index (its stats, its buffer limit).
     pub(crate) listener: usize,
     pub(crate) peer: SocketAddr,
@@ -74,7 +75,7 @@ struct TcpEntry {
     received: u64,
     sent: u64,
     flag: &'static str,
-    upstream: Option<(usize, usize)>,
+    upstream: Option<(usize, SocketAddr)>,
 }
 
 impl Worker {
@@ -175,7 +176,7 @@ impl Worker {
     }
 
     /// A weighted pick of the chain's clusters (as Envoy picks them, at random), then a host.
-    fn tcp_host(&mut self, chain: &TcpChain) -> Option<(usize, usize)> {
+    fn tcp_host(&mut self, chain: &TcpChain) -> Option<(usize, SocketAddr)> {
         let clusters = &chain.proxy.clusters;
         let total: u64 = clusters.iter().map(|&(_, w)| u64::from(w)).sum();
         let mut ticket = self.rng.u64(0..total.max(1));
@@ -187,7 +188,8 @@ impl Worker {
                 hit
             })
             .map(|&(c, _)| c)?;
-        let host = self.clusters.get_mut(cluster)?.lb.pick();
+        let hosts = &mut self.clusters.get_mut(cluster)?.hosts;
+        let host = hosts.pick().and_then(|id| hosts.address(id));
         if host.is_none()
             && let Some(c) = self.stats.clusters.get(cluster)
         {
@@ -197,8 +199,7 @@ impl Worker {
     }
 
     /// A non-blocking connect to the host (over TLS when its cluster says so).
-    fn tcp_connect(&mut self, cluster: usize, host: usize) -> Option<Connection> {
-        let address = self.clusters[cluster].hosts[host];
+    fn tcp_connect(&mut self, cluster: usize, address: SocketAddr) -> Option<Connection> {
         self.stats.syscalls.connect.add(2);
         let tls = self.clusters[cluster].tls.as_ref();
         let c = self.stats.clusters.get(cluster);
@@ -455,9 +456,7 @@ impl Worker {
             .get(entry.listener)
             .map(|l| l.address)
             .unwrap_or(entry.peer);
-        let cluster = entry
-            .upstream
-            .and_then(|(c, h)| Some((self.clusters.get(c)?, h)));
+        let cluster = entry.upstream.and_then(|(c, _)| self.clusters.get(c));
         let record = LogRecord {
             start: entry.started.0,
             request_headers: Vec::new(),
@@ -471,8 +470,8 @@ impl Worker {
             duration: Some(self.now.saturating_duration_since(entry.started.1)),
             request_duration: None,
             response_duration: None,
-            upstream_host: cluster.and_then(|(c, h)| c.hosts.get(h).copied()),
-            upstream_cluster: cluster.map(|(c, _)| c.name.clone()),
+            upstream_host: entry.upstream.map(|(_, address)| address),
+            upstream_cluster: cluster.map(|c| c.name.clone()),
             upstream_local: None,
             downstream_remote: entry.peer,
             downstream_local: local,

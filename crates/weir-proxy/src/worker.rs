@@ -148,7 +148,7 @@ pub(crate) enum UpstreamState {
 pub(crate) struct Upstream {
     pub(crate) conn: Connection,
     pub(crate) cluster: usize,
-    pub(crate) host: usize,
+    pub(crate) host: Id,
     pub(crate) state: UpstreamState,
     pub(crate) codec: Http1Client,
     pub(crate) stream: Option<Id>,
@@ -262,6 +262,8 @@ pub(crate) struct Worker {
     /// The runtime snapshot in force, and its generation (checked once per wake round).
     pub(crate) runtime: Arc<Runtime>,
     runtime_generation: u64,
+    /// The host sets' generation this worker follows (checked once per wake round).
+    hosts_generation: u64,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -286,18 +288,16 @@ impl Worker {
             logs,
         } = reporting;
         let now = clock();
-        let clusters = snapshot
+        let hosts = &control.server.hosts;
+        let hosts_generation = hosts.generation();
+        let clusters: Vec<ClusterState> = snapshot
             .bootstrap
             .clusters
             .iter()
-            .map(|c| ClusterState::new(c, index))
+            .enumerate()
+            .map(|(i, c)| ClusterState::new(c, hosts.current(i), index))
             .collect();
-        let cluster_health = snapshot
-            .bootstrap
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), c.endpoints.len(), c.endpoints.len()))
-            .collect();
+        let cluster_health = health_of(&clusters);
         let (runtime_generation, runtime) = control.server.runtime.snapshot();
         Worker {
             index,
@@ -331,6 +331,7 @@ impl Worker {
             cluster_health,
             runtime,
             runtime_generation,
+            hosts_generation,
         }
     }
 
@@ -410,6 +411,24 @@ impl Worker {
         }
     }
 
+    /// Follows every cluster's current host set: hosts that left take nothing new, their
+    /// idle connections close now and their busy ones after their request.
+    fn apply_host_sets(&mut self) {
+        let hosts = self.control.server.hosts.clone();
+        self.hosts_generation = hosts.generation();
+        let mut idle = Vec::new();
+        for (i, cluster) in self.clusters.iter_mut().enumerate() {
+            let set = hosts.current(i);
+            if !Arc::ptr_eq(&set, cluster.hosts.set()) {
+                idle.extend(cluster.hosts.apply(set));
+            }
+        }
+        self.cluster_health = health_of(&self.clusters);
+        for up in idle {
+            self.close_upstream(up);
+        }
+    }
+
     /// One wake round at `self.now`: each ready token, then the timers due, then deferred
     /// work. Returns how many tokens were ready.
     pub(crate) fn round(&mut self, events: impl Iterator<Item = Readiness>) -> u32 {
@@ -417,6 +436,10 @@ impl Worker {
         // `/runtime_modify` published a new snapshot: requests from this round on read it.
         if self.control.server.runtime.generation() != self.runtime_generation {
             (self.runtime_generation, self.runtime) = self.control.server.runtime.snapshot();
+        }
+        // A cluster's hosts changed (DNS): requests from this round on pick from the new set.
+        if self.control.server.hosts.generation() != self.hosts_generation {
+            self.apply_host_sets();
         }
         let mut ready = 0;
         for event in events {
@@ -786,4 +809,16 @@ impl Millis {
 /// The loop's clock: read once per wake round and passed down as `now`.
 pub(crate) fn clock() -> Instant {
     Instant::now()
+}
+
+/// Each cluster's name, host count and healthy host count (all hosts are healthy until
+/// health checking lands), for the health check filter.
+fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)> {
+    clusters
+        .iter()
+        .map(|c| {
+            let n = c.hosts.live().len();
+            (c.name.to_string(), n, n)
+        })
+        .collect()
 }

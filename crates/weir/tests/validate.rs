@@ -161,11 +161,11 @@ fn ring_hash_is_not_supported() {
 }
 
 #[test]
-fn strict_dns_is_not_supported() {
+fn eds_is_not_supported() {
     assert_invalid(
-        &edit("type: STATIC", "type: STRICT_DNS"),
+        &edit("type: STATIC", "type: EDS"),
         "static_resources.clusters[0].type",
-        &["STRICT_DNS", "not supported"],
+        &["EDS", "not supported"],
     );
 }
 
@@ -249,7 +249,7 @@ fn nonexistent_file() {
 #[test]
 fn every_error_is_reported_one_per_line() {
     let config = edit("lb_policy: ROUND_ROBIN", "lb_policy: RING_HASH")
-        .replacen("type: STATIC", "type: STRICT_DNS", 1)
+        .replacen("type: STATIC", "type: EDS", 1)
         .replacen("          stat_prefix: ingress\n", "", 1);
     let ran = assert_invalid(
         &config,

@@ -10,6 +10,7 @@ use super::{AdminInfo, Kept, Reply};
 use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
+use crate::upstream::host_set::Host;
 
 /// One admin endpoint.
 pub(crate) struct Endpoint {
@@ -372,13 +373,10 @@ fn prometheus(query: &str, info: &AdminInfo, kept: &Kept) -> Result<Reply, Reply
     )))
 }
 
-/// Per host: each stat's merged value, in name order (as Envoy lists them).
-fn host_stats(info: &AdminInfo, cluster: usize, host: usize) -> Vec<(String, bool, i64)> {
+/// Per host: each stat's merged value over the workers, in name order (as Envoy lists them).
+fn host_stats(host: &Host) -> Vec<(String, bool, i64)> {
     let mut out: Vec<(String, bool, i64)> = Vec::new();
-    for (w, worker) in info.stats.iter().enumerate() {
-        let Some(h) = worker.clusters.get(cluster).and_then(|c| c.hosts.get(host)) else {
-            continue;
-        };
+    for (w, h) in host.stats.iter().enumerate() {
         let mut k = 0;
         HostStats::each_field(h, &mut |name, stat| {
             let (gauge, v) = match stat {
@@ -398,24 +396,29 @@ fn host_stats(info: &AdminInfo, cluster: usize, host: usize) -> Vec<(String, boo
     out
 }
 
+/// `/clusters`: every cluster with its current hosts (as they are now, DNS answers included).
 fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply> {
     let params = params(query, &["format"])?;
     let config = &info.snapshot.bootstrap.clusters;
+    let sets: Vec<_> = (0..config.len())
+        .map(|c| info.layout.hosts.current(c))
+        .collect();
     match param(&params, "format") {
         None | Some("text") => {
             let mut out = String::new();
-            for (c, cluster) in config.iter().enumerate() {
+            for (cluster, set) in config.iter().zip(&sets) {
                 let name = &cluster.name;
                 let _ = writeln!(out, "{name}::observability_name::{name}");
                 let _ = writeln!(out, "{name}::added_via_api::false");
-                for (h, endpoint) in cluster.endpoints.iter().enumerate() {
-                    let host = format!("{name}::{}", endpoint.address);
-                    for (stat, _, v) in host_stats(info, c, h) {
+                for h in &set.hosts {
+                    let host = format!("{name}::{}", h.spec.address);
+                    for (stat, _, v) in host_stats(h) {
                         let _ = writeln!(out, "{host}::{stat}::{v}");
                     }
-                    let _ = writeln!(out, "{host}::hostname::");
+                    let hostname = h.spec.hostname.as_deref().unwrap_or("");
+                    let _ = writeln!(out, "{host}::hostname::{hostname}");
                     let _ = writeln!(out, "{host}::health_flags::healthy");
-                    let _ = writeln!(out, "{host}::weight::{}", endpoint.weight);
+                    let _ = writeln!(out, "{host}::weight::{}", h.spec.weight);
                     for field in ["region", "zone", "sub_zone"] {
                         let _ = writeln!(out, "{host}::{field}::");
                     }
@@ -430,32 +433,9 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
         Some("json") => {
             let statuses: Vec<_> = config
                 .iter()
-                .enumerate()
-                .map(|(c, cluster)| {
-                    let hosts: Vec<_> = cluster
-                        .endpoints
-                        .iter()
-                        .enumerate()
-                        .map(|(h, endpoint)| {
-                            let stats: Vec<_> = host_stats(info, c, h)
-                                .into_iter()
-                                .map(|(name, gauge, v)| {
-                                    if gauge {
-                                        serde_json::json!({"type": "GAUGE", "name": name, "value": v.to_string()})
-                                    } else {
-                                        serde_json::json!({"name": name, "value": v.to_string()})
-                                    }
-                                })
-                                .collect();
-                            serde_json::json!({
-                                "address": socket_address(&endpoint.address),
-                                "stats": stats,
-                                "health_status": {"eds_health_status": "HEALTHY"},
-                                "weight": endpoint.weight,
-                                "locality": {},
-                            })
-                        })
-                        .collect();
+                .zip(&sets)
+                .map(|(cluster, set)| {
+                    let hosts: Vec<_> = set.hosts.iter().map(|h| host_json(h)).collect();
                     serde_json::json!({
                         "name": cluster.name,
                         "observability_name": cluster.name,
@@ -471,6 +451,31 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
             format!("invalid format `{other}` (text or json)\n"),
         )),
     }
+}
+
+/// One host of `/clusters?format=json`.
+fn host_json(host: &Host) -> serde_json::Value {
+    let stats: Vec<_> = host_stats(host)
+        .into_iter()
+        .map(|(name, gauge, v)| {
+            if gauge {
+                serde_json::json!({"type": "GAUGE", "name": name, "value": v.to_string()})
+            } else {
+                serde_json::json!({"name": name, "value": v.to_string()})
+            }
+        })
+        .collect();
+    let mut status = serde_json::json!({
+        "address": socket_address(&host.spec.address),
+        "stats": stats,
+        "health_status": {"eds_health_status": "HEALTHY"},
+        "weight": host.spec.weight,
+        "locality": {},
+    });
+    if let Some(name) = &host.spec.hostname {
+        status["hostname"] = serde_json::json!(name);
+    }
+    status
 }
 
 /// `{"socket_address": {"address", "port_value"}}`, Envoy's `core.v3.Address` in JSON.

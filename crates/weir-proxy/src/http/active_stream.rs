@@ -133,8 +133,8 @@ pub(crate) struct Stream {
     /// The router sent it to `cluster` (rather than answering it).
     pub(crate) forwarded: bool,
     pub(crate) cluster: usize,
-    /// The host its request went to (`usize::MAX` before one was chosen).
-    pub(crate) upstream_host: usize,
+    /// The host its request went to (in its cluster's `HostSlots`), once one was chosen.
+    pub(crate) upstream_host: Option<Id>,
     pub(crate) route_timeout: Option<Duration>,
     pub(crate) route_timer: Option<TimerId>,
     /// The codec found the request ambiguous (a body on GET, HEAD or DELETE), or it is a
@@ -193,7 +193,7 @@ impl Stream {
             route: None,
             forwarded: false,
             cluster: 0,
-            upstream_host: usize::MAX,
+            upstream_host: None,
             route_timeout: None,
             route_timer: None,
             upstream_single_use: single_use,

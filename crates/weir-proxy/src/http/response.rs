@@ -29,7 +29,13 @@ impl Worker {
         self.disarm(&mut stream.retry.timer);
         self.disarm(&mut stream.filter_timer);
         let end = UpstreamEnd::LocalReset;
-        if let Some(up) = end_attempt(&self.stats, &mut self.timers, self.now, stream, end) {
+        if let Some(up) = end_attempt(
+            (&self.stats, &self.clusters),
+            &mut self.timers,
+            self.now,
+            stream,
+            end,
+        ) {
             self.close_upstream(up);
         }
         if let Some(http) = self.stats.http.get(scope) {
@@ -380,7 +386,8 @@ impl Worker {
         if let (true, Some(stream)) = (upstream, self.streams.get(sid))
             && let Some(c) = self.stats.clusters.get(stream.cluster)
         {
-            c.charge(stream.upstream_host, reply.status);
+            let hosts = &self.clusters[stream.cluster].hosts;
+            c.charge(hosts.stats(stream.upstream_host), reply.status);
         }
     }
 }

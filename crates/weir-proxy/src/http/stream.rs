@@ -268,7 +268,8 @@ impl Worker {
                 && let Some(c) = self.stats.clusters.get(stream.cluster)
             {
                 c.common.upstream_rq_timeout.inc();
-                if let Some(h) = c.hosts.get(stream.upstream_host) {
+                let hosts = &self.clusters[stream.cluster].hosts;
+                if let Some(h) = hosts.stats(stream.upstream_host) {
                     h.rq_timeout.inc();
                 }
             }

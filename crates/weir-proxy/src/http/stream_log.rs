@@ -187,7 +187,7 @@ impl Worker {
             duration: Some(self.now.saturating_duration_since(stream.started)),
             request_duration: since(log.request_done),
             response_duration: since(log.first_response_byte),
-            upstream_host: cluster.and_then(|c| c.hosts.get(stream.upstream_host).copied()),
+            upstream_host: cluster.and_then(|c| c.hosts.address(stream.upstream_host?)),
             upstream_cluster: cluster.map(|c| c.name.clone()),
             upstream_local: log.upstream_local,
             downstream_remote: log.downstream_remote.unwrap_or(ds.peer),

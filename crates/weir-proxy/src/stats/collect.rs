@@ -274,7 +274,7 @@ fn collect_ssl(
 
 /// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership.
 fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
-    for (i, (cluster, hosts)) in layout.clusters.iter().enumerate() {
+    for (i, cluster) in layout.clusters.iter().enumerate() {
         let labels = [("envoy_cluster_name", cluster.clone())];
         let prefix = format!("cluster.{cluster}.");
         merge_scope(
@@ -319,7 +319,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 workers,
             );
         }
-        let n = hosts.len() as i64;
+        let n = layout.hosts.current(i).hosts.len() as i64;
         for name in ["membership_total", "membership_healthy"] {
             out.push(Stat {
                 name: format!("{prefix}{name}"),

@@ -16,7 +16,10 @@ pub mod ssl;
 pub(crate) mod statsd;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::upstream::host_set::ClusterHosts;
 
 pub(crate) use collect::{ServerGauges, collect};
 pub use histogram::Histogram;
@@ -224,23 +227,20 @@ pub struct ClusterStats {
     codes: Box<[Counter]>,
     /// `upstream_rq_{1..5}xx`.
     classes: [Counter; 5],
-    /// Per host, in endpoint order.
-    pub hosts: Box<[HostStats]>,
 }
 
 impl ClusterStats {
-    fn new(hosts: usize) -> Self {
+    fn new() -> Self {
         ClusterStats {
             common: ClusterCommon::default(),
             codes: CODES.map(|_| Counter::default()).collect(),
             classes: Default::default(),
-            hosts: (0..hosts).map(|_| HostStats::default()).collect(),
         }
     }
 
     /// Counts an upstream response status (`upstream_rq_<code>` and its class), and the host's
-    /// success or error (5xx).
-    pub(crate) fn charge(&self, host: usize, status: u16) {
+    /// success or error (5xx). Host stats live with their host (see `upstream::host_set`).
+    pub(crate) fn charge(&self, host: Option<&HostStats>, status: u16) {
         if let Some(c) = self
             .codes
             .get(usize::from(status.wrapping_sub(*CODES.start())))
@@ -250,7 +250,7 @@ impl ClusterStats {
         if let Some(c) = self.classes.get(usize::from(status / 100).wrapping_sub(1)) {
             c.inc();
         }
-        if let Some(h) = self.hosts.get(host) {
+        if let Some(h) = host {
             if status >= 500 {
                 &h.rq_error
             } else {
@@ -341,8 +341,10 @@ pub(crate) struct Layout {
     pub(crate) tls_listeners: Vec<bool>,
     /// Some listener has a TLS inspector (so `tls_inspector.*` exist).
     pub(crate) tls_inspector: bool,
-    /// Cluster names and their hosts.
-    pub(crate) clusters: Vec<(String, Vec<SocketAddr>)>,
+    /// Cluster names.
+    pub(crate) clusters: Vec<String>,
+    /// Their current hosts (which change at run time).
+    pub(crate) hosts: Arc<ClusterHosts>,
     /// Per cluster: it speaks TLS to its hosts (so `cluster.<name>.ssl.*` exist).
     pub(crate) tls_clusters: Vec<bool>,
 }
@@ -350,7 +352,11 @@ pub(crate) struct Layout {
 impl Layout {
     /// The stats a config makes: its HCM prefixes, its listeners at `listeners` (bound), its
     /// clusters and their hosts.
-    pub(crate) fn of(snapshot: &crate::snapshot::Snapshot, listeners: Vec<SocketAddr>) -> Layout {
+    pub(crate) fn of(
+        snapshot: &crate::snapshot::Snapshot,
+        listeners: Vec<SocketAddr>,
+        hosts: Arc<ClusterHosts>,
+    ) -> Layout {
         Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
             http_faults: snapshot.http_faults.clone(),
@@ -366,13 +372,9 @@ impl Layout {
                 .bootstrap
                 .clusters
                 .iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        c.endpoints.iter().map(|e| e.address).collect(),
-                    )
-                })
+                .map(|c| c.name.clone())
                 .collect(),
+            hosts,
             tls_clusters: snapshot
                 .bootstrap
                 .clusters
@@ -433,7 +435,7 @@ impl WorkerStats {
             clusters: layout
                 .clusters
                 .iter()
-                .map(|(_, hosts)| ClusterStats::new(hosts.len()))
+                .map(|_| ClusterStats::new())
                 .collect(),
             cluster_ssl: layout
                 .clusters

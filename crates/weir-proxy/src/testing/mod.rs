@@ -35,6 +35,7 @@ use crate::recorder::Recorder;
 use crate::server::{Control, ServerState};
 use crate::snapshot::Snapshot;
 use crate::stats::{Layout, ServerGauges, Value, WorkerStats, collect};
+use crate::upstream::host_set::ClusterHosts;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 pub(crate) use pipe::{Listening, MemoryNet, Peer};
@@ -144,7 +145,12 @@ impl Harness {
                 inbound: l.inbound,
             })
             .collect();
-        let layout = Layout::of(&snapshot, listeners.iter().map(|l| l.address).collect());
+        let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, 1));
+        let layout = Layout::of(
+            &snapshot,
+            listeners.iter().map(|l| l.address).collect(),
+            hosts.clone(),
+        );
         let epoch = Instant::now();
         let state = Arc::new(ServerState {
             started: epoch,
@@ -159,12 +165,13 @@ impl Harness {
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
+            hosts,
         });
         let control = Control::new(Duration::from_secs(5), state);
         let mut net = MemoryNet::default();
-        for (_, hosts) in &layout.clusters {
-            for host in hosts {
-                net.listen(*host, Listening::Accept);
+        for cluster in &snapshot.bootstrap.clusters {
+            for endpoint in &cluster.endpoints {
+                net.listen(endpoint.address, Listening::Accept);
             }
         }
         let flow_trace = snapshot.bootstrap.weir.flow_trace;

@@ -69,26 +69,27 @@ impl Worker {
 
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
     /// the pool's first use). No host: 503 `UH`.
-    fn choose_host(&mut self, sid: Id) -> Option<(usize, usize)> {
+    fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
         let stream = self.streams.get(sid)?;
         let cluster = stream.cluster;
-        let Some(host) = self.clusters[cluster].lb.pick() else {
+        let Some(host) = self.clusters[cluster].hosts.pick() else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
             }
             if let Some(stream) = self.streams.get_mut(sid) {
-                stream.upstream_host = usize::MAX;
+                stream.upstream_host = None;
             }
             let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
             self.local_reply(sid, None, reply);
             return None;
         };
+        let state = &mut self.clusters[cluster];
+        let slot = state.hosts.get_mut(host)?;
+        let first_use = !slot.pool.created;
+        slot.pool.created = true;
         if self.recorder.enabled() {
-            let (name, address) = (
-                self.clusters[cluster].name.clone(),
-                self.clusters[cluster].hosts[host],
-            );
-            if !self.clusters[cluster].pools[host].created {
+            let (name, address) = (state.name.clone(), slot.host.spec.address);
+            if first_use {
                 let name = name.clone();
                 self.trace_stream(sid, || EventKind::PoolCreated {
                     cluster: name,
@@ -100,16 +101,15 @@ impl Worker {
                 host: address,
             });
         }
-        self.clusters[cluster].pools[host].created = true;
         Some((cluster, host))
     }
 
     /// An idle pooled connection to the host that can carry a request (closing the ones the
     /// origin closed or wrote to while idle); with `auto_host_sni`, one opened for `sni`.
-    fn take_pooled(&mut self, cluster: usize, host: usize, sni: Option<&str>) -> Option<Id> {
+    fn take_pooled(&mut self, cluster: usize, host: Id, sni: Option<&str>) -> Option<Id> {
         loop {
             let upstreams = &self.upstreams;
-            let up = self.clusters[cluster].pools[host]
+            let up = (self.clusters[cluster].hosts.get_mut(host)?.pool)
                 .take_idle_where(|id| upstreams.get(id).is_some_and(|u| u.sni.as_deref() == sni))?;
             let usable = self.upstreams.get(up).is_some_and(|u| {
                 u.state == UpstreamState::Idle
@@ -127,8 +127,10 @@ impl Worker {
     /// A new connection to the host: a non-blocking connect, registered once, with its
     /// connect timeout; the stream is attached and waits for it. A connect that fails at once
     /// is retried when the policy says so, else answered 503 `UF`.
-    fn open_upstream(&mut self, sid: Id, cluster: usize, host: usize, sni: Option<Box<str>>) {
-        let address = self.clusters[cluster].hosts[host];
+    fn open_upstream(&mut self, sid: Id, cluster: usize, host: Id, sni: Option<Box<str>>) {
+        let Some(address) = self.clusters[cluster].hosts.address(host) else {
+            return;
+        };
         self.stats.syscalls.connect.add(2);
         let tls = self.clusters[cluster].tls.as_ref();
         let mut conn = match self.net.connect(address, tls, sni.as_deref()) {
@@ -137,12 +139,12 @@ impl Worker {
                 tracing::debug!(cluster = %self.clusters[cluster].name, %address, error = %e, "connect failed");
                 if let Some(c) = self.stats.clusters.get(cluster) {
                     c.common.upstream_cx_connect_fail.inc();
-                    if let Some(h) = c.hosts.get(host) {
-                        h.cx_connect_fail.inc();
-                    }
+                }
+                if let Some(h) = self.clusters[cluster].hosts.stats(Some(host)) {
+                    h.cx_connect_fail.inc();
                 }
                 if let Some(stream) = self.streams.get_mut(sid) {
-                    stream.upstream_host = host;
+                    stream.upstream_host = Some(host);
                 }
                 if self.should_retry(sid, RetryCause::Connect) {
                     return self.schedule_retry(sid);
@@ -180,10 +182,12 @@ impl Worker {
         if let Some(c) = self.stats.clusters.get(cluster) {
             c.common.upstream_cx_total.inc();
             c.common.upstream_cx_active.inc();
-            if let Some(h) = c.hosts.get(host) {
-                h.cx_total.inc();
-                h.cx_active.inc();
-            }
+        }
+        let hosts = &mut self.clusters[cluster].hosts;
+        hosts.opened(host);
+        if let Some(h) = hosts.stats(Some(host)) {
+            h.cx_total.inc();
+            h.cx_active.inc();
         }
         if let Err(e) = registered {
             tracing::warn!(error = %e, "epoll registration failed");
@@ -230,7 +234,7 @@ impl Worker {
             pending,
             per_try_timer: None,
         });
-        stream.upstream_host = conn.host;
+        stream.upstream_host = Some(conn.host);
         if wants_local && let Some(log) = stream.log.as_mut() {
             log.upstream_local = conn.conn.local_addr();
         }
@@ -241,10 +245,11 @@ impl Worker {
                 c.common.upstream_rq_pending_total.inc();
                 c.common.upstream_rq_pending_active.inc();
             }
-            if let Some(h) = c.hosts.get(conn.host) {
-                h.rq_total.inc();
-                h.rq_active.inc();
-            }
+        }
+        let hosts = self.clusters.get(conn.cluster).map(|c| &c.hosts);
+        if let Some(h) = hosts.and_then(|hosts| hosts.stats(Some(conn.host))) {
+            h.rq_total.inc();
+            h.rq_active.inc();
         }
         conn.stream = Some(sid);
         conn.response_seen = false;
@@ -487,7 +492,8 @@ impl Worker {
                 if let Some(stream) = self.streams.get(sid)
                     && let Some(c) = self.stats.clusters.get(stream.cluster)
                 {
-                    c.charge(stream.upstream_host, status);
+                    let hosts = &self.clusters[stream.cluster].hosts;
+                    c.charge(hosts.stats(stream.upstream_host), status);
                 }
                 if self.should_retry(sid, RetryCause::Status(status, &head.headers)) {
                     // This response is not the answer: drop the attempt and try again.
@@ -539,7 +545,9 @@ impl Worker {
             && up.conn.queued() == 0
             && up.conn.write_open()
             && !up.conn.read_eof()
-            && !draining;
+            && !draining
+            // A host that left its cluster takes no more requests.
+            && self.clusters[up.cluster].hosts.reusable(up.host);
         if !reusable {
             return self.close_upstream(id);
         }
@@ -547,8 +555,9 @@ impl Worker {
         up.reused = true;
         up.conn.release_idle_input();
         self.spare_outputs.take_back(&mut up.conn);
-        let (cluster, host) = (up.cluster, up.host);
-        self.clusters[cluster].pools[host].release(id);
+        if let Some(slot) = self.clusters[up.cluster].hosts.get_mut(up.host) {
+            slot.pool.release(id);
+        }
         // A readable edge still remembered is a FIN that came with the response (its read was
         // short but `hup_seen` kept the edge) or bytes past a read that filled the buffer: no
         // new edge will come for either, so look now rather than hand the next request a
@@ -655,7 +664,7 @@ impl Worker {
                 | Failure::ConnectTimeout
                 | Failure::Tls => {
                     c.common.upstream_cx_connect_fail.inc();
-                    if let Some(h) = c.hosts.get(host) {
+                    if let Some(h) = self.clusters[cluster].hosts.stats(Some(host)) {
                         h.cx_connect_fail.inc();
                     }
                     if failure == Failure::ConnectTimeout {
@@ -751,9 +760,17 @@ impl Worker {
         };
         let mut timer = up.connect_timer.take();
         self.disarm(&mut timer);
-        if up.state == UpstreamState::Idle {
-            self.clusters[up.cluster].pools[up.host].remove(id);
+        let hosts = &mut self.clusters[up.cluster].hosts;
+        if up.state == UpstreamState::Idle
+            && let Some(slot) = hosts.get_mut(up.host)
+        {
+            slot.pool.remove(id);
         }
+        if let Some(h) = hosts.stats(Some(up.host)) {
+            h.cx_active.dec();
+        }
+        // Last: a host that left its cluster is forgotten with its last connection.
+        hosts.closed(up.host);
         self.syscalls().other();
         if let Some(c) = self.stats.clusters.get(up.cluster) {
             let cs = &c.common;
@@ -777,9 +794,6 @@ impl Worker {
             }
             let lived = self.now.saturating_duration_since(up.opened);
             cs.upstream_cx_length_ms.record(lived.as_millis() as u64);
-            if let Some(h) = c.hosts.get(up.host) {
-                h.cx_active.dec();
-            }
         }
     }
 }

@@ -28,6 +28,11 @@ impl ConnPool {
         self.idle.push(id);
     }
 
+    /// Empties the pool (its host left the cluster): the idle connections, to close.
+    pub(crate) fn drain(&mut self) -> Vec<Id> {
+        std::mem::take(&mut self.idle)
+    }
+
     /// Forgets a connection that closed while idle.
     pub(crate) fn remove(&mut self, id: Id) {
         self.idle.retain(|&i| i != id);

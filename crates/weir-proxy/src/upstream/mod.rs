@@ -2,11 +2,13 @@
 
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
+pub(crate) mod dns;
+pub(crate) mod host_set;
 pub(crate) mod load_balancer;
 mod origin_tls;
 pub(crate) mod retry;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 
 use weir_config::Cluster;
 
@@ -16,15 +18,12 @@ use crate::http::active_stream::Stream;
 use crate::stats::WorkerStats;
 use crate::worker::{TimerKey, Worker};
 
-use conn_pool::ConnPool;
-use load_balancer::RoundRobin;
+use host_set::{HostSet, HostSlots};
 
-/// One cluster as one worker sees it: its balancer state and a pool per host.
+/// One cluster as one worker sees it: its hosts (each with its pool) and balancer.
 pub(crate) struct ClusterState {
     pub(crate) name: weir_flow::Name,
-    pub(crate) hosts: Vec<SocketAddr>,
-    pub(crate) pools: Vec<ConnPool>,
-    pub(crate) lb: RoundRobin,
+    pub(crate) hosts: HostSlots,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) buffer_limit: usize,
     /// Its `header_key_format`: how requests' names are written to it.
@@ -33,32 +32,19 @@ pub(crate) struct ClusterState {
     pub(crate) tls: Option<weir_config::UpstreamTls>,
     /// `upstream_http_protocol_options.auto_sni`: the SNI comes from each request.
     pub(crate) auto_sni: Option<weir_config::AutoSni>,
-    /// Each host's `hostname` (the SNI under `auto_host_sni`).
-    pub(crate) hostnames: Vec<Option<Box<str>>>,
 }
 
 impl ClusterState {
-    pub(crate) fn new(cluster: &Cluster, worker: usize) -> Self {
+    pub(crate) fn new(cluster: &Cluster, hosts: Arc<HostSet>, worker: usize) -> Self {
         ClusterState {
             name: cluster.name.as_str().into(),
-            hosts: cluster.endpoints.iter().map(|e| e.address).collect(),
-            pools: cluster
-                .endpoints
-                .iter()
-                .map(|_| ConnPool::default())
-                .collect(),
-            lb: RoundRobin::new(cluster.endpoints.iter().map(|e| e.weight), worker),
+            hosts: HostSlots::new(hosts, worker),
             connect_timeout: cluster.connect_timeout,
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
             key_format: cluster.header_key_format,
             tls: cluster.tls.clone(),
             auto_sni: cluster.auto_sni.clone(),
-            hostnames: cluster
-                .endpoints
-                .iter()
-                .map(|e| e.hostname.as_deref().map(Box::from))
-                .collect(),
         }
     }
 }
@@ -79,7 +65,7 @@ pub(crate) enum UpstreamEnd {
 /// `per_try_timeout` is disarmed. Returns the attempt's upstream connection, which the caller
 /// closes (or, after a complete response, may pool). The one place an attempt ends.
 pub(crate) fn end_attempt(
-    stats: &WorkerStats,
+    (stats, clusters): (&WorkerStats, &[ClusterState]),
     timers: &mut TimerWheel<TimerKey>,
     now: std::time::Instant,
     stream: &mut Stream,
@@ -95,7 +81,8 @@ pub(crate) fn end_attempt(
         if attempt.pending {
             cs.upstream_rq_pending_active.dec();
         }
-        if let Some(h) = c.hosts.get(stream.upstream_host) {
+        let host = clusters.get(stream.cluster);
+        if let Some(h) = host.and_then(|c| c.hosts.stats(stream.upstream_host)) {
             h.rq_active.dec();
         }
         match end {
@@ -115,6 +102,12 @@ impl Worker {
     /// Ends stream `sid`'s current attempt ([`end_attempt`]); returns its connection.
     pub(crate) fn end_attempt(&mut self, sid: Id, end: UpstreamEnd) -> Option<Id> {
         let stream = self.streams.get_mut(sid)?;
-        end_attempt(&self.stats, &mut self.timers, self.now, stream, end)
+        end_attempt(
+            (&self.stats, &self.clusters),
+            &mut self.timers,
+            self.now,
+            stream,
+            end,
+        )
     }
 }

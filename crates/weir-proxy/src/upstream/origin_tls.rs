@@ -10,7 +10,7 @@ impl Worker {
     /// fixed `sni`: under the cluster's `auto_sni`, the request's `host` (or
     /// `override_auto_sni_header`) without its port; under `auto_host_sni`, the endpoint's
     /// `hostname`. Envoy's precedence, in that order.
-    pub(crate) fn connection_sni(&self, sid: Id, cluster: usize, host: usize) -> Option<Box<str>> {
+    pub(crate) fn connection_sni(&self, sid: Id, cluster: usize, host: Id) -> Option<Box<str>> {
         let state = &self.clusters[cluster];
         let tls = state.tls.as_ref()?;
         if let Some(auto) = &state.auto_sni {
@@ -25,7 +25,7 @@ impl Worker {
             return (!name.is_empty()).then(|| name.to_ascii_lowercase().into_boxed_str());
         }
         if tls.auto_host_sni {
-            return state.hostnames.get(host)?.clone();
+            return state.hosts.get(host)?.host.spec.hostname.clone();
         }
         None
     }

@@ -171,7 +171,8 @@ impl Worker {
         attempt.per_try_timer = None;
         if let Some(c) = self.stats.clusters.get(stream.cluster) {
             c.common.upstream_rq_per_try_timeout.inc();
-            if let Some(h) = c.hosts.get(stream.upstream_host) {
+            let hosts = &self.clusters[stream.cluster].hosts;
+            if let Some(h) = hosts.stats(stream.upstream_host) {
                 h.rq_timeout.inc();
             }
         }

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod dns;
 pub(crate) mod pki;
 
 use std::collections::HashMap;
@@ -817,7 +818,15 @@ impl Origin {
     pub(crate) fn start(
         handler: impl Fn(&mut OriginRequest<'_>) -> io::Result<Reply> + Send + Sync + 'static,
     ) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        Origin::start_at("127.0.0.1:0".parse().expect("address"), handler)
+    }
+
+    /// An origin at `address` (another loopback address, a chosen port).
+    pub(crate) fn start_at(
+        address: SocketAddr,
+        handler: impl Fn(&mut OriginRequest<'_>) -> io::Result<Reply> + Send + Sync + 'static,
+    ) -> Origin {
+        let listener = TcpListener::bind(address).expect("bind origin");
         let addr = listener.local_addr().expect("origin addr");
         let stats = Arc::new(OriginStats::default());
         let handler: Arc<Handler> = Arc::new(handler);

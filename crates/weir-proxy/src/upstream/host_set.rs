@@ -1,0 +1,404 @@
+//! A cluster's hosts as they change at run time (DNS answers now; reload and EDS later).
+//!
+//! Whoever learns of a change (the DNS thread) builds the cluster's next [`HostSet`] with
+//! [`ClusterHosts::replace`], which bumps one generation for all clusters and keeps each
+//! surviving host's [`Host`] (its id and its stats). Each worker compares that generation once
+//! per wake round and, when it moved, applies the new sets to its own [`HostSlots`]: new hosts
+//! get a pool, removed ones leave the balancer at once and are forgotten when their last
+//! connection closes (in-flight requests finish; idle connections are closed). So a request
+//! always picks from one consistent set, and no worker ever waits on another.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::event::token::{GenSlab, Id};
+use crate::stats::HostStats;
+
+use super::conn_pool::ConnPool;
+use super::load_balancer::RoundRobin;
+
+/// A host's identity for as long as it stays in its cluster, across updates (a position in
+/// the list would shift when a host before it goes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct HostId(u64);
+
+/// What makes a host: where it is, its weight, and the name it is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostSpec {
+    pub(crate) address: SocketAddr,
+    pub(crate) weight: u32,
+    /// `endpoint.hostname` (the SNI under `auto_host_sni`), or the DNS name it came from.
+    pub(crate) hostname: Option<Box<str>>,
+}
+
+impl HostSpec {
+    /// A static endpoint of the config.
+    pub(crate) fn of(endpoint: &weir_config::Endpoint) -> HostSpec {
+        HostSpec {
+            address: endpoint.address,
+            weight: endpoint.weight,
+            hostname: endpoint.hostname.as_deref().map(Box::from),
+        }
+    }
+}
+
+/// What makes a host of a new set the same as one of the old set (so it keeps its id, pool
+/// and stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Identity {
+    /// Its address (STATIC and `STRICT_DNS` hosts).
+    ByAddress,
+    /// Being the cluster's one host (`LOGICAL_DNS`): a new address changes where new
+    /// connections go, and connections made before keep theirs.
+    Logical,
+}
+
+/// One host of one cluster, shared by every worker; never changed in place (a new weight
+/// makes a new `Host` with the same id and stats).
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) id: HostId,
+    pub(crate) spec: HostSpec,
+    /// One scope per worker, each written by its worker only; the admin sums them.
+    pub(crate) stats: Arc<[HostStats]>,
+}
+
+/// One version of a cluster's hosts, in the order the balancer walks them.
+#[derive(Debug, Default)]
+pub(crate) struct HostSet {
+    pub(crate) hosts: Vec<Arc<Host>>,
+}
+
+/// Every cluster's current host set, for the workers, the admin, and what changes them.
+#[derive(Debug)]
+pub(crate) struct ClusterHosts {
+    sets: Box<[Mutex<Arc<HostSet>>]>,
+    /// Bumped by every change to any cluster: one load per wake round tells a worker whether
+    /// to look.
+    generation: AtomicU64,
+    next_id: AtomicU64,
+    workers: usize,
+}
+
+impl ClusterHosts {
+    /// Each cluster's first hosts (`initial[c]`), with host stats for `workers` workers.
+    pub(crate) fn new(initial: Vec<Vec<HostSpec>>, workers: usize) -> ClusterHosts {
+        let hosts = ClusterHosts {
+            sets: Box::new([]),
+            generation: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            workers,
+        };
+        let sets = initial
+            .into_iter()
+            .map(|specs| {
+                let set = HostSet {
+                    hosts: specs.into_iter().map(|s| hosts.new_host(s)).collect(),
+                };
+                Mutex::new(Arc::new(set))
+            })
+            .collect();
+        ClusterHosts { sets, ..hosts }
+    }
+
+    /// The clusters of a config with their configured endpoints.
+    pub(crate) fn of(clusters: &[weir_config::Cluster], workers: usize) -> ClusterHosts {
+        let initial = clusters
+            .iter()
+            .map(|c| c.endpoints.iter().map(HostSpec::of).collect())
+            .collect();
+        ClusterHosts::new(initial, workers)
+    }
+
+    fn new_host(&self, spec: HostSpec) -> Arc<Host> {
+        Arc::new(Host {
+            id: HostId(self.next_id.fetch_add(1, Ordering::Relaxed)),
+            spec,
+            stats: (0..self.workers).map(|_| HostStats::default()).collect(),
+        })
+    }
+
+    /// Changes counted so far (a worker applies the sets when this moved).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Cluster `cluster`'s current hosts (empty for a cluster that does not exist).
+    pub(crate) fn current(&self, cluster: usize) -> Arc<HostSet> {
+        self.sets.get(cluster).map_or_else(Arc::default, |set| {
+            set.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
+    }
+
+    /// Makes `specs` cluster `cluster`'s hosts. A host that stays (by `identity`) keeps its
+    /// id and stats (several at one address are matched in order); returns false, and changes
+    /// nothing, when the set is the same.
+    pub(crate) fn replace(&self, cluster: usize, specs: Vec<HostSpec>, identity: Identity) -> bool {
+        let Some(slot) = self.sets.get(cluster) else {
+            return false;
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let same = slot.hosts.len() == specs.len()
+            && slot.hosts.iter().zip(&specs).all(|(h, s)| h.spec == *s);
+        if same {
+            return false;
+        }
+        let mut old: HashMap<SocketAddr, Vec<Arc<Host>>> = HashMap::new();
+        for host in slot.hosts.iter().rev() {
+            old.entry(host.spec.address).or_default().push(host.clone());
+        }
+        if let (Identity::Logical, [was], [spec]) = (identity, &slot.hosts[..], &specs[..]) {
+            // The logical host moves: same id, same stats, the new address.
+            old = HashMap::from([(spec.address, vec![was.clone()])]);
+        }
+        let hosts = specs
+            .into_iter()
+            .map(|spec| match old.get_mut(&spec.address).and_then(Vec::pop) {
+                Some(host) if host.spec == spec => host,
+                Some(host) => Arc::new(Host {
+                    id: host.id,
+                    spec,
+                    stats: host.stats.clone(),
+                }),
+                None => self.new_host(spec),
+            })
+            .collect();
+        *slot = Arc::new(HostSet { hosts });
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+}
+
+/// One host as one worker sees it: its pool and how many of its connections are open.
+#[derive(Debug)]
+pub(crate) struct HostSlot {
+    pub(crate) host: Arc<Host>,
+    pub(crate) pool: ConnPool,
+    /// Connections to it that are open (in use or idle).
+    pub(crate) conns: u32,
+    /// It left the cluster: nothing new goes to it, and it is forgotten with its last
+    /// connection.
+    pub(crate) removed: bool,
+}
+
+/// One worker's hosts of one cluster: a slot per host, referred to by generational [`Id`]s
+/// (a connection or stream holds one, and a slot freed meanwhile reads as gone), the live ones
+/// in set order and the balancer over them.
+pub(crate) struct HostSlots {
+    set: Arc<HostSet>,
+    slots: GenSlab<HostSlot>,
+    live: Vec<Id>,
+    lb: RoundRobin,
+    /// This worker's index: its scope in each host's stats, and its balancer's offset.
+    worker: usize,
+}
+
+impl HostSlots {
+    pub(crate) fn new(set: Arc<HostSet>, worker: usize) -> HostSlots {
+        let mut slots = HostSlots {
+            set: Arc::default(),
+            slots: GenSlab::new(),
+            live: Vec::new(),
+            lb: RoundRobin::new([], worker),
+            worker,
+        };
+        slots.apply(set);
+        slots
+    }
+
+    /// The set these slots follow.
+    pub(crate) fn set(&self) -> &Arc<HostSet> {
+        &self.set
+    }
+
+    /// Follows `set`: returns the idle connections of the hosts that left it, for the caller
+    /// to close (their busy ones close when their request ends: see [`HostSlots::reusable`]).
+    pub(crate) fn apply(&mut self, set: Arc<HostSet>) -> Vec<Id> {
+        let mut kept: HashMap<HostId, Id> = self
+            .live
+            .iter()
+            .filter_map(|&id| Some((self.slots.get(id)?.host.id, id)))
+            .collect();
+        let mut live = Vec::with_capacity(set.hosts.len());
+        for host in &set.hosts {
+            let id = match kept.remove(&host.id) {
+                Some(id) => {
+                    if let Some(slot) = self.slots.get_mut(id) {
+                        slot.host = host.clone();
+                    }
+                    id
+                }
+                None => self.slots.insert_with(|_| HostSlot {
+                    host: host.clone(),
+                    pool: ConnPool::default(),
+                    conns: 0,
+                    removed: false,
+                }),
+            };
+            live.push(id);
+        }
+        let mut idle = Vec::new();
+        for (_, id) in kept {
+            if let Some(slot) = self.slots.get_mut(id) {
+                slot.removed = true;
+                idle.extend(slot.pool.drain());
+                if slot.conns == 0 {
+                    self.slots.remove(id);
+                }
+            }
+        }
+        self.lb = RoundRobin::new(set.hosts.iter().map(|h| h.spec.weight), self.worker);
+        self.live = live;
+        self.set = set;
+        idle
+    }
+
+    /// The balancer's next host, `None` when the cluster has none.
+    pub(crate) fn pick(&mut self) -> Option<Id> {
+        self.lb.pick().and_then(|i| self.live.get(i).copied())
+    }
+
+    /// The live hosts, in set order.
+    pub(crate) fn live(&self) -> &[Id] {
+        &self.live
+    }
+
+    pub(crate) fn get(&self, id: Id) -> Option<&HostSlot> {
+        self.slots.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: Id) -> Option<&mut HostSlot> {
+        self.slots.get_mut(id)
+    }
+
+    /// Host `id`'s address (`None` once it is forgotten).
+    pub(crate) fn address(&self, id: Id) -> Option<SocketAddr> {
+        Some(self.slots.get(id)?.host.spec.address)
+    }
+
+    /// This worker's stats of host `id`.
+    pub(crate) fn stats(&self, id: Option<Id>) -> Option<&HostStats> {
+        self.slots.get(id?)?.host.stats.get(self.worker)
+    }
+
+    /// A connection to host `id` opened.
+    pub(crate) fn opened(&mut self, id: Id) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.conns += 1;
+        }
+    }
+
+    /// A connection to host `id` closed: a removed host goes with its last one.
+    pub(crate) fn closed(&mut self, id: Id) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.conns = slot.conns.saturating_sub(1);
+            if slot.removed && slot.conns == 0 {
+                self.slots.remove(id);
+            }
+        }
+    }
+
+    /// Whether a connection to host `id` may go back to its pool (not once the host left).
+    pub(crate) fn reusable(&self, id: Id) -> bool {
+        self.slots.get(id).is_some_and(|s| !s.removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(address: &str, weight: u32) -> HostSpec {
+        HostSpec {
+            address: address.parse().unwrap(),
+            weight,
+            hostname: None,
+        }
+    }
+
+    #[test]
+    fn a_replaced_set_keeps_the_ids_and_stats_of_hosts_that_stay() {
+        let hosts = ClusterHosts::new(
+            vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
+            2,
+        );
+        let before = hosts.current(0);
+        before.hosts[1].stats[1].rq_total.inc();
+        let by_address = Identity::ByAddress;
+        let same = vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)];
+        assert!(!hosts.replace(0, same, by_address));
+        assert_eq!(hosts.generation(), 0);
+        let next = vec![spec("10.0.0.2:80", 3), spec("10.0.0.3:80", 1)];
+        assert!(hosts.replace(0, next, by_address));
+        assert_eq!(hosts.generation(), 1);
+        let after = hosts.current(0);
+        assert_eq!(after.hosts[0].id, before.hosts[1].id);
+        assert_eq!(after.hosts[0].spec.weight, 3);
+        assert_eq!(after.hosts[0].stats[1].rq_total.get(), 1);
+        assert!(after.hosts[1].id != before.hosts[0].id && after.hosts[1].id != before.hosts[1].id);
+        assert!(!hosts.replace(7, Vec::new(), by_address), "no such cluster");
+    }
+
+    #[test]
+    fn a_logical_host_keeps_its_id_when_its_address_changes() {
+        let hosts = ClusterHosts::new(vec![vec![spec("10.0.0.1:80", 1)]], 1);
+        let before = hosts.current(0).hosts[0].id;
+        assert!(hosts.replace(0, vec![spec("10.0.0.9:80", 1)], Identity::Logical));
+        let after = &hosts.current(0).hosts[0];
+        assert_eq!(
+            (after.id, after.spec.address),
+            (before, "10.0.0.9:80".parse().unwrap())
+        );
+        assert!(hosts.replace(0, vec![spec("10.0.0.1:80", 1)], Identity::ByAddress));
+        assert_ne!(
+            hosts.current(0).hosts[0].id,
+            before,
+            "by address it is another host"
+        );
+    }
+
+    #[test]
+    fn a_removed_host_drains_then_goes() {
+        let hosts = ClusterHosts::new(
+            vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
+            1,
+        );
+        let mut slots = HostSlots::new(hosts.current(0), 0);
+        let (a, b) = (slots.live()[0], slots.live()[1]);
+        let picks: Vec<Id> = (0..4).map(|_| slots.pick().unwrap()).collect();
+        assert_eq!(picks, vec![a, b, a, b]);
+        // b has one busy and one idle connection.
+        slots.opened(b);
+        slots.opened(b);
+        let idle_conn = crate::event::token::fixed(9);
+        slots.get_mut(b).unwrap().pool.release(idle_conn);
+
+        let next = vec![spec("10.0.0.1:80", 1), spec("10.0.0.3:80", 1)];
+        hosts.replace(0, next, Identity::ByAddress);
+        let idle = slots.apply(hosts.current(0));
+        assert_eq!(idle, vec![idle_conn], "the idle connection is closed");
+        assert_eq!(slots.live()[0], a, "a kept its slot");
+        assert!(
+            !slots.reusable(b),
+            "b's busy connection closes after its request"
+        );
+        assert_eq!(slots.address(b), Some("10.0.0.2:80".parse().unwrap()));
+        let c = slots.live()[1];
+        assert!(
+            (0..4).all(|_| slots.pick() != Some(b)),
+            "b takes nothing new"
+        );
+        slots.closed(b);
+        assert!(slots.get(b).is_some());
+        slots.closed(b);
+        assert!(slots.get(b).is_none(), "gone with its last connection");
+        assert!(slots.get(c).is_some());
+
+        hosts.replace(0, Vec::new(), Identity::ByAddress);
+        slots.apply(hosts.current(0));
+        assert_eq!(slots.pick(), None);
+        assert!(slots.get(a).is_none() && slots.get(c).is_none());
+    }
+}
