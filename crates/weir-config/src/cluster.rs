@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::bootstrap::{Role, address, dns_address};
-use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy};
+use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.cluster.v3.Cluster` fields weir does not support yet.
@@ -23,11 +23,7 @@ const CLUSTER_ENVOY: &[&str] = &[
     "cleanup_interval",
     "upstream_bind_config",
     "lb_subset_config",
-    "ring_hash_lb_config",
-    "maglev_lb_config",
     "original_dst_lb_config",
-    "least_request_lb_config",
-    "round_robin_lb_config",
     "common_lb_config",
     "metadata",
     "protocol_selection",
@@ -176,25 +172,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         },
         None => Some(DEFAULT_CONNECT_TIMEOUT),
     };
-    let lb_policy = match o.get(cx, "lb_policy") {
-        Some(p) => p
-            .enumeration_subset(
-                cx,
-                "lb_policy",
-                &[
-                    ("ROUND_ROBIN", 0),
-                    ("LEAST_REQUEST", 1),
-                    ("RING_HASH", 2),
-                    ("RANDOM", 3),
-                    ("MAGLEV", 5),
-                    ("CLUSTER_PROVIDED", 6),
-                    ("LOAD_BALANCING_POLICY_CONFIG", 7),
-                ],
-                &["ROUND_ROBIN"],
-            )
-            .map(|_| LbPolicy::RoundRobin),
-        None => Some(LbPolicy::RoundRobin),
-    };
+    let lb_policy = crate::lb::policy(cx, &mut o);
     let assignment = o.get(cx, "load_assignment");
     let (endpoints, discovery) = if dns {
         let targets = match &assignment {

@@ -82,7 +82,6 @@ const ROUTE_ACTION_ENVOY: &[&str] = &[
     "priority",
     "rate_limits",
     "include_vh_rate_limits",
-    "hash_policy",
     "cors",
     "max_grpc_timeout",
     "grpc_timeout_offset",
@@ -385,9 +384,11 @@ fn forward_action(cx: &mut Cx, f: &Field<'_>, scope: &Scope<'_>) -> Option<Forwa
         None => Some(scope.retry_policy.clone()),
     };
     let upgrade_configs = upgrade_configs(cx, &mut o, true);
+    let hash_policy = crate::hash_policy::hash_policies(cx, &mut o);
     o.finish(cx);
     Some(ForwardAction {
         upgrade_configs: upgrade_configs?,
+        hash_policy: hash_policy?,
         target: target?,
         timeout: timeout?,
         prefix_rewrite: prefix_rewrite?,

@@ -75,7 +75,7 @@ fn enum_names_in_any_case() {
     assert_eq!(
         errors(&edit("lb_policy: ROUND_ROBIN", "lb_policy: roundrobin")),
         [
-            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected ROUND_ROBIN"
+            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV"
         ]
     );
     // An Envoy value weir lacks, in any case, is "not supported yet".
@@ -321,11 +321,14 @@ fn names_and_addresses_are_compared_in_the_first_run() {
     assert_eq!(e.len(), 3, "{e:#?}");
     // Clusters too.
     let cluster = &BASE[BASE.find("  - name: origin").unwrap()..];
-    let text = format!("{BASE}{}", cluster.replace("ROUND_ROBIN", "MAGLEV"));
+    let text = format!(
+        "{BASE}{}",
+        cluster.replace("ROUND_ROBIN", "CLUSTER_PROVIDED")
+    );
     assert_eq!(
         errors(&text),
         [
-            "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet",
+            "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet",
             "static_resources.clusters[1].name: duplicate cluster name `origin` (also the name of clusters[0])",
         ]
     );

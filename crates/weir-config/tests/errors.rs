@@ -120,19 +120,71 @@ fn the_base_config_is_valid() {
 fn unsupported_lb_policy() {
     check(
         "/static_resources/clusters/1/lb_policy",
-        json!("RING_HASH"),
-        &["static_resources.clusters[1].lb_policy: RING_HASH is not supported yet"],
-    );
-    check(
-        "/static_resources/clusters/1/lb_policy",
-        json!("LEAST_REQUEST"),
-        &["static_resources.clusters[1].lb_policy: LEAST_REQUEST is not supported yet"],
+        json!("CLUSTER_PROVIDED"),
+        &["static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet"],
     );
     check(
         "/static_resources/clusters/1/lb_policy",
         json!("FASTEST"),
         &[
-            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected ROUND_ROBIN",
+            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV",
+        ],
+    );
+}
+
+#[test]
+fn lb_configs() {
+    let c = "static_resources.clusters[1]";
+    check(
+        "/static_resources/clusters/1/maglev_lb_config",
+        json!({"table_size": 65536}),
+        &[&format!(
+            "{c}.maglev_lb_config.table_size: table_size must be a prime number no larger than 5000011"
+        )],
+    );
+    check(
+        "/static_resources/clusters/1/ring_hash_lb_config",
+        json!({"minimum_ring_size": 4096, "maximum_ring_size": 1024, "hash_function": "MURMUR_HASH_2"}),
+        &[&format!(
+            "{c}.ring_hash_lb_config.hash_function: MURMUR_HASH_2 is not supported yet"
+        )],
+    );
+    check(
+        "/static_resources/clusters/1/ring_hash_lb_config",
+        json!({"minimum_ring_size": 4096, "maximum_ring_size": 1024}),
+        &[&format!(
+            "{c}.ring_hash_lb_config.maximum_ring_size: maximum_ring_size must be at least minimum_ring_size"
+        )],
+    );
+    check(
+        "/static_resources/clusters/1/least_request_lb_config",
+        json!({"choice_count": 1, "active_request_bias": {"default_value": -1}}),
+        &[
+            &format!("{c}.least_request_lb_config.choice_count: choice_count must be at least 2"),
+            &format!(
+                "{c}.least_request_lb_config.active_request_bias.default_value: active_request_bias must be a number ≥ 0"
+            ),
+        ],
+    );
+    let route = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes/0/route";
+    let mut doc = valid();
+    set(
+        &mut doc,
+        "/static_resources/clusters/1/lb_policy",
+        json!("RING_HASH"),
+    );
+    set(
+        &mut doc,
+        &format!("{route}/hash_policy"),
+        json!([{"header": {"header_name": "X-User"}, "terminal": true}, {"cookie": {"name": "s", "ttl": "10s"}}, {"connection_properties": {"source_ip": true}}, {"query_parameter": {"name": "id"}}]),
+    );
+    weir_config::parse(&doc.to_string()).expect("every hash policy weir supports");
+    check(
+        &format!("{route}/hash_policy"),
+        json!([{"header": {"header_name": "a"}, "cookie": {"name": "b"}}, {"filter_state": {"key": "k"}}]),
+        &[
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.hash_policy[0]: a hash policy has exactly one of header, cookie, connection_properties, query_parameter and filter_state",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.hash_policy[1].filter_state: this Envoy field is not supported by weir yet",
         ],
     );
 }
@@ -1098,7 +1150,7 @@ fn many_errors_are_collected_in_document_order() {
     set(
         &mut doc,
         "/static_resources/clusters/1/lb_policy",
-        json!("MAGLEV"),
+        json!("CLUSTER_PROVIDED"),
     );
     set(
         &mut doc,
@@ -1112,8 +1164,8 @@ fn many_errors_are_collected_in_document_order() {
             format!("{HCM_PATH}.stat_prefix: `stat_prefix` is required"),
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
-            "static_resources.clusters[1].lb_policy: MAGLEV is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

@@ -272,7 +272,7 @@ fn two_workers_serve_many_short_connections() {
 fn run_with_an_invalid_config_exits_1() {
     let config = proxy_config("127.0.0.1:9".parse().expect("addr")).replacen(
         "lb_policy: ROUND_ROBIN",
-        "lb_policy: RING_HASH",
+        "lb_policy: CLUSTER_PROVIDED",
         1,
     );
     let file = TempFile::new("invalid-run.yaml", config);
@@ -287,8 +287,9 @@ fn run_with_an_invalid_config_exits_1() {
         "{ran}"
     );
     assert!(
-        ran.stderr
-            .contains("static_resources.clusters[0].lb_policy: RING_HASH is not supported yet"),
+        ran.stderr.contains(
+            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+        ),
         "{ran}"
     );
     assert!(

@@ -149,13 +149,14 @@ fn unknown_field_suggests_the_near_miss() {
 #[test]
 fn ring_hash_is_not_supported() {
     let ran = assert_invalid(
-        &edit("lb_policy: ROUND_ROBIN", "lb_policy: RING_HASH"),
+        &edit("lb_policy: ROUND_ROBIN", "lb_policy: CLUSTER_PROVIDED"),
         "static_resources.clusters[0].lb_policy",
-        &["RING_HASH is not supported yet"],
+        &["CLUSTER_PROVIDED is not supported yet"],
     );
     assert!(
-        ran.stderr
-            .contains("static_resources.clusters[0].lb_policy: RING_HASH is not supported yet"),
+        ran.stderr.contains(
+            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+        ),
         "{ran}"
     );
 }
@@ -248,13 +249,13 @@ fn nonexistent_file() {
 
 #[test]
 fn every_error_is_reported_one_per_line() {
-    let config = edit("lb_policy: ROUND_ROBIN", "lb_policy: RING_HASH")
+    let config = edit("lb_policy: ROUND_ROBIN", "lb_policy: CLUSTER_PROVIDED")
         .replacen("type: STATIC", "type: EDS", 1)
         .replacen("          stat_prefix: ingress\n", "", 1);
     let ran = assert_invalid(
         &config,
         "static_resources.clusters[0].lb_policy",
-        &["RING_HASH is not supported yet"],
+        &["CLUSTER_PROVIDED is not supported yet"],
     );
     let errors: Vec<&str> = ran.stderr.lines().skip(1).collect();
     assert_eq!(errors.len(), 3, "{ran}");
@@ -274,13 +275,14 @@ fn every_error_is_reported_one_per_line() {
 fn json_config_errors_name_the_path_too() {
     let file = TempFile::new(
         "broken.json",
-        r#"{"static_resources": {"clusters": [{"name": "a", "lb_policy": "MAGLEV"}]}}"#,
+        r#"{"static_resources": {"clusters": [{"name": "a", "lb_policy": "CLUSTER_PROVIDED"}]}}"#,
     );
     let ran = validate(&file);
     assert_eq!(ran.code(), Some(1), "{ran}");
     assert!(
-        ran.stderr
-            .contains("static_resources.clusters[0].lb_policy: MAGLEV is not supported yet"),
+        ran.stderr.contains(
+            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+        ),
         "{ran}"
     );
 }

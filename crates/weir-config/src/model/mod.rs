@@ -325,7 +325,7 @@ pub struct Cluster {
     pub name: String,
     /// `connect_timeout` (default 5 s).
     pub connect_timeout: Duration,
-    /// `lb_policy`: ROUND_ROBIN only for now.
+    /// `lb_policy` and its config.
     pub lb_policy: LbPolicy,
     /// `load_assignment.endpoints[].lb_endpoints[]`, flattened in config order (a DNS
     /// cluster's are in `discovery`, and this is empty).
@@ -438,11 +438,40 @@ impl CertSource {
     }
 }
 
-/// `lb_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `lb_policy`, with its `*_lb_config`.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LbPolicy {
     /// `ROUND_ROBIN` (default), weighted by `load_balancing_weight`.
     RoundRobin,
+    /// `LEAST_REQUEST`: the fewer active requests the likelier (`least_request_lb_config`).
+    LeastRequest {
+        /// `choice_count` (default 2): hosts drawn when all weights are equal.
+        choice_count: u32,
+        /// `active_request_bias.default_value` (default 1.0): with unequal weights, a host's
+        /// weight is divided by `(active requests + 1) ^ bias`.
+        active_request_bias: f64,
+    },
+    /// `RANDOM`, weighted.
+    Random,
+    /// `RING_HASH` (`ring_hash_lb_config`, xxHash).
+    RingHash {
+        /// `minimum_ring_size` (default 1024).
+        minimum_ring_size: u64,
+        /// `maximum_ring_size` (default 8M).
+        maximum_ring_size: u64,
+    },
+    /// `MAGLEV` (`maglev_lb_config`).
+    Maglev {
+        /// `table_size` (default 65537, prime).
+        table_size: u64,
+    },
+}
+
+impl LbPolicy {
+    /// It picks by the request's hash (`hash_policy`).
+    pub fn hashes(&self) -> bool {
+        matches!(self, LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. })
+    }
 }
 
 /// One `lb_endpoints[]` entry.

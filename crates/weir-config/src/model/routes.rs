@@ -208,6 +208,8 @@ pub struct ForwardAction {
     pub retry_policy: Option<RetryPolicy>,
     /// `upgrade_configs`: per upgrade type, overrides the connection manager's.
     pub upgrade_configs: Vec<UpgradeConfig>,
+    /// `hash_policy`: what a hashing load balancer hashes, in order.
+    pub hash_policy: Vec<HashPolicy>,
 }
 
 /// `retry_policy`: when and how often a failed upstream attempt is tried again.
@@ -416,4 +418,43 @@ pub enum AppendAction {
     OverwriteIfExistsOrAdd,
     /// `OVERWRITE_IF_EXISTS`.
     OverwriteIfExists,
+}
+
+/// One `hash_policy[]` entry of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashPolicy {
+    /// What it hashes.
+    pub kind: HashKind,
+    /// `terminal`: when it gives a hash, the policies after it are not looked at.
+    pub terminal: bool,
+}
+
+/// What a hash policy hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKind {
+    /// `header.header_name` (lower-cased): its values, sorted, when present.
+    Header {
+        /// The header's name.
+        name: String,
+    },
+    /// `cookie`: the cookie's value; with `ttl`, a missing cookie is made up and set on the
+    /// response (`path` its `Path`).
+    Cookie {
+        /// `name`.
+        name: String,
+        /// `ttl`: generate the cookie when absent, with this `Max-Age` (0: a session cookie).
+        ttl: Option<Duration>,
+        /// `path`.
+        path: String,
+    },
+    /// `connection_properties.source_ip`: the client's IP (nothing when `enabled` is false).
+    SourceIp {
+        /// `source_ip`.
+        enabled: bool,
+    },
+    /// `query_parameter.name`: the first value of that query parameter.
+    QueryParameter {
+        /// The parameter's name.
+        name: String,
+    },
 }
