@@ -135,6 +135,10 @@ pub(crate) struct Stream {
     pub(crate) cluster: usize,
     /// The host its request went to (in its cluster's `HostSlots`), once one was chosen.
     pub(crate) upstream_host: Option<Id>,
+    /// The request's hash for a ring hash or Maglev cluster (`hash_policy`).
+    pub(crate) lb_hash: Option<u64>,
+    /// A `set-cookie` a cookie hash policy made up, for the response.
+    pub(crate) set_cookie: Option<Box<str>>,
     pub(crate) route_timeout: Option<Duration>,
     pub(crate) route_timer: Option<TimerId>,
     /// The codec found the request ambiguous (a body on GET, HEAD or DELETE), or it is a
@@ -194,6 +198,8 @@ impl Stream {
             forwarded: false,
             cluster: 0,
             upstream_host: None,
+            lb_hash: None,
+            set_cookie: None,
             route_timeout: None,
             route_timer: None,
             upstream_single_use: single_use,

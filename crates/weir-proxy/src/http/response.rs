@@ -91,6 +91,11 @@ impl Worker {
             (kept("connection"), kept("upgrade"))
         });
         strip_hop_by_hop(&mut head.headers);
+        // A cookie the hash policy made up goes with the origin's answer (as Envoy's router
+        // adds it).
+        if let Some(cookie) = self.streams.get_mut(sid).and_then(|s| s.set_cookie.take()) {
+            head.headers.append("set-cookie", String::from(cookie));
+        }
         if let Some((connection, upgrade)) = switched {
             head.headers.append("connection", connection);
             head.headers.append("upgrade", upgrade);

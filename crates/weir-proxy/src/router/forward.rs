@@ -2,6 +2,7 @@
 //! (direct response, redirect, no route) or forwarded to the chosen cluster (the upstream side
 //! takes it from there: `upstream::codec_client`), and its body and end follow it upstream.
 
+use crate::upstream::lb::hash;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,6 +44,23 @@ impl Worker {
             &mut head,
             envoy_headers,
         );
+        // A hashing balancer's input (computed only for ring hash and Maglev clusters).
+        let hashed = match &decision {
+            Decision::Forward { route, cluster, .. }
+                if self.clusters.get(*cluster).is_some_and(|c| c.hashes) =>
+            {
+                let policies = match &routes.route(*route).action {
+                    weir_config::RouteAction::Forward(f) => &f.hash_policy[..],
+                    _ => &[],
+                };
+                let conn = hash::Connection {
+                    remote: ds.peer,
+                    local: ds.conn.local_addr().unwrap_or(ds.peer),
+                };
+                Some(hash::request_hash(policies, &head, conn))
+            }
+            _ => None,
+        };
         let (retry_policy, names, redirect) = match &decision {
             Decision::Forward { route, .. } => (
                 routes.retry_policy(*route).is_some(),
@@ -128,6 +146,10 @@ impl Worker {
         stream.retry.possible = (retry_policy || idempotent) && tunnel == Tunnel::No;
         stream.upstream_single_use |= tunnel != Tunnel::No;
         stream.route_timeout = timeout;
+        if let Some(hashed) = hashed {
+            stream.lb_hash = hashed.hash;
+            stream.set_cookie = hashed.set_cookie.map(String::into_boxed_str);
+        }
         if let Some(o) = overrides {
             stream.retry.policy = o.policy.map(Box::new);
             stream.retry.timeout_alt_response = o.timeout_alt_response;

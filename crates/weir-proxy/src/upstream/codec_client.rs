@@ -72,7 +72,8 @@ impl Worker {
     fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
         let stream = self.streams.get(sid)?;
         let cluster = stream.cluster;
-        let Some(host) = self.clusters[cluster].hosts.pick() else {
+        let hash = stream.lb_hash;
+        let Some(host) = self.clusters[cluster].hosts.pick(hash, &mut self.rng) else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
             }

@@ -17,7 +17,7 @@ use crate::event::token::{GenSlab, Id};
 use crate::stats::HostStats;
 
 use super::conn_pool::ConnPool;
-use super::load_balancer::RoundRobin;
+use super::lb::{LoadBalancer, PickContext};
 
 /// A host's identity for as long as it stays in its cluster, across updates (a position in
 /// the list would shift when a host before it goes).
@@ -190,18 +190,24 @@ pub(crate) struct HostSlots {
     set: Arc<HostSet>,
     slots: GenSlab<HostSlot>,
     live: Vec<Id>,
-    lb: RoundRobin,
+    lb: LoadBalancer,
+    policy: weir_config::LbPolicy,
     /// This worker's index: its scope in each host's stats, and its balancer's offset.
     worker: usize,
 }
 
 impl HostSlots {
-    pub(crate) fn new(set: Arc<HostSet>, worker: usize) -> HostSlots {
+    pub(crate) fn new(
+        set: Arc<HostSet>,
+        policy: weir_config::LbPolicy,
+        worker: usize,
+    ) -> HostSlots {
         let mut slots = HostSlots {
             set: Arc::default(),
             slots: GenSlab::new(),
             live: Vec::new(),
-            lb: RoundRobin::new([], worker),
+            lb: LoadBalancer::new(policy, &[], worker),
+            policy,
             worker,
         };
         slots.apply(set);
@@ -249,15 +255,31 @@ impl HostSlots {
                 }
             }
         }
-        self.lb = RoundRobin::new(set.hosts.iter().map(|h| h.spec.weight), self.worker);
+        let keys: Vec<(String, u32)> = set
+            .hosts
+            .iter()
+            .map(|h| (h.spec.address.to_string(), h.spec.weight))
+            .collect();
+        self.lb = LoadBalancer::new(self.policy, &keys, self.worker);
         self.live = live;
         self.set = set;
         idle
     }
 
-    /// The balancer's next host, `None` when the cluster has none.
-    pub(crate) fn pick(&mut self) -> Option<Id> {
-        self.lb.pick().and_then(|i| self.live.get(i).copied())
+    /// The balancer's next host for a request with `hash`, `None` when the cluster has none.
+    pub(crate) fn pick(&mut self, hash: Option<u64>, rng: &mut fastrand::Rng) -> Option<Id> {
+        let (slots, live, worker) = (&self.slots, &self.live, self.worker);
+        let active = |i: usize| {
+            let host = live.get(i).and_then(|&id| slots.get(id));
+            host.and_then(|s| s.host.stats.get(worker))
+                .map_or(0, |st| st.rq_active.get().max(0) as u64)
+        };
+        let i = self.lb.pick(PickContext {
+            hash,
+            active: &active,
+            rng,
+        })?;
+        self.live.get(i).copied()
     }
 
     /// The live hosts, in set order.
@@ -365,9 +387,12 @@ mod tests {
             vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
             1,
         );
-        let mut slots = HostSlots::new(hosts.current(0), 0);
+        let mut slots = HostSlots::new(hosts.current(0), weir_config::LbPolicy::RoundRobin, 0);
         let (a, b) = (slots.live()[0], slots.live()[1]);
-        let picks: Vec<Id> = (0..4).map(|_| slots.pick().unwrap()).collect();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let picks: Vec<Id> = (0..4)
+            .map(|_| slots.pick(None, &mut rng).unwrap())
+            .collect();
         assert_eq!(picks, vec![a, b, a, b]);
         // b has one busy and one idle connection.
         slots.opened(b);
@@ -387,7 +412,7 @@ mod tests {
         assert_eq!(slots.address(b), Some("10.0.0.2:80".parse().unwrap()));
         let c = slots.live()[1];
         assert!(
-            (0..4).all(|_| slots.pick() != Some(b)),
+            (0..4).all(|_| slots.pick(None, &mut rng) != Some(b)),
             "b takes nothing new"
         );
         slots.closed(b);
@@ -398,7 +423,7 @@ mod tests {
 
         hosts.replace(0, Vec::new(), Identity::ByAddress);
         slots.apply(hosts.current(0));
-        assert_eq!(slots.pick(), None);
+        assert_eq!(slots.pick(None, &mut rng), None);
         assert!(slots.get(a).is_none() && slots.get(c).is_none());
     }
 }

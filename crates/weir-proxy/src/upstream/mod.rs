@@ -4,7 +4,7 @@ pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod dns;
 pub(crate) mod host_set;
-pub(crate) mod load_balancer;
+pub(crate) mod lb;
 mod origin_tls;
 pub(crate) mod retry;
 
@@ -23,6 +23,8 @@ use host_set::{HostSet, HostSlots};
 /// One cluster as one worker sees it: its hosts (each with its pool) and balancer.
 pub(crate) struct ClusterState {
     pub(crate) name: weir_flow::Name,
+    /// Its balancer picks by the request's hash (ring hash, Maglev).
+    pub(crate) hashes: bool,
     pub(crate) hosts: HostSlots,
     pub(crate) connect_timeout: std::time::Duration,
     pub(crate) buffer_limit: usize,
@@ -38,7 +40,8 @@ impl ClusterState {
     pub(crate) fn new(cluster: &Cluster, hosts: Arc<HostSet>, worker: usize) -> Self {
         ClusterState {
             name: cluster.name.as_str().into(),
-            hosts: HostSlots::new(hosts, worker),
+            hashes: cluster.lb_policy.hashes(),
+            hosts: HostSlots::new(hosts, cluster.lb_policy, worker),
             connect_timeout: cluster.connect_timeout,
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
