@@ -8,9 +8,7 @@ use crate::reader::{Cx, Field, Obj};
 /// `RetryPolicy` fields weir does not support yet.
 const RETRY_POLICY_ENVOY: &[&str] = &[
     "retry_priority",
-    "retry_host_predicate",
     "retry_options_predicates",
-    "host_selection_retry_max_attempts",
     "rate_limited_retry_back_off",
     "retriable_headers",
     "retriable_request_headers",
@@ -48,6 +46,17 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
             (None, _) => codes = None,
         }
     }
+    let mut avoid_previous_hosts = Some(false);
+    for p in o.list(cx, "retry_host_predicate") {
+        match host_predicate(cx, &p) {
+            Some(()) => avoid_previous_hosts = avoid_previous_hosts.map(|_| true),
+            None => avoid_previous_hosts = None,
+        }
+    }
+    let host_selection_max_attempts = match o.get(cx, "host_selection_retry_max_attempts") {
+        Some(n) => n.u32(cx),
+        None => Some(default.host_selection_max_attempts),
+    };
     let back_off = match o.get(cx, "retry_back_off") {
         Some(b) => back_off(cx, &b),
         None => Some((default.base_interval, default.max_interval)),
@@ -63,7 +72,43 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
         retriable_status_codes: codes?,
         base_interval,
         max_interval,
+        avoid_previous_hosts: avoid_previous_hosts?,
+        host_selection_max_attempts: host_selection_max_attempts?,
     })
+}
+
+const PREVIOUS_HOSTS: &str = "envoy.retry_host_predicates.previous_hosts";
+const PREVIOUS_HOSTS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+
+/// One `retry_host_predicate[]`: only `previous_hosts` (by name or by its config's type).
+fn host_predicate(cx: &mut Cx, f: &Field<'_>) -> Option<()> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let name = o.string(cx, "name");
+    let typed = o.get(cx, "typed_config");
+    o.finish(cx);
+    let url = typed
+        .as_ref()
+        .and_then(|t| t.value.get("@type"))
+        .and_then(|v| v.as_str());
+    if let Some(t) = &typed {
+        let mut to = Obj::new(cx, t, &[])?;
+        to.get(cx, "@type");
+        to.finish(cx);
+    }
+    if url == Some(PREVIOUS_HOSTS_TYPE)
+        || (url.is_none() && name.as_deref() == Some(PREVIOUS_HOSTS))
+    {
+        return Some(());
+    }
+    cx.error(
+        &f.path,
+        format!(
+            "retry host predicate `{}` is not supported yet (weir supports {PREVIOUS_HOSTS})",
+            url.or(name.as_deref()).unwrap_or("")
+        ),
+    );
+    None
 }
 
 /// `retry_on`: a comma-separated list of Envoy's HTTP and gRPC conditions.

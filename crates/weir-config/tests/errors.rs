@@ -235,10 +235,15 @@ fn envoy_field_not_supported_yet() {
     );
     check(
         &format!("{ROUTE}/route/retry_policy"),
-        json!({"retry_on": "5xx", "retry_host_predicate": []}),
-        &[&format!(
-            "{ROUTE_PATH}.route.retry_policy.retry_host_predicate: this Envoy field is not supported by weir yet"
-        )],
+        json!({"retry_on": "5xx", "retry_host_predicate": [{"name": "envoy.retry_host_predicates.omit_canary_hosts"}], "retry_options_predicates": []}),
+        &[
+            &format!(
+                "{ROUTE_PATH}.route.retry_policy.retry_host_predicate[0]: retry host predicate `envoy.retry_host_predicates.omit_canary_hosts` is not supported yet (weir supports envoy.retry_host_predicates.previous_hosts)"
+            ),
+            &format!(
+                "{ROUTE_PATH}.route.retry_policy.retry_options_predicates: this Envoy field is not supported by weir yet"
+            ),
+        ],
     );
     check(
         &format!("{ROUTE}/route/retry_policy"),

@@ -227,6 +227,12 @@ pub struct RetryPolicy {
     pub base_interval: Duration,
     /// `retry_back_off.max_interval` (default 10 × base).
     pub max_interval: Duration,
+    /// `retry_host_predicate` holds `envoy.retry_host_predicates.previous_hosts`: a retry
+    /// avoids the hosts tried before.
+    pub avoid_previous_hosts: bool,
+    /// `host_selection_retry_max_attempts` (default 1): how many more picks a retry may make
+    /// to find a host the predicate allows.
+    pub host_selection_max_attempts: u32,
 }
 
 impl RetryPolicy {
@@ -242,6 +248,8 @@ impl RetryPolicy {
             retriable_status_codes: Vec::new(),
             base_interval: BASE_INTERVAL,
             max_interval: BASE_INTERVAL * 10,
+            avoid_previous_hosts: false,
+            host_selection_max_attempts: 1,
         }
     }
 }
