@@ -13,6 +13,7 @@ mod codec;
 mod event;
 pub mod fuzzing;
 pub mod http;
+pub mod lb_bench;
 mod memory;
 mod network;
 mod recorder;

@@ -223,3 +223,42 @@ fn random_follows_the_weights() {
         "{heavy} of 400 on the weight-3 host"
     );
 }
+
+/// `previous_hosts`: a retry goes to another host. Ring hash keeps a key on one host, so
+/// without the predicate the retry of a key whose host fails meets the same failure.
+#[test]
+fn a_retry_avoids_the_previous_host() {
+    let bad = Origin::start(|_| Ok(Reply::text(503, "bad")));
+    let good = Origin::start(|_| Ok(Reply::text(200, "good")));
+    let run = |predicate: &str| {
+        let config = lb_config(
+            &[bad.addr, good.addr],
+            &[1, 1],
+            "RING_HASH",
+            "",
+            "[ { header: { header_name: x-user } } ]",
+        )
+        .replace(
+            "route: { cluster: origin, timeout: 14s,",
+            &format!("route: {{ cluster: origin, timeout: 14s, retry_policy: {{ retry_on: 5xx, num_retries: 1{predicate} }},"),
+        );
+        let weir = Weir::start(&config, &["--concurrency", "1"]);
+        (0..20)
+            .map(|key| {
+                let mut c = Client::connect(weir.addr()).expect("connect");
+                c.send(format!("GET / HTTP/1.1\r\nhost: a\r\nx-user: {key}\r\n\r\n").as_bytes())
+                    .expect("send");
+                c.read_response().expect("response").status()
+            })
+            .collect::<Vec<u16>>()
+    };
+    let without = run("");
+    assert!(
+        without.contains(&503),
+        "some keys live on the failing host: {without:?}"
+    );
+    let with = run(
+        ", retry_host_predicate: [ { name: envoy.retry_host_predicates.previous_hosts, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate } } ], host_selection_retry_max_attempts: 10",
+    );
+    assert!(with.iter().all(|&s| s == 200), "{with:?}");
+}

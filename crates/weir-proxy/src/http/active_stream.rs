@@ -95,6 +95,9 @@ pub(crate) struct RetryState {
     pub(crate) retried: bool,
     /// Retries made under the route's retry policy.
     pub(crate) attempts: u32,
+    /// The hosts its attempts went to, when its policy's `previous_hosts` predicate keeps a
+    /// retry away from them.
+    pub(crate) tried: Vec<Id>,
     /// The policy wanted another retry but none was left (`URX`).
     pub(crate) limit_hit: bool,
     /// A retry waits for its back-off.
@@ -214,6 +217,7 @@ impl Stream {
                 ended: false,
                 ended_at: None,
                 retried: false,
+                tried: Vec::new(),
                 attempts: 0,
                 limit_hit: false,
                 timer: None,

@@ -155,6 +155,8 @@ mod tests {
             retriable_status_codes: vec![409],
             base_interval: Duration::from_millis(10),
             max_interval: Duration::from_millis(50),
+            avoid_previous_hosts: true,
+            host_selection_max_attempts: 3,
         };
         let mut h = headers(&[
             ("x-envoy-retriable-status-codes", "418, 999, x"),

@@ -70,10 +70,36 @@ impl Worker {
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
     /// the pool's first use). No host: 503 `UH`.
     fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
+        let avoid = self
+            .retry_policy_of(sid)
+            .filter(|p| p.avoid_previous_hosts)
+            .map(|p| p.host_selection_max_attempts);
         let stream = self.streams.get(sid)?;
-        let cluster = stream.cluster;
-        let hash = stream.lb_hash;
-        let Some(host) = self.clusters[cluster].hosts.pick(hash, &mut self.rng) else {
+        let (cluster, hash) = (stream.cluster, stream.lb_hash);
+        let hosts = &mut self.clusters[cluster].hosts;
+        let mut host = hosts.pick(hash, &mut self.rng);
+        // `previous_hosts`: a retry picks again (up to `host_selection_retry_max_attempts`
+        // more times) while the host is one an earlier attempt went to, as Envoy's balancer
+        // consults its retry predicates; the last pick stands. A hashing balancer gets the
+        // hash mixed with the attempt, or it would land on the same host.
+        if let Some(more) = avoid {
+            for attempt in 1..=u64::from(more) {
+                match host {
+                    Some(h) if stream.retry.tried.contains(&h) => {
+                        let mixed =
+                            hash.map(|h| xxhash_rust::xxh64::xxh64(&h.to_le_bytes(), attempt));
+                        host = hosts.pick(mixed, &mut self.rng);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if avoid.is_some()
+            && let (Some(h), Some(stream)) = (host, self.streams.get_mut(sid))
+        {
+            stream.retry.tried.push(h);
+        }
+        let Some(host) = host else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();
             }
