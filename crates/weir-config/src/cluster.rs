@@ -11,7 +11,6 @@ use crate::reader::{Cx, Field, Obj, join};
 const CLUSTER_ENVOY: &[&str] = &[
     "transport_socket_matches",
     "alt_stat_name",
-    "cluster_type",
     "eds_cluster_config",
     "health_checks",
     "max_requests_per_connection",
@@ -138,6 +137,7 @@ pub(crate) fn read_all(cx: &mut Cx, items: &[Field<'_>]) -> Vec<Cluster> {
 fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     let mut o = Obj::new(cx, f, CLUSTER_ENVOY)?;
     let name = o.required_string(cx, "name");
+    let has_type = f.value.get("type").is_some();
     let kind = match o.get(cx, "type") {
         Some(t) => t.enumeration_subset(
             cx,
@@ -152,6 +152,20 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
             &["STATIC", "STRICT_DNS", "LOGICAL_DNS"],
         ),
         None => Some("STATIC"),
+    };
+    // `cluster_type: envoy.clusters.dns` instead of `type` (Envoy's newer form).
+    let typed_dns = o.get(cx, "cluster_type").map(|f| {
+        if f.value.is_object() && has_type {
+            cx.error(&f.path, "only one of `type` and `cluster_type` may be set");
+            return None;
+        }
+        crate::dns::cluster_type(cx, &f)
+    });
+    let kind = match &typed_dns {
+        Some(Some((true, _))) => Some("LOGICAL_DNS"),
+        Some(Some((false, _))) => Some("STRICT_DNS"),
+        Some(None) => None,
+        None => kind,
     };
     let ok = kind.is_some();
     let dns = kind.is_some_and(|k| k != "STATIC");
@@ -223,6 +237,10 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     };
     // Read last, so the list of fields in an unknown-field error keeps its order.
     let dns_fields = crate::dns::fields(cx, &mut o);
+    let dns_fields = match typed_dns {
+        Some(typed) => dns_fields.and(typed.map(|(_, fields)| fields)),
+        None => dns_fields,
+    };
     o.finish(cx);
     if !ok {
         return None;

@@ -26,22 +26,96 @@ pub(crate) struct DnsFields {
     pub(crate) resolver: DnsResolverConfig,
 }
 
+/// `Cluster.DnsLookupFamily`'s values.
+const CLUSTER_FAMILIES: &[(&str, u64)] = &[
+    ("AUTO", 0),
+    ("V4_ONLY", 1),
+    ("V6_ONLY", 2),
+    ("V4_PREFERRED", 3),
+    ("ALL", 4),
+];
+/// `clusters.common.dns.v3.DnsLookupFamily`'s (the `DnsCluster` extension's): the same names,
+/// numbered from 1.
+const DNS_CLUSTER_FAMILIES: &[(&str, u64)] = &[
+    ("UNSPECIFIED", 0),
+    ("AUTO", 1),
+    ("V4_ONLY", 2),
+    ("V6_ONLY", 3),
+    ("V4_PREFERRED", 4),
+    ("ALL", 5),
+];
+
+const DNS_CLUSTER_TYPE: &str = "type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster";
+
 /// Reads a cluster's DNS fields from `o` (every one of them, so each is checked even on a
 /// STATIC cluster, where Envoy ignores them).
 pub(crate) fn fields(cx: &mut Cx, o: &mut Obj<'_>) -> Option<DnsFields> {
-    let lookup_family = match o.get(cx, "dns_lookup_family") {
+    let lookup_family = lookup_family(cx, o, CLUSTER_FAMILIES);
+    let timing = timing(cx, o);
+    let resolver = resolver(cx, o);
+    let (refresh_rate, failure_refresh, respect_ttl, jitter) = timing?;
+    Some(DnsFields {
+        lookup_family: lookup_family?,
+        refresh_rate,
+        failure_refresh,
+        respect_ttl,
+        jitter,
+        resolver: resolver?,
+    })
+}
+
+/// `cluster_type` naming `envoy.clusters.dns` (`extensions.clusters.dns.v3.DnsCluster`):
+/// whether it is logical (`all_addresses_in_single_endpoint`), and its DNS fields.
+pub(crate) fn cluster_type(cx: &mut Cx, f: &Field<'_>) -> Option<(bool, DnsFields)> {
+    let mut o = Obj::new(cx, f, &[])?;
+    o.string(cx, "name");
+    let typed = o.required(cx, "typed_config");
+    o.finish(cx);
+    let typed = typed?;
+    let url = typed
+        .value
+        .get("@type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if url != DNS_CLUSTER_TYPE {
+        cx.error(
+            &typed.path,
+            format!("cluster_type `{url}` is not supported yet (weir supports envoy.clusters.dns: `{DNS_CLUSTER_TYPE}`)"),
+        );
+        return None;
+    }
+    let mut o = Obj::new(cx, &typed, &[])?;
+    o.get(cx, "@type");
+    let lookup_family = lookup_family(cx, &mut o, DNS_CLUSTER_FAMILIES);
+    let timing = timing(cx, &mut o);
+    let resolver = match o.get(cx, "typed_dns_resolver_config") {
+        Some(t) => typed_resolver(cx, &t),
+        None => Some(DnsResolverConfig::default()),
+    };
+    let logical = o.flag(cx, "all_addresses_in_single_endpoint");
+    o.finish(cx);
+    let (refresh_rate, failure_refresh, respect_ttl, jitter) = timing?;
+    Some((
+        logical?,
+        DnsFields {
+            lookup_family: lookup_family?,
+            refresh_rate,
+            failure_refresh,
+            respect_ttl,
+            jitter,
+            resolver: resolver?,
+        },
+    ))
+}
+
+fn lookup_family(
+    cx: &mut Cx,
+    o: &mut Obj<'_>,
+    values: &[(&'static str, u64)],
+) -> Option<DnsLookupFamily> {
+    match o.get(cx, "dns_lookup_family") {
         Some(f) => f
-            .enumeration(
-                cx,
-                "dns_lookup_family",
-                &[
-                    ("AUTO", 0),
-                    ("V4_ONLY", 1),
-                    ("V6_ONLY", 2),
-                    ("V4_PREFERRED", 3),
-                    ("ALL", 4),
-                ],
-            )
+            .enumeration(cx, "dns_lookup_family", values)
             .map(|name| match name {
                 "V4_ONLY" => DnsLookupFamily::V4Only,
                 "V6_ONLY" => DnsLookupFamily::V6Only,
@@ -50,7 +124,14 @@ pub(crate) fn fields(cx: &mut Cx, o: &mut Obj<'_>) -> Option<DnsFields> {
                 _ => DnsLookupFamily::Auto,
             }),
         None => Some(DnsLookupFamily::Auto),
-    };
+    }
+}
+
+/// When to look again: `dns_refresh_rate`, `dns_failure_refresh_rate`, `respect_dns_ttl`,
+/// `dns_jitter`.
+type Timing = (Duration, Option<(Duration, Duration)>, bool, Duration);
+
+fn timing(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Timing> {
     let refresh_rate = match o.get(cx, "dns_refresh_rate") {
         Some(f) => f.duration(cx).and_then(|d| {
             if d < MIN_REFRESH_RATE {
@@ -71,15 +152,7 @@ pub(crate) fn fields(cx: &mut Cx, o: &mut Obj<'_>) -> Option<DnsFields> {
         Some(f) => f.duration(cx),
         None => Some(Duration::ZERO),
     };
-    let resolver = resolver(cx, o);
-    Some(DnsFields {
-        lookup_family: lookup_family?,
-        refresh_rate: refresh_rate?,
-        failure_refresh: failure_refresh?,
-        respect_ttl: respect_ttl?,
-        jitter: jitter?,
-        resolver: resolver?,
-    })
+    Some((refresh_rate?, failure_refresh?, respect_ttl?, jitter?))
 }
 
 /// `dns_failure_refresh_rate` (`Cluster.RefreshRate`): the back-off's base and maximum.

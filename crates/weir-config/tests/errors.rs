@@ -821,6 +821,48 @@ fn dns_clusters() {
             ),
         ]
     );
+    // Envoy's newer form: `cluster_type` with the DnsCluster extension (its own numbering).
+    let mut doc = valid();
+    set(&mut doc, at, json!("backend.local"));
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/cluster_type",
+        json!({"name": "envoy.clusters.dns", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster",
+            "dns_refresh_rate": "3s", "dns_lookup_family": 2, "all_addresses_in_single_endpoint": true}}),
+    );
+    let bootstrap = weir_config::parse(&doc.to_string()).expect("cluster_type");
+    match &bootstrap.clusters[0].discovery {
+        weir_config::Discovery::Dns(d) => {
+            assert!(d.logical);
+            assert_eq!(d.lookup_family, weir_config::DnsLookupFamily::V4Only);
+            assert_eq!(d.refresh_rate, std::time::Duration::from_secs(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/type",
+        json!("STRICT_DNS"),
+    );
+    set(
+        &mut doc,
+        "/static_resources/clusters/0/cluster_type/typed_config/@type",
+        json!("type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig"),
+    );
+    assert_eq!(
+        errors(&doc),
+        [format!(
+            "{cluster}.cluster_type: only one of `type` and `cluster_type` may be set"
+        )]
+    );
+    remove(&mut doc, "/static_resources/clusters/0/type");
+    assert_eq!(
+        errors(&doc),
+        [format!(
+            "{cluster}.cluster_type.typed_config: cluster_type `type.googleapis.com/envoy.extensions.clusters.redis.v3.RedisClusterConfig` is not supported yet (weir supports envoy.clusters.dns: `type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster`)"
+        )]
+    );
     // An unsupported c-ares field is named.
     let mut doc = valid();
     set(

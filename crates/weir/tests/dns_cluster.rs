@@ -176,3 +176,37 @@ fn localhost_resolves_through_the_system_resolver() {
     );
     assert_eq!(served_by(&weir), "a");
 }
+
+/// Envoy's newer form: `cluster_type` naming the DNS cluster extension, its resolver given as
+/// c-ares' typed config.
+#[test]
+fn the_dns_cluster_extension_with_a_cares_resolver() {
+    let (port, [a, b]) = origins();
+    let dns = DnsServer::start();
+    dns.answer(NAME, &[b], 30);
+    let config = dns_config("STRICT_DNS", NAME, port, None).replace(
+        "    type: STRICT_DNS\n    dns_refresh_rate: 0.1s\n    dns_lookup_family: V4_ONLY\n",
+        &format!(
+            r#"    cluster_type:
+      name: envoy.clusters.dns
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.clusters.dns.v3.DnsCluster
+        dns_refresh_rate: 0.1s
+        dns_lookup_family: V4_ONLY
+        typed_dns_resolver_config:
+          name: envoy.network.dns_resolver.cares
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig
+            resolvers: [ {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} ]
+            query_timeout_seconds: 1
+            query_tries: 2
+"#,
+            dns.addr().port()
+        ),
+    );
+    assert!(config.contains("cluster_type"), "{config}");
+    let weir = Weir::start(&config, &["--concurrency", "1"]);
+    assert_eq!(served_by(&weir), "b");
+    dns.answer(NAME, &[a], 30);
+    until_served_by(&weir, "a");
+}
