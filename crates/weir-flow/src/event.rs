@@ -320,6 +320,10 @@ pub enum EventKind {
         cluster: Name,
         /// The host.
         host: SocketAddr,
+        /// The cluster's `lb_policy`, in lower case (`round_robin`, `least_request`…).
+        policy: &'static str,
+        /// Why this host: the request's hash, least request's candidates and their loads…
+        why: Name,
     },
     /// A non-blocking connect to an upstream host started.
     ConnectStarted {

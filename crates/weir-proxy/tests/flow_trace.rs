@@ -236,7 +236,7 @@ fn a_first_request_records_exactly_what_happened() {
             matches!(&e.kind, EventKind::PoolCreated { cluster, host: h } if &**cluster == "backend" && *h == host)
         }),
         ev(D, "host_chosen").with(format!("{host}"), move |e| {
-            matches!(&e.kind, EventKind::HostChosen { cluster, host: h } if &**cluster == "backend" && *h == host)
+            matches!(&e.kind, EventKind::HostChosen { cluster, host: h, policy: "round_robin", .. } if &**cluster == "backend" && *h == host)
         }),
         ev(U, "connect_started").with(format!("to {host}"), move |e| {
             e.kind == EventKind::ConnectStarted { host }

@@ -92,11 +92,40 @@ fn ring_hash_keeps_a_header_on_one_host() {
             "    ring_hash_lb_config: { minimum_ring_size: 256 }\n",
             "[ { header: { header_name: x-user } } ]",
         ),
-        &["--concurrency", "2"],
+        &["--concurrency", "2", "--flow-trace", "all"],
     );
     assert_sticky(&weir, |key| {
         format!("GET / HTTP/1.1\r\nhost: a\r\nx-user: user-{key}\r\n\r\n")
     });
+    // The flow trace says which policy chose the host, and by which hash.
+    let flows = support::get(weir.admin, "/flows?limit=1")
+        .expect("/flows")
+        .text();
+    assert!(
+        flows.contains("load balancer (ring_hash) chose 127.0.0.1:"),
+        "{flows}"
+    );
+    assert!(flows.contains(": request hash "), "{flows}");
+}
+
+/// Least request's trace names the hosts it drew and their loads.
+#[test]
+fn the_trace_shows_least_requests_candidates() {
+    let origins = origins(2);
+    let weir = Weir::start(
+        &lb_config(&origins, &[1, 1], "LEAST_REQUEST", "", "[]"),
+        &["--concurrency", "1", "--flow-trace", "all"],
+    );
+    served(&weir, "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    let flows = support::get(weir.admin, "/flows?limit=1")
+        .expect("/flows")
+        .text();
+    assert!(
+        flows.contains("load balancer (least_request) chose 127.0.0.1:")
+            && flows.contains(": fewest active requests of 127.0.0.1:")
+            && flows.contains(" (0 active), 127.0.0.1:"),
+        "{flows}"
+    );
 }
 
 #[test]

@@ -254,9 +254,16 @@ fn details(kind: &K, out: &mut String) {
             route,
             cluster,
         } => write!(out, " vhost={vhost} route={route:?} cluster={cluster}"),
-        K::PoolCreated { cluster, host } | K::HostChosen { cluster, host } => {
-            write!(out, " cluster={cluster} host={host}")
-        }
+        K::PoolCreated { cluster, host } => write!(out, " cluster={cluster} host={host}"),
+        K::HostChosen {
+            cluster,
+            host,
+            policy,
+            why,
+        } => write!(
+            out,
+            " cluster={cluster} host={host} policy={policy} why={why:?}"
+        ),
         K::ConnectStarted { host } => write!(out, " host={host}"),
         K::StreamAttached { reused } => write!(out, " reused={reused}"),
         K::ResponseHead { status } => write!(out, " status={status}"),
@@ -514,7 +521,9 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             cluster,
         } => format!("route {route} in virtual host {vhost} -> cluster {cluster}"),
         K::PoolCreated { host, .. } => format!("create connection pool for {host}"),
-        K::HostChosen { host, .. } => format!("load balancer chose {host}"),
+        K::HostChosen {
+            host, policy, why, ..
+        } => format!("load balancer ({policy}) chose {host}: {why}"),
         K::ConnectStarted { host } => {
             format!(
                 "start non-blocking connect to {host} on upstream FD={}",

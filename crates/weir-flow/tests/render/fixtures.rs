@@ -184,6 +184,8 @@ pub(crate) fn fresh() -> Flow {
         K::HostChosen {
             cluster: "backend".into(),
             host: addr("10.0.0.3:80"),
+            policy: "round_robin",
+            why: "weighted turn".into(),
         },
     );
     r.up(
@@ -259,6 +261,8 @@ pub(crate) fn reused() -> Flow {
         K::HostChosen {
             cluster: "backend".into(),
             host: addr("10.0.0.3:80"),
+            policy: "round_robin",
+            why: "weighted turn".into(),
         },
     );
     r.up(7_000, K::StreamAttached { reused: true });
@@ -328,6 +332,8 @@ pub(crate) fn refused() -> Flow {
         K::HostChosen {
             cluster: "backend".into(),
             host: addr("10.0.0.3:80"),
+            policy: "round_robin",
+            why: "weighted turn".into(),
         },
     );
     r.up(

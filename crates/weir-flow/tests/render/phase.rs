@@ -58,6 +58,8 @@ fn every_kind() -> Vec<K> {
         K::HostChosen {
             cluster: "c".into(),
             host,
+            policy: "round_robin",
+            why: "weighted turn".into(),
         },
         K::ConnectStarted { host },
         K::Connected,

@@ -123,9 +123,12 @@ impl Worker {
                     host: address,
                 });
             }
+            let (policy, why) = self.clusters[cluster].hosts.explain_pick(hash);
             self.trace_stream(sid, || EventKind::HostChosen {
                 cluster: name,
                 host: address,
+                policy,
+                why: why.into(),
             });
         }
         Some((cluster, host))

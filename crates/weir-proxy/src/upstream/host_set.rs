@@ -282,6 +282,35 @@ impl HostSlots {
         self.live.get(i).copied()
     }
 
+    /// Why the last pick chose its host, for the flow trace: its policy, and the request's
+    /// hash, least request's candidates with their loads, or the kind of turn it was.
+    pub(crate) fn explain_pick(&self, hash: Option<u64>) -> (&'static str, String) {
+        let policy = self.lb.name();
+        let why = match policy {
+            "ring_hash" | "maglev" => match hash {
+                Some(h) => format!("request hash {h:016x}"),
+                None => "no hash policy gave a hash: a random key".to_owned(),
+            },
+            "least_request" if !self.lb.drawn().is_empty() => {
+                let candidates: Vec<String> = self
+                    .lb
+                    .drawn()
+                    .iter()
+                    .filter_map(|&i| {
+                        let slot = self.slots.get(*self.live.get(i)?)?;
+                        let active = slot.host.stats.get(self.worker)?.rq_active.get();
+                        Some(format!("{} ({active} active)", slot.host.spec.address))
+                    })
+                    .collect();
+                format!("fewest active requests of {}", candidates.join(", "))
+            }
+            "least_request" => "weighted draw, weights divided by active requests".to_owned(),
+            "random" => "weighted random draw".to_owned(),
+            _ => "weighted turn".to_owned(),
+        };
+        (policy, why)
+    }
+
     /// The live hosts, in set order.
     pub(crate) fn live(&self) -> &[Id] {
         &self.live

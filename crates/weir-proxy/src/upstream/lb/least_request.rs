@@ -10,6 +10,8 @@ pub(crate) struct LeastRequest {
     equal: bool,
     choice_count: u32,
     bias: f64,
+    /// The hosts the last equal-weights pick drew (for the flow trace).
+    drawn: Vec<usize>,
 }
 
 impl LeastRequest {
@@ -20,12 +22,13 @@ impl LeastRequest {
             equal,
             choice_count: choice_count.max(2),
             bias,
+            drawn: Vec::new(),
         }
     }
 
     /// The next host; `active(i)` is host `i`'s active requests.
     pub(crate) fn pick(
-        &self,
+        &mut self,
         active: &dyn Fn(usize) -> u64,
         rng: &mut fastrand::Rng,
     ) -> Option<usize> {
@@ -34,15 +37,19 @@ impl LeastRequest {
             return None;
         }
         if self.equal {
+            self.drawn.clear();
             let mut best = rng.usize(0..n);
+            self.drawn.push(best);
             for _ in 1..self.choice_count {
                 let other = rng.usize(0..n);
+                self.drawn.push(other);
                 if active(other) < active(best) {
                     best = other;
                 }
             }
             return Some(best);
         }
+        self.drawn.clear();
         let effective = |i: usize| {
             let weight = f64::from(self.weights[i]);
             #[allow(clippy::cast_precision_loss)]
@@ -67,13 +74,20 @@ impl LeastRequest {
     }
 }
 
+impl LeastRequest {
+    /// The hosts the last pick drew, when weights are equal (empty for a weighted pick).
+    pub(crate) fn drawn(&self) -> &[usize] {
+        &self.drawn
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn two_choices_avoid_the_busy_host() {
-        let lr = LeastRequest::new(vec![1, 1], 2, 1.0);
+        let mut lr = LeastRequest::new(vec![1, 1], 2, 1.0);
         let mut rng = fastrand::Rng::with_seed(7);
         let busy = |i: usize| if i == 0 { 10 } else { 0 };
         let picks: Vec<usize> = (0..1000).filter_map(|_| lr.pick(&busy, &mut rng)).collect();
@@ -88,7 +102,7 @@ mod tests {
 
     #[test]
     fn unequal_weights_are_divided_by_the_load() {
-        let lr = LeastRequest::new(vec![2, 1], 2, 1.0);
+        let mut lr = LeastRequest::new(vec![2, 1], 2, 1.0);
         let mut rng = fastrand::Rng::with_seed(7);
         let idle = |_: usize| 0;
         let first = (0..3000)

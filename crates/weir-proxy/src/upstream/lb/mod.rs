@@ -61,6 +61,25 @@ impl LoadBalancer {
         }
     }
 
+    /// The policy's name, as the flow trace shows it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            LoadBalancer::RoundRobin(_) => "round_robin",
+            LoadBalancer::LeastRequest(_) => "least_request",
+            LoadBalancer::Random(_) => "random",
+            LoadBalancer::RingHash(_) => "ring_hash",
+            LoadBalancer::Maglev(_) => "maglev",
+        }
+    }
+
+    /// Least request's draws in its last pick (empty for every other policy).
+    pub(crate) fn drawn(&self) -> &[usize] {
+        match self {
+            LoadBalancer::LeastRequest(lr) => lr.drawn(),
+            _ => &[],
+        }
+    }
+
     /// The index of the next host, `None` when there is none.
     pub(crate) fn pick(&mut self, cx: PickContext<'_>) -> Option<usize> {
         match self {
