@@ -117,6 +117,54 @@ fn strict_dns_follows_the_answers_without_failing_a_request() {
     );
 }
 
+/// Four keep-alive clients send requests while the answer flips between the two origins ten
+/// times: not one request fails, and both origins serve.
+#[test]
+fn answers_changing_under_load_fail_no_request() {
+    let (port, [a, b]) = origins();
+    let dns = DnsServer::start();
+    dns.answer(NAME, &[a], 30);
+    let weir = Weir::start(
+        &dns_config("STRICT_DNS", NAME, port, Some(dns.addr())),
+        &["--concurrency", "2"],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, stop) = (weir.addr(), stop.clone());
+            std::thread::spawn(move || {
+                let mut client = support::Client::connect(addr).expect("connect");
+                let (mut served, mut failed) = ([0u32; 2], Vec::new());
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    match client.get("/") {
+                        Ok(r) if r.text() == "a" => served[0] += 1,
+                        Ok(r) if r.text() == "b" => served[1] += 1,
+                        Ok(r) => failed.push(format!("status {}", r.status())),
+                        Err(e) => failed.push(format!("error {e}")),
+                    }
+                }
+                (served, failed)
+            })
+        })
+        .collect();
+    for flip in 0..10 {
+        let next = if flip % 2 == 0 { b } else { a };
+        dns.answer(NAME, &[next], 30);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = [0u32; 2];
+    for c in clients {
+        let (served, failed) = c.join().expect("client");
+        assert!(failed.is_empty(), "{failed:?}");
+        total[0] += served[0];
+        total[1] += served[1];
+    }
+    assert!(total[0] > 0 && total[1] > 0, "{total:?}");
+}
+
 #[test]
 fn a_failed_lookup_keeps_the_last_hosts() {
     let (port, [a, _]) = origins();
