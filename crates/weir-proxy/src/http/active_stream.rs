@@ -95,8 +95,8 @@ pub(crate) struct RetryState {
     pub(crate) retried: bool,
     /// Retries made under the route's retry policy.
     pub(crate) attempts: u32,
-    /// The hosts its attempts went to, when its policy's `previous_hosts` predicate keeps a
-    /// retry away from them.
+    /// The hosts its earlier attempts went to, gathered at each retry when its policy's
+    /// `previous_hosts` predicate keeps a retry away from them.
     pub(crate) tried: Vec<Id>,
     /// The policy wanted another retry but none was left (`URX`).
     pub(crate) limit_hit: bool,

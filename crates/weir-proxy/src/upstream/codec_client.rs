@@ -70,10 +70,20 @@ impl Worker {
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
     /// the pool's first use). No host: 503 `UH`.
     fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
-        let avoid = self
-            .retry_policy_of(sid)
+        // Only a retry consults the policy's host predicate (a first attempt costs no lookup).
+        let retrying = self.streams.get(sid)?.retry.attempts > 0;
+        let avoid = retrying
+            .then(|| self.retry_policy_of(sid))
+            .flatten()
             .filter(|p| p.avoid_previous_hosts)
             .map(|p| p.host_selection_max_attempts);
+        if avoid.is_some()
+            && let Some(stream) = self.streams.get_mut(sid)
+            && let Some(previous) = stream.upstream_host
+            && !stream.retry.tried.contains(&previous)
+        {
+            stream.retry.tried.push(previous);
+        }
         let stream = self.streams.get(sid)?;
         let (cluster, hash) = (stream.cluster, stream.lb_hash);
         let hosts = &mut self.clusters[cluster].hosts;
@@ -93,11 +103,6 @@ impl Worker {
                     _ => break,
                 }
             }
-        }
-        if avoid.is_some()
-            && let (Some(h), Some(stream)) = (host, self.streams.get_mut(sid))
-        {
-            stream.retry.tried.push(h);
         }
         let Some(host) = host else {
             if let Some(c) = self.stats.clusters.get(cluster) {
