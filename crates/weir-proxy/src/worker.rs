@@ -263,7 +263,7 @@ pub(crate) struct Worker {
     pub(crate) runtime: Arc<Runtime>,
     runtime_generation: u64,
     /// The host sets' generation this worker follows (checked once per wake round).
-    hosts_generation: u64,
+    pub(crate) hosts_generation: u64,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -297,7 +297,7 @@ impl Worker {
             .enumerate()
             .map(|(i, c)| ClusterState::new(c, hosts.current(i), index))
             .collect();
-        let cluster_health = health_of(&clusters);
+        let cluster_health = crate::upstream::health_of(&clusters);
         let (runtime_generation, runtime) = control.server.runtime.snapshot();
         Worker {
             index,
@@ -411,24 +411,6 @@ impl Worker {
         }
     }
 
-    /// Follows every cluster's current host set: hosts that left take nothing new, their
-    /// idle connections close now and their busy ones after their request.
-    fn apply_host_sets(&mut self) {
-        let hosts = self.control.server.hosts.clone();
-        self.hosts_generation = hosts.generation();
-        let mut idle = Vec::new();
-        for (i, cluster) in self.clusters.iter_mut().enumerate() {
-            let set = hosts.current(i);
-            if !Arc::ptr_eq(&set, cluster.hosts.set()) {
-                idle.extend(cluster.hosts.apply(set));
-            }
-        }
-        self.cluster_health = health_of(&self.clusters);
-        for up in idle {
-            self.close_upstream(up);
-        }
-    }
-
     /// One wake round at `self.now`: each ready token, then the timers due, then deferred
     /// work. Returns how many tokens were ready.
     pub(crate) fn round(&mut self, events: impl Iterator<Item = Readiness>) -> u32 {
@@ -438,7 +420,9 @@ impl Worker {
             (self.runtime_generation, self.runtime) = self.control.server.runtime.snapshot();
         }
         // A cluster's hosts changed (DNS): requests from this round on pick from the new set.
-        if self.control.server.hosts.generation() != self.hosts_generation {
+        let hosts_generation = self.control.server.hosts.generation();
+        if hosts_generation != self.hosts_generation {
+            self.hosts_generation = hosts_generation;
             self.apply_host_sets();
         }
         let mut ready = 0;
@@ -809,16 +793,4 @@ impl Millis {
 /// The loop's clock: read once per wake round and passed down as `now`.
 pub(crate) fn clock() -> Instant {
     Instant::now()
-}
-
-/// Each cluster's name, host count and healthy host count (all hosts are healthy until
-/// health checking lands), for the health check filter.
-fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)> {
-    clusters
-        .iter()
-        .map(|c| {
-            let n = c.hosts.live().len();
-            (c.name.to_string(), n, n)
-        })
-        .collect()
 }

@@ -3,6 +3,7 @@
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod dns;
+pub(crate) mod host_choice;
 pub(crate) mod host_set;
 pub(crate) mod lb;
 mod origin_tls;
@@ -102,6 +103,23 @@ pub(crate) fn end_attempt(
 }
 
 impl Worker {
+    /// Follows every cluster's current host set: hosts that left take nothing new, their
+    /// idle connections close now and their busy ones after their request.
+    pub(crate) fn apply_host_sets(&mut self) {
+        let hosts = self.control.server.hosts.clone();
+        let mut idle = Vec::new();
+        for (i, cluster) in self.clusters.iter_mut().enumerate() {
+            let set = hosts.current(i);
+            if !Arc::ptr_eq(&set, cluster.hosts.set()) {
+                idle.extend(cluster.hosts.apply(set));
+            }
+        }
+        self.cluster_health = health_of(&self.clusters);
+        for up in idle {
+            self.close_upstream(up);
+        }
+    }
+
     /// Ends stream `sid`'s current attempt ([`end_attempt`]); returns its connection.
     pub(crate) fn end_attempt(&mut self, sid: Id, end: UpstreamEnd) -> Option<Id> {
         let stream = self.streams.get_mut(sid)?;
@@ -113,4 +131,16 @@ impl Worker {
             end,
         )
     }
+}
+
+/// Each cluster's name, host count and healthy host count (all hosts are healthy until
+/// health checking lands), for the health check filter.
+pub(crate) fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)> {
+    clusters
+        .iter()
+        .map(|c| {
+            let n = c.hosts.live().len();
+            (c.name.to_string(), n, n)
+        })
+        .collect()
 }

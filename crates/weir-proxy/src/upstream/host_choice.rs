@@ -1,0 +1,82 @@
+//! Which host a stream's attempt goes to: the cluster's balancer picks (with the request's
+//! hash), a retry under `previous_hosts` picks again, and the flow trace records why.
+
+use weir_flow::EventKind;
+
+use crate::event::token::Id;
+use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::worker::Worker;
+
+impl Worker {
+    /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
+    /// the pool's first use). No host: 503 `UH`.
+    pub(super) fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
+        // Only a retry consults the policy's host predicate (a first attempt costs no lookup).
+        let retrying = self.streams.get(sid)?.retry.attempts > 0;
+        let avoid = retrying
+            .then(|| self.retry_policy_of(sid))
+            .flatten()
+            .filter(|p| p.avoid_previous_hosts)
+            .map(|p| p.host_selection_max_attempts);
+        if avoid.is_some()
+            && let Some(stream) = self.streams.get_mut(sid)
+            && let Some(previous) = stream.upstream_host
+            && !stream.retry.tried.contains(&previous)
+        {
+            stream.retry.tried.push(previous);
+        }
+        let stream = self.streams.get(sid)?;
+        let (cluster, hash) = (stream.cluster, stream.lb_hash);
+        let hosts = &mut self.clusters[cluster].hosts;
+        let mut host = hosts.pick(hash, &mut self.rng);
+        // `previous_hosts`: a retry picks again (up to `host_selection_retry_max_attempts`
+        // more times) while the host is one an earlier attempt went to, as Envoy's balancer
+        // consults its retry predicates; the last pick stands. A hashing balancer gets the
+        // hash mixed with the attempt, or it would land on the same host.
+        if let Some(more) = avoid {
+            for attempt in 1..=u64::from(more) {
+                match host {
+                    Some(h) if stream.retry.tried.contains(&h) => {
+                        let mixed =
+                            hash.map(|h| xxhash_rust::xxh64::xxh64(&h.to_le_bytes(), attempt));
+                        host = hosts.pick(mixed, &mut self.rng);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let Some(host) = host else {
+            if let Some(c) = self.stats.clusters.get(cluster) {
+                c.common.upstream_cx_none_healthy.inc();
+            }
+            if let Some(stream) = self.streams.get_mut(sid) {
+                stream.upstream_host = None;
+            }
+            let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
+            self.local_reply(sid, None, reply);
+            return None;
+        };
+        let state = &mut self.clusters[cluster];
+        let slot = state.hosts.get_mut(host)?;
+        let first_use = !slot.pool.created;
+        slot.pool.created = true;
+        if self.recorder.enabled() {
+            let (name, address) = (state.name.clone(), slot.host.spec.address);
+            if first_use {
+                let name = name.clone();
+                self.trace_stream(sid, || EventKind::PoolCreated {
+                    cluster: name,
+                    host: address,
+                });
+            }
+            let (policy, why) = self.clusters[cluster].hosts.explain_pick(hash);
+            self.trace_stream(sid, || EventKind::HostChosen {
+                cluster: name,
+                host: address,
+                policy,
+                why: why.into(),
+            });
+        }
+        Some((cluster, host))
+    }
+}
