@@ -30,7 +30,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "close_connections_on_host_health_failure",
     "ignore_health_on_host_removal",
     "filters",
-    "load_balancing_policy",
     "lrs_server",
     "track_timeout_budgets",
     "upstream_config",

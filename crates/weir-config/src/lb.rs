@@ -1,7 +1,7 @@
 //! A cluster's `lb_policy` and the `*_lb_config` that goes with it.
 
 use crate::model::LbPolicy;
-use crate::reader::{Cx, Field, Obj};
+use crate::reader::{Cx, Field, Obj, join};
 
 /// Envoy's defaults and limits (`ring_hash_lb_config`, `maglev_lb_config`).
 const DEFAULT_MIN_RING: u64 = 1024;
@@ -31,25 +31,37 @@ pub(crate) fn policy(cx: &mut Cx, o: &mut Obj<'_>) -> Option<LbPolicy> {
                 "RING_HASH",
                 "RANDOM",
                 "MAGLEV",
+                "LOAD_BALANCING_POLICY_CONFIG",
             ],
         ),
         None => Some("ROUND_ROBIN"),
     };
     let least = match o.get(cx, "least_request_lb_config") {
-        Some(f) => least_request(cx, &f),
+        Some(f) => least_request(cx, &f, false),
         None => Some((2, 1.0)),
     };
     let ring = match o.get(cx, "ring_hash_lb_config") {
-        Some(f) => ring_hash(cx, &f),
+        Some(f) => ring_hash(cx, &f, false),
         None => Some((DEFAULT_MIN_RING, DEFAULT_MAX_RING)),
     };
     let maglev = match o.get(cx, "maglev_lb_config") {
-        Some(f) => maglev(cx, &f),
+        Some(f) => maglev(cx, &f, false),
         None => Some(DEFAULT_MAGLEV_TABLE),
     };
     if let Some(f) = o.get(cx, "round_robin_lb_config") {
         let o = Obj::new(cx, &f, &["slow_start_config"])?;
         o.finish(cx);
+    }
+    // `load_balancing_policy` (the typed form) takes the place of `lb_policy`, as in Envoy.
+    if let Some(f) = o.get(cx, "load_balancing_policy") {
+        return typed_policy(cx, &f);
+    }
+    if name == Some("LOAD_BALANCING_POLICY_CONFIG") {
+        cx.error(
+            o.path(),
+            "lb_policy LOAD_BALANCING_POLICY_CONFIG needs `load_balancing_policy`",
+        );
+        return None;
     }
     Some(match name? {
         "LEAST_REQUEST" => {
@@ -75,7 +87,7 @@ pub(crate) fn policy(cx: &mut Cx, o: &mut Obj<'_>) -> Option<LbPolicy> {
 }
 
 /// `least_request_lb_config`: `choice_count` (≥ 2) and `active_request_bias`.
-fn least_request(cx: &mut Cx, f: &Field<'_>) -> Option<(u32, f64)> {
+fn least_request(cx: &mut Cx, f: &Field<'_>, typed: bool) -> Option<(u32, f64)> {
     let mut o = Obj::new(
         cx,
         f,
@@ -83,8 +95,12 @@ fn least_request(cx: &mut Cx, f: &Field<'_>) -> Option<(u32, f64)> {
             "slow_start_config",
             "locality_lb_config",
             "selection_method",
+            "enable_full_scan",
         ],
     )?;
+    if typed {
+        o.get(cx, "@type");
+    }
     let choice_count = match o.get(cx, "choice_count") {
         Some(c) => c.u32(cx).and_then(|n| {
             if n < 2 {
@@ -117,7 +133,7 @@ fn least_request(cx: &mut Cx, f: &Field<'_>) -> Option<(u32, f64)> {
 }
 
 /// `ring_hash_lb_config`: ring sizes; xxHash only.
-fn ring_hash(cx: &mut Cx, f: &Field<'_>) -> Option<(u64, u64)> {
+fn ring_hash(cx: &mut Cx, f: &Field<'_>, typed: bool) -> Option<(u64, u64)> {
     let mut o = Obj::new(
         cx,
         f,
@@ -128,6 +144,9 @@ fn ring_hash(cx: &mut Cx, f: &Field<'_>) -> Option<(u64, u64)> {
             "locality_weighted_lb_config",
         ],
     )?;
+    if typed {
+        o.get(cx, "@type");
+    }
     let size =
         |cx: &mut Cx, o: &mut Obj<'_>, name: &'static str, default: u64| match o.get(cx, name) {
             Some(s) => s.u64(cx).and_then(|n| {
@@ -163,7 +182,7 @@ fn ring_hash(cx: &mut Cx, f: &Field<'_>) -> Option<(u64, u64)> {
 }
 
 /// `maglev_lb_config`: `table_size`, a prime up to 5000011.
-fn maglev(cx: &mut Cx, f: &Field<'_>) -> Option<u64> {
+fn maglev(cx: &mut Cx, f: &Field<'_>, typed: bool) -> Option<u64> {
     let mut o = Obj::new(
         cx,
         f,
@@ -172,6 +191,9 @@ fn maglev(cx: &mut Cx, f: &Field<'_>) -> Option<u64> {
             "locality_weighted_lb_config",
         ],
     )?;
+    if typed {
+        o.get(cx, "@type");
+    }
     let size = match o.get(cx, "table_size") {
         Some(t) => t.u64(cx).and_then(|n| {
             if n > MAX_MAGLEV_TABLE || !is_prime(n) {
@@ -187,6 +209,69 @@ fn maglev(cx: &mut Cx, f: &Field<'_>) -> Option<u64> {
     };
     o.finish(cx);
     size
+}
+
+const TYPE_PREFIX: &str = "type.googleapis.com/envoy.extensions.load_balancing_policies.";
+
+/// `load_balancing_policy.policies[]`: the first whose type weir supports is used (as Envoy
+/// uses the first it supports); with none, an error listing what weir supports.
+fn typed_policy(cx: &mut Cx, f: &Field<'_>) -> Option<LbPolicy> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let policies = o.list(cx, "policies");
+    o.finish(cx);
+    for p in &policies {
+        let mut po = Obj::new(cx, p, &[])?;
+        let ext = po.required(cx, "typed_extension_config");
+        po.finish(cx);
+        let mut eo = Obj::new(cx, &ext?, &[])?;
+        eo.string(cx, "name");
+        let typed = eo.required(cx, "typed_config");
+        eo.finish(cx);
+        let typed = typed?;
+        let url = typed
+            .value
+            .get("@type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let Some(kind) = url.strip_prefix(TYPE_PREFIX) else {
+            continue;
+        };
+        let plain = |cx: &mut Cx| {
+            let mut to = Obj::new(cx, &typed, &["slow_start_config", "locality_lb_config"])?;
+            to.get(cx, "@type");
+            to.finish(cx).then_some(())
+        };
+        return match kind {
+            "round_robin.v3.RoundRobin" => plain(cx).map(|()| LbPolicy::RoundRobin),
+            "random.v3.Random" => plain(cx).map(|()| LbPolicy::Random),
+            "least_request.v3.LeastRequest" => {
+                least_request(cx, &typed, true).map(|(choice_count, active_request_bias)| {
+                    LbPolicy::LeastRequest {
+                        choice_count,
+                        active_request_bias,
+                    }
+                })
+            }
+            "ring_hash.v3.RingHash" => {
+                ring_hash(cx, &typed, true).map(|(minimum_ring_size, maximum_ring_size)| {
+                    LbPolicy::RingHash {
+                        minimum_ring_size,
+                        maximum_ring_size,
+                    }
+                })
+            }
+            "maglev.v3.Maglev" => {
+                maglev(cx, &typed, true).map(|table_size| LbPolicy::Maglev { table_size })
+            }
+            _ => continue,
+        };
+    }
+    cx.error(
+        &join(&f.path, "policies"),
+        "no policy weir supports (round_robin, least_request, random, ring_hash, maglev: \
+         `envoy.extensions.load_balancing_policies.*.v3`)",
+    );
+    None
 }
 
 fn is_prime(n: u64) -> bool {

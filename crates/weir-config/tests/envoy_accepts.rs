@@ -75,7 +75,7 @@ fn enum_names_in_any_case() {
     assert_eq!(
         errors(&edit("lb_policy: ROUND_ROBIN", "lb_policy: roundrobin")),
         [
-            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV"
+            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, LOAD_BALANCING_POLICY_CONFIG"
         ]
     );
     // An Envoy value weir lacks, in any case, is "not supported yet".

@@ -127,7 +127,7 @@ fn unsupported_lb_policy() {
         "/static_resources/clusters/1/lb_policy",
         json!("FASTEST"),
         &[
-            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV",
+            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, LOAD_BALANCING_POLICY_CONFIG",
         ],
     );
 }
@@ -165,6 +165,28 @@ fn lb_configs() {
                 "{c}.least_request_lb_config.active_request_bias.default_value: active_request_bias must be a number ≥ 0"
             ),
         ],
+    );
+    // The typed form: the first policy weir supports is used.
+    let mut doc = valid();
+    set(
+        &mut doc,
+        "/static_resources/clusters/1/load_balancing_policy",
+        json!({"policies": [
+            {"typed_extension_config": {"name": "x", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3.ClientSideWeightedRoundRobin"}}},
+            {"typed_extension_config": {"name": "envoy.load_balancing_policies.maglev", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.maglev.v3.Maglev", "table_size": 1021}}}
+        ]}),
+    );
+    let bootstrap = weir_config::parse(&doc.to_string()).expect("load_balancing_policy");
+    assert_eq!(
+        bootstrap.clusters[1].lb_policy,
+        weir_config::LbPolicy::Maglev { table_size: 1021 }
+    );
+    check(
+        "/static_resources/clusters/1/load_balancing_policy",
+        json!({"policies": [{"typed_extension_config": {"name": "x", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality"}}}]}),
+        &[&format!(
+            "{c}.load_balancing_policy.policies: no policy weir supports (round_robin, least_request, random, ring_hash, maglev: `envoy.extensions.load_balancing_policies.*.v3`)"
+        )],
     );
     let route = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes/0/route";
     let mut doc = valid();
@@ -1212,7 +1234,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }
