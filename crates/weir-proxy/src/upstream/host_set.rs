@@ -306,7 +306,8 @@ impl HostSlots {
             }
             "least_request" => "weighted draw, weights divided by active requests".to_owned(),
             "random" => "weighted random draw".to_owned(),
-            _ => "weighted turn".to_owned(),
+            _ if self.lb.rotates() => "next in rotation (equal weights)".to_owned(),
+            _ => "smooth weighted turn".to_owned(),
         };
         (policy, why)
     }

@@ -72,6 +72,11 @@ impl LoadBalancer {
         }
     }
 
+    /// Round robin over equal weights (plain rotation).
+    pub(crate) fn rotates(&self) -> bool {
+        matches!(self, LoadBalancer::RoundRobin(rr) if rr.rotates())
+    }
+
     /// Least request's draws in its last pick (empty for every other policy).
     pub(crate) fn drawn(&self) -> &[usize] {
         match self {

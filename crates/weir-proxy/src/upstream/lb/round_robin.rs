@@ -37,6 +37,11 @@ impl RoundRobin {
         rr
     }
 
+    /// Every weight is equal: picks rotate.
+    pub(crate) fn rotates(&self) -> bool {
+        self.weights.is_empty()
+    }
+
     /// The next host's index, `None` when the cluster has no host.
     pub(crate) fn pick(&mut self) -> Option<usize> {
         if self.weights.is_empty() {
