@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::bootstrap::{Role, address};
 use crate::model::{DnsLookupFamily, DnsResolverConfig};
-use crate::reader::{Cx, Field, Obj};
+use crate::reader::{Cx, Field, Obj, typed_extension};
 
 /// Envoy's default `dns_refresh_rate`.
 const DEFAULT_REFRESH_RATE: Duration = Duration::from_secs(5);
@@ -67,16 +67,8 @@ pub(crate) fn fields(cx: &mut Cx, o: &mut Obj<'_>) -> Option<DnsFields> {
 /// `cluster_type` naming `envoy.clusters.dns` (`extensions.clusters.dns.v3.DnsCluster`):
 /// whether it is logical (`all_addresses_in_single_endpoint`), and its DNS fields.
 pub(crate) fn cluster_type(cx: &mut Cx, f: &Field<'_>) -> Option<(bool, DnsFields)> {
-    let mut o = Obj::new(cx, f, &[])?;
-    o.string(cx, "name");
-    let typed = o.required(cx, "typed_config");
-    o.finish(cx);
-    let typed = typed?;
-    let url = typed
-        .value
-        .get("@type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let (typed, url) = typed_extension(cx, f)?;
+    let url = url.as_str();
     if url != DNS_CLUSTER_TYPE {
         cx.error(
             &typed.path,
@@ -243,16 +235,8 @@ fn resolvers_and_options(cx: &mut Cx, o: &mut Obj<'_>) -> Option<DnsResolverConf
 /// `typed_dns_resolver_config`: c-ares' config (its resolvers and options, and its query
 /// timeout and tries), or getaddrinfo's (the system resolver).
 fn typed_resolver(cx: &mut Cx, f: &Field<'_>) -> Option<DnsResolverConfig> {
-    let mut o = Obj::new(cx, f, &[])?;
-    o.string(cx, "name");
-    let typed = o.required(cx, "typed_config");
-    o.finish(cx);
-    let typed = typed?;
-    let url = typed
-        .value
-        .get("@type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let (typed, url) = typed_extension(cx, f)?;
+    let url = url.as_str();
     match url {
         CARES_TYPE => {
             let mut o = Obj::new(

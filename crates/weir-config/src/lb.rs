@@ -1,7 +1,7 @@
 //! A cluster's `lb_policy` and the `*_lb_config` that goes with it.
 
 use crate::model::LbPolicy;
-use crate::reader::{Cx, Field, Obj, join};
+use crate::reader::{Cx, Field, Obj, join, typed_extension};
 
 /// Envoy's defaults and limits (`ring_hash_lb_config`, `maglev_lb_config`).
 const DEFAULT_MIN_RING: u64 = 1024;
@@ -223,16 +223,7 @@ fn typed_policy(cx: &mut Cx, f: &Field<'_>) -> Option<LbPolicy> {
         let mut po = Obj::new(cx, p, &[])?;
         let ext = po.required(cx, "typed_extension_config");
         po.finish(cx);
-        let mut eo = Obj::new(cx, &ext?, &[])?;
-        eo.string(cx, "name");
-        let typed = eo.required(cx, "typed_config");
-        eo.finish(cx);
-        let typed = typed?;
-        let url = typed
-            .value
-            .get("@type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
+        let (typed, url) = typed_extension(cx, &ext?)?;
         let Some(kind) = url.strip_prefix(TYPE_PREFIX) else {
             continue;
         };

@@ -688,6 +688,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len() * width + b.len()]
 }
 
+/// A `TypedExtensionConfig` (`name`, `typed_config`): its `typed_config` and that config's
+/// `@type` (empty when it has none, for the caller to name as unsupported).
+pub(crate) fn typed_extension<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<(Field<'v>, String)> {
+    let mut o = Obj::new(cx, f, &[])?;
+    o.string(cx, "name");
+    let typed = o.required(cx, "typed_config");
+    o.finish(cx);
+    let typed = typed?;
+    let url = typed
+        .value
+        .get("@type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    Some((typed, url))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

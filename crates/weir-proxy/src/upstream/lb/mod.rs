@@ -3,6 +3,8 @@
 //! threads.
 
 pub(crate) mod hash;
+#[cfg(test)]
+mod hashing_tests;
 pub(crate) mod least_request;
 pub(crate) mod maglev;
 pub(crate) mod random;

@@ -76,35 +76,11 @@ impl RingHash {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hashing_tests::{hosts, keys, owners, shares};
     use super::*;
 
     const MIN: u64 = 1024;
     const MAX: u64 = 8 * 1024 * 1024;
-
-    fn hosts(n: usize) -> Vec<(String, u32)> {
-        (1..=n).map(|i| (format!("10.0.0.{i}:80"), 1)).collect()
-    }
-
-    fn keys() -> Vec<u64> {
-        let mut rng = fastrand::Rng::with_seed(0x5eed);
-        (0..100_000).map(|_| rng.u64(..)).collect()
-    }
-
-    /// Which host (by key, so removing a host does not shift the others) each request went to.
-    fn owners<'a>(lb: &RingHash, hosts: &'a [(String, u32)], keys: &[u64]) -> Vec<&'a str> {
-        keys.iter()
-            .map(|&k| hosts[lb.pick(k).unwrap()].0.as_str())
-            .collect()
-    }
-
-    fn shares(lb: &RingHash, n: usize, keys: &[u64]) -> Vec<f64> {
-        let mut counts = vec![0_u32; n];
-        keys.iter().for_each(|&k| counts[lb.pick(k).unwrap()] += 1);
-        counts
-            .iter()
-            .map(|&c| f64::from(c) / keys.len() as f64)
-            .collect()
-    }
 
     fn replicas(lb: &RingHash, n: usize) -> Vec<usize> {
         let mut counts = vec![0; n];
