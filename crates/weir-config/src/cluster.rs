@@ -14,7 +14,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "eds_cluster_config",
     "health_checks",
     "max_requests_per_connection",
-    "circuit_breakers",
     "common_http_protocol_options",
     "http2_protocol_options",
     "wait_for_warm_on_init",
@@ -234,6 +233,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(t) => crate::tls_upstream::transport_socket(cx, &t, auto_san),
         None => Some(None),
     };
+    let circuit_breakers = o.get(cx, "circuit_breakers");
+    let circuit_breakers = crate::circuit_breakers::read(cx, circuit_breakers.as_ref());
     // Read last, so the list of fields in an unknown-field error keeps its order.
     let dns_fields = crate::dns::fields(cx, &mut o);
     let dns_fields = match typed_dns {
@@ -276,6 +277,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         header_key_format: http.as_ref()?.header_key_format,
         auto_sni: http?.auto_sni,
         tls: tls?,
+        circuit_breakers: circuit_breakers?,
     })
 }
 

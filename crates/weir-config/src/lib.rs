@@ -27,6 +27,7 @@ mod access_log;
 mod bootstrap;
 mod cert_info;
 mod chain_select;
+mod circuit_breakers;
 mod cluster;
 mod crypto;
 mod dns;

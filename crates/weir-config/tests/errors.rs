@@ -133,6 +133,29 @@ fn unsupported_lb_policy() {
 }
 
 #[test]
+fn circuit_breakers() {
+    let c = "static_resources.clusters[1].circuit_breakers";
+    check(
+        "/static_resources/clusters/1/circuit_breakers",
+        json!({"thresholds": [{"priority": "LOW", "max_connections": -1,
+            "retry_budget": {"budget_percent": {"value": 150}}}],
+            "per_host_thresholds": [{"max_requests": 3}]}),
+        &[
+            &format!(
+                "{c}.thresholds[0].priority: `LOW` is not a valid routing priority; expected one of DEFAULT, HIGH"
+            ),
+            &format!("{c}.thresholds[0].max_connections: must not be negative"),
+            &format!(
+                "{c}.thresholds[0].retry_budget.budget_percent.value: budget_percent must be a number in 0..=100"
+            ),
+            &format!(
+                "{c}.per_host_thresholds[0].max_requests: only max_connections applies per host (Envoy refuses the others too)"
+            ),
+        ],
+    );
+}
+
+#[test]
 fn lb_configs() {
     let c = "static_resources.clusters[1]";
     check(
@@ -1234,7 +1257,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

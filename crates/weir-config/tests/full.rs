@@ -518,6 +518,46 @@ fn defaults_are_envoys() {
     assert_eq!(c.lb_policy, LbPolicy::RoundRobin);
     assert_eq!(c.per_connection_buffer_limit_bytes, 1024 * 1024);
     assert_eq!(c.endpoints[0].weight, 1);
+    let defaults = &c.circuit_breakers;
+    for t in &defaults.thresholds {
+        let limits = (t.max_connections, t.max_pending_requests, t.max_requests);
+        assert_eq!((limits, t.max_retries), ((1024, 1024, 1024), 3));
+        assert_eq!((t.max_connection_pools, &t.retry_budget), (None, &None));
+        assert!(!t.track_remaining);
+    }
+    assert_eq!(defaults.per_host_max_connections, [None, None]);
+}
+
+#[test]
+fn circuit_breakers_take_the_first_entry_of_each_priority() {
+    let text = MINIMAL.replace(
+        "- name: c\n",
+        "- name: c
+      circuit_breakers:
+        thresholds:
+        - { max_connections: 1, maxPendingRequests: 2, track_remaining: true }
+        - { max_connections: 5 }
+        - { priority: HIGH, max_requests: 7, max_connection_pools: 3, retry_budget: {} }
+        per_host_thresholds:
+        - { priority: HIGH, max_connections: 9 }
+",
+    );
+    let b = parse_ok(&text);
+    let cb = &b.clusters[0].circuit_breakers;
+    let [default, high] = &cb.thresholds;
+    assert_eq!(
+        (default.max_connections, default.max_pending_requests),
+        (1, 2)
+    );
+    assert_eq!((default.max_requests, default.max_retries), (1024, 3));
+    assert!(default.track_remaining);
+    assert_eq!((high.max_requests, high.max_connection_pools), (7, Some(3)));
+    let budget = high.retry_budget.as_ref().unwrap();
+    assert_eq!(
+        (budget.budget_percent, budget.min_retry_concurrency),
+        (20.0, 3)
+    );
+    assert_eq!(cb.per_host_max_connections, [None, Some(9)]);
 }
 
 #[test]

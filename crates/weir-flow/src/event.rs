@@ -85,6 +85,7 @@ impl Phase {
                 | K::RouteMatched { .. }
                 | K::PoolCreated { .. }
                 | K::HostChosen { .. }
+                | K::WaitingForConnection { .. }
                 | K::ConnectStarted { .. }
                 | K::LocalReply { .. } => DownstreamReadRequest,
                 // The seed restores the downstream's read interest when the response is in.
@@ -103,6 +104,7 @@ impl Phase {
                 // A new connection is started, or a pooled one taken, while routing.
                 K::PoolCreated { .. }
                 | K::HostChosen { .. }
+                | K::WaitingForConnection { .. }
                 | K::ConnectStarted { .. }
                 | K::Registered { .. }
                 | K::StreamAttached { reused: true } => DownstreamReadRequest,
@@ -325,6 +327,14 @@ pub enum EventKind {
         /// Why this host: the request's hash, least request's candidates and their loads…
         why: Name,
     },
+    /// No connection to the host could be had or made (the cluster's or the host's
+    /// `max_connections` was reached): the request waits for one of the host's connections.
+    WaitingForConnection {
+        /// The cluster.
+        cluster: Name,
+        /// The host.
+        host: SocketAddr,
+    },
     /// A non-blocking connect to an upstream host started.
     ConnectStarted {
         /// The host.
@@ -410,6 +420,7 @@ impl EventKind {
             EventKind::RouteMatched { .. } => "route_matched",
             EventKind::PoolCreated { .. } => "pool_created",
             EventKind::HostChosen { .. } => "host_chosen",
+            EventKind::WaitingForConnection { .. } => "waiting_for_connection",
             EventKind::ConnectStarted { .. } => "connect_started",
             EventKind::Connected => "connected",
             EventKind::TlsHandshake { .. } => "tls_handshake",

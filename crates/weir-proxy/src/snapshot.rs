@@ -15,6 +15,7 @@ use weir_http1::Limits;
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
+use crate::upstream::circuit_breaker::ClusterBreakers;
 
 /// See the module documentation.
 pub(crate) struct Snapshot {
@@ -26,6 +27,8 @@ pub(crate) struct Snapshot {
     pub(crate) tcp_prefixes: Vec<String>,
     /// Per prefix: one of its HCMs has a fault filter.
     pub(crate) http_faults: Vec<bool>,
+    /// Per cluster, its circuit breakers: counts every worker shares.
+    pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
 }
 
 /// A listener's compiled filter chains.
@@ -268,7 +271,11 @@ impl Snapshot {
         {
             http_faults[chain.stats] |= chain.filters.has_fault();
         }
+        let breakers = (bootstrap.clusters.iter())
+            .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
+            .collect();
         Ok(Snapshot {
+            breakers,
             bootstrap,
             listeners,
             http_prefixes: prefixes.http,

@@ -211,6 +211,11 @@ pub(crate) enum Deferred {
     Downstream(Id),
     Upstream(Id),
     Accept(usize),
+    /// A host's connection was released or closed while streams wait for one.
+    Waiting {
+        cluster: usize,
+        host: Id,
+    },
 }
 
 /// See the module documentation.
@@ -295,7 +300,10 @@ impl Worker {
             .clusters
             .iter()
             .enumerate()
-            .map(|(i, c)| ClusterState::new(c, hosts.current(i), index))
+            .map(|(i, c)| {
+                let breakers = snapshot.breakers[i].clone();
+                ClusterState::new(c, hosts.current(i), breakers, index)
+            })
             .collect();
         let cluster_health = crate::upstream::health_of(&clusters);
         let (runtime_generation, runtime) = control.server.runtime.snapshot();
@@ -454,6 +462,9 @@ impl Worker {
                 }
                 Deferred::Accept(listener) => {
                     self.contained(Scope::Worker, |w| w.accept(listener));
+                }
+                Deferred::Waiting { cluster, host } => {
+                    self.contained(Scope::Worker, |w| w.serve_waiting(cluster, host));
                 }
             }
         }

@@ -278,6 +278,10 @@ fn clusters_listeners_server_info_and_ready() {
     let host = format!("origin::{}", origin.addr);
     for line in [
         "origin::observability_name::origin".to_string(),
+        // Envoy's default circuit breakers, listed as Envoy lists them.
+        "origin::default_priority::max_connections::1024".to_string(),
+        "origin::default_priority::max_retries::3".to_string(),
+        "origin::high_priority::max_pending_requests::1024".to_string(),
         "origin::added_via_api::false".to_string(),
         format!("{host}::cx_total::1"),
         format!("{host}::rq_total::3"),
@@ -295,6 +299,11 @@ fn clusters_listeners_server_info_and_ready() {
         serde_json::from_str(&admin_get(&weir, "/clusters?format=json")).expect("json");
     let status = &json["cluster_statuses"][0];
     assert_eq!(status["name"], "origin");
+    let high = &status["circuit_breakers"]["thresholds"][1];
+    assert_eq!(
+        (&high["priority"], &high["max_requests"]),
+        (&"HIGH".into(), &1024.into())
+    );
     let h = &status["host_statuses"][0];
     assert_eq!(
         h["address"]["socket_address"]["port_value"],

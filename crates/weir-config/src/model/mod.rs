@@ -343,6 +343,62 @@ pub struct Cluster {
     pub auto_sni: Option<AutoSni>,
     /// `transport_socket`: TLS to the origin, or `None` for plaintext.
     pub tls: Option<UpstreamTls>,
+    /// `circuit_breakers`, with Envoy's defaults for what is unset.
+    pub circuit_breakers: CircuitBreakers,
+}
+
+/// `circuit_breakers` (`config.cluster.v3.CircuitBreakers`): limits shared by every worker,
+/// per routing priority (`[DEFAULT, HIGH]`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CircuitBreakers {
+    /// The first `thresholds[]` entry of each priority, or Envoy's defaults.
+    pub thresholds: [Thresholds; 2],
+    /// The first `per_host_thresholds[]` entry's `max_connections` of each priority (each
+    /// host's open connections; unlimited when unset).
+    pub per_host_max_connections: [Option<u32>; 2],
+}
+
+/// One priority's limits (`CircuitBreakers.Thresholds`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thresholds {
+    /// Open connections to the cluster (default 1024).
+    pub max_connections: u32,
+    /// Requests waiting for a connection (default 1024).
+    pub max_pending_requests: u32,
+    /// Requests in flight on connections (default 1024).
+    pub max_requests: u32,
+    /// Retries in flight (default 3), unless a `retry_budget` is set.
+    pub max_retries: u32,
+    /// Connection pools (one per host and worker); unlimited when unset.
+    pub max_connection_pools: Option<u32>,
+    /// `retry_budget`: retries in flight as a share of the requests in flight.
+    pub retry_budget: Option<RetryBudget>,
+    /// `track_remaining`: the `remaining_*` gauges exist.
+    pub track_remaining: bool,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            max_connection_pools: None,
+            retry_budget: None,
+            track_remaining: false,
+        }
+    }
+}
+
+/// `retry_budget`: at most `budget_percent` % of the active and pending requests may be
+/// retries, and never fewer than `min_retry_concurrency`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryBudget {
+    /// `budget_percent.value` (default 20).
+    pub budget_percent: f64,
+    /// `min_retry_concurrency` (default 3).
+    pub min_retry_concurrency: u32,
 }
 
 /// `envoy.filters.network.tcp_proxy` (`extensions.filters.network.tcp_proxy.v3.TcpProxy`).

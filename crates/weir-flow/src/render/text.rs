@@ -254,7 +254,9 @@ fn details(kind: &K, out: &mut String) {
             route,
             cluster,
         } => write!(out, " vhost={vhost} route={route:?} cluster={cluster}"),
-        K::PoolCreated { cluster, host } => write!(out, " cluster={cluster} host={host}"),
+        K::PoolCreated { cluster, host } | K::WaitingForConnection { cluster, host } => {
+            write!(out, " cluster={cluster} host={host}")
+        }
         K::HostChosen {
             cluster,
             host,
@@ -521,6 +523,9 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             cluster,
         } => format!("route {route} in virtual host {vhost} -> cluster {cluster}"),
         K::PoolCreated { host, .. } => format!("create connection pool for {host}"),
+        K::WaitingForConnection { host, .. } => {
+            format!("wait for a connection to {host}: max_connections reached")
+        }
         K::HostChosen {
             host, policy, why, ..
         } => format!("load balancer ({policy}) chose {host}: {why}"),

@@ -409,6 +409,12 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
             for (cluster, set) in config.iter().zip(&sets) {
                 let name = &cluster.name;
                 let _ = writeln!(out, "{name}::observability_name::{name}");
+                let priorities = ["default_priority", "high_priority"];
+                for (priority, t) in priorities.iter().zip(&cluster.circuit_breakers.thresholds) {
+                    for (limit, v) in thresholds(t) {
+                        let _ = writeln!(out, "{name}::{priority}::{limit}::{v}");
+                    }
+                }
                 let _ = writeln!(out, "{name}::added_via_api::false");
                 for h in &set.hosts {
                     let host = format!("{name}::{}", h.spec.address);
@@ -438,6 +444,7 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
                     let hosts: Vec<_> = set.hosts.iter().map(|h| host_json(h)).collect();
                     serde_json::json!({
                         "name": cluster.name,
+                        "circuit_breakers": breakers_json(&cluster.circuit_breakers),
                         "observability_name": cluster.name,
                         "added_via_api": false,
                         "host_statuses": hosts,
@@ -451,6 +458,36 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
             format!("invalid format `{other}` (text or json)\n"),
         )),
     }
+}
+
+/// A priority's limits as `/clusters` lists them.
+fn thresholds(t: &weir_config::Thresholds) -> [(&'static str, u32); 4] {
+    [
+        ("max_connections", t.max_connections),
+        ("max_pending_requests", t.max_pending_requests),
+        ("max_requests", t.max_requests),
+        ("max_retries", t.max_retries),
+    ]
+}
+
+/// `circuit_breakers` of `/clusters?format=json`: both priorities, `HIGH` named.
+fn breakers_json(cb: &weir_config::CircuitBreakers) -> serde_json::Value {
+    let thresholds: Vec<_> = cb
+        .thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut entry = serde_json::Map::new();
+            if i == 1 {
+                entry.insert("priority".into(), "HIGH".into());
+            }
+            for (limit, v) in thresholds(t) {
+                entry.insert(limit.into(), v.into());
+            }
+            serde_json::Value::Object(entry)
+        })
+        .collect();
+    serde_json::json!({ "thresholds": thresholds })
 }
 
 /// One host of `/clusters?format=json`.

@@ -100,6 +100,11 @@ pub(crate) struct RetryState {
     pub(crate) tried: Vec<Id>,
     /// The policy wanted another retry but none was left (`URX`).
     pub(crate) limit_hit: bool,
+    /// The policy wanted another retry but the retries circuit breaker refused it (`UO`).
+    pub(crate) overflowed: bool,
+    /// It holds one of the cluster's retries (from its scheduling until the attempt it made
+    /// is judged, or the stream ends).
+    pub(crate) holds_retry: bool,
     /// A retry waits for its back-off.
     pub(crate) timer: Option<TimerId>,
     /// The retry policy an internal request's `x-envoy-*` headers made of the route's (see
@@ -158,6 +163,9 @@ pub(crate) struct Stream {
     pub(crate) request_names: Option<Box<ReceivedNames>>,
     pub(crate) retry: RetryState,
     pub(crate) attempt: Option<Attempt>,
+    /// It waits in its host's queue for a connection (a circuit breaker's connection limit
+    /// was reached); it reads nothing more from its client meanwhile.
+    pub(crate) queued: bool,
     /// The connection ends with this stream (the codec's rules, a drain, a cut response).
     pub(crate) close_after: bool,
     pub(crate) status: u16,
@@ -220,11 +228,14 @@ impl Stream {
                 tried: Vec::new(),
                 attempts: 0,
                 limit_hit: false,
+                overflowed: false,
+                holds_retry: false,
                 timer: None,
                 policy: None,
                 timeout_alt_response: false,
             },
             attempt: None,
+            queued: false,
             close_after: false,
             status: 0,
             flag: None,

@@ -181,6 +181,10 @@ impl Worker {
         } else {
             match stream.upstream().and_then(|u| self.upstreams.get(u)) {
                 Some(up) => up.conn.queued() < up.buffer_limit,
+                // Waiting for a connection: its body is kept, up to the listener's limit.
+                None if stream.queued => {
+                    stream.retry.body_bytes < listener_buffer_limit(&self.listeners, ds)
+                }
                 None => true,
             }
         };

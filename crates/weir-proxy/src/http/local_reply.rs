@@ -32,6 +32,9 @@ pub enum ResponseFlag {
     FaultInjected,
     /// LH: the health check filter answered that this proxy is unhealthy.
     FailedLocalHealthCheck,
+    /// UO: a circuit breaker of the cluster was open (connections, pending requests,
+    /// requests, retries or connection pools at their limit).
+    UpstreamOverflow,
 }
 
 impl ResponseFlag {
@@ -50,6 +53,7 @@ impl ResponseFlag {
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::FaultInjected => "FI",
             ResponseFlag::FailedLocalHealthCheck => "LH",
+            ResponseFlag::UpstreamOverflow => "UO",
         }
     }
 
@@ -72,6 +76,24 @@ impl ResponseFlag {
             // Answered before any upstream attempt: no retry was made.
             Some(ResponseFlag::FaultInjected) => "FI",
             Some(ResponseFlag::FailedLocalHealthCheck) => "LH",
+            Some(ResponseFlag::UpstreamOverflow) => "URX,UO",
+        }
+    }
+
+    /// The flags when a retry was refused by the retries circuit breaker (`UO`): set before
+    /// the failure of the attempt that wanted it, as the retry decision comes first.
+    pub(crate) fn with_retry_overflow(flag: Option<ResponseFlag>) -> &'static str {
+        match flag {
+            None | Some(ResponseFlag::UpstreamOverflow) => "UO",
+            Some(ResponseFlag::UpstreamRequestTimeout) => "UO,UT",
+            Some(ResponseFlag::UpstreamRemoteReset) => "UO,UR",
+            Some(ResponseFlag::UpstreamConnectionFailure) => "UO,UF",
+            Some(ResponseFlag::UpstreamConnectionTermination) => "UO,UC",
+            Some(ResponseFlag::UpstreamProtocolError) => "UO,UPE",
+            Some(ResponseFlag::NoHealthyUpstream) => "UH,UO",
+            Some(ResponseFlag::DownstreamConnectionTermination) => "DC,UO",
+            Some(ResponseFlag::StreamIdleTimeout) => "UO,SI",
+            Some(flag) => flag.letters(),
         }
     }
 }
@@ -90,6 +112,8 @@ pub(crate) enum ResetReason {
     RemoteReset,
     /// The origin's response was malformed.
     ProtocolError,
+    /// A circuit breaker was open.
+    Overflow,
 }
 
 /// Envoy's body for a reset reason: `…before headers. reset reason: R`, or after a retry
@@ -121,6 +145,7 @@ impl ResetReason {
             ResetReason::ConnectionTermination => reset_bodies!("connection termination"),
             ResetReason::RemoteReset => reset_bodies!("remote reset"),
             ResetReason::ProtocolError => reset_bodies!("protocol error"),
+            ResetReason::Overflow => reset_bodies!("overflow"),
         };
         if retried { after_retries } else { first }
     }
@@ -181,12 +206,14 @@ impl LocalReply {
             ResponseFlag::DownstreamConnectionTermination => "downstream_remote_disconnect",
             ResponseFlag::FaultInjected => "fault_filter_abort",
             ResponseFlag::FailedLocalHealthCheck => "health_check_filter",
+            ResponseFlag::UpstreamOverflow => "upstream_reset_before_response_started{overflow}",
         };
         let reset = match flag {
             ResponseFlag::UpstreamConnectionFailure => Some(ResetReason::RemoteConnectionFailure),
             ResponseFlag::UpstreamConnectionTermination => Some(ResetReason::ConnectionTermination),
             ResponseFlag::UpstreamRemoteReset => Some(ResetReason::RemoteReset),
             ResponseFlag::UpstreamProtocolError => Some(ResetReason::ProtocolError),
+            ResponseFlag::UpstreamOverflow => Some(ResetReason::Overflow),
             _ => None,
         };
         let (status, body): (u16, &'static [u8]) = match flag {
@@ -195,7 +222,8 @@ impl LocalReply {
             ResponseFlag::UpstreamProtocolError => (502, ResetReason::ProtocolError.body(false)),
             ResponseFlag::UpstreamConnectionFailure
             | ResponseFlag::UpstreamConnectionTermination
-            | ResponseFlag::UpstreamRemoteReset => (503, reset.map_or(b"", |r| r.body(false))),
+            | ResponseFlag::UpstreamRemoteReset
+            | ResponseFlag::UpstreamOverflow => (503, reset.map_or(b"", |r| r.body(false))),
             ResponseFlag::UpstreamRequestTimeout => (504, b"upstream request timeout"),
             ResponseFlag::DownstreamProtocolError => (400, b"Bad Request"),
             ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),

@@ -28,6 +28,7 @@ impl Worker {
         self.disarm(&mut stream.idle_timer);
         self.disarm(&mut stream.retry.timer);
         self.disarm(&mut stream.filter_timer);
+        crate::upstream::retry::release_retry(&self.clusters, stream);
         let end = UpstreamEnd::LocalReset;
         if let Some(up) = end_attempt(
             (&self.stats, &self.clusters),
@@ -270,6 +271,12 @@ impl Worker {
             headers.append("location", location.clone());
         }
         let ds = self.downstreams.get(ds);
+        // Envoy's router says a circuit breaker refused the request, unless told not to.
+        if reply.flag == Some(ResponseFlag::UpstreamOverflow)
+            && !ds.is_some_and(|ds| ds.chain.suppress_envoy_headers)
+        {
+            headers.append("x-envoy-overloaded", Bytes::from_static(b"true"));
+        }
         if let Some((ds, r)) = ds.zip(route) {
             ds.chain.routes.mutate_response(r, &mut headers);
         }

@@ -146,6 +146,7 @@ impl Worker {
         let since = |at: Option<Instant>| at.map(|t| t.saturating_duration_since(stream.started));
         let flag = match (stream.flag, abandoned) {
             _ if stream.retry.limit_hit => ResponseFlag::with_retry_limit(stream.flag),
+            _ if stream.retry.overflowed => ResponseFlag::with_retry_overflow(stream.flag),
             // A fault delay (`DI`) is shown with an abort after it, or alone; with another
             // failure that failure's flag stands alone.
             (Some(ResponseFlag::FaultInjected), _) if stream.delay_injected => "DI,FI",

@@ -177,7 +177,13 @@ impl Worker {
             Some(ds) if stream.retry.possible => listener_buffer_limit(&self.listeners, ds),
             _ => 0,
         };
-        if stream.retry.possible {
+        if stream.queued {
+            // Waiting for a connection, the body has nowhere else to be: all of it is kept
+            // (reading stops at the limit), though past the retry buffer it is not replayed.
+            stream.retry.body_bytes += data.len();
+            stream.retry.possible &= stream.retry.body_bytes <= retry_buffer;
+            stream.retry.body.push(data.clone());
+        } else if stream.retry.possible {
             stream.retry.body_bytes += data.len();
             if stream.retry.body_bytes > retry_buffer {
                 stream.retry.possible = false;

@@ -44,7 +44,7 @@ fn merge_scope<'w>(
             if let Some(entry) = out.get_mut(k) {
                 match (&mut entry.value, stat) {
                     (Value::Counter(v), StatRef::Counter(c)) => *v += c.get(),
-                    (Value::Gauge(v), StatRef::Gauge(g)) => *v += g.get(),
+                    (Value::Gauge(v), StatRef::Gauge(g)) => *v += i128::from(g.get()),
                     (Value::Histogram(h), StatRef::Histogram(x)) => x.merge_into(h),
                     _ => {}
                 }
@@ -319,6 +319,19 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 workers,
             );
         }
+        if let Some(breakers) = layout.breakers.get(i) {
+            breakers.gauges(|name, v| {
+                let name = format!("circuit_breakers.{name}");
+                out.push(Stat {
+                    name: format!("{prefix}{name}"),
+                    tag_name: format!("cluster.{name}"),
+                    prom_name: sanitize(&format!("envoy_cluster_{name}")),
+                    labels: labels.to_vec(),
+                    value: Value::Gauge(v.into()),
+                    used: v != 0,
+                });
+            });
+        }
         let n = layout.hosts.current(i).hosts.len() as i64;
         for name in ["membership_total", "membership_healthy"] {
             out.push(Stat {
@@ -326,7 +339,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 tag_name: format!("cluster.{name}"),
                 prom_name: format!("envoy_cluster_{name}"),
                 labels: labels.to_vec(),
-                value: Value::Gauge(n),
+                value: Value::Gauge(n.into()),
                 used: n != 0,
             });
         }
@@ -358,7 +371,7 @@ fn collect_workers(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
 /// Server-wide values computed when read (`server.*`, `filesystem.*`, …).
 fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges) {
     let (allocated, heap) = crate::memory::usage();
-    let total_connections: i64 = out
+    let total_connections: i128 = out
         .iter()
         .filter(|s| s.name.starts_with("listener.") && s.name.ends_with(".downstream_cx_active"))
         .map(|s| match s.value {
@@ -366,24 +379,24 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
             _ => 0,
         })
         .sum();
-    let gauge = Value::Gauge;
+    let gauge = |v: i128| Value::Gauge(v);
     let logs = server.access_logs.stats();
     let load = |c: &AtomicU64| Value::Counter(c.load(Relaxed));
     let computed_stats = [
         ("server.live", gauge(server.live.into())),
         ("server.state", gauge(server.state.into())),
-        ("server.uptime", gauge(server.uptime_s as i64)),
-        ("server.concurrency", gauge(server.concurrency as i64)),
-        ("server.memory_allocated", gauge(allocated)),
-        ("server.memory_heap_size", gauge(heap)),
+        ("server.uptime", gauge(server.uptime_s as i128)),
+        ("server.concurrency", gauge(server.concurrency as i128)),
+        ("server.memory_allocated", gauge(allocated.into())),
+        ("server.memory_heap_size", gauge(heap.into())),
         ("server.total_connections", gauge(total_connections)),
         (
             "cluster_manager.active_clusters",
-            gauge(layout.clusters.len() as i64),
+            gauge(layout.clusters.len() as i128),
         ),
         (
             "listener_manager.total_listeners_active",
-            gauge(layout.listeners.len() as i64),
+            gauge(layout.listeners.len() as i128),
         ),
         ("filesystem.write_buffered", load(&logs.write_buffered)),
         ("filesystem.write_completed", load(&logs.write_completed)),
@@ -394,7 +407,7 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         ("filesystem.write_dropped", load(&logs.write_dropped)),
         (
             "filesystem.write_total_buffered",
-            gauge(server.access_logs.buffered_bytes() as i64),
+            gauge(server.access_logs.buffered_bytes() as i128),
         ),
     ];
     out.extend(

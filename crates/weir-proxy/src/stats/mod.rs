@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::upstream::circuit_breaker::ClusterBreakers;
 use crate::upstream::host_set::ClusterHosts;
 
 pub(crate) use collect::{ServerGauges, collect};
@@ -189,6 +190,9 @@ scope! {
             upstream_rq_timeout, upstream_rq_per_try_timeout, upstream_rq_retry,
             upstream_rq_retry_success, upstream_rq_retry_limit_exceeded,
             upstream_rq_rx_reset, upstream_rq_tx_reset,
+            // Refused by a circuit breaker.
+            upstream_cx_overflow, upstream_cx_pool_overflow, upstream_rq_active_overflow,
+            upstream_rq_pending_overflow, upstream_rq_retry_overflow,
         ],
         gauges: [upstream_cx_active, upstream_rq_active, upstream_rq_pending_active],
         histograms: [upstream_cx_connect_ms, upstream_cx_length_ms, upstream_rq_time],
@@ -347,6 +351,8 @@ pub(crate) struct Layout {
     pub(crate) hosts: Arc<ClusterHosts>,
     /// Per cluster: it speaks TLS to its hosts (so `cluster.<name>.ssl.*` exist).
     pub(crate) tls_clusters: Vec<bool>,
+    /// Per cluster, its circuit breakers (`circuit_breakers.*` gauges).
+    pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
 }
 
 impl Layout {
@@ -381,6 +387,7 @@ impl Layout {
                 .iter()
                 .map(|c| c.tls.is_some())
                 .collect(),
+            breakers: snapshot.breakers.clone(),
         }
     }
 }
@@ -453,8 +460,10 @@ impl WorkerStats {
 pub enum Value {
     /// A counter's total.
     Counter(u64),
-    /// A gauge's sum.
-    Gauge(i64),
+    /// A gauge's sum: wide enough for Envoy's unsigned 64-bit values (an unlimited
+    /// `remaining_cx_pools` reads 2^64 − 1) and for a sum that is briefly negative (one
+    /// worker's decrement of another's increment).
+    Gauge(i128),
     /// A histogram's merged buckets.
     Histogram(histogram::Snapshot),
 }

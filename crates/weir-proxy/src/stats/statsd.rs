@@ -232,7 +232,7 @@ mod tests {
                 "cluster.b.upstream_rq_active",
                 "cluster.upstream_rq_active",
                 &tags[1..],
-                Value::Gauge(active),
+                Value::Gauge(active.into()),
             ),
             stat(
                 "cluster.b.upstream_rq_time",

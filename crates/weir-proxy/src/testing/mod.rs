@@ -9,6 +9,8 @@
 //! ```
 
 #[cfg(test)]
+mod breaker_scenarios;
+#[cfg(test)]
 mod filter_scenarios;
 #[cfg(test)]
 mod header_scenarios;
@@ -302,7 +304,7 @@ impl Harness {
         );
         match stats.into_iter().find(|s| s.name == name).map(|s| s.value) {
             Some(Value::Counter(n)) => n as i64,
-            Some(Value::Gauge(n)) => n,
+            Some(Value::Gauge(n)) => n as i64,
             _ => panic!("no counter or gauge {name}"),
         }
     }

@@ -16,6 +16,8 @@ use crate::network::tls::TlsProgress;
 use crate::network::transport::ConnectProgress;
 use crate::recorder::write_event;
 use crate::upstream::UpstreamEnd;
+use crate::upstream::admission::Admission;
+use crate::upstream::circuit_breaker::Resource;
 use crate::upstream::retry::RetryCause;
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
@@ -62,14 +64,21 @@ impl Worker {
         };
         let sni = self.connection_sni(sid, cluster, host);
         if !fresh && let Some(up) = self.take_pooled(cluster, host, sni.as_deref()) {
-            return self.attach(sid, up);
+            return self.attach_pooled(sid, cluster, host, up);
         }
-        self.open_upstream(sid, cluster, host, sni);
+        if let Admission::Open = self.admit_new_connection(sid, cluster, host) {
+            self.open_upstream(sid, cluster, host, sni);
+        }
     }
 
     /// An idle pooled connection to the host that can carry a request (closing the ones the
     /// origin closed or wrote to while idle); with `auto_host_sni`, one opened for `sni`.
-    fn take_pooled(&mut self, cluster: usize, host: Id, sni: Option<&str>) -> Option<Id> {
+    pub(super) fn take_pooled(
+        &mut self,
+        cluster: usize,
+        host: Id,
+        sni: Option<&str>,
+    ) -> Option<Id> {
         loop {
             let upstreams = &self.upstreams;
             let up = (self.clusters[cluster].hosts.get_mut(host)?.pool)
@@ -90,7 +99,13 @@ impl Worker {
     /// A new connection to the host: a non-blocking connect, registered once, with its
     /// connect timeout; the stream is attached and waits for it. A connect that fails at once
     /// is retried when the policy says so, else answered 503 `UF`.
-    fn open_upstream(&mut self, sid: Id, cluster: usize, host: Id, sni: Option<Box<str>>) {
+    pub(super) fn open_upstream(
+        &mut self,
+        sid: Id,
+        cluster: usize,
+        host: Id,
+        sni: Option<Box<str>>,
+    ) {
         let Some(address) = self.clusters[cluster].hosts.address(host) else {
             return;
         };
@@ -146,7 +161,9 @@ impl Worker {
             c.common.upstream_cx_total.inc();
             c.common.upstream_cx_active.inc();
         }
-        let hosts = &mut self.clusters[cluster].hosts;
+        let state = &mut self.clusters[cluster];
+        state.breakers.default_priority().inc(Resource::Connections);
+        let hosts = &mut state.hosts;
         hosts.opened(host);
         if let Some(h) = hosts.stats(Some(host)) {
             h.cx_total.inc();
@@ -173,7 +190,7 @@ impl Worker {
     }
 
     /// Binds a stream to a connection and queues its request.
-    fn attach(&mut self, sid: Id, up: Id) {
+    pub(super) fn attach(&mut self, sid: Id, up: Id) {
         let has_policy = self.retry_policy_of(sid).is_some();
         let expected_timeout = self.expected_timeout_value(sid);
         let wants_local = self
@@ -191,6 +208,13 @@ impl Worker {
             conn.state = UpstreamState::Active;
         }
         let pending = conn.state == UpstreamState::Connecting;
+        if let Some(c) = self.clusters.get(conn.cluster) {
+            let held = match pending {
+                true => Resource::Pending,
+                false => Resource::Requests,
+            };
+            c.breakers.default_priority().inc(held);
+        }
         stream.attempt = Some(Attempt {
             upstream: up,
             started: self.now,
@@ -242,6 +266,10 @@ impl Worker {
                 codec.encode_end(&mut conn.conn);
             }
         }
+        if !stream.retry.possible {
+            // Sent, and never to be sent again (kept only while the stream waited).
+            stream.retry.body.clear();
+        }
         if !reused && !has_policy {
             // Without a retry policy only a pooled connection the origin closed while idle is
             // retried; on a fresh one the body need not be kept (and no more is copied).
@@ -284,6 +312,16 @@ impl Worker {
                 let mut timer = up.connect_timer.take();
                 let took = self.now.saturating_duration_since(up.opened);
                 let (cluster, stream) = (up.cluster, up.stream);
+                self.disarm(&mut timer);
+                let waiting = stream.filter(|&s| {
+                    let attempt = self.streams.get(s).and_then(|s| s.attempt.as_ref());
+                    attempt.is_some_and(|a| a.pending)
+                });
+                if let Some(sid) = waiting
+                    && !self.admit_on_connect(id, sid, cluster)
+                {
+                    return;
+                }
                 if let Some(c) = self.stats.clusters.get(cluster) {
                     c.common
                         .upstream_cx_connect_ms
@@ -296,7 +334,6 @@ impl Worker {
                         c.common.upstream_rq_pending_active.dec();
                     }
                 }
-                self.disarm(&mut timer);
                 self.trace_up(id, || EventKind::Connected);
                 // The seed's attachStreamToClient: the waiting stream gets the connection.
                 self.trace_up(id, || EventKind::StreamAttached { reused: false });
@@ -518,9 +555,11 @@ impl Worker {
         up.reused = true;
         up.conn.release_idle_input();
         self.spare_outputs.take_back(&mut up.conn);
-        if let Some(slot) = self.clusters[up.cluster].hosts.get_mut(up.host) {
+        let (cluster, host) = (up.cluster, up.host);
+        if let Some(slot) = self.clusters[cluster].hosts.get_mut(host) {
             slot.pool.release(id);
         }
+        self.wake_waiting(cluster, host);
         // A readable edge still remembered is a FIN that came with the response (its read was
         // short but `hup_seen` kept the edge) or bytes past a read that filled the buffer: no
         // new edge will come for either, so look now rather than hand the next request a
@@ -734,6 +773,10 @@ impl Worker {
         }
         // Last: a host that left its cluster is forgotten with its last connection.
         hosts.closed(up.host);
+        let state = &mut self.clusters[up.cluster];
+        state.release_forgotten_pools();
+        state.breakers.default_priority().dec(Resource::Connections);
+        self.wake_waiting(up.cluster, up.host);
         self.syscalls().other();
         if let Some(c) = self.stats.clusters.get(up.cluster) {
             let cs = &c.common;

@@ -5,6 +5,7 @@ use weir_flow::EventKind;
 
 use crate::event::token::Id;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::upstream::circuit_breaker::Resource;
 use crate::worker::Worker;
 
 impl Worker {
@@ -59,6 +60,22 @@ impl Worker {
         let state = &mut self.clusters[cluster];
         let slot = state.hosts.get_mut(host)?;
         let first_use = !slot.pool.created;
+        if first_use {
+            // A new pool (this host on this worker) needs room under `max_connection_pools`;
+            // without it Envoy's router finds no pool and answers as for no host.
+            let breaker = state.breakers.default_priority();
+            if !breaker.can_create(Resource::Pools) {
+                if let Some(c) = self.stats.clusters.get(cluster) {
+                    c.common.upstream_cx_pool_overflow.inc();
+                }
+                let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
+                self.local_reply(sid, None, reply);
+                return None;
+            }
+            breaker.inc(Resource::Pools);
+        }
+        let state = &mut self.clusters[cluster];
+        let slot = state.hosts.get_mut(host)?;
         slot.pool.created = true;
         if self.recorder.enabled() {
             let (name, address) = (state.name.clone(), slot.host.spec.address);

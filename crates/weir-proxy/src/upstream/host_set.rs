@@ -8,7 +8,7 @@
 //! connection closes (in-flight requests finish; idle connections are closed). So a request
 //! always picks from one consistent set, and no worker ever waits on another.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,6 +178,9 @@ pub(crate) struct HostSlot {
     pub(crate) pool: ConnPool,
     /// Connections to it that are open (in use or idle).
     pub(crate) conns: u32,
+    /// Streams waiting for one of its connections (see `admission.rs`), oldest first; an
+    /// entry whose stream ended or moved on is skipped when reached.
+    pub(crate) waiting: VecDeque<Id>,
     /// It left the cluster: nothing new goes to it, and it is forgotten with its last
     /// connection.
     pub(crate) removed: bool,
@@ -194,6 +197,9 @@ pub(crate) struct HostSlots {
     policy: weir_config::LbPolicy,
     /// This worker's index: its scope in each host's stats, and its balancer's offset.
     worker: usize,
+    /// Pools this worker used whose host has since been forgotten, not yet given back to the
+    /// cluster's `max_connection_pools` breaker.
+    forgotten_pools: u64,
 }
 
 impl HostSlots {
@@ -209,6 +215,7 @@ impl HostSlots {
             lb: LoadBalancer::new(policy, &[], worker),
             policy,
             worker,
+            forgotten_pools: 0,
         };
         slots.apply(set);
         slots
@@ -240,6 +247,7 @@ impl HostSlots {
                     host: host.clone(),
                     pool: ConnPool::default(),
                     conns: 0,
+                    waiting: VecDeque::new(),
                     removed: false,
                 }),
             };
@@ -250,8 +258,8 @@ impl HostSlots {
             if let Some(slot) = self.slots.get_mut(id) {
                 slot.removed = true;
                 idle.extend(slot.pool.drain());
-                if slot.conns == 0 {
-                    self.slots.remove(id);
+                if slot.conns == 0 && slot.waiting.is_empty() {
+                    self.forget(id);
                 }
             }
         }
@@ -346,10 +354,22 @@ impl HostSlots {
     pub(crate) fn closed(&mut self, id: Id) {
         if let Some(slot) = self.slots.get_mut(id) {
             slot.conns = slot.conns.saturating_sub(1);
-            if slot.removed && slot.conns == 0 {
-                self.slots.remove(id);
+            // Streams still waiting get a connection of their own first.
+            if slot.removed && slot.conns == 0 && slot.waiting.is_empty() {
+                self.forget(id);
             }
         }
+    }
+
+    fn forget(&mut self, id: Id) {
+        if let Some(slot) = self.slots.remove(id) {
+            self.forgotten_pools += u64::from(slot.pool.created);
+        }
+    }
+
+    /// How many used pools were forgotten since last asked.
+    pub(crate) fn take_forgotten_pools(&mut self) -> u64 {
+        std::mem::take(&mut self.forgotten_pools)
     }
 
     /// Whether a connection to host `id` may go back to its pool (not once the host left).

@@ -1,5 +1,7 @@
 //! Upstream side: clusters, load balancing and per-worker connection pools.
 
+mod admission;
+pub(crate) mod circuit_breaker;
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod dns;
@@ -19,6 +21,7 @@ use crate::http::active_stream::Stream;
 use crate::stats::WorkerStats;
 use crate::worker::{TimerKey, Worker};
 
+use circuit_breaker::{ClusterBreakers, Resource};
 use host_set::{HostSet, HostSlots};
 
 /// One cluster as one worker sees it: its hosts (each with its pool) and balancer.
@@ -35,10 +38,17 @@ pub(crate) struct ClusterState {
     pub(crate) tls: Option<weir_config::UpstreamTls>,
     /// `upstream_http_protocol_options.auto_sni`: the SNI comes from each request.
     pub(crate) auto_sni: Option<weir_config::AutoSni>,
+    /// Its circuit breakers, shared with every worker.
+    pub(crate) breakers: Arc<ClusterBreakers>,
 }
 
 impl ClusterState {
-    pub(crate) fn new(cluster: &Cluster, hosts: Arc<HostSet>, worker: usize) -> Self {
+    pub(crate) fn new(
+        cluster: &Cluster,
+        hosts: Arc<HostSet>,
+        breakers: Arc<ClusterBreakers>,
+        worker: usize,
+    ) -> Self {
         ClusterState {
             name: cluster.name.as_str().into(),
             hashes: cluster.lb_policy.hashes(),
@@ -49,6 +59,16 @@ impl ClusterState {
             key_format: cluster.header_key_format,
             tls: cluster.tls.clone(),
             auto_sni: cluster.auto_sni.clone(),
+            breakers,
+        }
+    }
+}
+
+impl ClusterState {
+    /// Gives the pools of forgotten hosts back to `max_connection_pools`.
+    pub(crate) fn release_forgotten_pools(&mut self) {
+        for _ in 0..self.hosts.take_forgotten_pools() {
+            self.breakers.default_priority().dec(Resource::Pools);
         }
     }
 }
@@ -75,9 +95,25 @@ pub(crate) fn end_attempt(
     stream: &mut Stream,
     end: UpstreamEnd,
 ) -> Option<Id> {
+    let breaker = clusters
+        .get(stream.cluster)
+        .map(|c| c.breakers.default_priority());
+    if std::mem::take(&mut stream.queued) {
+        // It waited in its host's queue, with no connection yet.
+        breaker.inspect(|b| b.dec(Resource::Pending));
+        if let Some(c) = stats.clusters.get(stream.cluster) {
+            c.common.upstream_rq_pending_active.dec();
+        }
+    }
     let attempt = stream.attempt.take()?;
     if let Some(timer) = attempt.per_try_timer {
         timers.cancel(timer);
+    }
+    if let Some(b) = breaker {
+        b.dec(match attempt.pending {
+            true => Resource::Pending,
+            false => Resource::Requests,
+        });
     }
     if let Some(c) = stats.clusters.get(stream.cluster) {
         let cs = &c.common;
@@ -112,6 +148,7 @@ impl Worker {
             let set = hosts.current(i);
             if !Arc::ptr_eq(&set, cluster.hosts.set()) {
                 idle.extend(cluster.hosts.apply(set));
+                cluster.release_forgotten_pools();
             }
         }
         self.cluster_health = health_of(&self.clusters);

@@ -14,8 +14,10 @@ use weir_config::{RetryOn, RetryPolicy};
 use weir_http1::Headers;
 
 use crate::event::token::Id;
+use crate::http::active_stream::Stream;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
-use crate::upstream::UpstreamEnd;
+use crate::upstream::circuit_breaker::Resource;
+use crate::upstream::{ClusterState, UpstreamEnd};
 use crate::worker::{Deferred, TimerKey, Worker};
 
 /// What went wrong with an attempt.
@@ -54,6 +56,15 @@ impl RetryCause<'_> {
     }
 }
 
+/// Gives back the retry the stream holds, if any (Envoy's `resetRetry`).
+pub(crate) fn release_retry(clusters: &[ClusterState], stream: &mut Stream) {
+    if std::mem::take(&mut stream.retry.holds_retry)
+        && let Some(c) = clusters.get(stream.cluster)
+    {
+        c.breakers.default_priority().dec(Resource::Retries);
+    }
+}
+
 /// A response's `grpc-status`, if it carries a number there.
 fn grpc_status(headers: &Headers) -> Option<u8> {
     std::str::from_utf8(headers.get("grpc-status")?)
@@ -78,6 +89,10 @@ impl Worker {
     /// Whether to try the stream again after `cause`. When its policy covers the cause but its
     /// retries are spent, the stream is marked (`URX`, `upstream_rq_retry_limit_exceeded`).
     pub(crate) fn should_retry(&mut self, sid: Id, cause: RetryCause) -> bool {
+        // The retry under way, if any, is over: its attempt is being judged.
+        if let Some(stream) = self.streams.get_mut(sid) {
+            release_retry(&self.clusters, stream);
+        }
         let Some(policy) = self.retry_policy_of(sid) else {
             return false;
         };
@@ -98,6 +113,14 @@ impl Worker {
             }
             return false;
         }
+        let breakers = &self.clusters[stream.cluster].breakers;
+        if !breakers.default_priority().can_create(Resource::Retries) {
+            stream.retry.overflowed = true;
+            if let Some(c) = self.stats.clusters.get(stream.cluster) {
+                c.common.upstream_rq_retry_overflow.inc();
+            }
+            return false;
+        }
         true
     }
 
@@ -115,6 +138,9 @@ impl Worker {
         };
         stream.retry.attempts += 1;
         stream.retry.retried = true;
+        stream.retry.holds_retry = true;
+        let breakers = &self.clusters[stream.cluster].breakers;
+        breakers.default_priority().inc(Resource::Retries);
         let exponent = (stream.retry.attempts - 1).min(16);
         if let Some(c) = self.stats.clusters.get(stream.cluster) {
             c.common.upstream_rq_retry.inc();
