@@ -53,6 +53,12 @@ cpu_ticks() { # pid → utime+stime (clock ticks) of its process tree
 }
 
 proxy_config() { # port origin → the Envoy v3 config weir and Envoy both run: one listener, one route
+  # The cluster lifts Envoy's default circuit breakers (1024 connections, pending and active
+  # requests), which the idle-memory burst (9000 requests at once) trips in weir and Envoy alike;
+  # nginx and HAProxy have no such limits. NO_BREAKERS=1 leaves the field out, for weir builds
+  # older than circuit breakers (they refuse it).
+  local breakers="    circuit_breakers: { thresholds: [ { max_connections: 1000000, max_pending_requests: 1000000, max_requests: 1000000 } ] }"
+  [ -z "${NO_BREAKERS:-}" ] || breakers=""
   cat <<CONF
 static_resources:
   listeners:
@@ -72,6 +78,7 @@ static_resources:
   clusters:
   - name: origin
     load_assignment: { cluster_name: origin, endpoints: [ { lb_endpoints: [ { endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $2 } } } } ] } ] }
+$breakers
 CONF
 }
 

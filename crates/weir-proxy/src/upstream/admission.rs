@@ -148,8 +148,9 @@ impl Worker {
         }
     }
 
-    /// A connection of the host was released or closed: its waiting streams may go on (later
-    /// in the round, outside the handler that found it).
+    /// A connection of the host closed: its waiting streams may connect (later in the round,
+    /// outside the handler that found it). A released one wakes them the same way, from
+    /// `release_upstream`, which has the host's slot at hand.
     pub(crate) fn wake_waiting(&mut self, cluster: usize, host: Id) {
         let waiting = self.clusters[cluster]
             .hosts

@@ -558,8 +558,11 @@ impl Worker {
         let (cluster, host) = (up.cluster, up.host);
         if let Some(slot) = self.clusters[cluster].hosts.get_mut(host) {
             slot.pool.release(id);
+            if !slot.waiting.is_empty() {
+                // A stream waits for a connection of this host: this one, later this round.
+                self.deferred.push_back(Deferred::Waiting { cluster, host });
+            }
         }
-        self.wake_waiting(cluster, host);
         // A readable edge still remembered is a FIN that came with the response (its read was
         // short but `hup_seen` kept the edge) or bytes past a read that filled the buffer: no
         // new edge will come for either, so look now rather than hand the next request a
