@@ -17,12 +17,10 @@ const CLUSTER_ENVOY: &[&str] = &[
     "common_http_protocol_options",
     "http2_protocol_options",
     "wait_for_warm_on_init",
-    "outlier_detection",
     "cleanup_interval",
     "upstream_bind_config",
     "lb_subset_config",
     "original_dst_lb_config",
-    "common_lb_config",
     "metadata",
     "protocol_selection",
     "upstream_connection_options",
@@ -235,6 +233,12 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
     };
     let circuit_breakers = o.get(cx, "circuit_breakers");
     let circuit_breakers = crate::circuit_breakers::read(cx, circuit_breakers.as_ref());
+    let outlier_detection = match o.get(cx, "outlier_detection") {
+        Some(f) => crate::outlier::read(cx, &f).map(Some),
+        None => Some(None),
+    };
+    let common_lb = o.get(cx, "common_lb_config");
+    let healthy_panic_threshold = crate::outlier::panic_threshold(cx, common_lb.as_ref());
     // Read last, so the list of fields in an unknown-field error keeps its order.
     let dns_fields = crate::dns::fields(cx, &mut o);
     let dns_fields = match typed_dns {
@@ -278,6 +282,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         auto_sni: http?.auto_sni,
         tls: tls?,
         circuit_breakers: circuit_breakers?,
+        outlier_detection: outlier_detection?,
+        healthy_panic_threshold: healthy_panic_threshold?,
     })
 }
 

@@ -41,6 +41,7 @@ mod lb;
 mod listener;
 mod listener_match;
 mod ocsp;
+mod outlier;
 mod overload;
 mod reader;
 mod retry;

@@ -156,6 +156,43 @@ fn circuit_breakers() {
 }
 
 #[test]
+fn outlier_detection_and_panic_threshold() {
+    let c = "static_resources.clusters[1]";
+    check(
+        "/static_resources/clusters/1/outlier_detection",
+        json!({"interval": "0s", "enforcing_success_rate": 101, "monitors": []}),
+        &[
+            &format!(
+                "{c}.outlier_detection.enforcing_success_rate: enforcing_success_rate must be at most 100"
+            ),
+            &format!("{c}.outlier_detection.interval: interval must be greater than 0s"),
+            &format!(
+                "{c}.outlier_detection.monitors: this Envoy field is not supported by weir yet"
+            ),
+        ],
+    );
+    check(
+        "/static_resources/clusters/1/outlier_detection",
+        json!({"base_ejection_time": "400s"}),
+        &[&format!(
+            "{c}.outlier_detection.max_ejection_time: max_ejection_time cannot be smaller than base_ejection_time"
+        )],
+    );
+    check(
+        "/static_resources/clusters/1/common_lb_config",
+        json!({"healthy_panic_threshold": {"value": 120}, "zone_aware_lb_config": {}}),
+        &[
+            &format!(
+                "{c}.common_lb_config.healthy_panic_threshold.value: healthy_panic_threshold must be in 0..=100"
+            ),
+            &format!(
+                "{c}.common_lb_config.zone_aware_lb_config: this Envoy field is not supported by weir yet"
+            ),
+        ],
+    );
+}
+
+#[test]
 fn lb_configs() {
     let c = "static_resources.clusters[1]";
     check(
@@ -1257,7 +1294,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, outlier_detection, common_lb_config, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

@@ -526,6 +526,39 @@ fn defaults_are_envoys() {
         assert!(!t.track_remaining);
     }
     assert_eq!(defaults.per_host_max_connections, [None, None]);
+    assert_eq!(c.outlier_detection, None);
+    assert_eq!(c.healthy_panic_threshold, 50.0);
+}
+
+#[test]
+fn outlier_detection_defaults_are_envoys() {
+    let text = MINIMAL.replace(
+        "- name: c\n",
+        "- name: c
+      outlier_detection: { consecutive_5xx: 3, base_ejection_time: 10s, split_external_local_origin_errors: true }
+      common_lb_config: { healthy_panic_threshold: { value: 0 } }
+",
+    );
+    let b = parse_ok(&text);
+    let c = &b.clusters[0];
+    let od = c.outlier_detection.as_ref().unwrap();
+    assert_eq!((od.consecutive_5xx, od.consecutive_gateway_failure), (3, 5));
+    assert_eq!(od.base_ejection_time, Duration::from_secs(10));
+    assert_eq!(od.interval, Duration::from_secs(10));
+    assert_eq!(od.max_ejection_time, Duration::from_secs(300));
+    assert_eq!(
+        (od.max_ejection_percent, od.success_rate_stdev_factor),
+        (10, 1900)
+    );
+    assert_eq!(
+        (
+            od.enforcing_consecutive_5xx,
+            od.enforcing_consecutive_gateway_failure
+        ),
+        (100, 0)
+    );
+    assert!(od.split_external_local_origin_errors);
+    assert_eq!(c.healthy_panic_threshold, 0.0);
 }
 
 #[test]

@@ -30,6 +30,7 @@ use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::upstream::dns::{DnsClusters, DnsRefresher};
 use crate::upstream::host_set::ClusterHosts;
+use crate::upstream::outlier::OutlierSweeper;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
@@ -316,6 +317,8 @@ pub struct Server {
     secrets: Option<SecretWatcher>,
     /// Looks up the names of DNS clusters again, on their schedules.
     dns: Option<DnsRefresher>,
+    /// Outlier detection's sweeps.
+    outlier: Option<OutlierSweeper>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -463,7 +466,14 @@ impl Server {
             }
             None => None,
         };
+        let workers_to_wake = handles.clone();
+        let outlier = OutlierSweeper::start(
+            snapshot.detectors.iter().flatten().cloned().collect(),
+            state.hosts.clone(),
+            move || workers_to_wake.tell(|_| {}),
+        )?;
         Ok(Server {
+            outlier,
             workers,
             stats,
             layout,
@@ -555,6 +565,9 @@ impl Server {
         }
         if let Some(dns) = self.dns.take() {
             dns.stop();
+        }
+        if let Some(outlier) = self.outlier.take() {
+            outlier.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

@@ -16,6 +16,7 @@ use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
 use crate::upstream::circuit_breaker::ClusterBreakers;
+use crate::upstream::outlier::Detector;
 
 /// See the module documentation.
 pub(crate) struct Snapshot {
@@ -29,6 +30,8 @@ pub(crate) struct Snapshot {
     pub(crate) http_faults: Vec<bool>,
     /// Per cluster, its circuit breakers: counts every worker shares.
     pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
+    /// Per cluster, its outlier detector (when it has `outlier_detection`).
+    pub(crate) detectors: Vec<Option<Arc<Detector>>>,
 }
 
 /// A listener's compiled filter chains.
@@ -274,8 +277,16 @@ impl Snapshot {
         let breakers = (bootstrap.clusters.iter())
             .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
             .collect();
+        let now = std::time::Instant::now();
+        let detectors = (bootstrap.clusters.iter().enumerate())
+            .map(|(i, c)| {
+                let config = c.outlier_detection.clone()?;
+                Some(Arc::new(Detector::new(config, i, now)))
+            })
+            .collect();
         Ok(Snapshot {
             breakers,
+            detectors,
             bootstrap,
             listeners,
             http_prefixes: prefixes.http,

@@ -301,8 +301,8 @@ impl Worker {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let breakers = snapshot.breakers[i].clone();
-                ClusterState::new(c, hosts.current(i), breakers, index)
+                let shared = (snapshot.breakers[i].clone(), snapshot.detectors[i].clone());
+                ClusterState::new(c, hosts.current(i), shared, index)
             })
             .collect();
         let cluster_health = crate::upstream::health_of(&clusters);

@@ -345,6 +345,95 @@ pub struct Cluster {
     pub tls: Option<UpstreamTls>,
     /// `circuit_breakers`, with Envoy's defaults for what is unset.
     pub circuit_breakers: CircuitBreakers,
+    /// `outlier_detection` (none when absent).
+    pub outlier_detection: Option<OutlierDetection>,
+    /// `common_lb_config.healthy_panic_threshold` (percent, default 50): below this share of
+    /// healthy hosts the balancer picks among all of them.
+    pub healthy_panic_threshold: f64,
+}
+
+/// `outlier_detection` (`config.cluster.v3.OutlierDetection`), Envoy's defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx (or, unsplit, local failures) that eject a host (default 5).
+    pub consecutive_5xx: u32,
+    /// Consecutive 502/503/504 that eject a host (default 5).
+    pub consecutive_gateway_failure: u32,
+    /// Consecutive local-origin failures (connect failures, timeouts) that eject a host when
+    /// `split_external_local_origin_errors` (default 5).
+    pub consecutive_local_origin_failure: u32,
+    /// Between two sweeps: unejections and the success-rate and failure-percentage checks
+    /// (default 10 s).
+    pub interval: Duration,
+    /// An ejection lasts this times the host's ejection count (default 30 s) …
+    pub base_ejection_time: Duration,
+    /// … at most this (default 300 s).
+    pub max_ejection_time: Duration,
+    /// A random extra ejection time up to this (default 0).
+    pub max_ejection_time_jitter: Duration,
+    /// No ejection while this share of the hosts is ejected (default 10).
+    pub max_ejection_percent: u32,
+    /// Percent chance that a detected outlier of each kind is ejected.
+    pub enforcing_consecutive_5xx: u32,
+    #[allow(missing_docs)]
+    pub enforcing_consecutive_gateway_failure: u32,
+    #[allow(missing_docs)]
+    pub enforcing_consecutive_local_origin_failure: u32,
+    #[allow(missing_docs)]
+    pub enforcing_success_rate: u32,
+    #[allow(missing_docs)]
+    pub enforcing_local_origin_success_rate: u32,
+    #[allow(missing_docs)]
+    pub enforcing_failure_percentage: u32,
+    #[allow(missing_docs)]
+    pub enforcing_failure_percentage_local_origin: u32,
+    /// Hosts with enough requests needed for the success-rate check (default 5).
+    pub success_rate_minimum_hosts: u32,
+    /// Requests in an interval for a host to count in it (default 100).
+    pub success_rate_request_volume: u32,
+    /// Thousandths of a standard deviation below the mean that eject (default 1900).
+    pub success_rate_stdev_factor: u32,
+    /// Failure percentage that ejects (default 85).
+    pub failure_percentage_threshold: u32,
+    /// Hosts with enough requests needed for the failure-percentage check (default 5).
+    pub failure_percentage_minimum_hosts: u32,
+    /// Requests in an interval for a host to count in it (default 50).
+    pub failure_percentage_request_volume: u32,
+    /// Local-origin failures (connect failures, timeouts) are counted apart from the
+    /// origin's 5xx.
+    pub split_external_local_origin_errors: bool,
+    /// One host may be ejected whatever `max_ejection_percent` says.
+    pub always_eject_one_host: bool,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            consecutive_5xx: 5,
+            consecutive_gateway_failure: 5,
+            consecutive_local_origin_failure: 5,
+            interval: Duration::from_secs(10),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_time_jitter: Duration::ZERO,
+            max_ejection_percent: 10,
+            enforcing_consecutive_5xx: 100,
+            enforcing_consecutive_gateway_failure: 0,
+            enforcing_consecutive_local_origin_failure: 100,
+            enforcing_success_rate: 100,
+            enforcing_local_origin_success_rate: 100,
+            enforcing_failure_percentage: 0,
+            enforcing_failure_percentage_local_origin: 0,
+            success_rate_minimum_hosts: 5,
+            success_rate_request_volume: 100,
+            success_rate_stdev_factor: 1900,
+            failure_percentage_threshold: 85,
+            failure_percentage_minimum_hosts: 5,
+            failure_percentage_request_volume: 50,
+            split_external_local_origin_errors: false,
+            always_eject_one_host: false,
+        }
+    }
 }
 
 /// `circuit_breakers` (`config.cluster.v3.CircuitBreakers`): limits shared by every worker,

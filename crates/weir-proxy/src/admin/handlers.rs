@@ -10,7 +10,7 @@ use super::{AdminInfo, Kept, Reply};
 use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
-use crate::upstream::host_set::Host;
+use crate::upstream::host_set::{HEALTH_OUTLIER, Host};
 
 /// One admin endpoint.
 pub(crate) struct Endpoint {
@@ -406,8 +406,10 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
     match param(&params, "format") {
         None | Some("text") => {
             let mut out = String::new();
-            for (cluster, set) in config.iter().zip(&sets) {
+            for (c, (cluster, set)) in config.iter().zip(&sets).enumerate() {
                 let name = &cluster.name;
+                let detector = info.snapshot.detectors.get(c).and_then(Option::as_ref);
+                let rate = |h: &Host, local| detector.map_or(-1.0, |d| d.success_rate(h.id, local));
                 let _ = writeln!(out, "{name}::observability_name::{name}");
                 let priorities = ["default_priority", "high_priority"];
                 for (priority, t) in priorities.iter().zip(&cluster.circuit_breakers.thresholds) {
@@ -423,15 +425,20 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
                     }
                     let hostname = h.spec.hostname.as_deref().unwrap_or("");
                     let _ = writeln!(out, "{host}::hostname::{hostname}");
-                    let _ = writeln!(out, "{host}::health_flags::healthy");
+                    let flags = match h.healthy() {
+                        true => "healthy",
+                        false => "/failed_outlier_check",
+                    };
+                    let _ = writeln!(out, "{host}::health_flags::{flags}");
                     let _ = writeln!(out, "{host}::weight::{}", h.spec.weight);
                     for field in ["region", "zone", "sub_zone"] {
                         let _ = writeln!(out, "{host}::{field}::");
                     }
                     let _ = writeln!(out, "{host}::canary::false");
                     let _ = writeln!(out, "{host}::priority::0");
-                    let _ = writeln!(out, "{host}::success_rate::-1");
-                    let _ = writeln!(out, "{host}::local_origin_success_rate::-1");
+                    let _ = writeln!(out, "{host}::success_rate::{}", rate(h, false));
+                    let local = rate(h, true);
+                    let _ = writeln!(out, "{host}::local_origin_success_rate::{local}");
                 }
             }
             Ok(text(200, out))
@@ -511,6 +518,9 @@ fn host_json(host: &Host) -> serde_json::Value {
     });
     if let Some(name) = &host.spec.hostname {
         status["hostname"] = serde_json::json!(name);
+    }
+    if host.health & HEALTH_OUTLIER != 0 {
+        status["health_status"]["failed_outlier_check"] = true.into();
     }
     status
 }

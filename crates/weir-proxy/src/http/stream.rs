@@ -262,6 +262,14 @@ impl Worker {
     }
 
     pub(crate) fn on_route_timeout(&mut self, sid: Id) {
+        // An attempt still waiting for its response timed out at its host.
+        if let Some(s) = self.streams.get(sid)
+            && s.attempt.is_some()
+            && !s.response_started()
+        {
+            let (cluster, host) = (s.cluster, s.upstream_host);
+            self.report_outlier(cluster, host, crate::upstream::outlier::Outcome::Timeout);
+        }
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.route_timer = None;
             if stream.forwarded

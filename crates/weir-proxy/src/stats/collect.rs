@@ -332,14 +332,34 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 });
             });
         }
-        let n = layout.hosts.current(i).hosts.len() as i64;
-        for name in ["membership_total", "membership_healthy"] {
+        if let Some(Some(detector)) = layout.detectors.get(i) {
+            detector.each_stat(|name, gauge, v| {
+                let name = format!("outlier_detection.{name}");
+                out.push(Stat {
+                    name: format!("{prefix}{name}"),
+                    tag_name: format!("cluster.{name}"),
+                    prom_name: sanitize(&format!("envoy_cluster_{name}")),
+                    labels: labels.to_vec(),
+                    value: match gauge {
+                        true => Value::Gauge(v.into()),
+                        false => Value::Counter(v),
+                    },
+                    used: v != 0,
+                });
+            });
+        }
+        let set = layout.hosts.current(i);
+        let healthy = set.hosts.iter().filter(|h| h.healthy()).count();
+        for (name, n) in [
+            ("membership_total", set.hosts.len()),
+            ("membership_healthy", healthy),
+        ] {
             out.push(Stat {
                 name: format!("{prefix}{name}"),
                 tag_name: format!("cluster.{name}"),
                 prom_name: format!("envoy_cluster_{name}"),
                 labels: labels.to_vec(),
-                value: Value::Gauge(n.into()),
+                value: Value::Gauge(n as i128),
                 used: n != 0,
             });
         }

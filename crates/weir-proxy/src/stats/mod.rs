@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::upstream::circuit_breaker::ClusterBreakers;
 use crate::upstream::host_set::ClusterHosts;
+use crate::upstream::outlier::Detector;
 
 pub(crate) use collect::{ServerGauges, collect};
 pub use histogram::Histogram;
@@ -193,6 +194,8 @@ scope! {
             // Refused by a circuit breaker.
             upstream_cx_overflow, upstream_cx_pool_overflow, upstream_rq_active_overflow,
             upstream_rq_pending_overflow, upstream_rq_retry_overflow,
+            // Picks made among all hosts, too few being healthy.
+            lb_healthy_panic,
         ],
         gauges: [upstream_cx_active, upstream_rq_active, upstream_rq_pending_active],
         histograms: [upstream_cx_connect_ms, upstream_cx_length_ms, upstream_rq_time],
@@ -353,6 +356,8 @@ pub(crate) struct Layout {
     pub(crate) tls_clusters: Vec<bool>,
     /// Per cluster, its circuit breakers (`circuit_breakers.*` gauges).
     pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
+    /// Per cluster, its outlier detector (`outlier_detection.*`).
+    pub(crate) detectors: Vec<Option<Arc<Detector>>>,
 }
 
 impl Layout {
@@ -388,6 +393,7 @@ impl Layout {
                 .map(|c| c.tls.is_some())
                 .collect(),
             breakers: snapshot.breakers.clone(),
+            detectors: snapshot.detectors.clone(),
         }
     }
 }

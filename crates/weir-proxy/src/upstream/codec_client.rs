@@ -18,6 +18,7 @@ use crate::recorder::write_event;
 use crate::upstream::UpstreamEnd;
 use crate::upstream::admission::Admission;
 use crate::upstream::circuit_breaker::Resource;
+use crate::upstream::outlier::Outcome;
 use crate::upstream::retry::RetryCause;
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
@@ -124,6 +125,7 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream_host = Some(host);
                 }
+                self.report_outlier(cluster, Some(host), Outcome::ConnectFailed);
                 if self.should_retry(sid, RetryCause::Connect) {
                     return self.schedule_retry(sid);
                 }
@@ -334,6 +336,8 @@ impl Worker {
                         c.common.upstream_rq_pending_active.dec();
                     }
                 }
+                let host = self.upstreams.get(id).map(|u| u.host);
+                self.report_outlier(cluster, host, Outcome::Connected);
                 self.trace_up(id, || EventKind::Connected);
                 // The seed's attachStreamToClient: the waiting stream gets the connection.
                 self.trace_up(id, || EventKind::StreamAttached { reused: false });
@@ -494,6 +498,8 @@ impl Worker {
                 {
                     let hosts = &self.clusters[stream.cluster].hosts;
                     c.charge(hosts.stats(stream.upstream_host), status);
+                    let (cluster, host) = (stream.cluster, stream.upstream_host);
+                    self.report_outlier(cluster, host, Outcome::Status(status));
                 }
                 if self.should_retry(sid, RetryCause::Status(status, &head.headers)) {
                     // This response is not the answer: drop the attempt and try again.
@@ -688,6 +694,14 @@ impl Worker {
         let Some(sid) = sid else {
             return;
         };
+        let outcome = match failure {
+            Failure::ConnectFailed
+            | Failure::ConnectRefused
+            | Failure::ConnectTimeout
+            | Failure::Tls => Outcome::ConnectFailed,
+            Failure::Termination | Failure::Reset | Failure::Protocol => Outcome::RequestFailed,
+        };
+        self.report_outlier(cluster, Some(host), outcome);
         self.end_attempt(sid, UpstreamEnd::Failed);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;

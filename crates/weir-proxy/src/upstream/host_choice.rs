@@ -46,6 +46,11 @@ impl Worker {
                 }
             }
         }
+        if hosts.in_panic()
+            && let Some(c) = self.stats.clusters.get(cluster)
+        {
+            c.common.lb_healthy_panic.inc();
+        }
         let Some(host) = host else {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_cx_none_healthy.inc();

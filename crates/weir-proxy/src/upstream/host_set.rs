@@ -18,6 +18,7 @@ use crate::stats::HostStats;
 
 use super::conn_pool::ConnPool;
 use super::lb::{LoadBalancer, PickContext};
+use super::outlier::HostOutlier;
 
 /// A host's identity for as long as it stays in its cluster, across updates (a position in
 /// the list would shift when a host before it goes).
@@ -55,14 +56,38 @@ pub(crate) enum Identity {
     Logical,
 }
 
-/// One host of one cluster, shared by every worker; never changed in place (a new weight
-/// makes a new `Host` with the same id and stats).
+/// Health flag: outlier detection ejected the host (`/failed_outlier_check`).
+pub(crate) const HEALTH_OUTLIER: u8 = 1;
+
+/// One host of one cluster, shared by every worker; never changed in place (a new weight or
+/// health makes a new `Host` with the same id, stats and counters).
 #[derive(Debug)]
 pub(crate) struct Host {
     pub(crate) id: HostId,
     pub(crate) spec: HostSpec,
     /// One scope per worker, each written by its worker only; the admin sums them.
     pub(crate) stats: Arc<[HostStats]>,
+    /// Health flags (`HEALTH_*`); 0 is healthy.
+    pub(crate) health: u8,
+    /// What outlier detection counts of it, written by every worker.
+    pub(crate) outlier: Arc<HostOutlier>,
+}
+
+impl Host {
+    /// The same host with other `spec` or `health`.
+    fn with(&self, spec: HostSpec, health: u8) -> Host {
+        Host {
+            id: self.id,
+            spec,
+            stats: self.stats.clone(),
+            health,
+            outlier: self.outlier.clone(),
+        }
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.health == 0
+    }
 }
 
 /// One version of a cluster's hosts, in the order the balancer walks them.
@@ -117,6 +142,8 @@ impl ClusterHosts {
             id: HostId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             spec,
             stats: (0..self.workers).map(|_| HostStats::default()).collect(),
+            health: 0,
+            outlier: Arc::default(),
         })
     }
 
@@ -157,14 +184,38 @@ impl ClusterHosts {
             .into_iter()
             .map(|spec| match old.get_mut(&spec.address).and_then(Vec::pop) {
                 Some(host) if host.spec == spec => host,
-                Some(host) => Arc::new(Host {
-                    id: host.id,
-                    spec,
-                    stats: host.stats.clone(),
-                }),
+                Some(host) => Arc::new(host.with(spec, host.health)),
                 None => self.new_host(spec),
             })
             .collect();
+        *slot = Arc::new(HostSet { hosts });
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+}
+
+impl ClusterHosts {
+    /// Sets or clears a health flag of host `id` of `cluster`; returns whether the set
+    /// changed (workers then follow it).
+    pub(crate) fn set_health(&self, cluster: usize, id: HostId, flag: u8, on: bool) -> bool {
+        let Some(slot) = self.sets.get(cluster) else {
+            return false;
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(at) = slot.hosts.iter().position(|h| h.id == id) else {
+            return false;
+        };
+        let host = &slot.hosts[at];
+        let health = if on {
+            host.health | flag
+        } else {
+            host.health & !flag
+        };
+        if health == host.health {
+            return false;
+        }
+        let mut hosts = slot.hosts.clone();
+        hosts[at] = Arc::new(host.with(host.spec.clone(), health));
         *slot = Arc::new(HostSet { hosts });
         self.generation.fetch_add(1, Ordering::AcqRel);
         true
@@ -193,8 +244,14 @@ pub(crate) struct HostSlots {
     set: Arc<HostSet>,
     slots: GenSlab<HostSlot>,
     live: Vec<Id>,
+    /// The hosts the balancer picks from: the healthy ones, or all of them in panic.
+    eligible: Vec<Id>,
     lb: LoadBalancer,
     policy: weir_config::LbPolicy,
+    /// `healthy_panic_threshold`: below this percent of healthy hosts, all are eligible.
+    panic_threshold: f64,
+    /// Some hosts are unhealthy and the balancer picks among all of them anyway.
+    panic: bool,
     /// This worker's index: its scope in each host's stats, and its balancer's offset.
     worker: usize,
     /// Pools this worker used whose host has since been forgotten, not yet given back to the
@@ -206,14 +263,18 @@ impl HostSlots {
     pub(crate) fn new(
         set: Arc<HostSet>,
         policy: weir_config::LbPolicy,
+        panic_threshold: f64,
         worker: usize,
     ) -> HostSlots {
         let mut slots = HostSlots {
             set: Arc::default(),
             slots: GenSlab::new(),
             live: Vec::new(),
+            eligible: Vec::new(),
             lb: LoadBalancer::new(policy, &[], worker),
             policy,
+            panic_threshold,
+            panic: false,
             worker,
             forgotten_pools: 0,
         };
@@ -263,9 +324,19 @@ impl HostSlots {
                 }
             }
         }
-        let keys: Vec<(String, u32)> = set
-            .hosts
-            .iter()
+        // Envoy's panic: with too few healthy hosts, health is ignored rather than let the
+        // healthy few take everything.
+        let healthy = set.hosts.iter().filter(|h| h.healthy()).count();
+        let total = set.hosts.len();
+        self.panic =
+            healthy < total && (healthy as f64 * 100.0) < self.panic_threshold * total as f64;
+        let picks = |h: &Arc<Host>| self.panic || h.healthy();
+        self.eligible = (set.hosts.iter().zip(&live))
+            .filter(|(h, _)| picks(h))
+            .map(|(_, &id)| id)
+            .collect();
+        let keys: Vec<(String, u32)> = (set.hosts.iter())
+            .filter(|h| picks(h))
             .map(|h| (h.spec.address.to_string(), h.spec.weight))
             .collect();
         self.lb = LoadBalancer::new(self.policy, &keys, self.worker);
@@ -276,9 +347,9 @@ impl HostSlots {
 
     /// The balancer's next host for a request with `hash`, `None` when the cluster has none.
     pub(crate) fn pick(&mut self, hash: Option<u64>, rng: &mut fastrand::Rng) -> Option<Id> {
-        let (slots, live, worker) = (&self.slots, &self.live, self.worker);
+        let (slots, eligible, worker) = (&self.slots, &self.eligible, self.worker);
         let active = |i: usize| {
-            let host = live.get(i).and_then(|&id| slots.get(id));
+            let host = eligible.get(i).and_then(|&id| slots.get(id));
             host.and_then(|s| s.host.stats.get(worker))
                 .map_or(0, |st| st.rq_active.get().max(0) as u64)
         };
@@ -287,7 +358,12 @@ impl HostSlots {
             active: &active,
             rng,
         })?;
-        self.live.get(i).copied()
+        self.eligible.get(i).copied()
+    }
+
+    /// The balancer ignores health: too few hosts are healthy (`lb_healthy_panic`).
+    pub(crate) fn in_panic(&self) -> bool {
+        self.panic
     }
 
     /// Why the last pick chose its host, for the flow trace: its policy, and the request's
@@ -305,7 +381,7 @@ impl HostSlots {
                     .drawn()
                     .iter()
                     .filter_map(|&i| {
-                        let slot = self.slots.get(*self.live.get(i)?)?;
+                        let slot = self.slots.get(*self.eligible.get(i)?)?;
                         let active = slot.host.stats.get(self.worker)?.rq_active.get();
                         Some(format!("{} ({active} active)", slot.host.spec.address))
                     })
@@ -321,6 +397,7 @@ impl HostSlots {
     }
 
     /// The live hosts, in set order.
+    #[cfg(test)]
     pub(crate) fn live(&self) -> &[Id] {
         &self.live
     }
@@ -381,6 +458,7 @@ impl HostSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_config::LbPolicy;
 
     fn spec(address: &str, weight: u32) -> HostSpec {
         HostSpec {
@@ -414,6 +492,54 @@ mod tests {
     }
 
     #[test]
+    fn unhealthy_hosts_are_left_out_until_too_few_are_healthy() {
+        let specs = |n: usize| {
+            (1..=n)
+                .map(|i| spec(&format!("10.0.0.{i}:80"), 1))
+                .collect()
+        };
+        let hosts = ClusterHosts::new(vec![specs(2), specs(3)], 1);
+        let id = |c: usize, i: usize| hosts.current(c).hosts[i].id;
+        let mut rng = fastrand::Rng::with_seed(7);
+        let picked = |slots: &mut HostSlots, rng: &mut fastrand::Rng| {
+            let picks: Vec<Id> = (0..12).filter_map(|_| slots.pick(None, rng)).collect();
+            let mut seen: Vec<SocketAddr> =
+                picks.iter().filter_map(|&h| slots.address(h)).collect();
+            seen.sort();
+            seen.dedup();
+            seen.len()
+        };
+        // Two hosts, one ejected: half are healthy, not below the 50 % threshold.
+        assert!(hosts.set_health(0, id(0, 0), HEALTH_OUTLIER, true));
+        assert!(
+            !hosts.set_health(0, id(0, 0), HEALTH_OUTLIER, true),
+            "no change"
+        );
+        let mut two = HostSlots::new(hosts.current(0), LbPolicy::RoundRobin, 50.0, 0);
+        assert!(!two.in_panic());
+        assert_eq!(picked(&mut two, &mut rng), 1);
+        assert_eq!(
+            hosts.current(0).hosts[0].stats.len(),
+            1,
+            "same host, same stats"
+        );
+        // Three hosts, two ejected: a third is healthy, below 50 %: panic, all are picked.
+        hosts.set_health(1, id(1, 0), HEALTH_OUTLIER, true);
+        hosts.set_health(1, id(1, 1), HEALTH_OUTLIER, true);
+        let mut three = HostSlots::new(hosts.current(1), LbPolicy::RoundRobin, 50.0, 0);
+        assert!(three.in_panic());
+        assert_eq!(picked(&mut three, &mut rng), 3);
+        // Without a panic threshold, only the healthy one.
+        let mut strict = HostSlots::new(hosts.current(1), LbPolicy::RoundRobin, 0.0, 0);
+        assert_eq!(picked(&mut strict, &mut rng), 1);
+        // Back to healthy: all of them again.
+        hosts.set_health(1, id(1, 0), HEALTH_OUTLIER, false);
+        hosts.set_health(1, id(1, 1), HEALTH_OUTLIER, false);
+        strict.apply(hosts.current(1));
+        assert_eq!(picked(&mut strict, &mut rng), 3);
+    }
+
+    #[test]
     fn a_logical_host_keeps_its_id_when_its_address_changes() {
         let hosts = ClusterHosts::new(vec![vec![spec("10.0.0.1:80", 1)]], 1);
         let before = hosts.current(0).hosts[0].id;
@@ -437,7 +563,8 @@ mod tests {
             vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
             1,
         );
-        let mut slots = HostSlots::new(hosts.current(0), weir_config::LbPolicy::RoundRobin, 0);
+        let mut slots =
+            HostSlots::new(hosts.current(0), weir_config::LbPolicy::RoundRobin, 50.0, 0);
         let (a, b) = (slots.live()[0], slots.live()[1]);
         let mut rng = fastrand::Rng::with_seed(1);
         let picks: Vec<Id> = (0..4)

@@ -9,6 +9,7 @@ pub(crate) mod host_choice;
 pub(crate) mod host_set;
 pub(crate) mod lb;
 mod origin_tls;
+pub(crate) mod outlier;
 pub(crate) mod retry;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::worker::{TimerKey, Worker};
 
 use circuit_breaker::{ClusterBreakers, Resource};
 use host_set::{HostSet, HostSlots};
+use outlier::{Detector, Outcome};
 
 /// One cluster as one worker sees it: its hosts (each with its pool) and balancer.
 pub(crate) struct ClusterState {
@@ -40,19 +42,26 @@ pub(crate) struct ClusterState {
     pub(crate) auto_sni: Option<weir_config::AutoSni>,
     /// Its circuit breakers, shared with every worker.
     pub(crate) breakers: Arc<ClusterBreakers>,
+    /// Its outlier detector, shared with every worker and the sweep.
+    pub(crate) outlier: Option<Arc<Detector>>,
 }
 
 impl ClusterState {
     pub(crate) fn new(
         cluster: &Cluster,
         hosts: Arc<HostSet>,
-        breakers: Arc<ClusterBreakers>,
+        (breakers, outlier): (Arc<ClusterBreakers>, Option<Arc<Detector>>),
         worker: usize,
     ) -> Self {
         ClusterState {
             name: cluster.name.as_str().into(),
             hashes: cluster.lb_policy.hashes(),
-            hosts: HostSlots::new(hosts, cluster.lb_policy, worker),
+            hosts: HostSlots::new(
+                hosts,
+                cluster.lb_policy,
+                cluster.healthy_panic_threshold,
+                worker,
+            ),
             connect_timeout: cluster.connect_timeout,
             // At least 1, as for listeners (snapshot.rs): with 0 a request body never resumed.
             buffer_limit: (cluster.per_connection_buffer_limit_bytes as usize).max(1),
@@ -60,6 +69,7 @@ impl ClusterState {
             tls: cluster.tls.clone(),
             auto_sni: cluster.auto_sni.clone(),
             breakers,
+            outlier,
         }
     }
 }
@@ -170,14 +180,44 @@ impl Worker {
     }
 }
 
-/// Each cluster's name, host count and healthy host count (all hosts are healthy until
-/// health checking lands), for the health check filter.
+/// Each cluster's name, host count and healthy host count, for the health check filter.
 pub(crate) fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)> {
     clusters
         .iter()
         .map(|c| {
-            let n = c.hosts.live().len();
-            (c.name.to_string(), n, n)
+            let set = c.hosts.set();
+            let healthy = set.hosts.iter().filter(|h| h.healthy()).count();
+            (c.name.to_string(), set.hosts.len(), healthy)
         })
         .collect()
+}
+
+impl Worker {
+    /// Tells the cluster's outlier detector what an attempt at `host` gave; a run of failures
+    /// that reaches its threshold ejects the host (this worker follows the new set at once;
+    /// the others at their next round).
+    pub(crate) fn report_outlier(&mut self, cluster: usize, host: Option<Id>, outcome: Outcome) {
+        let Some(state) = self.clusters.get(cluster) else {
+            return;
+        };
+        let Some(detector) = &state.outlier else {
+            return;
+        };
+        let Some(slot) = host.and_then(|h| state.hosts.get(h)) else {
+            return;
+        };
+        let triggered = slot.host.outlier.record(outcome, &detector.config);
+        if triggered == [None, None] {
+            return;
+        }
+        let (detector, host) = (detector.clone(), slot.host.clone());
+        let hosts = self.control.server.hosts.clone();
+        let mut changed = false;
+        for kind in triggered.into_iter().flatten() {
+            changed |= detector.on_consecutive(&hosts, &host, kind, self.now);
+        }
+        if changed {
+            self.apply_host_sets();
+        }
+    }
 }

@@ -17,6 +17,7 @@ use crate::event::token::Id;
 use crate::http::active_stream::Stream;
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::upstream::circuit_breaker::Resource;
+use crate::upstream::outlier::Outcome;
 use crate::upstream::{ClusterState, UpstreamEnd};
 use crate::worker::{Deferred, TimerKey, Worker};
 
@@ -195,6 +196,7 @@ impl Worker {
             return;
         };
         attempt.per_try_timer = None;
+        let (cluster, host) = (stream.cluster, stream.upstream_host);
         if let Some(c) = self.stats.clusters.get(stream.cluster) {
             c.common.upstream_rq_per_try_timeout.inc();
             let hosts = &self.clusters[stream.cluster].hosts;
@@ -202,7 +204,14 @@ impl Worker {
                 h.rq_timeout.inc();
             }
         }
-        if stream.response_started() {
+        let started = stream.response_started();
+        if !started {
+            self.report_outlier(cluster, host, Outcome::Timeout);
+        }
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        if started {
             stream
                 .flag
                 .get_or_insert(ResponseFlag::UpstreamRequestTimeout);
