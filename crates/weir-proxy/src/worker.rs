@@ -547,10 +547,7 @@ impl Worker {
             TimerKey::Connect(id) => {
                 if let Some(up) = self.upstreams.get_mut(id) {
                     up.connect_timer = None;
-                    self.upstream_failed(
-                        id,
-                        crate::upstream::codec_client::Failure::ConnectTimeout,
-                    );
+                    self.upstream_failed(id, crate::upstream::failure::Failure::ConnectTimeout);
                 }
             }
             TimerKey::Route(id) => self.on_route_timeout(id),

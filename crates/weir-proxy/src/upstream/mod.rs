@@ -5,6 +5,7 @@ pub(crate) mod circuit_breaker;
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod dns;
+pub(crate) mod failure;
 pub(crate) mod host_choice;
 pub(crate) mod host_set;
 pub(crate) mod lb;
