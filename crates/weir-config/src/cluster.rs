@@ -12,7 +12,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "transport_socket_matches",
     "alt_stat_name",
     "eds_cluster_config",
-    "health_checks",
     "max_requests_per_connection",
     "common_http_protocol_options",
     "http2_protocol_options",
@@ -237,6 +236,21 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(f) => crate::outlier::read(cx, &f).map(Some),
         None => Some(None),
     };
+    let mut health_checks = Some(Vec::new());
+    let items = o.list(cx, "health_checks");
+    if let Some(second) = items.get(1) {
+        cx.error(
+            &second.path,
+            "one health check per cluster (Envoy supports no more)",
+        );
+        health_checks = None;
+    }
+    for item in items {
+        match (crate::health_check::read(cx, &item), &mut health_checks) {
+            (Some(h), Some(list)) => list.push(h),
+            _ => health_checks = None,
+        }
+    }
     let common_lb = o.get(cx, "common_lb_config");
     let healthy_panic_threshold = crate::outlier::panic_threshold(cx, common_lb.as_ref());
     // Read last, so the list of fields in an unknown-field error keeps its order.
@@ -284,6 +298,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         circuit_breakers: circuit_breakers?,
         outlier_detection: outlier_detection?,
         healthy_panic_threshold: healthy_panic_threshold?,
+        health_checks: health_checks?,
     })
 }
 

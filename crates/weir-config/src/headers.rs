@@ -175,7 +175,7 @@ pub(crate) fn mutations(cx: &mut Cx, o: &mut Obj<'_>) -> Option<HeaderMutations>
     })
 }
 
-fn add_list(cx: &mut Cx, items: Vec<Field<'_>>) -> Option<Vec<HeaderValueOption>> {
+pub(crate) fn add_list(cx: &mut Cx, items: Vec<Field<'_>>) -> Option<Vec<HeaderValueOption>> {
     let mut out = Some(Vec::with_capacity(items.len()));
     for item in &items {
         match (value_option(cx, item), &mut out) {
@@ -187,7 +187,7 @@ fn add_list(cx: &mut Cx, items: Vec<Field<'_>>) -> Option<Vec<HeaderValueOption>
     out
 }
 
-fn remove_list(cx: &mut Cx, items: Vec<Field<'_>>) -> Option<Vec<String>> {
+pub(crate) fn remove_list(cx: &mut Cx, items: Vec<Field<'_>>) -> Option<Vec<String>> {
     let mut out = Some(Vec::with_capacity(items.len()));
     for item in &items {
         match (name(cx, item, NameUse::Remove), &mut out) {

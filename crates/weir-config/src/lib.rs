@@ -35,6 +35,7 @@ mod hash_policy;
 mod hcm;
 mod hcm_headers;
 mod headers;
+mod health_check;
 mod http_filter;
 mod key_format;
 mod lb;

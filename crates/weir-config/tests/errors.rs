@@ -193,6 +193,36 @@ fn outlier_detection_and_panic_threshold() {
 }
 
 #[test]
+fn health_checks() {
+    let c = "static_resources.clusters[1].health_checks";
+    check(
+        "/static_resources/clusters/1/health_checks",
+        json!([{"timeout": "1s", "interval": "0s", "healthy_threshold": 1,
+            "http_health_check": {"path": "/h", "expected_statuses": [{"start": 300, "end": 200}]},
+            "grpc_health_check": {}}]),
+        &[
+            &format!("{c}[0].interval: interval must be greater than 0s"),
+            &format!("{c}[0].unhealthy_threshold: `unhealthy_threshold` is required"),
+            &format!(
+                "{c}[0].http_health_check.expected_statuses[0]: expected_statuses entries must be a range [start, end) of statuses within 100..=600, start below end"
+            ),
+            &format!("{c}[0].grpc_health_check: this Envoy field is not supported by weir yet"),
+        ],
+    );
+    let tcp = json!({"timeout": "1s", "interval": "1s", "healthy_threshold": 1, "unhealthy_threshold": 1,
+        "tcp_health_check": {"send": {"text": "zz"}}});
+    check(
+        "/static_resources/clusters/1/health_checks",
+        json!([tcp.clone(), tcp]),
+        &[
+            &format!("{c}[1]: one health check per cluster (Envoy supports no more)"),
+            &format!("{c}[0].tcp_health_check.send.text: text must be hex digits, two per byte"),
+            &format!("{c}[1].tcp_health_check.send.text: text must be hex digits, two per byte"),
+        ],
+    );
+}
+
+#[test]
 fn lb_configs() {
     let c = "static_resources.clusters[1]";
     check(
@@ -1294,7 +1324,7 @@ fn many_errors_are_collected_in_document_order() {
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
             "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, outlier_detection, common_lb_config, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, outlier_detection, health_checks, common_lb_config, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

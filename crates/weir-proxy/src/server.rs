@@ -29,6 +29,7 @@ use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::upstream::dns::{DnsClusters, DnsRefresher};
+use crate::upstream::health_checker::{ClusterCheck, HealthChecker};
 use crate::upstream::host_set::ClusterHosts;
 use crate::upstream::outlier::OutlierSweeper;
 use crate::worker::{ListenerSlot, Reporting, Worker};
@@ -319,6 +320,8 @@ pub struct Server {
     dns: Option<DnsRefresher>,
     /// Outlier detection's sweeps.
     outlier: Option<OutlierSweeper>,
+    /// Active health checking.
+    health: Option<HealthChecker>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -472,8 +475,33 @@ impl Server {
             state.hosts.clone(),
             move || workers_to_wake.tell(|_| {}),
         )?;
+        let checks = (snapshot.bootstrap.clusters.iter().enumerate())
+            .filter_map(|(i, c)| {
+                let worker_stats = stats.clone();
+                Some(ClusterCheck {
+                    cluster: i,
+                    name: c.name.clone(),
+                    config: c.health_checks.first()?.clone(),
+                    tls: c.tls.clone(),
+                    stats: snapshot.health.get(i)?.clone()?,
+                    traffic: Box::new(move || {
+                        let cx = |w: &Arc<WorkerStats>| {
+                            w.clusters
+                                .get(i)
+                                .map_or(0, |c| c.common.upstream_cx_total.get())
+                        };
+                        worker_stats.iter().any(|w| cx(w) > 0)
+                    }),
+                })
+            })
+            .collect();
+        let workers_to_wake = handles.clone();
+        let health = HealthChecker::start(checks, state.hosts.clone(), move || {
+            workers_to_wake.tell(|_| {})
+        })?;
         Ok(Server {
             outlier,
+            health,
             workers,
             stats,
             layout,
@@ -568,6 +596,9 @@ impl Server {
         }
         if let Some(outlier) = self.outlier.take() {
             outlier.stop();
+        }
+        if let Some(health) = self.health.take() {
+            health.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

@@ -16,6 +16,7 @@ use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
 use crate::upstream::circuit_breaker::ClusterBreakers;
+use crate::upstream::health_checker::HealthStats;
 use crate::upstream::outlier::Detector;
 
 /// See the module documentation.
@@ -32,6 +33,8 @@ pub(crate) struct Snapshot {
     pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
     /// Per cluster, its outlier detector (when it has `outlier_detection`).
     pub(crate) detectors: Vec<Option<Arc<Detector>>>,
+    /// Per cluster, its health check's stats (when it has `health_checks`).
+    pub(crate) health: Vec<Option<Arc<HealthStats>>>,
 }
 
 /// A listener's compiled filter chains.
@@ -284,9 +287,13 @@ impl Snapshot {
                 Some(Arc::new(Detector::new(config, i, now)))
             })
             .collect();
+        let health = (bootstrap.clusters.iter())
+            .map(|c| (!c.health_checks.is_empty()).then(Arc::default))
+            .collect();
         Ok(Snapshot {
             breakers,
             detectors,
+            health,
             bootstrap,
             listeners,
             http_prefixes: prefixes.http,

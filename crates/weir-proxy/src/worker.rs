@@ -301,7 +301,11 @@ impl Worker {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let shared = (snapshot.breakers[i].clone(), snapshot.detectors[i].clone());
+                let shared = (
+                    snapshot.breakers[i].clone(),
+                    snapshot.detectors[i].clone(),
+                    snapshot.health[i].clone(),
+                );
                 ClusterState::new(c, hosts.current(i), shared, index)
             })
             .collect();

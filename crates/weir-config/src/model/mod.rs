@@ -350,6 +350,87 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold` (percent, default 50): below this share of
     /// healthy hosts the balancer picks among all of them.
     pub healthy_panic_threshold: f64,
+    /// `health_checks[]`: active health checking.
+    pub health_checks: Vec<HealthCheck>,
+}
+
+/// One `health_checks[]` entry (`config.core.v3.HealthCheck`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// A check not answered in this time failed.
+    pub timeout: Duration,
+    /// Between checks of a healthy host.
+    pub interval: Duration,
+    /// The first check waits a random time up to this.
+    pub initial_jitter: Duration,
+    /// Each wait gets a random extra up to this …
+    pub interval_jitter: Duration,
+    /// … and up to this percent of itself.
+    pub interval_jitter_percent: u32,
+    /// Failures in a row that make a healthy host unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Successes in a row that make an unhealthy host healthy.
+    pub healthy_threshold: u32,
+    /// Check this port rather than the host's.
+    pub alt_port: Option<u16>,
+    /// Keep the connection between checks (default true).
+    pub reuse_connection: bool,
+    /// Between checks while the cluster has had no traffic (default 60 s).
+    pub no_traffic_interval: Duration,
+    /// The same for a healthy host, when set.
+    pub no_traffic_healthy_interval: Option<Duration>,
+    /// Between checks of an unhealthy host (default `interval`).
+    pub unhealthy_interval: Duration,
+    /// The first wait after a host turned unhealthy (default `unhealthy_interval`).
+    pub unhealthy_edge_interval: Duration,
+    /// The first wait after a host turned healthy (default `interval`).
+    pub healthy_edge_interval: Duration,
+    /// Envoy's health-check event log (JSON lines).
+    pub event_log_path: Option<String>,
+    /// Log every failure, not only those that change a host's health.
+    pub always_log_health_check_failures: bool,
+    /// Log every success.
+    pub always_log_health_check_success: bool,
+    /// What a check sends and expects.
+    pub kind: HealthCheckKind,
+}
+
+/// The protocol of a health check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthCheckKind {
+    /// `http_health_check`.
+    Http(HttpHealthCheck),
+    /// `tcp_health_check`.
+    Tcp(TcpHealthCheck),
+}
+
+/// `http_health_check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpHealthCheck {
+    /// `host` (default: the cluster's name).
+    pub host: Option<String>,
+    /// `path` (required).
+    pub path: String,
+    /// `method` (default GET).
+    pub method: String,
+    /// `request_headers_to_add`.
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    /// `request_headers_to_remove`, lower-cased.
+    pub request_headers_to_remove: Vec<String>,
+    /// `expected_statuses` as `[start, end)` (default 200 only).
+    pub expected_statuses: Vec<(u16, u16)>,
+    /// `retriable_statuses` as `[start, end)`: failures that count toward the threshold
+    /// rather than fail the host at once.
+    pub retriable_statuses: Vec<(u16, u16)>,
+}
+
+/// `tcp_health_check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpHealthCheck {
+    /// Bytes to send (none: a connect is the check).
+    pub send: Vec<u8>,
+    /// Blocks each found, in order, in what comes back.
+    pub receive: Vec<Vec<u8>>,
 }
 
 /// `outlier_detection` (`config.cluster.v3.OutlierDetection`), Envoy's defaults filled in.

@@ -10,7 +10,7 @@ use super::{AdminInfo, Kept, Reply};
 use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
-use crate::upstream::host_set::{HEALTH_OUTLIER, Host};
+use crate::upstream::host_set::{HEALTH_ACTIVE_HC, HEALTH_OUTLIER, Host};
 
 /// One admin endpoint.
 pub(crate) struct Endpoint {
@@ -425,10 +425,16 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
                     }
                     let hostname = h.spec.hostname.as_deref().unwrap_or("");
                     let _ = writeln!(out, "{host}::hostname::{hostname}");
-                    let flags = match h.healthy() {
-                        true => "healthy",
-                        false => "/failed_outlier_check",
-                    };
+                    let mut flags = String::new();
+                    if h.health & HEALTH_ACTIVE_HC != 0 {
+                        flags.push_str("/failed_active_hc");
+                    }
+                    if h.health & HEALTH_OUTLIER != 0 {
+                        flags.push_str("/failed_outlier_check");
+                    }
+                    if flags.is_empty() {
+                        flags.push_str("healthy");
+                    }
                     let _ = writeln!(out, "{host}::health_flags::{flags}");
                     let _ = writeln!(out, "{host}::weight::{}", h.spec.weight);
                     for field in ["region", "zone", "sub_zone"] {
@@ -518,6 +524,9 @@ fn host_json(host: &Host) -> serde_json::Value {
     });
     if let Some(name) = &host.spec.hostname {
         status["hostname"] = serde_json::json!(name);
+    }
+    if host.health & HEALTH_ACTIVE_HC != 0 {
+        status["health_status"]["failed_active_health_check"] = true.into();
     }
     if host.health & HEALTH_OUTLIER != 0 {
         status["health_status"]["failed_outlier_check"] = true.into();

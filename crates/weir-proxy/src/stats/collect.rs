@@ -332,9 +332,18 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 });
             });
         }
-        if let Some(Some(detector)) = layout.detectors.get(i) {
-            detector.each_stat(|name, gauge, v| {
-                let name = format!("outlier_detection.{name}");
+        let detector = layout.detectors.get(i).and_then(Option::as_ref);
+        let health = layout.health.get(i).and_then(Option::as_ref);
+        // Counts every worker shares, kept by the outlier detector and the health checker.
+        let mut shared: Vec<(String, bool, u64)> = Vec::new();
+        if let Some(d) = detector {
+            d.each_stat(|n, gauge, v| shared.push((format!("outlier_detection.{n}"), gauge, v)));
+        }
+        if let Some(h) = health {
+            h.each(|n, gauge, v| shared.push((format!("health_check.{n}"), gauge, v)));
+        }
+        {
+            for (name, gauge, v) in shared {
                 out.push(Stat {
                     name: format!("{prefix}{name}"),
                     tag_name: format!("cluster.{name}"),
@@ -346,7 +355,7 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                     },
                     used: v != 0,
                 });
-            });
+            }
         }
         let set = layout.hosts.current(i);
         let healthy = set.hosts.iter().filter(|h| h.healthy()).count();

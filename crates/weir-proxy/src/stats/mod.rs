@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::upstream::circuit_breaker::ClusterBreakers;
+use crate::upstream::health_checker::HealthStats;
 use crate::upstream::host_set::ClusterHosts;
 use crate::upstream::outlier::Detector;
 
@@ -358,6 +359,8 @@ pub(crate) struct Layout {
     pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
     /// Per cluster, its outlier detector (`outlier_detection.*`).
     pub(crate) detectors: Vec<Option<Arc<Detector>>>,
+    /// Per cluster, its health check's stats (`health_check.*`).
+    pub(crate) health: Vec<Option<Arc<HealthStats>>>,
 }
 
 impl Layout {
@@ -394,6 +397,7 @@ impl Layout {
                 .collect(),
             breakers: snapshot.breakers.clone(),
             detectors: snapshot.detectors.clone(),
+            health: snapshot.health.clone(),
         }
     }
 }

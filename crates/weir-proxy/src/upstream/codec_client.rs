@@ -469,6 +469,12 @@ impl Worker {
                     c.charge(hosts.stats(stream.upstream_host), status);
                     let (cluster, host) = (stream.cluster, stream.upstream_host);
                     self.report_outlier(cluster, host, Outcome::Status(status));
+                    // Read only where it matters: a cluster with health checks.
+                    if self.clusters[cluster].health.is_some()
+                        && head.headers.contains("x-envoy-immediate-health-check-fail")
+                    {
+                        self.fail_health_check(cluster, host);
+                    }
                 }
                 if self.should_retry(sid, RetryCause::Status(status, &head.headers)) {
                     // This response is not the answer: drop the attempt and try again.

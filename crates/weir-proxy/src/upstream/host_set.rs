@@ -58,6 +58,9 @@ pub(crate) enum Identity {
 
 /// Health flag: outlier detection ejected the host (`/failed_outlier_check`).
 pub(crate) const HEALTH_OUTLIER: u8 = 1;
+/// Health flag: active health checking failed the host, or has not passed it yet
+/// (`/failed_active_hc`).
+pub(crate) const HEALTH_ACTIVE_HC: u8 = 2;
 
 /// One host of one cluster, shared by every worker; never changed in place (a new weight or
 /// health makes a new `Host` with the same id, stats and counters).
@@ -100,6 +103,8 @@ pub(crate) struct HostSet {
 #[derive(Debug)]
 pub(crate) struct ClusterHosts {
     sets: Box<[Mutex<Arc<HostSet>>]>,
+    /// Per cluster, the health a new host starts with (unchecked, when it has health checks).
+    initial_health: Box<[u8]>,
     /// Bumped by every change to any cluster: one load per wake round tells a worker whether
     /// to look.
     generation: AtomicU64,
@@ -112,6 +117,7 @@ impl ClusterHosts {
     pub(crate) fn new(initial: Vec<Vec<HostSpec>>, workers: usize) -> ClusterHosts {
         let hosts = ClusterHosts {
             sets: Box::new([]),
+            initial_health: Box::new([]),
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             workers,
@@ -120,12 +126,29 @@ impl ClusterHosts {
             .into_iter()
             .map(|specs| {
                 let set = HostSet {
-                    hosts: specs.into_iter().map(|s| hosts.new_host(s)).collect(),
+                    hosts: specs.into_iter().map(|s| hosts.new_host(s, 0)).collect(),
                 };
                 Mutex::new(Arc::new(set))
             })
             .collect();
         ClusterHosts { sets, ..hosts }
+    }
+
+    /// The clusters with health checks start their hosts unhealthy (`/failed_active_hc`)
+    /// until a check passes, as Envoy does.
+    fn with_initial_health(mut self, health: Vec<u8>) -> ClusterHosts {
+        for (slot, &flags) in self.sets.iter().zip(&health) {
+            let mut set = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let hosts = set
+                .hosts
+                .iter()
+                .map(|h| Arc::new(h.with(h.spec.clone(), flags)));
+            *set = Arc::new(HostSet {
+                hosts: hosts.collect(),
+            });
+        }
+        self.initial_health = health.into();
+        self
     }
 
     /// The clusters of a config with their configured endpoints.
@@ -134,15 +157,22 @@ impl ClusterHosts {
             .iter()
             .map(|c| c.endpoints.iter().map(HostSpec::of).collect())
             .collect();
-        ClusterHosts::new(initial, workers)
+        let health = clusters
+            .iter()
+            .map(|c| match c.health_checks.is_empty() {
+                true => 0,
+                false => HEALTH_ACTIVE_HC,
+            })
+            .collect();
+        ClusterHosts::new(initial, workers).with_initial_health(health)
     }
 
-    fn new_host(&self, spec: HostSpec) -> Arc<Host> {
+    fn new_host(&self, spec: HostSpec, health: u8) -> Arc<Host> {
         Arc::new(Host {
             id: HostId(self.next_id.fetch_add(1, Ordering::Relaxed)),
             spec,
             stats: (0..self.workers).map(|_| HostStats::default()).collect(),
-            health: 0,
+            health,
             outlier: Arc::default(),
         })
     }
@@ -185,7 +215,10 @@ impl ClusterHosts {
             .map(|spec| match old.get_mut(&spec.address).and_then(Vec::pop) {
                 Some(host) if host.spec == spec => host,
                 Some(host) => Arc::new(host.with(spec, host.health)),
-                None => self.new_host(spec),
+                None => {
+                    let health = self.initial_health.get(cluster).copied().unwrap_or(0);
+                    self.new_host(spec, health)
+                }
             })
             .collect();
         *slot = Arc::new(HostSet { hosts });

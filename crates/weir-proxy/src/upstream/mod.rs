@@ -6,6 +6,8 @@ pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
 pub(crate) mod dns;
 pub(crate) mod failure;
+pub(crate) mod health_check;
+pub(crate) mod health_checker;
 pub(crate) mod host_choice;
 pub(crate) mod host_set;
 pub(crate) mod lb;
@@ -24,6 +26,7 @@ use crate::stats::WorkerStats;
 use crate::worker::{TimerKey, Worker};
 
 use circuit_breaker::{ClusterBreakers, Resource};
+use health_checker::HealthStats;
 use host_set::{HostSet, HostSlots};
 use outlier::{Detector, Outcome};
 
@@ -45,13 +48,23 @@ pub(crate) struct ClusterState {
     pub(crate) breakers: Arc<ClusterBreakers>,
     /// Its outlier detector, shared with every worker and the sweep.
     pub(crate) outlier: Option<Arc<Detector>>,
+    /// Its health check's stats (with `health_checks`).
+    pub(crate) health: Option<Arc<HealthStats>>,
 }
+
+/// What a cluster's workers share: its circuit breakers, outlier detector and health
+/// check stats.
+pub(crate) type Shared = (
+    Arc<ClusterBreakers>,
+    Option<Arc<Detector>>,
+    Option<Arc<HealthStats>>,
+);
 
 impl ClusterState {
     pub(crate) fn new(
         cluster: &Cluster,
         hosts: Arc<HostSet>,
-        (breakers, outlier): (Arc<ClusterBreakers>, Option<Arc<Detector>>),
+        (breakers, outlier, health): Shared,
         worker: usize,
     ) -> Self {
         ClusterState {
@@ -71,6 +84,7 @@ impl ClusterState {
             auto_sni: cluster.auto_sni.clone(),
             breakers,
             outlier,
+            health,
         }
     }
 }
@@ -194,6 +208,26 @@ pub(crate) fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)
 }
 
 impl Worker {
+    /// An origin said `x-envoy-immediate-health-check-fail` (a proxy in front of it is
+    /// draining): with health checks, the host fails at once and returns when its checks
+    /// pass again (`health_check.passive_failure`).
+    pub(crate) fn fail_health_check(&mut self, cluster: usize, host: Option<Id>) {
+        let Some(stats) = self.clusters.get(cluster).and_then(|c| c.health.clone()) else {
+            return;
+        };
+        let Some(host) = host.and_then(|h| self.clusters[cluster].hosts.get(h)) else {
+            return;
+        };
+        let id = host.host.id;
+        let hosts = self.control.server.hosts.clone();
+        if hosts.set_health(cluster, id, host_set::HEALTH_ACTIVE_HC, true) {
+            stats
+                .passive_failure
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.apply_host_sets();
+        }
+    }
+
     /// Tells the cluster's outlier detector what an attempt at `host` gave; a run of failures
     /// that reaches its threshold ejects the host (this worker follows the new set at once;
     /// the others at their next round).
