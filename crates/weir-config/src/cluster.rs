@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::bootstrap::{Role, address, dns_address};
-use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint};
+use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.cluster.v3.Cluster` fields weir does not support yet.
@@ -16,10 +16,8 @@ const CLUSTER_ENVOY: &[&str] = &[
     "common_http_protocol_options",
     "http2_protocol_options",
     "wait_for_warm_on_init",
-    "cleanup_interval",
     "upstream_bind_config",
     "lb_subset_config",
-    "original_dst_lb_config",
     "metadata",
     "protocol_selection",
     "upstream_connection_options",
@@ -144,7 +142,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                 ("EDS", 3),
                 ("ORIGINAL_DST", 4),
             ],
-            &["STATIC", "STRICT_DNS", "LOGICAL_DNS"],
+            &["STATIC", "STRICT_DNS", "LOGICAL_DNS", "ORIGINAL_DST"],
         ),
         None => Some("STATIC"),
     };
@@ -163,7 +161,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         None => kind,
     };
     let ok = kind.is_some();
-    let dns = kind.is_some_and(|k| k != "STATIC");
+    let dns = kind.is_some_and(|k| k.ends_with("_DNS"));
+    let original_dst = kind == Some("ORIGINAL_DST");
     // An unsupported type's endpoints may be names: having reported the type, don't also
     // report each.
     let endpoint_role = if ok {
@@ -181,7 +180,20 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         },
         None => Some(DEFAULT_CONNECT_TIMEOUT),
     };
-    let lb_policy = crate::lb::policy(cx, &mut o);
+    let lb_policy = crate::lb::policy(cx, &mut o).and_then(|lb| {
+        // Envoy's rule: CLUSTER_PROVIDED and ORIGINAL_DST go together.
+        let provided = lb == LbPolicy::ClusterProvided;
+        if provided != original_dst && ok {
+            let path = join(o.path(), "lb_policy");
+            let why = match provided {
+                true => "lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster",
+                false => "an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED",
+            };
+            cx.error(&path, why);
+            return None;
+        }
+        Some(lb)
+    });
     let assignment = o.get(cx, "load_assignment");
     let (endpoints, discovery) = if dns {
         let targets = match &assignment {
@@ -217,6 +229,13 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         });
         (endpoints, None)
     };
+    if original_dst && endpoints.as_ref().is_some_and(|e| !e.is_empty()) {
+        let path = join(o.path(), "load_assignment");
+        cx.error(
+            &path,
+            "an ORIGINAL_DST cluster has no endpoints (its hosts are the requests' destinations)",
+        );
+    }
     let per_connection_buffer_limit_bytes = match o.get(cx, "per_connection_buffer_limit_bytes") {
         Some(b) => b.u32(cx),
         None => Some(DEFAULT_BUFFER_LIMIT),
@@ -230,6 +249,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(t) => crate::tls_upstream::transport_socket(cx, &t, auto_san),
         None => Some(None),
     };
+    let original = crate::original_dst::read(cx, &mut o);
     let circuit_breakers = o.get(cx, "circuit_breakers");
     let circuit_breakers = crate::circuit_breakers::read(cx, circuit_breakers.as_ref());
     let outlier_detection = match o.get(cx, "outlier_detection") {
@@ -264,6 +284,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         return None;
     }
     let discovery = match (dns, discovery, dns_fields) {
+        (false, _, Some(_)) if original_dst => Discovery::OriginalDst(original?),
         (false, _, Some(_)) => Discovery::Static,
         (true, Some((logical, targets)), Some(d)) => Discovery::Dns(DnsDiscovery {
             logical,

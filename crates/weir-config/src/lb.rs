@@ -31,6 +31,7 @@ pub(crate) fn policy(cx: &mut Cx, o: &mut Obj<'_>) -> Option<LbPolicy> {
                 "RING_HASH",
                 "RANDOM",
                 "MAGLEV",
+                "CLUSTER_PROVIDED",
                 "LOAD_BALANCING_POLICY_CONFIG",
             ],
         ),
@@ -82,6 +83,7 @@ pub(crate) fn policy(cx: &mut Cx, o: &mut Obj<'_>) -> Option<LbPolicy> {
         "MAGLEV" => LbPolicy::Maglev {
             table_size: maglev?,
         },
+        "CLUSTER_PROVIDED" => LbPolicy::ClusterProvided,
         _ => LbPolicy::RoundRobin,
     })
 }

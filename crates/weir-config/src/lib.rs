@@ -42,6 +42,7 @@ mod lb;
 mod listener;
 mod listener_match;
 mod ocsp;
+mod original_dst;
 mod outlier;
 mod overload;
 mod reader;

@@ -75,13 +75,13 @@ fn enum_names_in_any_case() {
     assert_eq!(
         errors(&edit("lb_policy: ROUND_ROBIN", "lb_policy: roundrobin")),
         [
-            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, LOAD_BALANCING_POLICY_CONFIG"
+            "static_resources.clusters[0].lb_policy: `roundrobin` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, CLUSTER_PROVIDED, LOAD_BALANCING_POLICY_CONFIG"
         ]
     );
     // An Envoy value weir lacks, in any case, is "not supported yet".
     assert_eq!(
-        errors(&edit("type: STATIC", "type: original_dst")),
-        ["static_resources.clusters[0].type: ORIGINAL_DST is not supported yet"]
+        errors(&edit("type: STATIC", "type: eds")),
+        ["static_resources.clusters[0].type: EDS is not supported yet"]
     );
 }
 
@@ -90,7 +90,7 @@ fn an_enum_error_lists_only_what_weir_supports() {
     assert_eq!(
         errors(&edit("type: STATIC", "type: STATICK")),
         [
-            "static_resources.clusters[0].type: `STATICK` is not a valid cluster type; expected one of STATIC, STRICT_DNS, LOGICAL_DNS"
+            "static_resources.clusters[0].type: `STATICK` is not a valid cluster type; expected one of STATIC, STRICT_DNS, LOGICAL_DNS, ORIGINAL_DST"
         ]
     );
     assert_eq!(
@@ -328,7 +328,7 @@ fn names_and_addresses_are_compared_in_the_first_run() {
     assert_eq!(
         errors(&text),
         [
-            "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet",
+            "static_resources.clusters[1].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster",
             "static_resources.clusters[1].name: duplicate cluster name `origin` (also the name of clusters[0])",
         ]
     );

@@ -121,13 +121,15 @@ fn unsupported_lb_policy() {
     check(
         "/static_resources/clusters/1/lb_policy",
         json!("CLUSTER_PROVIDED"),
-        &["static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet"],
+        &[
+            "static_resources.clusters[1].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster",
+        ],
     );
     check(
         "/static_resources/clusters/1/lb_policy",
         json!("FASTEST"),
         &[
-            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, LOAD_BALANCING_POLICY_CONFIG",
+            "static_resources.clusters[1].lb_policy: `FASTEST` is not a valid lb_policy; expected one of ROUND_ROBIN, LEAST_REQUEST, RING_HASH, RANDOM, MAGLEV, CLUSTER_PROVIDED, LOAD_BALANCING_POLICY_CONFIG",
         ],
     );
 }
@@ -218,6 +220,40 @@ fn health_checks() {
             &format!("{c}[1]: one health check per cluster (Envoy supports no more)"),
             &format!("{c}[0].tcp_health_check.send.text: text must be hex digits, two per byte"),
             &format!("{c}[1].tcp_health_check.send.text: text must be hex digits, two per byte"),
+        ],
+    );
+}
+
+#[test]
+fn original_dst_clusters() {
+    let c = "static_resources.clusters[1]";
+    check(
+        "/static_resources/clusters/1/type",
+        json!("ORIGINAL_DST"),
+        &[
+            &format!("{c}.lb_policy: an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED"),
+            &format!(
+                "{c}.load_assignment: an ORIGINAL_DST cluster has no endpoints (its hosts are the requests' destinations)"
+            ),
+        ],
+    );
+    check(
+        "/static_resources/clusters/1/lb_policy",
+        json!("CLUSTER_PROVIDED"),
+        &[&format!(
+            "{c}.lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster"
+        )],
+    );
+    check(
+        "/static_resources/clusters/1/original_dst_lb_config",
+        json!({"upstream_port_override": 70000, "metadata_key": {}}),
+        &[
+            &format!(
+                "{c}.original_dst_lb_config.upstream_port_override: upstream_port_override must be a port (1..=65535)"
+            ),
+            &format!(
+                "{c}.original_dst_lb_config.metadata_key: this Envoy field is not supported by weir yet"
+            ),
         ],
     );
 }
@@ -847,15 +883,11 @@ fn addresses_and_ports() {
     );
     // The hostnames of a cluster whose type was refused are not reported again.
     let mut doc = valid();
-    set(
-        &mut doc,
-        "/static_resources/clusters/0/type",
-        json!("ORIGINAL_DST"),
-    );
+    set(&mut doc, "/static_resources/clusters/0/type", json!("EDS"));
     set(&mut doc, &format!("{at}/address"), json!("backend.local"));
     assert_eq!(
         errors(&doc),
-        ["static_resources.clusters[0].type: ORIGINAL_DST is not supported yet"]
+        ["static_resources.clusters[0].type: EDS is not supported yet"]
     );
 }
 
@@ -1323,8 +1355,8 @@ fn many_errors_are_collected_in_document_order() {
             format!("{HCM_PATH}.stat_prefix: `stat_prefix` is required"),
             format!("{ROUTE_PATH}.route.cluster: unknown cluster `missing` (static_resources.clusters has: a, b)"),
             format!("{ROUTE_PATH}.route.timeout: invalid duration \"soon\": expected seconds with an `s` suffix, such as \"5s\" or \"0.25s\""),
-            "static_resources.clusters[1].lb_policy: CLUSTER_PROVIDED is not supported yet".to_owned(),
-            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, circuit_breakers, outlier_detection, health_checks, common_lb_config, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
+            "static_resources.clusters[1].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster".to_owned(),
+            "static_resources.clusters[1].colour: unknown field (fields weir supports here: name, type, cluster_type, connect_timeout, lb_policy, least_request_lb_config, ring_hash_lb_config, maglev_lb_config, round_robin_lb_config, load_balancing_policy, load_assignment, per_connection_buffer_limit_bytes, http_protocol_options, upstream_http_protocol_options, typed_extension_protocol_options, transport_socket, cleanup_interval, original_dst_lb_config, circuit_breakers, outlier_detection, health_checks, common_lb_config, dns_lookup_family, dns_refresh_rate, dns_failure_refresh_rate, respect_dns_ttl, dns_jitter, dns_resolvers, use_tcp_for_dns_lookups, dns_resolution_config, typed_dns_resolver_config)".to_owned(),
         ]
     );
 }

@@ -31,6 +31,7 @@ use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::upstream::dns::{DnsClusters, DnsRefresher};
 use crate::upstream::health_checker::{ClusterCheck, HealthChecker};
 use crate::upstream::host_set::ClusterHosts;
+use crate::upstream::original_dst::OriginalDstCleanup;
 use crate::upstream::outlier::OutlierSweeper;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
@@ -322,6 +323,8 @@ pub struct Server {
     outlier: Option<OutlierSweeper>,
     /// Active health checking.
     health: Option<HealthChecker>,
+    /// Removes ORIGINAL_DST clusters' unused hosts.
+    original_dst: Option<OriginalDstCleanup>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -499,9 +502,20 @@ impl Server {
         let health = HealthChecker::start(checks, state.hosts.clone(), move || {
             workers_to_wake.tell(|_| {})
         })?;
+        let cleanups = (snapshot.bootstrap.clusters.iter().enumerate())
+            .filter_map(|(i, c)| match &c.discovery {
+                weir_config::Discovery::OriginalDst(od) => Some((i, od.cleanup_interval)),
+                _ => None,
+            })
+            .collect();
+        let workers_to_wake = handles.clone();
+        let original_dst = OriginalDstCleanup::start(cleanups, state.hosts.clone(), move || {
+            workers_to_wake.tell(|_| {})
+        })?;
         Ok(Server {
             outlier,
             health,
+            original_dst,
             workers,
             stats,
             layout,
@@ -599,6 +613,9 @@ impl Server {
         }
         if let Some(health) = self.health.take() {
             health.stop();
+        }
+        if let Some(cleanup) = self.original_dst.take() {
+            cleanup.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

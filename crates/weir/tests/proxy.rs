@@ -288,7 +288,7 @@ fn run_with_an_invalid_config_exits_1() {
     );
     assert!(
         ran.stderr.contains(
-            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+            "static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster"
         ),
         "{ran}"
     );

@@ -147,15 +147,15 @@ fn unknown_field_suggests_the_near_miss() {
 }
 
 #[test]
-fn ring_hash_is_not_supported() {
+fn cluster_provided_is_only_for_original_dst() {
     let ran = assert_invalid(
         &edit("lb_policy: ROUND_ROBIN", "lb_policy: CLUSTER_PROVIDED"),
         "static_resources.clusters[0].lb_policy",
-        &["CLUSTER_PROVIDED is not supported yet"],
+        &["CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster"],
     );
     assert!(
         ran.stderr.contains(
-            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+            "static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster"
         ),
         "{ran}"
     );
@@ -249,13 +249,13 @@ fn nonexistent_file() {
 
 #[test]
 fn every_error_is_reported_one_per_line() {
-    let config = edit("lb_policy: ROUND_ROBIN", "lb_policy: CLUSTER_PROVIDED")
+    let config = edit("lb_policy: ROUND_ROBIN", "lb_policy: FASTEST")
         .replacen("type: STATIC", "type: EDS", 1)
         .replacen("          stat_prefix: ingress\n", "", 1);
     let ran = assert_invalid(
         &config,
         "static_resources.clusters[0].lb_policy",
-        &["CLUSTER_PROVIDED is not supported yet"],
+        &["`FASTEST` is not a valid lb_policy"],
     );
     let errors: Vec<&str> = ran.stderr.lines().skip(1).collect();
     assert_eq!(errors.len(), 3, "{ran}");
@@ -281,7 +281,7 @@ fn json_config_errors_name_the_path_too() {
     assert_eq!(ran.code(), Some(1), "{ran}");
     assert!(
         ran.stderr.contains(
-            "static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported yet"
+            "static_resources.clusters[0].lb_policy: lb_policy CLUSTER_PROVIDED is only for an ORIGINAL_DST cluster"
         ),
         "{ran}"
     );

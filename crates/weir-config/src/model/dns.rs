@@ -10,6 +10,23 @@ pub enum Discovery {
     Static,
     /// `STRICT_DNS` or `LOGICAL_DNS`: names resolved at run time, off the workers.
     Dns(DnsDiscovery),
+    /// `ORIGINAL_DST`: a host per destination the requests are addressed to, made on first
+    /// use and forgotten when unused.
+    OriginalDst(OriginalDst),
+}
+
+/// An `ORIGINAL_DST` cluster's `original_dst_lb_config` and `cleanup_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalDst {
+    /// `use_http_header`: the destination is the request's `http_header_name` header (an
+    /// `IP:port`), when it has one; otherwise the downstream connection's.
+    pub use_http_header: bool,
+    /// `http_header_name`, lower-cased (default `x-envoy-original-dst-host`).
+    pub http_header_name: String,
+    /// `upstream_port_override`: this port rather than the destination's.
+    pub upstream_port_override: Option<u16>,
+    /// `cleanup_interval` (default 5 s): hosts unused for this long are removed.
+    pub cleanup_interval: Duration,
 }
 
 /// A DNS cluster's names and its resolution settings.

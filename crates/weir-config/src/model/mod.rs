@@ -691,6 +691,8 @@ pub enum LbPolicy {
         /// `table_size` (default 65537, prime).
         table_size: u64,
     },
+    /// `CLUSTER_PROVIDED`: the cluster picks (an `ORIGINAL_DST` cluster: the destination).
+    ClusterProvided,
 }
 
 impl LbPolicy {

@@ -28,8 +28,18 @@ impl Worker {
         }
         let stream = self.streams.get(sid)?;
         let (cluster, hash) = (stream.cluster, stream.lb_hash);
+        // An ORIGINAL_DST cluster's host is the request's destination: nothing to pick.
+        let provided = match self.clusters[cluster].original_dst.is_some() {
+            true => Some(self.original_dst_host(sid, cluster)),
+            false => None,
+        };
+        let stream = self.streams.get(sid)?;
         let hosts = &mut self.clusters[cluster].hosts;
-        let mut host = hosts.pick(hash, &mut self.rng);
+        let mut host = match provided {
+            Some(host) => host,
+            None => hosts.pick(hash, &mut self.rng),
+        };
+        let avoid = avoid.filter(|_| provided.is_none());
         // `previous_hosts`: a retry picks again (up to `host_selection_retry_max_attempts`
         // more times) while the host is one an earlier attempt went to, as Envoy's balancer
         // consults its retry predicates; the last pick stands. A hashing balancer gets the

@@ -228,6 +228,39 @@ impl ClusterHosts {
 }
 
 impl ClusterHosts {
+    /// Adds a host at `spec`'s address to `cluster` unless it has one there (an
+    /// `ORIGINAL_DST` cluster's new destination); returns whether the set changed.
+    pub(crate) fn add(&self, cluster: usize, spec: HostSpec) -> bool {
+        let Some(slot) = self.sets.get(cluster) else {
+            return false;
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.hosts.iter().any(|h| h.spec.address == spec.address) {
+            return false;
+        }
+        let health = self.initial_health.get(cluster).copied().unwrap_or(0);
+        let mut hosts = slot.hosts.clone();
+        hosts.push(self.new_host(spec, health));
+        *slot = Arc::new(HostSet { hosts });
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Keeps only the hosts of `cluster` that `keep` keeps; returns whether the set changed.
+    pub(crate) fn retain(&self, cluster: usize, mut keep: impl FnMut(&Host) -> bool) -> bool {
+        let Some(slot) = self.sets.get(cluster) else {
+            return false;
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let hosts: Vec<Arc<Host>> = slot.hosts.iter().filter(|h| keep(h)).cloned().collect();
+        if hosts.len() == slot.hosts.len() {
+            return false;
+        }
+        *slot = Arc::new(HostSet { hosts });
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
     /// Sets or clears a health flag of host `id` of `cluster`; returns whether the set
     /// changed (workers then follow it).
     pub(crate) fn set_health(&self, cluster: usize, id: HostId, flag: u8, on: bool) -> bool {
@@ -427,6 +460,11 @@ impl HostSlots {
             _ => "smooth weighted turn".to_owned(),
         };
         (policy, why)
+    }
+
+    /// The live host at `address`, if any.
+    pub(crate) fn find(&self, address: SocketAddr) -> Option<Id> {
+        (self.live.iter().copied()).find(|&id| self.address(id) == Some(address))
     }
 
     /// The live hosts, in set order.

@@ -12,6 +12,7 @@ pub(crate) mod host_choice;
 pub(crate) mod host_set;
 pub(crate) mod lb;
 mod origin_tls;
+pub(crate) mod original_dst;
 pub(crate) mod outlier;
 pub(crate) mod retry;
 
@@ -50,6 +51,8 @@ pub(crate) struct ClusterState {
     pub(crate) outlier: Option<Arc<Detector>>,
     /// Its health check's stats (with `health_checks`).
     pub(crate) health: Option<Arc<HealthStats>>,
+    /// An `ORIGINAL_DST` cluster's settings: its hosts are the requests' destinations.
+    pub(crate) original_dst: Option<weir_config::OriginalDst>,
 }
 
 /// What a cluster's workers share: its circuit breakers, outlier detector and health
@@ -85,6 +88,10 @@ impl ClusterState {
             breakers,
             outlier,
             health,
+            original_dst: match &cluster.discovery {
+                weir_config::Discovery::OriginalDst(od) => Some(od.clone()),
+                _ => None,
+            },
         }
     }
 }

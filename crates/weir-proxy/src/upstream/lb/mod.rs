@@ -45,7 +45,10 @@ impl LoadBalancer {
     pub(crate) fn new(policy: LbPolicy, hosts: &[(String, u32)], worker: usize) -> LoadBalancer {
         let weights = || hosts.iter().map(|(_, w)| *w);
         match policy {
-            LbPolicy::RoundRobin => LoadBalancer::RoundRobin(RoundRobin::new(weights(), worker)),
+            // An ORIGINAL_DST cluster picks by destination (`original_dst.rs`), never here.
+            LbPolicy::RoundRobin | LbPolicy::ClusterProvided => {
+                LoadBalancer::RoundRobin(RoundRobin::new(weights(), worker))
+            }
             LbPolicy::LeastRequest {
                 choice_count,
                 active_request_bias,
