@@ -141,3 +141,80 @@ fn a_failing_origin_is_ejected_and_returns_as_in_envoy() {
     let envoys = run(local(port), local(admin), bad.addr);
     assert_eq!(ours, envoys, "weir and Envoy differ");
 }
+
+/// Under load from four clients, one origin starts failing and later recovers: with a retry
+/// policy that avoids the host already tried (and room for four retries at once in the
+/// cluster's circuit breaker), every request is answered 200; the failing host
+/// is ejected, and takes requests again once its ejection is over.
+#[test]
+fn a_host_going_bad_under_load_costs_no_request_and_comes_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let failing = Arc::new(AtomicBool::new(false));
+    let good = Origin::start(|_| Ok(Reply::text(200, "good")));
+    let flaky_state = failing.clone();
+    let served_by_flaky = Arc::new(AtomicU64::new(0));
+    let flaky_count = served_by_flaky.clone();
+    let flaky = Origin::start(move |_| {
+        if flaky_state.load(Ordering::Relaxed) {
+            return Ok(Reply::text(503, "down"));
+        }
+        flaky_count.fetch_add(1, Ordering::Relaxed);
+        Ok(Reply::text(200, "flaky"))
+    });
+    // Envoy's default breaker allows 3 retries at once; four clients may need four.
+    let text = config(good.addr, flaky.addr)
+        .replace("base_ejection_time: 1s", "base_ejection_time: 0.3s")
+        .replace(
+            "    outlier_detection:",
+            "    circuit_breakers: { thresholds: [ { max_retries: 100 } ] }\n    outlier_detection:",
+        )
+        .replace(
+            "route: { cluster: origin, timeout: 14s }",
+            "route: { cluster: origin, timeout: 14s, retry_policy: { retry_on: 5xx, num_retries: 2, retry_host_predicate: [ { name: envoy.retry_host_predicates.previous_hosts, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate } } ] } }",
+        );
+    let weir = Weir::start(&text, &["--concurrency", "2"]);
+    let run_load = |n: usize| -> Vec<u16> {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let addr = weir.addr();
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr).expect("connect");
+                    client.set_read_timeout(TIMEOUT).expect("timeout");
+                    (0..n)
+                        .map(|_| client.get("/").expect("response").status())
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("client"))
+            .collect()
+    };
+    assert!(run_load(25).iter().all(|&s| s == 200));
+    failing.store(true, Ordering::Relaxed);
+    let during = run_load(50);
+    assert!(
+        during.iter().all(|&s| s == 200),
+        "a request was lost: {during:?}"
+    );
+    assert_eq!(
+        stat(
+            weir.admin,
+            "outlier_detection.ejections_enforced_consecutive_5xx"
+        )
+        .map(|n| n >= 1),
+        Some(true)
+    );
+    failing.store(false, Ordering::Relaxed);
+    wait_for("the return", || {
+        stat(weir.admin, "outlier_detection.ejections_active") == Some(0)
+    });
+    let before = served_by_flaky.load(Ordering::Relaxed);
+    assert!(run_load(25).iter().all(|&s| s == 200));
+    assert!(
+        served_by_flaky.load(Ordering::Relaxed) > before,
+        "the recovered host takes requests again"
+    );
+}
