@@ -81,6 +81,8 @@ fn run(addr: SocketAddr, admin: SocketAddr, bad: SocketAddr) -> Outcome {
     wait_for("the ejection", || {
         stat(admin, "outlier_detection.ejections_active") == Some(1)
     });
+    // Envoy's admin sees an ejection a moment before its worker does.
+    std::thread::sleep(Duration::from_millis(50));
     let ejected = health_flags(admin, bad);
     let while_ejected = (0..6)
         .map(|_| client.get("/").expect("response").status())
