@@ -413,11 +413,11 @@ impl HostSlots {
 
     /// The balancer's next host for a request with `hash`, `None` when the cluster has none.
     pub(crate) fn pick(&mut self, hash: Option<u64>, rng: &mut fastrand::Rng) -> Option<Id> {
-        let (slots, eligible, worker) = (&self.slots, &self.eligible, self.worker);
+        let (slots, eligible) = (&self.slots, &self.eligible);
+        // Least request weighs a host's requests on every worker, as Envoy's host count does.
         let active = |i: usize| {
             let host = eligible.get(i).and_then(|&id| slots.get(id));
-            host.and_then(|s| s.host.stats.get(worker))
-                .map_or(0, |st| st.rq_active.get().max(0) as u64)
+            host.map_or(0, |s| active_requests(&s.host))
         };
         let i = self.lb.pick(PickContext {
             hash,
@@ -448,7 +448,7 @@ impl HostSlots {
                     .iter()
                     .filter_map(|&i| {
                         let slot = self.slots.get(*self.eligible.get(i)?)?;
-                        let active = slot.host.stats.get(self.worker)?.rq_active.get();
+                        let active = active_requests(&slot.host);
                         Some(format!("{} ({active} active)", slot.host.spec.address))
                     })
                     .collect();
@@ -526,6 +526,12 @@ impl HostSlots {
     }
 }
 
+/// A host's requests in flight, on every worker.
+fn active_requests(host: &Host) -> u64 {
+    let each = host.stats.iter().map(|st| st.rq_active.get().max(0) as u64);
+    each.sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +566,30 @@ mod tests {
         assert_eq!(after.hosts[0].stats[1].rq_total.get(), 1);
         assert!(after.hosts[1].id != before.hosts[0].id && after.hosts[1].id != before.hosts[1].id);
         assert!(!hosts.replace(7, Vec::new(), by_address), "no such cluster");
+    }
+
+    #[test]
+    fn least_request_counts_a_hosts_requests_on_every_worker() {
+        let hosts = ClusterHosts::new(
+            vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
+            2,
+        );
+        // Host a is busy on worker 1; worker 0 picks.
+        for _ in 0..5 {
+            hosts.current(0).hosts[0].stats[1].rq_active.inc();
+        }
+        let policy = LbPolicy::LeastRequest {
+            choice_count: 2,
+            active_request_bias: 1.0,
+        };
+        let mut slots = HostSlots::new(hosts.current(0), policy, 50.0, 0);
+        let a = slots.live()[0];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let to_a = (0..100)
+            .filter(|_| slots.pick(None, &mut rng) == Some(a))
+            .count();
+        // a wins only when both draws are a (a quarter of the time).
+        assert!(to_a < 40, "{to_a} of 100 to the busy host");
     }
 
     #[test]
