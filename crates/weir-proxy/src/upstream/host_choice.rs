@@ -101,7 +101,14 @@ impl Worker {
                     host: address,
                 });
             }
-            let (policy, why) = self.clusters[cluster].hosts.explain_pick(hash);
+            let (policy, why) = match provided {
+                // An ORIGINAL_DST cluster: the host is where the request was addressed.
+                Some(_) => (
+                    "cluster_provided",
+                    "the request's original destination".into(),
+                ),
+                None => self.clusters[cluster].hosts.explain_pick(hash),
+            };
             self.trace_stream(sid, || EventKind::HostChosen {
                 cluster: name,
                 host: address,
