@@ -24,6 +24,7 @@ use crate::event::token::{Id, Kind, token};
 use crate::network::connection::{Connection, ReadOutcome};
 use crate::network::transport::ConnectProgress;
 use crate::snapshot::TcpChain;
+use crate::upstream::circuit_breaker::Resource;
 use crate::worker::{TimerKey, Worker};
 
 /// Which connection of a session an event is for.
@@ -112,11 +113,28 @@ impl Worker {
             self.control.server.connection_closed();
             return;
         };
+        // Envoy checks the cluster's connection breaker here: its TCP pool would queue the
+        // session for a connection no other session ever releases.
+        let breakers = self.clusters[cluster].breakers.clone();
+        if !breakers
+            .default_priority()
+            .can_create(Resource::Connections)
+        {
+            tracing::debug!(%peer, "tcp_proxy: the cluster's max_connections is reached; closing");
+            if let Some(c) = self.stats.clusters.get(cluster) {
+                c.common.upstream_cx_overflow.inc();
+            }
+            self.log_tcp(&chain, &entry("UO", Some((cluster, host))));
+            self.control.server.connection_closed();
+            return;
+        }
         let Some(up) = self.tcp_connect(cluster, host) else {
             self.log_tcp(&chain, &entry("UF,URX", Some((cluster, host))));
             self.control.server.connection_closed();
             return;
         };
+        // The session holds one of the cluster's connections until it closes.
+        breakers.default_priority().inc(Resource::Connections);
         let net = &mut self.net;
         let mut ok = Ok(());
         let id = self.tcp.insert_with(|id| {
@@ -426,6 +444,9 @@ impl Worker {
         };
         self.disarm(&mut s.connect_timer);
         self.disarm(&mut s.idle_timer);
+        if let Some(c) = self.clusters.get(s.cluster) {
+            c.breakers.default_priority().dec(Resource::Connections);
+        }
         if let Some(l) = self.stats.listeners.get(self.listeners[s.listener].stats) {
             l.downstream_cx_destroy.inc();
             l.downstream_cx_active.dec();

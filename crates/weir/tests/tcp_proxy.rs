@@ -216,6 +216,37 @@ fn a_refused_connect_is_tried_max_connect_attempts_times_then_the_client_is_clos
     wait_stat(&weir, "cluster.target.upstream_cx_connect_fail", 3);
 }
 
+/// The cluster's `max_connections` holds for TCP proxy sessions too: past it a new session is
+/// closed at once (`upstream_cx_overflow`), as Envoy's TCP proxy closes it; a place freed by a
+/// session that ended is taken by the next.
+#[test]
+fn past_max_connections_a_session_is_closed_at_once() {
+    let echo = echo_server();
+    let text = config("", &tcp_chain("{}", ""), echo).replace(
+        "    connect_timeout: 1s\n",
+        "    connect_timeout: 1s\n    circuit_breakers: { thresholds: [ { max_connections: 1 } ] }\n",
+    );
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let echoed = |client: &mut TcpStream| {
+        client.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        client.write_all(b"ping").expect("send");
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).is_ok() && &got == b"ping"
+    };
+    let mut first = TcpStream::connect(weir.addr()).expect("connect");
+    assert!(echoed(&mut first));
+    let mut second = TcpStream::connect(weir.addr()).expect("connect");
+    second.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut got = Vec::new();
+    let _ = second.read_to_end(&mut got);
+    assert!(got.is_empty(), "closed unanswered");
+    wait_stat(&weir, "cluster.target.upstream_cx_overflow", 1);
+    drop(first);
+    wait_stat(&weir, "cluster.target.circuit_breakers.default.cx_open", 0);
+    let mut third = TcpStream::connect(weir.addr()).expect("connect");
+    assert!(echoed(&mut third), "the freed place is taken");
+}
+
 #[test]
 fn a_quiet_session_is_closed_at_the_idle_timeout() {
     let echo = echo_server();
