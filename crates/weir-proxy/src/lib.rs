@@ -10,6 +10,7 @@
 mod access_log;
 mod admin;
 mod codec;
+mod containment;
 mod event;
 pub mod fuzzing;
 pub mod http;
@@ -28,5 +29,5 @@ mod testing;
 mod upstream;
 mod worker;
 
+pub use containment::panic_is_contained;
 pub use server::{Exit, LogControl, Options, Server, SetLogLevel};
-pub use worker::panic_is_contained;
