@@ -2,7 +2,7 @@
 //! priority, with Envoy's defaults for what is unset.
 
 use crate::model::{CircuitBreakers, RetryBudget, Thresholds};
-use crate::reader::{Cx, Field, Obj};
+use crate::reader::{Cx, Field, Obj, percent_in_range};
 
 /// Envoy's default `retry_budget.budget_percent` and `min_retry_concurrency`.
 const DEFAULT_BUDGET_PERCENT: f64 = 20.0;
@@ -90,21 +90,7 @@ fn thresholds(cx: &mut Cx, f: &Field<'_>) -> Option<(usize, Thresholds)> {
 fn retry_budget(cx: &mut Cx, f: &Field<'_>) -> Option<RetryBudget> {
     let mut o = Obj::new(cx, f, &[])?;
     let budget_percent = match o.get(cx, "budget_percent") {
-        Some(p) => {
-            let mut po = Obj::new(cx, &p, &[])?;
-            let value = po.get(cx, "value");
-            po.finish(cx);
-            match value {
-                None => Some(0.0),
-                Some(v) => match v.value.as_f64() {
-                    Some(n) if (0.0..=100.0).contains(&n) => Some(n),
-                    _ => {
-                        cx.error(&v.path, "budget_percent must be a number in 0..=100");
-                        None
-                    }
-                },
-            }
-        }
+        Some(p) => percent_in_range(cx, &p, "budget_percent must be a number in 0..=100"),
         None => Some(DEFAULT_BUDGET_PERCENT),
     };
     let min_retry_concurrency = match o.get(cx, "min_retry_concurrency") {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::OutlierDetection;
-use crate::reader::{Cx, Field, Obj, join};
+use crate::reader::{Cx, Field, Obj, join, percent_in_range};
 
 /// `outlier_detection`: `None` when absent (no detection, as in Envoy).
 pub(crate) fn read(cx: &mut Cx, f: &Field<'_>) -> Option<OutlierDetection> {
@@ -140,21 +140,7 @@ pub(crate) fn panic_threshold(cx: &mut Cx, f: Option<&Field<'_>>) -> Option<f64>
         ],
     )?;
     let threshold = match o.get(cx, "healthy_panic_threshold") {
-        Some(p) => {
-            let mut po = Obj::new(cx, &p, &[])?;
-            let value = po.get(cx, "value");
-            po.finish(cx);
-            match value {
-                None => Some(0.0),
-                Some(v) => match v.value.as_f64() {
-                    Some(n) if (0.0..=100.0).contains(&n) => Some(n),
-                    _ => {
-                        cx.error(&v.path, "healthy_panic_threshold must be in 0..=100");
-                        None
-                    }
-                },
-            }
-        }
+        Some(p) => percent_in_range(cx, &p, "healthy_panic_threshold must be in 0..=100"),
         None => Some(50.0),
     };
     let ok = o.finish(cx);

@@ -688,6 +688,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
     d[a.len() * width + b.len()]
 }
 
+/// A `type.v3.Percent` field `f` (`{ value }`; without `value`, 0) within 0..=100; `invalid`
+/// is the error for any other value.
+pub(crate) fn percent_in_range(cx: &mut Cx, f: &Field<'_>, invalid: &str) -> Option<f64> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let value = o.get(cx, "value");
+    o.finish(cx);
+    let Some(v) = value else {
+        return Some(0.0);
+    };
+    match v.value.as_f64() {
+        Some(n) if (0.0..=100.0).contains(&n) => Some(n),
+        _ => {
+            cx.error(&v.path, invalid);
+            None
+        }
+    }
+}
+
 /// A `TypedExtensionConfig` (`name`, `typed_config`): its `typed_config` and that config's
 /// `@type` (empty when it has none, for the caller to name as unsupported).
 pub(crate) fn typed_extension<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<(Field<'v>, String)> {

@@ -319,43 +319,30 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
                 workers,
             );
         }
-        if let Some(breakers) = layout.breakers.get(i) {
-            breakers.gauges(|name, v| {
-                let name = format!("circuit_breakers.{name}");
-                out.push(Stat {
-                    name: format!("{prefix}{name}"),
-                    tag_name: format!("cluster.{name}"),
-                    prom_name: sanitize(&format!("envoy_cluster_{name}")),
-                    labels: labels.to_vec(),
-                    value: Value::Gauge(v.into()),
-                    used: v != 0,
-                });
-            });
-        }
-        let detector = layout.detectors.get(i).and_then(Option::as_ref);
-        let health = layout.health.get(i).and_then(Option::as_ref);
-        // Counts every worker shares, kept by the outlier detector and the health checker.
+        // Counts every worker shares: the circuit breakers', the outlier detector's and the
+        // health checker's.
         let mut shared: Vec<(String, bool, u64)> = Vec::new();
-        if let Some(d) = detector {
+        if let Some(b) = layout.breakers.get(i) {
+            b.gauges(|n, v| shared.push((format!("circuit_breakers.{n}"), true, v)));
+        }
+        if let Some(Some(d)) = layout.detectors.get(i) {
             d.each_stat(|n, gauge, v| shared.push((format!("outlier_detection.{n}"), gauge, v)));
         }
-        if let Some(h) = health {
+        if let Some(Some(h)) = layout.health.get(i) {
             h.each(|n, gauge, v| shared.push((format!("health_check.{n}"), gauge, v)));
         }
-        {
-            for (name, gauge, v) in shared {
-                out.push(Stat {
-                    name: format!("{prefix}{name}"),
-                    tag_name: format!("cluster.{name}"),
-                    prom_name: sanitize(&format!("envoy_cluster_{name}")),
-                    labels: labels.to_vec(),
-                    value: match gauge {
-                        true => Value::Gauge(v.into()),
-                        false => Value::Counter(v),
-                    },
-                    used: v != 0,
-                });
-            }
+        for (name, gauge, v) in shared {
+            out.push(Stat {
+                name: format!("{prefix}{name}"),
+                tag_name: format!("cluster.{name}"),
+                prom_name: sanitize(&format!("envoy_cluster_{name}")),
+                labels: labels.to_vec(),
+                value: match gauge {
+                    true => Value::Gauge(v.into()),
+                    false => Value::Counter(v),
+                },
+                used: v != 0,
+            });
         }
         let set = layout.hosts.current(i);
         let healthy = set.hosts.iter().filter(|h| h.healthy()).count();

@@ -75,13 +75,7 @@ impl Worker {
         if let Some(c) = self.stats.clusters.get(cluster) {
             c.common.upstream_cx_overflow.inc();
         }
-        // Without a connection of its own here, the host's waiting requests would wait for
-        // nothing: Envoy makes one past the limit then, and so does weir.
-        let none_here = self.clusters[cluster]
-            .hosts
-            .get(host)
-            .is_none_or(|slot| slot.conns == 0);
-        if none_here {
+        if self.no_connection_here(cluster, host) {
             return Admission::Open;
         }
         self.enqueue(sid, cluster, host);
@@ -99,6 +93,13 @@ impl Worker {
             && state
                 .breakers
                 .host_allows(self.host_connections(cluster, host))
+    }
+
+    /// The host has no connection on this worker: its waiting requests would wait for
+    /// nothing, so Envoy makes one past the limit then, and so does weir.
+    fn no_connection_here(&self, cluster: usize, host: Id) -> bool {
+        let slot = self.clusters[cluster].hosts.get(host);
+        slot.is_none_or(|slot| slot.conns == 0)
     }
 
     /// The host's open connections on every worker.
@@ -172,11 +173,7 @@ impl Worker {
                 true => None,
             };
             let connects = pooled.is_none()
-                && (self.may_connect(cluster, host)
-                    || self.clusters[cluster]
-                        .hosts
-                        .get(host)
-                        .is_none_or(|slot| slot.conns == 0));
+                && (self.may_connect(cluster, host) || self.no_connection_here(cluster, host));
             if pooled.is_none() && !connects {
                 if let Some(slot) = self.clusters[cluster].hosts.get_mut(host) {
                     slot.waiting.push_front(sid);

@@ -29,6 +29,12 @@ pub(crate) enum Verdict {
     },
 }
 
+/// No answer: the connect failed, the check timed out, or the connection broke.
+pub(crate) const NO_ANSWER: Verdict = Verdict::Failed {
+    network: true,
+    retriable: false,
+};
+
 /// How a verdict moved the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transition {
@@ -234,10 +240,7 @@ mod tests {
         }
     }
 
-    const NETWORK: Verdict = Verdict::Failed {
-        network: true,
-        retriable: false,
-    };
+    const NETWORK: Verdict = NO_ANSWER;
     const BAD: Verdict = Verdict::Failed {
         network: false,
         retriable: false,

@@ -5,17 +5,20 @@
 //! A change of health is a new host set ([`ClusterHosts::set_health`]) and wakes the workers.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 use weir_config::{HealthCheck, HealthCheckKind, UpstreamTls};
 
-use super::health_check::{Session, Transition, Verdict, http_request, judge_http, tcp_matches};
+use super::health_check::{
+    NO_ANSWER, Session, Transition, Verdict, http_request, judge_http, tcp_matches,
+};
 use super::host_set::{ClusterHosts, HEALTH_ACTIVE_HC, Host, HostId};
 use crate::codec::ResponsePart;
 use crate::codec::http1::Http1Client;
@@ -116,7 +119,7 @@ impl HealthChecker {
                     syscalls: Syscalls::default(),
                     scratch: vec![0; 16 * 1024],
                     wake: Box::new(wake),
-                    logs: Mutex::new(HashMap::new()),
+                    logs: HashMap::new(),
                 };
                 run.run(&stopping);
             })?;
@@ -146,7 +149,7 @@ struct Run {
     scratch: Vec<u8>,
     wake: Box<dyn Fn() + Send>,
     /// Open event logs by path.
-    logs: Mutex<HashMap<String, std::fs::File>>,
+    logs: HashMap<String, std::fs::File>,
 }
 
 impl Run {
@@ -269,13 +272,7 @@ impl Run {
     fn tick(&mut self, key: usize, now: Instant) -> bool {
         let t = &mut self.targets[key];
         match &t.probe {
-            Some(p) if p.deadline <= now => {
-                let failed = Verdict::Failed {
-                    network: true,
-                    retriable: false,
-                };
-                self.finish(key, failed)
-            }
+            Some(p) if p.deadline <= now => self.finish(key, NO_ANSWER),
             Some(_) => false,
             None if t.next <= now => self.start(key, now),
             None => false,
@@ -300,11 +297,11 @@ impl Run {
                     Ok(mut conn) => {
                         let token = Token(key);
                         if conn.register(self.poll.registry(), token).is_err() {
-                            return self.network_failure(key);
+                            return self.finish(key, NO_ANSWER);
                         }
                         (conn, false)
                     }
-                    Err(_) => return self.network_failure(key),
+                    Err(_) => return self.finish(key, NO_ANSWER),
                 }
             }
         };
@@ -319,14 +316,6 @@ impl Run {
             return self.progress(key);
         }
         false
-    }
-
-    fn network_failure(&mut self, key: usize) -> bool {
-        let failed = Verdict::Failed {
-            network: true,
-            retriable: false,
-        };
-        self.finish(key, failed)
     }
 
     /// Queues the check's request (HTTP) or payload (TCP).
@@ -370,7 +359,7 @@ impl Run {
             match p.conn.finish_connect(&self.syscalls) {
                 ConnectProgress::Connected => p.connected = true,
                 ConnectProgress::InProgress => return false,
-                ConnectProgress::Failed(_) => return self.network_failure(key),
+                ConnectProgress::Failed(_) => return self.finish(key, NO_ANSWER),
             }
             self.send(key);
         }
@@ -379,7 +368,7 @@ impl Run {
             return false;
         };
         if p.conn.flush(&self.syscalls, |_, _| {}).is_err() {
-            return self.network_failure(key);
+            return self.finish(key, NO_ANSWER);
         }
         let mut eof = false;
         while p.conn.can_read() {
@@ -410,10 +399,7 @@ impl Run {
                         Ok(None) | Err(weir_http1::Error::Incomplete) if !eof => return false,
                         Ok(None) | Err(_) => {
                             // Cut short, or garbage: the connection is no good.
-                            break Some(Verdict::Failed {
-                                network: true,
-                                retriable: false,
-                            });
+                            break Some(NO_ANSWER);
                         }
                     }
                 }
@@ -424,10 +410,7 @@ impl Run {
                 } else if tcp_matches(&p.conn.input, &tcp.receive) {
                     Some(Verdict::Healthy)
                 } else if eof {
-                    Some(Verdict::Failed {
-                        network: true,
-                        retriable: false,
-                    })
+                    Some(NO_ANSWER)
                 } else {
                     None
                 }
@@ -435,7 +418,7 @@ impl Run {
         };
         match verdict {
             Some(v) => self.finish(key, v),
-            None if eof => self.network_failure(key),
+            None if eof => self.finish(key, NO_ANSWER),
             None => false,
         }
     }
@@ -491,7 +474,7 @@ impl Run {
 
     /// Envoy's health-check event log: a line when a host is ejected or added, when its first
     /// check fails, and for every failure or success when asked.
-    fn log_event(&self, key: usize, verdict: Verdict, transition: Transition, first: bool) {
+    fn log_event(&mut self, key: usize, verdict: Verdict, transition: Transition, first: bool) {
         let t = &self.targets[key];
         let check = &self.checks[t.check];
         let c = &check.config;
@@ -538,24 +521,22 @@ impl Run {
         if let (Some(line), Some(event)) = (line.as_object_mut(), event.as_object()) {
             line.extend(event.clone());
         }
-        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        if !logs.contains_key(path) {
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                Ok(file) => {
-                    logs.insert(path.clone(), file);
-                }
-                Err(e) => {
-                    tracing::warn!(%path, error = %e, "health check event log: cannot open");
-                    return;
+        let file = match self.logs.entry(path.clone()) {
+            Entry::Occupied(open) => open.into_mut(),
+            Entry::Vacant(slot) => {
+                let opened = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path);
+                match opened {
+                    Ok(file) => slot.insert(file),
+                    Err(e) => {
+                        tracing::warn!(%path, error = %e, "health check event log: cannot open");
+                        return;
+                    }
                 }
             }
-        }
-        if let Some(file) = logs.get_mut(path) {
-            let _ = writeln!(file, "{line}");
-        }
+        };
+        let _ = writeln!(file, "{line}");
     }
 }

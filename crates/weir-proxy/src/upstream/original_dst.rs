@@ -18,7 +18,7 @@ impl Worker {
     /// The stream's destination as a host of `cluster`, added to it on first use; `None`
     /// when the request gives no destination it can use.
     pub(super) fn original_dst_host(&mut self, sid: Id, cluster: usize) -> Option<Id> {
-        let od = self.clusters.get(cluster)?.original_dst.clone()?;
+        let od = self.clusters.get(cluster)?.original_dst.as_ref()?;
         let stream = self.streams.get(sid)?;
         let from_header = od
             .use_http_header
