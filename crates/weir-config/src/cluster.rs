@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::bootstrap::{Role, address, dns_address};
-use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy};
+use crate::load_assignment::{self, AssignmentPolicy};
+use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy, LoadSpread};
 use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.cluster.v3.Cluster` fields weir does not support yet.
@@ -35,16 +36,6 @@ const CLUSTER_ENVOY: &[&str] = &[
     "per_connection_buffer_high_watermark_timeout",
     "lrs_report_endpoint_metrics",
     "queuing_policies",
-];
-
-/// `config.endpoint.v3.LocalityLbEndpoints` fields weir does not support yet.
-const LOCALITY_ENVOY: &[&str] = &[
-    "locality",
-    "metadata",
-    "leds_cluster_locality_config",
-    "load_balancing_weight",
-    "proximity",
-    "load_balancer_endpoints",
 ];
 
 /// Envoy's default `connect_timeout`.
@@ -195,9 +186,15 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(lb)
     });
     let assignment = o.get(cx, "load_assignment");
+    let mut assignment_policy = Some(AssignmentPolicy::default());
     let (endpoints, discovery) = if dns {
         let targets = match &assignment {
-            Some(la) => load_assignment(cx, la, &|cx, a| dns_address(cx, a)),
+            Some(la) => load_assignment::read(cx, la, &|cx, a| dns_address(cx, a)).map(
+                |(targets, policy)| {
+                    assignment_policy = Some(policy);
+                    targets
+                },
+            ),
             None => Some(Vec::new()),
         };
         let logical = kind == Some("LOGICAL_DNS");
@@ -215,7 +212,12 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         (Some(Vec::new()), targets.map(|t| (logical, t)))
     } else {
         let endpoints = match &assignment {
-            Some(la) => load_assignment(cx, la, &|cx, a| address(cx, a, endpoint_role)),
+            Some(la) => load_assignment::read(cx, la, &|cx, a| address(cx, a, endpoint_role)).map(
+                |(endpoints, policy)| {
+                    assignment_policy = Some(policy);
+                    endpoints
+                },
+            ),
             None => Some(Vec::new()),
         };
         let endpoints = endpoints.map(|all| {
@@ -224,6 +226,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                     address: e.address,
                     weight: e.weight,
                     hostname: e.hostname,
+                    placement: e.placement,
+                    health: e.health,
                 })
                 .collect()
         });
@@ -272,7 +276,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         }
     }
     let common_lb = o.get(cx, "common_lb_config");
-    let healthy_panic_threshold = crate::outlier::panic_threshold(cx, common_lb.as_ref());
+    let common_lb = crate::lb::common_lb_config(cx, common_lb.as_ref());
     // Read last, so the list of fields in an unknown-field error keeps its order.
     let dns_fields = crate::dns::fields(cx, &mut o);
     let dns_fields = match typed_dns {
@@ -295,6 +299,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
                     port: e.address.1,
                     weight: e.weight,
                     hostname: e.hostname,
+                    placement: e.placement,
+                    health: e.health,
                 })
                 .collect(),
             lookup_family: d.lookup_family,
@@ -318,105 +324,12 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         tls: tls?,
         circuit_breakers: circuit_breakers?,
         outlier_detection: outlier_detection?,
-        healthy_panic_threshold: healthy_panic_threshold?,
-        health_checks: health_checks?,
-    })
-}
-
-/// An `lb_endpoints[]` entry as read: its address (an IP and port for STATIC, a name and port
-/// for DNS), weight and hostname.
-struct LbEndpoint<A> {
-    address: A,
-    weight: u32,
-    hostname: Option<String>,
-}
-
-/// How an endpoint's `address` is read.
-type ReadAddress<'r, A> = &'r dyn Fn(&mut Cx, &Field<'_>) -> Option<A>;
-
-/// `load_assignment` (`config.endpoint.v3.ClusterLoadAssignment`), flattened to endpoints.
-fn load_assignment<A>(
-    cx: &mut Cx,
-    f: &Field<'_>,
-    read: ReadAddress<'_, A>,
-) -> Option<Vec<LbEndpoint<A>>> {
-    let mut o = Obj::new(cx, f, &["named_endpoints", "policy"])?;
-    let cluster_name = o.required_string(cx, "cluster_name");
-    let mut endpoints = Some(Vec::new());
-    for locality in o.list(cx, "endpoints") {
-        let read = locality_endpoints(cx, &locality, read);
-        match (&mut endpoints, read) {
-            (Some(all), Some(more)) => all.extend(more),
-            _ => endpoints = None,
-        }
-    }
-    o.finish(cx);
-    cluster_name?;
-    endpoints
-}
-
-/// One `endpoints[]` entry (`LocalityLbEndpoints`).
-fn locality_endpoints<A>(
-    cx: &mut Cx,
-    f: &Field<'_>,
-    read: ReadAddress<'_, A>,
-) -> Option<Vec<LbEndpoint<A>>> {
-    let mut o = Obj::new(cx, f, LOCALITY_ENVOY)?;
-    let mut ok = true;
-    if let Some(p) = o.get(cx, "priority") {
-        match p.u32(cx) {
-            Some(0) => {}
-            Some(_) => {
-                cx.error(&p.path, "priorities other than 0 are not supported yet");
-                ok = false;
-            }
-            None => ok = false,
-        }
-    }
-    let mut endpoints = Vec::new();
-    for e in o.list(cx, "lb_endpoints") {
-        match lb_endpoint(cx, &e, read) {
-            Some(endpoint) => endpoints.push(endpoint),
-            None => ok = false,
-        }
-    }
-    o.finish(cx);
-    ok.then_some(endpoints)
-}
-
-/// One `lb_endpoints[]` entry.
-fn lb_endpoint<A>(cx: &mut Cx, f: &Field<'_>, read: ReadAddress<'_, A>) -> Option<LbEndpoint<A>> {
-    let mut o = Obj::new(cx, f, &["endpoint_name", "health_status", "metadata"])?;
-    let address = o.required(cx, "endpoint").and_then(|e| {
-        let mut eo = Obj::new(
-            cx,
-            &e,
-            &[
-                "health_check_config",
-                "additional_addresses",
-                "observability_name",
-            ],
-        )?;
-        let a = eo.required(cx, "address").and_then(|a| read(cx, &a));
-        let hostname = eo.string(cx, "hostname").filter(|h| !h.is_empty());
-        eo.finish(cx);
-        Some((a?, hostname))
-    });
-    let weight = match o.get(cx, "load_balancing_weight") {
-        Some(w) => match w.u32(cx) {
-            Some(0) => {
-                cx.error(&w.path, "load_balancing_weight must be at least 1");
-                None
-            }
-            w => w,
+        healthy_panic_threshold: common_lb?.healthy_panic_threshold,
+        load_spread: LoadSpread {
+            overprovisioning_factor: assignment_policy?.overprovisioning_factor,
+            weighted_priority_health: assignment_policy?.weighted_priority_health,
+            locality_weighted: common_lb?.locality_weighted,
         },
-        None => Some(1),
-    };
-    o.finish(cx);
-    let (address, hostname) = address?;
-    Some(LbEndpoint {
-        address,
-        weight: weight?,
-        hostname,
+        health_checks: health_checks?,
     })
 }

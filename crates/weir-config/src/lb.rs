@@ -1,7 +1,7 @@
 //! A cluster's `lb_policy` and the `*_lb_config` that goes with it.
 
 use crate::model::LbPolicy;
-use crate::reader::{Cx, Field, Obj, join, typed_extension};
+use crate::reader::{Cx, Field, Obj, join, percent_in_range, typed_extension};
 
 /// Envoy's defaults and limits (`ring_hash_lb_config`, `maglev_lb_config`).
 const DEFAULT_MIN_RING: u64 = 1024;
@@ -272,4 +272,56 @@ fn is_prime(n: u64) -> bool {
         && (2..)
             .take_while(|d| d * d <= n)
             .all(|d| !n.is_multiple_of(d))
+}
+
+/// `common_lb_config` as read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommonLb {
+    /// `healthy_panic_threshold` (a `Percent`, default 50).
+    pub(crate) healthy_panic_threshold: f64,
+    /// `locality_weighted_lb_config` is set.
+    pub(crate) locality_weighted: bool,
+}
+
+impl Default for CommonLb {
+    fn default() -> CommonLb {
+        CommonLb {
+            healthy_panic_threshold: 50.0,
+            locality_weighted: false,
+        }
+    }
+}
+
+/// `common_lb_config`: the panic threshold and locality-weighted balancing.
+pub(crate) fn common_lb_config(cx: &mut Cx, f: Option<&Field<'_>>) -> Option<CommonLb> {
+    let Some(f) = f else {
+        return Some(CommonLb::default());
+    };
+    let mut o = Obj::new(
+        cx,
+        f,
+        &[
+            "zone_aware_lb_config",
+            "update_merge_window",
+            "ignore_new_hosts_until_first_hc",
+            "close_connections_on_host_set_change",
+            "consistent_hashing_lb_config",
+            "override_host_status",
+        ],
+    )?;
+    let threshold = match o.get(cx, "healthy_panic_threshold") {
+        Some(p) => percent_in_range(cx, &p, "healthy_panic_threshold must be in 0..=100"),
+        None => Some(50.0),
+    };
+    // `LocalityWeightedLbConfig` has no fields: being there turns it on.
+    let locality_weighted = match o.get(cx, "locality_weighted_lb_config") {
+        Some(l) => Obj::new(cx, &l, &[]).map(|lo| lo.finish(cx)),
+        None => Some(false),
+    };
+    let ok = o.finish(cx);
+    Some(CommonLb {
+        healthy_panic_threshold: threshold?,
+        locality_weighted: locality_weighted?,
+    })
+    .filter(|_| ok)
 }

@@ -41,6 +41,7 @@ mod key_format;
 mod lb;
 mod listener;
 mod listener_match;
+mod load_assignment;
 mod ocsp;
 mod original_dst;
 mod outlier;

@@ -1,10 +1,10 @@
 //! A cluster's `outlier_detection` (`config.cluster.v3.OutlierDetection`) with Envoy's
-//! defaults, and `common_lb_config.healthy_panic_threshold`.
+//! defaults.
 
 use std::time::Duration;
 
 use crate::model::OutlierDetection;
-use crate::reader::{Cx, Field, Obj, join, percent_in_range};
+use crate::reader::{Cx, Field, Obj, join};
 
 /// `outlier_detection`: `None` when absent (no detection, as in Envoy).
 pub(crate) fn read(cx: &mut Cx, f: &Field<'_>) -> Option<OutlierDetection> {
@@ -119,30 +119,4 @@ pub(crate) fn read(cx: &mut Cx, f: &Field<'_>) -> Option<OutlierDetection> {
         always_eject_one_host: always_eject_one_host?,
     };
     ok.then_some(detection)
-}
-
-/// `common_lb_config`: its `healthy_panic_threshold` (a `Percent`, default 50).
-pub(crate) fn panic_threshold(cx: &mut Cx, f: Option<&Field<'_>>) -> Option<f64> {
-    let Some(f) = f else {
-        return Some(50.0);
-    };
-    let mut o = Obj::new(
-        cx,
-        f,
-        &[
-            "zone_aware_lb_config",
-            "locality_weighted_lb_config",
-            "update_merge_window",
-            "ignore_new_hosts_until_first_hc",
-            "close_connections_on_host_set_change",
-            "consistent_hashing_lb_config",
-            "override_host_status",
-        ],
-    )?;
-    let threshold = match o.get(cx, "healthy_panic_threshold") {
-        Some(p) => percent_in_range(cx, &p, "healthy_panic_threshold must be in 0..=100"),
-        None => Some(50.0),
-    };
-    let ok = o.finish(cx);
-    threshold.filter(|_| ok)
 }

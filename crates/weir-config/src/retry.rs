@@ -7,7 +7,6 @@ use crate::reader::{Cx, Field, Obj};
 
 /// `RetryPolicy` fields weir does not support yet.
 const RETRY_POLICY_ENVOY: &[&str] = &[
-    "retry_priority",
     "retry_options_predicates",
     "rate_limited_retry_back_off",
     "retriable_headers",
@@ -53,6 +52,10 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
             None => avoid_previous_hosts = None,
         }
     }
+    let previous_priorities = match o.get(cx, "retry_priority") {
+        Some(p) => retry_priority(cx, &p).map(Some),
+        None => Some(None),
+    };
     let host_selection_max_attempts = match o.get(cx, "host_selection_retry_max_attempts") {
         Some(n) => n.u32(cx),
         None => Some(default.host_selection_max_attempts),
@@ -74,7 +77,55 @@ pub(crate) fn retry_policy(cx: &mut Cx, f: &Field<'_>) -> Option<RetryPolicy> {
         max_interval,
         avoid_previous_hosts: avoid_previous_hosts?,
         host_selection_max_attempts: host_selection_max_attempts?,
+        previous_priorities: previous_priorities?,
     })
+}
+
+const PREVIOUS_PRIORITIES: &str = "envoy.retry_priorities.previous_priorities";
+const PREVIOUS_PRIORITIES_TYPE: &str = "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig";
+
+/// `retry_priority`: only `previous_priorities`, with its `update_frequency` (required, > 0).
+fn retry_priority(cx: &mut Cx, f: &Field<'_>) -> Option<u32> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let name = o.string(cx, "name");
+    let typed = o.get(cx, "typed_config");
+    o.finish(cx);
+    let url = typed
+        .as_ref()
+        .and_then(|t| t.value.get("@type"))
+        .and_then(|v| v.as_str());
+    let known = url == Some(PREVIOUS_PRIORITIES_TYPE)
+        || (url.is_none() && name.as_deref() == Some(PREVIOUS_PRIORITIES));
+    if !known {
+        cx.error(
+            &f.path,
+            format!(
+                "retry priority `{}` is not supported yet (weir supports {PREVIOUS_PRIORITIES})",
+                url.or(name.as_deref()).unwrap_or("")
+            ),
+        );
+        return None;
+    }
+    let Some(typed) = typed else {
+        cx.error(
+            &f.path,
+            "previous_priorities needs its typed_config (update_frequency)",
+        );
+        return None;
+    };
+    let mut to = Obj::new(cx, &typed, &[])?;
+    to.get(cx, "@type");
+    let frequency = to
+        .required(cx, "update_frequency")
+        .and_then(|u| match u.u32(cx) {
+            Some(0) => {
+                cx.error(&u.path, "update_frequency must be above 0");
+                None
+            }
+            n => n,
+        });
+    let ok = to.finish(cx);
+    frequency.filter(|_| ok)
 }
 
 const PREVIOUS_HOSTS: &str = "envoy.retry_host_predicates.previous_hosts";

@@ -406,11 +406,15 @@ fn every_supported_field() {
                 address: addr("10.0.0.1:80"),
                 weight: 3,
                 hostname: None,
+                placement: Placement::unplaced(),
+                health: EndpointHealth::Healthy,
             },
             Endpoint {
                 address: addr("[fd00::2]:81"),
                 weight: 1,
                 hostname: None,
+                placement: Placement::unplaced(),
+                health: EndpointHealth::Healthy,
             },
         ]
     );

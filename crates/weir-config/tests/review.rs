@@ -112,6 +112,8 @@ fn front_proxy_defaults() {
             address: addr("10.0.0.2:8000"),
             weight: 1,
             hostname: None,
+            placement: Placement::unplaced(),
+            health: EndpointHealth::Healthy,
         }]
     );
 }
@@ -208,16 +210,22 @@ fn json_camel_case_and_object_durations() {
                 address: addr("10.1.0.1:80"),
                 weight: 3,
                 hostname: None,
+                placement: Placement::unplaced(),
+                health: EndpointHealth::Healthy,
             },
             Endpoint {
                 address: addr("10.1.0.2:80"),
                 weight: 2,
                 hostname: None,
+                placement: Placement::unplaced(),
+                health: EndpointHealth::Healthy,
             },
             Endpoint {
                 address: addr("[fd00::3]:8080"),
                 weight: 1,
                 hostname: None,
+                placement: Placement::unplaced(),
+                health: EndpointHealth::Healthy,
             },
         ]
     );

@@ -208,7 +208,7 @@ impl Worker {
             .map(|&(c, _)| c)?;
         let hosts = &mut self.clusters.get_mut(cluster)?.hosts;
         let host = hosts
-            .pick(None, &mut self.rng)
+            .pick(None, &mut self.rng, None)
             .and_then(|id| hosts.address(id));
         if host.is_none()
             && let Some(c) = self.stats.clusters.get(cluster)

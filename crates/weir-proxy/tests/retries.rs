@@ -205,7 +205,10 @@ fn unsupported_retry_settings_are_config_errors() {
             "{ retry_on: refused-stream }",
             "retry_on `refused-stream` is not supported by weir yet",
         ),
-        ("{ retry_on: 5xx, retry_priority: {} }", "retry_priority"),
+        (
+            "{ retry_on: 5xx, retry_priority: { name: x } }",
+            "retry priority `x` is not supported yet",
+        ),
         (
             "{ retriable_status_codes: [700] }",
             "700 is not an HTTP status",

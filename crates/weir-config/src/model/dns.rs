@@ -65,6 +65,10 @@ pub struct DnsTarget {
     /// `endpoint.hostname` (default: the name): its hosts' hostname, the SNI under
     /// `auto_host_sni`.
     pub hostname: Option<String>,
+    /// Its `endpoints[]` entry's priority and locality.
+    pub placement: std::sync::Arc<super::Placement>,
+    /// `health_status` of each of its hosts.
+    pub health: super::EndpointHealth,
 }
 
 /// `dns_lookup_family`.

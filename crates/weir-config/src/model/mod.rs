@@ -7,6 +7,7 @@
 mod dns;
 mod http_filters;
 mod listener_match;
+mod placement;
 mod routes;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub use dns::*;
 pub use http_filters::*;
 pub use listener_match::*;
+pub use placement::*;
 pub use routes::*;
 
 /// The whole bootstrap: what `weir -c FILE` runs.
@@ -350,6 +352,8 @@ pub struct Cluster {
     /// `common_lb_config.healthy_panic_threshold` (percent, default 50): below this share of
     /// healthy hosts the balancer picks among all of them.
     pub healthy_panic_threshold: f64,
+    /// How load spreads over priorities and localities.
+    pub load_spread: LoadSpread,
     /// `health_checks[]`: active health checking.
     pub health_checks: Vec<HealthCheck>,
 }
@@ -711,6 +715,10 @@ pub struct Endpoint {
     pub weight: u32,
     /// `endpoint.hostname`: the SNI under `auto_host_sni`.
     pub hostname: Option<String>,
+    /// Its `endpoints[]` entry's priority and locality.
+    pub placement: std::sync::Arc<Placement>,
+    /// `health_status`.
+    pub health: EndpointHealth,
 }
 
 /// `upstream_http_protocol_options` with `auto_sni`: each request's host (or another header)

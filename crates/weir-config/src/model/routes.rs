@@ -233,6 +233,10 @@ pub struct RetryPolicy {
     /// `host_selection_retry_max_attempts` (default 1): how many more picks a retry may make
     /// to find a host the predicate allows.
     pub host_selection_max_attempts: u32,
+    /// `retry_priority` `envoy.retry_priorities.previous_priorities`: its `update_frequency`
+    /// (a retry leaves out the priorities of the attempts before it, recounted every this
+    /// many attempts).
+    pub previous_priorities: Option<u32>,
 }
 
 impl RetryPolicy {
@@ -250,6 +254,7 @@ impl RetryPolicy {
             max_interval: BASE_INTERVAL * 10,
             avoid_previous_hosts: false,
             host_selection_max_attempts: 1,
+            previous_priorities: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
 use crate::upstream::host_set::{HEALTH_ACTIVE_HC, HEALTH_OUTLIER, Host};
+use weir_config::EndpointHealth;
 
 /// One admin endpoint.
 pub(crate) struct Endpoint {
@@ -425,23 +426,15 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
                     }
                     let hostname = h.spec.hostname.as_deref().unwrap_or("");
                     let _ = writeln!(out, "{host}::hostname::{hostname}");
-                    let mut flags = String::new();
-                    if h.health & HEALTH_ACTIVE_HC != 0 {
-                        flags.push_str("/failed_active_hc");
-                    }
-                    if h.health & HEALTH_OUTLIER != 0 {
-                        flags.push_str("/failed_outlier_check");
-                    }
-                    if flags.is_empty() {
-                        flags.push_str("healthy");
-                    }
-                    let _ = writeln!(out, "{host}::health_flags::{flags}");
+                    let _ = writeln!(out, "{host}::health_flags::{}", health_flags(h));
                     let _ = writeln!(out, "{host}::weight::{}", h.spec.weight);
-                    for field in ["region", "zone", "sub_zone"] {
-                        let _ = writeln!(out, "{host}::{field}::");
-                    }
+                    let placement = &h.spec.placement;
+                    let locality = &placement.locality;
+                    let _ = writeln!(out, "{host}::region::{}", locality.region);
+                    let _ = writeln!(out, "{host}::zone::{}", locality.zone);
+                    let _ = writeln!(out, "{host}::sub_zone::{}", locality.sub_zone);
                     let _ = writeln!(out, "{host}::canary::false");
-                    let _ = writeln!(out, "{host}::priority::0");
+                    let _ = writeln!(out, "{host}::priority::{}", placement.priority);
                     let _ = writeln!(out, "{host}::success_rate::{}", rate(h, false));
                     let local = rate(h, true);
                     let _ = writeln!(out, "{host}::local_origin_success_rate::{local}");
@@ -515,13 +508,34 @@ fn host_json(host: &Host) -> serde_json::Value {
             }
         })
         .collect();
+    let eds = match host.spec.eds_health {
+        EndpointHealth::Healthy => "HEALTHY",
+        EndpointHealth::Unhealthy => "UNHEALTHY",
+        EndpointHealth::Draining => "DRAINING",
+        EndpointHealth::Degraded => "DEGRADED",
+    };
+    // Proto3 JSON leaves out empty strings and a zero priority.
+    let placement = &host.spec.placement;
+    let mut locality = serde_json::Map::new();
+    for (name, value) in [
+        ("region", &placement.locality.region),
+        ("zone", &placement.locality.zone),
+        ("sub_zone", &placement.locality.sub_zone),
+    ] {
+        if !value.is_empty() {
+            locality.insert(name.into(), value.as_str().into());
+        }
+    }
     let mut status = serde_json::json!({
         "address": socket_address(&host.spec.address),
         "stats": stats,
-        "health_status": {"eds_health_status": "HEALTHY"},
+        "health_status": {"eds_health_status": eds},
         "weight": host.spec.weight,
-        "locality": {},
     });
+    if placement.priority != 0 {
+        status["priority"] = placement.priority.into();
+    }
+    status["locality"] = locality.into();
     if let Some(name) = &host.spec.hostname {
         status["hostname"] = serde_json::json!(name);
     }
@@ -532,6 +546,27 @@ fn host_json(host: &Host) -> serde_json::Value {
         status["health_status"]["failed_outlier_check"] = true.into();
     }
     status
+}
+
+/// A host's `health_flags` as Envoy lists them (`healthy` when none is set).
+fn health_flags(h: &Host) -> String {
+    let mut flags = String::new();
+    if h.health & HEALTH_ACTIVE_HC != 0 {
+        flags.push_str("/failed_active_hc");
+    }
+    if h.health & HEALTH_OUTLIER != 0 {
+        flags.push_str("/failed_outlier_check");
+    }
+    flags.push_str(match h.spec.eds_health {
+        EndpointHealth::Unhealthy => "/failed_eds_health",
+        EndpointHealth::Degraded => "/degraded_eds_health",
+        EndpointHealth::Draining => "/eds_status_draining",
+        EndpointHealth::Healthy => "",
+    });
+    if flags.is_empty() {
+        flags.push_str("healthy");
+    }
+    flags
 }
 
 /// `{"socket_address": {"address", "port_value"}}`, Envoy's `core.v3.Address` in JSON.

@@ -98,6 +98,9 @@ pub(crate) struct RetryState {
     /// The hosts its earlier attempts went to, gathered at each retry when its policy's
     /// `previous_hosts` predicate keeps a retry away from them.
     pub(crate) tried: Vec<Id>,
+    /// The priority of each earlier attempt's host, gathered at each retry when its policy
+    /// has `previous_priorities`.
+    pub(crate) tried_priorities: Vec<u32>,
     /// The policy wanted another retry but none was left (`URX`).
     pub(crate) limit_hit: bool,
     /// The policy wanted another retry but the retries circuit breaker refused it (`UO`).
@@ -226,6 +229,7 @@ impl Stream {
                 ended_at: None,
                 retried: false,
                 tried: Vec::new(),
+                tried_priorities: Vec::new(),
                 attempts: 0,
                 limit_hit: false,
                 overflowed: false,

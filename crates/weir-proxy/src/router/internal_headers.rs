@@ -157,6 +157,7 @@ mod tests {
             max_interval: Duration::from_millis(50),
             avoid_previous_hosts: true,
             host_selection_max_attempts: 3,
+            previous_priorities: None,
         };
         let mut h = headers(&[
             ("x-envoy-retriable-status-codes", "418, 999, x"),

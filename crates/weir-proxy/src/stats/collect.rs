@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{CODES, Layout, SslStats, Stat, StatRef, Value, WorkerStats, histogram};
+use crate::upstream::host_set::HostClass;
 
 /// Merges one scope: `walk` names a worker's copy of it field by field (the same order for
 /// every worker); names get `prefix`, tag-extracted names `tag_prefix` (the prefix without
@@ -345,10 +346,12 @@ fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerS
             });
         }
         let set = layout.hosts.current(i);
-        let healthy = set.hosts.iter().filter(|h| h.healthy()).count();
+        let count = |class| set.hosts.iter().filter(|h| h.class() == class).count();
         for (name, n) in [
             ("membership_total", set.hosts.len()),
-            ("membership_healthy", healthy),
+            ("membership_healthy", count(HostClass::Healthy)),
+            ("membership_degraded", count(HostClass::Degraded)),
+            ("membership_excluded", count(HostClass::Excluded)),
         ] {
             out.push(Stat {
                 name: format!("{prefix}{name}"),

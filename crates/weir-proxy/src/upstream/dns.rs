@@ -19,7 +19,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use weir_config::{Cluster, Discovery, DnsDiscovery, DnsLookupFamily, DnsResolverConfig};
+use weir_config::{
+    Cluster, Discovery, DnsDiscovery, DnsLookupFamily, DnsResolverConfig, EndpointHealth, Placement,
+};
 
 use super::host_set::{ClusterHosts, HostSpec, Identity};
 use crate::network::resolver::{LookupFamily, ResolveError, Resolver, ResolverOptions};
@@ -31,6 +33,8 @@ struct Target {
     port: u16,
     weight: u32,
     hostname: Box<str>,
+    placement: Arc<Placement>,
+    eds_health: EndpointHealth,
     /// Its addresses as last resolved (`None` before the first success).
     addresses: Option<Vec<SocketAddr>>,
     next: Instant,
@@ -73,6 +77,8 @@ impl DnsClusters {
                     port: t.port,
                     weight: t.weight,
                     hostname: t.hostname.as_deref().unwrap_or(&t.name).into(),
+                    placement: t.placement.clone(),
+                    eds_health: t.health,
                     addresses: None,
                     next: now,
                     failures: 0,
@@ -166,6 +172,8 @@ impl DnsClusters {
             address,
             weight: t.weight,
             hostname: Some(t.hostname.clone()),
+            placement: t.placement.clone(),
+            eds_health: t.eds_health,
         };
         let (specs, identity): (Vec<HostSpec>, _) = if d.logical {
             let first = targets

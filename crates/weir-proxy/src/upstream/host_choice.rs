@@ -12,22 +12,46 @@ impl Worker {
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
     /// the pool's first use). No host: 503 `UH`.
     pub(super) fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
-        // Only a retry consults the policy's host predicate (a first attempt costs no lookup).
+        // Only a retry consults the policy's host predicate and priority rule (a first
+        // attempt costs no lookup).
         let retrying = self.streams.get(sid)?.retry.attempts > 0;
-        let avoid = retrying
-            .then(|| self.retry_policy_of(sid))
-            .flatten()
-            .filter(|p| p.avoid_previous_hosts)
-            .map(|p| p.host_selection_max_attempts);
-        if avoid.is_some()
-            && let Some(stream) = self.streams.get_mut(sid)
-            && let Some(previous) = stream.upstream_host
-            && !stream.retry.tried.contains(&previous)
+        let (avoid, every) = match retrying.then(|| self.retry_policy_of(sid)).flatten() {
+            Some(p) => (
+                (p.avoid_previous_hosts).then_some(p.host_selection_max_attempts),
+                p.previous_priorities,
+            ),
+            None => (None, None),
+        };
+        let stream = self.streams.get(sid)?;
+        let (cluster, previous) = (stream.cluster, stream.upstream_host);
+        let previous_priority = previous
+            .filter(|_| every.is_some())
+            .and_then(|h| self.clusters[cluster].hosts.get(h))
+            .map(|slot| slot.host.spec.placement.priority);
+        if let Some(stream) = self.streams.get_mut(sid)
+            && let Some(previous) = previous
         {
-            stream.retry.tried.push(previous);
+            if avoid.is_some() && !stream.retry.tried.contains(&previous) {
+                stream.retry.tried.push(previous);
+            }
+            if let Some(priority) = previous_priority {
+                stream.retry.tried_priorities.push(priority);
+            }
         }
         let stream = self.streams.get(sid)?;
-        let (cluster, hash) = (stream.cluster, stream.lb_hash);
+        let hash = stream.lb_hash;
+        // `previous_priorities`: the priorities of the first attempts, counted in whole
+        // multiples of `update_frequency`, are left out (Envoy recounts them that often).
+        let tried_priorities = every.map(|every| {
+            let tried = &stream.retry.tried_priorities;
+            let counted = tried.len() - tried.len() % every.max(1) as usize;
+            tried[..counted].to_vec()
+        });
+        let leave_out = |p: u32| tried_priorities.as_ref().is_some_and(|t| t.contains(&p));
+        let tried_levels: Option<&dyn Fn(u32) -> bool> = match &tried_priorities {
+            Some(t) if !t.is_empty() => Some(&leave_out),
+            _ => None,
+        };
         // An ORIGINAL_DST cluster's host is the request's destination: nothing to pick.
         let provided = match self.clusters[cluster].original_dst.is_some() {
             true => Some(self.original_dst_host(sid, cluster)),
@@ -37,7 +61,7 @@ impl Worker {
         let hosts = &mut self.clusters[cluster].hosts;
         let mut host = match provided {
             Some(host) => host,
-            None => hosts.pick(hash, &mut self.rng),
+            None => hosts.pick(hash, &mut self.rng, tried_levels),
         };
         let avoid = avoid.filter(|_| provided.is_none());
         // `previous_hosts`: a retry picks again (up to `host_selection_retry_max_attempts`
@@ -50,7 +74,7 @@ impl Worker {
                     Some(h) if stream.retry.tried.contains(&h) => {
                         let mixed =
                             hash.map(|h| xxhash_rust::xxh64::xxh64(&h.to_le_bytes(), attempt));
-                        host = hosts.pick(mixed, &mut self.rng);
+                        host = hosts.pick(mixed, &mut self.rng, tried_levels);
                     }
                     _ => break,
                 }

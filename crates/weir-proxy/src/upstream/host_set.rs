@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::event::token::{GenSlab, Id};
 use crate::stats::HostStats;
+use weir_config::{EndpointHealth, LbPolicy, LoadSpread, Placement};
 
+use super::balancer::{Balancer, Member};
 use super::conn_pool::ConnPool;
-use super::lb::{LoadBalancer, PickContext};
 use super::outlier::HostOutlier;
 
 /// A host's identity for as long as it stays in its cluster, across updates (a position in
@@ -32,15 +33,33 @@ pub(crate) struct HostSpec {
     pub(crate) weight: u32,
     /// `endpoint.hostname` (the SNI under `auto_host_sni`), or the DNS name it came from.
     pub(crate) hostname: Option<Box<str>>,
+    /// Its priority and locality.
+    pub(crate) placement: Arc<Placement>,
+    /// `health_status` as the config gives it.
+    pub(crate) eds_health: EndpointHealth,
 }
 
 impl HostSpec {
+    /// A host with no name, place or health status of its own (an ORIGINAL_DST
+    /// destination).
+    pub(crate) fn plain(address: SocketAddr, weight: u32) -> HostSpec {
+        HostSpec {
+            address,
+            weight,
+            hostname: None,
+            placement: Placement::unplaced(),
+            eds_health: EndpointHealth::Healthy,
+        }
+    }
+
     /// A static endpoint of the config.
     pub(crate) fn of(endpoint: &weir_config::Endpoint) -> HostSpec {
         HostSpec {
             address: endpoint.address,
             weight: endpoint.weight,
             hostname: endpoint.hostname.as_deref().map(Box::from),
+            placement: endpoint.placement.clone(),
+            eds_health: endpoint.health,
         }
     }
 }
@@ -89,8 +108,32 @@ impl Host {
     }
 
     pub(crate) fn healthy(&self) -> bool {
-        self.health == 0
+        self.class() == HostClass::Healthy
     }
+
+    /// What the balancer makes of the host: its flags and its `health_status` together, as
+    /// Envoy's coarse health (a failed check outweighs a degraded status).
+    pub(crate) fn class(&self) -> HostClass {
+        match self.spec.eds_health {
+            EndpointHealth::Draining => HostClass::Excluded,
+            _ if self.health != 0 => HostClass::Unhealthy,
+            EndpointHealth::Unhealthy => HostClass::Unhealthy,
+            EndpointHealth::Degraded => HostClass::Degraded,
+            EndpointHealth::Healthy => HostClass::Healthy,
+        }
+    }
+}
+
+/// How the balancer treats a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostClass {
+    Healthy,
+    /// Takes only the load healthy hosts cannot (`DEGRADED`).
+    Degraded,
+    /// Failed a check (active, outlier) or marked so (`UNHEALTHY`, `TIMEOUT`): only in panic.
+    Unhealthy,
+    /// `DRAINING`: counts toward no level's health; only in panic.
+    Excluded,
 }
 
 /// One version of a cluster's hosts, in the order the balancer walks them.
@@ -310,14 +353,12 @@ pub(crate) struct HostSlots {
     set: Arc<HostSet>,
     slots: GenSlab<HostSlot>,
     live: Vec<Id>,
-    /// The hosts the balancer picks from: the healthy ones, or all of them in panic.
-    eligible: Vec<Id>,
-    lb: LoadBalancer,
-    policy: weir_config::LbPolicy,
-    /// `healthy_panic_threshold`: below this percent of healthy hosts, all are eligible.
+    balancer: Balancer,
+    policy: LbPolicy,
+    load_spread: LoadSpread,
+    /// `healthy_panic_threshold`: below this percent of healthy hosts, a level picks among
+    /// all of its hosts.
     panic_threshold: f64,
-    /// Some hosts are unhealthy and the balancer picks among all of them anyway.
-    panic: bool,
     /// This worker's index: its scope in each host's stats, and its balancer's offset.
     worker: usize,
     /// Pools this worker used whose host has since been forgotten, not yet given back to the
@@ -328,7 +369,8 @@ pub(crate) struct HostSlots {
 impl HostSlots {
     pub(crate) fn new(
         set: Arc<HostSet>,
-        policy: weir_config::LbPolicy,
+        policy: LbPolicy,
+        load_spread: LoadSpread,
         panic_threshold: f64,
         worker: usize,
     ) -> HostSlots {
@@ -336,11 +378,10 @@ impl HostSlots {
             set: Arc::default(),
             slots: GenSlab::new(),
             live: Vec::new(),
-            eligible: Vec::new(),
-            lb: LoadBalancer::new(policy, &[], worker),
+            balancer: Balancer::new(&[], policy, load_spread, panic_threshold, worker),
             policy,
+            load_spread,
             panic_threshold,
-            panic: false,
             worker,
             forgotten_pools: 0,
         };
@@ -390,76 +431,41 @@ impl HostSlots {
                 }
             }
         }
-        // Envoy's panic: with too few healthy hosts, health is ignored rather than let the
-        // healthy few take everything.
-        let healthy = set.hosts.iter().filter(|h| h.healthy()).count();
-        let total = set.hosts.len();
-        self.panic =
-            healthy < total && (healthy as f64 * 100.0) < self.panic_threshold * total as f64;
-        let picks = |h: &Arc<Host>| self.panic || h.healthy();
-        self.eligible = (set.hosts.iter().zip(&live))
-            .filter(|(h, _)| picks(h))
-            .map(|(_, &id)| id)
+        let members: Vec<Member<'_>> = (live.iter().zip(&set.hosts))
+            .map(|(&id, host)| Member { id, host })
             .collect();
-        let keys: Vec<(String, u32)> = (set.hosts.iter())
-            .filter(|h| picks(h))
-            .map(|h| (h.spec.address.to_string(), h.spec.weight))
-            .collect();
-        self.lb = LoadBalancer::new(self.policy, &keys, self.worker);
+        self.balancer = Balancer::new(
+            &members,
+            self.policy,
+            self.load_spread,
+            self.panic_threshold,
+            self.worker,
+        );
         self.live = live;
         self.set = set;
         idle
     }
 
-    /// The balancer's next host for a request with `hash`, `None` when the cluster has none.
-    pub(crate) fn pick(&mut self, hash: Option<u64>, rng: &mut fastrand::Rng) -> Option<Id> {
-        let (slots, eligible) = (&self.slots, &self.eligible);
-        // Least request weighs a host's requests on every worker, as Envoy's host count does.
-        let active = |i: usize| {
-            let host = eligible.get(i).and_then(|&id| slots.get(id));
-            host.map_or(0, |s| active_requests(&s.host))
-        };
-        let i = self.lb.pick(PickContext {
-            hash,
-            active: &active,
-            rng,
-        })?;
-        self.eligible.get(i).copied()
+    /// The balancer's next host for a request with `hash`, `None` when the cluster has
+    /// none; `tried` leaves a retry's tried priorities out.
+    pub(crate) fn pick(
+        &mut self,
+        hash: Option<u64>,
+        rng: &mut fastrand::Rng,
+        tried: Option<&dyn Fn(u32) -> bool>,
+    ) -> Option<Id> {
+        self.balancer.pick(hash, rng, tried)
     }
 
-    /// The balancer ignores health: too few hosts are healthy (`lb_healthy_panic`).
+    /// The last pick's level ignored health: too few of its hosts are healthy
+    /// (`lb_healthy_panic`).
     pub(crate) fn in_panic(&self) -> bool {
-        self.panic
+        self.balancer.in_panic()
     }
 
-    /// Why the last pick chose its host, for the flow trace: its policy, and the request's
-    /// hash, least request's candidates with their loads, or the kind of turn it was.
+    /// Why the last pick chose its host, for the flow trace.
     pub(crate) fn explain_pick(&self, hash: Option<u64>) -> (&'static str, String) {
-        let policy = self.lb.name();
-        let why = match policy {
-            "ring_hash" | "maglev" => match hash {
-                Some(h) => format!("request hash {h:016x}"),
-                None => "no hash policy gave a hash: a random key".to_owned(),
-            },
-            "least_request" if !self.lb.drawn().is_empty() => {
-                let candidates: Vec<String> = self
-                    .lb
-                    .drawn()
-                    .iter()
-                    .filter_map(|&i| {
-                        let slot = self.slots.get(*self.eligible.get(i)?)?;
-                        let active = active_requests(&slot.host);
-                        Some(format!("{} ({active} active)", slot.host.spec.address))
-                    })
-                    .collect();
-                format!("fewest active requests of {}", candidates.join(", "))
-            }
-            "least_request" => "weighted draw, weights divided by active requests".to_owned(),
-            "random" => "weighted random draw".to_owned(),
-            _ if self.lb.rotates() => "next in rotation (equal weights)".to_owned(),
-            _ => "smooth weighted turn".to_owned(),
-        };
-        (policy, why)
+        self.balancer.explain(hash)
     }
 
     /// The live host at `address`, if any.
@@ -526,23 +532,13 @@ impl HostSlots {
     }
 }
 
-/// A host's requests in flight, on every worker.
-fn active_requests(host: &Host) -> u64 {
-    let each = host.stats.iter().map(|st| st.rq_active.get().max(0) as u64);
-    each.sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use weir_config::LbPolicy;
 
     fn spec(address: &str, weight: u32) -> HostSpec {
-        HostSpec {
-            address: address.parse().unwrap(),
-            weight,
-            hostname: None,
-        }
+        HostSpec::plain(address.parse().unwrap(), weight)
     }
 
     #[test]
@@ -582,11 +578,11 @@ mod tests {
             choice_count: 2,
             active_request_bias: 1.0,
         };
-        let mut slots = HostSlots::new(hosts.current(0), policy, 50.0, 0);
+        let mut slots = HostSlots::new(hosts.current(0), policy, LoadSpread::default(), 50.0, 0);
         let a = slots.live()[0];
         let mut rng = fastrand::Rng::with_seed(3);
         let to_a = (0..100)
-            .filter(|_| slots.pick(None, &mut rng) == Some(a))
+            .filter(|_| slots.pick(None, &mut rng, None) == Some(a))
             .count();
         // a wins only when both draws are a (a quarter of the time).
         assert!(to_a < 40, "{to_a} of 100 to the busy host");
@@ -603,7 +599,9 @@ mod tests {
         let id = |c: usize, i: usize| hosts.current(c).hosts[i].id;
         let mut rng = fastrand::Rng::with_seed(7);
         let picked = |slots: &mut HostSlots, rng: &mut fastrand::Rng| {
-            let picks: Vec<Id> = (0..12).filter_map(|_| slots.pick(None, rng)).collect();
+            let picks: Vec<Id> = (0..12)
+                .filter_map(|_| slots.pick(None, rng, None))
+                .collect();
             let mut seen: Vec<SocketAddr> =
                 picks.iter().filter_map(|&h| slots.address(h)).collect();
             seen.sort();
@@ -616,7 +614,13 @@ mod tests {
             !hosts.set_health(0, id(0, 0), HEALTH_OUTLIER, true),
             "no change"
         );
-        let mut two = HostSlots::new(hosts.current(0), LbPolicy::RoundRobin, 50.0, 0);
+        let mut two = HostSlots::new(
+            hosts.current(0),
+            LbPolicy::RoundRobin,
+            LoadSpread::default(),
+            50.0,
+            0,
+        );
         assert!(!two.in_panic());
         assert_eq!(picked(&mut two, &mut rng), 1);
         assert_eq!(
@@ -627,11 +631,23 @@ mod tests {
         // Three hosts, two ejected: a third is healthy, below 50 %: panic, all are picked.
         hosts.set_health(1, id(1, 0), HEALTH_OUTLIER, true);
         hosts.set_health(1, id(1, 1), HEALTH_OUTLIER, true);
-        let mut three = HostSlots::new(hosts.current(1), LbPolicy::RoundRobin, 50.0, 0);
+        let mut three = HostSlots::new(
+            hosts.current(1),
+            LbPolicy::RoundRobin,
+            LoadSpread::default(),
+            50.0,
+            0,
+        );
         assert!(three.in_panic());
         assert_eq!(picked(&mut three, &mut rng), 3);
         // Without a panic threshold, only the healthy one.
-        let mut strict = HostSlots::new(hosts.current(1), LbPolicy::RoundRobin, 0.0, 0);
+        let mut strict = HostSlots::new(
+            hosts.current(1),
+            LbPolicy::RoundRobin,
+            LoadSpread::default(),
+            0.0,
+            0,
+        );
         assert_eq!(picked(&mut strict, &mut rng), 1);
         // Back to healthy: all of them again.
         hosts.set_health(1, id(1, 0), HEALTH_OUTLIER, false);
@@ -664,12 +680,17 @@ mod tests {
             vec![vec![spec("10.0.0.1:80", 1), spec("10.0.0.2:80", 1)]],
             1,
         );
-        let mut slots =
-            HostSlots::new(hosts.current(0), weir_config::LbPolicy::RoundRobin, 50.0, 0);
+        let mut slots = HostSlots::new(
+            hosts.current(0),
+            weir_config::LbPolicy::RoundRobin,
+            LoadSpread::default(),
+            50.0,
+            0,
+        );
         let (a, b) = (slots.live()[0], slots.live()[1]);
         let mut rng = fastrand::Rng::with_seed(1);
         let picks: Vec<Id> = (0..4)
-            .map(|_| slots.pick(None, &mut rng).unwrap())
+            .map(|_| slots.pick(None, &mut rng, None).unwrap())
             .collect();
         assert_eq!(picks, vec![a, b, a, b]);
         // b has one busy and one idle connection.
@@ -690,7 +711,7 @@ mod tests {
         assert_eq!(slots.address(b), Some("10.0.0.2:80".parse().unwrap()));
         let c = slots.live()[1];
         assert!(
-            (0..4).all(|_| slots.pick(None, &mut rng) != Some(b)),
+            (0..4).all(|_| slots.pick(None, &mut rng, None) != Some(b)),
             "b takes nothing new"
         );
         slots.closed(b);
@@ -701,7 +722,7 @@ mod tests {
 
         hosts.replace(0, Vec::new(), Identity::ByAddress);
         slots.apply(hosts.current(0));
-        assert_eq!(slots.pick(None, &mut rng), None);
+        assert_eq!(slots.pick(None, &mut rng, None), None);
         assert!(slots.get(a).is_none() && slots.get(c).is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! Upstream side: clusters, load balancing and per-worker connection pools.
 
 mod admission;
+pub(crate) mod balancer;
 pub(crate) mod circuit_breaker;
 pub(crate) mod codec_client;
 pub(crate) mod conn_pool;
@@ -14,6 +15,7 @@ pub(crate) mod lb;
 mod origin_tls;
 pub(crate) mod original_dst;
 pub(crate) mod outlier;
+pub(crate) mod priority;
 pub(crate) mod retry;
 
 use std::sync::Arc;
@@ -76,6 +78,7 @@ impl ClusterState {
             hosts: HostSlots::new(
                 hosts,
                 cluster.lb_policy,
+                cluster.load_spread,
                 cluster.healthy_panic_threshold,
                 worker,
             ),

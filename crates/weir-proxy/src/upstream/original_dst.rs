@@ -47,11 +47,7 @@ impl Worker {
         if let Some(id) = self.clusters[cluster].hosts.find(destination) {
             return Some(id);
         }
-        let spec = HostSpec {
-            address: destination,
-            weight: 1,
-            hostname: None,
-        };
+        let spec = HostSpec::plain(destination, 1);
         if self.control.server.hosts.add(cluster, spec) {
             self.apply_host_sets();
         }

@@ -5,11 +5,7 @@ use crate::upstream::host_set::HostSpec;
 
 fn cluster(n: usize) -> ClusterHosts {
     let specs = (0..n)
-        .map(|i| HostSpec {
-            address: format!("10.0.0.{}:80", i + 1).parse().unwrap(),
-            weight: 1,
-            hostname: None,
-        })
+        .map(|i| HostSpec::plain(format!("10.0.0.{}:80", i + 1).parse().unwrap(), 1))
         .collect();
     ClusterHosts::new(vec![specs], 1)
 }
