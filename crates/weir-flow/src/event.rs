@@ -15,6 +15,23 @@ pub type Nanos = u64;
 /// A shared, immutable name from the configuration (cluster, route, filter chain…).
 pub type Name = Arc<str>;
 
+/// The `worker` of events and flows recorded by the health checker's thread (its probes),
+/// not by a worker.
+pub const HEALTH_CHECKER: u16 = u16::MAX;
+
+/// Who recorded an event, as the renderers name it: a worker's index, or `health`.
+#[derive(Debug, Clone, Copy)]
+pub struct Thread(pub u16);
+
+impl std::fmt::Display for Thread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            HEALTH_CHECKER => f.write_str("health"),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
 /// The seed's four events: every socket event of a proxied request belongs to one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,7 +82,10 @@ impl Phase {
         use EventKind as K;
         use Phase::*;
         match (lane, kind) {
-            (Lane::Worker, _) | (_, K::WakeRound { .. }) => None,
+            (Lane::Worker, _)
+            | (_, K::WakeRound { .. })
+            | (_, K::HealthCheck { .. })
+            | (_, K::HealthCheckResult { .. }) => None,
             (Lane::Downstream, k) => Some(match k {
                 // Reading the request and deciding where it goes.
                 K::Ready { readable: true, .. }
@@ -98,7 +118,9 @@ impl Phase {
                 | K::Write { .. }
                 | K::TlsRecords { .. }
                 | K::Close { .. }
-                | K::WakeRound { .. } => DownstreamWriteResponse,
+                | K::WakeRound { .. }
+                | K::HealthCheck { .. }
+                | K::HealthCheckResult { .. } => DownstreamWriteResponse,
             }),
             (Lane::Upstream, k) => Some(match k {
                 // A new connection is started, or a pooled one taken, while routing.
@@ -342,6 +364,26 @@ pub enum EventKind {
     },
     /// The upstream connect completed.
     Connected,
+    /// A health-check probe of a host began: the flow is the probe's, recorded by the health
+    /// checker's thread.
+    HealthCheck {
+        /// The cluster.
+        cluster: Name,
+        /// The host.
+        host: SocketAddr,
+        /// `http` or `tcp`.
+        checker: &'static str,
+    },
+    /// A health-check probe was judged.
+    HealthCheckResult {
+        /// `healthy`, `unhealthy` (an answer that failed the check) or `no_answer` (no
+        /// connection, a timeout, an answer cut short).
+        verdict: &'static str,
+        /// Whether the host passes its checks now.
+        host_healthy: bool,
+        /// Whether this probe changed that.
+        changed: bool,
+    },
     /// A TLS handshake completed on this connection (downstream: weir terminated it;
     /// upstream: weir spoke TLS to the origin).
     TlsHandshake {
@@ -423,6 +465,8 @@ impl EventKind {
             EventKind::WaitingForConnection { .. } => "waiting_for_connection",
             EventKind::ConnectStarted { .. } => "connect_started",
             EventKind::Connected => "connected",
+            EventKind::HealthCheck { .. } => "health_check",
+            EventKind::HealthCheckResult { .. } => "health_check_result",
             EventKind::TlsHandshake { .. } => "tls_handshake",
             EventKind::TlsRecords { .. } => "tls_records",
             EventKind::StreamAttached { .. } => "stream_attached",

@@ -7,5 +7,6 @@ mod event;
 pub mod render;
 
 pub use event::{
-    Closer, Direction, Event, EventKind, Flow, Lane, Name, Nanos, Phase, ReadResult, ShortText,
+    Closer, Direction, Event, EventKind, Flow, HEALTH_CHECKER, Lane, Name, Nanos, Phase,
+    ReadResult, ShortText, Thread,
 };

@@ -33,6 +33,7 @@ use crate::upstream::health_checker::{ClusterCheck, HealthChecker};
 use crate::upstream::host_set::ClusterHosts;
 use crate::upstream::original_dst::OriginalDstCleanup;
 use crate::upstream::outlier::OutlierSweeper;
+use crate::upstream::probe_flows::ProbeFlows;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
@@ -253,6 +254,8 @@ fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> 
 #[derive(Clone)]
 pub(crate) struct Workers {
     workers: Vec<(Arc<Control>, Arc<Waker>)>,
+    /// The health checker's probes, recorded as flows of their own.
+    probes: Arc<ProbeFlows>,
 }
 
 impl Workers {
@@ -294,6 +297,7 @@ impl Workers {
                 Err(_) => break,
             }
         }
+        flows.extend(self.probes.recent(limit));
         flows.sort_by_key(|f| std::cmp::Reverse(f.end));
         flows.truncate(limit);
         flows
@@ -415,11 +419,13 @@ impl Server {
                 waker,
             });
         }
+        let probe_flows = Arc::new(ProbeFlows::new(flow_trace, epoch));
         let handles = Workers {
             workers: workers
                 .iter()
                 .map(|w| (w.control.clone(), w.waker.clone()))
                 .collect(),
+            probes: probe_flows.clone(),
         };
         let (exit_tx, exit_rx) = mpsc::channel();
         let admin = match &snapshot.bootstrap.admin {
@@ -499,7 +505,7 @@ impl Server {
             })
             .collect();
         let workers_to_wake = handles.clone();
-        let health = HealthChecker::start(checks, state.hosts.clone(), move || {
+        let health = HealthChecker::start(checks, state.hosts.clone(), probe_flows, move || {
             workers_to_wake.tell(|_| {})
         })?;
         let cleanups = (snapshot.bootstrap.clusters.iter().enumerate())

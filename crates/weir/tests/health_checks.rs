@@ -271,3 +271,210 @@ fn tcp_checks_match_payloads_and_time_out() {
     assert!(value("attempt") >= value("success") + value("failure") - 1);
     drop(silent);
 }
+
+/// With the flow trace on, every probe is a flow of the health checker's own: its connect,
+/// write, read, the answer's status and the verdict, in `/flows` beside the requests' flows.
+#[test]
+fn probes_are_flows_of_their_own() {
+    let up = Arc::new(AtomicBool::new(true));
+    let a = origin("a", up.clone());
+    let down = Arc::new(AtomicBool::new(false));
+    let b = origin("b", down);
+    let log = TempFile::new("hc-flows.log", "");
+    let weir = Weir::start(
+        &config(a.addr, b.addr, &log.path().display().to_string()),
+        &["--flow-trace", "all", "--concurrency", "1"],
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    let (healthy, failed) = loop {
+        let body = get(weir.admin, "/flows?format=json&limit=200")
+            .expect("/flows")
+            .text();
+        // JSON lines: a flow's header, then its events.
+        let mut flows: Vec<serde_json::Value> = Vec::new();
+        for line in body.lines() {
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if v["event"] == "flow" {
+                v["events"] = serde_json::json!([]);
+                flows.push(v);
+            } else if let Some(events) = flows.last_mut().and_then(|f| f["events"].as_array_mut()) {
+                events.push(v);
+            }
+        }
+        let probes: Vec<&serde_json::Value> =
+            flows.iter().filter(|f| f["worker"] == 65535).collect();
+        let of = |host: SocketAddr, verdict: &str| {
+            probes.iter().find(|f| {
+                let events = f["events"].as_array().cloned().unwrap_or_default();
+                let started = events
+                    .iter()
+                    .any(|e| e["event"] == "health_check" && e["host"] == host.to_string());
+                let judged = events
+                    .iter()
+                    .any(|e| e["event"] == "health_check_result" && e["verdict"] == verdict);
+                started && judged
+            })
+        };
+        if let (Some(h), Some(f)) = (of(a.addr, "healthy"), of(b.addr, "unhealthy")) {
+            break ((*h).clone(), (*f).clone());
+        }
+        assert!(Instant::now() < deadline, "no probe flows in {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(healthy["method"], "GET");
+    assert_eq!(healthy["path"], "/healthz");
+    assert_eq!(healthy["status"], 200);
+    assert_eq!(failed["status"], 503);
+    let names: Vec<&str> = healthy["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for want in [
+        "health_check",
+        "write",
+        "read",
+        "response_head",
+        "health_check_result",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let text = get(weir.admin, "/flows?limit=200").expect("/flows").text();
+    assert!(
+        text.contains("======== Flow worker=health: GET /healthz -> 200"),
+        "{text}"
+    );
+}
+
+/// An origin whose passing check answers with `x-envoy-degraded` is degraded
+/// (`/degraded_active_hc`): alone in its cluster it still takes the traffic, and the gauges
+/// say so, in weir as in Envoy 1.40.
+#[test]
+fn a_degraded_answer_makes_a_degraded_host_as_in_envoy() {
+    let origin = Origin::start(|req| {
+        let mut reply = Reply::text(200, "ok");
+        if req.target() == "/healthz" {
+            reply.headers.push(("x-envoy-degraded".into(), "".into()));
+        }
+        Ok(reply)
+    });
+    let log = TempFile::new("hc-degraded.log", "");
+    let endpoint = format!(
+        "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+        origin.addr.port()
+    );
+    let text = config(origin.addr, origin.addr, &log.path().display().to_string())
+        .replace(&endpoint.repeat(2), &endpoint);
+    let run = |addr: SocketAddr, admin: SocketAddr| {
+        let flags = wait_flags(admin, origin.addr, "/degraded_active_hc");
+        let mut client = Client::connect(addr).expect("connect");
+        client.set_read_timeout(TIMEOUT).expect("timeout");
+        let answer = client.get("/").expect("response").status();
+        let stats = get(admin, "/stats").expect("/stats").text();
+        let gauges: Vec<String> = stats
+            .lines()
+            .filter(|l| {
+                [
+                    "membership_degraded",
+                    "membership_healthy",
+                    "health_check.degraded",
+                    "health_check.healthy",
+                ]
+                .iter()
+                .any(|n| l.starts_with(&format!("cluster.origin.{n}:")))
+            })
+            .map(str::to_owned)
+            .collect();
+        (flags, answer, gauges)
+    };
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let ours = run(weir.addr(), weir.admin);
+    assert_eq!(ours.0, "/degraded_active_hc");
+    assert_eq!(ours.1, 200);
+    assert!(
+        ours.2
+            .contains(&"cluster.origin.membership_degraded: 1".to_owned()),
+        "{:?}",
+        ours.2
+    );
+
+    let Some(envoy_bin) = envoy_or_skip() else {
+        return;
+    };
+    drop(weir);
+    let (port, admin) = (free_port(), free_port());
+    let envoy_config = text
+        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
+        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let _envoy = Envoy::start(
+        &envoy_bin,
+        "hc-degraded.yaml",
+        &envoy_config,
+        Some(admin),
+        port,
+    );
+    let local = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    assert_eq!(
+        ours,
+        run(local(port), local(admin)),
+        "weir and Envoy differ"
+    );
+}
+
+/// Two weirs: the downstream one checks the upstream one's `/healthz`, which the upstream
+/// weir's health check filter answers. `POST /healthcheck/fail` on the upstream weir takes it
+/// out of the downstream weir's cluster (its checks answer 503, its traffic carries
+/// `x-envoy-immediate-health-check-fail`); `/healthcheck/ok` brings it back.
+#[test]
+fn healthcheck_fail_on_a_weir_upstream_is_seen_by_a_weir_downstream() {
+    let origin = Origin::start(|_| Ok(Reply::text(200, "origin")));
+    let filter = [
+        "          http_filters:",
+        "          - name: envoy.filters.http.health_check",
+        "            typed_config:",
+        "              \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+        "              pass_through_mode: false",
+        "              headers: [ { name: \":path\", string_match: { exact: /healthz } } ]",
+        "          - name: envoy.filters.http.router\n",
+    ]
+    .join("\n");
+    let upstream_text = proxy_config(origin.addr).replace(
+        "          http_filters:\n          - name: envoy.filters.http.router\n",
+        &filter,
+    );
+    assert!(upstream_text.contains("health_check.v3"), "{upstream_text}");
+    let upstream = Weir::start(&upstream_text, &["--concurrency", "1"]);
+    let log = TempFile::new("hc-two-weirs.log", "");
+    let endpoint = |a: SocketAddr| {
+        format!(
+            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+            a.port()
+        )
+    };
+    let u = upstream.addr();
+    let text = config(u, u, &log.path().display().to_string())
+        .replace(&endpoint(u).repeat(2), &endpoint(u));
+    let downstream = Weir::start(&text, &["--concurrency", "1"]);
+    assert_eq!(wait_flags(downstream.admin, u, "healthy"), "healthy");
+    let mut client = Client::connect(downstream.addr()).expect("connect");
+    client.set_read_timeout(TIMEOUT).expect("timeout");
+    assert_eq!(client.get("/").expect("response").text().trim(), "origin");
+
+    let post = |weir: &Weir, path: &str| {
+        let mut admin = Client::connect(weir.admin).expect("admin");
+        let request = format!("POST {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\n\r\n");
+        admin.send(request.as_bytes()).expect("POST");
+        admin.read_response().expect("response").status()
+    };
+    assert_eq!(post(&upstream, "/healthcheck/fail"), 200);
+    assert_eq!(
+        wait_flags(downstream.admin, u, "/failed_active_hc"),
+        "/failed_active_hc"
+    );
+    assert_eq!(post(&upstream, "/healthcheck/ok"), 200);
+    assert_eq!(wait_flags(downstream.admin, u, "healthy"), "healthy");
+    assert_eq!(client.get("/").expect("response").text().trim(), "origin");
+}

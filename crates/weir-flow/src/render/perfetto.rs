@@ -325,7 +325,10 @@ impl Trace {
         for &worker in &self.workers {
             metadata.push(json!({
                 "ph": "M", "ts": 0, "cat": "__metadata", "pid": worker,
-                "name": "process_name", "args": { "name": format!("weir worker {worker}") },
+                "name": "process_name", "args": { "name": match worker {
+                    crate::HEALTH_CHECKER => "weir health checker".to_owned(),
+                    n => format!("weir worker {n}"),
+                } },
             }));
             metadata.push(json!({
                 "ph": "M", "ts": 0, "cat": "__metadata", "pid": worker,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Micros, errno_name};
-use crate::{Closer, Direction, Event, EventKind as K, Flow, Lane, Phase, ReadResult};
+use crate::{Closer, Direction, Event, EventKind as K, Flow, Lane, ReadResult, Thread};
 
 pub(super) fn render(flows: &[Flow], out: &mut String) {
     for (i, flow) in flows.iter().enumerate() {
@@ -65,7 +65,7 @@ impl Labels {
 /// The recorder's stream id is left out: weir's carry the worker in their high bits
 /// (1099511627780 is worker 1's fourth stream), too long to read; the JSON has it.
 fn header(flow: &Flow, labels: &Labels, out: &mut String) {
-    let _ = write!(out, "======== Flow worker={}: ", flow.worker);
+    let _ = write!(out, "======== Flow worker={}: ", Thread(flow.worker));
     if flow.method.as_str().is_empty() {
         out.push_str("(no request head)");
     } else {
@@ -123,6 +123,7 @@ fn continues(prev: &Event, next: &Event) -> bool {
             | K::ResponseComplete
             | K::LocalReply { .. }
             | K::Close { .. }
+            | K::HealthCheckResult { .. }
     );
     // Opening an upstream socket and registering it are one step, in either order.
     let connect_pair = prev.conn == next.conn
@@ -136,7 +137,11 @@ fn continues(prev: &Event, next: &Event) -> bool {
 
 fn flush(flow: &Flow, labels: &Labels, run: &mut Vec<&Event>, out: &mut String) {
     let Some(first) = run.first() else { return };
-    let title = first.phase.map_or("Worker", Phase::title);
+    let title = match (first.phase, first.worker) {
+        (Some(phase), _) => phase.title(),
+        (None, crate::HEALTH_CHECKER) => "Health check",
+        (None, _) => "Worker",
+    };
     let _ = writeln!(out, "\n#### {title}: {}", describe(run));
     for event in run.iter() {
         event_line(flow, labels, event, out);
@@ -161,7 +166,7 @@ fn wake_round(flow: &Flow, event: &Event, out: &mut String) {
          ran={}µs ready_fds={ready} waited={}µs round={round}\n\
          ***************************\n",
         Micros(event.at.saturating_sub(flow.start)),
-        event.worker,
+        Thread(event.worker),
         Micros(ran_ns),
         Micros(waited_ns),
     );
@@ -172,7 +177,7 @@ fn event_line(flow: &Flow, labels: &Labels, e: &Event, out: &mut String) {
         out,
         "***** elapsed={}µs: worker={}, fd={}, conn={}: {}",
         Micros(e.at.saturating_sub(flow.start)),
-        e.worker,
+        Thread(e.worker),
         e.fd,
         labels.get(e),
         line_name(&e.kind),
@@ -267,6 +272,19 @@ fn details(kind: &K, out: &mut String) {
             " cluster={cluster} host={host} policy={policy} why={why:?}"
         ),
         K::ConnectStarted { host } => write!(out, " host={host}"),
+        K::HealthCheck {
+            cluster,
+            host,
+            checker,
+        } => write!(out, " cluster={cluster} host={host} checker={checker}"),
+        K::HealthCheckResult {
+            verdict,
+            host_healthy,
+            changed,
+        } => write!(
+            out,
+            " verdict={verdict} host_healthy={host_healthy} changed={changed}"
+        ),
         K::StreamAttached { reused } => write!(out, " reused={reused}"),
         K::ResponseHead { status } => write!(out, " status={status}"),
         K::LocalReply { status, flag: "" } => write!(out, " status={status}"),
@@ -536,6 +554,24 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             )
         }
         K::Connected => "connected".to_owned(),
+        K::HealthCheck {
+            cluster,
+            host,
+            checker,
+        } => format!("{checker} health check of {host} (cluster {cluster})"),
+        K::HealthCheckResult {
+            verdict,
+            host_healthy,
+            changed,
+        } => {
+            let now = if *host_healthy {
+                "healthy"
+            } else {
+                "unhealthy"
+            };
+            let how = if *changed { "now" } else { "still" };
+            format!("probe judged {verdict}: the host is {how} {now}")
+        }
         K::TlsRecords { direction, bytes } => match direction {
             Direction::In => format!("{bytes} bytes of TLS records read from FD={}", e.fd),
             Direction::Out => format!("{bytes} bytes of TLS records written to FD={}", e.fd),

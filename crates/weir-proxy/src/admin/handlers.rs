@@ -10,7 +10,7 @@ use super::{AdminInfo, Kept, Reply};
 use crate::server::{Exit, ListenerScope};
 use crate::stats::render::{self, Select};
 use crate::stats::{HostStats, StatRef, Value};
-use crate::upstream::host_set::{HEALTH_ACTIVE_HC, HEALTH_OUTLIER, Host};
+use crate::upstream::host_set::{HEALTH_ACTIVE_HC, HEALTH_DEGRADED_HC, HEALTH_OUTLIER, Host};
 use weir_config::EndpointHealth;
 
 /// One admin endpoint.
@@ -545,6 +545,9 @@ fn host_json(host: &Host) -> serde_json::Value {
     if host.health & HEALTH_OUTLIER != 0 {
         status["health_status"]["failed_outlier_check"] = true.into();
     }
+    if host.health & HEALTH_DEGRADED_HC != 0 {
+        status["health_status"]["failed_active_degraded_check"] = true.into();
+    }
     status
 }
 
@@ -557,12 +560,18 @@ fn health_flags(h: &Host) -> String {
     if h.health & HEALTH_OUTLIER != 0 {
         flags.push_str("/failed_outlier_check");
     }
-    flags.push_str(match h.spec.eds_health {
-        EndpointHealth::Unhealthy => "/failed_eds_health",
-        EndpointHealth::Degraded => "/degraded_eds_health",
-        EndpointHealth::Draining => "/eds_status_draining",
-        EndpointHealth::Healthy => "",
-    });
+    if h.spec.eds_health == EndpointHealth::Unhealthy {
+        flags.push_str("/failed_eds_health");
+    }
+    if h.health & HEALTH_DEGRADED_HC != 0 {
+        flags.push_str("/degraded_active_hc");
+    }
+    if h.spec.eds_health == EndpointHealth::Degraded {
+        flags.push_str("/degraded_eds_health");
+    }
+    if h.spec.eds_health == EndpointHealth::Draining {
+        flags.push_str("/eds_status_draining");
+    }
     if flags.is_empty() {
         flags.push_str("healthy");
     }

@@ -19,13 +19,16 @@ use weir_config::{HealthCheck, HealthCheckKind, UpstreamTls};
 use super::health_check::{
     NO_ANSWER, Session, Transition, Verdict, http_request, judge_http, tcp_matches,
 };
-use super::host_set::{ClusterHosts, HEALTH_ACTIVE_HC, Host, HostId};
+use super::host_set::{ClusterHosts, HEALTH_ACTIVE_HC, HEALTH_DEGRADED_HC, Host, HostId};
+use super::probe_flows::{ProbeFlows, ProbeRecorder, ProbeTrace};
 use crate::codec::ResponsePart;
 use crate::codec::http1::Http1Client;
 use crate::event::Readiness;
 use crate::network::connection::{Connection, ReadOutcome};
 use crate::network::transport::ConnectProgress;
+use crate::recorder::{read_result, write_event};
 use crate::stats::Syscalls;
+use weir_flow::{Closer, EventKind};
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -38,6 +41,7 @@ pub(crate) struct HealthStats {
     pub(crate) network_failure: AtomicU64,
     pub(crate) passive_failure: AtomicU64,
     pub(crate) healthy: AtomicU64,
+    pub(crate) degraded: AtomicU64,
 }
 
 impl HealthStats {
@@ -49,6 +53,7 @@ impl HealthStats {
         f("network_failure", false, self.network_failure.load(Relaxed));
         f("passive_failure", false, self.passive_failure.load(Relaxed));
         f("healthy", true, self.healthy.load(Relaxed));
+        f("degraded", true, self.degraded.load(Relaxed));
     }
 }
 
@@ -74,6 +79,12 @@ struct Target {
     kept: Option<Connection>,
     /// The status of the last HTTP answer (for the event log).
     status: Option<u16>,
+    /// The probe under way, when the flow trace records it.
+    trace: Option<ProbeTrace>,
+    /// The last answer carried `x-envoy-degraded`.
+    degraded_answer: bool,
+    /// The host is flagged degraded (`/degraded_active_hc`).
+    degraded: bool,
 }
 
 /// A check under way.
@@ -96,6 +107,7 @@ impl HealthChecker {
     pub(crate) fn start(
         checks: Vec<ClusterCheck>,
         hosts: Arc<ClusterHosts>,
+        flows: Arc<ProbeFlows>,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Option<HealthChecker>> {
         if checks.is_empty() {
@@ -120,6 +132,8 @@ impl HealthChecker {
                     scratch: vec![0; 16 * 1024],
                     wake: Box::new(wake),
                     logs: HashMap::new(),
+                    flows,
+                    recorder: ProbeRecorder::new(),
                 };
                 run.run(&stopping);
             })?;
@@ -150,6 +164,8 @@ struct Run {
     wake: Box<dyn Fn() + Send>,
     /// Open event logs by path.
     logs: HashMap<String, std::fs::File>,
+    flows: Arc<ProbeFlows>,
+    recorder: ProbeRecorder,
 }
 
 impl Run {
@@ -241,6 +257,9 @@ impl Run {
                             probe: None,
                             kept: None,
                             status: None,
+                            trace: None,
+                            degraded_answer: false,
+                            degraded: false,
                         });
                         self.by_host.insert((check.cluster, host.id), key);
                     }
@@ -261,10 +280,11 @@ impl Run {
 
     fn count_healthy(&self) {
         for (i, check) in self.checks.iter().enumerate() {
-            let healthy = (self.targets.iter())
-                .filter(|(_, t)| t.check == i && t.session.healthy)
-                .count();
+            let mine = || self.targets.iter().filter(move |(_, t)| t.check == i);
+            let healthy = mine().filter(|(_, t)| t.session.healthy).count();
+            let degraded = mine().filter(|(_, t)| t.degraded).count();
             check.stats.healthy.store(healthy as u64, Relaxed);
+            check.stats.degraded.store(degraded as u64, Relaxed);
         }
     }
 
@@ -289,19 +309,42 @@ impl Run {
         };
         let deadline = now + check.config.timeout;
         t.status = None;
+        t.degraded_answer = false;
+        let checker = match check.config.kind {
+            HealthCheckKind::Http(_) => "http",
+            HealthCheckKind::Tcp(_) => "tcp",
+        };
+        t.trace = self
+            .recorder
+            .begin(&self.flows, &check.name, address, checker);
         let (conn, connected) = match t.kept.take() {
-            Some(conn) => (conn, true),
+            Some(conn) => {
+                if let Some(trace) = &mut t.trace {
+                    trace.started(conn.fd());
+                    trace.push(EventKind::StreamAttached { reused: true });
+                }
+                (conn, true)
+            }
             None => {
                 let sni = t.host.spec.hostname.as_deref();
                 match Connection::connect(address, check.tls.as_ref(), sni) {
                     Ok(mut conn) => {
+                        if let Some(trace) = &mut t.trace {
+                            trace.started(conn.fd());
+                            trace.push(EventKind::ConnectStarted { host: address });
+                        }
                         let token = Token(key);
                         if conn.register(self.poll.registry(), token).is_err() {
                             return self.finish(key, NO_ANSWER);
                         }
                         (conn, false)
                     }
-                    Err(_) => return self.finish(key, NO_ANSWER),
+                    Err(_) => {
+                        if let Some(trace) = &mut t.trace {
+                            trace.started(-1);
+                        }
+                        return self.finish(key, NO_ANSWER);
+                    }
                 }
             }
         };
@@ -361,18 +404,33 @@ impl Run {
                 ConnectProgress::InProgress => return false,
                 ConnectProgress::Failed(_) => return self.finish(key, NO_ANSWER),
             }
+            if let Some(trace) = &mut t.trace {
+                trace.push(EventKind::Connected);
+            }
             self.send(key);
         }
         let t = &mut self.targets[key];
-        let Some(p) = t.probe.as_mut() else {
+        let Target { probe, trace, .. } = t;
+        let Some(p) = probe.as_mut() else {
             return false;
         };
-        if p.conn.flush(&self.syscalls, |_, _| {}).is_err() {
+        let wrote = |asked: usize, result: &std::io::Result<usize>| {
+            if let Some(trace) = trace.as_mut() {
+                trace.push(write_event(asked, result));
+            }
+        };
+        if p.conn.flush(&self.syscalls, wrote).is_err() {
             return self.finish(key, NO_ANSWER);
         }
         let mut eof = false;
         while p.conn.can_read() {
-            match p.conn.fill(&mut self.scratch, &self.syscalls) {
+            let outcome = p.conn.fill(&mut self.scratch, &self.syscalls);
+            if let Some(trace) = trace.as_mut() {
+                let asked = self.scratch.len() as u32;
+                let result = read_result(&outcome);
+                trace.push(EventKind::Read { asked, result });
+            }
+            match outcome {
                 ReadOutcome::Data(_) => {}
                 ReadOutcome::Drained => break,
                 ReadOutcome::Eof | ReadOutcome::Failed(_) => {
@@ -392,6 +450,13 @@ impl Run {
                     match codec.decode(&mut p.conn.input) {
                         Ok(Some(ResponsePart::Headers { head, .. })) => {
                             t.status = Some(head.status);
+                            t.degraded_answer = head.headers.contains("x-envoy-degraded");
+                            if let Some(trace) = trace.as_mut() {
+                                trace.status = head.status;
+                                trace.push(EventKind::ResponseHead {
+                                    status: head.status,
+                                });
+                            }
                             verdict = Some(judge_http(head.status, &head.headers, http));
                         }
                         Ok(Some(ResponsePart::Data(_))) => {}
@@ -452,6 +517,8 @@ impl Run {
                     .is_some_and(|codec| codec.streams_available() > 0);
             if reusable {
                 t.kept = Some(p.conn);
+            } else if let Some(trace) = t.trace.as_mut() {
+                trace.push(EventKind::Close { by: Closer::Local });
             }
         }
         let traffic = (check.traffic)();
@@ -461,15 +528,45 @@ impl Run {
             .next_wait(transition, c, traffic, &mut |n| rng.u64(0..n.max(1)));
         t.next = Instant::now() + wait;
         let healthy = t.session.healthy;
+        if let Some(mut trace) = t.trace.take() {
+            trace.push(EventKind::HealthCheckResult {
+                verdict: match verdict {
+                    Verdict::Healthy => "healthy",
+                    Verdict::Failed { network: true, .. } => "no_answer",
+                    Verdict::Failed { .. } => "unhealthy",
+                },
+                host_healthy: healthy,
+                changed: transition == Transition::Changed,
+            });
+            let (method, path) = match &c.kind {
+                HealthCheckKind::Http(http) => (http.method.as_str(), http.path.as_str()),
+                HealthCheckKind::Tcp(_) => ("TCP", ""),
+            };
+            trace.finish(&self.flows, method, path);
+        }
         let (cluster, id, address) = (check.cluster, t.host.id, t.host.spec.address);
+        // A passing answer with `x-envoy-degraded` makes the host degraded; one without, not.
+        let degraded =
+            (verdict == Verdict::Healthy && t.degraded != t.degraded_answer).then(|| {
+                t.degraded = t.degraded_answer;
+                t.degraded
+            });
         self.log_event(key, verdict, transition, first);
+        let mut changed = false;
+        if let Some(degraded) = degraded {
+            changed = self
+                .hosts
+                .set_health(cluster, id, HEALTH_DEGRADED_HC, degraded);
+            self.count_healthy();
+        }
         if transition != Transition::Changed {
-            return false;
+            return changed;
         }
         tracing::info!(cluster = %self.checks[self.targets[key].check].name, %address, healthy, "health check: host health changed");
         self.count_healthy();
         self.hosts
             .set_health(cluster, id, HEALTH_ACTIVE_HC, !healthy)
+            || changed
     }
 
     /// Envoy's health-check event log: a line when a host is ejected or added, when its first

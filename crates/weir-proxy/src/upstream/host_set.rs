@@ -81,6 +81,12 @@ pub(crate) const HEALTH_OUTLIER: u8 = 1;
 /// (`/failed_active_hc`).
 pub(crate) const HEALTH_ACTIVE_HC: u8 = 2;
 
+/// Health flag: the last passing active check's answer carried `x-envoy-degraded`
+/// (`/degraded_active_hc`): the host takes only what healthy hosts cannot.
+pub(crate) const HEALTH_DEGRADED_HC: u8 = 4;
+/// The flags that fail a host.
+const HEALTH_FAILED: u8 = HEALTH_OUTLIER | HEALTH_ACTIVE_HC;
+
 /// One host of one cluster, shared by every worker; never changed in place (a new weight or
 /// health makes a new `Host` with the same id, stats and counters).
 #[derive(Debug)]
@@ -116,8 +122,9 @@ impl Host {
     pub(crate) fn class(&self) -> HostClass {
         match self.spec.eds_health {
             EndpointHealth::Draining => HostClass::Excluded,
-            _ if self.health != 0 => HostClass::Unhealthy,
+            _ if self.health & HEALTH_FAILED != 0 => HostClass::Unhealthy,
             EndpointHealth::Unhealthy => HostClass::Unhealthy,
+            _ if self.health & HEALTH_DEGRADED_HC != 0 => HostClass::Degraded,
             EndpointHealth::Degraded => HostClass::Degraded,
             EndpointHealth::Healthy => HostClass::Healthy,
         }

@@ -16,6 +16,7 @@ mod origin_tls;
 pub(crate) mod original_dst;
 pub(crate) mod outlier;
 pub(crate) mod priority;
+pub(crate) mod probe_flows;
 pub(crate) mod retry;
 
 use std::sync::Arc;
