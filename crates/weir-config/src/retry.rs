@@ -86,26 +86,13 @@ const PREVIOUS_PRIORITIES_TYPE: &str = "type.googleapis.com/envoy.extensions.ret
 
 /// `retry_priority`: only `previous_priorities`, with its `update_frequency` (required, > 0).
 fn retry_priority(cx: &mut Cx, f: &Field<'_>) -> Option<u32> {
-    let mut o = Obj::new(cx, f, &[])?;
-    let name = o.string(cx, "name");
-    let typed = o.get(cx, "typed_config");
-    o.finish(cx);
-    let url = typed
-        .as_ref()
-        .and_then(|t| t.value.get("@type"))
-        .and_then(|v| v.as_str());
-    let known = url == Some(PREVIOUS_PRIORITIES_TYPE)
-        || (url.is_none() && name.as_deref() == Some(PREVIOUS_PRIORITIES));
-    if !known {
-        cx.error(
-            &f.path,
-            format!(
-                "retry priority `{}` is not supported yet (weir supports {PREVIOUS_PRIORITIES})",
-                url.or(name.as_deref()).unwrap_or("")
-            ),
-        );
-        return None;
-    }
+    let typed = retry_extension(
+        cx,
+        f,
+        "retry priority",
+        PREVIOUS_PRIORITIES,
+        PREVIOUS_PRIORITIES_TYPE,
+    )?;
     let Some(typed) = typed else {
         cx.error(
             &f.path,
@@ -134,30 +121,45 @@ const PREVIOUS_HOSTS_TYPE: &str =
 
 /// One `retry_host_predicate[]`: only `previous_hosts` (by name or by its config's type).
 fn host_predicate(cx: &mut Cx, f: &Field<'_>) -> Option<()> {
-    let mut o = Obj::new(cx, f, &[])?;
-    let name = o.string(cx, "name");
-    let typed = o.get(cx, "typed_config");
-    o.finish(cx);
-    let url = typed
-        .as_ref()
-        .and_then(|t| t.value.get("@type"))
-        .and_then(|v| v.as_str());
+    let typed = retry_extension(
+        cx,
+        f,
+        "retry host predicate",
+        PREVIOUS_HOSTS,
+        PREVIOUS_HOSTS_TYPE,
+    )?;
     if let Some(t) = &typed {
         let mut to = Obj::new(cx, t, &[])?;
         to.get(cx, "@type");
         to.finish(cx);
     }
-    if url == Some(PREVIOUS_HOSTS_TYPE)
-        || (url.is_none() && name.as_deref() == Some(PREVIOUS_HOSTS))
-    {
-        return Some(());
+    Some(())
+}
+
+/// A retry extension (`name` and an optional `typed_config`) that must be the one weir
+/// supports, named `name` or typed `url`: its `typed_config`, or an error saying what it is
+/// and what weir supports.
+fn retry_extension<'v>(
+    cx: &mut Cx,
+    f: &Field<'v>,
+    what: &str,
+    name: &str,
+    url: &str,
+) -> Option<Option<Field<'v>>> {
+    let mut o = Obj::new(cx, f, &[])?;
+    let given = o.string(cx, "name");
+    let typed = o.get(cx, "typed_config");
+    o.finish(cx);
+    let given_url = (typed.as_ref())
+        .and_then(|t| t.value.get("@type"))
+        .and_then(|v| v.as_str());
+    if given_url == Some(url) || (given_url.is_none() && given.as_deref() == Some(name)) {
+        return Some(typed);
     }
+    let given = given_url.or(given.as_deref()).unwrap_or("");
     cx.error(
         &f.path,
-        format!(
-            "retry host predicate `{}` is not supported yet (weir supports {PREVIOUS_HOSTS})",
-            url.or(name.as_deref()).unwrap_or("")
-        ),
+        format!("{what} `{given}` is not supported yet (weir supports {name})"),
     );
     None
 }
