@@ -12,6 +12,7 @@ mod admin;
 mod codec;
 mod containment;
 mod event;
+pub mod explain;
 pub mod fuzzing;
 pub mod http;
 pub mod lb_bench;

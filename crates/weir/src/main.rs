@@ -5,6 +5,7 @@ mod demo;
 mod demo_tls;
 mod flows;
 mod out;
+mod route;
 mod trace;
 
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print recent request flows from a running weir's admin listener.
     Flows(flows::FlowsArgs),
+    /// Say what weir would do with requests under a config (listener, chain, virtual host,
+    /// route and why, action, rewrites, timeout, retries, filters, hash key), without sockets.
+    Route(route::RouteArgs),
     /// Rebuild the request flows of any proxy process (weir, nginx, HAProxy, Envoy) from
     /// eBPF syscall tracepoints (needs root).
     Trace(trace::TraceArgs),
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             demo::run(&args, log)
         }
         Some(Command::Flows(args)) => flows::run(&args),
+        Some(Command::Route(args)) => route::run(&args),
         Some(Command::Trace(args)) => trace::run(&args),
         None => {
             let log = init_logging(&cli.run.common.log_level);
