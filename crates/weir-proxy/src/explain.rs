@@ -30,6 +30,8 @@ pub struct RouteRequest {
     pub url: String,
     /// Header fields besides `host` (which the URL gives).
     pub headers: Vec<(String, String)>,
+    /// The listener, by name (`None`: the one on the URL's port).
+    pub listener: Option<String>,
 }
 
 /// What weir would do with a request.
@@ -75,6 +77,12 @@ pub struct RouteAnswer {
     pub hash_key: Option<String>,
     /// What else matters (runtime fractions…).
     pub notes: Vec<String>,
+    /// The cluster's index in the config (`forward` to one cluster).
+    #[serde(skip)]
+    pub cluster_index: Option<usize>,
+    /// The request's hash (ring hash and Maglev clusters, when a policy found its input).
+    #[serde(skip)]
+    pub hash: Option<u64>,
 }
 
 /// The route a request takes.
@@ -109,7 +117,7 @@ pub struct FilterRun {
 /// Works out what weir would do with `request` under `bootstrap`.
 pub fn explain_route(bootstrap: &Bootstrap, request: &RouteRequest) -> Result<RouteAnswer, String> {
     let url = Url::parse(&request.url)?;
-    let (listener, chain, chain_name) = reach(bootstrap, &url)?;
+    let (listener, chain, chain_name) = reach(bootstrap, &url, request.listener.as_deref())?;
     let mut answer = RouteAnswer {
         request: format!("{} {}", request.method, request.url),
         listener: listener.to_owned(),
@@ -130,6 +138,8 @@ pub fn explain_route(bootstrap: &Bootstrap, request: &RouteRequest) -> Result<Ro
         http_filters: Vec::new(),
         hash_key: None,
         notes: Vec::new(),
+        cluster_index: None,
+        hash: None,
     };
     let Some(hcm) = &chain.http_connection_manager else {
         let proxy = chain
@@ -148,14 +158,22 @@ pub fn explain_route(bootstrap: &Bootstrap, request: &RouteRequest) -> Result<Ro
     Ok(answer)
 }
 
-/// The listener on the URL's port and its chain for the connection the URL implies.
+/// The listener named `name` (else the one on the URL's port) and its chain for the
+/// connection the URL implies.
 fn reach<'b>(
     bootstrap: &'b Bootstrap,
     url: &Url,
+    name: Option<&str>,
 ) -> Result<(&'b str, &'b FilterChain, String), String> {
     let listener = (bootstrap.listeners.iter())
-        .find(|l| l.address.port() == url.port)
+        .find(|l| match name {
+            Some(name) => l.name == name,
+            None => l.address.port() == url.port,
+        })
         .ok_or_else(|| {
+            if let Some(name) = name {
+                return format!("no listener named {name}");
+            }
             let ports: Vec<String> = (bootstrap.listeners.iter())
                 .map(|l| format!("{} on {}", l.name, l.address.port()))
                 .collect();
@@ -282,6 +300,7 @@ fn route(
             answer.action = "forward";
             if answer.weighted_clusters.is_empty() {
                 answer.cluster = Some(bootstrap.clusters[cluster].name.clone());
+                answer.cluster_index = Some(cluster);
             }
             answer.timeout = Some(timeout.map_or("disabled".to_owned(), |t| format!("{t:?}")));
             answer.upstream_target = Some(String::from_utf8_lossy(&head.target).into_owned());
@@ -309,6 +328,7 @@ fn route(
                     local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), url.port),
                 };
                 let hashed = hash::request_hash(&f.hash_policy, head, conn);
+                answer.hash = hashed.hash;
                 answer.hash_key = Some(match hashed.hash {
                     Some(h) => format!("{h:016x}"),
                     None => "none (no hash policy found its input: a random pick)".to_owned(),

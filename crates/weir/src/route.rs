@@ -110,6 +110,7 @@ fn request_line(line: &str) -> Result<RouteRequest, String> {
             method: v["method"].as_str().unwrap_or("GET").to_owned(),
             url: url.to_owned(),
             headers,
+            listener: None,
         });
     }
     let words = shlex::split(line).ok_or("unbalanced quotes")?;
@@ -142,6 +143,7 @@ fn requests_of(words: &[String]) -> Result<Vec<RouteRequest>, String> {
                     method: method.take().unwrap_or_else(|| "GET".to_owned()),
                     url: piece.to_owned(),
                     headers: Vec::new(),
+                    listener: None,
                 });
             } else if method.is_none() {
                 method = Some(piece.to_owned());

@@ -211,3 +211,61 @@ fn expect_passes_a_right_table_and_fails_a_wrong_one() {
     );
     assert!(out.contains("5 checked, 1 wrong"), "{out}");
 }
+
+/// Admin `/route` on the running config: the same answer, plus the cluster's live hosts and,
+/// for a ring hash cluster, the host the request's hash picks; a request sent with the same
+/// hash input lands there.
+#[test]
+fn admin_route_shows_live_hosts_and_the_hash_pick() {
+    let main = Origin::start(|_| Ok(Reply::text(200, "main")));
+    let one = Origin::start(|_| Ok(Reply::text(200, "canary-1")));
+    let two = Origin::start(|_| Ok(Reply::text(200, "canary-2")));
+    let port = free_port();
+    let endpoint = |a: SocketAddr| {
+        format!(
+            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+            a.port()
+        )
+    };
+    let text = config(port, main.addr, one.addr).replace(
+        &endpoint(one.addr),
+        &format!("{}{}", endpoint(one.addr), endpoint(two.addr)),
+    );
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    for user in ["alice", "bob", "carol", "dave"] {
+        let query = format!(
+            "/route?host=api.example.com&path=/v1/a&header=x-canary:1&header=x-user:{user}&format=json"
+        );
+        let answer: serde_json::Value =
+            serde_json::from_str(&support::get(weir.admin, &query).expect("/route").text())
+                .expect("json");
+        assert_eq!(answer["cluster"], "canary", "{answer}");
+        assert_eq!(
+            answer["hosts"].as_array().map(Vec::len),
+            Some(2),
+            "{answer}"
+        );
+        let picked = answer["hash_picks"].as_str().expect("a pick").to_owned();
+        let mut client = Client::connect(weir.addr()).expect("connect");
+        let request = format!(
+            "GET /v1/a HTTP/1.1\r\nhost: api.example.com\r\nx-canary: 1\r\nx-user: {user}\r\n\r\n"
+        );
+        client.send(request.as_bytes()).expect("send");
+        let body = client.read_response().expect("response").text();
+        let served_by = if body.trim() == "canary-1" {
+            one.addr
+        } else {
+            two.addr
+        };
+        assert_eq!(picked, served_by.to_string(), "{user}: {answer}");
+    }
+    let text = support::get(weir.admin, "/route?host=api.example.com&path=/healthz")
+        .expect("/route")
+        .text();
+    assert!(
+        text.contains("action          direct response 200"),
+        "{text}"
+    );
+    let bad = support::get(weir.admin, "/route?path=/").expect("/route");
+    assert_eq!(bad.status(), 400);
+}

@@ -46,6 +46,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         "clusters, their hosts and per-host stats: ?format=json",
     ),
     get(
+        "/route",
+        "how a request would route, and the live hosts it could go to: ?host=H ?path=/p ?method=GET ?header=name:value (repeats) ?scheme=http|https ?listener=NAME ?format=json",
+    ),
+    get(
         "/listeners",
         "listeners and their bound addresses: ?format=json",
     ),
@@ -113,7 +117,7 @@ const fn post(path: &'static str, help: &'static str) -> Endpoint {
     }
 }
 
-fn text(status: u16, body: impl Into<String>) -> Reply {
+pub(super) fn text(status: u16, body: impl Into<String>) -> Reply {
     (
         status,
         "text/plain; charset=UTF-8",
@@ -121,12 +125,12 @@ fn text(status: u16, body: impl Into<String>) -> Reply {
     )
 }
 
-fn json(value: &serde_json::Value) -> Reply {
+pub(super) fn json(value: &serde_json::Value) -> Reply {
     (200, "application/json", Bytes::from(format!("{value:#}\n")))
 }
 
 /// The query's parameters, percent-decoded; any name outside `allowed` is a 400 naming it.
-fn params(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, Reply> {
+pub(super) fn params(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, Reply> {
     let mut out = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         if !allowed.contains(&key.as_ref()) {
@@ -145,7 +149,7 @@ fn params(query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, Reply>
     Ok(out)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -192,6 +196,7 @@ pub(crate) fn respond(
         "/stats/prometheus" => prometheus(query, info, kept),
         "/clusters" => clusters(query, info, kept),
         "/listeners" => listeners(query, info),
+        "/route" => super::route_query::route(query, info),
         "/certs" => params(query, &[]).map(|_| {
             json(&super::certs::certs(
                 &info.snapshot.bootstrap,

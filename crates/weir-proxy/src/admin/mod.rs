@@ -9,6 +9,7 @@ mod certs;
 mod config_dump;
 mod flows;
 mod handlers;
+mod route_query;
 
 use std::collections::HashMap;
 use std::io;
