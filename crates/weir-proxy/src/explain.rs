@@ -4,7 +4,8 @@
 //! retry policy, the HTTP filters that run and the hash key. The answer comes from the
 //! proxy's own code (the chain selector, the route table, the router's decision, the hash
 //! policies), so it is what weir would do, not a re-implementation; only the reasons for
-//! passing routes over are worked out beside it. `weir route` prints it.
+//! passing routes over are worked out beside it. The request is taken to come from a client at
+//! 127.0.0.1 (what `source_ip` hashing and `x-forwarded-for` see). `weir route` prints it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -16,9 +17,10 @@ use weir_config::{
 };
 use weir_http1::{Limits, RequestDecoder, RequestEvent, RequestHead};
 
-use crate::router::route_table::{RouteRef, RouteTable, header_matches};
+use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
+use crate::router::route_table::{RouteRef, RouteTable, header_matches, request_scheme};
 use crate::router::{self, Decision};
-use crate::runtime::RuntimeLoader;
+use crate::runtime::{Runtime, RuntimeLoader};
 use crate::upstream::lb::hash;
 
 /// A request to explain: `GET http://host:port/path?q` and its header fields.
@@ -114,8 +116,22 @@ pub struct FilterRun {
     pub per_route: bool,
 }
 
-/// Works out what weir would do with `request` under `bootstrap`.
+/// The client a request is taken to come from (the hash of `source_ip`, `x-forwarded-for`).
+const CLIENT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+
+/// Works out what weir would do with `request` under `bootstrap` (its runtime as the config
+/// gives it).
 pub fn explain_route(bootstrap: &Bootstrap, request: &RouteRequest) -> Result<RouteAnswer, String> {
+    let runtime = RuntimeLoader::new(&bootstrap.runtime).snapshot().1;
+    explain_with(bootstrap, request, &runtime)
+}
+
+/// The same under the runtime `runtime` (the admin's: the live one).
+pub(crate) fn explain_with(
+    bootstrap: &Bootstrap,
+    request: &RouteRequest,
+    runtime: &Runtime,
+) -> Result<RouteAnswer, String> {
     let url = Url::parse(&request.url)?;
     let (listener, chain, chain_name) = reach(bootstrap, &url, request.listener.as_deref())?;
     let mut answer = RouteAnswer {
@@ -154,7 +170,30 @@ pub fn explain_route(bootstrap: &Bootstrap, request: &RouteRequest) -> Result<Ro
         return Ok(answer);
     };
     let mut head = request_head(request, &url)?;
-    route(bootstrap, hcm, &url, &mut head, &mut answer);
+    // What the connection manager does before routing: hop-by-hop fields go, the forwarding
+    // headers are set (`x-forwarded-proto` from the chain, client `x-envoy-*` stripped…).
+    strip_hop_by_hop(&mut head.headers);
+    let connection_scheme: &'static [u8] = match chain.tls.is_some() {
+        true => b"https",
+        false => b"http",
+    };
+    let ctx = ForwardContext {
+        remote: CLIENT,
+        use_remote_address: hcm.use_remote_address,
+        xff_num_trusted_hops: hcm.xff_num_trusted_hops,
+        generate_request_id: hcm.generate_request_id,
+        preserve_external_request_id: hcm.preserve_external_request_id,
+        internal_addresses: &hcm.internal_addresses,
+        scheme: connection_scheme,
+    };
+    set_forwarding_headers(&mut head.headers, &ctx, &mut fastrand::Rng::with_seed(0));
+    let scheme = request_scheme(&head, connection_scheme);
+    let env = RouteEnv {
+        url: &url,
+        scheme,
+        runtime,
+    };
+    route(bootstrap, hcm, &env, &mut head, &mut answer);
     Ok(answer)
 }
 
@@ -189,10 +228,10 @@ fn reach<'b>(
     let selector =
         ChainSelector::new(&matches).map_err(|_| "the listener's filter chains overlap")?;
     let local = match listener.address.ip().is_unspecified() {
-        true => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), url.port),
+        true => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listener.address.port()),
         false => listener.address,
     };
-    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    let peer = CLIENT;
     let tls = url.scheme == "https";
     let alpn = ["http/1.1".to_owned()];
     let facts = ConnectionFacts {
@@ -225,23 +264,30 @@ fn reach<'b>(
     Ok((listener.name.as_str(), chain, name))
 }
 
+/// What routing reads besides the request: its URL, its scheme as the router sees it, and
+/// the runtime.
+struct RouteEnv<'a> {
+    url: &'a Url,
+    scheme: &'a [u8],
+    runtime: &'a Runtime,
+}
+
 /// The router's part: virtual host, route, decision, and what goes with it.
 fn route(
     bootstrap: &Bootstrap,
     hcm: &HttpConnectionManager,
-    url: &Url,
+    env: &RouteEnv<'_>,
     head: &mut RequestHead,
     answer: &mut RouteAnswer,
 ) {
     let table = RouteTable::new(hcm.route_config.clone());
-    let runtime = RuntimeLoader::new(&bootstrap.runtime).snapshot().1;
+    let (url, scheme, runtime) = (env.url, env.scheme, env.runtime);
     let authority = url.authority.as_bytes();
-    let scheme = url.scheme.as_bytes();
     let vhost = table.find_vhost(authority);
     answer.virtual_host = vhost.map(|v| hcm.route_config.virtual_hosts[v].name.clone());
     // The route the proxy's own lookup finds (a draw of 0 takes every runtime fraction above
     // zero; the note below says when one applies).
-    let found = table.find(authority, scheme, head, &runtime, 0);
+    let found = table.find(authority, scheme, head, runtime, 0);
     if let Some(v) = vhost {
         let routes = &hcm.route_config.virtual_hosts[v].routes;
         let upto = found.map_or(routes.len(), |r| r.route);
@@ -324,7 +370,7 @@ fn route(
                 && let RouteAction::Forward(f) = &table.route(r).action
             {
                 let conn = hash::Connection {
-                    remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000),
+                    remote: CLIENT,
                     local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), url.port),
                 };
                 let hashed = hash::request_hash(&f.hash_policy, head, conn);

@@ -53,6 +53,9 @@ static_resources:
             - name: www
               domains: ["*"]
               routes:
+              - name: to-https
+                match: {{ prefix: /secure, headers: [ {{ name: x-forwarded-proto, string_match: {{ exact: http }} }} ] }}
+                redirect: {{ https_redirect: true }}
               - match: {{ prefix: / }}
                 route: {{ cluster: main, retry_policy: {{ retry_on: "5xx,reset", num_retries: 2 }} }}
           http_filters:
@@ -73,6 +76,8 @@ const REQUESTS: &[(&str, &str, &str, Option<&str>)] = &[
     ("POST", "/old/page?x=1", "api.example.com", None),
     ("GET", "/nothing", "api.example.com", None),
     ("GET", "/", "other.example.com", None),
+    // Matched on the `x-forwarded-proto` the connection manager sets.
+    ("GET", "/secure/x", "other.example.com", None),
 ];
 
 fn weir_route(args: &[&str]) -> (i32, String) {

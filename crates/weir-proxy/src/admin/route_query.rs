@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::handlers::{json, param, params, text};
 use super::{AdminInfo, Reply};
-use crate::explain::{RouteRequest, explain_route};
+use crate::explain::{RouteRequest, explain_with};
 use crate::upstream::host_set::{HostClass, HostSlots};
 
 /// `?method=GET&host=example.com&path=/p&header=name:value&scheme=http&listener=NAME&format=json`.
@@ -19,6 +19,9 @@ pub(super) fn route(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
     )?;
     let host = param(&params, "host").ok_or_else(|| text(400, "`host` is required\n"))?;
     let path = param(&params, "path").unwrap_or("/");
+    if !path.starts_with('/') {
+        return Err(text(400, format!("`path` must start with /: `{path}`\n")));
+    }
     let scheme = param(&params, "scheme").unwrap_or("http");
     let bootstrap = &info.snapshot.bootstrap;
     let listener = match param(&params, "listener") {
@@ -41,7 +44,9 @@ pub(super) fn route(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
         headers,
         listener: Some(listener),
     };
-    let answer = explain_route(bootstrap, &request).map_err(|e| text(400, format!("{e}\n")))?;
+    let runtime = info.state.runtime.snapshot().1;
+    let answer =
+        explain_with(bootstrap, &request, &runtime).map_err(|e| text(400, format!("{e}\n")))?;
     let hosts = answer
         .cluster_index
         .map(|c| live_hosts(info, c, answer.hash));

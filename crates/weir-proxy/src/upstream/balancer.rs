@@ -156,6 +156,9 @@ impl Balancer {
         tried: Option<&dyn Fn(u32) -> bool>,
     ) -> Option<Id> {
         let simple = self.levels.len() == 1 && self.spread.load.degraded[0] == 0;
+        // Envoy's hashing balancers choose only the level (degraded hosts are not on their
+        // rings outside panic) and do not take `retry_priority`.
+        let tried = tried.filter(|_| !self.hashes);
         let (level, source) = match (simple, tried) {
             (true, None) => (0, Source::Healthy),
             _ => {
@@ -173,6 +176,11 @@ impl Balancer {
             }
         };
         let l = &mut self.levels[level];
+        // A level in panic picks among all its hosts, whichever share drew it.
+        let source = match l.panic || self.hashes {
+            true => Source::Healthy,
+            false => source,
+        };
         let slot = match source {
             Source::Healthy => 0,
             Source::Degraded => 1,

@@ -187,3 +187,46 @@ fn one_level_without_degraded_hosts_needs_no_draw() {
     let explain = s.explain_pick(None).1;
     assert_eq!(explain, "next in rotation (equal weights)");
 }
+
+#[test]
+fn a_level_in_panic_serves_its_degraded_share_from_all_its_hosts() {
+    // Level 0: 1 healthy, 1 degraded, 8 unhealthy of 10 (20 %: panic); level 1: 5 of 10.
+    // Availability 14 + 14 and 70: level 0 gets a degraded share, which its panic serves
+    // from all of its hosts rather than from an empty degraded list.
+    let mut specs = vec![
+        healthy(0, 1),
+        host(0, 2, "", None, EndpointHealth::Degraded),
+    ];
+    specs.extend((3..11).map(|n| host(0, n, "", None, EndpointHealth::Unhealthy)));
+    specs.extend((1..6).map(|n| healthy(1, n)));
+    specs.extend((6..11).map(|n| host(1, n, "", None, EndpointHealth::Unhealthy)));
+    let hosts = ClusterHosts::new(vec![specs], 1);
+    let mut s = slots(&hosts, LbPolicy::RoundRobin, LoadSpread::default());
+    let mut rng = fastrand::Rng::with_seed(10);
+    for _ in 0..2000 {
+        assert!(
+            s.pick(None, &mut rng, None).is_some(),
+            "a pick found no host"
+        );
+    }
+}
+
+#[test]
+fn hashing_keeps_degraded_hosts_off_the_ring() {
+    let degraded = host(0, 2, "", None, EndpointHealth::Degraded);
+    let hosts = ClusterHosts::new(vec![vec![healthy(0, 1), degraded]], 1);
+    let policy = LbPolicy::RingHash {
+        minimum_ring_size: 1024,
+        maximum_ring_size: 8 * 1024 * 1024,
+    };
+    let mut s = slots(&hosts, policy, LoadSpread::default());
+    let mut rng = fastrand::Rng::with_seed(11);
+    for key in 0..300u64 {
+        let id = s.pick(
+            Some(key.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            &mut rng,
+            None,
+        );
+        assert_eq!(s.address(id.unwrap()), Some(at("10.0.0.1:80")));
+    }
+}
