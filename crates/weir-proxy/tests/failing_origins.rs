@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use support::{Config, Origin, Proxy, Reply, eventually, response};
+use support::{Config, Origin, Proxy, Reply, eventually, refusing_address, response};
 use weir_config::FlowTraceMode;
 use weir_flow::EventKind;
 
@@ -104,9 +104,7 @@ fn check(name: &str, origin_addr: SocketAddr, origin: Option<&Origin>, want: Out
 
 #[test]
 fn refusing_is_503_uf() {
-    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = dead.local_addr().expect("addr");
-    drop(dead);
+    let (_reserved, addr) = refusing_address();
     check("refuses", addr, None, Outcome::Local(503, "UF"));
 }
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use support::{Closed, Config, Origin, Proxy, Reply, chunked_body, eventually, raw_response};
@@ -65,10 +65,7 @@ fn assert_local_failure(resp: &support::Resp, status: u16, reason: &str) {
 
 #[test]
 fn connect_refused_is_503() {
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_reserved, closed) = support::refusing_address();
     let (proxy, _healthy) = proxy_with(&[closed], "connect_timeout: 1s");
     let mut client = proxy.client();
     let resp = client.get("/refused");

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use support::{Config, Origin, Reply, response};
+use support::{Config, Origin, Reply, refusing_address, response};
 
 /// A catch-all route to cluster `backend` with this `retry_policy` (YAML flow mapping).
 fn with_policy(config: Config, policy: &str) -> Config {
@@ -85,9 +85,7 @@ fn retriable_status_codes_are_retried() {
 
 #[test]
 fn a_connect_failure_is_retried_on_the_next_host() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_addr = dead.local_addr().expect("addr");
-    drop(dead);
+    let (_reserved, dead_addr) = refusing_address();
     let origin = Origin::ok("alive");
     // Round robin starts with the first host: the dead one.
     let config = Config::new().cluster("backend", &[dead_addr, origin.addr()]);

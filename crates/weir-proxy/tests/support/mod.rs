@@ -44,6 +44,22 @@ pub fn sleep_ms(ms: u64) {
 }
 
 /// Polls `cond` every 10 ms for at most `ms` milliseconds; true when it held.
+/// An address nothing answers: a socket bound but not listening, so connects are refused
+/// and, while the returned socket lives, no other test's listener can take the port (one
+/// bound and dropped could be handed to a parallel test's origin).
+pub fn refusing_address() -> (socket2::Socket, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("local address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
 pub fn eventually(ms: u64, mut cond: impl FnMut() -> bool) -> bool {
     for _ in 0..ms.div_ceil(10).max(1) {
         if cond() {
