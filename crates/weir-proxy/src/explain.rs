@@ -351,34 +351,12 @@ fn route(
             answer.timeout = Some(timeout.map_or("disabled".to_owned(), |t| format!("{t:?}")));
             answer.upstream_target = Some(String::from_utf8_lossy(&head.target).into_owned());
             header_changes(&before, head, answer);
-            answer.retry = table.retry_policy(r).map(|p| {
-                let on: Vec<&str> = (weir_config::RetryOn::HTTP_NAMES.iter())
-                    .filter(|(_, c)| p.retry_on.any(*c))
-                    .map(|(n, _)| *n)
-                    .collect();
-                let per_try = p
-                    .per_try_timeout
-                    .map_or(String::new(), |t| format!(", per try {t:?}"));
-                format!(
-                    "retry_on {} ({} retries{per_try})",
-                    on.join(","),
-                    p.num_retries
-                )
-            });
+            answer.retry = table.retry_policy(r).map(retry_summary);
             let c = &bootstrap.clusters[cluster];
             if c.lb_policy.hashes()
                 && let RouteAction::Forward(f) = &table.route(r).action
             {
-                let conn = hash::Connection {
-                    remote: CLIENT,
-                    local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), url.port),
-                };
-                let hashed = hash::request_hash(&f.hash_policy, head, conn);
-                answer.hash = hashed.hash;
-                answer.hash_key = Some(match hashed.hash {
-                    Some(h) => format!("{h:016x}"),
-                    None => "none (no hash policy found its input: a random pick)".to_owned(),
-                });
+                hash_key(&f.hash_policy, head, url.port, answer);
             }
         }
         Decision::Respond { route: r, reply } => {
@@ -392,6 +370,36 @@ fn route(
         }
     }
     answer.http_filters = filters(hcm, &table, found);
+}
+
+/// A retry policy in a line: its conditions, retries and per-try timeout.
+fn retry_summary(p: &weir_config::RetryPolicy) -> String {
+    let on: Vec<&str> = (weir_config::RetryOn::HTTP_NAMES.iter())
+        .filter(|(_, c)| p.retry_on.any(*c))
+        .map(|(n, _)| *n)
+        .collect();
+    let per_try = (p.per_try_timeout).map_or(String::new(), |t| format!(", per try {t:?}"));
+    let retries = p.num_retries;
+    format!("retry_on {} ({retries} retries{per_try})", on.join(","))
+}
+
+/// The request's hash under `policies`, as the router computes it.
+fn hash_key(
+    policies: &[weir_config::HashPolicy],
+    head: &RequestHead,
+    port: u16,
+    answer: &mut RouteAnswer,
+) {
+    let conn = hash::Connection {
+        remote: CLIENT,
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+    };
+    let hashed = hash::request_hash(policies, head, conn);
+    answer.hash = hashed.hash;
+    answer.hash_key = Some(match hashed.hash {
+        Some(h) => format!("{h:016x}"),
+        None => "none (no hash policy found its input: a random pick)".to_owned(),
+    });
 }
 
 /// Why a route did not take the request.

@@ -29,11 +29,12 @@ use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::upstream::dns::{DnsClusters, DnsRefresher};
-use crate::upstream::health_checker::{ClusterCheck, HealthChecker};
+use crate::upstream::health_checker::HealthChecker;
 use crate::upstream::host_set::ClusterHosts;
 use crate::upstream::original_dst::OriginalDstCleanup;
 use crate::upstream::outlier::OutlierSweeper;
 use crate::upstream::probe_flows::ProbeFlows;
+use crate::upstream::threads::HostThreads;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
@@ -337,6 +338,71 @@ pub struct Server {
 
 const WAKER: usize = 0;
 
+/// One worker per `bound` slot set: its poll with the listeners registered, its waker and
+/// stats, on a thread of its own.
+fn spawn_workers(
+    bound: Vec<Vec<ListenerSlot>>,
+    snapshot: &Arc<Snapshot>,
+    state: &Arc<ServerState>,
+    layout: &Layout,
+    options: &Options,
+    (flow_trace, epoch): (weir_config::FlowTrace, Instant),
+    access_logs: &AccessLogs,
+) -> io::Result<(Vec<WorkerHandle>, Vec<Arc<WorkerStats>>)> {
+    let mut workers = Vec::new();
+    let mut stats = Vec::new();
+    for (index, mut slots) in bound.into_iter().enumerate() {
+        let poll = Poll::new()?;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Some(socket) = slot.socket.as_mut() {
+                poll.registry().register(
+                    socket,
+                    token(Kind::Listener, fixed(i)),
+                    mio::Interest::READABLE,
+                )?;
+            }
+        }
+        let waker = Arc::new(Waker::new(
+            poll.registry(),
+            token(Kind::Waker, fixed(WAKER)),
+        )?);
+        let control = Control::new(options.drain_time, state.clone());
+        let worker_stats = Arc::new(WorkerStats::new(layout));
+        stats.push(worker_stats.clone());
+        let worker = Worker::new(
+            index,
+            Network::Sockets(poll),
+            snapshot.clone(),
+            slots,
+            control.clone(),
+            Reporting {
+                stats: worker_stats,
+                recorder: Recorder::new(flow_trace, index, epoch),
+                logs: access_logs.worker(index),
+            },
+        );
+        let thread = std::thread::Builder::new()
+            .name(format!("weir:worker_{index}"))
+            .spawn(move || worker.run())?;
+        workers.push(WorkerHandle {
+            thread,
+            control,
+            waker,
+        });
+    }
+    Ok((workers, stats))
+}
+
+/// The certificates of listeners and clusters that SDS files rotate.
+fn tls_rotations(snapshot: &Snapshot) -> Vec<Arc<weir_config::CertRotation>> {
+    let bootstrap = &snapshot.bootstrap;
+    let listeners = (bootstrap.listeners.iter())
+        .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
+        .filter_map(|c| c.tls.as_ref()?.rotation.clone());
+    let clusters = (bootstrap.clusters.iter()).filter_map(|c| c.tls.as_ref()?.rotation.clone());
+    listeners.chain(clusters).collect()
+}
+
 impl Server {
     /// Binds everything and starts the workers.
     pub fn start(bootstrap: Bootstrap, options: Options) -> io::Result<Server> {
@@ -378,47 +444,15 @@ impl Server {
             listeners.iter().map(|(_, a)| *a).collect(),
             hosts,
         );
-        let mut workers = Vec::new();
-        let mut stats = Vec::new();
-        for (index, mut slots) in bound.into_iter().enumerate() {
-            let poll = Poll::new()?;
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if let Some(socket) = slot.socket.as_mut() {
-                    poll.registry().register(
-                        socket,
-                        token(Kind::Listener, fixed(i)),
-                        mio::Interest::READABLE,
-                    )?;
-                }
-            }
-            let waker = Arc::new(Waker::new(
-                poll.registry(),
-                token(Kind::Waker, fixed(WAKER)),
-            )?);
-            let control = Control::new(options.drain_time, state.clone());
-            let worker_stats = Arc::new(WorkerStats::new(&layout));
-            stats.push(worker_stats.clone());
-            let worker = Worker::new(
-                index,
-                Network::Sockets(poll),
-                snapshot.clone(),
-                slots,
-                control.clone(),
-                Reporting {
-                    stats: worker_stats,
-                    recorder: Recorder::new(flow_trace, index, epoch),
-                    logs: access_logs.worker(index),
-                },
-            );
-            let thread = std::thread::Builder::new()
-                .name(format!("weir:worker_{index}"))
-                .spawn(move || worker.run())?;
-            workers.push(WorkerHandle {
-                thread,
-                control,
-                waker,
-            });
-        }
+        let (workers, stats) = spawn_workers(
+            bound,
+            &snapshot,
+            &state,
+            &layout,
+            &options,
+            (flow_trace, epoch),
+            &access_logs,
+        )?;
         let probe_flows = Arc::new(ProbeFlows::new(flow_trace, epoch));
         let handles = Workers {
             workers: workers
@@ -455,73 +489,15 @@ impl Server {
                 state: state.clone(),
             },
         )?;
-        let rotations = snapshot
-            .bootstrap
-            .listeners
-            .iter()
-            .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
-            .filter_map(|c| c.tls.as_ref()?.rotation.clone())
-            .chain(
-                snapshot
-                    .bootstrap
-                    .clusters
-                    .iter()
-                    .filter_map(|c| c.tls.as_ref()?.rotation.clone()),
-            )
-            .collect();
+        let rotations = tls_rotations(&snapshot);
         let secrets = SecretWatcher::start(rotations)?;
-        let dns = match dns {
-            Some(dns) => {
-                let workers = handles.clone();
-                let wake = move || workers.tell(|_| {});
-                Some(DnsRefresher::start(dns, state.hosts.clone(), wake)?)
-            }
-            None => None,
-        };
-        let workers_to_wake = handles.clone();
-        let outlier = OutlierSweeper::start(
-            snapshot.detectors.iter().flatten().cloned().collect(),
-            state.hosts.clone(),
-            move || workers_to_wake.tell(|_| {}),
-        )?;
-        let checks = (snapshot.bootstrap.clusters.iter().enumerate())
-            .filter_map(|(i, c)| {
-                let worker_stats = stats.clone();
-                Some(ClusterCheck {
-                    cluster: i,
-                    name: c.name.clone(),
-                    config: c.health_checks.first()?.clone(),
-                    tls: c.tls.clone(),
-                    stats: snapshot.health.get(i)?.clone()?,
-                    traffic: Box::new(move || {
-                        let cx = |w: &Arc<WorkerStats>| {
-                            w.clusters
-                                .get(i)
-                                .map_or(0, |c| c.common.upstream_cx_total.get())
-                        };
-                        worker_stats.iter().any(|w| cx(w) > 0)
-                    }),
-                })
-            })
-            .collect();
-        let workers_to_wake = handles.clone();
-        let health = HealthChecker::start(checks, state.hosts.clone(), probe_flows, move || {
-            workers_to_wake.tell(|_| {})
-        })?;
-        let cleanups = (snapshot.bootstrap.clusters.iter().enumerate())
-            .filter_map(|(i, c)| match &c.discovery {
-                weir_config::Discovery::OriginalDst(od) => Some((i, od.cleanup_interval)),
-                _ => None,
-            })
-            .collect();
-        let workers_to_wake = handles.clone();
-        let original_dst = OriginalDstCleanup::start(cleanups, state.hosts.clone(), move || {
-            workers_to_wake.tell(|_| {})
-        })?;
+        let threads =
+            HostThreads::start(&snapshot, &state.hosts, &stats, &handles, dns, probe_flows)?;
         Ok(Server {
-            outlier,
-            health,
-            original_dst,
+            outlier: threads.outlier,
+            health: threads.health,
+            original_dst: threads.original_dst,
+            dns: threads.dns,
             workers,
             stats,
             layout,
@@ -529,7 +505,6 @@ impl Server {
             admin,
             flusher,
             secrets,
-            dns,
             state,
             handles,
             exit: (exit_tx, exit_rx),

@@ -174,6 +174,11 @@ impl Worker {
             l.downstream_cx_total.inc();
             l.downstream_cx_active.inc();
         }
+        self.arm_tcp_timers(id);
+    }
+
+    /// A new session's timers: its connect, its TLS handshake, its idle timeout.
+    fn arm_tcp_timers(&mut self, id: Id) {
         self.arm_tcp_connect_timer(id);
         let handshake = self
             .tcp

@@ -15,6 +15,9 @@ pub(crate) struct RouteArgs {
     /// The Envoy v3 bootstrap (YAML or JSON).
     #[arg(short = 'c', long = "config-path")]
     config: PathBuf,
+    /// The listener to reach, by name (default: the one on each URL's port).
+    #[arg(long)]
+    listener: Option<String>,
     /// `text` (default) or `json` (one object per request).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -55,6 +58,9 @@ pub(crate) fn run(args: &RouteArgs) -> ExitCode {
     }
     if requests.is_empty() {
         return usage("no request given");
+    }
+    for request in &mut requests {
+        request.listener.clone_from(&args.listener);
     }
     let mut failed = false;
     for request in &requests {

@@ -178,6 +178,16 @@ fn the_text_says_why_routes_were_passed_over() {
         out.contains("retries         retry_on 5xx,reset (2 retries)"),
         "{out}"
     );
+    // A listener named: the URL's port is the Host's only (80 here, no listener on it).
+    let (code, out) = weir_route(&[
+        "-c",
+        &path,
+        "--listener",
+        "front",
+        "http://api.example.com/healthz",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("action          direct response 200"), "{out}");
     // No listener on the port: said, and exit 1.
     let (code, out) = weir_route(&["-c", &path, "http://api.example.com:1/"]);
     assert_eq!(code, 1);

@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use weir_flow::EventKind;
 
 use crate::codec::http1::Http1Server;
-use crate::event::token::{Kind, token};
+use crate::event::token::{Id, Kind, token};
 use crate::network::connection::Connection;
 use crate::network::inspecting::{Facts, Opening};
 use crate::network::tls::TlsProgress;
@@ -141,69 +141,15 @@ impl Worker {
     pub(crate) fn open_downstream(
         &mut self,
         index: usize,
-        mut conn: Connection,
+        conn: Connection,
         peer: SocketAddr,
         chain: Option<Chain>,
         opening: Opening,
     ) {
         let listener = self.listeners[index].stats;
-        let counted = !matches!(opening, Opening::Accepted);
-        let chain = match chain {
-            Some(chain @ (Chain::Http(_) | Chain::Tcp(_))) => chain,
-            Some(Chain::Empty) => {
-                // A chain without network filters: Envoy accepts the connection and closes it.
-                tracing::debug!(%peer, "the filter chain has no network filter; closing");
-                if let Some(l) = self.stats.listeners.get(listener) {
-                    l.downstream_cx_total.inc();
-                    l.network_extension_config_missing.inc();
-                    l.downstream_cx_destroy.inc();
-                }
-                if counted {
-                    self.control.server.connection_closed();
-                }
-                return;
-            }
-            None => {
-                // No filter chain matches and there is no default: Envoy closes the connection.
-                tracing::debug!(%peer, "no filter chain matched; closing");
-                if let Some(l) = self.stats.listeners.get(listener) {
-                    l.no_filter_chain_match.inc();
-                }
-                if counted {
-                    self.control.server.connection_closed();
-                }
-                return;
-            }
-        };
-        if !counted && !self.control.server.connection_opened() {
-            // Over the global limit: closed as soon as accepted, as Envoy's overload manager
-            // does; established connections are untouched.
-            tracing::debug!(%peer, "global connection limit reached; closing");
-            if let Some(l) = self.stats.listeners.get(listener) {
-                l.downstream_global_cx_overflow.inc();
-            }
+        let Some((chain, mut conn)) = self.check_chain(index, conn, peer, chain, &opening) else {
             return;
-        }
-        if matches!(opening, Opening::Accepted) {
-            self.syscalls().other();
-            if let Err(e) = conn.set_nodelay() {
-                tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
-            }
-        }
-        if let Some(tls) = chain.tls() {
-            conn = match conn.start_tls(tls.clone()) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // The bytes a TLS inspector read are not a handshake this chain accepts.
-                    tracing::debug!(%peer, error = %e, "cannot start TLS; closing");
-                    if let Some(ssl) = self.stats.ssl.get(listener) {
-                        ssl.connection_error();
-                    }
-                    self.control.server.connection_closed();
-                    return;
-                }
-            };
-        }
+        };
         let chain = match chain {
             Chain::Http(chain) => chain,
             Chain::Tcp(tcp) => {
@@ -257,6 +203,98 @@ impl Worker {
             self.control.server.connection_closed();
             return;
         }
+        self.start_downstream(id, index, peer, listener_filter.clone());
+        if listener_filter.is_some() {
+            // Its first bytes were read already and no edge will announce them again; a TLS
+            // session that took them may hold its answer (ServerHello) to send.
+            self.flush_downstream(id);
+            self.drive_downstream(id);
+        }
+    }
+}
+
+impl Worker {
+    /// A connection's chain, checked before anything is set up for it: a chain without
+    /// network filters or no chain at all closes it (as Envoy does), so does the global
+    /// connection limit for a new one; a TLS chain starts its session. `None`: closed.
+    fn check_chain(
+        &mut self,
+        index: usize,
+        mut conn: Connection,
+        peer: SocketAddr,
+        chain: Option<Chain>,
+        opening: &Opening,
+    ) -> Option<(Chain, Connection)> {
+        let listener = self.listeners[index].stats;
+        let counted = !matches!(opening, Opening::Accepted);
+        let chain = match chain {
+            Some(chain @ (Chain::Http(_) | Chain::Tcp(_))) => chain,
+            Some(Chain::Empty) => {
+                // A chain without network filters: Envoy accepts the connection and closes it.
+                tracing::debug!(%peer, "the filter chain has no network filter; closing");
+                if let Some(l) = self.stats.listeners.get(listener) {
+                    l.downstream_cx_total.inc();
+                    l.network_extension_config_missing.inc();
+                    l.downstream_cx_destroy.inc();
+                }
+                if counted {
+                    self.control.server.connection_closed();
+                }
+                return None;
+            }
+            None => {
+                // No filter chain matches and there is no default: Envoy closes the connection.
+                tracing::debug!(%peer, "no filter chain matched; closing");
+                if let Some(l) = self.stats.listeners.get(listener) {
+                    l.no_filter_chain_match.inc();
+                }
+                if counted {
+                    self.control.server.connection_closed();
+                }
+                return None;
+            }
+        };
+        if !counted && !self.control.server.connection_opened() {
+            // Over the global limit: closed as soon as accepted, as Envoy's overload manager
+            // does; established connections are untouched.
+            tracing::debug!(%peer, "global connection limit reached; closing");
+            if let Some(l) = self.stats.listeners.get(listener) {
+                l.downstream_global_cx_overflow.inc();
+            }
+            return None;
+        }
+        if matches!(opening, Opening::Accepted) {
+            self.syscalls().other();
+            if let Err(e) = conn.set_nodelay() {
+                tracing::debug!(%peer, error = %e, "TCP_NODELAY failed");
+            }
+        }
+        if let Some(tls) = chain.tls() {
+            conn = match conn.start_tls(tls.clone()) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // The bytes a TLS inspector read are not a handshake this chain accepts.
+                    tracing::debug!(%peer, error = %e, "cannot start TLS; closing");
+                    if let Some(ssl) = self.stats.ssl.get(listener) {
+                        ssl.connection_error();
+                    }
+                    self.control.server.connection_closed();
+                    return None;
+                }
+            };
+        }
+        Some((chain, conn))
+    }
+
+    /// A new downstream's accept in the flow trace and the stats, and its timers.
+    fn start_downstream(
+        &mut self,
+        id: Id,
+        index: usize,
+        peer: SocketAddr,
+        listener_filter: Option<weir_flow::Name>,
+    ) {
+        let listener = self.listeners[index].stats;
         tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| &*d.chain.name), "accepted");
         if self.recorder.enabled() {
             let local = self.listeners[index].address;
@@ -298,12 +336,6 @@ impl Worker {
             if let Some(ds) = self.downstreams.get_mut(id) {
                 ds.duration_timer = Some(timer);
             }
-        }
-        if listener_filter.is_some() {
-            // Its first bytes were read already and no edge will announce them again; a TLS
-            // session that took them may hold its answer (ServerHello) to send.
-            self.flush_downstream(id);
-            self.drive_downstream(id);
         }
     }
 }

@@ -16,6 +16,17 @@ use crate::router::{self, Decision, internal_headers};
 use crate::snapshot::ChainRuntime;
 use crate::worker::{TimerKey, Worker, listener_buffer_limit};
 use weir_flow::EventKind;
+use weir_http1::RequestHead;
+
+/// What the router's decision to forward carries to the stream.
+struct Forwarding {
+    /// A retry policy applies (the route's, or an internal request's headers').
+    retry_policy: bool,
+    timeout: Option<Duration>,
+    /// The request's hash, for ring hash and Maglev clusters.
+    hashed: Option<hash::RequestHash>,
+    overrides: Option<internal_headers::Overrides>,
+}
 
 impl Worker {
     /// The request reached the router: answer it or forward it, then send the body the
@@ -84,12 +95,12 @@ impl Worker {
         let (cluster, timeout) = match decision {
             Decision::Respond { route, reply } => {
                 if let Some(http) = http {
-                    match (&reply.flag, redirect) {
+                    let counter = match (&reply.flag, redirect) {
                         (Some(ResponseFlag::NoRouteFound), _) => &http.no_route,
                         (_, true) => &http.rq_redirect,
                         _ => &http.rq_direct_response,
-                    }
-                    .inc();
+                    };
+                    counter.inc();
                 }
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.forwarded = false;
@@ -100,20 +111,7 @@ impl Worker {
                 cluster, timeout, ..
             } => (cluster, timeout),
         };
-        // An internal request may steer retries and timeouts with its `x-envoy-*` headers.
-        let overrides = match self.streams.get(sid) {
-            Some(s) if s.internal && internal_headers::any(&head.headers) => {
-                let route_policy = route.and_then(|r| {
-                    let ds = self.downstreams.get(ds_id)?;
-                    ds.chain.routes.retry_policy(r).cloned()
-                });
-                Some(internal_headers::take(
-                    &mut head.headers,
-                    route_policy.as_ref(),
-                ))
-            }
-            _ => None,
-        };
+        let overrides = self.internal_overrides(sid, ds_id, route, &mut head);
         let retry_policy = retry_policy || overrides.as_ref().is_some_and(|o| o.policy.is_some());
         let timeout = match &overrides {
             Some(internal_headers::Overrides {
@@ -132,6 +130,18 @@ impl Worker {
                 cluster,
             });
         }
+        let forwarding = Forwarding {
+            retry_policy,
+            timeout,
+            hashed,
+            overrides,
+        };
+        self.start_forward(sid, head, forwarding);
+    }
+
+    /// The router decided to forward: the stream keeps what a retry needs, connects, and
+    /// sends the body the filters held.
+    fn start_forward(&mut self, sid: Id, head: RequestHead, forwarding: Forwarding) {
         let idempotent = matches!(
             head.method.as_ref(),
             b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
@@ -139,6 +149,12 @@ impl Worker {
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
+        let Forwarding {
+            retry_policy,
+            timeout,
+            hashed,
+            overrides,
+        } = forwarding;
         let tunnel = stream.tunnel;
         // Keep the request for a retry: under a retry policy, or, for the keep-alive race of
         // a pooled connection, when it is idempotent (RFC 9110 §9.2.2). A tunnel's bytes are
@@ -164,6 +180,29 @@ impl Worker {
         if ended {
             self.router_end(sid);
         }
+    }
+
+    /// An internal request may steer retries and timeouts with its `x-envoy-*` headers: they
+    /// are taken out of `head` and read against the route's retry policy.
+    fn internal_overrides(
+        &self,
+        sid: Id,
+        ds_id: Id,
+        route: Option<RouteRef>,
+        head: &mut RequestHead,
+    ) -> Option<internal_headers::Overrides> {
+        let stream = self.streams.get(sid)?;
+        if !stream.internal || !internal_headers::any(&head.headers) {
+            return None;
+        }
+        let route_policy = route.and_then(|r| {
+            let ds = self.downstreams.get(ds_id)?;
+            ds.chain.routes.retry_policy(r).cloned()
+        });
+        Some(internal_headers::take(
+            &mut head.headers,
+            route_policy.as_ref(),
+        ))
     }
 
     /// Queues request body bytes on the stream's upstream, keeping them for a retry while

@@ -12,41 +12,9 @@ impl Worker {
     /// The load balancer picks a host of the stream's cluster (the flow trace records it, and
     /// the pool's first use). No host: 503 `UH`.
     pub(super) fn choose_host(&mut self, sid: Id) -> Option<(usize, Id)> {
-        // Only a retry consults the policy's host predicate and priority rule (a first
-        // attempt costs no lookup).
-        let retrying = self.streams.get(sid)?.retry.attempts > 0;
-        let (avoid, every) = match retrying.then(|| self.retry_policy_of(sid)).flatten() {
-            Some(p) => (
-                (p.avoid_previous_hosts).then_some(p.host_selection_max_attempts),
-                p.previous_priorities,
-            ),
-            None => (None, None),
-        };
+        let (avoid, tried_priorities) = self.retry_constraints(sid)?;
         let stream = self.streams.get(sid)?;
-        let (cluster, previous) = (stream.cluster, stream.upstream_host);
-        let previous_priority = previous
-            .filter(|_| every.is_some())
-            .and_then(|h| self.clusters[cluster].hosts.get(h))
-            .map(|slot| slot.host.spec.placement.priority);
-        if let Some(stream) = self.streams.get_mut(sid)
-            && let Some(previous) = previous
-        {
-            if avoid.is_some() && !stream.retry.tried.contains(&previous) {
-                stream.retry.tried.push(previous);
-            }
-            if let Some(priority) = previous_priority {
-                stream.retry.tried_priorities.push(priority);
-            }
-        }
-        let stream = self.streams.get(sid)?;
-        let hash = stream.lb_hash;
-        // `previous_priorities`: the priorities of the first attempts, counted in whole
-        // multiples of `update_frequency`, are left out (Envoy recounts them that often).
-        let tried_priorities = every.map(|every| {
-            let tried = &stream.retry.tried_priorities;
-            let counted = tried.len() - tried.len() % every.max(1) as usize;
-            tried[..counted].to_vec()
-        });
+        let (cluster, hash) = (stream.cluster, stream.lb_hash);
         let leave_out = |p: u32| tried_priorities.as_ref().is_some_and(|t| t.contains(&p));
         let tried_levels: Option<&dyn Fn(u32) -> bool> = match &tried_priorities {
             Some(t) if !t.is_empty() => Some(&leave_out),
@@ -141,5 +109,41 @@ impl Worker {
             });
         }
         Some((cluster, host))
+    }
+
+    /// What a retry's pick must avoid: `previous_hosts` (how many more picks it may make)
+    /// and, under `previous_priorities`, the priorities of the first attempts in whole
+    /// multiples of `update_frequency` (Envoy recounts them that often). The previous
+    /// attempt's host and priority are noted here. A first attempt costs no lookup.
+    fn retry_constraints(&mut self, sid: Id) -> Option<(Option<u32>, Option<Vec<u32>>)> {
+        let retrying = self.streams.get(sid)?.retry.attempts > 0;
+        let (avoid, every) = match retrying.then(|| self.retry_policy_of(sid)).flatten() {
+            Some(p) => (
+                (p.avoid_previous_hosts).then_some(p.host_selection_max_attempts),
+                p.previous_priorities,
+            ),
+            None => (None, None),
+        };
+        let stream = self.streams.get(sid)?;
+        let (cluster, previous) = (stream.cluster, stream.upstream_host);
+        let previous_priority = previous
+            .filter(|_| every.is_some())
+            .and_then(|h| self.clusters[cluster].hosts.get(h))
+            .map(|slot| slot.host.spec.placement.priority);
+        let stream = self.streams.get_mut(sid)?;
+        if let Some(previous) = previous {
+            if avoid.is_some() && !stream.retry.tried.contains(&previous) {
+                stream.retry.tried.push(previous);
+            }
+            if let Some(priority) = previous_priority {
+                stream.retry.tried_priorities.push(priority);
+            }
+        }
+        let tried_priorities = every.map(|every| {
+            let tried = &stream.retry.tried_priorities;
+            let counted = tried.len() - tried.len() % every.max(1) as usize;
+            tried[..counted].to_vec()
+        });
+        Some((avoid, tried_priorities))
     }
 }

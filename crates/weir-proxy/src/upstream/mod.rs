@@ -18,6 +18,7 @@ pub(crate) mod outlier;
 pub(crate) mod priority;
 pub(crate) mod probe_flows;
 pub(crate) mod retry;
+pub(crate) mod threads;
 
 use std::sync::Arc;
 
