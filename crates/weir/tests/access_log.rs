@@ -93,9 +93,7 @@ fn the_default_format_is_envoys_byte_for_byte() {
 #[test]
 fn json_format_has_typed_values_flags_and_details() {
     let origin = Origin::standard();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_addr = dead.local_addr().expect("addr");
-    drop(dead);
+    let (_reserved, dead_addr) = support::refusing_address();
     let log = TempFile::unique_path("access.json");
     let format = "              log_format:\n                json_format:\n                  status: \"%RESPONSE_CODE%\"\n                  flags: \"%RESPONSE_FLAGS%\"\n                  details: \"%RESPONSE_CODE_DETAILS%\"\n                  cluster: \"%UPSTREAM_CLUSTER%\"\n                  upstream: \"%UPSTREAM_HOST%\"\n                  path: \"%REQ(:PATH)%\"\n                  client: \"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\"\n                  received: \"%BYTES_RECEIVED%\"\n                  proto: \"%PROTOCOL%\"\n                  request_ms: \"%REQUEST_DURATION%\"\n                  line: \"%REQ(:METHOD)% %RESP(X-ORIGIN)%\"\n";
     // Two clusters: the live origin at /, a dead one at /dead.

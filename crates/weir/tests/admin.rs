@@ -181,9 +181,7 @@ fn stats_count_requests_under_envoy_names() {
 #[test]
 fn failures_are_charged_to_the_cluster_and_host() {
     // An origin that is not listening: every request is a connect failure (503 UF).
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_addr = dead.local_addr().expect("addr");
-    drop(dead);
+    let (_reserved, dead_addr) = support::refusing_address();
     let weir = Weir::start(&proxy_config(dead_addr), &["--concurrency", "1"]);
     for _ in 0..2 {
         assert_eq!(get(weir.addr(), "/x").expect("reply").status(), 503);

@@ -434,6 +434,22 @@ pub(crate) fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
+/// An address nothing answers: a socket bound but not listening, so connects are refused
+/// and, while the returned socket lives, no other test's listener can take the port (one
+/// bound and dropped could be handed to a parallel test's origin).
+pub(crate) fn refusing_address() -> (socket2::Socket, SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("local address")
+        .as_socket()
+        .expect("an IP address");
+    (socket, addr)
+}
+
 /// A config with an admin listener and one HTTP listener (both on port 0) whose every route
 /// goes to one cluster, `origin`, with the given endpoint.
 pub(crate) fn proxy_config(origin: SocketAddr) -> String {
