@@ -55,25 +55,7 @@ impl Worker {
             Failure::Tls if seen => Failure::Reset,
             other => other,
         };
-        if let Some(c) = self.stats.clusters.get(cluster) {
-            match failure {
-                Failure::ConnectFailed
-                | Failure::ConnectRefused
-                | Failure::ConnectTimeout
-                | Failure::Tls => {
-                    c.common.upstream_cx_connect_fail.inc();
-                    if let Some(h) = self.clusters[cluster].hosts.stats(Some(host)) {
-                        h.cx_connect_fail.inc();
-                    }
-                    if failure == Failure::ConnectTimeout {
-                        c.common.upstream_cx_connect_timeout.inc();
-                    }
-                }
-                Failure::Reset => c.common.upstream_rq_rx_reset.inc(),
-                Failure::Protocol => c.common.upstream_cx_protocol_error.inc(),
-                Failure::Termination => {}
-            }
-        }
+        self.count_failure(cluster, host, failure);
         if let Some(up) = self.upstreams.get_mut(id) {
             up.closed_by_peer = matches!(failure, Failure::Termination | Failure::Reset);
         }
@@ -147,5 +129,28 @@ impl Worker {
             Failure::Tls => LocalReply::tls_failure(),
         };
         self.local_reply(sid, None, reply);
+    }
+
+    /// The cluster's and the host's counters of a failed connection, as Envoy keeps them.
+    fn count_failure(&self, cluster: usize, host: Id, failure: Failure) {
+        if let Some(c) = self.stats.clusters.get(cluster) {
+            match failure {
+                Failure::ConnectFailed
+                | Failure::ConnectRefused
+                | Failure::ConnectTimeout
+                | Failure::Tls => {
+                    c.common.upstream_cx_connect_fail.inc();
+                    if let Some(h) = self.clusters[cluster].hosts.stats(Some(host)) {
+                        h.cx_connect_fail.inc();
+                    }
+                    if failure == Failure::ConnectTimeout {
+                        c.common.upstream_cx_connect_timeout.inc();
+                    }
+                }
+                Failure::Reset => c.common.upstream_rq_rx_reset.inc(),
+                Failure::Protocol => c.common.upstream_cx_protocol_error.inc(),
+                Failure::Termination => {}
+            }
+        }
     }
 }
