@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::bootstrap::{Role, address, dns_address};
-use crate::load_assignment::{self, AssignmentPolicy};
+use crate::load_assignment;
 use crate::model::{Cluster, Discovery, DnsDiscovery, DnsTarget, Endpoint, LbPolicy, LoadSpread};
 use crate::reader::{Cx, Field, Obj, join};
 
@@ -186,12 +186,12 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         Some(lb)
     });
     let assignment = o.get(cx, "load_assignment");
-    let mut assignment_policy = Some(AssignmentPolicy::default());
+    let mut load_spread = Some(LoadSpread::default());
     let (endpoints, discovery) = if dns {
         let targets = match &assignment {
             Some(la) => load_assignment::read(cx, la, &|cx, a| dns_address(cx, a)).map(
                 |(targets, policy)| {
-                    assignment_policy = Some(policy);
+                    load_spread = Some(policy);
                     targets
                 },
             ),
@@ -214,7 +214,7 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         let endpoints = match &assignment {
             Some(la) => load_assignment::read(cx, la, &|cx, a| address(cx, a, endpoint_role)).map(
                 |(endpoints, policy)| {
-                    assignment_policy = Some(policy);
+                    load_spread = Some(policy);
                     endpoints
                 },
             ),
@@ -326,9 +326,8 @@ fn read(cx: &mut Cx, f: &Field<'_>) -> Option<Cluster> {
         outlier_detection: outlier_detection?,
         healthy_panic_threshold: common_lb?.healthy_panic_threshold,
         load_spread: LoadSpread {
-            overprovisioning_factor: assignment_policy?.overprovisioning_factor,
-            weighted_priority_health: assignment_policy?.weighted_priority_health,
             locality_weighted: common_lb?.locality_weighted,
+            ..load_spread?
         },
         health_checks: health_checks?,
     })

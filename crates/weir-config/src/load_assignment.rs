@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{EndpointHealth, Locality, Placement};
+use crate::model::{EndpointHealth, LoadSpread, Locality, Placement};
 use crate::reader::{Cx, Field, Obj};
 
 /// `config.endpoint.v3.LocalityLbEndpoints` fields weir does not support yet.
@@ -24,31 +24,16 @@ pub(crate) struct LbEndpoint<A> {
     pub(crate) health: EndpointHealth,
 }
 
-/// `load_assignment.policy` as read.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AssignmentPolicy {
-    pub(crate) overprovisioning_factor: u32,
-    pub(crate) weighted_priority_health: bool,
-}
-
-impl Default for AssignmentPolicy {
-    fn default() -> AssignmentPolicy {
-        AssignmentPolicy {
-            overprovisioning_factor: 140,
-            weighted_priority_health: false,
-        }
-    }
-}
-
 /// How an endpoint's `address` is read.
 pub(crate) type ReadAddress<'r, A> = &'r dyn Fn(&mut Cx, &Field<'_>) -> Option<A>;
 
-/// `load_assignment`, flattened to endpoints in config order (each keeps its place).
+/// `load_assignment`, flattened to endpoints in config order (each keeps its place), and the
+/// load spread its `policy` sets (`locality_weighted` is `common_lb_config`'s, left false).
 pub(crate) fn read<A>(
     cx: &mut Cx,
     f: &Field<'_>,
     address: ReadAddress<'_, A>,
-) -> Option<(Vec<LbEndpoint<A>>, AssignmentPolicy)> {
+) -> Option<(Vec<LbEndpoint<A>>, LoadSpread)> {
     let mut o = Obj::new(cx, f, &["named_endpoints"])?;
     let cluster_name = o.required_string(cx, "cluster_name");
     let mut endpoints = Some(Vec::new());
@@ -61,7 +46,7 @@ pub(crate) fn read<A>(
     }
     let policy = match o.get(cx, "policy") {
         Some(p) => policy(cx, &p),
-        None => Some(AssignmentPolicy::default()),
+        None => Some(LoadSpread::default()),
     };
     o.finish(cx);
     cluster_name?;
@@ -69,9 +54,9 @@ pub(crate) fn read<A>(
 }
 
 /// `policy`: `overprovisioning_factor` and `weighted_priority_health`.
-fn policy(cx: &mut Cx, f: &Field<'_>) -> Option<AssignmentPolicy> {
+fn policy(cx: &mut Cx, f: &Field<'_>) -> Option<LoadSpread> {
     let mut o = Obj::new(cx, f, &["drop_overloads", "endpoint_stale_after"])?;
-    let mut policy = AssignmentPolicy::default();
+    let mut policy = LoadSpread::default();
     let mut ok = true;
     if let Some(factor) = o.get(cx, "overprovisioning_factor") {
         match factor.u32(cx) {

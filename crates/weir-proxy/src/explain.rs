@@ -18,7 +18,9 @@ use weir_config::{
 use weir_http1::{Limits, RequestDecoder, RequestEvent, RequestHead};
 
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
-use crate::router::route_table::{RouteRef, RouteTable, header_matches, request_scheme};
+use crate::router::route_table::{
+    RouteRef, RouteTable, header_matches, path_matches, request_scheme,
+};
 use crate::router::{self, Decision};
 use crate::runtime::{Runtime, RuntimeLoader};
 use crate::upstream::lb::hash;
@@ -412,35 +414,18 @@ fn why_not(
     let m = &route.matcher;
     let path = String::from_utf8_lossy(head.path());
     let connect = head.method.as_ref() == b"CONNECT";
-    let case = if m.case_sensitive { "" } else { " (any case)" };
-    let path_why = match &m.path {
-        PathMatch::Connect if !connect => Some("it takes CONNECT requests only".to_owned()),
-        _ if connect && !matches!(m.path, PathMatch::Connect) => {
-            Some("a CONNECT request goes only to a connect_matcher route".to_owned())
-        }
-        PathMatch::Prefix(p) => {
-            let ok = path.len() >= p.len()
-                && (if m.case_sensitive {
-                    path.starts_with(p.as_str())
-                } else {
-                    path[..p.len()].eq_ignore_ascii_case(p)
-                });
-            (!ok).then(|| format!("path {path} does not start with {p}{case}"))
-        }
-        PathMatch::Exact(p) => {
-            let ok = if m.case_sensitive {
-                path == *p
-            } else {
-                path.eq_ignore_ascii_case(p)
-            };
-            (!ok).then(|| format!("path {path} is not {p}{case}"))
-        }
-        PathMatch::Regex(re) => (!re.compiled.is_match(&path))
-            .then(|| format!("path {path} does not match regex {}", re.compiled.as_str())),
-        PathMatch::Connect => None,
-    };
-    if let Some(why) = path_why {
-        return why;
+    // The proxy's own path match decides; this only says what failed.
+    if !path_matches(m, head.path(), connect) {
+        let case = if m.case_sensitive { "" } else { " (any case)" };
+        return match &m.path {
+            PathMatch::Connect => "it takes CONNECT requests only".to_owned(),
+            _ if connect => "a CONNECT request goes only to a connect_matcher route".to_owned(),
+            PathMatch::Prefix(p) => format!("path {path} does not start with {p}{case}"),
+            PathMatch::Exact(p) => format!("path {path} is not {p}{case}"),
+            PathMatch::Regex(re) => {
+                format!("path {path} does not match regex {}", re.compiled.as_str())
+            }
+        };
     }
     for h in &m.headers {
         if !header_matches(h, authority, scheme, head) {

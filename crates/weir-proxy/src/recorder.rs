@@ -159,7 +159,9 @@ impl Recorder {
         }
     }
 
-    fn picked(request: u64, one_in: u32) -> bool {
+    /// Whether the `n`th of a sampled kind of thing (request, health-check probe) is
+    /// recorded at 1 in `one_in`: the first, then every `one_in`th.
+    pub(crate) fn picked(request: u64, one_in: u32) -> bool {
         request % u64::from(one_in) == 1 % u64::from(one_in)
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use weir_config::{
     AppendAction, DomainMatcher, HeaderMatchRule, HeaderMatcher, HeaderMutations,
     HeaderValueOption, PathMatch, PerFilter, PerFilterConfig, RetryPolicy, Route, RouteAction,
-    RouteConfiguration, VirtualHost,
+    RouteConfiguration, RouteMatch, VirtualHost,
 };
 use weir_http1::{Headers, RequestHead};
 
@@ -206,9 +206,16 @@ fn route_matches(
     head: &RequestHead,
 ) -> bool {
     let m = &route.matcher;
+    path_matches(m, path, head.method.as_ref() == b"CONNECT")
+        && m.headers
+            .iter()
+            .all(|h| header_matches(h, authority, scheme, head))
+}
+
+/// Whether a route's path matcher takes `path` (of a CONNECT request when `connect`).
+pub(crate) fn path_matches(m: &RouteMatch, path: &[u8], connect: bool) -> bool {
     // A CONNECT has no path: only `connect_matcher` routes take it, and only it (Envoy).
-    let connect = head.method.as_ref() == b"CONNECT";
-    let path_ok = match &m.path {
+    match &m.path {
         PathMatch::Connect => connect,
         _ if connect => false,
         PathMatch::Prefix(p) => {
@@ -216,11 +223,7 @@ fn route_matches(
         }
         PathMatch::Exact(p) => bytes_eq(path, p.as_bytes(), !m.case_sensitive),
         PathMatch::Regex(re) => std::str::from_utf8(path).is_ok_and(|p| re.compiled.is_match(p)),
-    };
-    path_ok
-        && m.headers
-            .iter()
-            .all(|h| header_matches(h, authority, scheme, head))
+    }
 }
 
 fn bytes_eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {

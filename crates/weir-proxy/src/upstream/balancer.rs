@@ -83,6 +83,8 @@ pub(crate) struct Balancer {
     spread: Spread,
     /// The policy picks by the request's hash, which then picks the level too.
     hashes: bool,
+    /// One level and no degraded share: every pick goes to level 0's healthy hosts, no draw.
+    single: bool,
     last: LastPick,
 }
 
@@ -134,11 +136,13 @@ impl Balancer {
                     panic,
                 }
             })
-            .collect();
+            .collect::<Vec<Level>>();
+        let single = levels.len() == 1 && spread.load.degraded[0] == 0;
         Balancer {
             levels,
             spread,
             hashes: policy.hashes(),
+            single,
             last: LastPick {
                 level: 0,
                 source: Source::Healthy,
@@ -155,11 +159,10 @@ impl Balancer {
         rng: &mut fastrand::Rng,
         tried: Option<&dyn Fn(u32) -> bool>,
     ) -> Option<Id> {
-        let simple = self.levels.len() == 1 && self.spread.load.degraded[0] == 0;
         // Envoy's hashing balancers choose only the level (degraded hosts are not on their
         // rings outside panic) and do not take `retry_priority`.
         let tried = tried.filter(|_| !self.hashes);
-        let (level, source) = match (simple, tried) {
+        let (level, source) = match (self.single, tried) {
             (true, None) => (0, Source::Healthy),
             _ => {
                 // A hashing policy keeps a request's level stable; the others draw at random.
@@ -167,12 +170,10 @@ impl Balancer {
                     (true, Some(h)) => h,
                     _ => rng.u64(..),
                 };
-                let priorities: Vec<u32> = self.levels.iter().map(|l| l.priority).collect();
-                let load = tried
-                    .and_then(|tried| self.spread.without(|i| tried(priorities[i])))
-                    .map(std::borrow::Cow::Owned)
-                    .unwrap_or(std::borrow::Cow::Borrowed(&self.spread.load));
-                load.choose(draw)
+                let levels = &self.levels;
+                let without =
+                    tried.and_then(|tried| self.spread.without(|i| tried(levels[i].priority)));
+                without.as_ref().unwrap_or(&self.spread.load).choose(draw)
             }
         };
         let l = &mut self.levels[level];

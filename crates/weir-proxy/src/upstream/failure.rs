@@ -29,6 +29,18 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// No connection was had (connect failed, refused, timed out, or its TLS handshake
+    /// failed), as opposed to a request that failed on one.
+    fn is_connect(self) -> bool {
+        matches!(
+            self,
+            Failure::ConnectFailed
+                | Failure::ConnectRefused
+                | Failure::ConnectTimeout
+                | Failure::Tls
+        )
+    }
+
     /// A failed read or write: a TLS error (the transport says `InvalidData` for those and
     /// for nothing else), a reset, or else the connection ended.
     pub(super) fn of_io(e: &std::io::Error) -> Self {
@@ -63,12 +75,9 @@ impl Worker {
         let Some(sid) = sid else {
             return;
         };
-        let outcome = match failure {
-            Failure::ConnectFailed
-            | Failure::ConnectRefused
-            | Failure::ConnectTimeout
-            | Failure::Tls => Outcome::ConnectFailed,
-            Failure::Termination | Failure::Reset | Failure::Protocol => Outcome::RequestFailed,
+        let outcome = match failure.is_connect() {
+            true => Outcome::ConnectFailed,
+            false => Outcome::RequestFailed,
         };
         self.report_outlier(cluster, Some(host), outcome);
         self.end_attempt(sid, UpstreamEnd::Failed);
@@ -77,13 +86,10 @@ impl Worker {
         };
         if stream.response_started() {
             stream.flag.get_or_insert(match failure {
-                Failure::ConnectFailed
-                | Failure::ConnectRefused
-                | Failure::ConnectTimeout
-                | Failure::Tls => ResponseFlag::UpstreamConnectionFailure,
+                f if f.is_connect() => ResponseFlag::UpstreamConnectionFailure,
                 Failure::Termination => ResponseFlag::UpstreamConnectionTermination,
                 Failure::Reset => ResponseFlag::UpstreamRemoteReset,
-                Failure::Protocol => ResponseFlag::UpstreamProtocolError,
+                _ => ResponseFlag::UpstreamProtocolError,
             });
             return self.cut_stream(sid);
         }
@@ -107,12 +113,9 @@ impl Worker {
             self.flush_stream_upstream_of(sid);
             return;
         }
-        let cause = match failure {
-            Failure::ConnectFailed
-            | Failure::ConnectRefused
-            | Failure::ConnectTimeout
-            | Failure::Tls => RetryCause::Connect,
-            Failure::Termination | Failure::Reset | Failure::Protocol => RetryCause::Reset,
+        let cause = match failure.is_connect() {
+            true => RetryCause::Connect,
+            false => RetryCause::Reset,
         };
         if self.should_retry(sid, cause) {
             return self.schedule_retry(sid);
@@ -135,10 +138,7 @@ impl Worker {
     fn count_failure(&self, cluster: usize, host: Id, failure: Failure) {
         if let Some(c) = self.stats.clusters.get(cluster) {
             match failure {
-                Failure::ConnectFailed
-                | Failure::ConnectRefused
-                | Failure::ConnectTimeout
-                | Failure::Tls => {
+                f if f.is_connect() => {
                     c.common.upstream_cx_connect_fail.inc();
                     if let Some(h) = self.clusters[cluster].hosts.stats(Some(host)) {
                         h.cx_connect_fail.inc();
@@ -149,7 +149,7 @@ impl Worker {
                 }
                 Failure::Reset => c.common.upstream_rq_rx_reset.inc(),
                 Failure::Protocol => c.common.upstream_cx_protocol_error.inc(),
-                Failure::Termination => {}
+                _ => {}
             }
         }
     }

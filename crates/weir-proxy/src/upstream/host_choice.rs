@@ -116,8 +116,10 @@ impl Worker {
     /// multiples of `update_frequency` (Envoy recounts them that often). The previous
     /// attempt's host and priority are noted here. A first attempt costs no lookup.
     fn retry_constraints(&mut self, sid: Id) -> Option<(Option<u32>, Option<Vec<u32>>)> {
-        let retrying = self.streams.get(sid)?.retry.attempts > 0;
-        let (avoid, every) = match retrying.then(|| self.retry_policy_of(sid)).flatten() {
+        if self.streams.get(sid)?.retry.attempts == 0 {
+            return Some((None, None));
+        }
+        let (avoid, every) = match self.retry_policy_of(sid) {
             Some(p) => (
                 (p.avoid_previous_hosts).then_some(p.host_selection_max_attempts),
                 p.previous_priorities,

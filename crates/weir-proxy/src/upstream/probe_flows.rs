@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use weir_config::{FlowTrace, FlowTraceMode};
+
+use crate::recorder::Recorder;
 use weir_flow::{Event, EventKind, Flow, HEALTH_CHECKER, Lane, Name, Phase, ShortText};
 
 /// The probes' flows, kept for the admin.
@@ -69,9 +71,7 @@ impl ProbeRecorder {
         self.probes += 1;
         let recorded = match flows.mode {
             FlowTraceMode::All => true,
-            FlowTraceMode::Sampled { one_in } => {
-                self.probes % u64::from(one_in.max(1)) == 1 % u64::from(one_in.max(1))
-            }
+            FlowTraceMode::Sampled { one_in } => Recorder::picked(self.probes, one_in),
             FlowTraceMode::Off | FlowTraceMode::Header => false,
         };
         if !recorded {
