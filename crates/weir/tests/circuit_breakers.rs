@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
 use support::{Client, Origin, Reply, TempFile, Weir, get, proxy_config};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,10 +209,10 @@ fn breakers_refuse_and_queue_as_envoys_do() {
     };
     drop(weir);
     let envoy_log = TempFile::new("breakers-envoy.log", "");
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = config(origin.addr, &envoy_log.path().display().to_string())
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&config(
+        origin.addr,
+        &envoy_log.path().display().to_string(),
+    ));
     let args = ["--file-flush-interval-msec", "20"];
     let _envoy = Envoy::start_with(
         &envoy_bin,

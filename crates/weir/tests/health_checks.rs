@@ -11,19 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
-use support::{Client, Origin, Reply, TempFile, Weir, get, proxy_config};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
+use support::{Client, Origin, Reply, TempFile, Weir, endpoint_line, get, proxy_config};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Two origins behind one cluster with an HTTP health check every 50 ms.
 fn config(a: SocketAddr, b: SocketAddr, log: &str) -> String {
-    let endpoint = |o: SocketAddr| {
-        format!(
-            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-            o.port()
-        )
-    };
+    let endpoint = endpoint_line;
     proxy_config(a)
         .replace(&endpoint(a), &format!("{}{}", endpoint(a), endpoint(b)))
         .replace(
@@ -183,10 +178,11 @@ fn health_checks_keep_failing_hosts_out_as_envoy_does() {
     drop(weir);
     up_b.store(false, Ordering::Relaxed);
     let envoy_log = TempFile::new("hc-envoy.log", "");
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = config(a.addr, b.addr, &envoy_log.path().display().to_string())
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&config(
+        a.addr,
+        b.addr,
+        &envoy_log.path().display().to_string(),
+    ));
     let args = ["--file-flush-interval-msec", "20"];
     let _envoy = Envoy::start_with(
         &envoy_bin,
@@ -231,12 +227,7 @@ fn tcp_checks_match_payloads_and_time_out() {
     let wrong = responder(b"NOPE");
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let silent_addr = silent.local_addr().expect("addr");
-    let endpoint = |o: SocketAddr| {
-        format!(
-            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-            o.port()
-        )
-    };
+    let endpoint = endpoint_line;
     let text = proxy_config(good)
         .replace(
             &endpoint(good),
@@ -362,10 +353,7 @@ fn a_degraded_answer_makes_a_degraded_host_as_in_envoy() {
         Ok(reply)
     });
     let log = TempFile::new("hc-degraded.log", "");
-    let endpoint = format!(
-        "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-        origin.addr.port()
-    );
+    let endpoint = endpoint_line(origin.addr);
     let text = config(origin.addr, origin.addr, &log.path().display().to_string())
         .replace(&endpoint.repeat(2), &endpoint);
     let run = |addr: SocketAddr, admin: SocketAddr| {
@@ -405,10 +393,7 @@ fn a_degraded_answer_makes_a_degraded_host_as_in_envoy() {
         return;
     };
     drop(weir);
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = text
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&text);
     let _envoy = Envoy::start(
         &envoy_bin,
         "hc-degraded.yaml",
@@ -448,12 +433,7 @@ fn healthcheck_fail_on_a_weir_upstream_is_seen_by_a_weir_downstream() {
     assert!(upstream_text.contains("health_check.v3"), "{upstream_text}");
     let upstream = Weir::start(&upstream_text, &["--concurrency", "1"]);
     let log = TempFile::new("hc-two-weirs.log", "");
-    let endpoint = |a: SocketAddr| {
-        format!(
-            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-            a.port()
-        )
-    };
+    let endpoint = endpoint_line;
     let u = upstream.addr();
     let text = config(u, u, &log.path().display().to_string())
         .replace(&endpoint(u).repeat(2), &endpoint(u));

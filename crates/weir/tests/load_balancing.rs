@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
 use support::{Client, Origin, Reply, Weir, proxy_config};
 
 /// `proxy_config` with its cluster's endpoints `origins` (weights `weights`), `lb_policy`
@@ -177,10 +177,7 @@ fn a_cookie_policy_with_a_ttl_sets_the_cookie_as_envoy_does() {
     let Some(envoy_bin) = envoy_or_skip() else {
         return;
     };
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = config(&origins(3))
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&config(&origins(3)));
     let _envoy = Envoy::start_with(&envoy_bin, "lb.yaml", &envoy_config, Some(admin), port, &[]);
     let mut c = Client::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("envoy");
     c.send(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").expect("send");

@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
 use support::{Client, Origin, Reply, Weir, get, proxy_config};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,10 +113,7 @@ fn requests_go_where_their_header_says_as_in_envoy() {
         return;
     };
     drop(weir);
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = config(a.addr)
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&config(a.addr));
     let _envoy = Envoy::start(&envoy_bin, "odst.yaml", &envoy_config, Some(admin), port);
     let local = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let envoys = run(local(port), local(admin), a.addr, b.addr, keeps.addr);

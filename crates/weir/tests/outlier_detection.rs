@@ -9,19 +9,14 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
-use support::{Client, Origin, Reply, Weir, get, proxy_config};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
+use support::{Client, Origin, Reply, Weir, endpoint_line, get, proxy_config};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Two origins, round robin, ejection after three 5xx in a row for one second.
 fn config(good: SocketAddr, bad: SocketAddr) -> String {
-    let endpoint = |a: SocketAddr| {
-        format!(
-            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-            a.port()
-        )
-    };
+    let endpoint = endpoint_line;
     proxy_config(good)
         .replace(&endpoint(good), &format!("{}{}", endpoint(good), endpoint(bad)))
         .replace(
@@ -134,10 +129,7 @@ fn a_failing_origin_is_ejected_and_returns_as_in_envoy() {
         return;
     };
     drop(weir);
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = config(good.addr, bad.addr)
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&config(good.addr, bad.addr));
     let _envoy = Envoy::start(&envoy_bin, "od.yaml", &envoy_config, Some(admin), port);
     let local = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let envoys = run(local(port), local(admin), bad.addr);

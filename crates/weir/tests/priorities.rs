@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use differential_support::{Envoy, envoy_or_skip, free_port};
+use differential_support::{Envoy, envoy_or_skip, envoy_ports};
 use support::{Client, Origin, Reply, Weir, get, proxy_config};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -228,10 +228,7 @@ fn priorities_localities_and_health_status_as_in_envoy() {
         return;
     };
     drop(weir);
-    let (port, admin) = (free_port(), free_port());
-    let envoy_config = text
-        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
-        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    let (envoy_config, port, admin) = envoy_ports(&text);
     let _envoy = Envoy::start(
         &envoy_bin,
         "priorities.yaml",

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use differential_support::free_port;
-use support::{Client, Origin, Reply, TempFile, Weir, weir_bin};
+use support::{Client, Origin, Reply, TempFile, Weir, endpoint_line, weir_bin};
 
 /// Two clusters whose origins answer with their name; routes of every action kind.
 fn config(port: u16, main: SocketAddr, canary: SocketAddr) -> String {
@@ -236,12 +236,7 @@ fn admin_route_shows_live_hosts_and_the_hash_pick() {
     let one = Origin::start(|_| Ok(Reply::text(200, "canary-1")));
     let two = Origin::start(|_| Ok(Reply::text(200, "canary-2")));
     let port = free_port();
-    let endpoint = |a: SocketAddr| {
-        format!(
-            "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
-            a.port()
-        )
-    };
+    let endpoint = endpoint_line;
     let text = config(port, main.addr, one.addr).replace(
         &endpoint(one.addr),
         &format!("{}{}", endpoint(one.addr), endpoint(two.addr)),

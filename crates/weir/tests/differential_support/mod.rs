@@ -51,6 +51,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 // Config rewriting
 // ---------------------------------------------------------------------------------------------
 
+/// A weir test config made Envoy's: its first `port_value: 0` (the admin's) and its second
+/// (the listener's) become free ports. Returns the config, the listener port, the admin port.
+pub(crate) fn envoy_ports(config: &str) -> (String, u16, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let config = config
+        .replacen("port_value: 0 }", &format!("port_value: {admin} }}"), 1)
+        .replacen("port_value: 0 }", &format!("port_value: {port} }}"), 1);
+    (config, port, admin)
+}
+
 /// A port nothing listens on (bound, then released), never handed out before in this test
 /// process: the kernel may give a released port to the next bind at once, and the tests run
 /// side by side. The window between release and use is small; the proxies fail loudly if

@@ -450,6 +450,15 @@ pub(crate) fn refusing_address() -> (socket2::Socket, SocketAddr) {
     (socket, addr)
 }
 
+/// One `lb_endpoints[]` line for `origin`, as [`proxy_config`] writes it (so a test can
+/// replace it with several).
+pub(crate) fn endpoint_line(origin: SocketAddr) -> String {
+    format!(
+        "        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}\n",
+        origin.port()
+    )
+}
+
 /// A config with an admin listener and one HTTP listener (both on port 0) whose every route
 /// goes to one cluster, `origin`, with the given endpoint.
 pub(crate) fn proxy_config(origin: SocketAddr) -> String {
