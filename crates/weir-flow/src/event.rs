@@ -118,6 +118,7 @@ impl Phase {
                 | K::Write { .. }
                 | K::TlsRecords { .. }
                 | K::Close { .. }
+                | K::Why { .. }
                 | K::WakeRound { .. }
                 | K::HealthCheck { .. }
                 | K::HealthCheckResult { .. } => DownstreamWriteResponse,
@@ -426,6 +427,13 @@ pub enum EventKind {
         /// Envoy's response flag (`UF`, `NR`…), empty for direct responses and redirects.
         flag: &'static str,
     },
+    /// Why the request failed, in one line (weir's `GET /explain?stream=ID` has the whole
+    /// account): recorded as a failed stream ends.
+    Why {
+        /// What the last attempt met and why it was the last, no healthy host, or what
+        /// weir answered and why.
+        reason: Name,
+    },
     /// The connection was closed.
     Close {
         /// Who closed it.
@@ -473,6 +481,7 @@ impl EventKind {
             EventKind::ResponseHead { .. } => "response_head",
             EventKind::ResponseComplete => "response_complete",
             EventKind::LocalReply { .. } => "local_reply",
+            EventKind::Why { .. } => "why",
             EventKind::Close { .. } => "close",
             EventKind::WakeRound { .. } => "wake_round",
         }

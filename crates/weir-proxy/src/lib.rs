@@ -28,6 +28,7 @@ mod tcp_proxy;
 #[cfg(test)]
 mod testing;
 mod upstream;
+mod why;
 mod worker;
 
 pub use containment::panic_is_contained;

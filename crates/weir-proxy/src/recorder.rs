@@ -407,6 +407,7 @@ impl Recorder {
 use weir_flow::{Closer, Direction, ReadResult};
 
 use crate::event::token::Id;
+use crate::http::active_stream::Stream;
 use crate::worker::Worker;
 
 /// The event sites: each is one line in the data path and one branch when recording is off.
@@ -446,6 +447,14 @@ impl Worker {
         let (ds, trace_id) = (stream.downstream, stream.trace_id);
         if self.recording(ds) {
             self.record_down(ds, None, trace_id, kind);
+        }
+    }
+
+    /// Records an event of a stream that has just ended (it has left the slab) on its
+    /// downstream connection's lane.
+    pub(crate) fn trace_ended_stream(&mut self, stream: &Stream, kind: impl FnOnce() -> EventKind) {
+        if self.recording(stream.downstream) {
+            self.record_down(stream.downstream, None, stream.trace_id, kind);
         }
     }
 

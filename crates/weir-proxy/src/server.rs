@@ -35,6 +35,7 @@ use crate::upstream::original_dst::OriginalDstCleanup;
 use crate::upstream::outlier::OutlierSweeper;
 use crate::upstream::probe_flows::ProbeFlows;
 use crate::upstream::threads::HostThreads;
+use crate::why::FailureRecord;
 use crate::worker::{ListenerSlot, Reporting, Worker};
 
 /// How the server runs.
@@ -147,9 +148,9 @@ pub(crate) struct Control {
     pub(crate) drain: AtomicBool,
     pub(crate) stop: AtomicBool,
     pub(crate) drain_time: Duration,
-    /// Requests for the worker's recent flows: how many, and where to send them.
-    pub(crate) flow_queries: Mutex<Vec<(usize, mpsc::Sender<Vec<Flow>>)>>,
-    /// Set (under the `flow_queries` lock) when the worker has exited: nobody is left to
+    /// What the admin asks of the worker's recent past: flows, failures.
+    pub(crate) queries: Mutex<Vec<Query>>,
+    /// Set (under the `queries` lock) when the worker has exited: nobody is left to
     /// answer, so a query must not wait for it (nor leave its sender behind).
     pub(crate) exited: AtomicBool,
     /// `POST /drain_listeners`: close the listener sockets now (a [`ListenerScope`]: which).
@@ -167,13 +168,22 @@ impl Control {
             drain: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             drain_time,
-            flow_queries: Mutex::new(Vec::new()),
+            queries: Mutex::new(Vec::new()),
             exited: AtomicBool::new(false),
             stop_listeners: AtomicU8::new(ListenerScope::None as u8),
             drain_listeners: AtomicU8::new(ListenerScope::None as u8),
             server,
         })
     }
+}
+
+/// A question for a worker about its recent past, and where to send the answer.
+#[derive(Debug)]
+pub(crate) enum Query {
+    /// Its last flows, at most this many, newest first.
+    Flows(usize, mpsc::Sender<Vec<Flow>>),
+    /// Its last failed requests, newest first.
+    Failures(mpsc::Sender<Vec<FailureRecord>>),
 }
 
 /// Which listeners `/drain_listeners` acts on; a wider scope includes a narrower one.
@@ -270,19 +280,32 @@ impl Workers {
 
     /// Up to `limit` recent flows from all workers, newest first.
     pub(crate) fn flows(&self, limit: usize) -> Vec<Flow> {
+        let mut flows = self.ask(|tx| Query::Flows(limit, tx));
+        flows.extend(self.probes.recent(limit));
+        flows.sort_by_key(|f| std::cmp::Reverse(f.end));
+        flows.truncate(limit);
+        flows
+    }
+
+    /// Every worker's recent failed requests, newest first.
+    pub(crate) fn failures(&self) -> Vec<FailureRecord> {
+        let mut failures = self.ask(Query::Failures);
+        failures.sort_by_key(|f| std::cmp::Reverse(f.at));
+        failures
+    }
+
+    /// Asks every running worker, and gathers what they answer within two seconds.
+    fn ask<T>(&self, query: impl Fn(mpsc::Sender<Vec<T>>) -> Query) -> Vec<T> {
         let (tx, rx) = mpsc::channel();
         let mut asked = 0;
         for (control, waker) in &self.workers {
-            let mut queries = control
-                .flow_queries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut queries = control.queries.lock().unwrap_or_else(|e| e.into_inner());
             // An exited worker's waker still "wakes" (its eventfd outlives the loop), but no
             // one answers: asking it cost every query the whole deadline after a drain.
             if control.exited.load(Ordering::Acquire) {
                 continue;
             }
-            queries.push((limit, tx.clone()));
+            queries.push(query(tx.clone()));
             drop(queries);
             if waker.wake().is_ok() {
                 asked += 1;
@@ -290,18 +313,15 @@ impl Workers {
         }
         drop(tx);
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut flows = Vec::new();
+        let mut all = Vec::new();
         for _ in 0..asked {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(mut some) => flows.append(&mut some),
+                Ok(mut some) => all.append(&mut some),
                 Err(_) => break,
             }
         }
-        flows.extend(self.probes.recent(limit));
-        flows.sort_by_key(|f| std::cmp::Reverse(f.end));
-        flows.truncate(limit);
-        flows
+        all
     }
 }
 

@@ -38,7 +38,7 @@ use crate::network::connection::{Connection, SpareOutputs};
 use crate::network::inspecting::Inspecting;
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::runtime::Runtime;
-use crate::server::{Control, ListenerScope};
+use crate::server::{Control, ListenerScope, Query};
 use crate::snapshot::{ChainRuntime, ListenerRuntime, Snapshot};
 use crate::stats::{Syscalls, WorkerStats};
 use crate::tcp_proxy::Side;
@@ -245,6 +245,8 @@ pub(crate) struct Worker {
     /// The text of the last `x-envoy-expected-rq-timeout-ms` of 1000 ms or more.
     pub(crate) timeout_text: crate::http::headers::NumberCache,
     pub(crate) recorder: Recorder,
+    /// Its last failed requests, for `GET /explain` (kept with the recorder off too).
+    pub(crate) failures: crate::why::FailureLog,
     /// Wake rounds so far (flow traces number them).
     pub(crate) rounds: u64,
     /// `POST /drain_listeners?graceful` is under way for these listeners: responses on their
@@ -332,6 +334,7 @@ impl Worker {
             date: DateCache::new(),
             timeout_text: Default::default(),
             recorder,
+            failures: Default::default(),
             rounds: 0,
             listener_drain: ListenerScope::None,
             logs,
@@ -353,11 +356,11 @@ impl Worker {
     /// The dispatcher loop: returns when a drain completes or the server stops.
     pub(crate) fn run(mut self) {
         self.run_loop();
-        // Nobody will answer flow queries from now on: drop those waiting (their senders go,
-        // so the asker stops waiting) and turn later ones away.
+        // Nobody will answer queries from now on: drop those waiting (their senders go, so the
+        // asker stops waiting) and turn later ones away.
         let mut queries = self
             .control
-            .flow_queries
+            .queries
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         self.control.exited.store(true, Ordering::Release);
@@ -538,7 +541,7 @@ impl Worker {
                     self.listener_drain = drain;
                     self.arm(self.control.drain_time, TimerKey::StopListeners);
                 }
-                self.answer_flow_queries();
+                self.answer_queries();
             }
         }
     }
@@ -655,18 +658,25 @@ impl Worker {
                 .load(Ordering::Relaxed)
     }
 
-    /// The admin listener asked for this worker's recent flows (through the waker, so the
-    /// request path never takes a lock).
-    fn answer_flow_queries(&mut self) {
+    /// The admin listener asked for this worker's recent flows or failures (through the
+    /// waker, so the request path never takes a lock).
+    fn answer_queries(&mut self) {
         let queries = std::mem::take(
             &mut *self
                 .control
-                .flow_queries
+                .queries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        for (limit, reply) in queries {
-            let _ = reply.send(self.recorder.flows().take(limit).cloned().collect());
+        for query in queries {
+            match query {
+                Query::Flows(limit, reply) => {
+                    let _ = reply.send(self.recorder.flows().take(limit).cloned().collect());
+                }
+                Query::Failures(reply) => {
+                    let _ = reply.send(self.failures.recent().cloned().collect());
+                }
+            }
         }
     }
 

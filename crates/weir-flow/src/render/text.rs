@@ -122,6 +122,7 @@ fn continues(prev: &Event, next: &Event) -> bool {
             | K::ConnectStarted { .. }
             | K::ResponseComplete
             | K::LocalReply { .. }
+            | K::Why { .. }
             | K::Close { .. }
             | K::HealthCheckResult { .. }
     );
@@ -289,6 +290,7 @@ fn details(kind: &K, out: &mut String) {
         K::ResponseHead { status } => write!(out, " status={status}"),
         K::LocalReply { status, flag: "" } => write!(out, " status={status}"),
         K::LocalReply { status, flag } => write!(out, " status={status} flag={flag}"),
+        K::Why { reason } => write!(out, " reason={reason:?}"),
         K::Close { by } => write!(out, " by={}", closer_name(*by)),
         K::WakeRound {
             round,
@@ -604,6 +606,7 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
         K::ResponseComplete => "response complete".to_owned(),
         K::LocalReply { status, flag: "" } => format!("local reply {status}"),
         K::LocalReply { status, flag } => format!("local reply {status} ({flag})"),
+        K::Why { reason } => format!("why: {reason}"),
         K::Close { by } => {
             let why = match by {
                 Closer::Local => "weir closed it",

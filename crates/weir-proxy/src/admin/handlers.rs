@@ -50,6 +50,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         "how a request would route, and the live hosts it could go to: ?host=H ?path=/p ?method=GET ?header=name:value (repeats) ?scheme=http|https ?listener=NAME ?format=json",
     ),
     get(
+        "/explain",
+        "why requests failed: the latest, one line each (?status=5xx|503 ?limit=N), or one in full: ?stream=ID or ?request_id=ID; ?format=json",
+    ),
+    get(
         "/listeners",
         "listeners and their bound addresses: ?format=json",
     ),
@@ -197,6 +201,7 @@ pub(crate) fn respond(
         "/clusters" => clusters(query, info, kept),
         "/listeners" => listeners(query, info),
         "/route" => super::route_query::route(query, info),
+        "/explain" => super::explain::explain(query, info),
         "/certs" => params(query, &[]).map(|_| {
             json(&super::certs::certs(
                 &info.snapshot.bootstrap,

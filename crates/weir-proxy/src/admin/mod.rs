@@ -7,6 +7,7 @@
 
 mod certs;
 mod config_dump;
+mod explain;
 mod flows;
 mod handlers;
 mod route_query;

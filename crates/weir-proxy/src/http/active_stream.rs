@@ -16,6 +16,7 @@ use crate::http::filter::StreamFilters;
 use crate::http::local_reply::ResponseFlag;
 use crate::http::stream_log::StreamLog;
 use crate::router::route_table::RouteRef;
+use crate::why::Notes;
 
 /// Where the request stands, as the client sends it.
 ///
@@ -72,6 +73,8 @@ pub(crate) struct Attempt {
     pub(crate) pending: bool,
     /// Its `per_try_timeout`.
     pub(crate) per_try_timer: Option<TimerId>,
+    /// Response body bytes it brought (a failure's account says how far it came).
+    pub(crate) response_bytes: u64,
 }
 
 /// The request as it goes upstream, kept so that another attempt can send it again (a retry,
@@ -184,6 +187,8 @@ pub(crate) struct Stream {
     pub(crate) trace_id: u64,
     /// The recorder keeps this stream's flow: its method and target.
     pub(crate) traced: Option<(ShortText, ShortText)>,
+    /// What it noted as it failed, for `GET /explain` (none while all goes well).
+    pub(crate) why: Option<Box<Notes>>,
 }
 
 impl Stream {
@@ -250,6 +255,7 @@ impl Stream {
             log: None,
             trace_id: 0,
             traced: None,
+            why: None,
         }
     }
 
@@ -277,5 +283,21 @@ impl Stream {
     /// The current attempt's upstream connection.
     pub(crate) fn upstream(&self) -> Option<Id> {
         self.attempt.as_ref().map(|a| a.upstream)
+    }
+
+    /// Its `%RESPONSE_FLAGS%`. `abandoned`: the connection closed under it (Envoy's `DC`
+    /// when no other flag explains it).
+    pub(crate) fn response_flags(&self, abandoned: bool) -> &'static str {
+        match (self.flag, abandoned) {
+            _ if self.retry.limit_hit => ResponseFlag::with_retry_limit(self.flag),
+            _ if self.retry.overflowed => ResponseFlag::with_retry_overflow(self.flag),
+            // A fault delay (`DI`) is shown with an abort after it, or alone; with another
+            // failure that failure's flag stands alone.
+            (Some(ResponseFlag::FaultInjected), _) if self.delay_injected => "DI,FI",
+            (Some(flag), _) => flag.letters(),
+            (None, _) if self.delay_injected => "DI",
+            (None, true) => "DC",
+            (None, false) => "",
+        }
     }
 }

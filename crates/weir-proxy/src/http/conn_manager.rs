@@ -560,6 +560,7 @@ impl Worker {
         };
         // Its log entry reads the connection: written while the connection is still there.
         self.write_log(&mut stream, true);
+        self.keep_failure(&mut stream, true);
         let scope = self
             .downstreams
             .get(id)

@@ -170,6 +170,9 @@ impl Worker {
             return;
         };
         stream.last_activity = self.now;
+        if let Some(attempt) = stream.attempt.as_mut() {
+            attempt.response_bytes += data.len() as u64;
+        }
         let Some(ds) = self.downstreams.get_mut(stream.downstream) else {
             return;
         };
@@ -210,6 +213,7 @@ impl Worker {
         let mut retry_timer = stream.retry.timer.take();
         let (ds_id, key) = (stream.downstream, stream.key);
         self.disarm(&mut retry_timer);
+        self.note_local_reply(sid, &reply);
         let upstream = self.end_attempt(sid, UpstreamEnd::LocalReset);
         self.charge_upstream_abort(sid, &reply);
         let flag = reply.flag.map_or("", |f| f.letters());
@@ -329,6 +333,7 @@ impl Worker {
                 .record(took.as_millis() as u64);
         }
         self.write_log(&mut stream, false);
+        self.keep_failure(&mut stream, false);
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };

@@ -55,6 +55,8 @@ impl Worker {
             let reply = reply.because("low_version");
             if let Some(stream) = self.streams.get_mut(sid) {
                 stream.close_after = true;
+                // Kept for the failure's account.
+                stream.retry.head = Some(request);
             }
             return self.local_reply(sid, None, reply);
         }
@@ -62,6 +64,10 @@ impl Worker {
             Ok(authority) => authority,
             Err(reply) => {
                 self.log_request(sid, &request);
+                if let Some(stream) = self.streams.get_mut(sid) {
+                    // Kept for the failure's account.
+                    stream.retry.head = Some(request);
+                }
                 return self.local_reply(sid, None, reply);
             }
         };
@@ -269,6 +275,9 @@ impl Worker {
         {
             let (cluster, host) = (s.cluster, s.upstream_host);
             self.report_outlier(cluster, host, crate::upstream::outlier::Outcome::Timeout);
+        }
+        if self.streams.get(sid).is_some_and(|s| s.forwarded) {
+            self.note_attempt(sid, crate::why::Outcome::RouteTimeout);
         }
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.route_timer = None;

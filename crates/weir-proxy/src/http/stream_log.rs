@@ -11,7 +11,7 @@ use weir_http1::{Headers, RequestHead};
 use crate::access_log::LogRecord;
 use crate::event::token::Id;
 use crate::http::active_stream::Stream;
-use crate::http::local_reply::{LocalReply, ResponseFlag};
+use crate::http::local_reply::LocalReply;
 use crate::router::route_table::request_scheme;
 use crate::worker::Worker;
 
@@ -144,17 +144,7 @@ impl Worker {
         };
         let set = ds.chain.logs;
         let since = |at: Option<Instant>| at.map(|t| t.saturating_duration_since(stream.started));
-        let flag = match (stream.flag, abandoned) {
-            _ if stream.retry.limit_hit => ResponseFlag::with_retry_limit(stream.flag),
-            _ if stream.retry.overflowed => ResponseFlag::with_retry_overflow(stream.flag),
-            // A fault delay (`DI`) is shown with an abort after it, or alone; with another
-            // failure that failure's flag stands alone.
-            (Some(ResponseFlag::FaultInjected), _) if stream.delay_injected => "DI,FI",
-            (Some(flag), _) => flag.letters(),
-            (None, _) if stream.delay_injected => "DI",
-            (None, true) => "DC",
-            (None, false) => "",
-        };
+        let flag = stream.response_flags(abandoned);
         let details = match (log.details, abandoned) {
             ("", true) => "downstream_remote_disconnect",
             (d, _) => d,

@@ -104,6 +104,8 @@ impl Worker {
                 }
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.forwarded = false;
+                    // Kept for the failure's account, should the answer be one.
+                    stream.retry.head = Some(head);
                 }
                 return self.local_reply(sid, route, reply);
             }

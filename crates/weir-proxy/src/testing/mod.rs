@@ -25,6 +25,8 @@ mod scenarios;
 mod stream_scenarios;
 #[cfg(test)]
 mod tunnel_scenarios;
+#[cfg(test)]
+mod why_scenarios;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -245,9 +247,15 @@ impl Harness {
             if events.is_empty() && self.worker.deferred.is_empty() {
                 return;
             }
-            self.worker.round(events.into_iter());
+            self.round(events.into_iter());
         }
         panic!("the worker did not settle in {MAX_ROUNDS} rounds");
+    }
+
+    /// One wake round, and the flows it finished kept, as the worker's loop does.
+    fn round(&mut self, events: impl Iterator<Item = crate::event::Readiness>) {
+        self.worker.round(events);
+        self.worker.recorder.end_of_round();
     }
 
     /// Moves the clock forward by `by`, firing each timer at its own time, in order.
@@ -259,12 +267,12 @@ impl Harness {
                 Some(wait) if self.worker.now + wait <= until => {
                     // A timer wheel rounds to its tick: step at least one millisecond.
                     self.worker.now += wait.max(Duration::from_millis(1));
-                    self.worker.round(std::iter::empty());
+                    self.round(std::iter::empty());
                     self.settle();
                 }
                 _ => {
                     self.worker.now = until;
-                    self.worker.round(std::iter::empty());
+                    self.round(std::iter::empty());
                     self.settle();
                     return;
                 }

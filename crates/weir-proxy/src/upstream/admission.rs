@@ -54,7 +54,7 @@ impl Worker {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_rq_active_overflow.inc();
             }
-            return self.overflow(sid);
+            return self.overflow(sid, host, Resource::Requests);
         }
         self.attach(sid, up);
     }
@@ -66,7 +66,7 @@ impl Worker {
             if let Some(c) = self.stats.clusters.get(cluster) {
                 c.common.upstream_rq_pending_overflow.inc();
             }
-            self.overflow(sid);
+            self.overflow(sid, host, Resource::Pending);
             return Admission::Refused;
         }
         if self.may_connect(cluster, host) {
@@ -240,13 +240,17 @@ impl Worker {
         if let Some(conn) = self.upstreams.get_mut(up) {
             conn.stream = None;
         }
+        let host = self.upstreams.get(up).map(|u| u.host);
         self.close_upstream(up);
-        self.overflow(sid);
+        if let Some(host) = host {
+            self.overflow(sid, host, Resource::Requests);
+        }
         false
     }
 
-    /// 503 `UO`: a circuit breaker refused the request.
-    fn overflow(&mut self, sid: Id) {
+    /// 503 `UO`: a circuit breaker refused the request its way to `host`.
+    fn overflow(&mut self, sid: Id, host: Id, breaker: Resource) {
+        self.note_attempt_at(sid, crate::why::Outcome::Overflow(breaker), Some(host));
         let reply = LocalReply::failure(ResponseFlag::UpstreamOverflow);
         self.local_reply(sid, None, reply);
     }

@@ -21,6 +21,7 @@ use crate::upstream::circuit_breaker::Resource;
 use crate::upstream::failure::Failure;
 use crate::upstream::outlier::Outcome;
 use crate::upstream::retry::RetryCause;
+use crate::why;
 use crate::worker::{Deferred, TimerKey, Upstream, UpstreamState, Worker, listener_buffer_limit};
 use weir_flow::{EventKind, Lane};
 
@@ -94,6 +95,11 @@ impl Worker {
                 if let Some(stream) = self.streams.get_mut(sid) {
                     stream.upstream_host = Some(host);
                 }
+                let outcome = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => why::Outcome::ConnectRefused,
+                    _ => why::Outcome::ConnectFailed,
+                };
+                self.note_attempt(sid, outcome);
                 self.report_outlier(cluster, Some(host), Outcome::ConnectFailed);
                 if self.should_retry(sid, RetryCause::Connect) {
                     return self.schedule_retry(sid);
@@ -191,6 +197,7 @@ impl Worker {
             started: self.now,
             pending,
             per_try_timer: None,
+            response_bytes: 0,
         });
         stream.upstream_host = Some(conn.host);
         if wants_local && let Some(log) = stream.log.as_mut() {
@@ -476,7 +483,17 @@ impl Worker {
                         self.fail_health_check(cluster, host);
                     }
                 }
-                if self.should_retry(sid, RetryCause::Status(status, &head.headers)) {
+                // An error status, or one the policy retries, goes in the failure's account.
+                let error = status >= 500;
+                if error {
+                    self.note_attempt(sid, why::Outcome::Status(status));
+                }
+                let verdict = self.retry_verdict(sid, RetryCause::Status(status, &head.headers));
+                if !error && verdict.retries() {
+                    self.note_attempt(sid, why::Outcome::Status(status));
+                }
+                self.note_verdict(sid, verdict);
+                if verdict.retries() {
                     // This response is not the answer: drop the attempt and try again.
                     self.end_attempt(sid, UpstreamEnd::Failed);
                     self.close_upstream(id);

@@ -6,6 +6,7 @@ use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::upstream::UpstreamEnd;
 use crate::upstream::outlier::Outcome;
 use crate::upstream::retry::RetryCause;
+use crate::why::{self, Verdict};
 use crate::worker::Worker;
 
 /// Why an upstream connection failed, which decides the local reply and whether to retry.
@@ -41,6 +42,19 @@ impl Failure {
         )
     }
 
+    /// The failure as an attempt's account says it.
+    fn outcome(self) -> why::Outcome {
+        match self {
+            Failure::ConnectFailed => why::Outcome::ConnectFailed,
+            Failure::ConnectRefused => why::Outcome::ConnectRefused,
+            Failure::ConnectTimeout => why::Outcome::ConnectTimeout,
+            Failure::Termination => why::Outcome::Closed,
+            Failure::Reset => why::Outcome::Reset,
+            Failure::Protocol => why::Outcome::ProtocolError,
+            Failure::Tls => why::Outcome::Tls,
+        }
+    }
+
     /// A failed read or write: a TLS error (the transport says `InvalidData` for those and
     /// for nothing else), a reset, or else the connection ended.
     pub(super) fn of_io(e: &std::io::Error) -> Self {
@@ -68,6 +82,9 @@ impl Worker {
             other => other,
         };
         self.count_failure(cluster, host, failure);
+        if let Some(sid) = sid {
+            self.note_attempt(sid, failure.outcome());
+        }
         if let Some(up) = self.upstreams.get_mut(id) {
             up.closed_by_peer = matches!(failure, Failure::Termination | Failure::Reset);
         }
@@ -91,6 +108,7 @@ impl Worker {
                 Failure::Reset => ResponseFlag::UpstreamRemoteReset,
                 _ => ResponseFlag::UpstreamProtocolError,
             });
+            self.note_verdict(sid, Verdict::ResponseStarted);
             return self.cut_stream(sid);
         }
         // The keep-alive race: without a retry policy, an idempotent request (only those keep
@@ -109,6 +127,7 @@ impl Worker {
                 c.common.upstream_rq_retry.inc();
             }
             tracing::debug!("pooled connection was closed by the origin; retrying on a fresh one");
+            self.note_verdict(sid, Verdict::FreshConnection);
             self.connect_stream(sid, true);
             self.flush_stream_upstream_of(sid);
             return;

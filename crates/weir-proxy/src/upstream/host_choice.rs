@@ -60,6 +60,7 @@ impl Worker {
             if let Some(stream) = self.streams.get_mut(sid) {
                 stream.upstream_host = None;
             }
+            self.note_no_host(sid, cluster, false);
             let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
             self.local_reply(sid, None, reply);
             return None;
@@ -75,6 +76,7 @@ impl Worker {
                 if let Some(c) = self.stats.clusters.get(cluster) {
                     c.common.upstream_cx_pool_overflow.inc();
                 }
+                self.note_no_host(sid, cluster, true);
                 let reply = LocalReply::failure(ResponseFlag::NoHealthyUpstream);
                 self.local_reply(sid, None, reply);
                 return None;

@@ -19,6 +19,7 @@ use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::upstream::circuit_breaker::Resource;
 use crate::upstream::outlier::Outcome;
 use crate::upstream::{ClusterState, UpstreamEnd};
+use crate::why::Verdict;
 use crate::worker::{Deferred, TimerKey, Worker};
 
 /// What went wrong with an attempt.
@@ -87,42 +88,59 @@ impl Worker {
         ds.chain.routes.retry_policy(stream.route?)
     }
 
-    /// Whether to try the stream again after `cause`. When its policy covers the cause but its
-    /// retries are spent, the stream is marked (`URX`, `upstream_rq_retry_limit_exceeded`).
+    /// Whether to try the stream again after `cause` (the decision is noted for the
+    /// failure's account). When its policy covers the cause but its retries are spent, the
+    /// stream is marked (`URX`, `upstream_rq_retry_limit_exceeded`).
     pub(crate) fn should_retry(&mut self, sid: Id, cause: RetryCause) -> bool {
+        let verdict = self.retry_verdict(sid, cause);
+        self.note_verdict(sid, verdict);
+        verdict.retries()
+    }
+
+    /// What the retry policy says of `cause`, with the counting that goes with it.
+    pub(crate) fn retry_verdict(&mut self, sid: Id, cause: RetryCause) -> Verdict {
         // The retry under way, if any, is over: its attempt is being judged.
         if let Some(stream) = self.streams.get_mut(sid) {
             release_retry(&self.clusters, stream);
         }
         let Some(policy) = self.retry_policy_of(sid) else {
-            return false;
+            return Verdict::NoPolicy;
         };
         if !cause.covered_by(policy) {
-            return false;
+            return Verdict::NotCovered;
         }
         let num_retries = policy.num_retries;
         let Some(stream) = self.streams.get_mut(sid) else {
-            return false;
+            return Verdict::NoPolicy;
         };
-        if stream.response_started() || !stream.retry.possible {
-            return false;
+        if stream.response_started() {
+            return Verdict::ResponseStarted;
+        }
+        if !stream.retry.possible {
+            return Verdict::NotReplayable;
         }
         if stream.retry.attempts >= num_retries {
             stream.retry.limit_hit = true;
             if let Some(c) = self.stats.clusters.get(stream.cluster) {
                 c.common.upstream_rq_retry_limit_exceeded.inc();
             }
-            return false;
+            return Verdict::LimitReached { num_retries };
         }
-        let breakers = &self.clusters[stream.cluster].breakers;
-        if !breakers.default_priority().can_create(Resource::Retries) {
+        let breaker = self.clusters[stream.cluster].breakers.default_priority();
+        if !breaker.can_create(Resource::Retries) {
             stream.retry.overflowed = true;
             if let Some(c) = self.stats.clusters.get(stream.cluster) {
                 c.common.upstream_rq_retry_overflow.inc();
             }
-            return false;
+            return Verdict::RetryBreakerOpen {
+                in_use: breaker.count(Resource::Retries),
+                max: breaker.max(Resource::Retries),
+            };
         }
-        true
+        Verdict::Retry {
+            retry: stream.retry.attempts + 1,
+            of: num_retries,
+        }
     }
 
     /// Tries the stream again after the back-off: a random delay up to `base · 2^(n−1)`,
@@ -149,6 +167,7 @@ impl Worker {
         let ceiling = base.saturating_mul(1 << exponent).min(max);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         let delay = Duration::from_nanos(self.rng.u64(0..=nanos));
+        self.note_backoff(sid, delay);
         let timer = self.arm(delay, TimerKey::Retry(sid));
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.retry.timer = Some(timer);
@@ -208,6 +227,7 @@ impl Worker {
         if !started {
             self.report_outlier(cluster, host, Outcome::Timeout);
         }
+        self.note_attempt(sid, crate::why::Outcome::PerTryTimeout);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -215,6 +235,7 @@ impl Worker {
             stream
                 .flag
                 .get_or_insert(ResponseFlag::UpstreamRequestTimeout);
+            self.note_verdict(sid, Verdict::ResponseStarted);
             return self.cut_stream(sid);
         }
         if let Some(up) = self.end_attempt(sid, UpstreamEnd::LocalReset) {
