@@ -15,7 +15,19 @@ const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
 const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
 
 fn harness(route: &str) -> Harness {
-    Harness::new(&bootstrap("", "", route, &[ORIGIN]))
+    harness_plus(route, "")
+}
+
+/// [`harness`] with `tail` after the cluster (its fields, indented 4, or top-level ones).
+fn harness_plus(route: &str, tail: &str) -> Harness {
+    Harness::new(&(bootstrap("", "", route, &[ORIGIN]) + tail))
+}
+
+/// A new client's GET is answered 503: the failure the worker kept of it.
+fn refused_503(h: &mut Harness) -> FailureRecord {
+    let client = send(h);
+    assert_eq!(status(&client.take_text()), 503);
+    only_failure(h)
 }
 
 /// A new client that sends one GET.
@@ -57,9 +69,7 @@ fn a_request_that_goes_well_leaves_nothing() {
 fn a_refused_connect_without_a_retry_policy() {
     let mut h = harness("");
     h.listen(ORIGIN, None);
-    let client = send(&mut h);
-    assert_eq!(status(&client.take_text()), 503);
-    let f = only_failure(&h);
+    let f = refused_503(&mut h);
     assert_eq!((f.status, f.flags), (503, "UF"));
     assert_eq!(f.notes.local_details, Some(f.details));
     assert_eq!((&*f.method, &*f.path), ("GET", "/p"));
@@ -221,14 +231,8 @@ fn retries_exhausted_on_error_statuses_with_their_back_off() {
 #[test]
 fn circuit_breakers_that_refused() {
     // max_pending_requests: a request waits for its new connection as a pending one.
-    let yaml = format!(
-        "{}    circuit_breakers: {{ thresholds: [{{ max_pending_requests: 0 }}] }}\n",
-        bootstrap("", "", "", &[ORIGIN])
-    );
-    let mut h = Harness::new(&yaml);
-    let client = send(&mut h);
-    assert_eq!(status(&client.take_text()), 503);
-    let f = only_failure(&h);
+    let breakers = "    circuit_breakers: { thresholds: [{ max_pending_requests: 0 }] }\n";
+    let f = refused_503(&mut harness_plus("", breakers));
     assert_eq!(f.flags, "UO");
     assert_eq!(outcomes(&f), [Outcome::Overflow(Resource::Pending)]);
     let attempt = &f.notes.attempts[0];
@@ -279,10 +283,7 @@ fn no_healthy_host_says_why_none_was() {
         "          - endpoint:",
         "          - health_status: UNHEALTHY\n            endpoint:",
     ) + "    common_lb_config: { healthy_panic_threshold: { value: 0 } }\n";
-    let mut h = Harness::new(&yaml);
-    let client = send(&mut h);
-    assert_eq!(status(&client.take_text()), 503);
-    let f = only_failure(&h);
+    let f = refused_503(&mut Harness::new(&yaml));
     assert_eq!((f.flags, f.details), ("UH", "no_healthy_upstream"));
     let hosts = f.notes.hosts.expect("the hosts then");
     assert_eq!(
@@ -295,14 +296,8 @@ fn no_healthy_host_says_why_none_was() {
     );
 
     // A new pool refused by max_connection_pools.
-    let yaml = format!(
-        "{}    circuit_breakers: {{ thresholds: [{{ max_connection_pools: 0 }}] }}\n",
-        bootstrap("", "", "", &[ORIGIN])
-    );
-    let mut h = Harness::new(&yaml);
-    let client = send(&mut h);
-    assert_eq!(status(&client.take_text()), 503);
-    let f = only_failure(&h);
+    let breakers = "    circuit_breakers: { thresholds: [{ max_connection_pools: 0 }] }\n";
+    let f = refused_503(&mut harness_plus("", breakers));
     assert!(f.notes.hosts.expect("hosts").pools_full);
     assert!(
         f.summary().contains("max_connection_pools"),
@@ -353,17 +348,9 @@ fn the_worker_keeps_its_latest_failures_only() {
 
 #[test]
 fn a_traced_failure_says_why_in_its_flow() {
-    let yaml = format!(
-        "{}weir:\n  flow_trace:\n    mode: ALL\n",
-        bootstrap("", "", "", &[ORIGIN])
-    );
-    let mut h = Harness::new(&yaml);
+    let mut h = harness_plus("", "weir:\n  flow_trace:\n    mode: ALL\n");
     h.listen(ORIGIN, None);
-    let client = send(&mut h);
-    assert_eq!(status(&client.take_text()), 503);
-    drop(client);
-    h.settle();
-    let f = only_failure(&h);
+    let f = refused_503(&mut h);
     let flow = h.worker.recorder.flows().next().expect("a flow");
     assert_eq!(
         flow.stream, f.stream,
