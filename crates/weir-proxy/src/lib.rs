@@ -19,6 +19,7 @@ pub mod lb_bench;
 mod memory;
 mod network;
 mod recorder;
+mod reload;
 mod router;
 mod runtime;
 mod server;
@@ -32,4 +33,4 @@ mod why;
 mod worker;
 
 pub use containment::panic_is_contained;
-pub use server::{Exit, LogControl, Options, Server, SetLogLevel};
+pub use server::{Exit, LogControl, Options, ReloadHandle, Server, SetLogLevel};

@@ -24,6 +24,7 @@ use crate::network::Network;
 use crate::network::listener::{bind, check_free};
 use crate::network::secrets::SecretWatcher;
 use crate::recorder::Recorder;
+use crate::reload::ConfigState;
 use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
@@ -54,6 +55,8 @@ pub struct Options {
     /// How often access log files are written at the latest (Envoy's
     /// `--file-flush-interval-msec`, default 10 s); a worker's 64 KiB of lines go sooner.
     pub file_flush_interval: Duration,
+    /// The config file (`-c`), which a reload reads again (`None`: an embedded config).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Sets the log level (`Some("debug")`) or only reports it (`None`); answers with the level
@@ -83,8 +86,8 @@ pub enum Exit {
 #[derive(Debug)]
 pub(crate) struct ServerState {
     pub(crate) started: Instant,
-    /// When the configuration was loaded, as Envoy writes `last_updated` (RFC 3339, UTC).
-    pub(crate) loaded_at: String,
+    /// The config in force (reloads replace it), its version and when it was applied.
+    pub(crate) config: ConfigState,
     pub(crate) concurrency: usize,
     /// A drain (SIGTERM) is under way.
     pub(crate) draining: AtomicBool,
@@ -138,6 +141,7 @@ impl Default for Options {
             flow_trace: None,
             log_control: None,
             file_flush_interval: ENVOY_FLUSH_INTERVAL,
+            config_path: None,
         }
     }
 }
@@ -446,7 +450,7 @@ impl Server {
         }
         let state = Arc::new(ServerState {
             started: epoch,
-            loaded_at: crate::access_log::format::rfc3339(std::time::SystemTime::now()),
+            config: ConfigState::new(options.config_path.clone(), snapshot.clone()),
             concurrency,
             draining: AtomicBool::new(false),
             health_check_failed: AtomicBool::new(false),
@@ -486,7 +490,6 @@ impl Server {
             Some(admin) => Some(AdminHandle::start(
                 admin.address,
                 AdminInfo {
-                    snapshot: snapshot.clone(),
                     command_line: options.command_line.clone(),
                     state: state.clone(),
                     layout: layout.clone(),
@@ -530,6 +533,14 @@ impl Server {
             exit: (exit_tx, exit_rx),
             access_logs,
         })
+    }
+
+    /// What reloads the config from another thread (the binary's `SIGHUP`).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            state: self.state.clone(),
+            workers: self.handles.clone(),
+        }
     }
 
     /// Each listener's name and bound address (with the real port when the config said 0).
@@ -635,6 +646,23 @@ impl Server {
     }
 }
 
+/// Reloads a running server's config (see [`Server::reload_handle`]).
+#[derive(Clone)]
+pub struct ReloadHandle {
+    state: Arc<ServerState>,
+    workers: Workers,
+}
+
+impl ReloadHandle {
+    /// Reads the config file again and applies what changed; the answer says what was
+    /// applied, or why nothing was (it is logged too).
+    pub fn reload(&self) -> Result<String, String> {
+        crate::reload::run(&self.state, &self.workers)
+            .map(|a| a.text())
+            .map_err(|r| r.text())
+    }
+}
+
 /// The `server.*` gauges' inputs.
 pub(crate) fn server_gauges(state: &ServerState) -> ServerGauges {
     ServerGauges {
@@ -645,5 +673,6 @@ pub(crate) fn server_gauges(state: &ServerState) -> ServerGauges {
             .as_secs(),
         concurrency: state.concurrency,
         access_logs: state.access_logs.clone(),
+        reloads: state.config.counts(),
     }
 }

@@ -1,9 +1,10 @@
-//! The configuration as the workers run it: compiled once on the main thread, shared
-//! read-only behind an `Arc`. A connection holds the filter chain it was accepted with until it
-//! closes, so a future reload swaps snapshots without touching live connections.
+//! The configuration as the workers run it: compiled on the main thread (or by a reload),
+//! shared read-only behind an `Arc`. A connection holds the filter chain it was accepted with;
+//! a reload that changes its route table gives the chain a successor, which the connection
+//! takes when its next request starts (see `reload/`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use weir_config::{
@@ -14,6 +15,7 @@ use weir_http1::Limits;
 
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
+use crate::reload::ChainAt;
 use crate::router::route_table::RouteTable;
 use crate::upstream::circuit_breaker::ClusterBreakers;
 use crate::upstream::health_checker::HealthStats;
@@ -53,6 +55,8 @@ pub(crate) struct ListenerRuntime {
     selector: ChainSelector,
     chains: Vec<Chain>,
     default: Option<Chain>,
+    /// What a reload replaced it with: workers move to it at their next accept.
+    pub(crate) successor: OnceLock<Arc<ListenerRuntime>>,
 }
 
 /// `envoy.filters.listener.tls_inspector` as a listener runs it.
@@ -142,6 +146,39 @@ pub(crate) struct ChainRuntime {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
+    /// What a reload replaced it with (a new route table): a connection moves to it when its
+    /// next request starts.
+    pub(crate) successor: OnceLock<Arc<ChainRuntime>>,
+}
+
+impl ChainRuntime {
+    /// The same chain with `hcm`'s route table (a reload: nothing else of it changed).
+    fn with_routes(&self, hcm: HttpConnectionManager) -> ChainRuntime {
+        ChainRuntime {
+            name: self.name.clone(),
+            routes: RouteTable::new(hcm.route_config.clone()),
+            // The same filters (a reload that changed them is refused), compiled anew.
+            filters: FilterChainSpec::new(&hcm.http_filters),
+            hcm,
+            limits: self.limits,
+            stats: self.stats,
+            logs: self.logs,
+            server_name: self.server_name.clone(),
+            suppress_envoy_headers: self.suppress_envoy_headers,
+            tls: self.tls.clone(),
+            handshake_timeout: self.handshake_timeout,
+            successor: OnceLock::new(),
+        }
+    }
+
+    /// The newest version of `chain` (itself when no reload replaced it).
+    pub(crate) fn newest(chain: &Arc<ChainRuntime>) -> Option<Arc<ChainRuntime>> {
+        let mut next = chain.successor.get()?;
+        while let Some(newer) = next.successor.get() {
+            next = newer;
+        }
+        Some(next.clone())
+    }
 }
 
 impl Chain {
@@ -191,6 +228,7 @@ impl Chain {
             hcm,
             stats,
             logs,
+            successor: OnceLock::new(),
         })))
     }
 }
@@ -267,6 +305,7 @@ impl Snapshot {
                 selector,
                 chains,
                 default,
+                successor: OnceLock::new(),
             }));
         }
         let mut http_faults = vec![false; prefixes.http.len()];
@@ -303,7 +342,102 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// This snapshot with `bootstrap` in force, where only the route tables of `chains`
+    /// (listener, chain) changed: those chains and their listeners are replaced, and the old
+    /// ones point to their successors. Everything else is shared.
+    pub(crate) fn reloaded(
+        &self,
+        bootstrap: Bootstrap,
+        chains: &[(usize, ChainAt)],
+    ) -> Result<Snapshot, String> {
+        let mut listeners = self.listeners.clone();
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            let changed: Vec<ChainAt> = (chains.iter())
+                .filter(|(l, _)| *l == i)
+                .map(|(_, c)| *c)
+                .collect();
+            if changed.is_empty() {
+                continue;
+            }
+            let config = (bootstrap.listeners.get(i)).ok_or("a listener went missing")?;
+            let next = Arc::new(listener.with_routes(config, &changed)?);
+            let _ = listener.successor.set(next.clone());
+            *listener = next;
+        }
+        Ok(Snapshot {
+            bootstrap,
+            listeners,
+            http_prefixes: self.http_prefixes.clone(),
+            tcp_prefixes: self.tcp_prefixes.clone(),
+            http_faults: self.http_faults.clone(),
+            breakers: self.breakers.clone(),
+            detectors: self.detectors.clone(),
+            health: self.health.clone(),
+        })
+    }
+}
+
 impl ListenerRuntime {
+    /// The same listener with the route tables of its `changed` chains from `config`.
+    fn with_routes(
+        &self,
+        config: &weir_config::Listener,
+        changed: &[ChainAt],
+    ) -> Result<ListenerRuntime, String> {
+        let replace = |chain: &Chain, config: Option<&FilterChain>| -> Result<Chain, String> {
+            let hcm = config.and_then(|c| c.http_connection_manager.clone());
+            match (chain, hcm) {
+                (Chain::Http(old), Some(hcm)) => {
+                    let next = Arc::new(old.with_routes(hcm));
+                    let _ = old.successor.set(next.clone());
+                    Ok(Chain::Http(next))
+                }
+                _ => Err(format!(
+                    "listener {}: a route_config changed outside an HTTP connection manager",
+                    self.name
+                )),
+            }
+        };
+        let mut chains = self.chains.clone();
+        let mut default = self.default.clone();
+        for at in changed {
+            match at {
+                ChainAt::Index(i) => {
+                    let chain = chains.get_mut(*i).ok_or("a filter chain went missing")?;
+                    *chain = replace(chain, config.filter_chains.get(*i))?;
+                }
+                ChainAt::Default => {
+                    let chain = default
+                        .as_mut()
+                        .ok_or("the default filter chain went missing")?;
+                    *chain = replace(chain, config.default_filter_chain.as_ref())?;
+                }
+            }
+        }
+        Ok(ListenerRuntime {
+            name: self.name.clone(),
+            address: self.address,
+            buffer_limit: self.buffer_limit,
+            inbound: self.inbound,
+            tls_inspector: self.tls_inspector.clone(),
+            filters_timeout: self.filters_timeout,
+            selector: self.selector.clone(),
+            chains,
+            default,
+            successor: OnceLock::new(),
+        })
+    }
+
+    /// The newest version of `listener` (`None`: no reload replaced it).
+    pub(crate) fn newest(listener: &Arc<ListenerRuntime>) -> Option<Arc<ListenerRuntime>> {
+        let mut next = listener.successor.get()?;
+        while let Some(newer) = next.successor.get() {
+            next = newer;
+        }
+        Some(next.clone())
+    }
+
     /// One of its chains terminates TLS.
     pub(crate) fn terminates_tls(&self) -> bool {
         self.chains

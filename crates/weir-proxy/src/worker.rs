@@ -270,6 +270,8 @@ pub(crate) struct Worker {
     runtime_generation: u64,
     /// The host sets' generation this worker follows (checked once per wake round).
     pub(crate) hosts_generation: u64,
+    /// The config version (reloads) its listeners and idle connections follow.
+    pub(crate) config_version: u64,
 }
 
 /// Where a worker reports what it does: stats, the flow recorder, access logs.
@@ -346,6 +348,7 @@ impl Worker {
             runtime,
             runtime_generation,
             hosts_generation,
+            config_version: 1,
         }
     }
 
@@ -541,6 +544,7 @@ impl Worker {
                     self.listener_drain = drain;
                     self.arm(self.control.drain_time, TimerKey::StopListeners);
                 }
+                self.follow_reload(self.control.server.config.version());
                 self.answer_queries();
             }
         }

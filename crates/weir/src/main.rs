@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use weir_config::FlowTraceMode;
 use weir_proxy::{Exit, LogControl, Options, Server};
@@ -230,14 +230,18 @@ fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode
         }
     };
     // Signals are set up before the workers start so none is missed.
-    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(bootstrap, common.options(Some(log))) {
+    let options = Options {
+        config_path: Some(path.to_owned()),
+        ..common.options(Some(log))
+    };
+    let server = match Server::start(bootstrap, options) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir: {e}");
@@ -245,9 +249,16 @@ fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode
         }
     };
     let exit = server.exit_sender();
+    let reloader = server.reload_handle();
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        // SIGHUP reloads the config (the outcome is logged); the others end weir.
+        for signal in signals.forever() {
+            if signal == SIGHUP {
+                let _ = reloader.reload();
+                continue;
+            }
             let _ = exit.send(Exit::Signal(signal));
+            return;
         }
     });
     match server.wait_exit() {

@@ -88,6 +88,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     ),
     post("/quitquitquit", "exit now"),
     post(
+        "/reload",
+        "read the config file again and apply what changed (route configs, static endpoints), or nothing: 200 with what was applied, 400 with each error and its config path",
+    ),
+    post(
         "/reset_counters",
         "reset every counter to zero (gauges and histograms are kept)",
     ),
@@ -204,7 +208,7 @@ pub(crate) fn respond(
         "/explain" => super::explain::explain(query, info),
         "/certs" => params(query, &[]).map(|_| {
             json(&super::certs::certs(
-                &info.snapshot.bootstrap,
+                &info.snapshot().bootstrap,
                 std::time::SystemTime::now(),
             ))
         }),
@@ -226,6 +230,12 @@ pub(crate) fn respond(
             text(200, "OK\n")
         }),
         "/drain_listeners" => drain_listeners(query, info),
+        "/reload" => {
+            params(query, &[]).map(|_| match crate::reload::run(&info.state, &info.workers) {
+                Ok(applied) => text(200, applied.text()),
+                Err(refused) => text(400, refused.text()),
+            })
+        }
         "/quitquitquit" => params(query, &[]).map(|_| {
             let _ = info.exit.send(Exit::Quit);
             text(200, "OK\n")
@@ -298,7 +308,8 @@ fn server_info(info: &AdminInfo) -> Reply {
     let uptime = crate::worker::clock()
         .saturating_duration_since(info.state.started)
         .as_secs();
-    let node = &info.snapshot.bootstrap.node;
+    let snapshot = info.snapshot();
+    let node = &snapshot.bootstrap.node;
     json(&serde_json::json!({
         "version": concat!("weir/", env!("CARGO_PKG_VERSION")),
         "state": state_name(info),
@@ -410,7 +421,8 @@ fn host_stats(host: &Host) -> Vec<(String, bool, i64)> {
 /// `/clusters`: every cluster with its current hosts (as they are now, DNS answers included).
 fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply> {
     let params = params(query, &["format"])?;
-    let config = &info.snapshot.bootstrap.clusters;
+    let snapshot = info.snapshot();
+    let config = &snapshot.bootstrap.clusters;
     let sets: Vec<_> = (0..config.len())
         .map(|c| info.layout.hosts.current(c))
         .collect();
@@ -419,7 +431,7 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
             let mut out = String::new();
             for (c, (cluster, set)) in config.iter().zip(&sets).enumerate() {
                 let name = &cluster.name;
-                let detector = info.snapshot.detectors.get(c).and_then(Option::as_ref);
+                let detector = snapshot.detectors.get(c).and_then(Option::as_ref);
                 let rate = |h: &Host, local| detector.map_or(-1.0, |d| d.success_rate(h.id, local));
                 let _ = writeln!(out, "{name}::observability_name::{name}");
                 let priorities = ["default_priority", "high_priority"];
@@ -624,7 +636,8 @@ fn listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
 
 fn config_dump(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
     let params = params(query, &["resource"])?;
-    let dump = super::config_dump::dump(&info.snapshot.bootstrap, &info.state.loaded_at);
+    let current = info.state.config.current();
+    let dump = super::config_dump::dump(&current.snapshot.bootstrap, &current.applied_at);
     match param(&params, "resource") {
         None => Ok(json(&dump)),
         Some(resource) => {

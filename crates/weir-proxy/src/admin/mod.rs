@@ -40,7 +40,6 @@ const WAKER: Token = Token(usize::MAX - 2);
 
 /// What the admin endpoints report and act on.
 pub(crate) struct AdminInfo {
-    pub(crate) snapshot: Arc<Snapshot>,
     pub(crate) command_line: Vec<String>,
     pub(crate) state: Arc<ServerState>,
     pub(crate) layout: Layout,
@@ -52,6 +51,13 @@ pub(crate) struct AdminInfo {
     pub(crate) log_control: Option<LogControl>,
     /// The flow recorder's settings, as the workers run them (`--flow-trace` applied).
     pub(crate) flow_trace: weir_config::FlowTrace,
+}
+
+impl AdminInfo {
+    /// The config in force (a reload may have replaced the one weir started with).
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.state.config.current().snapshot
+    }
 }
 
 /// An answer: status, content type, body.
@@ -170,7 +176,7 @@ fn run(mut poll: Poll, listener: TcpListener, info: AdminInfo, stop: &AtomicBool
     let mut events = Events::with_capacity(64);
     let mut kept = Kept::default();
     // Histograms' `interval` values cover one `stats_flush_interval`, as Envoy's do.
-    let flush_interval = info.snapshot.bootstrap.stats_flush_interval;
+    let flush_interval = info.snapshot().bootstrap.stats_flush_interval;
     let mut next_flush = Instant::now() + flush_interval;
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();

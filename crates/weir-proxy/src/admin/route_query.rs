@@ -23,7 +23,8 @@ pub(super) fn route(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
         return Err(text(400, format!("`path` must start with /: `{path}`\n")));
     }
     let scheme = param(&params, "scheme").unwrap_or("http");
-    let bootstrap = &info.snapshot.bootstrap;
+    let snapshot = info.snapshot();
+    let bootstrap = &snapshot.bootstrap;
     let listener = match param(&params, "listener") {
         Some(name) => name.to_owned(),
         None => (bootstrap.listeners.first())
@@ -110,7 +111,8 @@ fn live_hosts(info: &AdminInfo, c: usize, hash: Option<u64>) -> (Vec<LiveHost>, 
             },
         })
         .collect();
-    let cluster = &info.snapshot.bootstrap.clusters[c];
+    let snapshot = info.snapshot();
+    let cluster = &snapshot.bootstrap.clusters[c];
     let hashes = cluster.lb_policy.hashes();
     let picked = match (hashes, hash) {
         (true, Some(hash)) => {

@@ -20,7 +20,7 @@ use crate::network::connection::Connection;
 use crate::network::inspecting::{Facts, Opening};
 use crate::network::tls::TlsProgress;
 use crate::network::tls_inspector::ClientHello;
-use crate::snapshot::Chain;
+use crate::snapshot::{Chain, ListenerRuntime};
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
 /// Accepts handled per readable edge before yielding to other work (the rest are deferred).
@@ -107,6 +107,10 @@ impl Worker {
     /// through here too). With a TLS inspector it waits for its first bytes
     /// ([`Worker::inspect`]); otherwise its filter chain is chosen now.
     pub(crate) fn admit(&mut self, index: usize, conn: Connection, peer: SocketAddr) {
+        // A reload replaced the listener's chains: new connections get the new ones.
+        if let Some(newest) = ListenerRuntime::newest(&self.listeners[index].runtime) {
+            self.listeners[index].runtime = newest;
+        }
         let runtime = self.listeners[index].runtime.clone();
         if runtime.tls_inspector.is_some() {
             return self.inspect(index, conn, peer);

@@ -116,6 +116,8 @@ pub(crate) struct ServerGauges {
     pub(crate) concurrency: usize,
     /// The access logs (`filesystem.*`).
     pub(crate) access_logs: crate::access_log::LogsAdmin,
+    /// Config reloads applied, refused, and when the last was applied (Unix seconds).
+    pub(crate) reloads: [u64; 3],
 }
 
 /// A stat computed when read rather than kept by workers (no tags: its Prometheus name is
@@ -406,6 +408,18 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         ("server.state", gauge(server.state.into())),
         ("server.uptime", gauge(server.uptime_s as i128)),
         ("server.concurrency", gauge(server.concurrency as i128)),
+        (
+            "server.config_reload_total",
+            Value::Counter(server.reloads[0]),
+        ),
+        (
+            "server.config_reload_failed",
+            Value::Counter(server.reloads[1]),
+        ),
+        (
+            "server.last_config_reload_time",
+            gauge(server.reloads[2].into()),
+        ),
         ("server.memory_allocated", gauge(allocated.into())),
         ("server.memory_heap_size", gauge(heap.into())),
         ("server.total_connections", gauge(total_connections)),

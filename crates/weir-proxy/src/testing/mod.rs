@@ -158,7 +158,7 @@ impl Harness {
         let epoch = Instant::now();
         let state = Arc::new(ServerState {
             started: epoch,
-            loaded_at: String::new(),
+            config: crate::reload::ConfigState::new(None, snapshot.clone()),
             concurrency: 1,
             draining: AtomicBool::new(false),
             health_check_failed: AtomicBool::new(false),
@@ -304,6 +304,7 @@ impl Harness {
             uptime_s: 0,
             concurrency: 1,
             access_logs: self.logs.admin(),
+            reloads: self.worker.control.server.config.counts(),
         };
         let stats = collect(
             &self.layout,

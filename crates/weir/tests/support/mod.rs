@@ -377,6 +377,11 @@ impl Weir {
         self.child.id()
     }
 
+    /// The config file it was started with (a reload test rewrites it).
+    pub(crate) fn config_path(&self) -> &Path {
+        self._config.path()
+    }
+
     /// Sends a signal (`TERM`, `INT`, …) with the `kill` command.
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")

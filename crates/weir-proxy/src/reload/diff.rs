@@ -1,0 +1,186 @@
+//! What changed between two config documents, and what each change means for a running weir:
+//! a route table of a connection manager, the endpoints of a static cluster, or something a
+//! reload does not change (yet), named by its path so the refusal can say what to undo.
+
+use serde_json::Value;
+
+/// Where a filter chain sits in its listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ChainAt {
+    /// `filter_chains[i]`.
+    Index(usize),
+    /// `default_filter_chain`.
+    Default,
+}
+
+/// One change, by what a reload does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The `route_config` of the connection manager of listener `listener`'s chain `chain`.
+    Routes { listener: usize, chain: ChainAt },
+    /// The `load_assignment.endpoints` of cluster `cluster`.
+    Endpoints { cluster: usize },
+    /// Anything else, at this path.
+    Other(String),
+}
+
+/// Every path where `old` and `new` differ: objects are compared key by key, arrays item by
+/// item when their lengths agree; anything else that differs is one path.
+pub(crate) fn differences(old: &Value, new: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(old, new, &mut String::new(), &mut out);
+    out
+}
+
+fn walk(old: &Value, new: &Value, path: &mut String, out: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
+            for key in keys {
+                let (x, y) = (a.get(key), b.get(key));
+                if x == y {
+                    continue;
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match (x, y) {
+                    (Some(x), Some(y)) => walk(x, y, path, out),
+                    _ => out.push(path.clone()),
+                }
+                path.truncate(len);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                if x != y {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(x, y, path, out);
+                    path.truncate(len);
+                }
+            }
+        }
+        _ if old != new => out.push(path.clone()),
+        _ => {}
+    }
+}
+
+/// One step of a path: a key, or an index.
+#[derive(Debug, PartialEq, Eq)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A path's steps (`a.b[2].c` is `a`, `b`, 2, `c`).
+fn steps(path: &str) -> Vec<Step<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            out.push(Step::Key(key));
+        }
+        while let Some((index, after)) = rest.split_once(']') {
+            out.push(index.parse().map_or(Step::Key(index), Step::Index));
+            rest = after.strip_prefix('[').unwrap_or(after);
+        }
+    }
+    out
+}
+
+/// What a reload does with the change at `path`.
+pub(crate) fn classify(path: &str) -> Change {
+    use Step::{Index, Key};
+    match steps(path).as_slice() {
+        [
+            Key("static_resources"),
+            Key("listeners"),
+            Index(l),
+            Key("filter_chains"),
+            Index(c),
+            Key("filters"),
+            Index(_),
+            Key("typed_config"),
+            Key("route_config"),
+            ..,
+        ] => Change::Routes {
+            listener: *l,
+            chain: ChainAt::Index(*c),
+        },
+        [
+            Key("static_resources"),
+            Key("listeners"),
+            Index(l),
+            Key("default_filter_chain"),
+            Key("filters"),
+            Index(_),
+            Key("typed_config"),
+            Key("route_config"),
+            ..,
+        ] => Change::Routes {
+            listener: *l,
+            chain: ChainAt::Default,
+        },
+        [
+            Key("static_resources"),
+            Key("clusters"),
+            Index(c),
+            Key("load_assignment"),
+            Key("endpoints"),
+            ..,
+        ] => Change::Endpoints { cluster: *c },
+        _ => Change::Other(path.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn differences_name_each_changed_path() {
+        let old = json!({"a": {"b": 1, "c": [1, 2, 3], "d": "x"}, "e": [1]});
+        let new = json!({"a": {"b": 2, "c": [1, 5, 3], "f": true}, "e": [1, 2]});
+        assert_eq!(
+            differences(&old, &new),
+            ["a.b", "a.c[1]", "a.d", "a.f", "e"]
+        );
+        assert!(differences(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn route_configs_and_static_endpoints_are_what_a_reload_changes() {
+        let routes = "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[2].route.cluster";
+        assert_eq!(
+            classify(routes),
+            Change::Routes {
+                listener: 1,
+                chain: ChainAt::Index(0)
+            }
+        );
+        let default = "static_resources.listeners[0].default_filter_chain.filters[2].typed_config.route_config";
+        assert_eq!(
+            classify(default),
+            Change::Routes {
+                listener: 0,
+                chain: ChainAt::Default
+            }
+        );
+        let endpoints =
+            "static_resources.clusters[3].load_assignment.endpoints[0].lb_endpoints[1].endpoint";
+        assert_eq!(classify(endpoints), Change::Endpoints { cluster: 3 });
+        for other in [
+            "static_resources.clusters[3].connect_timeout",
+            "static_resources.clusters[3].load_assignment.policy",
+            "static_resources.clusters",
+            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.stat_prefix",
+            "admin.address",
+        ] {
+            assert_eq!(classify(other), Change::Other(other.to_owned()));
+        }
+    }
+}
