@@ -7,6 +7,7 @@ mod flows;
 mod out;
 mod route;
 mod trace;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ struct RunArgs {
     /// The Envoy v3 bootstrap to run (YAML or JSON).
     #[arg(short = 'c', long = "config-path")]
     config: Option<PathBuf>,
+    /// Reload the config when its file changes (as SIGHUP and POST /reload do).
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -182,13 +186,13 @@ fn main() -> ExitCode {
         Some(Command::Trace(args)) => trace::run(&args),
         None => {
             let log = init_logging(&cli.run.common.log_level);
-            let Some(config) = cli.run.config else {
+            let Some(config) = &cli.run.config else {
                 eprintln!(
                     "weir: no config given; use `weir -c FILE`, `weir validate -c FILE` or `weir demo`"
                 );
                 return ExitCode::from(2);
             };
-            run(&config, &cli.run.common, log)
+            run(config, &cli.run, log)
         }
     }
 }
@@ -215,7 +219,8 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode {
+fn run(path: &std::path::Path, args: &RunArgs, log: LogControl) -> ExitCode {
+    let common = &args.common;
     let bootstrap = match weir_config::load(path) {
         Ok(b) => {
             for warning in &b.warnings {
@@ -248,6 +253,9 @@ fn run(path: &std::path::Path, common: &CommonArgs, log: LogControl) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
+    if args.watch {
+        watch::start(path.to_owned(), server.reload_handle());
+    }
     let exit = server.exit_sender();
     let reloader = server.reload_handle();
     std::thread::spawn(move || {

@@ -157,3 +157,23 @@ fn a_reload_moves_endpoints_and_refuses_what_it_cannot_apply() {
     // Nothing changed: the connection from before still works, on the moved endpoint.
     assert_eq!(get_on(&mut keep_alive, "/"), "second");
 }
+
+#[test]
+fn watch_reloads_when_the_file_changes() {
+    let first = Origin::start(|_| Ok(Reply::text(200, "first")));
+    let second = Origin::start(|_| Ok(Reply::text(200, "second")));
+    let weir = Weir::start(
+        &config(first.addr, second.addr, "origin"),
+        &["--concurrency", "1", "--watch"],
+    );
+    let mut client = Client::connect(weir.addr()).expect("connect");
+    assert_eq!(get_on(&mut client, "/"), "first");
+    std::fs::write(weir.config_path(), config(first.addr, second.addr, "other")).expect("rewrite");
+    // Looked at four times a second, applied once settled: well within five seconds.
+    let changed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        get_on(&mut client, "/") == "second"
+    });
+    assert!(changed, "the watcher applied the new routes");
+    assert_eq!(stat(&weir, "server.config_reload_total"), 1);
+}
