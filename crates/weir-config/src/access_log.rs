@@ -171,6 +171,13 @@ pub enum Operator {
     DownstreamRemoteAddressWithoutPort,
     /// `%DOWNSTREAM_REMOTE_PORT%`. A number in JSON.
     DownstreamRemotePort,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`: the TCP peer, whatever a PROXY protocol header
+    /// said.
+    DownstreamDirectRemoteAddress,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%`.
+    DownstreamDirectRemoteAddressWithoutPort,
+    /// `%DOWNSTREAM_DIRECT_REMOTE_PORT%`.
+    DownstreamDirectRemotePort,
     /// `%DOWNSTREAM_LOCAL_ADDRESS%`: the address the client connected to, `ip:port`.
     DownstreamLocalAddress,
     /// `%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%`.

@@ -603,30 +603,3 @@ fn network_filter(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option
     name?;
     filter
 }
-
-/// A filter entry's `name` and its `typed_config`, which must be of type `want` (filters are
-/// picked by their @type, as Envoy does). `None` once an error was reported; the name is
-/// `None` when missing (reported too) so the caller can still check the typed config.
-pub(crate) fn typed_filter<'v>(
-    cx: &mut Cx,
-    f: &Field<'v>,
-    envoy_fields: &'static [&'static str],
-    want: &str,
-    missing: &str,
-    unsupported: &dyn Fn(&str) -> String,
-) -> Option<(Option<String>, Field<'v>)> {
-    let mut o = Obj::new(cx, f, envoy_fields)?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(&join(&f.path, "typed_config"), missing);
-        return None;
-    };
-    let typed = open_typed_config(cx, &typed_config)?;
-    if type_name(&typed.url) != type_name(want) {
-        cx.error(&typed.url_path, unsupported(&typed.url));
-        return None;
-    }
-    Some((name, typed.message))
-}

@@ -3,11 +3,11 @@
 
 use crate::hcm::disabling_duration;
 use crate::hcm_headers::cidr_range;
-use crate::listener::typed_filter;
+use crate::listener::{open_typed_config, type_name};
 use crate::model::{
     CidrRange, FilterChainMatch, ListenerFilter, ListenerFiltersTimeout, SourceType,
 };
-use crate::reader::{Cx, Field, Obj};
+use crate::reader::{Cx, Field, Obj, join};
 
 /// `config.listener.v3.FilterChainMatch` fields weir does not support yet.
 const FILTER_CHAIN_MATCH_ENVOY: &[&str] = &["address_suffix", "suffix_len"];
@@ -134,7 +134,11 @@ fn non_empty_or_any(cx: &mut Cx, f: &Field<'_>, what: &str) -> Option<String> {
     Some(s)
 }
 
-/// `listener_filters[]`: the TLS inspector only so far.
+/// The `@type` of the PROXY protocol filter's `typed_config`.
+pub(crate) const PROXY_PROTOCOL_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
+
+/// `listener_filters[]`: the TLS inspector and the PROXY protocol filter so far.
 pub(crate) fn listener_filters(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<ListenerFilter>> {
     let before = cx.errors.len();
     let filters: Vec<ListenerFilter> = o
@@ -145,28 +149,93 @@ pub(crate) fn listener_filters(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Liste
     (cx.errors.len() == before).then_some(filters)
 }
 
-/// One `listener_filters[]` entry: `name` and a `typed_config` that must be the TLS inspector
+/// One `listener_filters[]` entry: `name` and a `typed_config` whose @type picks the filter
 /// (Envoy picks a listener filter by its type too, and requires one).
 fn listener_filter(cx: &mut Cx, f: &Field<'_>) -> Option<ListenerFilter> {
-    let (name, typed_config) = typed_filter(
-        cx,
-        f,
-        LISTENER_FILTER_ENVOY,
-        TLS_INSPECTOR_TYPE,
-        &format!(
-            "`typed_config` is required: weir picks the listener filter by its @type (weir supports the TLS inspector, {TLS_INSPECTOR_TYPE})"
+    let supported = format!(
+        "weir supports the TLS inspector, {TLS_INSPECTOR_TYPE}, and the PROXY protocol filter, {PROXY_PROTOCOL_TYPE}"
+    );
+    let mut o = Obj::new(cx, f, LISTENER_FILTER_ENVOY)?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the listener filter by its @type ({supported})"),
+        );
+        return None;
+    };
+    let typed = open_typed_config(cx, &typed_config)?;
+    let kind = type_name(&typed.url);
+    if kind == type_name(TLS_INSPECTOR_TYPE) {
+        let max_client_hello_size = tls_inspector(cx, &typed.message)?;
+        return Some(ListenerFilter::TlsInspector {
+            name: name?,
+            max_client_hello_size,
+        });
+    }
+    if kind == type_name(PROXY_PROTOCOL_TYPE) {
+        let (allow_without, disallowed_versions) = proxy_protocol(cx, &typed.message)?;
+        return Some(ListenerFilter::ProxyProtocol {
+            name: name?,
+            allow_without,
+            disallowed_versions,
+        });
+    }
+    cx.error(
+        &typed.url_path,
+        format!(
+            "listener filter `{}` is not supported by weir yet ({supported})",
+            typed.url
         ),
-        &|url| {
-            format!(
-                "listener filter `{url}` is not supported by weir yet (weir supports the TLS inspector, {TLS_INSPECTOR_TYPE})"
-            )
-        },
-    )?;
-    let max_client_hello_size = tls_inspector(cx, &typed_config)?;
-    Some(ListenerFilter::TlsInspector {
-        name: name?,
-        max_client_hello_size,
-    })
+    );
+    None
+}
+
+/// `extensions.filters.listener.proxy_protocol.v3.ProxyProtocol`: returns
+/// `allow_requests_without_proxy_protocol` and `disallowed_versions`.
+fn proxy_protocol(cx: &mut Cx, f: &Field<'_>) -> Option<(bool, Vec<u8>)> {
+    let before = cx.errors.len();
+    let mut o = Obj::new(cx, f, &[])?;
+    o.get(cx, "@type");
+    if let Some(v) = o.get(cx, "rules")
+        && v.items(cx).is_some_and(|items| !items.is_empty())
+    {
+        cx.error(
+            &v.path,
+            "TLVs as dynamic metadata (`rules`) are not supported by weir yet",
+        );
+    }
+    if let Some(v) = o.get(cx, "pass_through_tlvs") {
+        cx.error(
+            &v.path,
+            "passing TLVs on (`pass_through_tlvs`) is not supported by weir yet",
+        );
+    }
+    if let Some(prefix) = o.get(cx, "stat_prefix")
+        && prefix.string(cx).is_some_and(|p| !p.is_empty())
+    {
+        cx.error(
+            &prefix.path,
+            "a stat_prefix is not supported by weir yet: its stats are proxy_proto.*",
+        );
+    }
+    let allow_without = match o.get(cx, "allow_requests_without_proxy_protocol") {
+        Some(v) => v.bool(cx)?,
+        None => false,
+    };
+    let mut disallowed = Vec::new();
+    for v in o.list(cx, "disallowed_versions") {
+        match v.string(cx).as_deref() {
+            Some("V1") => disallowed.push(1),
+            Some("V2") => disallowed.push(2),
+            Some(other) => cx.error(&v.path, format!("`{other}` is not a version (V1 or V2)")),
+            None => {}
+        }
+    }
+    o.finish(cx);
+    (cx.errors.len() == before).then_some((allow_without, disallowed))
 }
 
 /// `extensions.filters.listener.tls_inspector.v3.TlsInspector`; returns

@@ -15,6 +15,8 @@ use weir_config::{
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TLS_INSPECTOR: &str =
     "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+const PROXY_PROTOCOL: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
 const CHAINS: &str = "static_resources.listeners[0].filter_chains";
 const LISTENER: &str = "static_resources.listeners[0]";
 
@@ -392,6 +394,81 @@ fn the_tls_inspector_and_its_fields() {
 }
 
 #[test]
+fn the_proxy_protocol_filter_and_its_fields() {
+    let filter = |fields: Value| {
+        let mut typed = json!({"@type": PROXY_PROTOCOL});
+        for (k, v) in fields.as_object().expect("an object") {
+            typed[k] = v.clone();
+        }
+        json!({"listener_filters": [{"name": "pp", "typed_config": typed}]})
+    };
+    let b = ok(&[Value::Null], filter(json!({})));
+    assert_eq!(
+        b.listeners[0].listener_filters,
+        [ListenerFilter::ProxyProtocol {
+            name: "pp".into(),
+            allow_without: false,
+            disallowed_versions: vec![],
+        }]
+    );
+    let b = ok(
+        &[Value::Null],
+        filter(json!({
+            "allow_requests_without_proxy_protocol": true,
+            "disallowed_versions": ["V2"],
+            "rules": [],
+            "stat_prefix": ""
+        })),
+    );
+    assert_eq!(
+        b.listeners[0].listener_filters,
+        [ListenerFilter::ProxyProtocol {
+            name: "pp".into(),
+            allow_without: true,
+            disallowed_versions: vec![2],
+        }]
+    );
+    let at = |field: &str, message: &str| {
+        vec![format!(
+            "{LISTENER}.listener_filters[0].typed_config{field}: {message}"
+        )]
+    };
+    let err = |fields| errors(&[Value::Null], filter(fields));
+    assert_eq!(
+        err(json!({"disallowed_versions": ["V3"]})),
+        at(
+            ".disallowed_versions[0]",
+            "`V3` is not a version (V1 or V2)"
+        )
+    );
+    assert_eq!(
+        err(json!({"rules": [{"tlv_type": 4, "on_tlv_present": {"key": "k"}}]})),
+        at(
+            ".rules",
+            "TLVs as dynamic metadata (`rules`) are not supported by weir yet"
+        )
+    );
+    assert_eq!(
+        err(json!({"pass_through_tlvs": {"match_type": "INCLUDE_ALL"}})),
+        at(
+            ".pass_through_tlvs",
+            "passing TLVs on (`pass_through_tlvs`) is not supported by weir yet"
+        )
+    );
+    assert_eq!(
+        err(json!({"stat_prefix": "edge"})),
+        at(
+            ".stat_prefix",
+            "a stat_prefix is not supported by weir yet: its stats are proxy_proto.*"
+        )
+    );
+    assert_eq!(
+        err(json!({"allow_requests_without_proxy_protocol": "yes"})).len(),
+        1
+    );
+}
+
+#[test]
 fn listener_filter_errors() {
     let with = |filter: Value| errors(&[Value::Null], json!({"listener_filters": [filter]}));
     let at = |field: &str, message: &str| {
@@ -446,7 +523,7 @@ fn listener_filter_errors() {
         at(
             ".typed_config",
             &format!(
-                "`typed_config` is required: weir picks the listener filter by its @type (weir supports the TLS inspector, {TLS_INSPECTOR})"
+                "`typed_config` is required: weir picks the listener filter by its @type (weir supports the TLS inspector, {TLS_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
             )
         )
     );
@@ -457,7 +534,7 @@ fn listener_filter_errors() {
         at(
             ".typed_config.@type",
             &format!(
-                "listener filter `{original_dst}` is not supported by weir yet (weir supports the TLS inspector, {TLS_INSPECTOR})"
+                "listener filter `{original_dst}` is not supported by weir yet (weir supports the TLS inspector, {TLS_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
             )
         )
     );

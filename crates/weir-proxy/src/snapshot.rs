@@ -46,9 +46,9 @@ pub(crate) struct ListenerRuntime {
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` acts on it).
     pub(crate) inbound: bool,
-    /// Its TLS inspector (`listener_filters`): a connection waits for its first bytes before
-    /// a chain is chosen.
-    pub(crate) tls_inspector: Option<TlsInspectorSpec>,
+    /// Its `listener_filters`, in order: a connection waits for what they read before a
+    /// chain is chosen.
+    pub(crate) listener_filters: Vec<ListenerFilterSpec>,
     /// `listener_filters_timeout` and what happens at it.
     pub(crate) filters_timeout: ListenerFiltersTimeout,
     /// Which of `chains` a connection gets (`filter_chain_match`).
@@ -57,6 +57,33 @@ pub(crate) struct ListenerRuntime {
     default: Option<Chain>,
     /// What a reload replaced it with: workers move to it at their next accept.
     pub(crate) successor: OnceLock<Arc<ListenerRuntime>>,
+}
+
+/// A listener filter as a listener runs it.
+#[derive(Debug, Clone)]
+pub(crate) enum ListenerFilterSpec {
+    TlsInspector(TlsInspectorSpec),
+    ProxyProtocol(ProxyProtocolSpec),
+}
+
+impl ListenerFilterSpec {
+    /// Its `name`, for the flow trace.
+    pub(crate) fn name(&self) -> &weir_flow::Name {
+        match self {
+            ListenerFilterSpec::TlsInspector(t) => &t.name,
+            ListenerFilterSpec::ProxyProtocol(p) => &p.name,
+        }
+    }
+}
+
+/// `envoy.filters.listener.proxy_protocol` as a listener runs it.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyProtocolSpec {
+    pub(crate) name: weir_flow::Name,
+    /// `allow_requests_without_proxy_protocol`.
+    pub(crate) allow_without: bool,
+    /// `disallowed_versions` (1, 2).
+    pub(crate) disallowed_versions: Vec<u8>,
 }
 
 /// `envoy.filters.listener.tls_inspector` as a listener runs it.
@@ -279,19 +306,26 @@ impl Snapshot {
                     l.name
                 ))
             })?;
-            let tls_inspector = l
-                .listener_filters
-                .iter()
+            let listener_filters = (l.listener_filters.iter())
                 .map(|f| match f {
                     ListenerFilter::TlsInspector {
                         name,
                         max_client_hello_size,
-                    } => TlsInspectorSpec {
+                    } => ListenerFilterSpec::TlsInspector(TlsInspectorSpec {
                         name: name.as_str().into(),
                         max_client_hello_size: *max_client_hello_size,
-                    },
+                    }),
+                    ListenerFilter::ProxyProtocol {
+                        name,
+                        allow_without,
+                        disallowed_versions,
+                    } => ListenerFilterSpec::ProxyProtocol(ProxyProtocolSpec {
+                        name: name.as_str().into(),
+                        allow_without: *allow_without,
+                        disallowed_versions: disallowed_versions.clone(),
+                    }),
                 })
-                .next();
+                .collect();
             listeners.push(Arc::new(ListenerRuntime {
                 name: l.name.clone(),
                 address: l.address,
@@ -300,7 +334,7 @@ impl Snapshot {
                 // response for good. 1 means "pause whenever anything is queued".
                 buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
                 inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
-                tls_inspector,
+                listener_filters,
                 filters_timeout: l.listener_filters_timeout,
                 selector,
                 chains,
@@ -420,7 +454,7 @@ impl ListenerRuntime {
             address: self.address,
             buffer_limit: self.buffer_limit,
             inbound: self.inbound,
-            tls_inspector: self.tls_inspector.clone(),
+            listener_filters: self.listener_filters.clone(),
             filters_timeout: self.filters_timeout,
             selector: self.selector.clone(),
             chains,
@@ -436,6 +470,31 @@ impl ListenerRuntime {
             next = newer;
         }
         Some(next.clone())
+    }
+
+    /// Its TLS inspector, if it has one.
+    pub(crate) fn tls_inspector(&self) -> Option<&TlsInspectorSpec> {
+        self.listener_filters.iter().find_map(|f| match f {
+            ListenerFilterSpec::TlsInspector(t) => Some(t),
+            ListenerFilterSpec::ProxyProtocol(_) => None,
+        })
+    }
+
+    /// It has a PROXY protocol filter.
+    pub(crate) fn reads_proxy_protocol(&self) -> bool {
+        (self.listener_filters.iter()).any(|f| matches!(f, ListenerFilterSpec::ProxyProtocol(_)))
+    }
+
+    /// The most bytes its listener filters may need to decide: the largest ClientHello the
+    /// TLS inspector reads, a version 2 PROXY protocol header's longest form.
+    pub(crate) fn inspect_limit(&self) -> usize {
+        (self.listener_filters.iter())
+            .map(|f| match f {
+                ListenerFilterSpec::TlsInspector(t) => t.max_client_hello_size,
+                ListenerFilterSpec::ProxyProtocol(_) => 16 + usize::from(u16::MAX),
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// One of its chains terminates TLS.

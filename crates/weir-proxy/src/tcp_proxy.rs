@@ -22,6 +22,7 @@ use crate::event::Readiness;
 use crate::event::timer::TimerId;
 use crate::event::token::{Id, Kind, token};
 use crate::network::connection::{Connection, ReadOutcome};
+use crate::network::proxy_protocol::Proxied;
 use crate::network::transport::ConnectProgress;
 use crate::snapshot::TcpChain;
 use crate::upstream::circuit_breaker::Resource;
@@ -54,6 +55,8 @@ pub(crate) struct TcpSession {
     /// The listener's index (its stats, its buffer limit).
     pub(crate) listener: usize,
     pub(crate) peer: SocketAddr,
+    /// What a PROXY protocol header changed of its addresses (`peer` is the client it named).
+    pub(crate) proxied: Option<Box<Proxied>>,
     pub(crate) state: TcpState,
     pub(crate) connect_timer: Option<TimerId>,
     pub(crate) idle_timer: Option<TimerId>,
@@ -72,6 +75,7 @@ pub(crate) struct TcpSession {
 struct TcpEntry {
     started: (SystemTime, Instant),
     peer: SocketAddr,
+    proxied: Option<Proxied>,
     listener: usize,
     received: u64,
     sent: u64,
@@ -81,12 +85,13 @@ struct TcpEntry {
 
 impl Worker {
     /// Opens a TCP proxy session for an accepted connection (its chain chosen, counted against
-    /// the connection limit, `registered` when a listener filter had it under another token).
+    /// the connection limit, `registered` when a listener filter had it under another token):
+    /// its client, and what a PROXY protocol header changed of its addresses.
     pub(crate) fn open_tcp(
         &mut self,
         index: usize,
         mut down: Connection,
-        peer: SocketAddr,
+        (peer, proxied): (SocketAddr, Option<Proxied>),
         chain: Arc<TcpChain>,
         registered: bool,
     ) {
@@ -98,6 +103,7 @@ impl Worker {
         let entry = |flag, upstream| TcpEntry {
             started,
             peer,
+            proxied,
             listener: index,
             received: 0,
             sent: 0,
@@ -152,6 +158,7 @@ impl Worker {
                 host,
                 listener: index,
                 peer,
+                proxied: proxied.map(Box::new),
                 state: TcpState::Connecting { attempts: 1 },
                 connect_timer: None,
                 idle_timer: None,
@@ -463,6 +470,7 @@ impl Worker {
             &TcpEntry {
                 started: s.started,
                 peer: s.peer,
+                proxied: s.proxied.as_deref().copied(),
                 listener: s.listener,
                 received: s.received,
                 sent: s.sent,
@@ -479,10 +487,8 @@ impl Worker {
         if self.logs.is_empty(chain.logs) {
             return;
         }
-        let local = self
-            .listeners
-            .get(entry.listener)
-            .map(|l| l.address)
+        let local = (entry.proxied.map(|p| p.local))
+            .or_else(|| self.listeners.get(entry.listener).map(|l| l.address))
             .unwrap_or(entry.peer);
         let cluster = entry.upstream.and_then(|(c, _)| self.clusters.get(c));
         let record = LogRecord {
@@ -502,6 +508,7 @@ impl Worker {
             upstream_cluster: cluster.map(|c| c.name.clone()),
             upstream_local: None,
             downstream_remote: entry.peer,
+            downstream_direct_remote: entry.proxied.map_or(entry.peer, |p| p.direct_peer),
             downstream_local: local,
             route_name: None,
             tls: None,

@@ -36,6 +36,7 @@ use crate::http::local_reply::DateCache;
 use crate::network::Network;
 use crate::network::connection::{Connection, SpareOutputs};
 use crate::network::inspecting::Inspecting;
+use crate::network::proxy_protocol::Proxied;
 use crate::recorder::{ConnTrace, PendingFlow, Recorder};
 use crate::runtime::Runtime;
 use crate::server::{Control, ListenerScope, Query};
@@ -130,6 +131,9 @@ pub(crate) struct Downstream {
     pub(crate) pending_flow: Option<Box<PendingFlow>>,
     /// What its TLS handshake settled, once it has (access logs read it).
     pub(crate) tls: Option<Arc<crate::network::tls::TlsInfo>>,
+    /// What a PROXY protocol header changed of its addresses (`peer` is the client it
+    /// named); boxed: only such connections have one.
+    pub(crate) proxied: Option<Box<Proxied>>,
 }
 
 /// Where an upstream connection is in its life.

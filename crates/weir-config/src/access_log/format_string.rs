@@ -177,6 +177,11 @@ fn operator(
             simple(Operator::DownstreamRemoteAddressWithoutPort)
         }
         "DOWNSTREAM_REMOTE_PORT" => simple(Operator::DownstreamRemotePort),
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => simple(Operator::DownstreamDirectRemoteAddress),
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
+            simple(Operator::DownstreamDirectRemoteAddressWithoutPort)
+        }
+        "DOWNSTREAM_DIRECT_REMOTE_PORT" => simple(Operator::DownstreamDirectRemotePort),
         "DOWNSTREAM_LOCAL_ADDRESS" => simple(Operator::DownstreamLocalAddress),
         "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => {
             simple(Operator::DownstreamLocalAddressWithoutPort)
@@ -237,9 +242,6 @@ fn is_envoy_operator(name: &str) -> bool {
         "UPSTREAM_CLUSTER_RAW",
         "UPSTREAM_REQUEST_ATTEMPT_COUNT",
         "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_DIRECT_REMOTE_PORT",
         "DOWNSTREAM_DIRECT_LOCAL_ADDRESS",
         "DOWNSTREAM_DIRECT_LOCAL_ADDRESS_WITHOUT_PORT",
         "DOWNSTREAM_DIRECT_LOCAL_PORT",

@@ -18,6 +18,19 @@ pub enum ListenerFilter {
         /// to this filter, and the connection is closed (as Envoy does).
         max_client_hello_size: usize,
     },
+    /// `envoy.filters.listener.proxy_protocol`: reads the PROXY protocol header (v1 or v2) a
+    /// load balancer in front puts first, takes the client and destination addresses it
+    /// carries as the connection's, and removes it from the stream.
+    ProxyProtocol {
+        /// The filter's `name`, for traces.
+        name: String,
+        /// `allow_requests_without_proxy_protocol`: a connection without the header goes on
+        /// with its own addresses (else it is reset).
+        allow_without: bool,
+        /// `disallowed_versions`: a header of one of these versions (1, 2) resets the
+        /// connection.
+        disallowed_versions: Vec<u8>,
+    },
 }
 
 /// How long listener filters may wait for the bytes they need (`listener_filters_timeout`,

@@ -61,6 +61,8 @@ pub(crate) struct LogRecord {
     pub(crate) upstream_local: Option<SocketAddr>,
     /// The client's address.
     pub(crate) downstream_remote: SocketAddr,
+    /// The TCP peer (the PROXY protocol's client is `downstream_remote`).
+    pub(crate) downstream_direct_remote: SocketAddr,
     /// The address the client connected to.
     pub(crate) downstream_local: SocketAddr,
     /// The matched route's name; empty renders as missing.
@@ -181,6 +183,13 @@ fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
         Operator::DownstreamRemoteAddress => Value::Address(r.downstream_remote),
         Operator::DownstreamRemoteAddressWithoutPort => Value::Ip(r.downstream_remote.ip()),
         Operator::DownstreamRemotePort => Value::Number(u64::from(r.downstream_remote.port())),
+        Operator::DownstreamDirectRemoteAddress => Value::Address(r.downstream_direct_remote),
+        Operator::DownstreamDirectRemoteAddressWithoutPort => {
+            Value::Ip(r.downstream_direct_remote.ip())
+        }
+        Operator::DownstreamDirectRemotePort => {
+            Value::Number(u64::from(r.downstream_direct_remote.port()))
+        }
         Operator::DownstreamLocalAddress => Value::Address(r.downstream_local),
         Operator::DownstreamLocalAddressWithoutPort => Value::Ip(r.downstream_local.ip()),
         Operator::DownstreamLocalPort => Value::Number(u64::from(r.downstream_local.port())),

@@ -573,6 +573,7 @@ mod tests {
             upstream_cluster: None,
             upstream_local: None,
             downstream_remote: addr,
+            downstream_direct_remote: addr,
             downstream_local: addr,
             route_name: None,
             tls: None,

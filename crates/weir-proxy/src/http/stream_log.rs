@@ -161,6 +161,9 @@ impl Worker {
         if local.is_none_or(|a| a.ip().is_unspecified()) {
             local = ds.conn.local_addr();
         }
+        if let Some(proxied) = &ds.proxied {
+            local = Some(proxied.local);
+        }
         let record = LogRecord {
             start: log.start,
             request_headers: log.request_headers,
@@ -182,6 +185,7 @@ impl Worker {
             upstream_cluster: cluster.map(|c| c.name.clone()),
             upstream_local: log.upstream_local,
             downstream_remote: log.downstream_remote.unwrap_or(ds.peer),
+            downstream_direct_remote: ds.proxied.as_ref().map_or(ds.peer, |p| p.direct_peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
             tls: ds.tls.clone(),
@@ -209,6 +213,7 @@ impl Worker {
             .map(|l| l.address)
             .filter(|a| !a.ip().is_unspecified())
             .or_else(|| ds.conn.local_addr());
+        let local = ds.proxied.as_ref().map(|p| p.local).or(local);
         let record = LogRecord {
             start: SystemTime::now(),
             request_headers: Vec::new(),
@@ -226,6 +231,7 @@ impl Worker {
             upstream_cluster: None,
             upstream_local: None,
             downstream_remote: ds.peer,
+            downstream_direct_remote: ds.proxied.as_ref().map_or(ds.peer, |p| p.direct_peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: None,
             tls: ds.tls.clone(),

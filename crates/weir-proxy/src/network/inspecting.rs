@@ -1,21 +1,27 @@
-//! Connections whose listener filters run before a filter chain is chosen: today the TLS
-//! inspector. Such a connection is registered under its own token kind, reads its first bytes
-//! (kept, not consumed), and once the inspector has decided — or `listener_filters_timeout`
-//! passed with `continue_on_listener_filters_timeout` — it gets its chain and becomes a
-//! downstream under a new token (`epoll_ctl(MOD)`), carrying the bytes read so far.
+//! Connections whose listener filters run before a filter chain is chosen: the PROXY protocol
+//! filter and the TLS inspector, in the listener's order. Such a connection is registered
+//! under its own token kind and reads its first bytes; each filter in turn decides from them
+//! (the PROXY protocol filter consumes its header and takes the addresses it carries, the
+//! TLS inspector only looks). Once the last has decided — or `listener_filters_timeout`
+//! passed with `continue_on_listener_filters_timeout` — the connection gets its chain and
+//! becomes a downstream under a new token (`epoll_ctl(MOD)`), carrying the bytes read so far.
 //!
 //! ```text
-//!  accept ──▶ Inspecting ──(ClientHello, or not TLS)──▶ chain chosen ──▶ Downstream
-//!                 │ (EOF, error, ClientHello too large, timeout) ──▶ closed
+//!  accept ──▶ Inspecting ──(each filter decides, in order)──▶ chain chosen ──▶ Downstream
+//!                 │ (EOF, error, no header, ClientHello too large, timeout) ──▶ closed
 //! ```
 
 use std::net::SocketAddr;
 
+use bytes::Buf;
+
 use crate::event::timer::TimerId;
 use crate::event::token::{Id, Kind, token};
 use crate::network::connection::{Connection, ReadOutcome};
+use crate::network::proxy_protocol::{self, Addresses, Header, Proxied};
 use crate::network::tls_inspector::{ClientHello, Inspection, inspect};
 use crate::recorder::ConnTrace;
+use crate::snapshot::{ListenerFilterSpec, ProxyProtocolSpec, TlsInspectorSpec};
 use crate::worker::{TimerKey, Worker};
 use weir_config::ConnectionFacts;
 
@@ -29,6 +35,12 @@ pub(crate) struct Inspecting {
     pub(crate) timer: Option<TimerId>,
     /// Its flow trace, begun at the accept; recorded once it is a downstream.
     pub(crate) trace: ConnTrace,
+    /// The listener filter deciding now (an index in the listener's).
+    pub(crate) stage: usize,
+    /// What the TLS inspector found.
+    pub(crate) hello: Option<ClientHello>,
+    /// The addresses a PROXY protocol header carried.
+    pub(crate) proxied: Option<Addresses>,
 }
 
 /// How a connection reaches [`Worker::open_downstream`].
@@ -39,14 +51,19 @@ pub(crate) enum Opening {
     Inspected {
         /// Its flow trace, begun at the accept.
         trace: ConnTrace,
-        /// The listener filter that ran, for the trace.
-        filter: weir_flow::Name,
+        /// The listener filters that ran, for the trace.
+        filters: Vec<weir_flow::Name>,
+        /// What a PROXY protocol header changed of its addresses.
+        proxied: Option<Proxied>,
     },
 }
 
 /// What the chain selector is told about a connection, owned.
 pub(crate) struct Facts {
     pub(crate) local: SocketAddr,
+    /// The TCP peer.
+    pub(crate) direct_peer: SocketAddr,
+    /// The client: the TCP peer, or the source a PROXY protocol header gave.
     pub(crate) peer: SocketAddr,
     /// What a TLS inspector found; `None`: not TLS (or no inspector).
     pub(crate) hello: Option<ClientHello>,
@@ -57,13 +74,23 @@ impl Facts {
         let hello = self.hello.as_ref();
         ConnectionFacts {
             local: self.local,
-            direct_peer: self.peer,
+            direct_peer: self.direct_peer,
             peer: self.peer,
             server_name: hello.and_then(|h| h.server_name.as_deref()),
             transport_protocol: if hello.is_some() { "tls" } else { "raw_buffer" },
             application_protocols: hello.map_or(&[], |h| &h.alpn[..]),
         }
     }
+}
+
+/// What a listener filter made of the bytes so far.
+enum Step {
+    /// It decided: the next filter's turn.
+    Next,
+    /// It needs more bytes.
+    Wait,
+    /// The connection is closed (reset when `reset`).
+    Close { why: &'static str, reset: bool },
 }
 
 impl Worker {
@@ -92,6 +119,9 @@ impl Worker {
                 peer,
                 timer: None,
                 trace,
+                stage: 0,
+                hello: None,
+                proxied: None,
             }
         });
         self.stats.syscalls.epoll_ctl.inc();
@@ -112,50 +142,149 @@ impl Worker {
         }
     }
 
-    /// A readiness event for a connection under inspection: read what came, and decide if the
-    /// inspector can.
+    /// A readiness event for a connection under inspection: read what came (until the
+    /// socket is drained, so the edge is spent, or its filters have all they may need), then
+    /// let its filters decide.
     pub(crate) fn on_inspecting_ready(&mut self, id: Id, event: crate::event::Readiness) {
         let Some(i) = self.inspecting.get_mut(id) else {
             return;
         };
         i.conn.on_ready(event);
-        let Some(spec) = self.listeners[i.listener].runtime.tls_inspector.clone() else {
-            return self.close_inspecting(id, "no inspector");
-        };
-        // Read until the socket is drained (the edge is spent) or the ClientHello is too
-        // large; each read appends, so the loop is bounded by the limit.
+        let limit = self.listeners[i.listener].runtime.inspect_limit();
         loop {
-            let i = self.inspecting.get_mut(id).expect("checked above");
-            if !i.conn.can_read() || i.conn.input.len() >= spec.max_client_hello_size {
+            let Some(i) = self.inspecting.get_mut(id) else {
+                return;
+            };
+            if !i.conn.can_read() || i.conn.input.len() >= limit {
                 break;
             }
             match i.conn.fill(&mut self.scratch, &self.stats.syscalls) {
-                ReadOutcome::Data(_) => {
-                    if !matches!(
-                        inspect(&i.conn.input, spec.max_client_hello_size),
-                        Inspection::NeedMore
-                    ) {
-                        break;
-                    }
-                }
-                ReadOutcome::Drained => break,
-                ReadOutcome::Eof | ReadOutcome::Failed(_) => break,
+                ReadOutcome::Data(_) => {}
+                ReadOutcome::Drained | ReadOutcome::Eof | ReadOutcome::Failed(_) => break,
             }
         }
-        let i = self.inspecting.get(id).expect("checked above");
+        self.run_listener_filters(id);
+    }
+
+    /// Runs the connection's listener filters from the one deciding now, until one waits for
+    /// more bytes, one closes the connection, or all have decided.
+    fn run_listener_filters(&mut self, id: Id) {
+        loop {
+            let Some(i) = self.inspecting.get(id) else {
+                return;
+            };
+            let runtime = &self.listeners[i.listener].runtime;
+            let Some(filter) = runtime.listener_filters.get(i.stage).cloned() else {
+                return self.finish_inspecting(id);
+            };
+            let step = match &filter {
+                ListenerFilterSpec::ProxyProtocol(spec) => self.proxy_protocol_step(id, spec),
+                ListenerFilterSpec::TlsInspector(spec) => self.tls_inspector_step(id, spec),
+            };
+            let Some(i) = self.inspecting.get_mut(id) else {
+                return;
+            };
+            match step {
+                Step::Next => i.stage += 1,
+                Step::Wait if i.conn.read_eof() => {
+                    return self
+                        .close_inspecting(id, "closed before its listener filters were done");
+                }
+                Step::Wait => return,
+                Step::Close { why, reset } => {
+                    if reset {
+                        i.conn.reset_on_close();
+                    }
+                    return self.close_inspecting(id, why);
+                }
+            }
+        }
+    }
+
+    /// The PROXY protocol filter: the header is consumed and its addresses taken. As Envoy's:
+    /// a connection without one (unless allowed) or with a malformed one is reset and counted
+    /// in `downstream_cx_proxy_proto_error`; one of a disallowed version is reset too (found
+    /// and disallowed), or, when connections without a header are allowed, taken as one
+    /// without (its bytes go on untouched).
+    fn proxy_protocol_step(&mut self, id: Id, spec: &ProxyProtocolSpec) -> Step {
+        let Some(i) = self.inspecting.get_mut(id) else {
+            return Step::Wait;
+        };
+        let (root, versions, errors) = &self.stats.proxy_proto;
+        let version = |v: u8| &versions[usize::from(v.clamp(1, 2)) - 1];
+        let error = |why| {
+            errors.downstream_cx_proxy_proto_error.inc();
+            Step::Close { why, reset: true }
+        };
+        let header = match proxy_protocol::read(&i.conn.input) {
+            Header::Found { version, .. } | Header::Invalid { version }
+                if spec.allow_without && spec.disallowed_versions.contains(&version) =>
+            {
+                Header::Absent
+            }
+            header => header,
+        };
+        match header {
+            Header::NeedMore => Step::Wait,
+            Header::Absent if spec.allow_without => {
+                root.not_found_allowed.inc();
+                Step::Next
+            }
+            Header::Absent => {
+                root.not_found_disallowed.inc();
+                error("no PROXY protocol header")
+            }
+            // Envoy looks no further than the signature of a version it disallows.
+            Header::Found { version: v, .. } | Header::Invalid { version: v }
+                if spec.disallowed_versions.contains(&v) =>
+            {
+                version(v).found.inc();
+                version(v).disallowed.inc();
+                Step::Close {
+                    why: "a PROXY protocol version the listener disallows",
+                    reset: true,
+                }
+            }
+            Header::Found {
+                version: v,
+                length,
+                addresses,
+            } => {
+                version(v).found.inc();
+                i.conn.input.advance(length);
+                i.proxied = addresses.or(i.proxied);
+                Step::Next
+            }
+            Header::Invalid { version: v } => {
+                version(v).error.inc();
+                error("a malformed PROXY protocol header")
+            }
+        }
+    }
+
+    /// The TLS inspector: looks for a ClientHello in what came (nothing is consumed).
+    fn tls_inspector_step(&mut self, id: Id, spec: &TlsInspectorSpec) -> Step {
+        let Some(i) = self.inspecting.get(id) else {
+            return Step::Wait;
+        };
         let inspection = inspect(&i.conn.input, spec.max_client_hello_size);
         if inspection == Inspection::NeedMore {
-            if i.conn.read_eof() {
-                self.close_inspecting(id, "closed before its listener filters were done");
-            }
-            return;
+            return Step::Wait;
         }
         self.count_inspection(&inspection, i.conn.input.len());
         match inspection {
-            Inspection::NeedMore => {}
-            Inspection::TooLarge => self.close_inspecting(id, "ClientHello too large"),
-            Inspection::NotTls => self.finish_inspecting(id, None),
-            Inspection::Tls(hello) => self.finish_inspecting(id, Some(hello)),
+            Inspection::NeedMore => Step::Wait,
+            Inspection::TooLarge => Step::Close {
+                why: "ClientHello too large",
+                reset: false,
+            },
+            Inspection::NotTls => Step::Next,
+            Inspection::Tls(hello) => {
+                if let Some(i) = self.inspecting.get_mut(id) {
+                    i.hello = Some(hello);
+                }
+                Step::Next
+            }
         }
     }
 
@@ -194,14 +323,15 @@ impl Worker {
             l.downstream_pre_cx_timeout.inc();
         }
         if listener.runtime.filters_timeout.continue_on_timeout {
-            self.finish_inspecting(id, None);
+            self.finish_inspecting(id);
         } else {
             self.close_inspecting(id, "listener filters timed out");
         }
     }
 
-    /// The inspector is done: the connection gets its chain and becomes a downstream.
-    fn finish_inspecting(&mut self, id: Id, hello: Option<ClientHello>) {
+    /// The listener filters are done: the connection gets its chain (chosen with what they
+    /// found) and becomes a downstream, with the client a PROXY protocol header named.
+    fn finish_inspecting(&mut self, id: Id) {
         let Some(i) = self.inspecting.remove(id) else {
             return;
         };
@@ -212,18 +342,22 @@ impl Worker {
         if let Some(l) = self.stats.listeners.get(self.listeners[index].stats) {
             l.downstream_pre_cx_active.dec();
         }
-        let facts = self.facts(index, &i.conn, i.peer, hello);
+        let facts = self.facts(index, &i.conn, i.peer, i.hello, i.proxied);
         let runtime = self.listeners[index].runtime.clone();
         let chain = runtime.select(&facts.facts());
-        let filter = runtime
-            .tls_inspector
-            .as_ref()
-            .map_or_else(|| "tls_inspector".into(), |t| t.name.clone());
+        let filters = (runtime.listener_filters.iter())
+            .take(i.stage.max(1))
+            .map(|f| f.name().clone())
+            .collect();
         let opening = Opening::Inspected {
             trace: i.trace,
-            filter,
+            filters,
+            proxied: i.proxied.map(|p| Proxied {
+                direct_peer: i.peer,
+                local: p.destination,
+            }),
         };
-        self.open_downstream(index, i.conn, i.peer, chain, opening);
+        self.open_downstream(index, i.conn, facts.peer, chain, opening);
     }
 
     /// Closes a connection under inspection.

@@ -18,6 +18,7 @@ use crate::codec::http1::Http1Server;
 use crate::event::token::{Id, Kind, token};
 use crate::network::connection::Connection;
 use crate::network::inspecting::{Facts, Opening};
+use crate::network::proxy_protocol::Addresses;
 use crate::network::tls::TlsProgress;
 use crate::network::tls_inspector::ClientHello;
 use crate::snapshot::{Chain, ListenerRuntime};
@@ -112,31 +113,40 @@ impl Worker {
             self.listeners[index].runtime = newest;
         }
         let runtime = self.listeners[index].runtime.clone();
-        if runtime.tls_inspector.is_some() {
+        if !runtime.listener_filters.is_empty() {
             return self.inspect(index, conn, peer);
         }
-        let facts = self.facts(index, &conn, peer, None);
+        let facts = self.facts(index, &conn, peer, None, None);
         let chain = runtime.select(&facts.facts());
         self.open_downstream(index, conn, peer, chain, Opening::Accepted);
     }
 
-    /// What the chain selector knows of a connection: its addresses, and what a TLS
-    /// inspector found (`None`: no inspector ran, or it found no TLS).
+    /// What the chain selector knows of a connection: its addresses (those a PROXY protocol
+    /// header gave, when one did), and what a TLS inspector found (`None`: no inspector ran,
+    /// or it found no TLS).
     pub(crate) fn facts(
         &self,
         index: usize,
         conn: &Connection,
         peer: SocketAddr,
         hello: Option<ClientHello>,
+        proxied: Option<Addresses>,
     ) -> Facts {
         let slot = &self.listeners[index];
-        let local = if slot.runtime.needs_local_address() {
-            self.syscalls().other();
-            conn.local_addr().unwrap_or(slot.address)
-        } else {
-            slot.address
+        let local = match proxied {
+            Some(p) => p.destination,
+            None if slot.runtime.needs_local_address() => {
+                self.syscalls().other();
+                conn.local_addr().unwrap_or(slot.address)
+            }
+            None => slot.address,
         };
-        Facts { local, peer, hello }
+        Facts {
+            local,
+            direct_peer: peer,
+            peer: proxied.map_or(peer, |p| p.source),
+            hello,
+        }
     }
 
     /// Opens the connection on `chain` (`None`: no chain matched, and there is no default):
@@ -157,22 +167,29 @@ impl Worker {
         let chain = match chain {
             Chain::Http(chain) => chain,
             Chain::Tcp(tcp) => {
-                let registered = !matches!(opening, Opening::Accepted);
-                return self.open_tcp(index, conn, peer, tcp, registered);
+                let (registered, proxied) = match &opening {
+                    Opening::Accepted => (false, None),
+                    Opening::Inspected { proxied, .. } => (true, *proxied),
+                };
+                return self.open_tcp(index, conn, (peer, proxied), tcp, registered);
             }
             // Closed above, before counting.
             Chain::Empty => return,
         };
         let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
-        let (trace, listener_filter) = match opening {
-            Opening::Accepted => (self.recorder.new_conn(), None),
-            Opening::Inspected { trace, filter } => (trace, Some(filter)),
+        let (trace, listener_filters, proxied) = match opening {
+            Opening::Accepted => (self.recorder.new_conn(), None, None),
+            Opening::Inspected {
+                trace,
+                filters,
+                proxied,
+            } => (trace, Some(filters), proxied),
         };
         let mut registered = Ok(());
         let net = &mut self.net;
         let id = self.downstreams.insert_with(|id| {
             let token = token(Kind::Downstream, id);
-            registered = match listener_filter {
+            registered = match listener_filters {
                 None => net.register(&mut conn, token),
                 Some(_) => net.reregister(&mut conn, token),
             };
@@ -198,6 +215,7 @@ impl Worker {
                 trace,
                 pending_flow: None,
                 tls: None,
+                proxied: proxied.map(Box::new),
             }
         });
         self.stats.syscalls.epoll_ctl.inc();
@@ -207,8 +225,9 @@ impl Worker {
             self.control.server.connection_closed();
             return;
         }
-        self.start_downstream(id, index, peer, listener_filter.clone());
-        if listener_filter.is_some() {
+        let inspected = listener_filters.is_some();
+        self.start_downstream(id, index, peer, listener_filters);
+        if inspected {
             // Its first bytes were read already and no edge will announce them again; a TLS
             // session that took them may hold its answer (ServerHello) to send.
             self.flush_downstream(id);
@@ -296,7 +315,7 @@ impl Worker {
         id: Id,
         index: usize,
         peer: SocketAddr,
-        listener_filter: Option<weir_flow::Name>,
+        listener_filters: Option<Vec<weir_flow::Name>>,
     ) {
         let listener = self.listeners[index].stats;
         tracing::trace!(worker = self.index, %peer, fd = self.downstreams.get(id).map(|d| d.conn.fd()), chain = %self.downstreams.get(id).map_or("", |d| &*d.chain.name), "accepted");
@@ -304,7 +323,7 @@ impl Worker {
             let local = self.listeners[index].address;
             let chain = self.downstreams.get(id).map(|d| d.chain.name.clone());
             self.trace_down(id, || EventKind::Accept { peer, local });
-            if let Some(name) = listener_filter.clone() {
+            for name in listener_filters.into_iter().flatten() {
                 self.trace_down(id, || EventKind::ListenerFilter { name });
             }
             if let Some(name) = chain {

@@ -4,6 +4,7 @@
 pub(crate) mod connection;
 pub(crate) mod inspecting;
 pub(crate) mod listener;
+pub(crate) mod proxy_protocol;
 pub(crate) mod resolver;
 pub(crate) mod secrets;
 pub(crate) mod tls;

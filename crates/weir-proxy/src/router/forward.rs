@@ -66,7 +66,9 @@ impl Worker {
                 };
                 let conn = hash::Connection {
                     remote: ds.peer,
-                    local: ds.conn.local_addr().unwrap_or(ds.peer),
+                    local: (ds.proxied.as_ref().map(|p| p.local))
+                        .or_else(|| ds.conn.local_addr())
+                        .unwrap_or(ds.peer),
                 };
                 Some(hash::request_hash(policies, &head, conn))
             }

@@ -108,6 +108,38 @@ pub(crate) fn listener_stat_name(address: &SocketAddr) -> String {
     }
 }
 
+/// `proxy_proto.*` and `downstream_cx_proxy_proto_error`, as Envoy names them.
+fn collect_proxy_protocol(out: &mut Vec<Stat>, workers: &[Arc<WorkerStats>]) {
+    let root = "proxy_proto.";
+    merge_scope(
+        out,
+        workers,
+        |w, f| w.proxy_proto.0.each_field(f),
+        root,
+        root,
+        &[],
+    );
+    for (i, version) in ["v1", "v2"].into_iter().enumerate() {
+        let prefix = format!("proxy_proto.versions.{version}.");
+        merge_scope(
+            out,
+            workers,
+            |w, f| w.proxy_proto.1[i].each_field(f),
+            &prefix,
+            &prefix,
+            &[],
+        );
+    }
+    merge_scope(
+        out,
+        workers,
+        |w, f| w.proxy_proto.2.each_field(f),
+        "",
+        "",
+        &[],
+    );
+}
+
 /// Server-wide values computed when read (`server.*` and friends).
 pub(crate) struct ServerGauges {
     pub(crate) live: bool,
@@ -166,6 +198,9 @@ pub(crate) fn collect(
             "tls_inspector.",
             &[],
         );
+    }
+    if layout.proxy_protocol {
+        collect_proxy_protocol(&mut out, workers);
     }
     collect_clusters(&mut out, layout, workers);
     collect_workers(&mut out, workers);

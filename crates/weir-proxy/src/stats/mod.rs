@@ -180,6 +180,35 @@ scope! {
 }
 
 scope! {
+    /// `proxy_proto.*`: connections without a PROXY protocol header, let through or reset
+    /// (one root scope for every listener's filter, as Envoy has it without a `stat_prefix`).
+    ProxyProtoStats {
+        counters: [not_found_allowed, not_found_disallowed],
+        gauges: [],
+        histograms: [],
+    }
+}
+
+scope! {
+    /// `proxy_proto.versions.v1.*` and `.v2.*`: headers of the version read, refused by
+    /// `disallowed_versions`, or malformed.
+    ProxyProtoVersionStats {
+        counters: [found, disallowed, error],
+        gauges: [],
+        histograms: [],
+    }
+}
+
+scope! {
+    /// `downstream_cx_proxy_proto_error`: every connection a PROXY protocol filter reset.
+    ProxyProtoErrors {
+        counters: [downstream_cx_proxy_proto_error],
+        gauges: [],
+        histograms: [],
+    }
+}
+
+scope! {
     /// `cluster.<name>.*` (besides the per-status counters, which [`ClusterStats`] adds).
     ClusterCommon {
         counters: [
@@ -349,6 +378,8 @@ pub(crate) struct Layout {
     pub(crate) tls_listeners: Vec<bool>,
     /// Some listener has a TLS inspector (so `tls_inspector.*` exist).
     pub(crate) tls_inspector: bool,
+    /// Some listener reads the PROXY protocol (so `proxy_proto.*` exist).
+    pub(crate) proxy_protocol: bool,
     /// Cluster names.
     pub(crate) clusters: Vec<String>,
     /// Their current hosts (which change at run time).
@@ -380,7 +411,11 @@ impl Layout {
                 .iter()
                 .map(|l| l.terminates_tls())
                 .collect(),
-            tls_inspector: snapshot.listeners.iter().any(|l| l.tls_inspector.is_some()),
+            tls_inspector: snapshot
+                .listeners
+                .iter()
+                .any(|l| l.tls_inspector().is_some()),
+            proxy_protocol: snapshot.listeners.iter().any(|l| l.reads_proxy_protocol()),
             listeners,
             clusters: snapshot
                 .bootstrap
@@ -415,6 +450,12 @@ pub struct WorkerStats {
     pub ssl: Box<[SslStats]>,
     /// The TLS inspectors' (all listeners').
     pub tls_inspector: TlsInspectorStats,
+    /// `proxy_proto.*`, `proxy_proto.versions.v1.*` and `.v2.*`, and the error total.
+    pub proxy_proto: (
+        ProxyProtoStats,
+        [ProxyProtoVersionStats; 2],
+        ProxyProtoErrors,
+    ),
     /// Per cluster.
     pub clusters: Box<[ClusterStats]>,
     /// Per cluster, its TLS handshakes with its hosts (used by TLS clusters only).
@@ -449,6 +490,7 @@ impl WorkerStats {
                 .map(|_| SslStats::default())
                 .collect(),
             tls_inspector: TlsInspectorStats::default(),
+            proxy_proto: Default::default(),
             clusters: layout
                 .clusters
                 .iter()

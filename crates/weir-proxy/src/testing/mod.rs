@@ -18,6 +18,8 @@ mod header_scenarios;
 mod internal_scenarios;
 #[cfg(test)]
 mod key_case_scenarios;
+#[cfg(test)]
+mod listener_filter_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
 mod scenarios;

@@ -1,0 +1,118 @@
+//! Listener filters in memory: a PROXY protocol header that arrives in pieces, then a TLS
+//! inspector after it; the chain chosen by the client the header names; the header gone from
+//! the bytes the chain reads; the flow naming each filter that ran.
+
+use super::{Harness, status};
+
+/// Two chains: `proxied` for clients in 203.0.113.0/24, `direct` for the rest; each answers
+/// with its name. The listener runs `filters` (YAML list entries, indented 4).
+fn config(filters: &str) -> String {
+    let chain = |name: &str, matching: &str| {
+        format!(
+            r#"    - name: {name}
+{matching}      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: / }}
+                direct_response: {{ status: 200, body: {{ inline_string: {name} }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#
+        )
+    };
+    format!(
+        r#"static_resources:
+  listeners:
+  - name: test
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    listener_filters:
+{filters}    filter_chains:
+{}{}  clusters:
+  - name: backend
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: backend
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9001 }} }} }}
+weir:
+  flow_trace:
+    mode: ALL
+"#,
+        chain(
+            "proxied",
+            "      filter_chain_match: { source_prefix_ranges: [{ address_prefix: 203.0.113.0, prefix_len: 24 }] }\n"
+        ),
+        chain("direct", ""),
+    )
+}
+
+const PROXY_PROTOCOL: &str = "    - name: envoy.filters.listener.proxy_protocol\n      typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol }\n";
+const TLS_INSPECTOR: &str = "    - name: envoy.filters.listener.tls_inspector\n      typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector }\n";
+
+#[test]
+fn a_header_in_pieces_names_the_client_that_picks_the_chain() {
+    let mut h = Harness::new(&config(&format!("{PROXY_PROTOCOL}{TLS_INSPECTOR}")));
+    let client = h.client(0);
+    client.send("PROXY TCP4 203.0.113.9 ");
+    h.settle();
+    assert!(client.take_text().is_empty(), "waits for the whole line");
+    client.send("198.51.100.1 40000 80\r\nGET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    let answer = client.take_text();
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert!(
+        answer.ends_with("proxied"),
+        "the header was consumed: {answer}"
+    );
+    assert_eq!(h.stat("proxy_proto.versions.v1.found"), 1);
+    assert_eq!(
+        h.stat("tls_inspector.tls_not_found"),
+        1,
+        "the inspector ran after it"
+    );
+    h.settle();
+    let flow = h.worker.recorder.flows().next().expect("a flow");
+    let filters: Vec<String> = (flow.events.iter())
+        .filter_map(|e| match &e.kind {
+            weir_flow::EventKind::ListenerFilter { name } => Some(name.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "envoy.filters.listener.proxy_protocol",
+            "envoy.filters.listener.tls_inspector"
+        ]
+    );
+}
+
+#[test]
+fn without_a_header_the_connection_is_reset_and_a_direct_client_picks_its_chain() {
+    let mut h = Harness::new(&config(PROXY_PROTOCOL));
+    let client = h.client(0);
+    client.send("GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    assert!(client.take_text().is_empty());
+    assert!(client.was_reset(), "reset, as Envoy resets it");
+    assert_eq!(h.stat("proxy_proto.not_found_disallowed"), 1);
+    assert_eq!(h.stat("downstream_cx_proxy_proto_error"), 1);
+
+    // A v2 LOCAL header keeps the connection's own client (127.0.0.1): the direct chain.
+    let client = h.client(0);
+    let mut local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec();
+    local.extend(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    client.send(local);
+    h.settle();
+    let answer = client.take_text();
+    assert!(answer.ends_with("direct"), "{answer}");
+}
