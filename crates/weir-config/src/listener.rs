@@ -309,7 +309,8 @@ fn report_overlap(cx: &mut Cx, item: &Field<'_>, chain: &ChainKey, first: usize,
 
 /// Warns of chains that match on what only the TLS inspector learns when the listener has none:
 /// their connections are all `raw_buffer` with no server name or ALPN. Envoy accepts this
-/// without a word (it no longer adds the inspector itself).
+/// without a word (it no longer adds the inspector itself). The HTTP inspector learns
+/// `application_protocols` of plaintext connections too.
 fn check_tls_inspector(cx: &mut Cx, filters: &[ListenerFilter], chains: &[ChainKey]) {
     if filters
         .iter()
@@ -317,6 +318,9 @@ fn check_tls_inspector(cx: &mut Cx, filters: &[ListenerFilter], chains: &[ChainK
     {
         return;
     }
+    let http_inspector = filters
+        .iter()
+        .any(|f| matches!(f, ListenerFilter::HttpInspector { .. }));
     for chain in chains {
         let Some(m) = &chain.filter_chain_match else {
             continue;
@@ -328,7 +332,7 @@ fn check_tls_inspector(cx: &mut Cx, filters: &[ListenerFilter], chains: &[ChainK
         if m.transport_protocol.as_deref() == Some("tls") {
             what.push("transport_protocol tls");
         }
-        if m.application_protocols.iter().any(|p| !p.is_empty()) {
+        if !http_inspector && m.application_protocols.iter().any(|p| !p.is_empty()) {
             what.push("application_protocols");
         }
         if !what.is_empty() {

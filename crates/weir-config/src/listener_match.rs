@@ -134,6 +134,10 @@ fn non_empty_or_any(cx: &mut Cx, f: &Field<'_>, what: &str) -> Option<String> {
     Some(s)
 }
 
+/// The `@type` of the HTTP inspector's `typed_config`.
+pub(crate) const HTTP_INSPECTOR_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector";
+
 /// The `@type` of the PROXY protocol filter's `typed_config`.
 pub(crate) const PROXY_PROTOCOL_TYPE: &str =
     "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
@@ -153,7 +157,7 @@ pub(crate) fn listener_filters(cx: &mut Cx, o: &mut Obj<'_>) -> Option<Vec<Liste
 /// (Envoy picks a listener filter by its type too, and requires one).
 fn listener_filter(cx: &mut Cx, f: &Field<'_>) -> Option<ListenerFilter> {
     let supported = format!(
-        "weir supports the TLS inspector, {TLS_INSPECTOR_TYPE}, and the PROXY protocol filter, {PROXY_PROTOCOL_TYPE}"
+        "weir supports the TLS inspector, {TLS_INSPECTOR_TYPE}, the HTTP inspector, {HTTP_INSPECTOR_TYPE}, and the PROXY protocol filter, {PROXY_PROTOCOL_TYPE}"
     );
     let mut o = Obj::new(cx, f, LISTENER_FILTER_ENVOY)?;
     let name = o.required_string(cx, "name");
@@ -174,6 +178,13 @@ fn listener_filter(cx: &mut Cx, f: &Field<'_>) -> Option<ListenerFilter> {
             name: name?,
             max_client_hello_size,
         });
+    }
+    if kind == type_name(HTTP_INSPECTOR_TYPE) {
+        // Its message has no fields.
+        let mut o = Obj::new(cx, &typed.message, &[])?;
+        o.get(cx, "@type");
+        o.finish(cx);
+        return Some(ListenerFilter::HttpInspector { name: name? });
     }
     if kind == type_name(PROXY_PROTOCOL_TYPE) {
         let (allow_without, disallowed_versions) = proxy_protocol(cx, &typed.message)?;

@@ -15,6 +15,8 @@ use weir_config::{
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TLS_INSPECTOR: &str =
     "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+const HTTP_INSPECTOR: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector";
 const PROXY_PROTOCOL: &str =
     "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
 const CHAINS: &str = "static_resources.listeners[0].filter_chains";
@@ -469,6 +471,29 @@ fn the_proxy_protocol_filter_and_its_fields() {
 }
 
 #[test]
+fn the_http_inspector_has_no_fields() {
+    let b = ok(
+        &[Value::Null],
+        json!({"listener_filters": [{"name": "http", "typed_config": {"@type": HTTP_INSPECTOR}}]}),
+    );
+    assert_eq!(
+        b.listeners[0].listener_filters,
+        [ListenerFilter::HttpInspector {
+            name: "http".into()
+        }]
+    );
+    let errors = errors(
+        &[Value::Null],
+        json!({"listener_filters": [{"name": "http", "typed_config": {"@type": HTTP_INSPECTOR, "x": 1}}]}),
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("{LISTENER}.listener_filters[0].typed_config.x")),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn listener_filter_errors() {
     let with = |filter: Value| errors(&[Value::Null], json!({"listener_filters": [filter]}));
     let at = |field: &str, message: &str| {
@@ -523,7 +548,7 @@ fn listener_filter_errors() {
         at(
             ".typed_config",
             &format!(
-                "`typed_config` is required: weir picks the listener filter by its @type (weir supports the TLS inspector, {TLS_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
+                "`typed_config` is required: weir picks the listener filter by its @type (weir supports the TLS inspector, {TLS_INSPECTOR}, the HTTP inspector, {HTTP_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
             )
         )
     );
@@ -534,7 +559,7 @@ fn listener_filter_errors() {
         at(
             ".typed_config.@type",
             &format!(
-                "listener filter `{original_dst}` is not supported by weir yet (weir supports the TLS inspector, {TLS_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
+                "listener filter `{original_dst}` is not supported by weir yet (weir supports the TLS inspector, {TLS_INSPECTOR}, the HTTP inspector, {HTTP_INSPECTOR}, and the PROXY protocol filter, {PROXY_PROTOCOL})"
             )
         )
     );

@@ -63,6 +63,8 @@ pub(crate) struct ListenerRuntime {
 #[derive(Debug, Clone)]
 pub(crate) enum ListenerFilterSpec {
     TlsInspector(TlsInspectorSpec),
+    /// The HTTP inspector, by its `name`.
+    HttpInspector(weir_flow::Name),
     ProxyProtocol(ProxyProtocolSpec),
 }
 
@@ -71,6 +73,7 @@ impl ListenerFilterSpec {
     pub(crate) fn name(&self) -> &weir_flow::Name {
         match self {
             ListenerFilterSpec::TlsInspector(t) => &t.name,
+            ListenerFilterSpec::HttpInspector(name) => name,
             ListenerFilterSpec::ProxyProtocol(p) => &p.name,
         }
     }
@@ -315,6 +318,9 @@ impl Snapshot {
                         name: name.as_str().into(),
                         max_client_hello_size: *max_client_hello_size,
                     }),
+                    ListenerFilter::HttpInspector { name } => {
+                        ListenerFilterSpec::HttpInspector(name.as_str().into())
+                    }
                     ListenerFilter::ProxyProtocol {
                         name,
                         allow_without,
@@ -476,8 +482,13 @@ impl ListenerRuntime {
     pub(crate) fn tls_inspector(&self) -> Option<&TlsInspectorSpec> {
         self.listener_filters.iter().find_map(|f| match f {
             ListenerFilterSpec::TlsInspector(t) => Some(t),
-            ListenerFilterSpec::ProxyProtocol(_) => None,
+            ListenerFilterSpec::HttpInspector(_) | ListenerFilterSpec::ProxyProtocol(_) => None,
         })
+    }
+
+    /// It has an HTTP inspector.
+    pub(crate) fn inspects_http(&self) -> bool {
+        (self.listener_filters.iter()).any(|f| matches!(f, ListenerFilterSpec::HttpInspector(_)))
     }
 
     /// It has a PROXY protocol filter.
@@ -486,11 +497,13 @@ impl ListenerRuntime {
     }
 
     /// The most bytes its listener filters may need to decide: the largest ClientHello the
-    /// TLS inspector reads, a version 2 PROXY protocol header's longest form.
+    /// TLS inspector reads, the longest request line the HTTP inspector waits for, a version
+    /// 2 PROXY protocol header's longest form.
     pub(crate) fn inspect_limit(&self) -> usize {
         (self.listener_filters.iter())
             .map(|f| match f {
                 ListenerFilterSpec::TlsInspector(t) => t.max_client_hello_size,
+                ListenerFilterSpec::HttpInspector(_) => crate::network::http_inspector::MAX_INSPECT,
                 ListenerFilterSpec::ProxyProtocol(_) => 16 + usize::from(u16::MAX),
             })
             .max()

@@ -18,6 +18,13 @@ pub enum ListenerFilter {
         /// to this filter, and the connection is closed (as Envoy does).
         max_client_hello_size: usize,
     },
+    /// `envoy.filters.listener.http_inspector`: tells HTTP/1.0, HTTP/1.1 and h2c (by its
+    /// preface) from the first bytes of a plaintext connection, for chains that match on
+    /// `application_protocols`. Nothing is consumed.
+    HttpInspector {
+        /// The filter's `name`, for traces.
+        name: String,
+    },
     /// `envoy.filters.listener.proxy_protocol`: reads the PROXY protocol header (v1 or v2) a
     /// load balancer in front puts first, takes the client and destination addresses it
     /// carries as the connection's, and removes it from the stream.

@@ -18,6 +18,7 @@ use bytes::Buf;
 use crate::event::timer::TimerId;
 use crate::event::token::{Id, Kind, token};
 use crate::network::connection::{Connection, ReadOutcome};
+use crate::network::http_inspector::{self, Detection};
 use crate::network::proxy_protocol::{self, Addresses, Header, Proxied};
 use crate::network::tls_inspector::{ClientHello, Inspection, inspect};
 use crate::recorder::ConnTrace;
@@ -39,6 +40,8 @@ pub(crate) struct Inspecting {
     pub(crate) stage: usize,
     /// What the TLS inspector found.
     pub(crate) hello: Option<ClientHello>,
+    /// The application protocol the HTTP inspector found.
+    pub(crate) http: Option<&'static str>,
     /// The addresses a PROXY protocol header carried.
     pub(crate) proxied: Option<Addresses>,
 }
@@ -67,6 +70,8 @@ pub(crate) struct Facts {
     pub(crate) peer: SocketAddr,
     /// What a TLS inspector found; `None`: not TLS (or no inspector).
     pub(crate) hello: Option<ClientHello>,
+    /// What an HTTP inspector found, as an application protocol (none, or one).
+    pub(crate) http: Vec<String>,
 }
 
 impl Facts {
@@ -78,7 +83,7 @@ impl Facts {
             peer: self.peer,
             server_name: hello.and_then(|h| h.server_name.as_deref()),
             transport_protocol: if hello.is_some() { "tls" } else { "raw_buffer" },
-            application_protocols: hello.map_or(&[], |h| &h.alpn[..]),
+            application_protocols: hello.map_or(&self.http[..], |h| &h.alpn[..]),
         }
     }
 }
@@ -121,6 +126,7 @@ impl Worker {
                 trace,
                 stage: 0,
                 hello: None,
+                http: None,
                 proxied: None,
             }
         });
@@ -180,6 +186,7 @@ impl Worker {
             let step = match &filter {
                 ListenerFilterSpec::ProxyProtocol(spec) => self.proxy_protocol_step(id, spec),
                 ListenerFilterSpec::TlsInspector(spec) => self.tls_inspector_step(id, spec),
+                ListenerFilterSpec::HttpInspector(_) => self.http_inspector_step(id),
             };
             let Some(i) = self.inspecting.get_mut(id) else {
                 return;
@@ -288,6 +295,41 @@ impl Worker {
         }
     }
 
+    /// The HTTP inspector: which HTTP a plaintext connection speaks (nothing is consumed; a
+    /// connection the TLS inspector found TLS on is left alone, as Envoy leaves it).
+    fn http_inspector_step(&mut self, id: Id) -> Step {
+        let Some(i) = self.inspecting.get_mut(id) else {
+            return Step::Wait;
+        };
+        if i.hello.is_some() {
+            return Step::Next;
+        }
+        let stats = &self.stats.http_inspector;
+        match http_inspector::detect(&i.conn.input) {
+            Detection::NeedMore => Step::Wait,
+            Detection::NotHttp => {
+                stats.http_not_found.inc();
+                Step::Next
+            }
+            Detection::Found(protocol) => {
+                match protocol {
+                    "h2c" => stats.http2_found.inc(),
+                    "http/1.1" => stats.http11_found.inc(),
+                    _ => stats.http10_found.inc(),
+                }
+                i.http = Some(protocol);
+                Step::Next
+            }
+            Detection::TooLong => {
+                stats.read_error.inc();
+                Step::Close {
+                    why: "no end of the request line within 64 KiB",
+                    reset: false,
+                }
+            }
+        }
+    }
+
     /// `tls_inspector.*`, as Envoy counts a decision.
     fn count_inspection(&self, inspection: &Inspection, bytes: usize) {
         let stats = &self.stats.tls_inspector;
@@ -342,7 +384,8 @@ impl Worker {
         if let Some(l) = self.stats.listeners.get(self.listeners[index].stats) {
             l.downstream_pre_cx_active.dec();
         }
-        let facts = self.facts(index, &i.conn, i.peer, i.hello, i.proxied);
+        let mut facts = self.facts(index, &i.conn, i.peer, i.hello, i.proxied);
+        facts.http.extend(i.http.map(str::to_owned));
         let runtime = self.listeners[index].runtime.clone();
         let chain = runtime.select(&facts.facts());
         let filters = (runtime.listener_filters.iter())

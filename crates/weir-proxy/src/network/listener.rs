@@ -146,6 +146,7 @@ impl Worker {
             direct_peer: peer,
             peer: proxied.map_or(peer, |p| p.source),
             hello,
+            http: Vec::new(),
         }
     }
 

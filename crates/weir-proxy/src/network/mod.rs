@@ -2,6 +2,7 @@
 //! transport seam, and the network a worker opens connections on.
 
 pub(crate) mod connection;
+pub(crate) mod http_inspector;
 pub(crate) mod inspecting;
 pub(crate) mod listener;
 pub(crate) mod proxy_protocol;

@@ -199,6 +199,16 @@ pub(crate) fn collect(
             &[],
         );
     }
+    if layout.http_inspector {
+        merge_scope(
+            &mut out,
+            workers,
+            |w, f| w.http_inspector.each_field(f),
+            "http_inspector.",
+            "http_inspector.",
+            &[],
+        );
+    }
     if layout.proxy_protocol {
         collect_proxy_protocol(&mut out, workers);
     }

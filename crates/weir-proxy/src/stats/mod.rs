@@ -180,6 +180,15 @@ scope! {
 }
 
 scope! {
+    /// `http_inspector.*`: what the HTTP inspectors of all listeners found.
+    HttpInspectorStats {
+        counters: [http10_found, http11_found, http2_found, http_not_found, read_error],
+        gauges: [],
+        histograms: [],
+    }
+}
+
+scope! {
     /// `proxy_proto.*`: connections without a PROXY protocol header, let through or reset
     /// (one root scope for every listener's filter, as Envoy has it without a `stat_prefix`).
     ProxyProtoStats {
@@ -380,6 +389,8 @@ pub(crate) struct Layout {
     pub(crate) tls_inspector: bool,
     /// Some listener reads the PROXY protocol (so `proxy_proto.*` exist).
     pub(crate) proxy_protocol: bool,
+    /// Some listener has an HTTP inspector (so `http_inspector.*` exist).
+    pub(crate) http_inspector: bool,
     /// Cluster names.
     pub(crate) clusters: Vec<String>,
     /// Their current hosts (which change at run time).
@@ -416,6 +427,7 @@ impl Layout {
                 .iter()
                 .any(|l| l.tls_inspector().is_some()),
             proxy_protocol: snapshot.listeners.iter().any(|l| l.reads_proxy_protocol()),
+            http_inspector: snapshot.listeners.iter().any(|l| l.inspects_http()),
             listeners,
             clusters: snapshot
                 .bootstrap
@@ -450,6 +462,8 @@ pub struct WorkerStats {
     pub ssl: Box<[SslStats]>,
     /// The TLS inspectors' (all listeners').
     pub tls_inspector: TlsInspectorStats,
+    /// `http_inspector.*`.
+    pub http_inspector: HttpInspectorStats,
     /// `proxy_proto.*`, `proxy_proto.versions.v1.*` and `.v2.*`, and the error total.
     pub proxy_proto: (
         ProxyProtoStats,
@@ -490,6 +504,7 @@ impl WorkerStats {
                 .map(|_| SslStats::default())
                 .collect(),
             tls_inspector: TlsInspectorStats::default(),
+            http_inspector: HttpInspectorStats::default(),
             proxy_proto: Default::default(),
             clusters: layout
                 .clusters

@@ -7,6 +7,14 @@ use super::{Harness, status};
 /// Two chains: `proxied` for clients in 203.0.113.0/24, `direct` for the rest; each answers
 /// with its name. The listener runs `filters` (YAML list entries, indented 4).
 fn config(filters: &str) -> String {
+    config_matching(
+        filters,
+        "{ source_prefix_ranges: [{ address_prefix: 203.0.113.0, prefix_len: 24 }] }",
+    )
+}
+
+/// [`config`] with the first chain's `filter_chain_match`.
+fn config_matching(filters: &str, first: &str) -> String {
     let chain = |name: &str, matching: &str| {
         format!(
             r#"    - name: {name}
@@ -15,6 +23,7 @@ fn config(filters: &str) -> String {
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: {name}
+          http_protocol_options: {{ accept_http_10: true }}
           route_config:
             virtual_hosts:
             - name: all
@@ -47,10 +56,7 @@ weir:
   flow_trace:
     mode: ALL
 "#,
-        chain(
-            "proxied",
-            "      filter_chain_match: { source_prefix_ranges: [{ address_prefix: 203.0.113.0, prefix_len: 24 }] }\n"
-        ),
+        chain("proxied", &format!("      filter_chain_match: {first}\n")),
         chain("direct", ""),
     )
 }
@@ -115,4 +121,28 @@ fn without_a_header_the_connection_is_reset_and_a_direct_client_picks_its_chain(
     h.settle();
     let answer = client.take_text();
     assert!(answer.ends_with("direct"), "{answer}");
+}
+
+const HTTP_INSPECTOR: &str = "    - name: envoy.filters.listener.http_inspector\n      typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector }\n";
+
+#[test]
+fn the_http_inspector_picks_a_chain_by_http_version() {
+    let first = "{ application_protocols: [http/1.0] }";
+    let mut h = Harness::new(&config_matching(HTTP_INSPECTOR, first));
+    let ask = |h: &mut Harness, request: &str| {
+        let client = h.client(0);
+        client.send(request);
+        h.settle();
+        client.take_text()
+    };
+    let ten = ask(&mut h, "GET / HTTP/1.0\r\nhost: a\r\n\r\n");
+    assert!(ten.ends_with("proxied"), "{ten}");
+    let eleven = ask(&mut h, "GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+    assert!(eleven.ends_with("direct"), "{eleven}");
+    // Not HTTP: the inspector lets it through to the chain without the protocol.
+    let other = ask(&mut h, "hello there\r\n\r\n");
+    assert_eq!(status(&other), 400, "{other}");
+    assert_eq!(h.stat("http_inspector.http10_found"), 1);
+    assert_eq!(h.stat("http_inspector.http11_found"), 1);
+    assert_eq!(h.stat("http_inspector.http_not_found"), 1);
 }

@@ -1,9 +1,10 @@
-//! `envoy.filters.listener.proxy_protocol` over real sockets, weir and Envoy 1.40 given the
-//! same config and connections: version 1 and 2 headers (TCP4, TCP6, UNKNOWN, LOCAL, with
+//! Listener filters over real sockets, weir and Envoy 1.40 given the same config and
+//! connections. `envoy.filters.listener.proxy_protocol`: version 1 and 2 headers (TCP4, TCP6, UNKNOWN, LOCAL, with
 //! TLVs) name the client and destination the access log shows; a connection without a
 //! header, or with a malformed one, an AF_UNIX address or a disallowed version, is reset;
 //! `allow_requests_without_proxy_protocol` lets one without through; and the `proxy_proto.*`
-//! counters say the same.
+//! counters say the same. `envoy.filters.listener.http_inspector`: HTTP/1.0, HTTP/1.1, other
+//! versions and what is not HTTP pick the same chains, and `http_inspector.*` say the same.
 
 mod differential_support;
 mod support;
@@ -129,7 +130,12 @@ fn log_lines(path: &Path, n: usize) -> Vec<String> {
 
 /// The `proxy_proto.*` counters (and `downstream_cx_proxy_proto_error`) of an admin.
 fn counters(admin: SocketAddr) -> Vec<String> {
-    let text = get(admin, "/stats?filter=proxy_proto")
+    stats(admin, "proxy_proto")
+}
+
+/// An admin's stats whose names match `filter`, one `name: value` each.
+fn stats(admin: SocketAddr, filter: &str) -> Vec<String> {
+    let text = get(admin, &format!("/stats?filter={filter}"))
         .expect("/stats")
         .text();
     text.lines().map(str::to_owned).collect()
@@ -230,5 +236,117 @@ fn unsupported_fields_are_refused_with_their_paths() {
     assert!(
         stderr.contains("static_resources.listeners[0].listener_filters[0].typed_config.rules"),
         "{stderr}"
+    );
+}
+
+/// Chains answering with their names: `ten` for `application_protocols: [http/1.0]`, `rest`
+/// for the others; the listener runs the HTTP inspector.
+fn inspector_config() -> String {
+    let chain = |name: &str, matching: &str| {
+        format!(
+            r#"    - name: {name}
+{matching}      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          http_protocol_options: {{ accept_http_10: true }}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: / }}
+                direct_response: {{ status: 200, body: {{ inline_string: {name} }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#
+        )
+    };
+    format!(
+        r#"admin: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }} }}
+static_resources:
+  listeners:
+  - name: inspected
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    listener_filters:
+    - name: envoy.filters.listener.http_inspector
+      typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector }}
+    filter_chains:
+{}{}"#,
+        chain(
+            "ten",
+            "      filter_chain_match: { application_protocols: [http/1.0] }\n"
+        ),
+        chain("rest", ""),
+    )
+}
+
+/// What one connection got: the status and body of its answer, or how it ended.
+fn answer(port: u16, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = stream.write_all(bytes);
+    let mut out = Vec::new();
+    match stream.read_to_end(&mut out) {
+        Ok(_) if out.len() >= 12 => {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+            format!("{} {body}", &text[9..12])
+        }
+        Ok(_) => "closed".to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_owned(),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[test]
+fn the_http_inspector_tells_http_versions_as_envoy_does() {
+    let Some(envoy_bin) = envoy_or_skip() else {
+        return;
+    };
+    let text = inspector_config();
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let (envoy_config, port, admin) = envoy_ports(&text);
+    let _envoy = Envoy::start(&envoy_bin, "envoy.yaml", &envoy_config, Some(admin), port);
+    let cases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        b"GET / HTTP/1.0\r\nhost: a\r\n\r\n",
+        b"POST /x?y=1 HTTP/1.0\r\nhost: a\r\ncontent-length: 0\r\n\r\n",
+        b"hello there\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        b"GET / FTP/1.0\r\nhost: a\r\n\r\n",
+    ];
+    for case in cases {
+        let (w, e) = (answer(weir.addr().port(), case), answer(port, case));
+        assert_eq!(
+            w,
+            e,
+            "{:?}: weir said {w:?}, Envoy {e:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    // The HTTP/2 preface: h2c, whatever the chain then makes of it (weir's speaks HTTP/1),
+    // so only the count is compared.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let envoy_admin = SocketAddr::from(([127, 0, 0, 1], admin));
+    for (port, admin) in [(weir.addr().port(), weir.admin), (port, envoy_admin)] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.write_all(preface).expect("send");
+        let h2 = "http_inspector.http2_found: 1".to_owned();
+        let counted = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            stats(admin, "http_inspector").contains(&h2)
+        });
+        assert!(counted, "{:?}", stats(admin, "http_inspector"));
+    }
+    let weir_stats = stats(weir.admin, "http_inspector");
+    assert_eq!(weir_stats, stats(envoy_admin, "http_inspector"));
+    assert!(
+        weir_stats.contains(&"http_inspector.http10_found: 2".to_owned()),
+        "{weir_stats:?}"
     );
 }
