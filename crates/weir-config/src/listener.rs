@@ -525,6 +525,31 @@ pub(crate) struct Typed<'v> {
     pub(crate) message: Field<'v>,
 }
 
+/// A `{name, typed_config}` entry (a filter, a transport socket): its `name` (`None` when
+/// missing, which is reported, so the caller can still check the typed config) and its opened
+/// `typed_config`, which weir requires to pick the entry by its @type (as Envoy does): `what`
+/// the entry is and the types it may be word the error. `None` once an error was reported.
+pub(crate) fn named_typed_config<'v>(
+    cx: &mut Cx,
+    f: &Field<'v>,
+    envoy_fields: &'static [&'static str],
+    what: &str,
+    types: &str,
+) -> Option<(Option<String>, Typed<'v>)> {
+    let mut o = Obj::new(cx, f, envoy_fields)?;
+    let name = o.required_string(cx, "name");
+    let typed_config = o.get(cx, "typed_config");
+    o.finish(cx);
+    let Some(typed_config) = typed_config else {
+        cx.error(
+            &join(&f.path, "typed_config"),
+            format!("`typed_config` is required: weir picks the {what} by its @type ({types})"),
+        );
+        return None;
+    };
+    Some((name, open_typed_config(cx, &typed_config)?))
+}
+
 /// Opens a `typed_config`. A `TypedStruct` (`udpa.type.v1.TypedStruct` or
 /// `xds.type.v3.TypedStruct`: `type_url` and a `value` struct) is read as the type it names,
 /// as Envoy reads it; its `value` may be absent (an empty message) and holds no `@type`.
@@ -575,18 +600,8 @@ pub(crate) fn open_typed_config<'v>(cx: &mut Cx, f: &Field<'v>) -> Option<Typed<
 
 /// One `filters[]` entry: `name` and a `typed_config` that must be the HTTP connection manager.
 fn network_filter(cx: &mut Cx, f: &Field<'_>, clusters: &ClusterNames) -> Option<NetworkFilter> {
-    let mut o = Obj::new(cx, f, &["config_discovery"])?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the filter by its @type ({HCM_TYPE} or {TCP_PROXY_TYPE})"),
-        );
-        return None;
-    };
-    let typed = open_typed_config(cx, &typed_config)?;
+    let types = format!("{HCM_TYPE} or {TCP_PROXY_TYPE}");
+    let (name, typed) = named_typed_config(cx, f, &["config_discovery"], "filter", &types)?;
     let filter = match type_name(&typed.url) {
         t if t == type_name(HCM_TYPE) => http_connection_manager(cx, &typed.message, clusters)
             .map(|h| NetworkFilter::Http(Box::new(h))),

@@ -3,11 +3,11 @@
 
 use crate::hcm::disabling_duration;
 use crate::hcm_headers::cidr_range;
-use crate::listener::{open_typed_config, type_name};
+use crate::listener::{named_typed_config, type_name};
 use crate::model::{
     CidrRange, FilterChainMatch, ListenerFilter, ListenerFiltersTimeout, SourceType,
 };
-use crate::reader::{Cx, Field, Obj, join};
+use crate::reader::{Cx, Field, Obj};
 
 /// `config.listener.v3.FilterChainMatch` fields weir does not support yet.
 const FILTER_CHAIN_MATCH_ENVOY: &[&str] = &["address_suffix", "suffix_len"];
@@ -159,18 +159,8 @@ fn listener_filter(cx: &mut Cx, f: &Field<'_>) -> Option<ListenerFilter> {
     let supported = format!(
         "weir supports the TLS inspector, {TLS_INSPECTOR_TYPE}, the HTTP inspector, {HTTP_INSPECTOR_TYPE}, and the PROXY protocol filter, {PROXY_PROTOCOL_TYPE}"
     );
-    let mut o = Obj::new(cx, f, LISTENER_FILTER_ENVOY)?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the listener filter by its @type ({supported})"),
-        );
-        return None;
-    };
-    let typed = open_typed_config(cx, &typed_config)?;
+    let (name, typed) =
+        named_typed_config(cx, f, LISTENER_FILTER_ENVOY, "listener filter", &supported)?;
     let kind = type_name(&typed.url);
     if kind == type_name(TLS_INSPECTOR_TYPE) {
         let max_client_hello_size = tls_inspector(cx, &typed.message)?;

@@ -13,7 +13,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use crate::listener::{open_typed_config, type_name};
+use crate::listener::{named_typed_config, type_name};
 use crate::model::{CertSource, DownstreamTls, SharedCa, TlsCerts};
 use crate::ocsp::OcspPolicy;
 use crate::reader::{Cx, Field, Obj, join};
@@ -96,18 +96,7 @@ const TLS_PROTOCOLS: &[(&str, u64)] = &[
 /// A filter chain's `transport_socket`: `Some(None)` for plaintext (`raw_buffer`),
 /// `Some(Some(tls))` for TLS, `None` after an error.
 pub(crate) fn transport_socket(cx: &mut Cx, f: &Field<'_>) -> Option<Option<DownstreamTls>> {
-    let mut o = Obj::new(cx, f, &[])?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the transport socket by its @type ({DOWNSTREAM_TLS_TYPE})"),
-        );
-        return None;
-    };
-    let typed = open_typed_config(cx, &typed_config)?;
+    let (name, typed) = named_typed_config(cx, f, &[], "transport socket", DOWNSTREAM_TLS_TYPE)?;
     let read = match type_name(&typed.url) {
         t if t == type_name(DOWNSTREAM_TLS_TYPE) => {
             downstream_tls_context(cx, &typed.message).map(Some)

@@ -22,7 +22,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, SupportedProtocolVersion};
 
-use crate::listener::{open_typed_config, type_name};
+use crate::listener::{named_typed_config, type_name};
 use crate::model::{CertSource, SharedCa, TlsCerts, UpstreamTls};
 use crate::reader::{Cx, Field, Obj, join};
 use crate::sds::{CertRotation, Reverify};
@@ -48,18 +48,7 @@ pub(crate) fn transport_socket(
     f: &Field<'_>,
     auto_san: bool,
 ) -> Option<Option<UpstreamTls>> {
-    let mut o = Obj::new(cx, f, &[])?;
-    let name = o.required_string(cx, "name");
-    let typed_config = o.get(cx, "typed_config");
-    o.finish(cx);
-    let Some(typed_config) = typed_config else {
-        cx.error(
-            &join(&f.path, "typed_config"),
-            format!("`typed_config` is required: weir picks the transport socket by its @type ({UPSTREAM_TLS_TYPE})"),
-        );
-        return None;
-    };
-    let typed = open_typed_config(cx, &typed_config)?;
+    let (name, typed) = named_typed_config(cx, f, &[], "transport socket", UPSTREAM_TLS_TYPE)?;
     let read = match type_name(&typed.url) {
         t if t == type_name(UPSTREAM_TLS_TYPE) => {
             upstream_tls_context(cx, &typed.message, auto_san).map(Some)
