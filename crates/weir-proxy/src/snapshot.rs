@@ -4,7 +4,8 @@
 //! takes when its next request starts (see `reload/`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use weir_config::{
@@ -176,15 +177,27 @@ pub(crate) struct ChainRuntime {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
-    /// What a reload replaced it with (a new route table): a connection moves to it when its
-    /// next request starts.
-    pub(crate) successor: OnceLock<Arc<ChainRuntime>>,
+    /// This chain across reloads: a connection on an older version moves to the newest when
+    /// its next request starts.
+    lineage: Arc<Lineage>,
+    /// Which version of its lineage it is.
+    generation: u64,
+}
+
+/// One filter chain across reloads: which version is the newest. Held weakly, so a version
+/// lives only as long as a snapshot or a connection holds it: a connection left on the first
+/// version keeps that one, not every version since.
+#[derive(Debug, Default)]
+struct Lineage {
+    generation: AtomicU64,
+    newest: Mutex<Weak<ChainRuntime>>,
 }
 
 impl ChainRuntime {
-    /// The same chain with `hcm`'s route table (a reload: nothing else of it changed).
-    fn with_routes(&self, hcm: HttpConnectionManager) -> ChainRuntime {
-        ChainRuntime {
+    /// The same chain with `hcm`'s route table (a reload: nothing else of it changed), made
+    /// the newest of its lineage.
+    fn with_routes(&self, hcm: HttpConnectionManager) -> Arc<ChainRuntime> {
+        let next = Arc::new(ChainRuntime {
             name: self.name.clone(),
             routes: RouteTable::new(hcm.route_config.clone()),
             // The same filters (a reload that changed them is refused), compiled anew.
@@ -197,17 +210,27 @@ impl ChainRuntime {
             suppress_envoy_headers: self.suppress_envoy_headers,
             tls: self.tls.clone(),
             handshake_timeout: self.handshake_timeout,
-            successor: OnceLock::new(),
-        }
+            lineage: self.lineage.clone(),
+            generation: self.generation + 1,
+        });
+        let lineage = &self.lineage;
+        *lineage.newest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&next);
+        lineage.generation.store(next.generation, Ordering::Release);
+        next
     }
 
-    /// The newest version of `chain` (itself when no reload replaced it).
+    /// The newest version of `chain` (`None`: it is the newest). One atomic load when no
+    /// reload replaced it.
     pub(crate) fn newest(chain: &Arc<ChainRuntime>) -> Option<Arc<ChainRuntime>> {
-        let mut next = chain.successor.get()?;
-        while let Some(newer) = next.successor.get() {
-            next = newer;
+        if chain.lineage.generation.load(Ordering::Acquire) == chain.generation {
+            return None;
         }
-        Some(next.clone())
+        let newest = chain
+            .lineage
+            .newest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        newest.upgrade()
     }
 }
 
@@ -258,7 +281,8 @@ impl Chain {
             hcm,
             stats,
             logs,
-            successor: OnceLock::new(),
+            lineage: Arc::default(),
+            generation: 0,
         })))
     }
 }
@@ -428,11 +452,7 @@ impl ListenerRuntime {
         let replace = |chain: &Chain, config: Option<&FilterChain>| -> Result<Chain, String> {
             let hcm = config.and_then(|c| c.http_connection_manager.clone());
             match (chain, hcm) {
-                (Chain::Http(old), Some(hcm)) => {
-                    let next = Arc::new(old.with_routes(hcm));
-                    let _ = old.successor.set(next.clone());
-                    Ok(Chain::Http(next))
-                }
+                (Chain::Http(old), Some(hcm)) => Ok(Chain::Http(old.with_routes(hcm))),
                 _ => Err(format!(
                     "listener {}: a route_config changed outside an HTTP connection manager",
                     self.name

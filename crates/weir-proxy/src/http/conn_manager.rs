@@ -560,7 +560,7 @@ impl Worker {
         };
         // Its log entry reads the connection: written while the connection is still there.
         self.write_log(&mut stream, true);
-        self.keep_failure(&mut stream, true);
+        self.keep_failure(&stream, true);
         let scope = self
             .downstreams
             .get(id)
@@ -649,6 +649,8 @@ impl Worker {
             let stream = self.streams.get(sid)?;
             stream.traced.map(|t| (stream, t))
         });
+        // A failed stream's flow says why, before it ends with the connection.
+        let why = traced.and_then(|(stream, _)| self.why_of(stream));
         if ds.pending_flow.is_none()
             && let Some((stream, (method, path))) = traced
         {
@@ -660,6 +662,11 @@ impl Worker {
                 start: ds.trace.start,
             });
             self.downstreams.get_mut(id).expect("exists").pending_flow = Some(pending);
+        }
+        if let Some(reason) = why {
+            self.trace_down(id, || EventKind::Why {
+                reason: reason.into(),
+            });
         }
         self.trace_down(id, || EventKind::Close { by });
         self.trace_response_sent(id);

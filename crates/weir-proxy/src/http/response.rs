@@ -333,7 +333,7 @@ impl Worker {
                 .record(took.as_millis() as u64);
         }
         self.write_log(&mut stream, false);
-        self.keep_failure(&mut stream, false);
+        self.keep_failure(&stream, false);
         let Some(ds) = self.downstreams.get(id) else {
             return;
         };

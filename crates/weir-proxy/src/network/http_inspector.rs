@@ -34,14 +34,11 @@ pub(crate) fn detect(input: &[u8]) -> Detection {
     }
     let Some(end) = input.iter().position(|&b| b == b'\n') else {
         // A request line grows until its end; a byte no request line has ends it now.
+        // (A CR at the very end may be followed by its LF in the next read.)
+        let body = input.strip_suffix(b"\r").unwrap_or(input);
         return match input.len() {
             n if n >= MAX_INSPECT => Detection::TooLong,
-            _ if input
-                .iter()
-                .any(|&b| b == b'\r' || b.is_ascii_control() && b != b'\t') =>
-            {
-                Detection::NotHttp
-            }
+            _ if body.iter().any(|&b| b.is_ascii_control() && b != b'\t') => Detection::NotHttp,
             _ => Detection::NeedMore,
         };
     };
@@ -92,6 +89,8 @@ mod tests {
         assert_eq!(detect(PREFACE), Detection::Found("h2c"));
         assert_eq!(detect(&PREFACE[..10]), Detection::NeedMore);
         assert_eq!(detect(b"GET / HTTP/1."), Detection::NeedMore);
+        assert_eq!(detect(b"GET / HTTP/1.1\r"), Detection::NeedMore);
+        assert_eq!(detect(b"GET /\r HTTP/1.1"), Detection::NotHttp);
         assert_eq!(detect(b"\x16\x03\x01\x02\x00\x01"), Detection::NotHttp);
         assert_eq!(detect(b"\r\nGET / HTTP/1.1\r\n"), Detection::NotHttp);
         assert_eq!(detect(b"hello\r\n"), Detection::NotHttp);

@@ -146,3 +146,29 @@ fn the_http_inspector_picks_a_chain_by_http_version() {
     assert_eq!(h.stat("http_inspector.http11_found"), 1);
     assert_eq!(h.stat("http_inspector.http_not_found"), 1);
 }
+
+#[test]
+fn an_original_dst_cluster_goes_where_the_header_says() {
+    let yaml = config(PROXY_PROTOCOL)
+        .replace(
+            "direct_response: { status: 200, body: { inline_string: proxied } }",
+            "route: { cluster: passthrough }",
+        )
+        .replace(
+            "  clusters:\n",
+            "  clusters:\n  - name: passthrough\n    type: ORIGINAL_DST\n    lb_policy: CLUSTER_PROVIDED\n    connect_timeout: 1s\n",
+        );
+    let mut h = Harness::new(&yaml);
+    let client = h.client(0);
+    client
+        .send("PROXY TCP4 203.0.113.9 127.0.0.1 40000 9001\r\nGET /x HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    let origin = h.accept("127.0.0.1:9001");
+    assert!(
+        origin.take_text().starts_with("GET /x "),
+        "the header's destination"
+    );
+    origin.send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    h.settle();
+    assert!(client.take_text().ends_with("ok"));
+}

@@ -364,3 +364,55 @@ fn a_traced_failure_says_why_in_its_flow() {
         .collect();
     assert_eq!(why, [f.summary()]);
 }
+
+#[test]
+fn an_error_status_whose_body_then_fails_is_one_attempt() {
+    let mut h = harness("");
+    let client = send(&mut h);
+    let origin = h.accept(ORIGIN);
+    origin.take_text();
+    origin.send("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 1000\r\n\r\n0123456789");
+    h.settle();
+    origin.reset();
+    h.settle();
+    assert!(client.take_text().starts_with("HTTP/1.1 503"));
+    let f = only_failure(&h);
+    assert_eq!(outcomes(&f), [Outcome::Reset], "{:#?}", f.notes.attempts);
+    let attempt = &f.notes.attempts[0];
+    assert_eq!(
+        (attempt.response_status, attempt.response_bytes),
+        (Some(503), 10)
+    );
+    assert_eq!(attempt.verdict, Some(Verdict::ResponseStarted));
+}
+
+#[test]
+fn a_request_refused_when_its_new_connection_is_ready_is_told_with_that_connection() {
+    let breakers = "    circuit_breakers: { thresholds: [{ max_requests: 1 }] }\n";
+    let mut h = harness_plus("", breakers);
+    let _first = send(&mut h);
+    h.accept(ORIGIN).take_text();
+    let f = refused_503(&mut h);
+    assert_eq!(f.flags, "UO");
+    let attempt = &f.notes.attempts[0];
+    assert_eq!(attempt.outcome, Outcome::Overflow(Resource::Requests));
+    assert_eq!(attempt.connection, ConnectionUse::New);
+    assert_eq!(attempt.breakers.requests.in_use, 1);
+}
+
+#[test]
+fn configured_answers_are_no_failures_unless_they_are_5xx() {
+    let routes = "              - match: { prefix: /gone }\n                direct_response: { status: 404 }\n              - match: { prefix: /down }\n                direct_response: { status: 503 }\n";
+    let mut h = Harness::new(&super::bootstrap_with_routes("", "", routes, "", &[ORIGIN]));
+    let client = h.client(0);
+    client.send("GET /gone HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    assert_eq!(status(&client.take_text()), 404);
+    assert_eq!(h.worker.failures.recent().count(), 0, "a configured 404");
+    client.send("GET /down HTTP/1.1\r\nhost: a\r\n\r\n");
+    h.settle();
+    assert_eq!(status(&client.take_text()), 503);
+    let f = only_failure(&h);
+    assert_eq!(f.details, "direct_response");
+    assert_eq!(f.summary(), "weir answered 503 (direct_response)");
+}

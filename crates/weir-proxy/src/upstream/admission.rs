@@ -236,15 +236,15 @@ impl Worker {
         if let Some(c) = self.stats.clusters.get(cluster) {
             c.common.upstream_rq_active_overflow.inc();
         }
+        // Noted while its attempt (the new connection) is still there.
+        self.note_attempt(sid, crate::why::Outcome::Overflow(Resource::Requests));
         self.end_attempt(sid, UpstreamEnd::Failed);
         if let Some(conn) = self.upstreams.get_mut(up) {
             conn.stream = None;
         }
-        let host = self.upstreams.get(up).map(|u| u.host);
         self.close_upstream(up);
-        if let Some(host) = host {
-            self.overflow(sid, host, Resource::Requests);
-        }
+        let reply = LocalReply::failure(ResponseFlag::UpstreamOverflow);
+        self.local_reply(sid, None, reply);
         false
     }
 

@@ -38,7 +38,13 @@ impl Worker {
             .flatten();
         let destination = match from_header {
             Some(address) => address,
-            None => self.downstreams.get(stream.downstream)?.conn.local_addr()?,
+            None => {
+                let ds = self.downstreams.get(stream.downstream)?;
+                match &ds.proxied {
+                    Some(proxied) => proxied.local,
+                    None => ds.conn.local_addr()?,
+                }
+            }
         };
         let destination = match od.upstream_port_override {
             Some(port) => SocketAddr::new(destination.ip(), port),

@@ -143,6 +143,9 @@ pub(crate) struct Pool {
 /// One attempt that did not give the answer.
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptNote {
+    /// When the attempt started (which attempt it is: one noted twice, an error status then a
+    /// reset in its body, is one note).
+    pub(crate) started: Option<std::time::Instant>,
     pub(crate) host: Option<SocketAddr>,
     pub(crate) connection: ConnectionUse,
     pub(crate) outcome: Outcome,

@@ -53,7 +53,9 @@ impl Worker {
         let slot = (host.or(stream.upstream_host))
             .filter(|_| at_host)
             .and_then(|h| cluster.hosts.get(h));
+        let started = stream.attempt.as_ref().map(|a| a.started);
         let note = AttemptNote {
+            started,
             host: slot.map(|s| s.host.spec.address),
             connection,
             outcome,
@@ -70,8 +72,14 @@ impl Worker {
                 waiting: s.waiting.len() as u32,
             }),
         };
-        if let Some(notes) = self.notes(sid) {
-            notes.attempts.push(note);
+        let Some(notes) = self.notes(sid) else {
+            return;
+        };
+        match notes.attempts.last_mut() {
+            // The same attempt again (its error status was noted, then its body failed): what
+            // it met last stands, and the router decides anew.
+            Some(last) if started.is_some() && last.started == started => *last = note,
+            _ => notes.attempts.push(note),
         }
     }
 
@@ -112,9 +120,11 @@ impl Worker {
     }
 
     /// weir answers the stream itself: a failure or an error status is noted (a direct
-    /// response or a redirect is what the config asked for, not a failure).
+    /// response or a redirect is what the config asked for, not a failure, unless it is a
+    /// 5xx: a 503 is worth explaining whoever chose it).
     pub(crate) fn note_local_reply(&mut self, sid: Id, reply: &LocalReply) {
-        if reply.status >= 400 || reply.flag.is_some() {
+        let configured = reply.details == "direct_response" && reply.status < 500;
+        if !configured && (reply.status >= 400 || reply.flag.is_some()) {
             let details = reply.details;
             if let Some(notes) = self.notes(sid) {
                 notes.local_details = Some(details);
@@ -124,8 +134,28 @@ impl Worker {
 
     /// A stream ends (it has left the slab): if it failed — a 5xx, an error weir answered, a
     /// response cut short, or a client that left after attempts had failed — its record is
-    /// kept, and its flow (when traced) says why.
-    pub(crate) fn keep_failure(&mut self, stream: &mut Stream, abandoned: bool) {
+    /// kept, and its flow (when traced) says why. A stream abandoned with its connection has
+    /// its flow's `why` recorded as the connection closes ([`Worker::why_of`]).
+    pub(crate) fn keep_failure(&mut self, stream: &Stream, abandoned: bool) {
+        let Some(record) = self.failure_record(stream, abandoned) else {
+            return;
+        };
+        if stream.traced.is_some() && !abandoned {
+            let reason = record.summary();
+            self.trace_ended_stream(stream, || EventKind::Why {
+                reason: reason.into(),
+            });
+        }
+        self.failures.push(record);
+    }
+
+    /// What a stream's flow says of its failure when its connection closes under it.
+    pub(crate) fn why_of(&self, stream: &Stream) -> Option<String> {
+        self.failure_record(stream, true).map(|r| r.summary())
+    }
+
+    /// A stream's failure record, if it failed.
+    fn failure_record(&self, stream: &Stream, abandoned: bool) -> Option<FailureRecord> {
         let started = stream.response_started();
         let failed = stream.status >= 500 && started
             || stream.flag.is_some()
@@ -137,9 +167,9 @@ impl Worker {
                 .is_some_and(|n| n.local_details.is_some());
         let left_after_failures = abandoned && stream.why.is_some();
         if !(failed || left_after_failures) {
-            return;
+            return None;
         }
-        let notes = stream.why.take().map(|n| *n).unwrap_or_default();
+        let notes = stream.why.as_deref().cloned().unwrap_or_default();
         // A local reply sets a flag too; a cut is an origin's response that failed midway.
         let cut = started && stream.flag.is_some() && notes.local_details.is_none();
         let details = match (notes.local_details, started, abandoned) {
@@ -179,12 +209,6 @@ impl Worker {
             cut,
             notes,
         };
-        if stream.traced.is_some() {
-            let reason = record.summary();
-            self.trace_ended_stream(stream, || EventKind::Why {
-                reason: reason.into(),
-            });
-        }
-        self.failures.push(record);
+        Some(record)
     }
 }
