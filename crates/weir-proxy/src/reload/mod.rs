@@ -347,4 +347,27 @@ mod tests {
         assert_eq!(new_chain.stats, old_chain.stats, "same stats scope");
         assert!(Arc::ptr_eq(&reloaded.breakers[0], &old.breakers[0]));
     }
+
+    #[test]
+    fn a_connection_on_the_first_version_keeps_only_that_one() {
+        let config = |timeout: &str| {
+            weir_config::parse(&bootstrap("", "", timeout, &["127.0.0.1:9001"])).expect("valid")
+        };
+        let first = snapshot(&bootstrap("", "", "", &["127.0.0.1:9001"]));
+        let held = chain(&first.listeners[0]);
+        let second = first
+            .reloaded(config(", timeout: 2s"), &[(0, ChainAt::Index(0))])
+            .expect("reloaded");
+        let middle = Arc::downgrade(&chain(&second.listeners[0]));
+        let third = second
+            .reloaded(config(", timeout: 3s"), &[(0, ChainAt::Index(0))])
+            .expect("reloaded");
+        drop((first, second));
+        assert!(
+            middle.upgrade().is_none(),
+            "the version in between is freed"
+        );
+        let newest = ChainRuntime::newest(&held).expect("the newest");
+        assert!(Arc::ptr_eq(&newest, &chain(&third.listeners[0])));
+    }
 }

@@ -416,3 +416,25 @@ fn configured_answers_are_no_failures_unless_they_are_5xx() {
     assert_eq!(f.details, "direct_response");
     assert_eq!(f.summary(), "weir answered 503 (direct_response)");
 }
+
+#[test]
+fn a_traced_request_whose_client_left_during_a_retry_says_why_in_its_flow() {
+    let route = ", retry_policy: { retry_on: connect-failure, num_retries: 2, retry_back_off: { base_interval: 1s } }";
+    let mut h = harness_plus(route, "weir:\n  flow_trace:\n    mode: ALL\n");
+    h.listen(ORIGIN, None);
+    let client = send(&mut h);
+    // The first attempt was refused; the retry waits for its back-off when the client resets.
+    client.reset();
+    h.settle();
+    let f = only_failure(&h);
+    assert_eq!((f.status, f.flags), (0, "DC"));
+    let flow = h.worker.recorder.flows().next().expect("a flow");
+    let why: Vec<_> = (flow.events.iter())
+        .filter_map(|e| match &e.kind {
+            weir_flow::EventKind::Why { reason } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(why, [f.summary()]);
+    assert!(why[0].starts_with("the client went away"), "{why:?}");
+}
