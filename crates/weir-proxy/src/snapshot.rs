@@ -1,11 +1,11 @@
 //! The configuration as the workers run it: compiled on the main thread (or by a reload),
 //! shared read-only behind an `Arc`. A connection holds the filter chain it was accepted with;
-//! a reload that changes its route table gives the chain a successor, which the connection
+//! a reload that changes its route table gives the chain a newer version, which the connection
 //! takes when its next request starts (see `reload/`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use weir_config::{
@@ -56,8 +56,8 @@ pub(crate) struct ListenerRuntime {
     selector: ChainSelector,
     chains: Vec<Chain>,
     default: Option<Chain>,
-    /// What a reload replaced it with: workers move to it at their next accept.
-    pub(crate) successor: OnceLock<Arc<ListenerRuntime>>,
+    /// This listener across reloads: workers move to the newest at their next accept.
+    version: Version<ListenerRuntime>,
 }
 
 /// A listener filter as a listener runs it.
@@ -179,18 +179,67 @@ pub(crate) struct ChainRuntime {
     pub(crate) handshake_timeout: Option<Duration>,
     /// This chain across reloads: a connection on an older version moves to the newest when
     /// its next request starts.
-    lineage: Arc<Lineage>,
-    /// Which version of its lineage it is.
+    version: Version<ChainRuntime>,
+}
+
+/// A runtime's place among its versions across reloads (a listener's, a chain's): the
+/// lineage they share names the newest, held weakly, so a version lives only as long as a
+/// snapshot, a worker or a connection holds it (a connection left on the first version keeps
+/// that one, not every version since).
+#[derive(Debug)]
+struct Version<T> {
+    lineage: Arc<Lineage<T>>,
     generation: u64,
 }
 
-/// One filter chain across reloads: which version is the newest. Held weakly, so a version
-/// lives only as long as a snapshot or a connection holds it: a connection left on the first
-/// version keeps that one, not every version since.
-#[derive(Debug, Default)]
-struct Lineage {
+#[derive(Debug)]
+struct Lineage<T> {
     generation: AtomicU64,
-    newest: Mutex<Weak<ChainRuntime>>,
+    newest: Mutex<Weak<T>>,
+}
+
+impl<T> Version<T> {
+    /// The first version of a new lineage.
+    fn first() -> Version<T> {
+        Version {
+            lineage: Arc::new(Lineage {
+                generation: AtomicU64::new(0),
+                newest: Mutex::new(Weak::new()),
+            }),
+            generation: 0,
+        }
+    }
+
+    /// The place of the version after this one.
+    fn next(&self) -> Version<T> {
+        Version {
+            lineage: self.lineage.clone(),
+            generation: self.generation + 1,
+        }
+    }
+
+    /// `newest` (made with [`Version::next`]) is its lineage's newest from now on.
+    fn publish(newest: &Arc<T>, version: impl Fn(&T) -> &Version<T>) {
+        let place = version(newest);
+        let lineage = &place.lineage;
+        *lineage.newest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(newest);
+        lineage
+            .generation
+            .store(place.generation, Ordering::Release);
+    }
+
+    /// The newest version (`None`: this is it). One atomic load when no reload replaced it.
+    fn newest(&self) -> Option<Arc<T>> {
+        if self.lineage.generation.load(Ordering::Acquire) == self.generation {
+            return None;
+        }
+        let newest = self
+            .lineage
+            .newest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        newest.upgrade()
+    }
 }
 
 impl ChainRuntime {
@@ -210,27 +259,15 @@ impl ChainRuntime {
             suppress_envoy_headers: self.suppress_envoy_headers,
             tls: self.tls.clone(),
             handshake_timeout: self.handshake_timeout,
-            lineage: self.lineage.clone(),
-            generation: self.generation + 1,
+            version: self.version.next(),
         });
-        let lineage = &self.lineage;
-        *lineage.newest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&next);
-        lineage.generation.store(next.generation, Ordering::Release);
+        Version::publish(&next, |c| &c.version);
         next
     }
 
-    /// The newest version of `chain` (`None`: it is the newest). One atomic load when no
-    /// reload replaced it.
+    /// The newest version of `chain` (`None`: it is the newest).
     pub(crate) fn newest(chain: &Arc<ChainRuntime>) -> Option<Arc<ChainRuntime>> {
-        if chain.lineage.generation.load(Ordering::Acquire) == chain.generation {
-            return None;
-        }
-        let newest = chain
-            .lineage
-            .newest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        newest.upgrade()
+        chain.version.newest()
     }
 }
 
@@ -281,8 +318,7 @@ impl Chain {
             hcm,
             stats,
             logs,
-            lineage: Arc::default(),
-            generation: 0,
+            version: Version::first(),
         })))
     }
 }
@@ -369,7 +405,7 @@ impl Snapshot {
                 selector,
                 chains,
                 default,
-                successor: OnceLock::new(),
+                version: Version::first(),
             }));
         }
         let mut http_faults = vec![false; prefixes.http.len()];
@@ -408,8 +444,8 @@ impl Snapshot {
 
 impl Snapshot {
     /// This snapshot with `bootstrap` in force, where only the route tables of `chains`
-    /// (listener, chain) changed: those chains and their listeners are replaced, and the old
-    /// ones point to their successors. Everything else is shared.
+    /// (listener, chain) changed: those chains and their listeners are replaced by newer
+    /// versions. Everything else is shared.
     pub(crate) fn reloaded(
         &self,
         bootstrap: Bootstrap,
@@ -425,9 +461,7 @@ impl Snapshot {
                 continue;
             }
             let config = (bootstrap.listeners.get(i)).ok_or("a listener went missing")?;
-            let next = Arc::new(listener.with_routes(config, &changed)?);
-            let _ = listener.successor.set(next.clone());
-            *listener = next;
+            *listener = listener.with_routes(config, &changed)?;
         }
         Ok(Snapshot {
             bootstrap,
@@ -448,7 +482,7 @@ impl ListenerRuntime {
         &self,
         config: &weir_config::Listener,
         changed: &[ChainAt],
-    ) -> Result<ListenerRuntime, String> {
+    ) -> Result<Arc<ListenerRuntime>, String> {
         let replace = |chain: &Chain, config: Option<&FilterChain>| -> Result<Chain, String> {
             let hcm = config.and_then(|c| c.http_connection_manager.clone());
             match (chain, hcm) {
@@ -475,7 +509,7 @@ impl ListenerRuntime {
                 }
             }
         }
-        Ok(ListenerRuntime {
+        let next = Arc::new(ListenerRuntime {
             name: self.name.clone(),
             address: self.address,
             buffer_limit: self.buffer_limit,
@@ -485,17 +519,15 @@ impl ListenerRuntime {
             selector: self.selector.clone(),
             chains,
             default,
-            successor: OnceLock::new(),
-        })
+            version: self.version.next(),
+        });
+        Version::publish(&next, |l| &l.version);
+        Ok(next)
     }
 
-    /// The newest version of `listener` (`None`: no reload replaced it).
+    /// The newest version of `listener` (`None`: it is the newest).
     pub(crate) fn newest(listener: &Arc<ListenerRuntime>) -> Option<Arc<ListenerRuntime>> {
-        let mut next = listener.successor.get()?;
-        while let Some(newer) = next.successor.get() {
-            next = newer;
-        }
-        Some(next.clone())
+        listener.version.newest()
     }
 
     /// Its TLS inspector, if it has one.

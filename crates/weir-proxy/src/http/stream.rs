@@ -11,7 +11,6 @@ use crate::http::active_stream::Stream;
 use crate::http::headers::{ForwardContext, set_forwarding_headers, strip_hop_by_hop};
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::http::stream_log::StreamLog;
-use crate::snapshot::ChainRuntime;
 use crate::worker::{TimerKey, Worker};
 use weir_flow::{EventKind, ShortText};
 
@@ -94,13 +93,9 @@ impl Worker {
         single_use: bool,
     ) -> Option<Id> {
         let ds = self.downstreams.get_mut(id)?;
-        // A reload gave the connection's chain a new route table: requests use it from the
-        // first that starts with no other in flight.
-        if ds.streams.is_empty()
-            && let Some(newest) = ChainRuntime::newest(&ds.chain)
-        {
-            ds.chain = newest;
-        }
+        // After a reload, requests use the new route table from the first that starts with
+        // no other in flight.
+        ds.follow_reload();
         self.spare_outputs.lend(&mut ds.conn);
         let mut idle = ds.idle_timer.take();
         let mut header_timer = ds.header_timer.take();

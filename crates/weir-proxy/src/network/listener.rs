@@ -21,7 +21,7 @@ use crate::network::inspecting::{Facts, Opening};
 use crate::network::proxy_protocol::Addresses;
 use crate::network::tls::TlsProgress;
 use crate::network::tls_inspector::ClientHello;
-use crate::snapshot::{Chain, ListenerRuntime};
+use crate::snapshot::Chain;
 use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
 
 /// Accepts handled per readable edge before yielding to other work (the rest are deferred).
@@ -108,10 +108,8 @@ impl Worker {
     /// through here too). With a TLS inspector it waits for its first bytes
     /// ([`Worker::inspect`]); otherwise its filter chain is chosen now.
     pub(crate) fn admit(&mut self, index: usize, conn: Connection, peer: SocketAddr) {
-        // A reload replaced the listener's chains: new connections get the new ones.
-        if let Some(newest) = ListenerRuntime::newest(&self.listeners[index].runtime) {
-            self.listeners[index].runtime = newest;
-        }
+        // After a reload, new connections get the listener's new chains.
+        self.listeners[index].follow_reload();
         let runtime = self.listeners[index].runtime.clone();
         if !runtime.listener_filters.is_empty() {
             return self.inspect(index, conn, peer);

@@ -1,10 +1,31 @@
-//! A worker's side of a reload: when woken after one, it moves its listeners and its idle
-//! connections to the new runtimes at once, so old versions are freed even where no
-//! connection arrives and no request starts (a connection in the middle of a request moves
-//! when its next one starts: `http/stream.rs`).
+//! A worker's side of a reload: a listener moves to its newest runtime at its next accept, a
+//! connection to its chain's newest when its next request starts (no stream of it in flight
+//! then), and a worker woken after a reload moves its listeners and idle connections at once,
+//! so old versions are freed even where no connection arrives and no request starts.
 
 use crate::snapshot::{ChainRuntime, ListenerRuntime};
-use crate::worker::Worker;
+use crate::worker::{Downstream, ListenerSlot, Worker};
+
+impl ListenerSlot {
+    /// Takes the newest version of its listener's runtime.
+    pub(crate) fn follow_reload(&mut self) {
+        if let Some(newest) = ListenerRuntime::newest(&self.runtime) {
+            self.runtime = newest;
+        }
+    }
+}
+
+impl Downstream {
+    /// Takes the newest version of its chain (a new route table), unless a stream is in
+    /// flight on the one it has.
+    pub(crate) fn follow_reload(&mut self) {
+        if self.streams.is_empty()
+            && let Some(newest) = ChainRuntime::newest(&self.chain)
+        {
+            self.chain = newest;
+        }
+    }
+}
 
 impl Worker {
     /// Follows the reload with config version `version`, once.
@@ -14,18 +35,11 @@ impl Worker {
         }
         self.config_version = version;
         for slot in &mut self.listeners {
-            if let Some(newest) = ListenerRuntime::newest(&slot.runtime) {
-                slot.runtime = newest;
-            }
+            slot.follow_reload();
         }
         for id in self.downstreams.ids() {
-            let Some(ds) = self.downstreams.get_mut(id) else {
-                continue;
-            };
-            if ds.streams.is_empty()
-                && let Some(newest) = ChainRuntime::newest(&ds.chain)
-            {
-                ds.chain = newest;
+            if let Some(ds) = self.downstreams.get_mut(id) {
+                ds.follow_reload();
             }
         }
     }
