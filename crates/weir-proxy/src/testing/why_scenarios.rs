@@ -38,6 +38,24 @@ fn send(h: &mut Harness) -> Peer {
     client
 }
 
+/// A new client's GET, forwarded: the client, and the origin connection that took it.
+fn forwarded(h: &mut Harness) -> (Peer, Peer) {
+    let client = send(h);
+    let origin = h.accept(ORIGIN);
+    origin.take_text();
+    (client, origin)
+}
+
+/// The reasons of a flow's `why` events.
+fn why_events(flow: &weir_flow::Flow) -> Vec<String> {
+    (flow.events.iter())
+        .filter_map(|e| match &e.kind {
+            weir_flow::EventKind::Why { reason } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The one failure the worker kept.
 fn only_failure(h: &Harness) -> FailureRecord {
     let kept: Vec<_> = h.worker.failures.recent().cloned().collect();
@@ -56,9 +74,7 @@ fn verdicts(f: &FailureRecord) -> Vec<Option<Verdict>> {
 #[test]
 fn a_request_that_goes_well_leaves_nothing() {
     let mut h = harness("");
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send(OK);
     h.settle();
     assert_eq!(status(&client.take_text()), 200);
@@ -89,9 +105,7 @@ fn a_refused_connect_without_a_retry_policy() {
 #[test]
 fn a_reset_before_the_response_and_one_after_it_started() {
     let mut h = harness("");
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.reset();
     h.settle();
     assert_eq!(status(&client.take_text()), 503);
@@ -106,9 +120,7 @@ fn a_reset_before_the_response_and_one_after_it_started() {
     );
 
     let mut h = harness("");
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
     h.settle();
     origin.reset();
@@ -182,9 +194,7 @@ fn timeouts_say_which_one() {
 #[test]
 fn a_malformed_response() {
     let mut h = harness("");
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send("HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n");
     h.settle();
     assert_eq!(status(&client.take_text()), 502);
@@ -197,9 +207,7 @@ fn a_malformed_response() {
 fn retries_exhausted_on_error_statuses_with_their_back_off() {
     let route = ", retry_policy: { retry_on: 5xx, num_retries: 1, retry_back_off: { base_interval: 0.01s } }";
     let mut h = harness(route);
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send(BUSY);
     h.advance(Duration::from_millis(50));
     let origin = h.accept(ORIGIN);
@@ -262,9 +270,7 @@ fn circuit_breakers_that_refused() {
         )
     );
     let mut h = Harness::new(&yaml);
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send(BUSY);
     h.settle();
     assert_eq!(status(&client.take_text()), 503);
@@ -356,21 +362,14 @@ fn a_traced_failure_says_why_in_its_flow() {
         flow.stream, f.stream,
         "the flow and the record are the same stream's"
     );
-    let why: Vec<_> = (flow.events.iter())
-        .filter_map(|e| match &e.kind {
-            weir_flow::EventKind::Why { reason } => Some(reason.to_string()),
-            _ => None,
-        })
-        .collect();
+    let why = why_events(flow);
     assert_eq!(why, [f.summary()]);
 }
 
 #[test]
 fn an_error_status_whose_body_then_fails_is_one_attempt() {
     let mut h = harness("");
-    let client = send(&mut h);
-    let origin = h.accept(ORIGIN);
-    origin.take_text();
+    let (client, origin) = forwarded(&mut h);
     origin.send("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 1000\r\n\r\n0123456789");
     h.settle();
     origin.reset();
@@ -429,12 +428,7 @@ fn a_traced_request_whose_client_left_during_a_retry_says_why_in_its_flow() {
     let f = only_failure(&h);
     assert_eq!((f.status, f.flags), (0, "DC"));
     let flow = h.worker.recorder.flows().next().expect("a flow");
-    let why: Vec<_> = (flow.events.iter())
-        .filter_map(|e| match &e.kind {
-            weir_flow::EventKind::Why { reason } => Some(reason.to_string()),
-            _ => None,
-        })
-        .collect();
+    let why = why_events(flow);
     assert_eq!(why, [f.summary()]);
     assert!(why[0].starts_with("the client went away"), "{why:?}");
 }
