@@ -7,13 +7,13 @@
 //! clusters (`load_assignment.endpoints`, through the host-set update path, as DNS answers
 //! are). Any other difference is refused with its config path, and nothing changes.
 //!
-//! How a new route table reaches the workers without a lock on the request path: a replaced
-//! listener runtime points to its successor, which a worker takes at its next accept (or when
-//! woken after the reload); a chain's versions share a lineage that names the newest, which a
-//! connection takes when its next request starts (no stream of the connection is in flight
-//! then; one atomic load when nothing changed). Streams in flight finish on the table they
-//! started with, new ones use the new table at once, and a version is freed with the last
-//! connection on it (the lineage holds the newest weakly).
+//! How a new route table reaches the workers without a lock on the request path: the
+//! versions of a listener runtime, and of a chain, share a lineage that names the newest
+//! (`snapshot.rs`); a worker takes a listener's at its next accept (or when woken after the
+//! reload), a connection its chain's when its next request starts (no stream of the
+//! connection is in flight then; one atomic load when nothing changed). Streams in flight
+//! finish on the table they started with, new ones use the new table at once, and a version is
+//! freed with the last holder (the lineage holds the newest weakly).
 
 mod diff;
 mod follow;
