@@ -28,7 +28,7 @@ use crate::reload::ConfigState;
 use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
-use crate::stats::{Layout, ServerGauges, Stat, Value, WorkerStats};
+use crate::stats::{Book, Layout, ServerGauges, Stat, Value, WorkerStats};
 use crate::upstream::dns::{DnsClusters, DnsRefresher};
 use crate::upstream::health_checker::HealthChecker;
 use crate::upstream::host_set::ClusterHosts;
@@ -104,6 +104,8 @@ pub(crate) struct ServerState {
     pub(crate) runtime: RuntimeLoader,
     /// Every cluster's current hosts.
     pub(crate) hosts: Arc<ClusterHosts>,
+    /// The stats' layout and each worker's values, as readers see them.
+    pub(crate) stats: Book,
 }
 
 impl ServerState {
@@ -338,8 +340,6 @@ struct WorkerHandle {
 /// A running weir: its workers, listeners and admin listener.
 pub struct Server {
     workers: Vec<WorkerHandle>,
-    stats: Vec<Arc<WorkerStats>>,
-    layout: Layout,
     listeners: Vec<(String, SocketAddr)>,
     admin: Option<AdminHandle>,
     /// Sends the stats to `stats_sinks` (none without sinks).
@@ -363,19 +363,18 @@ pub struct Server {
 const WAKER: usize = 0;
 
 /// One worker per `bound` slot set: its poll with the listeners registered, its waker and
-/// stats, on a thread of its own.
+/// stats (those of the book), on a thread of its own.
 fn spawn_workers(
     bound: Vec<Vec<ListenerSlot>>,
     snapshot: &Arc<Snapshot>,
     state: &Arc<ServerState>,
-    layout: &Layout,
     options: &Options,
     (flow_trace, epoch): (weir_config::FlowTrace, Instant),
     access_logs: &AccessLogs,
-) -> io::Result<(Vec<WorkerHandle>, Vec<Arc<WorkerStats>>)> {
+) -> io::Result<Vec<WorkerHandle>> {
     let mut workers = Vec::new();
-    let mut stats = Vec::new();
-    for (index, mut slots) in bound.into_iter().enumerate() {
+    let stats = state.stats.read().workers;
+    for ((index, mut slots), worker_stats) in bound.into_iter().enumerate().zip(stats) {
         let poll = Poll::new()?;
         for (i, slot) in slots.iter_mut().enumerate() {
             if let Some(socket) = slot.socket.as_mut() {
@@ -391,8 +390,6 @@ fn spawn_workers(
             token(Kind::Waker, fixed(WAKER)),
         )?);
         let control = Control::new(options.drain_time, state.clone());
-        let worker_stats = Arc::new(WorkerStats::new(layout));
-        stats.push(worker_stats.clone());
         let worker = Worker::new(
             index,
             Network::Sockets(poll),
@@ -414,17 +411,7 @@ fn spawn_workers(
             waker,
         });
     }
-    Ok((workers, stats))
-}
-
-/// The certificates of listeners and clusters that SDS files rotate.
-fn tls_rotations(snapshot: &Snapshot) -> Vec<Arc<weir_config::CertRotation>> {
-    let bootstrap = &snapshot.bootstrap;
-    let listeners = (bootstrap.listeners.iter())
-        .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
-        .filter_map(|c| c.tls.as_ref()?.rotation.clone());
-    let clusters = (bootstrap.clusters.iter()).filter_map(|c| c.tls.as_ref()?.rotation.clone());
-    listeners.chain(clusters).collect()
+    Ok(workers)
 }
 
 impl Server {
@@ -448,6 +435,14 @@ impl Server {
         if let Some(dns) = &mut dns {
             dns.refresh_due(&hosts);
         }
+        let layout = Layout::of(
+            &snapshot,
+            listeners.iter().map(|(_, a)| *a).collect(),
+            hosts.clone(),
+        );
+        let worker_stats = (0..concurrency)
+            .map(|_| Arc::new(WorkerStats::new(&layout)))
+            .collect();
         let state = Arc::new(ServerState {
             started: epoch,
             config: ConfigState::new(options.config_path.clone(), snapshot.clone()),
@@ -461,18 +456,13 @@ impl Server {
                 .max_active_downstream_connections,
             connections: AtomicU64::new(0),
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
-            hosts: hosts.clone(),
-        });
-        let layout = Layout::of(
-            &snapshot,
-            listeners.iter().map(|(_, a)| *a).collect(),
             hosts,
-        );
-        let (workers, stats) = spawn_workers(
+            stats: Book::new(layout, worker_stats),
+        });
+        let workers = spawn_workers(
             bound,
             &snapshot,
             &state,
-            &layout,
             &options,
             (flow_trace, epoch),
             &access_logs,
@@ -492,8 +482,6 @@ impl Server {
                 AdminInfo {
                     command_line: options.command_line.clone(),
                     state: state.clone(),
-                    layout: layout.clone(),
-                    stats: stats.clone(),
                     workers: handles.clone(),
                     listeners: listeners.clone(),
                     exit: exit_tx.clone(),
@@ -507,23 +495,17 @@ impl Server {
             &snapshot.bootstrap.stats_sinks,
             snapshot.bootstrap.stats_flush_interval,
             Sources {
-                layout: layout.clone(),
-                stats: stats.clone(),
                 state: state.clone(),
             },
         )?;
-        let rotations = tls_rotations(&snapshot);
-        let secrets = SecretWatcher::start(rotations)?;
-        let threads =
-            HostThreads::start(&snapshot, &state.hosts, &stats, &handles, dns, probe_flows)?;
+        let secrets = SecretWatcher::start(state.clone())?;
+        let threads = HostThreads::start(&snapshot, &state, &handles, dns, probe_flows)?;
         Ok(Server {
             outlier: threads.outlier,
             health: threads.health,
             original_dst: threads.original_dst,
             dns: threads.dns,
             workers,
-            stats,
-            layout,
             listeners,
             admin,
             flusher,
@@ -559,8 +541,8 @@ impl Server {
     }
 
     /// Each worker's own stats, unmerged (for tests and tools that look at one worker).
-    pub fn worker_stats(&self) -> &[Arc<WorkerStats>] {
-        &self.stats
+    pub fn worker_stats(&self) -> Vec<Arc<WorkerStats>> {
+        self.state.stats.read().workers
     }
 
     /// Worker threads.
@@ -570,7 +552,8 @@ impl Server {
 
     /// Every stat, merged over workers and sorted by name (what `/stats` shows).
     pub fn stats(&self) -> Vec<Stat> {
-        crate::stats::collect(&self.layout, &self.stats, &server_gauges(&self.state))
+        let pages = self.state.stats.read();
+        crate::stats::collect(&pages.layout, &pages.workers, &server_gauges(&self.state))
     }
 
     /// A counter's or gauge's merged value by its Envoy name

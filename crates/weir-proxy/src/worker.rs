@@ -666,6 +666,13 @@ impl Worker {
                 .load(Ordering::Relaxed)
     }
 
+    /// A reload replaced connection `ds`'s chain: a response that starts now closes it. Unlike
+    /// a drain, a stream whose response went out before keeps the connection open (its client
+    /// was not told to close, and may already be sending its next request).
+    pub(crate) fn chain_retired(&self, ds: Id) -> bool {
+        self.downstreams.get(ds).is_some_and(|d| d.chain.retired())
+    }
+
     /// The admin listener asked for this worker's recent flows or failures (through the
     /// waker, so the request path never takes a lock).
     fn answer_queries(&mut self) {

@@ -1,7 +1,10 @@
 //! Reloading a running weir (`POST /reload`, `SIGHUP`): a new route table takes the next
 //! request of a keep-alive connection that stays open, a request in flight finishes on the
 //! table it started with, endpoints move, and a config that is invalid or changes what a
-//! reload cannot change is refused with its paths, changing nothing.
+//! reload cannot change is refused with its paths, changing nothing. A filter chain changed
+//! beyond its routes (its stat prefix, server name, certificates) takes new connections at
+//! once on the same listening socket, while a connection made before finishes on the chain
+//! it has and closes after its next response; keep-alive clients under load lose no request.
 
 mod differential_support;
 mod support;
@@ -10,7 +13,8 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{Client, Origin, Reply, Weir, proxy_config};
+use support::pki::{pki, served, tls_config};
+use support::{Client, Origin, Reply, Weir, proxy_config, run_program};
 
 /// [`proxy_config`] with a second cluster `other` at `other`, and every route to `route_to`.
 fn config(origin: SocketAddr, other: SocketAddr, route_to: &str) -> String {
@@ -176,4 +180,166 @@ fn watch_reloads_when_the_file_changes() {
     });
     assert!(changed, "the watcher applied the new routes");
     assert_eq!(stat(&weir, "server.config_reload_total"), 1);
+}
+
+/// `text` with its connection manager's stat prefix `prefix` and server name `server`.
+fn renamed(text: &str, prefix: &str, server: &str) -> String {
+    let line = "          stat_prefix: ingress\n";
+    assert!(text.contains(line));
+    text.replacen(
+        line,
+        &format!("          stat_prefix: {prefix}\n          server_name: {server}\n"),
+        1,
+    )
+}
+
+#[test]
+fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_response() {
+    let origin = Origin::start(|_| Ok(Reply::text(200, "ok")));
+    let text = proxy_config(origin.addr);
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let mut old = Client::connect(weir.addr()).expect("connect");
+    let before = old.get("/").expect("a response");
+    assert!(!before.head.connection_has("close"));
+    let old_server = before.head.header("server").map(str::to_owned);
+
+    std::fs::write(weir.config_path(), renamed(&text, "ingress_v2", "v2")).expect("rewrite");
+    let (status, applied) = post(&weir, "/reload");
+    assert_eq!(status, 200, "{applied}");
+    assert!(applied.contains("listener ingress"), "{applied}");
+    assert!(applied.contains("filter chain ingress/"), "{applied}");
+
+    // A new connection gets the new chain: its server name, its stats scope.
+    let mut fresh = Client::connect(weir.addr()).expect("connect");
+    let new = fresh.get("/").expect("a response");
+    assert_eq!(new.head.header("server"), Some("v2"));
+    assert!(
+        !new.head.connection_has("close"),
+        "a new chain's connection stays"
+    );
+    // The connection from before finishes on its own chain and closes after this response.
+    let last = old.get("/").expect("a response");
+    assert_eq!(last.status(), 200);
+    assert_eq!(last.head.header("server").map(str::to_owned), old_server);
+    assert!(last.head.connection_has("close"), "{:?}", last.head);
+    assert!(old.get("/").is_err(), "closed after its response");
+    assert_eq!(stat(&weir, "http.ingress_v2.downstream_rq_total"), 1);
+    assert_eq!(stat(&weir, "http.ingress.downstream_rq_total"), 2);
+    assert_eq!(stat(&weir, "http.ingress.downstream_cx_drain_close"), 1);
+
+    // An access log weir has not opened needs a restart: refused with its path.
+    let logged = renamed(&text, "ingress_v2", "v2").replacen(
+        "          stat_prefix: ingress_v2\n",
+        "          stat_prefix: ingress_v2\n          access_log: [{ name: envoy.access_loggers.stderr, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog } }]\n",
+        1,
+    );
+    std::fs::write(weir.config_path(), logged).expect("rewrite");
+    let (status, refused) = post(&weir, "/reload");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.contains("static_resources.listeners[0].filter_chains[0]: access_log"),
+        "{refused}"
+    );
+    assert_eq!(get_on(&mut fresh, "/"), "ok", "nothing changed");
+}
+
+#[test]
+fn a_reload_swaps_a_certificate_for_new_handshakes_on_the_same_socket() {
+    let pki = pki();
+    let origin = Origin::start(|_| Ok(Reply::text(200, "ok")));
+    let text = tls_config(origin.addr, &pki, "", "");
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    assert!(served(&weir, &pki, "a.test").ends_with("a.test"));
+    // Only `b.test`'s certificate from now on: SNI a.test gets it too.
+    let (a_cert, a_key) = (pki.a.0.path().display(), pki.a.1.path().display());
+    let a = format!(
+        "\n            - certificate_chain: {{ filename: {a_cert} }}\n              private_key: {{ filename: {a_key} }}"
+    );
+    assert!(text.contains(&a));
+    std::fs::write(weir.config_path(), text.replacen(&a, "", 1)).expect("rewrite");
+    let (status, applied) = post(&weir, "/reload");
+    assert_eq!(status, 200, "{applied}");
+    assert!(served(&weir, &pki, "a.test").ends_with("b.test"));
+    let url = format!("https://b.test:{}/local", weir.addr().port());
+    let resolve = format!("b.test:{}:127.0.0.1", weir.addr().port());
+    let ca = pki.ca.path().display().to_string();
+    let args = ["-sS", "--cacert", &ca, "--resolve", &resolve, &url];
+    let ran = run_program("curl", &args, Duration::from_secs(20));
+    assert_eq!(ran.stdout, "local\n", "{ran}");
+}
+
+/// Keep-alive clients send requests without pause while the config flips between two
+/// versions of the chain; a client whose response says `connection: close` reconnects, as
+/// HTTP clients do. No request fails, and both versions answered.
+#[test]
+fn keep_alive_clients_under_load_lose_no_request_across_chain_reloads() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let origin = Origin::start(|_| Ok(Reply::text(200, "ok")));
+    let text = proxy_config(origin.addr);
+    let versions = [
+        renamed(&text, "ingress", "one"),
+        renamed(&text, "ingress_two", "two"),
+    ];
+    let weir = Weir::start(&versions[0], &["--concurrency", "2"]);
+    let stop = AtomicBool::new(false);
+    let (addr, deadline) = (
+        weir.addr(),
+        std::time::Instant::now() + Duration::from_secs(30),
+    );
+    let results = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut served, mut failed, mut servers) = (0u32, Vec::new(), Vec::new());
+                    let mut client = Client::connect(addr).expect("connect");
+                    // Bounded: 3,000 requests or 30 s at most.
+                    for _ in 0..3_000 {
+                        if stop.load(Ordering::Acquire) || std::time::Instant::now() > deadline {
+                            break;
+                        }
+                        match client.get("/") {
+                            Ok(r) if r.status() == 200 => {
+                                served += 1;
+                                let server = r.head.header("server").unwrap_or("").to_owned();
+                                if !servers.contains(&server) {
+                                    servers.push(server);
+                                }
+                                if r.head.connection_has("close") {
+                                    client = Client::connect(addr).expect("reconnect");
+                                }
+                            }
+                            other => {
+                                failed.push(format!("{:?}", other.map(|r| r.status())));
+                                client = Client::connect(addr).expect("reconnect");
+                            }
+                        }
+                    }
+                    (served, failed, servers)
+                })
+            })
+            .collect();
+        for round in 1..=10 {
+            std::thread::sleep(Duration::from_millis(60));
+            std::fs::write(weir.config_path(), &versions[round % 2]).expect("rewrite");
+            let (status, applied) = post(&weir, "/reload");
+            assert_eq!(status, 200, "{applied}");
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        stop.store(true, Ordering::Release);
+        clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect::<Vec<_>>()
+    });
+    let mut seen = Vec::new();
+    for (served, failed, servers) in &results {
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        assert!(*served > 0);
+        seen.extend(servers.iter().cloned());
+    }
+    assert!(
+        seen.iter().any(|s| s == "one") && seen.iter().any(|s| s == "two"),
+        "{seen:?}"
+    );
+    assert_eq!(stat(&weir, "server.config_reload_total"), 10);
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use support::pki::{Pki, pki};
+use support::pki::{Pki, pki, served};
 use support::{Origin, TempFile, Weir, proxy_config, run_program};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,27 +54,6 @@ fn config(origin: SocketAddr, sds_file: &TempFile) -> String {
         sds_file.path().display()
     );
     proxy_config(origin).replacen("    - filters:\n", &socket, 1)
-}
-
-/// The subject of the certificate weir serves for SNI `name`.
-fn served(weir: &Weir, pki: &Pki, name: &str) -> String {
-    let addr = weir.addr().to_string();
-    let ca = pki.ca.path().to_str().expect("path").to_owned();
-    let args = [
-        "s_client",
-        "-connect",
-        &addr,
-        "-CAfile",
-        &ca,
-        "-servername",
-        name,
-    ];
-    let ran = run_program("openssl", &args, TIMEOUT);
-    ran.stdout
-        .lines()
-        .find(|l| l.starts_with("subject="))
-        .unwrap_or_else(|| panic!("no subject: {ran}"))
-        .to_owned()
 }
 
 /// A keep-alive TLS connection to weir as `name` (verifying against the test CA).

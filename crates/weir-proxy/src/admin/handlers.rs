@@ -424,7 +424,7 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
     let snapshot = info.snapshot();
     let config = &snapshot.bootstrap.clusters;
     let sets: Vec<_> = (0..config.len())
-        .map(|c| info.layout.hosts.current(c))
+        .map(|c| info.state.hosts.current(c))
         .collect();
     match param(&params, "format") {
         None | Some("text") => {

@@ -33,7 +33,7 @@ use crate::network::connection::{Connection, ReadOutcome};
 use crate::server::{Exit, LogControl, ServerState, Workers};
 use crate::snapshot::Snapshot;
 use crate::stats::histogram::Snapshot as HistogramSnapshot;
-use crate::stats::{Layout, Stat, Syscalls, Value, WorkerStats};
+use crate::stats::{Stat, Syscalls, Value};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -42,8 +42,6 @@ const WAKER: Token = Token(usize::MAX - 2);
 pub(crate) struct AdminInfo {
     pub(crate) command_line: Vec<String>,
     pub(crate) state: Arc<ServerState>,
-    pub(crate) layout: Layout,
-    pub(crate) stats: Vec<Arc<WorkerStats>>,
     pub(crate) workers: Workers,
     /// Listener names and bound addresses.
     pub(crate) listeners: Vec<(String, SocketAddr)>,
@@ -90,9 +88,10 @@ impl Kept {
 impl AdminInfo {
     /// Every stat now, counters measured from the last `/reset_counters`.
     pub(crate) fn stats(&self, kept: &Kept) -> Vec<Stat> {
+        let pages = self.state.stats.read();
         let mut stats = crate::stats::collect(
-            &self.layout,
-            &self.stats,
+            &pages.layout,
+            &pages.workers,
             &crate::server::server_gauges(&self.state),
         );
         for s in &mut stats {

@@ -98,7 +98,7 @@ impl LiveHost {
 
 /// Cluster `c`'s hosts now, and for a hashing policy the host `hash` picks.
 fn live_hosts(info: &AdminInfo, c: usize, hash: Option<u64>) -> (Vec<LiveHost>, Option<String>) {
-    let set = info.layout.hosts.current(c);
+    let set = info.state.hosts.current(c);
     let hosts = (set.hosts.iter())
         .map(|h| LiveHost {
             address: h.spec.address.to_string(),

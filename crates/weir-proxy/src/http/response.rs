@@ -82,7 +82,7 @@ impl Worker {
             stream.downstream,
             stream.key,
         );
-        let drain_close = self.drain_close(ds_id);
+        let drain_close = self.drain_close(ds_id) || self.chain_retired(ds_id);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
@@ -221,7 +221,7 @@ impl Worker {
             status: reply.status,
             flag,
         });
-        let drain_close = self.closes_connection(ds_id);
+        let drain_close = self.closes_connection(ds_id) || self.chain_retired(ds_id);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };

@@ -109,7 +109,7 @@ impl Worker {
     /// ([`Worker::inspect`]); otherwise its filter chain is chosen now.
     pub(crate) fn admit(&mut self, index: usize, conn: Connection, peer: SocketAddr) {
         // After a reload, new connections get the listener's new chains.
-        self.listeners[index].follow_reload();
+        self.follow_listener(index);
         let runtime = self.listeners[index].runtime.clone();
         if !runtime.listener_filters.is_empty() {
             return self.inspect(index, conn, peer);

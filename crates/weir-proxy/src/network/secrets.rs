@@ -3,7 +3,8 @@
 //! and clusters) are read again when their files change, on a thread of its own, so no worker
 //! ever reads a file. A rotated secret serves the handshakes that start after it; connections
 //! keep what they were made with. A file that fails to read or build keeps the old secret, and
-//! the log says why.
+//! the log says why. The watcher reads the config in force each time it looks, so the
+//! secrets of chains a reload added are watched from then on.
 
 use std::io;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use weir_config::{CertRotation, Rotated};
+
+use crate::server::ServerState;
+use crate::snapshot::Snapshot;
 
 /// How often the files are looked at (their modification time and size).
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -23,15 +27,17 @@ pub(crate) struct SecretWatcher {
 }
 
 impl SecretWatcher {
-    /// Starts watching; `None` when no certificate comes from a file.
-    pub(crate) fn start(rotations: Vec<Arc<CertRotation>>) -> io::Result<Option<SecretWatcher>> {
-        if rotations.is_empty() {
+    /// Starts watching; `None` when no certificate comes from a file and no reload can
+    /// bring one (weir did not start from a config file).
+    pub(crate) fn start(state: Arc<ServerState>) -> io::Result<Option<SecretWatcher>> {
+        let current = state.config.current().snapshot;
+        if rotations(&current).is_empty() && !state.config.reloadable() {
             return Ok(None);
         }
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("weir:secrets".into())
-            .spawn(move || run(&rotations, &stopped))?;
+            .spawn(move || run(&state, &stopped))?;
         Ok(Some(SecretWatcher { stop, thread }))
     }
 
@@ -41,12 +47,23 @@ impl SecretWatcher {
     }
 }
 
-fn run(rotations: &[Arc<CertRotation>], stopped: &mpsc::Receiver<()>) {
+/// The certificates of listeners and clusters that SDS files rotate.
+fn rotations(snapshot: &Snapshot) -> Vec<Arc<CertRotation>> {
+    let bootstrap = &snapshot.bootstrap;
+    let listeners = (bootstrap.listeners.iter())
+        .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
+        .filter_map(|c| c.tls.as_ref()?.rotation.clone());
+    let clusters = (bootstrap.clusters.iter()).filter_map(|c| c.tls.as_ref()?.rotation.clone());
+    listeners.chain(clusters).collect()
+}
+
+fn run(state: &ServerState, stopped: &mpsc::Receiver<()>) {
     loop {
         match stopped.recv_timeout(CHECK_EVERY) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
+        let rotations = rotations(&state.config.current().snapshot);
         for outcome in rotations.iter().flat_map(|r| r.refresh()) {
             match outcome {
                 Rotated::Updated { name } => {

@@ -1,23 +1,15 @@
 //! What changed between two config documents, and what each change means for a running weir:
-//! a route table of a connection manager, the endpoints of a static cluster, or something a
-//! reload does not change (yet), named by its path so the refusal can say what to undo.
+//! a listener to rebuild, the endpoints of a static cluster, or something a reload does not
+//! change (yet), named by its path so the refusal can say what to undo.
 
 use serde_json::Value;
-
-/// Where a filter chain sits in its listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum ChainAt {
-    /// `filter_chains[i]`.
-    Index(usize),
-    /// `default_filter_chain`.
-    Default,
-}
 
 /// One change, by what a reload does with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// The `route_config` of the connection manager of listener `listener`'s chain `chain`.
-    Routes { listener: usize, chain: ChainAt },
+    /// Something of listener `listener` other than its name and address: its chains,
+    /// listener filters, buffer limit… (`snapshot/reloaded.rs` sorts out which chains).
+    Listener { listener: usize },
     /// The `load_assignment.endpoints` of cluster `cluster`.
     Endpoints { cluster: usize },
     /// Anything else, at this path.
@@ -98,32 +90,13 @@ pub(crate) fn classify(path: &str) -> Change {
         [
             Key("static_resources"),
             Key("listeners"),
-            Index(l),
-            Key("filter_chains"),
-            Index(c),
-            Key("filters"),
             Index(_),
-            Key("typed_config"),
-            Key("route_config"),
+            Key("name" | "address"),
             ..,
-        ] => Change::Routes {
-            listener: *l,
-            chain: ChainAt::Index(*c),
-        },
-        [
-            Key("static_resources"),
-            Key("listeners"),
-            Index(l),
-            Key("default_filter_chain"),
-            Key("filters"),
-            Index(_),
-            Key("typed_config"),
-            Key("route_config"),
-            ..,
-        ] => Change::Routes {
-            listener: *l,
-            chain: ChainAt::Default,
-        },
+        ] => Change::Other(path.to_owned()),
+        [Key("static_resources"), Key("listeners"), Index(l), _, ..] => {
+            Change::Listener { listener: *l }
+        }
         [
             Key("static_resources"),
             Key("clusters"),
@@ -134,6 +107,23 @@ pub(crate) fn classify(path: &str) -> Change {
         ] => Change::Endpoints { cluster: *c },
         _ => Change::Other(path.to_owned()),
     }
+}
+
+/// Two filter chain documents differ in their connection managers' route tables only.
+pub(crate) fn only_routes(old: &Value, new: &Value) -> bool {
+    use Step::{Index, Key};
+    differences(old, new).iter().all(|path| {
+        matches!(
+            steps(path).as_slice(),
+            [
+                Key("filters"),
+                Index(_),
+                Key("typed_config"),
+                Key("route_config"),
+                ..
+            ]
+        )
+    })
 }
 
 #[cfg(test)]
@@ -153,23 +143,13 @@ mod tests {
     }
 
     #[test]
-    fn route_configs_and_static_endpoints_are_what_a_reload_changes() {
+    fn listeners_and_static_endpoints_are_what_a_reload_changes() {
         let routes = "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[2].route.cluster";
-        assert_eq!(
-            classify(routes),
-            Change::Routes {
-                listener: 1,
-                chain: ChainAt::Index(0)
-            }
-        );
-        let default = "static_resources.listeners[0].default_filter_chain.filters[2].typed_config.route_config";
-        assert_eq!(
-            classify(default),
-            Change::Routes {
-                listener: 0,
-                chain: ChainAt::Default
-            }
-        );
+        assert_eq!(classify(routes), Change::Listener { listener: 1 });
+        let tls = "static_resources.listeners[0].filter_chains[2].transport_socket";
+        assert_eq!(classify(tls), Change::Listener { listener: 0 });
+        let chains = "static_resources.listeners[3].filter_chains";
+        assert_eq!(classify(chains), Change::Listener { listener: 3 });
         let endpoints =
             "static_resources.clusters[3].load_assignment.endpoints[0].lb_endpoints[1].endpoint";
         assert_eq!(classify(endpoints), Change::Endpoints { cluster: 3 });
@@ -177,10 +157,26 @@ mod tests {
             "static_resources.clusters[3].connect_timeout",
             "static_resources.clusters[3].load_assignment.policy",
             "static_resources.clusters",
-            "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.stat_prefix",
+            "static_resources.listeners",
+            "static_resources.listeners[0].name",
+            "static_resources.listeners[0].address.socket_address.port_value",
             "admin.address",
         ] {
             assert_eq!(classify(other), Change::Other(other.to_owned()));
         }
+    }
+
+    #[test]
+    fn only_a_route_table_change_lets_connections_follow() {
+        let chain = |prefix: &str, cluster: &str| {
+            json!({"filters": [{"typed_config": {"stat_prefix": prefix,
+                "route_config": {"virtual_hosts": [{"routes": [{"route": {"cluster": cluster}}]}]}}}]})
+        };
+        assert!(only_routes(&chain("a", "x"), &chain("a", "y")));
+        assert!(only_routes(&chain("a", "x"), &chain("a", "x")));
+        assert!(!only_routes(&chain("a", "x"), &chain("b", "y")));
+        let mut tls = chain("a", "x");
+        tls["transport_socket"] = json!({"name": "tls"});
+        assert!(!only_routes(&chain("a", "x"), &tls));
     }
 }

@@ -2,18 +2,20 @@
 //! `POST /reload`): the file is read and validated as at startup, compared with the config in
 //! force, and what changed is applied, all or nothing.
 //!
-//! What a reload changes now: the route tables of HTTP connection managers (`route_config`:
-//! virtual hosts, routes, their actions and per-route configs) and the endpoints of `STATIC`
-//! clusters (`load_assignment.endpoints`, through the host-set update path, as DNS answers
-//! are). Any other difference is refused with its config path, and nothing changes.
+//! What a reload changes now: what a listener does (everything but its name and address:
+//! `snapshot/reloaded.rs` says what becomes of each filter chain and its connections) and the
+//! endpoints of `STATIC` clusters (`load_assignment.endpoints`, through the host-set update
+//! path, as DNS answers are). Any other difference is refused with its config path, and
+//! nothing changes.
 //!
-//! How a new route table reaches the workers without a lock on the request path: the
-//! versions of a listener runtime, and of a chain, share a lineage that names the newest
-//! (`snapshot.rs`); a worker takes a listener's at its next accept (or when woken after the
-//! reload), a connection its chain's when its next request starts (no stream of the
+//! How a new config reaches the workers without a lock on the request path: the versions of
+//! a listener runtime, and of a chain, share a lineage that names the newest
+//! (`snapshot/version.rs`); a worker takes a listener's at its next accept (or when woken
+//! after the reload), a connection its chain's when its next request starts (no stream of the
 //! connection is in flight then; one atomic load when nothing changed). Streams in flight
-//! finish on the table they started with, new ones use the new table at once, and a version is
-//! freed with the last holder (the lineage holds the newest weakly).
+//! finish on the config they started with, and a version is freed with the last holder (the
+//! lineage holds the newest weakly). The order matters: the stats layout grows before the
+//! new versions are published, so a worker that takes a new chain has room for its scope.
 
 mod diff;
 mod follow;
@@ -26,8 +28,9 @@ use std::time::SystemTime;
 use crate::access_log::format::rfc3339;
 use crate::server::{ServerState, Workers};
 use crate::snapshot::Snapshot;
+use crate::stats::Book;
 use crate::upstream::host_set::{ClusterHosts, HostSpec, Identity};
-pub(crate) use diff::ChainAt;
+pub(crate) use diff::only_routes;
 use diff::{Change, classify, differences};
 
 /// The config in force, and how it came to be.
@@ -69,21 +72,36 @@ pub(crate) struct Current {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Applied {
     pub(crate) version: u64,
-    /// The chains whose route tables changed, as `listener/chain`.
+    /// The listeners rebuilt (new connections get their new chains and settings).
+    pub(crate) listeners: Vec<String>,
+    /// The chains whose route tables changed (their connections move to the new table).
     pub(crate) routes: Vec<String>,
+    /// The chains compiled anew: added, or changed beyond their routes (the old chain's
+    /// connections close after their current request).
+    pub(crate) chains: Vec<String>,
     /// The clusters whose endpoints changed.
     pub(crate) endpoints: Vec<String>,
 }
 
 impl Applied {
+    fn changed(&self) -> bool {
+        !self.listeners.is_empty() || !self.endpoints.is_empty()
+    }
+
     /// In words, for the log and `/reload`.
     pub(crate) fn text(&self) -> String {
-        if self.routes.is_empty() && self.endpoints.is_empty() {
+        if !self.changed() {
             return format!("no change: config version {} stays\n", self.version);
         }
         let mut out = format!("applied config version {}\n", self.version);
+        for l in &self.listeners {
+            out.push_str(&format!("  listener {l}\n"));
+        }
         for r in &self.routes {
             out.push_str(&format!("  routes of {r}\n"));
+        }
+        for c in &self.chains {
+            out.push_str(&format!("  filter chain {c}, new or changed\n"));
         }
         for c in &self.endpoints {
             out.push_str(&format!("  endpoints of cluster {c}\n"));
@@ -120,7 +138,7 @@ impl Refused {
 /// Reloads (`SIGHUP`, `POST /reload`), logs what happened, and wakes the workers to follow
 /// host sets that changed.
 pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Refused> {
-    let outcome = state.config.reload(&state.hosts);
+    let outcome = state.config.reload(&state.hosts, &state.stats);
     match &outcome {
         Ok(applied) => {
             tracing::info!("reload: {}", applied.text().trim_end());
@@ -133,7 +151,7 @@ pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Ref
 }
 
 /// What a config change that a reload does not apply is told.
-const NEEDS_RESTART: &str = "cannot change at run time (a reload changes route configs and static endpoints): restart weir to apply it";
+const NEEDS_RESTART: &str = "cannot change at run time (a reload changes what listeners do and the endpoints of static clusters, not which listeners and clusters there are): restart weir to apply it";
 
 impl ConfigState {
     pub(crate) fn new(path: Option<PathBuf>, snapshot: Arc<Snapshot>) -> ConfigState {
@@ -161,6 +179,11 @@ impl ConfigState {
         ]
     }
 
+    /// A reload can read the config again (weir started from a file).
+    pub(crate) fn reloadable(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// The version in force (read by workers when woken, without a lock).
     pub(crate) fn version(&self) -> u64 {
         self.version.load(Relaxed)
@@ -174,11 +197,11 @@ impl ConfigState {
     }
 
     /// Reads the config file again and applies what changed, or nothing (counted either way).
-    pub(crate) fn reload(&self, hosts: &ClusterHosts) -> Result<Applied, Refused> {
+    pub(crate) fn reload(&self, hosts: &ClusterHosts, stats: &Book) -> Result<Applied, Refused> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = self.try_reload(hosts);
+        let outcome = self.try_reload(hosts, stats);
         match &outcome {
-            Ok(applied) if !applied.routes.is_empty() || !applied.endpoints.is_empty() => {
+            Ok(applied) if applied.changed() => {
                 self.reloads.fetch_add(1, Relaxed);
                 let now = SystemTime::now();
                 let secs = now.duration_since(SystemTime::UNIX_EPOCH);
@@ -193,7 +216,7 @@ impl ConfigState {
         outcome
     }
 
-    fn try_reload(&self, hosts: &ClusterHosts) -> Result<Applied, Refused> {
+    fn try_reload(&self, hosts: &ClusterHosts, stats: &Book) -> Result<Applied, Refused> {
         let Some(path) = &self.path else {
             return Err(Refused::one(
                 "",
@@ -210,12 +233,12 @@ impl ConfigState {
         }
         let current = self.current();
         let old = &current.snapshot;
-        let mut chains = Vec::new();
+        let mut listeners = Vec::new();
         let mut endpoints = Vec::new();
         let mut refused = Vec::new();
         for path in differences(&old.bootstrap.source, &new.source) {
             match classify(&path) {
-                Change::Routes { listener, chain } => chains.push((listener, chain)),
+                Change::Listener { listener } => listeners.push(listener),
                 Change::Endpoints { cluster } if is_static(&new, cluster) => {
                     endpoints.push(cluster)
                 }
@@ -227,23 +250,24 @@ impl ConfigState {
         if !refused.is_empty() {
             return Err(Refused { errors: refused });
         }
-        chains.sort();
-        chains.dedup();
+        listeners.sort();
+        listeners.dedup();
         endpoints.sort();
         endpoints.dedup();
-        if chains.is_empty() && endpoints.is_empty() {
-            return Ok(Applied {
-                version: current.version,
-                routes: Vec::new(),
-                endpoints: Vec::new(),
-            });
+        let mut applied = Applied {
+            version: current.version,
+            listeners: (listeners.iter())
+                .map(|&l| new.listeners[l].name.clone())
+                .collect(),
+            routes: Vec::new(),
+            chains: Vec::new(),
+            endpoints: (endpoints.iter())
+                .map(|&c| new.clusters[c].name.clone())
+                .collect(),
+        };
+        if !applied.changed() {
+            return Ok(applied);
         }
-        let routes = (chains.iter())
-            .map(|(l, c)| chain_name(&new, *l, *c))
-            .collect();
-        let endpoint_names = (endpoints.iter())
-            .map(|&c| new.clusters[c].name.clone())
-            .collect();
         let specs: Vec<(usize, Vec<HostSpec>)> = (endpoints.iter())
             .map(|&c| {
                 (
@@ -252,24 +276,25 @@ impl ConfigState {
                 )
             })
             .collect();
-        let snapshot = old
-            .reloaded(new, &chains)
-            .map_err(|e| Refused::one("", e))?;
+        let rebuilt = old
+            .reloaded(new, &listeners)
+            .map_err(|(path, e)| Refused::one(&path, e))?;
+        // Room for the new chains' stats before any worker can take one.
+        stats.set_layout(stats.layout().with_scopes_of(&rebuilt.snapshot));
+        rebuilt.snapshot.publish(old);
         for (cluster, specs) in specs {
             hosts.replace(cluster, specs, Identity::ByAddress);
         }
-        let version = current.version + 1;
+        applied.version = current.version + 1;
+        applied.routes = rebuilt.routes;
+        applied.chains = rebuilt.replaced;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current {
-            snapshot: Arc::new(snapshot),
-            version,
+            snapshot: Arc::new(rebuilt.snapshot),
+            version: applied.version,
             applied_at: rfc3339(SystemTime::now()),
         };
-        self.version.store(version, Relaxed);
-        Ok(Applied {
-            version,
-            routes,
-            endpoints: endpoint_names,
-        })
+        self.version.store(applied.version, Relaxed);
+        Ok(applied)
     }
 }
 
@@ -277,97 +302,4 @@ impl ConfigState {
 /// `ORIGINAL_DST` cluster's come from elsewhere.
 fn is_static(config: &weir_config::Bootstrap, c: usize) -> bool {
     (config.clusters.get(c)).is_some_and(|c| matches!(c.discovery, weir_config::Discovery::Static))
-}
-
-/// `listener/chain` (the chain's name, its index when unnamed, or `default`).
-fn chain_name(config: &weir_config::Bootstrap, listener: usize, chain: ChainAt) -> String {
-    let Some(l) = config.listeners.get(listener) else {
-        return format!("listener {listener}");
-    };
-    let chain = match chain {
-        ChainAt::Default => "default_filter_chain".to_owned(),
-        ChainAt::Index(i) => match l.filter_chains.get(i).map(|c| c.name.as_str()) {
-            Some(name) if !name.is_empty() => name.to_owned(),
-            _ => format!("filter_chains[{i}]"),
-        },
-    };
-    format!("{}/{chain}", l.name)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use super::ChainAt;
-    use crate::access_log::AccessLogs;
-    use crate::snapshot::{ChainRuntime, ListenerRuntime, Snapshot};
-    use crate::testing::bootstrap;
-
-    fn snapshot(yaml: &str) -> Snapshot {
-        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
-        Snapshot::new(weir_config::parse(yaml).expect("valid"), &mut logs).expect("snapshot")
-    }
-
-    /// The chain a plain connection to listener 0 gets.
-    fn chain(listener: &ListenerRuntime) -> Arc<ChainRuntime> {
-        let peer = "127.0.0.1:50000".parse().expect("addr");
-        let facts = weir_config::ConnectionFacts {
-            local: "127.0.0.1:10000".parse().expect("addr"),
-            direct_peer: peer,
-            peer,
-            server_name: None,
-            transport_protocol: "raw_buffer",
-            application_protocols: &[],
-        };
-        match listener.select(&facts) {
-            Some(crate::snapshot::Chain::Http(c)) => c,
-            _ => panic!("an HTTP chain"),
-        }
-    }
-
-    #[test]
-    fn a_new_route_table_is_the_old_chains_successor_and_the_rest_is_shared() {
-        let old = snapshot(&bootstrap("", "", "", &["127.0.0.1:9001"]));
-        let new = weir_config::parse(&bootstrap("", "", ", timeout: 3s", &["127.0.0.1:9001"]))
-            .expect("valid");
-        let reloaded = old
-            .reloaded(new, &[(0, ChainAt::Index(0))])
-            .expect("reloaded");
-        let (before, after) = (&old.listeners[0], &reloaded.listeners[0]);
-        let newest = ListenerRuntime::newest(before).expect("a successor");
-        assert!(Arc::ptr_eq(&newest, after));
-        let (old_chain, new_chain) = (chain(before), chain(after));
-        let followed = ChainRuntime::newest(&old_chain).expect("a successor");
-        assert!(Arc::ptr_eq(&followed, &new_chain));
-        assert!(
-            ChainRuntime::newest(&new_chain).is_none(),
-            "the newest has none"
-        );
-        assert_eq!(new_chain.stats, old_chain.stats, "same stats scope");
-        assert!(Arc::ptr_eq(&reloaded.breakers[0], &old.breakers[0]));
-    }
-
-    #[test]
-    fn a_connection_on_the_first_version_keeps_only_that_one() {
-        let config = |timeout: &str| {
-            weir_config::parse(&bootstrap("", "", timeout, &["127.0.0.1:9001"])).expect("valid")
-        };
-        let first = snapshot(&bootstrap("", "", "", &["127.0.0.1:9001"]));
-        let held = chain(&first.listeners[0]);
-        let second = first
-            .reloaded(config(", timeout: 2s"), &[(0, ChainAt::Index(0))])
-            .expect("reloaded");
-        let middle = Arc::downgrade(&chain(&second.listeners[0]));
-        let third = second
-            .reloaded(config(", timeout: 3s"), &[(0, ChainAt::Index(0))])
-            .expect("reloaded");
-        drop((first, second));
-        assert!(
-            middle.upgrade().is_none(),
-            "the version in between is freed"
-        );
-        let newest = ChainRuntime::newest(&held).expect("the newest");
-        assert!(Arc::ptr_eq(&newest, &chain(&third.listeners[0])));
-    }
 }

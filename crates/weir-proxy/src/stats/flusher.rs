@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 use weir_config::StatsSink;
 
 use super::statsd::StatsdSink;
-use super::{Layout, WorkerStats};
 use crate::server::{ServerState, server_gauges};
 
 /// What the flush thread reads: the same merged view as `/stats`.
 pub(crate) struct Sources {
-    pub(crate) layout: Layout,
-    pub(crate) stats: Vec<Arc<WorkerStats>>,
     pub(crate) state: Arc<ServerState>,
 }
 
@@ -78,9 +75,10 @@ fn run(
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
+        let pages = sources.state.stats.read();
         let stats = super::collect(
-            &sources.layout,
-            &sources.stats,
+            &pages.layout,
+            &pages.workers,
             &server_gauges(&sources.state),
         );
         for (sink, socket) in &mut sinks {

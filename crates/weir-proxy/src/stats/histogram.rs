@@ -51,6 +51,20 @@ impl Histogram {
             .map_or(0, |b| b.iter().map(|n| n.load(Relaxed)).sum())
     }
 
+    /// Adds `from`'s counts to this one's (see `grow.rs`).
+    pub(crate) fn absorb(&self, from: &Histogram) {
+        if let Some(theirs) = from.buckets.get() {
+            let ours = self
+                .buckets
+                .get_or_init(|| (0..BUCKETS).map(|_| AtomicU64::new(0)).collect());
+            for (b, n) in ours.iter().zip(theirs.iter()) {
+                b.store(b.load(Relaxed).wrapping_add(n.load(Relaxed)), Relaxed);
+            }
+        }
+        let sum = self.sum.load(Relaxed).wrapping_add(from.sum.load(Relaxed));
+        self.sum.store(sum, Relaxed);
+    }
+
     /// Adds this histogram's counts into `into`.
     pub(crate) fn merge_into(&self, into: &mut Snapshot) {
         if let Some(buckets) = self.buckets.get() {

@@ -10,6 +10,7 @@
 
 mod collect;
 pub(crate) mod flusher;
+mod grow;
 pub mod histogram;
 pub(crate) mod render;
 pub mod ssl;
@@ -25,6 +26,7 @@ use crate::upstream::host_set::ClusterHosts;
 use crate::upstream::outlier::Detector;
 
 pub(crate) use collect::{ServerGauges, collect};
+pub(crate) use grow::Book;
 pub use histogram::Histogram;
 pub use ssl::SslStats;
 
@@ -73,6 +75,12 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Relaxed) as i64
     }
+
+    /// Adds `from`'s value (see `grow.rs`).
+    pub(crate) fn absorb(&self, from: &Gauge) {
+        let sum = self.0.load(Relaxed).wrapping_add(from.0.load(Relaxed));
+        self.0.store(sum, Relaxed);
+    }
 }
 
 /// One stat of a scope, as the merge walks it.
@@ -107,6 +115,15 @@ macro_rules! scope {
                 $(f(stringify!($c), StatRef::Counter(&self.$c));)*
                 $(f(stringify!($g), StatRef::Gauge(&self.$g));)*
                 $(f(stringify!($h), StatRef::Histogram(&self.$h));)*
+            }
+
+            /// Adds `from`'s values to this one's (see `grow.rs`). Not every scope is in a
+            /// worker's stats (a host's live with it), hence the allowance.
+            #[allow(dead_code)]
+            pub(crate) fn absorb(&self, from: &Self) {
+                $(self.$c.add(from.$c.get());)*
+                $(self.$g.absorb(&from.$g);)*
+                $(self.$h.absorb(&from.$h);)*
             }
         }
     };
@@ -446,6 +463,25 @@ impl Layout {
             detectors: snapshot.detectors.clone(),
             health: snapshot.health.clone(),
         }
+    }
+}
+
+impl Layout {
+    /// This layout with the scopes a reload's `snapshot` adds (its prefix lists extend
+    /// this layout's; flags that make stats show only turn on).
+    pub(crate) fn with_scopes_of(&self, snapshot: &crate::snapshot::Snapshot) -> Layout {
+        let mut layout = self.clone();
+        layout.http_prefixes = snapshot.http_prefixes.clone();
+        layout.http_faults = snapshot.http_faults.clone();
+        layout.tcp_prefixes = snapshot.tcp_prefixes.clone();
+        for (tls, l) in layout.tls_listeners.iter_mut().zip(&snapshot.listeners) {
+            *tls |= l.terminates_tls();
+        }
+        let listeners = &snapshot.listeners;
+        layout.tls_inspector |= listeners.iter().any(|l| l.tls_inspector().is_some());
+        layout.proxy_protocol |= listeners.iter().any(|l| l.reads_proxy_protocol());
+        layout.http_inspector |= listeners.iter().any(|l| l.inspects_http());
+        layout
     }
 }
 

@@ -54,6 +54,15 @@ pub struct SslStats {
 }
 
 impl SslStats {
+    /// Adds `from`'s counts to these (see `grow.rs`).
+    pub(crate) fn absorb(&self, from: &SslStats) {
+        use super::grow::absorb_counters;
+        absorb_counters(&self.fixed, &from.fixed);
+        absorb_counters(&self.versions, &from.versions);
+        absorb_counters(&self.ciphers, &from.ciphers);
+        absorb_counters(&self.curves, &from.curves);
+    }
+
     /// A completed handshake.
     pub(crate) fn handshake(&self, info: &TlsInfo) {
         self.fixed[HANDSHAKE].inc();

@@ -126,7 +126,6 @@ pub(crate) struct Harness {
     pub(crate) worker: Worker,
     /// Keeps the access log flusher alive while the worker logs.
     logs: AccessLogs,
-    layout: Layout,
 }
 
 impl Harness {
@@ -157,6 +156,7 @@ impl Harness {
             listeners.iter().map(|l| l.address).collect(),
             hosts.clone(),
         );
+        let stats = Arc::new(WorkerStats::new(&layout));
         let epoch = Instant::now();
         let state = Arc::new(ServerState {
             started: epoch,
@@ -172,6 +172,7 @@ impl Harness {
             connections: AtomicU64::new(0),
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
             hosts,
+            stats: crate::stats::Book::new(layout, vec![stats.clone()]),
         });
         let control = Control::new(Duration::from_secs(5), state);
         let mut net = MemoryNet::default();
@@ -182,7 +183,7 @@ impl Harness {
         }
         let flow_trace = snapshot.bootstrap.weir.flow_trace;
         let reporting = Reporting {
-            stats: Arc::new(WorkerStats::new(&layout)),
+            stats,
             recorder: Recorder::new(flow_trace, 0, epoch),
             logs: logs.worker(0),
         };
@@ -196,11 +197,7 @@ impl Harness {
         );
         // Back-off delays and weighted picks repeat from run to run.
         worker.rng = fastrand::Rng::with_seed(7);
-        Harness {
-            worker,
-            logs,
-            layout,
-        }
+        Harness { worker, logs }
     }
 
     fn net(&mut self) -> &mut MemoryNet {
@@ -309,7 +306,7 @@ impl Harness {
             reloads: self.worker.control.server.config.counts(),
         };
         let stats = collect(
-            &self.layout,
+            &self.worker.control.server.stats.layout(),
             std::slice::from_ref(&self.worker.stats),
             &server,
         );

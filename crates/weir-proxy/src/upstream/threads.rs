@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use super::dns::{DnsClusters, DnsRefresher};
 use super::health_checker::{ClusterCheck, HealthChecker};
-use super::host_set::ClusterHosts;
 use super::original_dst::OriginalDstCleanup;
 use super::outlier::OutlierSweeper;
 use super::probe_flows::ProbeFlows;
-use crate::server::Workers;
+use crate::server::{ServerState, Workers};
 use crate::snapshot::Snapshot;
 use crate::stats::WorkerStats;
 
@@ -26,12 +25,12 @@ pub(crate) struct HostThreads {
 impl HostThreads {
     pub(crate) fn start(
         snapshot: &Snapshot,
-        hosts: &Arc<ClusterHosts>,
-        stats: &[Arc<WorkerStats>],
+        state: &Arc<ServerState>,
         workers: &Workers,
         dns: Option<DnsClusters>,
         probe_flows: Arc<ProbeFlows>,
     ) -> io::Result<HostThreads> {
+        let hosts = &state.hosts;
         let wake = || {
             let workers = workers.clone();
             move || workers.tell(|_| {})
@@ -42,7 +41,7 @@ impl HostThreads {
         };
         let detectors = snapshot.detectors.iter().flatten().cloned().collect();
         let outlier = OutlierSweeper::start(detectors, hosts.clone(), wake())?;
-        let checks = health_checks(snapshot, stats);
+        let checks = health_checks(snapshot, state);
         let health = HealthChecker::start(checks, hosts.clone(), probe_flows, wake())?;
         let cleanups = (snapshot.bootstrap.clusters.iter().enumerate())
             .filter_map(|(i, c)| match &c.discovery {
@@ -62,10 +61,10 @@ impl HostThreads {
 
 /// Each cluster's active health check, with a way to tell whether the cluster has carried
 /// traffic (`no_traffic_interval`).
-fn health_checks(snapshot: &Snapshot, stats: &[Arc<WorkerStats>]) -> Vec<ClusterCheck> {
+fn health_checks(snapshot: &Snapshot, state: &Arc<ServerState>) -> Vec<ClusterCheck> {
     (snapshot.bootstrap.clusters.iter().enumerate())
         .filter_map(|(i, c)| {
-            let worker_stats = stats.to_vec();
+            let state = state.clone();
             Some(ClusterCheck {
                 cluster: i,
                 name: c.name.clone(),
@@ -78,7 +77,7 @@ fn health_checks(snapshot: &Snapshot, stats: &[Arc<WorkerStats>]) -> Vec<Cluster
                             .get(i)
                             .map_or(0, |c| c.common.upstream_cx_total.get())
                     };
-                    worker_stats.iter().any(|w| cx(w) > 0)
+                    state.stats.read().workers.iter().any(|w| cx(w) > 0)
                 }),
             })
         })

@@ -7,7 +7,7 @@ use rcgen::{
 
 use std::net::SocketAddr;
 
-use super::{TempFile, proxy_config};
+use super::{TempFile, Weir, proxy_config, run_program};
 
 /// A CA and what it signed, as PEM files.
 pub(crate) struct Pki {
@@ -79,4 +79,25 @@ pub(crate) fn tls_config(origin: SocketAddr, pki: &Pki, extra: &str, common: &st
     config
         .replacen("    - filters:\n", &socket, 1)
         .replacen(route, &format!("{proto}{route}"), 1)
+}
+
+/// The subject of the certificate weir serves for SNI `name`.
+pub(crate) fn served(weir: &Weir, pki: &Pki, name: &str) -> String {
+    let addr = weir.addr().to_string();
+    let ca = pki.ca.path().to_str().expect("path").to_owned();
+    let args = [
+        "s_client",
+        "-connect",
+        &addr,
+        "-CAfile",
+        &ca,
+        "-servername",
+        name,
+    ];
+    let ran = run_program("openssl", &args, std::time::Duration::from_secs(20));
+    ran.stdout
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or_else(|| panic!("no subject: {ran}"))
+        .to_owned()
 }

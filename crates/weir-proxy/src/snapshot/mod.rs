@@ -3,24 +3,26 @@
 //! a reload that changes its route table gives the chain a newer version, which the connection
 //! takes when its next request starts (see `reload/`).
 
+mod reloaded;
+mod version;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_config::{
-    Bootstrap, ChainSelector, ConnectionFacts, FilterChain, HttpConnectionManager, HttpFilter,
-    ListenerFilter, ListenerFiltersTimeout, TcpProxy,
+    AccessLog, Bootstrap, ChainSelector, ConnectionFacts, FilterChain, HttpConnectionManager,
+    HttpFilter, ListenerFilter, ListenerFiltersTimeout, TcpProxy,
 };
 use weir_http1::Limits;
 
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
-use crate::reload::ChainAt;
 use crate::router::route_table::RouteTable;
 use crate::upstream::circuit_breaker::ClusterBreakers;
 use crate::upstream::health_checker::HealthStats;
 use crate::upstream::outlier::Detector;
+use version::Version;
 
 /// See the module documentation.
 pub(crate) struct Snapshot {
@@ -38,6 +40,8 @@ pub(crate) struct Snapshot {
     pub(crate) detectors: Vec<Option<Arc<Detector>>>,
     /// Per cluster, its health check's stats (when it has `health_checks`).
     pub(crate) health: Vec<Option<Arc<HealthStats>>>,
+    /// The access-log sets open, by their `access_log` (what a reload's chains can use).
+    log_sets: Arc<Vec<(Vec<AccessLog>, LogSet)>>,
 }
 
 /// A listener's compiled filter chains.
@@ -182,92 +186,16 @@ pub(crate) struct ChainRuntime {
     version: Version<ChainRuntime>,
 }
 
-/// A runtime's place among its versions across reloads (a listener's, a chain's): the
-/// lineage they share names the newest, held weakly, so a version lives only as long as a
-/// snapshot, a worker or a connection holds it (a connection left on the first version keeps
-/// that one, not every version since).
-#[derive(Debug)]
-struct Version<T> {
-    lineage: Arc<Lineage<T>>,
-    generation: u64,
-}
-
-#[derive(Debug)]
-struct Lineage<T> {
-    generation: AtomicU64,
-    newest: Mutex<Weak<T>>,
-}
-
-impl<T> Version<T> {
-    /// The first version of a new lineage.
-    fn first() -> Version<T> {
-        Version {
-            lineage: Arc::new(Lineage {
-                generation: AtomicU64::new(0),
-                newest: Mutex::new(Weak::new()),
-            }),
-            generation: 0,
-        }
-    }
-
-    /// The place of the version after this one.
-    fn next(&self) -> Version<T> {
-        Version {
-            lineage: self.lineage.clone(),
-            generation: self.generation + 1,
-        }
-    }
-
-    /// `newest` (made with [`Version::next`]) is its lineage's newest from now on.
-    fn publish(newest: &Arc<T>, version: impl Fn(&T) -> &Version<T>) {
-        let place = version(newest);
-        let lineage = &place.lineage;
-        *lineage.newest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(newest);
-        lineage
-            .generation
-            .store(place.generation, Ordering::Release);
-    }
-
-    /// The newest version (`None`: this is it). One atomic load when no reload replaced it.
-    fn newest(&self) -> Option<Arc<T>> {
-        if self.lineage.generation.load(Ordering::Acquire) == self.generation {
-            return None;
-        }
-        let newest = self
-            .lineage
-            .newest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        newest.upgrade()
-    }
-}
-
 impl ChainRuntime {
-    /// The same chain with `hcm`'s route table (a reload: nothing else of it changed), made
-    /// the newest of its lineage.
-    fn with_routes(&self, hcm: HttpConnectionManager) -> Arc<ChainRuntime> {
-        let next = Arc::new(ChainRuntime {
-            name: self.name.clone(),
-            routes: RouteTable::new(hcm.route_config.clone()),
-            // The same filters (a reload that changed them is refused), compiled anew.
-            filters: FilterChainSpec::new(&hcm.http_filters),
-            hcm,
-            limits: self.limits,
-            stats: self.stats,
-            logs: self.logs,
-            server_name: self.server_name.clone(),
-            suppress_envoy_headers: self.suppress_envoy_headers,
-            tls: self.tls.clone(),
-            handshake_timeout: self.handshake_timeout,
-            version: self.version.next(),
-        });
-        Version::publish(&next, |c| &c.version);
-        next
-    }
-
-    /// The newest version of `chain` (`None`: it is the newest).
+    /// The newest version of `chain` (`None`: it is the newest, or a reload retired it).
     pub(crate) fn newest(chain: &Arc<ChainRuntime>) -> Option<Arc<ChainRuntime>> {
         chain.version.newest()
+    }
+
+    /// A reload replaced this chain by one its connections cannot move to (its filters, TLS
+    /// or connection manager changed): each closes after its current request.
+    pub(crate) fn retired(&self) -> bool {
+        self.version.retired()
     }
 }
 
@@ -276,8 +204,8 @@ impl Chain {
     fn new(
         chain: &FilterChain,
         prefixes: &mut Prefixes,
-        logs: &mut AccessLogBuilder,
-    ) -> std::io::Result<Chain> {
+        logs: &mut LogSets<'_>,
+    ) -> Result<Chain, String> {
         let tls = chain.tls.as_ref().map(|t| t.server_config.clone());
         if let Some(proxy) = &chain.tcp_proxy {
             return Ok(Chain::Tcp(Arc::new(TcpChain {
@@ -286,13 +214,13 @@ impl Chain {
                 proxy: proxy.clone(),
                 tls,
                 handshake_timeout: chain.transport_socket_connect_timeout,
-                logs: logs.add(&proxy.access_log)?,
+                logs: logs.set(&proxy.access_log)?,
             })));
         }
         let Some(hcm) = chain.http_connection_manager.clone() else {
             return Ok(Chain::Empty);
         };
-        let logs = logs.add(&hcm.access_log)?;
+        let logs = logs.set(&hcm.access_log)?;
         let stats = scope_of(&mut prefixes.http, &hcm.stat_prefix);
         let suppress_envoy_headers = hcm.http_filters.iter().any(|f| {
             matches!(
@@ -323,7 +251,7 @@ impl Chain {
     }
 }
 
-/// The stat prefixes of a config's chains, by kind.
+/// The stat prefixes of a config's chains, by kind (a reload adds to them, never removes).
 #[derive(Default)]
 struct Prefixes {
     http: Vec<String>,
@@ -341,81 +269,119 @@ fn scope_of(prefixes: &mut Vec<String>, prefix: &str) -> usize {
     }
 }
 
+/// The access-log sets of chains, by their `access_log`. At startup a new one opens its
+/// files; a reload can only use the sets open already (the flusher's files are fixed when
+/// it starts), so a new `access_log` there needs a restart.
+struct LogSets<'a> {
+    /// `None`: a reload.
+    builder: Option<&'a mut AccessLogBuilder>,
+    known: Vec<(Vec<AccessLog>, LogSet)>,
+}
+
+impl LogSets<'_> {
+    fn set(&mut self, logs: &[AccessLog]) -> Result<LogSet, String> {
+        if let Some((_, set)) = self.known.iter().find(|(l, _)| l.as_slice() == logs) {
+            return Ok(*set);
+        }
+        let Some(builder) = self.builder.as_mut() else {
+            return Err("access_log: differs from every access_log weir started with; a new access log needs a restart".into());
+        };
+        let set = builder.add(logs).map_err(|e| e.to_string())?;
+        self.known.push((logs.to_vec(), set));
+        Ok(set)
+    }
+}
+
+impl ListenerRuntime {
+    /// Compiles listener `l` around its compiled `chains` and `default`, as `version`.
+    fn compile(
+        l: &weir_config::Listener,
+        chains: Vec<Chain>,
+        default: Option<Chain>,
+        version: Version<ListenerRuntime>,
+    ) -> Result<ListenerRuntime, String> {
+        let matches: Vec<_> = l
+            .filter_chains
+            .iter()
+            .map(|c| &c.filter_chain_match)
+            .collect();
+        let selector = ChainSelector::new(&matches).map_err(|(first, second)| {
+            // Validation reports overlapping chains; a config that got here has none.
+            format!(
+                "listener {}: filter_chains[{second}] matches the same connections as filter_chains[{first}]",
+                l.name
+            )
+        })?;
+        let listener_filters = (l.listener_filters.iter())
+            .map(|f| match f {
+                ListenerFilter::TlsInspector {
+                    name,
+                    max_client_hello_size,
+                } => ListenerFilterSpec::TlsInspector(TlsInspectorSpec {
+                    name: name.as_str().into(),
+                    max_client_hello_size: *max_client_hello_size,
+                }),
+                ListenerFilter::HttpInspector { name } => {
+                    ListenerFilterSpec::HttpInspector(name.as_str().into())
+                }
+                ListenerFilter::ProxyProtocol {
+                    name,
+                    allow_without,
+                    disallowed_versions,
+                } => ListenerFilterSpec::ProxyProtocol(ProxyProtocolSpec {
+                    name: name.as_str().into(),
+                    allow_without: *allow_without,
+                    disallowed_versions: disallowed_versions.clone(),
+                }),
+            })
+            .collect();
+        Ok(ListenerRuntime {
+            name: l.name.clone(),
+            address: l.address,
+            // At least 1: the watermark checks pause at `queued >= limit` and resume only
+            // after a flush, so a limit of 0 (which the config accepts) paused every
+            // response for good. 1 means "pause whenever anything is queued".
+            buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
+            inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
+            listener_filters,
+            filters_timeout: l.listener_filters_timeout,
+            selector,
+            chains,
+            default,
+            version,
+        })
+    }
+
+    /// Its chains, the default one last.
+    fn all_chains(&self) -> impl Iterator<Item = &Chain> {
+        self.chains.iter().chain(self.default.iter())
+    }
+}
+
 impl Snapshot {
     /// Compiles the bootstrap; opens the access log files (an error names the file).
     pub(crate) fn new(bootstrap: Bootstrap, logs: &mut AccessLogBuilder) -> std::io::Result<Self> {
         let mut prefixes = Prefixes::default();
+        let mut sets = LogSets {
+            builder: Some(logs),
+            known: Vec::new(),
+        };
         let mut listeners = Vec::new();
         for l in &bootstrap.listeners {
-            let chains = l
-                .filter_chains
-                .iter()
-                .map(|c| Chain::new(c, &mut prefixes, logs))
-                .collect::<std::io::Result<_>>()?;
-            let default = l
-                .default_filter_chain
-                .as_ref()
-                .map(|c| Chain::new(c, &mut prefixes, logs))
-                .transpose()?;
-            let matches: Vec<_> = l
-                .filter_chains
-                .iter()
-                .map(|c| &c.filter_chain_match)
-                .collect();
-            let selector = ChainSelector::new(&matches).map_err(|(first, second)| {
-                // Validation reports overlapping chains; a config that got here has none.
-                std::io::Error::other(format!(
-                    "listener {}: filter_chains[{second}] matches the same connections as filter_chains[{first}]",
-                    l.name
-                ))
-            })?;
-            let listener_filters = (l.listener_filters.iter())
-                .map(|f| match f {
-                    ListenerFilter::TlsInspector {
-                        name,
-                        max_client_hello_size,
-                    } => ListenerFilterSpec::TlsInspector(TlsInspectorSpec {
-                        name: name.as_str().into(),
-                        max_client_hello_size: *max_client_hello_size,
-                    }),
-                    ListenerFilter::HttpInspector { name } => {
-                        ListenerFilterSpec::HttpInspector(name.as_str().into())
-                    }
-                    ListenerFilter::ProxyProtocol {
-                        name,
-                        allow_without,
-                        disallowed_versions,
-                    } => ListenerFilterSpec::ProxyProtocol(ProxyProtocolSpec {
-                        name: name.as_str().into(),
-                        allow_without: *allow_without,
-                        disallowed_versions: disallowed_versions.clone(),
-                    }),
-                })
-                .collect();
-            listeners.push(Arc::new(ListenerRuntime {
-                name: l.name.clone(),
-                address: l.address,
-                // At least 1: the watermark checks pause at `queued >= limit` and resume only
-                // after a flush, so a limit of 0 (which the config accepts) paused every
-                // response for good. 1 means "pause whenever anything is queued".
-                buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
-                inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
-                listener_filters,
-                filters_timeout: l.listener_filters_timeout,
-                selector,
-                chains,
-                default,
-                version: Version::first(),
-            }));
+            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets);
+            let chains = (l.filter_chains.iter())
+                .map(&mut compile)
+                .collect::<Result<_, _>>()
+                .map_err(std::io::Error::other)?;
+            let default = (l.default_filter_chain.as_ref())
+                .map(compile)
+                .transpose()
+                .map_err(std::io::Error::other)?;
+            let runtime = ListenerRuntime::compile(l, chains, default, Version::first())
+                .map_err(std::io::Error::other)?;
+            listeners.push(Arc::new(runtime));
         }
-        let mut http_faults = vec![false; prefixes.http.len()];
-        for chain in listeners
-            .iter()
-            .flat_map(|l| l.chains.iter().chain(l.default.iter()))
-            .filter_map(Chain::http)
-        {
-            http_faults[chain.stats] |= chain.filters.has_fault();
-        }
+        let http_faults = faults(&listeners, prefixes.http.len(), &[]);
         let breakers = (bootstrap.clusters.iter())
             .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
             .collect();
@@ -438,93 +404,29 @@ impl Snapshot {
             http_prefixes: prefixes.http,
             tcp_prefixes: prefixes.tcp,
             http_faults,
+            log_sets: Arc::new(sets.known),
         })
     }
 }
 
-impl Snapshot {
-    /// This snapshot with `bootstrap` in force, where only the route tables of `chains`
-    /// (listener, chain) changed: those chains and their listeners are replaced by newer
-    /// versions. Everything else is shared.
-    pub(crate) fn reloaded(
-        &self,
-        bootstrap: Bootstrap,
-        chains: &[(usize, ChainAt)],
-    ) -> Result<Snapshot, String> {
-        let mut listeners = self.listeners.clone();
-        for (i, listener) in listeners.iter_mut().enumerate() {
-            let changed: Vec<ChainAt> = (chains.iter())
-                .filter(|(l, _)| *l == i)
-                .map(|(_, c)| *c)
-                .collect();
-            if changed.is_empty() {
-                continue;
-            }
-            let config = (bootstrap.listeners.get(i)).ok_or("a listener went missing")?;
-            *listener = listener.with_routes(config, &changed)?;
-        }
-        Ok(Snapshot {
-            bootstrap,
-            listeners,
-            http_prefixes: self.http_prefixes.clone(),
-            tcp_prefixes: self.tcp_prefixes.clone(),
-            http_faults: self.http_faults.clone(),
-            breakers: self.breakers.clone(),
-            detectors: self.detectors.clone(),
-            health: self.health.clone(),
-        })
+/// Per HCM stat prefix (of `count`): one of its chains has a fault filter, or had one
+/// (`before`: a reload keeps the fault stats it showed).
+fn faults(listeners: &[Arc<ListenerRuntime>], count: usize, before: &[bool]) -> Vec<bool> {
+    let mut faults = vec![false; count];
+    for (f, b) in faults.iter_mut().zip(before) {
+        *f = *b;
     }
+    for chain in listeners
+        .iter()
+        .flat_map(|l| l.all_chains())
+        .filter_map(Chain::http)
+    {
+        faults[chain.stats] |= chain.filters.has_fault();
+    }
+    faults
 }
 
 impl ListenerRuntime {
-    /// The same listener with the route tables of its `changed` chains from `config`.
-    fn with_routes(
-        &self,
-        config: &weir_config::Listener,
-        changed: &[ChainAt],
-    ) -> Result<Arc<ListenerRuntime>, String> {
-        let replace = |chain: &Chain, config: Option<&FilterChain>| -> Result<Chain, String> {
-            let hcm = config.and_then(|c| c.http_connection_manager.clone());
-            match (chain, hcm) {
-                (Chain::Http(old), Some(hcm)) => Ok(Chain::Http(old.with_routes(hcm))),
-                _ => Err(format!(
-                    "listener {}: a route_config changed outside an HTTP connection manager",
-                    self.name
-                )),
-            }
-        };
-        let mut chains = self.chains.clone();
-        let mut default = self.default.clone();
-        for at in changed {
-            match at {
-                ChainAt::Index(i) => {
-                    let chain = chains.get_mut(*i).ok_or("a filter chain went missing")?;
-                    *chain = replace(chain, config.filter_chains.get(*i))?;
-                }
-                ChainAt::Default => {
-                    let chain = default
-                        .as_mut()
-                        .ok_or("the default filter chain went missing")?;
-                    *chain = replace(chain, config.default_filter_chain.as_ref())?;
-                }
-            }
-        }
-        let next = Arc::new(ListenerRuntime {
-            name: self.name.clone(),
-            address: self.address,
-            buffer_limit: self.buffer_limit,
-            inbound: self.inbound,
-            listener_filters: self.listener_filters.clone(),
-            filters_timeout: self.filters_timeout,
-            selector: self.selector.clone(),
-            chains,
-            default,
-            version: self.version.next(),
-        });
-        Version::publish(&next, |l| &l.version);
-        Ok(next)
-    }
-
     /// The newest version of `listener` (`None`: it is the newest).
     pub(crate) fn newest(listener: &Arc<ListenerRuntime>) -> Option<Arc<ListenerRuntime>> {
         listener.version.newest()
@@ -564,10 +466,7 @@ impl ListenerRuntime {
 
     /// One of its chains terminates TLS.
     pub(crate) fn terminates_tls(&self) -> bool {
-        self.chains
-            .iter()
-            .chain(self.default.iter())
-            .any(|c| c.tls().is_some())
+        self.all_chains().any(|c| c.tls().is_some())
     }
 
     /// The chain for a connection, Envoy's way (`filter_chain_match`, most specific first);
