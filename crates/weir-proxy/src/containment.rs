@@ -45,6 +45,7 @@ impl TimerKey {
             TimerKey::AcceptRetry(_)
             | TimerKey::DrainDeadline
             | TimerKey::StopListeners
+            | TimerKey::RemovedListener(_)
             | TimerKey::ListenerFilters(_)
             | TimerKey::TcpIdle(_)
             | TimerKey::TcpConnect(_)

@@ -21,7 +21,7 @@ use crate::access_log::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogsAdmin};
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
 use crate::network::Network;
-use crate::network::listener::{bind, check_free};
+use crate::network::listener::bind_workers;
 use crate::network::secrets::SecretWatcher;
 use crate::recorder::Recorder;
 use crate::reload::ConfigState;
@@ -106,6 +106,8 @@ pub(crate) struct ServerState {
     pub(crate) hosts: Arc<ClusterHosts>,
     /// The stats' layout and each worker's values, as readers see them.
     pub(crate) stats: Book,
+    /// The listeners in force: names and bound addresses (a reload adds and removes).
+    pub(crate) listeners: Mutex<Vec<(String, SocketAddr)>>,
 }
 
 impl ServerState {
@@ -166,6 +168,9 @@ pub(crate) struct Control {
     pub(crate) drain_listeners: AtomicU8,
     /// The server's shared state (health check failed, …).
     pub(crate) server: Arc<ServerState>,
+    /// Listeners a reload added, bound for this worker: it takes them when it follows the
+    /// reload.
+    pub(crate) arrivals: Mutex<Vec<ListenerSlot>>,
 }
 
 impl Control {
@@ -179,6 +184,7 @@ impl Control {
             stop_listeners: AtomicU8::new(ListenerScope::None as u8),
             drain_listeners: AtomicU8::new(ListenerScope::None as u8),
             server,
+            arrivals: Mutex::new(Vec::new()),
         })
     }
 }
@@ -230,37 +236,10 @@ fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> 
     let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
     let mut listeners = Vec::new();
     for runtime in &snapshot.listeners {
-        let mut address = runtime.address;
-        // Our workers share the port through SO_REUSEPORT; another process must not.
-        check_free(address).map_err(|e| {
-            let why = if e.kind() == io::ErrorKind::AddrInUse {
-                "address in use: another process already listens on it".to_owned()
-            } else {
-                e.to_string()
-            };
-            io::Error::new(
-                e.kind(),
-                format!("listener {} on {address}: {why}", runtime.name),
-            )
-        })?;
-        for slots in bound.iter_mut() {
-            let socket = bind(address).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("listener {} on {address}: {e}", runtime.name),
-                )
-            })?;
-            address = socket.local_addr()?;
-            slots.push(ListenerSlot {
-                socket: Some(socket),
-                stats: listeners.len(),
-                address,
-                runtime: runtime.clone(),
-                buffer_limit: runtime.buffer_limit,
-                inbound: runtime.inbound,
-            });
+        let (address, slots) = bind_workers(runtime, concurrency)?;
+        for (worker, slot) in bound.iter_mut().zip(slots) {
+            worker.push(slot);
         }
-        tracing::info!(listener = %runtime.name, %address, "listening");
         listeners.push((runtime.name.clone(), address));
     }
     Ok((bound, listeners))
@@ -281,6 +260,15 @@ impl Workers {
         for (control, waker) in &self.workers {
             set(control);
             let _ = waker.wake();
+        }
+    }
+
+    /// Gives each worker its sockets of listeners a reload added (one list per worker, in
+    /// worker order); they take them when they follow the reload.
+    pub(crate) fn hand(&self, slots: Vec<Vec<ListenerSlot>>) {
+        for ((control, _), slots) in self.workers.iter().zip(slots) {
+            let mut arrivals = control.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+            arrivals.extend(slots);
         }
     }
 
@@ -340,7 +328,6 @@ struct WorkerHandle {
 /// A running weir: its workers, listeners and admin listener.
 pub struct Server {
     workers: Vec<WorkerHandle>,
-    listeners: Vec<(String, SocketAddr)>,
     admin: Option<AdminHandle>,
     /// Sends the stats to `stats_sinks` (none without sinks).
     flusher: Option<Flusher>,
@@ -458,6 +445,7 @@ impl Server {
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
             hosts,
             stats: Book::new(layout, worker_stats),
+            listeners: Mutex::new(listeners),
         });
         let workers = spawn_workers(
             bound,
@@ -483,7 +471,6 @@ impl Server {
                     command_line: options.command_line.clone(),
                     state: state.clone(),
                     workers: handles.clone(),
-                    listeners: listeners.clone(),
                     exit: exit_tx.clone(),
                     log_control: options.log_control.clone(),
                     flow_trace,
@@ -506,7 +493,6 @@ impl Server {
             original_dst: threads.original_dst,
             dns: threads.dns,
             workers,
-            listeners,
             admin,
             flusher,
             secrets,
@@ -526,8 +512,10 @@ impl Server {
     }
 
     /// Each listener's name and bound address (with the real port when the config said 0).
-    pub fn listener_addresses(&self) -> &[(String, SocketAddr)] {
-        &self.listeners
+    pub fn listener_addresses(&self) -> Vec<(String, SocketAddr)> {
+        (self.state.listeners.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The admin listener's bound address.

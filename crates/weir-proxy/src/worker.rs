@@ -70,6 +70,16 @@ pub(crate) struct ListenerSlot {
     pub(crate) inbound: bool,
 }
 
+impl std::fmt::Debug for ListenerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSlot")
+            .field("name", &self.runtime.name)
+            .field("address", &self.address)
+            .field("listening", &self.socket.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The buffer limit (`per_connection_buffer_limit_bytes`) of the listener `ds` came through. A
 /// free function, so that callers may hold a downstream or a stream mutably meanwhile.
 pub(crate) fn listener_buffer_limit(listeners: &[ListenerSlot], ds: &Downstream) -> usize {
@@ -185,6 +195,9 @@ pub(crate) enum TimerKey {
     DrainDeadline,
     /// The graceful part of `/drain_listeners` is over: close the listener sockets.
     StopListeners,
+    /// A reload removed listener `n` (its number) a drain time ago: close what is left of
+    /// its connections.
+    RemovedListener(usize),
     /// A request head did not arrive in time.
     RequestHeaders(Id),
     /// A connection reached `max_connection_duration`.
@@ -569,6 +582,7 @@ impl Worker {
             TimerKey::StreamIdle(id) => self.on_stream_idle_timer(id),
             TimerKey::AcceptRetry(listener) => self.accept(listener),
             TimerKey::StopListeners => self.stop_listeners(self.listener_drain),
+            TimerKey::RemovedListener(n) => self.close_listener_connections(n),
             TimerKey::Retry(id) => self.on_retry_timer(id),
             TimerKey::RequestHeaders(id) => self.on_request_headers_timeout(id),
             TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),

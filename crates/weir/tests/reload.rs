@@ -5,6 +5,9 @@
 //! beyond its routes (its stat prefix, server name, certificates) takes new connections at
 //! once on the same listening socket, while a connection made before finishes on the chain
 //! it has and closes after its next response; keep-alive clients under load lose no request.
+//! Listeners are added (bound by the reload, which fails on an address in use) and removed
+//! (their sockets close, their connections close after their next response, and what is left
+//! after the drain time).
 
 mod differential_support;
 mod support;
@@ -342,4 +345,108 @@ fn keep_alive_clients_under_load_lose_no_request_across_chain_reloads() {
         "{seen:?}"
     );
     assert_eq!(stat(&weir, "server.config_reload_total"), 10);
+}
+
+/// `text` with a second listener `second` (port 0) whose routes answer `second` locally.
+fn with_second_listener(text: &str) -> String {
+    let second = r#"  - name: second
+    address: { socket_address: { address: 127.0.0.1, port_value: PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: second
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: / }
+                direct_response: { status: 200, body: { inline_string: "second" } }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"#;
+    text.replacen("  clusters:\n", &format!("{second}  clusters:\n"), 1)
+}
+
+#[test]
+fn a_reload_adds_and_removes_listeners() {
+    let origin = Origin::start(|_| Ok(Reply::text(200, "ok")));
+    let text = proxy_config(origin.addr);
+    let weir = Weir::start(&text, &["--concurrency", "2", "--drain-time-s", "1"]);
+    let mut first = Client::connect(weir.addr()).expect("connect");
+    assert_eq!(get_on(&mut first, "/"), "ok");
+
+    // An address another socket holds: refused before anything changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    std::fs::write(
+        weir.config_path(),
+        with_second_listener(&text).replace("PORT", &port),
+    )
+    .expect("rewrite");
+    let (status, refused) = post(&weir, "/reload");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.contains("static_resources.listeners[1].address: listener second"),
+        "{refused}"
+    );
+    drop(taken);
+
+    std::fs::write(
+        weir.config_path(),
+        with_second_listener(&text).replace("PORT", "0"),
+    )
+    .expect("rewrite");
+    let (status, applied) = post(&weir, "/reload");
+    assert_eq!(status, 200, "{applied}");
+    let address: SocketAddr = (applied.lines())
+        .find_map(|l| l.trim().strip_prefix("listener second added, on "))
+        .unwrap_or_else(|| panic!("{applied}"))
+        .parse()
+        .expect("an address");
+    // Four connections at once (the kernel spreads them over both workers' sockets).
+    let mut clients: Vec<Client> = (0..4)
+        .map(|_| Client::connect(address).expect("connect"))
+        .collect();
+    for c in &mut clients {
+        assert_eq!(get_on(c, "/"), "second");
+    }
+    let listed = support::get(weir.admin, "/listeners")
+        .expect("/listeners")
+        .text();
+    assert!(listed.contains(&format!("second::{address}")), "{listed}");
+    let scope = format!("listener.{}_{}", address.ip(), address.port());
+    assert_eq!(stat(&weir, &format!("{scope}.downstream_cx_total")), 4);
+    assert_eq!(stat(&weir, "http.second.downstream_rq_total"), 4);
+
+    // Removed: no new connection; the open ones close after their next response, or at the
+    // drain time if they send none.
+    std::fs::write(weir.config_path(), &text).expect("rewrite");
+    let (status, applied) = post(&weir, "/reload");
+    assert_eq!(status, 200, "{applied}");
+    assert!(applied.contains("listener second removed"), "{applied}");
+    let refused = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        std::net::TcpStream::connect(address).is_err()
+    });
+    assert!(refused, "the removed listener stopped accepting");
+    let last = clients[0].get("/").expect("a response");
+    assert_eq!(last.text(), "second");
+    assert!(last.head.connection_has("close"), "{:?}", last.head);
+    let idle = &mut clients[1];
+    let closed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        idle.get("/").is_err()
+    });
+    assert!(closed, "an idle connection closes at the drain time");
+    // The first listener never noticed.
+    assert_eq!(get_on(&mut first, "/"), "ok");
+    let listed = support::get(weir.admin, "/listeners")
+        .expect("/listeners")
+        .text();
+    assert!(!listed.contains("second::"), "{listed}");
 }

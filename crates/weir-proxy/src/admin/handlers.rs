@@ -609,18 +609,19 @@ fn socket_address(address: &std::net::SocketAddr) -> serde_json::Value {
 
 fn listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
     let params = params(query, &["format"])?;
+    let listeners = (info.state.listeners.lock())
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     match param(&params, "format") {
         None | Some("text") => {
             let mut out = String::new();
-            for (name, address) in &info.listeners {
+            for (name, address) in &listeners {
                 let _ = writeln!(out, "{name}::{address}");
             }
             Ok(text(200, out))
         }
         Some("json") => {
-            let list: Vec<_> = info
-                .listeners
-                .iter()
+            let list: Vec<_> = (listeners.iter())
                 .map(|(name, address)| {
                     serde_json::json!({"name": name, "local_address": socket_address(address)})
                 })

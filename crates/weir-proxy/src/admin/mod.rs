@@ -43,8 +43,6 @@ pub(crate) struct AdminInfo {
     pub(crate) command_line: Vec<String>,
     pub(crate) state: Arc<ServerState>,
     pub(crate) workers: Workers,
-    /// Listener names and bound addresses.
-    pub(crate) listeners: Vec<(String, SocketAddr)>,
     pub(crate) exit: mpsc::Sender<Exit>,
     pub(crate) log_control: Option<LogControl>,
     /// The flow recorder's settings, as the workers run them (`--flow-trace` applied).

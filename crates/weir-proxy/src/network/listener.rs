@@ -21,8 +21,8 @@ use crate::network::inspecting::{Facts, Opening};
 use crate::network::proxy_protocol::Addresses;
 use crate::network::tls::TlsProgress;
 use crate::network::tls_inspector::ClientHello;
-use crate::snapshot::Chain;
-use crate::worker::{Downstream, DownstreamState, TimerKey, Worker};
+use crate::snapshot::{Chain, ListenerRuntime};
+use crate::worker::{Downstream, DownstreamState, ListenerSlot, TimerKey, Worker};
 
 /// Accepts handled per readable edge before yielding to other work (the rest are deferred).
 const ACCEPTS_PER_ROUND: usize = 256;
@@ -69,6 +69,48 @@ pub(crate) fn check_free(address: SocketAddr) -> io::Result<()> {
         socket.set_only_v6(true)?;
     }
     socket.bind(&address.into())
+}
+
+/// Binds listener `runtime` once per worker (SO_REUSEPORT: the kernel spreads accepts); the
+/// first socket of a port-0 listener fixes the port for the others. At startup and when a
+/// reload adds a listener; an error names the listener and its address.
+pub(crate) fn bind_workers(
+    runtime: &Arc<ListenerRuntime>,
+    concurrency: usize,
+) -> io::Result<(SocketAddr, Vec<ListenerSlot>)> {
+    let mut address = runtime.address;
+    // Our workers share the port through SO_REUSEPORT; another process must not.
+    check_free(address).map_err(|e| {
+        let why = if e.kind() == io::ErrorKind::AddrInUse {
+            "address in use: another process already listens on it".to_owned()
+        } else {
+            e.to_string()
+        };
+        io::Error::new(
+            e.kind(),
+            format!("listener {} on {address}: {why}", runtime.name),
+        )
+    })?;
+    let mut slots = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let socket = bind(address).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("listener {} on {address}: {e}", runtime.name),
+            )
+        })?;
+        address = socket.local_addr()?;
+        slots.push(ListenerSlot {
+            socket: Some(socket),
+            stats: runtime.slot,
+            address,
+            runtime: runtime.clone(),
+            buffer_limit: runtime.buffer_limit,
+            inbound: runtime.inbound,
+        });
+    }
+    tracing::info!(listener = %runtime.name, %address, "listening");
+    Ok((address, slots))
 }
 
 impl Worker {

@@ -72,6 +72,21 @@ impl Network {
         }
     }
 
+    /// Registers a listening socket a reload added (the in-memory network has none).
+    pub(crate) fn register_listener(
+        &mut self,
+        socket: &mut mio::net::TcpListener,
+        token: Token,
+    ) -> io::Result<()> {
+        match self {
+            Network::Sockets(poll) => {
+                (poll.registry()).register(socket, token, mio::Interest::READABLE)
+            }
+            #[cfg(test)]
+            Network::Memory(_) => Ok(()),
+        }
+    }
+
     /// Registers a connection once, for readable and writable, edge-triggered.
     pub(crate) fn register(&mut self, conn: &mut Connection, token: Token) -> io::Result<()> {
         match self {

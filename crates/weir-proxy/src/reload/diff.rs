@@ -1,15 +1,13 @@
-//! What changed between two config documents, and what each change means for a running weir:
-//! a listener to rebuild, the endpoints of a static cluster, or something a reload does not
-//! change (yet), named by its path so the refusal can say what to undo.
+//! What changed between two config documents (beside their listeners, which are paired by
+//! name: `listeners.rs`), and what each change means for a running weir: the endpoints of a
+//! static cluster, or something a reload does not change (yet), named by its path so the
+//! refusal can say what to undo.
 
 use serde_json::Value;
 
 /// One change, by what a reload does with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// Something of listener `listener` other than its name and address: its chains,
-    /// listener filters, buffer limit… (`snapshot/reloaded.rs` sorts out which chains).
-    Listener { listener: usize },
     /// The `load_assignment.endpoints` of cluster `cluster`.
     Endpoints { cluster: usize },
     /// Anything else, at this path.
@@ -89,16 +87,6 @@ pub(crate) fn classify(path: &str) -> Change {
     match steps(path).as_slice() {
         [
             Key("static_resources"),
-            Key("listeners"),
-            Index(_),
-            Key("name" | "address"),
-            ..,
-        ] => Change::Other(path.to_owned()),
-        [Key("static_resources"), Key("listeners"), Index(l), _, ..] => {
-            Change::Listener { listener: *l }
-        }
-        [
-            Key("static_resources"),
             Key("clusters"),
             Index(c),
             Key("load_assignment"),
@@ -143,13 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn listeners_and_static_endpoints_are_what_a_reload_changes() {
-        let routes = "static_resources.listeners[1].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[2].route.cluster";
-        assert_eq!(classify(routes), Change::Listener { listener: 1 });
-        let tls = "static_resources.listeners[0].filter_chains[2].transport_socket";
-        assert_eq!(classify(tls), Change::Listener { listener: 0 });
-        let chains = "static_resources.listeners[3].filter_chains";
-        assert_eq!(classify(chains), Change::Listener { listener: 3 });
+    fn static_endpoints_are_what_a_reload_changes_of_clusters() {
         let endpoints =
             "static_resources.clusters[3].load_assignment.endpoints[0].lb_endpoints[1].endpoint";
         assert_eq!(classify(endpoints), Change::Endpoints { cluster: 3 });
@@ -157,9 +139,6 @@ mod tests {
             "static_resources.clusters[3].connect_timeout",
             "static_resources.clusters[3].load_assignment.policy",
             "static_resources.clusters",
-            "static_resources.listeners",
-            "static_resources.listeners[0].name",
-            "static_resources.listeners[0].address.socket_address.port_value",
             "admin.address",
         ] {
             assert_eq!(classify(other), Change::Other(other.to_owned()));

@@ -1,7 +1,10 @@
 //! A worker's side of a reload: a listener moves to its newest runtime at its next accept, a
 //! connection to its chain's newest when its next request starts (no stream of it in flight
 //! then), and a worker woken after a reload moves its listeners and idle connections at once,
-//! so old versions are freed even where no connection arrives and no request starts. A
+//! so old versions are freed even where no connection arrives and no request starts. It
+//! registers the sockets of listeners the reload added, and closes those of listeners it
+//! removed, whose connections drain: each closes after its next response, and what is left
+//! after the drain time is closed (Envoy's drain of a removed listener). A
 //! connection whose chain the reload replaced (retired) stays on it and closes after its
 //! next response (`Worker::drain_close`, Envoy's drain of a replaced filter chain): an idle
 //! one is not cut, so a client never races a close with its next request. Before any of
@@ -9,8 +12,9 @@
 
 use std::sync::Arc;
 
+use crate::event::token::{Kind, fixed, token};
 use crate::snapshot::{ChainRuntime, ListenerRuntime};
-use crate::worker::{Downstream, ListenerSlot, Worker};
+use crate::worker::{Downstream, ListenerSlot, TimerKey, Worker};
 
 impl ListenerSlot {
     /// Takes the newest version of its listener's runtime; true when there was one.
@@ -47,12 +51,65 @@ impl Worker {
         }
         self.config_version = version;
         self.grow_stats();
-        for slot in &mut self.listeners {
-            slot.follow_reload();
+        self.take_arrivals();
+        for n in 0..self.listeners.len() {
+            let slot = &mut self.listeners[n];
+            if !slot.runtime.retired() {
+                slot.follow_reload();
+            } else if slot.socket.take().is_some() {
+                tracing::info!(worker = self.index, listener = %slot.runtime.name, address = %slot.address, "listener removed; its connections drain");
+                self.arm(self.control.drain_time, TimerKey::RemovedListener(n));
+            }
         }
         for id in self.downstreams.ids() {
             if let Some(ds) = self.downstreams.get_mut(id) {
                 ds.follow_reload();
+            }
+        }
+    }
+
+    /// Registers the sockets of listeners a reload added, each at its number.
+    fn take_arrivals(&mut self) {
+        let arrivals =
+            std::mem::take(&mut *(self.control.arrivals.lock()).unwrap_or_else(|e| e.into_inner()));
+        for mut slot in arrivals {
+            let n = slot.stats;
+            // Numbers are handed out in order, and every worker gets every added listener.
+            if n != self.listeners.len() {
+                tracing::error!(worker = self.index, listener = %slot.runtime.name, "listener number {n} out of order; not listening");
+                continue;
+            }
+            if let Some(socket) = slot.socket.as_mut()
+                && let Err(e) =
+                    (self.net).register_listener(socket, token(Kind::Listener, fixed(n)))
+            {
+                tracing::error!(worker = self.index, listener = %slot.runtime.name, error = %e, "cannot watch the new listener");
+                slot.socket = None;
+            }
+            self.listeners.push(slot);
+        }
+    }
+
+    /// A removed listener's drain time is over: its connections that are left close.
+    pub(crate) fn close_listener_connections(&mut self, n: usize) {
+        let on = |listener: usize| listener == n;
+        for id in self.inspecting.ids() {
+            if self.inspecting.get(id).is_some_and(|i| on(i.listener)) {
+                self.close_inspecting(id, "listener removed");
+            }
+        }
+        for id in self.downstreams.ids() {
+            if self
+                .downstreams
+                .get(id)
+                .is_some_and(|d| on(d.listener as usize))
+            {
+                self.close_downstream(id);
+            }
+        }
+        for id in self.tcp.ids() {
+            if self.tcp.get(id).is_some_and(|s| on(s.listener)) {
+                self.close_tcp(id);
             }
         }
     }

@@ -19,17 +19,21 @@
 
 mod diff;
 mod follow;
+mod listeners;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use weir_config::Bootstrap;
+
 use crate::access_log::format::rfc3339;
 use crate::server::{ServerState, Workers};
+use crate::snapshot::ListenerFrom;
 use crate::snapshot::Snapshot;
-use crate::stats::Book;
-use crate::upstream::host_set::{ClusterHosts, HostSpec, Identity};
+use crate::upstream::host_set::{HostSpec, Identity};
 pub(crate) use diff::only_routes;
 use diff::{Change, classify, differences};
 
@@ -72,12 +76,16 @@ pub(crate) struct Current {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Applied {
     pub(crate) version: u64,
+    /// The listeners added, with their bound addresses.
+    pub(crate) added: Vec<(String, SocketAddr)>,
+    /// The listeners removed (their sockets close; their connections drain).
+    pub(crate) removed: Vec<String>,
     /// The listeners rebuilt (new connections get their new chains and settings).
     pub(crate) listeners: Vec<String>,
     /// The chains whose route tables changed (their connections move to the new table).
     pub(crate) routes: Vec<String>,
     /// The chains compiled anew: added, or changed beyond their routes (the old chain's
-    /// connections close after their current request).
+    /// connections close after their next response).
     pub(crate) chains: Vec<String>,
     /// The clusters whose endpoints changed.
     pub(crate) endpoints: Vec<String>,
@@ -85,7 +93,10 @@ pub(crate) struct Applied {
 
 impl Applied {
     fn changed(&self) -> bool {
-        !self.listeners.is_empty() || !self.endpoints.is_empty()
+        !self.added.is_empty()
+            || !self.removed.is_empty()
+            || !self.listeners.is_empty()
+            || !self.endpoints.is_empty()
     }
 
     /// In words, for the log and `/reload`.
@@ -94,6 +105,12 @@ impl Applied {
             return format!("no change: config version {} stays\n", self.version);
         }
         let mut out = format!("applied config version {}\n", self.version);
+        for (l, address) in &self.added {
+            out.push_str(&format!("  listener {l} added, on {address}\n"));
+        }
+        for l in &self.removed {
+            out.push_str(&format!("  listener {l} removed: its connections drain\n"));
+        }
         for l in &self.listeners {
             out.push_str(&format!("  listener {l}\n"));
         }
@@ -138,7 +155,7 @@ impl Refused {
 /// Reloads (`SIGHUP`, `POST /reload`), logs what happened, and wakes the workers to follow
 /// host sets that changed.
 pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Refused> {
-    let outcome = state.config.reload(&state.hosts, &state.stats);
+    let outcome = state.config.reload(state, workers);
     match &outcome {
         Ok(applied) => {
             tracing::info!("reload: {}", applied.text().trim_end());
@@ -151,7 +168,7 @@ pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Ref
 }
 
 /// What a config change that a reload does not apply is told.
-const NEEDS_RESTART: &str = "cannot change at run time (a reload changes what listeners do and the endpoints of static clusters, not which listeners and clusters there are): restart weir to apply it";
+const NEEDS_RESTART: &str = "cannot change at run time (a reload changes listeners and the endpoints of static clusters, not which clusters there are): restart weir to apply it";
 
 impl ConfigState {
     pub(crate) fn new(path: Option<PathBuf>, snapshot: Arc<Snapshot>) -> ConfigState {
@@ -197,9 +214,13 @@ impl ConfigState {
     }
 
     /// Reads the config file again and applies what changed, or nothing (counted either way).
-    pub(crate) fn reload(&self, hosts: &ClusterHosts, stats: &Book) -> Result<Applied, Refused> {
+    pub(crate) fn reload(
+        &self,
+        state: &ServerState,
+        workers: &Workers,
+    ) -> Result<Applied, Refused> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = self.try_reload(hosts, stats);
+        let outcome = self.try_reload(state, workers);
         match &outcome {
             Ok(applied) if applied.changed() => {
                 self.reloads.fetch_add(1, Relaxed);
@@ -216,7 +237,7 @@ impl ConfigState {
         outcome
     }
 
-    fn try_reload(&self, hosts: &ClusterHosts, stats: &Book) -> Result<Applied, Refused> {
+    fn try_reload(&self, state: &ServerState, workers: &Workers) -> Result<Applied, Refused> {
         let Some(path) = &self.path else {
             return Err(Refused::one(
                 "",
@@ -233,31 +254,15 @@ impl ConfigState {
         }
         let current = self.current();
         let old = &current.snapshot;
-        let mut listeners = Vec::new();
-        let mut endpoints = Vec::new();
-        let mut refused = Vec::new();
-        for path in differences(&old.bootstrap.source, &new.source) {
-            match classify(&path) {
-                Change::Listener { listener } => listeners.push(listener),
-                Change::Endpoints { cluster } if is_static(&new, cluster) => {
-                    endpoints.push(cluster)
-                }
-                Change::Endpoints { .. } | Change::Other(_) => {
-                    refused.push((path, NEEDS_RESTART.to_owned()))
-                }
-            }
-        }
-        if !refused.is_empty() {
-            return Err(Refused { errors: refused });
-        }
-        listeners.sort();
-        listeners.dedup();
-        endpoints.sort();
-        endpoints.dedup();
+        let plan = listeners::plan(&old.bootstrap, &new);
+        let endpoints = changed_endpoints(&old.bootstrap, &new)?;
         let mut applied = Applied {
             version: current.version,
-            listeners: (listeners.iter())
-                .map(|&l| new.listeners[l].name.clone())
+            added: Vec::new(),
+            removed: plan.removed.clone(),
+            listeners: (plan.from.iter().zip(&new.listeners))
+                .filter(|(f, _)| matches!(f, ListenerFrom::Changed(_)))
+                .map(|(_, l)| l.name.clone())
                 .collect(),
             routes: Vec::new(),
             chains: Vec::new(),
@@ -265,7 +270,8 @@ impl ConfigState {
                 .map(|&c| new.clusters[c].name.clone())
                 .collect(),
         };
-        if !applied.changed() {
+        let adds = plan.from.contains(&ListenerFrom::Added);
+        if !applied.changed() && !adds {
             return Ok(applied);
         }
         let specs: Vec<(usize, Vec<HostSpec>)> = (endpoints.iter())
@@ -277,19 +283,47 @@ impl ConfigState {
             })
             .collect();
         let rebuilt = old
-            .reloaded(new, &listeners)
+            .reloaded(new, &plan.from)
             .map_err(|(path, e)| Refused::one(&path, e))?;
-        // Room for the new chains' stats before any worker can take one.
-        stats.set_layout(stats.layout().with_scopes_of(&rebuilt.snapshot));
-        rebuilt.snapshot.publish(old);
+        let snapshot = rebuilt.snapshot;
+        let added: Vec<_> = (plan.from.iter().enumerate())
+            .filter(|(_, f)| **f == ListenerFrom::Added)
+            .map(|(j, _)| (j, snapshot.listeners[j].clone()))
+            .collect();
+        let bound = listeners::Bound::bind(&added, state.concurrency)
+            .map_err(|(path, e)| Refused::one(&path, e))?;
+        // Nothing can fail from here on. Room for the new scopes first, so that a worker
+        // that takes a new chain or listener has it; then the new listeners' sockets, which
+        // each worker takes when it follows this version.
+        let stats = &state.stats;
+        stats.set_layout(stats.layout().with_scopes_of(&snapshot, &bound.addresses()));
+        let addresses = bound.addresses();
+        workers.hand(bound.per_worker(state.concurrency));
+        snapshot.publish(old);
         for (cluster, specs) in specs {
-            hosts.replace(cluster, specs, Identity::ByAddress);
+            state.hosts.replace(cluster, specs, Identity::ByAddress);
         }
+        let mut in_force = state.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let before = std::mem::take(&mut *in_force);
+        for (from, l) in plan.from.iter().zip(&snapshot.listeners) {
+            let address = match from {
+                ListenerFrom::Same(i) | ListenerFrom::Changed(i) => before.get(*i).map(|b| b.1),
+                ListenerFrom::Added => (addresses.iter())
+                    .find(|(slot, _)| *slot == l.slot)
+                    .map(|a| a.1),
+            };
+            let address = address.unwrap_or(l.address);
+            if *from == ListenerFrom::Added {
+                applied.added.push((l.name.clone(), address));
+            }
+            in_force.push((l.name.clone(), address));
+        }
+        drop(in_force);
         applied.version = current.version + 1;
         applied.routes = rebuilt.routes;
         applied.chains = rebuilt.replaced;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current {
-            snapshot: Arc::new(rebuilt.snapshot),
+            snapshot: Arc::new(snapshot),
             version: applied.version,
             applied_at: rfc3339(SystemTime::now()),
         };
@@ -298,8 +332,39 @@ impl ConfigState {
     }
 }
 
+/// The static clusters whose endpoints changed between `old` and `new`; any other difference
+/// outside the listeners is refused with its path.
+fn changed_endpoints(old: &Bootstrap, new: &Bootstrap) -> Result<Vec<usize>, Refused> {
+    // Listeners are paired by name (`listeners.rs`), not compared as one array.
+    let without_listeners = |b: &Bootstrap| {
+        let mut source = b.source.clone();
+        if let Some(resources) =
+            (source.get_mut("static_resources")).and_then(|r| r.as_object_mut())
+        {
+            resources.remove("listeners");
+        }
+        source
+    };
+    let mut endpoints = Vec::new();
+    let mut refused = Vec::new();
+    for path in differences(&without_listeners(old), &without_listeners(new)) {
+        match classify(&path) {
+            Change::Endpoints { cluster } if is_static(new, cluster) => endpoints.push(cluster),
+            Change::Endpoints { .. } | Change::Other(_) => {
+                refused.push((path, NEEDS_RESTART.to_owned()))
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Refused { errors: refused });
+    }
+    endpoints.sort();
+    endpoints.dedup();
+    Ok(endpoints)
+}
+
 /// Cluster `c` takes its hosts from its endpoints as written (`STATIC`): a DNS or
 /// `ORIGINAL_DST` cluster's come from elsewhere.
-fn is_static(config: &weir_config::Bootstrap, c: usize) -> bool {
+fn is_static(config: &Bootstrap, c: usize) -> bool {
     (config.clusters.get(c)).is_some_and(|c| matches!(c.discovery, weir_config::Discovery::Static))
 }

@@ -6,6 +6,8 @@
 mod reloaded;
 mod version;
 
+pub(crate) use reloaded::ListenerFrom;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,11 +44,17 @@ pub(crate) struct Snapshot {
     pub(crate) health: Vec<Option<Arc<HealthStats>>>,
     /// The access-log sets open, by their `access_log` (what a reload's chains can use).
     log_sets: Arc<Vec<(Vec<AccessLog>, LogSet)>>,
+    /// Listener numbers handed out so far (see [`ListenerRuntime::slot`]).
+    pub(crate) listener_slots: usize,
 }
 
 /// A listener's compiled filter chains.
 pub(crate) struct ListenerRuntime {
     pub(crate) name: String,
+    /// Its number for good: its place among each worker's listener slots and in the
+    /// listener stats. A reload that adds a listener gives it the next one; a removed
+    /// listener's number is not reused.
+    pub(crate) slot: usize,
     pub(crate) address: SocketAddr,
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` acts on it).
@@ -298,7 +306,7 @@ impl ListenerRuntime {
         l: &weir_config::Listener,
         chains: Vec<Chain>,
         default: Option<Chain>,
-        version: Version<ListenerRuntime>,
+        (version, slot): (Version<ListenerRuntime>, usize),
     ) -> Result<ListenerRuntime, String> {
         let matches: Vec<_> = l
             .filter_chains
@@ -337,6 +345,7 @@ impl ListenerRuntime {
             .collect();
         Ok(ListenerRuntime {
             name: l.name.clone(),
+            slot,
             address: l.address,
             // At least 1: the watermark checks pause at `queued >= limit` and resume only
             // after a flush, so a limit of 0 (which the config accepts) paused every
@@ -367,7 +376,7 @@ impl Snapshot {
             known: Vec::new(),
         };
         let mut listeners = Vec::new();
-        for l in &bootstrap.listeners {
+        for (slot, l) in bootstrap.listeners.iter().enumerate() {
             let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets);
             let chains = (l.filter_chains.iter())
                 .map(&mut compile)
@@ -377,11 +386,12 @@ impl Snapshot {
                 .map(compile)
                 .transpose()
                 .map_err(std::io::Error::other)?;
-            let runtime = ListenerRuntime::compile(l, chains, default, Version::first())
+            let runtime = ListenerRuntime::compile(l, chains, default, (Version::first(), slot))
                 .map_err(std::io::Error::other)?;
             listeners.push(Arc::new(runtime));
         }
         let http_faults = faults(&listeners, prefixes.http.len(), &[]);
+        let listener_slots = listeners.len();
         let breakers = (bootstrap.clusters.iter())
             .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
             .collect();
@@ -405,6 +415,7 @@ impl Snapshot {
             tcp_prefixes: prefixes.tcp,
             http_faults,
             log_sets: Arc::new(sets.known),
+            listener_slots,
         })
     }
 }
@@ -427,9 +438,14 @@ fn faults(listeners: &[Arc<ListenerRuntime>], count: usize, before: &[bool]) -> 
 }
 
 impl ListenerRuntime {
-    /// The newest version of `listener` (`None`: it is the newest).
+    /// The newest version of `listener` (`None`: it is the newest, or it was removed).
     pub(crate) fn newest(listener: &Arc<ListenerRuntime>) -> Option<Arc<ListenerRuntime>> {
         listener.version.newest()
+    }
+
+    /// A reload removed this listener: its sockets close and its connections drain.
+    pub(crate) fn retired(&self) -> bool {
+        self.version.retired()
     }
 
     /// Its TLS inspector, if it has one.

@@ -1,5 +1,7 @@
-//! A snapshot rebuilt by a reload. Each listener whose config changed is compiled again
-//! around its chains, and each chain is, by what changed in it:
+//! A snapshot rebuilt by a reload. A listener is known by its name: one the config no longer
+//! has is retired when the snapshot is published (workers close its sockets and drain its
+//! connections), a new one is compiled with the next listener number, and one whose config
+//! changed is compiled again around its chains, each of which is, by what changed in it:
 //!
 //! - nothing: the same chain, shared (its connections never notice);
 //! - only its route table: a newer version of it, which its connections move to when their
@@ -36,14 +38,23 @@ pub(crate) struct Rebuilt {
 /// A problem at a config path.
 pub(crate) type PathError = (String, String);
 
+/// Where a listener of a reload's config comes from: its place in the config in force, and
+/// whether it changed; or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerFrom {
+    Same(usize),
+    Changed(usize),
+    Added,
+}
+
 impl Snapshot {
-    /// This snapshot with `bootstrap` in force, where listeners `changed` (by index; the
-    /// others are the same) are rebuilt. Clusters are shared (their endpoints change through
-    /// the host sets).
+    /// This snapshot with `bootstrap` in force, its listeners made as `plan` says (one entry
+    /// per listener of `bootstrap`). Clusters are shared (their endpoints change through the
+    /// host sets).
     pub(crate) fn reloaded(
         &self,
         bootstrap: Bootstrap,
-        changed: &[usize],
+        plan: &[ListenerFrom],
     ) -> Result<Rebuilt, PathError> {
         let mut prefixes = Prefixes {
             http: self.http_prefixes.clone(),
@@ -53,16 +64,51 @@ impl Snapshot {
             builder: None,
             known: self.log_sets.to_vec(),
         };
-        let mut listeners = self.listeners.clone();
+        let mut listeners = Vec::with_capacity(plan.len());
+        let mut listener_slots = self.listener_slots;
         let (mut routes, mut replaced) = (Vec::new(), Vec::new());
-        for &i in changed {
-            let path = format!("static_resources.listeners[{i}]");
-            let (Some(old), Some(config)) = (listeners.get(i), bootstrap.listeners.get(i)) else {
+        for (j, from) in plan.iter().enumerate() {
+            let path = format!("static_resources.listeners[{j}]");
+            let Some(config) = bootstrap.listeners.get(j) else {
                 return Err((path, "a listener went missing".into()));
             };
+            let i = match *from {
+                ListenerFrom::Same(i) | ListenerFrom::Changed(i) if i >= self.listeners.len() => {
+                    return Err((path, "a listener went missing".into()));
+                }
+                ListenerFrom::Same(i) => {
+                    listeners.push(self.listeners[i].clone());
+                    continue;
+                }
+                ListenerFrom::Changed(i) => i,
+                ListenerFrom::Added => {
+                    let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets);
+                    let chains = (config.filter_chains.iter())
+                        .enumerate()
+                        .map(|(k, c)| {
+                            compile(c).map_err(|e| (format!("{path}.filter_chains[{k}]"), e))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let default = (config.default_filter_chain.as_ref())
+                        .map(compile)
+                        .transpose()
+                        .map_err(|e| (format!("{path}.default_filter_chain"), e))?;
+                    let runtime = ListenerRuntime::compile(
+                        config,
+                        chains,
+                        default,
+                        (Version::first(), listener_slots),
+                    )
+                    .map_err(|e| (path.clone(), e))?;
+                    listener_slots += 1;
+                    listeners.push(Arc::new(runtime));
+                    continue;
+                }
+            };
+            let old = &self.listeners[i];
             let sources = Sources {
                 old: listener_source(&self.bootstrap, i),
-                new: listener_source(&bootstrap, i),
+                new: listener_source(&bootstrap, j),
             };
             let mut rebuild = Rebuild {
                 old,
@@ -81,9 +127,10 @@ impl Snapshot {
                     Fate::Kept => {}
                 }
             }
-            let runtime = ListenerRuntime::compile(config, chains, default, old.version.next())
+            let version = (old.version.next(), old.slot);
+            let runtime = ListenerRuntime::compile(config, chains, default, version)
                 .map_err(|e| (path.clone(), e))?;
-            listeners[i] = Arc::new(runtime);
+            listeners.push(Arc::new(runtime));
         }
         let http_faults = faults(&listeners, prefixes.http.len(), &self.http_faults);
         Ok(Rebuilt {
@@ -97,6 +144,7 @@ impl Snapshot {
                 detectors: self.detectors.clone(),
                 health: self.health.clone(),
                 log_sets: Arc::new(sets.known),
+                listener_slots,
             },
             routes,
             replaced,
@@ -104,7 +152,7 @@ impl Snapshot {
     }
 
     /// Makes this snapshot's listeners and chains the newest of their lineages, and retires
-    /// the chains of `previous` that none of this snapshot's continues.
+    /// the listeners and chains of `previous` that none of this snapshot's continues.
     pub(crate) fn publish(&self, previous: &Snapshot) {
         let http_chains = |s: &Snapshot| -> Vec<Arc<ChainRuntime>> {
             (s.listeners.iter())
@@ -119,6 +167,11 @@ impl Snapshot {
         }
         for c in &now {
             Version::publish(c, |c| &c.version);
+        }
+        for old in &previous.listeners {
+            if !(self.listeners.iter()).any(|l| l.version.same_lineage(&old.version)) {
+                old.version.retire();
+            }
         }
         for old in http_chains(previous) {
             if !now.iter().any(|c| c.version.same_lineage(&old.version)) {
@@ -282,7 +335,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::Rebuilt;
+    use super::{ListenerFrom, Rebuilt};
     use crate::access_log::AccessLogs;
     use crate::snapshot::{Chain, ChainRuntime, ListenerRuntime, Snapshot};
     use crate::testing::{bootstrap, hcm};
@@ -294,7 +347,9 @@ mod tests {
 
     fn reload(old: &Snapshot, yaml: &str) -> Rebuilt {
         let new = weir_config::parse(yaml).expect("valid");
-        let rebuilt = old.reloaded(new, &[0]).expect("reloaded");
+        let rebuilt = old
+            .reloaded(new, &[ListenerFrom::Changed(0)])
+            .expect("reloaded");
         rebuilt.snapshot.publish(old);
         rebuilt
     }
@@ -403,7 +458,7 @@ mod tests {
             "access_log: [{ name: envoy.access_loggers.stdout, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } }]",
         );
         let new = weir_config::parse(&bootstrap(&log, "", "", &["127.0.0.1:9001"])).expect("valid");
-        let Err((path, message)) = old.reloaded(new, &[0]) else {
+        let Err((path, message)) = old.reloaded(new, &[ListenerFrom::Changed(0)]) else {
             panic!("refused");
         };
         assert_eq!(path, "static_resources.listeners[0].filter_chains[0]");

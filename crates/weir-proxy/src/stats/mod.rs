@@ -468,14 +468,27 @@ impl Layout {
 
 impl Layout {
     /// This layout with the scopes a reload's `snapshot` adds (its prefix lists extend
-    /// this layout's; flags that make stats show only turn on).
-    pub(crate) fn with_scopes_of(&self, snapshot: &crate::snapshot::Snapshot) -> Layout {
+    /// this layout's; flags that make stats show only turn on) and its `added` listeners
+    /// (number and bound address, numbered on from this layout's).
+    pub(crate) fn with_scopes_of(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        added: &[(usize, SocketAddr)],
+    ) -> Layout {
         let mut layout = self.clone();
         layout.http_prefixes = snapshot.http_prefixes.clone();
         layout.http_faults = snapshot.http_faults.clone();
         layout.tcp_prefixes = snapshot.tcp_prefixes.clone();
-        for (tls, l) in layout.tls_listeners.iter_mut().zip(&snapshot.listeners) {
-            *tls |= l.terminates_tls();
+        for &(slot, address) in added {
+            if slot == layout.listeners.len() {
+                layout.listeners.push(address);
+                layout.tls_listeners.push(false);
+            }
+        }
+        for l in &snapshot.listeners {
+            if let Some(tls) = layout.tls_listeners.get_mut(l.slot) {
+                *tls |= l.terminates_tls();
+            }
         }
         let listeners = &snapshot.listeners;
         layout.tls_inspector |= listeners.iter().any(|l| l.tls_inspector().is_some());

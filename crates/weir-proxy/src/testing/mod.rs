@@ -173,6 +173,11 @@ impl Harness {
             runtime: crate::runtime::RuntimeLoader::new(&snapshot.bootstrap.runtime),
             hosts,
             stats: crate::stats::Book::new(layout, vec![stats.clone()]),
+            listeners: std::sync::Mutex::new(
+                (listeners.iter())
+                    .map(|l| (l.runtime.name.clone(), l.address))
+                    .collect(),
+            ),
         });
         let control = Control::new(Duration::from_secs(5), state);
         let mut net = MemoryNet::default();
