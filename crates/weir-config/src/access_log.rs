@@ -186,6 +186,9 @@ pub enum Operator {
     DownstreamLocalPort,
     /// `%ROUTE_NAME%`: the matched route's `name`.
     RouteName,
+    /// `%WEIR_CONFIG_VERSION%` (weir's own): the config version that served the request (1
+    /// at startup, one more per applied reload). A number in JSON.
+    WeirConfigVersion,
     /// `%PROTOCOL%`: `HTTP/1.1`, `HTTP/1.0`.
     Protocol,
     /// `%REQUESTED_SERVER_NAME%`: the SNI of the downstream TLS connection.

@@ -249,6 +249,10 @@ impl<const N: usize> Serialize for ShortText<N> {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// What happened. Field names are part of the JSON format (README documents them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -310,6 +314,10 @@ pub enum EventKind {
         method: ShortText<16>,
         /// The request target (first 48 bytes; the flow's header keeps 64).
         path: ShortText<48>,
+        /// The config version that serves it (1 at startup, one more per applied reload; 0
+        /// when unknown, as to `weir trace`, and then left out of the JSON).
+        #[serde(skip_serializing_if = "is_zero")]
+        config: u32,
     },
     /// The whole request was received.
     RequestComplete,

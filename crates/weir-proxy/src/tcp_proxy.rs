@@ -511,6 +511,7 @@ impl Worker {
             downstream_direct_remote: entry.proxied.map_or(entry.peer, |p| p.direct_peer),
             downstream_local: local,
             route_name: None,
+            config_version: chain.config_version(self.control.server.config.version()),
             tls: None,
             transport_failure: None,
         };

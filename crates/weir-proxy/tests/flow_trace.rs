@@ -224,7 +224,7 @@ fn a_first_request_records_exactly_what_happened() {
             matches!(e.kind, EventKind::Read { result: ReadResult::Bytes(n), .. } if n == path_sent)
         }),
         ev(D, "request_head").with("GET /first?x=1", |e| match &e.kind {
-            EventKind::RequestHead { method, path } => {
+            EventKind::RequestHead { method, path, .. } => {
                 method.as_str() == "GET" && path.as_str() == "/first?x=1"
             }
             _ => false,

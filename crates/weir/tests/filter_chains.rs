@@ -15,7 +15,7 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use differential_support::{Envoy, envoy_or_skip, free_port};
-use support::pki::{Pki, pki};
+use support::pki::{Pki, pki, served};
 use support::{TempFile, Weir, run_program};
 
 const CURL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -161,25 +161,9 @@ fn sni_picks_the_chain_and_plaintext_shares_the_port() {
         Ok("chain-plain\n")
     );
     // The certificate is the chosen chain's: `b.test`'s chain cannot prove `a.test`.
-    let addr = weir.addr().to_string();
-    let ca = pki.ca.path().to_str().expect("path").to_owned();
-    for (sni, served) in [("a.test", "a.test"), ("other.test", "b.test")] {
-        let args = [
-            "s_client",
-            "-connect",
-            &addr,
-            "-CAfile",
-            &ca,
-            "-servername",
-            sni,
-        ];
-        let ran = run_program("openssl", &args, CURL_TIMEOUT);
-        let subject = ran.stdout.lines().find(|l| l.starts_with("subject="));
-        assert!(
-            subject.is_some_and(|s| s.ends_with(served)),
-            "{sni}: {}",
-            ran.stdout
-        );
+    for (sni, expected) in [("a.test", "a.test"), ("other.test", "b.test")] {
+        let subject = served(&weir, &pki, sni);
+        assert!(subject.ends_with(expected), "{sni}: {subject}");
     }
     assert_eq!(listener_stat(&weir, "downstream_pre_cx_active"), 0);
     assert_eq!(listener_stat(&weir, "no_filter_chain_match"), 0);

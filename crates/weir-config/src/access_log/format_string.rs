@@ -188,6 +188,7 @@ fn operator(
         }
         "DOWNSTREAM_LOCAL_PORT" => simple(Operator::DownstreamLocalPort),
         "ROUTE_NAME" => simple(Operator::RouteName),
+        "WEIR_CONFIG_VERSION" => simple(Operator::WeirConfigVersion),
         "PROTOCOL" => simple(Operator::Protocol),
         "REQUESTED_SERVER_NAME" => simple(Operator::RequestedServerName),
         "DOWNSTREAM_TLS_VERSION" => simple(Operator::DownstreamTlsVersion),

@@ -86,6 +86,7 @@ impl Correlator {
                     EventKind::RequestHead {
                         method: ShortText::new(method),
                         path: ShortText::new(path),
+                        config: 0,
                     },
                 ));
             }

@@ -249,8 +249,16 @@ fn details(kind: &K, out: &mut String) {
                 write!(out, "{written}")
             }
         }
-        K::RequestHead { method, path } => {
-            write!(out, " method={} path={}", method.as_str(), path.as_str())
+        K::RequestHead {
+            method,
+            path,
+            config,
+        } => {
+            let (method, path) = (method.as_str(), path.as_str());
+            match config {
+                0 => write!(out, " method={method} path={path}"),
+                n => write!(out, " method={method} path={path} config={n}"),
+            }
         }
         K::ReadPaused { syscall } | K::ReadResumed { syscall } => {
             write!(out, " syscall={syscall}")
@@ -458,7 +466,7 @@ fn add_clause(clauses: &mut Vec<Clause>, e: &Event) {
             }
             return;
         }
-        K::RequestHead { method, path } => {
+        K::RequestHead { method, path, .. } => {
             let head = format!("HTTP request {} {}", method.as_str(), path.as_str());
             if attach_head(clauses, e.conn, &head) {
                 return;

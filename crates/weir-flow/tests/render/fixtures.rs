@@ -157,6 +157,7 @@ pub(crate) fn fresh() -> Flow {
         K::RequestHead {
             method: ShortText::new(b"GET"),
             path: ShortText::new(b"/index.html"),
+            config: 1,
         },
     );
     r.down(253_500, true, K::RequestComplete);
@@ -242,6 +243,7 @@ pub(crate) fn reused() -> Flow {
         K::RequestHead {
             method: ShortText::new(b"GET"),
             path: ShortText::new(b"/api/items?page=2"),
+            config: 1,
         },
     );
     r.down(3_500, true, K::RequestComplete);
@@ -313,6 +315,7 @@ pub(crate) fn refused() -> Flow {
         K::RequestHead {
             method: ShortText::new(b"POST"),
             path: ShortText::new(b"/upload"),
+            config: 1,
         },
     );
     r.down(2_500, true, K::RequestComplete);

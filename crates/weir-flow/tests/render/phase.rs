@@ -42,6 +42,7 @@ fn every_kind() -> Vec<K> {
         K::RequestHead {
             method: ShortText::new(b"GET"),
             path: ShortText::new(b"/"),
+            config: 1,
         },
         K::RequestComplete,
         K::ReadPaused { syscall: false },

@@ -67,6 +67,8 @@ pub(crate) struct LogRecord {
     pub(crate) downstream_local: SocketAddr,
     /// The matched route's name; empty renders as missing.
     pub(crate) route_name: Option<Arc<str>>,
+    /// The config version that served it (its chain's, see `ChainRuntime::config_version`).
+    pub(crate) config_version: u64,
     /// The downstream connection's TLS, if it is TLS.
     pub(crate) tls: Option<Arc<TlsInfo>>,
     /// Why the TLS session with the origin failed, in Envoy's frame
@@ -194,6 +196,7 @@ fn value<'a>(op: &'a Operator, r: &'a LogRecord) -> Value<'a> {
         Operator::DownstreamLocalAddressWithoutPort => Value::Ip(r.downstream_local.ip()),
         Operator::DownstreamLocalPort => Value::Number(u64::from(r.downstream_local.port())),
         Operator::RouteName => r.route_name.as_deref().map_or(Value::Missing, text),
+        Operator::WeirConfigVersion => Value::Number(r.config_version),
         Operator::Protocol => text(r.protocol),
         Operator::RequestedServerName => r
             .tls

@@ -576,6 +576,7 @@ mod tests {
             downstream_direct_remote: addr,
             downstream_local: addr,
             route_name: None,
+            config_version: 1,
             tls: None,
             transport_failure: None,
         }

@@ -264,9 +264,16 @@ impl Worker {
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.traced = Some((method, path));
         }
+        let config = self.downstreams.get(id).map_or(0, |ds| {
+            let version = ds
+                .chain
+                .config_version(self.control.server.config.version());
+            u32::try_from(version).unwrap_or(u32::MAX)
+        });
         self.trace_stream(sid, || EventKind::RequestHead {
             method: ShortText::new(&request.method),
             path: ShortText::new(&request.target),
+            config,
         });
     }
 

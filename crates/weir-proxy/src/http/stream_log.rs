@@ -188,6 +188,7 @@ impl Worker {
             downstream_direct_remote: ds.proxied.as_ref().map_or(ds.peer, |p| p.direct_peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
+            config_version: (ds.chain).config_version(self.control.server.config.version()),
             tls: ds.tls.clone(),
             transport_failure: log.transport_failure,
         };
@@ -234,6 +235,7 @@ impl Worker {
             downstream_direct_remote: ds.proxied.as_ref().map_or(ds.peer, |p| p.direct_peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: None,
+            config_version: (ds.chain).config_version(self.control.server.config.version()),
             tls: ds.tls.clone(),
             transport_failure: None,
         };

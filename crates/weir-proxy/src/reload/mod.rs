@@ -283,7 +283,7 @@ impl ConfigState {
             })
             .collect();
         let rebuilt = old
-            .reloaded(new, &plan.from)
+            .reloaded(new, &plan.from, current.version + 1)
             .map_err(|(path, e)| Refused::one(&path, e))?;
         let snapshot = rebuilt.snapshot;
         let added: Vec<_> = (plan.from.iter().enumerate())
@@ -299,7 +299,7 @@ impl ConfigState {
         stats.set_layout(stats.layout().with_scopes_of(&snapshot, &bound.addresses()));
         let addresses = bound.addresses();
         workers.hand(bound.per_worker(state.concurrency));
-        snapshot.publish(old);
+        snapshot.publish(old, current.version + 1);
         for (cluster, specs) in specs {
             state.hosts.replace(cluster, specs, Identity::ByAddress);
         }

@@ -166,6 +166,19 @@ pub(crate) struct TcpChain {
     pub(crate) handshake_timeout: Option<Duration>,
     /// Its TCP proxy's access loggers.
     pub(crate) logs: LogSet,
+    /// The config version that made it.
+    since: u64,
+    /// This chain across reloads (a TCP chain has no successor: a reload keeps it or
+    /// retires it, and its sessions run on until they end).
+    version: Version<TcpChain>,
+}
+
+impl TcpChain {
+    /// The newest config version this chain is part of (`current`: the one in force), as
+    /// the access log's `%WEIR_CONFIG_VERSION%` says.
+    pub(crate) fn config_version(&self, current: u64) -> u64 {
+        self.version.config_version(current, self.since)
+    }
 }
 
 /// A filter chain: its HTTP connection manager and compiled route table.
@@ -189,6 +202,8 @@ pub(crate) struct ChainRuntime {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
+    /// The config version that made this version of it.
+    since: u64,
     /// This chain across reloads: a connection on an older version moves to the newest when
     /// its next request starts.
     version: Version<ChainRuntime>,
@@ -205,6 +220,12 @@ impl ChainRuntime {
     pub(crate) fn retired(&self) -> bool {
         self.version.retired()
     }
+
+    /// The newest config version this chain is part of (`current`: the one in force): what
+    /// served a request on it, as its flow and `%WEIR_CONFIG_VERSION%` say.
+    pub(crate) fn config_version(&self, current: u64) -> u64 {
+        self.version.config_version(current, self.since)
+    }
 }
 
 impl Chain {
@@ -213,6 +234,7 @@ impl Chain {
         chain: &FilterChain,
         prefixes: &mut Prefixes,
         logs: &mut LogSets<'_>,
+        since: u64,
     ) -> Result<Chain, String> {
         let tls = chain.tls.as_ref().map(|t| t.server_config.clone());
         if let Some(proxy) = &chain.tcp_proxy {
@@ -223,6 +245,8 @@ impl Chain {
                 tls,
                 handshake_timeout: chain.transport_socket_connect_timeout,
                 logs: logs.set(&proxy.access_log)?,
+                since,
+                version: Version::first(),
             })));
         }
         let Some(hcm) = chain.http_connection_manager.clone() else {
@@ -254,6 +278,7 @@ impl Chain {
             hcm,
             stats,
             logs,
+            since,
             version: Version::first(),
         })))
     }
@@ -377,7 +402,7 @@ impl Snapshot {
         };
         let mut listeners = Vec::new();
         for (slot, l) in bootstrap.listeners.iter().enumerate() {
-            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets);
+            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, 1);
             let chains = (l.filter_chains.iter())
                 .map(&mut compile)
                 .collect::<Result<_, _>>()

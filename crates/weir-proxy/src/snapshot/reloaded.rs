@@ -48,13 +48,14 @@ pub(crate) enum ListenerFrom {
 }
 
 impl Snapshot {
-    /// This snapshot with `bootstrap` in force, its listeners made as `plan` says (one entry
-    /// per listener of `bootstrap`). Clusters are shared (their endpoints change through the
-    /// host sets).
+    /// This snapshot with `bootstrap` in force as config version `version`, its listeners
+    /// made as `plan` says (one entry per listener of `bootstrap`). Clusters are shared
+    /// (their endpoints change through the host sets).
     pub(crate) fn reloaded(
         &self,
         bootstrap: Bootstrap,
         plan: &[ListenerFrom],
+        version: u64,
     ) -> Result<Rebuilt, PathError> {
         let mut prefixes = Prefixes {
             http: self.http_prefixes.clone(),
@@ -82,7 +83,7 @@ impl Snapshot {
                 }
                 ListenerFrom::Changed(i) => i,
                 ListenerFrom::Added => {
-                    let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets);
+                    let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, version);
                     let chains = (config.filter_chains.iter())
                         .enumerate()
                         .map(|(k, c)| {
@@ -115,6 +116,7 @@ impl Snapshot {
                 sources,
                 prefixes: &mut prefixes,
                 sets: &mut sets,
+                version,
                 reused: Vec::new(),
             };
             let (chains, default) = rebuild
@@ -127,8 +129,8 @@ impl Snapshot {
                     Fate::Kept => {}
                 }
             }
-            let version = (old.version.next(), old.slot);
-            let runtime = ListenerRuntime::compile(config, chains, default, version)
+            let place = (old.version.next(), old.slot);
+            let runtime = ListenerRuntime::compile(config, chains, default, place)
                 .map_err(|e| (path.clone(), e))?;
             listeners.push(Arc::new(runtime));
         }
@@ -151,31 +153,38 @@ impl Snapshot {
         })
     }
 
-    /// Makes this snapshot's listeners and chains the newest of their lineages, and retires
-    /// the listeners and chains of `previous` that none of this snapshot's continues.
-    pub(crate) fn publish(&self, previous: &Snapshot) {
-        let http_chains = |s: &Snapshot| -> Vec<Arc<ChainRuntime>> {
+    /// Makes this snapshot (config version `version`) in force: its listeners and chains the
+    /// newest of their lineages, and the listeners and chains of `previous` that none of
+    /// this snapshot's continues retired.
+    pub(crate) fn publish(&self, previous: &Snapshot, version: u64) {
+        let chains = |s: &Snapshot| -> Vec<Chain> {
             (s.listeners.iter())
                 .flat_map(|l| l.all_chains())
-                .filter_map(Chain::http)
                 .cloned()
                 .collect()
         };
-        let now = http_chains(self);
+        let now = chains(self);
         for l in &self.listeners {
             Version::publish(l, |l| &l.version);
         }
-        for c in &now {
+        for c in now.iter().filter_map(Chain::http) {
             Version::publish(c, |c| &c.version);
         }
         for old in &previous.listeners {
             if !(self.listeners.iter()).any(|l| l.version.same_lineage(&old.version)) {
-                old.version.retire();
+                old.version.retire(version);
             }
         }
-        for old in http_chains(previous) {
-            if !now.iter().any(|c| c.version.same_lineage(&old.version)) {
-                old.version.retire();
+        for old in chains(previous) {
+            let continued = now.iter().any(|c| match (c, &old) {
+                (Chain::Http(c), Chain::Http(o)) => c.version.same_lineage(&o.version),
+                (Chain::Tcp(c), Chain::Tcp(o)) => c.version.same_lineage(&o.version),
+                _ => false,
+            });
+            match &old {
+                Chain::Http(o) if !continued => o.version.retire(version),
+                Chain::Tcp(o) if !continued => o.version.retire(version),
+                _ => {}
             }
         }
     }
@@ -204,6 +213,8 @@ struct Rebuild<'a, 'b> {
     sources: Sources<'a>,
     prefixes: &'b mut Prefixes,
     sets: &'b mut LogSets<'static>,
+    /// The config version being made.
+    version: u64,
     /// Per new chain (the default last): the old chain it continues, and whether only its
     /// routes changed.
     reused: Vec<Option<(usize, Fate)>>,
@@ -279,12 +290,13 @@ impl Rebuild<'_, '_> {
             let chain = match slot {
                 Some((k, Fate::Kept)) => old[*k].1.clone(),
                 Some((k, _)) => match (old[*k].1, &config.http_connection_manager) {
-                    (Chain::Http(c), Some(hcm)) => Chain::Http(c.with_routes(hcm.clone())),
+                    (Chain::Http(c), Some(hcm)) => {
+                        Chain::Http(c.with_routes(hcm.clone(), self.version))
+                    }
                     _ => return Err((place.clone(), "not an HTTP connection manager".into())),
                 },
-                None => {
-                    Chain::new(config, self.prefixes, self.sets).map_err(|e| (place.clone(), e))?
-                }
+                None => Chain::new(config, self.prefixes, self.sets, self.version)
+                    .map_err(|e| (place.clone(), e))?,
             };
             built.push(chain);
         }
@@ -310,8 +322,8 @@ impl Rebuild<'_, '_> {
 
 impl ChainRuntime {
     /// The same chain with `hcm`'s route table (nothing else of it changed), as its next
-    /// version.
-    fn with_routes(&self, hcm: HttpConnectionManager) -> Arc<ChainRuntime> {
+    /// version, made by config version `since`.
+    fn with_routes(&self, hcm: HttpConnectionManager, since: u64) -> Arc<ChainRuntime> {
         Arc::new(ChainRuntime {
             name: self.name.clone(),
             routes: RouteTable::new(hcm.route_config.clone()),
@@ -325,6 +337,7 @@ impl ChainRuntime {
             suppress_envoy_headers: self.suppress_envoy_headers,
             tls: self.tls.clone(),
             handshake_timeout: self.handshake_timeout,
+            since,
             version: self.version.next(),
         })
     }
@@ -348,9 +361,9 @@ mod tests {
     fn reload(old: &Snapshot, yaml: &str) -> Rebuilt {
         let new = weir_config::parse(yaml).expect("valid");
         let rebuilt = old
-            .reloaded(new, &[ListenerFrom::Changed(0)])
+            .reloaded(new, &[ListenerFrom::Changed(0)], 2)
             .expect("reloaded");
-        rebuilt.snapshot.publish(old);
+        rebuilt.snapshot.publish(old, 2);
         rebuilt
     }
 
@@ -458,7 +471,7 @@ mod tests {
             "access_log: [{ name: envoy.access_loggers.stdout, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } }]",
         );
         let new = weir_config::parse(&bootstrap(&log, "", "", &["127.0.0.1:9001"])).expect("valid");
-        let Err((path, message)) = old.reloaded(new, &[ListenerFrom::Changed(0)]) else {
+        let Err((path, message)) = old.reloaded(new, &[ListenerFrom::Changed(0)], 2) else {
             panic!("refused");
         };
         assert_eq!(path, "static_resources.listeners[0].filter_chains[0]");

@@ -27,6 +27,8 @@ pub(super) struct Version<T> {
 struct Lineage<T> {
     generation: AtomicU64,
     newest: Mutex<Weak<T>>,
+    /// The config version whose reload retired it (0: none has).
+    retired_by: AtomicU64,
 }
 
 impl<T> Version<T> {
@@ -36,6 +38,7 @@ impl<T> Version<T> {
             lineage: Arc::new(Lineage {
                 generation: AtomicU64::new(0),
                 newest: Mutex::new(Weak::new()),
+                retired_by: AtomicU64::new(0),
             }),
             generation: 0,
         }
@@ -64,19 +67,28 @@ impl<T> Version<T> {
             .store(place.generation, Ordering::Release);
     }
 
-    /// No version comes after this lineage's: its holders finish on what they have.
-    pub(super) fn retire(&self) {
-        *self
-            .lineage
-            .newest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Weak::new();
+    /// No version comes after this lineage's (config version `by` dropped it): its holders
+    /// finish on what they have.
+    pub(super) fn retire(&self, by: u64) {
+        *(self.lineage.newest.lock()).unwrap_or_else(|e| e.into_inner()) = Weak::new();
+        self.lineage.retired_by.store(by, Ordering::Release);
         self.lineage.generation.store(RETIRED, Ordering::Release);
     }
 
     /// A reload retired this lineage.
     pub(super) fn retired(&self) -> bool {
         self.lineage.generation.load(Ordering::Acquire) == RETIRED
+    }
+
+    /// The newest config version this lineage is part of, given `current` (the version in
+    /// force) and `since` (the one that made this version): the one before the reload that
+    /// retired it, or `current` (never less than `since`: a holder may meet a new version a
+    /// moment before its number is stored).
+    pub(super) fn config_version(&self, current: u64, since: u64) -> u64 {
+        match self.lineage.retired_by.load(Ordering::Acquire) {
+            0 => current.max(since),
+            by => by - 1,
+        }
     }
 
     /// The newest version (`None`: this is it, or the lineage is retired). One atomic load

@@ -28,6 +28,7 @@ fn record() -> LogRecord {
         downstream_direct_remote: "10.0.0.7:40000".parse().unwrap(),
         downstream_local: "10.0.0.1:8080".parse().unwrap(),
         route_name: None,
+        config_version: 3,
         tls: None,
         transport_failure: None,
     }
@@ -136,6 +137,7 @@ fn every_operator_as_text() {
     r.route_name = Some(Arc::from("r1"));
     let cases: &[(&str, &str)] = &[
         ("%START_TIME%", "2016-04-15T20:17:00.310Z"),
+        ("%WEIR_CONFIG_VERSION%", "3"),
         ("%REQ(:PATH)%", "/a"),
         ("%REQUEST_HEADER(:path)%", "/a"),
         ("%REQ(X-B)%", ""),
