@@ -82,10 +82,12 @@ impl Worker {
             stream.downstream,
             stream.key,
         );
-        let drain_close = self.drain_close(ds_id) || self.chain_retired(ds_id);
+        let drain_close = self.drain_close(ds_id);
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
+        // A reload that replaced the connection's chain closes it after this response.
+        let drain_close = drain_close || ds.chain.retired();
         // A 101 keeps what it switched to (only an upgrade the route allowed gets one).
         let switched = (head.status == 101).then(|| {
             let kept = |name| head.headers.get(name).cloned().unwrap_or_default();
