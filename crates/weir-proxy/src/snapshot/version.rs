@@ -76,6 +76,7 @@ impl<T> Version<T> {
     }
 
     /// A reload retired this lineage.
+    #[inline]
     pub(super) fn retired(&self) -> bool {
         self.lineage.generation.load(Ordering::Acquire) == RETIRED
     }
@@ -93,6 +94,7 @@ impl<T> Version<T> {
 
     /// The newest version (`None`: this is it, or the lineage is retired). One atomic load
     /// when no reload replaced it.
+    #[inline]
     pub(super) fn newest(&self) -> Option<Arc<T>> {
         if self.lineage.generation.load(Ordering::Acquire) == self.generation {
             return None;
