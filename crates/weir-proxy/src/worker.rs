@@ -68,6 +68,8 @@ pub(crate) struct ListenerSlot {
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND.
     pub(crate) inbound: bool,
+    /// A reload removed it: its socket is closed and its connections drain.
+    pub(crate) removed: bool,
 }
 
 impl std::fmt::Debug for ListenerSlot {

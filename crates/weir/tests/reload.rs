@@ -449,6 +449,10 @@ fn a_reload_adds_and_removes_listeners() {
         .expect("/listeners")
         .text();
     assert!(!listed.contains("second::"), "{listed}");
+    // Its stats left with it, as in Envoy.
+    let stats = support::get(weir.admin, "/stats").expect("/stats").text();
+    assert!(!stats.contains(&format!("{scope}.")), "{stats}");
+    assert_eq!(stat(&weir, "listener_manager.total_listeners_active"), 1);
 }
 
 /// A thousand reloads, each replacing the chain, with a keep-alive client on it throughout:

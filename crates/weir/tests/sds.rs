@@ -267,3 +267,31 @@ fn a_rotated_ca_changes_which_client_certificates_are_accepted() {
     let shown = &certs["certificates"][0]["ca_cert"][0]["path"];
     assert_eq!(shown, new.ca.path().to_str().expect("path"), "{certs}");
 }
+
+/// A reload that keeps the TLS chain (only a route changed) leaves its SDS secret watched:
+/// rewriting the file afterwards still rotates the certificate served.
+#[test]
+fn a_secret_still_rotates_after_a_reload_that_kept_its_chain() {
+    let pki = pki();
+    let origin = Origin::standard();
+    let sds_file = TempFile::new("sds.yaml", sds(&pki.a.0, &pki.a.1));
+    let text = config(origin.addr, &sds_file);
+    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    assert!(served(&weir, &pki, "a.test").ends_with("a.test"));
+    let routes = text.replace("timeout: 14s", "timeout: 13s");
+    assert_ne!(routes, text);
+    std::fs::write(weir.config_path(), routes).expect("rewrite");
+    let mut admin = support::Client::connect(weir.admin).expect("admin");
+    admin
+        .send(b"POST /reload HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n")
+        .expect("send");
+    let reloaded = admin.read_response().expect("a response");
+    assert_eq!(reloaded.status(), 200, "{}", reloaded.text());
+
+    replace(&sds_file, &sds(&pki.b.0, &pki.b.1));
+    let deadline = Instant::now() + TIMEOUT;
+    while !served(&weir, &pki, "b.test").ends_with("b.test") {
+        assert!(Instant::now() < deadline, "the certificate was not rotated");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

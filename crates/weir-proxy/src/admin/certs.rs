@@ -5,22 +5,16 @@
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use weir_config::{Bootstrap, CertInfo, San, TlsCerts};
+use weir_config::{CertInfo, San, TlsCerts};
 
 use crate::access_log::format::rfc3339;
+use crate::snapshot::Snapshot;
 
 /// `{"certificates": [{"ca_cert": [...], "cert_chain": [...]}, ...]}`.
-pub(crate) fn certs(bootstrap: &Bootstrap, now: SystemTime) -> Value {
-    let listeners = bootstrap.listeners.iter().flat_map(|l| {
-        l.filter_chains
-            .iter()
-            .chain(&l.default_filter_chain)
-            .filter_map(|c| c.tls.as_ref().map(|t| &t.certs))
-    });
-    let clusters = bootstrap
-        .clusters
-        .iter()
-        .filter_map(|c| c.tls.as_ref().map(|t| &t.certs));
+pub(crate) fn certs(snapshot: &Snapshot, now: SystemTime) -> Value {
+    let (listeners, clusters) = snapshot.tls_contexts();
+    let listeners = listeners.into_iter().map(|t| &t.certs);
+    let clusters = clusters.into_iter().map(|t| &t.certs);
     let contexts: Vec<Value> = listeners.chain(clusters).map(|c| context(c, now)).collect();
     json!({ "certificates": contexts })
 }

@@ -208,7 +208,7 @@ pub(crate) fn respond(
         "/explain" => super::explain::explain(query, info),
         "/certs" => params(query, &[]).map(|_| {
             json(&super::certs::certs(
-                &info.snapshot().bootstrap,
+                &info.snapshot(),
                 std::time::SystemTime::now(),
             ))
         }),

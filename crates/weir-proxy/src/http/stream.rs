@@ -122,6 +122,12 @@ impl Worker {
             ds.chain.hcm.request_timeout,
             ds.chain.hcm.stream_idle_timeout,
         );
+        // The config version this request starts under, for its access log entry (a request
+        // in flight across a reload stays on the config it started with).
+        let logged = (!self.logs.is_empty(logs)).then(|| {
+            ds.chain
+                .config_version(self.control.server.config.version())
+        });
         let previous_unsent = ds.pending_flow.is_some();
         self.disarm(&mut header_timer);
         self.disarm(&mut idle);
@@ -131,11 +137,7 @@ impl Worker {
             // starts inside it (the previous response's last writes are left out of it).
             self.trace_response_sent(id);
         }
-        let (now, log, trace_id) = (
-            self.now,
-            (!self.logs.is_empty(logs)).then(StreamLog::new),
-            self.recorder.new_id(),
-        );
+        let (now, log, trace_id) = (self.now, logged.map(StreamLog::new), self.recorder.new_id());
         let sid = self.streams.insert_with(|_| {
             let mut stream = Stream::new(id, key, end_stream, single_use, now);
             stream.log = log;

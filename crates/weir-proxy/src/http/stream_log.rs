@@ -32,11 +32,14 @@ pub(crate) struct StreamLog {
     pub(crate) downstream_remote: Option<SocketAddr>,
     /// Why the TLS session with the origin failed (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
     pub(crate) transport_failure: Option<Box<str>>,
+    /// The config version the request started under (`%WEIR_CONFIG_VERSION%`).
+    config_version: u64,
 }
 
 impl StreamLog {
-    pub(crate) fn new() -> Box<Self> {
+    pub(crate) fn new(config_version: u64) -> Box<Self> {
         Box::new(StreamLog {
+            config_version,
             start: SystemTime::now(),
             request_headers: Vec::new(),
             response_headers: Vec::new(),
@@ -188,7 +191,7 @@ impl Worker {
             downstream_direct_remote: ds.proxied.as_ref().map_or(ds.peer, |p| p.direct_peer),
             downstream_local: local.unwrap_or(ds.peer),
             route_name: route,
-            config_version: (ds.chain).config_version(self.control.server.config.version()),
+            config_version: log.config_version,
             tls: ds.tls.clone(),
             transport_failure: log.transport_failure,
         };

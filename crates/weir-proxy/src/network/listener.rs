@@ -107,6 +107,7 @@ pub(crate) fn bind_workers(
             runtime: runtime.clone(),
             buffer_limit: runtime.buffer_limit,
             inbound: runtime.inbound,
+            removed: false,
         });
     }
     tracing::info!(listener = %runtime.name, %address, "listening");

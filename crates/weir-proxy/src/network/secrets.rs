@@ -47,13 +47,12 @@ impl SecretWatcher {
     }
 }
 
-/// The certificates of listeners and clusters that SDS files rotate.
+/// The certificates of listeners and clusters in force that SDS files rotate (a chain a
+/// reload kept holds the context it was built with, not the reloaded config's copy).
 fn rotations(snapshot: &Snapshot) -> Vec<Arc<CertRotation>> {
-    let bootstrap = &snapshot.bootstrap;
-    let listeners = (bootstrap.listeners.iter())
-        .flat_map(|l| l.filter_chains.iter().chain(&l.default_filter_chain))
-        .filter_map(|c| c.tls.as_ref()?.rotation.clone());
-    let clusters = (bootstrap.clusters.iter()).filter_map(|c| c.tls.as_ref()?.rotation.clone());
+    let (listeners, clusters) = snapshot.tls_contexts();
+    let listeners = listeners.into_iter().filter_map(|t| t.rotation.clone());
+    let clusters = clusters.into_iter().filter_map(|t| t.rotation.clone());
     listeners.chain(clusters).collect()
 }
 

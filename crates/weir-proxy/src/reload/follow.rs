@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use crate::event::token::{Kind, fixed, token};
+use crate::server::ListenerScope;
 use crate::snapshot::{ChainRuntime, ListenerRuntime};
 use crate::worker::{Downstream, ListenerSlot, TimerKey, Worker};
 
@@ -50,13 +51,14 @@ impl Worker {
             return;
         }
         self.config_version = version;
-        self.grow_stats();
         self.take_arrivals();
         for n in 0..self.listeners.len() {
             let slot = &mut self.listeners[n];
             if !slot.runtime.retired() {
                 slot.follow_reload();
-            } else if slot.socket.take().is_some() {
+            } else if !slot.removed {
+                slot.removed = true;
+                slot.socket = None;
                 tracing::info!(worker = self.index, listener = %slot.runtime.name, address = %slot.address, "listener removed; its connections drain");
                 self.arm(self.control.drain_time, TimerKey::RemovedListener(n));
             }
@@ -66,6 +68,10 @@ impl Worker {
                 ds.follow_reload();
             }
         }
+        // Last: whatever this worker took above was published after the layout that makes
+        // room for it, so the layout it reads now has that room (a reload that ran while
+        // it followed the one before is covered too).
+        self.grow_stats();
     }
 
     /// Registers the sockets of listeners a reload added, each at its number.
@@ -79,6 +85,13 @@ impl Worker {
                 tracing::error!(worker = self.index, listener = %slot.runtime.name, "listener number {n} out of order; not listening");
                 continue;
             }
+            // A worker that is draining, or whose listeners an admin drain stopped, does not
+            // start accepting again.
+            let stopped = ListenerScope::load(&self.control.stop_listeners).covers(slot.inbound)
+                || self.listener_drain.covers(slot.inbound);
+            if self.draining || stopped {
+                slot.socket = None;
+            }
             if let Some(socket) = slot.socket.as_mut()
                 && let Err(e) =
                     (self.net).register_listener(socket, token(Kind::Listener, fixed(n)))
@@ -90,8 +103,12 @@ impl Worker {
         }
     }
 
-    /// A removed listener's drain time is over: its connections that are left close.
+    /// A removed listener's drain time is over: its connections that are left close, and
+    /// what it ran is freed.
     pub(crate) fn close_listener_connections(&mut self, n: usize) {
+        if let Some(slot) = self.listeners.get_mut(n) {
+            slot.runtime = slot.runtime.emptied();
+        }
         let on = |listener: usize| listener == n;
         for id in self.inspecting.ids() {
             if self.inspecting.get(id).is_some_and(|i| on(i.listener)) {

@@ -55,19 +55,25 @@ pub(crate) struct Bound {
 
 impl Bound {
     /// Binds each of `added` (listener `j` of the new config) once per worker; an error
-    /// names the listener's config path, and the sockets bound so far close.
+    /// names the listener's config path, and the sockets bound so far close. `in_force`:
+    /// the listeners in force, whose addresses are taken until a reload has removed them.
     pub(crate) fn bind(
         added: &[(usize, Arc<ListenerRuntime>)],
         concurrency: usize,
+        in_force: &[(String, SocketAddr)],
     ) -> Result<Bound, (String, String)> {
         let mut listeners = Vec::with_capacity(added.len());
         for (j, runtime) in added {
-            let (address, slots) = bind_workers(runtime, concurrency).map_err(|e| {
-                (
-                    format!("static_resources.listeners[{j}].address"),
-                    e.to_string(),
-                )
-            })?;
+            let path = format!("static_resources.listeners[{j}].address");
+            if let Some((holder, _)) = in_force.iter().find(|(_, a)| *a == runtime.address) {
+                let why = format!(
+                    "listener {} on {}: listener {holder} of the config in force holds it (an address moves to another listener in a reload after the one that removes its holder)",
+                    runtime.name, runtime.address
+                );
+                return Err((path, why));
+            }
+            let (address, slots) =
+                bind_workers(runtime, concurrency).map_err(|e| (path, e.to_string()))?;
             listeners.push((runtime.slot, address, slots));
         }
         Ok(Bound { listeners })

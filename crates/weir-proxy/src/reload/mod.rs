@@ -290,7 +290,10 @@ impl ConfigState {
             .filter(|(_, f)| **f == ListenerFrom::Added)
             .map(|(j, _)| (j, snapshot.listeners[j].clone()))
             .collect();
-        let bound = listeners::Bound::bind(&added, state.concurrency)
+        let in_force = (state.listeners.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let bound = listeners::Bound::bind(&added, state.concurrency, &in_force)
             .map_err(|(path, e)| Refused::one(&path, e))?;
         // Nothing can fail from here on. Room for the new scopes first, so that a worker
         // that takes a new chain or listener has it; then the new listeners' sockets, which

@@ -46,6 +46,30 @@ pub(crate) struct Snapshot {
     log_sets: Arc<Vec<(Vec<AccessLog>, LogSet)>>,
     /// Listener numbers handed out so far (see [`ListenerRuntime::slot`]).
     pub(crate) listener_slots: usize,
+    /// Per cluster, its TLS context as the workers run it (from the config weir started
+    /// with: a reload does not change clusters' TLS).
+    pub(crate) cluster_tls: Arc<Vec<Option<weir_config::UpstreamTls>>>,
+}
+
+impl Snapshot {
+    /// The TLS contexts in force: the listeners' chains' (as `all_chains` orders them), then
+    /// the clusters'. What `/certs` shows and the secret watcher refreshes.
+    pub(crate) fn tls_contexts(
+        &self,
+    ) -> (
+        Vec<&weir_config::DownstreamTls>,
+        Vec<&weir_config::UpstreamTls>,
+    ) {
+        let listeners = (self.listeners.iter())
+            .flat_map(|l| l.all_chains())
+            .filter_map(|c| match c {
+                Chain::Http(c) => c.tls_context.as_ref(),
+                Chain::Tcp(c) => c.tls_context.as_ref(),
+                Chain::Empty => None,
+            })
+            .collect();
+        (listeners, self.cluster_tls.iter().flatten().collect())
+    }
 }
 
 /// A listener's compiled filter chains.
@@ -162,6 +186,10 @@ pub(crate) struct TcpChain {
     pub(crate) stats: usize,
     /// Its `transport_socket`'s TLS server config (`None`: the bytes pass as they come).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Its TLS context as configured: what `/certs` shows and what the secret watcher
+    /// refreshes (kept with the chain across reloads: a kept chain serves these, not the
+    /// reloaded config's copies).
+    pub(crate) tls_context: Option<weir_config::DownstreamTls>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
     /// Its TCP proxy's access loggers.
@@ -200,6 +228,10 @@ pub(crate) struct ChainRuntime {
     pub(crate) suppress_envoy_headers: bool,
     /// Its `transport_socket`'s TLS server config (`None`: plaintext).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Its TLS context as configured: what `/certs` shows and what the secret watcher
+    /// refreshes (kept with the chain across reloads: a kept chain serves these, not the
+    /// reloaded config's copies).
+    pub(crate) tls_context: Option<weir_config::DownstreamTls>,
     /// `transport_socket_connect_timeout`.
     pub(crate) handshake_timeout: Option<Duration>,
     /// The config version that made this version of it.
@@ -243,6 +275,7 @@ impl Chain {
                 stats: scope_of(&mut prefixes.tcp, &proxy.stat_prefix),
                 proxy: proxy.clone(),
                 tls,
+                tls_context: chain.tls.clone(),
                 handshake_timeout: chain.transport_socket_connect_timeout,
                 logs: logs.set(&proxy.access_log)?,
                 since,
@@ -267,6 +300,7 @@ impl Chain {
             server_name: bytes::Bytes::from(hcm.server_name.clone()),
             suppress_envoy_headers,
             tls,
+            tls_context: chain.tls.clone(),
             handshake_timeout: chain.transport_socket_connect_timeout,
             name: chain.name.as_str().into(),
             routes: RouteTable::new(hcm.route_config.clone()),
@@ -417,6 +451,7 @@ impl Snapshot {
         }
         let http_faults = faults(&listeners, prefixes.http.len(), &[]);
         let listener_slots = listeners.len();
+        let cluster_tls = Arc::new(bootstrap.clusters.iter().map(|c| c.tls.clone()).collect());
         let breakers = (bootstrap.clusters.iter())
             .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
             .collect();
@@ -441,6 +476,7 @@ impl Snapshot {
             http_faults,
             log_sets: Arc::new(sets.known),
             listener_slots,
+            cluster_tls,
         })
     }
 }
@@ -466,6 +502,24 @@ impl ListenerRuntime {
     /// The newest version of `listener` (`None`: it is the newest, or it was removed).
     pub(crate) fn newest(listener: &Arc<ListenerRuntime>) -> Option<Arc<ListenerRuntime>> {
         listener.version.newest()
+    }
+
+    /// What is left of a removed listener once its connections are gone: its name, number
+    /// and address, no chains (so its route tables, filters and TLS contexts are freed).
+    pub(crate) fn emptied(&self) -> Arc<ListenerRuntime> {
+        Arc::new(ListenerRuntime {
+            name: self.name.clone(),
+            slot: self.slot,
+            address: self.address,
+            buffer_limit: self.buffer_limit,
+            inbound: self.inbound,
+            listener_filters: Vec::new(),
+            filters_timeout: self.filters_timeout,
+            selector: ChainSelector::new(&[]).unwrap_or_else(|_| self.selector.clone()),
+            chains: Vec::new(),
+            default: None,
+            version: Version::first(),
+        })
     }
 
     /// A reload removed this listener: its sockets close and its connections drain.

@@ -7,9 +7,9 @@
 //! - only its route table: a newer version of it, which its connections move to when their
 //!   next request starts;
 //! - anything else (filters, TLS, connection manager settings), or it is new: a chain of its
-//!   own; the one it replaces is retired when the snapshot is published, and its connections
-//!   close after their current request (Envoy's drain of a filter chain that an update
-//!   replaced), while a connection that is idle closes at once.
+//!   own; the one it replaces is retired when the snapshot is published, and each of its
+//!   connections closes after the next response that starts (Envoy's drain of a filter
+//!   chain that an update replaced); an idle one is not cut.
 //!
 //! Nothing reaches the workers until [`Snapshot::publish`], which the reload calls once the
 //! stats have room for the new chains' scopes.
@@ -147,6 +147,7 @@ impl Snapshot {
                 health: self.health.clone(),
                 log_sets: Arc::new(sets.known),
                 listener_slots,
+                cluster_tls: self.cluster_tls.clone(),
             },
             routes,
             replaced,
@@ -336,6 +337,7 @@ impl ChainRuntime {
             server_name: self.server_name.clone(),
             suppress_envoy_headers: self.suppress_envoy_headers,
             tls: self.tls.clone(),
+            tls_context: self.tls_context.clone(),
             handshake_timeout: self.handshake_timeout,
             since,
             version: self.version.next(),

@@ -259,6 +259,9 @@ fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats
 /// `listener.<address>.*`.
 fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
     for (i, address) in layout.listeners.iter().enumerate() {
+        if layout.live_listeners.get(i) == Some(&false) {
+            continue;
+        }
         let name = listener_stat_name(address);
         merge_scope(
             out,
@@ -474,7 +477,7 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         ),
         (
             "listener_manager.total_listeners_active",
-            gauge(layout.listeners.len() as i128),
+            gauge(layout.live_listeners.iter().filter(|l| **l).count() as i128),
         ),
         ("filesystem.write_buffered", load(&logs.write_buffered)),
         ("filesystem.write_completed", load(&logs.write_completed)),

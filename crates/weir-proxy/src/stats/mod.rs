@@ -402,6 +402,9 @@ pub(crate) struct Layout {
     pub(crate) listeners: Vec<SocketAddr>,
     /// Per listener: one of its chains terminates TLS (so `ssl.*` exist).
     pub(crate) tls_listeners: Vec<bool>,
+    /// Per listener: it is in the config in force (a removed one's stats leave `/stats`, as
+    /// in Envoy, and an address added again later does not show twice).
+    pub(crate) live_listeners: Vec<bool>,
     /// Some listener has a TLS inspector (so `tls_inspector.*` exist).
     pub(crate) tls_inspector: bool,
     /// Some listener reads the PROXY protocol (so `proxy_proto.*` exist).
@@ -439,6 +442,7 @@ impl Layout {
                 .iter()
                 .map(|l| l.terminates_tls())
                 .collect(),
+            live_listeners: vec![true; snapshot.listeners.len()],
             tls_inspector: snapshot
                 .listeners
                 .iter()
@@ -485,9 +489,13 @@ impl Layout {
                 layout.tls_listeners.push(false);
             }
         }
+        layout.live_listeners = vec![false; layout.listeners.len()];
         for l in &snapshot.listeners {
             if let Some(tls) = layout.tls_listeners.get_mut(l.slot) {
                 *tls |= l.terminates_tls();
+            }
+            if let Some(live) = layout.live_listeners.get_mut(l.slot) {
+                *live = true;
             }
         }
         let listeners = &snapshot.listeners;

@@ -148,6 +148,7 @@ impl Harness {
                 runtime: l.clone(),
                 buffer_limit: l.buffer_limit,
                 inbound: l.inbound,
+                removed: false,
             })
             .collect();
         let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, 1));
