@@ -10,8 +10,8 @@ use crate::cluster::{ClusterNames, DEFAULT_BUFFER_LIMIT};
 use crate::hcm::http_connection_manager;
 use crate::listener_match::{filter_chain_match, listener_filters, listener_filters_timeout};
 use crate::model::{
-    FilterChain, FilterChainMatch, HttpConnectionManager, Listener, ListenerFilter, TcpProxy,
-    TrafficDirection,
+    DrainType, FilterChain, FilterChainMatch, HttpConnectionManager, Listener, ListenerFilter,
+    TcpProxy, TrafficDirection,
 };
 use crate::reader::{Cx, Field, Obj, join};
 use crate::tcp_proxy::{TCP_PROXY_TYPE, tcp_proxy};
@@ -30,7 +30,6 @@ const LISTENER_ENVOY: &[&str] = &[
     "use_original_dst",
     "metadata",
     "deprecated_v1",
-    "drain_type",
     "transparent",
     "freebind",
     "socket_options",
@@ -196,6 +195,15 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
             }),
         None => Some(TrafficDirection::Unspecified),
     };
+    let drain_type = match o.get(cx, "drain_type") {
+        Some(d) => d
+            .enumeration(cx, "drain_type", &[("DEFAULT", 0), ("MODIFY_ONLY", 1)])
+            .map(|d| match d {
+                "MODIFY_ONLY" => DrainType::ModifyOnly,
+                _ => DrainType::Default,
+            }),
+        None => Some(DrainType::Default),
+    };
     o.finish(cx);
 
     if chain_items.is_empty() && default_field.is_none() {
@@ -221,6 +229,7 @@ fn read(cx: &mut Cx, f: &Field<'_>, i: usize, clusters: &ClusterNames) -> Option
             listener_filters: filters?,
             listener_filters_timeout: filters_timeout?,
             traffic_direction: traffic_direction?,
+            drain_type: drain_type?,
         })
     })();
     Some(Read {

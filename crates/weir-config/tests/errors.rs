@@ -343,7 +343,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         "/static_resources/listeners/0/nmae",
         json!("x"),
         &[
-            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction)",
+            "static_resources.listeners[0].nmae: unknown field; did you mean `name`? (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction, drain_type)",
         ],
     );
     check(
@@ -357,7 +357,7 @@ fn unknown_field_is_a_typo_with_a_suggestion() {
         "/static_resources/listeners/0/zzz",
         json!(1),
         &[
-            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction)",
+            "static_resources.listeners[0].zzz: unknown field (fields weir supports here: name, address, filter_chains, default_filter_chain, per_connection_buffer_limit_bytes, listener_filters, listener_filters_timeout, continue_on_listener_filters_timeout, traffic_direction, drain_type)",
         ],
     );
 }

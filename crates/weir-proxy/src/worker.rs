@@ -664,7 +664,8 @@ impl Worker {
     }
 
     /// Whether responses on connection `ds` should close it: a drain, a graceful drain of its
-    /// listener, or a failed health check (Envoy's "drain close").
+    /// listener, or a failed health check unless its listener's `drain_type` is MODIFY_ONLY
+    /// (Envoy's "drain close").
     pub(crate) fn drain_close(&self, ds: Id) -> bool {
         let listener_drained = self.downstreams.get(ds).is_some_and(|d| {
             let inbound = self
@@ -673,13 +674,23 @@ impl Worker {
                 .is_some_and(|l| l.inbound);
             self.listener_drain.covers(inbound)
         });
+        let drains_on_health_check = || {
+            let listener =
+                (self.downstreams.get(ds)).and_then(|d| self.listeners.get(d.listener as usize));
+            // A MODIFY_ONLY listener is not drained by a failed health check (Envoy's
+            // DrainManagerImpl::drainClose).
+            let modify_only = listener
+                .is_some_and(|l| l.runtime.drain_type == weir_config::DrainType::ModifyOnly);
+            !modify_only
+        };
         self.draining
             || listener_drained
-            || self
+            || (self
                 .control
                 .server
                 .health_check_failed
                 .load(Ordering::Relaxed)
+                && drains_on_health_check())
     }
 
     /// A reload replaced connection `ds`'s chain: a response that starts now closes it. Unlike

@@ -1,6 +1,7 @@
 //! SIGTERM / SIGINT: weir stops accepting, finishes in-flight requests with `connection:
 //! close`, closes idle connections, and exits 0; `--drain-time-s` bounds the wait.
 
+mod differential_support;
 mod support;
 
 use std::io::Read;
@@ -167,4 +168,79 @@ fn drain_time_bounds_the_wait_for_a_slow_request() {
         "weir should log that the drain time ran out"
     );
     assert_eq!(origin.stats.served.load(Ordering::Relaxed), 0);
+}
+
+/// Two listeners answering directly, the second with `drain_type: MODIFY_ONLY`; `ports`:
+/// admin, first, second (0: any).
+fn drain_type_config(ports: [u16; 3]) -> String {
+    let listener = |name: &str, port: u16, extra: &str| {
+        format!(
+            r#"  - name: {name}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}{extra}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config: {{ virtual_hosts: [ {{ name: all, domains: ["*"], routes: [ {{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: {{ inline_string: "{name}" }} }} }} ] }} ] }}
+          http_filters: [ {{ name: envoy.filters.http.router, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }} }} ]
+"#
+        )
+    };
+    format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }}\nstatic_resources:\n  listeners:\n{}{}",
+        ports[0],
+        listener("ingress", ports[1], ""),
+        listener("egress", ports[2], "\n    drain_type: MODIFY_ONLY"),
+    )
+}
+
+/// After `POST /healthcheck/fail`, whether a response on each listener says
+/// `connection: close`.
+fn closes_after_health_check_fail(admin: SocketAddr, listeners: [SocketAddr; 2]) -> [bool; 2] {
+    let mut client = Client::connect(admin).expect("admin");
+    client
+        .send(b"POST /healthcheck/fail HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n")
+        .expect("send");
+    assert_eq!(client.read_response().expect("a response").status(), 200);
+    listeners.map(|l| {
+        let response = Client::connect(l)
+            .expect("connect")
+            .get("/")
+            .expect("a response");
+        assert_eq!(response.status(), 200);
+        response.head.connection_has("close")
+    })
+}
+
+/// `drain_type` as Envoy 1.40 runs it: a failed health check drains a DEFAULT listener's
+/// connections (`connection: close`) and leaves a MODIFY_ONLY one's alone.
+#[test]
+fn a_failed_health_check_drains_default_listeners_but_not_modify_only_ones_as_envoy_does() {
+    let weir = Weir::start(&drain_type_config([0, 0, 0]), &["--concurrency", "1"]);
+    let address = |name: &str| {
+        (weir.listeners.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .expect("the listener")
+    };
+    let listeners = [address("ingress"), address("egress")];
+    let from_weir = closes_after_health_check_fail(weir.admin, listeners);
+    assert_eq!(from_weir, [true, false]);
+    let Some(envoy_bin) = differential_support::envoy_or_skip() else {
+        return;
+    };
+    let free = differential_support::free_port;
+    let ports = [free(), free(), free()];
+    let _envoy = differential_support::Envoy::start(
+        &envoy_bin,
+        "drain_type.yaml",
+        &drain_type_config(ports),
+        Some(ports[0]),
+        ports[1],
+    );
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let from_envoy = closes_after_health_check_fail(at(ports[0]), [at(ports[1]), at(ports[2])]);
+    assert_eq!(from_weir, from_envoy);
 }

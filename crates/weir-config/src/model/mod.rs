@@ -117,6 +117,20 @@ pub struct Listener {
     /// `traffic_direction` (default UNSPECIFIED): what admin's
     /// `/drain_listeners?inboundonly` picks out.
     pub traffic_direction: TrafficDirection,
+    /// `drain_type` (default DEFAULT): MODIFY_ONLY keeps its connections out of the drain a
+    /// failed health check (`/healthcheck/fail`) starts; reloads drain it all the same.
+    pub drain_type: DrainType,
+}
+
+/// `drain_type` of a listener (`config.listener.v3.Listener.DrainType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DrainType {
+    /// `DEFAULT`: drained by a failed health check, `/drain_listeners?graceful` and changes.
+    #[default]
+    Default,
+    /// `MODIFY_ONLY`: not drained by a failed health check (egress listeners, so that an
+    /// ingress-led shutdown does not discourage outbound requests).
+    ModifyOnly,
 }
 
 /// `traffic_direction` of a listener (`config.core.v3.TrafficDirection`).

@@ -83,6 +83,8 @@ pub(crate) struct ListenerRuntime {
     pub(crate) buffer_limit: usize,
     /// Its `traffic_direction` is INBOUND (`/drain_listeners?inboundonly` acts on it).
     pub(crate) inbound: bool,
+    /// Its `drain_type`: MODIFY_ONLY keeps it out of a failed health check's drain.
+    pub(crate) drain_type: weir_config::DrainType,
     /// Its `listener_filters`, in order: a connection waits for what they read before a
     /// chain is chosen.
     pub(crate) listener_filters: Vec<ListenerFilterSpec>,
@@ -411,6 +413,7 @@ impl ListenerRuntime {
             // response for good. 1 means "pause whenever anything is queued".
             buffer_limit: (l.per_connection_buffer_limit_bytes as usize).max(1),
             inbound: l.traffic_direction == weir_config::TrafficDirection::Inbound,
+            drain_type: l.drain_type,
             listener_filters,
             filters_timeout: l.listener_filters_timeout,
             selector,
@@ -513,6 +516,7 @@ impl ListenerRuntime {
             address: self.address,
             buffer_limit: self.buffer_limit,
             inbound: self.inbound,
+            drain_type: self.drain_type,
             listener_filters: Vec::new(),
             filters_timeout: self.filters_timeout,
             selector: ChainSelector::new(&[]).unwrap_or_else(|_| self.selector.clone()),
