@@ -216,7 +216,7 @@ impl Worker {
                 return self.open_tcp(index, conn, (peer, proxied), tcp, registered);
             }
             // Closed above, before counting.
-            Chain::Empty => return,
+            Chain::Empty(_) => return,
         };
         let (limits, key_format) = (chain.limits, chain.hcm.header_key_format);
         let (trace, listener_filters, proxied) = match opening {
@@ -294,7 +294,7 @@ impl Worker {
         let counted = !matches!(opening, Opening::Accepted);
         let chain = match chain {
             Some(chain @ (Chain::Http(_) | Chain::Tcp(_))) => chain,
-            Some(Chain::Empty) => {
+            Some(Chain::Empty(_)) => {
                 // A chain without network filters: Envoy accepts the connection and closes it.
                 tracing::debug!(%peer, "the filter chain has no network filter; closing");
                 if let Some(l) = self.stats.listeners.get(listener) {

@@ -54,6 +54,9 @@ impl Worker {
         self.take_arrivals();
         for n in 0..self.listeners.len() {
             let slot = &mut self.listeners[n];
+            if slot.removed {
+                continue;
+            }
             if !slot.runtime.retired() {
                 slot.follow_reload();
             } else if !slot.removed {
@@ -106,9 +109,6 @@ impl Worker {
     /// A removed listener's drain time is over: its connections that are left close, and
     /// what it ran is freed.
     pub(crate) fn close_listener_connections(&mut self, n: usize) {
-        if let Some(slot) = self.listeners.get_mut(n) {
-            slot.runtime = slot.runtime.emptied();
-        }
         let on = |listener: usize| listener == n;
         for id in self.inspecting.ids() {
             if self.inspecting.get(id).is_some_and(|i| on(i.listener)) {
@@ -128,6 +128,9 @@ impl Worker {
             if self.tcp.get(id).is_some_and(|s| on(s.listener)) {
                 self.close_tcp(id);
             }
+        }
+        if let Some(slot) = self.listeners.get_mut(n) {
+            slot.runtime = slot.runtime.emptied();
         }
     }
 

@@ -65,7 +65,7 @@ impl Snapshot {
             .filter_map(|c| match c {
                 Chain::Http(c) => c.tls_context.as_ref(),
                 Chain::Tcp(c) => c.tls_context.as_ref(),
-                Chain::Empty => None,
+                Chain::Empty(tls) => tls.as_deref(),
             })
             .collect();
         (listeners, self.cluster_tls.iter().flatten().collect())
@@ -145,8 +145,9 @@ pub(crate) enum Chain {
     /// Its network filter is the TCP proxy.
     Tcp(Arc<TcpChain>),
     /// No network filter (`filters: []`), which Envoy accepts: each connection is closed as
-    /// soon as it is accepted (`network_extension_config_missing`).
-    Empty,
+    /// soon as it is accepted (`network_extension_config_missing`). Its TLS context, if it
+    /// has one, is still listed by `/certs` and rotated, as Envoy builds it all the same.
+    Empty(Option<Box<weir_config::DownstreamTls>>),
 }
 
 impl ChainRuntime {
@@ -165,7 +166,7 @@ impl Chain {
     fn http(&self) -> Option<&Arc<ChainRuntime>> {
         match self {
             Chain::Http(c) => Some(c),
-            Chain::Tcp(_) | Chain::Empty => None,
+            Chain::Tcp(_) | Chain::Empty(_) => None,
         }
     }
 
@@ -174,7 +175,7 @@ impl Chain {
         match self {
             Chain::Http(c) => c.tls.as_ref(),
             Chain::Tcp(c) => c.tls.as_ref(),
-            Chain::Empty => None,
+            Chain::Empty(_) => None,
         }
     }
 }
@@ -285,7 +286,7 @@ impl Chain {
             })));
         }
         let Some(hcm) = chain.http_connection_manager.clone() else {
-            return Ok(Chain::Empty);
+            return Ok(Chain::Empty(chain.tls.clone().map(Box::new)));
         };
         let logs = logs.set(&hcm.access_log)?;
         let stats = scope_of(&mut prefixes.http, &hcm.stat_prefix);
