@@ -111,6 +111,15 @@ fn a_reload_changes_routes_for_the_next_request_and_keeps_connections() {
         dump.contains("\"cluster\": \"other\""),
         "the dump shows the config in force"
     );
+    let dump: serde_json::Value = serde_json::from_str(&dump).expect("json");
+    let versions: Vec<&str> = (dump["configs"].as_array().expect("configs").iter())
+        .filter_map(|c| c["version_info"].as_str())
+        .collect();
+    assert_eq!(
+        versions,
+        ["2", "2"],
+        "the listener and cluster dumps name version 2"
+    );
 }
 
 #[test]

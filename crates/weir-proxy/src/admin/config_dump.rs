@@ -4,14 +4,16 @@
 //! YAML turned JSON) split the way Envoy splits it: the whole bootstrap, then the static
 //! clusters and listeners each with its `@type` and `last_updated`. Inline route
 //! configurations stay inside their listeners, as in Envoy (`RoutesConfigDump` lists RDS
-//! ones, and weir has none).
+//! ones, and weir has none). The listener and cluster dumps carry `version_info`, the config
+//! version in force (1 at startup, one more per applied reload), where Envoy puts the
+//! version of the last LDS and CDS update it applied.
 
 use serde_json::{Value, json};
 
 const ADMIN: &str = "type.googleapis.com/envoy.admin.v3.";
 
 /// The dump, as `{"configs": [...]}`.
-pub(crate) fn dump(bootstrap: &weir_config::Bootstrap, loaded: &str) -> Value {
+pub(crate) fn dump(bootstrap: &weir_config::Bootstrap, loaded: &str, version: u64) -> Value {
     let source = &bootstrap.source;
     let resources = &source["static_resources"];
     let with_type = |item: &Value, kind: &str| {
@@ -42,10 +44,12 @@ pub(crate) fn dump(bootstrap: &weir_config::Bootstrap, loaded: &str) -> Value {
             },
             {
                 "@type": format!("{ADMIN}ClustersConfigDump"),
+                "version_info": version.to_string(),
                 "static_clusters": clusters,
             },
             {
                 "@type": format!("{ADMIN}ListenersConfigDump"),
+                "version_info": version.to_string(),
                 "static_listeners": listeners,
             },
             { "@type": format!("{ADMIN}RoutesConfigDump") },

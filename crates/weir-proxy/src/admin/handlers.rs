@@ -638,7 +638,11 @@ fn listeners(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
 fn config_dump(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
     let params = params(query, &["resource"])?;
     let current = info.state.config.current();
-    let dump = super::config_dump::dump(&current.snapshot.bootstrap, &current.applied_at);
+    let dump = super::config_dump::dump(
+        &current.snapshot.bootstrap,
+        &current.applied_at,
+        current.version,
+    );
     match param(&params, "resource") {
         None => Ok(json(&dump)),
         Some(resource) => {
