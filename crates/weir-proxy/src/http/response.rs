@@ -232,7 +232,8 @@ impl Worker {
         stream.flag = reply.flag;
         // Answering before the request body arrived closes the connection (the codec's rule,
         // as Envoy's), rather than guess where the next request starts.
-        let close = stream.close_after || drain_close;
+        let closing = stream.close_after;
+        let close = closing || drain_close;
         if let Some(up) = upstream {
             self.close_upstream(up);
         }
@@ -245,8 +246,15 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
-        ds.codec
-            .encode_headers(key, &mut head, None, body.is_empty(), close, &mut ds.conn);
+        let kept =
+            (ds.codec).encode_headers(key, &mut head, None, body.is_empty(), close, &mut ds.conn);
+        if kept
+            && !closing
+            && drain_close
+            && let Some(http) = self.stats.http.get(ds.chain.stats)
+        {
+            http.stats.downstream_cx_drain_close.inc();
+        }
         let sent = ds.codec.encode_data(key, body, &mut ds.conn);
         ds.codec.encode_end(key, &mut ds.conn);
         let close_after = ds.codec.closes_connection();

@@ -34,6 +34,7 @@ use crate::server::{ServerState, Workers};
 use crate::snapshot::ListenerFrom;
 use crate::snapshot::Snapshot;
 use crate::upstream::host_set::{HostSpec, Identity};
+use crate::worker::ListenerSlot;
 pub(crate) use diff::only_routes;
 use diff::{Change, classify, differences};
 
@@ -219,8 +220,30 @@ impl ConfigState {
         state: &ServerState,
         workers: &Workers,
     ) -> Result<Applied, Refused> {
+        self.counted(|| {
+            let new = self.load()?;
+            self.apply(state, new, |slots| workers.hand(slots))
+        })
+    }
+
+    /// [`ConfigState::reload`] with `new` in place of the file (the in-memory harness, whose
+    /// worker has no sockets: `new` adds no listener).
+    #[cfg(test)]
+    pub(crate) fn reload_from(
+        &self,
+        state: &ServerState,
+        new: Bootstrap,
+    ) -> Result<Applied, Refused> {
+        self.counted(|| self.apply(state, new, |_| {}))
+    }
+
+    /// Runs one reload at a time, and counts it.
+    fn counted(
+        &self,
+        reload: impl FnOnce() -> Result<Applied, Refused>,
+    ) -> Result<Applied, Refused> {
         let _one = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = self.try_reload(state, workers);
+        let outcome = reload();
         match &outcome {
             Ok(applied) if applied.changed() => {
                 self.reloads.fetch_add(1, Relaxed);
@@ -237,7 +260,8 @@ impl ConfigState {
         outcome
     }
 
-    fn try_reload(&self, state: &ServerState, workers: &Workers) -> Result<Applied, Refused> {
+    /// The config file, read and validated again.
+    fn load(&self) -> Result<Bootstrap, Refused> {
         let Some(path) = &self.path else {
             return Err(Refused::one(
                 "",
@@ -252,6 +276,17 @@ impl ConfigState {
         for warning in &new.warnings {
             tracing::warn!(config = %path.display(), "{warning}");
         }
+        Ok(new)
+    }
+
+    /// Applies what changed between the config in force and `new`, all or nothing; `hand`
+    /// gives each worker its sockets of the listeners `new` adds.
+    fn apply(
+        &self,
+        state: &ServerState,
+        new: Bootstrap,
+        hand: impl FnOnce(Vec<Vec<ListenerSlot>>),
+    ) -> Result<Applied, Refused> {
         let current = self.current();
         let old = &current.snapshot;
         let plan = listeners::plan(&old.bootstrap, &new);
@@ -301,7 +336,7 @@ impl ConfigState {
         let stats = &state.stats;
         stats.set_layout(stats.layout().with_scopes_of(&snapshot, &bound.addresses()));
         let addresses = bound.addresses();
-        workers.hand(bound.per_worker(state.concurrency));
+        hand(bound.per_worker(state.concurrency));
         snapshot.publish(old, current.version + 1);
         for (cluster, specs) in specs {
             state.hosts.replace(cluster, specs, Identity::ByAddress);

@@ -22,6 +22,8 @@ mod key_case_scenarios;
 mod listener_filter_scenarios;
 pub(crate) mod pipe;
 #[cfg(test)]
+mod reload_scenarios;
+#[cfg(test)]
 mod scenarios;
 #[cfg(test)]
 mod stream_scenarios;
@@ -284,6 +286,17 @@ impl Harness {
             }
         }
         panic!("timers kept firing for {MAX_ROUNDS} rounds");
+    }
+
+    /// A reload to `yaml` (which adds no listener: the harness has no sockets to hand out),
+    /// then the worker following it as its waker would make it.
+    pub(crate) fn reload(&mut self, yaml: &str) -> crate::reload::Applied {
+        let new = weir_config::parse(yaml).expect("a valid config");
+        let state = self.worker.control.server.clone();
+        let applied = (state.config.reload_from(&state, new)).expect("the reload applies");
+        self.worker.follow_reload(state.config.version());
+        self.settle();
+        applied
     }
 
     /// Writes every access log line logged so far and stops the log flusher (lines logged
