@@ -667,30 +667,24 @@ impl Worker {
     /// listener, or a failed health check unless its listener's `drain_type` is MODIFY_ONLY
     /// (Envoy's "drain close").
     pub(crate) fn drain_close(&self, ds: Id) -> bool {
-        let listener_drained = self.downstreams.get(ds).is_some_and(|d| {
-            let inbound = self
-                .listeners
-                .get(d.listener as usize)
-                .is_some_and(|l| l.inbound);
-            self.listener_drain.covers(inbound)
-        });
-        let drains_on_health_check = || {
-            let listener =
-                (self.downstreams.get(ds)).and_then(|d| self.listeners.get(d.listener as usize));
-            // A MODIFY_ONLY listener is not drained by a failed health check (Envoy's
-            // DrainManagerImpl::drainClose).
-            let modify_only = listener
-                .is_some_and(|l| l.runtime.drain_type == weir_config::DrainType::ModifyOnly);
-            !modify_only
+        if self.draining {
+            return true;
+        }
+        let health_check_failed = (self.control.server.health_check_failed).load(Ordering::Relaxed);
+        // The common case, nothing draining, costs two loads.
+        if self.listener_drain == ListenerScope::None && !health_check_failed {
+            return false;
+        }
+        let Some(listener) =
+            (self.downstreams.get(ds)).and_then(|d| self.listeners.get(d.listener as usize))
+        else {
+            return health_check_failed;
         };
-        self.draining
-            || listener_drained
-            || (self
-                .control
-                .server
-                .health_check_failed
-                .load(Ordering::Relaxed)
-                && drains_on_health_check())
+        // A MODIFY_ONLY listener is not drained by a failed health check (Envoy's
+        // DrainManagerImpl::drainClose).
+        self.listener_drain.covers(listener.inbound)
+            || health_check_failed
+                && listener.runtime.drain_type != weir_config::DrainType::ModifyOnly
     }
 
     /// A reload replaced connection `ds`'s chain: a response that starts now closes it. Unlike
