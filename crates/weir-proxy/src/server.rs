@@ -108,6 +108,8 @@ pub(crate) struct ServerState {
     pub(crate) stats: Book,
     /// The listeners in force: names and bound addresses (a reload adds and removes).
     pub(crate) listeners: Mutex<Vec<(String, SocketAddr)>>,
+    /// `--drain-time-s`: how long a removed listener's connections drain.
+    pub(crate) drain_time: Duration,
 }
 
 impl ServerState {
@@ -446,6 +448,7 @@ impl Server {
             hosts,
             stats: Book::new(layout, worker_stats),
             listeners: Mutex::new(listeners),
+            drain_time: options.drain_time,
         });
         let workers = spawn_workers(
             bound,

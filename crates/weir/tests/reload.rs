@@ -438,6 +438,9 @@ fn a_reload_adds_and_removes_listeners() {
     let (status, applied) = post(&weir, "/reload");
     assert_eq!(status, 200, "{applied}");
     assert!(applied.contains("listener second removed"), "{applied}");
+    // While it drains, its stats still show, as a draining listener's do in Envoy.
+    assert_eq!(stat(&weir, "listener_manager.total_listeners_draining"), 1);
+    assert_eq!(stat(&weir, &format!("{scope}.downstream_cx_total")), 4);
     let refused = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
         std::net::TcpStream::connect(address).is_err()
@@ -458,10 +461,15 @@ fn a_reload_adds_and_removes_listeners() {
         .expect("/listeners")
         .text();
     assert!(!listed.contains("second::"), "{listed}");
-    // Its stats left with it, as in Envoy.
-    let stats = support::get(weir.admin, "/stats").expect("/stats").text();
-    assert!(!stats.contains(&format!("{scope}.")), "{stats}");
+    // Its stats leave once its drain is over, as in Envoy.
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        let stats = support::get(weir.admin, "/stats").expect("/stats").text();
+        !stats.contains(&format!("{scope}."))
+    });
+    assert!(gone, "the removed listener's stats left");
     assert_eq!(stat(&weir, "listener_manager.total_listeners_active"), 1);
+    assert_eq!(stat(&weir, "listener_manager.total_listeners_draining"), 0);
 }
 
 /// A thousand reloads, each replacing the chain, with a keep-alive client on it throughout:

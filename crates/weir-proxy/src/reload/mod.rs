@@ -334,7 +334,11 @@ impl ConfigState {
         // that takes a new chain or listener has it; then the new listeners' sockets, which
         // each worker takes when it follows this version.
         let stats = &state.stats;
-        stats.set_layout(stats.layout().with_scopes_of(&snapshot, &bound.addresses()));
+        let drain_end = std::time::Instant::now() + state.drain_time;
+        let layout = stats
+            .layout()
+            .with_scopes_of(&snapshot, &bound.addresses(), drain_end);
+        stats.set_layout(layout);
         let addresses = bound.addresses();
         hand(bound.per_worker(state.concurrency));
         snapshot.publish(old, current.version + 1);

@@ -258,8 +258,9 @@ fn collect_http(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats
 
 /// `listener.<address>.*`.
 fn collect_listeners(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    let now = std::time::Instant::now();
     for (i, address) in layout.listeners.iter().enumerate() {
-        if layout.live_listeners.get(i) == Some(&false) {
+        if !layout.listener_shown(i, now) {
             continue;
         }
         let name = listener_stat_name(address);
@@ -449,6 +450,7 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         })
         .sum();
     let gauge = |v: i128| Value::Gauge(v);
+    let (removed, now) = (&layout.removed_listeners, std::time::Instant::now());
     let logs = server.access_logs.stats();
     let load = |c: &AtomicU64| Value::Counter(c.load(Relaxed));
     let computed_stats = [
@@ -477,7 +479,11 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         ),
         (
             "listener_manager.total_listeners_active",
-            gauge(layout.live_listeners.iter().filter(|l| **l).count() as i128),
+            gauge(removed.iter().filter(|r| r.is_none()).count() as i128),
+        ),
+        (
+            "listener_manager.total_listeners_draining",
+            gauge(removed.iter().flatten().filter(|end| now < **end).count() as i128),
         ),
         ("filesystem.write_buffered", load(&logs.write_buffered)),
         ("filesystem.write_completed", load(&logs.write_completed)),

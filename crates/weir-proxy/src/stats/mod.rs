@@ -402,9 +402,10 @@ pub(crate) struct Layout {
     pub(crate) listeners: Vec<SocketAddr>,
     /// Per listener: one of its chains terminates TLS (so `ssl.*` exist).
     pub(crate) tls_listeners: Vec<bool>,
-    /// Per listener: it is in the config in force (a removed one's stats leave `/stats`, as
-    /// in Envoy, and an address added again later does not show twice).
-    pub(crate) live_listeners: Vec<bool>,
+    /// Per listener: `None` while it is in the config in force; for one a reload removed,
+    /// when its drain ends. Its stats show until then, as a draining listener's do in Envoy,
+    /// and then leave `/stats` (so an address added again later does not show twice).
+    pub(crate) removed_listeners: Vec<Option<std::time::Instant>>,
     /// Some listener has a TLS inspector (so `tls_inspector.*` exist).
     pub(crate) tls_inspector: bool,
     /// Some listener reads the PROXY protocol (so `proxy_proto.*` exist).
@@ -442,7 +443,7 @@ impl Layout {
                 .iter()
                 .map(|l| l.terminates_tls())
                 .collect(),
-            live_listeners: vec![true; snapshot.listeners.len()],
+            removed_listeners: vec![None; snapshot.listeners.len()],
             tls_inspector: snapshot
                 .listeners
                 .iter()
@@ -471,13 +472,20 @@ impl Layout {
 }
 
 impl Layout {
+    /// Listener `i` is shown at `now`: in force, or removed and still draining.
+    pub(crate) fn listener_shown(&self, i: usize, now: std::time::Instant) -> bool {
+        (self.removed_listeners.get(i)).is_none_or(|r| r.is_none_or(|end| now < end))
+    }
+
     /// This layout with the scopes a reload's `snapshot` adds (its prefix lists extend
     /// this layout's; flags that make stats show only turn on) and its `added` listeners
-    /// (number and bound address, numbered on from this layout's).
+    /// (number and bound address, numbered on from this layout's); the listeners it no
+    /// longer has drain until `drain_end`.
     pub(crate) fn with_scopes_of(
         &self,
         snapshot: &crate::snapshot::Snapshot,
         added: &[(usize, SocketAddr)],
+        drain_end: std::time::Instant,
     ) -> Layout {
         let mut layout = self.clone();
         layout.http_prefixes = snapshot.http_prefixes.clone();
@@ -489,14 +497,22 @@ impl Layout {
                 layout.tls_listeners.push(false);
             }
         }
-        layout.live_listeners = vec![false; layout.listeners.len()];
+        let mut live = vec![false; layout.listeners.len()];
         for l in &snapshot.listeners {
             if let Some(tls) = layout.tls_listeners.get_mut(l.slot) {
                 *tls |= l.terminates_tls();
             }
-            if let Some(live) = layout.live_listeners.get_mut(l.slot) {
+            if let Some(live) = live.get_mut(l.slot) {
                 *live = true;
             }
+        }
+        layout.removed_listeners.resize(live.len(), None);
+        for (removed, live) in layout.removed_listeners.iter_mut().zip(live) {
+            *removed = match (live, *removed) {
+                (true, _) => None,
+                (false, None) => Some(drain_end),
+                (false, since) => since,
+            };
         }
         let listeners = &snapshot.listeners;
         layout.tls_inspector |= listeners.iter().any(|l| l.tls_inspector().is_some());

@@ -181,8 +181,9 @@ impl Harness {
                     .map(|l| (l.runtime.name.clone(), l.address))
                     .collect(),
             ),
+            drain_time: Duration::from_secs(5),
         });
-        let control = Control::new(Duration::from_secs(5), state);
+        let control = Control::new(state.drain_time, state.clone());
         let mut net = MemoryNet::default();
         for cluster in &snapshot.bootstrap.clusters {
             for endpoint in &cluster.endpoints {
