@@ -2,7 +2,7 @@
 //! inspector after it; the chain chosen by the client the header names; the header gone from
 //! the bytes the chain reads; the flow naming each filter that ran.
 
-use super::{Harness, status};
+use super::{Harness, answering_chain, status};
 
 /// Two chains: `proxied` for clients in 203.0.113.0/24, `direct` for the rest; each answers
 /// with its name. The listener runs `filters` (YAML list entries, indented 4).
@@ -15,28 +15,7 @@ fn config(filters: &str) -> String {
 
 /// [`config`] with the first chain's `filter_chain_match`.
 fn config_matching(filters: &str, first: &str) -> String {
-    let chain = |name: &str, matching: &str| {
-        format!(
-            r#"    - name: {name}
-{matching}      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          http_protocol_options: {{ accept_http_10: true }}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: / }}
-                direct_response: {{ status: 200, body: {{ inline_string: {name} }} }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#
-        )
-    };
+    let chain = |name: &str, matching: &str| answering_chain(name, matching, name, name);
     format!(
         r#"static_resources:
   listeners:

@@ -56,6 +56,32 @@ pub(crate) fn bootstrap(hcm: &str, filters: &str, route: &str, hosts: &[&str]) -
     bootstrap_with_routes(hcm, filters, "", route, hosts)
 }
 
+/// A filter chain (a `filter_chains` entry, indented for a listener) named `name`, with
+/// `matching` (a `filter_chain_match` line, or nothing) and a connection manager of stat prefix
+/// `prefix` that answers every request 200 with `answer`.
+pub(crate) fn answering_chain(name: &str, matching: &str, prefix: &str, answer: &str) -> String {
+    format!(
+        r#"    - name: {name}
+{matching}      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {prefix}
+          http_protocol_options: {{ accept_http_10: true }}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: / }}
+                direct_response: {{ status: 200, body: {{ inline_string: {answer} }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#
+    )
+}
+
 /// `line` indented as a field of [`bootstrap`]'s connection manager.
 pub(crate) fn hcm(line: &str) -> String {
     format!("          {line}")

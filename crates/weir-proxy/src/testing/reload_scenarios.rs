@@ -5,34 +5,17 @@
 
 use std::time::Duration;
 
-use super::{Harness, status};
+use super::{Harness, answering_chain, status};
 
 /// Listeners `names`, each answering `answer` directly, its connection manager's stat
 /// prefix the listener's name with `suffix`.
 fn config(names: &[&str], answer: &str, suffix: &str) -> String {
     let mut yaml = String::from("static_resources:\n  listeners:\n");
     for (i, name) in names.iter().enumerate() {
+        let port = 10000 + i;
         yaml.push_str(&format!(
-            r#"  - name: {name}
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}{suffix}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: / }}
-                direct_response: {{ status: 200, body: {{ inline_string: {answer} }} }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-"#,
-            port = 10000 + i
+            "  - name: {name}\n    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}\n    filter_chains:\n{}",
+            answering_chain(&format!("{name}/0"), "", &format!("{name}{suffix}"), answer)
         ));
     }
     yaml
