@@ -189,25 +189,20 @@ pub(crate) fn collect(
             &[("envoy_tcp_prefix", prefix.clone())],
         );
     }
-    if layout.tls_inspector {
-        merge_scope(
-            &mut out,
-            workers,
-            |w, f| w.tls_inspector.each_field(f),
-            "tls_inspector.",
-            "tls_inspector.",
-            &[],
-        );
-    }
-    if layout.http_inspector {
-        merge_scope(
-            &mut out,
-            workers,
-            |w, f| w.http_inspector.each_field(f),
-            "http_inspector.",
-            "http_inspector.",
-            &[],
-        );
+    // Listener filters' scopes, each when some listener runs the filter.
+    type Walk = fn(&WorkerStats, &mut dyn FnMut(&str, StatRef<'_>));
+    let inspectors: [(bool, &str, Walk); 2] = [
+        (layout.tls_inspector, "tls_inspector.", |w, f| {
+            w.tls_inspector.each_field(f)
+        }),
+        (layout.http_inspector, "http_inspector.", |w, f| {
+            w.http_inspector.each_field(f)
+        }),
+    ];
+    for (present, prefix, walk) in inspectors {
+        if present {
+            merge_scope(&mut out, workers, walk, prefix, prefix, &[]);
+        }
     }
     if layout.proxy_protocol {
         collect_proxy_protocol(&mut out, workers);
