@@ -221,6 +221,9 @@ fn validate(path: &std::path::Path) -> ExitCode {
 
 fn run(path: &std::path::Path, args: &RunArgs, log: LogControl) -> ExitCode {
     let common = &args.common;
+    // The file as it is before it is read: `--watch` reloads on any change after this one,
+    // even one made while weir starts.
+    let loaded = watch::stamp(path);
     let bootstrap = match weir_config::load(path) {
         Ok(b) => {
             for warning in &b.warnings {
@@ -254,7 +257,7 @@ fn run(path: &std::path::Path, args: &RunArgs, log: LogControl) -> ExitCode {
         }
     };
     if args.watch {
-        watch::start(path.to_owned(), server.reload_handle());
+        watch::start(path.to_owned(), loaded, server.reload_handle());
     }
     let exit = server.exit_sender();
     let reloader = server.reload_handle();

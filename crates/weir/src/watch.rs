@@ -5,7 +5,7 @@
 //! second costs nothing worth an inotify dependency.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_proxy::ReloadHandle;
@@ -15,15 +15,20 @@ const EVERY: Duration = Duration::from_millis(250);
 
 /// What tells one version of the file from another (`None`: it cannot be read now, as
 /// between an editor's delete and its write).
-fn stamp(path: &PathBuf) -> Option<(i64, i64, u64, u64)> {
+pub(crate) type Stamp = Option<(i64, i64, u64, u64)>;
+
+/// The file's [`Stamp`] now.
+pub(crate) fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.mtime(), m.mtime_nsec(), m.len(), m.ino()))
 }
 
-/// Starts the thread that watches `path` and reloads through `reload` when it changes.
-pub(crate) fn start(path: PathBuf, reload: ReloadHandle) {
-    let mut applied = stamp(&path);
-    let mut seen = applied;
+/// Starts the thread that watches `path` and reloads through `reload` when it changes from
+/// `loaded` (its stamp when weir read it at startup: a change made while weir started is
+/// applied too).
+pub(crate) fn start(path: PathBuf, loaded: Stamp, reload: ReloadHandle) {
+    let mut applied = loaded;
+    let mut seen = stamp(&path);
     std::thread::Builder::new()
         .name("weir-watch".into())
         .spawn(move || {
