@@ -108,7 +108,8 @@ pub(crate) struct ServerState {
     pub(crate) stats: Book,
     /// The listeners in force: names and bound addresses (a reload adds and removes).
     pub(crate) listeners: Mutex<Vec<(String, SocketAddr)>>,
-    /// `--drain-time-s`: how long a removed listener's connections drain.
+    /// `--drain-time-s`: how long a drain (shutdown, a graceful `/drain_listeners`, a removed
+    /// listener) waits for connections.
     pub(crate) drain_time: Duration,
 }
 
@@ -157,7 +158,6 @@ impl Default for Options {
 pub(crate) struct Control {
     pub(crate) drain: AtomicBool,
     pub(crate) stop: AtomicBool,
-    pub(crate) drain_time: Duration,
     /// What the admin asks of the worker's recent past: flows, failures.
     pub(crate) queries: Mutex<Vec<Query>>,
     /// Set (under the `queries` lock) when the worker has exited: nobody is left to
@@ -176,11 +176,10 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    pub(crate) fn new(drain_time: Duration, server: Arc<ServerState>) -> Arc<Control> {
+    pub(crate) fn new(server: Arc<ServerState>) -> Arc<Control> {
         Arc::new(Control {
             drain: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            drain_time,
             queries: Mutex::new(Vec::new()),
             exited: AtomicBool::new(false),
             stop_listeners: AtomicU8::new(ListenerScope::None as u8),
@@ -357,7 +356,6 @@ fn spawn_workers(
     bound: Vec<Vec<ListenerSlot>>,
     snapshot: &Arc<Snapshot>,
     state: &Arc<ServerState>,
-    options: &Options,
     (flow_trace, epoch): (weir_config::FlowTrace, Instant),
     access_logs: &AccessLogs,
 ) -> io::Result<Vec<WorkerHandle>> {
@@ -378,7 +376,7 @@ fn spawn_workers(
             poll.registry(),
             token(Kind::Waker, fixed(WAKER)),
         )?);
-        let control = Control::new(options.drain_time, state.clone());
+        let control = Control::new(state.clone());
         let worker = Worker::new(
             index,
             Network::Sockets(poll),
@@ -450,14 +448,7 @@ impl Server {
             listeners: Mutex::new(listeners),
             drain_time: options.drain_time,
         });
-        let workers = spawn_workers(
-            bound,
-            &snapshot,
-            &state,
-            &options,
-            (flow_trace, epoch),
-            &access_logs,
-        )?;
+        let workers = spawn_workers(bound, &snapshot, &state, (flow_trace, epoch), &access_logs)?;
         let probe_flows = Arc::new(ProbeFlows::new(flow_trace, epoch));
         let handles = Workers {
             workers: workers

@@ -561,7 +561,7 @@ impl Worker {
                 let drain = ListenerScope::load(&self.control.drain_listeners);
                 if drain > self.listener_drain {
                     self.listener_drain = drain;
-                    self.arm(self.control.drain_time, TimerKey::StopListeners);
+                    self.arm(self.control.server.drain_time, TimerKey::StopListeners);
                 }
                 self.follow_reload(self.control.server.config.version());
                 self.answer_queries();
@@ -649,7 +649,7 @@ impl Worker {
                 self.close_upstream(id);
             }
         }
-        let deadline = self.now + self.control.drain_time;
+        let deadline = self.now + self.control.server.drain_time;
         self.timers.insert(deadline, TimerKey::DrainDeadline);
     }
 
@@ -685,13 +685,6 @@ impl Worker {
         self.listener_drain.covers(listener.inbound)
             || health_check_failed
                 && listener.runtime.drain_type != weir_config::DrainType::ModifyOnly
-    }
-
-    /// A reload replaced connection `ds`'s chain: a response that starts now closes it. Unlike
-    /// a drain, a stream whose response went out before keeps the connection open (its client
-    /// was not told to close, and may already be sending its next request).
-    pub(crate) fn chain_retired(&self, ds: Id) -> bool {
-        self.downstreams.get(ds).is_some_and(|d| d.chain.retired())
     }
 
     /// The admin listener asked for this worker's recent flows or failures (through the

@@ -14,7 +14,9 @@ use crate::http::headers::{number_value, set_response_headers, strip_hop_by_hop}
 use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::recorder::PendingFlow;
 use crate::router::route_table::RouteRef;
+use crate::stats::WorkerStats;
 use crate::upstream::{UpstreamEnd, end_attempt};
+use crate::worker::Downstream;
 use crate::worker::{Deferred, Worker};
 use weir_flow::EventKind;
 
@@ -130,13 +132,7 @@ impl Worker {
         );
         let close_after = ds.codec.closes_connection();
         let tunnel_open = ds.codec.tunnel_open(key);
-        if kept
-            && !closing
-            && drain_close
-            && let Some(http) = self.stats.http.get(ds.chain.stats)
-        {
-            http.stats.downstream_cx_drain_close.inc();
-        }
+        count_drain_close(&self.stats, ds, kept && !closing && drain_close);
         if let Some(stream) = self.streams.get_mut(sid) {
             stream.close_after = close_after;
             // A tunnel opened: the client's bytes held since its head are read now.
@@ -223,7 +219,7 @@ impl Worker {
             status: reply.status,
             flag,
         });
-        let drain_close = self.closes_connection(ds_id) || self.chain_retired(ds_id);
+        let drain_close = self.closes_connection(ds_id);
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -233,7 +229,6 @@ impl Worker {
         // Answering before the request body arrived closes the connection (the codec's rule,
         // as Envoy's), rather than guess where the next request starts.
         let closing = stream.close_after;
-        let close = closing || drain_close;
         if let Some(up) = upstream {
             self.close_upstream(up);
         }
@@ -246,15 +241,12 @@ impl Worker {
         let Some(ds) = self.downstreams.get_mut(ds_id) else {
             return;
         };
+        // A reload that replaced the connection's chain closes it after this response.
+        let drain_close = drain_close || ds.chain.retired();
+        let close = closing || drain_close;
         let kept =
             (ds.codec).encode_headers(key, &mut head, None, body.is_empty(), close, &mut ds.conn);
-        if kept
-            && !closing
-            && drain_close
-            && let Some(http) = self.stats.http.get(ds.chain.stats)
-        {
-            http.stats.downstream_cx_drain_close.inc();
-        }
+        count_drain_close(&self.stats, ds, kept && !closing && drain_close);
         let sent = ds.codec.encode_data(key, body, &mut ds.conn);
         ds.codec.encode_end(key, &mut ds.conn);
         let close_after = ds.codec.closes_connection();
@@ -416,5 +408,13 @@ impl Worker {
             let hosts = &self.clusters[stream.cluster].hosts;
             c.charge(hosts.stats(stream.upstream_host), reply.status);
         }
+    }
+}
+
+/// `downstream_cx_drain_close`, when a response closes its keep-alive connection only because
+/// of a drain (`drained`), as Envoy counts it in its connection manager's `encodeHeaders`.
+fn count_drain_close(stats: &WorkerStats, ds: &Downstream, drained: bool) {
+    if drained && let Some(http) = stats.http.get(ds.chain.stats) {
+        http.stats.downstream_cx_drain_close.inc();
     }
 }

@@ -179,11 +179,12 @@ impl Worker {
             let Some(i) = self.inspecting.get(id) else {
                 return;
             };
-            let runtime = &self.listeners[i.listener].runtime;
-            let Some(filter) = runtime.listener_filters.get(i.stage).cloned() else {
+            // The runtime, not the filter, is cloned: an Arc, and the spec is borrowed from it.
+            let runtime = self.listeners[i.listener].runtime.clone();
+            let Some(filter) = runtime.listener_filters.get(i.stage) else {
                 return self.finish_inspecting(id);
             };
-            let step = match &filter {
+            let step = match filter {
                 ListenerFilterSpec::ProxyProtocol(spec) => self.proxy_protocol_step(id, spec),
                 ListenerFilterSpec::TlsInspector(spec) => self.tls_inspector_step(id, spec),
                 ListenerFilterSpec::HttpInspector(_) => self.http_inspector_step(id),

@@ -87,8 +87,13 @@ fn read_v1(input: &[u8]) -> Header {
             addresses: None,
         };
     }
-    let fields: Vec<&str> = words.collect();
-    let [source, destination, source_port, destination_port] = fields[..] else {
+    let (Some(source), Some(destination), Some(source_port), Some(destination_port), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
         return invalid;
     };
     let ip = |text: &str| -> Option<IpAddr> {

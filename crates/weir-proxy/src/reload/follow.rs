@@ -59,11 +59,11 @@ impl Worker {
             }
             if !slot.runtime.retired() {
                 slot.follow_reload();
-            } else if !slot.removed {
+            } else {
                 slot.removed = true;
                 slot.socket = None;
                 tracing::info!(worker = self.index, listener = %slot.runtime.name, address = %slot.address, "listener removed; its connections drain");
-                self.arm(self.control.drain_time, TimerKey::RemovedListener(n));
+                self.arm(self.control.server.drain_time, TimerKey::RemovedListener(n));
             }
         }
         for id in self.downstreams.ids() {

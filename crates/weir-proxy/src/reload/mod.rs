@@ -335,11 +335,11 @@ impl ConfigState {
         // each worker takes when it follows this version.
         let stats = &state.stats;
         let drain_end = std::time::Instant::now() + state.drain_time;
+        let addresses = bound.addresses();
         let layout = stats
             .layout()
-            .with_scopes_of(&snapshot, &bound.addresses(), drain_end);
+            .with_scopes_of(&snapshot, &addresses, drain_end);
         stats.set_layout(layout);
-        let addresses = bound.addresses();
         hand(bound.per_worker(state.concurrency));
         snapshot.publish(old, current.version + 1);
         for (cluster, specs) in specs {

@@ -434,6 +434,7 @@ impl Layout {
         listeners: Vec<SocketAddr>,
         hosts: Arc<ClusterHosts>,
     ) -> Layout {
+        let [tls_inspector, proxy_protocol, http_inspector] = filter_scopes(snapshot);
         Layout {
             http_prefixes: snapshot.http_prefixes.clone(),
             http_faults: snapshot.http_faults.clone(),
@@ -444,12 +445,9 @@ impl Layout {
                 .map(|l| l.terminates_tls())
                 .collect(),
             removed_listeners: vec![None; snapshot.listeners.len()],
-            tls_inspector: snapshot
-                .listeners
-                .iter()
-                .any(|l| l.tls_inspector().is_some()),
-            proxy_protocol: snapshot.listeners.iter().any(|l| l.reads_proxy_protocol()),
-            http_inspector: snapshot.listeners.iter().any(|l| l.inspects_http()),
+            tls_inspector,
+            proxy_protocol,
+            http_inspector,
             listeners,
             clusters: snapshot
                 .bootstrap
@@ -514,12 +512,24 @@ impl Layout {
                 (false, since) => since,
             };
         }
-        let listeners = &snapshot.listeners;
-        layout.tls_inspector |= listeners.iter().any(|l| l.tls_inspector().is_some());
-        layout.proxy_protocol |= listeners.iter().any(|l| l.reads_proxy_protocol());
-        layout.http_inspector |= listeners.iter().any(|l| l.inspects_http());
+        let [tls_inspector, proxy_protocol, http_inspector] = filter_scopes(snapshot);
+        layout.tls_inspector |= tls_inspector;
+        layout.proxy_protocol |= proxy_protocol;
+        layout.http_inspector |= http_inspector;
         layout
     }
+}
+
+/// Some listener of `snapshot` runs a TLS inspector, a PROXY protocol filter, an HTTP
+/// inspector (so their scopes exist).
+fn filter_scopes(snapshot: &crate::snapshot::Snapshot) -> [bool; 3] {
+    let any =
+        |f: fn(&crate::snapshot::ListenerRuntime) -> bool| snapshot.listeners.iter().any(|l| f(l));
+    [
+        any(|l| l.tls_inspector().is_some()),
+        any(|l| l.reads_proxy_protocol()),
+        any(|l| l.inspects_http()),
+    ]
 }
 
 /// One worker's stats. See the module documentation.

@@ -209,7 +209,7 @@ impl Harness {
             ),
             drain_time: Duration::from_secs(5),
         });
-        let control = Control::new(state.drain_time, state.clone());
+        let control = Control::new(state);
         let mut net = MemoryNet::default();
         for cluster in &snapshot.bootstrap.clusters {
             for endpoint in &cluster.endpoints {
