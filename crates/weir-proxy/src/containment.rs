@@ -46,6 +46,7 @@ impl TimerKey {
             | TimerKey::DrainDeadline
             | TimerKey::StopListeners
             | TimerKey::RemovedListener(_)
+            | TimerKey::RetiredCluster(..)
             | TimerKey::ListenerFilters(_)
             | TimerKey::TcpIdle(_)
             | TimerKey::TcpConnect(_)

@@ -29,11 +29,8 @@ use crate::runtime::RuntimeLoader;
 use crate::snapshot::Snapshot;
 use crate::stats::flusher::{Flusher, Sources};
 use crate::stats::{Book, Layout, ServerGauges, Stat, Value, WorkerStats};
-use crate::upstream::dns::{DnsClusters, DnsRefresher};
-use crate::upstream::health_checker::HealthChecker;
+use crate::upstream::dns::DnsClusters;
 use crate::upstream::host_set::ClusterHosts;
-use crate::upstream::original_dst::OriginalDstCleanup;
-use crate::upstream::outlier::OutlierSweeper;
 use crate::upstream::probe_flows::ProbeFlows;
 use crate::upstream::threads::HostThreads;
 use crate::why::FailureRecord;
@@ -264,6 +261,11 @@ impl Workers {
         }
     }
 
+    /// Where the health checker's probes are recorded.
+    pub(crate) fn probes(&self) -> Arc<ProbeFlows> {
+        self.probes.clone()
+    }
+
     /// Gives each worker its sockets of listeners a reload added (one list per worker, in
     /// worker order); they take them when they follow the reload.
     pub(crate) fn hand(&self, slots: Vec<Vec<ListenerSlot>>) {
@@ -334,14 +336,6 @@ pub struct Server {
     flusher: Option<Flusher>,
     /// Re-reads certificates that SDS files give when they change.
     secrets: Option<SecretWatcher>,
-    /// Looks up the names of DNS clusters again, on their schedules.
-    dns: Option<DnsRefresher>,
-    /// Outlier detection's sweeps.
-    outlier: Option<OutlierSweeper>,
-    /// Active health checking.
-    health: Option<HealthChecker>,
-    /// Removes ORIGINAL_DST clusters' unused hosts.
-    original_dst: Option<OriginalDstCleanup>,
     state: Arc<ServerState>,
     handles: Workers,
     exit: (mpsc::Sender<Exit>, mpsc::Receiver<Exit>),
@@ -418,7 +412,7 @@ impl Server {
         let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, concurrency));
         // DNS clusters get their first hosts before the workers start (Envoy warms its
         // clusters before its listeners take traffic).
-        let mut dns = DnsClusters::of(&snapshot.bootstrap.clusters)?;
+        let mut dns = DnsClusters::of(snapshot.clusters.all.iter().map(|c| (c.number, &c.config)))?;
         if let Some(dns) = &mut dns {
             dns.refresh_due(&hosts);
         }
@@ -480,12 +474,11 @@ impl Server {
             },
         )?;
         let secrets = SecretWatcher::start(state.clone())?;
-        let threads = HostThreads::start(&snapshot, &state, &handles, dns, probe_flows)?;
+        // DNS refreshes, outlier sweeps, health checks and ORIGINAL_DST cleanups; a reload
+        // that adds clusters starts theirs beside these.
+        let threads = HostThreads::start(&snapshot.clusters.all, &state, &handles, dns)?;
+        state.config.keep_threads(threads);
         Ok(Server {
-            outlier: threads.outlier,
-            health: threads.health,
-            original_dst: threads.original_dst,
-            dns: threads.dns,
             workers,
             admin,
             flusher,
@@ -582,17 +575,8 @@ impl Server {
         if let Some(secrets) = self.secrets.take() {
             secrets.stop();
         }
-        if let Some(dns) = self.dns.take() {
-            dns.stop();
-        }
-        if let Some(outlier) = self.outlier.take() {
-            outlier.stop();
-        }
-        if let Some(health) = self.health.take() {
-            health.stop();
-        }
-        if let Some(cleanup) = self.original_dst.take() {
-            cleanup.stop();
+        for threads in self.state.config.take_threads() {
+            threads.stop();
         }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();

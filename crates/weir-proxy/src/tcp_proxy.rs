@@ -218,6 +218,10 @@ impl Worker {
                 hit
             })
             .map(|&(c, _)| c)?;
+        // A cluster a reload removed (its chain retired with it) has no host.
+        if !self.cluster_in_force(cluster) {
+            return None;
+        }
         let hosts = &mut self.clusters.get_mut(cluster)?.hosts;
         let host = hosts
             .pick(None, &mut self.rng, None)

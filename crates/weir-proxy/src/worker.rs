@@ -200,6 +200,10 @@ pub(crate) enum TimerKey {
     /// A reload removed listener `n` (its number) a drain time ago: close what is left of
     /// its connections.
     RemovedListener(usize),
+    /// Config version `.1` (its low 32 bits: the key stays as small as the others)
+    /// retired cluster number `.0` a drain time ago: its hosts are removed (the version
+    /// tells it from a later cluster under the same number).
+    RetiredCluster(u32, u32),
     /// A request head did not arrive in time.
     RequestHeaders(Id),
     /// A connection reached `max_connection_duration`.
@@ -317,19 +321,8 @@ impl Worker {
         let now = clock();
         let hosts = &control.server.hosts;
         let hosts_generation = hosts.generation();
-        let clusters: Vec<ClusterState> = snapshot
-            .bootstrap
-            .clusters
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let shared = (
-                    snapshot.breakers[i].clone(),
-                    snapshot.detectors[i].clone(),
-                    snapshot.health[i].clone(),
-                );
-                ClusterState::new(c, hosts.current(i), shared, index)
-            })
+        let clusters: Vec<ClusterState> = (snapshot.clusters.all.iter())
+            .map(|c| ClusterState::new(c, hosts.current(c.number), index))
             .collect();
         let cluster_health = crate::upstream::health_of(&clusters);
         let (runtime_generation, runtime) = control.server.runtime.snapshot();
@@ -496,7 +489,7 @@ impl Worker {
                 }
             }
         }
-        if self.stream_peak > BURST_STREAMS && self.streams.len() == 0 {
+        if self.stream_peak > BURST_STREAMS && self.streams.is_empty() {
             crate::memory::release_free();
             self.stream_peak = 0;
         }
@@ -508,7 +501,7 @@ impl Worker {
         if self.control.stop.load(Ordering::Acquire) {
             return true;
         }
-        if self.draining && self.downstreams.len() == 0 && self.tcp.len() == 0 {
+        if self.draining && self.downstreams.is_empty() && self.tcp.is_empty() {
             tracing::debug!(worker = self.index, "drained");
             return true;
         }
@@ -585,6 +578,7 @@ impl Worker {
             TimerKey::AcceptRetry(listener) => self.accept(listener),
             TimerKey::StopListeners => self.stop_listeners(self.listener_drain),
             TimerKey::RemovedListener(n) => self.close_listener_connections(n),
+            TimerKey::RetiredCluster(n, version) => self.remove_cluster(n as usize, version),
             TimerKey::Retry(id) => self.on_retry_timer(id),
             TimerKey::RequestHeaders(id) => self.on_request_headers_timeout(id),
             TimerKey::MaxDuration(id) => self.on_max_connection_duration(id),

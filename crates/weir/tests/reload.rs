@@ -31,28 +31,10 @@ fn config(origin: SocketAddr, other: SocketAddr, route_to: &str) -> String {
     ) + &other_cluster
 }
 
-fn post(weir: &Weir, path: &str) -> (u16, String) {
-    let mut client = Client::connect(weir.admin).expect("connect admin");
-    let request = format!("POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n");
-    client.send(request.as_bytes()).expect("send");
-    let response = client.read_response().expect("a response");
-    (response.head.status(), response.text())
-}
-
 fn get_on(client: &mut Client, path: &str) -> String {
     let response = client.get(path).expect("a response");
     assert_eq!(response.head.status(), 200, "{}", response.text());
     response.text()
-}
-
-fn stat(weir: &Weir, name: &str) -> u64 {
-    let text = support::get(weir.admin, &format!("/stats?filter=^{name}$"))
-        .expect("/stats")
-        .text();
-    text.split(": ")
-        .nth(1)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text:?}"))
 }
 
 #[test]
@@ -84,7 +66,7 @@ fn a_reload_changes_routes_for_the_next_request_and_keeps_connections() {
 
     std::fs::write(weir.config_path(), config(first.addr, second.addr, "other"))
         .expect("rewrite the config");
-    let (status, text) = post(&weir, "/reload");
+    let (status, text) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("applied config version 2"), "{text}");
     assert!(text.contains("routes of ingress/"), "{text}");
@@ -97,11 +79,11 @@ fn a_reload_changes_routes_for_the_next_request_and_keeps_connections() {
     release.send(()).expect("release");
     let slow = in_flight.read_response().expect("the slow response");
     assert_eq!(slow.text(), "first");
-    assert_eq!(stat(&weir, "server.config_reload_total"), 1);
-    assert!(stat(&weir, "server.last_config_reload_time") > 0);
+    assert_eq!(weir.stat("server.config_reload_total"), 1);
+    assert!(weir.stat("server.last_config_reload_time") > 0);
 
     // Reloading an unchanged file applies nothing.
-    let (status, text) = post(&weir, "/reload");
+    let (status, text) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("no change"), "{text}");
     let dump = support::get(weir.admin, "/config_dump")
@@ -149,12 +131,12 @@ fn a_reload_moves_endpoints_and_refuses_what_it_cannot_apply() {
     assert_eq!(get_on(&mut fresh, "/"), "second");
 
     // A change a reload does not apply, and an invalid config: refused with their paths.
-    let changed = moved.replace("connect_timeout: 1s", "connect_timeout: 3s");
+    let changed = moved.replace("id: weir-bintest", "id: renamed");
     std::fs::write(weir.config_path(), changed).expect("rewrite");
-    let (status, text) = post(&weir, "/reload");
+    let (status, text) = weir.admin_post("/reload");
     assert_eq!(status, 400, "{text}");
     assert!(
-        text.contains("static_resources.clusters[1].connect_timeout: cannot change at run time"),
+        text.contains("node.id: cannot change at run time"),
         "{text}"
     );
     std::fs::write(
@@ -162,14 +144,14 @@ fn a_reload_moves_endpoints_and_refuses_what_it_cannot_apply() {
         moved.replace("lb_policy: ROUND_ROBIN", "lb_policy: NOPE"),
     )
     .expect("rewrite");
-    let (status, text) = post(&weir, "/reload");
+    let (status, text) = weir.admin_post("/reload");
     assert_eq!(status, 400, "{text}");
     assert!(
         text.contains("static_resources.clusters[0].lb_policy"),
         "{text}"
     );
-    assert_eq!(stat(&weir, "server.config_reload_failed"), 2);
-    assert_eq!(stat(&weir, "server.config_reload_total"), 1);
+    assert_eq!(weir.stat("server.config_reload_failed"), 2);
+    assert_eq!(weir.stat("server.config_reload_total"), 1);
     // Nothing changed: the connection from before still works, on the moved endpoint.
     assert_eq!(get_on(&mut keep_alive, "/"), "second");
 }
@@ -191,7 +173,7 @@ fn watch_reloads_when_the_file_changes() {
         get_on(&mut client, "/") == "second"
     });
     assert!(changed, "the watcher applied the new routes");
-    assert_eq!(stat(&weir, "server.config_reload_total"), 1);
+    assert_eq!(weir.stat("server.config_reload_total"), 1);
 }
 
 /// `text` with its connection manager's stat prefix `prefix` and server name `server`.
@@ -216,7 +198,7 @@ fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_res
     let old_server = before.head.header("server").map(str::to_owned);
 
     std::fs::write(weir.config_path(), renamed(&text, "ingress_v2", "v2")).expect("rewrite");
-    let (status, applied) = post(&weir, "/reload");
+    let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
     assert!(applied.contains("listener ingress"), "{applied}");
     assert!(applied.contains("filter chain ingress/"), "{applied}");
@@ -235,9 +217,9 @@ fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_res
     assert_eq!(last.head.header("server").map(str::to_owned), old_server);
     assert!(last.head.connection_has("close"), "{:?}", last.head);
     assert!(old.get("/").is_err(), "closed after its response");
-    assert_eq!(stat(&weir, "http.ingress_v2.downstream_rq_total"), 1);
-    assert_eq!(stat(&weir, "http.ingress.downstream_rq_total"), 2);
-    assert_eq!(stat(&weir, "http.ingress.downstream_cx_drain_close"), 1);
+    assert_eq!(weir.stat("http.ingress_v2.downstream_rq_total"), 1);
+    assert_eq!(weir.stat("http.ingress.downstream_rq_total"), 2);
+    assert_eq!(weir.stat("http.ingress.downstream_cx_drain_close"), 1);
 
     // An access log weir has not opened needs a restart: refused with its path.
     let logged = renamed(&text, "ingress_v2", "v2").replacen(
@@ -246,7 +228,7 @@ fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_res
         1,
     );
     std::fs::write(weir.config_path(), logged).expect("rewrite");
-    let (status, refused) = post(&weir, "/reload");
+    let (status, refused) = weir.admin_post("/reload");
     assert_eq!(status, 400, "{refused}");
     assert!(
         refused.contains("static_resources.listeners[0].filter_chains[0]: access_log"),
@@ -269,7 +251,7 @@ fn a_reload_swaps_a_certificate_for_new_handshakes_on_the_same_socket() {
     );
     assert!(text.contains(&a));
     std::fs::write(weir.config_path(), text.replacen(&a, "", 1)).expect("rewrite");
-    let (status, applied) = post(&weir, "/reload");
+    let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
     assert!(served(&weir, &pki, "a.test").ends_with("b.test"));
     let url = format!("https://b.test:{}/local", weir.addr().port());
@@ -333,7 +315,7 @@ fn keep_alive_clients_under_load_lose_no_request_across_chain_reloads() {
         for round in 1..=10 {
             std::thread::sleep(Duration::from_millis(60));
             std::fs::write(weir.config_path(), &versions[round % 2]).expect("rewrite");
-            let (status, applied) = post(&weir, "/reload");
+            let (status, applied) = weir.admin_post("/reload");
             assert_eq!(status, 200, "{applied}");
         }
         std::thread::sleep(Duration::from_millis(60));
@@ -353,7 +335,7 @@ fn keep_alive_clients_under_load_lose_no_request_across_chain_reloads() {
         seen.iter().any(|s| s == "one") && seen.iter().any(|s| s == "two"),
         "{seen:?}"
     );
-    assert_eq!(stat(&weir, "server.config_reload_total"), 10);
+    assert_eq!(weir.stat("server.config_reload_total"), 10);
 }
 
 /// `text` with a second listener `second` (port 0) whose routes answer `second` locally.
@@ -397,7 +379,7 @@ fn a_reload_adds_and_removes_listeners() {
         with_second_listener(&text).replace("PORT", &port),
     )
     .expect("rewrite");
-    let (status, refused) = post(&weir, "/reload");
+    let (status, refused) = weir.admin_post("/reload");
     assert_eq!(status, 400, "{refused}");
     assert!(
         refused.contains("static_resources.listeners[1].address: listener second"),
@@ -410,7 +392,7 @@ fn a_reload_adds_and_removes_listeners() {
         with_second_listener(&text).replace("PORT", "0"),
     )
     .expect("rewrite");
-    let (status, applied) = post(&weir, "/reload");
+    let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
     let address: SocketAddr = (applied.lines())
         .find_map(|l| l.trim().strip_prefix("listener second added, on "))
@@ -429,18 +411,18 @@ fn a_reload_adds_and_removes_listeners() {
         .text();
     assert!(listed.contains(&format!("second::{address}")), "{listed}");
     let scope = format!("listener.{}_{}", address.ip(), address.port());
-    assert_eq!(stat(&weir, &format!("{scope}.downstream_cx_total")), 4);
-    assert_eq!(stat(&weir, "http.second.downstream_rq_total"), 4);
+    assert_eq!(weir.stat(&format!("{scope}.downstream_cx_total")), 4);
+    assert_eq!(weir.stat("http.second.downstream_rq_total"), 4);
 
     // Removed: no new connection; the open ones close after their next response, or at the
     // drain time if they send none.
     std::fs::write(weir.config_path(), &text).expect("rewrite");
-    let (status, applied) = post(&weir, "/reload");
+    let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
     assert!(applied.contains("listener second removed"), "{applied}");
     // While it drains, its stats still show, as a draining listener's do in Envoy.
-    assert_eq!(stat(&weir, "listener_manager.total_listeners_draining"), 1);
-    assert_eq!(stat(&weir, &format!("{scope}.downstream_cx_total")), 4);
+    assert_eq!(weir.stat("listener_manager.total_listeners_draining"), 1);
+    assert_eq!(weir.stat(&format!("{scope}.downstream_cx_total")), 4);
     let refused = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(20));
         std::net::TcpStream::connect(address).is_err()
@@ -468,8 +450,8 @@ fn a_reload_adds_and_removes_listeners() {
         !stats.contains(&format!("{scope}."))
     });
     assert!(gone, "the removed listener's stats left");
-    assert_eq!(stat(&weir, "listener_manager.total_listeners_active"), 1);
-    assert_eq!(stat(&weir, "listener_manager.total_listeners_draining"), 0);
+    assert_eq!(weir.stat("listener_manager.total_listeners_active"), 1);
+    assert_eq!(weir.stat("listener_manager.total_listeners_draining"), 0);
 }
 
 /// A thousand reloads, each replacing the chain, with a keep-alive client on it throughout:
@@ -510,7 +492,7 @@ fn a_thousand_reloads_under_load_leave_memory_where_it_was() {
         let mut warm = 0;
         for round in 1..=1_000 {
             std::fs::write(weir.config_path(), &versions[round % 2]).expect("rewrite");
-            let (status, applied) = post(&weir, "/reload");
+            let (status, applied) = weir.admin_post("/reload");
             assert_eq!(status, 200, "{applied}");
             if round == 100 {
                 warm = rss(&weir);
@@ -522,7 +504,7 @@ fn a_thousand_reloads_under_load_leave_memory_where_it_was() {
     });
     assert!(served > 0);
     eprintln!("RSS: {warm} KiB after 100 reloads, {after} KiB after 1000");
-    assert_eq!(stat(&weir, "server.config_reload_total"), 1_000);
+    assert_eq!(weir.stat("server.config_reload_total"), 1_000);
     // A snapshot and its chains are tens of KiB: 900 leaked would be tens of MiB.
     assert!(
         after <= warm + 4 * 1024,
@@ -557,11 +539,11 @@ fn the_access_log_and_the_flow_say_which_config_version_served_a_request() {
     // Version 2 changes a route only: the kept connection moves to it.
     let routes = text.replace("timeout: 14s", "timeout: 13s");
     std::fs::write(weir.config_path(), &routes).expect("rewrite");
-    assert_eq!(post(&weir, "/reload").0, 200);
+    assert_eq!(weir.admin_post("/reload").0, 200);
     assert_eq!(get_on(&mut kept, "/two"), "ok");
     // Version 3 replaces the chain: the kept connection's last request is on version 2.
     std::fs::write(weir.config_path(), renamed(&routes, "ingress", "three")).expect("rewrite");
-    assert_eq!(post(&weir, "/reload").0, 200);
+    assert_eq!(weir.admin_post("/reload").0, 200);
     assert_eq!(get_on(&mut kept, "/old"), "ok");
     let mut fresh = Client::connect(weir.addr()).expect("connect");
     assert_eq!(get_on(&mut fresh, "/new"), "ok");
@@ -693,10 +675,10 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain() {
     let mut body = vec![0u8; 1 << 20];
     download.read_exact(&mut body).expect("the first MiB");
     // Both streams are in flight (the download held back by its slow reader).
-    assert_eq!(stat(&weir, "http.ingress.downstream_rq_active"), 2);
+    assert_eq!(weir.stat("http.ingress.downstream_rq_active"), 2);
 
     std::fs::write(weir.config_path(), renamed(&text, "ingress_v2", "v2")).expect("rewrite");
-    let (status, applied) = post(&weir, "/reload");
+    let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
 
     echo(&mut ws, b"after the reload");

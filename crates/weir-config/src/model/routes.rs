@@ -369,6 +369,47 @@ pub enum ClusterTarget {
     Weighted(Vec<(usize, u32)>),
 }
 
+impl ClusterTarget {
+    /// The clusters it names, each as many times as it is listed.
+    pub fn clusters(&self) -> impl Iterator<Item = usize> + '_ {
+        let (one, many) = match self {
+            ClusterTarget::Cluster(c) => (Some(*c), &[][..]),
+            ClusterTarget::Weighted(w) => (None, &w[..]),
+        };
+        one.into_iter().chain(many.iter().map(|(c, _)| *c))
+    }
+
+    fn renumber(&mut self, number: &impl Fn(usize) -> usize) {
+        match self {
+            ClusterTarget::Cluster(c) => *c = number(*c),
+            ClusterTarget::Weighted(w) => w.iter_mut().for_each(|(c, _)| *c = number(*c)),
+        }
+    }
+}
+
+impl RouteConfiguration {
+    /// The clusters its routes forward to.
+    pub fn clusters(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.virtual_hosts.iter())
+            .flat_map(|v| &v.routes)
+            .filter_map(|r| match &r.action {
+                RouteAction::Forward(f) => Some(f.target.clusters()),
+                RouteAction::DirectResponse { .. } | RouteAction::Redirect(_) => None,
+            })
+            .flatten()
+    }
+
+    /// Its routes' clusters as `number` maps them: a running proxy numbers clusters for
+    /// good, where the config numbers them by their place in [`Bootstrap::clusters`].
+    pub fn renumber_clusters(&mut self, number: impl Fn(usize) -> usize) {
+        for route in self.virtual_hosts.iter_mut().flat_map(|v| &mut v.routes) {
+            if let RouteAction::Forward(f) = &mut route.action {
+                f.target.renumber(&number);
+            }
+        }
+    }
+}
+
 /// `redirect` (`config.route.v3.RedirectAction`).
 #[derive(Debug, Clone, Default)]
 pub struct RedirectAction {

@@ -423,15 +423,16 @@ fn clusters(query: &str, info: &AdminInfo, _kept: &Kept) -> Result<Reply, Reply>
     let params = params(query, &["format"])?;
     let snapshot = info.snapshot();
     let config = &snapshot.bootstrap.clusters;
-    let sets: Vec<_> = (0..config.len())
-        .map(|c| info.state.hosts.current(c))
+    let entries: Vec<_> = snapshot.clusters.in_force().collect();
+    let sets: Vec<_> = (entries.iter())
+        .map(|c| info.state.hosts.current(c.number))
         .collect();
     match param(&params, "format") {
         None | Some("text") => {
             let mut out = String::new();
             for (c, (cluster, set)) in config.iter().zip(&sets).enumerate() {
                 let name = &cluster.name;
-                let detector = snapshot.detectors.get(c).and_then(Option::as_ref);
+                let detector = entries[c].detector.as_ref();
                 let rate = |h: &Host, local| detector.map_or(-1.0, |d| d.success_rate(h.id, local));
                 let _ = writeln!(out, "{name}::observability_name::{name}");
                 let priorities = ["default_priority", "high_priority"];

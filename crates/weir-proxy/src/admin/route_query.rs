@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::handlers::{json, param, params, text};
 use super::{AdminInfo, Reply};
 use crate::explain::{RouteRequest, explain_with};
+use crate::snapshot::Snapshot;
 use crate::upstream::host_set::{HostClass, HostSlots};
 
 /// `?method=GET&host=example.com&path=/p&header=name:value&scheme=http&listener=NAME&format=json`.
@@ -50,7 +51,7 @@ pub(super) fn route(query: &str, info: &AdminInfo) -> Result<Reply, Reply> {
         explain_with(bootstrap, &request, &runtime).map_err(|e| text(400, format!("{e}\n")))?;
     let hosts = answer
         .cluster_index
-        .map(|c| live_hosts(info, c, answer.hash));
+        .map(|c| live_hosts((info, &snapshot), c, answer.hash));
     match param(&params, "format") {
         Some("json") => {
             let mut value = serde_json::to_value(&answer).unwrap_or_default();
@@ -96,9 +97,14 @@ impl LiveHost {
     }
 }
 
-/// Cluster `c`'s hosts now, and for a hashing policy the host `hash` picks.
-fn live_hosts(info: &AdminInfo, c: usize, hash: Option<u64>) -> (Vec<LiveHost>, Option<String>) {
-    let set = info.state.hosts.current(c);
+/// Cluster `c` (its place in `snapshot`'s config)'s hosts now, and for a hashing policy
+/// the host `hash` picks.
+fn live_hosts(
+    (info, snapshot): (&AdminInfo, &Snapshot),
+    c: usize,
+    hash: Option<u64>,
+) -> (Vec<LiveHost>, Option<String>) {
+    let set = info.state.hosts.current(snapshot.clusters.number(c));
     let hosts = (set.hosts.iter())
         .map(|h| LiveHost {
             address: h.spec.address.to_string(),
@@ -111,7 +117,6 @@ fn live_hosts(info: &AdminInfo, c: usize, hash: Option<u64>) -> (Vec<LiveHost>, 
             },
         })
         .collect();
-    let snapshot = info.snapshot();
     let cluster = &snapshot.bootstrap.clusters[c];
     let hashes = cluster.lb_policy.hashes();
     let picked = match (hashes, hash) {

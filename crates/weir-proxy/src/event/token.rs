@@ -152,6 +152,10 @@ impl<T> GenSlab<T> {
         self.entries.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub(crate) fn ids(&self) -> Vec<Id> {
         self.entries
             .iter()

@@ -10,6 +10,9 @@ use bytes::Bytes;
 pub enum ResponseFlag {
     /// NR: no route configured for the request.
     NoRouteFound,
+    /// NC: the route's cluster is gone (a reload removed it while the request's chain
+    /// still named it).
+    NoClusterFound,
     /// UH: the cluster has no healthy upstream host.
     NoHealthyUpstream,
     /// UF: upstream connection failure (refused or timed out).
@@ -42,6 +45,7 @@ impl ResponseFlag {
     pub fn letters(self) -> &'static str {
         match self {
             ResponseFlag::NoRouteFound => "NR",
+            ResponseFlag::NoClusterFound => "NC",
             ResponseFlag::NoHealthyUpstream => "UH",
             ResponseFlag::UpstreamConnectionFailure => "UF",
             ResponseFlag::UpstreamConnectionTermination => "UC",
@@ -72,6 +76,7 @@ impl ResponseFlag {
             Some(ResponseFlag::DownstreamConnectionTermination) => "DC,URX",
             Some(ResponseFlag::StreamIdleTimeout) => "URX,SI",
             Some(ResponseFlag::NoRouteFound) => "NR",
+            Some(ResponseFlag::NoClusterFound) => "NC",
             Some(ResponseFlag::DownstreamProtocolError) => "DPE",
             // Answered before any upstream attempt: no retry was made.
             Some(ResponseFlag::FaultInjected) => "FI",
@@ -188,6 +193,7 @@ impl LocalReply {
         let details = match flag {
             ResponseFlag::NoRouteFound => "route_not_found",
             ResponseFlag::NoHealthyUpstream => "no_healthy_upstream",
+            ResponseFlag::NoClusterFound => "cluster_not_found",
             ResponseFlag::UpstreamConnectionFailure => {
                 "upstream_reset_before_response_started{remote_connection_failure}"
             }
@@ -229,7 +235,7 @@ impl LocalReply {
             ResponseFlag::StreamIdleTimeout => (408, b"stream timeout"),
             ResponseFlag::DownstreamConnectionTermination => (499, b""),
             ResponseFlag::FaultInjected => (503, b"fault filter abort"),
-            ResponseFlag::FailedLocalHealthCheck => (503, b""),
+            ResponseFlag::FailedLocalHealthCheck | ResponseFlag::NoClusterFound => (503, b""),
         };
         LocalReply {
             flag: Some(flag),

@@ -71,6 +71,11 @@ impl Worker {
             return self.route_request(sid);
         }
         stream.filters = chain.filters.instantiate(&chain.routes, route);
+        // The filters read the route's cluster by name: one a reload added or gave a
+        // number again is taken first.
+        if let Some(c) = cluster {
+            self.cluster_in_force(c);
+        }
         let decoded = self.with_filters(sid, |filters, head, env| {
             filters.decode_headers(head, end_stream, env)
         });

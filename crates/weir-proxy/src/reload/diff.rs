@@ -1,18 +1,9 @@
-//! What changed between two config documents (beside their listeners, which are paired by
-//! name: `listeners.rs`), and what each change means for a running weir: the endpoints of a
-//! static cluster, or something a reload does not change (yet), named by its path so the
+//! What changed between two config documents, path by path: whether a filter chain changed
+//! only its routes (its connections can follow) and a cluster only its endpoints (it keeps
+//! its number); what changed beside listeners and clusters is refused by its path, so the
 //! refusal can say what to undo.
 
 use serde_json::Value;
-
-/// One change, by what a reload does with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Change {
-    /// The `load_assignment.endpoints` of cluster `cluster`.
-    Endpoints { cluster: usize },
-    /// Anything else, at this path.
-    Other(String),
-}
 
 /// Every path where `old` and `new` differ: objects are compared key by key, arrays item by
 /// item when their lengths agree; anything else that differs is one path.
@@ -81,20 +72,15 @@ fn steps(path: &str) -> Vec<Step<'_>> {
     out
 }
 
-/// What a reload does with the change at `path`.
-pub(crate) fn classify(path: &str) -> Change {
-    use Step::{Index, Key};
-    match steps(path).as_slice() {
-        [
-            Key("static_resources"),
-            Key("clusters"),
-            Index(c),
-            Key("load_assignment"),
-            Key("endpoints"),
-            ..,
-        ] => Change::Endpoints { cluster: *c },
-        _ => Change::Other(path.to_owned()),
-    }
+/// Two cluster documents differ in their `load_assignment.endpoints` only.
+pub(crate) fn only_endpoints(old: &Value, new: &Value) -> bool {
+    use Step::Key;
+    differences(old, new).iter().all(|path| {
+        matches!(
+            steps(path).as_slice(),
+            [Key("load_assignment"), Key("endpoints"), ..]
+        )
+    })
 }
 
 /// Two filter chain documents differ in their connection managers' route tables only.
@@ -131,18 +117,17 @@ mod tests {
     }
 
     #[test]
-    fn static_endpoints_are_what_a_reload_changes_of_clusters() {
-        let endpoints =
-            "static_resources.clusters[3].load_assignment.endpoints[0].lb_endpoints[1].endpoint";
-        assert_eq!(classify(endpoints), Change::Endpoints { cluster: 3 });
-        for other in [
-            "static_resources.clusters[3].connect_timeout",
-            "static_resources.clusters[3].load_assignment.policy",
-            "static_resources.clusters",
-            "admin.address",
-        ] {
-            assert_eq!(classify(other), Change::Other(other.to_owned()));
-        }
+    fn only_endpoints_is_what_a_cluster_keeps_its_number_through() {
+        let cluster = |timeout: &str, port: u16| {
+            json!({"name": "c", "connect_timeout": timeout, "load_assignment": {"cluster_name": "c",
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"port_value": port}}}}]}]}})
+        };
+        assert!(only_endpoints(&cluster("1s", 1), &cluster("1s", 2)));
+        assert!(only_endpoints(&cluster("1s", 1), &cluster("1s", 1)));
+        assert!(!only_endpoints(&cluster("1s", 1), &cluster("2s", 1)));
+        let mut policy = cluster("1s", 1);
+        policy["load_assignment"]["policy"] = json!({"overprovisioning_factor": 100});
+        assert!(!only_endpoints(&cluster("1s", 1), &policy));
     }
 
     #[test]

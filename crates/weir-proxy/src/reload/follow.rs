@@ -51,6 +51,7 @@ impl Worker {
             return;
         }
         self.config_version = version;
+        self.follow_clusters();
         self.take_arrivals();
         for n in 0..self.listeners.len() {
             let slot = &mut self.listeners[n];
@@ -143,11 +144,19 @@ impl Worker {
 
     /// Moves this worker's stats to the layout a reload published, when it added scopes
     /// that the new chains count into.
-    fn grow_stats(&mut self) {
-        let book = &self.control.server.stats;
-        if let Some(grown) = self.stats.grown(&book.layout()) {
+    pub(super) fn grow_stats(&mut self) {
+        let layout = self.control.server.stats.layout();
+        self.grow_stats_to(&layout);
+    }
+
+    /// [`Worker::grow_stats`] to `layout` exactly (one the caller reads from too).
+    pub(super) fn grow_stats_to(&mut self, layout: &crate::stats::Layout) {
+        if let Some(grown) = self.stats.grown(layout) {
             self.stats = Arc::new(grown);
-            book.publish(self.index, self.stats.clone());
+            self.control
+                .server
+                .stats
+                .publish(self.index, self.stats.clone());
         }
     }
 }

@@ -2,11 +2,11 @@
 //! `POST /reload`): the file is read and validated as at startup, compared with the config in
 //! force, and what changed is applied, all or nothing.
 //!
-//! What a reload changes now: what a listener does (everything but its name and address:
-//! `snapshot/reloaded.rs` says what becomes of each filter chain and its connections) and the
-//! endpoints of `STATIC` clusters (`load_assignment.endpoints`, through the host-set update
-//! path, as DNS answers are). Any other difference is refused with its config path, and
-//! nothing changes.
+//! What a reload changes now: listeners and clusters, each known by its name (added,
+//! removed or changed: `listeners.rs` and `snapshot/reloaded.rs` say what becomes of a
+//! listener, its filter chains and their connections; `clusters.rs` and
+//! `snapshot/clusters.rs`, of a cluster, its pools and the threads that follow its hosts).
+//! Any other difference is refused with its config path, and nothing changes.
 //!
 //! How a new config reaches the workers without a lock on the request path: the versions of
 //! a listener runtime, and of a chain, share a lineage that names the newest
@@ -17,13 +17,16 @@
 //! lineage holds the newest weakly). The order matters: the stats layout grows before the
 //! new versions are published, so a worker that takes a new chain has room for its scope.
 
+mod clusters;
 mod diff;
 mod follow;
+mod follow_clusters;
 mod listeners;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -31,12 +34,12 @@ use weir_config::Bootstrap;
 
 use crate::access_log::format::rfc3339;
 use crate::server::{ServerState, Workers};
-use crate::snapshot::ListenerFrom;
-use crate::snapshot::Snapshot;
-use crate::upstream::host_set::{HostSpec, Identity};
-use crate::worker::ListenerSlot;
+use crate::snapshot::{ClusterEntry, ListenerFrom, Snapshot};
+use crate::upstream::dns::DnsClusters;
+use crate::upstream::host_set::{HostSpec, Identity, initial_health};
+use crate::upstream::threads::HostThreads;
+use diff::differences;
 pub(crate) use diff::only_routes;
-use diff::{Change, classify, differences};
 
 /// The config in force, and how it came to be.
 pub(crate) struct ConfigState {
@@ -53,6 +56,9 @@ pub(crate) struct ConfigState {
     failures: AtomicU64,
     /// `server.last_config_reload_time`: when the last one was applied (Unix seconds).
     last_reload: AtomicU64,
+    /// The threads that follow clusters' hosts: those weir started with, and those of
+    /// clusters reloads added (each set stops once its clusters are all removed).
+    threads: Mutex<Vec<HostThreads>>,
 }
 
 impl std::fmt::Debug for ConfigState {
@@ -88,8 +94,8 @@ pub(crate) struct Applied {
     /// The chains compiled anew: added, or changed beyond their routes (the old chain's
     /// connections close after their next response).
     pub(crate) chains: Vec<String>,
-    /// The clusters whose endpoints changed.
-    pub(crate) endpoints: Vec<String>,
+    /// The clusters added, removed, replaced, or with new endpoints.
+    pub(crate) clusters: clusters::Names,
 }
 
 impl Applied {
@@ -97,7 +103,7 @@ impl Applied {
         !self.added.is_empty()
             || !self.removed.is_empty()
             || !self.listeners.is_empty()
-            || !self.endpoints.is_empty()
+            || !self.clusters.is_empty()
     }
 
     /// In words, for the log and `/reload`.
@@ -121,7 +127,19 @@ impl Applied {
         for c in &self.chains {
             out.push_str(&format!("  filter chain {c}, new or changed\n"));
         }
-        for c in &self.endpoints {
+        let clusters = &self.clusters;
+        for c in &clusters.added {
+            out.push_str(&format!("  cluster {c} added\n"));
+        }
+        for c in &clusters.removed {
+            out.push_str(&format!("  cluster {c} removed: its connections drain\n"));
+        }
+        for c in &clusters.changed {
+            out.push_str(&format!(
+                "  cluster {c} replaced: its old connections drain\n"
+            ));
+        }
+        for c in &clusters.endpoints {
             out.push_str(&format!("  endpoints of cluster {c}\n"));
         }
         out
@@ -155,7 +173,7 @@ impl Refused {
 
 /// Reloads (`SIGHUP`, `POST /reload`), logs what happened, and wakes the workers to follow
 /// host sets that changed.
-pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Refused> {
+pub(crate) fn run(state: &Arc<ServerState>, workers: &Workers) -> Result<Applied, Refused> {
     let outcome = state.config.reload(state, workers);
     match &outcome {
         Ok(applied) => {
@@ -169,7 +187,8 @@ pub(crate) fn run(state: &ServerState, workers: &Workers) -> Result<Applied, Ref
 }
 
 /// What a config change that a reload does not apply is told.
-const NEEDS_RESTART: &str = "cannot change at run time (a reload changes listeners and the endpoints of static clusters, not which clusters there are): restart weir to apply it";
+const NEEDS_RESTART: &str =
+    "cannot change at run time (a reload changes listeners and clusters): restart weir to apply it";
 
 impl ConfigState {
     pub(crate) fn new(path: Option<PathBuf>, snapshot: Arc<Snapshot>) -> ConfigState {
@@ -185,6 +204,7 @@ impl ConfigState {
             reloads: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_reload: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -204,7 +224,7 @@ impl ConfigState {
 
     /// The version in force (read by workers when woken, without a lock).
     pub(crate) fn version(&self) -> u64 {
-        self.version.load(Relaxed)
+        self.version.load(Acquire)
     }
 
     pub(crate) fn current(&self) -> Current {
@@ -217,12 +237,12 @@ impl ConfigState {
     /// Reads the config file again and applies what changed, or nothing (counted either way).
     pub(crate) fn reload(
         &self,
-        state: &ServerState,
+        state: &Arc<ServerState>,
         workers: &Workers,
     ) -> Result<Applied, Refused> {
         self.counted(|| {
             let new = self.load()?;
-            self.apply(state, new, |slots| workers.hand(slots))
+            self.apply(state, new, Some(workers))
         })
     }
 
@@ -231,10 +251,10 @@ impl ConfigState {
     #[cfg(test)]
     pub(crate) fn reload_from(
         &self,
-        state: &ServerState,
+        state: &Arc<ServerState>,
         new: Bootstrap,
     ) -> Result<Applied, Refused> {
-        self.counted(|| self.apply(state, new, |_| {}))
+        self.counted(|| self.apply(state, new, None))
     }
 
     /// Runs one reload at a time, and counts it.
@@ -279,18 +299,39 @@ impl ConfigState {
         Ok(new)
     }
 
-    /// Applies what changed between the config in force and `new`, all or nothing; `hand`
-    /// gives each worker its sockets of the listeners `new` adds.
+    /// Applies what changed between the config in force and `new`, all or nothing;
+    /// `workers` get the sockets of the listeners `new` adds and wake the threads of the
+    /// clusters it adds (`None`: the in-memory harness, which has neither).
     fn apply(
         &self,
-        state: &ServerState,
+        state: &Arc<ServerState>,
         new: Bootstrap,
-        hand: impl FnOnce(Vec<Vec<ListenerSlot>>),
+        workers: Option<&Workers>,
     ) -> Result<Applied, Refused> {
         let current = self.current();
         let old = &current.snapshot;
-        let plan = listeners::plan(&old.bootstrap, &new);
-        let endpoints = changed_endpoints(&old.bootstrap, &new)?;
+        refuse_other_changes(&old.bootstrap, &new)?;
+        let clusters = {
+            let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            clusters::plan(old, &new, |c| {
+                c.unreachable(state.concurrency)
+                    && state.hosts.removed(c.number)
+                    && !threads.iter().any(|t| t.follow(c.number))
+            })
+        };
+        let mut plan = listeners::plan(&old.bootstrap, &new);
+        // A listener whose chains name a cluster this reload replaces is compiled again, so
+        // that they name its new number.
+        for from in &mut plan.from {
+            if let ListenerFrom::Same(i) = *from
+                && old
+                    .listeners
+                    .get(i)
+                    .is_some_and(|l| l.names_any(&clusters.retired))
+            {
+                *from = ListenerFrom::Changed(i);
+            }
+        }
         let mut applied = Applied {
             version: current.version,
             added: Vec::new(),
@@ -301,24 +342,15 @@ impl ConfigState {
                 .collect(),
             routes: Vec::new(),
             chains: Vec::new(),
-            endpoints: (endpoints.iter())
-                .map(|&c| new.clusters[c].name.clone())
-                .collect(),
+            clusters: clusters.names.clone(),
         };
         let adds = plan.from.contains(&ListenerFrom::Added);
         if !applied.changed() && !adds {
             return Ok(applied);
         }
-        let specs: Vec<(usize, Vec<HostSpec>)> = (endpoints.iter())
-            .map(|&c| {
-                (
-                    c,
-                    new.clusters[c].endpoints.iter().map(HostSpec::of).collect(),
-                )
-            })
-            .collect();
+        let version = current.version + 1;
         let rebuilt = old
-            .reloaded(new, &plan.from, current.version + 1)
+            .reloaded(new, &plan.from, (version, clusters.clusters.clone()))
             .map_err(|(path, e)| Refused::one(&path, e))?;
         let snapshot = rebuilt.snapshot;
         let added: Vec<_> = (plan.from.iter().enumerate())
@@ -330,9 +362,20 @@ impl ConfigState {
             .clone();
         let bound = listeners::Bound::bind(&added, state.concurrency, &in_force)
             .map_err(|(path, e)| Refused::one(&path, e))?;
-        // Nothing can fail from here on. Room for the new scopes first, so that a worker
-        // that takes a new chain or listener has it; then the new listeners' sockets, which
-        // each worker takes when it follows this version.
+        let added_clusters = (clusters.added.iter()).map(|c| (c.number, &c.config));
+        let mut dns = DnsClusters::of(added_clusters)
+            .map_err(|e| Refused::one("static_resources.clusters", e.to_string()))?;
+        // Nothing can fail from here on. The added clusters' hosts first (a DNS cluster
+        // with its first answers, as at startup), then room for the new scopes, so that a
+        // worker that takes a new chain, listener or cluster has them; then the new
+        // listeners' sockets, which each worker takes when it follows this version.
+        for entry in &clusters.added {
+            let specs = entry.config.endpoints.iter().map(HostSpec::of).collect();
+            (state.hosts).add_cluster(entry.number, specs, initial_health(&entry.config));
+        }
+        if let Some(dns) = &mut dns {
+            dns.refresh_due(&state.hosts);
+        }
         let stats = &state.stats;
         let drain_end = std::time::Instant::now() + state.drain_time;
         let addresses = bound.addresses();
@@ -340,9 +383,16 @@ impl ConfigState {
             .layout()
             .with_scopes_of(&snapshot, &addresses, drain_end);
         stats.set_layout(layout);
-        hand(bound.per_worker(state.concurrency));
-        snapshot.publish(old, current.version + 1);
-        for (cluster, specs) in specs {
+        if let Some(workers) = workers {
+            workers.hand(bound.per_worker(state.concurrency));
+        }
+        snapshot.publish(old, version);
+        // A retired cluster drains: each worker's pools close, and a drain time later its
+        // hosts are removed (`reload/follow.rs`).
+        for &number in &clusters.retired {
+            snapshot.clusters.all[number].retire(version);
+        }
+        for (cluster, specs) in clusters.endpoints {
             state.hosts.replace(cluster, specs, Identity::ByAddress);
         }
         let mut in_force = state.listeners.lock().unwrap_or_else(|e| e.into_inner());
@@ -361,52 +411,84 @@ impl ConfigState {
             in_force.push((l.name.clone(), address));
         }
         drop(in_force);
-        applied.version = current.version + 1;
+        applied.version = version;
         applied.routes = rebuilt.routes;
         applied.chains = rebuilt.replaced;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Current {
             snapshot: Arc::new(snapshot),
-            version: applied.version,
+            version,
             applied_at: rfc3339(SystemTime::now()),
         };
-        self.version.store(applied.version, Relaxed);
+        // Release: a worker that sees this version sees what the reload published and
+        // retired before it.
+        self.version.store(version, Release);
+        if let Some(workers) = workers {
+            self.follow_threads(state, workers, &clusters.added, dns);
+        }
         Ok(applied)
+    }
+
+    /// Starts the threads the added clusters need, and stops those that serve only removed
+    /// clusters.
+    fn follow_threads(
+        &self,
+        state: &Arc<ServerState>,
+        workers: &Workers,
+        added: &[Arc<ClusterEntry>],
+        dns: Option<DnsClusters>,
+    ) {
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let (unneeded, kept) = std::mem::take(&mut *threads)
+            .into_iter()
+            .partition(|t: &HostThreads| t.unneeded(&state.hosts));
+        *threads = kept;
+        drop(threads);
+        for t in unneeded {
+            t.stop();
+        }
+        if added.is_empty() {
+            return;
+        }
+        match HostThreads::start(added, state, workers, dns) {
+            Ok(t) => self.keep_threads(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the added clusters' DNS, health check or outlier threads")
+            }
+        }
+    }
+
+    /// Keeps `threads` until they are unneeded or weir stops.
+    pub(crate) fn keep_threads(&self, threads: HostThreads) {
+        if !threads.is_empty() {
+            let mut kept = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            kept.push(threads);
+        }
+    }
+
+    /// The threads kept, for weir to stop them as it exits.
+    pub(crate) fn take_threads(&self) -> Vec<HostThreads> {
+        std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-/// The static clusters whose endpoints changed between `old` and `new`; any other difference
-/// outside the listeners is refused with its path.
-fn changed_endpoints(old: &Bootstrap, new: &Bootstrap) -> Result<Vec<usize>, Refused> {
-    // Listeners are paired by name (`listeners.rs`), not compared as one array.
-    let without_listeners = |b: &Bootstrap| {
+/// Refuses, with their paths, the differences between `old` and `new` outside their
+/// listeners and clusters (which are paired by name).
+fn refuse_other_changes(old: &Bootstrap, new: &Bootstrap) -> Result<(), Refused> {
+    let rest = |b: &Bootstrap| {
         let mut source = b.source.clone();
         if let Some(resources) =
             (source.get_mut("static_resources")).and_then(|r| r.as_object_mut())
         {
             resources.remove("listeners");
+            resources.remove("clusters");
         }
         source
     };
-    let mut endpoints = Vec::new();
-    let mut refused = Vec::new();
-    for path in differences(&without_listeners(old), &without_listeners(new)) {
-        match classify(&path) {
-            Change::Endpoints { cluster } if is_static(new, cluster) => endpoints.push(cluster),
-            Change::Endpoints { .. } | Change::Other(_) => {
-                refused.push((path, NEEDS_RESTART.to_owned()))
-            }
-        }
+    let errors: Vec<_> = (differences(&rest(old), &rest(new)).into_iter())
+        .map(|path| (path, NEEDS_RESTART.to_owned()))
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(Refused { errors }),
     }
-    if !refused.is_empty() {
-        return Err(Refused { errors: refused });
-    }
-    endpoints.sort();
-    endpoints.dedup();
-    Ok(endpoints)
-}
-
-/// Cluster `c` takes its hosts from its endpoints as written (`STATIC`): a DNS or
-/// `ORIGINAL_DST` cluster's come from elsewhere.
-fn is_static(config: &Bootstrap, c: usize) -> bool {
-    (config.clusters.get(c)).is_some_and(|c| matches!(c.discovery, weir_config::Discovery::Static))
 }

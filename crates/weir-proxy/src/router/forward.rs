@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::event::token::Id;
 use crate::http::active_stream::Tunnel;
 use crate::http::headers::number_value;
-use crate::http::local_reply::ResponseFlag;
+use crate::http::local_reply::{LocalReply, ResponseFlag};
 use crate::router::route_table::RouteRef;
 use crate::router::{self, Decision, internal_headers};
 use crate::snapshot::ChainRuntime;
@@ -32,6 +32,12 @@ impl Worker {
     /// The request reached the router: answer it or forward it, then send the body the
     /// filters held.
     pub(crate) fn route_request(&mut self, sid: Id) {
+        let wanted = (self.streams.get(sid)).and_then(|s| s.forwarded.then_some(s.cluster));
+        if let Some(c) = wanted
+            && !self.cluster_in_force(c)
+        {
+            return self.no_cluster(sid);
+        }
         let Some(stream) = self.streams.get_mut(sid) else {
             return;
         };
@@ -141,6 +147,30 @@ impl Worker {
             overrides,
         };
         self.start_forward(sid, head, forwarding);
+    }
+
+    /// The stream's route names a cluster a reload removed (its chain was retired by the
+    /// same reload, and closes after this response): 503 `NC`, as Envoy answers a route
+    /// whose cluster is not found.
+    fn no_cluster(&mut self, sid: Id) {
+        let Some(stream) = self.streams.get_mut(sid) else {
+            return;
+        };
+        stream.forwarded = false;
+        let (route, ds_id) = (stream.route, stream.downstream);
+        let Some(head) = stream.retry.head.clone() else {
+            return;
+        };
+        self.log_request(sid, &head);
+        let scope = self.downstreams.get(ds_id).map(|d| d.chain.stats);
+        if let Some(http) = scope.and_then(|s| self.stats.http.get(s)) {
+            http.stats.no_cluster.inc();
+        }
+        self.local_reply(
+            sid,
+            route,
+            LocalReply::failure(ResponseFlag::NoClusterFound),
+        );
     }
 
     /// The router decided to forward: the stream keeps what a retry needs, connects, and

@@ -3,9 +3,11 @@
 //! a reload that changes its route table gives the chain a newer version, which the connection
 //! takes when its next request starts (see `reload/`).
 
+mod clusters;
 mod reloaded;
 mod version;
 
+pub(crate) use clusters::{ClusterEntry, Clusters};
 pub(crate) use reloaded::ListenerFrom;
 
 use std::net::SocketAddr;
@@ -21,9 +23,6 @@ use weir_http1::Limits;
 use crate::access_log::{Builder as AccessLogBuilder, LogSet};
 use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
-use crate::upstream::circuit_breaker::ClusterBreakers;
-use crate::upstream::health_checker::HealthStats;
-use crate::upstream::outlier::Detector;
 use version::Version;
 
 /// See the module documentation.
@@ -36,19 +35,12 @@ pub(crate) struct Snapshot {
     pub(crate) tcp_prefixes: Vec<String>,
     /// Per prefix: one of its HCMs has a fault filter.
     pub(crate) http_faults: Vec<bool>,
-    /// Per cluster, its circuit breakers: counts every worker shares.
-    pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
-    /// Per cluster, its outlier detector (when it has `outlier_detection`).
-    pub(crate) detectors: Vec<Option<Arc<Detector>>>,
-    /// Per cluster, its health check's stats (when it has `health_checks`).
-    pub(crate) health: Vec<Option<Arc<HealthStats>>>,
+    /// Its clusters under their numbers (see `clusters.rs`).
+    pub(crate) clusters: Clusters,
     /// The access-log sets open, by their `access_log` (what a reload's chains can use).
     log_sets: Arc<Vec<(Vec<AccessLog>, LogSet)>>,
     /// Listener numbers handed out so far (see [`ListenerRuntime::slot`]).
     pub(crate) listener_slots: usize,
-    /// Per cluster, its TLS context as the workers run it (from the config weir started
-    /// with: a reload does not change clusters' TLS).
-    pub(crate) cluster_tls: Arc<Vec<Option<weir_config::UpstreamTls>>>,
 }
 
 impl Snapshot {
@@ -68,7 +60,11 @@ impl Snapshot {
                 Chain::Empty(tls) => tls.as_deref(),
             })
             .collect();
-        (listeners, self.cluster_tls.iter().flatten().collect())
+        let clusters = self.clusters.in_force();
+        (
+            listeners,
+            clusters.filter_map(|c| c.config.tls.as_ref()).collect(),
+        )
     }
 }
 
@@ -197,6 +193,8 @@ pub(crate) struct TcpChain {
     pub(crate) handshake_timeout: Option<Duration>,
     /// Its TCP proxy's access loggers.
     pub(crate) logs: LogSet,
+    /// The tokens of the clusters it names (`clusters.rs`).
+    _tokens: Vec<Arc<()>>,
     /// The config version that made it.
     since: u64,
     /// This chain across reloads (a TCP chain has no successor: a reload keeps it or
@@ -227,6 +225,8 @@ pub(crate) struct ChainRuntime {
     pub(crate) logs: LogSet,
     /// Its HCM's `server_name`, as the header value it becomes.
     pub(crate) server_name: bytes::Bytes,
+    /// The tokens of the clusters its routes name (`clusters.rs`).
+    _tokens: Vec<Arc<()>>,
     /// Its router's `suppress_envoy_headers`.
     pub(crate) suppress_envoy_headers: bool,
     /// Its `transport_socket`'s TLS server config (`None`: plaintext).
@@ -265,29 +265,36 @@ impl ChainRuntime {
 
 impl Chain {
     /// Compiles a filter chain: its route table, filters, stats scope and access logs.
+    /// Its clusters are named by the numbers `clusters` gives them.
     fn new(
         chain: &FilterChain,
         prefixes: &mut Prefixes,
         logs: &mut LogSets<'_>,
-        since: u64,
+        (since, clusters): (u64, &Clusters),
     ) -> Result<Chain, String> {
         let tls = chain.tls.as_ref().map(|t| t.server_config.clone());
         if let Some(proxy) = &chain.tcp_proxy {
+            let mut proxy = proxy.clone();
+            for (c, _) in &mut proxy.clusters {
+                *c = clusters.number(*c);
+            }
             return Ok(Chain::Tcp(Arc::new(TcpChain {
                 name: chain.name.as_str().into(),
                 stats: scope_of(&mut prefixes.tcp, &proxy.stat_prefix),
-                proxy: proxy.clone(),
+                logs: logs.set(&proxy.access_log)?,
+                _tokens: clusters.tokens(proxy.clusters.iter().map(|(c, _)| *c)),
+                proxy,
                 tls,
                 tls_context: chain.tls.clone(),
                 handshake_timeout: chain.transport_socket_connect_timeout,
-                logs: logs.set(&proxy.access_log)?,
                 since,
                 version: Version::first(),
             })));
         }
-        let Some(hcm) = chain.http_connection_manager.clone() else {
+        let Some(mut hcm) = chain.http_connection_manager.clone() else {
             return Ok(Chain::Empty(chain.tls.clone().map(Box::new)));
         };
+        (hcm.route_config).renumber_clusters(|c| clusters.number(c));
         let logs = logs.set(&hcm.access_log)?;
         let stats = scope_of(&mut prefixes.http, &hcm.stat_prefix);
         let suppress_envoy_headers = hcm.http_filters.iter().any(|f| {
@@ -307,6 +314,7 @@ impl Chain {
             handshake_timeout: chain.transport_socket_connect_timeout,
             name: chain.name.as_str().into(),
             routes: RouteTable::new(hcm.route_config.clone()),
+            _tokens: clusters.tokens(hcm.route_config.clusters()),
             filters: FilterChainSpec::new(&hcm.http_filters),
             limits: Limits {
                 max_head_bytes: hcm.max_request_headers_bytes,
@@ -439,8 +447,9 @@ impl Snapshot {
             known: Vec::new(),
         };
         let mut listeners = Vec::new();
+        let clusters = Clusters::first(&bootstrap.clusters);
         for (slot, l) in bootstrap.listeners.iter().enumerate() {
-            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, 1);
+            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, (1, &clusters));
             let chains = (l.filter_chains.iter())
                 .map(&mut compile)
                 .collect::<Result<_, _>>()
@@ -455,24 +464,8 @@ impl Snapshot {
         }
         let http_faults = faults(&listeners, prefixes.http.len(), &[]);
         let listener_slots = listeners.len();
-        let cluster_tls = Arc::new(bootstrap.clusters.iter().map(|c| c.tls.clone()).collect());
-        let breakers = (bootstrap.clusters.iter())
-            .map(|c| Arc::new(ClusterBreakers::new(&c.circuit_breakers)))
-            .collect();
-        let now = std::time::Instant::now();
-        let detectors = (bootstrap.clusters.iter().enumerate())
-            .map(|(i, c)| {
-                let config = c.outlier_detection.clone()?;
-                Some(Arc::new(Detector::new(config, i, now)))
-            })
-            .collect();
-        let health = (bootstrap.clusters.iter())
-            .map(|c| (!c.health_checks.is_empty()).then(Arc::default))
-            .collect();
         Ok(Snapshot {
-            breakers,
-            detectors,
-            health,
+            clusters,
             bootstrap,
             listeners,
             http_prefixes: prefixes.http,
@@ -480,7 +473,6 @@ impl Snapshot {
             http_faults,
             log_sets: Arc::new(sets.known),
             listener_slots,
-            cluster_tls,
         })
     }
 }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
 
 use super::version::Version;
-use super::{Chain, ChainRuntime, ListenerRuntime, LogSets, Prefixes, Snapshot, faults};
+use super::{Chain, ChainRuntime, Clusters, ListenerRuntime, LogSets, Prefixes, Snapshot, faults};
 use crate::http::filter::FilterChainSpec;
 use crate::reload::only_routes;
 use crate::router::route_table::RouteTable;
@@ -49,14 +49,16 @@ pub(crate) enum ListenerFrom {
 
 impl Snapshot {
     /// This snapshot with `bootstrap` in force as config version `version`, its listeners
-    /// made as `plan` says (one entry per listener of `bootstrap`). Clusters are shared
-    /// (their endpoints change through the host sets).
+    /// made as `plan` says (one entry per listener of `bootstrap`), its clusters numbered
+    /// as `clusters` says (a chain that names a cluster `clusters` no longer has in force is
+    /// not kept: it is compiled again, naming the cluster's new number).
     pub(crate) fn reloaded(
         &self,
         bootstrap: Bootstrap,
         plan: &[ListenerFrom],
-        version: u64,
+        (version, clusters): (u64, Clusters),
     ) -> Result<Rebuilt, PathError> {
+        let retired = self.retired_by(&clusters);
         let mut prefixes = Prefixes {
             http: self.http_prefixes.clone(),
             tcp: self.tcp_prefixes.clone(),
@@ -83,7 +85,8 @@ impl Snapshot {
                 }
                 ListenerFrom::Changed(i) => i,
                 ListenerFrom::Added => {
-                    let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, version);
+                    let mut compile =
+                        |c| Chain::new(c, &mut prefixes, &mut sets, (version, &clusters));
                     let chains = (config.filter_chains.iter())
                         .enumerate()
                         .map(|(k, c)| {
@@ -117,6 +120,8 @@ impl Snapshot {
                 prefixes: &mut prefixes,
                 sets: &mut sets,
                 version,
+                clusters: &clusters,
+                retired: &retired,
                 reused: Vec::new(),
             };
             let (chains, default) = rebuild
@@ -142,12 +147,9 @@ impl Snapshot {
                 http_prefixes: prefixes.http,
                 tcp_prefixes: prefixes.tcp,
                 http_faults,
-                breakers: self.breakers.clone(),
-                detectors: self.detectors.clone(),
-                health: self.health.clone(),
+                clusters,
                 log_sets: Arc::new(sets.known),
                 listener_slots,
-                cluster_tls: self.cluster_tls.clone(),
             },
             routes,
             replaced,
@@ -216,6 +218,10 @@ struct Rebuild<'a, 'b> {
     sets: &'b mut LogSets<'static>,
     /// The config version being made.
     version: u64,
+    /// The clusters of that version.
+    clusters: &'b Clusters,
+    /// The cluster numbers it retires: a chain that names one cannot be kept.
+    retired: &'b [usize],
     /// Per new chain (the default last): the old chain it continues, and whether only its
     /// routes changed.
     reused: Vec<Option<(usize, Fate)>>,
@@ -260,8 +266,9 @@ impl Rebuild<'_, '_> {
         let mut taken = vec![false; old.len()];
         let mut reused: Vec<Option<(usize, Fate)>> = (wanted.iter())
             .map(|(_, src, _)| {
-                let k = (old.iter().enumerate())
-                    .position(|(k, (o, _))| !taken[k] && src.is_some() && *o == *src)?;
+                let k = (old.iter().enumerate()).position(|(k, (o, c))| {
+                    !taken[k] && src.is_some() && *o == *src && !c.names_any(self.retired)
+                })?;
                 taken[k] = true;
                 Some((k, Fate::Kept))
             })
@@ -292,12 +299,15 @@ impl Rebuild<'_, '_> {
                 Some((k, Fate::Kept)) => old[*k].1.clone(),
                 Some((k, _)) => match (old[*k].1, &config.http_connection_manager) {
                     (Chain::Http(c), Some(hcm)) => {
-                        Chain::Http(c.with_routes(hcm.clone(), self.version))
+                        Chain::Http(c.with_routes(hcm.clone(), (self.version, self.clusters)))
                     }
                     _ => return Err((place.clone(), "not an HTTP connection manager".into())),
                 },
-                None => Chain::new(config, self.prefixes, self.sets, self.version)
-                    .map_err(|e| (place.clone(), e))?,
+                None => {
+                    let made = (self.version, self.clusters);
+                    Chain::new(config, self.prefixes, self.sets, made)
+                        .map_err(|e| (place.clone(), e))?
+                }
             };
             built.push(chain);
         }
@@ -323,11 +333,17 @@ impl Rebuild<'_, '_> {
 
 impl ChainRuntime {
     /// The same chain with `hcm`'s route table (nothing else of it changed), as its next
-    /// version, made by config version `since`.
-    fn with_routes(&self, hcm: HttpConnectionManager, since: u64) -> Arc<ChainRuntime> {
+    /// version, made by config version `since`, its clusters numbered as `clusters` says.
+    fn with_routes(
+        &self,
+        mut hcm: HttpConnectionManager,
+        (since, clusters): (u64, &Clusters),
+    ) -> Arc<ChainRuntime> {
+        (hcm.route_config).renumber_clusters(|c| clusters.number(c));
         Arc::new(ChainRuntime {
             name: self.name.clone(),
             routes: RouteTable::new(hcm.route_config.clone()),
+            _tokens: clusters.tokens(hcm.route_config.clusters()),
             // The same filters (their configs did not change), compiled anew.
             filters: FilterChainSpec::new(&hcm.http_filters),
             hcm,
@@ -363,7 +379,7 @@ mod tests {
     fn reload(old: &Snapshot, yaml: &str) -> Rebuilt {
         let new = weir_config::parse(yaml).expect("valid");
         let rebuilt = old
-            .reloaded(new, &[ListenerFrom::Changed(0)], 2)
+            .reloaded(new, &[ListenerFrom::Changed(0)], (2, old.clusters.clone()))
             .expect("reloaded");
         rebuilt.snapshot.publish(old, 2);
         rebuilt
@@ -408,7 +424,8 @@ mod tests {
             "the newest has none"
         );
         assert_eq!(new_chain.stats, old_chain.stats, "same stats scope");
-        assert!(Arc::ptr_eq(&rebuilt.snapshot.breakers[0], &old.breakers[0]));
+        let (now, before) = (&rebuilt.snapshot.clusters.all[0], &old.clusters.all[0]);
+        assert!(Arc::ptr_eq(now, before), "the same cluster");
     }
 
     #[test]
@@ -473,7 +490,9 @@ mod tests {
             "access_log: [{ name: envoy.access_loggers.stdout, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } }]",
         );
         let new = weir_config::parse(&bootstrap(&log, "", "", &["127.0.0.1:9001"])).expect("valid");
-        let Err((path, message)) = old.reloaded(new, &[ListenerFrom::Changed(0)], 2) else {
+        let Err((path, message)) =
+            old.reloaded(new, &[ListenerFrom::Changed(0)], (2, old.clusters.clone()))
+        else {
             panic!("refused");
         };
         assert_eq!(path, "static_resources.listeners[0].filter_chains[0]");

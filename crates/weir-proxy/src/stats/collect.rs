@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{CODES, Layout, SslStats, Stat, StatRef, Value, WorkerStats, histogram};
+use crate::snapshot::ClusterEntry;
 use crate::upstream::host_set::HostClass;
 
 /// Merges one scope: `walk` names a worker's copy of it field by field (the same order for
@@ -22,10 +23,13 @@ fn merge_scope<'w>(
     labels: &[(&'static str, String)],
 ) {
     let start = out.len();
-    for (w, worker) in workers.iter().enumerate() {
+    for worker in workers {
+        // The first worker that has the scope names its stats (one that has not grown to
+        // a scope a reload added yet walks nothing).
+        let fresh = out.len() == start;
         let mut k = start;
         walk(worker, &mut |field, stat| {
-            if w == 0 {
+            if fresh {
                 let (tag_field, mut all) = tag_response_code(field);
                 all.extend_from_slice(labels);
                 let tag_name = format!("{tag_prefix}{tag_field}");
@@ -207,7 +211,7 @@ pub(crate) fn collect(
     if layout.proxy_protocol {
         collect_proxy_protocol(&mut out, workers);
     }
-    collect_clusters(&mut out, layout, workers);
+    collect_clusters_settled(&mut out, layout, workers);
     collect_workers(&mut out, workers);
     collect_computed(&mut out, layout, server);
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -319,95 +323,161 @@ fn collect_ssl(
     out.extend(named.into_iter().filter(|s| s.used));
 }
 
-/// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership.
+/// `cluster.<name>.*`: the fixed stats, the per-status counters used, membership. A name
+/// shows while a cluster of that name is in force; its workers' counts are those of every
+/// number it had (a reload that replaced the cluster gave it another), so they go on across
+/// reloads, as Envoy's stats, which are kept by name, do. What the workers share (circuit
+/// breakers, outlier detection, health checks) and its membership are the one in force's.
 fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
-    for (i, cluster) in layout.clusters.iter().enumerate() {
-        let labels = [("envoy_cluster_name", cluster.clone())];
-        let prefix = format!("cluster.{cluster}.");
-        merge_scope(
-            out,
-            workers,
-            |w, f| {
-                let Some(c) = w.clusters.get(i) else { return };
-                c.common.each_field(f);
-                for (k, counter) in c.classes.iter().enumerate() {
-                    f(
-                        &format!("upstream_rq_{}xx", k + 1),
-                        StatRef::Counter(counter),
-                    );
-                }
-            },
-            &prefix,
-            "cluster.",
-            &labels,
-        );
+    for entry in layout
+        .in_force
+        .iter()
+        .filter_map(|&n| layout.clusters.get(n))
+    {
+        let name = &entry.config.name;
+        let start = out.len();
+        collect_cluster(out, layout, (entry, true), workers);
+        let before =
+            (layout.clusters.iter()).filter(|c| c.number != entry.number && c.config.name == *name);
+        for c in before {
+            let mut one = Vec::new();
+            collect_cluster(&mut one, layout, (c, false), workers);
+            add_counts(out, start, one);
+        }
+        let (stats, codes): (Vec<Stat>, Vec<Stat>) =
+            (out.drain(start..)).partition(|s| !is_code(&s.name));
+        out.extend(stats);
         // A status's counter exists once some worker counted it (Envoy creates them on use).
-        let mut codes = Vec::new();
-        merge_scope(
-            &mut codes,
-            workers,
-            |w, f| {
-                let Some(c) = w.clusters.get(i) else { return };
-                for (code, counter) in CODES.zip(c.codes.iter()) {
-                    f(&format!("upstream_rq_{code}"), StatRef::Counter(counter));
-                }
-            },
-            &prefix,
-            "cluster.",
-            &labels,
-        );
         out.extend(codes.into_iter().filter(|s| s.used));
-        if layout.tls_clusters.get(i) == Some(&true) {
-            collect_ssl(
-                out,
-                |w| &w.cluster_ssl,
-                i,
-                (&prefix, "cluster.", &labels),
-                workers,
-            );
+    }
+}
+
+/// [`collect_clusters`], read again while a worker moved a cluster's counts meanwhile (a
+/// fold takes microseconds, and comes at most once per cluster a reload retired).
+fn collect_clusters_settled(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    let start = out.len();
+    for _ in 0..1_000 {
+        let before: Vec<u64> = workers.iter().map(|w| w.folding()).collect();
+        collect_clusters(out, layout, workers);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        let settled = before.iter().all(|seq| seq % 2 == 0)
+            && (workers.iter().zip(&before)).all(|(w, seq)| w.folding() == *seq);
+        if settled {
+            return;
         }
-        // Counts every worker shares: the circuit breakers', the outlier detector's and the
-        // health checker's.
-        let mut shared: Vec<(String, bool, u64)> = Vec::new();
-        if let Some(b) = layout.breakers.get(i) {
-            b.gauges(|n, v| shared.push((format!("circuit_breakers.{n}"), true, v)));
+        out.truncate(start);
+        std::thread::yield_now();
+    }
+    collect_clusters(out, layout, workers);
+}
+
+/// A per-status counter (`upstream_rq_503`), not a class (`upstream_rq_5xx`).
+fn is_code(name: &str) -> bool {
+    (name.rsplit_once("upstream_rq_")).is_some_and(|(_, c)| c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Adds `more`'s values to the stats of the same name in `out[start..]`, or adds the stat
+/// (one the cluster in force does not have, or has not counted on any worker yet).
+fn add_counts(out: &mut Vec<Stat>, start: usize, more: Vec<Stat>) {
+    for stat in more {
+        let Some(to) = out[start..].iter_mut().find(|s| s.name == stat.name) else {
+            out.push(stat);
+            continue;
+        };
+        match (&mut to.value, stat.value) {
+            (Value::Counter(a), Value::Counter(b)) => *a += b,
+            (Value::Gauge(a), Value::Gauge(b)) => *a += b,
+            (Value::Histogram(a), Value::Histogram(b)) => a.add(&b),
+            _ => {}
         }
-        if let Some(Some(d)) = layout.detectors.get(i) {
-            d.each_stat(|n, gauge, v| shared.push((format!("outlier_detection.{n}"), gauge, v)));
-        }
-        if let Some(Some(h)) = layout.health.get(i) {
-            h.each(|n, gauge, v| shared.push((format!("health_check.{n}"), gauge, v)));
-        }
-        for (name, gauge, v) in shared {
-            out.push(Stat {
-                name: format!("{prefix}{name}"),
-                tag_name: format!("cluster.{name}"),
-                prom_name: sanitize(&format!("envoy_cluster_{name}")),
-                labels: labels.to_vec(),
-                value: match gauge {
-                    true => Value::Gauge(v.into()),
-                    false => Value::Counter(v),
-                },
-                used: v != 0,
-            });
-        }
-        let set = layout.hosts.current(i);
-        let count = |class| set.hosts.iter().filter(|h| h.class() == class).count();
-        for (name, n) in [
-            ("membership_total", set.hosts.len()),
-            ("membership_healthy", count(HostClass::Healthy)),
-            ("membership_degraded", count(HostClass::Degraded)),
-            ("membership_excluded", count(HostClass::Excluded)),
-        ] {
-            out.push(Stat {
-                name: format!("{prefix}{name}"),
-                tag_name: format!("cluster.{name}"),
-                prom_name: format!("envoy_cluster_{name}"),
-                labels: labels.to_vec(),
-                value: Value::Gauge(n as i128),
-                used: n != 0,
-            });
-        }
+        to.used |= stat.used;
+    }
+}
+
+/// The stats of cluster number `entry.number`, every per-status counter included; with
+/// `shared`, what the workers share and its membership too.
+fn collect_cluster(
+    out: &mut Vec<Stat>,
+    layout: &Layout,
+    (entry, shared): (&ClusterEntry, bool),
+    workers: &[Arc<WorkerStats>],
+) {
+    let (i, cluster) = (entry.number, &entry.config.name);
+    let labels = [("envoy_cluster_name", cluster.clone())];
+    let prefix = format!("cluster.{cluster}.");
+    merge_scope(
+        out,
+        workers,
+        |w, f| {
+            let Some(c) = w.clusters.get(i) else { return };
+            c.common.each_field(f);
+            for (k, counter) in c.classes.iter().enumerate() {
+                f(
+                    &format!("upstream_rq_{}xx", k + 1),
+                    StatRef::Counter(counter),
+                );
+            }
+            for (code, counter) in CODES.zip(c.codes.iter()) {
+                f(&format!("upstream_rq_{code}"), StatRef::Counter(counter));
+            }
+        },
+        &prefix,
+        "cluster.",
+        &labels,
+    );
+    if entry.config.tls.is_some() {
+        collect_ssl(
+            out,
+            |w| &w.cluster_ssl,
+            i,
+            (&prefix, "cluster.", &labels),
+            workers,
+        );
+    }
+    if !shared {
+        return;
+    }
+    // Counts every worker shares: the circuit breakers', the outlier detector's and the
+    // health checker's.
+    let mut shared: Vec<(String, bool, u64)> = Vec::new();
+    entry
+        .breakers
+        .gauges(|n, v| shared.push((format!("circuit_breakers.{n}"), true, v)));
+    if let Some(d) = &entry.detector {
+        d.each_stat(|n, gauge, v| shared.push((format!("outlier_detection.{n}"), gauge, v)));
+    }
+    if let Some(h) = &entry.health {
+        h.each(|n, gauge, v| shared.push((format!("health_check.{n}"), gauge, v)));
+    }
+    for (name, gauge, v) in shared {
+        out.push(Stat {
+            name: format!("{prefix}{name}"),
+            tag_name: format!("cluster.{name}"),
+            prom_name: sanitize(&format!("envoy_cluster_{name}")),
+            labels: labels.to_vec(),
+            value: match gauge {
+                true => Value::Gauge(v.into()),
+                false => Value::Counter(v),
+            },
+            used: v != 0,
+        });
+    }
+    let set = layout.hosts.current(i);
+    let count = |class| set.hosts.iter().filter(|h| h.class() == class).count();
+    for (name, n) in [
+        ("membership_total", set.hosts.len()),
+        ("membership_healthy", count(HostClass::Healthy)),
+        ("membership_degraded", count(HostClass::Degraded)),
+        ("membership_excluded", count(HostClass::Excluded)),
+    ] {
+        out.push(Stat {
+            name: format!("{prefix}{name}"),
+            tag_name: format!("cluster.{name}"),
+            prom_name: format!("envoy_cluster_{name}"),
+            labels: labels.to_vec(),
+            value: Value::Gauge(n as i128),
+            used: n != 0,
+        });
     }
 }
 
@@ -470,7 +540,7 @@ fn collect_computed(out: &mut Vec<Stat>, layout: &Layout, server: &ServerGauges)
         ("server.total_connections", gauge(total_connections)),
         (
             "cluster_manager.active_clusters",
-            gauge(layout.clusters.len() as i128),
+            gauge(layout.in_force.len() as i128),
         ),
         (
             "listener_manager.total_listeners_active",

@@ -8,6 +8,8 @@
 //! its stats and does the move itself, between two wake rounds, so no count is lost; a reader
 //! that still holds the old stats sees the same values, without the new scopes.
 
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::fence;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{ClusterStats, Counter, HttpScope, Layout, Syscalls, WorkerStats};
@@ -127,6 +129,50 @@ impl ClusterStats {
         self.common.absorb(&from.common);
         absorb_counters(&self.codes, &from.codes);
         absorb_counters(&self.classes, &from.classes);
+    }
+
+    fn clear(&self) {
+        self.common.clear();
+        self.codes
+            .iter()
+            .chain(&self.classes)
+            .for_each(Counter::clear);
+    }
+}
+
+impl WorkerStats {
+    /// Moves the counts of cluster number `n` to number `into` (the worker released a
+    /// retired cluster: its counts go on under the cluster in force of the same name), or
+    /// drops them (`None`), leaving `n`'s at zero for its next cluster. Readers see it done
+    /// or not begun ([`WorkerStats::folding`]). Called by the worker that owns these.
+    pub(crate) fn fold_cluster(&self, n: usize, into: Option<usize>) {
+        let (Some(from), Some(from_ssl)) = (self.clusters.get(n), self.cluster_ssl.get(n)) else {
+            return;
+        };
+        if into.is_some_and(|m| m >= self.clusters.len()) {
+            // Not a number these stats have: the counts stay where they are.
+            return;
+        }
+        let seq = self.folds.load(Relaxed);
+        self.folds.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
+        if let Some(m) = into.filter(|&m| m != n) {
+            if let Some(to) = self.clusters.get(m) {
+                to.absorb(from);
+            }
+            if let Some(to) = self.cluster_ssl.get(m) {
+                to.absorb(from_ssl);
+            }
+        }
+        from.clear();
+        from_ssl.clear();
+        self.folds.store(seq.wrapping_add(2), Release);
+    }
+
+    /// Where the worker's folds stand: odd while one runs. A reader compares it before and
+    /// after reading the clusters.
+    pub(crate) fn folding(&self) -> u64 {
+        self.folds.load(Acquire)
     }
 }
 

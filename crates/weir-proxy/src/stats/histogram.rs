@@ -65,6 +65,14 @@ impl Histogram {
         self.sum.store(sum, Relaxed);
     }
 
+    /// Back to no value (its buckets stay allocated, for the next values).
+    pub(crate) fn clear(&self) {
+        if let Some(buckets) = self.buckets.get() {
+            buckets.iter().for_each(|b| b.store(0, Relaxed));
+        }
+        self.sum.store(0, Relaxed);
+    }
+
     /// Adds this histogram's counts into `into`.
     pub(crate) fn merge_into(&self, into: &mut Snapshot) {
         if let Some(buckets) = self.buckets.get() {
@@ -87,6 +95,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Adds `other`'s counts to this one's.
+    pub(crate) fn add(&mut self, other: &Snapshot) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum += other.sum;
+    }
+
     /// How many values.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

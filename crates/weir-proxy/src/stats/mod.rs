@@ -20,10 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::upstream::circuit_breaker::ClusterBreakers;
-use crate::upstream::health_checker::HealthStats;
+use crate::snapshot::ClusterEntry;
 use crate::upstream::host_set::ClusterHosts;
-use crate::upstream::outlier::Detector;
 
 pub(crate) use collect::{ServerGauges, collect};
 pub(crate) use grow::Book;
@@ -50,6 +48,11 @@ impl Counter {
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
+    }
+
+    /// Back to zero (its scope is given to something else: see `grow.rs`).
+    pub(crate) fn clear(&self) {
+        self.0.store(0, Relaxed);
     }
 }
 
@@ -80,6 +83,11 @@ impl Gauge {
     pub(crate) fn absorb(&self, from: &Gauge) {
         let sum = self.0.load(Relaxed).wrapping_add(from.0.load(Relaxed));
         self.0.store(sum, Relaxed);
+    }
+
+    /// Back to zero.
+    pub(crate) fn clear(&self) {
+        self.0.store(0, Relaxed);
     }
 }
 
@@ -124,6 +132,14 @@ macro_rules! scope {
                 $(self.$c.add(from.$c.get());)*
                 $(self.$g.absorb(&from.$g);)*
                 $(self.$h.absorb(&from.$h);)*
+            }
+
+            /// Every value back to zero (see `grow.rs`); the same allowance.
+            #[allow(dead_code)]
+            pub(crate) fn clear(&self) {
+                $(self.$c.clear();)*
+                $(self.$g.clear();)*
+                $(self.$h.clear();)*
             }
         }
     };
@@ -412,18 +428,14 @@ pub(crate) struct Layout {
     pub(crate) proxy_protocol: bool,
     /// Some listener has an HTTP inspector (so `http_inspector.*` exist).
     pub(crate) http_inspector: bool,
-    /// Cluster names.
-    pub(crate) clusters: Vec<String>,
+    /// The clusters by number (a reload's retired ones too: see `collect_clusters`), with
+    /// what their workers share (circuit breakers, outlier detector, health check stats).
+    pub(crate) clusters: Vec<Arc<ClusterEntry>>,
+    /// The numbers of the clusters in force in the config it was made for (a later reload,
+    /// which publishes a later layout, may have retired them since).
+    pub(crate) in_force: Vec<usize>,
     /// Their current hosts (which change at run time).
     pub(crate) hosts: Arc<ClusterHosts>,
-    /// Per cluster: it speaks TLS to its hosts (so `cluster.<name>.ssl.*` exist).
-    pub(crate) tls_clusters: Vec<bool>,
-    /// Per cluster, its circuit breakers (`circuit_breakers.*` gauges).
-    pub(crate) breakers: Vec<Arc<ClusterBreakers>>,
-    /// Per cluster, its outlier detector (`outlier_detection.*`).
-    pub(crate) detectors: Vec<Option<Arc<Detector>>>,
-    /// Per cluster, its health check's stats (`health_check.*`).
-    pub(crate) health: Vec<Option<Arc<HealthStats>>>,
 }
 
 impl Layout {
@@ -449,22 +461,9 @@ impl Layout {
             proxy_protocol,
             http_inspector,
             listeners,
-            clusters: snapshot
-                .bootstrap
-                .clusters
-                .iter()
-                .map(|c| c.name.clone())
-                .collect(),
+            clusters: snapshot.clusters.all.clone(),
+            in_force: snapshot.clusters.ids.clone(),
             hosts,
-            tls_clusters: snapshot
-                .bootstrap
-                .clusters
-                .iter()
-                .map(|c| c.tls.is_some())
-                .collect(),
-            breakers: snapshot.breakers.clone(),
-            detectors: snapshot.detectors.clone(),
-            health: snapshot.health.clone(),
         }
     }
 }
@@ -489,6 +488,8 @@ impl Layout {
         layout.http_prefixes = snapshot.http_prefixes.clone();
         layout.http_faults = snapshot.http_faults.clone();
         layout.tcp_prefixes = snapshot.tcp_prefixes.clone();
+        layout.clusters = snapshot.clusters.all.clone();
+        layout.in_force = snapshot.clusters.ids.clone();
         for &(slot, address) in added {
             if slot == layout.listeners.len() {
                 layout.listeners.push(address);
@@ -561,6 +562,9 @@ pub struct WorkerStats {
     pub dispatcher: DispatcherStats,
     /// Syscalls by kind.
     pub syscalls: Syscalls,
+    /// Odd while the worker moves a cluster's counts to another (`grow.rs`): a reader that
+    /// saw it odd or changed reads the clusters again, so a count never seems to go back.
+    pub(crate) folds: AtomicU64,
 }
 
 impl WorkerStats {
@@ -601,6 +605,7 @@ impl WorkerStats {
                 .collect(),
             dispatcher: DispatcherStats::default(),
             syscalls: Syscalls::default(),
+            folds: AtomicU64::new(0),
         }
     }
 }

@@ -63,6 +63,15 @@ impl SslStats {
         absorb_counters(&self.curves, &from.curves);
     }
 
+    /// Every count back to zero (see `grow.rs`).
+    pub(crate) fn clear(&self) {
+        (self.fixed.iter())
+            .chain(&self.versions)
+            .chain(&self.ciphers)
+            .chain(&self.curves)
+            .for_each(Counter::clear);
+    }
+
     /// A completed handshake.
     pub(crate) fn handshake(&self, info: &TlsInfo) {
         self.fixed[HANDSHAKE].inc();

@@ -11,6 +11,8 @@
 #[cfg(test)]
 mod breaker_scenarios;
 #[cfg(test)]
+mod cluster_reload_scenarios;
+#[cfg(test)]
 mod filter_scenarios;
 #[cfg(test)]
 mod header_scenarios;
@@ -322,6 +324,8 @@ impl Harness {
         let state = self.worker.control.server.clone();
         let applied = (state.config.reload_from(&state, new)).expect("the reload applies");
         self.worker.follow_reload(state.config.version());
+        // The round the waker makes: it follows host sets the reload changed.
+        self.round(std::iter::empty());
         self.settle();
         applied
     }

@@ -191,6 +191,8 @@ impl Worker {
                 self.deferred.push_back(Deferred::Downstream(ds));
             }
         }
+        // Its queue held only streams that had ended: a host that left goes now.
+        self.clusters[cluster].hosts.forget_if_gone(host);
     }
 
     /// The oldest stream still waiting for the host (streams that ended, or left the queue

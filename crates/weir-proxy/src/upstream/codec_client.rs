@@ -544,8 +544,10 @@ impl Worker {
             && up.conn.write_open()
             && !up.conn.read_eof()
             && !draining
-            // A host that left its cluster takes no more requests.
-            && self.clusters[up.cluster].hosts.reusable(up.host);
+            // A host that left its cluster takes no more requests, nor does a cluster a
+            // reload retired.
+            && self.clusters[up.cluster].hosts.reusable(up.host)
+            && !self.clusters[up.cluster].retired;
         if !reusable {
             return self.close_upstream(id);
         }
@@ -701,6 +703,10 @@ impl Worker {
             }
             let lived = self.now.saturating_duration_since(up.opened);
             cs.upstream_cx_length_ms.record(lived.as_millis() as u64);
+        }
+        // Last, once counted: a retired cluster's last connection may release it.
+        if self.clusters[up.cluster].retired {
+            self.release_clusters();
         }
     }
 }

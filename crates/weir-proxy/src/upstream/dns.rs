@@ -53,8 +53,10 @@ pub(crate) struct DnsClusters {
 }
 
 impl DnsClusters {
-    /// The config's DNS clusters (`None` when it has none).
-    pub(crate) fn of(clusters: &[Cluster]) -> io::Result<Option<DnsClusters>> {
+    /// The DNS clusters of `clusters` (each with its number; `None` when none is).
+    pub(crate) fn of<'a>(
+        clusters: impl IntoIterator<Item = (usize, &'a Cluster)>,
+    ) -> io::Result<Option<DnsClusters>> {
         let mut dns = DnsClusters {
             targets: Vec::new(),
             clusters: HashMap::new(),
@@ -62,7 +64,7 @@ impl DnsClusters {
             rng: fastrand::Rng::new(),
         };
         let now = Instant::now();
-        for (i, cluster) in clusters.iter().enumerate() {
+        for (i, cluster) in clusters {
             let Discovery::Dns(d) = &cluster.discovery else {
                 continue;
             };
@@ -92,6 +94,8 @@ impl DnsClusters {
     /// Looks up every name that is due, and publishes the clusters whose hosts changed;
     /// returns whether any did.
     pub(crate) fn refresh_due(&mut self, hosts: &ClusterHosts) -> bool {
+        // A cluster a reload removed is asked about no more.
+        self.targets.retain(|t| !hosts.removed(t.cluster));
         let mut touched = Vec::new();
         for t in 0..self.targets.len() {
             if self.targets[t].next > Instant::now() {

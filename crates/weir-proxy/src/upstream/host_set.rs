@@ -10,8 +10,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::event::token::{GenSlab, Id};
 use crate::stats::HostStats;
@@ -150,11 +150,11 @@ pub(crate) struct HostSet {
 }
 
 /// Every cluster's current host set, for the workers, the admin, and what changes them.
+/// Clusters are numbered for good: a reload that adds one appends it, one that removes a
+/// cluster empties its set and keeps its number (nothing changes it again).
 #[derive(Debug)]
 pub(crate) struct ClusterHosts {
-    sets: Box<[Mutex<Arc<HostSet>>]>,
-    /// Per cluster, the health a new host starts with (unchecked, when it has health checks).
-    initial_health: Box<[u8]>,
+    sets: RwLock<Vec<Arc<ClusterSet>>>,
     /// Bumped by every change to any cluster: one load per wake round tells a worker whether
     /// to look.
     generation: AtomicU64,
@@ -162,59 +162,97 @@ pub(crate) struct ClusterHosts {
     workers: usize,
 }
 
+/// One cluster's hosts.
+#[derive(Debug)]
+struct ClusterSet {
+    hosts: Mutex<Arc<HostSet>>,
+    /// The health a new host starts with (unchecked, when it has health checks).
+    initial_health: u8,
+    /// A reload removed the cluster: its set stays empty.
+    removed: AtomicBool,
+}
+
 impl ClusterHosts {
     /// Each cluster's first hosts (`initial[c]`), with host stats for `workers` workers.
     pub(crate) fn new(initial: Vec<Vec<HostSpec>>, workers: usize) -> ClusterHosts {
         let hosts = ClusterHosts {
-            sets: Box::new([]),
-            initial_health: Box::new([]),
+            sets: RwLock::new(Vec::new()),
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             workers,
         };
-        let sets = initial
-            .into_iter()
-            .map(|specs| {
-                let set = HostSet {
-                    hosts: specs.into_iter().map(|s| hosts.new_host(s, 0)).collect(),
-                };
-                Mutex::new(Arc::new(set))
-            })
-            .collect();
-        ClusterHosts { sets, ..hosts }
-    }
-
-    /// The clusters with health checks start their hosts unhealthy (`/failed_active_hc`)
-    /// until a check passes, as Envoy does.
-    fn with_initial_health(mut self, health: Vec<u8>) -> ClusterHosts {
-        for (slot, &flags) in self.sets.iter().zip(&health) {
-            let mut set = slot.lock().unwrap_or_else(|e| e.into_inner());
-            let hosts = set
-                .hosts
-                .iter()
-                .map(|h| Arc::new(h.with(h.spec.clone(), flags)));
-            *set = Arc::new(HostSet {
-                hosts: hosts.collect(),
-            });
+        for (number, specs) in initial.into_iter().enumerate() {
+            hosts.add_cluster(number, specs, 0);
         }
-        self.initial_health = health.into();
-        self
+        hosts
     }
 
-    /// The clusters of a config with their configured endpoints.
+    /// The clusters of a config with their configured endpoints; those with health checks
+    /// start their hosts unhealthy (`/failed_active_hc`) until a check passes, as Envoy does.
     pub(crate) fn of(clusters: &[weir_config::Cluster], workers: usize) -> ClusterHosts {
-        let initial = clusters
-            .iter()
-            .map(|c| c.endpoints.iter().map(HostSpec::of).collect())
-            .collect();
-        let health = clusters
-            .iter()
-            .map(|c| match c.health_checks.is_empty() {
-                true => 0,
-                false => HEALTH_ACTIVE_HC,
-            })
-            .collect();
-        ClusterHosts::new(initial, workers).with_initial_health(health)
+        let hosts = ClusterHosts::new(Vec::new(), workers);
+        for (number, c) in clusters.iter().enumerate() {
+            let specs = c.endpoints.iter().map(HostSpec::of).collect();
+            hosts.add_cluster(number, specs, initial_health(c));
+        }
+        hosts
+    }
+
+    /// Gives cluster number `number` (the next one, or one whose cluster was removed and
+    /// that nothing reaches any more) its first hosts. No worker has the cluster yet: each
+    /// takes it with these hosts as it follows the reload.
+    pub(crate) fn add_cluster(&self, number: usize, specs: Vec<HostSpec>, initial_health: u8) {
+        let set = HostSet {
+            hosts: (specs.into_iter())
+                .map(|s| self.new_host(s, initial_health))
+                .collect(),
+        };
+        let set = Arc::new(ClusterSet {
+            hosts: Mutex::new(Arc::new(set)),
+            initial_health,
+            removed: AtomicBool::new(false),
+        });
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        match sets.get_mut(number) {
+            Some(old) => *old = set,
+            None => {
+                debug_assert_eq!(number, sets.len(), "numbers are given in order");
+                sets.push(set);
+            }
+        }
+    }
+
+    /// A reload removed `cluster`: its hosts leave (workers close their idle connections,
+    /// and their busy ones after their request) and nothing adds any again.
+    pub(crate) fn remove_cluster(&self, cluster: usize) {
+        let Some(set) = self.set(cluster) else { return };
+        set.removed.store(true, Ordering::Relaxed);
+        *set.hosts.lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A reload removed `cluster`.
+    pub(crate) fn removed(&self, cluster: usize) -> bool {
+        self.set(cluster)
+            .is_some_and(|s| s.removed.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, cluster: usize) -> Option<Arc<ClusterSet>> {
+        let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
+        sets.get(cluster).cloned()
+    }
+
+    /// `cluster`'s set locked for a change, unless it does not exist or was removed.
+    fn changing(&self, cluster: usize, change: impl FnOnce(&mut Arc<HostSet>, u8) -> bool) -> bool {
+        let Some(set) = self.set(cluster) else {
+            return false;
+        };
+        let mut hosts = set.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if set.removed.load(Ordering::Relaxed) || !change(&mut hosts, set.initial_health) {
+            return false;
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        true
     }
 
     fn new_host(&self, spec: HostSpec, health: u8) -> Arc<Host> {
@@ -234,8 +272,8 @@ impl ClusterHosts {
 
     /// Cluster `cluster`'s current hosts (empty for a cluster that does not exist).
     pub(crate) fn current(&self, cluster: usize) -> Arc<HostSet> {
-        self.sets.get(cluster).map_or_else(Arc::default, |set| {
-            set.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.set(cluster).map_or_else(Arc::default, |set| {
+            set.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone()
         })
     }
 
@@ -243,37 +281,39 @@ impl ClusterHosts {
     /// id and stats (several at one address are matched in order); returns false, and changes
     /// nothing, when the set is the same.
     pub(crate) fn replace(&self, cluster: usize, specs: Vec<HostSpec>, identity: Identity) -> bool {
-        let Some(slot) = self.sets.get(cluster) else {
-            return false;
-        };
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let same = slot.hosts.len() == specs.len()
-            && slot.hosts.iter().zip(&specs).all(|(h, s)| h.spec == *s);
-        if same {
-            return false;
-        }
-        let mut old: HashMap<SocketAddr, Vec<Arc<Host>>> = HashMap::new();
-        for host in slot.hosts.iter().rev() {
-            old.entry(host.spec.address).or_default().push(host.clone());
-        }
-        if let (Identity::Logical, [was], [spec]) = (identity, &slot.hosts[..], &specs[..]) {
-            // The logical host moves: same id, same stats, the new address.
-            old = HashMap::from([(spec.address, vec![was.clone()])]);
-        }
-        let hosts = specs
-            .into_iter()
-            .map(|spec| match old.get_mut(&spec.address).and_then(Vec::pop) {
-                Some(host) if host.spec == spec => host,
-                Some(host) => Arc::new(host.with(spec, host.health)),
-                None => {
-                    let health = self.initial_health.get(cluster).copied().unwrap_or(0);
-                    self.new_host(spec, health)
-                }
-            })
-            .collect();
-        *slot = Arc::new(HostSet { hosts });
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        true
+        self.changing(cluster, |slot, initial_health| {
+            let same = slot.hosts.len() == specs.len()
+                && slot.hosts.iter().zip(&specs).all(|(h, s)| h.spec == *s);
+            if same {
+                return false;
+            }
+            let mut old: HashMap<SocketAddr, Vec<Arc<Host>>> = HashMap::new();
+            for host in slot.hosts.iter().rev() {
+                old.entry(host.spec.address).or_default().push(host.clone());
+            }
+            if let (Identity::Logical, [was], [spec]) = (identity, &slot.hosts[..], &specs[..]) {
+                // The logical host moves: same id, same stats, the new address.
+                old = HashMap::from([(spec.address, vec![was.clone()])]);
+            }
+            let hosts = specs
+                .into_iter()
+                .map(|spec| match old.get_mut(&spec.address).and_then(Vec::pop) {
+                    Some(host) if host.spec == spec => host,
+                    Some(host) => Arc::new(host.with(spec, host.health)),
+                    None => self.new_host(spec, initial_health),
+                })
+                .collect();
+            *slot = Arc::new(HostSet { hosts });
+            true
+        })
+    }
+}
+
+/// The health `cluster`'s new hosts start with: unchecked while it has health checks.
+pub(crate) fn initial_health(cluster: &weir_config::Cluster) -> u8 {
+    match cluster.health_checks.is_empty() {
+        true => 0,
+        false => HEALTH_ACTIVE_HC,
     }
 }
 
@@ -281,60 +321,50 @@ impl ClusterHosts {
     /// Adds a host at `spec`'s address to `cluster` unless it has one there (an
     /// `ORIGINAL_DST` cluster's new destination); returns whether the set changed.
     pub(crate) fn add(&self, cluster: usize, spec: HostSpec) -> bool {
-        let Some(slot) = self.sets.get(cluster) else {
-            return false;
-        };
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.hosts.iter().any(|h| h.spec.address == spec.address) {
-            return false;
-        }
-        let health = self.initial_health.get(cluster).copied().unwrap_or(0);
-        let mut hosts = slot.hosts.clone();
-        hosts.push(self.new_host(spec, health));
-        *slot = Arc::new(HostSet { hosts });
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        true
+        self.changing(cluster, |slot, initial_health| {
+            if slot.hosts.iter().any(|h| h.spec.address == spec.address) {
+                return false;
+            }
+            let mut hosts = slot.hosts.clone();
+            hosts.push(self.new_host(spec, initial_health));
+            *slot = Arc::new(HostSet { hosts });
+            true
+        })
     }
 
     /// Keeps only the hosts of `cluster` that `keep` keeps; returns whether the set changed.
     pub(crate) fn retain(&self, cluster: usize, mut keep: impl FnMut(&Host) -> bool) -> bool {
-        let Some(slot) = self.sets.get(cluster) else {
-            return false;
-        };
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let hosts: Vec<Arc<Host>> = slot.hosts.iter().filter(|h| keep(h)).cloned().collect();
-        if hosts.len() == slot.hosts.len() {
-            return false;
-        }
-        *slot = Arc::new(HostSet { hosts });
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        true
+        self.changing(cluster, |slot, _| {
+            let hosts: Vec<Arc<Host>> = slot.hosts.iter().filter(|h| keep(h)).cloned().collect();
+            if hosts.len() == slot.hosts.len() {
+                return false;
+            }
+            *slot = Arc::new(HostSet { hosts });
+            true
+        })
     }
 
     /// Sets or clears a health flag of host `id` of `cluster`; returns whether the set
     /// changed (workers then follow it).
     pub(crate) fn set_health(&self, cluster: usize, id: HostId, flag: u8, on: bool) -> bool {
-        let Some(slot) = self.sets.get(cluster) else {
-            return false;
-        };
-        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(at) = slot.hosts.iter().position(|h| h.id == id) else {
-            return false;
-        };
-        let host = &slot.hosts[at];
-        let health = if on {
-            host.health | flag
-        } else {
-            host.health & !flag
-        };
-        if health == host.health {
-            return false;
-        }
-        let mut hosts = slot.hosts.clone();
-        hosts[at] = Arc::new(host.with(host.spec.clone(), health));
-        *slot = Arc::new(HostSet { hosts });
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        true
+        self.changing(cluster, |slot, _| {
+            let Some(at) = slot.hosts.iter().position(|h| h.id == id) else {
+                return false;
+            };
+            let host = &slot.hosts[at];
+            let health = if on {
+                host.health | flag
+            } else {
+                host.health & !flag
+            };
+            if health == host.health {
+                return false;
+            }
+            let mut hosts = slot.hosts.clone();
+            hosts[at] = Arc::new(host.with(host.spec.clone(), health));
+            *slot = Arc::new(HostSet { hosts });
+            true
+        })
     }
 }
 
@@ -522,6 +552,14 @@ impl HostSlots {
         }
     }
 
+    /// Forgets host `id` if it left its cluster and nothing holds it (no connection, no
+    /// stream waiting).
+    pub(crate) fn forget_if_gone(&mut self, id: Id) {
+        if (self.slots.get(id)).is_some_and(|s| s.removed && s.conns == 0 && s.waiting.is_empty()) {
+            self.forget(id);
+        }
+    }
+
     fn forget(&mut self, id: Id) {
         if let Some(slot) = self.slots.remove(id) {
             self.forgotten_pools += u64::from(slot.pool.created);
@@ -531,6 +569,23 @@ impl HostSlots {
     /// How many used pools were forgotten since last asked.
     pub(crate) fn take_forgotten_pools(&mut self) -> u64 {
         std::mem::take(&mut self.forgotten_pools)
+    }
+
+    /// No host is left, in the set or draining (so no connection is open).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Empties every host's pool (a reload retired the cluster): returns the idle
+    /// connections, for the caller to close.
+    pub(crate) fn drain_pools(&mut self) -> Vec<Id> {
+        let mut idle = Vec::new();
+        for id in self.slots.ids() {
+            if let Some(slot) = self.slots.get_mut(id) {
+                idle.extend(slot.pool.drain());
+            }
+        }
+        idle
     }
 
     /// Whether a connection to host `id` may go back to its pool (not once the host left).

@@ -22,11 +22,10 @@ pub(crate) mod threads;
 
 use std::sync::Arc;
 
-use weir_config::Cluster;
-
 use crate::event::timer::TimerWheel;
 use crate::event::token::Id;
 use crate::http::active_stream::Stream;
+use crate::snapshot::ClusterEntry;
 use crate::stats::WorkerStats;
 use crate::worker::{TimerKey, Worker};
 
@@ -37,6 +36,14 @@ use outlier::{Detector, Outcome};
 
 /// One cluster as one worker sees it: its hosts (each with its pool) and balancer.
 pub(crate) struct ClusterState {
+    /// The cluster under its number (whether a reload retired it is read there).
+    pub(crate) entry: Arc<ClusterEntry>,
+    /// This worker followed the reload that retired it: its pools drain (no connection goes
+    /// back to one), and a drain time later its hosts are removed.
+    pub(crate) retired: bool,
+    /// Its hosts removed and its last connection closed, this worker released it: its
+    /// number may be given to another cluster (`snapshot/clusters.rs`).
+    pub(crate) released: bool,
     pub(crate) name: weir_flow::Name,
     /// Its balancer picks by the request's hash (ring hash, Maglev).
     pub(crate) hashes: bool,
@@ -68,13 +75,13 @@ pub(crate) type Shared = (
 );
 
 impl ClusterState {
-    pub(crate) fn new(
-        cluster: &Cluster,
-        hosts: Arc<HostSet>,
-        (breakers, outlier, health): Shared,
-        worker: usize,
-    ) -> Self {
+    pub(crate) fn new(entry: &Arc<ClusterEntry>, hosts: Arc<HostSet>, worker: usize) -> Self {
+        let cluster = &entry.config;
+        let (breakers, outlier, health) = entry.shared();
         ClusterState {
+            entry: entry.clone(),
+            retired: false,
+            released: false,
             name: cluster.name.as_str().into(),
             hashes: cluster.lb_policy.hashes(),
             hosts: HostSlots::new(
@@ -182,6 +189,11 @@ impl Worker {
         let hosts = self.control.server.hosts.clone();
         let mut idle = Vec::new();
         for (i, cluster) in self.clusters.iter_mut().enumerate() {
+            if cluster.released {
+                // Its number may be another cluster's already: the worker takes that one
+                // as it follows the reload that gave it.
+                continue;
+            }
             let set = hosts.current(i);
             if !Arc::ptr_eq(&set, cluster.hosts.set()) {
                 idle.extend(cluster.hosts.apply(set));
@@ -207,10 +219,12 @@ impl Worker {
     }
 }
 
-/// Each cluster's name, host count and healthy host count, for the health check filter.
+/// Each cluster's name, host count and healthy host count, for the health check filter
+/// (clusters in force only: a name a reload replaced is found under its new number).
 pub(crate) fn health_of(clusters: &[ClusterState]) -> Vec<(String, usize, usize)> {
     clusters
         .iter()
+        .filter(|c| !c.entry.retired())
         .map(|c| {
             let set = c.hosts.set();
             let healthy = set.hosts.iter().filter(|h| h.healthy()).count();

@@ -7,28 +7,31 @@ use std::sync::Arc;
 
 use super::dns::{DnsClusters, DnsRefresher};
 use super::health_checker::{ClusterCheck, HealthChecker};
+use super::host_set::ClusterHosts;
 use super::original_dst::OriginalDstCleanup;
 use super::outlier::OutlierSweeper;
-use super::probe_flows::ProbeFlows;
 use crate::server::{ServerState, Workers};
-use crate::snapshot::Snapshot;
+use crate::snapshot::ClusterEntry;
 use crate::stats::WorkerStats;
 
-/// The threads, each present when some cluster needs it.
+/// The threads of some clusters (those weir started with, or those one reload added), each
+/// present when one of them needs it.
 pub(crate) struct HostThreads {
-    pub(crate) dns: Option<DnsRefresher>,
-    pub(crate) outlier: Option<OutlierSweeper>,
-    pub(crate) health: Option<HealthChecker>,
-    pub(crate) original_dst: Option<OriginalDstCleanup>,
+    /// The numbers of the clusters they follow.
+    clusters: Vec<usize>,
+    dns: Option<DnsRefresher>,
+    outlier: Option<OutlierSweeper>,
+    health: Option<HealthChecker>,
+    original_dst: Option<OriginalDstCleanup>,
 }
 
 impl HostThreads {
+    /// The threads `clusters` need; `dns`: their DNS clusters, with their first answers.
     pub(crate) fn start(
-        snapshot: &Snapshot,
+        clusters: &[Arc<ClusterEntry>],
         state: &Arc<ServerState>,
         workers: &Workers,
         dns: Option<DnsClusters>,
-        probe_flows: Arc<ProbeFlows>,
     ) -> io::Result<HostThreads> {
         let hosts = &state.hosts;
         let wake = || {
@@ -39,38 +42,82 @@ impl HostThreads {
             Some(dns) => Some(DnsRefresher::start(dns, hosts.clone(), wake())?),
             None => None,
         };
-        let detectors = snapshot.detectors.iter().flatten().cloned().collect();
+        let detectors = clusters.iter().filter_map(|c| c.detector.clone()).collect();
         let outlier = OutlierSweeper::start(detectors, hosts.clone(), wake())?;
-        let checks = health_checks(snapshot, state);
-        let health = HealthChecker::start(checks, hosts.clone(), probe_flows, wake())?;
-        let cleanups = (snapshot.bootstrap.clusters.iter().enumerate())
-            .filter_map(|(i, c)| match &c.discovery {
-                weir_config::Discovery::OriginalDst(od) => Some((i, od.cleanup_interval)),
+        let checks = health_checks(clusters, state);
+        let probes = workers.probes();
+        let health = HealthChecker::start(checks, hosts.clone(), probes, wake())?;
+        let cleanups = (clusters.iter())
+            .filter_map(|c| match &c.config.discovery {
+                weir_config::Discovery::OriginalDst(od) => Some((c.number, od.cleanup_interval)),
                 _ => None,
             })
             .collect();
         let original_dst = OriginalDstCleanup::start(cleanups, hosts.clone(), wake())?;
+        let followed = |c: &&Arc<ClusterEntry>| {
+            let discovery = &c.config.discovery;
+            c.detector.is_some()
+                || c.health.is_some()
+                || matches!(discovery, weir_config::Discovery::Dns(_))
+                || matches!(discovery, weir_config::Discovery::OriginalDst(_))
+        };
         Ok(HostThreads {
+            clusters: clusters.iter().filter(followed).map(|c| c.number).collect(),
             dns,
             outlier,
             health,
             original_dst,
         })
     }
+
+    /// None of them runs: nothing to stop.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dns.is_none()
+            && self.outlier.is_none()
+            && self.health.is_none()
+            && self.original_dst.is_none()
+    }
+
+    /// Every cluster they follow was removed by a reload.
+    pub(crate) fn unneeded(&self, hosts: &ClusterHosts) -> bool {
+        self.clusters.iter().all(|&c| hosts.removed(c))
+    }
+
+    /// They follow cluster `number` (which is therefore not given to another).
+    pub(crate) fn follow(&self, number: usize) -> bool {
+        self.clusters.contains(&number)
+    }
+
+    /// Stops them (each thread is joined).
+    pub(crate) fn stop(self) {
+        if let Some(dns) = self.dns {
+            dns.stop();
+        }
+        if let Some(outlier) = self.outlier {
+            outlier.stop();
+        }
+        if let Some(health) = self.health {
+            health.stop();
+        }
+        if let Some(cleanup) = self.original_dst {
+            cleanup.stop();
+        }
+    }
 }
 
 /// Each cluster's active health check, with a way to tell whether the cluster has carried
 /// traffic (`no_traffic_interval`).
-fn health_checks(snapshot: &Snapshot, state: &Arc<ServerState>) -> Vec<ClusterCheck> {
-    (snapshot.bootstrap.clusters.iter().enumerate())
-        .filter_map(|(i, c)| {
+fn health_checks(clusters: &[Arc<ClusterEntry>], state: &Arc<ServerState>) -> Vec<ClusterCheck> {
+    (clusters.iter())
+        .filter_map(|entry| {
             let state = state.clone();
+            let (i, c) = (entry.number, &entry.config);
             Some(ClusterCheck {
                 cluster: i,
                 name: c.name.clone(),
                 config: c.health_checks.first()?.clone(),
                 tls: c.tls.clone(),
-                stats: snapshot.health.get(i)?.clone()?,
+                stats: entry.health.clone()?,
                 traffic: Box::new(move || {
                     let cx = |w: &Arc<WorkerStats>| {
                         w.clusters

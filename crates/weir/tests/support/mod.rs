@@ -411,6 +411,26 @@ impl Weir {
     pub(crate) fn proc_status_kib(&self, field: &str) -> u64 {
         proc_status_kib(self.pid(), field)
     }
+
+    /// `POST path` on the admin listener: the status and the body.
+    pub(crate) fn admin_post(&self, path: &str) -> (u16, String) {
+        let mut client = Client::connect(self.admin).expect("connect admin");
+        let request = format!("POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n");
+        client.send(request.as_bytes()).expect("send");
+        let response = client.read_response().expect("a response");
+        (response.head.status(), response.text())
+    }
+
+    /// Counter or gauge `name`, from `/stats`.
+    pub(crate) fn stat(&self, name: &str) -> u64 {
+        let text = get(self.admin, &format!("/stats?filter=^{name}$"))
+            .expect("/stats")
+            .text();
+        text.split(": ")
+            .nth(1)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+    }
 }
 
 impl Drop for Weir {
