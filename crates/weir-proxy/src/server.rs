@@ -405,9 +405,8 @@ impl Server {
             flow_trace.mode = mode;
         }
         let epoch = crate::worker::clock();
-        let mut logs = AccessLogs::builder(concurrency, options.file_flush_interval);
-        let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs)?);
-        let access_logs = logs.start()?;
+        let access_logs = AccessLogs::new(concurrency, options.file_flush_interval);
+        let snapshot = Arc::new(Snapshot::new(bootstrap, &access_logs.admin())?);
         let (bound, listeners) = bind_listeners(&snapshot, concurrency)?;
         let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, concurrency));
         // DNS clusters get their first hosts before the workers start (Envoy warms its

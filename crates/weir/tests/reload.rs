@@ -191,7 +191,8 @@ fn renamed(text: &str, prefix: &str, server: &str) -> String {
 fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_response() {
     let origin = Origin::start(|_| Ok(Reply::text(200, "ok")));
     let text = proxy_config(origin.addr);
-    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let args = ["--concurrency", "1", "--file-flush-interval-msec", "50"];
+    let weir = Weir::start(&text, &args);
     let mut old = Client::connect(weir.addr()).expect("connect");
     let before = old.get("/").expect("a response");
     assert!(!before.head.connection_has("close"));
@@ -221,20 +222,48 @@ fn a_changed_chain_takes_new_connections_and_old_ones_close_after_their_next_res
     assert_eq!(weir.stat("http.ingress.downstream_rq_total"), 2);
     assert_eq!(weir.stat("http.ingress.downstream_cx_drain_close"), 1);
 
-    // An access log weir has not opened needs a restart: refused with its path.
-    let logged = renamed(&text, "ingress_v2", "v2").replacen(
-        "          stat_prefix: ingress_v2\n",
-        "          stat_prefix: ingress_v2\n          access_log: [{ name: envoy.access_loggers.stderr, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog } }]\n",
-        1,
-    );
-    std::fs::write(weir.config_path(), logged).expect("rewrite");
+    // A new access log file: opened by the reload, written by the chain it replaces.
+    let log = support::TempFile::new("reloaded-access.log", "");
+    std::fs::remove_file(log.path()).expect("the reload creates it");
+    let access_log = |path: &std::path::Path| {
+        format!(
+            "          stat_prefix: ingress_v2\n          access_log: [{{ name: envoy.access_loggers.file, typed_config: {{ \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: {}, log_format: {{ text_format_source: {{ inline_string: \"%REQ(:PATH)% %RESPONSE_CODE%\\n\" }} }} }} }}]\n",
+            path.display()
+        )
+    };
+    let with_log = |path: &std::path::Path| {
+        renamed(&text, "ingress_v2", "v2").replacen(
+            "          stat_prefix: ingress_v2\n",
+            &access_log(path),
+            1,
+        )
+    };
+    // One it cannot open is refused with its path, and nothing changes.
+    let nowhere = support::TempFile::unique_path("no-such-dir").join("access.log");
+    std::fs::write(weir.config_path(), with_log(&nowhere)).expect("rewrite");
     let (status, refused) = weir.admin_post("/reload");
     assert_eq!(status, 400, "{refused}");
     assert!(
-        refused.contains("static_resources.listeners[0].filter_chains[0]: access_log"),
+        refused.contains("static_resources.listeners[0].filter_chains[0]: access log"),
         "{refused}"
     );
     assert_eq!(get_on(&mut fresh, "/"), "ok", "nothing changed");
+    std::fs::write(weir.config_path(), with_log(log.path())).expect("rewrite");
+    let (status, applied) = weir.admin_post("/reload");
+    assert_eq!(status, 200, "{applied}");
+    let mut logged_client = Client::connect(weir.addr()).expect("connect");
+    assert_eq!(get_on(&mut logged_client, "/logged"), "ok");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(log.path())
+        .unwrap_or_default()
+        .contains("/logged 200")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new access log got no line"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -11,12 +11,13 @@
 //!
 //! ```text
 //! // startup (main thread), after the config is loaded:
-//! let mut builder = AccessLogs::builder(workers, ENVOY_FLUSH_INTERVAL);
-//! for each connection manager `hcm`:
-//!     let set: LogSet = builder.add(&hcm.access_log)?;   // opens files: an error names the path
-//!     // keep `set` with the filter chain's runtime state
-//! let mut logs: AccessLogs = builder.start()?;           // spawns the flusher (if any logger)
-//! // give worker i `logs.worker(i)`: a WorkerLogs (Clone + Send)
+//! let mut logs = AccessLogs::new(workers, ENVOY_FLUSH_INTERVAL);
+//! for each connection manager `hcm` (at startup, and in each chain a reload compiles):
+//!     let set: LogSet = logs.admin().register(&hcm.access_log)?;  // opens new files (an
+//!     // error names the path) and starts the flusher with the first; keep `set` with the
+//!     // filter chain's runtime state
+//! // give worker i `logs.worker(i)`: a WorkerLogs (Send); it calls `follow()` as it
+//! // follows a reload, to take the sets the reload registered
 //!
 //! // data path (worker i), when a stream ends:
 //! if !worker_logs.is_empty(set) {
@@ -35,4 +36,4 @@ pub(crate) mod format;
 pub(crate) mod writer;
 
 pub(crate) use format::LogRecord;
-pub(crate) use writer::{AccessLogs, Builder, ENVOY_FLUSH_INTERVAL, LogSet, LogsAdmin, WorkerLogs};
+pub(crate) use writer::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogSet, LogsAdmin, WorkerLogs};

@@ -19,7 +19,9 @@
 //!   spare of its own and writes a sink's buffers with one `writev`. Buffers and spares keep
 //!   their capacity, so the steady state allocates nothing per line.
 //! - **Sinks are shared**: loggers naming the same file (or stdout) in several connection managers
-//!   write to one handle; files are opened `O_APPEND | O_CREAT` when the server starts.
+//!   write to one handle; files are opened `O_APPEND | O_CREAT` when the config that names them
+//!   is compiled (at startup, or by a reload: the tables grow, and each worker takes the
+//!   larger ones as it follows the reload).
 //! - **Counters** are Envoy's `filesystem.*` names. The data path touches no shared counter: it
 //!   counts in its own buffer, and the flusher adds those counts to [`AccessLogStats`] when it
 //!   swaps, so `write_buffered` and `write_dropped` trail by at most one flush interval.
@@ -27,7 +29,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,12 +66,12 @@ pub(crate) struct AccessLogStats {
     pub(crate) write_dropped: AtomicU64,
 }
 
-/// The access loggers of one connection manager, as [`Builder::add`] registered them.
+/// The access loggers of one connection manager, as [`LogsAdmin::register`] registered them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LogSet(u32);
 
 /// What the formats of a [`LogSet`] read from a request, so the data path collects only that.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Needs {
     /// Request headers to keep in [`LogRecord::request_headers`] (lower-case, each once; as
     /// `Bytes` so a record's copy of a name is a reference count, not an allocation).
@@ -79,81 +82,79 @@ pub(crate) struct Needs {
     pub(crate) upstream_local_address: bool,
 }
 
-/// Registers the access loggers of each connection manager, opens their files, then starts the
-/// flusher: `builder` → [`Builder::add`] per connection manager → [`Builder::start`].
-#[derive(Debug)]
-pub(crate) struct Builder {
-    workers: usize,
-    flush_interval: Duration,
-    sets: Vec<SetEntry>,
-    sinks: Vec<SinkWriter>,
-}
+/// What a set that is not (yet) in a worker's tables needs: nothing.
+const NO_NEEDS: &Needs = &Needs {
+    request_headers: Vec::new(),
+    response_headers: Vec::new(),
+    upstream_local_address: false,
+};
 
-/// Every access logger of the server, and the flusher thread.
+/// Every access logger of the server, and the flusher thread: made with
+/// [`AccessLogs::new`], filled by [`LogsAdmin::register`] (as the config compiles at startup
+/// and at each reload), stopped by [`AccessLogs::stop`] or when dropped.
 #[derive(Debug)]
 pub(crate) struct AccessLogs {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
 }
 
-/// What the admin listener reads and asks of the access logs.
+/// What the admin listener and the config's compilation ask of the access logs.
 #[derive(Debug, Clone)]
 pub(crate) struct LogsAdmin {
     shared: Arc<Shared>,
 }
 
-impl LogsAdmin {
-    /// The counters.
-    pub(crate) fn stats(&self) -> &Arc<AccessLogStats> {
-        &self.shared.stats
-    }
-
-    /// Bytes buffered and not yet written (Envoy's `filesystem.write_total_buffered`).
-    pub(crate) fn buffered_bytes(&self) -> u64 {
-        self.shared
-            .buffers
-            .iter()
-            .flatten()
-            .map(|slot| lock(&slot.0).data.len() as u64)
-            .sum()
-    }
-
-    /// Reopens every file at the next flush, which happens now (`POST /reopen_logs`, after
-    /// logrotate moved the files). Lines buffered until then go to the new files.
-    pub(crate) fn reopen(&self) {
-        self.shared.reopen.store(true, Relaxed);
-        self.shared.wake_flusher();
-    }
-}
-
-/// One worker's handle: cheap to clone, `Send`, and what the data path logs through.
+/// One worker's handle: `Send`, and what the data path logs through. It reads the tables
+/// it took last; [`WorkerLogs::follow`] takes the ones a reload's registrations made.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerLogs {
     shared: Arc<Shared>,
+    tables: Arc<Tables>,
+    /// The registrations `tables` has.
+    generation: u64,
     worker: usize,
 }
 
 #[derive(Debug)]
 struct Shared {
-    sets: Vec<SetEntry>,
-    /// `[sink][worker]`.
-    buffers: Vec<Vec<Slot>>,
+    workers: usize,
+    flush_interval: Duration,
+    /// What workers and the flusher index. A registration that adds to them replaces them
+    /// with longer ones (indexes stay: nothing is removed), under this lock.
+    tables: Mutex<Arc<Tables>>,
+    /// Registrations that added to the tables so far.
+    generation: AtomicU64,
+    /// Sinks opened since the flusher last looked, in `tables` order.
+    opened: Mutex<Vec<SinkWriter>>,
+    /// Started with the first sink.
+    flusher: Mutex<Option<JoinHandle<()>>>,
     wake: Mutex<Wake>,
     cond: Condvar,
     reopen: AtomicBool,
     stats: Arc<AccessLogStats>,
 }
 
-#[derive(Debug)]
+/// The sets and their sinks' buffers.
+#[derive(Debug, Default, Clone)]
+struct Tables {
+    sets: Vec<SetEntry>,
+    /// Per sink, a buffer per worker.
+    buffers: Vec<Arc<[Slot]>>,
+    /// Per sink, where it writes (loggers naming the same destination share it).
+    sinks: Vec<AccessLogSink>,
+    /// Each `access_log` registered, with its set (the same one registers once).
+    known: Vec<(Vec<AccessLog>, LogSet)>,
+}
+
+#[derive(Debug, Clone)]
 struct SetEntry {
     loggers: Vec<Logger>,
     needs: Needs,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Logger {
     format: LogFormat,
-    /// Index into `Shared::buffers`.
+    /// Index into `Tables::buffers`.
     sink: usize,
 }
 
@@ -199,30 +200,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AccessLogs {
-    /// Starts registering loggers for `workers` workers (at least 1); the flusher will write at
-    /// least every `flush_interval` (Envoy's default: [`ENVOY_FLUSH_INTERVAL`]).
-    pub(crate) fn builder(workers: usize, flush_interval: Duration) -> Builder {
-        Builder {
-            workers: workers.max(1),
-            flush_interval,
-            sets: Vec::new(),
-            sinks: Vec::new(),
+    /// No logger yet, for `workers` workers (at least 1); the flusher will write at least
+    /// every `flush_interval` (Envoy's default: [`ENVOY_FLUSH_INTERVAL`]).
+    pub(crate) fn new(workers: usize, flush_interval: Duration) -> AccessLogs {
+        AccessLogs {
+            shared: Arc::new(Shared {
+                workers: workers.max(1),
+                flush_interval,
+                tables: Mutex::default(),
+                generation: AtomicU64::new(0),
+                opened: Mutex::default(),
+                flusher: Mutex::default(),
+                wake: Mutex::default(),
+                cond: Condvar::new(),
+                reopen: AtomicBool::new(false),
+                stats: Arc::default(),
+            }),
         }
     }
 
-    /// The handle worker `index` (below the `workers` given to the builder) logs through.
+    /// The handle worker `index` (below the `workers` given to [`AccessLogs::new`]) logs
+    /// through.
     pub(crate) fn worker(&self, index: usize) -> WorkerLogs {
-        assert!(
-            index < self.shared.buffers.first().map_or(usize::MAX, Vec::len),
-            "worker {index} out of range"
-        );
-        WorkerLogs {
+        assert!(index < self.shared.workers, "worker {index} out of range");
+        let mut logs = WorkerLogs {
             shared: Arc::clone(&self.shared),
+            tables: Arc::default(),
+            generation: u64::MAX,
             worker: index,
-        }
+        };
+        logs.follow();
+        logs
     }
 
-    /// The admin listener's view: counters, buffered bytes, reopening.
+    /// The admin listener's and the config's view: counters, buffered bytes, reopening,
+    /// registering.
     pub(crate) fn admin(&self) -> LogsAdmin {
         LogsAdmin {
             shared: Arc::clone(&self.shared),
@@ -233,7 +245,7 @@ impl AccessLogs {
     /// logging (lines logged afterwards are never written). Idempotent; dropping `AccessLogs`
     /// does it too.
     pub(crate) fn stop(&mut self) {
-        if let Some(flusher) = self.flusher.take() {
+        if let Some(flusher) = lock(&self.shared.flusher).take() {
             lock(&self.shared.wake).stop = true;
             self.shared.cond.notify_one();
             if flusher.join().is_err() {
@@ -249,14 +261,47 @@ impl Drop for AccessLogs {
     }
 }
 
-impl Builder {
-    /// Registers one connection manager's `access_log` and opens the files it names (a file
-    /// another set already opened is shared). An error names the file that cannot be opened.
-    pub(crate) fn add(&mut self, logs: &[AccessLog]) -> io::Result<LogSet> {
-        let mut loggers = Vec::with_capacity(logs.len());
-        let mut needs = Needs::default();
+impl LogsAdmin {
+    /// The counters.
+    pub(crate) fn stats(&self) -> &Arc<AccessLogStats> {
+        &self.shared.stats
+    }
+
+    /// Bytes buffered and not yet written (Envoy's `filesystem.write_total_buffered`).
+    pub(crate) fn buffered_bytes(&self) -> u64 {
+        let tables = lock(&self.shared.tables).clone();
+        (tables.buffers.iter())
+            .flat_map(|slots| slots.iter())
+            .map(|slot| lock(&slot.0).data.len() as u64)
+            .sum()
+    }
+
+    /// Reopens every file at the next flush, which happens now (`POST /reopen_logs`, after
+    /// logrotate moved the files). Lines buffered until then go to the new files.
+    pub(crate) fn reopen(&self) {
+        self.shared.reopen.store(true, Relaxed);
+        self.shared.wake_flusher();
+    }
+
+    /// Registers one connection manager's `access_log` (at startup, or when a reload compiles
+    /// a chain) and opens the files it names that no other logger has open (a file another
+    /// set opened is shared; the same `access_log` is the same set). An error names the file
+    /// that cannot be opened, and registers nothing. Workers see a new set once they follow
+    /// the reload that made it ([`WorkerLogs::follow`]); a set is never removed.
+    pub(crate) fn register(&self, logs: &[AccessLog]) -> io::Result<LogSet> {
+        let shared = &self.shared;
+        let mut tables = lock(&shared.tables);
+        if let Some((_, set)) = tables.known.iter().find(|(l, _)| l.as_slice() == logs) {
+            return Ok(*set);
+        }
+        let mut next = Tables::clone(&tables);
+        let mut opened = Vec::new();
+        let mut entry = SetEntry {
+            loggers: Vec::with_capacity(logs.len()),
+            needs: Needs::default(),
+        };
         for log in logs {
-            let sink = match self.sinks.iter().position(|s| s.sink == log.sink) {
+            let sink = match next.sinks.iter().position(|s| *s == log.sink) {
                 Some(i) => i,
                 None => {
                     let out = match &log.sink {
@@ -264,82 +309,76 @@ impl Builder {
                         AccessLogSink::Stdout => Output::Stdout,
                         AccessLogSink::Stderr => Output::Stderr,
                     };
-                    self.sinks.push(SinkWriter {
+                    opened.push(SinkWriter {
                         sink: log.sink.clone(),
                         out,
-                        spares: vec![Vec::new(); self.workers],
+                        spares: vec![Vec::new(); shared.workers],
                     });
-                    self.sinks.len() - 1
+                    next.sinks.push(log.sink.clone());
+                    next.buffers
+                        .push((0..shared.workers).map(|_| Slot::default()).collect());
+                    next.sinks.len() - 1
                 }
             };
-            let format = &log.format;
-            for name in format.request_headers() {
-                if !needs.request_headers.iter().any(|n| n == name.as_bytes()) {
-                    needs
-                        .request_headers
-                        .push(Bytes::copy_from_slice(name.as_bytes()));
-                }
-            }
-            for name in format.response_headers() {
-                if !needs.response_headers.iter().any(|n| n == name.as_bytes()) {
-                    needs
-                        .response_headers
-                        .push(Bytes::copy_from_slice(name.as_bytes()));
-                }
-            }
-            needs.upstream_local_address |= format.uses(|op| {
-                matches!(
-                    op,
-                    Operator::UpstreamLocalAddress
-                        | Operator::UpstreamLocalAddressWithoutPort
-                        | Operator::UpstreamLocalPort
-                )
-            });
-            loggers.push(Logger {
-                format: format.clone(),
+            entry.needs.add(&log.format);
+            entry.loggers.push(Logger {
+                format: log.format.clone(),
                 sink,
             });
         }
         let id =
-            u32::try_from(self.sets.len()).map_err(|_| io::Error::other("too many log sets"))?;
-        self.sets.push(SetEntry { loggers, needs });
+            u32::try_from(next.sets.len()).map_err(|_| io::Error::other("too many log sets"))?;
+        if !opened.is_empty() {
+            self.start_flusher()?;
+        }
+        next.sets.push(entry);
+        next.known.push((logs.to_vec(), LogSet(id)));
+        // The opened sinks in the order of the buffers, under the tables' lock.
+        lock(&shared.opened).extend(opened);
+        *tables = Arc::new(next);
+        shared.generation.fetch_add(1, Release);
         Ok(LogSet(id))
     }
 
-    /// Starts the flusher thread (none when no logger was registered).
-    pub(crate) fn start(self) -> io::Result<AccessLogs> {
-        let Builder {
-            workers,
-            flush_interval,
-            sets,
-            sinks,
-        } = self;
-        let shared = Arc::new(Shared {
-            sets,
-            buffers: sinks
-                .iter()
-                .map(|_| (0..workers).map(|_| Slot::default()).collect())
-                .collect(),
-            wake: Mutex::new(Wake::default()),
-            cond: Condvar::new(),
-            reopen: AtomicBool::new(false),
-            stats: Arc::new(AccessLogStats::default()),
-        });
-        let flusher = if sinks.is_empty() {
-            None
-        } else {
-            let flusher = Flusher {
-                shared: Arc::clone(&shared),
-                sinks,
-                interval: flush_interval,
+    /// Starts the flusher thread, unless it runs.
+    fn start_flusher(&self) -> io::Result<()> {
+        let mut flusher = lock(&self.shared.flusher);
+        if flusher.is_none() {
+            let run = Flusher {
+                shared: Arc::clone(&self.shared),
+                sinks: Vec::new(),
+                interval: self.shared.flush_interval,
             };
-            Some(
-                std::thread::Builder::new()
-                    .name("weir-access-log".to_owned())
-                    .spawn(move || flusher.run())?,
+            let thread = std::thread::Builder::new().name("weir-access-log".to_owned());
+            *flusher = Some(thread.spawn(move || run.run())?);
+        }
+        Ok(())
+    }
+}
+
+impl Needs {
+    /// Adds what `format` reads.
+    fn add(&mut self, format: &LogFormat) {
+        for name in format.request_headers() {
+            if !self.request_headers.iter().any(|n| n == name.as_bytes()) {
+                self.request_headers
+                    .push(Bytes::copy_from_slice(name.as_bytes()));
+            }
+        }
+        for name in format.response_headers() {
+            if !self.response_headers.iter().any(|n| n == name.as_bytes()) {
+                self.response_headers
+                    .push(Bytes::copy_from_slice(name.as_bytes()));
+            }
+        }
+        self.upstream_local_address |= format.uses(|op| {
+            matches!(
+                op,
+                Operator::UpstreamLocalAddress
+                    | Operator::UpstreamLocalAddressWithoutPort
+                    | Operator::UpstreamLocalPort
             )
-        };
-        Ok(AccessLogs { shared, flusher })
+        });
     }
 }
 
@@ -360,21 +399,34 @@ impl Shared {
 }
 
 impl WorkerLogs {
+    /// Takes the sets registered since it last looked (a worker calls it as it follows a
+    /// reload, before it serves a chain the reload compiled).
+    pub(crate) fn follow(&mut self) {
+        let generation = self.shared.generation.load(Acquire);
+        if generation != self.generation {
+            self.tables = lock(&self.shared.tables).clone();
+            self.generation = generation;
+        }
+    }
+
     /// Whether `set` has no logger (the data path can skip building a record).
     pub(crate) fn is_empty(&self, set: LogSet) -> bool {
-        self.shared.sets[set.0 as usize].loggers.is_empty()
+        (self.tables.sets.get(set.0 as usize)).is_none_or(|s| s.loggers.is_empty())
     }
 
     /// What `set`'s formats read from a request.
     pub(crate) fn needs(&self, set: LogSet) -> &Needs {
-        &self.shared.sets[set.0 as usize].needs
+        (self.tables.sets.get(set.0 as usize)).map_or(NO_NEEDS, |s| &s.needs)
     }
 
     /// Formats `record` for every logger of `set` into this worker's buffers. Never blocks on
     /// I/O and allocates nothing once the buffers have grown.
     pub(crate) fn log(&self, set: LogSet, record: &LogRecord) {
-        for logger in &self.shared.sets[set.0 as usize].loggers {
-            let slot = &self.shared.buffers[logger.sink][self.worker];
+        let Some(entry) = self.tables.sets.get(set.0 as usize) else {
+            return;
+        };
+        for logger in &entry.loggers {
+            let slot = &self.tables.buffers[logger.sink][self.worker];
             let mut buffer = lock(&slot.0);
             let before = buffer.data.len();
             if before >= MAX_BUFFER {
@@ -403,6 +455,7 @@ impl Flusher {
     fn run(mut self) {
         loop {
             let (stop, by_timer) = self.wait();
+            self.sinks.extend(lock(&self.shared.opened).drain(..));
             if self.shared.reopen.swap(false, Relaxed) {
                 self.reopen();
             }
@@ -453,9 +506,10 @@ impl Flusher {
     /// Swaps every buffer out and writes each sink's with one `writev`.
     fn flush(&mut self, by_timer: bool) {
         let stats = &self.shared.stats;
-        for (sink, slots) in self.sinks.iter_mut().zip(&self.shared.buffers) {
+        let tables = lock(&self.shared.tables).clone();
+        for (sink, slots) in self.sinks.iter_mut().zip(&tables.buffers) {
             let mut bytes = 0;
-            for (spare, slot) in sink.spares.iter_mut().zip(slots) {
+            for (spare, slot) in sink.spares.iter_mut().zip(slots.iter()) {
                 let mut buffer = lock(&slot.0);
                 stats.write_buffered.fetch_add(buffer.lines, Relaxed);
                 stats.write_dropped.fetch_add(buffer.dropped, Relaxed);
@@ -529,253 +583,5 @@ fn write_all_vectored(out: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> i
 }
 
 #[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-    use std::path::PathBuf;
-    use std::sync::atomic::AtomicUsize;
-    use std::time::UNIX_EPOCH;
-
-    use super::*;
-
-    fn temp_path(name: &str) -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        std::env::temp_dir().join(format!(
-            "weir-access-log-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Relaxed)
-        ))
-    }
-
-    fn file_log(path: &Path, format: &str) -> AccessLog {
-        AccessLog {
-            name: "test".to_owned(),
-            sink: AccessLogSink::File(path.to_owned()),
-            format: LogFormat::text(format, false).unwrap(),
-        }
-    }
-
-    fn record(bytes_sent: u64) -> LogRecord {
-        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        LogRecord {
-            start: UNIX_EPOCH,
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
-            protocol: "HTTP/1.1",
-            response_code: 200,
-            response_code_details: "",
-            response_flags: "",
-            bytes_received: 0,
-            bytes_sent,
-            duration: None,
-            request_duration: None,
-            response_duration: None,
-            upstream_host: None,
-            upstream_cluster: None,
-            upstream_local: None,
-            downstream_remote: addr,
-            downstream_direct_remote: addr,
-            downstream_local: addr,
-            route_name: None,
-            config_version: 1,
-            tls: None,
-            transport_failure: None,
-        }
-    }
-
-    #[test]
-    fn two_workers_lose_no_line() {
-        let path = temp_path("two-workers.log");
-        let mut builder = AccessLogs::builder(2, Duration::from_millis(10));
-        let set = builder
-            .add(&[file_log(
-                &path,
-                "%RESPONSE_CODE% %BYTES_SENT% %DOWNSTREAM_REMOTE_PORT%\n",
-            )])
-            .unwrap();
-        let mut logs = builder.start().unwrap();
-        const LINES: u64 = 20_000;
-        let threads: Vec<_> = (0..2)
-            .map(|w| {
-                let worker = logs.worker(w);
-                std::thread::spawn(move || {
-                    for i in 0..LINES {
-                        let mut r = record(i);
-                        r.downstream_remote.set_port(w as u16);
-                        worker.log(set, &r);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        logs.stop();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        let mut seen = [vec![false; LINES as usize], vec![false; LINES as usize]];
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            assert_eq!(fields.len(), 3, "{line:?}");
-            assert_eq!(fields[0], "200");
-            let i: usize = fields[1].parse().unwrap();
-            let w: usize = fields[2].parse().unwrap();
-            assert!(!seen[w][i], "duplicate {line}");
-            seen[w][i] = true;
-        }
-        assert!(seen.iter().flatten().all(|s| *s), "lines were lost");
-        let admin = logs.admin();
-        let stats = admin.stats();
-        assert_eq!(stats.write_buffered.load(Relaxed), 2 * LINES);
-        assert_eq!(stats.write_dropped.load(Relaxed), 0);
-        assert_eq!(stats.write_failed.load(Relaxed), 0);
-        assert!(stats.write_completed.load(Relaxed) >= 1);
-        assert_eq!(logs.admin().buffered_bytes(), 0);
-    }
-
-    #[test]
-    fn full_buffer_drops_and_counts() {
-        let path = temp_path("full.log");
-        // A flush interval long enough that nothing is written before stop().
-        let mut builder = AccessLogs::builder(1, Duration::from_secs(3600));
-        let set = builder.add(&[file_log(&path, "a line\n")]).unwrap();
-        let mut logs = builder.start().unwrap();
-        let worker = logs.worker(0);
-        // Fill the buffer directly to the bound, as if the flusher were stuck on a slow disk.
-        lock(&logs.shared.buffers[0][0].0)
-            .data
-            .resize(MAX_BUFFER, b'\n');
-        for _ in 0..5 {
-            worker.log(set, &record(0));
-        }
-        logs.stop();
-        let admin = logs.admin();
-        let stats = admin.stats();
-        assert_eq!(stats.write_dropped.load(Relaxed), 5);
-        assert_eq!(stats.write_buffered.load(Relaxed), 0);
-        let written = std::fs::metadata(&path).unwrap().len();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(written, MAX_BUFFER as u64);
-    }
-
-    #[test]
-    fn threshold_wakes_the_flusher_before_the_interval() {
-        let path = temp_path("threshold.log");
-        let mut builder = AccessLogs::builder(1, Duration::from_secs(3600));
-        let line = format!("{}\n", "y".repeat(1023));
-        let set = builder.add(&[file_log(&path, &line)]).unwrap();
-        let mut logs = builder.start().unwrap();
-        let worker = logs.worker(0);
-        for _ in 0..(FLUSH_THRESHOLD / 1024) {
-            worker.log(set, &record(0));
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while logs.admin().stats().write_completed.load(Relaxed) == 0 {
-            assert!(Instant::now() < deadline, "the flusher was not woken");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            FLUSH_THRESHOLD as u64
-        );
-        assert_eq!(logs.admin().stats().flushed_by_timer.load(Relaxed), 0);
-        logs.stop();
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn timer_flushes_and_reopen_follows_a_rename() {
-        let path = temp_path("rotate.log");
-        let rotated = temp_path("rotate.log.1");
-        let mut builder = AccessLogs::builder(1, Duration::from_millis(10));
-        let set = builder.add(&[file_log(&path, "%BYTES_SENT%\n")]).unwrap();
-        let mut logs = builder.start().unwrap();
-        let worker = logs.worker(0);
-        worker.log(set, &record(1));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&path).unwrap().len() == 0 {
-            assert!(Instant::now() < deadline, "the timer did not flush");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert!(logs.admin().stats().flushed_by_timer.load(Relaxed) >= 1);
-        // logrotate: move the file away, then ask for a reopen.
-        std::fs::rename(&path, &rotated).unwrap();
-        logs.admin().reopen();
-        while !path.exists() {
-            assert!(Instant::now() < deadline, "the file was not reopened");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        worker.log(set, &record(2));
-        logs.stop();
-        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "1\n");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "2\n");
-        std::fs::remove_file(&path).unwrap();
-        std::fs::remove_file(&rotated).unwrap();
-    }
-
-    #[test]
-    fn sinks_are_shared_and_needs_are_merged() {
-        let path = temp_path("shared.log");
-        let mut builder = AccessLogs::builder(1, Duration::from_millis(10));
-        let a = builder
-            .add(&[file_log(&path, "a %REQ(:PATH)% %REQ(USER-AGENT)%\n")])
-            .unwrap();
-        let b = builder
-            .add(&[
-                file_log(&path, "b %REQ(user-agent)% %UPSTREAM_LOCAL_ADDRESS%\n"),
-                file_log(&path, "c %RESP(CONTENT-TYPE)%\n"),
-            ])
-            .unwrap();
-        let none = builder.add(&[]).unwrap();
-        assert_eq!(builder.sinks.len(), 1);
-        let mut logs = builder.start().unwrap();
-        let worker = logs.worker(0);
-        assert_eq!(
-            worker.needs(a).request_headers,
-            [
-                Bytes::from_static(b":path"),
-                Bytes::from_static(b"user-agent")
-            ]
-        );
-        assert!(!worker.needs(a).upstream_local_address);
-        assert_eq!(
-            worker.needs(b).request_headers,
-            [Bytes::from_static(b"user-agent")]
-        );
-        assert_eq!(
-            worker.needs(b).response_headers,
-            [Bytes::from_static(b"content-type")]
-        );
-        assert!(worker.needs(b).upstream_local_address);
-        assert!(worker.is_empty(none) && !worker.is_empty(a));
-        worker.log(a, &record(0));
-        worker.log(b, &record(0));
-        worker.log(none, &record(0));
-        logs.stop();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "a - -\nb - -\nc -\n"
-        );
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn unopenable_file_is_a_startup_error_naming_it() {
-        let path = temp_path("no-such-dir").join("access.log");
-        let mut builder = AccessLogs::builder(1, ENVOY_FLUSH_INTERVAL);
-        let err = builder.add(&[file_log(&path, "x\n")]).unwrap_err();
-        assert!(
-            err.to_string().contains(&path.display().to_string()),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn no_logger_no_thread() {
-        let mut builder = AccessLogs::builder(4, ENVOY_FLUSH_INTERVAL);
-        let set = builder.add(&[]).unwrap();
-        let mut logs = builder.start().unwrap();
-        assert!(logs.flusher.is_none());
-        logs.worker(3).log(set, &record(0));
-        logs.stop();
-    }
-}
+#[path = "writer_tests.rs"]
+mod tests;

@@ -138,8 +138,8 @@ mod tests {
                 "  - name: {name}\n    connect_timeout: {timeout}\n"
             ));
         }
-        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
-        Snapshot::new(weir_config::parse(&yaml).expect("valid"), &mut logs).expect("snapshot")
+        let logs = AccessLogs::new(1, Duration::from_secs(1));
+        Snapshot::new(weir_config::parse(&yaml).expect("valid"), &logs.admin()).expect("snapshot")
     }
 
     #[test]

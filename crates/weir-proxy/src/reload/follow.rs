@@ -149,8 +149,11 @@ impl Worker {
         self.grow_stats_to(&layout);
     }
 
-    /// [`Worker::grow_stats`] to `layout` exactly (one the caller reads from too).
+    /// [`Worker::grow_stats`] to `layout` exactly (one the caller reads from too). The access
+    /// log sets the reload registered are taken here too: whatever takes a reload's chains
+    /// calls this first.
     pub(super) fn grow_stats_to(&mut self, layout: &crate::stats::Layout) {
+        self.logs.follow();
         if let Some(grown) = self.stats.grown(layout) {
             self.stats = Arc::new(grown);
             self.control

@@ -350,7 +350,12 @@ impl ConfigState {
         }
         let version = current.version + 1;
         let rebuilt = old
-            .reloaded(new, &plan.from, (version, clusters.clusters.clone()))
+            .reloaded(
+                new,
+                &plan.from,
+                (version, clusters.clusters.clone()),
+                &state.access_logs,
+            )
             .map_err(|(path, e)| Refused::one(&path, e))?;
         let snapshot = rebuilt.snapshot;
         let added: Vec<_> = (plan.from.iter().enumerate())

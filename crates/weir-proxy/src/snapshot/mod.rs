@@ -20,7 +20,7 @@ use weir_config::{
 };
 use weir_http1::Limits;
 
-use crate::access_log::{Builder as AccessLogBuilder, LogSet};
+use crate::access_log::{LogSet, LogsAdmin};
 use crate::http::filter::FilterChainSpec;
 use crate::router::route_table::RouteTable;
 use version::Version;
@@ -37,8 +37,6 @@ pub(crate) struct Snapshot {
     pub(crate) http_faults: Vec<bool>,
     /// Its clusters under their numbers (see `clusters.rs`).
     pub(crate) clusters: Clusters,
-    /// The access-log sets open, by their `access_log` (what a reload's chains can use).
-    log_sets: Arc<Vec<(Vec<AccessLog>, LogSet)>>,
     /// Listener numbers handed out so far (see [`ListenerRuntime::slot`]).
     pub(crate) listener_slots: usize,
 }
@@ -269,7 +267,7 @@ impl Chain {
     fn new(
         chain: &FilterChain,
         prefixes: &mut Prefixes,
-        logs: &mut LogSets<'_>,
+        logs: &LogsAdmin,
         (since, clusters): (u64, &Clusters),
     ) -> Result<Chain, String> {
         let tls = chain.tls.as_ref().map(|t| t.server_config.clone());
@@ -281,7 +279,7 @@ impl Chain {
             return Ok(Chain::Tcp(Arc::new(TcpChain {
                 name: chain.name.as_str().into(),
                 stats: scope_of(&mut prefixes.tcp, &proxy.stat_prefix),
-                logs: logs.set(&proxy.access_log)?,
+                logs: register(logs, &proxy.access_log)?,
                 _tokens: clusters.tokens(proxy.clusters.iter().map(|(c, _)| *c)),
                 proxy,
                 tls,
@@ -295,7 +293,7 @@ impl Chain {
             return Ok(Chain::Empty(chain.tls.clone().map(Box::new)));
         };
         (hcm.route_config).renumber_clusters(|c| clusters.number(c));
-        let logs = logs.set(&hcm.access_log)?;
+        let logs = register(logs, &hcm.access_log)?;
         let stats = scope_of(&mut prefixes.http, &hcm.stat_prefix);
         let suppress_envoy_headers = hcm.http_filters.iter().any(|f| {
             matches!(
@@ -347,27 +345,9 @@ fn scope_of(prefixes: &mut Vec<String>, prefix: &str) -> usize {
     }
 }
 
-/// The access-log sets of chains, by their `access_log`. At startup a new one opens its
-/// files; a reload can only use the sets open already (the flusher's files are fixed when
-/// it starts), so a new `access_log` there needs a restart.
-struct LogSets<'a> {
-    /// `None`: a reload.
-    builder: Option<&'a mut AccessLogBuilder>,
-    known: Vec<(Vec<AccessLog>, LogSet)>,
-}
-
-impl LogSets<'_> {
-    fn set(&mut self, logs: &[AccessLog]) -> Result<LogSet, String> {
-        if let Some((_, set)) = self.known.iter().find(|(l, _)| l.as_slice() == logs) {
-            return Ok(*set);
-        }
-        let Some(builder) = self.builder.as_mut() else {
-            return Err("access_log: differs from every access_log weir started with; a new access log needs a restart".into());
-        };
-        let set = builder.add(logs).map_err(|e| e.to_string())?;
-        self.known.push((logs.to_vec(), set));
-        Ok(set)
-    }
+/// `access_log`'s set (files it opens: an error names the file).
+fn register(logs: &LogsAdmin, access_log: &[AccessLog]) -> Result<LogSet, String> {
+    logs.register(access_log).map_err(|e| e.to_string())
 }
 
 impl ListenerRuntime {
@@ -440,16 +420,12 @@ impl ListenerRuntime {
 
 impl Snapshot {
     /// Compiles the bootstrap; opens the access log files (an error names the file).
-    pub(crate) fn new(bootstrap: Bootstrap, logs: &mut AccessLogBuilder) -> std::io::Result<Self> {
+    pub(crate) fn new(bootstrap: Bootstrap, logs: &LogsAdmin) -> std::io::Result<Self> {
         let mut prefixes = Prefixes::default();
-        let mut sets = LogSets {
-            builder: Some(logs),
-            known: Vec::new(),
-        };
         let mut listeners = Vec::new();
         let clusters = Clusters::first(&bootstrap.clusters);
         for (slot, l) in bootstrap.listeners.iter().enumerate() {
-            let mut compile = |c| Chain::new(c, &mut prefixes, &mut sets, (1, &clusters));
+            let mut compile = |c| Chain::new(c, &mut prefixes, logs, (1, &clusters));
             let chains = (l.filter_chains.iter())
                 .map(&mut compile)
                 .collect::<Result<_, _>>()
@@ -471,7 +447,6 @@ impl Snapshot {
             http_prefixes: prefixes.http,
             tcp_prefixes: prefixes.tcp,
             http_faults,
-            log_sets: Arc::new(sets.known),
             listener_slots,
         })
     }

@@ -20,7 +20,8 @@ use serde_json::Value;
 use weir_config::{Bootstrap, FilterChain, HttpConnectionManager};
 
 use super::version::Version;
-use super::{Chain, ChainRuntime, Clusters, ListenerRuntime, LogSets, Prefixes, Snapshot, faults};
+use super::{Chain, ChainRuntime, Clusters, ListenerRuntime, Prefixes, Snapshot, faults};
+use crate::access_log::LogsAdmin;
 use crate::http::filter::FilterChainSpec;
 use crate::reload::only_routes;
 use crate::router::route_table::RouteTable;
@@ -51,21 +52,19 @@ impl Snapshot {
     /// This snapshot with `bootstrap` in force as config version `version`, its listeners
     /// made as `plan` says (one entry per listener of `bootstrap`), its clusters numbered
     /// as `clusters` says (a chain that names a cluster `clusters` no longer has in force is
-    /// not kept: it is compiled again, naming the cluster's new number).
+    /// not kept: it is compiled again, naming the cluster's new number). A chain's new
+    /// `access_log` is registered with `logs` (its files opened; an error names the file).
     pub(crate) fn reloaded(
         &self,
         bootstrap: Bootstrap,
         plan: &[ListenerFrom],
         (version, clusters): (u64, Clusters),
+        logs: &LogsAdmin,
     ) -> Result<Rebuilt, PathError> {
         let retired = self.retired_by(&clusters);
         let mut prefixes = Prefixes {
             http: self.http_prefixes.clone(),
             tcp: self.tcp_prefixes.clone(),
-        };
-        let mut sets = LogSets {
-            builder: None,
-            known: self.log_sets.to_vec(),
         };
         let mut listeners = Vec::with_capacity(plan.len());
         let mut listener_slots = self.listener_slots;
@@ -85,8 +84,7 @@ impl Snapshot {
                 }
                 ListenerFrom::Changed(i) => i,
                 ListenerFrom::Added => {
-                    let mut compile =
-                        |c| Chain::new(c, &mut prefixes, &mut sets, (version, &clusters));
+                    let mut compile = |c| Chain::new(c, &mut prefixes, logs, (version, &clusters));
                     let chains = (config.filter_chains.iter())
                         .enumerate()
                         .map(|(k, c)| {
@@ -118,7 +116,7 @@ impl Snapshot {
                 old,
                 sources,
                 prefixes: &mut prefixes,
-                sets: &mut sets,
+                logs,
                 version,
                 clusters: &clusters,
                 retired: &retired,
@@ -148,7 +146,6 @@ impl Snapshot {
                 tcp_prefixes: prefixes.tcp,
                 http_faults,
                 clusters,
-                log_sets: Arc::new(sets.known),
                 listener_slots,
             },
             routes,
@@ -215,7 +212,7 @@ struct Rebuild<'a, 'b> {
     old: &'a ListenerRuntime,
     sources: Sources<'a>,
     prefixes: &'b mut Prefixes,
-    sets: &'b mut LogSets<'static>,
+    logs: &'b LogsAdmin,
     /// The config version being made.
     version: u64,
     /// The clusters of that version.
@@ -305,7 +302,7 @@ impl Rebuild<'_, '_> {
                 },
                 None => {
                     let made = (self.version, self.clusters);
-                    Chain::new(config, self.prefixes, self.sets, made)
+                    Chain::new(config, self.prefixes, self.logs, made)
                         .map_err(|e| (place.clone(), e))?
                 }
             };
@@ -367,19 +364,26 @@ mod tests {
     use std::time::Duration;
 
     use super::{ListenerFrom, Rebuilt};
-    use crate::access_log::AccessLogs;
+    use crate::access_log::{AccessLogs, LogsAdmin};
     use crate::snapshot::{Chain, ChainRuntime, ListenerRuntime, Snapshot};
     use crate::testing::{bootstrap, hcm};
 
+    /// The tests' access logs (their loggers write to stdout, if any).
+    fn logs() -> LogsAdmin {
+        static LOGS: std::sync::OnceLock<AccessLogs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| AccessLogs::new(1, Duration::from_secs(1)))
+            .admin()
+    }
+
     fn snapshot(yaml: &str) -> Snapshot {
-        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
-        Snapshot::new(weir_config::parse(yaml).expect("valid"), &mut logs).expect("snapshot")
+        Snapshot::new(weir_config::parse(yaml).expect("valid"), &logs()).expect("snapshot")
     }
 
     fn reload(old: &Snapshot, yaml: &str) -> Rebuilt {
         let new = weir_config::parse(yaml).expect("valid");
+        let plan = [ListenerFrom::Changed(0)];
         let rebuilt = old
-            .reloaded(new, &[ListenerFrom::Changed(0)], (2, old.clusters.clone()))
+            .reloaded(new, &plan, (2, old.clusters.clone()), &logs())
             .expect("reloaded");
         rebuilt.snapshot.publish(old, 2);
         rebuilt
@@ -484,19 +488,35 @@ mod tests {
     }
 
     #[test]
-    fn a_new_access_log_is_refused_with_its_path() {
+    fn a_new_access_log_makes_a_new_chain_and_one_that_cannot_open_is_refused_with_its_path() {
         let old = snapshot(&with_timeout(""));
         let log = hcm(
             "access_log: [{ name: envoy.access_loggers.stdout, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog } }]",
         );
-        let new = weir_config::parse(&bootstrap(&log, "", "", &["127.0.0.1:9001"])).expect("valid");
-        let Err((path, message)) =
-            old.reloaded(new, &[ListenerFrom::Changed(0)], (2, old.clusters.clone()))
+        let rebuilt = reload(&old, &bootstrap(&log, "", "", &["127.0.0.1:9001"]));
+        assert_eq!(
+            rebuilt.replaced.len(),
+            1,
+            "its connections close after a response"
+        );
+        assert_ne!(
+            chain(&rebuilt.snapshot.listeners[0]).logs,
+            chain(&old.listeners[0]).logs
+        );
+
+        let old = snapshot(&with_timeout(""));
+        let file = hcm(
+            "access_log: [{ name: envoy.access_loggers.file, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog, path: /nonexistent-dir/access.log } }]",
+        );
+        let new =
+            weir_config::parse(&bootstrap(&file, "", "", &["127.0.0.1:9001"])).expect("valid");
+        let plan = [ListenerFrom::Changed(0)];
+        let Err((path, message)) = old.reloaded(new, &plan, (2, old.clusters.clone()), &logs())
         else {
             panic!("refused");
         };
         assert_eq!(path, "static_resources.listeners[0].filter_chains[0]");
-        assert!(message.contains("access_log"), "{message}");
+        assert!(message.contains("/nonexistent-dir/access.log"), "{message}");
         assert!(!chain(&old.listeners[0]).retired(), "nothing changed");
     }
 }

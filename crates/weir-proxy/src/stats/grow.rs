@@ -215,9 +215,9 @@ mod tests {
 
     fn layout() -> Layout {
         let yaml = crate::testing::bootstrap("", "", "", &["127.0.0.1:9001"]);
-        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
-        let snapshot =
-            Snapshot::new(weir_config::parse(&yaml).expect("valid"), &mut logs).expect("snapshot");
+        let logs = AccessLogs::new(1, Duration::from_secs(1));
+        let snapshot = Snapshot::new(weir_config::parse(&yaml).expect("valid"), &logs.admin())
+            .expect("snapshot");
         let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, 1));
         let address = "127.0.0.1:10000".parse().expect("address");
         Layout::of(&snapshot, vec![address], hosts)

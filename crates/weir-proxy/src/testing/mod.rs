@@ -164,9 +164,8 @@ impl Harness {
     /// unless the test says otherwise with [`Harness::listen`].
     pub(crate) fn new(yaml: &str) -> Harness {
         let bootstrap = weir_config::parse(yaml).expect("a valid config");
-        let mut logs = AccessLogs::builder(1, Duration::from_secs(1));
-        let snapshot = Arc::new(Snapshot::new(bootstrap, &mut logs).expect("a snapshot"));
-        let logs = logs.start().expect("access logs");
+        let logs = AccessLogs::new(1, Duration::from_secs(1));
+        let snapshot = Arc::new(Snapshot::new(bootstrap, &logs.admin()).expect("a snapshot"));
         let listeners: Vec<ListenerSlot> = snapshot
             .listeners
             .iter()
