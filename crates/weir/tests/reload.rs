@@ -665,7 +665,7 @@ fn read_head(conn: &mut std::net::TcpStream) -> String {
 /// replaces their chain: they finish on the chain they started with, and only then does
 /// the download's connection close, after its next response.
 #[test]
-fn a_long_download_and_a_websocket_keep_going_on_their_old_chain() {
+fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
     use std::io::{Read, Write};
     let origin = raw_origin();
     let anchor = "          stat_prefix: ingress\n";
@@ -674,7 +674,7 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain() {
         &format!("{anchor}          upgrade_configs: [ {{ upgrade_type: websocket }} ]\n"),
         1,
     );
-    let weir = Weir::start(&text, &["--concurrency", "1"]);
+    let weir = Weir::start(&text, &["--concurrency", "1", "--drain-time-s", "1"]);
     let connect = || {
         let conn = std::net::TcpStream::connect(weir.addr()).expect("connect");
         conn.set_read_timeout(Some(Duration::from_secs(20)))
@@ -706,9 +706,15 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain() {
     // Both streams are in flight (the download held back by its slow reader).
     assert_eq!(weir.stat("http.ingress.downstream_rq_active"), 2);
 
-    std::fs::write(weir.config_path(), renamed(&text, "ingress_v2", "v2")).expect("rewrite");
+    // The chain and the cluster both replaced; past the drain time, the old cluster's hosts
+    // are removed, and its two busy connections go on.
+    let replaced =
+        renamed(&text, "ingress_v2", "v2").replace("connect_timeout: 2s", "connect_timeout: 3s");
+    std::fs::write(weir.config_path(), replaced).expect("rewrite");
     let (status, applied) = weir.admin_post("/reload");
     assert_eq!(status, 200, "{applied}");
+    assert!(applied.contains("cluster origin replaced"), "{applied}");
+    std::thread::sleep(Duration::from_millis(1_500));
 
     echo(&mut ws, b"after the reload");
     let mut rest = vec![0u8; BIG - body.len()];
@@ -721,14 +727,17 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain() {
         "the download arrived whole"
     );
     // Its response went out before the reload without `connection: close`, so the
-    // connection stayed; its next response closes it.
+    // connection stayed; its next request names the old cluster, whose hosts are gone: 503
+    // `NC`, and the connection closes.
     download
         .write_all(b"GET /next HTTP/1.1\r\nhost: a\r\n\r\n")
         .expect("send");
     let head = read_head(&mut download);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(
         head.to_ascii_lowercase().contains("connection: close"),
         "{head}"
     );
+    assert_eq!(weir.stat("http.ingress.no_cluster"), 1);
     echo(&mut ws, b"still on its old chain");
 }
