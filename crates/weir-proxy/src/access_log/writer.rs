@@ -127,6 +127,10 @@ struct Shared {
     opened: Mutex<Vec<SinkWriter>>,
     /// Started with the first sink.
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// [`AccessLogs::stop`] ran (under the `flusher` lock): no flusher starts again.
+    stopped: AtomicBool,
+    /// Serializes registrations.
+    registering: Mutex<()>,
     wake: Mutex<Wake>,
     cond: Condvar,
     reopen: AtomicBool,
@@ -211,6 +215,8 @@ impl AccessLogs {
                 generation: AtomicU64::new(0),
                 opened: Mutex::default(),
                 flusher: Mutex::default(),
+                stopped: AtomicBool::new(false),
+                registering: Mutex::default(),
                 wake: Mutex::default(),
                 cond: Condvar::new(),
                 reopen: AtomicBool::new(false),
@@ -245,7 +251,14 @@ impl AccessLogs {
     /// logging (lines logged afterwards are never written). Idempotent; dropping `AccessLogs`
     /// does it too.
     pub(crate) fn stop(&mut self) {
-        if let Some(flusher) = lock(&self.shared.flusher).take() {
+        // The lock is let go before the join: the flusher's last pass may wait for a
+        // registration that waits for this lock.
+        let flusher = {
+            let mut flusher = lock(&self.shared.flusher);
+            self.shared.stopped.store(true, Relaxed);
+            flusher.take()
+        };
+        if let Some(flusher) = flusher {
             lock(&self.shared.wake).stop = true;
             self.shared.cond.notify_one();
             if flusher.join().is_err() {
@@ -290,7 +303,10 @@ impl LogsAdmin {
     /// the reload that made it ([`WorkerLogs::follow`]); a set is never removed.
     pub(crate) fn register(&self, logs: &[AccessLog]) -> io::Result<LogSet> {
         let shared = &self.shared;
-        let mut tables = lock(&shared.tables);
+        // One registration at a time; the tables' lock, which workers take as they follow
+        // a reload, is not held while a file opens (a slow disk must not stall them).
+        let _one = lock(&shared.registering);
+        let tables = lock(&shared.tables).clone();
         if let Some((_, set)) = tables.known.iter().find(|(l, _)| l.as_slice() == logs) {
             return Ok(*set);
         }
@@ -333,16 +349,22 @@ impl LogsAdmin {
         }
         next.sets.push(entry);
         next.known.push((logs.to_vec(), LogSet(id)));
-        // The opened sinks in the order of the buffers, under the tables' lock.
+        // The opened sinks in the order of the buffers, under the tables' lock (the flusher
+        // takes `opened` before it reads the tables: its sinks are a prefix of the buffers).
+        let mut tables = lock(&shared.tables);
         lock(&shared.opened).extend(opened);
         *tables = Arc::new(next);
         shared.generation.fetch_add(1, Release);
         Ok(LogSet(id))
     }
 
-    /// Starts the flusher thread, unless it runs.
+    /// Starts the flusher thread, unless it runs; not once the logs were stopped (a second
+    /// flusher would not line its sinks up with the buffers).
     fn start_flusher(&self) -> io::Result<()> {
         let mut flusher = lock(&self.shared.flusher);
+        if self.shared.stopped.load(Relaxed) {
+            return Err(io::Error::other("the access logs were stopped"));
+        }
         if flusher.is_none() {
             let run = Flusher {
                 shared: Arc::clone(&self.shared),
@@ -423,6 +445,7 @@ impl WorkerLogs {
     /// I/O and allocates nothing once the buffers have grown.
     pub(crate) fn log(&self, set: LogSet, record: &LogRecord) {
         let Some(entry) = self.tables.sets.get(set.0 as usize) else {
+            debug_assert!(false, "log set {} used before the worker followed", set.0);
             return;
         };
         for logger in &entry.loggers {

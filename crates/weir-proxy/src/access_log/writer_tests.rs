@@ -245,6 +245,14 @@ fn unopenable_file_is_an_error_naming_it() {
         err.to_string().contains(&path.display().to_string()),
         "{err}"
     );
+    assert!(
+        lock(&logs.shared.flusher).is_none(),
+        "no flusher for nothing"
+    );
+    assert!(
+        lock(&logs.shared.tables).sets.is_empty(),
+        "nothing registered"
+    );
 }
 
 #[test]
@@ -266,7 +274,13 @@ fn a_set_registered_later_gets_its_file_and_workers_take_it_when_they_follow() {
         .unwrap();
     let mut worker = logs.worker(0);
     worker.log(a, &record(1));
-    // A reload registers a set with a new file, and one the same as the first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&first).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "the first line was not written");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The flusher wrote: a reload registers a set with a new file, and one the same as the
+    // first.
     let b = admin
         .register(&[file_log(&later, "b %BYTES_SENT%\n")])
         .unwrap();
@@ -286,4 +300,17 @@ fn a_set_registered_later_gets_its_file_and_workers_take_it_when_they_follow() {
     assert_eq!(std::fs::read_to_string(&later).unwrap(), "b 2\n");
     std::fs::remove_file(&first).unwrap();
     std::fs::remove_file(&later).unwrap();
+}
+
+#[test]
+fn a_registration_after_stop_opens_nothing_and_says_so() {
+    let path = temp_path("after-stop.log");
+    let mut logs = AccessLogs::new(1, ENVOY_FLUSH_INTERVAL);
+    logs.stop();
+    let err = logs
+        .admin()
+        .register(&[file_log(&path, "x\n")])
+        .unwrap_err();
+    assert!(err.to_string().contains("stopped"), "{err}");
+    let _ = std::fs::remove_file(&path);
 }
