@@ -14,6 +14,7 @@ mod containment;
 mod event;
 pub mod explain;
 pub mod fuzzing;
+mod hot_restart;
 pub mod http;
 pub mod lb_bench;
 mod memory;

@@ -20,8 +20,9 @@ use weir_flow::Flow;
 use crate::access_log::{AccessLogs, ENVOY_FLUSH_INTERVAL, LogsAdmin};
 use crate::admin::{AdminHandle, AdminInfo};
 use crate::event::token::{Kind, fixed, token};
+use crate::hot_restart::{Handover, Predecessor, Reach, Sockets};
 use crate::network::Network;
-use crate::network::listener::bind_workers;
+use crate::network::listener::{adopt_workers, bind_workers, share};
 use crate::network::secrets::SecretWatcher;
 use crate::recorder::Recorder;
 use crate::reload::ConfigState;
@@ -54,6 +55,9 @@ pub struct Options {
     pub file_flush_interval: Duration,
     /// The config file (`-c`), which a reload reads again (`None`: an embedded config).
     pub config_path: Option<std::path::PathBuf>,
+    /// `--hot-restart PATH`: take the listening sockets of the weir listening on PATH (it
+    /// then drains and exits), and listen there for the next (`hot_restart.rs`).
+    pub hot_restart: Option<std::path::PathBuf>,
 }
 
 /// Sets the log level (`Some("debug")`) or only reports it (`None`); answers with the level
@@ -77,6 +81,8 @@ pub enum Exit {
     Signal(i32),
     /// `POST /quitquitquit`: exit now.
     Quit,
+    /// A new weir took the listening sockets over (`--hot-restart`): drain, then exit.
+    HandedOver,
 }
 
 /// What the whole server shares: its state as the admin listener reports and changes it.
@@ -108,6 +114,9 @@ pub(crate) struct ServerState {
     /// `--drain-time-s`: how long a drain (shutdown, a graceful `/drain_listeners`, a removed
     /// listener) waits for connections.
     pub(crate) drain_time: Duration,
+    /// With `--hot-restart`: duplicates of the listeners' sockets, for a weir that takes
+    /// over (reloads add and remove them; a drain drops them, so its sockets really close).
+    pub(crate) handover: Option<Arc<Mutex<Vec<Sockets>>>>,
 }
 
 impl ServerState {
@@ -146,6 +155,7 @@ impl Default for Options {
             log_control: None,
             file_flush_interval: ENVOY_FLUSH_INTERVAL,
             config_path: None,
+            hot_restart: None,
         }
     }
 }
@@ -154,6 +164,9 @@ impl Default for Options {
 #[derive(Debug)]
 pub(crate) struct Control {
     pub(crate) drain: AtomicBool,
+    /// The drain leaves idle connections open until their next request (answered with
+    /// `connection: close`) or the drain time (a hand-over: see [`Server::drain_gently`]).
+    pub(crate) gently: AtomicBool,
     pub(crate) stop: AtomicBool,
     /// What the admin asks of the worker's recent past: flows, failures.
     pub(crate) queries: Mutex<Vec<Query>>,
@@ -176,6 +189,7 @@ impl Control {
     pub(crate) fn new(server: Arc<ServerState>) -> Arc<Control> {
         Arc::new(Control {
             drain: AtomicBool::new(false),
+            gently: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             queries: Mutex::new(Vec::new()),
             exited: AtomicBool::new(false),
@@ -229,18 +243,39 @@ impl ListenerScope {
 type Bound = (Vec<Vec<ListenerSlot>>, Vec<(String, SocketAddr)>);
 
 /// Binds every listener once per worker (SO_REUSEPORT: the kernel spreads accepts); the first
-/// socket of a port-0 listener fixes the port for the others.
-fn bind_listeners(snapshot: &Snapshot, concurrency: usize) -> io::Result<Bound> {
+/// socket of a port-0 listener fixes the port for the others. A listener the weir handing
+/// over had (same name and address) takes its sockets instead.
+fn bind_listeners(
+    snapshot: &Snapshot,
+    concurrency: usize,
+    mut predecessor: Option<&mut Predecessor>,
+) -> io::Result<Bound> {
     let mut bound: Vec<Vec<ListenerSlot>> = (0..concurrency).map(|_| Vec::new()).collect();
     let mut listeners = Vec::new();
     for runtime in &snapshot.listeners {
-        let (address, slots) = bind_workers(runtime, concurrency)?;
+        let inherited =
+            (predecessor.as_deref_mut()).and_then(|p| p.take(&runtime.name, runtime.address));
+        let (address, slots) = match inherited {
+            Some(fds) => adopt_workers(runtime, fds, concurrency)?,
+            None => bind_workers(runtime, concurrency)?,
+        };
         for (worker, slot) in bound.iter_mut().zip(slots) {
             worker.push(slot);
         }
         listeners.push((runtime.name.clone(), address));
     }
     Ok((bound, listeners))
+}
+
+/// Duplicates of every listener's sockets (`bound[worker][listener]`), for a weir that takes
+/// over.
+fn shared_sockets(
+    bound: &[Vec<ListenerSlot>],
+    listeners: &[(String, SocketAddr)],
+) -> io::Result<Vec<Sockets>> {
+    (listeners.iter().enumerate())
+        .map(|(i, (name, _))| share(name, bound.iter().filter_map(|w| w.get(i))))
+        .collect()
 }
 
 /// The workers as other threads reach them: through each one's [`Control`] and waker. Cheap
@@ -331,7 +366,10 @@ struct WorkerHandle {
 /// A running weir: its workers, listeners and admin listener.
 pub struct Server {
     workers: Vec<WorkerHandle>,
-    admin: Option<AdminHandle>,
+    /// Shared with the hand-over thread, which stops it for a weir that takes over.
+    admin: Arc<Mutex<Option<AdminHandle>>>,
+    /// With `--hot-restart`: waits for a weir that takes over.
+    handover: Mutex<Option<Handover>>,
     /// Sends the stats to `stats_sinks` (none without sinks).
     flusher: Option<Flusher>,
     /// Re-reads certificates that SDS files give when they change.
@@ -407,7 +445,15 @@ impl Server {
         let epoch = crate::worker::clock();
         let access_logs = AccessLogs::new(concurrency, options.file_flush_interval);
         let snapshot = Arc::new(Snapshot::new(bootstrap, &access_logs.admin())?);
-        let (bound, listeners) = bind_listeners(&snapshot, concurrency)?;
+        let mut predecessor = match &options.hot_restart {
+            Some(path) => crate::hot_restart::take_over(path)?,
+            None => None,
+        };
+        let (bound, listeners) = bind_listeners(&snapshot, concurrency, predecessor.as_mut())?;
+        let handover = match options.hot_restart {
+            Some(_) => Some(Arc::new(Mutex::new(shared_sockets(&bound, &listeners)?))),
+            None => None,
+        };
         let hosts = Arc::new(ClusterHosts::of(&snapshot.bootstrap.clusters, concurrency));
         // DNS clusters get their first hosts before the workers start (Envoy warms its
         // clusters before its listeners take traffic).
@@ -440,6 +486,7 @@ impl Server {
             stats: Book::new(layout, worker_stats),
             listeners: Mutex::new(listeners),
             drain_time: options.drain_time,
+            handover,
         });
         let workers = spawn_workers(bound, &snapshot, &state, (flow_trace, epoch), &access_logs)?;
         let probe_flows = Arc::new(ProbeFlows::new(flow_trace, epoch));
@@ -451,6 +498,9 @@ impl Server {
             probes: probe_flows.clone(),
         };
         let (exit_tx, exit_rx) = mpsc::channel();
+        if let Some(predecessor) = predecessor.as_mut() {
+            predecessor.release_admin()?;
+        }
         let admin = match &snapshot.bootstrap.admin {
             Some(admin) => Some(AdminHandle::start(
                 admin.address,
@@ -477,9 +527,39 @@ impl Server {
         // that adds clusters starts theirs beside these.
         let threads = HostThreads::start(&snapshot.clusters.all, &state, &handles, dns)?;
         state.config.keep_threads(threads);
+        let admin = Arc::new(Mutex::new(admin));
+        // Everything runs: the weir handing over drains, and this one waits for the next.
+        if let Some(predecessor) = predecessor {
+            predecessor.drain()?;
+        }
+        let handover = match (&options.hot_restart, &state.handover) {
+            (Some(path), Some(sockets)) => {
+                let admin = admin.clone();
+                let reach = Reach {
+                    sockets: sockets.clone(),
+                    stop_admin: Box::new(move || {
+                        let handle = admin.lock().unwrap_or_else(|e| e.into_inner()).take();
+                        if let Some(handle) = handle {
+                            handle.stop();
+                        }
+                    }),
+                    exit: exit_tx.clone(),
+                };
+                // The weir before is draining already: failing here would leave no weir.
+                match Handover::start(path.clone(), reach) {
+                    Ok(handover) => Some(handover),
+                    Err(e) => {
+                        tracing::error!(error = %e, "hot restart: cannot wait for the next weir; serving without");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(Server {
             workers,
             admin,
+            handover: Mutex::new(handover),
             flusher,
             secrets,
             state,
@@ -506,7 +586,8 @@ impl Server {
 
     /// The admin listener's bound address.
     pub fn admin_address(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.address())
+        let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        admin.as_ref().map(|a| a.address())
     }
 
     /// Up to `limit` recently completed flows (requests the flow recorder kept), newest first.
@@ -558,9 +639,30 @@ impl Server {
     /// Starts a graceful drain: workers stop accepting, finish in-flight requests with
     /// `connection: close`, and exit when their connections are gone or the drain time is up.
     pub fn drain(&self) {
+        // No weir takes over a draining one, and its sockets close for good.
+        let handover = self
+            .handover
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handover) = handover {
+            handover.stop();
+        }
+        if let Some(sockets) = &self.state.handover {
+            sockets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         self.state.draining.store(true, Ordering::Release);
         self.handles
             .tell(|c| c.drain.store(true, Ordering::Release));
+    }
+
+    /// A drain after a new weir took the listening sockets over: as [`Server::drain`], but
+    /// an idle connection is not closed at once (its client could be sending a request
+    /// that moment): it closes after its next response, or at the drain time.
+    pub fn drain_gently(&self) {
+        self.handles
+            .tell(|c| c.gently.store(true, Ordering::Release));
+        self.drain();
     }
 
     /// Waits for every worker to exit (after a drain), then stops the admin listener.
@@ -568,7 +670,16 @@ impl Server {
         for w in self.workers.drain(..) {
             let _ = w.thread.join();
         }
-        if let Some(admin) = self.admin.take() {
+        let handover = self
+            .handover
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handover) = handover {
+            handover.stop();
+        }
+        let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(admin) = admin {
             admin.stop();
         }
         if let Some(secrets) = self.secrets.take() {

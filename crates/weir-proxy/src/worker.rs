@@ -616,6 +616,12 @@ impl Worker {
         for listener in &mut self.listeners {
             listener.socket = None;
         }
+        let deadline = self.now + self.control.server.drain_time;
+        self.timers.insert(deadline, TimerKey::DrainDeadline);
+        if self.control.gently.load(Ordering::Acquire) {
+            // Each connection closes after its next response, or at the deadline.
+            return;
+        }
         // A connection that has no chain yet has no request either.
         for id in self.inspecting.ids() {
             self.close_inspecting(id, "draining");
@@ -643,8 +649,6 @@ impl Worker {
                 self.close_upstream(id);
             }
         }
-        let deadline = self.now + self.control.server.drain_time;
-        self.timers.insert(deadline, TimerKey::DrainDeadline);
     }
 
     /// Closes the sockets of the listeners in `scope`: no new connections; the established

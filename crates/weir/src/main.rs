@@ -58,6 +58,10 @@ struct RunArgs {
     /// Reload the config when its file changes (as SIGHUP and POST /reload do).
     #[arg(long)]
     watch: bool,
+    /// Binary upgrade: take the listening sockets of the weir listening on this Unix socket
+    /// path (it then drains and exits), and listen there for the next one.
+    #[arg(long = "hot-restart", value_name = "PATH")]
+    hot_restart: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -247,6 +251,7 @@ fn run(path: &std::path::Path, args: &RunArgs, log: LogControl) -> ExitCode {
     };
     let options = Options {
         config_path: Some(path.to_owned()),
+        hot_restart: args.hot_restart.clone(),
         ..common.options(Some(log))
     };
     let server = match Server::start(bootstrap, options) {
@@ -279,6 +284,12 @@ fn run(path: &std::path::Path, args: &RunArgs, log: LogControl) -> ExitCode {
                 "draining: no new connections, finishing in-flight requests"
             );
             server.drain();
+            server.wait();
+            tracing::info!("drained; exiting");
+        }
+        Exit::HandedOver => {
+            tracing::info!("handed over to a new weir: draining");
+            server.drain_gently();
             server.wait();
             tracing::info!("drained; exiting");
         }

@@ -114,6 +114,64 @@ pub(crate) fn bind_workers(
     Ok((address, slots))
 }
 
+/// Listener `runtime` on the sockets a weir handing over had for it (`hot_restart.rs`), one
+/// per worker: they must number `concurrency` (a socket left over would hold connections
+/// nobody accepts).
+pub(crate) fn adopt_workers(
+    runtime: &Arc<ListenerRuntime>,
+    fds: Vec<std::os::fd::OwnedFd>,
+    concurrency: usize,
+) -> io::Result<(SocketAddr, Vec<ListenerSlot>)> {
+    if fds.len() != concurrency {
+        return Err(io::Error::other(format!(
+            "listener {} on {}: the weir handing over has {} sockets for it, one per worker: start this one with --concurrency {}",
+            runtime.name,
+            runtime.address,
+            fds.len(),
+            fds.len()
+        )));
+    }
+    let mut slots = Vec::with_capacity(concurrency);
+    for fd in fds {
+        let socket = std::net::TcpListener::from(fd);
+        socket.set_nonblocking(true)?;
+        let address = socket.local_addr()?;
+        slots.push(ListenerSlot {
+            socket: Some(TcpListener::from_std(socket)),
+            stats: runtime.slot,
+            address,
+            runtime: runtime.clone(),
+            buffer_limit: runtime.buffer_limit,
+            inbound: runtime.inbound,
+            removed: false,
+        });
+    }
+    let address = slots.first().map_or(runtime.address, |s| s.address);
+    tracing::info!(listener = %runtime.name, %address, handed_over = true, "listening");
+    Ok((address, slots))
+}
+
+/// Duplicates of listener `name`'s sockets, for a weir that takes over (`hot_restart.rs`).
+pub(crate) fn share<'a>(
+    name: &str,
+    slots: impl Iterator<Item = &'a ListenerSlot>,
+) -> io::Result<crate::hot_restart::Sockets> {
+    use std::os::fd::AsFd;
+    let mut address = None;
+    let mut fds = Vec::new();
+    for slot in slots {
+        address.get_or_insert(slot.address);
+        if let Some(socket) = &slot.socket {
+            fds.push(socket.as_fd().try_clone_to_owned()?);
+        }
+    }
+    Ok(crate::hot_restart::Sockets {
+        name: name.to_owned(),
+        address: address.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        fds,
+    })
+}
+
 impl Worker {
     /// Accepts until the queue is empty (or the per-round bound).
     pub(crate) fn accept(&mut self, index: usize) {

@@ -86,6 +86,14 @@ impl Bound {
             .collect()
     }
 
+    /// Duplicates of the added listeners' sockets, for a weir that takes over.
+    pub(crate) fn share(&self) -> std::io::Result<Vec<crate::hot_restart::Sockets>> {
+        (self.listeners.iter())
+            .filter_map(|(_, _, slots)| Some((&slots.first()?.runtime.name, slots)))
+            .map(|(name, slots)| crate::network::listener::share(name, slots.iter()))
+            .collect()
+    }
+
     /// The slots per worker, in worker order.
     pub(crate) fn per_worker(self, workers: usize) -> Vec<Vec<ListenerSlot>> {
         let mut out: Vec<Vec<ListenerSlot>> = (0..workers).map(|_| Vec::new()).collect();

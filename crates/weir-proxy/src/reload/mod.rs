@@ -367,6 +367,13 @@ impl ConfigState {
             .clone();
         let bound = listeners::Bound::bind(&added, state.concurrency, &in_force)
             .map_err(|(path, e)| Refused::one(&path, e))?;
+        // With `--hot-restart`, a weir that takes over gets the added listeners' sockets.
+        let shared = match &state.handover {
+            Some(_) => bound
+                .share()
+                .map_err(|e| Refused::one("static_resources.listeners", e.to_string()))?,
+            None => Vec::new(),
+        };
         let added_clusters = (clusters.added.iter()).map(|c| (c.number, &c.config));
         let mut dns = DnsClusters::of(added_clusters)
             .map_err(|e| Refused::one("static_resources.clusters", e.to_string()))?;
@@ -390,6 +397,11 @@ impl ConfigState {
         stats.set_layout(layout);
         if let Some(workers) = workers {
             workers.hand(bound.per_worker(state.concurrency));
+        }
+        if let Some(handover) = &state.handover {
+            let mut sockets = handover.lock().unwrap_or_else(|e| e.into_inner());
+            sockets.retain(|s| !applied.removed.contains(&s.name));
+            sockets.extend(shared);
         }
         snapshot.publish(old, version);
         // A retired cluster drains: each worker's pools close, and a drain time later its

@@ -209,6 +209,7 @@ impl Harness {
                     .collect(),
             ),
             drain_time: Duration::from_secs(5),
+            handover: None,
         });
         let control = Control::new(state);
         let mut net = MemoryNet::default();
