@@ -181,3 +181,87 @@ fn a_listener_a_reload_added_is_handed_over_too() {
     let response = client.get("/").expect("a response");
     assert_eq!(response.text(), "second");
 }
+
+/// A download under way and an open WebSocket on the old weir go on after a new weir took
+/// the sockets over (within the drain time): they are its connections, not the sockets'.
+/// New connections meanwhile reach the new weir.
+#[test]
+fn a_long_download_and_a_websocket_finish_on_the_old_weir() {
+    use std::io::{Read, Write};
+    let origin = support::raw_origin();
+    let anchor = "          stat_prefix: ingress\n";
+    let text = on_port(&proxy_config(origin), free_port()).replacen(
+        anchor,
+        &format!("{anchor}          upgrade_configs: [ {{ upgrade_type: websocket }} ]\n"),
+        1,
+    );
+    let socket = TempFile::unique_path("hot-restart.sock");
+    let socket = socket.display().to_string();
+    let args = [
+        "--concurrency",
+        "1",
+        "--drain-time-s",
+        "20",
+        "--hot-restart",
+        &socket,
+    ];
+    let mut old = Weir::start(&text, &args);
+    let connect = || {
+        let conn = std::net::TcpStream::connect(old.addr()).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        conn
+    };
+    let echo = |ws: &mut std::net::TcpStream, text: &[u8]| {
+        ws.write_all(text).expect("send");
+        let mut back = vec![0u8; text.len()];
+        ws.read_exact(&mut back).expect("echo");
+        assert_eq!(back, text);
+    };
+    let mut ws = connect();
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+    )
+    .expect("send");
+    assert!(support::read_raw_head(&mut ws).starts_with("HTTP/1.1 101"));
+    echo(&mut ws, b"before");
+    let mut download = connect();
+    download
+        .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
+        .expect("send");
+    let head = support::read_raw_head(&mut download);
+    assert!(
+        head.contains(&format!("content-length: {}", support::BIG)),
+        "{head}"
+    );
+    let mut body = vec![0u8; 1 << 20];
+    download.read_exact(&mut body).expect("the first MiB");
+
+    let new = Weir::start(&text, &args);
+    assert!(
+        old.wait_for_log("handed over to a new weir", Duration::from_secs(10))
+            .is_some(),
+        "the old weir drains"
+    );
+    // New connections reach the new weir (the old one stops accepting as it drains).
+    let until = Instant::now() + Duration::from_secs(10);
+    while new.stat("http.ingress.downstream_rq_total") == 0 {
+        assert!(Instant::now() < until, "the new weir never served");
+        let mut fresh = Client::connect(new.addr()).expect("connect");
+        assert_eq!(fresh.get("/").expect("a response").status(), 200);
+    }
+    echo(&mut ws, b"after the hand-over");
+    let mut rest = vec![0u8; support::BIG - body.len()];
+    download
+        .read_exact(&mut rest)
+        .expect("the rest of the download");
+    assert!(
+        rest.iter().all(|&b| b == b'x'),
+        "the download arrived whole"
+    );
+    echo(&mut ws, b"still there");
+    // Once both end, the old weir has nothing left, and exits.
+    drop((ws, download));
+    let status = old.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status}");
+}

@@ -600,74 +600,13 @@ fn the_access_log_and_the_flow_say_which_config_version_served_a_request() {
     assert_eq!(heads, want);
 }
 
-/// An origin on raw sockets, one request per connection: an upgrade to `websocket` is
-/// answered 101 and then echoed; `/big` answers 32 MiB of `x`; anything else `ok`.
-fn raw_origin() -> SocketAddr {
-    use std::io::{Read, Write};
-    fn serve(conn: &mut std::net::TcpStream) -> std::io::Result<()> {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if conn.read(&mut byte)? == 0 {
-                return Ok(());
-            }
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        if head.contains("upgrade: websocket") {
-            conn.write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")?;
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = conn.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                conn.write_all(&buf[..n])?;
-            }
-        }
-        let body = match head.starts_with("get /big ") {
-            true => vec![b'x'; BIG],
-            false => b"ok".to_vec(),
-        };
-        let len = body.len();
-        conn.write_all(
-            format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n")
-                .as_bytes(),
-        )?;
-        conn.write_all(&body)
-    }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            std::thread::spawn(move || serve(&mut conn));
-        }
-    });
-    addr
-}
-
-const BIG: usize = 32 << 20;
-
-/// Reads a response head from `conn`, byte by byte (so nothing after it is consumed).
-fn read_head(conn: &mut std::net::TcpStream) -> String {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).expect("read"), 1, "closed in the head");
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).expect("text")
-}
-
 /// A download that is under way and an open WebSocket both go on through a reload that
 /// replaces their chain: they finish on the chain they started with, and only then does
 /// the download's connection close, after its next response.
 #[test]
 fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
     use std::io::{Read, Write};
-    let origin = raw_origin();
+    let origin = support::raw_origin();
     let anchor = "          stat_prefix: ingress\n";
     let text = proxy_config(origin).replacen(
         anchor,
@@ -692,15 +631,18 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
         b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
     )
     .expect("send");
-    let head = read_head(&mut ws);
+    let head = support::read_raw_head(&mut ws);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     echo(&mut ws, b"before the reload");
     let mut download = connect();
     download
         .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
         .expect("send");
-    let head = read_head(&mut download);
-    assert!(head.contains(&format!("content-length: {BIG}")), "{head}");
+    let head = support::read_raw_head(&mut download);
+    assert!(
+        head.contains(&format!("content-length: {}", support::BIG)),
+        "{head}"
+    );
     let mut body = vec![0u8; 1 << 20];
     download.read_exact(&mut body).expect("the first MiB");
     // Both streams are in flight (the download held back by its slow reader).
@@ -717,7 +659,7 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
     std::thread::sleep(Duration::from_millis(1_500));
 
     echo(&mut ws, b"after the reload");
-    let mut rest = vec![0u8; BIG - body.len()];
+    let mut rest = vec![0u8; support::BIG - body.len()];
     download
         .read_exact(&mut rest)
         .expect("the rest of the download");
@@ -732,7 +674,7 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
     download
         .write_all(b"GET /next HTTP/1.1\r\nhost: a\r\n\r\n")
         .expect("send");
-    let head = read_head(&mut download);
+    let head = support::read_raw_head(&mut download);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     assert!(
         head.to_ascii_lowercase().contains("connection: close"),

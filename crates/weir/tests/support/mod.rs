@@ -1160,3 +1160,64 @@ pub(crate) fn curl(args: &[&str]) -> Output {
         stderr: err.join().expect("join"),
     }
 }
+
+/// An origin on raw sockets, one request per connection: an upgrade to `websocket` is
+/// answered 101 and then echoed; `/big` answers 32 MiB of `x`; anything else `ok`.
+pub(crate) fn raw_origin() -> SocketAddr {
+    use std::io::{Read, Write};
+    fn serve(conn: &mut std::net::TcpStream) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte)? == 0 {
+                return Ok(());
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if head.contains("upgrade: websocket") {
+            conn.write_all(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")?;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                conn.write_all(&buf[..n])?;
+            }
+        }
+        let body = match head.starts_with("get /big ") {
+            true => vec![b'x'; BIG],
+            false => b"ok".to_vec(),
+        };
+        let len = body.len();
+        conn.write_all(
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        conn.write_all(&body)
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || serve(&mut conn));
+        }
+    });
+    addr
+}
+
+pub(crate) const BIG: usize = 32 << 20;
+
+/// Reads a response head from `conn`, byte by byte (so nothing after it is consumed).
+pub(crate) fn read_raw_head(conn: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).expect("read"), 1, "closed in the head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("text")
+}
