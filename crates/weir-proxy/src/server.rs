@@ -640,6 +640,17 @@ impl Server {
     /// `connection: close`, and exit when their connections are gone or the drain time is up.
     pub fn drain(&self) {
         // No weir takes over a draining one, and its sockets close for good.
+        self.stop_handover();
+        if let Some(sockets) = &self.state.handover {
+            sockets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.state.draining.store(true, Ordering::Release);
+        self.handles
+            .tell(|c| c.drain.store(true, Ordering::Release));
+    }
+
+    /// Stops waiting for a weir to take over (`--hot-restart`).
+    fn stop_handover(&self) {
         let handover = self
             .handover
             .lock()
@@ -648,12 +659,6 @@ impl Server {
         if let Some(handover) = handover {
             handover.stop();
         }
-        if let Some(sockets) = &self.state.handover {
-            sockets.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
-        self.state.draining.store(true, Ordering::Release);
-        self.handles
-            .tell(|c| c.drain.store(true, Ordering::Release));
     }
 
     /// A drain after a new weir took the listening sockets over: as [`Server::drain`], but
@@ -670,14 +675,7 @@ impl Server {
         for w in self.workers.drain(..) {
             let _ = w.thread.join();
         }
-        let handover = self
-            .handover
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(handover) = handover {
-            handover.stop();
-        }
+        self.stop_handover();
         let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(admin) = admin {
             admin.stop();

@@ -206,18 +206,8 @@ fn a_long_download_and_a_websocket_finish_on_the_old_weir() {
         &socket,
     ];
     let mut old = Weir::start(&text, &args);
-    let connect = || {
-        let conn = std::net::TcpStream::connect(old.addr()).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        conn
-    };
-    let echo = |ws: &mut std::net::TcpStream, text: &[u8]| {
-        ws.write_all(text).expect("send");
-        let mut back = vec![0u8; text.len()];
-        ws.read_exact(&mut back).expect("echo");
-        assert_eq!(back, text);
-    };
+    let connect = || support::raw_connect(old.addr());
+    let echo = support::echo;
     let mut ws = connect();
     ws.write_all(
         b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",

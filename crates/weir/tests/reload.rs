@@ -614,18 +614,8 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
         1,
     );
     let weir = Weir::start(&text, &["--concurrency", "1", "--drain-time-s", "1"]);
-    let connect = || {
-        let conn = std::net::TcpStream::connect(weir.addr()).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        conn
-    };
-    let echo = |ws: &mut std::net::TcpStream, text: &[u8]| {
-        ws.write_all(text).expect("send");
-        let mut back = vec![0u8; text.len()];
-        ws.read_exact(&mut back).expect("echo");
-        assert_eq!(back, text);
-    };
+    let connect = || support::raw_connect(weir.addr());
+    let echo = support::echo;
     let mut ws = connect();
     ws.write_all(
         b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",

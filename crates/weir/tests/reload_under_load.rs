@@ -63,18 +63,8 @@ fn every_kind_of_reload_under_load_fails_no_request_and_cuts_no_connection() {
     let weir = Weir::start(&base, &["--concurrency", "2"]);
     let addr = weir.addr();
 
-    let connect = || {
-        let conn = std::net::TcpStream::connect(addr).expect("connect");
-        conn.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        conn
-    };
-    let echo = |ws: &mut std::net::TcpStream, text: &[u8]| {
-        ws.write_all(text).expect("send");
-        let mut back = vec![0u8; text.len()];
-        ws.read_exact(&mut back).expect("echo");
-        assert_eq!(back, text);
-    };
+    let connect = || support::raw_connect(addr);
+    let echo = support::echo;
     let mut ws = connect();
     ws.write_all(
         b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",

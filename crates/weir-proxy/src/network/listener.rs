@@ -100,18 +100,23 @@ pub(crate) fn bind_workers(
             )
         })?;
         address = socket.local_addr()?;
-        slots.push(ListenerSlot {
-            socket: Some(socket),
-            stats: runtime.slot,
-            address,
-            runtime: runtime.clone(),
-            buffer_limit: runtime.buffer_limit,
-            inbound: runtime.inbound,
-            removed: false,
-        });
+        slots.push(slot(runtime, socket, address));
     }
     tracing::info!(listener = %runtime.name, %address, "listening");
     Ok((address, slots))
+}
+
+/// A worker's slot of listener `runtime`, listening on `socket` (bound to `address`).
+fn slot(runtime: &Arc<ListenerRuntime>, socket: TcpListener, address: SocketAddr) -> ListenerSlot {
+    ListenerSlot {
+        socket: Some(socket),
+        stats: runtime.slot,
+        address,
+        runtime: runtime.clone(),
+        buffer_limit: runtime.buffer_limit,
+        inbound: runtime.inbound,
+        removed: false,
+    }
 }
 
 /// Listener `runtime` on the sockets a weir handing over had for it (`hot_restart.rs`), one
@@ -136,15 +141,7 @@ pub(crate) fn adopt_workers(
         let socket = std::net::TcpListener::from(fd);
         socket.set_nonblocking(true)?;
         let address = socket.local_addr()?;
-        slots.push(ListenerSlot {
-            socket: Some(TcpListener::from_std(socket)),
-            stats: runtime.slot,
-            address,
-            runtime: runtime.clone(),
-            buffer_limit: runtime.buffer_limit,
-            inbound: runtime.inbound,
-            removed: false,
-        });
+        slots.push(slot(runtime, TcpListener::from_std(socket), address));
     }
     let address = slots.first().map_or(runtime.address, |s| s.address);
     tracing::info!(listener = %runtime.name, %address, handed_over = true, "listening");

@@ -1221,3 +1221,21 @@ pub(crate) fn read_raw_head(conn: &mut std::net::TcpStream) -> String {
     }
     String::from_utf8(head).expect("text")
 }
+
+/// A plain TCP connection to `addr`, reads bounded by 20 s (for raw WebSocket and download
+/// checks).
+pub(crate) fn raw_connect(addr: SocketAddr) -> std::net::TcpStream {
+    let conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    conn
+}
+
+/// Sends `text` on a WebSocket to [`raw_origin`] and checks it comes back.
+pub(crate) fn echo(ws: &mut std::net::TcpStream, text: &[u8]) {
+    use std::io::{Read, Write};
+    ws.write_all(text).expect("send");
+    let mut back = vec![0u8; text.len()];
+    ws.read_exact(&mut back).expect("echo");
+    assert_eq!(back, text);
+}
