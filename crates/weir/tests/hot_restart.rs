@@ -187,7 +187,7 @@ fn a_listener_a_reload_added_is_handed_over_too() {
 /// New connections meanwhile reach the new weir.
 #[test]
 fn a_long_download_and_a_websocket_finish_on_the_old_weir() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let origin = support::raw_origin();
     let anchor = "          stat_prefix: ingress\n";
     let text = on_port(&proxy_config(origin), free_port()).replacen(
@@ -206,24 +206,10 @@ fn a_long_download_and_a_websocket_finish_on_the_old_weir() {
         &socket,
     ];
     let mut old = Weir::start(&text, &args);
-    let connect = || support::raw_connect(old.addr());
     let echo = support::echo;
-    let mut ws = connect();
-    ws.write_all(
-        b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
-    )
-    .expect("send");
-    assert!(support::read_raw_head(&mut ws).starts_with("HTTP/1.1 101"));
+    let mut ws = support::open_websocket(old.addr());
     echo(&mut ws, b"before");
-    let mut download = connect();
-    download
-        .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
-        .expect("send");
-    let head = support::read_raw_head(&mut download);
-    assert!(
-        head.contains(&format!("content-length: {}", support::BIG)),
-        "{head}"
-    );
+    let mut download = support::start_download(old.addr());
     let mut body = vec![0u8; 1 << 20];
     download.read_exact(&mut body).expect("the first MiB");
 

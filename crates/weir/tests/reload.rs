@@ -614,25 +614,10 @@ fn a_long_download_and_a_websocket_keep_going_on_their_old_chain_and_cluster() {
         1,
     );
     let weir = Weir::start(&text, &["--concurrency", "1", "--drain-time-s", "1"]);
-    let connect = || support::raw_connect(weir.addr());
     let echo = support::echo;
-    let mut ws = connect();
-    ws.write_all(
-        b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
-    )
-    .expect("send");
-    let head = support::read_raw_head(&mut ws);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let mut ws = support::open_websocket(weir.addr());
     echo(&mut ws, b"before the reload");
-    let mut download = connect();
-    download
-        .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
-        .expect("send");
-    let head = support::read_raw_head(&mut download);
-    assert!(
-        head.contains(&format!("content-length: {}", support::BIG)),
-        "{head}"
-    );
+    let mut download = support::start_download(weir.addr());
     let mut body = vec![0u8; 1 << 20];
     download.read_exact(&mut body).expect("the first MiB");
     // Both streams are in flight (the download held back by its slow reader).

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -63,23 +63,9 @@ fn every_kind_of_reload_under_load_fails_no_request_and_cuts_no_connection() {
     let weir = Weir::start(&base, &["--concurrency", "2"]);
     let addr = weir.addr();
 
-    let connect = || support::raw_connect(addr);
     let echo = support::echo;
-    let mut ws = connect();
-    ws.write_all(
-        b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
-    )
-    .expect("send");
-    assert!(support::read_raw_head(&mut ws).starts_with("HTTP/1.1 101"));
-    let mut download = connect();
-    download
-        .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
-        .expect("send");
-    let head = support::read_raw_head(&mut download);
-    assert!(
-        head.contains(&format!("content-length: {}", support::BIG)),
-        "{head}"
-    );
+    let mut ws = support::open_websocket(addr);
+    let mut download = support::start_download(addr);
     let mut received = 0;
     let mut chunk = vec![0u8; 1 << 20];
     let mut read_some = |download: &mut std::net::TcpStream| {

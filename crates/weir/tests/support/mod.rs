@@ -1239,3 +1239,29 @@ pub(crate) fn echo(ws: &mut std::net::TcpStream, text: &[u8]) {
     ws.read_exact(&mut back).expect("echo");
     assert_eq!(back, text);
 }
+
+/// A WebSocket through the proxy at `addr` to [`raw_origin`] (route `/ws`), upgraded.
+pub(crate) fn open_websocket(addr: SocketAddr) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut ws = raw_connect(addr);
+    ws.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+    )
+    .expect("send");
+    let head = read_raw_head(&mut ws);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    ws
+}
+
+/// `GET /big` through the proxy at `addr` to [`raw_origin`]: its head read, its [`BIG`]
+/// body bytes left to read.
+pub(crate) fn start_download(addr: SocketAddr) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut download = raw_connect(addr);
+    download
+        .write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
+        .expect("send");
+    let head = read_raw_head(&mut download);
+    assert!(head.contains(&format!("content-length: {BIG}")), "{head}");
+    download
+}
