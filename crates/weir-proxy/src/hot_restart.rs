@@ -11,14 +11,18 @@
 //!   ── ADMIN ────────────────────►   stops its admin listener
 //!   ◄──────────── OK ────────────
 //!   binds the admin address, starts its workers (accepting)
+//!   ── STATS ────────────────────►   its counters, by name (they go on in the new weir)
+//!   ◄──────── JSON line ─────────
 //!   ── DRAIN ────────────────────►   removes PATH; drains as on SIGTERM (its listeners stop,
 //!   ◄──────────── OK ────────────    each connection closes after its next response), exits
 //!   listens on PATH for the next
 //! ```
 //!
 //! A listener of the new config takes the sockets of the old one with its name and address
-//! (they must number `--concurrency`); any other binds anew. Counters start from zero.
+//! (they must number `--concurrency`); any other binds anew. Counters go on from the old
+//! weir's, as they stood when the new one asked (not what it counts while it drains).
 
+use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, IoSlice, IoSliceMut, Write};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -107,6 +111,14 @@ impl Predecessor {
         self.ask("ADMIN")
     }
 
+    /// The old weir's counters now, by name.
+    pub(crate) fn counters(&mut self) -> io::Result<HashMap<String, u64>> {
+        (&self.stream).write_all(b"STATS\n")?;
+        let mut line = String::new();
+        BufReader::new(&self.stream).read_line(&mut line)?;
+        serde_json::from_str(&line).map_err(io::Error::other)
+    }
+
     /// Tells the old weir to drain and exit: this one accepts on the sockets now.
     pub(crate) fn drain(mut self) -> io::Result<()> {
         self.ask("DRAIN")
@@ -190,6 +202,8 @@ pub(crate) struct Handover {
 
 /// What the hand-over thread reaches of the server.
 pub(crate) struct Reach {
+    /// Its counters now, by name.
+    pub(crate) counters: Box<dyn Fn() -> HashMap<String, u64> + Send>,
     /// The listeners' sockets (duplicates of the workers'), kept current by reloads.
     pub(crate) sockets: Arc<Mutex<Vec<Sockets>>>,
     /// Stops the admin listener.
@@ -264,6 +278,11 @@ fn answer(stream: &UnixStream, path: &Path, reach: &mut Reach) -> io::Result<boo
                 stream,
                 &reach.sockets.lock().unwrap_or_else(|e| e.into_inner()),
             )?,
+            "STATS" => {
+                let mut line = serde_json::to_vec(&(reach.counters)()).map_err(io::Error::other)?;
+                line.push(b'\n');
+                (&*stream).write_all(&line)?;
+            }
             "ADMIN" => {
                 (reach.stop_admin)();
                 (&*stream).write_all(b"OK\n")?;

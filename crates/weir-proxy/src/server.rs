@@ -117,6 +117,8 @@ pub(crate) struct ServerState {
     /// With `--hot-restart`: duplicates of the listeners' sockets, for a weir that takes
     /// over (reloads add and remove them; a drain drops them, so its sockets really close).
     pub(crate) handover: Option<Arc<Mutex<Vec<Sockets>>>>,
+    /// The counters of the weir this one took over from (`--hot-restart`).
+    pub(crate) carried: std::sync::OnceLock<Arc<std::collections::HashMap<String, u64>>>,
 }
 
 impl ServerState {
@@ -265,6 +267,17 @@ fn bind_listeners(
         listeners.push((runtime.name.clone(), address));
     }
     Ok((bound, listeners))
+}
+
+/// Every counter now, by name (what a weir that takes over carries on).
+fn counters_of(state: &ServerState) -> std::collections::HashMap<String, u64> {
+    let pages = state.stats.read();
+    (crate::stats::collect(&pages.layout, &pages.workers, &server_gauges(state)).into_iter())
+        .filter_map(|s| match s.value {
+            Value::Counter(v) => Some((s.name, v)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Duplicates of every listener's sockets (`bound[worker][listener]`), for a weir that takes
@@ -487,6 +500,7 @@ impl Server {
             listeners: Mutex::new(listeners),
             drain_time: options.drain_time,
             handover,
+            carried: std::sync::OnceLock::new(),
         });
         let workers = spawn_workers(bound, &snapshot, &state, (flow_trace, epoch), &access_logs)?;
         let probe_flows = Arc::new(ProbeFlows::new(flow_trace, epoch));
@@ -529,13 +543,24 @@ impl Server {
         state.config.keep_threads(threads);
         let admin = Arc::new(Mutex::new(admin));
         // Everything runs: the weir handing over drains, and this one waits for the next.
-        if let Some(predecessor) = predecessor {
+        if let Some(mut predecessor) = predecessor {
+            // Its counters go on here (what it counts while it drains is not carried).
+            match predecessor.counters() {
+                Ok(counters) => {
+                    let _ = state.carried.set(Arc::new(counters));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hot restart: the counters of the weir before are not carried")
+                }
+            }
             predecessor.drain()?;
         }
         let handover = match (&options.hot_restart, &state.handover) {
             (Some(path), Some(sockets)) => {
                 let admin = admin.clone();
+                let counting = state.clone();
                 let reach = Reach {
+                    counters: Box::new(move || counters_of(&counting)),
                     sockets: sockets.clone(),
                     stop_admin: Box::new(move || {
                         let handle = admin.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -731,5 +756,6 @@ pub(crate) fn server_gauges(state: &ServerState) -> ServerGauges {
         concurrency: state.concurrency,
         access_logs: state.access_logs.clone(),
         reloads: state.config.counts(),
+        carried: state.carried.get().cloned(),
     }
 }

@@ -78,7 +78,15 @@ fn a_new_weir_takes_the_sockets_over_under_load_and_the_old_one_drains_away() {
             (served, failed)
         });
         std::thread::sleep(Duration::from_millis(300));
+        let before = old.stat("http.ingress.downstream_rq_total");
+        assert!(before > 0);
         let new = Weir::start(&text, &args);
+        // Once the old one drains, the new one's counters go on from the old one's.
+        assert!(
+            old.wait_for_log("handed over to a new weir", Duration::from_secs(10))
+                .is_some()
+        );
+        assert!(new.stat("http.ingress.downstream_rq_total") >= before);
         // The old one drains (its keep-alive connections close after their next response)
         // and exits on its own.
         let status = old.wait_exit(Duration::from_secs(10));

@@ -154,6 +154,9 @@ pub(crate) struct ServerGauges {
     pub(crate) access_logs: crate::access_log::LogsAdmin,
     /// Config reloads applied, refused, and when the last was applied (Unix seconds).
     pub(crate) reloads: [u64; 3],
+    /// Counters the weir before this one had counted (`--hot-restart`), by name: each goes
+    /// on from there, as Envoy's counters do across a hot restart.
+    pub(crate) carried: Option<Arc<std::collections::HashMap<String, u64>>>,
 }
 
 /// A stat computed when read rather than kept by workers (no tags: its Prometheus name is
@@ -214,6 +217,14 @@ pub(crate) fn collect(
     collect_clusters_settled(&mut out, layout, workers);
     collect_workers(&mut out, workers);
     collect_computed(&mut out, layout, server);
+    if let Some(carried) = &server.carried {
+        for stat in &mut out {
+            if let (Value::Counter(v), Some(before)) = (&mut stat.value, carried.get(&stat.name)) {
+                *v += before;
+                stat.used |= *before != 0;
+            }
+        }
+    }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

@@ -76,11 +76,12 @@ fn run(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let pages = sources.state.stats.read();
-        let stats = super::collect(
-            &pages.layout,
-            &pages.workers,
-            &server_gauges(&sources.state),
-        );
+        // Sinks get this process's counts only: the weir before a hot restart sent its own.
+        let gauges = super::ServerGauges {
+            carried: None,
+            ..server_gauges(&sources.state)
+        };
+        let stats = super::collect(&pages.layout, &pages.workers, &gauges);
         for (sink, socket) in &mut sinks {
             let to = sink.address();
             sink.flush(&stats, &mut |datagram| {

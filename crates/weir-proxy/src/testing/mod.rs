@@ -210,6 +210,7 @@ impl Harness {
             ),
             drain_time: Duration::from_secs(5),
             handover: None,
+            carried: std::sync::OnceLock::new(),
         });
         let control = Control::new(state);
         let mut net = MemoryNet::default();
@@ -354,6 +355,7 @@ impl Harness {
             concurrency: 1,
             access_logs: self.logs.admin(),
             reloads: self.worker.control.server.config.counts(),
+            carried: None,
         };
         let stats = collect(
             &self.worker.control.server.stats.layout(),
