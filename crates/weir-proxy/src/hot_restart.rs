@@ -108,27 +108,31 @@ impl Predecessor {
 
     /// Asks the old weir to stop its admin listener (this one binds the address next).
     pub(crate) fn release_admin(&mut self) -> io::Result<()> {
-        self.ask("ADMIN")
+        self.ok("ADMIN")
     }
 
     /// The old weir's counters now, by name.
     pub(crate) fn counters(&mut self) -> io::Result<HashMap<String, u64>> {
-        (&self.stream).write_all(b"STATS\n")?;
-        let mut line = String::new();
-        BufReader::new(&self.stream).read_line(&mut line)?;
+        let line = self.ask("STATS")?;
         serde_json::from_str(&line).map_err(io::Error::other)
     }
 
     /// Tells the old weir to drain and exit: this one accepts on the sockets now.
     pub(crate) fn drain(mut self) -> io::Result<()> {
-        self.ask("DRAIN")
+        self.ok("DRAIN")
     }
 
-    fn ask(&mut self, what: &str) -> io::Result<()> {
+    /// Sends request `what`; its answer is one line.
+    fn ask(&mut self, what: &str) -> io::Result<String> {
         (&self.stream).write_all(format!("{what}\n").as_bytes())?;
         let mut answer = String::new();
         BufReader::new(&self.stream).read_line(&mut answer)?;
-        match answer.trim() {
+        Ok(answer)
+    }
+
+    /// Sends request `what`, which is answered `OK`.
+    fn ok(&mut self, what: &str) -> io::Result<()> {
+        match self.ask(what)?.trim() {
             "OK" => Ok(()),
             other => Err(io::Error::other(format!(
                 "hot restart: {what} answered {other:?}"

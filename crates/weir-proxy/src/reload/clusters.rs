@@ -5,6 +5,7 @@
 //! cluster's is); a new name gets a number: one that nothing reaches any more, or the next
 //! (see `snapshot/clusters.rs`).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,6 +50,11 @@ impl Names {
     }
 }
 
+/// Cluster `i`'s document in `b`.
+fn doc(b: &Bootstrap, i: usize) -> Option<&serde_json::Value> {
+    (b.source).pointer(&format!("/static_resources/clusters/{i}"))
+}
+
 /// Pairs `new`'s clusters with those of `old` (the snapshot in force) by name; a cluster
 /// new to it takes a retired number that `reusable` allows, or the next.
 pub(crate) fn plan(
@@ -56,39 +62,41 @@ pub(crate) fn plan(
     new: &Bootstrap,
     reusable: impl Fn(&ClusterEntry) -> bool,
 ) -> Plan {
-    let doc = |b: &Bootstrap, i: usize| {
-        (b.source)
-            .pointer(&format!("/static_resources/clusters/{i}"))
-            .cloned()
-    };
     let is_static = |c: &weir_config::Cluster| matches!(c.discovery, Discovery::Static);
     let now = Instant::now();
     let mut all = old.clusters.all.clone();
+    let mut in_force = vec![false; all.len()];
+    for &n in &old.clusters.ids {
+        in_force[n] = true;
+    }
     let mut free = (all.iter())
-        .filter(|c| !old.clusters.ids.contains(&c.number) && reusable(c))
+        .filter(|c| !in_force[c.number] && reusable(c))
         .map(|c| c.number)
         .collect::<Vec<_>>()
         .into_iter();
+    let by_name: HashMap<&str, usize> = (old.bootstrap.clusters.iter().enumerate())
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
     let (mut ids, mut added, mut endpoints) = (Vec::new(), Vec::new(), Vec::new());
     let mut names = Names::default();
     for (j, cluster) in new.clusters.iter().enumerate() {
-        let before = (old.bootstrap.clusters.iter()).position(|o| o.name == cluster.name);
-        let kept = match before {
-            Some(i) if doc(&old.bootstrap, i) == doc(new, j) => Some(i),
-            Some(i)
-                if is_static(&old.bootstrap.clusters[i])
+        let kept = match by_name.get(cluster.name.as_str()) {
+            Some(&i) => {
+                let (was, is) = (doc(&old.bootstrap, i), doc(new, j));
+                let endpoints_only = is_static(&old.bootstrap.clusters[i])
                     && is_static(cluster)
-                    && (doc(&old.bootstrap, i).zip(doc(new, j)))
-                        .is_some_and(|(o, n)| only_endpoints(&o, &n)) =>
-            {
-                let specs = cluster.endpoints.iter().map(HostSpec::of).collect();
-                endpoints.push((old.clusters.number(i), specs));
-                names.endpoints.push(cluster.name.clone());
-                Some(i)
-            }
-            Some(_) => {
-                names.changed.push(cluster.name.clone());
-                None
+                    && was.zip(is).is_some_and(|(o, n)| only_endpoints(o, n));
+                if was == is {
+                    Some(i)
+                } else if endpoints_only {
+                    let specs = cluster.endpoints.iter().map(HostSpec::of).collect();
+                    endpoints.push((old.clusters.number(i), specs));
+                    names.endpoints.push(cluster.name.clone());
+                    Some(i)
+                } else {
+                    names.changed.push(cluster.name.clone());
+                    None
+                }
             }
             None => {
                 names.added.push(cluster.name.clone());
@@ -109,8 +117,9 @@ pub(crate) fn plan(
             }
         }
     }
+    let new_names: HashSet<&str> = new.clusters.iter().map(|c| c.name.as_str()).collect();
     names.removed = (old.bootstrap.clusters.iter())
-        .filter(|o| !new.clusters.iter().any(|c| c.name == o.name))
+        .filter(|o| !new_names.contains(o.name.as_str()))
         .map(|o| o.name.clone())
         .collect();
     let clusters = Clusters { all, ids };

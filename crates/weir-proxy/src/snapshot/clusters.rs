@@ -100,9 +100,13 @@ impl ClusterEntry {
     /// Nothing can reach its number any more: retired, no chain names it, and `workers`
     /// workers released it.
     pub(crate) fn unreachable(&self, workers: usize) -> bool {
-        self.retired()
-            && Arc::strong_count(&self.token) == 1
-            && self.released.load(Acquire) >= workers
+        self.retired() && Arc::strong_count(&self.token) == 1 && self.released_by(workers)
+    }
+
+    /// `workers` workers released it: their counts of it went to the name's cluster in
+    /// force.
+    pub(crate) fn released_by(&self, workers: usize) -> bool {
+        self.released.load(Acquire) >= workers
     }
 }
 
@@ -151,8 +155,12 @@ impl Clusters {
 impl super::Snapshot {
     /// The cluster numbers in force here that `new` no longer has in force.
     pub(crate) fn retired_by(&self, new: &Clusters) -> Vec<usize> {
+        let mut kept = vec![false; new.all.len()];
+        for &n in &new.ids {
+            kept[n] = true;
+        }
         (self.clusters.ids.iter().copied())
-            .filter(|n| !new.ids.contains(n))
+            .filter(|&n| !kept.get(n).copied().unwrap_or(false))
             .collect()
     }
 }

@@ -2,6 +2,7 @@
 //! with its tag-extracted and Prometheus names, in Envoy's tree order; and the `server.*` and
 //! other gauges computed when read.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -340,24 +341,34 @@ fn collect_ssl(
 /// reloads, as Envoy's stats, which are kept by name, do. What the workers share (circuit
 /// breakers, outlier detection, health checks) and its membership are the one in force's.
 fn collect_clusters(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc<WorkerStats>]) {
+    // The retired numbers that may still hold counts (not yet released by every worker,
+    // which folds them into the name's cluster in force), by name.
+    let mut in_force = vec![false; layout.clusters.len()];
+    for &n in &layout.in_force {
+        if let Some(f) = in_force.get_mut(n) {
+            *f = true;
+        }
+    }
+    let mut before: HashMap<&str, Vec<&ClusterEntry>> = HashMap::new();
+    for c in &layout.clusters {
+        if !in_force[c.number] && !c.released_by(workers.len()) {
+            before.entry(&c.config.name).or_default().push(c);
+        }
+    }
     for entry in layout
         .in_force
         .iter()
         .filter_map(|&n| layout.clusters.get(n))
     {
-        let name = &entry.config.name;
         let start = out.len();
-        collect_cluster(out, layout, (entry, true), workers);
-        let before =
-            (layout.clusters.iter()).filter(|c| c.number != entry.number && c.config.name == *name);
-        for c in before {
-            let mut one = Vec::new();
-            collect_cluster(&mut one, layout, (c, false), workers);
-            add_counts(out, start, one);
+        let mut codes = Vec::new();
+        collect_cluster((out, &mut codes), layout, (entry, true), workers);
+        for c in before.get(entry.config.name.as_str()).into_iter().flatten() {
+            let (mut more, mut more_codes) = (Vec::new(), Vec::new());
+            collect_cluster((&mut more, &mut more_codes), layout, (c, false), workers);
+            add_counts(out, start, more);
+            add_counts(&mut codes, 0, more_codes);
         }
-        let (stats, codes): (Vec<Stat>, Vec<Stat>) =
-            (out.drain(start..)).partition(|s| !is_code(&s.name));
-        out.extend(stats);
         // A status's counter exists once some worker counted it (Envoy creates them on use).
         out.extend(codes.into_iter().filter(|s| s.used));
     }
@@ -382,16 +393,15 @@ fn collect_clusters_settled(out: &mut Vec<Stat>, layout: &Layout, workers: &[Arc
     collect_clusters(out, layout, workers);
 }
 
-/// A per-status counter (`upstream_rq_503`), not a class (`upstream_rq_5xx`).
-fn is_code(name: &str) -> bool {
-    (name.rsplit_once("upstream_rq_")).is_some_and(|(_, c)| c.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Adds `more`'s values to the stats of the same name in `out[start..]`, or adds the stat
 /// (one the cluster in force does not have, or has not counted on any worker yet).
 fn add_counts(out: &mut Vec<Stat>, start: usize, more: Vec<Stat>) {
+    let mut at: HashMap<String, usize> = (out[start..].iter().enumerate())
+        .map(|(k, s)| (s.name.clone(), start + k))
+        .collect();
     for stat in more {
-        let Some(to) = out[start..].iter_mut().find(|s| s.name == stat.name) else {
+        let Some(to) = at.get(&stat.name).map(|&k| &mut out[k]) else {
+            at.insert(stat.name.clone(), out.len());
             out.push(stat);
             continue;
         };
@@ -405,10 +415,10 @@ fn add_counts(out: &mut Vec<Stat>, start: usize, more: Vec<Stat>) {
     }
 }
 
-/// The stats of cluster number `entry.number`, every per-status counter included; with
-/// `shared`, what the workers share and its membership too.
+/// The stats of cluster number `entry.number` into `out`, and every per-status counter
+/// into `codes`; with `shared`, what the workers share and its membership too.
 fn collect_cluster(
-    out: &mut Vec<Stat>,
+    (out, codes): (&mut Vec<Stat>, &mut Vec<Stat>),
     layout: &Layout,
     (entry, shared): (&ClusterEntry, bool),
     workers: &[Arc<WorkerStats>],
@@ -428,6 +438,16 @@ fn collect_cluster(
                     StatRef::Counter(counter),
                 );
             }
+        },
+        &prefix,
+        "cluster.",
+        &labels,
+    );
+    merge_scope(
+        codes,
+        workers,
+        |w, f| {
+            let Some(c) = w.clusters.get(i) else { return };
             for (code, counter) in CODES.zip(c.codes.iter()) {
                 f(&format!("upstream_rq_{code}"), StatRef::Counter(counter));
             }

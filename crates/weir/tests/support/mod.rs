@@ -1265,3 +1265,17 @@ pub(crate) fn start_download(addr: SocketAddr) -> std::net::TcpStream {
     assert!(head.contains(&format!("content-length: {BIG}")), "{head}");
     download
 }
+
+/// Reads the rest of a [`start_download`] of which `received` bytes were read, and checks
+/// the whole body arrived.
+pub(crate) fn finish_download(download: &mut std::net::TcpStream, received: usize) {
+    use std::io::Read;
+    let mut rest = vec![0u8; BIG - received];
+    download
+        .read_exact(&mut rest)
+        .expect("the rest of the download");
+    assert!(
+        rest.iter().all(|&b| b == b'x'),
+        "the download arrived whole"
+    );
+}
